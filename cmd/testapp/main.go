@@ -1,0 +1,150 @@
+// Command testapp is the application every end-to-end test launches, as a
+// Docker image (flotilla/testapp:dev, built by scripts/testbed.sh) or as a
+// plain process.
+//
+// It listens on $PORT0 (or -port) and serves:
+//
+//	GET  /                      "<task id> <host>\n"
+//	GET  /health                200 while healthy, 503 after POST /health?healthy=false
+//	POST /health?healthy=B      switch health
+//	GET  /ready                 200 once -ready-after has passed, 503 before
+//	GET  /burn?millicores=M&seconds=S   load the CPU with about M/1000 cores for S seconds
+//	GET  /envhash?name=N        sha256 (hex) of env var N, so tests can check a secret
+//	                            arrived without the value ever being printed
+//	GET  /metrics               a Prometheus gauge testapp_queue_depth (POST /metrics?queue=N)
+//
+// It never prints the value of an environment variable.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	port := flag.String("port", os.Getenv("PORT0"), "port to listen on (default $PORT0, else 8080)")
+	readyAfter := flag.Duration("ready-after", 0, "answer /ready with 503 until this long after start")
+	flag.Parse()
+	if *port == "" {
+		*port = "8080"
+	}
+	taskID := os.Getenv("MESOS_TASK_ID")
+	host := os.Getenv("HOST")
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	start := time.Now()
+	var unhealthy atomic.Bool
+	var queue atomic.Int64
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s\n", taskID, host)
+	})
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			b, err := strconv.ParseBool(r.URL.Query().Get("healthy"))
+			if err != nil {
+				http.Error(w, "healthy must be true or false", http.StatusBadRequest)
+				return
+			}
+			unhealthy.Store(!b)
+		}
+		if unhealthy.Load() {
+			http.Error(w, "unhealthy", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
+		if time.Since(start) < *readyAfter {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("/burn", func(w http.ResponseWriter, r *http.Request) {
+		mc, err1 := strconv.Atoi(r.URL.Query().Get("millicores"))
+		secs, err2 := strconv.ParseFloat(r.URL.Query().Get("seconds"), 64)
+		if err1 != nil || err2 != nil || mc <= 0 || secs <= 0 {
+			http.Error(w, "want millicores>0 and seconds>0", http.StatusBadRequest)
+			return
+		}
+		go burn(mc, time.Duration(secs*float64(time.Second)))
+		fmt.Fprintf(w, "burning %d millicores for %gs\n", mc, secs)
+	})
+	mux.HandleFunc("/envhash", func(w http.ResponseWriter, r *http.Request) {
+		v, ok := os.LookupEnv(r.URL.Query().Get("name"))
+		if !ok {
+			http.Error(w, "not set", http.StatusNotFound)
+			return
+		}
+		sum := sha256.Sum256([]byte(v))
+		fmt.Fprintln(w, hex.EncodeToString(sum[:]))
+	})
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			n, err := strconv.ParseInt(r.URL.Query().Get("queue"), 10, 64)
+			if err != nil {
+				http.Error(w, "queue must be an integer", http.StatusBadRequest)
+				return
+			}
+			queue.Store(n)
+		}
+		fmt.Fprintf(w, "# TYPE testapp_queue_depth gauge\ntestapp_queue_depth %d\n", queue.Load())
+	})
+
+	ln, err := net.Listen("tcp", net.JoinHostPort("", *port))
+	if err != nil {
+		log.Fatalf("testapp: listen on port %s: %v", *port, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Printf("testapp: task %q listening on %s", taskID, ln.Addr())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		s := <-sig
+		log.Printf("testapp: %v, shutting down", s)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+		log.Fatalf("testapp: %v", err)
+	}
+}
+
+// burn spins on enough goroutines to use about mc/1000 cores, duty-cycling
+// each one in 10 ms slices.
+func burn(mc int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	workers := (mc + 999) / 1000
+	if workers > runtime.NumCPU()*4 {
+		workers = runtime.NumCPU() * 4
+	}
+	share := float64(mc) / float64(workers) / 1000 // fraction of each slice busy
+	for i := 0; i < workers; i++ {
+		go func() {
+			for time.Now().Before(deadline) {
+				sliceStart := time.Now()
+				busy := time.Duration(share * float64(10*time.Millisecond))
+				for time.Since(sliceStart) < busy {
+				}
+				time.Sleep(10*time.Millisecond - busy)
+			}
+		}()
+	}
+}
