@@ -1,0 +1,36 @@
+# Flotilla. `make run` starts the whole platform on this machine;
+# `make test` brings up the test bed (ZooKeeper, Docker engine, Vault) and
+# runs every test, unit and integration, with -race.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+STATICCHECK_VERSION := v0.8.2
+# Tests that need a real service fail instead of skipping once the test bed is up.
+TESTENV = set -a; eval "$$(scripts/testbed.sh env)"; set +a; export CI=true;
+
+.PHONY: build run test testbed bench lint clean
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+run: build
+	./$(BIN)/flotilla dev
+
+testbed:
+	scripts/testbed.sh up >/dev/null
+
+test: testbed
+	$(TESTENV) $(GO) test -race -count=1 -timeout 40m ./...
+
+bench: testbed
+	$(TESTENV) $(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@if $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -version >/dev/null 2>&1; then \
+		$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...; \
+	else echo "lint: staticcheck $(STATICCHECK_VERSION) did not install from the module proxy; skipped"; fi
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,47 @@
+// Command flotilla is the Flotilla scheduler and its client.
+//
+//	flotilla serve --master zk://127.0.0.1:2181/mesos --zk zk://127.0.0.1:2181/flotilla
+//	flotilla dev        # the whole platform on one machine, with localmesos
+//	flotilla version
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is set with -ldflags "-X main.version=…" by release builds.
+var version = "0.1.0-dev"
+
+const usage = `usage: flotilla <command> [flags]
+
+commands:
+  serve     run a Flotilla replica against a Mesos master
+  dev       run the whole platform on this machine (localmesos, framework)
+  version   print the version
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "version", "--version", "-v":
+		fmt.Println("flotilla", version)
+	case "serve":
+		err = runServe(os.Args[2:])
+	case "dev":
+		err = runDev(os.Args[2:])
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "flotilla: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flotilla %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
