@@ -46,7 +46,32 @@ func main() {
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	start := time.Now()
+	mux := newMux(taskID, host, *readyAfter, time.Now)
+
+	ln, err := net.Listen("tcp", net.JoinHostPort("", *port))
+	if err != nil {
+		log.Fatalf("testapp: listen on port %s: %v", *port, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Printf("testapp: task %q listening on %s", taskID, ln.Addr())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		s := <-sig
+		log.Printf("testapp: %v, shutting down", s)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+		log.Fatalf("testapp: %v", err)
+	}
+}
+
+// newMux serves the test app's endpoints; now is injected so tests can
+// check readiness without sleeping.
+func newMux(taskID, host string, readyAfter time.Duration, now func() time.Time) *http.ServeMux {
+	start := now()
 	var unhealthy atomic.Bool
 	var queue atomic.Int64
 
@@ -70,7 +95,7 @@ func main() {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
-		if time.Since(start) < *readyAfter {
+		if now().Sub(start) < readyAfter {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
@@ -106,25 +131,7 @@ func main() {
 		}
 		fmt.Fprintf(w, "# TYPE testapp_queue_depth gauge\ntestapp_queue_depth %d\n", queue.Load())
 	})
-
-	ln, err := net.Listen("tcp", net.JoinHostPort("", *port))
-	if err != nil {
-		log.Fatalf("testapp: listen on port %s: %v", *port, err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	log.Printf("testapp: task %q listening on %s", taskID, ln.Addr())
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		s := <-sig
-		log.Printf("testapp: %v, shutting down", s)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}()
-	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
-		log.Fatalf("testapp: %v", err)
-	}
+	return mux
 }
 
 // burn spins on enough goroutines to use about mc/1000 cores, duty-cycling

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func do(t *testing.T, h http.Handler, method, url string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, url, nil))
+	b, _ := io.ReadAll(rec.Result().Body)
+	return rec.Code, string(b)
+}
+
+func TestEndpoints(t *testing.T) {
+	now := time.Unix(1000, 0)
+	h := newMux("web.1", "h1", 10*time.Second, func() time.Time { return now })
+
+	if code, body := do(t, h, "GET", "/"); code != 200 || body != "web.1 h1\n" {
+		t.Fatalf("/ = %d %q", code, body)
+	}
+	if code, _ := do(t, h, "GET", "/ready"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/ready before ready-after = %d, want 503", code)
+	}
+	now = now.Add(10 * time.Second)
+	if code, _ := do(t, h, "GET", "/ready"); code != 200 {
+		t.Fatalf("/ready after ready-after = %d, want 200", code)
+	}
+	if code, _ := do(t, h, "GET", "/health"); code != 200 {
+		t.Fatalf("/health = %d, want 200", code)
+	}
+	if code, _ := do(t, h, "POST", "/health?healthy=false"); code != http.StatusServiceUnavailable {
+		t.Fatalf("switch to unhealthy answered %d, want 503", code)
+	}
+	if code, _ := do(t, h, "GET", "/health"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/health after switch = %d, want 503", code)
+	}
+	if code, _ := do(t, h, "POST", "/health?healthy=maybe"); code != http.StatusBadRequest {
+		t.Fatalf("bad health switch answered %d, want 400", code)
+	}
+	if code, _ := do(t, h, "GET", "/burn?millicores=0&seconds=1"); code != http.StatusBadRequest {
+		t.Fatalf("bad burn answered %d, want 400", code)
+	}
+	if code, body := do(t, h, "POST", "/metrics?queue=7"); code != 200 || !strings.Contains(body, "testapp_queue_depth 7") {
+		t.Fatalf("/metrics = %d %q", code, body)
+	}
+}
+
+func TestEnvHashNeverShowsTheValue(t *testing.T) {
+	const value = "s3cr3t-canary-value"
+	t.Setenv("TESTAPP_CANARY", value)
+	h := newMux("", "", 0, time.Now)
+	code, body := do(t, h, "GET", "/envhash?name=TESTAPP_CANARY")
+	sum := sha256.Sum256([]byte(value))
+	if code != 200 || strings.TrimSpace(body) != hex.EncodeToString(sum[:]) {
+		t.Fatalf("/envhash = %d %q, want the sha256 of the value", code, body)
+	}
+	if strings.Contains(body, value) {
+		t.Fatal("/envhash leaked the value")
+	}
+	if code, _ := do(t, h, "GET", "/envhash?name=TESTAPP_UNSET_VAR"); code != http.StatusNotFound {
+		t.Fatalf("/envhash of an unset var = %d, want 404", code)
+	}
+}
