@@ -1,10 +1,3 @@
-// Package executor runs the tasks of localmesos's agents: as Docker
-// containers (docker), as child processes in a sandbox (process), or not at
-// all (simulated, for scale benchmarks). Health checks run beside the task
-// the way the Mesos executors run them.
-//
-// An agent owns reliability (uuids, acknowledgements, retries); an executor
-// only reports what happened to a task, in order, through the report callback.
 package executor
 
 import (

@@ -1,0 +1,620 @@
+package executor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/internal/logging"
+)
+
+// Mesos's docker containerizer floors (src/slave/constants.hpp).
+const (
+	cpuSharesPerCPU = 1024
+	minCPUShares    = 2
+	minMemoryBytes  = 32 << 20
+)
+
+// DockerSandbox is where a task's sandbox is mounted inside its container,
+// as Mesos's docker containerizer mounts it.
+const DockerSandbox = "/mnt/mesos/sandbox"
+
+// ownerLabel marks the containers of one Docker executor so Close can find
+// every one of them, even those whose launch was interrupted.
+const ownerLabel = "localmesos.executor"
+
+// DockerConfig configures a Docker executor.
+type DockerConfig struct {
+	// Clock drives kill grace periods and health checks; default clock.Real.
+	Clock clock.Clock
+	// Log is the root logger; default discards.
+	Log *logrus.Logger
+	// Host is the engine's address (unix:///var/run/docker.sock); default
+	// DOCKER_HOST, else the engine's default socket.
+	Host string
+}
+
+// Docker runs tasks as Docker containers the way Mesos's docker
+// containerizer does: host network, CPU shares and memory limit from the
+// task's resources, the sandbox mounted at /mnt/mesos/sandbox, container
+// name mesos-<uuid>.
+type Docker struct {
+	cli   *client.Client
+	clock clock.Clock
+	log   *logrus.Entry
+	owner string
+
+	mu     sync.Mutex
+	closed bool
+	// used records that a container was ever created, so that Close of an
+	// unused executor (engine down) does not wait on the engine.
+	used  bool
+	tasks map[string]*dockerTask
+	wg    sync.WaitGroup
+}
+
+type dockerTask struct {
+	id        string
+	container string // id
+	name      string
+	cpus      float64
+	mem       uint64
+	grace     time.Duration
+	sandbox   string
+	done      chan struct{}
+	cancel    context.CancelFunc // ends waiter and health checker (Close)
+
+	mu           sync.Mutex
+	report       Report
+	terminated   bool
+	killed       bool
+	healthKilled bool
+	silent       bool
+}
+
+var _ Executor = (*Docker)(nil)
+
+// NewDocker connects to the Docker engine, negotiating the API version (the
+// test bed's engine is 20.10, API 1.41). It does not contact the engine;
+// call Ping to find out whether it answers.
+func NewDocker(cfg DockerConfig) (*Docker, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Log == nil {
+		cfg.Log = logging.Discard()
+	}
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if cfg.Host != "" {
+		opts = append(opts, client.WithHost(cfg.Host))
+	}
+	cli, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("executor: docker client: %w", err)
+	}
+	owner := newUUID()
+	return &Docker{
+		cli:   cli,
+		clock: cfg.Clock,
+		log:   logging.Component(cfg.Log, "executor").WithFields(logrus.Fields{"executor": "docker", "owner": owner}),
+		owner: owner,
+		tasks: make(map[string]*dockerTask),
+	}, nil
+}
+
+// Ping reports whether the engine answers.
+func (d *Docker) Ping(ctx context.Context) error {
+	if _, err := d.cli.Ping(ctx); err != nil {
+		return fmt.Errorf("executor: docker engine does not answer: %w", err)
+	}
+	return nil
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails on Linux
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// dockerCommand follows Mesos's Docker::RunOptions::create: shell=true
+// overrides the entrypoint with /bin/sh and passes "-c value"; shell=false
+// keeps the image's entrypoint and passes value (if any) then arguments,
+// so an empty value runs the image's default command.
+func dockerCommand(ci *mesos.CommandInfo) (entrypoint, cmd []string, err error) {
+	if ci.GetShell() {
+		if ci.GetValue() == "" {
+			return nil, nil, errors.New("shell specified but no command value provided")
+		}
+		return []string{"/bin/sh"}, []string{"-c", ci.GetValue()}, nil
+	}
+	if ci.Value != nil && *ci.Value != "" {
+		cmd = append(cmd, *ci.Value)
+	}
+	cmd = append(cmd, ci.GetArguments()...)
+	return nil, cmd, nil
+}
+
+func (d *Docker) fail(id string, report Report, reason mesos.TaskStatus_Reason, err error) error {
+	r := reason
+	report(id, Status{State: mesos.TASK_FAILED, Reason: &r, Message: err.Error()})
+	return err
+}
+
+// Launch creates and starts the task's container and returns once
+// TASK_RUNNING is reported; on failure (missing image included) it reports
+// TASK_FAILED and returns the same error.
+func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
+	id := t.Info.TaskID.Value
+	if id == "" || report == nil {
+		return errors.New("executor: docker launch: empty task id or nil report")
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("executor: docker launch %s: %w", id, err)
+	}
+	ci := t.Info.Command
+	di := t.Info.GetContainer().GetDocker()
+	switch {
+	case ci == nil:
+		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: task has no command", id))
+	case di == nil || di.GetImage() == "":
+		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: task has no docker image", id))
+	}
+	if err := ValidateHealthCheck(t.Info.HealthCheck); err != nil {
+		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
+	}
+	entrypoint, cmd, err := dockerCommand(ci)
+	if err != nil {
+		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
+	}
+	taskEnv, err := commandEnv(ci)
+	if err != nil {
+		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
+	}
+	name := "mesos-" + newUUID()
+	env := append(append(mesosEnv(t, DockerSandbox), "MESOS_CONTAINER_NAME="+name), taskEnv...)
+	log := d.log.WithFields(logrus.Fields{"task": id, "container": name, "image": di.GetImage()})
+	if di.GetNetwork() != mesos.ContainerInfo_DockerInfo_HOST {
+		// The engine runs without a bridge; host is the only network.
+		log.WithField("network", di.GetNetwork().String()).Warn("running on the host network instead")
+	}
+
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return fmt.Errorf("executor: docker launch %s: %w", id, ErrClosed)
+	}
+	if _, dup := d.tasks[id]; dup {
+		d.mu.Unlock()
+		return fmt.Errorf("executor: docker launch %s: task already running", id)
+	}
+	d.tasks[id] = nil
+	d.mu.Unlock()
+	unreserve := func() {
+		d.mu.Lock()
+		delete(d.tasks, id)
+		d.mu.Unlock()
+	}
+
+	report(id, Status{State: mesos.TASK_STARTING})
+	if _, err := d.cli.ImageInspect(ctx, di.GetImage()); err != nil {
+		unreserve()
+		if client.IsErrNotFound(err) {
+			err = fmt.Errorf("image %s not found on this agent and there is no registry to pull from", di.GetImage())
+		}
+		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
+	}
+
+	cpus, mem := taskLimits(t.Info)
+	labels := map[string]string{ownerLabel: d.owner}
+	for _, l := range t.Info.GetLabels().GetLabels() {
+		labels[l.GetKey()] = l.GetValue()
+	}
+	hostCfg := &container.HostConfig{NetworkMode: "host"}
+	if cpus > 0 {
+		hostCfg.CPUShares = max(int64(cpus*cpuSharesPerCPU), minCPUShares)
+	}
+	if mem > 0 {
+		hostCfg.Memory = max(int64(mem), minMemoryBytes)
+	}
+	if t.Sandbox != "" {
+		hostCfg.Binds = []string{t.Sandbox + ":" + DockerSandbox}
+	}
+	cfg := &container.Config{Image: di.GetImage(), Env: env, Labels: labels, Entrypoint: entrypoint, Cmd: cmd}
+	d.mu.Lock()
+	d.used = true
+	d.mu.Unlock()
+	created, err := d.cli.ContainerCreate(ctx, cfg, hostCfg, nil, nil, name)
+	if err != nil {
+		unreserve()
+		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to create container: %w", id, err))
+	}
+	if err := d.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		d.remove(created.ID, log)
+		unreserve()
+		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to start container: %w", id, err))
+	}
+
+	wctx, cancel := context.WithCancel(context.Background())
+	dt := &dockerTask{
+		id: id, container: created.ID, name: name, cpus: cpus, mem: mem, grace: killGrace(t.Info),
+		sandbox: t.Sandbox, done: make(chan struct{}), cancel: cancel, report: report,
+	}
+	dt.mu.Lock()
+	d.mu.Lock()
+	if d.closed {
+		// Close ran while we were creating: it could not see this one.
+		d.mu.Unlock()
+		dt.mu.Unlock()
+		cancel()
+		d.remove(created.ID, log)
+		return fmt.Errorf("executor: docker launch %s: %w", id, ErrClosed)
+	}
+	d.tasks[id] = dt
+	d.wg.Add(1)
+	d.mu.Unlock()
+	report(id, Status{State: mesos.TASK_RUNNING})
+	dt.mu.Unlock()
+	log.Info("task running")
+
+	go d.wait(wctx, dt, log)
+	if hc := t.Info.HealthCheck; hc != nil {
+		pr := networkProbe(hc)
+		if pr == nil {
+			pr = d.execProbe(created.ID, hc.Command)
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					log.WithField("panic", r).Error("health checker panicked")
+				}
+			}()
+			h := &healthChecker{
+				clock: d.clock, def: hc, probe: pr, log: log.WithField("check", hc.GetType().String()),
+				report: func(healthy bool) {
+					dt.mu.Lock()
+					defer dt.mu.Unlock()
+					if !dt.terminated && !dt.killed {
+						dt.report(dt.id, healthStatus(healthy))
+					}
+				},
+				kill: func() { d.kill(dt, dt.grace, true, log) },
+			}
+			h.run(wctx)
+		}()
+	}
+	return nil
+}
+
+// wait follows the container to its end, copies its output to the sandbox
+// (Mesos's docker executor writes it there), removes it and reports.
+func (d *Docker) wait(ctx context.Context, dt *dockerTask, log *logrus.Entry) {
+	defer d.wg.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			log.WithField("panic", r).Error("docker waiter panicked")
+		}
+	}()
+	var st Status
+	okc, errc := d.cli.ContainerWait(ctx, dt.container, container.WaitConditionNotRunning)
+	select {
+	case res := <-okc:
+		st = d.exitStatus(dt, res, log)
+	case err := <-errc:
+		st = Status{State: mesos.TASK_FAILED, Message: fmt.Sprintf("Failed to wait for container: %v", err)}
+	}
+	dt.cancel()
+	close(dt.done)
+	d.saveLogs(dt, log)
+	d.remove(dt.container, log)
+
+	d.mu.Lock()
+	delete(d.tasks, dt.id)
+	d.mu.Unlock()
+
+	dt.mu.Lock()
+	defer dt.mu.Unlock()
+	dt.terminated = true
+	switch {
+	case dt.healthKilled:
+		st = Status{State: mesos.TASK_KILLED, Message: "Task killed after failing health checks; " + st.Message}
+		f := false
+		st.Healthy = &f
+	case dt.killed:
+		st = Status{State: mesos.TASK_KILLED, Message: st.Message}
+	}
+	log.WithFields(logrus.Fields{"state": st.State.String(), "message": st.Message}).Info("task ended")
+	if !dt.silent {
+		dt.report(dt.id, st)
+	}
+}
+
+func (d *Docker) exitStatus(dt *dockerTask, res container.WaitResponse, log *logrus.Entry) Status {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if ins, err := d.cli.ContainerInspect(ctx, dt.container); err == nil && ins.State != nil && ins.State.OOMKilled {
+		r := mesos.REASON_CONTAINER_LIMITATION_MEMORY
+		return Status{State: mesos.TASK_FAILED, Reason: &r, Message: "Memory limit exceeded"}
+	} else if err != nil {
+		log.WithError(err).Debug("inspecting the ended container")
+	}
+	if res.Error != nil && res.Error.Message != "" {
+		return Status{State: mesos.TASK_FAILED, Message: "Container failed: " + res.Error.Message}
+	}
+	if res.StatusCode == 0 {
+		return Status{State: mesos.TASK_FINISHED, Message: "Container exited with status 0"}
+	}
+	return Status{State: mesos.TASK_FAILED, Message: fmt.Sprintf("Container exited with status %d", res.StatusCode)}
+}
+
+// saveLogs appends the container's output to the sandbox's stdout and
+// stderr files.
+func (d *Docker) saveLogs(dt *dockerTask, log *logrus.Entry) {
+	if dt.sandbox == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rc, err := d.cli.ContainerLogs(ctx, dt.container, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		log.WithError(err).Debug("reading container output")
+		return
+	}
+	defer rc.Close()
+	out, err1 := os.OpenFile(filepath.Join(dt.sandbox, "stdout"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	errf, err2 := os.OpenFile(filepath.Join(dt.sandbox, "stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err := errors.Join(err1, err2); err != nil {
+		log.WithError(err).Warn("cannot write container output to the sandbox")
+		out.Close()
+		errf.Close()
+		return
+	}
+	defer out.Close()
+	defer errf.Close()
+	if _, err := stdcopy.StdCopy(out, errf, rc); err != nil {
+		log.WithError(err).Debug("copying container output")
+	}
+}
+
+func (d *Docker) remove(containerID string, log *logrus.Entry) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.cli.ContainerRemove(ctx, containerID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
+		log.WithError(err).Warn("removing container")
+	}
+}
+
+// Kill sends SIGTERM to the container and SIGKILL after grace (what docker
+// stop does, timed by the injected clock). It returns at once; TASK_KILLED
+// is reported when the container is gone.
+func (d *Docker) Kill(ctx context.Context, taskID string, grace time.Duration) error {
+	d.mu.Lock()
+	dt, ok := d.tasks[taskID]
+	d.mu.Unlock()
+	if !ok || dt == nil {
+		return fmt.Errorf("executor: docker kill: unknown task %q", taskID)
+	}
+	if err := d.kill(dt, grace, false, d.log.WithField("task", taskID)); err != nil {
+		return fmt.Errorf("executor: docker kill %s: %w", taskID, err)
+	}
+	return nil
+}
+
+func (d *Docker) kill(dt *dockerTask, grace time.Duration, byHealth bool, log *logrus.Entry) error {
+	dt.mu.Lock()
+	already := dt.killed
+	dt.killed = true
+	if byHealth {
+		dt.healthKilled = true
+	}
+	dt.mu.Unlock()
+	if already {
+		return nil
+	}
+	signal := func(sig string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := d.cli.ContainerKill(ctx, dt.container, sig)
+		if err != nil && !client.IsErrNotFound(err) && !isNotRunning(err) {
+			log.WithError(err).WithField("signal", sig).Warn("signalling container")
+			return err
+		}
+		return nil
+	}
+	if grace <= 0 {
+		return signal("SIGKILL")
+	}
+	if err := signal("SIGTERM"); err != nil {
+		// Still try to make it stop.
+		return signal("SIGKILL")
+	}
+	t := d.clock.NewTimer(grace)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer t.Stop()
+		select {
+		case <-t.C():
+			_ = signal("SIGKILL")
+		case <-dt.done:
+		}
+	}()
+	return nil
+}
+
+// isNotRunning recognises the engine's 409 answer to a kill of a container
+// that has already exited; the waiter reports that end.
+func isNotRunning(err error) bool {
+	return strings.Contains(err.Error(), "is not running")
+}
+
+// execProbe runs a COMMAND check inside the container with docker exec, as
+// Mesos's docker executor does: sh -c value for shell commands.
+func (d *Docker) execProbe(containerID string, ci *mesos.CommandInfo) probe {
+	return func(ctx context.Context) error {
+		var cmd []string
+		if ci.GetShell() {
+			cmd = []string{"sh", "-c", ci.GetValue()}
+		} else {
+			cmd = append([]string{ci.GetValue()}, ci.GetArguments()...)
+		}
+		env, err := commandEnv(ci)
+		if err != nil {
+			return err
+		}
+		ex, err := d.cli.ContainerExecCreate(ctx, containerID, container.ExecOptions{Cmd: cmd, Env: env, AttachStdout: true, AttachStderr: true})
+		if err != nil {
+			return fmt.Errorf("executor: command health check: %w", err)
+		}
+		att, err := d.cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
+		if err != nil {
+			return fmt.Errorf("executor: command health check: %w", err)
+		}
+		go func() {
+			<-ctx.Done()
+			att.Close()
+		}()
+		_, _ = io.Copy(io.Discard, att.Reader)
+		att.Close()
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("executor: command health check: %w", err)
+		}
+		ins, err := d.cli.ContainerExecInspect(ctx, ex.ID)
+		if err != nil {
+			return fmt.Errorf("executor: command health check: %w", err)
+		}
+		if ins.Running {
+			return errors.New("executor: command health check: still running after its output closed")
+		}
+		if ins.ExitCode != 0 {
+			return fmt.Errorf("executor: command health check exited with status %d", ins.ExitCode)
+		}
+		return nil
+	}
+}
+
+// Stats reads one sample of the docker stats API and reshapes it as
+// Mesos's ResourceStatistics; limits come from the task's resources, as
+// Mesos reports them.
+func (d *Docker) Stats(ctx context.Context, taskID string) (*mesos.ResourceStatistics, error) {
+	d.mu.Lock()
+	dt, ok := d.tasks[taskID]
+	d.mu.Unlock()
+	if !ok || dt == nil {
+		return nil, fmt.Errorf("executor: docker stats: unknown task %q", taskID)
+	}
+	resp, err := d.cli.ContainerStatsOneShot(ctx, dt.container)
+	if err != nil {
+		return nil, fmt.Errorf("executor: docker stats %s: %w", taskID, err)
+	}
+	defer resp.Body.Close()
+	var s container.StatsResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&s); err != nil {
+		return nil, fmt.Errorf("executor: docker stats %s: decoding: %w", taskID, err)
+	}
+	return dockerStats(&s, d.clock.Now(), dt.cpus, dt.mem), nil
+}
+
+func dockerStats(s *container.StatsResponse, now time.Time, cpus float64, mem uint64) *mesos.ResourceStatistics {
+	user := float64(s.CPUStats.CPUUsage.UsageInUsermode) / 1e9
+	sys := float64(s.CPUStats.CPUUsage.UsageInKernelmode) / 1e9
+	ms := s.MemoryStats
+	// cgroup v1 names anonymous memory "rss", v2 "anon"; Mesos's
+	// mem_rss_bytes is anonymous memory since 0.23.
+	rss, ok := ms.Stats["rss"]
+	if !ok {
+		rss = ms.Stats["anon"]
+	}
+	total := ms.Usage
+	rs := &mesos.ResourceStatistics{
+		Timestamp:          unixSeconds(now),
+		CPUsUserTimeSecs:   &user,
+		CPUsSystemTimeSecs: &sys,
+		MemRSSBytes:        &rss,
+		MemTotalBytes:      &total,
+	}
+	if c, ok := ms.Stats["cache"]; ok {
+		rs.MemCacheBytes = &c
+	} else if c, ok := ms.Stats["file"]; ok {
+		rs.MemCacheBytes = &c
+	}
+	if p := s.PidsStats.Current; p > 0 {
+		n := uint32(p)
+		rs.Processes = &n
+	}
+	if t := s.CPUStats.ThrottlingData; t.Periods > 0 {
+		np, nt := uint32(t.Periods), uint32(t.ThrottledPeriods)
+		secs := float64(t.ThrottledTime) / 1e9
+		rs.CPUsNrPeriods, rs.CPUsNrThrottled, rs.CPUsThrottledTimeSecs = &np, &nt, &secs
+	}
+	setLimits(rs, cpus, mem)
+	return rs
+}
+
+// Close removes every container of this executor without reporting, and
+// closes the client.
+func (d *Docker) Close() error {
+	d.mu.Lock()
+	d.closed = true
+	used := d.used
+	var all []*dockerTask
+	for _, dt := range d.tasks {
+		if dt != nil {
+			all = append(all, dt)
+		}
+	}
+	d.mu.Unlock()
+	for _, dt := range all {
+		dt.mu.Lock()
+		dt.silent = true
+		dt.killed = true
+		dt.mu.Unlock()
+	}
+	var errs []error
+	if !used {
+		if err := d.cli.Close(); err != nil {
+			return fmt.Errorf("executor: docker close: %w", err)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", ownerLabel+"="+d.owner))})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("executor: docker close: listing containers: %w", err))
+	}
+	for _, c := range list {
+		if err := d.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
+			errs = append(errs, fmt.Errorf("executor: docker close: removing %s: %w", c.ID, err))
+		}
+	}
+	for _, dt := range all {
+		dt.cancel()
+	}
+	d.wg.Wait()
+	if err := d.cli.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("executor: docker close: %w", err))
+	}
+	return errors.Join(errs...)
+}
