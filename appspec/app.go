@@ -166,6 +166,9 @@ type UpgradeStrategy struct {
 type UnreachableStrategy struct {
 	InactiveAfterSeconds float64 `json:"inactiveAfterSeconds"`
 	ExpungeAfterSeconds  float64 `json:"expungeAfterSeconds"`
+	// Disabled is Marathon's "unreachableStrategy": "disabled": unreachable
+	// tasks are never replaced. It is written as that string in JSON.
+	Disabled bool `json:"-"`
 }
 
 // Exposure is Flotilla's line between outside and inside: every app is

@@ -1,6 +1,24 @@
 // Package appspec is the app spec: Marathon's v2 App JSON (the subset
 // DESIGN.md lists) plus Flotilla's fields (exposure, autoscale,
-// progressDeadlineSeconds). It owns the types, Marathon's defaults and
-// validation with field-precise errors, so the API, the store and the
-// framework agree on one definition of an app. It does no I/O.
+// progressDeadlineSeconds). It owns the types, Marathon's defaults, strict
+// decoding and validation with field-precise errors in Marathon's shape, so
+// the API, the store and the framework agree on one definition of an app.
+// It does no I/O.
+//
+//	app, err := appspec.Decode(r.Body) // strict: ≤ 1 MiB, no unknown or unsupported fields
+//	if err == nil {
+//		err = app.Validate()
+//	}
+//	var verr *appspec.ValidationError
+//	switch {
+//	case errors.Is(err, appspec.ErrTooLarge): // 413
+//	case errors.Is(err, appspec.ErrMalformed): // 400, body is verr
+//	case errors.As(err, &verr): // 422 {"message": "Object is not valid", "details": [...]}
+//	}
+//
+// Marathon fields Flotilla does not support (fetch, dependencies,
+// residency, ipAddress, non-host networks, container volumes, port
+// mappings, …) are refused naming the field, unless empty: Marathon's own
+// GET output carries them as [] or {} and must round-trip. Status fields of
+// that output (tasksRunning, versionInfo, …) are accepted and dropped.
 package appspec

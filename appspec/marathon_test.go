@@ -1,0 +1,146 @@
+package appspec
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+const (
+	hintFetch   = "not supported by Flotilla: Flotilla runs Docker images and has no Mesos fetcher support; build the files into the image"
+	hintVolumes = "not supported by Flotilla: Flotilla has no volume support; keep state outside the task"
+	hintPorts   = "not supported by Flotilla: the deprecated ports field is not read; use portDefinitions"
+	hintMapping = "not supported by Flotilla: port mappings need a bridge or container network; tasks use host networking, declare ports in portDefinitions"
+)
+
+// Marathon's own documents (testdata/marathon/README.md) are accepted, or
+// refused field by field with exactly these details.
+func TestMarathonDocuments(t *testing.T) {
+	tests := []struct {
+		name      string
+		file      string
+		malformed bool
+		want      []Detail // nil: accepted
+		check     func(t *testing.T, a *App)
+	}{
+		{name: "hello marathon", file: "basic-0.json", check: func(t *testing.T, a *App) {
+			if a.ID != "/basic-0" || a.CPUs != 0.1 || a.Mem != 10 || a.Instances != 1 || a.Disk != 0 {
+				t.Errorf("got %s cpus %v mem %v instances %d", a.ID, a.CPUs, a.Mem, a.Instances)
+			}
+			if len(a.PortDefinitions) != 1 || !reflect.DeepEqual(a.PortDefinitions[0], PortDefinition{Port: 0, Protocol: "tcp"}) {
+				t.Errorf("default ports = %+v, want one dynamic tcp port", a.PortDefinitions)
+			}
+		}},
+		{name: "fetch", file: "basic-1-fetch.json", want: []Detail{{"/fetch", []string{hintFetch}}}},
+		{name: "docker bridge", file: "basic-3-docker-bridge.json", want: []Detail{
+			{"/container/docker/network", []string{"not supported by Flotilla: BRIDGE networking; tasks use host networking (remove network or set HOST)"}},
+			{"/container/docker/portMappings", []string{hintMapping}},
+		}},
+		{name: "docker args with empty volumes", file: "inky.json", check: func(t *testing.T, a *App) {
+			if a.Container.Docker.Image != "mesosphere/inky" || len(a.Args) != 1 || a.Cmd != "" {
+				t.Errorf("got %+v", a.Container.Docker)
+			}
+		}},
+		{name: "env secret without a field", file: "app-with-secrets.json", want: []Detail{
+			{"/secrets/secretpassword/source", []string{`secret source "databasepassword" has no field; use "<vault path>#<field>", e.g. "databasepassword#password"`}},
+		}},
+		{name: "file secret", file: "app-with-file-secrets.json", want: []Detail{{"/container/volumes", []string{hintVolumes}}}},
+		{name: "CLUSTER with value", file: "constraints-cluster-value.json"},
+		{name: "CLUSTER without value", file: "constraints-cluster-any.json"},
+		{name: "CLUSTER on hostname", file: "constraints-cluster-hostname.json"},
+		{name: "LIKE", file: "constraints-like.json", check: func(t *testing.T, a *App) {
+			if !reflect.DeepEqual(a.Constraints, [][]string{{"rack_id", "LIKE", "rack-[1-3]"}}) || a.Instances != 3 {
+				t.Errorf("constraints = %v", a.Constraints)
+			}
+		}},
+		{name: "UNLIKE", file: "constraints-unlike.json"},
+		{name: "MAX_PER", file: "constraints-max-per.json"},
+		{name: "UNIQUE", file: "constraints-unique.json"},
+		{name: "GROUP_BY", file: "constraints-group-by.json"},
+		{name: "GROUP_BY with count", file: "constraints-group-by-3.json"},
+		{name: "RAML example app", file: "raml-example-app.json", want: []Detail{
+			{"/acceptedResourceRoles", []string{"not supported by Flotilla: Flotilla accepts resources of its own role only"}},
+			{"/container/volumes", []string{hintVolumes}},
+			{"/dependencies", []string{"not supported by Flotilla: Flotilla deploys each app on its own; order deployments in your pipeline"}},
+			{"/fetch", []string{hintFetch}},
+			{"/ipAddress", []string{"not supported by Flotilla: tasks use host networking; remove ipAddress"}},
+			{"/ports", []string{hintPorts}},
+			{"/readinessChecks/0/interval", []string{`unknown field; did you mean "intervalSeconds"?`}},
+			{"/readinessChecks/0/timeout", []string{`unknown field; did you mean "timeoutSeconds"?`}},
+			{"/user", []string{"not supported by Flotilla: tasks run as the image's user"}},
+		}},
+		{name: "RAML example app, revision with missing commas", file: "raml-example-app-aba8908.json", malformed: true, want: []Detail{
+			{"/", []string{`invalid character '"' after object key:value pair (line 81, byte 1508)`}},
+		}},
+		{name: "health checks", file: "health-checks.json", check: func(t *testing.T, a *App) {
+			if len(a.HealthChecks) != 3 {
+				t.Fatalf("%d health checks", len(a.HealthChecks))
+			}
+			h, tcp, cmd := a.HealthChecks[0], a.HealthChecks[1], a.HealthChecks[2]
+			if h.Path != "/api/health" || *h.PortIndex != 0 || h.DelaySeconds != DefaultHealthDelaySeconds {
+				t.Errorf("http check = %+v", h)
+			}
+			if tcp.MaxConsecutiveFailures != 0 {
+				t.Errorf("explicit maxConsecutiveFailures 0 became %d", tcp.MaxConsecutiveFailures)
+			}
+			if cmd.PortIndex != nil || cmd.Command.Value == "" {
+				t.Errorf("command check = %+v", cmd)
+			}
+		}},
+		{name: "readiness check", file: "readiness-check.json", check: func(t *testing.T, a *App) {
+			if r := a.ReadinessChecks[0]; r.PortName != "http-api" || !reflect.DeepEqual(r.HTTPStatusCodesForReady, []int{200}) {
+				t.Errorf("readiness = %+v", r)
+			}
+		}},
+		{name: "host ports required", file: "ports-host.json", check: func(t *testing.T, a *App) {
+			if a.Ports() != 3 || !a.RequirePorts || a.PortDefinitions[2].Port != 3000 {
+				t.Errorf("ports = %+v", a.PortDefinitions)
+			}
+		}},
+		{name: "deprecated ports", file: "ports-deprecated.json", want: []Detail{{"/ports", []string{hintPorts}}}},
+	}
+	seen := map[string]bool{}
+	for _, tc := range tests {
+		seen[tc.file] = true
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := os.Open(filepath.Join("testdata", "marathon", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			a, err := Decode(f)
+			if err == nil {
+				err = a.Validate()
+			}
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if tc.check != nil {
+					tc.check(t, a)
+				}
+				return
+			}
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("error = %v, want a *ValidationError", err)
+			}
+			if errors.Is(err, ErrMalformed) != tc.malformed {
+				t.Errorf("errors.Is(err, ErrMalformed) = %v, want %v", !tc.malformed, tc.malformed)
+			}
+			if !reflect.DeepEqual(verr.Details, tc.want) {
+				t.Errorf("details:\n got %q\nwant %q", verr.Details, tc.want)
+			}
+		})
+	}
+	// Every fixture is covered by a case.
+	files, _ := filepath.Glob(filepath.Join("testdata", "marathon", "*.json"))
+	for _, f := range files {
+		if !seen[filepath.Base(f)] {
+			t.Errorf("fixture %s has no test case", f)
+		}
+	}
+}

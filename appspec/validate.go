@@ -1,0 +1,518 @@
+package appspec
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Detail is one field's problems, in Marathon's error shape.
+type Detail struct {
+	Path   string   `json:"path"`
+	Errors []string `json:"errors"`
+}
+
+// ValidationError is Marathon's error body:
+// {"message": "Object is not valid", "details": [{"path": "/cpus", "errors": ["…"]}]}.
+// The API writes it as JSON unchanged. It wraps ErrMalformed when the body
+// was not JSON or had values of the wrong type.
+type ValidationError struct {
+	Message   string   `json:"message"`
+	Details   []Detail `json:"details"`
+	malformed bool
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	b.WriteString("appspec: ")
+	b.WriteString(strings.ToLower(e.Message))
+	for i, d := range e.Details {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(d.Path)
+		b.WriteString(": ")
+		b.WriteString(strings.Join(d.Errors, ", "))
+	}
+	return b.String()
+}
+
+func (e *ValidationError) Unwrap() error {
+	if e.malformed {
+		return ErrMalformed
+	}
+	return nil
+}
+
+func (e *ValidationError) add(path, msg string) {
+	if e.Message == "" {
+		e.Message = "Object is not valid"
+	}
+	for i := range e.Details {
+		if e.Details[i].Path == path {
+			e.Details[i].Errors = append(e.Details[i].Errors, msg)
+			return
+		}
+	}
+	e.Details = append(e.Details, Detail{Path: path, Errors: []string{msg}})
+}
+
+func (e *ValidationError) addf(path, format string, args ...any) {
+	e.add(path, fmt.Sprintf(format, args...))
+}
+
+var (
+	idSegment = regexp.MustCompile(`^(([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])$`)
+	// portName is Marathon's Name type (stringTypes.raml).
+	portName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	// envName is Marathon's EnvName type.
+	envName  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	hostName = regexp.MustCompile(`^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+)
+
+// CheckID reports why id is not a valid app id, or nil. The id is judged
+// in its canonical form (CanonicalID), so "web" is valid and means "/web".
+// Every segment of the path must be a lowercase DNS-like name, so an id
+// never holds "_" (the store relies on that to escape ids).
+func CheckID(id string) error {
+	c := CanonicalID(id)
+	if c == "/" {
+		return fmt.Errorf("appspec: app id must not be empty or the root group; use a path like /prod/shop/web")
+	}
+	for _, seg := range strings.Split(c[1:], "/") {
+		if !idSegment.MatchString(seg) {
+			return fmt.Errorf("appspec: app id segment %q is invalid: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit", seg)
+		}
+	}
+	return nil
+}
+
+var (
+	healthProtocols = map[string]bool{"HTTP": true, "HTTPS": true, "TCP": true, "COMMAND": true, "MESOS_HTTP": true, "MESOS_HTTPS": true, "MESOS_TCP": true}
+	constraintOps   = map[string]bool{"UNIQUE": true, "CLUSTER": true, "GROUP_BY": true, "LIKE": true, "UNLIKE": true, "MAX_PER": true, "IS": true}
+	autoscaleMetric = map[string]bool{AutoscaleCPU: true, AutoscaleMem: true, AutoscaleRPS: true, AutoscalePrometheus: true}
+)
+
+// Autoscale metrics.
+const (
+	AutoscaleCPU        = "cpu"
+	AutoscaleMem        = "mem"
+	AutoscaleRPS        = "rps"
+	AutoscalePrometheus = "prometheus"
+)
+
+// Validate checks the app against Marathon's rules and Flotilla's, and
+// returns every problem at once as a *ValidationError, or nil. Call it
+// after Normalize (Decode does that).
+func (a *App) Validate() error {
+	v := &ValidationError{}
+	a.validateCore(v)
+	a.validateContainer(v)
+	a.validatePorts(v)
+	a.validateEnv(v)
+	a.validateConstraints(v)
+	a.validateHealth(v)
+	a.validateReadiness(v)
+	a.validateStrategies(v)
+	a.validateExposure(v)
+	a.validateAutoscale(v)
+	if len(v.Details) == 0 {
+		return nil
+	}
+	return v
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+func (a *App) validateCore(v *ValidationError) {
+	if err := CheckID(a.ID); err != nil {
+		v.add("/id", strings.TrimPrefix(err.Error(), "appspec: "))
+	}
+	if !(a.CPUs > 0) || !finite(a.CPUs) {
+		v.addf("/cpus", "must be greater than 0 (got %v); the default is %v", a.CPUs, DefaultCPUs)
+	}
+	if !(a.Mem >= 0) || !finite(a.Mem) {
+		v.addf("/mem", "must be 0 or more MiB (got %v)", a.Mem)
+	}
+	if !(a.Disk >= 0) || !finite(a.Disk) {
+		v.addf("/disk", "must be 0 or more MiB (got %v)", a.Disk)
+	}
+	if a.GPUs < 0 {
+		v.addf("/gpus", "must be 0 or more (got %d)", a.GPUs)
+	}
+	if a.Instances < 0 {
+		v.addf("/instances", "must be 0 or more (got %d)", a.Instances)
+	}
+	if a.Cmd != "" && len(a.Args) > 0 {
+		v.add("/", "AppDefinition must not contain both 'cmd' and 'args'; use one of them")
+	}
+	if a.Cmd == "" && len(a.Args) == 0 && a.Container == nil {
+		v.add("/", "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'")
+	}
+	if !(a.BackoffSeconds >= 0) {
+		v.addf("/backoffSeconds", "must be 0 or more (got %v)", a.BackoffSeconds)
+	}
+	if !(a.BackoffFactor >= 1) {
+		v.addf("/backoffFactor", "must be 1 or more (got %v); the default is %v", a.BackoffFactor, DefaultBackoffFactor)
+	}
+	if !(a.MaxLaunchDelaySeconds >= 0) {
+		v.addf("/maxLaunchDelaySeconds", "must be 0 or more (got %v)", a.MaxLaunchDelaySeconds)
+	}
+	if a.KillSelection != "YOUNGEST_FIRST" && a.KillSelection != "OLDEST_FIRST" {
+		v.addf("/killSelection", "must be YOUNGEST_FIRST or OLDEST_FIRST (got %q)", a.KillSelection)
+	}
+	if !(a.ProgressDeadlineSeconds >= 0) {
+		v.addf("/progressDeadlineSeconds", "must be 0 (no deadline) or more (got %v)", a.ProgressDeadlineSeconds)
+	}
+}
+
+func (a *App) portMappings() []PortMapping {
+	if a.Container == nil {
+		return nil
+	}
+	out := append([]PortMapping(nil), a.Container.PortMappings...)
+	if a.Container.Docker != nil {
+		out = append(out, a.Container.Docker.PortMappings...)
+	}
+	return out
+}
+
+func (a *App) validateContainer(v *ValidationError) {
+	c := a.Container
+	if c == nil {
+		return
+	}
+	switch c.Type {
+	case "DOCKER":
+		if c.Docker == nil || strings.TrimSpace(c.Docker.Image) == "" {
+			v.add("/container/docker/image", "a DOCKER container needs an image, e.g. \"nginx:1.25\"")
+		}
+	case "MESOS":
+		// The Mesos containerizer runs a Docker image when one is given,
+		// and a plain command otherwise.
+		if c.Docker == nil && a.Cmd == "" && len(a.Args) == 0 {
+			v.add("/container", "a MESOS container without a docker image needs cmd or args")
+		}
+	default:
+		v.addf("/container/type", "must be DOCKER or MESOS (got %q)", c.Type)
+	}
+	if c.Docker != nil {
+		switch strings.ToUpper(c.Docker.Network) {
+		case "", "HOST":
+		default:
+			v.addf("/container/docker/network", "not supported by Flotilla: %s networking; tasks use host networking (remove network or set HOST)", c.Docker.Network)
+		}
+		if len(c.Docker.PortMappings) > 0 {
+			v.add("/container/docker/portMappings", "not supported by Flotilla: port mappings need a bridge or container network; tasks use host networking, declare ports in portDefinitions")
+		}
+		for i, p := range c.Docker.Parameters {
+			if strings.TrimSpace(p.Key) == "" {
+				v.add(fmt.Sprintf("/container/docker/parameters/%d/key", i), "must not be empty")
+			}
+		}
+	}
+	if len(c.PortMappings) > 0 {
+		v.add("/container/portMappings", "not supported by Flotilla: port mappings need a bridge or container network; tasks use host networking, declare ports in portDefinitions")
+	}
+}
+
+func (a *App) validatePorts(v *ValidationError) {
+	seenPort := map[uint32]int{}
+	seenName := map[string]int{}
+	for i, p := range a.PortDefinitions {
+		base := fmt.Sprintf("/portDefinitions/%d", i)
+		if p.Port > 65535 {
+			v.addf(base+"/port", "must be 0 (any port) or a port from 1 to 65535 (got %d)", p.Port)
+		}
+		if p.Port != 0 {
+			if j, dup := seenPort[p.Port]; dup {
+				v.addf("/portDefinitions", "Ports must be unique: port %d is used by /portDefinitions/%d and %s", p.Port, j, base)
+			} else {
+				seenPort[p.Port] = i
+			}
+		}
+		switch p.Protocol {
+		case "", "tcp", "udp", "tcp,udp", "udp,tcp":
+		default:
+			v.addf(base+"/protocol", "must be tcp, udp or tcp,udp (got %q)", p.Protocol)
+		}
+		if p.Name != "" {
+			if len(p.Name) > 63 || !portName.MatchString(p.Name) {
+				v.addf(base+"/name", "must be lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit (got %q)", p.Name)
+			}
+			if j, dup := seenName[p.Name]; dup {
+				v.addf("/portDefinitions", "Port names must be unique: %q is used by /portDefinitions/%d and %s", p.Name, j, base)
+			} else {
+				seenName[p.Name] = i
+			}
+		}
+	}
+}
+
+func (a *App) validateEnv(v *ValidationError) {
+	for _, k := range sortedKeys(a.Env) {
+		p := "/env/" + pointerToken(k)
+		if len(k) > 1024 || !envName.MatchString(k) {
+			v.add(p, "environment variable names use letters, digits and '_', and do not start with a digit")
+		}
+		if s := a.Env[k].Secret; s != "" {
+			if _, ok := a.Secrets[s]; !ok {
+				v.addf(p, "references secret %q, which is not defined in secrets; add \"secrets\": {%q: {\"source\": \"<vault path>#<field>\"}}", s, s)
+			}
+		}
+	}
+	for _, name := range sortedKeys(a.Secrets) {
+		p := "/secrets/" + pointerToken(name) + "/source"
+		if err := CheckSecretSource(a.Secrets[name].Source); err != nil {
+			v.add(p, strings.TrimPrefix(err.Error(), "appspec: "))
+		}
+	}
+}
+
+// CheckSecretSource reports why src is not a Vault reference of the form
+// "<path>#<field>" (the path as `vault kv get` takes it), or nil.
+func CheckSecretSource(src string) error {
+	path, fieldName, ok := strings.Cut(src, "#")
+	switch {
+	case strings.TrimSpace(src) == "":
+		return fmt.Errorf("appspec: secret source must not be empty; use \"<vault path>#<field>\", e.g. \"secret/db#password\"")
+	case !ok || fieldName == "":
+		return fmt.Errorf("appspec: secret source %q has no field; use \"<vault path>#<field>\", e.g. %q", src, strings.TrimSuffix(src, "#")+"#password")
+	case strings.Trim(path, "/") == "":
+		return fmt.Errorf("appspec: secret source %q has no path; use \"<vault path>#<field>\"", src)
+	case strings.Contains(fieldName, "#"):
+		return fmt.Errorf("appspec: secret source %q has more than one '#'", src)
+	}
+	return nil
+}
+
+func (a *App) validateConstraints(v *ValidationError) {
+	for i, c := range a.Constraints {
+		p := fmt.Sprintf("/constraints/%d", i)
+		if len(c) < 2 || len(c) > 3 {
+			v.add(p, "a constraint is [field, operator] or [field, operator, value]")
+			continue
+		}
+		if strings.TrimSpace(c[0]) == "" {
+			v.add(p, "the constraint field must not be empty (e.g. hostname or an agent attribute)")
+		}
+		op := c[1]
+		if !constraintOps[op] {
+			v.addf(p, "operator %q is not one of UNIQUE, CLUSTER, GROUP_BY, LIKE, UNLIKE, MAX_PER, IS", op)
+			continue
+		}
+		hasValue := len(c) == 3
+		switch op {
+		case "UNIQUE":
+			if hasValue {
+				v.add(p, "UNIQUE takes no value")
+			}
+		case "LIKE", "UNLIKE":
+			if !hasValue {
+				v.addf(p, "%s needs a regular expression value", op)
+			} else if _, err := regexp.Compile("^(" + c[2] + ")$"); err != nil {
+				v.addf(p, "%s value %q is not a valid regular expression: %v", op, c[2], err)
+			}
+		case "MAX_PER":
+			if !hasValue {
+				v.add(p, "MAX_PER needs a value: the maximum number of tasks per field value")
+			} else if n, err := strconv.Atoi(c[2]); err != nil || n < 1 {
+				v.addf(p, "MAX_PER value must be a positive integer (got %q)", c[2])
+			}
+		case "GROUP_BY":
+			if hasValue {
+				if n, err := strconv.Atoi(c[2]); err != nil || n < 1 {
+					v.addf(p, "GROUP_BY value must be a positive integer, the number of groups (got %q)", c[2])
+				}
+			}
+		case "IS":
+			if !hasValue || c[2] == "" {
+				v.add(p, "IS needs a value to compare with")
+			}
+		case "CLUSTER":
+			// An empty or missing value clusters on the first value seen
+			// (constraints.md), so any value is valid.
+		}
+	}
+}
+
+func (a *App) validateHealth(v *ValidationError) {
+	ports := a.Ports()
+	for i, h := range a.HealthChecks {
+		p := fmt.Sprintf("/healthChecks/%d", i)
+		if !healthProtocols[h.Protocol] {
+			v.addf(p+"/protocol", "must be one of HTTP, HTTPS, TCP, COMMAND, MESOS_HTTP, MESOS_HTTPS, MESOS_TCP (got %q)", h.Protocol)
+			continue
+		}
+		if h.Protocol == "COMMAND" {
+			if h.Command == nil || strings.TrimSpace(h.Command.Value) == "" {
+				v.add(p+"/command", "a COMMAND health check needs {\"value\": \"<shell command>\"}")
+			}
+		} else {
+			if h.Command != nil {
+				v.addf(p+"/command", "only COMMAND health checks take a command (protocol is %s)", h.Protocol)
+			}
+			if h.Port != nil && h.PortIndex != nil {
+				v.add(p, "set port or portIndex, not both")
+			}
+			if h.PortIndex != nil && (*h.PortIndex < 0 || *h.PortIndex >= ports) {
+				v.addf(p+"/portIndex", "must point at one of the app's %d ports (0 to %d); got %d", ports, ports-1, *h.PortIndex)
+			}
+			if h.Port != nil && (*h.Port == 0 || *h.Port > 65535) {
+				v.addf(p+"/port", "must be a port from 1 to 65535 (got %d)", *h.Port)
+			}
+		}
+		if strings.HasPrefix(h.Protocol, "HTTP") || strings.HasPrefix(h.Protocol, "MESOS_HTTP") {
+			if !strings.HasPrefix(h.Path, "/") {
+				v.addf(p+"/path", "must start with / (got %q)", h.Path)
+			}
+		}
+		for _, n := range []struct {
+			name string
+			val  float64
+		}{{"gracePeriodSeconds", h.GracePeriodSeconds}, {"intervalSeconds", h.IntervalSeconds}, {"timeoutSeconds", h.TimeoutSeconds}, {"delaySeconds", h.DelaySeconds}} {
+			if !(n.val >= 0) {
+				v.addf(p+"/"+n.name, "must be 0 or more (got %v)", n.val)
+			}
+		}
+		if h.MaxConsecutiveFailures < 0 {
+			v.addf(p+"/maxConsecutiveFailures", "must be 0 (never kill) or more (got %d)", h.MaxConsecutiveFailures)
+		}
+	}
+}
+
+func (a *App) validateReadiness(v *ValidationError) {
+	names := map[string]bool{}
+	for _, pd := range a.PortDefinitions {
+		if pd.Name != "" {
+			names[pd.Name] = true
+		}
+	}
+	for i, r := range a.ReadinessChecks {
+		p := fmt.Sprintf("/readinessChecks/%d", i)
+		if r.Protocol != "HTTP" && r.Protocol != "HTTPS" {
+			v.addf(p+"/protocol", "must be HTTP or HTTPS (got %q)", r.Protocol)
+		}
+		if !strings.HasPrefix(r.Path, "/") {
+			v.addf(p+"/path", "must start with / (got %q)", r.Path)
+		}
+		if !names[r.PortName] {
+			v.addf(p+"/portName", "no port named %q in portDefinitions; name a port, e.g. \"portDefinitions\": [{\"port\": 0, \"name\": %q}]", r.PortName, r.PortName)
+		}
+		if !(r.IntervalSeconds > 0) {
+			v.addf(p+"/intervalSeconds", "must be greater than 0 (got %v)", r.IntervalSeconds)
+		}
+		if !(r.TimeoutSeconds > 0) || r.TimeoutSeconds >= r.IntervalSeconds {
+			v.addf(p+"/timeoutSeconds", "must be greater than 0 and smaller than intervalSeconds (got %v, interval %v)", r.TimeoutSeconds, r.IntervalSeconds)
+		}
+		for j, c := range r.HTTPStatusCodesForReady {
+			if c < 100 || c > 999 {
+				v.addf(fmt.Sprintf("%s/httpStatusCodesForReady/%d", p, j), "must be an HTTP status code from 100 to 999 (got %d)", c)
+			}
+		}
+	}
+	if len(a.ReadinessChecks) > 1 {
+		v.add("/readinessChecks", "at most one readiness check per app (as in Marathon)")
+	}
+}
+
+func (a *App) validateStrategies(v *ValidationError) {
+	u := a.UpgradeStrategy
+	if !(u.MinimumHealthCapacity >= 0 && u.MinimumHealthCapacity <= 1) {
+		v.addf("/upgradeStrategy/minimumHealthCapacity", "must be between 0 and 1 (got %v)", u.MinimumHealthCapacity)
+	}
+	if !(u.MaximumOverCapacity >= 0 && u.MaximumOverCapacity <= 1) {
+		v.addf("/upgradeStrategy/maximumOverCapacity", "must be between 0 and 1 (got %v)", u.MaximumOverCapacity)
+	}
+	un := a.UnreachableStrategy
+	if !un.Disabled {
+		if !(un.InactiveAfterSeconds >= 0) {
+			v.addf("/unreachableStrategy/inactiveAfterSeconds", "must be 0 or more (got %v)", un.InactiveAfterSeconds)
+		}
+		if !(un.ExpungeAfterSeconds >= un.InactiveAfterSeconds) {
+			v.addf("/unreachableStrategy/expungeAfterSeconds", "must not be smaller than inactiveAfterSeconds (got %v < %v)", un.ExpungeAfterSeconds, un.InactiveAfterSeconds)
+		}
+	}
+}
+
+func (a *App) validateExposure(v *ValidationError) {
+	if a.Exposure != nil {
+		checkExposure(v, *a.Exposure, "/exposure/vhosts", "/exposure/paths", "/exposure")
+		switch a.Exposure.Mode {
+		case ExposureInternal, ExposureExternal:
+		default:
+			v.addf("/exposure/mode", "must be internal or external (got %q)", a.Exposure.Mode)
+		}
+		return
+	}
+	if e := a.EffectiveExposure(); e.Mode == ExposureExternal {
+		checkExposure(v, e, "/labels/"+LabelHAProxyVHost, "/labels/"+LabelHAProxyPath, "/labels/"+LabelHAProxyGroup)
+	}
+}
+
+func checkExposure(v *ValidationError, e Exposure, vhostPath, pathPath, modePath string) {
+	for i, h := range e.VHosts {
+		if len(h) > 253 || !hostName.MatchString(h) {
+			v.addf(fmt.Sprintf("%s/%d", vhostPath, i), "%q is not a valid host name (lowercase DNS name, optionally starting with *.)", h)
+		}
+	}
+	for i, p := range e.Paths {
+		if !strings.HasPrefix(p, "/") {
+			v.addf(fmt.Sprintf("%s/%d", pathPath, i), "must start with / (got %q)", p)
+		}
+	}
+	if e.Mode == ExposureExternal && len(e.VHosts) == 0 && len(e.Paths) == 0 {
+		v.add(modePath, "an external app needs at least one vhost or path for the external gateway to route to it")
+	}
+}
+
+func (a *App) validateAutoscale(v *ValidationError) {
+	s := a.Autoscale
+	if s == nil {
+		return
+	}
+	if s.Min < 0 {
+		v.addf("/autoscale/min", "must be 0 or more (got %d)", s.Min)
+	}
+	if s.Max < 1 || s.Max < s.Min {
+		v.addf("/autoscale/max", "must be at least 1 and at least min (got max %d, min %d)", s.Max, s.Min)
+	}
+	if !autoscaleMetric[s.Metric] {
+		v.addf("/autoscale/metric", "must be one of cpu, mem, rps, prometheus (got %q)", s.Metric)
+	}
+	if !(s.Target > 0) || !finite(s.Target) {
+		v.addf("/autoscale/target", "must be greater than 0 (got %v)", s.Target)
+	}
+	for _, n := range []struct {
+		name string
+		val  float64
+	}{{"tolerance", s.Tolerance}, {"intervalSeconds", s.IntervalSeconds}, {"scaleUpWindowSeconds", s.ScaleUpWindowSeconds}, {"scaleDownWindowSeconds", s.ScaleDownWindowSeconds}, {"cooldownSeconds", s.CooldownSeconds}} {
+		if !(n.val >= 0) {
+			v.addf("/autoscale/"+n.name, "must be 0 or more (got %v)", n.val)
+		}
+	}
+	if s.MaxStep < 0 {
+		v.addf("/autoscale/maxStep", "must be 0 (no limit) or more (got %d)", s.MaxStep)
+	}
+	if s.Metric == AutoscalePrometheus {
+		if s.Prometheus == nil {
+			v.add("/autoscale/prometheus", "metric prometheus needs a prometheus block: {\"name\": \"<metric>\", \"portIndex\": 0, \"path\": \"/metrics\"}")
+		} else {
+			if strings.TrimSpace(s.Prometheus.Name) == "" {
+				v.add("/autoscale/prometheus/name", "must name the Prometheus metric to scale on")
+			}
+			if ports := a.Ports(); s.Prometheus.PortIndex < 0 || s.Prometheus.PortIndex >= ports {
+				v.addf("/autoscale/prometheus/portIndex", "must point at one of the app's %d ports (got %d)", ports, s.Prometheus.PortIndex)
+			}
+			if s.Prometheus.Path != "" && !strings.HasPrefix(s.Prometheus.Path, "/") {
+				v.addf("/autoscale/prometheus/path", "must start with / (got %q)", s.Prometheus.Path)
+			}
+		}
+	} else if s.Prometheus != nil {
+		v.addf("/autoscale/prometheus", "only metric prometheus takes a prometheus block (metric is %q)", s.Metric)
+	}
+}

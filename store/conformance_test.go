@@ -1,0 +1,394 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/internal/clock"
+)
+
+// factory builds an empty store for one test. Each ZK store gets its own
+// root, so tests run in parallel.
+type factory func(t *testing.T, c clock.Clock, history int) Store
+
+var epoch = time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+
+func testApp(id string) *appspec.App {
+	a := appspec.Defaults()
+	a.ID = id
+	a.Cmd = "sleep 1000"
+	a.CPUs = 0.1
+	a.Env = map[string]appspec.EnvValue{"MODE": {Value: "prod"}}
+	a.Normalize()
+	return a
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// runConformance is the behaviour every Store must have.
+func runConformance(t *testing.T, newStore factory) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s Store, c *clock.Fake)
+	}{
+		{"create then get returns what was stored", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			in := testApp("prod/shop/web")
+			in.Instances = 3
+			put, err := s.PutApp(ctx, in, CreateOnly)
+			must(t, err)
+			if put.Revision != 1 || put.App.ID != "/prod/shop/web" || put.App.Version != "2026-11-28T06:00:00.000Z" {
+				t.Fatalf("put returned revision %d id %q version %q; want 1 /prod/shop/web 2026-11-28T06:00:00.000Z", put.Revision, put.App.ID, put.App.Version)
+			}
+			if in.Version != "" || in.ID != "/prod/shop/web" {
+				t.Fatalf("PutApp modified its argument: version %q", in.Version)
+			}
+			got, err := s.GetApp(ctx, "/prod/shop/web/")
+			must(t, err)
+			if got.Revision != 1 || got.App.Instances != 3 || got.App.Env["MODE"].Value != "prod" || got.App.Version != put.App.Version {
+				t.Fatalf("get = rev %d %+v", got.Revision, got.App)
+			}
+			got.App.Instances = 99
+			again, err := s.GetApp(ctx, "/prod/shop/web")
+			must(t, err)
+			if again.App.Instances != 3 {
+				t.Fatal("a returned app aliases the stored one")
+			}
+		}},
+		{"create-only refuses an existing app", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			_, err := s.PutApp(ctx, testApp("/a"), CreateOnly)
+			must(t, err)
+			_, err = s.PutApp(ctx, testApp("/a"), CreateOnly)
+			wantIs(t, err, ErrConflict)
+		}},
+		{"compare-and-set: a stale revision loses and changes nothing", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			first, err := s.PutApp(ctx, testApp("/a"), CreateOnly)
+			must(t, err)
+			upd := first.App
+			upd.Instances = 2
+			second, err := s.PutApp(ctx, upd, first.Revision)
+			must(t, err)
+			if second.Revision != first.Revision+1 {
+				t.Fatalf("revision after update = %d, want %d", second.Revision, first.Revision+1)
+			}
+			upd.Instances = 7
+			_, err = s.PutApp(ctx, upd, first.Revision)
+			wantIs(t, err, ErrConflict)
+			got, err := s.GetApp(ctx, "/a")
+			must(t, err)
+			if got.App.Instances != 2 || got.Revision != second.Revision {
+				t.Fatalf("after lost CAS: instances %d rev %d; want 2 rev %d", got.App.Instances, got.Revision, second.Revision)
+			}
+		}},
+		{"concurrent compare-and-set: exactly one writer wins", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			base, err := s.PutApp(ctx, testApp("/race"), CreateOnly)
+			must(t, err)
+			const writers = 8
+			var wg sync.WaitGroup
+			errs := make([]error, writers)
+			for i := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					a := testApp("/race")
+					a.Instances = 10 + i
+					_, errs[i] = s.PutApp(ctx, a, base.Revision)
+				}()
+			}
+			wg.Wait()
+			wins := 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					wins++
+				case !errors.Is(err, ErrConflict):
+					t.Fatalf("unexpected error: %v", err)
+				}
+			}
+			if wins != 1 {
+				t.Fatalf("%d writers won the same revision, want 1", wins)
+			}
+		}},
+		{"expected revision of a missing app is not found", func(t *testing.T, s Store, c *clock.Fake) {
+			_, err := s.PutApp(ctxT(t), testApp("/nope"), 3)
+			wantIs(t, err, ErrNotFound)
+		}},
+		{"any revision creates and overwrites", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			_, err := s.PutApp(ctx, testApp("/a"), AnyRevision)
+			must(t, err)
+			c.Step(time.Second)
+			r, err := s.PutApp(ctx, testApp("/a"), AnyRevision)
+			must(t, err)
+			if r.Revision != 2 {
+				t.Fatalf("revision = %d, want 2", r.Revision)
+			}
+		}},
+		{"missing things are ErrNotFound", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			_, err := s.GetApp(ctx, "/missing")
+			wantIs(t, err, ErrNotFound)
+			wantIs(t, s.DeleteApp(ctx, "/missing", AnyRevision), ErrNotFound)
+			_, err = s.ListVersions(ctx, "/missing")
+			wantIs(t, err, ErrNotFound)
+			_, err = s.GetVersion(ctx, "/missing", "2026-11-28T06:00:00.000Z")
+			wantIs(t, err, ErrNotFound)
+			_, err = s.GetDeployment(ctx, "d1")
+			wantIs(t, err, ErrNotFound)
+			wantIs(t, s.DeleteDeployment(ctx, "d1"), ErrNotFound)
+			wantIs(t, s.DeleteTask(ctx, "/missing", "t1"), ErrNotFound)
+		}},
+		{"delete honours the revision and removes the history", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			first, err := s.PutApp(ctx, testApp("/a"), CreateOnly)
+			must(t, err)
+			c.Step(time.Second)
+			_, err = s.PutApp(ctx, first.App, first.Revision)
+			must(t, err)
+			wantIs(t, s.DeleteApp(ctx, "/a", first.Revision), ErrConflict)
+			must(t, s.DeleteApp(ctx, "/a", first.Revision+1))
+			_, err = s.GetApp(ctx, "/a")
+			wantIs(t, err, ErrNotFound)
+			_, err = s.ListVersions(ctx, "/a")
+			wantIs(t, err, ErrNotFound)
+			// A new app under the same id starts afresh.
+			again, err := s.PutApp(ctx, testApp("/a"), CreateOnly)
+			must(t, err)
+			vs, err := s.ListVersions(ctx, "/a")
+			must(t, err)
+			if again.Revision != 1 || len(vs) != 1 {
+				t.Fatalf("recreated app: revision %d, %d versions; want 1, 1", again.Revision, len(vs))
+			}
+		}},
+		{"list is sorted by id and holds nested ids", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			ids := []string{"/a0", "/a/b", "/prod/shop/web", "/a-b", "/a.b", "/z"}
+			for _, id := range ids {
+				_, err := s.PutApp(ctx, testApp(id), CreateOnly)
+				must(t, err)
+			}
+			list, err := s.ListApps(ctx)
+			must(t, err)
+			var got []string
+			for _, a := range list {
+				got = append(got, a.App.ID)
+				if a.Revision != 1 {
+					t.Errorf("%s revision %d, want 1", a.App.ID, a.Revision)
+				}
+			}
+			want := "/a-b /a.b /a/b /a0 /prod/shop/web /z"
+			if strings.Join(got, " ") != want {
+				t.Fatalf("list = %v, want %s", got, want)
+			}
+		}},
+		{"history keeps the newest N versions for rollback", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			rev := CreateOnly
+			var versions []string
+			for i := 1; i <= 5; i++ {
+				a := testApp("/web")
+				a.Instances = i
+				r, err := s.PutApp(ctx, a, rev)
+				must(t, err)
+				rev = r.Revision
+				versions = append(versions, r.App.Version)
+				c.Step(time.Minute)
+			}
+			got, err := s.ListVersions(ctx, "/web")
+			must(t, err)
+			want := []string{versions[4], versions[3], versions[2]} // history is 3
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Fatalf("versions = %v, want %v", got, want)
+			}
+			old, err := s.GetVersion(ctx, "/web", versions[2])
+			must(t, err)
+			if old.Instances != 3 || old.Version != versions[2] {
+				t.Fatalf("version %s has instances %d version %q, want 3", versions[2], old.Instances, old.Version)
+			}
+			_, err = s.GetVersion(ctx, "/web", versions[1])
+			wantIs(t, err, ErrNotFound)
+		}},
+		{"versions strictly increase even when the clock does not move", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			a, err := s.PutApp(ctx, testApp("/web"), AnyRevision)
+			must(t, err)
+			b, err := s.PutApp(ctx, testApp("/web"), AnyRevision)
+			must(t, err)
+			c.Step(-time.Hour)
+			d, err := s.PutApp(ctx, testApp("/web"), AnyRevision)
+			must(t, err)
+			if !(a.App.Version < b.App.Version && b.App.Version < d.App.Version) {
+				t.Fatalf("versions %s %s %s do not increase", a.App.Version, b.App.Version, d.App.Version)
+			}
+		}},
+		{"an app over the size limit is refused and nothing is written", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			big := testApp("/big")
+			big.Env["BLOB"] = appspec.EnvValue{Value: strings.Repeat("x", MaxAppBytes)}
+			_, err := s.PutApp(ctx, big, CreateOnly)
+			wantIs(t, err, ErrTooLarge)
+			_, err = s.GetApp(ctx, "/big")
+			wantIs(t, err, ErrNotFound)
+			// Just under the limit fits, twice in one write (app + history).
+			big.Env["BLOB"] = appspec.EnvValue{Value: strings.Repeat("x", MaxAppBytes-2048)}
+			_, err = s.PutApp(ctx, big, CreateOnly)
+			must(t, err)
+		}},
+		{"invalid ids are refused", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			for _, id := range []string{"/", "/Web", "/a_b", "/-a"} {
+				if _, err := s.PutApp(ctx, testApp(id), AnyRevision); err == nil {
+					t.Errorf("id %q was accepted", id)
+				}
+			}
+			list, err := s.ListApps(ctx)
+			must(t, err)
+			if len(list) != 0 {
+				t.Fatalf("%d apps stored after refusals", len(list))
+			}
+		}},
+		{"a secret env entry is stored as its reference only", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			a := testApp("/db-client")
+			a.Env["DB_PASSWORD"] = appspec.EnvValue{Secret: "db", Value: "resolved-value-must-not-persist"}
+			a.Secrets = map[string]appspec.Secret{"db": {Source: "secret/db#password"}}
+			_, err := s.PutApp(ctx, a, CreateOnly)
+			must(t, err)
+			got, err := s.GetApp(ctx, "/db-client")
+			must(t, err)
+			if e := got.App.Env["DB_PASSWORD"]; e != (appspec.EnvValue{Secret: "db"}) {
+				t.Fatalf("stored env = %+v, want the reference only", e)
+			}
+			if got.App.Secrets["db"].Source != "secret/db#password" {
+				t.Fatalf("secret source lost: %+v", got.App.Secrets)
+			}
+		}},
+		{"deployments round-trip", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			d := &Deployment{ID: "5ed4c0c5-9ff8-4a6f-a0cd-f57f59a34b43", Version: "2026-11-28T06:00:00.000Z",
+				AffectedApps: []string{"/web"}, CurrentStep: 1,
+				Steps: []DeploymentStep{{Actions: []DeploymentAction{{Action: "StartApplication", App: "/web"}}}, {Actions: []DeploymentAction{{Action: "ScaleApplication", App: "/web"}}}},
+				State: []byte(`{"healthy":2}`)}
+			must(t, s.PutDeployment(ctx, d))
+			must(t, s.PutDeployment(ctx, &Deployment{ID: "0-first", AffectedApps: []string{"/db"}}))
+			d.CurrentStep = 2
+			must(t, s.PutDeployment(ctx, d))
+			got, err := s.GetDeployment(ctx, d.ID)
+			must(t, err)
+			if got.CurrentStep != 2 || len(got.Steps) != 2 || got.Steps[1].Actions[0].Action != "ScaleApplication" || string(got.State) != `{"healthy":2}` {
+				t.Fatalf("deployment = %+v", got)
+			}
+			list, err := s.ListDeployments(ctx)
+			must(t, err)
+			if len(list) != 2 || list[0].ID != "0-first" {
+				t.Fatalf("list = %+v", list)
+			}
+			must(t, s.DeleteDeployment(ctx, "0-first"))
+			list, err = s.ListDeployments(ctx)
+			must(t, err)
+			if len(list) != 1 {
+				t.Fatalf("%d deployments after delete, want 1", len(list))
+			}
+			if err := s.PutDeployment(ctx, &Deployment{ID: "a/b"}); err == nil {
+				t.Fatal("a deployment id with / was accepted")
+			}
+		}},
+		{"framework id is empty until set", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			id, err := s.FrameworkID(ctx)
+			must(t, err)
+			if id != "" {
+				t.Fatalf("framework id = %q before set", id)
+			}
+			must(t, s.SetFrameworkID(ctx, "M1-0000"))
+			must(t, s.SetFrameworkID(ctx, "M1-0001"))
+			id, err = s.FrameworkID(ctx)
+			must(t, err)
+			if id != "M1-0001" {
+				t.Fatalf("framework id = %q, want M1-0001", id)
+			}
+		}},
+		{"task records by app", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			recs := []TaskRecord{
+				{TaskID: "prod_web.instance-2", AppID: "/prod/web", AgentID: "M1-S1", AppVersion: "v1", State: "TASK_RUNNING"},
+				{TaskID: "prod_web.instance-1", AppID: "prod/web", AgentID: "M1-S2", AppVersion: "v1", State: "TASK_STAGING"},
+				{TaskID: "db.instance-1", AppID: "/db", AgentID: "M1-S1", AppVersion: "v9", State: "TASK_RUNNING"},
+			}
+			for _, r := range recs {
+				must(t, s.PutTask(ctx, r))
+			}
+			recs[1].State = "TASK_RUNNING"
+			must(t, s.PutTask(ctx, recs[1]))
+			web, err := s.ListTasks(ctx, "/prod/web")
+			must(t, err)
+			if len(web) != 2 || web[0].TaskID != "prod_web.instance-1" || web[0].State != "TASK_RUNNING" || web[0].AppID != "/prod/web" {
+				t.Fatalf("tasks of /prod/web = %+v", web)
+			}
+			all, err := s.ListAllTasks(ctx)
+			must(t, err)
+			if len(all) != 3 || all[0].AppID != "/db" {
+				t.Fatalf("all tasks = %+v", all)
+			}
+			must(t, s.DeleteTask(ctx, "/prod/web", "prod_web.instance-1"))
+			must(t, s.DeleteTask(ctx, "/prod/web", "prod_web.instance-2"))
+			web, err = s.ListTasks(ctx, "/prod/web")
+			must(t, err)
+			if len(web) != 0 {
+				t.Fatalf("tasks after delete = %+v", web)
+			}
+			if err := s.PutTask(ctx, TaskRecord{TaskID: "x/y", AppID: "/db"}); err == nil {
+				t.Fatal("a task id with / was accepted")
+			}
+		}},
+		{"a cancelled context fails every call", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			_, err := s.PutApp(ctx, testApp("/a"), CreateOnly)
+			wantIs(t, err, context.Canceled)
+			_, err = s.ListApps(ctx)
+			wantIs(t, err, context.Canceled)
+			_, err = s.FrameworkID(ctx)
+			wantIs(t, err, context.Canceled)
+			_, err = s.GetApp(context.Background(), "/a")
+			wantIs(t, err, ErrNotFound)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := clock.NewFake(epoch)
+			tc.run(t, newStore(t, c, 3), c)
+		})
+	}
+}
+
+func TestMemoryConformance(t *testing.T) {
+	runConformance(t, func(t *testing.T, c clock.Clock, history int) Store { return NewMemory(c, history) })
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantIs(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("error = %v, want one wrapping %v", err, target)
+	}
+}

@@ -1,0 +1,212 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/flotilla-sched/flotilla/appspec"
+)
+
+// Sentinel errors. Every error a Store returns for these conditions wraps
+// one of them, so callers use errors.Is.
+var (
+	// ErrNotFound: the app, version, deployment or task does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a compare-and-set lost (the app changed since it was
+	// read, or it already exists for a create-only write). Re-read and retry.
+	ErrConflict = errors.New("store: conflict: the object changed since it was read; re-read it and retry")
+	// ErrTooLarge: the object is over the size a ZooKeeper node can hold
+	// (MaxAppBytes for apps, MaxNodeBytes otherwise).
+	ErrTooLarge = errors.New("store: object too large for one ZooKeeper node")
+)
+
+const (
+	// MaxNodeBytes bounds one stored object. ZooKeeper refuses requests
+	// over jute.maxbuffer (1 MiB by default) including framing.
+	MaxNodeBytes = 1<<20 - 16<<10
+	// MaxAppBytes bounds one app's JSON. A write carries the app twice in
+	// one atomic multi-op (the current node and its history copy), and the
+	// whole request must stay under jute.maxbuffer.
+	MaxAppBytes = 500 << 10
+	// DefaultHistory is how many versions of each app are kept (the
+	// current one included) when the configuration does not say.
+	DefaultHistory = 20
+)
+
+// Revision is an app's write counter, for compare-and-set. Each write of
+// an app increases it; 0 means the app does not exist.
+type Revision int64
+
+const (
+	// CreateOnly as the expected revision makes PutApp fail with
+	// ErrConflict if the app exists.
+	CreateOnly Revision = 0
+	// AnyRevision writes or deletes whatever the current revision is.
+	AnyRevision Revision = -1
+)
+
+// StoredApp is an app as stored: its spec (Version set by the store) and
+// the revision to pass back for compare-and-set.
+type StoredApp struct {
+	App      *appspec.App
+	Revision Revision
+}
+
+// Deployment is a deployment as the framework persists it so that a new
+// leader resumes it. The store treats it as opaque JSON; State is the
+// owner's own progress data.
+type Deployment struct {
+	ID           string           `json:"id"`
+	Version      string           `json:"version"`
+	AffectedApps []string         `json:"affectedApps"`
+	Steps        []DeploymentStep `json:"steps"`
+	CurrentStep  int              `json:"currentStep"`
+	State        json.RawMessage  `json:"state,omitempty"`
+}
+
+// DeploymentStep is one step of a deployment: actions run together.
+type DeploymentStep struct {
+	Actions []DeploymentAction `json:"actions"`
+}
+
+// DeploymentAction is Marathon's {action, app}: StartApplication,
+// ScaleApplication, RestartApplication, StopApplication…
+type DeploymentAction struct {
+	Action string `json:"action"`
+	App    string `json:"app"`
+}
+
+// TaskRecord is the minimum the framework needs after a restart to
+// reconcile its tasks with Mesos.
+type TaskRecord struct {
+	TaskID     string `json:"taskId"`
+	AppID      string `json:"appId"`
+	AgentID    string `json:"agentId"`
+	AppVersion string `json:"appVersion"`
+	State      string `json:"state"` // Mesos TaskState name, e.g. TASK_RUNNING
+}
+
+// Store persists Flotilla's desired state. Every method takes ctx first
+// and honours its deadline; after a ctx error the outcome of a write is
+// unknown, so re-read before retrying. Implementations are safe for
+// concurrent use. A Store never holds a secret value: env entries that
+// reference a secret are stored as the reference only.
+type Store interface {
+	// GetApp returns the app with this id (canonical or not), or ErrNotFound.
+	GetApp(ctx context.Context, id string) (StoredApp, error)
+	// ListApps returns every app, sorted by id.
+	ListApps(ctx context.Context) ([]StoredApp, error)
+	// PutApp writes app if the stored revision is expect (CreateOnly,
+	// AnyRevision or a Revision read before), stamps a new Version and
+	// keeps it in the app's history. It does not modify app.
+	PutApp(ctx context.Context, app *appspec.App, expect Revision) (StoredApp, error)
+	// DeleteApp removes the app and its history if its revision is expect
+	// (or any, with AnyRevision).
+	DeleteApp(ctx context.Context, id string, expect Revision) error
+
+	// ListVersions returns the kept versions of an app, newest first; the
+	// first is the current one.
+	ListVersions(ctx context.Context, id string) ([]string, error)
+	// GetVersion returns one kept version of an app, for rollback.
+	GetVersion(ctx context.Context, id, version string) (*appspec.App, error)
+
+	PutDeployment(ctx context.Context, d *Deployment) error
+	GetDeployment(ctx context.Context, id string) (*Deployment, error)
+	// ListDeployments returns every deployment, sorted by id.
+	ListDeployments(ctx context.Context) ([]*Deployment, error)
+	DeleteDeployment(ctx context.Context, id string) error
+
+	// FrameworkID returns "" and no error when none was stored yet.
+	FrameworkID(ctx context.Context) (string, error)
+	SetFrameworkID(ctx context.Context, id string) error
+
+	// PutTask creates or replaces a task record.
+	PutTask(ctx context.Context, t TaskRecord) error
+	DeleteTask(ctx context.Context, appID, taskID string) error
+	// ListTasks returns the task records of one app, sorted by task id.
+	ListTasks(ctx context.Context, appID string) ([]TaskRecord, error)
+	// ListAllTasks returns every task record, sorted by app then task id.
+	ListAllTasks(ctx context.Context) ([]TaskRecord, error)
+}
+
+// VersionFormat is Marathon's version timestamp (UTC, milliseconds). It
+// sorts as text in time order, which the history relies on.
+const VersionFormat = "2006-01-02T15:04:05.000Z"
+
+// nextVersion is now as a version, moved past latest so that versions of
+// one app are strictly increasing even within one millisecond or when the
+// clock steps back.
+func nextVersion(now time.Time, latest string) string {
+	v := now.UTC().Truncate(time.Millisecond)
+	if latest != "" {
+		if l, err := time.Parse(VersionFormat, latest); err == nil && !v.After(l) {
+			v = l.Add(time.Millisecond)
+		}
+	}
+	return v.Format(VersionFormat)
+}
+
+// prepareApp checks the id and size and returns the copy to store and its
+// JSON. Secret env entries keep only the reference: if a caller ever filled
+// in a resolved value, it is dropped here, not persisted.
+func prepareApp(app *appspec.App, version string) (*appspec.App, []byte, error) {
+	if app == nil {
+		return nil, nil, fmt.Errorf("store: put app: app is nil")
+	}
+	if err := appspec.CheckID(app.ID); err != nil {
+		return nil, nil, fmt.Errorf("store: put app: %w", err)
+	}
+	b, err := json.Marshal(app)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: put app %s: encode: %w", app.ID, err)
+	}
+	c := &appspec.App{}
+	if err := json.Unmarshal(b, c); err != nil {
+		return nil, nil, fmt.Errorf("store: put app %s: decode own encoding: %w", app.ID, err)
+	}
+	c.ID = appspec.CanonicalID(app.ID)
+	c.Version = version
+	for k, v := range c.Env {
+		if v.Secret != "" {
+			c.Env[k] = appspec.EnvValue{Secret: v.Secret}
+		}
+	}
+	b, err = json.Marshal(c)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: put app %s: encode: %w", c.ID, err)
+	}
+	if len(b) > MaxAppBytes {
+		return nil, nil, fmt.Errorf("store: put app %s: %d bytes of JSON, limit %d: %w", c.ID, len(b), MaxAppBytes, ErrTooLarge)
+	}
+	return c, b, nil
+}
+
+func decodeApp(b []byte) (*appspec.App, error) {
+	a := &appspec.App{}
+	if err := json.Unmarshal(b, a); err != nil {
+		return nil, fmt.Errorf("store: decode stored app: %w", err)
+	}
+	return a, nil
+}
+
+// checkName refuses names that cannot be one ZooKeeper node name.
+func checkName(kind, name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return fmt.Errorf("store: %s %q is not a valid name: it must be non-empty and hold no '/'", kind, name)
+	}
+	return nil
+}
+
+func checkTask(t TaskRecord) error {
+	if err := checkName("task id", t.TaskID); err != nil {
+		return err
+	}
+	if err := appspec.CheckID(t.AppID); err != nil {
+		return fmt.Errorf("store: task %s: %w", t.TaskID, err)
+	}
+	return nil
+}
