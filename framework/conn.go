@@ -1,0 +1,625 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"net"
+	"net/http"
+	"net/url"
+	"os/user"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/encoding"
+	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpsched"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
+	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/internal/logging"
+)
+
+// Errors a subscription ends with (in Input.Disconnected).
+var (
+	// ErrHeartbeatTimeout: the master sent nothing, not even a HEARTBEAT,
+	// for HeartbeatMisses heartbeat intervals; the stream was dropped.
+	ErrHeartbeatTimeout = errors.New("framework: no event from the mesos master within the heartbeat timeout")
+	// ErrMasterChanged: the detector named another leading master; the
+	// stream to the old one was dropped.
+	ErrMasterChanged = errors.New("framework: leading mesos master changed")
+	// ErrStreamEnded: the master closed the subscription stream.
+	ErrStreamEnded = errors.New("framework: mesos master closed the subscription stream")
+)
+
+// DefaultFailoverTimeout is how long Mesos keeps a disconnected framework's
+// tasks (one week, as Marathon).
+const DefaultFailoverTimeout = 7 * 24 * time.Hour
+
+// defaultHeartbeat is used until SUBSCRIBED says otherwise (Mesos's default).
+const defaultHeartbeat = 15 * time.Second
+
+// ConnConfig configures a Conn. Zero values take the documented defaults.
+type ConnConfig struct {
+	Detector     Detector         // required: where the leading master is
+	FrameworkIDs FrameworkIDStore // required: the id to re-subscribe with
+
+	Name            string        // FrameworkInfo.name; default "flotilla"
+	User            string        // FrameworkInfo.user; default the current OS user
+	Roles           []string      // default ["*"]; sent as roles with MULTI_ROLE
+	Principal       string        // FrameworkInfo.principal, if any
+	FailoverTimeout time.Duration // default DefaultFailoverTimeout; must be > 0
+	Hostname        string        // FrameworkInfo.hostname, if any
+	WebUIURL        string        // FrameworkInfo.webui_url, if any
+	GPUResources    bool          // add the GPU_RESOURCES capability
+
+	// Codec is "json" (default) or "protobuf".
+	Codec string
+	// HeartbeatMisses: drop the stream after this many heartbeat intervals
+	// without any event; default 2.
+	HeartbeatMisses int
+	// BackoffMin and BackoffMax bound the re-subscribe backoff; defaults
+	// 500 ms and 30 s, jittered.
+	BackoffMin, BackoffMax time.Duration
+	// CallTimeout bounds a Driver call whose ctx has no deadline; default 10 s.
+	CallTimeout time.Duration
+	// RequestTimeout bounds connecting and waiting for response headers,
+	// SUBSCRIBE included; default 10 s.
+	RequestTimeout time.Duration
+	// LeaderTimeout bounds one wait for the detector to name a master
+	// before the attempt counts as failed; default 30 s.
+	LeaderTimeout time.Duration
+
+	Clock  clock.Clock   // default clock.Real
+	Rand   *rand.Rand    // jitter; default seeded with 1. Used by Run only.
+	Logger *logrus.Entry // default discards
+}
+
+func (c *ConnConfig) defaults() error {
+	if c.Detector == nil {
+		return errors.New("framework: conn config has no Detector")
+	}
+	if c.FrameworkIDs == nil {
+		return errors.New("framework: conn config has no FrameworkIDs store")
+	}
+	if c.Name == "" {
+		c.Name = "flotilla"
+	}
+	if c.User == "" {
+		c.User = "root"
+		if u, err := user.Current(); err == nil && u.Username != "" {
+			c.User = u.Username
+		}
+	}
+	if len(c.Roles) == 0 {
+		c.Roles = []string{"*"}
+	}
+	if c.FailoverTimeout < 0 {
+		return fmt.Errorf("framework: failover timeout %v is negative", c.FailoverTimeout)
+	}
+	if c.FailoverTimeout == 0 {
+		c.FailoverTimeout = DefaultFailoverTimeout
+	}
+	switch c.Codec {
+	case "", "json", "protobuf":
+	default:
+		return fmt.Errorf("framework: codec %q unknown (want json or protobuf)", c.Codec)
+	}
+	if c.HeartbeatMisses <= 0 {
+		c.HeartbeatMisses = 2
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = 500 * time.Millisecond
+	}
+	if c.BackoffMax < c.BackoffMin {
+		c.BackoffMax = max(30*time.Second, c.BackoffMin)
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = 10 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.LeaderTimeout <= 0 {
+		c.LeaderTimeout = 30 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Rand == nil {
+		c.Rand = rand.New(rand.NewSource(1))
+	}
+	if c.Logger == nil {
+		c.Logger = logging.Component(logging.Discard(), "conn")
+	}
+	return nil
+}
+
+// Conn keeps one subscription to the leading Mesos master and feeds its
+// events to the scheduler core. Its Driver sends calls on that subscription.
+type Conn struct {
+	cfg       ConnConfig
+	log       *logrus.Entry
+	codec     encoding.Codec
+	transport *http.Transport
+	running   atomic.Bool
+
+	// sess is the current subscription, nil while disconnected; the Driver
+	// reads it, Run writes it.
+	sess atomic.Pointer[connSession]
+
+	// Owned by Run's goroutine.
+	fresh  bool   // subscribe without an id: the framework was removed
+	lastID string // the id Mesos last gave us, in case the store failed
+	hint   string // a redirect's target, tried before asking the detector
+}
+
+type connSession struct {
+	caller      calls.Caller
+	frameworkID string
+	master      string
+}
+
+// NewConn checks cfg and returns a Conn; Run starts it.
+func NewConn(cfg ConnConfig) (*Conn, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	codec := codecs.ByMediaType[codecs.MediaTypeJSON]
+	if cfg.Codec == "protobuf" {
+		codec = codecs.ByMediaType[codecs.MediaTypeProtobuf]
+	}
+	dialer := &net.Dialer{Timeout: cfg.RequestTimeout, KeepAlive: 30 * time.Second}
+	return &Conn{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		codec: codec,
+		transport: &http.Transport{
+			// No proxy from the environment: the master is reached directly.
+			DialContext:           dialer.DialContext,
+			ResponseHeaderTimeout: cfg.RequestTimeout,
+			MaxIdleConnsPerHost:   4,
+			IdleConnTimeout:       90 * time.Second,
+		},
+	}, nil
+}
+
+// Subscribed reports whether a subscription is up (SUBSCRIBED received and
+// the stream not yet ended).
+func (c *Conn) Subscribed() bool { return c.sess.Load() != nil }
+
+// FrameworkID is the id of the current subscription, "" while disconnected.
+func (c *Conn) FrameworkID() string {
+	if s := c.sess.Load(); s != nil {
+		return s.frameworkID
+	}
+	return ""
+}
+
+// Run subscribes and re-subscribes until ctx ends, then returns nil. Every
+// event but HEARTBEAT goes to out in order; when a subscription that
+// delivered events ends, Input{Disconnected: err} follows. Run sends on out
+// only while ctx is live. One Run at a time.
+func (c *Conn) Run(ctx context.Context, out chan<- Input) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("framework: conn is already running")
+	}
+	defer c.running.Store(false)
+	defer c.transport.CloseIdleConnections()
+	failures, redirects := 0, 0
+	for ctx.Err() == nil {
+		res := c.attempt(ctx, out)
+		if res.subscribed {
+			failures = 0
+		}
+		if res.forwarded {
+			select {
+			case out <- Input{Disconnected: res.err}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		// A redirect names the leader: follow it at once, a few times.
+		if res.redirected && redirects < 3 {
+			redirects++
+			c.log.WithError(res.err).WithField("master", c.hint).Info("following redirect to the leading master")
+			continue
+		}
+		redirects = 0
+		failures++
+		delay := haBackoff(failures, c.cfg.BackoffMin, c.cfg.BackoffMax, c.cfg.Rand)
+		entry := c.log.WithError(res.err).WithField("retry_in", delay)
+		if res.subscribed {
+			entry.Warn("subscription ended; re-subscribing")
+		} else {
+			entry.Warn("subscribe failed")
+		}
+		t := c.cfg.Clock.NewTimer(delay)
+		select {
+		case <-t.C():
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	return nil
+}
+
+type attemptResult struct {
+	err        error
+	subscribed bool // SUBSCRIBED arrived
+	forwarded  bool // at least one event went to out
+	redirected bool // c.hint names the master to try next
+}
+
+// attempt runs one SUBSCRIBE and its stream to the end.
+func (c *Conn) attempt(ctx context.Context, out chan<- Input) (res attemptResult) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.WithField("panic", r).WithField("stack", haStack()).Error("subscription crashed")
+			res.err = fmt.Errorf("framework: subscription panicked: %v", r)
+		}
+	}()
+	target, changed := c.hint, (<-chan struct{})(nil)
+	c.hint = ""
+	if target == "" {
+		lctx, cancel := context.WithTimeout(ctx, c.cfg.LeaderTimeout)
+		u, ch, err := c.cfg.Detector.Leader(lctx)
+		cancel()
+		if err != nil {
+			res.err = err
+			return res
+		}
+		target, changed = u, ch
+	} else {
+		// Following a redirect: still hear about the detector's changes.
+		_, changed, _ = c.peekLeader(ctx)
+	}
+	fid, err := c.subscribeID(ctx)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	log := c.log.WithFields(logrus.Fields{"master": target, "framework_id": fid})
+
+	var location atomic.Pointer[string] // a 307's Location; the doer also serves the Driver's goroutines
+	cli := httpcli.New(
+		httpcli.Endpoint(target),
+		httpcli.Codec(c.codec),
+		httpcli.Do(httpcli.With(httpcli.RoundTripper(c.transport))),
+		httpcli.WrapDoer(func(next httpcli.DoFunc) httpcli.DoFunc {
+			return func(req *http.Request) (*http.Response, error) {
+				resp, err := next(req)
+				if err == nil && resp.StatusCode == http.StatusTemporaryRedirect {
+					loc := resp.Header.Get("Location")
+					location.Store(&loc)
+				}
+				return resp, err
+			}
+		}),
+	)
+	// A fresh client per subscription, pointed at the master just
+	// resolved, and no redirects inside httpsched: after following a 307 it
+	// keeps sending the other calls to the old master (MESOS.md). Redirects
+	// are followed here, by re-pointing the next attempt.
+	caller := httpsched.NewCaller(cli, httpsched.MaxRedirects(0))
+	streamCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	log.Info("subscribing")
+	resp, err := caller.Call(streamCtx, calls.Subscribe(c.frameworkInfo(fid)))
+	if err != nil {
+		if resp != nil {
+			resp.Close()
+		}
+		loc := ""
+		if p := location.Load(); p != nil {
+			loc = *p
+		}
+		if next, ok := resolveRedirect(target, loc); ok && next != target {
+			c.hint = next
+			res.redirected = true
+		}
+		res.err = fmt.Errorf("framework: subscribe to %s: %w", target, err)
+		return res
+	}
+
+	rd := newEventReader(resp, c.cfg.Clock)
+	go rd.run(log)
+	defer func() {
+		// Fence the Driver first, then tear the stream down.
+		c.sess.Store(nil)
+		cancel()
+		resp.Close()
+		rd.stop()
+	}()
+
+	limit := time.Duration(c.cfg.HeartbeatMisses) * defaultHeartbeat
+	watchdog := c.cfg.Clock.NewTimer(limit)
+	defer watchdog.Stop()
+	for {
+		select {
+		case d := <-rd.events:
+			if d.err != nil {
+				res.err = fmt.Errorf("%w: %w", ErrStreamEnded, d.err)
+				return res
+			}
+			switch d.ev.GetType() {
+			case scheduler.Event_SUBSCRIBED:
+				sub := d.ev.GetSubscribed()
+				id := sub.GetFrameworkID().GetValue()
+				log = c.log.WithFields(logrus.Fields{"master": target, "framework_id": id})
+				c.subscribed(ctx, log, fid, id)
+				c.sess.Store(&connSession{caller: caller, frameworkID: id, master: target})
+				res.subscribed = true
+				hb := defaultHeartbeat
+				if s := sub.GetHeartbeatIntervalSeconds(); s > 0 {
+					hb = time.Duration(s * float64(time.Second))
+				}
+				limit = time.Duration(c.cfg.HeartbeatMisses) * hb
+				watchdog.Reset(limit)
+				log.WithField("heartbeat", hb).Info("subscribed")
+			case scheduler.Event_ERROR:
+				c.mesosError(ctx, log, d.ev.GetError().GetMessage())
+			}
+			select {
+			case out <- Input{Event: d.ev}:
+				res.forwarded = true
+			case <-ctx.Done():
+				res.err = ctx.Err()
+				return res
+			}
+		case <-watchdog.C():
+			silent, busy := rd.silence()
+			if busy {
+				// The core is slow, not the master: we are not reading.
+				watchdog.Reset(limit)
+				continue
+			}
+			if silent < limit {
+				watchdog.Reset(limit - silent)
+				continue
+			}
+			log.WithFields(logrus.Fields{"silent": silent, "limit": limit}).Warn("heartbeat missed; dropping the subscription")
+			res.err = ErrHeartbeatTimeout
+			return res
+		case <-changed:
+			// No leader at all also ends this stream.
+			u, ch, err := c.peekLeader(ctx)
+			if err == nil && u == target {
+				changed = ch
+				continue
+			}
+			log.WithField("new_master", u).Warn("leading master changed; dropping the subscription")
+			res.err = ErrMasterChanged
+			return res
+		case <-ctx.Done():
+			res.err = ctx.Err()
+			return res
+		}
+	}
+}
+
+// peekLeader asks the detector without waiting: with a cancelled context
+// it answers only if a leader is known.
+func (c *Conn) peekLeader(ctx context.Context) (string, <-chan struct{}, error) {
+	peek, cancel := context.WithCancel(ctx)
+	cancel()
+	return c.cfg.Detector.Leader(peek)
+}
+
+// eventReader decodes a subscription stream in its own goroutine, drops
+// HEARTBEATs, and hands the rest over one at a time. It notes when it
+// began waiting on the network, so the watchdog measures the master's
+// silence and not time spent waiting for the core to take an event.
+type eventReader struct {
+	resp    mesos.Response
+	clk     clock.Clock
+	events  chan decodedEvent
+	waiting atomic.Int64 // clock nanos of the last frame or hand-over
+	handing atomic.Bool  // blocked handing an event over
+	stopped chan struct{}
+	done    chan struct{}
+}
+
+type decodedEvent struct {
+	ev  *scheduler.Event
+	err error // the stream ended; last value sent
+}
+
+func newEventReader(resp mesos.Response, clk clock.Clock) *eventReader {
+	r := &eventReader{resp: resp, clk: clk, events: make(chan decodedEvent),
+		stopped: make(chan struct{}), done: make(chan struct{})}
+	r.waiting.Store(clk.Now().UnixNano())
+	return r
+}
+
+func (r *eventReader) run(log *logrus.Entry) {
+	defer close(r.done)
+	defer func() {
+		if p := recover(); p != nil {
+			log.WithField("panic", p).WithField("stack", haStack()).Error("event reader crashed")
+			r.hand(decodedEvent{err: fmt.Errorf("framework: event reader panicked: %v", p)})
+		}
+	}()
+	for {
+		ev := new(scheduler.Event)
+		err := r.resp.Decode(ev)
+		r.waiting.Store(r.clk.Now().UnixNano()) // a frame (or the end) arrived
+		if err == nil && ev.GetType() == scheduler.Event_HEARTBEAT {
+			continue
+		}
+		if !r.hand(decodedEvent{ev, err}) || err != nil {
+			return
+		}
+	}
+}
+
+func (r *eventReader) hand(d decodedEvent) bool {
+	r.handing.Store(true)
+	select {
+	case r.events <- d:
+		// Silence counts from here: restart the clock before the watchdog
+		// can see the reader reading again.
+		r.waiting.Store(r.clk.Now().UnixNano())
+		r.handing.Store(false)
+		return true
+	case <-r.stopped:
+		return false
+	}
+}
+
+// silence is how long the current read has waited; busy when the reader
+// is not reading at all but handing an event over.
+func (r *eventReader) silence() (time.Duration, bool) {
+	if r.handing.Load() {
+		return 0, true
+	}
+	return r.clk.Now().Sub(time.Unix(0, r.waiting.Load())), false
+}
+
+// stop ends the reader; the caller has closed the response first.
+func (r *eventReader) stop() {
+	close(r.stopped)
+	<-r.done
+}
+
+// subscribeID is the framework id to SUBSCRIBE with: none after the
+// framework was removed; otherwise the stored one, or the one Mesos gave us
+// last if the store lost it. A store that cannot be read fails the attempt:
+// subscribing as a new framework would orphan every running task.
+func (c *Conn) subscribeID(ctx context.Context) (string, error) {
+	if c.fresh {
+		return "", nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	id, err := c.cfg.FrameworkIDs.FrameworkID(sctx)
+	if err != nil {
+		if c.lastID != "" {
+			c.log.WithError(err).WithField("framework_id", c.lastID).Warn("framework id store unreadable; using the id from the last subscription")
+			return c.lastID, nil
+		}
+		return "", fmt.Errorf("framework: read the stored framework id: %w", err)
+	}
+	if id == "" {
+		id = c.lastID
+	}
+	return id, nil
+}
+
+// subscribed records the id Mesos confirmed.
+func (c *Conn) subscribed(ctx context.Context, log *logrus.Entry, asked, got string) {
+	c.fresh = false
+	c.lastID = got
+	if asked != "" && asked != got {
+		log.WithField("asked", asked).Warn("mesos gave a different framework id than the one we subscribed with")
+	}
+	sctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	stored, err := c.cfg.FrameworkIDs.FrameworkID(sctx)
+	if err == nil && stored == got {
+		return
+	}
+	if err := c.cfg.FrameworkIDs.SetFrameworkID(sctx, got); err != nil {
+		// Kept in memory for re-subscribing; stored again next SUBSCRIBED.
+		log.WithError(err).Error("could not store the framework id; a restart would register a new framework")
+		return
+	}
+	log.Info("framework id stored")
+}
+
+// mesosError handles an ERROR event; the master closes the stream after it.
+func (c *Conn) mesosError(ctx context.Context, log *logrus.Entry, msg string) {
+	if !frameworkRemoved(msg) {
+		log.WithField("message", msg).Warn("mesos sent an error event")
+		return
+	}
+	log.WithField("message", msg).Error("MESOS REMOVED THIS FRAMEWORK: its tasks are gone; clearing the stored framework id and registering as a new framework")
+	c.fresh = true
+	c.lastID = ""
+	sctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	if err := c.cfg.FrameworkIDs.SetFrameworkID(sctx, ""); err != nil {
+		log.WithError(err).Error("could not clear the stored framework id")
+	}
+}
+
+// frameworkRemoved tells apart the ERROR messages after which the framework
+// id is dead for good (torn down, or failover timeout passed) from those
+// after which re-subscribing with it works ("Framework failed over").
+func frameworkRemoved(msg string) bool {
+	m := strings.ToLower(msg)
+	return strings.Contains(m, "framework has been removed") ||
+		strings.Contains(m, "framework removed") ||
+		strings.Contains(m, "completed framework")
+}
+
+func (c *Conn) frameworkInfo(id string) *mesos.FrameworkInfo {
+	failover := c.cfg.FailoverTimeout.Seconds()
+	checkpoint := true
+	caps := []mesos.FrameworkInfo_Capability_Type{
+		mesos.FrameworkInfo_Capability_PARTITION_AWARE,
+		mesos.FrameworkInfo_Capability_TASK_KILLING_STATE,
+		mesos.FrameworkInfo_Capability_MULTI_ROLE,
+		mesos.FrameworkInfo_Capability_REGION_AWARE,
+	}
+	if c.cfg.GPUResources {
+		caps = append(caps, mesos.FrameworkInfo_Capability_GPU_RESOURCES)
+	}
+	info := &mesos.FrameworkInfo{
+		User:            c.cfg.User,
+		Name:            c.cfg.Name,
+		FailoverTimeout: &failover,
+		Checkpoint:      &checkpoint,
+		Roles:           append([]string(nil), c.cfg.Roles...),
+	}
+	for _, t := range caps {
+		info.Capabilities = append(info.Capabilities, mesos.FrameworkInfo_Capability{Type: t})
+	}
+	if id != "" {
+		info.ID = &mesos.FrameworkID{Value: id}
+	}
+	if c.cfg.Hostname != "" {
+		info.Hostname = &c.cfg.Hostname
+	}
+	if c.cfg.WebUIURL != "" {
+		info.WebUiURL = &c.cfg.WebUIURL
+	}
+	if c.cfg.Principal != "" {
+		info.Principal = &c.cfg.Principal
+	}
+	return info
+}
+
+// resolveRedirect turns a 307's Location (//host:port/path) into a URL
+// with the current scheme.
+func resolveRedirect(current, location string) (string, bool) {
+	if location == "" {
+		return "", false
+	}
+	base, err := url.Parse(current)
+	if err != nil {
+		return "", false
+	}
+	loc, err := url.Parse(location)
+	if err != nil || (loc.Host == "" && loc.Path == "") {
+		return "", false
+	}
+	next := base.ResolveReference(loc)
+	if next.Path == "" || next.Path == "/" {
+		next.Path = schedulerAPIPath
+	}
+	return next.String(), true
+}
+
+func haStack() string { return string(debug.Stack()) }

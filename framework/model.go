@@ -1,0 +1,132 @@
+package framework
+
+import (
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/offers"
+)
+
+// Task is one task as the scheduler knows it. A Task value is immutable:
+// the scheduler replaces it on every change, and its slices are never
+// written after the Task is published.
+type Task struct {
+	ID         string
+	AppID      string
+	AppVersion string
+	AgentID    string
+	Host       string
+	Ports      []uint64
+	State      mesos.TaskState
+	// Healthy is nil until the first health check result (or when the app
+	// has no health checks).
+	Healthy   *bool
+	StagedAt  time.Time
+	StartedAt time.Time // first TASK_RUNNING; zero before
+	// UnreachableSince is set while the task is TASK_UNREACHABLE.
+	UnreachableSince time.Time
+	// Killing is set once the scheduler asked Mesos to kill the task.
+	Killing bool
+	// Message and Reason are the last status update's.
+	Message string
+	Reason  string
+	// Adopted marks a task the scheduler learnt of through reconciliation
+	// rather than launched itself (a previous leader did): its ports and
+	// agent attributes are unknown.
+	Adopted bool
+}
+
+// Active reports whether the task is not in a terminal state.
+func (t Task) Active() bool { return !isTerminal(t.State) }
+
+// IsHealthy reports whether the task runs and, if it is health checked,
+// passes its checks.
+func (t Task) IsHealthy() bool {
+	return t.State == mesos.TASK_RUNNING && (t.Healthy == nil || *t.Healthy)
+}
+
+// QueueEntry is an app's launch queue: how many of its instances wait for
+// an offer, until when backoff holds them and why the last offers did not
+// fit.
+type QueueEntry struct {
+	AppID      string
+	AppVersion string
+	Count      int
+	// Delay is the current backoff; BackoffUntil the time launching resumes
+	// (zero: not delayed).
+	Delay        time.Duration
+	BackoffUntil time.Time
+	// LastRejection summarises why the last offers were not used for this
+	// app (offers.Summary); zero before the first offer round.
+	LastRejection offers.Summary
+	// Reason is a launch problem that is not about resources (a secret that
+	// could not be resolved, launching held after failover…).
+	Reason string
+}
+
+// Snapshot is the scheduler's state at one moment. It is shared and must
+// be treated as read-only by every reader: the scheduler never changes a
+// published Snapshot, it publishes a new one.
+type Snapshot struct {
+	At    time.Time
+	Apps  []*appspec.App // sorted by ID; read-only
+	Tasks []Task         // sorted by ID
+	Queue []QueueEntry   // sorted by AppID; only apps with Count > 0
+	// Connected is whether the scheduler is subscribed to a master now.
+	Connected bool
+	// Suppressed is whether offers are suppressed.
+	Suppressed bool
+}
+
+// App returns the app with the given id, or nil.
+func (s *Snapshot) App(id string) *appspec.App {
+	for _, a := range s.Apps {
+		if a.ID == id {
+			return a
+		}
+	}
+	return nil
+}
+
+// TasksOf returns the tasks of one app.
+func (s *Snapshot) TasksOf(appID string) []Task {
+	var out []Task
+	for _, t := range s.Tasks {
+		if t.AppID == appID {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// EventType names what an Event is about.
+type EventType string
+
+const (
+	// EventTask: a task was launched or changed state; Task is set.
+	EventTask EventType = "task"
+	// EventTaskRemoved: the scheduler forgot a task (terminal, expunged);
+	// Task is its last state.
+	EventTaskRemoved EventType = "task_removed"
+	// EventApp: an app was created, updated or scaled; App is set.
+	EventApp EventType = "app"
+	// EventAppRemoved: an app was removed; App is its last version.
+	EventAppRemoved EventType = "app_removed"
+	// EventQueue: an app's launch queue changed; Queue is set (Count 0 when
+	// nothing waits any more).
+	EventQueue EventType = "queue"
+	// EventLagged: the subscriber was too slow and lost events before this
+	// one; it should re-read a Snapshot.
+	EventLagged EventType = "lagged"
+)
+
+// Event is one immutable change published on the event bus.
+type Event struct {
+	Type  EventType
+	At    time.Time
+	Task  *Task
+	App   *appspec.App
+	Queue *QueueEntry
+}

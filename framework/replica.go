@@ -1,0 +1,346 @@
+package framework
+
+// The connection side of package framework: how a Flotilla replica reaches
+// Mesos and how replicas share the work.
+//
+// Master detection (detect.go). NewDetector takes Mesos's --master syntax:
+// a URL (http://127.0.0.1:5050) is used as it is; zk://host:port,…/mesos is
+// watched with ChildrenW, and the leader is the json.info_<seq> child with
+// the smallest sequence (children come back unordered), reached at its
+// MasterInfo address.ip:address.port (hostname if no ip). A change closes
+// the channel Leader returned, and the connection drops a stream to a
+// master that no longer leads.
+//
+// Connection (conn.go). Conn.Run keeps one SUBSCRIBE stream open through
+// mesos-go's httpcli and httpsched. Before each SUBSCRIBE it asks the
+// detector for the leader and builds a client pointed at it: httpsched
+// follows a 307 for SUBSCRIBE only and then sends every other call to the
+// old master, so Conn follows redirects itself (re-pointing the next
+// attempt) and tells httpsched to follow none. It subscribes with the
+// framework id from the FrameworkIDStore (or none), a failover timeout
+// (default one week) and the capabilities PARTITION_AWARE,
+// TASK_KILLING_STATE, MULTI_ROLE and REGION_AWARE (GPU_RESOURCES on
+// request), and stores the id SUBSCRIBED confirms. Every event but
+// HEARTBEAT goes to the core's Input channel in order; when a stream that
+// delivered events ends, Input{Disconnected: err} follows, then Conn
+// re-subscribes with jittered exponential backoff on the injected clock.
+// The heartbeat watchdog drops a stream after HeartbeatMisses (default 2)
+// heartbeat intervals without any event; time the core spends not taking
+// an event does not count. ERROR "Framework has been removed" clears the
+// stored id (logged at error level: the tasks are gone) and the next
+// SUBSCRIBE registers a new framework; "Framework failed over" just
+// re-subscribes with the same id.
+//
+// Driver (driver.go) implements Actions on the current subscription: each
+// call carries the framework id and Mesos-Stream-Id, gets CallTimeout when
+// its ctx has no deadline, and fails at once with ErrNotSubscribed while
+// there is no subscription. It never queues.
+//
+// Election (election.go). Each replica creates an EPHEMERAL|SEQUENCE znode
+// <path>/…member_<seq> holding {"address","id"}; the lowest sequence leads
+// and every other candidate watches only its predecessor, so a departure
+// wakes one replica. The leader stops leading - cancels its work and stops
+// calling Actions - at once when its session expires, when it has been
+// disconnected longer than FenceAfter (default a third of the session
+// timeout, which is before the server can expire the session and elect
+// another), when its znode is deleted, or on Abdicate; it then waits for
+// its work to stop and contends again with a new session. Mesos fences
+// too: the new leader's SUBSCRIBE with the same framework id makes the
+// master end the old stream with "Framework failed over" and refuse its
+// calls.
+//
+// Replica (this file) wires them: contend; while leading run a new Conn
+// and the core's Run with the same Input channel and the Conn's Driver
+// wrapped in a fence; on losing leadership stop both before anything else.
+//
+//	det, _ := framework.NewDetector(framework.DetectorConfig{Master: "zk://127.0.0.1:2181/mesos"})
+//	r, err := framework.NewReplica(framework.ReplicaConfig{
+//		Election: framework.ElectionConfig{Servers: []string{"127.0.0.1:2181"}, Path: "/flotilla/leader", Address: "http://10.0.0.5:8080"},
+//		Conn:     framework.ConnConfig{Detector: det, FrameworkIDs: store},
+//		Core:     framework.New(framework.Config{}),
+//	})
+//	go r.Run(ctx)
+//	addr, _ := r.LeaderAddress(ctx) // where a standby forwards API calls
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"sync"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/internal/logging"
+)
+
+// ErrFenced is returned by the leader's Actions once leadership is lost.
+var ErrFenced = errors.New("framework: leadership lost; call refused")
+
+// Core is what a replica runs while it leads: the scheduler core
+// (*Scheduler). Run is called once per leadership term, never concurrently,
+// and must return soon after ctx ends.
+type Core interface {
+	Run(ctx context.Context, in <-chan Input, act Actions) error
+}
+
+// ReplicaConfig configures a Replica.
+type ReplicaConfig struct {
+	// Election: with no Servers the replica leads at once and alone (no
+	// ZooKeeper, e.g. flotilla dev).
+	Election ElectionConfig
+	// Conn configures the connection of each leadership term. Conn.Detector
+	// is required; Close it after Run returns.
+	Conn ConnConfig
+	Core Core // required
+	// InputBuffer is the capacity of the Input channel; default 64.
+	InputBuffer int
+
+	// Clock, Rand and Logger are the defaults for the parts above that do
+	// not set their own. Each part gets its own *rand.Rand seeded from Rand.
+	Clock  clock.Clock
+	Rand   *rand.Rand
+	Logger *logrus.Entry
+}
+
+// Replica is one Flotilla instance: a candidate that, while it leads,
+// subscribes to Mesos and runs the scheduler core.
+type Replica struct {
+	cfg      ReplicaConfig
+	log      *logrus.Entry
+	election *Election // nil without ZooKeeper
+
+	mu   sync.Mutex
+	conn *Conn // the leading term's connection
+}
+
+// NewReplica checks cfg and returns a Replica; Run starts it.
+func NewReplica(cfg ReplicaConfig) (*Replica, error) {
+	if cfg.Core == nil {
+		return nil, errors.New("framework: replica config has no Core")
+	}
+	if cfg.Conn.Detector == nil {
+		return nil, errors.New("framework: replica config has no Conn.Detector")
+	}
+	if cfg.Conn.FrameworkIDs == nil {
+		return nil, errors.New("framework: replica config has no Conn.FrameworkIDs")
+	}
+	if cfg.InputBuffer <= 0 {
+		cfg.InputBuffer = 64
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.New(rand.NewSource(1))
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logging.Component(logging.Discard(), "replica")
+	}
+	if cfg.Conn.Clock == nil {
+		cfg.Conn.Clock = cfg.Clock
+	}
+	if cfg.Conn.Logger == nil {
+		cfg.Conn.Logger = cfg.Logger.WithField("component", "conn")
+	}
+	// Fail on a bad conn config now rather than at the first election.
+	probe := cfg.Conn
+	if err := probe.defaults(); err != nil {
+		return nil, err
+	}
+	r := &Replica{cfg: cfg, log: cfg.Logger}
+	if len(cfg.Election.Servers) > 0 {
+		ec := cfg.Election
+		if ec.Clock == nil {
+			ec.Clock = cfg.Clock
+		}
+		if ec.Rand == nil {
+			ec.Rand = rand.New(rand.NewSource(cfg.Rand.Int63()))
+		}
+		if ec.Logger == nil {
+			ec.Logger = cfg.Logger.WithField("component", "election")
+		}
+		e, err := NewElection(ec)
+		if err != nil {
+			return nil, err
+		}
+		r.election = e
+	}
+	return r, nil
+}
+
+// Run contends (or, without ZooKeeper, leads) until ctx ends; it returns
+// nil once everything it started has stopped.
+func (r *Replica) Run(ctx context.Context) error {
+	if r.election != nil {
+		return r.election.Run(ctx, r.lead)
+	}
+	failures := 0
+	for ctx.Err() == nil {
+		r.lead(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		failures++
+		delay := haBackoff(failures, time.Second, 30*time.Second, r.cfg.Rand)
+		r.log.WithField("retry_in", delay).Warn("scheduling stopped by itself; restarting")
+		t := r.cfg.Clock.NewTimer(delay)
+		select {
+		case <-t.C():
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	return nil
+}
+
+// IsLeader reports whether this replica leads (always, without ZooKeeper).
+func (r *Replica) IsLeader() bool {
+	if r.election == nil {
+		return true
+	}
+	return r.election.IsLeader()
+}
+
+// LeaderAddress returns the leader's advertised address (this replica's
+// own when it leads).
+func (r *Replica) LeaderAddress(ctx context.Context) (string, error) {
+	if r.election == nil {
+		return r.cfg.Election.Address, nil
+	}
+	return r.election.LeaderAddress(ctx)
+}
+
+// Abdicate makes the leading replica step down (DELETE /v2/leader); it
+// fails with ErrNotLeader on a standby or without ZooKeeper.
+func (r *Replica) Abdicate(ctx context.Context) error {
+	if r.election == nil {
+		return ErrNotLeader
+	}
+	return r.election.Abdicate(ctx)
+}
+
+// Subscribed reports whether this replica leads and is subscribed to Mesos.
+func (r *Replica) Subscribed() bool {
+	r.mu.Lock()
+	c := r.conn
+	r.mu.Unlock()
+	return c != nil && c.Subscribed()
+}
+
+// FrameworkID is the framework id of the current subscription, "" unless
+// this replica leads and is subscribed.
+func (r *Replica) FrameworkID() string {
+	r.mu.Lock()
+	c := r.conn
+	r.mu.Unlock()
+	if c == nil {
+		return ""
+	}
+	return c.FrameworkID()
+}
+
+// lead is one leadership term: the connection and the core run on ctx and
+// stop together; lead returns when both have.
+func (r *Replica) lead(ctx context.Context) {
+	cc := r.cfg.Conn
+	cc.Rand = rand.New(rand.NewSource(r.cfg.Rand.Int63()))
+	conn, err := NewConn(cc)
+	if err != nil { // checked in NewReplica; cannot happen
+		r.log.WithError(err).Error("cannot build the mesos connection")
+		return
+	}
+	r.mu.Lock()
+	r.conn = conn
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.conn = nil
+		r.mu.Unlock()
+	}()
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	in := make(chan Input, r.cfg.InputBuffer)
+	act := &fencedActions{fence: ctx, next: conn.Driver()}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer stop()
+		defer r.recoverLoop("connection")
+		_ = conn.Run(ctx, in) // returns only when ctx ends
+	}()
+	go func() {
+		defer wg.Done()
+		defer stop()
+		defer r.recoverLoop("scheduler core")
+		if err := r.cfg.Core.Run(ctx, in, act); err != nil && ctx.Err() == nil {
+			r.log.WithError(err).Error("scheduler core stopped")
+		}
+	}()
+	r.log.Info("leading: connection and scheduler started")
+	wg.Wait()
+	r.log.Info("connection and scheduler stopped")
+}
+
+func (r *Replica) recoverLoop(what string) {
+	if p := recover(); p != nil {
+		r.log.WithFields(logrus.Fields{"panic": p, "stack": haStack(), "loop": what}).Error("loop crashed")
+	}
+}
+
+// fencedActions refuses calls once its fence (the leadership term) ends,
+// and aborts calls in flight at that moment.
+type fencedActions struct {
+	fence context.Context
+	next  Actions
+}
+
+var _ Actions = (*fencedActions)(nil)
+
+func (f *fencedActions) guard(ctx context.Context, call func(context.Context) error) error {
+	if f.fence.Err() != nil {
+		return ErrFenced
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(f.fence, cancel)()
+	err := call(ctx)
+	if err != nil && f.fence.Err() != nil {
+		return fmt.Errorf("%w: %w", ErrFenced, err)
+	}
+	return err
+}
+
+func (f *fencedActions) Accept(ctx context.Context, offerIDs []mesos.OfferID, ops []mesos.Offer_Operation, filters *mesos.Filters) error {
+	return f.guard(ctx, func(ctx context.Context) error { return f.next.Accept(ctx, offerIDs, ops, filters) })
+}
+
+func (f *fencedActions) Decline(ctx context.Context, offerIDs []mesos.OfferID, filters *mesos.Filters) error {
+	return f.guard(ctx, func(ctx context.Context) error { return f.next.Decline(ctx, offerIDs, filters) })
+}
+
+func (f *fencedActions) Kill(ctx context.Context, taskID mesos.TaskID, agentID *mesos.AgentID, policy *mesos.KillPolicy) error {
+	return f.guard(ctx, func(ctx context.Context) error { return f.next.Kill(ctx, taskID, agentID, policy) })
+}
+
+func (f *fencedActions) Acknowledge(ctx context.Context, agentID mesos.AgentID, taskID mesos.TaskID, uuid []byte) error {
+	return f.guard(ctx, func(ctx context.Context) error { return f.next.Acknowledge(ctx, agentID, taskID, uuid) })
+}
+
+func (f *fencedActions) Reconcile(ctx context.Context, tasks []scheduler.Call_Reconcile_Task) error {
+	return f.guard(ctx, func(ctx context.Context) error { return f.next.Reconcile(ctx, tasks) })
+}
+
+func (f *fencedActions) Revive(ctx context.Context, roles []string) error {
+	return f.guard(ctx, func(ctx context.Context) error { return f.next.Revive(ctx, roles) })
+}
+
+func (f *fencedActions) Suppress(ctx context.Context, roles []string) error {
+	return f.guard(ctx, func(ctx context.Context) error { return f.next.Suppress(ctx, roles) })
+}

@@ -1,0 +1,406 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/internal/logging"
+)
+
+// Scheduler is the scheduler core: it keeps what runs on Mesos equal to the
+// apps it was given. See doc.go.
+type Scheduler struct {
+	cfg Config
+	bus bus
+
+	mu sync.Mutex // guards c; held for one step at a time, never during I/O
+	c  *core
+
+	running atomic.Bool
+	poke    chan struct{}
+	syncReq chan chan struct{}
+
+	// Acknowledgements go out on worker goroutines: one HTTP round trip
+	// per update would otherwise bound the whole loop (10,000 tasks make
+	// 20,000 updates). Order does not matter: an agent sends a task's next
+	// update only after the previous one was acknowledged.
+	ackCh       chan ackOp // set by Run, used by its goroutine only
+	acksPending sync.WaitGroup
+}
+
+func (cfg Config) withDefaults() Config {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.New(rand.NewSource(cfg.Clock.Now().UnixNano()))
+	}
+	if cfg.Log == nil {
+		cfg.Log = logging.Component(logging.Discard(), "framework")
+	}
+	if cfg.Role == "" {
+		cfg.Role = "*"
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&cfg.MaxLaunchDelay, time.Hour)
+	def(&cfg.BackoffResetAfter, time.Minute)
+	def(&cfg.ReconcileInterval, 10*time.Minute)
+	def(&cfg.ReconcileRetry, 5*time.Second)
+	def(&cfg.ReconcileRetryMax, time.Minute)
+	def(&cfg.ReconcileSettle, 2*time.Second)
+	def(&cfg.UnreachableReconcile, 5*time.Second)
+	def(&cfg.KillRetry, 10*time.Second)
+	def(&cfg.StagingTimeout, 5*time.Minute)
+	def(&cfg.DeclineRefuse, 120*time.Second)
+	def(&cfg.DeclineRefuseWaiting, 5*time.Second)
+	def(&cfg.ActionTimeout, 10*time.Second)
+	if cfg.AckWorkers <= 0 {
+		cfg.AckWorkers = 8
+	}
+	if cfg.ReconcileRetryMax < cfg.ReconcileRetry {
+		cfg.ReconcileRetryMax = cfg.ReconcileRetry
+	}
+	return cfg
+}
+
+// New returns a Scheduler; it starts no goroutine (Run does the work).
+func New(cfg Config) *Scheduler {
+	cfg = cfg.withDefaults()
+	s := &Scheduler{cfg: cfg, poke: make(chan struct{}, 1), syncReq: make(chan chan struct{})}
+	s.c = newCore(cfg, s.bus.publish)
+	return s
+}
+
+// Run drives the scheduler from the connection's inputs until ctx ends
+// (returning ctx.Err()) or in is closed (returning nil). Apps and known
+// tasks survive across Runs of the same Scheduler; each SUBSCRIBED starts
+// reconciliation that brings them up to date.
+func (s *Scheduler) Run(ctx context.Context, in <-chan Input, act Actions) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer s.running.Store(false)
+	defer s.locked(func(c *core, _ time.Time) { c.connected = false; c.gen++ })
+
+	s.ackCh = make(chan ackOp, 1024)
+	var workers sync.WaitGroup
+	for range s.cfg.AckWorkers {
+		workers.Add(1)
+		go s.ackWorker(ctx, act, &workers)
+	}
+	defer func() {
+		close(s.ackCh)
+		workers.Wait()
+	}()
+
+	timer := s.cfg.Clock.NewTimer(time.Hour)
+	defer timer.Stop()
+	s.iterate(ctx, act, nil)
+	for {
+		s.armTimer(timer)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case x, ok := <-in:
+			if !ok {
+				return nil
+			}
+			s.iterate(ctx, act, &x)
+		case <-s.poke:
+			s.iterate(ctx, act, nil)
+		case <-timer.C():
+			s.iterate(ctx, act, nil)
+		case done := <-s.syncReq:
+			s.iterate(ctx, act, nil)
+			s.acksPending.Wait()
+			close(done)
+		}
+	}
+}
+
+func (s *Scheduler) armTimer(t clock.Timer) {
+	var next time.Time
+	var now time.Time
+	s.locked(func(c *core, n time.Time) { next, now = c.nextWake(), n })
+	d := time.Hour
+	if !next.IsZero() {
+		d = max(next.Sub(now), 0)
+	}
+	t.Stop()
+	// Drain a tick that fired while the loop was busy: the step that
+	// follows any input already covered it.
+	select {
+	case <-t.C():
+	default:
+	}
+	t.Reset(d)
+}
+
+func (s *Scheduler) locked(f func(c *core, now time.Time)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s.c, s.cfg.Clock.Now())
+}
+
+// iterate is one turn of the loop: decide under the lock, then perform.
+// A panic is recovered here, at the loop's edge, so one bad input does
+// not stop scheduling; its stack is logged.
+func (s *Scheduler) iterate(ctx context.Context, act Actions, in *Input) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Log.WithField("panic", fmt.Sprint(r)).WithField("stack", string(debug.Stack())).Error("scheduler step panicked")
+		}
+	}()
+	var p plan
+	s.locked(func(c *core, now time.Time) {
+		if in != nil {
+			c.handleInput(now, *in, &p)
+		}
+		c.step(now, &p)
+	})
+	if !p.empty() {
+		s.perform(ctx, act, &p)
+	}
+}
+
+func (s *Scheduler) call(ctx context.Context, what string, f func(ctx context.Context) error) error {
+	return s.callWith(ctx, what, nil, f)
+}
+
+func (s *Scheduler) callWith(ctx context.Context, what string, fields logrus.Fields, f func(ctx context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.ActionTimeout)
+	defer cancel()
+	err := f(cctx)
+	if err != nil {
+		s.cfg.Log.WithError(err).WithFields(fields).WithField("call", what).Warn("call failed")
+	}
+	return err
+}
+
+// perform carries out a plan. Failures are logged and repaired by the
+// state machine: acks are re-sent by the agent, kills retried, failed
+// launches requeued, reconciliation retried.
+func (s *Scheduler) perform(ctx context.Context, act Actions, p *plan) {
+	for _, a := range p.acks {
+		s.acksPending.Add(1)
+		select {
+		case s.ackCh <- a:
+		case <-ctx.Done():
+			s.acksPending.Done()
+		}
+	}
+	for _, k := range p.kills {
+		var agent *mesos.AgentID
+		if k.agentID != "" {
+			agent = &mesos.AgentID{Value: k.agentID}
+		}
+		_ = s.call(ctx, "kill", func(ctx context.Context) error {
+			return act.Kill(ctx, mesos.TaskID{Value: k.taskID}, agent, k.policy)
+		})
+	}
+	if p.revive {
+		_ = s.call(ctx, "revive", func(ctx context.Context) error { return act.Revive(ctx, []string{s.cfg.Role}) })
+	}
+	for _, l := range p.launches {
+		s.launch(ctx, act, l)
+	}
+	for _, d := range p.declines {
+		ids := make([]mesos.OfferID, len(d.offerIDs))
+		for i, id := range d.offerIDs {
+			ids[i] = mesos.OfferID{Value: id}
+		}
+		_ = s.call(ctx, "decline", func(ctx context.Context) error { return act.Decline(ctx, ids, refuseFilter(d.refuse)) })
+	}
+	for _, r := range p.reconciles {
+		_ = s.call(ctx, "reconcile", func(ctx context.Context) error { return act.Reconcile(ctx, r) })
+	}
+	if p.suppress {
+		_ = s.call(ctx, "suppress", func(ctx context.Context) error { return act.Suppress(ctx, []string{s.cfg.Role}) })
+	}
+}
+
+// ackWorker sends acknowledgements until Run closes ackCh. A failed one
+// is only logged: the agent re-sends the update, which is acknowledged
+// again.
+func (s *Scheduler) ackWorker(ctx context.Context, act Actions, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for a := range s.ackCh {
+		func() {
+			defer s.acksPending.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					s.cfg.Log.WithField("panic", fmt.Sprint(r)).WithField("stack", string(debug.Stack())).Error("acknowledgement panicked")
+				}
+			}()
+			_ = s.callWith(ctx, "acknowledge", logrus.Fields{"task": a.taskID}, func(ctx context.Context) error {
+				return act.Acknowledge(ctx, mesos.AgentID{Value: a.agentID}, mesos.TaskID{Value: a.taskID}, a.uuid)
+			})
+		}()
+	}
+}
+
+func refuseFilter(d time.Duration) *mesos.Filters {
+	secs := d.Seconds()
+	return &mesos.Filters{RefuseSeconds: &secs}
+}
+
+// hasSecrets says whether an app needs the EnvResolver at all.
+func hasSecrets(app *appspec.App) bool {
+	for _, v := range app.Env {
+		if v.Secret != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Scheduler) launch(ctx context.Context, act Actions, l launchOp) {
+	tasks := l.tasks[:0:0]
+	if s.cfg.ResolveEnv == nil {
+		tasks = l.tasks
+	} else {
+		for i, ti := range l.tasks {
+			app := l.apps[i]
+			if !hasSecrets(app) {
+				tasks = append(tasks, ti)
+				continue
+			}
+			var vars []mesos.Environment_Variable
+			err := s.callWith(ctx, "resolve env", logrus.Fields{"app": app.ID, "task": ti.TaskID.Value}, func(ctx context.Context) error {
+				var err error
+				vars, err = s.cfg.ResolveEnv(ctx, app, ti.TaskID.Value)
+				return err
+			})
+			if err != nil {
+				reason := fmt.Sprintf("framework: resolving the environment of app %s: %v", app.ID, err)
+				s.locked(func(c *core, now time.Time) { c.launchFailed(now, ti.TaskID.Value, reason, true) })
+				continue
+			}
+			env := &mesos.Environment{Variables: append(append([]mesos.Environment_Variable(nil), ti.Command.Environment.GetVariables()...), vars...)}
+			cmd := *ti.Command
+			cmd.Environment = env
+			ti.Command = &cmd
+			tasks = append(tasks, ti)
+		}
+	}
+	offer := []mesos.OfferID{{Value: l.offerID}}
+	if len(tasks) == 0 {
+		// Every task of this offer was dropped; hand the offer back.
+		_ = s.call(ctx, "decline", func(ctx context.Context) error {
+			return act.Decline(ctx, offer, refuseFilter(s.cfg.DeclineRefuseWaiting))
+		})
+		return
+	}
+	op := mesos.Offer_Operation{Type: mesos.Offer_Operation_LAUNCH, Launch: &mesos.Offer_Operation_Launch{TaskInfos: tasks}}
+	err := s.callWith(ctx, "accept", logrus.Fields{"offer": l.offerID, "tasks": len(tasks)}, func(ctx context.Context) error {
+		return act.Accept(ctx, offer, []mesos.Offer_Operation{op}, refuseFilter(s.cfg.DeclineRefuseWaiting))
+	})
+	s.locked(func(c *core, now time.Time) {
+		for _, ti := range tasks {
+			if err != nil {
+				c.launchFailed(now, ti.TaskID.Value, fmt.Sprintf("framework: accepting offer %s: %v", l.offerID, err), false)
+				continue
+			}
+			if id, ok := AppIDFromTaskID(ti.TaskID.Value); ok {
+				c.launched(id)
+			}
+		}
+	})
+}
+
+func (s *Scheduler) wake() {
+	select {
+	case s.poke <- struct{}{}:
+	default:
+	}
+}
+
+// PutApp creates or updates an app; app.ID, made canonical ("web" →
+// "/web"), is its key. A different
+// app.Version replaces its tasks; the same version only changes what
+// needs no new tasks (instances). The scheduler keeps its own copy.
+func (s *Scheduler) PutApp(app appspec.App) {
+	a := cloneApp(&app)
+	a.ID = appspec.CanonicalID(a.ID)
+	s.locked(func(c *core, now time.Time) { c.putApp(now, a) })
+	s.wake()
+}
+
+// RemoveApp forgets an app and kills all its tasks.
+func (s *Scheduler) RemoveApp(id string) error {
+	var err error
+	s.locked(func(c *core, now time.Time) { err = c.removeApp(now, appspec.CanonicalID(id)) })
+	s.wake()
+	return err
+}
+
+// Scale sets an app's instances (same version: no task is replaced).
+func (s *Scheduler) Scale(id string, instances int) error {
+	var err error
+	s.locked(func(c *core, now time.Time) { err = c.scale(now, appspec.CanonicalID(id), instances) })
+	s.wake()
+	return err
+}
+
+// KillTasks kills tasks of an app; with scale the app's instances shrink
+// by the number killed, otherwise the tasks are replaced. Unknown task
+// ids fail the whole call with ErrUnknownTask.
+func (s *Scheduler) KillTasks(appID string, taskIDs []string, scale bool) error {
+	var err error
+	s.locked(func(c *core, now time.Time) { err = c.killTasks(now, appspec.CanonicalID(appID), taskIDs, scale) })
+	s.wake()
+	return err
+}
+
+// Snapshot returns the current state; safe from any goroutine, also
+// before and between Runs. It reflects every desired-state call that
+// returned before it, and task state as of the loop's last step.
+func (s *Scheduler) Snapshot() *Snapshot {
+	var snap *Snapshot
+	s.locked(func(c *core, now time.Time) { snap = c.snapshot(now) })
+	return snap
+}
+
+// Sync waits until the running loop has handled every input received and
+// every call made before it, performed the resulting actions, and stepped
+// to the clock's current time. Tests use it to step a fake clock
+// deterministically.
+func (s *Scheduler) Sync(ctx context.Context) error {
+	if !s.running.Load() {
+		return ErrNotRunning
+	}
+	done := make(chan struct{})
+	select {
+	case s.syncReq <- done:
+	case <-ctx.Done():
+		return fmt.Errorf("framework: sync: %w", ctx.Err())
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("framework: sync: %w", ctx.Err())
+	}
+}
+
+// Subscribe returns a subscription whose channel holds up to buffer
+// events. Publishing never blocks the scheduler: a subscriber that falls
+// behind loses events and then receives an EventLagged marker, after
+// which it should re-read a Snapshot.
+func (s *Scheduler) Subscribe(buffer int) *Subscription {
+	return s.bus.subscribe(buffer)
+}
