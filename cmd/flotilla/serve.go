@@ -1,11 +1,125 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/internal/logging"
+	"github.com/flotilla-sched/flotilla/localmesos"
+	"github.com/flotilla-sched/flotilla/localmesos/executor"
+)
+
+// commonFlags registers the flags serve and dev share.
+func commonFlags(fs *flag.FlagSet, c *platformConfig, apiAddr string) (level, format *string) {
+	fs.StringVar(&c.APIAddr, "api-addr", apiAddr, "address of the HTTP API (Marathon v2)")
+	fs.StringVar(&c.Advertise, "advertise", "", "URL other replicas proxy API calls to (default http://<api-addr>)")
+	fs.StringVar(&c.FrameworkName, "framework-name", "flotilla", "Mesos framework name")
+	fs.StringVar(&c.Role, "role", "*", "Mesos role to run tasks under")
+	fs.DurationVar(&c.FailoverTimeout, "failover-timeout", framework.DefaultFailoverTimeout, "how long Mesos keeps tasks running while no Flotilla is subscribed")
+	fs.StringVar(&c.Hostname, "hostname", "", "hostname announced to Mesos (default: the machine's)")
+	fs.StringVar(&c.Auth.Username, "auth-user", os.Getenv("FLOTILLA_AUTH_USER"), "HTTP basic user required by the API (with --auth-password)")
+	fs.StringVar(&c.Auth.Password, "auth-password", os.Getenv("FLOTILLA_AUTH_PASSWORD"), "HTTP basic password required by the API")
+	fs.StringVar(&c.Auth.Token, "auth-token", os.Getenv("FLOTILLA_AUTH_TOKEN"), "bearer token accepted by the API")
+	fs.StringVar(&c.SecretEnvType, "secret-env-type", "secret", "how secrets reach tasks: secret (Mesos SECRET env var) or value (plain, for agents without SECRET support)")
+	level = fs.String("log-level", "info", "log level: error, warn, info, debug, trace")
+	format = fs.String("log-format", "text", "log format: text or json")
+	return level, format
+}
 
 func runServe(args []string) error {
-	return errors.New("not wired yet: the framework core and connection are being built (issue 4)")
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var c platformConfig
+	fs.StringVar(&c.Master, "master", os.Getenv("FLOTILLA_MASTER"), "Mesos master: http://host:5050 or zk://host:2181/mesos")
+	fs.StringVar(&c.ZK, "zk", os.Getenv("FLOTILLA_ZK"), "ZooKeeper for state and leader election, e.g. zk://127.0.0.1:2181/flotilla (empty: in-memory state, single replica)")
+	level, format := commonFlags(fs, &c, "127.0.0.1:8080")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := logging.New(logging.Options{Level: *level, Format: *format})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p, err := newPlatform(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	logging.Component(log, "flotilla").WithFields(logrus.Fields{"api": p.ln.Addr().String(), "master": c.Master, "zk": c.ZK}).Info("serving")
+	return p.run(ctx)
 }
 
 func runDev(args []string) error {
-	return errors.New("not wired yet: localmesos (issue 3) and the framework (issue 4) are being built")
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	var c platformConfig
+	agents := fs.Int("agents", 3, "number of local agents")
+	execName := fs.String("executor", "", "docker, process or simulated (default docker when the engine answers, else process)")
+	mesosAddr := fs.String("mesos-addr", "127.0.0.1:5050", "address of the local Mesos master")
+	level, format := commonFlags(fs, &c, "127.0.0.1:8080")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *agents <= 0 {
+		return fmt.Errorf("--agents must be positive, got %d", *agents)
+	}
+	log, err := logging.New(logging.Options{Level: *level, Format: *format})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	name, factory, err := pickExecutor(ctx, *execName, log)
+	if err != nil {
+		return err
+	}
+	m, err := localmesos.Start(ctx, localmesos.Config{
+		Listen: *mesosAddr, Agents: *agents, Executor: factory, NoSandbox: name == "simulated",
+		Clock: clock.Real{}, Log: log,
+	})
+	if err != nil {
+		return fmt.Errorf("local Mesos master: %w", err)
+	}
+	defer m.Close()
+	c.Master = m.URL()
+	p, err := newPlatform(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	printBanner(os.Stdout, p, m, name)
+	return p.run(ctx)
+}
+
+// pickExecutor chooses the agents' executor: Docker when the engine
+// answers, else plain processes.
+func pickExecutor(ctx context.Context, name string, log *logrus.Logger) (string, localmesos.ExecutorFactory, error) {
+	if name == "" {
+		name = "process"
+		if d, err := executor.NewDocker(executor.DockerConfig{Log: log}); err == nil {
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			if d.Ping(pctx) == nil {
+				name = "docker"
+			}
+			cancel()
+			d.Close()
+		}
+	}
+	switch name {
+	case "docker":
+		return name, func(string) (executor.Executor, error) { return executor.NewDocker(executor.DockerConfig{Log: log}) }, nil
+	case "process":
+		return name, func(string) (executor.Executor, error) { return executor.NewProcess(executor.ProcessConfig{Log: log}), nil }, nil
+	case "simulated":
+		return name, func(string) (executor.Executor, error) { return executor.NewSimulated(clock.Real{}), nil }, nil
+	}
+	return "", nil, fmt.Errorf("--executor must be docker, process or simulated, got %q", name)
 }

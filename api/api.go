@@ -1,0 +1,192 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/internal/logging"
+	"github.com/flotilla-sched/flotilla/secrets"
+	"github.com/flotilla-sched/flotilla/store"
+)
+
+// Scheduler is the part of framework.Scheduler the API drives.
+type Scheduler interface {
+	PutApp(app appspec.App)
+	RemoveApp(id string) error
+	Scale(id string, instances int) error
+	KillTasks(appID string, taskIDs []string, scale bool) error
+	Snapshot() *framework.Snapshot
+	Subscribe(buffer int) *framework.Subscription
+}
+
+// Leadership is the part of framework.Replica the API needs: whether to
+// serve or proxy, where the leader is, and DELETE /v2/leader.
+type Leadership interface {
+	IsLeader() bool
+	LeaderAddress(ctx context.Context) (string, error)
+	Abdicate(ctx context.Context) error
+}
+
+// SecretChecker checks an app's secret references at submit time
+// (secrets.Resolver).
+type SecretChecker interface {
+	Check(ctx context.Context, app *appspec.App) ([]secrets.Problem, error)
+}
+
+// Auth holds the optional credentials. When any is set, every endpoint
+// but /ping requires them: HTTP basic (Username and Password) or
+// "Authorization: Bearer <Token>".
+type Auth struct {
+	Username string
+	Password string
+	Token    string
+}
+
+func (a Auth) enabled() bool { return a.Username != "" || a.Token != "" }
+
+// Config configures a Server. Scheduler and Store are required; zero
+// values of the rest get the defaults noted.
+type Config struct {
+	Scheduler Scheduler
+	Store     store.Store
+	// Leadership, when nil, means this replica always leads.
+	Leadership Leadership
+	// Secrets checks secret references at submit time. Default: a
+	// resolver without Vault, which refuses every app that uses a secret
+	// with a message saying Vault is not configured.
+	Secrets SecretChecker
+	// Registry receives the API's metrics and is served at /metrics.
+	// Default: a new registry (never the global default one).
+	Registry *prometheus.Registry
+	Clock    clock.Clock // default clock.Real{}
+	// Rand draws deployment ids; default seeded from Clock.
+	Rand *rand.Rand
+	Log  *logrus.Entry
+	Auth Auth
+	// ProgressDeadline bounds a deployment of an app that does not set
+	// progressDeadlineSeconds. Default 10 min.
+	ProgressDeadline time.Duration
+	// RequestTimeout bounds the store and Vault calls of one request.
+	// Default 10 s.
+	RequestTimeout time.Duration
+	// Version is Flotilla's version, shown by /v2/info.
+	Version string
+	// FrameworkID, when set, gives the Mesos framework id for /v2/info.
+	FrameworkID func() string
+	// Info is merged into /v2/info's "marathon_config" (master, zk, …).
+	Info map[string]any
+	// ProxyTransport carries requests a standby forwards to the leader.
+	// Default http.DefaultTransport.
+	ProxyTransport http.RoundTripper
+}
+
+// Server is the HTTP API; it is an http.Handler.
+type Server struct {
+	cfg     Config
+	log     *logrus.Entry
+	sched   Scheduler
+	st      store.Store
+	clk     clock.Clock
+	secrets SecretChecker
+
+	// wmu serialises every write: validation has been done before it is
+	// taken, the store and the scheduler are changed under it.
+	wmu sync.Mutex
+	idx appIndex
+
+	deps   *deployments
+	hub    hub
+	met    *metrics
+	lastTF lastFailures
+
+	randMu sync.Mutex
+	rand   *rand.Rand
+
+	handler http.Handler
+}
+
+// New returns a Server; it starts no goroutine (Run does).
+func New(cfg Config) (*Server, error) {
+	if cfg.Scheduler == nil {
+		return nil, errors.New("api: Config.Scheduler is required")
+	}
+	if cfg.Store == nil {
+		return nil, errors.New("api: Config.Store is required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.New(rand.NewSource(cfg.Clock.Now().UnixNano()))
+	}
+	if cfg.Log == nil {
+		cfg.Log = logging.Component(logging.Discard(), "api")
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.ProgressDeadline <= 0 {
+		cfg.ProgressDeadline = 10 * time.Minute
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.Secrets == nil {
+		cfg.Secrets = secrets.NewResolver(nil, cfg.Clock, time.Minute, cfg.Log)
+	}
+	if cfg.ProxyTransport == nil {
+		cfg.ProxyTransport = http.DefaultTransport
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Log, sched: cfg.Scheduler, st: cfg.Store, clk: cfg.Clock,
+		secrets: cfg.Secrets, rand: cfg.Rand,
+	}
+	s.idx.init()
+	s.lastTF.init()
+	s.deps = newDeployments()
+	met, err := newMetrics(cfg.Registry, s)
+	if err != nil {
+		return nil, err
+	}
+	s.met = met
+	s.handler = s.routes()
+	return s, nil
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func (s *Server) isLeader() bool {
+	return s.cfg.Leadership == nil || s.cfg.Leadership.IsLeader()
+}
+
+// newID returns a random (version 4) uuid from the injected source.
+func (s *Server) newID() string {
+	s.randMu.Lock()
+	a, b := s.rand.Uint64(), s.rand.Uint64()
+	s.randMu.Unlock()
+	var u [16]byte
+	for i := 0; i < 8; i++ {
+		u[i] = byte(a >> (8 * i))
+		u[8+i] = byte(b >> (8 * i))
+	}
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}
+
+func (s *Server) now() time.Time { return s.clk.Now() }
+
+// timestamp is Marathon's time format (UTC, milliseconds).
+func timestamp(t time.Time) string { return t.UTC().Format(store.VersionFormat) }

@@ -1,0 +1,426 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/secrets"
+	"github.com/flotilla-sched/flotilla/store"
+)
+
+// Marathon's deployment actions.
+const (
+	actionStart   = "StartApplication"
+	actionScale   = "ScaleApplication"
+	actionRestart = "RestartApplication"
+	actionStop    = "StopApplication"
+)
+
+// listApps streams GET /v2/apps: the response for 10,000 apps is written
+// app by app from pre-rendered specs, never built whole in memory.
+func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	e := parseEmbed(q["embed"])
+	idFilter, cmdFilter := q.Get("id"), q.Get("cmd")
+	sel, err := parseLabelSelector(q.Get("label"))
+	if err != nil {
+		return &httpError{Status: http.StatusBadRequest, Message: "Invalid label selector",
+			Details: []appspec.Detail{{Path: "label", Errors: []string{err.Error()}}}}
+	}
+	snap := s.sched.Snapshot()
+	metas := s.idx.list()
+	deps := s.deps.byAppIDs()
+
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	_, _ = bw.WriteString(`{"apps":[`)
+	buf := make([]byte, 0, 8<<10)
+	first := true
+	for _, m := range metas {
+		if idFilter != "" && !strings.Contains(m.app.ID, idFilter) {
+			continue
+		}
+		if cmdFilter != "" && !strings.Contains(m.app.Cmd, cmdFilter) {
+			continue
+		}
+		if !sel.matches(m.app.Labels) {
+			continue
+		}
+		buf = buf[:0]
+		if !first {
+			buf = append(buf, ',')
+		}
+		first = false
+		buf = s.appendApp(buf, m, snap, e, deps[m.app.ID])
+		if _, err := bw.Write(buf); err != nil {
+			return nil // the client went away; nothing more can be said to it
+		}
+	}
+	_, _ = bw.WriteString("]}\n")
+	_ = bw.Flush()
+	return nil
+}
+
+func (s *Server) getApp(w http.ResponseWriter, r *http.Request, id string) error {
+	id = appspec.CanonicalID(id)
+	m := s.idx.get(id)
+	if m == nil {
+		return notFoundApp(id)
+	}
+	b := []byte(`{"app":`)
+	b = s.appendApp(b, m, s.sched.Snapshot(), embed{tasks: true, lastTaskFailure: true}, s.deps.idForApp(id))
+	b = append(b, '}')
+	writeRaw(w, http.StatusOK, b)
+	return nil
+}
+
+// readBody reads at most one app definition's worth of body.
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, appspec.MaxBodyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("api: read request body: %w", err)
+	}
+	if len(b) > appspec.MaxBodyBytes {
+		return nil, appspec.ErrTooLarge
+	}
+	return b, nil
+}
+
+// bodyID returns the "id" of a JSON object body, if it has one.
+func bodyID(body []byte) (string, bool) {
+	var probe struct {
+		ID *string `json:"id"`
+	}
+	if json.Unmarshal(body, &probe) != nil || probe.ID == nil {
+		return "", false
+	}
+	return *probe.ID, true
+}
+
+func invalid(path string, errs ...string) *httpError {
+	return &httpError{Status: http.StatusUnprocessableEntity, Message: "Object is not valid",
+		Details: []appspec.Detail{{Path: path, Errors: errs}}}
+}
+
+// checkApp runs Validate and the submit-time secret check. Vault being
+// unavailable does not refuse the app: the references were checked, and
+// launches wait for Vault with a reason in /v2/queue.
+func (s *Server) checkApp(ctx context.Context, app *appspec.App) error {
+	if err := app.Validate(); err != nil {
+		return err
+	}
+	if len(app.Env) == 0 && len(app.Secrets) == 0 {
+		return nil
+	}
+	problems, err := s.secrets.Check(ctx, app)
+	if err != nil {
+		if !errors.Is(err, secrets.ErrUnavailable) {
+			return fmt.Errorf("api: check the secrets of %s: %w", app.ID, err)
+		}
+		s.log.WithError(err).WithField("app", app.ID).Warn("vault unavailable at submit time; only the secret references were checked")
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	he := &httpError{Status: http.StatusUnprocessableEntity, Message: "Object is not valid"}
+	for _, p := range problems {
+		// Problem errors name the secret and the reason, never a value.
+		he.Details = append(he.Details, appspec.Detail{Path: p.Path, Errors: []string{p.Err.Error()}})
+	}
+	return he
+}
+
+func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	app, err := appspec.Decode(bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if _, ok := bodyID(body); !ok {
+		return invalid("/id", "is required: give the app an id such as /prod/shop/web")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	if err := s.checkApp(ctx, app); err != nil {
+		return err
+	}
+	res, err := s.apply(ctx, writeOp{kind: opCreate, id: app.ID, app: app, force: forced(r), uri: r.URL.Path, clientIP: r.RemoteAddr})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v2/apps"+res.meta.app.ID)
+	writeRaw(w, http.StatusCreated, s.renderApp(res.meta, s.sched.Snapshot(), embed{}))
+	return nil
+}
+
+func forced(r *http.Request) bool { return r.URL.Query().Get("force") == "true" }
+
+// putApp serves PUT and PATCH. PATCH merges the body's top-level fields
+// into the app; so does PUT unless partialUpdate=false, which is
+// Marathon's documented default (clients scale with PUT {"instances": 3}).
+func (s *Server) putApp(w http.ResponseWriter, r *http.Request, id string, patch bool) error {
+	id = appspec.CanonicalID(id)
+	if err := appspec.CheckID(id); err != nil {
+		return invalid("/id", strings.TrimPrefix(err.Error(), "appspec: "))
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	// Decoding the body alone first makes every error's path refer to
+	// what the client sent.
+	app, err := appspec.Decode(bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if bid, ok := bodyID(body); ok && appspec.CanonicalID(bid) != id {
+		return invalid("/id", fmt.Sprintf("the body's id %q differs from the id in the path %q; remove it from the body or make them equal", bid, id))
+	}
+	cur := s.idx.get(id)
+	if patch && cur == nil {
+		return notFoundApp(id)
+	}
+	if cur != nil && (patch || r.URL.Query().Get("partialUpdate") != "false") {
+		if app, err = mergeApp(cur.app, body); err != nil {
+			return err
+		}
+	}
+	app.ID = id
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	if err := s.checkApp(ctx, app); err != nil {
+		return err
+	}
+	res, err := s.apply(ctx, writeOp{kind: opUpdate, id: id, app: app, force: forced(r), uri: r.URL.Path, clientIP: r.RemoteAddr})
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if res.created {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/v2/apps"+id)
+	}
+	writeJSON(w, status, deploymentResult{Version: res.dep.Version, DeploymentID: res.dep.ID})
+	return nil
+}
+
+// mergeApp overlays the body's top-level fields on the current app.
+func mergeApp(cur *appspec.App, body []byte) (*appspec.App, error) {
+	base, err := json.Marshal(cur)
+	if err != nil {
+		return nil, fmt.Errorf("api: encode the current app %s: %w", cur.ID, err)
+	}
+	var m, patch map[string]json.RawMessage
+	if err := json.Unmarshal(base, &m); err != nil {
+		return nil, fmt.Errorf("api: decode the current app %s: %w", cur.ID, err)
+	}
+	if err := json.Unmarshal(body, &patch); err != nil {
+		return nil, fmt.Errorf("api: decode the patch of %s: %w", cur.ID, err) // Decode accepted it, so unreachable
+	}
+	for k, v := range patch {
+		m[k] = v
+	}
+	delete(m, "version")
+	merged, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("api: encode the merged app %s: %w", cur.ID, err)
+	}
+	return appspec.Decode(bytes.NewReader(merged))
+}
+
+type deploymentResult struct {
+	Version      string `json:"version"`
+	DeploymentID string `json:"deploymentId"`
+}
+
+func (s *Server) restartApp(w http.ResponseWriter, r *http.Request, id string) error {
+	id = appspec.CanonicalID(id)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	res, err := s.apply(ctx, writeOp{kind: opRestart, id: id, force: forced(r), uri: r.URL.Path, clientIP: r.RemoteAddr})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, deploymentResult{Version: res.dep.Version, DeploymentID: res.dep.ID})
+	return nil
+}
+
+func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, id string) error {
+	id = appspec.CanonicalID(id)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	res, err := s.apply(ctx, writeOp{kind: opStop, id: id, force: forced(r), uri: r.URL.Path, clientIP: r.RemoteAddr})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, deploymentResult{Version: res.dep.Version, DeploymentID: res.dep.ID})
+	return nil
+}
+
+func (s *Server) appTasks(w http.ResponseWriter, r *http.Request, id string) error {
+	id = appspec.CanonicalID(id)
+	m := s.idx.get(id)
+	if m == nil {
+		return notFoundApp(id)
+	}
+	ts := tasksOf(s.sched.Snapshot(), id)
+	b := []byte(`{"tasks":[`)
+	for i := range ts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendTask(b, &ts[i], m.health)
+	}
+	b = append(b, "]}"...)
+	writeRaw(w, http.StatusOK, b)
+	return nil
+}
+
+// killTasks serves DELETE /v2/apps/{id}/tasks (every task, or those on
+// ?host=) and DELETE /v2/apps/{id}/tasks/{taskId}. With scale=true the
+// app's instances shrink by the tasks killed, as a scale deployment;
+// otherwise the scheduler replaces them.
+func (s *Server) killTasks(w http.ResponseWriter, r *http.Request, id string, ids []string) error {
+	id = appspec.CanonicalID(id)
+	m := s.idx.get(id)
+	if m == nil {
+		return notFoundApp(id)
+	}
+	single := ids != nil
+	ts := tasksOf(s.sched.Snapshot(), id)
+	var killed []framework.Task
+	if single {
+		for _, t := range ts {
+			if t.ID == ids[0] {
+				killed = append(killed, t)
+			}
+		}
+		if len(killed) == 0 {
+			return errorf(http.StatusNotFound, "Task '%s' does not exist in app %s; list its tasks with GET /v2/apps%s/tasks", ids[0], id, id)
+		}
+	} else {
+		host := r.URL.Query().Get("host")
+		for _, t := range ts {
+			if t.Active() && (host == "" || t.Host == host) {
+				killed = append(killed, t)
+				ids = append(ids, t.ID)
+			}
+		}
+	}
+	if r.URL.Query().Get("scale") == "true" {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		res, err := s.apply(ctx, writeOp{kind: opKillScale, id: id, taskIDs: ids, force: forced(r), uri: r.URL.Path, clientIP: r.RemoteAddr})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, deploymentResult{Version: res.dep.Version, DeploymentID: res.dep.ID})
+		return nil
+	}
+	if len(ids) > 0 {
+		if err := s.sched.KillTasks(id, ids, false); err != nil {
+			if errors.Is(err, framework.ErrUnknownTask) {
+				return errorf(http.StatusNotFound, "%v; the task ended meanwhile, list the tasks again", err)
+			}
+			return fmt.Errorf("api: kill tasks of %s: %w", id, err)
+		}
+	}
+	s.log.WithFields(logrus.Fields{"app": id, "tasks": len(ids)}).Info("tasks killed on request")
+	var b []byte
+	if single {
+		b = append(b, `{"task":`...)
+		b = appendTask(b, &killed[0], m.health)
+		b = append(b, '}')
+	} else {
+		b = append(b, `{"tasks":[`...)
+		for i := range killed {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendTask(b, &killed[i], m.health)
+		}
+		b = append(b, "]}"...)
+	}
+	writeRaw(w, http.StatusOK, b)
+	return nil
+}
+
+func (s *Server) appVersions(w http.ResponseWriter, r *http.Request, id string) error {
+	id = appspec.CanonicalID(id)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	vs, err := s.st.ListVersions(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFoundApp(id)
+	}
+	if err != nil {
+		return fmt.Errorf("api: list versions of %s: %w", id, err)
+	}
+	if vs == nil {
+		vs = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string][]string{"versions": vs})
+	return nil
+}
+
+func (s *Server) appVersion(w http.ResponseWriter, r *http.Request, id, version string) error {
+	id = appspec.CanonicalID(id)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	app, err := s.st.GetVersion(ctx, id, version)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, "App '%s' has no version '%s'; list them with GET /v2/apps%s/versions", id, version, id)
+	}
+	if err != nil {
+		return fmt.Errorf("api: read version %s of %s: %w", version, id, err)
+	}
+	writeJSON(w, http.StatusOK, app)
+	return nil
+}
+
+// listTasks serves GET /v2/tasks (?status=running|staging|…).
+func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
+	status := strings.ToLower(r.URL.Query().Get("status"))
+	snap := s.sched.Snapshot()
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	_, _ = bw.WriteString(`{"tasks":[`)
+	buf := make([]byte, 0, 1024)
+	first := true
+	var m *appMeta
+	for i := range snap.Tasks {
+		t := &snap.Tasks[i]
+		if status != "" && strings.ToLower(strings.TrimPrefix(t.State.String(), "TASK_")) != status {
+			continue
+		}
+		if m == nil || m.app.ID != t.AppID {
+			m = s.idx.get(t.AppID)
+		}
+		buf = buf[:0]
+		if !first {
+			buf = append(buf, ',')
+		}
+		first = false
+		buf = appendTask(buf, t, m != nil && m.health)
+		if _, err := bw.Write(buf); err != nil {
+			return nil
+		}
+	}
+	_, _ = bw.WriteString("]}\n")
+	_ = bw.Flush()
+	return nil
+}

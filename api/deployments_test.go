@@ -1,0 +1,209 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/flotilla-sched/flotilla/framework"
+)
+
+const healthApp = `{"id": "/web", "cmd": "sleep 1000", "cpus": 0.1, "mem": 32, "instances": 2,
+  "env": {"COLOR": "blue"}, "progressDeadlineSeconds": 60,
+  "healthChecks": [{"protocol": "MESOS_HTTP", "path": "/health", "portIndex": 0}]}`
+
+// collect subscribes to the API's events and returns a function that
+// waits for one of a type (events of other types are skipped).
+func (e *env) collect() func(typ string) map[string]any {
+	sub := e.srv.hub.subscribe()
+	e.t.Cleanup(func() { e.srv.hub.unsubscribe(sub) })
+	return func(typ string) map[string]any {
+		e.t.Helper()
+		timeout := time.After(15 * time.Second)
+		for {
+			select {
+			case ev, ok := <-sub.ch:
+				if !ok {
+					e.t.Fatalf("event subscription closed while waiting for %s", typ)
+				}
+				if ev.typ != typ {
+					continue
+				}
+				var m map[string]any
+				if err := json.Unmarshal(ev.data, &m); err != nil {
+					e.t.Fatal(err)
+				}
+				return m
+			case <-timeout:
+				e.t.Fatalf("no %s event", typ)
+			}
+		}
+	}
+}
+
+// A deployment lasts until every instance of the new version runs and is
+// healthy; health checks that never pass hit the progress deadline, and
+// the previous version comes back by itself.
+func TestProgressDeadlineRollsBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	next := e.collect()
+	e.mustDo("POST", "/v2/apps", healthApp, 201)
+	if ev := next(eventDeploymentInfo); ev["plan"].(map[string]any)["steps"].([]any)[0].(map[string]any)["actions"].([]any)[0].(map[string]any)["action"] != actionStart {
+		t.Errorf("deployment_info = %v", ev)
+	}
+	ids := e.launch(nil) // running, health unknown yet: not done
+	if e.srv.deps.count() != 1 {
+		t.Fatalf("deployment finished before health checks passed")
+	}
+	for _, id := range ids {
+		e.update(id, mesos.TASK_RUNNING, ptr(true))
+	}
+	next(eventDeploymentSuccess)
+	e.waitNoDeployments()
+	v1 := e.app("/web")["version"].(string)
+
+	e.clk.Step(time.Second)
+	r := e.mustDo("PUT", "/v2/apps/web", `{"env": {"COLOR": "green"}}`, 200)
+	failing := r.json(t)["deploymentId"].(string)
+	e.launch(ptr(false)) // the new version never gets healthy
+	e.clk.Step(59 * time.Second)
+	e.sync()
+	if e.srv.deps.get(failing) == nil {
+		t.Fatalf("deployment ended before its deadline")
+	}
+	e.clk.Step(2 * time.Second)
+	failed := next(eventDeploymentFailed)
+	if failed["id"] != failing || !strings.Contains(failed["reason"].(string), "progress deadline of 1m0s passed with 0 of 2 instances") ||
+		!strings.Contains(failed["reason"].(string), "rolling back to version "+v1) {
+		t.Fatalf("deployment_failed = %v", failed)
+	}
+	rb := next(eventDeploymentInfo)
+	e.eventually("rollback deployment", func() bool { return e.srv.deps.get(rb["id"].(string)) != nil })
+	if d := e.srv.deps.get(rb["id"].(string)); !d.Rollback || d.RollbackOf != failing {
+		t.Errorf("rollback deployment = %+v", d)
+	}
+	app := e.app("/web")
+	if app["env"].(map[string]any)["COLOR"] != "blue" || app["version"] == v1 {
+		t.Fatalf("after rollback: env %v version %v (v1 %s)", app["env"], app["version"], v1)
+	}
+	for _, id := range e.launch(nil) {
+		e.update(id, mesos.TASK_RUNNING, ptr(true))
+	}
+	e.confirmKills()
+	next(eventDeploymentSuccess)
+	e.waitNoDeployments()
+	app = e.app("/web")
+	if app["tasksHealthy"].(float64) != 2 || app["tasksRunning"].(float64) != 2 {
+		t.Errorf("after rollback: %v", app)
+	}
+	if vs, _ := e.st.ListVersions(e.ctx, "/web"); len(vs) != 3 {
+		t.Errorf("versions %v, want create, update, rollback", vs)
+	}
+}
+
+// A failing rollback is not rolled back again, and a failing create is
+// rolled back by removing the app.
+func TestDeadlineOfCreateRemovesApp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config, _ *framework.Config) { c.ProgressDeadline = time.Minute })
+	next := e.collect()
+	e.mustDo("POST", "/v2/apps", `{"id": "/never", "cmd": "x", "cpus": 1000}`, 201)
+	e.clk.Step(61 * time.Second)
+	failed := next(eventDeploymentFailed)
+	if !strings.Contains(failed["reason"].(string), "did not exist before, so it is removed") {
+		t.Errorf("reason = %v", failed["reason"])
+	}
+	e.eventually("app removed", func() bool { return e.srv.idx.get("/never") == nil })
+	e.mustDo("GET", "/v2/apps/never", "", 404)
+	next(eventDeploymentSuccess) // the removal
+	if _, err := e.st.GetApp(e.ctx, "/never"); err == nil {
+		t.Errorf("store still holds the app")
+	}
+}
+
+// One deployment per app: a second change is refused naming the blocking
+// deployment, unless forced, which supersedes it.
+func TestDeploymentConflictAndForce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	next := e.collect()
+	r := e.mustDo("POST", "/v2/apps", simpleApp, 201)
+	first := r.json(t)["deployments"].([]any)[0].(map[string]any)["id"].(string)
+
+	tests := []struct {
+		name, method, path, body string
+	}{
+		{"put", "PUT", "/v2/apps/prod/shop/web", `{"instances": 5}`},
+		{"patch", "PATCH", "/v2/apps/prod/shop/web", `{"instances": 5}`},
+		{"restart", "POST", "/v2/apps/prod/shop/web/restart", ""},
+		{"delete", "DELETE", "/v2/apps/prod/shop/web", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(tc.method, tc.path, tc.body)
+			if r.status != http.StatusConflict {
+				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			m := r.json(t)
+			if !strings.Contains(m["message"].(string), "/v2/deployments/"+first) || m["deployments"].([]any)[0].(map[string]any)["id"] != first {
+				t.Errorf("409 body = %s", r.body)
+			}
+		})
+	}
+	r = e.mustDo("PUT", "/v2/apps/prod/shop/web?force=true", `{"instances": 3}`, 200)
+	second := r.json(t)["deploymentId"].(string)
+	if ev := next(eventDeploymentFailed); ev["id"] != first || !strings.Contains(ev["reason"].(string), "superseded by deployment "+second) {
+		t.Errorf("superseded deployment event = %v", ev)
+	}
+	ds := e.deployments()
+	if len(ds) != 1 || ds[0]["id"] != second {
+		t.Fatalf("deployments = %v", ds)
+	}
+	if ids := e.launch(nil); len(ids) != 3 {
+		t.Errorf("launched %d, want 3", len(ids))
+	}
+	e.waitNoDeployments()
+}
+
+// DELETE /v2/deployments/{id} rolls back as a new deployment; with
+// force=true it only forgets the deployment.
+func TestDeleteDeployment(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustDo("POST", "/v2/apps", simpleApp, 201)
+	e.launch(nil)
+	e.waitNoDeployments()
+
+	e.clk.Step(time.Second)
+	d := e.mustDo("PUT", "/v2/apps/prod/shop/web", `{"cmd": "sleep 2"}`, 200).json(t)["deploymentId"].(string)
+	r := e.mustDo("DELETE", "/v2/deployments/"+d, "", 200)
+	rb := r.json(t)["deploymentId"].(string)
+	if rb == "" || rb == d {
+		t.Fatalf("rollback answer %s", r.body)
+	}
+	if app := e.app("/prod/shop/web"); app["cmd"] != "sleep 1000" {
+		t.Errorf("cmd after rollback = %v", app["cmd"])
+	}
+	e.launch(nil)
+	e.confirmKills()
+	e.waitNoDeployments()
+
+	e.clk.Step(time.Second)
+	d = e.mustDo("PUT", "/v2/apps/prod/shop/web", `{"cmd": "sleep 3"}`, 200).json(t)["deploymentId"].(string)
+	e.mustDo("DELETE", "/v2/deployments/"+d+"?force=true", "", http.StatusAccepted)
+	if n := e.srv.deps.count(); n != 0 {
+		t.Errorf("%d deployments after force delete", n)
+	}
+	if app := e.app("/prod/shop/web"); app["cmd"] != "sleep 3" {
+		t.Errorf("force delete changed the app: cmd %v", app["cmd"])
+	}
+	if ds, _ := e.st.ListDeployments(e.ctx); len(ds) != 0 {
+		t.Errorf("store keeps %d deployments", len(ds))
+	}
+	e.mustDo("DELETE", "/v2/deployments/nope", "", 404)
+}

@@ -1,0 +1,25 @@
+// Package api is Flotilla's HTTP API: Marathon's v2 REST API (apps, tasks,
+// deployments, queue, info, leader, events) plus /ping and /metrics, so
+// Marathon clients and tools work against Flotilla unchanged. It owns the
+// Marathon JSON shapes of responses, turns appspec's validation into
+// Marathon's {"message","details":[{"path","errors"}]} errors, persists
+// every accepted change in the store before handing it to the scheduler,
+// and tracks each change as a deployment with a progress deadline and an
+// automatic rollback. It never touches Mesos: it talks to the scheduler
+// through the small Scheduler interface and reads its snapshots.
+//
+//	srv, err := api.New(api.Config{Scheduler: sched, Store: st, Registry: reg, Leadership: replica})
+//	if err := srv.Restore(ctx); err != nil { … } // on gaining leadership: apps back from the store
+//	go srv.Run(ctx)                              // deployments and the event stream, while leading
+//	http.ListenAndServe(addr, srv)
+//
+// Reads (GET /v2/apps with 10,000 apps) are served from memory: the app
+// specs the API last wrote, with their JSON pre-rendered per version, and
+// the scheduler's immutable snapshot for tasks. The store is read only by
+// Restore and the versions endpoints. Writes are serialised by one mutex:
+// validate, check the app's deployment lock, compare-and-set in the store,
+// then tell the scheduler; a failed step leaves nothing half-written.
+//
+// On a standby (Leadership.IsLeader false) every request but /ping and
+// /metrics is proxied to the leader.
+package api

@@ -1,0 +1,397 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/internal/clock"
+)
+
+// Marathon's event types (plus Flotilla's event_stream_lagged).
+const (
+	eventStatusUpdate       = "status_update_event"
+	eventHealthChanged      = "health_status_changed_event"
+	eventAppTerminated      = "app_terminated_event"
+	eventAPIPost            = "api_post_event"
+	eventDeploymentInfo     = "deployment_info"
+	eventDeploymentSuccess  = "deployment_success"
+	eventDeploymentFailed   = "deployment_failed"
+	eventStreamAttached     = "event_stream_attached"
+	eventStreamDetached     = "event_stream_detached"
+	eventStreamLagged       = "event_stream_lagged"
+	subscriberBuffer        = 1024
+	schedulerEventBuffer    = 16384
+	maxEventsPerDeployCheck = 4096
+)
+
+// sseEvent is one event, encoded once for every subscriber.
+type sseEvent struct {
+	typ  string
+	data []byte
+}
+
+// hub fans API events out to event stream clients without ever blocking
+// the publisher: a client that falls a buffer behind is disconnected with
+// an event_stream_lagged event, so it reconnects and re-reads the state
+// instead of silently missing events.
+type hub struct {
+	mu   sync.Mutex
+	subs map[*hubSub]struct{}
+}
+
+type hubSub struct {
+	ch     chan sseEvent
+	lagged bool // set before ch is closed by the hub
+}
+
+func (h *hub) subscribe() *hubSub {
+	sub := &hubSub{ch: make(chan sseEvent, subscriberBuffer)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.subs == nil {
+		h.subs = map[*hubSub]struct{}{}
+	}
+	h.subs[sub] = struct{}{}
+	return sub
+}
+
+func (h *hub) unsubscribe(sub *hubSub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[sub]; ok {
+		delete(h.subs, sub)
+		close(sub.ch)
+	}
+}
+
+func (h *hub) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}
+
+func (h *hub) publish(e sseEvent) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for sub := range h.subs {
+		select {
+		case sub.ch <- e:
+		default:
+			sub.lagged = true
+			delete(h.subs, sub)
+			close(sub.ch)
+		}
+	}
+}
+
+// dropAll disconnects every client as lagged: events were lost upstream.
+func (h *hub) dropAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for sub := range h.subs {
+		sub.lagged = true
+		delete(h.subs, sub)
+		close(sub.ch)
+	}
+}
+
+func (s *Server) publish(typ string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.WithError(err).WithField("event", typ).Error("event not encodable; dropped")
+		return
+	}
+	s.hub.publish(sseEvent{typ: typ, data: b})
+}
+
+type eventHeader struct {
+	EventType string `json:"eventType"`
+	Timestamp string `json:"timestamp"`
+}
+
+func (s *Server) header(typ string) eventHeader {
+	return eventHeader{EventType: typ, Timestamp: timestamp(s.now())}
+}
+
+type planJSON struct {
+	ID      string     `json:"id"`
+	Version string     `json:"version"`
+	Steps   []stepJSON `json:"steps"`
+}
+
+type deploymentEvent struct {
+	eventHeader
+	ID          string    `json:"id"`
+	Plan        planJSON  `json:"plan"`
+	CurrentStep *stepJSON `json:"currentStep,omitempty"`
+	// Reason is Flotilla's: why a deployment failed, and what was done
+	// about it (rollback).
+	Reason string `json:"reason,omitempty"`
+	AppID  string `json:"appId"`
+}
+
+func (s *Server) publishDeployment(typ string, d *deployment, reason string) {
+	step := stepJSON{Actions: []actionJSON{{Action: d.Action, App: d.AppID}}}
+	e := deploymentEvent{eventHeader: s.header(typ), ID: d.ID, AppID: d.AppID, Reason: reason,
+		Plan: planJSON{ID: d.ID, Version: d.Version, Steps: []stepJSON{step}}}
+	if typ == eventDeploymentInfo {
+		e.CurrentStep = &step
+	}
+	s.publish(typ, e)
+}
+
+func (s *Server) publishAPIPost(op writeOp, m *appMeta) {
+	def := append(append([]byte(nil), m.spec...), `,"version":`...)
+	def = append(appendString(def, m.app.Version), '}')
+	s.publish(eventAPIPost, struct {
+		eventHeader
+		ClientIP      string          `json:"clientIp"`
+		URI           string          `json:"uri"`
+		AppDefinition json.RawMessage `json:"appDefinition"`
+	}{s.header(eventAPIPost), op.clientIP, op.uri, def})
+}
+
+type statusUpdateEvent struct {
+	eventHeader
+	SlaveID     string   `json:"slaveId"`
+	TaskID      string   `json:"taskId"`
+	TaskStatus  string   `json:"taskStatus"`
+	Message     string   `json:"message"`
+	AppID       string   `json:"appId"`
+	Host        string   `json:"host"`
+	Ports       []uint64 `json:"ports"`
+	IPAddresses []any    `json:"ipAddresses"`
+	Version     string   `json:"version"`
+}
+
+type healthChangedEvent struct {
+	eventHeader
+	AppID      string `json:"appId"`
+	TaskID     string `json:"taskId"`
+	InstanceID string `json:"instanceId"`
+	Version    string `json:"version"`
+	Alive      bool   `json:"alive"`
+}
+
+// translator turns scheduler events into Marathon's; it runs in Run only.
+type translator struct {
+	healthy map[string]bool // task id → last health result seen
+}
+
+func (s *Server) translate(tr *translator, ev framework.Event) {
+	switch ev.Type {
+	case framework.EventTask, framework.EventTaskRemoved:
+		t := ev.Task
+		if t == nil {
+			return
+		}
+		hdr := eventHeader{EventType: eventStatusUpdate, Timestamp: timestamp(ev.At)}
+		ports := t.Ports
+		if ports == nil {
+			ports = []uint64{}
+		}
+		s.publish(eventStatusUpdate, statusUpdateEvent{eventHeader: hdr, SlaveID: t.AgentID, TaskID: t.ID,
+			TaskStatus: t.State.String(), Message: t.Message, AppID: t.AppID, Host: t.Host, Ports: ports,
+			IPAddresses: []any{}, Version: t.AppVersion})
+		if ev.Type == framework.EventTaskRemoved {
+			delete(tr.healthy, t.ID)
+			if !t.Killing && failedState(t.State) {
+				s.lastTF.set(taskFailure{AppID: t.AppID, Host: t.Host, Message: t.Message, State: t.State.String(),
+					TaskID: t.ID, Timestamp: timestamp(ev.At), Version: t.AppVersion, SlaveID: t.AgentID})
+			}
+			return
+		}
+		if t.Healthy != nil {
+			if prev, ok := tr.healthy[t.ID]; !ok || prev != *t.Healthy {
+				tr.healthy[t.ID] = *t.Healthy
+				s.publish(eventHealthChanged, healthChangedEvent{
+					eventHeader: eventHeader{EventType: eventHealthChanged, Timestamp: timestamp(ev.At)},
+					AppID:       t.AppID, TaskID: t.ID, InstanceID: instanceID(t.ID), Version: t.AppVersion, Alive: *t.Healthy})
+			}
+		}
+	case framework.EventAppRemoved:
+		if ev.App != nil {
+			s.publish(eventAppTerminated, struct {
+				eventHeader
+				AppID string `json:"appId"`
+			}{eventHeader{EventType: eventAppTerminated, Timestamp: timestamp(ev.At)}, ev.App.ID})
+		}
+	case framework.EventLagged:
+		// Events were lost between the scheduler and here: clients of the
+		// stream cannot be told which, so they are made to resync.
+		s.log.Warn("scheduler events lost (api too slow); disconnecting event stream clients so they resync")
+		s.hub.dropAll()
+		tr.healthy = map[string]bool{}
+	}
+}
+
+func failedState(st mesos.TaskState) bool {
+	switch st {
+	case mesos.TASK_FAILED, mesos.TASK_ERROR, mesos.TASK_LOST, mesos.TASK_DROPPED, mesos.TASK_GONE,
+		mesos.TASK_FINISHED, mesos.TASK_KILLED, mesos.TASK_GONE_BY_OPERATOR, mesos.TASK_UNKNOWN:
+		return true
+	}
+	return false
+}
+
+// Run drives deployments and the event stream while this replica leads:
+// it turns scheduler events into Marathon events, finishes deployments
+// that reached their target and fails (rolling back) those past their
+// progress deadline, timed by the injected clock. It returns when ctx
+// ends.
+func (s *Server) Run(ctx context.Context) error {
+	sub := s.sched.Subscribe(schedulerEventBuffer)
+	defer sub.Close()
+	tr := &translator{healthy: map[string]bool{}}
+	s.checkDeployments(ctx)
+	for {
+		var (
+			timer clock.Timer
+			tc    <-chan time.Time
+		)
+		if next := s.deps.nextDeadline(); !next.IsZero() {
+			timer = s.clk.NewTimer(max(next.Sub(s.now()), 0))
+			tc = timer.C()
+		}
+		select {
+		case <-ctx.Done():
+			stopTimer(timer)
+			return nil
+		case ev, ok := <-sub.C:
+			if !ok {
+				stopTimer(timer)
+				return errors.New("api: the scheduler closed the event subscription")
+			}
+			s.safeTranslate(tr, ev)
+			// Take whatever else is queued before judging deployments
+			// once: a snapshot of 100,000 tasks is not free.
+		drain:
+			for i := 0; i < maxEventsPerDeployCheck; i++ {
+				select {
+				case ev, ok := <-sub.C:
+					if !ok {
+						break drain
+					}
+					s.safeTranslate(tr, ev)
+				default:
+					break drain
+				}
+			}
+		case <-s.deps.poke:
+		case <-tc:
+		}
+		stopTimer(timer)
+		s.safeCheck(ctx)
+	}
+}
+
+func stopTimer(t clock.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+// safeTranslate and safeCheck recover a panic at the loop's edge, so one
+// bad event does not stop deployments; the stack is logged.
+func (s *Server) safeTranslate(tr *translator, ev framework.Event) {
+	defer s.recoverLoop("translate event")
+	s.translate(tr, ev)
+}
+
+func (s *Server) safeCheck(ctx context.Context) {
+	defer s.recoverLoop("check deployments")
+	s.checkDeployments(ctx)
+}
+
+func (s *Server) recoverLoop(what string) {
+	if r := recover(); r != nil {
+		s.log.WithFields(logrus.Fields{"panic": fmt.Sprint(r), "stack": string(debug.Stack())}).Error("api loop panicked: " + what)
+	}
+}
+
+// events serves /v2/events as Server-Sent Events, with Marathon's
+// event_type filter (repeatable, or comma-separated).
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	filter := map[string]bool{}
+	for _, v := range r.URL.Query()["event_type"] {
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				filter[t] = true
+			}
+		}
+	}
+	rc := http.NewResponseController(w)
+	sub := s.hub.subscribe()
+	defer s.hub.unsubscribe(sub)
+	s.met.sseClients.Inc()
+	defer s.met.sseClients.Dec()
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	// Headers go out now: a filtered stream may wait long for its first event.
+	if err := rc.Flush(); err != nil {
+		return
+	}
+
+	write := func(typ string, data []byte) bool {
+		if len(filter) > 0 && !filter[typ] {
+			return true
+		}
+		// A stalled client must not hold its goroutine forever.
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.RequestTimeout))
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, data); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	attached, _ := json.Marshal(struct {
+		RemoteAddress string `json:"remoteAddress"`
+		eventHeader
+	}{r.RemoteAddr, s.header(eventStreamAttached)})
+	if !write(eventStreamAttached, attached) {
+		return
+	}
+	keepAlive := s.clk.NewTicker(15 * time.Second)
+	defer keepAlive.Stop()
+	s.log.WithField("remote", r.RemoteAddr).Debug("event stream attached")
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-keepAlive.C():
+			// An SSE comment keeps proxies from closing an idle stream.
+			_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.RequestTimeout))
+			if _, err := w.Write([]byte(":\n\n")); err != nil || rc.Flush() != nil {
+				return
+			}
+		case e, ok := <-sub.ch:
+			if !ok {
+				if sub.lagged {
+					msg, _ := json.Marshal(struct {
+						eventHeader
+						Message string `json:"message"`
+					}{s.header(eventStreamLagged), "this client fell behind and events were lost; re-read the state (GET /v2/apps?embed=apps.tasks) and reconnect"})
+					write(eventStreamLagged, msg)
+				}
+				return
+			}
+			if !write(e.typ, e.data) {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,259 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/offers"
+	"github.com/flotilla-sched/flotilla/store"
+)
+
+type reasonJSON struct {
+	Reason    string `json:"reason"`
+	Declined  int    `json:"declined"`
+	Processed int    `json:"processed"`
+}
+
+type offersSummaryJSON struct {
+	ProcessedOffersCount       int          `json:"processedOffersCount"`
+	UnusedOffersCount          int          `json:"unusedOffersCount"`
+	RejectSummaryLastOffers    []reasonJSON `json:"rejectSummaryLastOffers"`
+	RejectSummaryLaunchAttempt []reasonJSON `json:"rejectSummaryLaunchAttempt"`
+}
+
+type queueEntryJSON struct {
+	Count int `json:"count"`
+	Delay struct {
+		TimeLeftSeconds int  `json:"timeLeftSeconds"`
+		Overdue         bool `json:"overdue"`
+	} `json:"delay"`
+	App                    json.RawMessage   `json:"app"`
+	ProcessedOffersSummary offersSummaryJSON `json:"processedOffersSummary"`
+	LastUnusedOffers       []any             `json:"lastUnusedOffers"`
+	// Reason is Flotilla's: why the instances wait when it is not about
+	// resources ("secret db: permission denied at secret/db", constraints).
+	Reason string `json:"reason,omitempty"`
+}
+
+func reasons(s offers.Summary) []reasonJSON {
+	out := make([]reasonJSON, 0, len(s.Reasons))
+	for _, r := range s.Reasons {
+		out = append(out, reasonJSON{Reason: string(r.Reason), Declined: r.Declined, Processed: r.Processed})
+	}
+	return out
+}
+
+// queue serves GET /v2/queue from the scheduler's snapshot.
+func (s *Server) queue(w http.ResponseWriter, r *http.Request) error {
+	snap := s.sched.Snapshot()
+	now := s.now()
+	out := make([]queueEntryJSON, 0, len(snap.Queue))
+	for _, q := range snap.Queue {
+		e := queueEntryJSON{Count: q.Count, LastUnusedOffers: []any{}, Reason: q.Reason}
+		if left := q.BackoffUntil.Sub(now); left > 0 {
+			e.Delay.TimeLeftSeconds = int(math.Ceil(left.Seconds()))
+		} else {
+			e.Delay.Overdue = true
+		}
+		if m := s.idx.get(q.AppID); m != nil {
+			def := append(append([]byte(nil), m.spec...), `,"version":`...)
+			e.App = append(appendString(def, m.app.Version), '}')
+		} else if a := snapApp(snap, q.AppID); a != nil {
+			e.App, _ = json.Marshal(a)
+		} else {
+			e.App = json.RawMessage(`{"id":` + strconv.Quote(q.AppID) + `}`)
+		}
+		rs := reasons(q.LastRejection)
+		e.ProcessedOffersSummary = offersSummaryJSON{
+			ProcessedOffersCount: q.LastRejection.ProcessedOffers, UnusedOffersCount: q.LastRejection.UnusedOffers,
+			RejectSummaryLastOffers: rs, RejectSummaryLaunchAttempt: rs,
+		}
+		out = append(out, e)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"queue": out})
+	return nil
+}
+
+func (s *Server) leaderAddress(r *http.Request) (string, error) {
+	if s.cfg.Leadership == nil {
+		return r.Host, nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	return s.cfg.Leadership.LeaderAddress(ctx)
+}
+
+func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
+	leader, err := s.leaderAddress(r)
+	if err != nil {
+		s.log.WithError(err).Warn("leader address unknown for /v2/info")
+	}
+	fid := ""
+	if s.cfg.FrameworkID != nil {
+		fid = s.cfg.FrameworkID()
+	}
+	cfg := map[string]any{"framework_name": "flotilla", "default_progress_deadline_seconds": s.cfg.ProgressDeadline.Seconds()}
+	for k, v := range s.cfg.Info {
+		cfg[k] = v
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"name": "flotilla", "version": s.cfg.Version, "elected": s.isLeader(), "leader": leader,
+		"frameworkId": fid, "marathon_config": cfg, "http_config": map[string]any{},
+		"event_subscriber": map[string]string{"type": "sse"},
+		"auth_enabled":     s.cfg.Auth.enabled(),
+	})
+	return nil
+}
+
+func (s *Server) leader(w http.ResponseWriter, r *http.Request) error {
+	addr, err := s.leaderAddress(r)
+	if err != nil || addr == "" {
+		msg := "There is no leader"
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		return errorf(http.StatusNotFound, "%s; retry when a replica is elected", msg)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"leader": addr})
+	return nil
+}
+
+func (s *Server) abdicate(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Leadership == nil {
+		return errorf(http.StatusBadRequest, "this Flotilla runs without leader election (no ZooKeeper), so no other replica could take over; start replicas with --zk to use DELETE /v2/leader")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	if err := s.cfg.Leadership.Abdicate(ctx); err != nil {
+		if errors.Is(err, framework.ErrNotLeader) {
+			return errorf(http.StatusServiceUnavailable, "this replica stopped leading before it could abdicate; ask the new leader (GET /v2/leader)")
+		}
+		return fmt.Errorf("api: abdicate: %w", err)
+	}
+	s.log.WithField("remote", r.RemoteAddr).Warn("leadership abdicated on request")
+	writeJSON(w, http.StatusOK, map[string]string{"message": "Leadership abdicated"})
+	return nil
+}
+
+type metrics struct {
+	requests           *prometheus.CounterVec
+	duration           *prometheus.HistogramVec
+	deploymentsStarted prometheus.Counter
+	deploymentsEnded   *prometheus.CounterVec
+	sseClients         prometheus.Gauge
+}
+
+func newMetrics(reg *prometheus.Registry, s *Server) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flotilla_api_requests_total",
+			Help: "API requests by method and status code."}, []string{"method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "flotilla_api_request_duration_seconds",
+			Help: "API request latency by method (event streams count their whole life).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"method"}),
+		deploymentsStarted: prometheus.NewCounter(prometheus.CounterOpts{Name: "flotilla_api_deployments_started_total",
+			Help: "Deployments started (create, update, scale, restart, delete, rollback)."}),
+		deploymentsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flotilla_api_deployments_ended_total",
+			Help: "Deployments ended, by result (success or failed)."}, []string{"result"}),
+		sseClients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flotilla_api_event_stream_clients",
+			Help: "Clients attached to /v2/events."}),
+	}
+	cs := []prometheus.Collector{m.requests, m.duration, m.deploymentsStarted, m.deploymentsEnded, m.sseClients,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flotilla_api_apps", Help: "Apps the API serves."},
+			func() float64 { return float64(s.idx.len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flotilla_api_deployments", Help: "Deployments in progress."},
+			func() float64 { return float64(s.deps.count()) }),
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("api: register metrics (one Server per registry): %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observe(method string, status int, d time.Duration) {
+	if status == 0 {
+		status = http.StatusOK
+	}
+	m.requests.WithLabelValues(method, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(method).Observe(d.Seconds())
+}
+
+// Restore loads every app and deployment from the store and gives the
+// apps to the scheduler, replacing what the API held: the lead calls it
+// each time this replica gains leadership, before serving. Apps the
+// scheduler has but the store does not are removed from the scheduler.
+// Deployments whose app changed or vanished since are dropped.
+func (s *Server) Restore(ctx context.Context) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	apps, err := s.st.ListApps(ctx)
+	if err != nil {
+		return fmt.Errorf("api: restore: list apps: %w", err)
+	}
+	sds, err := s.st.ListDeployments(ctx)
+	if err != nil {
+		return fmt.Errorf("api: restore: list deployments: %w", err)
+	}
+	snap := s.sched.Snapshot()
+	metas := make([]*appMeta, 0, len(apps))
+	inStore := make(map[string]bool, len(apps))
+	for _, a := range apps {
+		configVersion := a.App.Version
+		// The scheduler may already run this app (leadership regained in
+		// the same process): if only instances differ, keep its version
+		// so that its tasks are not replaced.
+		if sa := snapApp(snap, a.App.ID); sa != nil && configEqual(sa, a.App) {
+			configVersion = sa.Version
+		}
+		metas = append(metas, newMeta(a.App, a.Revision, configVersion, a.App.Version))
+		inStore[a.App.ID] = true
+	}
+	for _, sa := range snap.Apps {
+		if !inStore[sa.ID] {
+			if err := s.sched.RemoveApp(sa.ID); err != nil && !errors.Is(err, framework.ErrUnknownApp) {
+				s.log.WithError(err).WithField("app", sa.ID).Warn("restore: removing an app the store does not have failed")
+			}
+		}
+	}
+	s.idx.replaceAll(metas)
+	for _, m := range metas {
+		s.sched.PutApp(m.schedulerApp())
+	}
+	var ds []*deployment
+	for _, sd := range sds {
+		d, err := deploymentFromStore(sd)
+		m := (*appMeta)(nil)
+		if err == nil {
+			m = s.idx.get(d.AppID)
+		}
+		switch {
+		case err != nil:
+			s.log.WithError(err).WithField("deployment", sd.ID).Warn("restore: dropping an unreadable deployment")
+		case d.Action == actionStop && m != nil, d.Action != actionStop && (m == nil || m.app.Version != d.Version):
+			s.log.WithFields(logrus.Fields{"deployment": d.ID, "app": d.AppID}).Info("restore: dropping a deployment its app has moved past")
+		default:
+			if m != nil {
+				d.Target = m.configVersion
+			}
+			ds = append(ds, d)
+			continue
+		}
+		if err := s.st.DeleteDeployment(ctx, sd.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.WithError(err).WithField("deployment", sd.ID).Warn("restore: stale deployment not removed")
+		}
+	}
+	s.deps.replaceAll(ds)
+	s.deps.wake()
+	s.log.WithFields(logrus.Fields{"apps": len(metas), "deployments": len(ds)}).Info("restored apps and deployments from the store")
+	return nil
+}

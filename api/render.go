@@ -1,0 +1,361 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/store"
+)
+
+// appMeta is one app as the API last wrote it. It is immutable: a write
+// replaces it.
+type appMeta struct {
+	app *appspec.App // as stored; Version is the store's version
+	rev store.Revision
+	// configVersion is the version whose config the tasks run: it changes
+	// with every change but a scale (Marathon's lastConfigChangeAt). The
+	// scheduler is given the app with this Version so that a scale
+	// replaces no task.
+	configVersion string
+	lastScalingAt string
+	// spec is the app's JSON without "version" and without the closing
+	// brace, rendered once per version so that listing 10,000 apps
+	// encodes no spec.
+	spec   []byte
+	health bool
+}
+
+func newMeta(app *appspec.App, rev store.Revision, configVersion, lastScalingAt string) *appMeta {
+	c := *app
+	c.Version = ""
+	b, err := json.Marshal(&c)
+	if err != nil || len(b) < 2 {
+		// App holds only JSON-encodable types; keep a minimal, valid spec.
+		b, _ = json.Marshal(map[string]string{"id": app.ID})
+	}
+	return &appMeta{
+		app: app, rev: rev, configVersion: configVersion, lastScalingAt: lastScalingAt,
+		spec: b[:len(b)-1], health: len(app.HealthChecks) > 0,
+	}
+}
+
+// schedulerApp is the app as the scheduler gets it.
+func (m *appMeta) schedulerApp() appspec.App {
+	a := *m.app
+	a.Version = m.configVersion
+	return a
+}
+
+// appIndex holds every app's meta, sorted by id for listing.
+type appIndex struct {
+	mu   sync.RWMutex
+	byID map[string]*appMeta
+	ids  []string
+}
+
+func (x *appIndex) init() { x.byID = map[string]*appMeta{} }
+
+func (x *appIndex) get(id string) *appMeta {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.byID[id]
+}
+
+func (x *appIndex) put(m *appMeta) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	id := m.app.ID
+	if _, ok := x.byID[id]; !ok {
+		i := sort.SearchStrings(x.ids, id)
+		x.ids = append(x.ids, "")
+		copy(x.ids[i+1:], x.ids[i:])
+		x.ids[i] = id
+	}
+	x.byID[id] = m
+}
+
+func (x *appIndex) remove(id string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, ok := x.byID[id]; !ok {
+		return
+	}
+	delete(x.byID, id)
+	i := sort.SearchStrings(x.ids, id)
+	x.ids = append(x.ids[:i], x.ids[i+1:]...)
+}
+
+func (x *appIndex) replaceAll(ms []*appMeta) {
+	byID := make(map[string]*appMeta, len(ms))
+	ids := make([]string, 0, len(ms))
+	for _, m := range ms {
+		byID[m.app.ID] = m
+		ids = append(ids, m.app.ID)
+	}
+	sort.Strings(ids)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.byID, x.ids = byID, ids
+}
+
+// list returns the metas sorted by id; the slice is the caller's.
+func (x *appIndex) list() []*appMeta {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]*appMeta, len(x.ids))
+	for i, id := range x.ids {
+		out[i] = x.byID[id]
+	}
+	return out
+}
+
+func (x *appIndex) len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.ids)
+}
+
+// tasksOf returns an app's tasks from a snapshot without scanning it:
+// tasks are sorted by id and an app's ids share a prefix, so they are one
+// contiguous run, found by binary search.
+func tasksOf(snap *framework.Snapshot, appID string) []framework.Task {
+	prefix := framework.TaskIDPrefix(appID) + ".instance-"
+	ts := snap.Tasks
+	i := sort.Search(len(ts), func(i int) bool { return ts[i].ID >= prefix })
+	j := i
+	for j < len(ts) && strings.HasPrefix(ts[j].ID, prefix) {
+		j++
+	}
+	return ts[i:j]
+}
+
+// counts are Marathon's tasksStaged, tasksRunning, tasksHealthy, tasksUnhealthy.
+type counts struct{ staged, running, healthy, unhealthy int }
+
+func countTasks(ts []framework.Task) counts {
+	var c counts
+	for i := range ts {
+		t := &ts[i]
+		switch t.State {
+		case mesos.TASK_STAGING, mesos.TASK_STARTING:
+			c.staged++
+		case mesos.TASK_RUNNING:
+			c.running++
+		}
+		if t.Healthy != nil && t.Active() {
+			if *t.Healthy {
+				c.healthy++
+			} else {
+				c.unhealthy++
+			}
+		}
+	}
+	return c
+}
+
+// embed is what a response carries beyond the spec.
+type embed struct {
+	tasks, lastTaskFailure bool
+}
+
+func parseEmbed(values []string) embed {
+	var e embed
+	for _, v := range values {
+		for _, f := range strings.Split(v, ",") {
+			switch strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(f), "apps."), "app.") {
+			case "tasks":
+				e.tasks = true
+			case "lastTaskFailure":
+				e.lastTaskFailure = true
+			}
+			// apps.counts and apps.deployments are always present, as in
+			// Marathon; unknown embeds are ignored, as Marathon does.
+		}
+	}
+	return e
+}
+
+// taskFailure is Marathon's lastTaskFailure.
+type taskFailure struct {
+	AppID     string `json:"appId"`
+	Host      string `json:"host"`
+	Message   string `json:"message"`
+	State     string `json:"state"`
+	TaskID    string `json:"taskId"`
+	Timestamp string `json:"timestamp"`
+	Version   string `json:"version"`
+	SlaveID   string `json:"slaveId"`
+}
+
+type lastFailures struct {
+	mu sync.RWMutex
+	m  map[string][]byte // app id → JSON of its taskFailure
+}
+
+func (l *lastFailures) init() { l.m = map[string][]byte{} }
+
+func (l *lastFailures) set(f taskFailure) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.m[f.AppID] = b
+}
+
+func (l *lastFailures) get(appID string) []byte {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.m[appID]
+}
+
+func (l *lastFailures) forget(appID string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.m, appID)
+}
+
+// appendApp appends one app in Marathon's GET /v2/apps shape. Only the
+// status part is encoded here, by hand, from the snapshot; the spec is
+// the bytes rendered when the app was written.
+func (s *Server) appendApp(b []byte, m *appMeta, snap *framework.Snapshot, e embed, depID string) []byte {
+	ts := tasksOf(snap, m.app.ID)
+	c := countTasks(ts)
+	b = append(b, m.spec...)
+	b = append(b, `,"version":`...)
+	b = appendString(b, m.app.Version)
+	b = append(b, `,"versionInfo":{"lastScalingAt":`...)
+	b = appendString(b, m.lastScalingAt)
+	b = append(b, `,"lastConfigChangeAt":`...)
+	b = appendString(b, m.configVersion)
+	b = append(b, `},"tasksStaged":`...)
+	b = strconv.AppendInt(b, int64(c.staged), 10)
+	b = append(b, `,"tasksRunning":`...)
+	b = strconv.AppendInt(b, int64(c.running), 10)
+	b = append(b, `,"tasksHealthy":`...)
+	b = strconv.AppendInt(b, int64(c.healthy), 10)
+	b = append(b, `,"tasksUnhealthy":`...)
+	b = strconv.AppendInt(b, int64(c.unhealthy), 10)
+	b = append(b, `,"deployments":[`...)
+	if depID != "" {
+		b = append(b, `{"id":`...)
+		b = appendString(b, depID)
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	if e.tasks {
+		b = append(b, `,"tasks":[`...)
+		for i := range ts {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendTask(b, &ts[i], m.health)
+		}
+		b = append(b, ']')
+	}
+	if e.lastTaskFailure {
+		if f := s.lastTF.get(m.app.ID); f != nil {
+			b = append(b, `,"lastTaskFailure":`...)
+			b = append(b, f...)
+		}
+	}
+	return append(b, '}')
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, store.VersionFormat)
+	return append(b, '"')
+}
+
+// instanceID is Marathon's instance id of a task: its id without the
+// "._app.<incarnation>" suffix.
+func instanceID(taskID string) string {
+	if i := strings.LastIndex(taskID, "._app."); i > 0 {
+		return taskID[:i]
+	}
+	return taskID
+}
+
+// appendTask appends one task in Marathon's shape.
+func appendTask(b []byte, t *framework.Task, health bool) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, t.ID)
+	b = append(b, `,"appId":`...)
+	b = appendString(b, t.AppID)
+	b = append(b, `,"slaveId":`...)
+	b = appendString(b, t.AgentID)
+	b = append(b, `,"host":`...)
+	b = appendString(b, t.Host)
+	b = append(b, `,"state":`...)
+	b = appendString(b, t.State.String())
+	b = append(b, `,"stagedAt":`...)
+	b = appendTime(b, t.StagedAt)
+	b = append(b, `,"startedAt":`...)
+	b = appendTime(b, t.StartedAt)
+	b = append(b, `,"version":`...)
+	b = appendString(b, t.AppVersion)
+	b = append(b, `,"ports":[`...)
+	for i, p := range t.Ports {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(b, p, 10)
+	}
+	b = append(b, `],"servicePorts":[],"ipAddresses":[],"healthCheckResults":[`...)
+	if health && t.Healthy != nil {
+		b = append(b, `{"alive":`...)
+		b = strconv.AppendBool(b, *t.Healthy)
+		b = append(b, `,"consecutiveFailures":0,"firstSuccess":null,"lastFailure":null,"lastSuccess":null,"lastFailureCause":null,"instanceId":`...)
+		b = appendString(b, instanceID(t.ID))
+		b = append(b, `,"taskId":`...)
+		b = appendString(b, t.ID)
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	if t.Message != "" {
+		b = append(b, `,"message":`...)
+		b = appendString(b, t.Message)
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string. Ids, hosts and versions are
+// plain ASCII, which is copied as is; anything else goes through
+// encoding/json so the escaping is exactly JSON's.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf || c == '<' || c == '>' || c == '&' {
+			q, err := json.Marshal(s)
+			if err != nil {
+				return append(b, `""`...)
+			}
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// renderApp renders one app (GET /v2/apps/{id}, POST's answer).
+func (s *Server) renderApp(m *appMeta, snap *framework.Snapshot, e embed) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(m.spec) + 512)
+	return s.appendApp(buf.Bytes(), m, snap, e, s.deps.idForApp(m.app.ID))
+}

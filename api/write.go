@@ -1,0 +1,294 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/store"
+)
+
+type opKind int
+
+const (
+	opCreate    opKind = iota // POST: refuse if the app exists
+	opUpdate                  // PUT/PATCH: create, scale or change
+	opRestart                 // new version, same config: every task replaced
+	opStop                    // DELETE
+	opKillScale               // kill tasks and shrink instances by as many
+)
+
+// writeOp is one change to one app.
+type writeOp struct {
+	kind    opKind
+	id      string
+	app     *appspec.App // the new spec (opCreate, opUpdate)
+	taskIDs []string     // opKillScale
+	force   bool
+	// uri and clientIP feed api_post_event.
+	uri, clientIP string
+	// rollbackOf is the deployment this change rolls back; the deployment
+	// it creates is never rolled back itself.
+	rollbackOf string
+	// cancelReason, when the change supersedes a deployment, says why
+	// that deployment ended.
+	cancelReason string
+}
+
+type writeResult struct {
+	meta    *appMeta // nil after opStop
+	dep     *deployment
+	created bool
+}
+
+func (s *Server) apply(ctx context.Context, op writeOp) (writeResult, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.applyLocked(ctx, op)
+}
+
+// configEqual reports whether two specs differ at most in instances (and
+// version): such a change is a scale and replaces no task.
+func configEqual(a, b *appspec.App) bool {
+	ca, cb := *a, *b
+	ca.Instances, cb.Instances = 0, 0
+	ca.Version, cb.Version = "", ""
+	ja, err1 := json.Marshal(&ca)
+	jb, err2 := json.Marshal(&cb)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
+}
+
+func (s *Server) deadlineOf(app *appspec.App) time.Duration {
+	if app != nil && app.ProgressDeadlineSeconds > 0 {
+		return time.Duration(app.ProgressDeadlineSeconds * float64(time.Second))
+	}
+	return s.cfg.ProgressDeadline
+}
+
+// applyLocked changes one app: deployment lock, store, scheduler, index,
+// deployment, events, in that order; it returns before touching the
+// scheduler if the store refuses, so nothing is half-written.
+func (s *Server) applyLocked(ctx context.Context, op writeOp) (writeResult, error) {
+	cur := s.idx.get(op.id)
+	var action string
+	switch op.kind {
+	case opCreate:
+		if cur != nil {
+			return writeResult{}, errorf(http.StatusConflict, "An app with id [%s] already exists; change it with PUT /v2/apps%s", op.id, op.id)
+		}
+		action = actionStart
+	case opUpdate:
+		switch {
+		case cur == nil:
+			action = actionStart
+		case configEqual(cur.app, op.app):
+			action = actionScale
+		default:
+			action = actionRestart
+		}
+	case opRestart:
+		action = actionRestart
+	case opStop:
+		action = actionStop
+	case opKillScale:
+		action = actionScale
+	}
+	if cur == nil && op.kind != opCreate && op.kind != opUpdate {
+		return writeResult{}, notFoundApp(op.id)
+	}
+	blocking := s.deps.forApp(op.id)
+	if blocking != nil && !op.force {
+		return writeResult{}, &httpError{Status: http.StatusConflict,
+			Message:     fmt.Sprintf("App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/%s'.", blocking.ID),
+			Deployments: []deploymentRef{{ID: blocking.ID}}}
+	}
+
+	expect := store.CreateOnly
+	if cur != nil {
+		expect = cur.rev
+	}
+	var (
+		stored store.StoredApp
+		err    error
+	)
+	switch op.kind {
+	case opStop:
+		err = s.st.DeleteApp(ctx, op.id, cur.rev)
+	case opRestart:
+		a := *cur.app
+		stored, err = s.st.PutApp(ctx, &a, expect)
+	case opKillScale:
+		a := *cur.app
+		a.Instances = max(0, a.Instances-countKillable(s.sched.Snapshot(), op.id, op.taskIDs))
+		stored, err = s.st.PutApp(ctx, &a, expect)
+	default:
+		stored, err = s.st.PutApp(ctx, op.app, expect)
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			s.log.WithError(err).WithField("app", op.id).Warn("store refused a write: the app changed outside this replica")
+			if op.kind == opCreate {
+				return writeResult{}, errorf(http.StatusConflict, "An app with id [%s] already exists in the store; change it with PUT /v2/apps%s", op.id, op.id)
+			}
+		}
+		return writeResult{}, fmt.Errorf("api: store app %s: %w", op.id, err)
+	}
+
+	now := s.now()
+	var meta *appMeta
+	version := timestamp(now)
+	if op.kind != opStop {
+		configVersion := stored.App.Version
+		if action == actionScale && cur != nil {
+			configVersion = cur.configVersion
+		}
+		meta = newMeta(stored.App, stored.Revision, configVersion, stored.App.Version)
+		version = stored.App.Version
+	}
+
+	switch op.kind {
+	case opStop:
+		if err := s.sched.RemoveApp(op.id); err != nil && !errors.Is(err, framework.ErrUnknownApp) {
+			s.log.WithError(err).WithField("app", op.id).Error("scheduler refused to remove an app the store no longer has")
+		}
+		s.idx.remove(op.id)
+		s.lastTF.forget(op.id)
+	case opKillScale:
+		s.idx.put(meta)
+		if err := s.sched.KillTasks(op.id, op.taskIDs, true); err != nil {
+			// A task ended meanwhile; the instance count is what matters.
+			s.log.WithError(err).WithField("app", op.id).Warn("kill with scale: some tasks were already gone")
+			_ = s.sched.Scale(op.id, meta.app.Instances)
+		}
+	default:
+		s.idx.put(meta)
+		s.sched.PutApp(meta.schedulerApp())
+	}
+
+	d := &deployment{
+		ID: s.newID(), AppID: op.id, Action: action, Version: version, Started: now,
+		Rollback: op.rollbackOf != "", RollbackOf: op.rollbackOf,
+	}
+	if meta != nil {
+		d.Target = meta.configVersion
+		d.Deadline = now.Add(s.deadlineOf(meta.app))
+	} else {
+		d.Deadline = now.Add(s.deadlineOf(cur.app))
+	}
+	if cur != nil {
+		d.Prev = cur.app
+	}
+	if blocking != nil {
+		reason := op.cancelReason
+		if reason == "" {
+			reason = fmt.Sprintf("superseded by deployment %s, forced with ?force=true", d.ID)
+		}
+		s.finishLocked(ctx, blocking, false, reason)
+	}
+	s.deps.add(d)
+	if err := s.st.PutDeployment(ctx, d.toStore()); err != nil {
+		// The change itself is stored; only a new leader's view of its
+		// progress is lost, and it then sees no deployment for the app.
+		s.log.WithError(err).WithFields(logrus.Fields{"app": op.id, "deployment": d.ID}).Error("deployment not persisted")
+	}
+	s.met.deploymentsStarted.Inc()
+	s.log.WithFields(logrus.Fields{"app": op.id, "deployment": d.ID, "action": action, "version": version}).Info("deployment started")
+	if op.uri != "" && meta != nil {
+		s.publishAPIPost(op, meta)
+	}
+	s.publishDeployment(eventDeploymentInfo, d, "")
+	s.deps.wake()
+	return writeResult{meta: meta, dep: d, created: cur == nil && op.kind != opStop}, nil
+}
+
+// countKillable is how many of ids the scheduler will count as killed for
+// a scale: active tasks not already being killed.
+func countKillable(snap *framework.Snapshot, appID string, ids []string) int {
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	n := 0
+	for _, t := range tasksOf(snap, appID) {
+		if want[t.ID] && t.Active() && !t.Killing {
+			n++
+		}
+	}
+	return n
+}
+
+// progress is how far a deployment got: tasks of the target version that
+// run (and pass their health checks) against the instances wanted.
+type progress struct {
+	done       bool
+	ready, all int
+}
+
+func (p progress) String() string {
+	return fmt.Sprintf("%d of %d instances of the new version running and healthy", p.ready, p.all)
+}
+
+// reached judges a deployment from a snapshot. A StopApplication is done
+// when the app and all its tasks are gone; any other when every active
+// task of the app is of the target version, running, healthy where
+// checked and not being killed, and there are exactly instances of them.
+func reached(snap *framework.Snapshot, d *deployment, health bool) progress {
+	ts := tasksOf(snap, d.AppID)
+	if d.Action == actionStop {
+		active := 0
+		for _, t := range ts {
+			if t.Active() {
+				active++
+			}
+		}
+		return progress{done: snapApp(snap, d.AppID) == nil && active == 0, all: active}
+	}
+	a := snapApp(snap, d.AppID)
+	if a == nil {
+		return progress{}
+	}
+	p := progress{all: a.Instances}
+	stale := false
+	for _, t := range ts {
+		if !t.Active() {
+			continue
+		}
+		if t.AppVersion != d.Target || t.Killing {
+			stale = true
+			continue
+		}
+		if t.State == mesos.TASK_RUNNING && (!health || (t.Healthy != nil && *t.Healthy)) {
+			p.ready++
+		} else {
+			stale = true
+		}
+	}
+	p.done = a.Version == d.Target && !stale && p.ready == a.Instances
+	return p
+}
+
+// snapApp finds an app in a snapshot by binary search (Apps is sorted).
+func snapApp(snap *framework.Snapshot, id string) *appspec.App {
+	lo, hi := 0, len(snap.Apps)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if snap.Apps[m].ID < id {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(snap.Apps) && snap.Apps[lo].ID == id {
+		return snap.Apps[lo]
+	}
+	return nil
+}

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/api"
+	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/internal/logging"
+	"github.com/flotilla-sched/flotilla/secrets"
+	"github.com/flotilla-sched/flotilla/store"
+)
+
+// platformConfig is what serve and dev have in common: one replica of
+// Flotilla with its API.
+type platformConfig struct {
+	Master          string // http://host:port or zk://host:port/mesos
+	ZK              string // zk://host:port[,host:port]/flotilla: election and store; "" = memory store, lone leader
+	APIAddr         string
+	Advertise       string // URL standbys proxy to; default http://<APIAddr>
+	FrameworkName   string
+	Role            string
+	FailoverTimeout time.Duration
+	Hostname        string
+	Auth            api.Auth
+	SecretEnvType   string // secret (Mesos SECRET env var) or value (plain VALUE, for agents without SECRET support)
+}
+
+func (c *platformConfig) check() error {
+	if c.Master == "" {
+		return errors.New("--master is required (http://host:5050 or zk://host:2181/mesos)")
+	}
+	switch c.SecretEnvType {
+	case "", "secret", "value":
+	default:
+		return fmt.Errorf("--secret-env-type must be secret or value, got %q", c.SecretEnvType)
+	}
+	if c.Advertise == "" {
+		c.Advertise = "http://" + c.APIAddr
+	}
+	return nil
+}
+
+// parseZK splits zk://h1:p1,h2:p2/path into servers and path.
+func parseZK(s string) (servers []string, path string, err error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "zk" || u.Host == "" {
+		return nil, "", fmt.Errorf("bad ZooKeeper URL %q (want zk://host:port[,host:port]/path)", s)
+	}
+	path = strings.TrimRight(u.Path, "/")
+	if path == "" {
+		return nil, "", fmt.Errorf("ZooKeeper URL %q has no path (e.g. zk://127.0.0.1:2181/flotilla)", s)
+	}
+	return strings.Split(u.Host, ","), path, nil
+}
+
+// platform is one running replica: store, secrets, scheduler, Mesos
+// connection with leader election, and the API.
+type platform struct {
+	cfg      platformConfig
+	log      *logrus.Logger
+	store    store.Store
+	resolver *secrets.Resolver
+	vault    *secrets.Vault
+	sched    *framework.Scheduler
+	replica  *framework.Replica
+	api      *api.Server
+	registry *prometheus.Registry
+	ln       net.Listener
+}
+
+func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*platform, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	p := &platform{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	clk := clock.Real{}
+	seed := time.Now().UnixNano()
+
+	var election framework.ElectionConfig
+	if cfg.ZK != "" {
+		servers, root, err := parseZK(cfg.ZK)
+		if err != nil {
+			return nil, err
+		}
+		zs, err := store.NewZK(ctx, store.ZKConfig{Servers: servers, Root: root, Clock: clk, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		p.store = zs
+		election = framework.ElectionConfig{Servers: servers, Path: root + "/leader", Address: cfg.Advertise,
+			Clock: clk, Logger: logging.Component(log, "election")}
+	} else {
+		p.store = store.NewMemory(clk, 0)
+	}
+
+	// Secrets: with VAULT_ADDR set, references resolve at launch; without,
+	// an app that references a secret is refused at submit time.
+	vcfg, err := secrets.ConfigFromEnv(os.Getenv)
+	switch {
+	case errors.Is(err, secrets.ErrNotConfigured):
+		p.resolver = secrets.NewResolver(nil, clk, 10*time.Second, logging.Component(log, "secrets"))
+	case err != nil:
+		return nil, err
+	default:
+		v, err := secrets.New(vcfg, clk, logging.Component(log, "secrets"))
+		if err != nil {
+			return nil, err
+		}
+		p.vault = v
+		p.resolver = secrets.NewResolver(v, clk, 10*time.Second, logging.Component(log, "secrets"))
+	}
+
+	p.sched = framework.New(framework.Config{
+		Clock: clk, Rand: rand.New(rand.NewSource(seed)), Log: logging.Component(log, "framework"),
+		Role: cfg.Role, ResolveEnv: secretEnv(p.resolver, cfg.SecretEnvType),
+	})
+	det, err := framework.NewDetector(framework.DetectorConfig{Master: cfg.Master, Clock: clk, Logger: logging.Component(log, "detector")})
+	if err != nil {
+		return nil, err
+	}
+	roles := []string{"*"}
+	if cfg.Role != "" {
+		roles = []string{cfg.Role}
+	}
+	p.replica, err = framework.NewReplica(framework.ReplicaConfig{
+		Election: election,
+		Conn: framework.ConnConfig{Detector: det, FrameworkIDs: p.store, Name: cfg.FrameworkName, Roles: roles,
+			FailoverTimeout: cfg.FailoverTimeout, Hostname: cfg.Hostname, WebUIURL: cfg.Advertise},
+		Core:   termCore{p},
+		Clock:  clk,
+		Rand:   rand.New(rand.NewSource(seed + 1)),
+		Logger: logging.Component(log, "replica"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.api, err = api.New(api.Config{
+		Scheduler: p.sched, Store: p.store, Leadership: p.replica, Secrets: p.resolver, Registry: p.registry,
+		Clock: clk, Rand: rand.New(rand.NewSource(seed + 2)), Log: logging.Component(log, "api"),
+		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.ln, err = net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("api listener: %w", err)
+	}
+	return p, nil
+}
+
+// termCore runs one leadership term: the API's view is restored from the
+// store before the scheduler starts, so a new leader adopts the tasks of
+// the apps it knows instead of killing them.
+type termCore struct{ p *platform }
+
+func (t termCore) Run(ctx context.Context, in <-chan framework.Input, act framework.Actions) error {
+	log := logging.Component(t.p.log, "replica")
+	if err := t.p.api.Restore(ctx); err != nil {
+		log.WithError(err).Error("restoring apps from the store failed; scheduling with what is known")
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := t.p.api.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.WithError(err).Error("deployments loop stopped")
+		}
+	}()
+	err := t.p.sched.Run(ctx, in, act)
+	wg.Wait()
+	return err
+}
+
+// run serves until ctx ends.
+func (p *platform) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mux := http.NewServeMux()
+	mux.Handle("/", p.api)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 3)
+	go func() { errc <- srv.Serve(p.ln) }()
+	go func() { errc <- p.replica.Run(ctx) }()
+	if p.vault != nil {
+		go func() {
+			if err := p.vault.Run(ctx); err != nil && ctx.Err() == nil {
+				logging.Component(p.log, "secrets").WithError(err).Error("vault token maintenance stopped")
+			}
+		}()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	srv.Shutdown(sctx)
+	if c, ok := p.store.(interface{ Close() error }); ok {
+		c.Close()
+	}
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// secretEnv resolves an app's secret references at launch into Mesos
+// environment variables. The value leaves the secrets package only here,
+// straight into the TaskInfo.
+func secretEnv(r *secrets.Resolver, kind string) framework.EnvResolver {
+	return func(ctx context.Context, app *appspec.App, taskID string) ([]mesos.Environment_Variable, error) {
+		if len(app.Secrets) == 0 {
+			return nil, nil
+		}
+		vals, err := r.Resolve(ctx, app)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]mesos.Environment_Variable, 0, len(vals))
+		for name, v := range vals {
+			if kind == "value" {
+				s := v.Reveal()
+				out = append(out, mesos.Environment_Variable{Name: name, Type: mesos.Environment_Variable_VALUE.Enum(), Value: &s})
+				continue
+			}
+			out = append(out, mesos.Environment_Variable{
+				Name: name, Type: mesos.Environment_Variable_SECRET.Enum(),
+				Secret: &mesos.Secret{Type: mesos.Secret_VALUE, Value: &mesos.Secret_Value{Data: []byte(v.Reveal())}},
+			})
+		}
+		return out, nil
+	}
+}
