@@ -1,0 +1,172 @@
+// Command localmesos runs the local Mesos-compatible master with in-process
+// agents (package localmesos) until interrupted.
+//
+//	localmesos --listen 127.0.0.1:5050 --agents 3 --executor docker|process|simulated \
+//	    [--zk zk://127.0.0.1:2181/mesos] [--heartbeat 15s]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/internal/logging"
+	"github.com/flotilla-sched/flotilla/localmesos"
+	"github.com/flotilla-sched/flotilla/localmesos/executor"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "localmesos:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("localmesos", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:5050", "master address")
+	agents := fs.Int("agents", 3, "number of agents")
+	execName := fs.String("executor", "", "docker, process or simulated (default docker when the engine answers, else process)")
+	zkURL := fs.String("zk", "", "register in ZooKeeper, e.g. zk://127.0.0.1:2181/mesos")
+	heartbeat := fs.Duration("heartbeat", 15*time.Second, "interval of HEARTBEAT events")
+	resources := fs.String("resources", "", "agent resources, Mesos style: cpus:4;mem:8192;disk:10240;ports:[31000-32000]")
+	attributes := fs.String("attributes", "", "attributes of every agent, Mesos style: rack:r1;zone:a (default rack:r1..r3 by agent)")
+	hostname := fs.String("hostname", "127.0.0.1", "hostname agents report in offers")
+	samePorts := fs.Bool("same-ports", false, "give every agent the whole ports range (simulated executor only)")
+	noAgentHTTP := fs.Bool("no-agent-http", false, "do not start the agents' HTTP endpoints")
+	level := fs.String("log-level", "info", "log level")
+	format := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *agents <= 0 {
+		return fmt.Errorf("--agents must be positive, got %d", *agents)
+	}
+	log, err := logging.New(logging.Options{Level: *level, Format: *format})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cfg := localmesos.Config{
+		Listen: *listen, Agents: *agents, ZK: *zkURL, Heartbeat: *heartbeat, Log: log,
+		Hostname: *hostname, SamePorts: *samePorts, NoAgentHTTP: *noAgentHTTP, Clock: clock.Real{},
+	}
+	if *resources != "" {
+		r, err := parseResources(*resources)
+		if err != nil {
+			return err
+		}
+		cfg.Resources = r
+	}
+	if *attributes != "" {
+		attrs, err := parseAttributes(*attributes)
+		if err != nil {
+			return err
+		}
+		cfg.AgentSpecs = make([]localmesos.AgentSpec, *agents)
+		for i := range cfg.AgentSpecs {
+			cfg.AgentSpecs[i].Attributes = attrs
+		}
+	}
+	name := *execName
+	if name == "" {
+		name = "process"
+		if d, err := executor.NewDocker(executor.DockerConfig{Log: log}); err == nil {
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			if d.Ping(pctx) == nil {
+				name = "docker"
+			}
+			cancel()
+			d.Close()
+		}
+	}
+	switch name {
+	case "docker":
+		cfg.Executor = func(string) (executor.Executor, error) { return executor.NewDocker(executor.DockerConfig{Log: log}) }
+	case "process":
+		cfg.Executor = func(string) (executor.Executor, error) { return executor.NewProcess(executor.ProcessConfig{Log: log}), nil }
+	case "simulated":
+		cfg.NoSandbox = true
+		cfg.Executor = func(string) (executor.Executor, error) { return executor.NewSimulated(clock.Real{}), nil }
+	default:
+		return fmt.Errorf("--executor must be docker, process or simulated, got %q", name)
+	}
+	m, err := localmesos.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	logging.Component(log, "localmesos").WithField("executor", name).WithField("url", m.URL()).Info("serving")
+	for _, a := range m.Agents() {
+		logging.Component(log, "localmesos").WithField("agent", a.ID).WithField("url", a.URL).Info("agent")
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// parseResources reads Mesos's --resources text form.
+func parseResources(s string) (localmesos.Resources, error) {
+	var r localmesos.Resources
+	for _, part := range strings.Split(s, ";") {
+		kv := strings.SplitN(strings.TrimSpace(part), ":", 2)
+		if len(kv) != 2 {
+			return r, fmt.Errorf("bad --resources entry %q (want name:value)", part)
+		}
+		name, val := kv[0], strings.TrimSpace(kv[1])
+		if name == "ports" {
+			val = strings.TrimSuffix(strings.TrimPrefix(val, "["), "]")
+			for _, rg := range strings.Split(val, ",") {
+				be := strings.SplitN(strings.TrimSpace(rg), "-", 2)
+				if len(be) != 2 {
+					return r, fmt.Errorf("bad ports range %q in --resources (want [begin-end])", rg)
+				}
+				b, err1 := strconv.ParseUint(be[0], 10, 16)
+				e, err2 := strconv.ParseUint(be[1], 10, 16)
+				if err := errors.Join(err1, err2); err != nil || b > e {
+					return r, fmt.Errorf("bad ports range %q in --resources", rg)
+				}
+				r.Ports = append(r.Ports, localmesos.PortRange{Begin: b, End: e})
+			}
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil || v < 0 {
+			return r, fmt.Errorf("bad value %q for %s in --resources", val, name)
+		}
+		switch name {
+		case "cpus":
+			r.CPUs = v
+		case "mem":
+			r.Mem = v
+		case "disk":
+			r.Disk = v
+		case "gpus":
+			r.GPUs = v
+		default:
+			return r, fmt.Errorf("unknown resource %q in --resources (cpus, mem, disk, gpus, ports)", name)
+		}
+	}
+	return r, nil
+}
+
+func parseAttributes(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, part := range strings.Split(s, ";") {
+		kv := strings.SplitN(strings.TrimSpace(part), ":", 2)
+		if len(kv) != 2 || kv[0] == "" {
+			return nil, fmt.Errorf("bad --attributes entry %q (want name:value)", part)
+		}
+		out[kv[0]] = kv[1]
+	}
+	return out, nil
+}
