@@ -83,4 +83,8 @@ type Config struct {
 	AckWorkers int
 	// ActionTimeout bounds each call on Actions. Default 10 s.
 	ActionTimeout time.Duration
+	// Tasks, when set, receives a record of every task (written off the
+	// loop, coalesced per task, each write bounded by ActionTimeout) and is
+	// read by Restore when this replica is about to lead.
+	Tasks TaskStore
 }

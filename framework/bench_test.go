@@ -13,6 +13,7 @@ import (
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/localmesos"
 	"github.com/flotilla-sched/flotilla/localmesos/executor"
+	"github.com/flotilla-sched/flotilla/store"
 )
 
 // BenchmarkDecision measures the scheduler's decision step end to end on
@@ -63,7 +64,14 @@ func BenchmarkDecision(b *testing.B) {
 // real connection onto a localmesos master with 200 agents running the
 // simulated executor, timed until every task is RUNNING in the snapshot.
 // Run it alone: go test -run '^$' -bench E2ESimulated -benchtime 1x ./framework/
+// The "records" case also writes task records to an in-memory store, to
+// show the persister keeps off the launch path.
 func BenchmarkE2ESimulated(b *testing.B) {
+	b.Run("no records", func(b *testing.B) { benchE2ESimulated(b, nil) })
+	b.Run("records", func(b *testing.B) { benchE2ESimulated(b, store.NewMemory(nil, 0)) })
+}
+
+func benchE2ESimulated(b *testing.B, tasks TaskStore) {
 	const agents, apps, perApp = 200, 10, 1000
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -81,7 +89,7 @@ func BenchmarkE2ESimulated(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		s := New(Config{Log: logging.Component(logging.Discard(), "bench"), ReconcileSettle: -1})
+		s := New(Config{Log: logging.Component(logging.Discard(), "bench"), ReconcileSettle: -1, Tasks: tasks})
 		ctx, cancel := context.WithCancel(context.Background())
 		in := make(chan Input, 1024)
 		done := make(chan struct{}, 2)

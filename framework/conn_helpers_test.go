@@ -29,20 +29,18 @@ type haMaster struct {
 	srv *httptest.Server
 	id  string
 
-	mu          sync.Mutex
-	heartbeat   float64
-	redirect    string // answer SUBSCRIBE with 307 to this Location
-	refuse      string // answer SUBSCRIBE with this ERROR message
-	offerOnSub  bool   // send one OFFERS right after SUBSCRIBED
-	nextFW      int
-	nextOffer   int
-	streamID    string
-	stream      chan *scheduler.Event
-	endStream   chan struct{}
-	subscribes  []*scheduler.Call
-	calls       []haCall
-	subscribed  chan string // framework id of each SUBSCRIBED sent
-	callArrived chan scheduler.Call_Type
+	mu         sync.Mutex
+	heartbeat  float64
+	redirect   string // answer SUBSCRIBE with 307 to this Location
+	refuse     string // answer SUBSCRIBE with this ERROR message
+	offerOnSub bool   // send one OFFERS right after SUBSCRIBED
+	nextFW     int
+	nextOffer  int
+	streamID   string
+	stream     chan *scheduler.Event
+	endStream  chan struct{}
+	subscribes []*scheduler.Call
+	calls      []haCall
 }
 
 type haCall struct {
@@ -54,8 +52,6 @@ type haCall struct {
 func newHAMaster(t testing.TB, id string) *haMaster {
 	m := &haMaster{
 		t: t, id: id, heartbeat: 15,
-		subscribed:  make(chan string, 16),
-		callArrived: make(chan scheduler.Call_Type, 1024),
 	}
 	m.srv = httptest.NewServer(http.HandlerFunc(m.serve))
 	t.Cleanup(func() {
@@ -94,10 +90,6 @@ func (m *haMaster) serve(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		http.Error(w, "stream id mismatch", http.StatusBadRequest)
 		return
-	}
-	select {
-	case m.callArrived <- call.GetType():
-	default:
 	}
 	w.WriteHeader(http.StatusAccepted)
 }
@@ -139,7 +131,6 @@ func (m *haMaster) subscribe(w http.ResponseWriter, r *http.Request, call *sched
 		if m.offerOnSub {
 			stream <- m.offersEventLocked(id)
 		}
-		m.subscribed <- id
 	}
 	m.mu.Unlock()
 
@@ -203,18 +194,6 @@ func (m *haMaster) send(ev *scheduler.Event) bool {
 	}
 }
 
-// offer sends one offer on the current stream.
-func (m *haMaster) offer() bool {
-	m.mu.Lock()
-	var fw string
-	if n := len(m.subscribes); n > 0 {
-		fw = m.subscribes[n-1].GetFrameworkID().GetValue()
-	}
-	ev := m.offersEventLocked(fw)
-	m.mu.Unlock()
-	return m.send(ev)
-}
-
 // drop ends the current stream, as a master that closes the connection.
 func (m *haMaster) drop() {
 	m.mu.Lock()
@@ -242,18 +221,6 @@ func (m *haMaster) otherCalls() []haCall {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]haCall(nil), m.calls...)
-}
-
-// waitSubscribed returns the framework id of the next SUBSCRIBED sent.
-func (m *haMaster) waitSubscribed(t *testing.T, within time.Duration) string {
-	t.Helper()
-	select {
-	case id := <-m.subscribed:
-		return id
-	case <-time.After(within):
-		t.Fatalf("master %s: no subscription within %v", m.id, within)
-		return ""
-	}
 }
 
 // haIDStore is an in-memory FrameworkIDStore that can be made to fail.

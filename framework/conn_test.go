@@ -251,9 +251,20 @@ func TestConnHeartbeatWatchdog(t *testing.T) {
 		TaskID: mesos.TaskID{Value: "t1"}, State: mesos.TASK_RUNNING.Enum()}}})
 	haExpectEvent(t, in, scheduler.Event_UPDATE)
 
+	// 3 misses × 1 s after the last frame at +2 s: not before +5 s. Up to
+	// +4.9 s in small steps, with time for the conn to re-arm its timer.
+	time.Sleep(50 * time.Millisecond)
+	for clk.Now().Sub(start) < 4900*time.Millisecond {
+		clk.Step(100 * time.Millisecond)
+		select {
+		case i := <-in:
+			t.Fatalf("at +%v: %s before the watchdog's time", clk.Now().Sub(start), haDescribe(i))
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	haNoInput(t, in, 300*time.Millisecond)
 	var fired time.Duration
-	deadline := time.Now().Add(20 * time.Second)
-	for fired == 0 && time.Now().Before(deadline) {
+	for fired == 0 && clk.Now().Sub(start) < 5300*time.Millisecond {
 		clk.Step(100 * time.Millisecond)
 		select {
 		case i := <-in:
@@ -261,17 +272,17 @@ func TestConnHeartbeatWatchdog(t *testing.T) {
 				t.Fatalf("got %s, want Disconnected(heartbeat timeout)", haDescribe(i))
 			}
 			fired = clk.Now().Sub(start)
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(time.Second):
 		}
 	}
-	// 3 misses × 1 s after the UPDATE at +2 s; one 100 ms step of slack
-	// for the reader noting the time after handing the UPDATE over.
-	if fired < 5*time.Second || fired > 5200*time.Millisecond {
-		t.Fatalf("watchdog fired %v after SUBSCRIBED, want 5s (last frame at 2s + 3×1s)", fired)
+	// One 100 ms step of slack: the reader notes the time right after
+	// handing the UPDATE over, which may be after our first step.
+	if fired < 5*time.Second || fired > 5100*time.Millisecond {
+		t.Fatalf("watchdog fired at +%v (0: not by +5.3 s), want +5 s (last frame at +2 s, then 3 × 1 s)", fired)
 	}
 
 	// Re-subscribes after the backoff, on the fake clock, with the same id.
-	deadline = time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		clk.Step(100 * time.Millisecond)
 		select {

@@ -53,6 +53,10 @@ type core struct {
 	placed      []offers.Placed // cache for offers.Place; nil = rebuild
 	placedValid bool
 
+	// recOps are task record writes decided since the last plan; the
+	// loop hands them to the persister. Nil Config.Tasks: never filled.
+	recOps []recordOp
+
 	gen     uint64 // bumped on every visible change
 	snapGen uint64
 	snap    *Snapshot
@@ -91,6 +95,10 @@ type appState struct {
 	next  time.Time // the app's next time-driven decision
 	dirty bool
 	queue QueueEntry // last published
+
+	counts        taskCounts // sums of countsOf over tasks; see setTask
+	status        AppStatus  // last published
+	statusChanged bool
 }
 
 type taskState struct {
@@ -126,6 +134,7 @@ type plan struct {
 	reconciles [][]scheduler.Call_Reconcile_Task // nil element: implicit
 	revive     bool
 	suppress   bool
+	records    []recordOp
 }
 
 type ackOp struct {
@@ -150,7 +159,7 @@ type declineOp struct {
 }
 
 func (p *plan) empty() bool {
-	return len(p.acks)+len(p.kills)+len(p.launches)+len(p.declines)+len(p.reconciles) == 0 && !p.revive && !p.suppress
+	return len(p.acks)+len(p.kills)+len(p.launches)+len(p.declines)+len(p.reconciles)+len(p.records) == 0 && !p.revive && !p.suppress
 }
 
 // ---- desired state (API side) ----
@@ -168,9 +177,48 @@ func (c *core) putApp(now time.Time, app *appspec.App) {
 	}
 	as.app = app
 	as.constraints, as.constraintsErr = parseConstraints(app.Constraints)
+	c.retally(as)
 	as.dirty = true
 	c.gen++
 	c.pub(Event{Type: EventApp, At: now, App: app})
+}
+
+// retally recomputes an app's counts: a new version or health check set
+// changes every task's contribution.
+func (c *core) retally(as *appState) {
+	as.counts = taskCounts{}
+	for _, ts := range as.tasks {
+		as.counts = as.counts.add(countsOf(as.app, ts.t), 1)
+	}
+	as.statusChanged = true
+}
+
+// setTask replaces a task's published value and keeps its app's counts
+// in step. While a roll is on (old tasks left), any change of counts
+// re-decides the app: a new task turning healthy lets an old one go.
+func (c *core) setTask(as *appState, ts *taskState, t Task) {
+	if as != nil {
+		before, after := countsOf(as.app, ts.t), countsOf(as.app, t)
+		if before != after {
+			as.counts = as.counts.add(before, -1).add(after, 1)
+			as.statusChanged = true
+			if as.counts.old > 0 || before.old > 0 {
+				as.dirty = true
+			}
+		}
+	}
+	if c.cfg.Tasks != nil && recordOf(ts.t) != recordOf(t) && !isTerminal(t.State) {
+		// Terminal states need no put: removeTask deletes the record.
+		c.recOps = append(c.recOps, recordOp{rec: recordOf(t)})
+	}
+	ts.t = t
+}
+
+// recordAdded persists a task the scheduler just launched or adopted.
+func (c *core) recordAdded(ts *taskState) {
+	if c.cfg.Tasks != nil {
+		c.recOps = append(c.recOps, recordOp{rec: recordOf(ts.t)})
+	}
 }
 
 func parseConstraints(cs [][]string) ([]offers.Constraint, error) {
@@ -188,6 +236,7 @@ func (c *core) removeApp(now time.Time, id string) error {
 	}
 	last := as.app
 	as.app = nil
+	c.retally(as)
 	as.dirty = true
 	c.gen++
 	c.pub(Event{Type: EventAppRemoved, At: now, App: last})
@@ -212,6 +261,7 @@ func (c *core) scale(now time.Time, id string, n int) error {
 	a := cloneApp(as.app)
 	a.Instances = n
 	as.app = a
+	as.statusChanged = true
 	as.dirty = true
 	c.gen++
 	c.pub(Event{Type: EventApp, At: now, App: a})
@@ -243,6 +293,7 @@ func (c *core) killTasks(now time.Time, appID string, ids []string, scaleDown bo
 			a.Instances = 0
 		}
 		as.app = a
+		as.statusChanged = true
 		c.pub(Event{Type: EventApp, At: now, App: a})
 	}
 	as.dirty = true
@@ -405,6 +456,7 @@ func (c *core) handleUpdate(now time.Time, st mesos.TaskStatus, p *plan) {
 		}, attrs: c.agents[agent].attrs}
 		log().WithField("app", appID).Info("adopting a running task")
 		c.addTask(as, ts)
+		c.recordAdded(ts)
 		adopted = true
 	}
 	as := c.apps[ts.t.AppID]
@@ -442,7 +494,7 @@ func (c *core) handleUpdate(now time.Time, st mesos.TaskStatus, p *plan) {
 	} else {
 		t.UnreachableSince = time.Time{}
 	}
-	ts.t = t
+	c.setTask(as, ts, t)
 	if u := !t.UnreachableSince.IsZero(); u != wasUnreachable {
 		if u {
 			if len(c.unreachable) == 0 {
@@ -532,6 +584,8 @@ func backoffDelay(app *appspec.App, n int, globalCap time.Duration) time.Duratio
 func (c *core) addTask(as *appState, ts *taskState) {
 	c.tasks[ts.t.ID] = ts
 	as.tasks[ts.t.ID] = ts
+	as.counts = as.counts.add(countsOf(as.app, ts.t), 1)
+	as.statusChanged = true
 	as.dirty = true
 	c.placedValid = false
 	c.gen++
@@ -548,8 +602,13 @@ func (c *core) removeTask(now time.Time, ts *taskState) {
 	c.gen++
 	if as := c.apps[ts.t.AppID]; as != nil {
 		delete(as.tasks, id)
+		as.counts = as.counts.add(countsOf(as.app, ts.t), -1)
+		as.statusChanged = true
 		as.dirty = true
 		c.dropAppIfDone(as)
+	}
+	if c.cfg.Tasks != nil {
+		c.recOps = append(c.recOps, recordOp{rec: recordOf(ts.t), del: true})
 	}
 	c.pub(Event{Type: EventTaskRemoved, At: now, Task: taskPtr(ts.t)})
 }
@@ -637,6 +696,24 @@ func (c *core) step(now time.Time, p *plan) {
 	}
 	c.offerInterest(now, p)
 	c.publishQueues(now)
+	c.publishStatuses(now)
+}
+
+// publishStatuses publishes the AppStatus of every app whose counts or
+// instances changed since the last step, if the status itself changed.
+func (c *core) publishStatuses(now time.Time) {
+	for _, as := range c.apps {
+		if !as.statusChanged || as.app == nil {
+			continue
+		}
+		as.statusChanged = false
+		st := statusOf(as)
+		if st != as.status {
+			as.status = st
+			c.gen++
+			c.pub(Event{Type: EventDeployment, At: now, Status: &st})
+		}
+	}
 }
 
 func (c *core) scanUnreachable(now time.Time) {
@@ -691,7 +768,7 @@ func (c *core) decide(now time.Time, as *appState) {
 		ts := as.tasks[id]
 		t := ts.t
 		t.Killing = true
-		ts.t = t
+		c.setTask(as, ts, t)
 		c.killing[id] = ts
 		ts.killSentAt = time.Time{}
 		c.nextKill = now
@@ -924,6 +1001,7 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 			Ports: pl.Ports, State: mesos.TASK_STAGING, StagedAt: now,
 		}, attrs: c.agents[pl.AgentID].attrs}
 		c.addTask(as, ts)
+		c.recordAdded(ts)
 		as.need--
 		as.rejection = offers.Summary{}
 		if as.tmplFor != as.app {
@@ -1016,7 +1094,7 @@ func (c *core) launchFailed(now time.Time, taskID string, reason string, appFaul
 	t := ts.t
 	t.State = mesos.TASK_DROPPED
 	t.Message = reason
-	ts.t = t
+	c.setTask(as, ts, t)
 	c.removeTask(now, ts)
 }
 
@@ -1039,6 +1117,7 @@ func (c *core) snapshot(now time.Time) *Snapshot {
 		as := c.apps[id]
 		if as.app != nil {
 			s.Apps = append(s.Apps, as.app)
+			s.Status = append(s.Status, statusOf(as))
 		}
 		if q := c.queueEntry(now, as); q.Count > 0 {
 			s.Queue = append(s.Queue, q)

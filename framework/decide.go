@@ -24,11 +24,12 @@ type appDecision struct {
 //
 // A task counts towards the app's instances while it is active, not being
 // killed, of the app's current version, and not unreachable for longer
-// than unreachableStrategy.inactiveAfterSeconds. Tasks of another version
-// are killed (replace-all; rolling upgrades are the deployment issue's).
-// Surplus counting tasks are killed in this order: unreachable ones,
-// ones not yet running, unhealthy ones, then by killSelection
-// (YOUNGEST_FIRST by default, or OLDEST_FIRST).
+// than unreachableStrategy.inactiveAfterSeconds. Surplus counting tasks
+// are killed in this order: unreachable ones, ones not yet running,
+// unhealthy ones, then by killSelection (YOUNGEST_FIRST by default, or
+// OLDEST_FIRST).
+//
+// Tasks of another version make a rolling upgrade (rollDecision).
 //
 // A task still STAGING stagingTimeout after its launch (the launch was
 // lost somewhere) is killed and so replaced; zero disables that.
@@ -38,10 +39,39 @@ func decideApp(app *appspec.App, tasks map[string]*taskState, killWanted map[str
 		d.kill = append(d.kill, id)
 		d.why[id] = why
 	}
-	var counting []*taskState
+	arm := func(at time.Time) {
+		if d.next.IsZero() || at.Before(d.next) {
+			d.next = at
+		}
+	}
+	var counting, old []*taskState
+	// occupying counts tasks that hold resources, being killed or not: a
+	// roll's maximumOverCapacity bounds them. Inactive unreachable tasks
+	// are left out, since their replacements are due.
+	occupying := 0
+	// rolling: some task of another version is active, killed or not;
+	// until the last is gone its capacity is the roll's to account for.
+	rolling := false
 	for id, ts := range tasks {
 		t := ts.t
-		if t.Killing || !t.Active() {
+		if !t.Active() {
+			continue
+		}
+		inactive := false
+		if app != nil && !t.UnreachableSince.IsZero() && !app.UnreachableStrategy.Disabled {
+			inactiveAt := t.UnreachableSince.Add(secs(app.UnreachableStrategy.InactiveAfterSeconds))
+			inactive = !now.Before(inactiveAt)
+			if !inactive && !t.Killing && t.AppVersion == app.Version {
+				arm(inactiveAt)
+			}
+		}
+		if !inactive {
+			occupying++
+		}
+		if app != nil && t.AppVersion != app.Version {
+			rolling = true
+		}
+		if t.Killing {
 			continue
 		}
 		switch {
@@ -51,29 +81,20 @@ func decideApp(app *appspec.App, tasks map[string]*taskState, killWanted map[str
 		case killWanted[id]:
 			kill(id, "kill requested")
 			continue
-		case t.AppVersion != app.Version:
-			kill(id, "replaced by version "+app.Version)
-			continue
 		case t.State == mesos.TASK_STAGING && stagingTimeout > 0:
 			at := t.StagedAt.Add(stagingTimeout)
 			if !now.Before(at) {
 				kill(id, "staging timeout")
 				continue
 			}
-			if d.next.IsZero() || at.Before(d.next) {
-				d.next = at
-			}
+			arm(at)
 		}
-		if !t.UnreachableSince.IsZero() && !app.UnreachableStrategy.Disabled {
-			inactiveAt := t.UnreachableSince.Add(secs(app.UnreachableStrategy.InactiveAfterSeconds))
-			if !now.Before(inactiveAt) {
-				continue // inactive: a replacement takes its place
-			}
-			if d.next.IsZero() || inactiveAt.Before(d.next) {
-				d.next = inactiveAt
-			}
+		switch {
+		case t.AppVersion != app.Version:
+			old = append(old, ts)
+		case !inactive:
+			counting = append(counting, ts)
 		}
-		counting = append(counting, ts)
 	}
 	if app == nil {
 		sort.Strings(d.kill)
@@ -88,8 +109,46 @@ func decideApp(app *appspec.App, tasks map[string]*taskState, killWanted map[str
 		counting = counting[surplus:]
 	}
 	d.need = want - len(counting)
+	if rolling {
+		rollDecision(app, counting, old, occupying, kill, &d)
+	}
 	sort.Strings(d.kill)
 	return d
+}
+
+// rollDecision is one step of a rolling upgrade, Marathon's way: old
+// tasks are killed, the least useful first (sortForKill, so killSelection
+// among healthy ones), while at least minHealthy tasks of any version stay
+// healthy (countsHealthy); new ones are launched while at most maxTotal
+// tasks hold resources. Each new task that becomes healthy changes the
+// counts and so lets the next decision kill one more old task. If the new
+// version never becomes healthy the roll stalls there, old tasks kept at
+// the minimum, until the API rolls back or replaces the version.
+func rollDecision(app *appspec.App, counting, old []*taskState, occupying int, kill func(id, why string), d *appDecision) {
+	minHealthy, maxTotal := upgradeBounds(app)
+	healthy := 0
+	for _, ts := range counting {
+		if countsHealthy(app, ts.t) {
+			healthy++
+		}
+	}
+	for _, ts := range old {
+		if countsHealthy(app, ts.t) {
+			healthy++
+		}
+	}
+	sortForKill(old, app.KillSelection)
+	for _, ts := range old {
+		if countsHealthy(app, ts.t) {
+			// Unhealthy ones sort first: from here on every kill costs capacity.
+			if healthy <= minHealthy {
+				break
+			}
+			healthy--
+		}
+		kill(ts.t.ID, "replaced by version "+app.Version)
+	}
+	d.need = max(min(d.need, maxTotal-occupying), 0)
 }
 
 // sortForKill orders tasks so that the first ones are the best to kill.

@@ -137,7 +137,7 @@ func TestDriverFollowsResubscription(t *testing.T) {
 	t.Parallel()
 	m := newHAMaster(t, "M1")
 	c := haConn(t, m.URL(), &haIDStore{}, func(cc *ConnConfig) {
-		cc.BackoffMin, cc.BackoffMax = 300*time.Millisecond, 300*time.Millisecond
+		cc.BackoffMin, cc.BackoffMax = time.Second, time.Second
 	})
 	in := make(chan Input, 16)
 	haRun(t, c, in)
@@ -147,7 +147,7 @@ func TestDriverFollowsResubscription(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// Disconnected is sent after the session is cleared, and the backoff
-	// (≥ 150 ms) keeps it cleared now.
+	// (≥ 500 ms) keeps it cleared now.
 	if err := c.Driver().Revive(ctx, nil); !errors.Is(err, ErrNotSubscribed) {
 		t.Fatalf("REVIVE between streams: %v, want ErrNotSubscribed", err)
 	}

@@ -45,8 +45,10 @@ type ElectionConfig struct {
 	SessionTimeout time.Duration
 	// FenceAfter: a leader disconnected from ZooKeeper this long stops
 	// leading, before the server can expire its session and elect another.
-	// go-zookeeper notices a silent server within 2/3 of the session
-	// timeout, so the default, 1/3 of it, fences before the expiry.
+	// go-zookeeper notices a silent server up to 2/3 of the session timeout
+	// after it last heard from it, and the server expires the session no
+	// sooner than one session timeout after that, so the default, 1/4 of
+	// the session timeout, fences at least 1/12 of it before the expiry.
 	FenceAfter time.Duration
 	// ConnectTimeout bounds getting a session and each ZooKeeper request;
 	// default SessionTimeout.
@@ -94,7 +96,7 @@ func NewElection(cfg ElectionConfig) (*Election, error) {
 		cfg.SessionTimeout = 10 * time.Second
 	}
 	if cfg.FenceAfter <= 0 {
-		cfg.FenceAfter = cfg.SessionTimeout / 3
+		cfg.FenceAfter = cfg.SessionTimeout / 4
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = cfg.SessionTimeout
@@ -436,7 +438,8 @@ func (e *Election) zk(ctx context.Context, f func() error) error {
 
 // LeaderAddress returns the leader's advertised address, read from
 // ZooKeeper (standbys watch only their predecessor, so they do not cache
-// it). It fails with ErrNoSession between sessions.
+// it): two round trips, bounded by ConnectTimeout. It fails with
+// ErrNoSession between sessions.
 func (e *Election) LeaderAddress(ctx context.Context) (string, error) {
 	if e.IsLeader() {
 		return e.cfg.Address, nil
@@ -447,6 +450,8 @@ func (e *Election) LeaderAddress(ctx context.Context) (string, error) {
 	if t == nil {
 		return "", ErrNoSession
 	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
+	defer cancel()
 	for range 3 {
 		var children []string
 		if err := zkDo(ctx, func() error {

@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"sort"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -74,6 +75,9 @@ type Snapshot struct {
 	Apps  []*appspec.App // sorted by ID; read-only
 	Tasks []Task         // sorted by ID
 	Queue []QueueEntry   // sorted by AppID; only apps with Count > 0
+	// Status is every app's progress (rolling upgrades, scaling), sorted
+	// by AppID.
+	Status []AppStatus
 	// Connected is whether the scheduler is subscribed to a master now.
 	Connected bool
 	// Suppressed is whether offers are suppressed.
@@ -88,6 +92,15 @@ func (s *Snapshot) App(id string) *appspec.App {
 		}
 	}
 	return nil
+}
+
+// StatusOf returns an app's progress; false when the app is unknown.
+func (s *Snapshot) StatusOf(appID string) (AppStatus, bool) {
+	i := sort.Search(len(s.Status), func(i int) bool { return s.Status[i].AppID >= appID })
+	if i < len(s.Status) && s.Status[i].AppID == appID {
+		return s.Status[i], true
+	}
+	return AppStatus{}, false
 }
 
 // TasksOf returns the tasks of one app.
@@ -117,6 +130,10 @@ const (
 	// EventQueue: an app's launch queue changed; Queue is set (Count 0 when
 	// nothing waits any more).
 	EventQueue EventType = "queue"
+	// EventDeployment: an app's AppStatus changed (a task of the target
+	// version started or became healthy, an old one went…); Status is set.
+	// Status.Done says the app reached its desired state.
+	EventDeployment EventType = "deployment"
 	// EventLagged: the subscriber was too slow and lost events before this
 	// one; it should re-read a Snapshot.
 	EventLagged EventType = "lagged"
@@ -129,4 +146,6 @@ type Event struct {
 	Task  *Task
 	App   *appspec.App
 	Queue *QueueEntry
+	// Status is set for EventDeployment.
+	Status *AppStatus
 }

@@ -41,17 +41,25 @@ package framework
 // and every other candidate watches only its predecessor, so a departure
 // wakes one replica. The leader stops leading - cancels its work and stops
 // calling Actions - at once when its session expires, when it has been
-// disconnected longer than FenceAfter (default a third of the session
-// timeout, which is before the server can expire the session and elect
-// another), when its znode is deleted, or on Abdicate; it then waits for
-// its work to stop and contends again with a new session. Mesos fences
+// disconnected longer than FenceAfter (default a quarter of the session
+// timeout: go-zookeeper notices a silent server within 2/3 of it, so this
+// is before the server can expire the session and elect another), when
+// its znode is deleted, or on Abdicate; it then waits for its work to
+// stop and contends again with a new session. A standby's LeaderAddress
+// reads the leader's znode. Mesos fences
 // too: the new leader's SUBSCRIBE with the same framework id makes the
 // master end the old stream with "Framework failed over" and refuse its
 // calls.
 //
 // Replica (this file) wires them: contend; while leading run a new Conn
 // and the core's Run with the same Input channel and the Conn's Driver
-// wrapped in a fence; on losing leadership stop both before anything else.
+// wrapped in a fence (calls fail with ErrFenced, and calls in flight are
+// cancelled, once the term ends); on losing leadership stop both before
+// anything else. Without ZooKeeper servers a replica leads alone. The
+// core's Run is called once per term: apps and tasks it knows survive, and
+// the new term's SUBSCRIBED and reconciliation bring it up to date. Replicas
+// need distinct Rand seeds for the core, or a new leader can mint the task
+// ids its predecessor used.
 //
 //	det, _ := framework.NewDetector(framework.DetectorConfig{Master: "zk://127.0.0.1:2181/mesos"})
 //	r, err := framework.NewReplica(framework.ReplicaConfig{

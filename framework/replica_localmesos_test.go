@@ -412,3 +412,64 @@ func haExistsW(t testing.TB, conn *zk.Conn, p string) <-chan zk.Event {
 	t.Fatalf("watch %s: %v", p, err)
 	return nil
 }
+
+// localmesos's own faults, seen through the connection: a master that
+// fails over in place (streams dropped, new master id) and a master that
+// does not lead (307 to the leader).
+func TestConnLocalMesosFaults(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"failover in place", func(t *testing.T) {
+			m := haLocalMesos(t, "")
+			store := &haIDStore{}
+			c := haConn(t, m.SchedulerURL(), store, nil)
+			in := make(chan Input, 64)
+			haRun(t, c, in)
+			first := haNextEvent(t, in, scheduler.Event_SUBSCRIBED).GetSubscribed()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := m.Failover(ctx); err != nil {
+				t.Fatal(err)
+			}
+			again := haNextEvent(t, in, scheduler.Event_SUBSCRIBED).GetSubscribed()
+			if again.GetFrameworkID().GetValue() != first.GetFrameworkID().GetValue() {
+				t.Fatalf("re-subscribed as %v, want %v", again.GetFrameworkID(), first.GetFrameworkID())
+			}
+			if again.GetMasterInfo().GetID() == first.GetMasterInfo().GetID() {
+				t.Fatalf("master id unchanged (%s): not a failover", again.GetMasterInfo().GetID())
+			}
+			if err := c.Driver().Revive(ctx, nil); err != nil {
+				t.Fatalf("REVIVE after failover: %v", err)
+			}
+		}},
+		{"redirect from a standby master", func(t *testing.T) {
+			servers, root, _ := haZK(t)
+			zkURL := "zk://" + servers[0] + root + "/mesos"
+			leader := haLocalMesos(t, zkURL)
+			haWaitLeader(t, leader)
+			standby := haLocalMesos(t, zkURL)
+			// Given the standby's URL, not ZooKeeper: only the 307 can help.
+			c := haConn(t, standby.SchedulerURL(), &haIDStore{}, nil)
+			in := make(chan Input, 64)
+			haRun(t, c, in)
+			sub := haNextEvent(t, in, scheduler.Event_SUBSCRIBED).GetSubscribed()
+			if got := sub.GetMasterInfo().GetID(); got != leader.ID() {
+				t.Fatalf("subscribed to %q, want the leader %q", got, leader.ID())
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := c.Driver().Reconcile(ctx, nil); err != nil {
+				t.Fatalf("RECONCILE after redirect: %v", err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t)
+		})
+	}
+}

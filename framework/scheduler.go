@@ -36,6 +36,7 @@ type Scheduler struct {
 	// update only after the previous one was acknowledged.
 	ackCh       chan ackOp // set by Run, used by its goroutine only
 	acksPending sync.WaitGroup
+	persist     *persister // set by Run when Config.Tasks is; used by its goroutine only
 }
 
 func (cfg Config) withDefaults() Config {
@@ -107,6 +108,14 @@ func (s *Scheduler) Run(ctx context.Context, in <-chan Input, act Actions) error
 		workers.Wait()
 	}()
 
+	if s.cfg.Tasks != nil {
+		pctx, cancel := context.WithCancel(ctx)
+		s.persist = newPersister(s.cfg.Tasks, s.cfg.Log, s.cfg.ActionTimeout)
+		done := make(chan struct{})
+		go func() { defer close(done); s.persist.run(pctx) }()
+		defer func() { cancel(); <-done }()
+	}
+
 	timer := s.cfg.Clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	s.iterate(ctx, act, nil)
@@ -127,6 +136,9 @@ func (s *Scheduler) Run(ctx context.Context, in <-chan Input, act Actions) error
 		case done := <-s.syncReq:
 			s.iterate(ctx, act, nil)
 			s.acksPending.Wait()
+			if s.persist != nil {
+				s.persist.wait()
+			}
 			close(done)
 		}
 	}
@@ -171,6 +183,7 @@ func (s *Scheduler) iterate(ctx context.Context, act Actions, in *Input) {
 			c.handleInput(now, *in, &p)
 		}
 		c.step(now, &p)
+		p.records, c.recOps = c.recOps, nil
 	})
 	if !p.empty() {
 		s.perform(ctx, act, &p)
@@ -195,6 +208,9 @@ func (s *Scheduler) callWith(ctx context.Context, what string, fields logrus.Fie
 // state machine: acks are re-sent by the agent, kills retried, failed
 // launches requeued, reconciliation retried.
 func (s *Scheduler) perform(ctx context.Context, act Actions, p *plan) {
+	if len(p.records) > 0 && s.persist != nil {
+		s.persist.enqueue(p.records)
+	}
 	for _, a := range p.acks {
 		s.acksPending.Add(1)
 		select {

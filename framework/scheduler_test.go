@@ -578,6 +578,9 @@ func TestRemoveAppAndNewVersion(t *testing.T) {
 	h.rec.Take()
 	app := testApp("/web", 2)
 	app.Version = "v2"
+	// Replace-all: every old task may go at once (no healthy minimum) and
+	// every new one start beside them (room for 2×instances).
+	app.UpgradeStrategy = appspec.UpgradeStrategy{MinimumHealthCapacity: 0, MaximumOverCapacity: 1}
 	h.s.PutApp(app)
 	h.sync()
 	slices.Sort(v1)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 
 	"github.com/flotilla-sched/flotilla/localmesos"
 )
@@ -14,15 +15,16 @@ Flotilla dev is running.
 
   API (Marathon v2)   %s
   Mesos master        %s   (localmesos, %d agents, %s executor)
+  DNS                 %s
   State               in memory (use 'flotilla serve --zk …' for ZooKeeper)
   Vault               %s
 
 Try:
   flotilla app deploy -f examples/web.json --api %s
   flotilla app list --api %s
-  curl -s %s/v2/apps | head
+  dig @%s -p %s web.flotilla.%s +short
 
-`, api, m.URL(), len(m.Agents()), executor, vaultLine(p), api, api, api)
+`, api, m.URL(), len(m.Agents()), executor, dnsLine(p), vaultLine(p), api, api, dnsHost(p), dnsPort(p), p.cfg.DNSDomain)
 }
 
 func vaultLine(p *platform) string {
@@ -30,4 +32,21 @@ func vaultLine(p *platform) string {
 		return "not configured (set VAULT_ADDR and VAULT_TOKEN to use secrets)"
 	}
 	return "configured from VAULT_ADDR"
+}
+
+func dnsLine(p *platform) string {
+	if p.dns == nil {
+		return "off (--dns-addr)"
+	}
+	return p.cfg.DNSAddr + " (UDP and TCP; Mesos-DNS HTTP API under the API's /v1/)"
+}
+
+func dnsHost(p *platform) string {
+	h, _, _ := net.SplitHostPort(p.cfg.DNSAddr)
+	return h
+}
+
+func dnsPort(p *platform) string {
+	_, port, _ := net.SplitHostPort(p.cfg.DNSAddr)
+	return port
 }

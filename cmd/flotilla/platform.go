@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,9 +21,11 @@ import (
 
 	"github.com/flotilla-sched/flotilla/api"
 	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/discovery"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
+	"github.com/flotilla-sched/flotilla/mesosdns"
 	"github.com/flotilla-sched/flotilla/secrets"
 	"github.com/flotilla-sched/flotilla/store"
 )
@@ -40,6 +43,8 @@ type platformConfig struct {
 	Hostname        string
 	Auth            api.Auth
 	SecretEnvType   string // secret (Mesos SECRET env var) or value (plain VALUE, for agents without SECRET support)
+	DNSAddr         string // "" = no DNS server
+	DNSDomain       string
 }
 
 func (c *platformConfig) check() error {
@@ -83,6 +88,8 @@ type platform struct {
 	api      *api.Server
 	registry *prometheus.Registry
 	ln       net.Listener
+	dns      *mesosdns.Server
+	feed     *discovery.Feed
 }
 
 func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*platform, error) {
@@ -160,6 +167,16 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	if err != nil {
 		return nil, err
 	}
+	if cfg.DNSAddr != "" {
+		p.dns, err = mesosdns.New(mesosdns.Config{Addr: cfg.DNSAddr, Domain: cfg.DNSDomain, Framework: cfg.FrameworkName,
+			Clock: clk, Log: logging.Component(log, "dns"), Version: version})
+		if err != nil {
+			return nil, fmt.Errorf("dns: %w", err)
+		}
+		p.registry.MustRegister(p.dns.Collectors()...)
+		p.feed = discovery.New(discovery.Config{Scheduler: p.sched, DNS: p.dns, Leader: masterRecord(cfg.Master),
+			Log: logging.Component(log, "discovery")})
+	}
 	p.ln, err = net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
 		return nil, fmt.Errorf("api listener: %w", err)
@@ -196,6 +213,15 @@ func (p *platform) run(ctx context.Context) error {
 	defer cancel()
 	mux := http.NewServeMux()
 	mux.Handle("/", p.api)
+	if p.dns != nil {
+		if err := p.dns.Start(); err != nil {
+			return fmt.Errorf("dns: %w", err)
+		}
+		defer p.dns.Shutdown(context.Background())
+		// Mesos-DNS's HTTP API, beside Marathon's.
+		mux.Handle("/v1/", p.dns.HTTPHandler())
+		go p.feed.Run(ctx)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(p.ln) }()
@@ -223,6 +249,26 @@ func (p *platform) run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// masterRecord gives the DNS leader./master. records for a master given
+// by URL; a zk:// master is not known here, so those records are left out.
+func masterRecord(master string) func() (mesosdns.Master, bool) {
+	u, err := url.Parse(master)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil
+	}
+	host, portStr, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return nil
+	}
+	port, err := strconv.ParseUint(portStr, 10, 32)
+	ip := net.ParseIP(host)
+	if err != nil || ip == nil {
+		return nil
+	}
+	m := mesosdns.Master{Host: host, IP: ip, Port: uint32(port)}
+	return func() (mesosdns.Master, bool) { return m, true }
 }
 
 // secretEnv resolves an app's secret references at launch into Mesos

@@ -30,6 +30,7 @@ func commonFlags(fs *flag.FlagSet, c *platformConfig, apiAddr string) (level, fo
 	fs.StringVar(&c.Auth.Password, "auth-password", os.Getenv("FLOTILLA_AUTH_PASSWORD"), "HTTP basic password required by the API")
 	fs.StringVar(&c.Auth.Token, "auth-token", os.Getenv("FLOTILLA_AUTH_TOKEN"), "bearer token accepted by the API")
 	fs.StringVar(&c.SecretEnvType, "secret-env-type", "secret", "how secrets reach tasks: secret (Mesos SECRET env var) or value (plain, for agents without SECRET support)")
+	fs.StringVar(&c.DNSDomain, "dns-domain", "mesos", "DNS domain Flotilla is authoritative for")
 	level = fs.String("log-level", "info", "log level: error, warn, info, debug, trace")
 	format = fs.String("log-format", "text", "log format: text or json")
 	return level, format
@@ -40,6 +41,7 @@ func runServe(args []string) error {
 	var c platformConfig
 	fs.StringVar(&c.Master, "master", os.Getenv("FLOTILLA_MASTER"), "Mesos master: http://host:5050 or zk://host:2181/mesos")
 	fs.StringVar(&c.ZK, "zk", os.Getenv("FLOTILLA_ZK"), "ZooKeeper for state and leader election, e.g. zk://127.0.0.1:2181/flotilla (empty: in-memory state, single replica)")
+	fs.StringVar(&c.DNSAddr, "dns-addr", "", "address of the DNS server (UDP and TCP), e.g. 10.0.0.5:53; empty: no DNS")
 	level, format := commonFlags(fs, &c, "127.0.0.1:8080")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -64,6 +66,7 @@ func runDev(args []string) error {
 	agents := fs.Int("agents", 3, "number of local agents")
 	execName := fs.String("executor", "", "docker, process or simulated (default docker when the engine answers, else process)")
 	mesosAddr := fs.String("mesos-addr", "127.0.0.1:5050", "address of the local Mesos master")
+	fs.StringVar(&c.DNSAddr, "dns-addr", "127.0.0.1:8600", "address of the DNS server (UDP and TCP); empty: no DNS")
 	level, format := commonFlags(fs, &c, "127.0.0.1:8080")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -117,7 +120,9 @@ func pickExecutor(ctx context.Context, name string, log *logrus.Logger) (string,
 	case "docker":
 		return name, func(string) (executor.Executor, error) { return executor.NewDocker(executor.DockerConfig{Log: log}) }, nil
 	case "process":
-		return name, func(string) (executor.Executor, error) { return executor.NewProcess(executor.ProcessConfig{Log: log}), nil }, nil
+		return name, func(string) (executor.Executor, error) {
+			return executor.NewProcess(executor.ProcessConfig{Log: log}), nil
+		}, nil
 	case "simulated":
 		return name, func(string) (executor.Executor, error) { return executor.NewSimulated(clock.Real{}), nil }, nil
 	}

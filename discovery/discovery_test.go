@@ -1,0 +1,137 @@
+package discovery
+
+import (
+	"context"
+	"net"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/mesosdns"
+)
+
+func boolp(b bool) *bool { return &b }
+
+func TestTasksPublishesOnlyRunningHealthyTasks(t *testing.T) {
+	t.Parallel()
+	checked := &appspec.App{ID: "/web", HealthChecks: []appspec.HealthCheck{{Protocol: "MESOS_HTTP"}},
+		PortDefinitions: []appspec.PortDefinition{{Name: "http"}, {Name: "dns", Protocol: "udp"}}}
+	plain := &appspec.App{ID: "/prod/api"}
+	snap := &framework.Snapshot{
+		Apps: []*appspec.App{checked, plain},
+		Tasks: []framework.Task{
+			{ID: "a", AppID: "/web", Host: "127.0.0.1", Ports: []uint64{31000, 31001}, State: mesos.TASK_RUNNING, Healthy: boolp(true)},
+			{ID: "b", AppID: "/web", Host: "127.0.0.1", State: mesos.TASK_RUNNING, Healthy: boolp(false)},
+			{ID: "c", AppID: "/web", Host: "127.0.0.1", State: mesos.TASK_RUNNING}, // no result yet
+			{ID: "d", AppID: "/web", Host: "127.0.0.1", State: mesos.TASK_RUNNING, Healthy: boolp(true), Killing: true},
+			{ID: "e", AppID: "/prod/api", Host: "127.0.0.2", State: mesos.TASK_RUNNING},
+			{ID: "f", AppID: "/prod/api", Host: "127.0.0.2", State: mesos.TASK_STAGING},
+			{ID: "g", AppID: "/gone", Host: "127.0.0.2", State: mesos.TASK_RUNNING}, // app unknown
+		},
+	}
+	at := time.Unix(100, 0)
+	got := Tasks(snap, map[string]time.Time{"a": at}, map[string][]net.IP{"127.0.0.1": {net.IPv4(127, 0, 0, 1)}})
+	published := map[string]bool{}
+	for _, dt := range got {
+		published[dt.ID] = dt.Published
+	}
+	want := map[string]bool{"a": true, "b": false, "c": false, "d": false, "e": true, "f": false, "g": false}
+	for id, w := range want {
+		if published[id] != w {
+			t.Errorf("task %s published=%v, want %v", id, published[id], w)
+		}
+	}
+	a := got[0]
+	if a.Name != "web" || !a.Observed.Equal(at) || len(a.IPs) != 1 {
+		t.Fatalf("task a = %+v", a)
+	}
+	if len(a.Ports) != 2 || a.Ports[0] != (mesosdns.Port{Number: 31000, Protocol: "tcp", Name: "http"}) ||
+		a.Ports[1] != (mesosdns.Port{Number: 31001, Protocol: "udp", Name: "dns"}) {
+		t.Fatalf("ports of a = %+v", a.Ports)
+	}
+	if got[4].Name != "api.prod" {
+		t.Fatalf("nested app task name = %q, want api.prod (Marathon's reversed path)", got[4].Name)
+	}
+}
+
+// TestFeedFollowsTheScheduler runs the real scheduler (with the recording
+// fake of Mesos) and the real DNS server: records appear when tasks turn
+// healthy and vanish when they die.
+func TestFeedFollowsTheScheduler(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sched := framework.New(framework.Config{ReconcileSettle: -1})
+	rec := &framework.Recorder{}
+	in := make(chan framework.Input, 16)
+	go sched.Run(ctx, in, rec)
+
+	srv, err := mesosdns.New(mesosdns.Config{Addr: "127.0.0.1:0", Domain: "mesos", Framework: "flotilla"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	feed := New(Config{Scheduler: sched, DNS: srv})
+	go feed.Run(ctx)
+
+	app := appspec.App{ID: "/web", Instances: 2, CPUs: 0.1, Mem: 32, Cmd: "sleep 1000",
+		PortDefinitions: []appspec.PortDefinition{{}},
+		HealthChecks:    []appspec.HealthCheck{{Protocol: "MESOS_TCP"}}}
+	sched.PutApp(app)
+	in <- framework.SubscribedInput("fw-1")
+	in <- framework.OffersInput(framework.TestOffer("o1", "s1", "127.0.0.1", 4, 4096, 31000, 31100, nil))
+	var launched []mesos.TaskInfo
+	for ctx.Err() == nil && len(launched) < 2 {
+		launched = rec.Launched()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(launched) != 2 {
+		t.Fatalf("launched %d tasks, want 2", len(launched))
+	}
+	for _, ti := range launched {
+		st := framework.TestStatus(ti.TaskID.Value, "s1", mesos.TASK_RUNNING, true)
+		in <- framework.UpdateInput(st)
+		st.Healthy = boolp(true)
+		st.Reason = mesos.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED.Enum()
+		in <- framework.UpdateInput(st)
+	}
+	addr := srv.UDPAddr().String()
+	waitAnswers(ctx, t, addr, "_web._tcp.flotilla.mesos.", 2)
+
+	in <- framework.UpdateInput(framework.TestStatus(launched[0].TaskID.Value, "s1", mesos.TASK_FAILED, true))
+	waitAnswers(ctx, t, addr, "_web._tcp.flotilla.mesos.", 1)
+}
+
+// waitAnswers polls DNS until the SRV name has n answers.
+func waitAnswers(ctx context.Context, t *testing.T, addr, name string, n int) {
+	t.Helper()
+	c := &dns.Client{Timeout: time.Second}
+	var last []string
+	for ctx.Err() == nil {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeSRV)
+		r, _, err := c.Exchange(m, addr)
+		if err == nil {
+			last = last[:0]
+			for _, rr := range r.Answer {
+				if srv, ok := rr.(*dns.SRV); ok {
+					last = append(last, srv.Target)
+				}
+			}
+			if len(last) == n {
+				sort.Strings(last)
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: got %d SRV answers %v, want %d", name, len(last), last, n)
+}

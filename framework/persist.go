@@ -1,0 +1,230 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/store"
+)
+
+// TaskStore keeps a record of every task the scheduler knows, so that a
+// new leader (Restore) knows each task's agent and version before Mesos
+// answers reconciliation: with only the task id it would take an adopted
+// task for the app's current version, and a rolling upgrade interrupted
+// by the failover would count old tasks as new. store.Store satisfies it.
+type TaskStore interface {
+	PutTask(ctx context.Context, t store.TaskRecord) error
+	DeleteTask(ctx context.Context, appID, taskID string) error
+	ListAllTasks(ctx context.Context) ([]store.TaskRecord, error)
+}
+
+// recordOp is one pending write of a task record: a put of rec, or its
+// deletion.
+type recordOp struct {
+	rec store.TaskRecord
+	del bool
+}
+
+func recordOf(t Task) store.TaskRecord {
+	return store.TaskRecord{TaskID: t.ID, AppID: t.AppID, AgentID: t.AgentID, AppVersion: t.AppVersion, State: t.State.String()}
+}
+
+// persister writes task records off the loop. The loop only merges ops
+// into a map keyed by task id, so a burst of updates for one task costs
+// one write, memory is bounded by the number of tasks, and the loop never
+// waits on the store. Batches are written one after another (each spread
+// over a few goroutines), so the writes of one task keep their order.
+type persister struct {
+	ts      TaskStore
+	log     *logrus.Entry
+	timeout time.Duration
+	workers int
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending map[string]recordOp
+	busy    bool // a batch is being written
+	closed  bool
+	kick    chan struct{}
+}
+
+// persistWorkers bounds concurrent writes to the store: enough to hide
+// ZooKeeper's round trips, few enough not to crowd it.
+const persistWorkers = 4
+
+func newPersister(ts TaskStore, log *logrus.Entry, timeout time.Duration) *persister {
+	p := &persister{ts: ts, log: log, timeout: timeout, workers: persistWorkers,
+		pending: map[string]recordOp{}, kick: make(chan struct{}, 1)}
+	p.cond = sync.NewCond(&p.mu)
+	return p
+}
+
+func (p *persister) enqueue(ops []recordOp) {
+	p.mu.Lock()
+	for _, op := range ops {
+		p.pending[op.rec.TaskID] = op
+	}
+	p.mu.Unlock()
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run writes batches until ctx ends. Writes still pending then are
+// dropped: the replica no longer leads, and the next leader's
+// reconciliation corrects what its records miss.
+func (p *persister) run(ctx context.Context) {
+	defer func() {
+		p.mu.Lock()
+		p.closed, p.busy = true, false
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.kick:
+		}
+		for ctx.Err() == nil {
+			p.mu.Lock()
+			batch := p.pending
+			if len(batch) == 0 {
+				p.busy = false
+				p.cond.Broadcast()
+				p.mu.Unlock()
+				break
+			}
+			p.pending = map[string]recordOp{}
+			p.busy = true
+			p.mu.Unlock()
+			p.write(ctx, batch)
+		}
+	}
+}
+
+func (p *persister) write(ctx context.Context, batch map[string]recordOp) {
+	ops := make(chan recordOp)
+	var wg sync.WaitGroup
+	for range min(p.workers, len(batch)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for op := range ops {
+				p.writeOne(ctx, op)
+			}
+		}()
+	}
+	for _, op := range batch {
+		ops <- op
+	}
+	close(ops)
+	wg.Wait()
+}
+
+// writeOne writes one record. A failure is logged and dropped: the task's
+// next change writes it again, and reconciliation after a failover
+// corrects what a missing or stale record gets wrong.
+func (p *persister) writeOne(ctx context.Context, op recordOp) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.WithField("panic", fmt.Sprint(r)).WithField("stack", string(debug.Stack())).Error("task record write panicked")
+		}
+	}()
+	cctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	var err error
+	if op.del {
+		err = p.ts.DeleteTask(cctx, op.rec.AppID, op.rec.TaskID)
+	} else {
+		err = p.ts.PutTask(cctx, op.rec)
+	}
+	if err != nil {
+		p.log.WithError(err).WithFields(logrus.Fields{"task": op.rec.TaskID, "app": op.rec.AppID, "delete": op.del}).Warn("writing task record failed")
+	}
+}
+
+// wait returns once every op enqueued before it was written (or run ended).
+func (p *persister) wait() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for !p.closed && (len(p.pending) > 0 || p.busy) {
+		p.cond.Wait()
+	}
+}
+
+// Restore loads the task records of Config.Tasks, so that this replica,
+// about to lead, knows every recorded task's agent and version before
+// Mesos answers reconciliation. Call it after every app was put (PutApp)
+// and before Run: records of unknown apps and of terminal tasks are
+// deleted as stale. Restored tasks count as Adopted; the explicit
+// reconciliation after SUBSCRIBED brings their state up to date and drops
+// those Mesos no longer knows. It returns how many tasks it restored;
+// without a TaskStore it does nothing.
+func (s *Scheduler) Restore(ctx context.Context) (int, error) {
+	if s.cfg.Tasks == nil {
+		return 0, nil
+	}
+	recs, err := s.cfg.Tasks.ListAllTasks(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("framework: restoring task records: %w", err)
+	}
+	var n int
+	var stale []store.TaskRecord
+	s.locked(func(c *core, now time.Time) { n, stale = c.restore(now, recs) })
+	for _, r := range stale {
+		if err := s.cfg.Tasks.DeleteTask(ctx, r.AppID, r.TaskID); err != nil {
+			return n, fmt.Errorf("framework: deleting stale task record %s: %w", r.TaskID, err)
+		}
+	}
+	s.wake()
+	return n, nil
+}
+
+func (c *core) restore(now time.Time, recs []store.TaskRecord) (n int, stale []store.TaskRecord) {
+	for _, r := range recs {
+		if c.tasks[r.TaskID] != nil {
+			continue // already known: what the loop saw is newer
+		}
+		v, ok := mesos.TaskState_value[r.State]
+		state := mesos.TaskState(v)
+		as := c.apps[r.AppID]
+		if !ok || isTerminal(state) || as == nil || as.app == nil {
+			c.log.WithFields(logrus.Fields{"task": r.TaskID, "app": r.AppID, "state": r.State}).Info("dropping stale task record")
+			stale = append(stale, r)
+			continue
+		}
+		ai := c.agents[r.AgentID]
+		ts := &taskState{t: Task{
+			ID: r.TaskID, AppID: r.AppID, AppVersion: r.AppVersion, AgentID: r.AgentID, Host: ai.host,
+			State: state, StagedAt: now, Adopted: true,
+		}, attrs: ai.attrs}
+		if state == mesos.TASK_UNREACHABLE {
+			if len(c.unreachable) == 0 {
+				c.nextUnreachRecon = now.Add(c.cfg.UnreachableReconcile)
+			}
+			ts.t.UnreachableSince = now
+			c.unreachable[r.TaskID] = ts
+			c.armUnreach(as, ts)
+		}
+		c.addTask(as, ts)
+		if c.connected {
+			// Restored while leading: the SUBSCRIBED round is over, so
+			// reconcile these at the next retry.
+			c.recon.pending[r.TaskID] = r.AgentID
+			if c.recon.next.IsZero() {
+				c.recon.delay = c.cfg.ReconcileRetry
+				c.recon.next = now
+			}
+		}
+		n++
+	}
+	return n, stale
+}

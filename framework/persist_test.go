@@ -1,0 +1,276 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/flotilla-sched/flotilla/internal/logging"
+	"github.com/flotilla-sched/flotilla/store"
+)
+
+func recordsByID(t *testing.T, ts TaskStore) map[string]store.TaskRecord {
+	t.Helper()
+	recs, err := ts.ListAllTasks(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]store.TaskRecord{}
+	for _, r := range recs {
+		out[r.TaskID] = r
+	}
+	return out
+}
+
+// TestTaskRecordsFollowTasks: records are written from the loop's changes
+// and deleted with the task.
+func TestTaskRecordsFollowTasks(t *testing.T) {
+	t.Parallel()
+	st := store.NewMemory(nil, 0)
+	h := newHarness(t, func(c *Config) { c.Tasks = st })
+	h.s.PutApp(testApp("/web", 2))
+	h.subscribe()
+	ids := launchedIDs(h.offer("h1"))
+	h.sync()
+	recs := recordsByID(t, st)
+	if len(recs) != 2 {
+		t.Fatalf("%d records after launch, want 2: %v", len(recs), recs)
+	}
+	for _, id := range ids {
+		want := store.TaskRecord{TaskID: id, AppID: "/web", AgentID: "a-h1", AppVersion: "v1", State: "TASK_STAGING"}
+		if recs[id] != want {
+			t.Errorf("record %+v, want %+v", recs[id], want)
+		}
+	}
+	h.update(ids[0], mesos.TASK_RUNNING)
+	if got := recordsByID(t, st)[ids[0]].State; got != "TASK_RUNNING" {
+		t.Errorf("state recorded %s after RUNNING, want TASK_RUNNING", got)
+	}
+	h.update(ids[1], mesos.TASK_FAILED)
+	if r, ok := recordsByID(t, st)[ids[1]]; ok {
+		t.Errorf("record of a failed task kept: %+v", r)
+	}
+}
+
+// TestRestoreAfterFailover: a new leader restored from the store knows
+// which version and agent each task of an interrupted roll had, so the roll
+// goes on instead of the old tasks passing for new ones.
+func TestRestoreAfterFailover(t *testing.T) {
+	t.Parallel()
+	st := store.NewMemory(nil, 0)
+	app := rollApp(2, 1, 0, false)
+	a := newHarness(t, func(c *Config) { c.Tasks = st })
+	a.s.PutApp(app)
+	a.subscribe()
+	a.offer("h1")
+	a.runAll(app.ID)
+	app.Version = "v2"
+	a.s.PutApp(app)
+	a.sync()
+	v2 := launchedIDs(a.offer("h2"))
+	if len(v2) != 1 {
+		t.Fatalf("roll launched %v, want one v2 task", v2)
+	}
+	before := map[string]Task{}
+	for _, tk := range a.tasks(app.ID) {
+		before[tk.ID] = tk
+	}
+
+	for _, restore := range []bool{true, false} {
+		name := "restored"
+		if !restore {
+			name = "not restored"
+		}
+		t.Run(name, func(t *testing.T) {
+			b := newHarness(t, func(c *Config) { c.Tasks = st })
+			b.s.PutApp(app)
+			if restore {
+				n, err := b.s.Restore(context.Background())
+				if err != nil || n != 3 {
+					t.Fatalf("restore: %d, %v; want 3 tasks", n, err)
+				}
+			}
+			b.subscribe()
+			var asked []string
+			for _, c := range b.rec.Of(CallReconcile) {
+				for _, rt := range c.Reconcile {
+					asked = append(asked, rt.TaskID.Value+"@"+rt.AgentID.GetValue())
+				}
+			}
+			slices.Sort(asked)
+			var want []string
+			if restore {
+				for id, tk := range before {
+					want = append(want, id+"@"+tk.AgentID)
+				}
+				slices.Sort(want)
+			}
+			if !slices.Equal(asked, want) {
+				t.Errorf("explicit reconciliation asked %v, want %v", asked, want)
+			}
+			// The master answers (implicit reconciliation, no uuid).
+			for id, tk := range before {
+				st := TestStatus(id, tk.AgentID, mesos.TASK_RUNNING, false)
+				b.send(UpdateInput(st))
+			}
+			b.offer("h1", "h2")
+			for _, tk := range b.tasks(app.ID) {
+				if tk.AgentID != before[tk.ID].AgentID || tk.Host != before[tk.ID].Host {
+					t.Errorf("task %s on %s/%s, want %s/%s", tk.ID, tk.AgentID, tk.Host, before[tk.ID].AgentID, before[tk.ID].Host)
+				}
+				if restore && tk.AppVersion != before[tk.ID].AppVersion {
+					t.Errorf("task %s has version %s after failover, want %s", tk.ID, tk.AppVersion, before[tk.ID].AppVersion)
+				}
+			}
+			stat, _ := b.s.Snapshot().StatusOf(app.ID)
+			if restore {
+				// The roll goes on: one v2 task ran, so one v1 task goes.
+				if stat.OldTasks != 2 || stat.Tasks != 1 || stat.Done {
+					t.Errorf("status after restore %+v, want the roll going on (2 old, 1 new)", stat)
+				}
+				var killing []string
+				for _, tk := range b.tasks(app.ID) {
+					if tk.Killing {
+						killing = append(killing, tk.ID)
+					}
+				}
+				if len(killing) != 1 || before[killing[0]].AppVersion != "v1" {
+					t.Errorf("killing %v after restore, want one v1 task", killing)
+				}
+			} else if stat.OldTasks != 0 || stat.Killing != 1 {
+				// Without records every adopted task passes for v2: the
+				// roll is lost and a v1 task is killed as surplus of v2.
+				t.Errorf("status without restore %+v, want no old tasks (the failure Restore prevents)", stat)
+			}
+		})
+	}
+}
+
+// TestRestoreDropsStaleRecords: terminal tasks and unknown apps are
+// deleted from the store rather than restored.
+func TestRestoreDropsStaleRecords(t *testing.T) {
+	t.Parallel()
+	st := store.NewMemory(nil, 0)
+	ctx := context.Background()
+	for _, r := range []store.TaskRecord{
+		{TaskID: "web.instance-1._app.1", AppID: "/web", AgentID: "a1", AppVersion: "v1", State: "TASK_RUNNING"},
+		{TaskID: "web.instance-2._app.1", AppID: "/web", AgentID: "a1", AppVersion: "v1", State: "TASK_FINISHED"},
+		{TaskID: "gone.instance-3._app.1", AppID: "/gone", AgentID: "a1", AppVersion: "v1", State: "TASK_RUNNING"},
+		{TaskID: "web.instance-4._app.1", AppID: "/web", AgentID: "a1", AppVersion: "v1", State: "NO_SUCH_STATE"},
+	} {
+		if err := st.PutTask(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := New(Config{Tasks: st, Log: logging.Component(logging.Discard(), "framework")})
+	s.PutApp(testApp("/web", 1))
+	n, err := s.Restore(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("restore: %d, %v; want 1", n, err)
+	}
+	left := recordsByID(t, st)
+	if len(left) != 1 || left["web.instance-1._app.1"].State != "TASK_RUNNING" {
+		t.Errorf("records left %v, want only the running /web task", left)
+	}
+	if tk := s.Snapshot().TasksOf("/web"); len(tk) != 1 || !tk[0].Adopted || tk[0].AgentID != "a1" {
+		t.Errorf("restored tasks %+v", tk)
+	}
+}
+
+func TestRestoreError(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("zk down")
+	s := New(Config{Tasks: &blockingStore{listErr: boom}})
+	if _, err := s.Restore(context.Background()); !errors.Is(err, boom) {
+		t.Errorf("restore error %v, want it to wrap %v", err, boom)
+	}
+}
+
+// blockingStore counts writes and, while gate is set, holds every write
+// until the gate closes.
+type blockingStore struct {
+	mu      sync.Mutex
+	gate    chan struct{}
+	started chan struct{}
+	puts    []store.TaskRecord
+	dels    []string
+	listErr error
+}
+
+func (b *blockingStore) hold() {
+	b.mu.Lock()
+	g, s := b.gate, b.started
+	b.mu.Unlock()
+	if g != nil {
+		select {
+		case s <- struct{}{}:
+		default:
+		}
+		<-g
+	}
+}
+
+func (b *blockingStore) PutTask(_ context.Context, r store.TaskRecord) error {
+	b.hold()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.puts = append(b.puts, r)
+	return nil
+}
+
+func (b *blockingStore) DeleteTask(_ context.Context, _, id string) error {
+	b.hold()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.dels = append(b.dels, id)
+	return nil
+}
+
+func (b *blockingStore) ListAllTasks(context.Context) ([]store.TaskRecord, error) {
+	return nil, b.listErr
+}
+
+// TestPersisterCoalesces: while a write is stuck, later changes of the
+// same task merge into one pending op (the newest), so a slow store costs
+// memory per task, not per update, and writes keep their order.
+func TestPersisterCoalesces(t *testing.T) {
+	t.Parallel()
+	bs := &blockingStore{gate: make(chan struct{}), started: make(chan struct{}, 1)}
+	p := newPersister(bs, logging.Component(logging.Discard(), "framework"), time.Minute)
+	p.workers = 1
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.run(ctx)
+
+	rec := func(state string) store.TaskRecord {
+		return store.TaskRecord{TaskID: "t1", AppID: "/web", AppVersion: "v1", State: state}
+	}
+	p.enqueue([]recordOp{{rec: rec("TASK_STAGING")}})
+	<-bs.started // the first write is in the store, held
+	for _, s := range []string{"TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"} {
+		p.enqueue([]recordOp{{rec: rec(s)}})
+	}
+	p.enqueue([]recordOp{{rec: rec("TASK_KILLED"), del: true}})
+	p.mu.Lock()
+	pending := len(p.pending)
+	p.mu.Unlock()
+	if pending != 1 {
+		t.Errorf("%d ops pending for one task, want 1", pending)
+	}
+	bs.mu.Lock()
+	gate := bs.gate
+	bs.gate = nil // later writes pass
+	bs.mu.Unlock()
+	close(gate) // the held write goes on
+	p.wait()
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if len(bs.puts) != 1 || bs.puts[0].State != "TASK_STAGING" || !slices.Equal(bs.dels, []string{"t1"}) {
+		t.Errorf("writes: puts %v, deletes %v; want the first put then one delete", bs.puts, bs.dels)
+	}
+}
