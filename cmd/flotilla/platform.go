@@ -88,6 +88,7 @@ type platform struct {
 	api      *api.Server
 	registry *prometheus.Registry
 	ln       net.Listener
+	detector framework.Detector
 	dns      *mesosdns.Server
 	feed     *discovery.Feed
 }
@@ -143,6 +144,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	if err != nil {
 		return nil, err
 	}
+	p.detector = det
 	roles := []string{"*"}
 	if cfg.Role != "" {
 		roles = []string{cfg.Role}
@@ -242,6 +244,7 @@ func (p *platform) run(ctx context.Context) error {
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	srv.Shutdown(sctx)
+	p.detector.Close()
 	if c, ok := p.store.(interface{ Close() error }); ok {
 		c.Close()
 	}
