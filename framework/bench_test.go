@@ -131,3 +131,57 @@ func benchE2ESimulated(b *testing.B, tasks TaskStore) {
 		m.Close()
 	}
 }
+
+// BenchmarkUpdates measures the loop on the status update path: 10,000
+// tasks launched, then TASK_STARTING and TASK_RUNNING for each (uuid,
+// so acknowledged), timed until the loop has taken the last update.
+// With records, a memory TaskStore is written meanwhile; the persister
+// must keep that cost off the loop. Reported as updates/s.
+func BenchmarkUpdates(b *testing.B) {
+	b.Run("no records", func(b *testing.B) { benchUpdates(b, func() TaskStore { return nil }) })
+	b.Run("records", func(b *testing.B) { benchUpdates(b, func() TaskStore { return store.NewMemory(nil, 0) }) })
+}
+
+func benchUpdates(b *testing.B, tasks func() TaskStore) {
+	const agents, apps, perApp = 1000, 10, 1000
+	mos := make([]mesos.Offer, agents)
+	for i := range mos {
+		mos[i] = TestOffer(fmt.Sprintf("o%d", i), fmt.Sprintf("a%d", i), fmt.Sprintf("h%d", i), 32, 65536, 31000, 32000, nil)
+	}
+	var updates int
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		s := New(Config{Clock: clock.NewFake(coreT0), Rand: rand.New(rand.NewSource(1)), Log: logging.Component(logging.Discard(), "bench"),
+			ReconcileSettle: -1, Tasks: tasks()})
+		for a := 0; a < apps; a++ {
+			app := testApp(fmt.Sprintf("/bench/app%d", a), perApp)
+			app.CPUs, app.Mem = 0.1, 32
+			s.PutApp(app)
+		}
+		rec := &Recorder{}
+		in := make(chan Input)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx, in, rec) }()
+		in <- SubscribedInput("fw")
+		in <- OffersInput(mos...)
+		for s.Sync(ctx) == ErrNotRunning {
+			time.Sleep(time.Millisecond)
+		}
+		launched := rec.Launched()
+		b.StartTimer()
+		for _, state := range []mesos.TaskState{mesos.TASK_STARTING, mesos.TASK_RUNNING} {
+			for _, ti := range launched {
+				in <- UpdateInput(TestStatus(ti.TaskID.Value, ti.AgentID.Value, state, true))
+				updates++
+			}
+		}
+		b.StopTimer()
+		_ = s.Sync(ctx)
+		cancel()
+		<-done
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(updates)/b.Elapsed().Seconds(), "updates/s")
+}

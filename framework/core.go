@@ -207,7 +207,7 @@ func (c *core) setTask(as *appState, ts *taskState, t Task) {
 			}
 		}
 	}
-	if c.cfg.Tasks != nil && recordOf(ts.t) != recordOf(t) && !isTerminal(t.State) {
+	if c.cfg.Tasks != nil && recordChanged(ts.t, t) && !isTerminal(t.State) {
 		// Terminal states need no put: removeTask deletes the record.
 		c.recOps = append(c.recOps, recordOp{rec: recordOf(t)})
 	}
@@ -519,8 +519,13 @@ func (c *core) handleUpdate(now time.Time, st mesos.TaskStatus, p *plan) {
 		} else {
 			ts.healthySince = time.Time{}
 		}
-		// Health alone changes no count, so the app is not re-decided:
-		// kill order reads health only when a count change made a surplus.
+		// Health alone changes no count, so the app is not re-decided
+		// (kill order reads health only when a count change made a
+		// surplus), unless a roll is on: an old task's health is part of
+		// its healthy minimum.
+		if as.counts.old > 0 {
+			as.dirty = true
+		}
 	}
 	c.gen++
 	if isTerminal(state) {

@@ -34,6 +34,20 @@
 // Readers never touch that state: Snapshot returns an immutable copy and
 // Subscribe an event stream that never blocks the loop.
 //
+// A new app version rolls (decideApp, rollDecision): old tasks are killed
+// and new ones launched within upgradeStrategy's healthy minimum and
+// total maximum, as new tasks become healthy. Each app's progress is an
+// AppStatus (Snapshot.Status, EventDeployment) whose Done tells the API's
+// deployment manager that the app reached its desired state.
+//
+// With Config.Tasks set, a record of every task (agent, version, state) is
+// written off the loop, coalesced per task; Restore reads them back when
+// a replica is about to lead:
+//
+//	for _, a := range apps { s.PutApp(a) }
+//	if _, err := s.Restore(ctx); err != nil { … }
+//	go s.Run(ctx, inputs, driver)
+//
 // Task ids follow Marathon's scheme (app.instance-<uuid>._app.1, see
 // NewTaskID), so the app of any task can be read from its id: after a
 // failover the new leader learns of running tasks through implicit

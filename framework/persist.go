@@ -31,6 +31,11 @@ type recordOp struct {
 	del bool
 }
 
+// recordChanged says whether a task change changes its record.
+func recordChanged(a, b Task) bool {
+	return a.State != b.State || a.AgentID != b.AgentID || a.AppVersion != b.AppVersion
+}
+
 func recordOf(t Task) store.TaskRecord {
 	return store.TaskRecord{TaskID: t.ID, AppID: t.AppID, AgentID: t.AgentID, AppVersion: t.AppVersion, State: t.State.String()}
 }
@@ -57,6 +62,9 @@ type persister struct {
 // persistWorkers bounds concurrent writes to the store: enough to hide
 // ZooKeeper's round trips, few enough not to crowd it.
 const persistWorkers = 4
+
+// persistShare is the smallest share of a batch worth its own goroutine.
+const persistShare = 32
 
 func newPersister(ts TaskStore, log *logrus.Entry, timeout time.Duration) *persister {
 	p := &persister{ts: ts, log: log, timeout: timeout, workers: persistWorkers,
@@ -110,22 +118,31 @@ func (p *persister) run(ctx context.Context) {
 	}
 }
 
+// write spreads a batch over up to p.workers goroutines, each with its
+// own share: a channel hand-off per op cost more than a memory store's write.
 func (p *persister) write(ctx context.Context, batch map[string]recordOp) {
-	ops := make(chan recordOp)
+	ops := make([]recordOp, 0, len(batch))
+	for _, op := range batch {
+		ops = append(ops, op)
+	}
+	n := min(p.workers, (len(ops)+persistShare-1)/persistShare)
+	if n <= 1 {
+		for _, op := range ops {
+			p.writeOne(ctx, op)
+		}
+		return
+	}
 	var wg sync.WaitGroup
-	for range min(p.workers, len(batch)) {
+	for i := range n {
+		share := ops[i*len(ops)/n : (i+1)*len(ops)/n]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for op := range ops {
+			for _, op := range share {
 				p.writeOne(ctx, op)
 			}
 		}()
 	}
-	for _, op := range batch {
-		ops <- op
-	}
-	close(ops)
 	wg.Wait()
 }
 

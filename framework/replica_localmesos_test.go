@@ -200,7 +200,8 @@ func haFailoverOnce(b *testing.B, start func(b *testing.B) string) (expiryToAcce
 		}
 	}()
 	// b has joined once it sees a as leader.
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous: joining needs a ZooKeeper session, slow on a loaded machine.
+	deadline := time.Now().Add(45 * time.Second)
 	for haReplicaLeader(rb) != "http://a:8080" {
 		if time.Now().After(deadline) {
 			b.Fatal("b never joined")
@@ -353,7 +354,8 @@ func haSchedulerFailover(t testing.TB) (expiryToLaunch, fenceLead time.Duration,
 			deleted <- time.Now()
 		}
 	}()
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous: joining needs a ZooKeeper session, slow on a loaded machine.
+	deadline := time.Now().Add(45 * time.Second)
 	for haReplicaLeader(rb) != "http://a:8080" {
 		if time.Now().After(deadline) {
 			t.Fatal("b never joined")

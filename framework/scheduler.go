@@ -346,9 +346,12 @@ func (s *Scheduler) wake() {
 }
 
 // PutApp creates or updates an app; app.ID, made canonical ("web" →
-// "/web"), is its key. A different
-// app.Version replaces its tasks; the same version only changes what
-// needs no new tasks (instances). The scheduler keeps its own copy.
+// "/web"), is its key. A different app.Version (a new spec, or a
+// restart) replaces its tasks by a rolling upgrade within
+// app.UpgradeStrategy (see rollDecision), followed through AppStatus; a
+// newer version put during a roll takes over from where it is. The same
+// version only changes what needs no new tasks (instances). The
+// scheduler keeps its own copy.
 func (s *Scheduler) PutApp(app appspec.App) {
 	a := cloneApp(&app)
 	a.ID = appspec.CanonicalID(a.ID)
