@@ -37,7 +37,8 @@ func recordChanged(a, b Task) bool {
 }
 
 func recordOf(t Task) store.TaskRecord {
-	return store.TaskRecord{TaskID: t.ID, AppID: t.AppID, AgentID: t.AgentID, AppVersion: t.AppVersion, State: t.State.String()}
+	return store.TaskRecord{TaskID: t.ID, AppID: t.AppID, AgentID: t.AgentID, AppVersion: t.AppVersion, State: t.State.String(),
+		Host: t.Host, Ports: append([]uint64(nil), t.Ports...), StagedAt: t.StagedAt, StartedAt: t.StartedAt}
 }
 
 // persister writes task records off the loop. The loop only merges ops
@@ -219,9 +220,16 @@ func (c *core) restore(now time.Time, recs []store.TaskRecord) (n int, stale []s
 			continue
 		}
 		ai := c.agents[r.AgentID]
+		host, staged := r.Host, r.StagedAt
+		if host == "" {
+			host = ai.host
+		}
+		if staged.IsZero() {
+			staged = now
+		}
 		ts := &taskState{t: Task{
-			ID: r.TaskID, AppID: r.AppID, AppVersion: r.AppVersion, AgentID: r.AgentID, Host: ai.host,
-			State: state, StagedAt: now, Adopted: true,
+			ID: r.TaskID, AppID: r.AppID, AppVersion: r.AppVersion, AgentID: r.AgentID, Host: host,
+			Ports: append([]uint64(nil), r.Ports...), State: state, StagedAt: staged, StartedAt: r.StartedAt, Adopted: true,
 		}, attrs: ai.attrs}
 		if state == mesos.TASK_UNREACHABLE {
 			if len(c.unreachable) == 0 {

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -42,9 +43,11 @@ func TestTaskRecordsFollowTasks(t *testing.T) {
 		t.Fatalf("%d records after launch, want 2: %v", len(recs), recs)
 	}
 	for _, id := range ids {
-		want := store.TaskRecord{TaskID: id, AppID: "/web", AgentID: "a-h1", AppVersion: "v1", State: "TASK_STAGING"}
-		if recs[id] != want {
-			t.Errorf("record %+v, want %+v", recs[id], want)
+		r := recs[id]
+		want := store.TaskRecord{TaskID: id, AppID: "/web", AgentID: "a-h1", AppVersion: "v1", State: "TASK_STAGING",
+			Host: "h1", Ports: r.Ports, StagedAt: r.StagedAt}
+		if !reflect.DeepEqual(r, want) || r.StagedAt.IsZero() {
+			t.Errorf("record %+v, want %+v with a staging time", r, want)
 		}
 	}
 	h.update(ids[0], mesos.TASK_RUNNING)
@@ -125,6 +128,11 @@ func TestRestoreAfterFailover(t *testing.T) {
 				}
 				if restore && tk.AppVersion != before[tk.ID].AppVersion {
 					t.Errorf("task %s has version %s after failover, want %s", tk.ID, tk.AppVersion, before[tk.ID].AppVersion)
+				}
+				// DNS and the gateway need a task's ports; reconciliation
+				// does not carry them, the records do.
+				if restore && !slices.Equal(tk.Ports, before[tk.ID].Ports) {
+					t.Errorf("task %s has ports %v after failover, want %v", tk.ID, tk.Ports, before[tk.ID].Ports)
 				}
 			}
 			stat, _ := b.s.Snapshot().StatusOf(app.ID)

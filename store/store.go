@@ -88,6 +88,12 @@ type TaskRecord struct {
 	AgentID    string `json:"agentId"`
 	AppVersion string `json:"appVersion"`
 	State      string `json:"state"` // Mesos TaskState name, e.g. TASK_RUNNING
+	// Host and Ports are where the task listens: a new leader needs them
+	// for DNS and routes, and Mesos's reconciliation does not carry them.
+	Host      string    `json:"host,omitempty"`
+	Ports     []uint64  `json:"ports,omitempty"`
+	StagedAt  time.Time `json:"stagedAt"`
+	StartedAt time.Time `json:"startedAt"`
 }
 
 // Store persists Flotilla's desired state. Every method takes ctx first

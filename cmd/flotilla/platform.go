@@ -138,7 +138,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 
 	p.sched = framework.New(framework.Config{
 		Clock: clk, Rand: rand.New(rand.NewSource(seed)), Log: logging.Component(log, "framework"),
-		Role: cfg.Role, ResolveEnv: secretEnv(p.resolver, cfg.SecretEnvType),
+		Role: cfg.Role, ResolveEnv: secretEnv(p.resolver, cfg.SecretEnvType), Tasks: p.store,
 	})
 	det, err := framework.NewDetector(framework.DetectorConfig{Master: cfg.Master, Clock: clk, Logger: logging.Component(log, "detector")})
 	if err != nil {
@@ -195,6 +195,11 @@ func (t termCore) Run(ctx context.Context, in <-chan framework.Input, act framew
 	log := logging.Component(t.p.log, "replica")
 	if err := t.p.api.Restore(ctx); err != nil {
 		log.WithError(err).Error("restoring apps from the store failed; scheduling with what is known")
+	}
+	if n, err := t.p.sched.Restore(ctx); err != nil {
+		log.WithError(err).Error("restoring task records failed; reconciliation will adopt tasks without their ports")
+	} else if n > 0 {
+		log.WithField("tasks", n).Info("task records restored")
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
