@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Gateway benchmark for issue 8, recorded in bench/RESULTS.md (## gateway).
+# In one run, against the same 3 backends (bench/gateway backend):
+#   direct  wrk straight at one backend (the baseline)
+#   gateway Flotilla's gateway (bench/gateway serve), round robin, metrics on
+#   nginx   Debian nginx, upstream keepalive on, the same X-Forwarded-* work
+# Each round: a throughput run per target (wrk -c CONNS, with the proxy's CPU
+# per request), then a latency run (bench/gateway latency: LAT requests per
+# target, one at a time, targets interleaved, so p99 is the proxy's own cost
+# and not queueing or another process's spike). Medians over ROUNDS.
+# Goals: gateway ≥ 0.8× nginx requests/s, added p99 vs direct < 1 ms.
+# Loopback only. Needs nginx and wrk (apt-get install -y nginx wrk).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DUR=${DUR:-10}          # seconds per wrk run
+# GATEWAY_FLAGS          extra flags for `bench/gateway serve`, e.g. -transport-only
+ROUNDS=${ROUNDS:-2}
+CONNS=${CONNS:-64}      # connections of the throughput runs
+THREADS=${THREADS:-2}
+LAT=${LAT:-20000}       # requests per target in each latency run
+BASE=${BASE:-19100}     # backends BASE+1..3, gateway BASE+80 (+82 internal), nginx BASE+81
+
+for tool in nginx wrk; do
+  command -v "$tool" >/dev/null || { echo "$tool not found: apt-get install -y nginx wrk" >&2; exit 1; }
+done
+OUT=$(mktemp -d /tmp/gwbench.XXXXXX)
+go build -o "$OUT/gwbench" ./bench/gateway
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [[ -s "$OUT/nginx.pid" ]] && kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+BACKENDS=()
+for i in 1 2 3; do
+  addr=127.0.0.1:$((BASE + i))
+  nice "$OUT/gwbench" backend -addr "$addr" -id "bench.$i" >"$OUT/backend$i.log" 2>&1 &
+  pids+=($!)
+  [[ $i == 1 ]] && BPID=$!
+  BACKENDS+=("$addr")
+done
+GW=127.0.0.1:$((BASE + 80))
+NGX=127.0.0.1:$((BASE + 81))
+# shellcheck disable=SC2086 # GATEWAY_FLAGS is a list, e.g. "-transport-only" or "-balance least-conn"
+nice "$OUT/gwbench" serve -external "$GW" -internal "127.0.0.1:$((BASE + 82))" ${GATEWAY_FLAGS:-} \
+  -backends "$(IFS=,; echo "${BACKENDS[*]}")" >"$OUT/gateway.log" 2>&1 &
+GWPID=$!
+pids+=($GWPID)
+
+mkdir -p "$OUT/nginx"
+{
+  echo "daemon off; worker_processes auto; pid $OUT/nginx.pid; error_log $OUT/nginx.err warn;"
+  echo "events { worker_connections 4096; }"
+  echo "http {"
+  echo "  access_log off;"
+  for d in client_body proxy fastcgi uwsgi scgi; do echo "  ${d}_temp_path $OUT/nginx/$d;"; done
+  echo "  upstream backends {"
+  for a in "${BACKENDS[@]}"; do echo "    server $a;"; done
+  echo "    keepalive 128;"
+  echo "  }"
+  echo "  server {"
+  echo "    listen $NGX;"
+  echo "    location / {"
+  echo "      proxy_pass http://backends;"
+  echo "      proxy_http_version 1.1;"
+  echo '      proxy_set_header Connection "";'
+  echo '      proxy_set_header Host $host;'
+  echo '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;'
+  echo '      proxy_set_header X-Forwarded-Proto $scheme;'
+  echo '      proxy_set_header X-Forwarded-Host $host;'
+  echo "    }"
+  echo "  }"
+  echo "}"
+} >"$OUT/nginx.conf"
+nice nginx -p "$OUT/nginx" -c "$OUT/nginx.conf" >"$OUT/nginx.log" 2>&1 &
+pids+=($!)
+
+# Same answers from all three before measuring anything.
+for target in "${BACKENDS[0]}" "$GW" "$NGX"; do
+  ok=
+  for _ in $(seq 100); do
+    if curl -sf -H 'Host: bench.example.com' "http://$target/" | grep -q '^bench\.[123]$'; then ok=1; break; fi
+    sleep 0.1
+  done
+  [[ -n $ok ]] || { echo "$target does not answer"; cat "$OUT"/*.log "$OUT/nginx.err" 2>/dev/null; exit 1; }
+done
+
+# ms converts wrk's latency (850.00us, 1.20ms, 1.01s) to milliseconds.
+ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
+
+# ticks sums user+system CPU clock ticks of the given processes.
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+procs() { # name → pids whose CPU a run is charged to (the proxy, not the backends)
+  case $1 in
+    gateway) echo "$GWPID" ;;
+    nginx) echo "$(cat "$OUT/nginx.pid") $(pgrep -P "$(cat "$OUT/nginx.pid")" | tr '\n' ' ')" ;;
+    *) echo "$BPID" ;;
+  esac
+}
+
+bench() { # name target conns → "rps p50 p99 cpu-µs-per-request"
+  local f="$OUT/wrk.$1.$3.$RANDOM"
+  local threads=$THREADS
+  [[ $3 -lt $threads ]] && threads=$3
+  local pids t0
+  pids=$(procs "$1")
+  # shellcheck disable=SC2086 # pids is a list
+  t0=$(ticks $pids)
+  nice wrk -t "$threads" -c "$3" -d "${DUR}s" --latency -H 'Host: bench.example.com' "http://$2/" >"$f" 2>&1
+  # shellcheck disable=SC2086
+  local used=$(( $(ticks $pids) - t0 ))
+  if grep -q 'Non-2xx\|Socket errors' "$f"; then echo "wrk errors against $1:" >&2; cat "$f" >&2; fi
+  local rps p50 p99 n
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$f")
+  n=$(awk '/requests in/ {print $1}' "$f")
+  p50=$(ms "$(awk '$1 == "50%" {print $2}' "$f")")
+  p99=$(ms "$(awk '$1 == "99%" {print $2}' "$f")")
+  echo "$rps $p50 $p99 $(awk -v u="$used" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", u / hz * 1e6 / n }')"
+}
+
+declare -A RPS P99 P50 CPU
+echo "wrk ${DUR}s per throughput run at $CONNS connections; latency: $LAT requests per target, one at a time, targets interleaved; $ROUNDS rounds; load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+printf '%-6s %-8s %14s %16s %12s %12s\n' round target "req/s(c=$CONNS)" "CPU µs/req" "p50 ms" "p99 ms"
+for r in $(seq "$ROUNDS"); do
+  for t in direct gateway nginx; do
+    case $t in direct) addr=${BACKENDS[0]} ;; gateway) addr=$GW ;; nginx) addr=$NGX ;; esac
+    read -r rps _ _ cpu <<<"$(bench "$t" "$addr" "$CONNS")"
+    RPS[$t]="${RPS[$t]:-} $rps"; CPU[$t]="${CPU[$t]:-} $cpu"
+  done
+  # Interleaved single requests: a load spike on the shared machine hits
+  # all three alike, so their p99s can be compared where wrk's cannot.
+  nice "$OUT/gwbench" latency -n "$LAT" -targets "direct=${BACKENDS[0]},gateway=$GW,nginx=$NGX" >"$OUT/latency.$r"
+  for t in direct gateway nginx; do
+    read -r p50 p99 <<<"$(awk -v t="$t" '$1 == t {print $3, $7}' "$OUT/latency.$r")"
+    P50[$t]="${P50[$t]:-} $p50"; P99[$t]="${P99[$t]:-} $p99"
+    printf '%-6s %-8s %14s %16s %12s %12s\n' "$r" "$t" "$(awk '{print $NF}' <<<"${RPS[$t]}")" "$(awk '{print $NF}' <<<"${CPU[$t]}")" "$p50" "$p99"
+  done
+done
+
+# Medians, because a shared machine's background load spikes single runs.
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+for t in direct gateway nginx; do
+  printf 'median %-8s req/s %10.0f  CPU %5.1f µs/req  p50 %.3f ms  p99 %.3f ms\n' "$t" \
+    "$(median "${RPS[$t]}")" "$(median "${CPU[$t]}")" "$(median "${P50[$t]}")" "$(median "${P99[$t]}")"
+done
+awk -v g="$(median "${RPS[gateway]}")" -v n="$(median "${RPS[nginx]}")" \
+  'BEGIN { r = g / n; printf "gateway/nginx requests/s: %.2fx (goal >= 0.8x): %s\n", r, (r >= 0.8 ? "met" : "NOT met") }'
+awk -v gc="$(median "${CPU[gateway]}")" -v nc="$(median "${CPU[nginx]}")" \
+  'BEGIN { printf "proxy CPU per request: gateway %.1f µs, nginx %.1f µs (%.2fx)\n", gc, nc, gc / nc }'
+awk -v g5="$(median "${P50[gateway]}")" -v n5="$(median "${P50[nginx]}")" -v d5="$(median "${P50[direct]}")" \
+    -v g9="$(median "${P99[gateway]}")" -v n9="$(median "${P99[nginx]}")" -v d9="$(median "${P99[direct]}")" 'BEGIN {
+  printf "added latency vs direct: p50 gateway %+.3f ms, nginx %+.3f ms; p99 gateway %+.3f ms (goal < 1 ms): %s, nginx %+.3f ms\n",
+    g5 - d5, n5 - d5, g9 - d9, (g9 - d9 < 1 ? "met" : "NOT met"), n9 - d9 }'
+echo "logs and wrk output: $OUT"

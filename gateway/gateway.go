@@ -1,0 +1,424 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/internal/logging"
+)
+
+// Defaults. Both listeners are on loopback so a development machine never
+// publishes an app by accident; production passes real addresses.
+const (
+	DefaultExternalAddr          = "127.0.0.1:8000"
+	DefaultInternalAddr          = "127.0.0.1:8001"
+	DefaultDialTimeout           = 2 * time.Second
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultEjectFor              = 10 * time.Second
+	DefaultMaxAttempts           = 3
+	DefaultMaxIdleConnsPerHost   = 128
+	DefaultWindow                = 30 * time.Second
+	DefaultReadHeaderTimeout     = 10 * time.Second
+	DefaultIdleTimeout           = 120 * time.Second
+)
+
+// Balancing policies.
+const (
+	RoundRobin = "round-robin"
+	LeastConn  = "least-conn"
+)
+
+// ErrBadConfig is returned (wrapped) when a Config cannot be used.
+var ErrBadConfig = errors.New("gateway: bad config")
+
+// Config configures a Gateway. The zero value of every field selects its
+// default, so Config{} is a working development setup.
+type Config struct {
+	// ExternalAddr and InternalAddr are where the two listeners bind
+	// (--gateway-addr, --internal-gateway-addr). Port 0 picks a free port.
+	ExternalAddr string
+	InternalAddr string
+	// TLSCertFile and TLSKeyFile, both or neither, turn on TLS for the
+	// external listener.
+	TLSCertFile, TLSKeyFile string
+	// Balance is RoundRobin (default) or LeastConn.
+	Balance string
+	// DialTimeout bounds connecting to a backend.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for a backend's response headers
+	// (not the body, so long downloads and WebSockets are not cut).
+	ResponseHeaderTimeout time.Duration
+	// EjectFor is how long a backend that refused a connection is left out
+	// of rotation.
+	EjectFor time.Duration
+	// MaxAttempts bounds the backends one idempotent request tries.
+	MaxAttempts int
+	// MaxIdleConnsPerHost is the keep-alive pool per backend; Go's default
+	// of 2 would make a busy gateway reconnect all the time.
+	MaxIdleConnsPerHost int
+	// TransportOnly sends every request through net/http's Transport,
+	// turning off the lean path for GET and HEAD (lean.go): an escape hatch,
+	// and the baseline the benchmark compares with.
+	TransportOnly bool
+	// Window is the sliding window of RequestRate and Latency, in whole
+	// seconds.
+	Window time.Duration
+	// Clock times ejections and the sliding window; nil is the wall clock.
+	Clock clock.Clock
+	// Log is the component logger; nil discards.
+	Log *logrus.Entry
+	// Registerer receives the gateway's metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.ExternalAddr == "" {
+		c.ExternalAddr = DefaultExternalAddr
+	}
+	if c.InternalAddr == "" {
+		c.InternalAddr = DefaultInternalAddr
+	}
+	for _, a := range []string{c.ExternalAddr, c.InternalAddr} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return c, fmt.Errorf("%w: listen address %q: %w", ErrBadConfig, a, err)
+		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return c, fmt.Errorf("%w: TLS needs both a certificate file and a key file", ErrBadConfig)
+	}
+	switch c.Balance {
+	case "":
+		c.Balance = RoundRobin
+	case RoundRobin, LeastConn:
+	default:
+		return c, fmt.Errorf("%w: balance %q (want %s or %s)", ErrBadConfig, c.Balance, RoundRobin, LeastConn)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.DialTimeout, DefaultDialTimeout)
+	def(&c.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+	def(&c.EjectFor, DefaultEjectFor)
+	def(&c.Window, DefaultWindow)
+	if c.Window < time.Second {
+		c.Window = time.Second
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.MaxIdleConnsPerHost <= 0 {
+		c.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Log == nil {
+		c.Log = logging.Component(logging.Discard(), "gateway")
+	}
+	return c, nil
+}
+
+// Gateway proxies requests to apps' backends on two listeners.
+type Gateway struct {
+	cfg       Config
+	log       *logrus.Entry
+	clock     clock.Clock
+	tlsConfig *tls.Config
+	dialer    *net.Dialer
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy
+	m         *metrics
+	external  http.Handler
+	internal  http.Handler
+
+	cur atomic.Pointer[snapshot]
+
+	mu       sync.Mutex // serialises Update
+	apps     map[string]*appState
+	backends map[backendKey]*backendState
+	problems []error
+
+	srvMu   sync.Mutex
+	servers []*http.Server
+	addrs   [2]net.Addr
+}
+
+// snapshot is what one request sees from start to end: a route table and
+// the pools of its apps.
+type snapshot struct {
+	table *Table
+	pools map[string]*pool
+}
+
+type backendKey struct{ app, task, addr string }
+
+// New builds a Gateway that routes nothing until the first Update. A bad
+// TLS certificate is reported here rather than at the first handshake.
+func New(cfg Config) (*Gateway, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		cfg:      cfg,
+		log:      cfg.Log,
+		clock:    cfg.Clock,
+		m:        newMetrics(),
+		apps:     map[string]*appState{},
+		backends: map[backendKey]*backendState{},
+	}
+	if cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: TLS certificate %s and key %s: %w", ErrBadConfig, cfg.TLSCertFile, cfg.TLSKeyFile, err)
+		}
+		g.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if cfg.Registerer != nil {
+		for _, c := range g.m.collectors() {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("gateway: register metrics: %w", err)
+			}
+		}
+	}
+	g.dialer = &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	g.transport = &http.Transport{
+		Proxy:       nil, // never follow HTTP_PROXY from the environment to a backend
+		DialContext: g.dialer.DialContext,
+		// A proxy passes encodings through; letting the transport ask for
+		// gzip would make it decompress what the client may want compressed.
+		DisableCompression:    true,
+		MaxIdleConns:          0, // bounded per host instead
+		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite:        rewrite,
+		Transport:      &retryTransport{g: g},
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   g.proxyError,
+		BufferPool:     bufferPool{},
+		ErrorLog:       log.New(g.log.WriterLevel(logrus.WarnLevel), "", 0),
+	}
+	g.external = g.handler(External)
+	g.internal = g.handler(Internal)
+	empty, _ := buildRoutes(nil, nil)
+	g.cur.Store(&snapshot{table: empty, pools: map[string]*pool{}})
+	return g, nil
+}
+
+// ExternalHandler serves the external listener's routes: external apps only.
+func (g *Gateway) ExternalHandler() http.Handler { return g.external }
+
+// InternalHandler serves the internal listener's routes: every app.
+func (g *Gateway) InternalHandler() http.Handler { return g.internal }
+
+// Update swaps in routes for apps. An app or backend that cannot be routed
+// is skipped (see BuildRoutes), logged when it first fails, and keeps
+// nothing from earlier tables; everything else is routed. Requests in
+// flight finish on the table they started with.
+func (g *Gateway) Update(apps []App) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t, errs := buildRoutes(apps, g.cur.Load().table)
+
+	old := map[string]bool{}
+	for _, e := range g.problems {
+		old[e.Error()] = true
+	}
+	for _, e := range errs {
+		if !old[e.Error()] {
+			g.log.WithError(e).Warn("route skipped")
+		}
+	}
+	g.problems = errs
+	g.m.skipped.Set(float64(len(errs)))
+
+	now := g.clock.Now()
+	// Drop state for what left the table first, so that a backend that
+	// comes back under the same task ID starts with fresh metric series.
+	live := map[backendKey]bool{}
+	for _, ar := range t.apps {
+		for _, b := range ar.backends {
+			live[backendKey{ar.id, b.TaskID, b.addr()}] = true
+		}
+	}
+	for k := range g.backends {
+		if bs := g.backends[k]; !live[k] {
+			bs.conns.close()
+			delete(g.backends, k)
+			g.m.requests.DeletePartialMatch(prometheus.Labels{"app": k.app, "task": k.task})
+		}
+	}
+	for id := range g.apps {
+		if t.apps[id] == nil {
+			delete(g.apps, id)
+			g.m.requests.DeletePartialMatch(prometheus.Labels{"app": id})
+			g.m.duration.DeleteLabelValues(id)
+			g.m.inFlight.DeleteLabelValues(id)
+			g.m.ejections.DeleteLabelValues(id)
+		}
+	}
+
+	pools := make(map[string]*pool, len(t.apps))
+	for id, ar := range t.apps {
+		as := g.apps[id]
+		if as == nil {
+			as = g.newAppState(id)
+			g.apps[id] = as
+		}
+		p := &pool{app: as, backends: make([]*backendState, 0, len(ar.backends))}
+		for _, b := range ar.backends {
+			k := backendKey{id, b.TaskID, b.addr()}
+			bs := g.backends[k]
+			if bs == nil {
+				bs = g.newBackendState(id, b, now)
+				g.backends[k] = bs
+			}
+			p.backends = append(p.backends, bs)
+		}
+		pools[id] = p
+	}
+	g.cur.Store(&snapshot{table: t, pools: pools})
+	g.m.updates.Inc()
+}
+
+// Problems returns what the last Update skipped, one error per app or
+// backend (each a *SkipError).
+func (g *Gateway) Problems() []error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]error(nil), g.problems...)
+}
+
+// Table returns the route table being served.
+func (g *Gateway) Table() *Table { return g.cur.Load().table }
+
+// RequestRate returns requests/s per backend task of appID over the sliding
+// window of the gateway clock: what the autoscaler's "rps" metric reads. A
+// backend younger than the window is averaged over its own age, so a new
+// instance is not reported as idle. Unknown apps give an empty map.
+func (g *Gateway) RequestRate(appID string) map[string]float64 {
+	out := map[string]float64{}
+	p := g.cur.Load().pools[appID]
+	if p == nil {
+		return out
+	}
+	now := g.clock.Now()
+	for _, b := range p.backends {
+		span := g.cfg.Window
+		if age := now.Sub(b.since).Truncate(time.Second) + time.Second; age < span {
+			span = age
+		}
+		out[b.TaskID] = float64(b.rate.sum(now.Unix())) / span.Seconds()
+	}
+	return out
+}
+
+// Latency returns appID's latency percentiles over the sliding window, and
+// false for an app that is not routed.
+func (g *Gateway) Latency(appID string) (Latency, bool) {
+	p := g.cur.Load().pools[appID]
+	if p == nil {
+		return Latency{}, false
+	}
+	return p.app.latency.latency(g.clock.Now().Unix()), true
+}
+
+// Start binds both listeners and serves them in the background until
+// Shutdown.
+func (g *Gateway) Start() error {
+	g.srvMu.Lock()
+	defer g.srvMu.Unlock()
+	if g.servers != nil {
+		return errors.New("gateway: already started")
+	}
+	type bind struct {
+		l    Listener
+		addr string
+		h    http.Handler
+	}
+	var lns []net.Listener
+	for _, b := range []bind{{External, g.cfg.ExternalAddr, g.external}, {Internal, g.cfg.InternalAddr, g.internal}} {
+		ln, err := net.Listen("tcp", b.addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("gateway: %s listener on %s: %w", b.l, b.addr, err)
+		}
+		lns = append(lns, ln)
+		g.addrs[b.l] = ln.Addr()
+		srv := &http.Server{
+			Handler:           b.h,
+			ReadHeaderTimeout: DefaultReadHeaderTimeout,
+			IdleTimeout:       DefaultIdleTimeout,
+			ErrorLog:          log.New(g.log.WriterLevel(logrus.DebugLevel), "", 0),
+		}
+		tlsOn := b.l == External && g.tlsConfig != nil
+		if tlsOn {
+			srv.TLSConfig = g.tlsConfig.Clone()
+		}
+		g.servers = append(g.servers, srv)
+		go func() {
+			var err error
+			if tlsOn {
+				err = srv.ServeTLS(ln, "", "")
+			} else {
+				err = srv.Serve(ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.log.WithError(err).WithField("listener", b.l.String()).Error("gateway listener stopped")
+			}
+		}()
+		g.log.WithFields(logrus.Fields{"listener": b.l.String(), "addr": ln.Addr().String(), "tls": tlsOn}).Info("gateway serving")
+	}
+	return nil
+}
+
+// Addr returns where listener l is bound, once Start has run.
+func (g *Gateway) Addr(l Listener) net.Addr {
+	g.srvMu.Lock()
+	defer g.srvMu.Unlock()
+	return g.addrs[l]
+}
+
+// Shutdown stops accepting, waits for requests in flight until ctx ends,
+// then closes idle backend connections (for good: a Gateway is not
+// restarted). Hijacked (WebSocket) connections
+// are not waited for.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.srvMu.Lock()
+	servers := g.servers
+	g.srvMu.Unlock()
+	var errs []error
+	for _, s := range servers {
+		if err := s.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: shutdown: %w", err))
+		}
+	}
+	g.transport.CloseIdleConnections()
+	g.mu.Lock()
+	for _, bs := range g.backends {
+		bs.conns.close()
+	}
+	g.mu.Unlock()
+	return errors.Join(errs...)
+}
