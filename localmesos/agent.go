@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"time"
@@ -304,11 +305,22 @@ func (m *Master) inboxLoop() {
 		m.mu.Lock()
 		if !m.closed {
 			for _, f := range q {
-				f()
+				m.runSafely(f)
 			}
 		}
 		m.mu.Unlock()
 	}
+}
+
+// runSafely is the inbox loop's edge: one bad report is logged with its
+// stack and the loop goes on with the others.
+func (m *Master) runSafely(f func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			m.log.WithFields(logrus.Fields{"panic": p, "stack": string(debug.Stack())}).Error("inbox work panicked")
+		}
+	}()
+	f()
 }
 
 // after runs f under the master lock once d has passed on the clock.

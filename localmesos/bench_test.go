@@ -2,9 +2,9 @@ package localmesos
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
-	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"

@@ -13,24 +13,33 @@
 //	m, err := localmesos.Start(ctx, localmesos.Config{
 //		Listen:   "127.0.0.1:0",
 //		Agents:   3,
-//		Executor: func(agentID string) (executor.Executor, error) { return executor.NewProcess(cfg) },
+//		Executor: func(agentID string) (executor.Executor, error) {
+//			return executor.NewProcess(executor.ProcessConfig{}), nil
+//		},
 //	})
 //	if err != nil { ... }
 //	defer m.Close()
 //	// point mesos-go's httpcli at m.SchedulerURL()
 //
-// Faults, for tests (each also an HTTP admin endpoint under /admin/, see
-// admin.go):
+// Faults, for tests (each also an HTTP admin endpoint, POST):
 //
-//	m.RemoveAgent(id)                 // FAILURE event; tasks GONE_BY_OPERATOR / LOST
-//	m.SetAgentReachable(id, false)    // FAILURE; tasks UNREACHABLE / LOST
-//	m.SetAgentReachable(id, true)     // agent re-registers; pending updates resent
-//	m.Failover(ctx)                   // streams dropped, tasks kept, new master id
-//	m.SetFaults(localmesos.Faults{DropUpdates: 1, DelayAcks: time.Second})
-//	m.RescindOffer(offerID)
+//	m.RemoveAgent(id)                 // /admin/agents/{id}/remove: FAILURE; tasks GONE_BY_OPERATOR / LOST
+//	m.SetAgentReachable(id, false)    // /admin/agents/{id}/unreachable: FAILURE; tasks UNREACHABLE / LOST
+//	m.SetAgentReachable(id, true)     // /admin/agents/{id}/reachable: queued updates resent
+//	m.Failover(ctx)                   // /admin/failover: streams dropped, tasks kept, new master id
+//	m.SetFaults(localmesos.Faults{DropUpdates: 1, DelayAcks: time.Second}) // /admin/faults
+//	m.RescindOffer(offerID)           // /admin/offers/{id}/rescind
+//
+// Endpoints: POST /api/v1/scheduler, GET /master/state (also /state and
+// /master/state.json), /health, /version; each agent serves
+// GET /monitor/statistics on its own 127.0.0.1 listener (the offer's url).
+// localmesos/CONFORMANCE.md maps every rule of MESOS.md to its test.
 //
 // Concurrency: one mutex guards the master's state and is never held across
-// I/O; each subscribed framework has one writer goroutine (its HTTP handler)
-// that encodes and writes queued events in batches; executors run outside
-// the lock.
+// I/O. Executors report through a queue that the master drains in batches
+// under one lock acquisition, so thousands of launch goroutines never
+// convoy on the lock. Each subscribed framework has one writer goroutine
+// (its SUBSCRIBE handler) that encodes and writes queued events in batches.
+// Time comes only from Config.Clock (heartbeats, filters, failover
+// timeouts, update retries), ids and uuids from a seeded source.
 package localmesos

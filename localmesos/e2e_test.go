@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -121,12 +122,11 @@ func TestRealTaskEndToEnd(t *testing.T) {
 				}
 				factory = func(string) (executor.Executor, error) { return executor.NewProcess(executor.ProcessConfig{}), nil }
 			}
-			// Disjoint ports per case: both run at once on this host.
+			// A port the kernel just had free, so that other tests on this
+			// shared host (which use [31000-32000]) cannot collide with it.
 			res := DefaultResources()
-			res.Ports = []PortRange{{31000, 31499}}
-			if tc.docker {
-				res.Ports = []PortRange{{31500, 31999}}
-			}
+			p := freePort(t)
+			res.Ports = []PortRange{{p, p}}
 			m, _ := startMaster(t, Config{Agents: 1, Executor: factory, Resources: res})
 			f := startFramework(t, m, fwOpts{info: &mesos.FrameworkInfo{User: "root", Name: "e2e-" + tc.name,
 				Capabilities: []mesos.FrameworkInfo_Capability{{Type: mesos.FrameworkInfo_Capability_PARTITION_AWARE}}}})
@@ -187,4 +187,14 @@ func getBody(t testing.TB, url string) string {
 		t.Fatalf("GET %s: %s %v", url, resp.Status, err)
 	}
 	return string(b)
+}
+
+func freePort(t testing.TB) uint64 {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return uint64(ln.Addr().(*net.TCPAddr).Port)
 }

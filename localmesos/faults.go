@@ -136,8 +136,7 @@ func (m *Master) Failover(ctx context.Context) error {
 		}
 	}
 	m.newIdentity()
-	m.log = m.log.WithField("master", m.id)
-	m.log.WithField("previous", old).Info("fault: master failed over")
+	m.log.WithFields(logrus.Fields{"previous": old, "new": m.id}).Info("fault: master failed over")
 	return nil
 }
 

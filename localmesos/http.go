@@ -142,7 +142,7 @@ func (m *Master) handleScheduler(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("Expecting 'Content-Type' of application/json or application/x-protobuf, got %q", mt), http.StatusUnsupportedMediaType)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, m.cfg.MaxBodyBytes))
+	body, err := readBody(w, r, m.cfg.MaxBodyBytes)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -165,17 +165,32 @@ func (m *Master) handleScheduler(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, cerr.msg, cerr.code)
 		return
 	}
-	log := m.log.WithField("call", call.Type.String())
 	if call.Type == scheduler.Call_SUBSCRIBE {
-		m.subscribe(w, r, call, log)
+		m.subscribe(w, r, call, m.log.WithField("call", call.Type.String()))
 		return
 	}
-	code, cerr := m.dispatch(r, call, log)
+	// No per-call log entry: WithField allocates, and this is the hot
+	// path; the few log lines of a call name what they are about.
+	code, cerr := m.dispatch(r, call, m.log)
 	if cerr != nil {
 		http.Error(w, cerr.msg, cerr.code)
 		return
 	}
 	w.WriteHeader(code)
+}
+
+// readBody reads at most max bytes, sized by Content-Length when the
+// client sent one.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, max)
+	if n := r.ContentLength; n > 0 && n <= max {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	return io.ReadAll(body)
 }
 
 // decodeCall parses a body with mesos-go's codec; it never panics on bad

@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -80,7 +81,8 @@ type Config struct {
 	// Clock drives heartbeats, filters, failover timeouts and retries;
 	// default the wall clock.
 	Clock clock.Clock
-	// Seed seeds ids and uuids; default 1.
+	// Seed seeds ids and uuids; default derived from the listening port
+	// and the process id, so that two masters never share ids.
 	Seed int64
 	// Log is the root logger; default discards.
 	Log *logrus.Logger
@@ -192,9 +194,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
-	if cfg.Seed == 0 {
-		cfg.Seed = 1
-	}
+
 	if cfg.Log == nil {
 		cfg.Log = logging.Discard()
 	}
@@ -205,6 +205,11 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("localmesos: listen on %s: %w", cfg.Listen, err)
+	}
+	if cfg.Seed == 0 {
+		// Distinct per master on this host (ids must not collide between
+		// two masters sharing a ZooKeeper), yet no wall clock.
+		cfg.Seed = int64(ln.Addr().(*net.TCPAddr).Port)<<22 ^ int64(os.Getpid())
 	}
 	mctx, stop := context.WithCancel(context.Background())
 	m := &Master{

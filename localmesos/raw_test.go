@@ -249,7 +249,13 @@ func TestSchedulerStatusCodes(t *testing.T) {
 		{"subscribe without framework_info is 400", "", `{"type":"SUBSCRIBE","subscribe":{}}`, map[string]string{"Content-Type": "application/json"}, 400, "framework_info"},
 		{"ack with a short uuid is 400", "", call(fwA, `"type":"ACKNOWLEDGE","acknowledge":{"agent_id":{"value":"a"},"task_id":{"value":"t"},"uuid":"AAE="}`), withStream(a.id), 400, "UUID"},
 		{"valid decline is 202 with empty body", "", call(fwA, decline), withStream(a.id), 202, ""},
+		{"null repeated fields (as mesos-go sends them) are accepted", "", call(fwA, `"type":"DECLINE","decline":{"offer_ids":null,"filters":null}`), withStream(a.id), 202, ""},
 		{"valid protobuf decline is 202", "", string(protoDecline), map[string]string{"Content-Type": "application/x-protobuf", "Mesos-Stream-Id": a.id}, 202, ""},
+		{"MESSAGE is accepted", "", call(fwA, `"type":"MESSAGE","message":{"agent_id":{"value":"a"},"executor_id":{"value":"e"},"data":"aGk="}`), withStream(a.id), 202, ""},
+		{"REQUEST is accepted", "", call(fwA, `"type":"REQUEST","request":{"requests":[]}`), withStream(a.id), 202, ""},
+		{"ACCEPT_INVERSE_OFFERS is accepted", "", call(fwA, `"type":"ACCEPT_INVERSE_OFFERS","accept_inverse_offers":{"inverse_offer_ids":[{"value":"x"}]}`), withStream(a.id), 202, ""},
+		{"DECLINE_INVERSE_OFFERS is accepted", "", call(fwA, `"type":"DECLINE_INVERSE_OFFERS","decline_inverse_offers":{"inverse_offer_ids":[{"value":"x"}]}`), withStream(a.id), 202, ""},
+		{"ACKNOWLEDGE_OPERATION_STATUS is accepted", "", call(fwA, `"type":"ACKNOWLEDGE_OPERATION_STATUS","acknowledge_operation_status":{"uuid":"AAAAAAAAAAAAAAAAAAAAAA==","operation_id":{"value":"op"}}`), withStream(a.id), 202, ""},
 		{"update framework is 200", "", call(fwA, `"type":"UPDATE_FRAMEWORK","update_framework":{"framework_info":{"user":"root","name":"renamed","id":{"value":"`+fwA+`"}}}`), withStream(a.id), 200, ""},
 		{"update framework with another id is 400", "", call(fwA, `"type":"UPDATE_FRAMEWORK","update_framework":{"framework_info":{"user":"root","name":"x","id":{"value":"other"}}}`), withStream(a.id), 400, "differs"},
 	}

@@ -16,6 +16,10 @@ import (
 // (Mesos's command executor default).
 const defaultKillGrace = 3 * time.Second
 
+// maxFailoverSeconds caps failover_timeout (100 years) so that huge values
+// cannot overflow into an immediate removal.
+const maxFailoverSeconds = 100 * 365 * 24 * 3600
+
 type framework struct {
 	id             string
 	info           mesos.FrameworkInfo
@@ -301,7 +305,11 @@ func (m *Master) disconnectLocked(fw *framework) {
 		m.removeOffer(o)
 	}
 	fw.stopFailoverTimer()
-	timeout := time.Duration(fw.info.GetFailoverTimeout() * float64(time.Second))
+	secs := fw.info.GetFailoverTimeout()
+	if secs > maxFailoverSeconds {
+		secs = maxFailoverSeconds // beyond this time.Duration overflows
+	}
+	timeout := time.Duration(secs * float64(time.Second))
 	if timeout <= 0 {
 		m.removeFrameworkLocked(fw, "failover timeout 0 expired")
 		return

@@ -3,6 +3,7 @@ package localmesos
 import (
 	"bytes"
 	"net/http"
+	"runtime"
 	"sync"
 
 	"github.com/mesos/mesos-go/api/v1/lib/encoding"
@@ -16,6 +17,9 @@ import (
 // maxFrame is mesos-go's RecordIO reader cap; no event may reach it.
 const maxFrame = 4 << 20
 
+// maxQueued bounds the events waiting for one framework's connection.
+const maxQueued = 1 << 20
+
 // stream is one SUBSCRIBE connection. Producers enqueue events under the
 // stream's own small lock; the connection's handler goroutine is the only
 // writer, so the master lock is never held across network I/O and a burst
@@ -25,10 +29,11 @@ type stream struct {
 	codec encoding.Codec
 	fw    *framework
 
-	mu     sync.Mutex
-	q      []*scheduler.Event
-	final  *scheduler.Event
-	ending bool
+	mu       sync.Mutex
+	q        []*scheduler.Event
+	final    *scheduler.Event
+	ending   bool
+	overflow bool
 
 	wake chan struct{}
 	done chan struct{}
@@ -44,6 +49,18 @@ func (s *stream) send(ev *scheduler.Event) {
 	s.mu.Lock()
 	if s.ending {
 		s.mu.Unlock()
+		return
+	}
+	if len(s.q) >= maxQueued {
+		// A framework that stops reading must not grow the master
+		// without bound: drop its connection, as a broken one.
+		s.overflow = true
+		s.q = nil
+		s.mu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 		return
 	}
 	s.q = append(s.q, ev)
@@ -64,6 +81,12 @@ func (s *stream) close(final *scheduler.Event) {
 	}
 	s.mu.Unlock()
 	s.once.Do(func() { close(s.done) })
+}
+
+func (s *stream) overflowed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.overflow
 }
 
 func (s *stream) take() ([]*scheduler.Event, bool) {
@@ -132,6 +155,15 @@ func (m *Master) serveStream(w http.ResponseWriter, r *http.Request, s *stream, 
 		case <-s.done:
 		case <-r.Context().Done():
 			m.streamGone(s, "client went away")
+			return
+		}
+		// Let producers that are running right now add to the batch:
+		// one write for many events saves a syscall per event under load
+		// and costs nothing when idle.
+		runtime.Gosched()
+		if s.overflowed() {
+			log.WithField("queued", maxQueued).Warn("framework does not read its events; dropping its stream")
+			m.streamGone(s, "event queue overflow")
 			return
 		}
 		evs, ending := s.take()

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/go-zookeeper/zk"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/flotilla-sched/flotilla/internal/testbed"
 )
@@ -54,17 +54,28 @@ func TestZooKeeperLeadership(t *testing.T) {
 	addr := testbed.ZooKeeper(t)
 	path := fmt.Sprintf("/flotilla-test/localmesos-%d/mesos", time.Now().UnixNano())
 	spec := "zk://" + addr + path
+	conn, _, err := zk.Connect([]string{addr}, 5*time.Second, zk.WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Registered before the masters start, so this runs after they
+		// are closed (cleanups run last-in first-out): only the persistent
+		// parents remain.
+		defer conn.Close()
+		base := strings.TrimSuffix(path, "/mesos")
+		for _, p := range []string{path, base} {
+			if err := conn.Delete(p, -1); err != nil && err != zk.ErrNoNode {
+				t.Logf("remove test znode %s: %v", p, err)
+			}
+		}
+	})
 	m1, _ := startMaster(t, Config{ZK: spec})
 	m2, _ := startMaster(t, Config{ZK: spec})
 	if !m1.IsLeader() || m2.IsLeader() {
 		t.Fatalf("leaders: m1=%v m2=%v, want only m1 (lowest sequence)", m1.IsLeader(), m2.IsLeader())
 	}
 
-	conn, _, err := zk.Connect([]string{addr}, 5*time.Second, zk.WithLogInfo(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	children, _, err := conn.Children(path)
 	if err != nil {
 		t.Fatal(err)

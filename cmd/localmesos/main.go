@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,7 +27,14 @@ import (
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "localmesos:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "localmesos:") {
+			msg = "localmesos: " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(1)
 	}
 }
@@ -44,6 +53,8 @@ func run(args []string) error {
 	noAgentHTTP := fs.Bool("no-agent-http", false, "do not start the agents' HTTP endpoints")
 	level := fs.String("log-level", "info", "log level")
 	format := fs.String("log-format", "text", "log format: text or json")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file (benchmarks)")
+	gcPercent := fs.Int("gogc", 400, "garbage collector target percentage for this process (Go's default is 100; a test master trades memory for CPU)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -53,6 +64,18 @@ func run(args []string) error {
 	log, err := logging.New(logging.Options{Level: *level, Format: *format})
 	if err != nil {
 		return err
+	}
+	debug.SetGCPercent(*gcPercent)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("create cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -94,7 +117,9 @@ func run(args []string) error {
 	case "docker":
 		cfg.Executor = func(string) (executor.Executor, error) { return executor.NewDocker(executor.DockerConfig{Log: log}) }
 	case "process":
-		cfg.Executor = func(string) (executor.Executor, error) { return executor.NewProcess(executor.ProcessConfig{Log: log}), nil }
+		cfg.Executor = func(string) (executor.Executor, error) {
+			return executor.NewProcess(executor.ProcessConfig{Log: log}), nil
+		}
 	case "simulated":
 		cfg.NoSandbox = true
 		cfg.Executor = func(string) (executor.Executor, error) { return executor.NewSimulated(clock.Real{}), nil }
