@@ -12,6 +12,7 @@ import (
 
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/gateway"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/mesosdns"
 )
@@ -27,6 +28,11 @@ type DNS interface {
 	Update(tasks []mesosdns.Task, leader mesosdns.Master, masters []mesosdns.Master) error
 }
 
+// Gateway is the part of the gateway a feed writes.
+type Gateway interface {
+	Update(apps []gateway.App)
+}
+
 // Resolver turns an agent hostname into addresses; hostnames that are IP
 // literals never reach it.
 type Resolver func(ctx context.Context, host string) ([]net.IP, error)
@@ -34,7 +40,11 @@ type Resolver func(ctx context.Context, host string) ([]net.IP, error)
 // Config wires a Feed.
 type Config struct {
 	Scheduler Source
-	DNS       DNS // nil: no DNS view
+	DNS       DNS     // nil: no DNS view
+	Gateway   Gateway // nil: no routes
+	// Domain and Framework name the apps for the gateway's internal
+	// listener exactly as DNS names them ({task}.{framework}.{domain}).
+	Domain, Framework string
 	// Leader reports the leading Mesos master for leader./master. records;
 	// nil leaves them out.
 	Leader func() (mesosdns.Master, bool)
@@ -130,6 +140,9 @@ func (f *Feed) note(ev framework.Event) bool {
 
 func (f *Feed) rebuild(ctx context.Context) {
 	snap := f.cfg.Scheduler.Snapshot()
+	if f.cfg.Gateway != nil {
+		f.cfg.Gateway.Update(Routes(snap, f.cfg.Domain, f.cfg.Framework))
+	}
 	if f.cfg.DNS == nil {
 		return
 	}
@@ -228,5 +241,32 @@ func Tasks(snap *framework.Snapshot, observed map[string]time.Time, ips map[stri
 		out = append(out, dt)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Routes turns a snapshot into the gateway's input: every app, with its
+// published tasks' first port as backends. Pure.
+func Routes(snap *framework.Snapshot, domain, fw string) []gateway.App {
+	byApp := make(map[string][]gateway.Backend, len(snap.Apps))
+	apps := make(map[string]*appspec.App, len(snap.Apps))
+	for _, a := range snap.Apps {
+		apps[a.ID] = a
+	}
+	for i := range snap.Tasks {
+		t := &snap.Tasks[i]
+		if len(t.Ports) == 0 || !Published(t, apps[t.AppID]) {
+			continue
+		}
+		byApp[t.AppID] = append(byApp[t.AppID], gateway.Backend{TaskID: t.ID, Host: t.Host, Port: uint32(t.Ports[0])})
+	}
+	out := make([]gateway.App, 0, len(snap.Apps))
+	for _, a := range snap.Apps {
+		out = append(out, gateway.App{
+			ID:       a.ID,
+			DNSName:  mesosdns.AppName(domain, fw, framework.TaskName(a.ID)),
+			Exposure: a.EffectiveExposure(),
+			Backends: byApp[a.ID],
+		})
+	}
 	return out
 }

@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/miekg/dns"
 
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/gateway"
 	"github.com/flotilla-sched/flotilla/mesosdns"
 )
 
@@ -134,4 +135,32 @@ func waitAnswers(ctx context.Context, t *testing.T, addr, name string, n int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%s: got %d SRV answers %v, want %d", name, len(last), last, n)
+}
+
+func TestRoutesCarryOnlyPublishedBackendsAndExposure(t *testing.T) {
+	t.Parallel()
+	ext := &appspec.App{ID: "/shop/web", Exposure: &appspec.Exposure{Mode: "external", VHosts: []string{"shop.example.com"}}}
+	internal := &appspec.App{ID: "/api"}
+	snap := &framework.Snapshot{
+		Apps: []*appspec.App{ext, internal},
+		Tasks: []framework.Task{
+			{ID: "w1", AppID: "/shop/web", Host: "127.0.0.2", Ports: []uint64{31000, 31001}, State: mesos.TASK_RUNNING},
+			{ID: "w2", AppID: "/shop/web", Host: "127.0.0.3", Ports: []uint64{31500}, State: mesos.TASK_STAGING},
+			{ID: "a1", AppID: "/api", Host: "127.0.0.1", State: mesos.TASK_RUNNING}, // no port: no backend
+		},
+	}
+	got := Routes(snap, "mesos", "flotilla")
+	if len(got) != 2 {
+		t.Fatalf("got %d apps, want 2: %+v", len(got), got)
+	}
+	web := got[0]
+	if web.ID != "/shop/web" || web.DNSName != "web-shop.flotilla.mesos" || web.Exposure.Mode != "external" {
+		t.Fatalf("web route = %+v", web)
+	}
+	if len(web.Backends) != 1 || web.Backends[0] != (gateway.Backend{TaskID: "w1", Host: "127.0.0.2", Port: 31000}) {
+		t.Fatalf("web backends = %+v, want only the running task's first port", web.Backends)
+	}
+	if api := got[1]; api.Exposure.Mode == "external" || len(api.Backends) != 0 {
+		t.Fatalf("api route = %+v, want internal with no backends", api)
+	}
 }

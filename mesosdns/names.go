@@ -66,3 +66,13 @@ func hashID(id string) string {
 	}
 	return string(out[:])
 }
+
+// AppName is the A-record name under which the tasks named taskName are
+// served: {task}.{framework}.{domain}, sanitised as the records are. The
+// gateway routes the same name, so one name reaches an app both ways.
+func AppName(domain, framework, taskName string) string {
+	if domain == "" {
+		domain = DefaultDomain
+	}
+	return label(taskName) + "." + domainFrag(framework) + "." + strings.TrimSuffix(domain, ".")
+}

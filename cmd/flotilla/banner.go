@@ -16,6 +16,7 @@ Flotilla dev is running.
   API (Marathon v2)   %s
   Mesos master        %s   (localmesos, %d agents, %s executor)
   DNS                 %s
+  Gateway             %s
   State               in memory (use 'flotilla serve --zk …' for ZooKeeper)
   Vault               %s
 
@@ -23,8 +24,9 @@ Try:
   flotilla app deploy -f examples/web.json --api %s
   flotilla app list --api %s
   dig @%s -p %s web.flotilla.%s +short
+  curl -H 'Host: web.example.com' %s/
 
-`, api, m.URL(), len(m.Agents()), executor, dnsLine(p), vaultLine(p), api, api, dnsHost(p), dnsPort(p), p.cfg.DNSDomain)
+`, api, m.URL(), len(m.Agents()), executor, dnsLine(p), gatewayLine(p), vaultLine(p), api, api, dnsHost(p), dnsPort(p), p.cfg.DNSDomain, gatewayURL(p))
 }
 
 func vaultLine(p *platform) string {
@@ -49,4 +51,26 @@ func dnsHost(p *platform) string {
 func dnsPort(p *platform) string {
 	_, port, _ := net.SplitHostPort(p.cfg.DNSAddr)
 	return port
+}
+
+func gatewayLine(p *platform) string {
+	if p.gateway == nil {
+		return "off (--gateway-addr, --internal-gateway-addr)"
+	}
+	return fmt.Sprintf("external %s (apps marked external), internal %s (every app by its DNS name)",
+		orNone(p.cfg.GatewayAddr), orNone(p.cfg.InternalGWAddr))
+}
+
+func gatewayURL(p *platform) string {
+	if p.cfg.GatewayAddr == "" {
+		return "http://<gateway-addr>"
+	}
+	return "http://" + p.cfg.GatewayAddr
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

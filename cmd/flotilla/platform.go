@@ -23,6 +23,7 @@ import (
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/discovery"
 	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/gateway"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/mesosdns"
@@ -45,6 +46,11 @@ type platformConfig struct {
 	SecretEnvType   string // secret (Mesos SECRET env var) or value (plain VALUE, for agents without SECRET support)
 	DNSAddr         string // "" = no DNS server
 	DNSDomain       string
+	DNSUpstreams    []string // resolvers for outside names; empty = /etc/resolv.conf
+	GatewayAddr     string // external listener; "" = none
+	InternalGWAddr  string // internal listener; "" = none
+	GatewayTLSCert  string
+	GatewayTLSKey   string
 }
 
 func (c *platformConfig) check() error {
@@ -90,6 +96,7 @@ type platform struct {
 	ln       net.Listener
 	detector framework.Detector
 	dns      *mesosdns.Server
+	gateway  *gateway.Gateway
 	feed     *discovery.Feed
 }
 
@@ -170,14 +177,31 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		return nil, err
 	}
 	if cfg.DNSAddr != "" {
-		p.dns, err = mesosdns.New(mesosdns.Config{Addr: cfg.DNSAddr, Domain: cfg.DNSDomain, Framework: cfg.FrameworkName,
+		p.dns, err = mesosdns.New(mesosdns.Config{Addr: cfg.DNSAddr, Domain: cfg.DNSDomain, Framework: cfg.FrameworkName, Upstreams: cfg.DNSUpstreams,
 			Clock: clk, Log: logging.Component(log, "dns"), Version: version})
 		if err != nil {
 			return nil, fmt.Errorf("dns: %w", err)
 		}
 		p.registry.MustRegister(p.dns.Collectors()...)
-		p.feed = discovery.New(discovery.Config{Scheduler: p.sched, DNS: p.dns, Leader: masterRecord(cfg.Master),
-			Log: logging.Component(log, "discovery")})
+	}
+	if cfg.GatewayAddr != "" || cfg.InternalGWAddr != "" {
+		p.gateway, err = gateway.New(gateway.Config{ExternalAddr: cfg.GatewayAddr, InternalAddr: cfg.InternalGWAddr,
+			TLSCertFile: cfg.GatewayTLSCert, TLSKeyFile: cfg.GatewayTLSKey, Clock: clk,
+			Log: logging.Component(log, "gateway"), Registerer: p.registry})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
+	if p.dns != nil || p.gateway != nil {
+		fc := discovery.Config{Scheduler: p.sched, Leader: masterRecord(cfg.Master), Domain: cfg.DNSDomain,
+			Framework: cfg.FrameworkName, Log: logging.Component(log, "discovery")}
+		if p.dns != nil {
+			fc.DNS = p.dns
+		}
+		if p.gateway != nil {
+			fc.Gateway = p.gateway
+		}
+		p.feed = discovery.New(fc)
 	}
 	p.ln, err = net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
@@ -227,6 +251,14 @@ func (p *platform) run(ctx context.Context) error {
 		defer p.dns.Shutdown(context.Background())
 		// Mesos-DNS's HTTP API, beside Marathon's.
 		mux.Handle("/v1/", p.dns.HTTPHandler())
+	}
+	if p.gateway != nil {
+		if err := p.gateway.Start(); err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		defer p.gateway.Shutdown(context.Background())
+	}
+	if p.feed != nil {
 		go p.feed.Run(ctx)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

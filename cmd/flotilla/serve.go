@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -31,6 +32,15 @@ func commonFlags(fs *flag.FlagSet, c *platformConfig, apiAddr string) (level, fo
 	fs.StringVar(&c.Auth.Token, "auth-token", os.Getenv("FLOTILLA_AUTH_TOKEN"), "bearer token accepted by the API")
 	fs.StringVar(&c.SecretEnvType, "secret-env-type", "secret", "how secrets reach tasks: secret (Mesos SECRET env var) or value (plain, for agents without SECRET support)")
 	fs.StringVar(&c.DNSDomain, "dns-domain", "mesos", "DNS domain Flotilla is authoritative for")
+	fs.Func("dns-upstream", "resolver for names outside the DNS domain, host:port; repeatable (default: /etc/resolv.conf)", func(v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("want host:port: %w", err)
+		}
+		c.DNSUpstreams = append(c.DNSUpstreams, v)
+		return nil
+	})
+	fs.StringVar(&c.GatewayTLSCert, "gateway-tls-cert", "", "certificate file: serve the external gateway listener over TLS (with --gateway-tls-key)")
+	fs.StringVar(&c.GatewayTLSKey, "gateway-tls-key", "", "key file of --gateway-tls-cert")
 	level = fs.String("log-level", "info", "log level: error, warn, info, debug, trace")
 	format = fs.String("log-format", "text", "log format: text or json")
 	return level, format
@@ -42,6 +52,8 @@ func runServe(args []string) error {
 	fs.StringVar(&c.Master, "master", os.Getenv("FLOTILLA_MASTER"), "Mesos master: http://host:5050 or zk://host:2181/mesos")
 	fs.StringVar(&c.ZK, "zk", os.Getenv("FLOTILLA_ZK"), "ZooKeeper for state and leader election, e.g. zk://127.0.0.1:2181/flotilla (empty: in-memory state, single replica)")
 	fs.StringVar(&c.DNSAddr, "dns-addr", "", "address of the DNS server (UDP and TCP), e.g. 10.0.0.5:53; empty: no DNS")
+	fs.StringVar(&c.GatewayAddr, "gateway-addr", "", "external gateway listener (only apps marked external), e.g. 0.0.0.0:80; empty: none")
+	fs.StringVar(&c.InternalGWAddr, "internal-gateway-addr", "", "internal gateway listener (every app, by its DNS name); empty: none")
 	level, format := commonFlags(fs, &c, "127.0.0.1:8080")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -67,6 +79,8 @@ func runDev(args []string) error {
 	execName := fs.String("executor", "", "docker, process or simulated (default docker when the engine answers, else process)")
 	mesosAddr := fs.String("mesos-addr", "127.0.0.1:5050", "address of the local Mesos master")
 	fs.StringVar(&c.DNSAddr, "dns-addr", "127.0.0.1:8600", "address of the DNS server (UDP and TCP); empty: no DNS")
+	fs.StringVar(&c.GatewayAddr, "gateway-addr", "127.0.0.1:8000", "external gateway listener (only apps marked external); empty: none")
+	fs.StringVar(&c.InternalGWAddr, "internal-gateway-addr", "127.0.0.1:8001", "internal gateway listener (every app, by its DNS name); empty: none")
 	level, format := commonFlags(fs, &c, "127.0.0.1:8080")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -86,7 +100,7 @@ func runDev(args []string) error {
 		return err
 	}
 	m, err := localmesos.Start(ctx, localmesos.Config{
-		Listen: *mesosAddr, Agents: *agents, Executor: factory, NoSandbox: name == "simulated",
+		Listen: *mesosAddr, AgentSpecs: devAgents(*agents), Executor: factory, NoSandbox: name == "simulated",
 		Clock: clock.Real{}, Log: log,
 	})
 	if err != nil {
@@ -100,6 +114,22 @@ func runDev(args []string) error {
 	}
 	printBanner(os.Stdout, p, m, name)
 	return p.run(ctx)
+}
+
+// devAgents gives each local agent its own loopback address as hostname
+// (127.0.0.1, 127.0.0.2, …: all of 127/8 reaches this machine), so that
+// hostname constraints, DNS and the gateway see distinct hosts as on a real
+// cluster, and a rack attribute r1..r3.
+func devAgents(n int) []localmesos.AgentSpec {
+	specs := make([]localmesos.AgentSpec, n)
+	for i := range specs {
+		host := "127.0.0.1"
+		if i < 254 {
+			host = fmt.Sprintf("127.0.0.%d", i+1)
+		}
+		specs[i] = localmesos.AgentSpec{Hostname: host, Attributes: map[string]string{"rack": fmt.Sprintf("r%d", i%3+1)}}
+	}
+	return specs
 }
 
 // pickExecutor chooses the agents' executor: Docker when the engine
