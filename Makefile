@@ -19,8 +19,12 @@ run: build
 testbed:
 	scripts/testbed.sh up >/dev/null
 
+# Test binaries are built in parallel, then run one package at a time:
+# tasks of several packages' end-to-end tests listen on this machine's
+# ports, and packages running side by side would hand out the same ones.
 test: testbed
-	$(TESTENV) $(GO) test -race -count=1 -timeout 40m ./...
+	$(GO) test -race -count=1 -run '^$$' ./... >/dev/null
+	$(TESTENV) $(GO) test -race -count=1 -p 1 -timeout 40m ./...
 
 bench: testbed
 	$(TESTENV) $(GO) test -run '^$$' -bench . -benchtime 1x ./...

@@ -1,0 +1,528 @@
+package main
+
+// End-to-end tests of the whole platform as `flotilla dev` assembles it:
+// localmesos with real executors, the framework, the API, DNS and the
+// gateway, driven only through their public interfaces (HTTP, DNS).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/flotilla-sched/flotilla/gateway"
+	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/internal/logging"
+	"github.com/flotilla-sched/flotilla/localmesos"
+)
+
+type devEnv struct {
+	api      string // http://host:port
+	dns      string // host:port
+	external string // gateway listeners, host:port
+	internal string
+}
+
+// startDev runs the platform with the given executor until the test ends.
+// upstream is the DNS server outside names are forwarded to.
+func startDev(t *testing.T, execName, upstream string) *devEnv {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	log := logging.Discard()
+	if testing.Verbose() && os.Getenv("FLOTILLA_E2E_LOG") != "" {
+		log, _ = logging.New(logging.Options{Level: os.Getenv("FLOTILLA_E2E_LOG")})
+	}
+	name, factory, err := pickExecutor(ctx, execName, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A ports range of its own, so tasks of this package's tests never meet
+	// those of other packages (which use Mesos's default 31000-32000).
+	res := localmesos.DefaultResources()
+	res.Ports = []localmesos.PortRange{{Begin: 33000, End: 33999}}
+	m, err := localmesos.Start(ctx, localmesos.Config{Listen: "127.0.0.1:0", AgentSpecs: devAgents(3), Executor: factory, Resources: res,
+		NoSandbox: name == "simulated", Clock: clock.Real{}, Log: log, WorkDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newPlatform(ctx, platformConfig{
+		Master: m.URL(), APIAddr: "127.0.0.1:0", FrameworkName: "flotilla", Role: "*", FailoverTimeout: time.Hour,
+		DNSAddr: "127.0.0.1:0", DNSDomain: "mesos", DNSUpstreams: []string{upstream},
+		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0",
+	}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("platform stopped with %v", err)
+		}
+		m.Close()
+	})
+	env := &devEnv{api: "http://" + p.ln.Addr().String()}
+	waitFor(t, 20*time.Second, "the DNS server and gateway to listen", func() bool {
+		return p.dns.UDPAddr() != nil && p.gateway.Addr(gateway.External) != nil && p.gateway.Addr(gateway.Internal) != nil
+	})
+	env.dns = p.dns.UDPAddr().String()
+	env.external = p.gateway.Addr(gateway.External).String()
+	env.internal = p.gateway.Addr(gateway.Internal).String()
+	return env
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *devEnv) do(t *testing.T, method, path, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.api+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+type appView struct {
+	Version      string `json:"version"`
+	TasksRunning int    `json:"tasksRunning"`
+	TasksHealthy int    `json:"tasksHealthy"`
+	Deployments  []struct {
+		ID string `json:"id"`
+	} `json:"deployments"`
+	Env   map[string]any `json:"env"`
+	Tasks []struct {
+		ID      string   `json:"id"`
+		Host    string   `json:"host"`
+		Ports   []uint64 `json:"ports"`
+		Version string   `json:"version"`
+		State   string   `json:"state"`
+		Health  []struct {
+			Alive bool `json:"alive"`
+		} `json:"healthCheckResults"`
+	} `json:"tasks"`
+}
+
+func (e *devEnv) app(t *testing.T, id string) appView {
+	t.Helper()
+	code, b := e.do(t, "GET", "/v2/apps"+id+"?embed=apps.tasks", "")
+	if code != http.StatusOK {
+		t.Fatalf("GET app %s: %d %s", id, code, b)
+	}
+	var v struct{ App appView }
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v.App
+}
+
+func (e *devEnv) deploy(t *testing.T, spec string) {
+	t.Helper()
+	if code, b := e.do(t, "POST", "/v2/apps", spec); code != http.StatusCreated {
+		t.Fatalf("POST /v2/apps: %d %s", code, b)
+	}
+}
+
+func query(t *testing.T, network, server, name string, qtype uint16) *dns.Msg {
+	t.Helper()
+	c := &dns.Client{Net: network, Timeout: 3 * time.Second}
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	r, _, err := c.Exchange(m, server)
+	if err != nil {
+		t.Fatalf("%s %s %s: %v", network, dns.TypeToString[qtype], name, err)
+	}
+	return r
+}
+
+// fakeUpstream is the resolver outside names are forwarded to: a DNS
+// server on loopback that knows one name.
+func fakeUpstream(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if r.Question[0].Name == "outside.example.org." {
+			rr, _ := dns.NewRR("outside.example.org. 30 IN A 127.0.0.9")
+			m.Answer = append(m.Answer, rr)
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+// TestDevDNS: A and SRV answers for a deployed app, NXDOMAIN for an unknown
+// one, forwarding of an outside name, TCP for an answer too big for UDP,
+// and a scale-down that removes records at once.
+func TestDevDNS(t *testing.T) {
+	t.Parallel()
+	env := startDev(t, "simulated", fakeUpstream(t))
+	env.deploy(t, `{"id":"/many","cmd":"sleep 1000","instances":100,"cpus":0.01,"mem":1,"portDefinitions":[{"port":0}]}`)
+	waitFor(t, 60*time.Second, "100 running tasks", func() bool { return env.app(t, "/many").TasksRunning == 100 })
+
+	var srvs []dns.RR
+	waitFor(t, 10*time.Second, "100 SRV records over TCP", func() bool {
+		srvs = query(t, "tcp", env.dns, "_many._tcp.flotilla.mesos.", dns.TypeSRV).Answer
+		return len(srvs) == 100
+	})
+	udp := query(t, "udp", env.dns, "_many._tcp.flotilla.mesos.", dns.TypeSRV)
+	if !udp.Truncated || len(udp.Answer) >= 100 {
+		t.Fatalf("UDP answer of 100 SRV records: truncated=%v with %d answers, want the TC bit", udp.Truncated, len(udp.Answer))
+	}
+	ips := map[string]bool{}
+	for _, rr := range query(t, "udp", env.dns, "many.flotilla.mesos.", dns.TypeA).Answer {
+		ips[rr.(*dns.A).A.String()] = true
+	}
+	if len(ips) != 3 || !ips["127.0.0.1"] || !ips["127.0.0.2"] || !ips["127.0.0.3"] {
+		t.Fatalf("A many.flotilla.mesos = %v, want the three agents 127.0.0.1-3", ips)
+	}
+	nx := query(t, "udp", env.dns, "nothere.flotilla.mesos.", dns.TypeA)
+	if nx.Rcode != dns.RcodeNameError || len(nx.Ns) != 1 || nx.Ns[0].Header().Rrtype != dns.TypeSOA {
+		t.Fatalf("unknown name: rcode %s, authority %v; want NXDOMAIN with the SOA", dns.RcodeToString[nx.Rcode], nx.Ns)
+	}
+	out := query(t, "udp", env.dns, "outside.example.org.", dns.TypeA)
+	if len(out.Answer) != 1 || out.Answer[0].(*dns.A).A.String() != "127.0.0.9" {
+		t.Fatalf("outside name not forwarded: %v", out)
+	}
+
+	if code, b := env.do(t, "PATCH", "/v2/apps/many", `{"instances":2}`); code != http.StatusOK {
+		t.Fatalf("scale down: %d %s", code, b)
+	}
+	var left []dns.RR
+	waitFor(t, 30*time.Second, "2 SRV records after the scale-down", func() bool {
+		left = query(t, "tcp", env.dns, "_many._tcp.flotilla.mesos.", dns.TypeSRV).Answer
+		return len(left) == 2
+	})
+	running := map[string]bool{}
+	for _, tk := range env.app(t, "/many").Tasks {
+		if tk.State == "TASK_RUNNING" {
+			running[fmt.Sprint(tk.Ports[0])] = true
+		}
+	}
+	for _, rr := range left {
+		if p := fmt.Sprint(rr.(*dns.SRV).Port); !running[p] {
+			t.Errorf("SRV record for port %s survives but no running task has it (running: %v)", p, running)
+		}
+	}
+}
+
+func testappBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("FLOTILLA_TESTAPP"); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	bin := filepath.Join(t.TempDir(), "testapp")
+	cmd := exec.Command("go", "build", "-o", bin, "../testapp")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build testapp: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func get(client *http.Client, addr, host, path string) (int, string, error) {
+	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	req.Host = host
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// webSpec is an external app of the test application run as a process,
+// with fast health checks.
+func webSpec(bin, env, healthPath string, deadline int) string {
+	return fmt.Sprintf(`{"id":"/web","cmd":%q,"instances":3,"cpus":0.05,"mem":32,
+	  "portDefinitions":[{"port":0,"name":"http"}],
+	  "env":{"V":%q},
+	  "healthChecks":[{"protocol":"MESOS_HTTP","path":%q,"portIndex":0,"delaySeconds":0,
+	    "gracePeriodSeconds":3,"intervalSeconds":1,"timeoutSeconds":1,"maxConsecutiveFailures":3}],
+	  "upgradeStrategy":{"minimumHealthCapacity":0.5,"maximumOverCapacity":0},
+	  "progressDeadlineSeconds":%d,
+	  "exposure":{"mode":"external","vhosts":["web.example.com"]}}`, bin, env, healthPath, deadline)
+}
+
+// TestDevGatewayAndDeployments runs the test application as real
+// processes: the external app is reachable on both listeners and shares
+// load over its 3 instances, the internal app only inside; a task killed
+// under steady load loses no request; a new version rolls without ever
+// going under 2 healthy instances (minimumHealthCapacity 0.5, read from
+// the event stream); a version whose health check fails is rolled back
+// when its progress deadline passes.
+func TestDevGatewayAndDeployments(t *testing.T) {
+	t.Parallel()
+	bin := testappBinary(t)
+	env := startDev(t, "process", fakeUpstream(t))
+	env.deploy(t, webSpec(bin, "1", "/health", 600))
+	env.deploy(t, fmt.Sprintf(`{"id":"/api","cmd":%q,"instances":1,"cpus":0.05,"mem":32,"portDefinitions":[{"port":0}]}`, bin))
+	waitFor(t, 60*time.Second, "3 healthy web tasks and a running api task", func() bool {
+		return env.app(t, "/web").TasksHealthy == 3 && env.app(t, "/api").TasksRunning == 1
+	})
+	waitFor(t, 20*time.Second, "both deployments to finish", func() bool {
+		return len(env.app(t, "/web").Deployments) == 0 && len(env.app(t, "/api").Deployments) == 0
+	})
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	// The gateway learns of healthy tasks from the same events as DNS.
+	waitFor(t, 10*time.Second, "the external route", func() bool {
+		code, _, err := get(client, env.external, "web.example.com", "/")
+		return err == nil && code == http.StatusOK
+	})
+	seen := map[string]int{}
+	for i := 0; i < 30; i++ {
+		code, body, err := get(client, env.external, "web.example.com", "/")
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("external GET web: %d %v", code, err)
+		}
+		seen[strings.Fields(body)[0]]++
+	}
+	if len(seen) != 3 {
+		t.Fatalf("30 requests reached %d instances (%v), want all 3", len(seen), seen)
+	}
+	if code, _, err := get(client, env.internal, "web.flotilla.mesos", "/"); err != nil || code != http.StatusOK {
+		t.Fatalf("internal GET web by its DNS name: %d %v", code, err)
+	}
+	if code, body, err := get(client, env.internal, "api.flotilla.mesos", "/"); err != nil || code != http.StatusOK || !strings.HasPrefix(body, "api.") {
+		t.Fatalf("internal GET api: %d %q %v", code, body, err)
+	}
+	codeInt, bodyInt, _ := get(client, env.external, "api.flotilla.mesos", "/")
+	codeUnknown, bodyUnknown, _ := get(client, env.external, "nothere.example.com", "/")
+	if codeInt != http.StatusNotFound || codeInt != codeUnknown || bodyInt != bodyUnknown {
+		t.Fatalf("internal app on the external listener: %d %q; unknown host: %d %q; want the same 404",
+			codeInt, bodyInt, codeUnknown, bodyUnknown)
+	}
+
+	// Kill one instance under steady load: every request must succeed.
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, _, err := get(client, env.external, "web.example.com", "/")
+				if err != nil || code != http.StatusOK {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %v", code, err))
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	before := env.app(t, "/web")
+	victim := before.Tasks[0].ID
+	if code, b := env.do(t, "DELETE", "/v2/apps/web/tasks/"+victim, ""); code != http.StatusOK {
+		t.Fatalf("kill %s: %d %s", victim, code, b)
+	}
+	waitFor(t, 60*time.Second, "the killed task to be replaced by a healthy one", func() bool {
+		a := env.app(t, "/web")
+		if a.TasksHealthy != 3 {
+			return false
+		}
+		for _, tk := range a.Tasks {
+			if tk.ID == victim {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(500 * time.Millisecond) // load on the replacement too
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || ok.Load() == 0 {
+		t.Fatalf("under load while a task was killed and replaced: %d ok, %d failed (first: %v)", ok.Load(), failed.Load(), firstErr.Load())
+	}
+	t.Logf("kill under load: %d requests, 0 failed", ok.Load())
+
+	// A rolling upgrade, watched through the event stream.
+	events := openEvents(t, env)
+	healthy := map[string]bool{}
+	for _, tk := range env.app(t, "/web").Tasks {
+		if len(tk.Health) > 0 && tk.Health[0].Alive {
+			healthy[tk.ID] = true
+		}
+	}
+	if len(healthy) != 3 {
+		t.Fatalf("%d healthy before the upgrade, want 3", len(healthy))
+	}
+	if code, b := env.do(t, "PUT", "/v2/apps/web", webSpec(bin, "2", "/health", 600)); code != http.StatusOK {
+		t.Fatalf("PUT v2: %d %s", code, b)
+	}
+	low := 3
+	events.until(t, 120*time.Second, "deployment_success of /web", func(typ string, ev map[string]any) bool {
+		trackHealth(typ, ev, healthy)
+		if len(healthy) < low {
+			low = len(healthy)
+		}
+		return typ == "deployment_success" && strings.Contains(fmt.Sprint(ev), "/web")
+	})
+	if low < 2 {
+		t.Fatalf("the rolling upgrade went down to %d healthy instances; minimumHealthCapacity 0.5 of 3 allows 2", low)
+	}
+	v2 := env.app(t, "/web")
+	if v2.TasksHealthy != 3 || fmt.Sprint(v2.Env["V"]) != "2" {
+		t.Fatalf("after the upgrade: %d healthy, env V=%v", v2.TasksHealthy, v2.Env["V"])
+	}
+	for _, tk := range v2.Tasks {
+		if tk.Version != v2.Version {
+			t.Fatalf("task %s still at version %s after the upgrade to %s", tk.ID, tk.Version, v2.Version)
+		}
+	}
+	t.Logf("rolling upgrade: never fewer than %d healthy", low)
+
+	// A version that never turns healthy: rolled back at its deadline.
+	if code, b := env.do(t, "PUT", "/v2/apps/web", webSpec(bin, "3", "/nope", 8)); code != http.StatusOK {
+		t.Fatalf("PUT failing version: %d %s", code, b)
+	}
+	events.until(t, 90*time.Second, "deployment_failed of /web", func(typ string, ev map[string]any) bool {
+		return typ == "deployment_failed" && strings.Contains(fmt.Sprint(ev), "/web")
+	})
+	waitFor(t, 90*time.Second, "the rollback to settle with 3 healthy tasks of the previous spec", func() bool {
+		a := env.app(t, "/web")
+		return fmt.Sprint(a.Env["V"]) == "2" && a.TasksHealthy == 3 && len(a.Deployments) == 0
+	})
+}
+
+// events reads the API's Server-Sent Events stream.
+type events struct {
+	r   *bufio.Reader
+	ch  chan [2]string
+	err chan error
+}
+
+func openEvents(t *testing.T, env *devEnv) *events {
+	t.Helper()
+	req, _ := http.NewRequest("GET", env.api+"/v2/events", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("open /v2/events: %v %v", err, resp)
+	}
+	e := &events{r: bufio.NewReader(resp.Body), ch: make(chan [2]string, 1024), err: make(chan error, 1)}
+	go func() {
+		var typ string
+		var data bytes.Buffer
+		for {
+			line, err := e.r.ReadString('\n')
+			if err != nil {
+				e.err <- err
+				return
+			}
+			line = strings.TrimRight(line, "\r\n")
+			switch {
+			case strings.HasPrefix(line, "event:"):
+				typ = strings.TrimSpace(line[len("event:"):])
+			case strings.HasPrefix(line, "data:"):
+				data.WriteString(strings.TrimSpace(line[len("data:"):]))
+			case line == "":
+				if data.Len() > 0 {
+					e.ch <- [2]string{typ, data.String()}
+				}
+				typ = ""
+				data.Reset()
+			}
+		}
+	}()
+	return e
+}
+
+func (e *events) until(t *testing.T, d time.Duration, what string, f func(typ string, ev map[string]any) bool) {
+	t.Helper()
+	timeout := time.After(d)
+	for {
+		select {
+		case m := <-e.ch:
+			var ev map[string]any
+			if err := json.Unmarshal([]byte(m[1]), &ev); err != nil {
+				t.Fatalf("event %s: bad JSON %q", m[0], m[1])
+			}
+			typ := m[0]
+			if typ == "" {
+				typ, _ = ev["eventType"].(string)
+			}
+			if typ == "event_stream_lagged" {
+				t.Fatalf("the event stream lagged while waiting for %s", what)
+			}
+			if f(typ, ev) {
+				return
+			}
+		case err := <-e.err:
+			t.Fatalf("event stream ended while waiting for %s: %v", what, err)
+		case <-timeout:
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+	}
+}
+
+// trackHealth keeps the set of healthy /web tasks from Marathon's events.
+func trackHealth(typ string, ev map[string]any, healthy map[string]bool) {
+	if ev["appId"] != "/web" {
+		return
+	}
+	id, _ := ev["taskId"].(string)
+	switch typ {
+	case "health_status_changed_event":
+		if alive, _ := ev["alive"].(bool); alive {
+			healthy[id] = true
+		} else {
+			delete(healthy, id)
+		}
+	case "status_update_event":
+		if st, _ := ev["taskStatus"].(string); st != "TASK_RUNNING" {
+			delete(healthy, id)
+		}
+	}
+}
