@@ -145,7 +145,9 @@ images_up() {
   local dir=$STATE/images
   rm -rf "$dir" && mkdir -p "$dir/testapp/tmp" "$dir/busybox/bin" "$dir/busybox/tmp"
   (cd "$ROOT" && CGO_ENABLED=0 go build -o "$dir/testapp/testapp" ./cmd/testapp) || die "go build ./cmd/testapp failed"
-  cp "$dir/testapp/testapp" "$STATE/testapp"   # the same program, for process tasks
+  # The same program, for process tasks; renamed into place because a
+  # running task may hold the old file open ("text file busy").
+  cp "$dir/testapp/testapp" "$STATE/testapp.new" && mv -f "$STATE/testapp.new" "$STATE/testapp"
   import_image flotilla/testapp:dev '["/testapp"]' "$dir/testapp"
   cp /bin/busybox "$dir/busybox/bin/busybox" || die "busybox (Debian package busybox-static) not found"
   for a in sh sleep env cat echo ls true false wget nc printenv; do ln -sf busybox "$dir/busybox/bin/$a"; done

@@ -77,6 +77,12 @@ func newMux(taskID, host string, readyAfter time.Duration, now func() time.Time)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			// Unknown paths fail, so a health check pointed at a wrong
+			// path fails as it would on a real service.
+			http.NotFound(w, r)
+			return
+		}
 		fmt.Fprintf(w, "%s %s\n", taskID, host)
 	})
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {

@@ -26,6 +26,9 @@ func TestEndpoints(t *testing.T) {
 	if code, body := do(t, h, "GET", "/"); code != 200 || body != "web.1 h1\n" {
 		t.Fatalf("/ = %d %q", code, body)
 	}
+	if code, _ := do(t, h, "GET", "/nope"); code != http.StatusNotFound {
+		t.Fatalf("/nope = %d, want 404", code)
+	}
 	if code, _ := do(t, h, "GET", "/ready"); code != http.StatusServiceUnavailable {
 		t.Fatalf("/ready before ready-after = %d, want 503", code)
 	}
