@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/sirupsen/logrus"
 
 	"github.com/flotilla-sched/flotilla/gateway"
 	"github.com/flotilla-sched/flotilla/internal/clock"
@@ -35,17 +36,31 @@ type devEnv struct {
 	dns      string // host:port
 	external string // gateway listeners, host:port
 	internal string
+	mesos    string // the local master's URL
 }
 
-// startDev runs the platform with the given executor until the test ends.
-// upstream is the DNS server outside names are forwarded to.
-func startDev(t *testing.T, execName, upstream string) *devEnv {
+// devOpts vary the platform of one test.
+type devOpts struct {
+	executor      string // docker, process or simulated
+	upstream      string // DNS server outside names are forwarded to
+	log           *logrus.Logger
+	zk            string    // zk://…: ZooKeeper store and election instead of memory
+	vault         [2]string // address and token; empty: no Vault
+	secretEnvType string
+}
+
+// startDev runs the platform until the test ends.
+func startDev(t *testing.T, o devOpts) *devEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	log := logging.Discard()
-	if testing.Verbose() && os.Getenv("FLOTILLA_E2E_LOG") != "" {
-		log, _ = logging.New(logging.Options{Level: os.Getenv("FLOTILLA_E2E_LOG")})
+	log := o.log
+	if log == nil {
+		log = logging.Discard()
+		if testing.Verbose() && os.Getenv("FLOTILLA_E2E_LOG") != "" {
+			log, _ = logging.New(logging.Options{Level: os.Getenv("FLOTILLA_E2E_LOG")})
+		}
 	}
+	execName, upstream := o.executor, o.upstream
 	name, factory, err := pickExecutor(ctx, execName, log)
 	if err != nil {
 		t.Fatal(err)
@@ -61,8 +76,17 @@ func startDev(t *testing.T, execName, upstream string) *devEnv {
 	}
 	p, err := newPlatform(ctx, platformConfig{
 		Master: m.URL(), APIAddr: "127.0.0.1:0", FrameworkName: "flotilla", Role: "*", FailoverTimeout: time.Hour,
-		DNSAddr: "127.0.0.1:0", DNSDomain: "mesos", DNSUpstreams: []string{upstream},
-		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0",
+		DNSAddr: "127.0.0.1:0", DNSDomain: "mesos", DNSUpstreams: []string{upstream}, ZK: o.zk,
+		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0", SecretEnvType: o.secretEnvType,
+		Getenv: func(k string) string {
+			switch k {
+			case "VAULT_ADDR":
+				return o.vault[0]
+			case "VAULT_TOKEN":
+				return o.vault[1]
+			}
+			return ""
+		},
 	}, log)
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +100,7 @@ func startDev(t *testing.T, execName, upstream string) *devEnv {
 		}
 		m.Close()
 	})
-	env := &devEnv{api: "http://" + p.ln.Addr().String()}
+	env := &devEnv{api: "http://" + p.ln.Addr().String(), mesos: m.URL()}
 	waitFor(t, 20*time.Second, "the DNS server and gateway to listen", func() bool {
 		return p.dns.UDPAddr() != nil && p.gateway.Addr(gateway.External) != nil && p.gateway.Addr(gateway.Internal) != nil
 	})
@@ -194,7 +218,7 @@ func fakeUpstream(t *testing.T) string {
 // and a scale-down that removes records at once.
 func TestDevDNS(t *testing.T) {
 	t.Parallel()
-	env := startDev(t, "simulated", fakeUpstream(t))
+	env := startDev(t, devOpts{executor: "simulated", upstream: fakeUpstream(t)})
 	env.deploy(t, `{"id":"/many","cmd":"sleep 1000","instances":100,"cpus":0.01,"mem":1,"portDefinitions":[{"port":0}]}`)
 	waitFor(t, 60*time.Second, "100 running tasks", func() bool { return env.app(t, "/many").TasksRunning == 100 })
 
@@ -295,7 +319,7 @@ func webSpec(bin, env, healthPath string, deadline int) string {
 func TestDevGatewayAndDeployments(t *testing.T) {
 	t.Parallel()
 	bin := testappBinary(t)
-	env := startDev(t, "process", fakeUpstream(t))
+	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t)})
 	env.deploy(t, webSpec(bin, "1", "/health", 600))
 	env.deploy(t, fmt.Sprintf(`{"id":"/api","cmd":%q,"instances":1,"cpus":0.05,"mem":32,"portDefinitions":[{"port":0}]}`, bin))
 	waitFor(t, 60*time.Second, "3 healthy web tasks and a running api task", func() bool {

@@ -47,10 +47,13 @@ type platformConfig struct {
 	DNSAddr         string // "" = no DNS server
 	DNSDomain       string
 	DNSUpstreams    []string // resolvers for outside names; empty = /etc/resolv.conf
-	GatewayAddr     string // external listener; "" = none
-	InternalGWAddr  string // internal listener; "" = none
+	GatewayAddr     string   // external listener; "" = none
+	InternalGWAddr  string   // internal listener; "" = none
 	GatewayTLSCert  string
 	GatewayTLSKey   string
+	// Getenv reads the standard Vault variables (VAULT_ADDR, VAULT_TOKEN…);
+	// default os.Getenv.
+	Getenv func(string) string
 }
 
 func (c *platformConfig) check() error {
@@ -128,7 +131,11 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 
 	// Secrets: with VAULT_ADDR set, references resolve at launch; without,
 	// an app that references a secret is refused at submit time.
-	vcfg, err := secrets.ConfigFromEnv(os.Getenv)
+	getenv := cfg.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	vcfg, err := secrets.ConfigFromEnv(getenv)
 	switch {
 	case errors.Is(err, secrets.ErrNotConfigured):
 		p.resolver = secrets.NewResolver(nil, clk, 10*time.Second, logging.Component(log, "secrets"))
