@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,7 +90,22 @@ type Config struct {
 	// ProxyTransport carries requests a standby forwards to the leader.
 	// Default http.DefaultTransport.
 	ProxyTransport http.RoundTripper
+	// ListSnapshotMaxAge, when positive, lets GET /v2/apps and /v2/tasks
+	// answer from a scheduler snapshot up to this old while a fresh one is
+	// taken in the background (stale-while-revalidate). With 100,000 tasks
+	// and steady status updates, taking a snapshot costs tens of
+	// milliseconds; this keeps list latency flat at the price of task
+	// counts that lag by about this much. App specs are never stale.
+	// Default 0: every request takes a fresh snapshot.
+	ListSnapshotMaxAge time.Duration
+	// AppHandlers serve /v2/apps/{id}/<name> for other packages (the
+	// autoscaler's "autoscale" decision log); the app id is canonical and
+	// the app known to exist when the handler is called.
+	AppHandlers map[string]AppHandler
 }
+
+// AppHandler serves one sub-resource of an app.
+type AppHandler func(w http.ResponseWriter, r *http.Request, appID string)
 
 // Server is the HTTP API; it is an http.Handler.
 type Server struct {
@@ -105,10 +121,13 @@ type Server struct {
 	wmu sync.Mutex
 	idx appIndex
 
-	deps   *deployments
-	hub    hub
-	met    *metrics
-	lastTF lastFailures
+	tix             atomic.Pointer[taskIndex]
+	lsnap           atomic.Pointer[agedSnapshot]
+	lsnapRefreshing atomic.Bool
+	deps            *deployments
+	hub             hub
+	met             *metrics
+	lastTF          lastFailures
 
 	randMu sync.Mutex
 	rand   *rand.Rand
@@ -190,3 +209,35 @@ func (s *Server) now() time.Time { return s.clk.Now() }
 
 // timestamp is Marathon's time format (UTC, milliseconds).
 func timestamp(t time.Time) string { return t.UTC().Format(store.VersionFormat) }
+
+type agedSnapshot struct {
+	snap *framework.Snapshot
+	at   time.Time
+}
+
+// listSnapshot is the snapshot list endpoints render (ListSnapshotMaxAge).
+func (s *Server) listSnapshot() *framework.Snapshot {
+	if s.cfg.ListSnapshotMaxAge <= 0 {
+		return s.sched.Snapshot()
+	}
+	now := s.now()
+	cur := s.lsnap.Load()
+	if cur != nil && now.Sub(cur.at) < s.cfg.ListSnapshotMaxAge {
+		return cur.snap
+	}
+	if cur == nil {
+		snap := s.sched.Snapshot()
+		s.lsnap.Store(&agedSnapshot{snap: snap, at: now})
+		return snap
+	}
+	if s.lsnapRefreshing.CompareAndSwap(false, true) {
+		go func() {
+			defer s.lsnapRefreshing.Store(false)
+			defer s.recoverLoop("refresh list snapshot")
+			at := s.now()
+			s.lsnap.Store(&agedSnapshot{snap: s.sched.Snapshot(), at: at})
+			s.taskIndex(s.lsnap.Load().snap)
+		}()
+	}
+	return cur.snap
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 
@@ -38,7 +39,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{Status: http.StatusBadRequest, Message: "Invalid label selector",
 			Details: []appspec.Detail{{Path: "label", Errors: []string{err.Error()}}}}
 	}
-	snap := s.sched.Snapshot()
+	ti := s.taskIndex(s.listSnapshot())
 	metas := s.idx.list()
 	deps := s.deps.byAppIDs()
 
@@ -62,7 +63,11 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 			buf = append(buf, ',')
 		}
 		first = false
-		buf = s.appendApp(buf, m, snap, e, deps[m.app.ID])
+		depID := ""
+		if len(deps) > 0 {
+			depID = deps[m.app.ID]
+		}
+		buf = s.appendApp(buf, m, ti.byApp[m.app.ID], e, depID)
 		if _, err := bw.Write(buf); err != nil {
 			return nil // the client went away; nothing more can be said to it
 		}
@@ -79,7 +84,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request, id string) error
 		return notFoundApp(id)
 	}
 	b := []byte(`{"app":`)
-	b = s.appendApp(b, m, s.sched.Snapshot(), embed{tasks: true, lastTaskFailure: true}, s.deps.idForApp(id))
+	b = s.appendApp(b, m, tasksOf(s.sched.Snapshot(), id), embed{tasks: true, lastTaskFailure: true}, s.deps.idForApp(id))
 	b = append(b, '}')
 	writeRaw(w, http.StatusOK, b)
 	return nil
@@ -158,7 +163,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkApp(ctx, app); err != nil {
 		return err
 	}
-	res, err := s.apply(ctx, writeOp{kind: opCreate, id: app.ID, app: app, force: forced(r), uri: r.URL.Path, clientIP: r.RemoteAddr})
+	res, err := s.apply(ctx, writeOp{kind: opCreate, id: app.ID, app: app, force: forced(r), uri: r.URL.Path, clientIP: clientIP(r)})
 	if err != nil {
 		return err
 	}
@@ -205,7 +210,7 @@ func (s *Server) putApp(w http.ResponseWriter, r *http.Request, id string, patch
 	if err := s.checkApp(ctx, app); err != nil {
 		return err
 	}
-	res, err := s.apply(ctx, writeOp{kind: opUpdate, id: id, app: app, force: forced(r), uri: r.URL.Path, clientIP: r.RemoteAddr})
+	res, err := s.apply(ctx, writeOp{kind: opUpdate, id: id, app: app, force: forced(r), uri: r.URL.Path, clientIP: clientIP(r)})
 	if err != nil {
 		return err
 	}
@@ -251,7 +256,7 @@ func (s *Server) restartApp(w http.ResponseWriter, r *http.Request, id string) e
 	id = appspec.CanonicalID(id)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	res, err := s.apply(ctx, writeOp{kind: opRestart, id: id, force: forced(r), uri: r.URL.Path, clientIP: r.RemoteAddr})
+	res, err := s.apply(ctx, writeOp{kind: opRestart, id: id, force: forced(r), uri: r.URL.Path, clientIP: clientIP(r)})
 	if err != nil {
 		return err
 	}
@@ -263,7 +268,7 @@ func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, id string) er
 	id = appspec.CanonicalID(id)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	res, err := s.apply(ctx, writeOp{kind: opStop, id: id, force: forced(r), uri: r.URL.Path, clientIP: r.RemoteAddr})
+	res, err := s.apply(ctx, writeOp{kind: opStop, id: id, force: forced(r), uri: r.URL.Path, clientIP: clientIP(r)})
 	if err != nil {
 		return err
 	}
@@ -324,7 +329,7 @@ func (s *Server) killTasks(w http.ResponseWriter, r *http.Request, id string, id
 	if r.URL.Query().Get("scale") == "true" {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 		defer cancel()
-		res, err := s.apply(ctx, writeOp{kind: opKillScale, id: id, taskIDs: ids, force: forced(r), uri: r.URL.Path, clientIP: r.RemoteAddr})
+		res, err := s.apply(ctx, writeOp{kind: opKillScale, id: id, taskIDs: ids, force: forced(r), uri: r.URL.Path, clientIP: clientIP(r)})
 		if err != nil {
 			return err
 		}
@@ -395,7 +400,7 @@ func (s *Server) appVersion(w http.ResponseWriter, r *http.Request, id, version 
 // listTasks serves GET /v2/tasks (?status=running|staging|…).
 func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
 	status := strings.ToLower(r.URL.Query().Get("status"))
-	snap := s.sched.Snapshot()
+	snap := s.listSnapshot()
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	bw := bufio.NewWriterSize(w, 64<<10)
 	_, _ = bw.WriteString(`{"tasks":[`)
@@ -423,4 +428,13 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
 	_, _ = bw.WriteString("]}\n")
 	_ = bw.Flush()
 	return nil
+}
+
+// clientIP is the caller's address without the port, as Marathon's
+// api_post_event has it.
+func clientIP(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }

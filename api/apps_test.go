@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -9,8 +11,14 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/secrets"
+	"github.com/flotilla-sched/flotilla/store"
 )
 
 // The life of one app through the API, against a real scheduler: create,
@@ -220,7 +228,9 @@ func TestReadEndpoints(t *testing.T) {
 	}
 }
 
-func urlq(s string) string { return strings.NewReplacer(" ", "%20", "(", "%28", ")", "%29", ",", "%2C").Replace(s) }
+func urlq(s string) string {
+	return strings.NewReplacer(" ", "%20", "(", "%28", ")", "%29", ",", "%2C").Replace(s)
+}
 
 func bodyIs(want string) func(*testing.T, resp) {
 	return func(t *testing.T, r resp) {
@@ -453,4 +463,141 @@ func sorted(s []string) []string {
 	c := append([]string(nil), s...)
 	sort.Strings(c)
 	return c
+}
+
+type acceptAllSecrets struct{}
+
+func (acceptAllSecrets) Check(context.Context, *appspec.App) ([]secrets.Problem, error) {
+	return nil, nil
+}
+
+// A task that cannot launch for a reason other than resources (here its
+// secret cannot be resolved) says why in /v2/queue, with no value.
+func TestQueueShowsLaunchReason(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config, f *framework.Config) {
+		c.Secrets = acceptAllSecrets{}
+		f.ResolveEnv = func(context.Context, *appspec.App, string) ([]mesos.Environment_Variable, error) {
+			return nil, errors.New("secret db: permission denied at secret/db")
+		}
+	})
+	e.mustDo("POST", "/v2/apps", `{"id": "/db-user", "cmd": "x", "cpus": 0.1, "mem": 16,
+		"env": {"DB_PASSWORD": {"secret": "db"}}, "secrets": {"db": {"source": "secret/db#password"}}}`, 201)
+	if got := e.offer(); len(got) != 0 {
+		t.Fatalf("launched %v without its secret", got)
+	}
+	r := e.mustDo("GET", "/v2/queue", "", 200)
+	q := r.json(t)["queue"].([]any)
+	if len(q) != 1 || !strings.Contains(q[0].(map[string]any)["reason"].(string), "secret db: permission denied at secret/db") {
+		t.Fatalf("queue = %s", r.body)
+	}
+	app := e.app("/db-user")
+	if env := app["env"].(map[string]any)["DB_PASSWORD"].(map[string]any); env["secret"] != "db" {
+		t.Errorf("secret env shown as %v, want the reference", env)
+	}
+}
+
+// The autoscaler's path: Server.Scale is a normal scale deployment, and
+// it never overrides one in progress; AppHandlers serve app sub-resources.
+func TestScaleAndAppHandlers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config, _ *framework.Config) {
+		c.AppHandlers = map[string]AppHandler{"autoscale": func(w http.ResponseWriter, r *http.Request, id string) {
+			writeJSON(w, 200, map[string]string{"app": id})
+		}}
+	})
+	e.mustDo("POST", "/v2/apps", simpleApp, 201)
+	if _, err := e.srv.Scale(e.ctx, "/prod/shop/web", 3); !errors.Is(err, ErrDeploymentInProgress) {
+		t.Fatalf("scale during the create: %v", err)
+	}
+	e.launch(nil)
+	e.waitNoDeployments()
+	dep, err := e.srv.Scale(e.ctx, "prod/shop/web", 3)
+	if err != nil || dep == "" {
+		t.Fatalf("scale: %q %v", dep, err)
+	}
+	if got := e.launch(nil); len(got) != 1 {
+		t.Errorf("scale launched %d, want 1", len(got))
+	}
+	e.waitNoDeployments()
+	if st, _ := e.st.GetApp(e.ctx, "/prod/shop/web"); st.App.Instances != 3 || len(e.rec.Killed()) != 0 {
+		t.Errorf("stored instances %d, killed %v", st.App.Instances, e.rec.Killed())
+	}
+	if _, err := e.srv.Scale(e.ctx, "/nope", 1); !errors.Is(err, framework.ErrUnknownApp) {
+		t.Errorf("scale of an unknown app: %v", err)
+	}
+	tests := []struct {
+		name, path string
+		status     int
+		body       string
+	}{
+		{"known app", "/v2/apps/prod/shop/web/autoscale", 200, `{"app":"/prod/shop/web"}` + "\n"},
+		{"unknown app", "/v2/apps/nope/autoscale", 404, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := e.do("GET", tc.path, "")
+			if r.status != tc.status || (tc.body != "" && string(r.body) != tc.body) {
+				t.Errorf("status %d body %s", r.status, r.body)
+			}
+		})
+	}
+}
+
+// With ListSnapshotMaxAge, lists may show tasks up to that old while a
+// fresh snapshot is taken in the background; app specs are always fresh.
+func TestListSnapshotMaxAge(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config, _ *framework.Config) { c.ListSnapshotMaxAge = time.Second })
+	running := func() float64 {
+		apps := e.mustDo("GET", "/v2/apps", "", 200).json(t)["apps"].([]any)
+		if len(apps) != 1 {
+			t.Fatalf("apps = %v", apps)
+		}
+		return apps[0].(map[string]any)["tasksRunning"].(float64)
+	}
+	e.mustDo("POST", "/v2/apps", simpleApp, 201)
+	if n := running(); n != 0 {
+		t.Fatalf("running %v before launch", n)
+	}
+	e.launch(nil)
+	if n := running(); n != 0 {
+		t.Errorf("running %v within the max age: the snapshot was not reused", n)
+	}
+	if n := e.app("/prod/shop/web")["tasksRunning"].(float64); n != 2 {
+		t.Errorf("GET of one app is always fresh: running %v", n)
+	}
+	e.clk.Step(2 * time.Second)
+	running() // stale answer; starts the refresh
+	e.eventually("fresh snapshot after the max age", func() bool { return running() == 2 })
+}
+
+// A write the store refuses (the app changed behind this replica's back)
+// is a 409 and changes nothing in the scheduler.
+func TestStoreConflict(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustDo("POST", "/v2/apps", simpleApp, 201)
+	e.launch(nil)
+	e.waitNoDeployments()
+	cur, err := e.st.GetApp(e.ctx, "/prod/shop/web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := *cur.App
+	other.Cmd = "written elsewhere"
+	if _, err := e.st.PutApp(e.ctx, &other, store.AnyRevision); err != nil {
+		t.Fatal(err)
+	}
+	r := e.mustDo("PUT", "/v2/apps/prod/shop/web", `{"cmd": "sleep 5"}`, http.StatusConflict)
+	if !strings.Contains(r.json(t)["message"].(string), "re-read it and retry") {
+		t.Errorf("409 body %s", r.body)
+	}
+	if a := e.sched.Snapshot().App("/prod/shop/web"); a.Cmd != "sleep 1000" {
+		t.Errorf("scheduler got %q after a refused write", a.Cmd)
+	}
+	if e.srv.deps.count() != 0 {
+		t.Errorf("a deployment was started for a refused write")
+	}
 }

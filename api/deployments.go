@@ -29,7 +29,9 @@ type deployment struct {
 	Deadline time.Time
 	// Prev is the app before the change (nil for a create): what a
 	// rollback restores. Kept whole because a stop deletes the history.
-	Prev       *appspec.App
+	Prev *appspec.App
+	// PrevConfig is Prev's config version: the version its tasks carry.
+	PrevConfig string
 	Rollback   bool
 	RollbackOf string
 }
@@ -42,13 +44,14 @@ type deploymentState struct {
 	Started    time.Time    `json:"started"`
 	Deadline   time.Time    `json:"deadline"`
 	Prev       *appspec.App `json:"prev,omitempty"`
+	PrevConfig string       `json:"prevConfig,omitempty"`
 	Rollback   bool         `json:"rollback,omitempty"`
 	RollbackOf string       `json:"rollbackOf,omitempty"`
 }
 
 func (d *deployment) toStore() *store.Deployment {
 	st, _ := json.Marshal(deploymentState{AppID: d.AppID, Action: d.Action, Target: d.Target, Started: d.Started,
-		Deadline: d.Deadline, Prev: d.Prev, Rollback: d.Rollback, RollbackOf: d.RollbackOf})
+		Deadline: d.Deadline, Prev: d.Prev, PrevConfig: d.PrevConfig, Rollback: d.Rollback, RollbackOf: d.RollbackOf})
 	return &store.Deployment{
 		ID: d.ID, Version: d.Version, AffectedApps: []string{d.AppID},
 		Steps:       []store.DeploymentStep{{Actions: []store.DeploymentAction{{Action: d.Action, App: d.AppID}}}},
@@ -65,7 +68,7 @@ func deploymentFromStore(sd *store.Deployment) (*deployment, error) {
 		return nil, fmt.Errorf("api: deployment %s: state names no app or action", sd.ID)
 	}
 	return &deployment{ID: sd.ID, AppID: st.AppID, Action: st.Action, Version: sd.Version, Target: st.Target,
-		Started: st.Started, Deadline: st.Deadline, Prev: st.Prev, Rollback: st.Rollback, RollbackOf: st.RollbackOf}, nil
+		Started: st.Started, Deadline: st.Deadline, Prev: st.Prev, PrevConfig: st.PrevConfig, Rollback: st.Rollback, RollbackOf: st.RollbackOf}, nil
 }
 
 // deployments holds the running deployments: at most one per app.
@@ -255,6 +258,9 @@ func (s *Server) rollbackLocked(ctx context.Context, d *deployment, why string) 
 		prev := *d.Prev
 		prev.Version = ""
 		op.kind, op.app = opUpdate, &prev
+		if cur := s.idx.get(d.AppID); cur == nil || !configEqual(cur.app, &prev) {
+			op.configVersion = d.PrevConfig
+		}
 		op.cancelReason = fmt.Sprintf("%s; rolling back to version %s", why, d.Prev.Version)
 	}
 	if op.kind == opStop && s.idx.get(d.AppID) == nil {

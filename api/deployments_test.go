@@ -91,8 +91,11 @@ func TestProgressDeadlineRollsBack(t *testing.T) {
 	if app["env"].(map[string]any)["COLOR"] != "blue" || app["version"] == v1 {
 		t.Fatalf("after rollback: env %v version %v (v1 %s)", app["env"], app["version"], v1)
 	}
-	for _, id := range e.launch(nil) {
-		e.update(id, mesos.TASK_RUNNING, ptr(true))
+	// The old version's tasks never stopped (the roll kept them while the
+	// new one was unhealthy): the rollback makes them current again, kills
+	// the failed version's and launches nothing.
+	if got := e.offer(); len(got) != 0 {
+		t.Errorf("rollback launched %v; the old tasks should have been kept", got)
 	}
 	e.confirmKills()
 	next(eventDeploymentSuccess)
@@ -206,4 +209,59 @@ func TestDeleteDeployment(t *testing.T) {
 		t.Errorf("store keeps %d deployments", len(ds))
 	}
 	e.mustDo("DELETE", "/v2/deployments/nope", "", 404)
+}
+
+// What the framework's rolling upgrade looks like through the API: with
+// minimumHealthCapacity 0.5 and no over-capacity, 4 healthy instances
+// never drop below 2 healthy while the new version replaces them.
+func TestRollingUpgradeKeepsCapacity(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	next := e.collect()
+	e.mustDo("POST", "/v2/apps", `{"id": "/roll", "cmd": "sleep 1", "cpus": 0.1, "mem": 16, "instances": 4,
+		"upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0},
+		"healthChecks": [{"protocol": "MESOS_TCP", "portIndex": 0}]}`, 201)
+	e.launch(ptr(true))
+	next(eventDeploymentSuccess)
+
+	minHealthy := 4
+	observe := func() {
+		n := 0
+		for _, tk := range e.sched.Snapshot().Tasks {
+			if tk.Active() && tk.IsHealthy() {
+				n++
+			}
+		}
+		minHealthy = min(minHealthy, n)
+	}
+	e.mustDo("PATCH", "/v2/apps/roll", `{"cmd": "sleep 2"}`, 200)
+	for i := 0; i < 10 && e.srv.deps.count() > 0; i++ {
+		e.sync()
+		observe()
+		for _, id := range e.rec.Killed() {
+			e.mu.Lock()
+			done := e.killed[id]
+			e.killed[id] = true
+			e.mu.Unlock()
+			if !done {
+				e.update(id, mesos.TASK_KILLED, nil)
+				observe()
+			}
+		}
+		for _, id := range e.offer() {
+			e.update(id, mesos.TASK_RUNNING, ptr(true))
+			observe()
+		}
+		time.Sleep(5 * time.Millisecond) // let the API's loop judge the deployment
+	}
+	next(eventDeploymentSuccess)
+	if minHealthy < 2 {
+		t.Errorf("healthy instances fell to %d during the roll, want at least 2", minHealthy)
+	}
+	if app := e.app("/roll"); app["tasksHealthy"].(float64) != 4 || app["cmd"] != "sleep 2" {
+		t.Errorf("after the roll: healthy %v cmd %v", app["tasksHealthy"], app["cmd"])
+	}
+	if n := len(e.rec.Killed()); n != 4 {
+		t.Errorf("%d tasks killed, want the 4 old ones", n)
+	}
 }

@@ -20,6 +20,13 @@
 // validate, check the app's deployment lock, compare-and-set in the store,
 // then tell the scheduler; a failed step leaves nothing half-written.
 //
+// Deployments (deployments.go) are driven by Run from scheduler events and
+// the injected clock: one per app at a time, done when every instance of
+// the target config runs (and is healthy where checked), failed past the
+// app's progressDeadlineSeconds (Config.ProgressDeadline by default), in
+// which case the previous version is restored as a rollback deployment.
+// Server.Scale is the same scale path for in-process callers (autoscale).
+//
 // On a standby (Leadership.IsLeader false) every request but /ping and
 // /metrics is proxied to the leader.
 package api

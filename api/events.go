@@ -52,8 +52,11 @@ type hub struct {
 
 type hubSub struct {
 	ch     chan sseEvent
-	lagged bool // set before ch is closed by the hub
+	lagged bool   // set before ch is closed by the hub
+	why    string // what the client is told then
 }
+
+const laggedMessage = "this client fell behind and events were lost; re-read the state (GET /v2/apps?embed=apps.tasks) and reconnect"
 
 func (h *hub) subscribe() *hubSub {
 	sub := &hubSub{ch: make(chan sseEvent, subscriberBuffer)}
@@ -88,25 +91,29 @@ func (h *hub) publish(e sseEvent) {
 		select {
 		case sub.ch <- e:
 		default:
-			sub.lagged = true
+			sub.lagged, sub.why = true, laggedMessage
 			delete(h.subs, sub)
 			close(sub.ch)
 		}
 	}
 }
 
-// dropAll disconnects every client as lagged: events were lost upstream.
-func (h *hub) dropAll() {
+// dropAll disconnects every client, telling it why: events were lost
+// upstream, or this replica stopped leading.
+func (h *hub) dropAll(why string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for sub := range h.subs {
-		sub.lagged = true
+		sub.lagged, sub.why = true, why
 		delete(h.subs, sub)
 		close(sub.ch)
 	}
 }
 
 func (s *Server) publish(typ string, v any) {
+	if s.hub.count() == 0 {
+		return // nobody listens: spare encoding every task update
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		s.log.WithError(err).WithField("event", typ).Error("event not encodable; dropped")
@@ -231,7 +238,7 @@ func (s *Server) translate(tr *translator, ev framework.Event) {
 		// Events were lost between the scheduler and here: clients of the
 		// stream cannot be told which, so they are made to resync.
 		s.log.Warn("scheduler events lost (api too slow); disconnecting event stream clients so they resync")
-		s.hub.dropAll()
+		s.hub.dropAll(laggedMessage)
 		tr.healthy = map[string]bool{}
 	}
 }
@@ -253,6 +260,9 @@ func failedState(st mesos.TaskState) bool {
 func (s *Server) Run(ctx context.Context) error {
 	sub := s.sched.Subscribe(schedulerEventBuffer)
 	defer sub.Close()
+	// Clients attached to this replica hear nothing once it stops leading:
+	// make them reconnect (to the new leader, through the proxy).
+	defer s.hub.dropAll("this replica stopped leading; reconnect to follow the new leader's events")
 	tr := &translator{healthy: map[string]bool{}}
 	s.checkDeployments(ctx)
 	for {
@@ -384,7 +394,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 					msg, _ := json.Marshal(struct {
 						eventHeader
 						Message string `json:"message"`
-					}{s.header(eventStreamLagged), "this client fell behind and events were lost; re-read the state (GET /v2/apps?embed=apps.tasks) and reconnect"})
+					}{s.header(eventStreamLagged), sub.why})
 					write(eventStreamLagged, msg)
 				}
 				return

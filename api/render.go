@@ -38,6 +38,29 @@ type appMeta struct {
 func newMeta(app *appspec.App, rev store.Revision, configVersion, lastScalingAt string) *appMeta {
 	c := *app
 	c.Version = ""
+	// Marathon writes absent collections as [] and {}, and clients index
+	// into them without a null check.
+	if c.Env == nil {
+		c.Env = map[string]appspec.EnvValue{}
+	}
+	if c.Secrets == nil {
+		c.Secrets = map[string]appspec.Secret{}
+	}
+	if c.Labels == nil {
+		c.Labels = map[string]string{}
+	}
+	if c.Constraints == nil {
+		c.Constraints = [][]string{}
+	}
+	if c.HealthChecks == nil {
+		c.HealthChecks = []appspec.HealthCheck{}
+	}
+	if c.ReadinessChecks == nil {
+		c.ReadinessChecks = []appspec.ReadinessCheck{}
+	}
+	if c.PortDefinitions == nil {
+		c.PortDefinitions = []appspec.PortDefinition{}
+	}
 	b, err := json.Marshal(&c)
 	if err != nil || len(b) < 2 {
 		// App holds only JSON-encodable types; keep a minimal, valid spec.
@@ -58,9 +81,9 @@ func (m *appMeta) schedulerApp() appspec.App {
 
 // appIndex holds every app's meta, sorted by id for listing.
 type appIndex struct {
-	mu   sync.RWMutex
-	byID map[string]*appMeta
-	ids  []string
+	mu     sync.RWMutex
+	byID   map[string]*appMeta
+	sorted []*appMeta // by app id; replaced entries are swapped in place
 }
 
 func (x *appIndex) init() { x.byID = map[string]*appMeta{} }
@@ -71,15 +94,21 @@ func (x *appIndex) get(id string) *appMeta {
 	return x.byID[id]
 }
 
+func (x *appIndex) search(id string) int {
+	return sort.Search(len(x.sorted), func(i int) bool { return x.sorted[i].app.ID >= id })
+}
+
 func (x *appIndex) put(m *appMeta) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	id := m.app.ID
-	if _, ok := x.byID[id]; !ok {
-		i := sort.SearchStrings(x.ids, id)
-		x.ids = append(x.ids, "")
-		copy(x.ids[i+1:], x.ids[i:])
-		x.ids[i] = id
+	i := x.search(id)
+	if _, ok := x.byID[id]; ok {
+		x.sorted[i] = m
+	} else {
+		x.sorted = append(x.sorted, nil)
+		copy(x.sorted[i+1:], x.sorted[i:])
+		x.sorted[i] = m
 	}
 	x.byID[id] = m
 }
@@ -91,38 +120,33 @@ func (x *appIndex) remove(id string) {
 		return
 	}
 	delete(x.byID, id)
-	i := sort.SearchStrings(x.ids, id)
-	x.ids = append(x.ids[:i], x.ids[i+1:]...)
+	i := x.search(id)
+	x.sorted = append(x.sorted[:i], x.sorted[i+1:]...)
 }
 
 func (x *appIndex) replaceAll(ms []*appMeta) {
 	byID := make(map[string]*appMeta, len(ms))
-	ids := make([]string, 0, len(ms))
+	sorted := append([]*appMeta(nil), ms...)
 	for _, m := range ms {
 		byID[m.app.ID] = m
-		ids = append(ids, m.app.ID)
 	}
-	sort.Strings(ids)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].app.ID < sorted[j].app.ID })
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.byID, x.ids = byID, ids
+	x.byID, x.sorted = byID, sorted
 }
 
 // list returns the metas sorted by id; the slice is the caller's.
 func (x *appIndex) list() []*appMeta {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	out := make([]*appMeta, len(x.ids))
-	for i, id := range x.ids {
-		out[i] = x.byID[id]
-	}
-	return out
+	return append([]*appMeta(nil), x.sorted...)
 }
 
 func (x *appIndex) len() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return len(x.ids)
+	return len(x.sorted)
 }
 
 // tasksOf returns an app's tasks from a snapshot without scanning it:
@@ -137,6 +161,38 @@ func tasksOf(snap *framework.Snapshot, appID string) []framework.Task {
 		j++
 	}
 	return ts[i:j]
+}
+
+// taskIndex maps each app to its tasks in one snapshot, built in one
+// pass over the tasks and shared by every list request that sees the
+// same snapshot (the scheduler republishes only on change).
+type taskIndex struct {
+	snap  *framework.Snapshot
+	byApp map[string][]framework.Task
+}
+
+func (s *Server) taskIndex(snap *framework.Snapshot) *taskIndex {
+	if ti := s.tix.Load(); ti != nil && ti.snap == snap {
+		return ti
+	}
+	ti := &taskIndex{snap: snap, byApp: make(map[string][]framework.Task, len(snap.Apps))}
+	ts := snap.Tasks
+	for i := 0; i < len(ts); {
+		j := i + 1
+		for j < len(ts) && ts[j].AppID == ts[i].AppID {
+			j++
+		}
+		if prev, ok := ti.byApp[ts[i].AppID]; ok {
+			// Not contiguous (ids outside Flotilla's scheme): copy, never
+			// append into the snapshot's array.
+			ti.byApp[ts[i].AppID] = append(append([]framework.Task(nil), prev...), ts[i:j]...)
+		} else {
+			ti.byApp[ts[i].AppID] = ts[i:j:j]
+		}
+		i = j
+	}
+	s.tix.Store(ti)
+	return ti
 }
 
 // counts are Marathon's tasksStaged, tasksRunning, tasksHealthy, tasksUnhealthy.
@@ -229,8 +285,7 @@ func (l *lastFailures) forget(appID string) {
 // appendApp appends one app in Marathon's GET /v2/apps shape. Only the
 // status part is encoded here, by hand, from the snapshot; the spec is
 // the bytes rendered when the app was written.
-func (s *Server) appendApp(b []byte, m *appMeta, snap *framework.Snapshot, e embed, depID string) []byte {
-	ts := tasksOf(snap, m.app.ID)
+func (s *Server) appendApp(b []byte, m *appMeta, ts []framework.Task, e embed, depID string) []byte {
 	c := countTasks(ts)
 	b = append(b, m.spec...)
 	b = append(b, `,"version":`...)
@@ -357,5 +412,5 @@ func appendString(b []byte, s string) []byte {
 func (s *Server) renderApp(m *appMeta, snap *framework.Snapshot, e embed) []byte {
 	var buf bytes.Buffer
 	buf.Grow(len(m.spec) + 512)
-	return s.appendApp(buf.Bytes(), m, snap, e, s.deps.idForApp(m.app.ID))
+	return s.appendApp(buf.Bytes(), m, tasksOf(snap, m.app.ID), e, s.deps.idForApp(m.app.ID))
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/appspec"
 )
 
 // proxiedHeader marks a request a standby forwarded, so that two standbys
@@ -284,6 +286,15 @@ func (s *Server) dispatchApp(w http.ResponseWriter, r *http.Request, rest string
 	n := len(segs)
 	join := func(k int) string { return "/" + strings.Join(segs[:k], "/") }
 	m := r.Method
+	if h, ok := s.cfg.AppHandlers[segs[n-1]]; ok && n >= 2 {
+		id := appspec.CanonicalID(join(n - 1))
+		if s.idx.get(id) == nil {
+			writeJSON(w, http.StatusNotFound, notFoundApp(id))
+			return
+		}
+		h(w, r, id)
+		return
+	}
 	switch {
 	case n >= 2 && segs[n-1] == "restart":
 		if m != http.MethodPost {

@@ -182,7 +182,7 @@ func TestAuth(t *testing.T) {
 		{"metrics need credentials", "/metrics", nil, 401},
 		{"bearer", "/v2/apps", []string{"Authorization", "Bearer tok-123"}, 200},
 		{"wrong bearer", "/v2/apps", []string{"Authorization", "Bearer tok-124"}, 401},
-		{"basic", "/v2/apps", []string{"Authorization", "Basic b3BzOnMzY3JldA=="}, 200},           // ops:s3cret
+		{"basic", "/v2/apps", []string{"Authorization", "Basic b3BzOnMzY3JldA=="}, 200},          // ops:s3cret
 		{"wrong password", "/v2/apps", []string{"Authorization", "Basic b3BzOnMzY3JldDI="}, 401}, // ops:s3cret2
 	}
 	for _, tc := range tests {
@@ -369,5 +369,28 @@ func TestPanicRecovered(t *testing.T) {
 	srv.ServeHTTP(w, httptest.NewRequest("GET", "/ping", nil))
 	if w.Code != 200 {
 		t.Errorf("ping after panic: %d", w.Code)
+	}
+}
+
+// When Run ends (leadership lost), attached clients are told and
+// disconnected so they reconnect through the proxy to the new leader.
+func TestEventStreamEndsWithLeadership(t *testing.T) {
+	t.Parallel()
+	srv, err := New(Config{Scheduler: framework.New(framework.Config{}), Store: store.NewMemory(nil, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	sub := srv.hub.subscribe()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for range sub.ch {
+	}
+	if !sub.lagged || !strings.Contains(sub.why, "stopped leading") {
+		t.Errorf("lagged %v why %q", sub.lagged, sub.why)
 	}
 }

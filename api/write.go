@@ -42,6 +42,10 @@ type writeOp struct {
 	// cancelReason, when the change supersedes a deployment, says why
 	// that deployment ended.
 	cancelReason string
+	// configVersion, when set, is the config version to give the
+	// scheduler: a rollback restores the previous one, so the tasks still
+	// running it are current again rather than replaced.
+	configVersion string
 }
 
 type writeResult struct {
@@ -148,7 +152,10 @@ func (s *Server) applyLocked(ctx context.Context, op writeOp) (writeResult, erro
 	version := timestamp(now)
 	if op.kind != opStop {
 		configVersion := stored.App.Version
-		if action == actionScale && cur != nil {
+		switch {
+		case op.configVersion != "":
+			configVersion = op.configVersion
+		case action == actionScale && cur != nil:
 			configVersion = cur.configVersion
 		}
 		meta = newMeta(stored.App, stored.Revision, configVersion, stored.App.Version)
@@ -185,7 +192,7 @@ func (s *Server) applyLocked(ctx context.Context, op writeOp) (writeResult, erro
 		d.Deadline = now.Add(s.deadlineOf(cur.app))
 	}
 	if cur != nil {
-		d.Prev = cur.app
+		d.Prev, d.PrevConfig = cur.app, cur.configVersion
 	}
 	if blocking != nil {
 		reason := op.cancelReason
@@ -291,4 +298,35 @@ func snapApp(snap *framework.Snapshot, id string) *appspec.App {
 		return snap.Apps[lo]
 	}
 	return nil
+}
+
+// ErrDeploymentInProgress: Scale found the app locked by a deployment.
+var ErrDeploymentInProgress = errors.New("api: the app has a deployment in progress")
+
+// Scale sets an app's instances exactly as PUT /v2/apps/{id}
+// {"instances": n} does (stored, a ScaleApplication deployment, events),
+// for in-process callers such as the autoscaler. It does not override a
+// deployment in progress: it fails with ErrDeploymentInProgress (wrapped)
+// and the caller retries later. It returns the deployment id.
+func (s *Server) Scale(ctx context.Context, appID string, instances int) (string, error) {
+	if instances < 0 {
+		return "", fmt.Errorf("api: scale %s to %d: instances must not be negative", appID, instances)
+	}
+	id := appspec.CanonicalID(appID)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	cur := s.idx.get(id)
+	if cur == nil {
+		return "", fmt.Errorf("api: scale %s: %w", id, framework.ErrUnknownApp)
+	}
+	if d := s.deps.forApp(id); d != nil {
+		return "", fmt.Errorf("api: scale %s: %w (deployment %s)", id, ErrDeploymentInProgress, d.ID)
+	}
+	a := *cur.app
+	a.Instances = instances
+	res, err := s.applyLocked(ctx, writeOp{kind: opUpdate, id: id, app: &a})
+	if err != nil {
+		return "", err
+	}
+	return res.dep.ID, nil
 }

@@ -47,6 +47,7 @@ type devOpts struct {
 	zk            string    // zk://…: ZooKeeper store and election instead of memory
 	vault         [2]string // address and token; empty: no Vault
 	secretEnvType string
+	ports         [2]uint64 // the agents' ports range; tests running side by side need their own
 }
 
 // startDev runs the platform until the test ends.
@@ -66,9 +67,11 @@ func startDev(t *testing.T, o devOpts) *devEnv {
 		t.Fatal(err)
 	}
 	// A ports range of its own, so tasks of this package's tests never meet
-	// those of other packages (which use Mesos's default 31000-32000).
+	// those of other packages (which use Mesos's default 31000-32000) nor
+	// the kernel's ephemeral ports (32768 and up) that listeners on port 0
+	// get.
 	res := localmesos.DefaultResources()
-	res.Ports = []localmesos.PortRange{{Begin: 33000, End: 33999}}
+	res.Ports = []localmesos.PortRange{{Begin: o.ports[0], End: o.ports[1]}}
 	m, err := localmesos.Start(ctx, localmesos.Config{Listen: "127.0.0.1:0", AgentSpecs: devAgents(3), Executor: factory, Resources: res,
 		NoSandbox: name == "simulated", Clock: clock.Real{}, Log: log, WorkDir: t.TempDir()})
 	if err != nil {
@@ -218,7 +221,7 @@ func fakeUpstream(t *testing.T) string {
 // and a scale-down that removes records at once.
 func TestDevDNS(t *testing.T) {
 	t.Parallel()
-	env := startDev(t, devOpts{executor: "simulated", upstream: fakeUpstream(t)})
+	env := startDev(t, devOpts{executor: "simulated", upstream: fakeUpstream(t), ports: [2]uint64{30600, 30999}})
 	env.deploy(t, `{"id":"/many","cmd":"sleep 1000","instances":100,"cpus":0.01,"mem":1,"portDefinitions":[{"port":0}]}`)
 	waitFor(t, 60*time.Second, "100 running tasks", func() bool { return env.app(t, "/many").TasksRunning == 100 })
 
@@ -319,7 +322,7 @@ func webSpec(bin, env, healthPath string, deadline int) string {
 func TestDevGatewayAndDeployments(t *testing.T) {
 	t.Parallel()
 	bin := testappBinary(t)
-	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t)})
+	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t), ports: [2]uint64{30000, 30299}})
 	env.deploy(t, webSpec(bin, "1", "/health", 600))
 	env.deploy(t, fmt.Sprintf(`{"id":"/api","cmd":%q,"instances":1,"cpus":0.05,"mem":32,"portDefinitions":[{"port":0}]}`, bin))
 	waitFor(t, 60*time.Second, "3 healthy web tasks and a running api task", func() bool {

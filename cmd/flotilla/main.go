@@ -17,7 +17,8 @@ const usage = `usage: flotilla <command> [flags]
 
 commands:
   serve     run a Flotilla replica against a Mesos master
-  dev       run the whole platform on this machine (localmesos, framework)
+  dev       run the whole platform on this machine (localmesos, framework, API, DNS, gateway)
+  app       manage apps through the API: list, show, deploy, scale, restart, rm, tasks, deployments
   version   print the version
 `
 
@@ -34,6 +35,8 @@ func main() {
 		err = runServe(os.Args[2:])
 	case "dev":
 		err = runDev(os.Args[2:])
+	case "app":
+		err = runApp(os.Args[2:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

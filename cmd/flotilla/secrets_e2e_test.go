@@ -106,7 +106,7 @@ func TestDevSecretCanary(t *testing.T) {
 	}
 	root := "/flotilla-e2e-" + randomString(t)
 	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t), log: log, zk: "zk://" + zkAddr + root,
-		vault: [2]string{vaddr, vtoken}})
+		vault: [2]string{vaddr, vtoken}, ports: [2]uint64{30300, 30599}})
 	events := &syncBuffer{}
 	go captureEvents(t, env, events)
 
@@ -123,8 +123,17 @@ func TestDevSecretCanary(t *testing.T) {
 		"env":{"DB_PASSWORD":{"secret":"db"},"PLAIN":"visible"},
 		"secrets":{"db":{"source":"secret/%s#password"}}}`, bin, path))
 	waitFor(t, 60*time.Second, "the app with a secret to run", func() bool { return env.app(t, "/vaulted").TasksRunning == 1 })
-	task := env.app(t, "/vaulted").Tasks[0]
-	url := fmt.Sprintf("http://%s:%d/envhash?name=DB_PASSWORD", task.Host, task.Ports[0])
+	var host string
+	var port uint64
+	for _, tk := range env.app(t, "/vaulted").Tasks {
+		if tk.State == "TASK_RUNNING" && len(tk.Ports) > 0 {
+			host, port = tk.Host, tk.Ports[0]
+		}
+	}
+	if port == 0 {
+		t.Fatalf("no running task with a port: %+v", env.app(t, "/vaulted").Tasks)
+	}
+	url := fmt.Sprintf("http://%s:%d/envhash?name=DB_PASSWORD", host, port)
 	var got string
 	waitFor(t, 20*time.Second, "the task to answer", func() bool {
 		resp, err := http.Get(url)

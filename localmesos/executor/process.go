@@ -229,7 +229,11 @@ func commandFor(ci *mesos.CommandInfo, dir string, env []string) (*exec.Cmd, err
 	}
 	cmd.Dir = dir
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a task must not outlive the localmesos that started it
+	// (a crashed test would otherwise leave tasks holding ports that later
+	// tests are offered). Real Mesos keeps tasks across agent restarts;
+	// this stand-in has nothing to recover them with.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd, nil
 }
 
