@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 # Tests that need a real service fail instead of skipping once the test bed is up.
 TESTENV = set -a; eval "$$(scripts/testbed.sh env)"; set +a; export CI=true;
 
-.PHONY: build run test testbed bench lint clean
+.PHONY: build run test testbed bench lint clean lab-up lab-check
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -38,3 +38,13 @@ lint:
 
 clean:
 	rm -rf $(BIN)
+
+# The Vagrant lab on real Mesos (see docs/lab.md); lab-check is what CI can
+# verify without booting it.
+lab-up:
+	vagrant/build-artifacts.sh
+	cd vagrant && vagrant up --no-parallel
+
+lab-check:
+	cd vagrant && VAGRANT_DEFAULT_PROVIDER=libvirt vagrant validate
+	shellcheck vagrant/*.sh vagrant/drills/*.sh scripts/*.sh .ci/run

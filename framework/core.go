@@ -3,6 +3,7 @@ package framework
 import (
 	"fmt"
 	"math/rand"
+	"net"
 	"sort"
 	"strconv"
 	"time"
@@ -65,6 +66,7 @@ type core struct {
 type agentInfo struct {
 	host  string
 	attrs map[string]string
+	url   string // the agent's HTTP endpoint from its offers ("" if none)
 }
 
 type reconState struct {
@@ -954,7 +956,7 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 	ofs := make([]offers.Offer, len(mos))
 	for i := range mos {
 		ofs[i] = offers.FromMesos(&mos[i])
-		c.agents[ofs[i].AgentID] = agentInfo{host: ofs[i].Hostname, attrs: ofs[i].Attributes}
+		c.agents[ofs[i].AgentID] = agentInfo{host: ofs[i].Hostname, attrs: ofs[i].Attributes, url: agentURL(mos[i].URL)}
 	}
 	for _, ts := range c.tasks {
 		// Adopted tasks learn their host from the first offer of their agent.
@@ -1135,4 +1137,24 @@ func (c *core) snapshot(now time.Time) *Snapshot {
 	sort.Slice(s.Tasks, func(i, j int) bool { return s.Tasks[i].ID < s.Tasks[j].ID })
 	c.snap, c.snapGen = s, c.gen
 	return s
+}
+
+// agentURL turns an offer's agent URL into http(s)://host:port, preferring
+// the IP Mesos reports over the hostname.
+func agentURL(u *mesos.URL) string {
+	if u == nil {
+		return ""
+	}
+	host := u.Address.GetIP()
+	if host == "" {
+		host = u.Address.GetHostname()
+	}
+	if host == "" || u.Address.Port == 0 {
+		return ""
+	}
+	scheme := u.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(int(u.Address.Port)))
 }

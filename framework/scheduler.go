@@ -423,3 +423,13 @@ func (s *Scheduler) Sync(ctx context.Context) error {
 func (s *Scheduler) Subscribe(buffer int) *Subscription {
 	return s.bus.subscribe(buffer)
 }
+
+// AgentURL gives the HTTP endpoint of an agent seen in offers (for its
+// /monitor/statistics), or false when none is known.
+func (s *Scheduler) AgentURL(agentID string) (url string, ok bool) {
+	s.locked(func(c *core, _ time.Time) {
+		ai, found := c.agents[agentID]
+		url, ok = ai.url, found && ai.url != ""
+	})
+	return url, ok
+}

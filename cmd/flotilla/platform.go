@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/flotilla-sched/flotilla/api"
 	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/autoscale"
 	"github.com/flotilla-sched/flotilla/discovery"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/gateway"
@@ -101,6 +103,7 @@ type platform struct {
 	dns      *mesosdns.Server
 	gateway  *gateway.Gateway
 	feed     *discovery.Feed
+	scaler   *autoscale.Runner
 }
 
 func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*platform, error) {
@@ -179,6 +182,9 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		Scheduler: p.sched, Store: p.store, Leadership: p.replica, Secrets: p.resolver, Registry: p.registry,
 		Clock: clk, Rand: rand.New(rand.NewSource(seed + 2)), Log: logging.Component(log, "api"),
 		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID,
+		// Lists may lag the scheduler by up to a second; app specs never do.
+		ListSnapshotMaxAge: time.Second,
+		AppHandlers:        map[string]api.AppHandler{"autoscale": p.autoscaleLog},
 	})
 	if err != nil {
 		return nil, err
@@ -210,6 +216,9 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		}
 		p.feed = discovery.New(fc)
 	}
+	if err := p.newAutoscaler(clk, log); err != nil {
+		return nil, err
+	}
 	p.ln, err = net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
 		return nil, fmt.Errorf("api listener: %w", err)
@@ -233,11 +242,17 @@ func (t termCore) Run(ctx context.Context, in <-chan framework.Input, act framew
 		log.WithField("tasks", n).Info("task records restored")
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		if err := t.p.api.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			log.WithError(err).Error("deployments loop stopped")
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := t.p.scaler.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.WithError(err).Error("autoscaler stopped")
 		}
 	}()
 	err := t.p.sched.Run(ctx, in, act)
@@ -296,6 +311,48 @@ func (p *platform) run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// newAutoscaler builds the leader's autoscaler: metrics from the agents'
+// /monitor/statistics, the gateway and the tasks' Prometheus endpoints; it
+// scales through the API's own scale path, so every change is a deployment.
+func (p *platform) newAutoscaler(clk clock.Clock, log *logrus.Logger) error {
+	cpu, err := autoscale.NewAgentSource(appspec.AutoscaleCPU, p.sched.AgentURL, nil, 0)
+	if err != nil {
+		return err
+	}
+	mem, err := autoscale.NewAgentSource(appspec.AutoscaleMem, p.sched.AgentURL, nil, 0)
+	if err != nil {
+		return err
+	}
+	sources := map[string]autoscale.Source{appspec.AutoscaleCPU: cpu, appspec.AutoscaleMem: mem,
+		appspec.AutoscalePrometheus: autoscale.NewPromSource(nil, 0)}
+	if p.gateway != nil {
+		sources[appspec.AutoscaleRPS] = autoscale.RPSSource{Rates: p.gateway}
+	}
+	p.scaler, err = autoscale.NewRunner(autoscale.RunnerConfig{Clock: clk, Snapshot: p.sched.Snapshot,
+		Scaler: apiScaler{p}, Sources: sources, Leading: p.replica.IsLeader, Log: logging.Component(log, "autoscale")})
+	return err
+}
+
+// apiScaler scales through the API, like a user's PUT.
+type apiScaler struct{ p *platform }
+
+func (a apiScaler) Scale(ctx context.Context, appID string, n int) error {
+	_, err := a.p.api.Scale(ctx, appID, n)
+	return err
+}
+
+// autoscaleLog serves GET /v2/apps/{id}/autoscale: the autoscaler's recent
+// decisions for the app, oldest first.
+func (p *platform) autoscaleLog(w http.ResponseWriter, r *http.Request, appID string) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		http.Error(w, `{"message":"only GET is allowed here"}`, http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"appId": appID, "decisions": p.scaler.Log(appID)})
 }
 
 // masterRecord gives the DNS leader./master. records for a master given
