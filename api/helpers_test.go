@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -242,14 +241,6 @@ func (e *env) waitNoDeployments() {
 func (e *env) app(id string) map[string]any {
 	e.t.Helper()
 	return e.mustDo("GET", "/v2/apps"+id, "", 200).json(e.t)["app"].(map[string]any)
-}
-
-func compact(s string) string {
-	var b bytes.Buffer
-	if err := json.Compact(&b, []byte(s)); err != nil {
-		panic(err)
-	}
-	return b.String()
 }
 
 const simpleApp = `{"id": "/prod/shop/web", "cmd": "sleep 1000", "cpus": 0.1, "mem": 32, "instances": 2}`

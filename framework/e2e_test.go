@@ -361,12 +361,12 @@ func TestE2ERestart(t *testing.T) {
 	events := second.Subscribe(1000)
 	second.PutApp(app)
 	e2 := &e2e{t: t, m: m, s: second}
-	after := e2.waitFor("12 adopted", 20*time.Second, func(s *Snapshot) bool {
+	e2.waitFor("12 adopted", 20*time.Second, func(s *Snapshot) bool {
 		return len(s.TasksOf(app.ID)) == 12 && s.Connected
 	})
 	// Past the settle time and a few offer rounds, still the same 12.
 	time.Sleep(2 * time.Second)
-	after = second.Snapshot()
+	after := second.Snapshot()
 	var want, got []string
 	for _, t := range before.TasksOf(app.ID) {
 		want = append(want, t.ID)

@@ -1,3 +1,5 @@
+//lint:file-ignore ST1005 task validation messages are Mesos's own, word for word (master/validation.cpp), so frameworks see the same text
+
 package localmesos
 
 import (

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	cerrdefs "github.com/containerd/errdefs"
 	"io"
 	"os"
 	"path/filepath"
@@ -218,7 +219,7 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 	report(id, Status{State: mesos.TASK_STARTING})
 	if _, err := d.cli.ImageInspect(ctx, di.GetImage()); err != nil {
 		unreserve()
-		if client.IsErrNotFound(err) {
+		if cerrdefs.IsNotFound(err) {
 			err = fmt.Errorf("image %s not found on this agent and there is no registry to pull from", di.GetImage())
 		}
 		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
@@ -400,7 +401,7 @@ func (d *Docker) saveLogs(dt *dockerTask, log *logrus.Entry) {
 func (d *Docker) remove(containerID string, log *logrus.Entry) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := d.cli.ContainerRemove(ctx, containerID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
+	if err := d.cli.ContainerRemove(ctx, containerID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		log.WithError(err).Warn("removing container")
 	}
 }
@@ -436,7 +437,7 @@ func (d *Docker) kill(dt *dockerTask, grace time.Duration, byHealth bool, log *l
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		err := d.cli.ContainerKill(ctx, dt.container, sig)
-		if err != nil && !client.IsErrNotFound(err) && !isNotRunning(err) {
+		if err != nil && !cerrdefs.IsNotFound(err) && !isNotRunning(err) {
 			log.WithError(err).WithField("signal", sig).Warn("signalling container")
 			return err
 		}
@@ -605,7 +606,7 @@ func (d *Docker) Close() error {
 		errs = append(errs, fmt.Errorf("executor: docker close: listing containers: %w", err))
 	}
 	for _, c := range list {
-		if err := d.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
+		if err := d.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("executor: docker close: removing %s: %w", c.ID, err))
 		}
 	}

@@ -59,11 +59,6 @@ func (r *recorder) waitFor(t *testing.T, taskID string, timeout time.Duration, w
 	}
 }
 
-func (r *recorder) waitState(t *testing.T, taskID string, state mesos.TaskState, timeout time.Duration) Status {
-	t.Helper()
-	return r.waitFor(t, taskID, timeout, state.String(), func(s Status) bool { return s.State == state })
-}
-
 func (r *recorder) waitTerminal(t *testing.T, taskID string, timeout time.Duration) Status {
 	t.Helper()
 	return r.waitFor(t, taskID, timeout, "terminal state", func(s Status) bool { return isTerminal(s.State) })
