@@ -13,7 +13,11 @@ TESTENV = set -a; eval "$$(scripts/testbed.sh env)"; set +a; export CI=true;
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
+# The Docker engine and the example image, when this machine can have them;
+# without them flotilla dev runs tasks as plain processes.
 run: build
+	@scripts/testbed.sh docker >/dev/null && scripts/testbed.sh images >/dev/null \
+		|| echo "run: no Docker engine here; tasks will run as processes (the examples need Docker)"
 	./$(BIN)/flotilla dev
 
 testbed:
