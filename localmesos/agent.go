@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -508,24 +509,40 @@ func (a *agent) handleStatistics(w http.ResponseWriter, r *http.Request) {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].taskID < entries[j].taskID })
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
+	// Docker's one-shot stats take about a second per container, so ask
+	// for them side by side (bounded) rather than one after another.
+	results := make([]map[string]any, len(entries))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, e := range entries {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			stats, err := a.exec.Stats(ctx, e.taskID)
+			if err != nil || stats == nil {
+				m.log.WithError(err).WithFields(logrus.Fields{"agent": a.id, "task": e.taskID}).Debug("no statistics")
+				return
+			}
+			raw, err := stats.MarshalJSON()
+			if err != nil {
+				return
+			}
+			results[i] = map[string]any{
+				"executor_id":   e.executorID,
+				"executor_name": "Command Executor (Task: " + e.taskID + ")",
+				"framework_id":  e.fwID,
+				"source":        e.taskID,
+				"statistics":    json.RawMessage(raw),
+			}
+		}()
+	}
+	wg.Wait()
 	out := make([]map[string]any, 0, len(entries))
-	for _, e := range entries {
-		stats, err := a.exec.Stats(ctx, e.taskID)
-		if err != nil || stats == nil {
-			m.log.WithError(err).WithFields(logrus.Fields{"agent": a.id, "task": e.taskID}).Debug("no statistics")
-			continue
+	for _, r := range results {
+		if r != nil {
+			out = append(out, r)
 		}
-		raw, err := stats.MarshalJSON()
-		if err != nil {
-			continue
-		}
-		out = append(out, map[string]any{
-			"executor_id":   e.executorID,
-			"executor_name": "Command Executor (Task: " + e.taskID + ")",
-			"framework_id":  e.fwID,
-			"source":        e.taskID,
-			"statistics":    json.RawMessage(raw),
-		})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -182,9 +182,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		Scheduler: p.sched, Store: p.store, Leadership: p.replica, Secrets: p.resolver, Registry: p.registry,
 		Clock: clk, Rand: rand.New(rand.NewSource(seed + 2)), Log: logging.Component(log, "api"),
 		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID,
-		// Lists may lag the scheduler by up to a second; app specs never do.
-		ListSnapshotMaxAge: time.Second,
-		AppHandlers:        map[string]api.AppHandler{"autoscale": p.autoscaleLog},
+		AppHandlers: map[string]api.AppHandler{"autoscale": p.autoscaleLog},
 	})
 	if err != nil {
 		return nil, err
@@ -317,11 +315,13 @@ func (p *platform) run(ctx context.Context) error {
 // /monitor/statistics, the gateway and the tasks' Prometheus endpoints; it
 // scales through the API's own scale path, so every change is a deployment.
 func (p *platform) newAutoscaler(clk clock.Clock, log *logrus.Logger) error {
-	cpu, err := autoscale.NewAgentSource(appspec.AutoscaleCPU, p.sched.AgentURL, nil, 0)
+	// Agents ask Docker for each container's stats, about a second apiece.
+	const statsTimeout = 10 * time.Second
+	cpu, err := autoscale.NewAgentSource(appspec.AutoscaleCPU, p.sched.AgentURL, nil, statsTimeout)
 	if err != nil {
 		return err
 	}
-	mem, err := autoscale.NewAgentSource(appspec.AutoscaleMem, p.sched.AgentURL, nil, 0)
+	mem, err := autoscale.NewAgentSource(appspec.AutoscaleMem, p.sched.AgentURL, nil, statsTimeout)
 	if err != nil {
 		return err
 	}
