@@ -48,6 +48,7 @@ type devOpts struct {
 	vault         [2]string // address and token; empty: no Vault
 	secretEnvType string
 	ports         [2]uint64 // the agents' ports range; tests running side by side need their own
+	secretPoll    time.Duration
 }
 
 // startDev runs the platform until the test ends.
@@ -80,7 +81,7 @@ func startDev(t *testing.T, o devOpts) *devEnv {
 	p, err := newPlatform(ctx, platformConfig{
 		Master: m.URL(), APIAddr: "127.0.0.1:0", FrameworkName: "flotilla", Role: "*", FailoverTimeout: time.Hour,
 		DNSAddr: "127.0.0.1:0", DNSDomain: "mesos", DNSUpstreams: []string{upstream}, ZK: o.zk,
-		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0", SecretEnvType: o.secretEnvType,
+		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0", SecretEnvType: o.secretEnvType, SecretPoll: o.secretPoll,
 		Getenv: func(k string) string {
 			switch k {
 			case "VAULT_ADDR":

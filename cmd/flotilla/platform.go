@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strconv"
@@ -53,6 +54,9 @@ type platformConfig struct {
 	InternalGWAddr  string   // internal listener; "" = none
 	GatewayTLSCert  string
 	GatewayTLSKey   string
+	// SecretPoll is how often referenced secrets are checked for a new
+	// version (rotation); default 30 s.
+	SecretPoll time.Duration
 	// Getenv reads the standard Vault variables (VAULT_ADDR, VAULT_TOKEN…);
 	// default os.Getenv.
 	Getenv func(string) string
@@ -253,6 +257,15 @@ func (t termCore) Run(ctx context.Context, in <-chan framework.Input, act framew
 			log.WithError(err).Error("autoscaler stopped")
 		}
 	}()
+	if t.p.vault != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := t.p.rotator().Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.WithError(err).Error("secret rotation watcher stopped")
+			}
+		}()
+	}
 	err := t.p.sched.Run(ctx, in, act)
 	wg.Wait()
 	return err
@@ -309,6 +322,35 @@ func (p *platform) run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// rotator rolls the apps that use a secret when it gets a new version,
+// through the API's own restart, so it is a normal deployment.
+func (p *platform) rotator() *secrets.Rotator {
+	interval := p.cfg.SecretPoll
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	return &secrets.Rotator{
+		Backend: p.vault, Resolver: p.resolver, Interval: interval, Clock: clock.Real{},
+		Log:  logging.Component(p.log, "rotation"),
+		Apps: func() []*appspec.App { return p.sched.Snapshot().Apps },
+		Restart: func(ctx context.Context, appID string) error {
+			req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/v2/apps"+appID+"/restart", nil)
+			switch a := p.cfg.Auth; {
+			case a.Token != "":
+				req.Header.Set("Authorization", "Bearer "+a.Token)
+			case a.Username != "":
+				req.SetBasicAuth(a.Username, a.Password)
+			}
+			rec := httptest.NewRecorder()
+			p.api.ServeHTTP(rec, req)
+			if rec.Code >= 300 {
+				return fmt.Errorf("restart %s: %d %s", appID, rec.Code, strings.TrimSpace(rec.Body.String()))
+			}
+			return nil
+		},
+	}
 }
 
 // newAutoscaler builds the leader's autoscaler: metrics from the agents'

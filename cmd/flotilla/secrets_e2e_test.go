@@ -205,3 +205,91 @@ func captureEvents(t *testing.T, env *devEnv, buf io.Writer) {
 	defer resp.Body.Close()
 	io.Copy(buf, resp.Body)
 }
+
+// TestDevSecretRotation: a new version of a secret in Vault rolls the app
+// that uses it under its upgradeStrategy (never fewer than one of two
+// healthy), and every task ends with the new value.
+func TestDevSecretRotation(t *testing.T) {
+	t.Parallel()
+	vaddr, vtoken := testbed.Vault(t)
+	vc, err := vault.NewClient(&vault.Config{Address: vaddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc.SetToken(vtoken)
+	ctx := context.Background()
+	path := "flotilla-e2e/" + randomString(t)
+	v1, v2 := "one-"+randomString(t), "two-"+randomString(t)
+	if _, err := vc.KVv2("secret").Put(ctx, path, map[string]any{"password": v1}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { vc.KVv2("secret").DeleteMetadata(context.Background(), path) })
+
+	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t), vault: [2]string{vaddr, vtoken},
+		ports: [2]uint64{29300, 29599}, secretPoll: time.Second})
+	bin := testappBinary(t)
+	env.deploy(t, fmt.Sprintf(`{"id":"/rotating","cmd":%q,"instances":2,"cpus":0.05,"mem":32,
+		"portDefinitions":[{"port":0}],
+		"env":{"DB_PASSWORD":{"secret":"db"}},
+		"secrets":{"db":{"source":"secret/%s#password"}},
+		"healthChecks":[{"protocol":"MESOS_HTTP","path":"/health","portIndex":0,"delaySeconds":0,
+		  "gracePeriodSeconds":3,"intervalSeconds":1,"timeoutSeconds":1,"maxConsecutiveFailures":3}],
+		"upgradeStrategy":{"minimumHealthCapacity":0.5,"maximumOverCapacity":0}}`, bin, path))
+	hashOf := func(s string) string { sum := sha256.Sum256([]byte(s)); return hex.EncodeToString(sum[:]) }
+	allHave := func(want string) bool {
+		a := env.app(t, "/rotating")
+		if a.TasksHealthy != 2 || len(a.Deployments) != 0 {
+			return false
+		}
+		for _, tk := range a.Tasks {
+			resp, err := http.Get(fmt.Sprintf("http://%s:%d/envhash?name=DB_PASSWORD", tk.Host, tk.Ports[0]))
+			if err != nil {
+				return false
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.TrimSpace(string(b)) != hashOf(want) {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, 60*time.Second, "2 healthy tasks with the first value", func() bool { return allHave(v1) })
+	before := env.app(t, "/rotating").Version
+
+	events := openEvents(t, env)
+	healthy := map[string]bool{}
+	for _, tk := range env.app(t, "/rotating").Tasks {
+		healthy[tk.ID] = true
+	}
+	if _, err := vc.KVv2("secret").Put(ctx, path, map[string]any{"password": v2}); err != nil {
+		t.Fatal(err)
+	}
+	low := 2
+	events.until(t, 90*time.Second, "the rotation's deployment_success", func(typ string, ev map[string]any) bool {
+		if ev["appId"] == "/rotating" {
+			id, _ := ev["taskId"].(string)
+			switch typ {
+			case "health_status_changed_event":
+				if alive, _ := ev["alive"].(bool); alive {
+					healthy[id] = true
+				} else {
+					delete(healthy, id)
+				}
+			case "status_update_event":
+				if st, _ := ev["taskStatus"].(string); st != "TASK_RUNNING" {
+					delete(healthy, id)
+				}
+			}
+			low = min(low, len(healthy))
+		}
+		return typ == "deployment_success" && strings.Contains(fmt.Sprint(ev), "/rotating")
+	})
+	if low < 1 {
+		t.Fatalf("the rotation went down to %d healthy tasks; minimumHealthCapacity 0.5 of 2 allows 1", low)
+	}
+	waitFor(t, 60*time.Second, "every task to hold the new value", func() bool { return allHave(v2) })
+	if env.app(t, "/rotating").Version == before {
+		t.Fatal("the app's version did not change: the rotation was not a deployment")
+	}
+}

@@ -39,6 +39,7 @@ func commonFlags(fs *flag.FlagSet, c *platformConfig, apiAddr string) (level, fo
 		c.DNSUpstreams = append(c.DNSUpstreams, v)
 		return nil
 	})
+	fs.DurationVar(&c.SecretPoll, "secret-poll", 30*time.Second, "how often Vault secrets in use are checked for a new version; a new version rolls the apps that use it")
 	fs.StringVar(&c.GatewayTLSCert, "gateway-tls-cert", "", "certificate file: serve the external gateway listener over TLS (with --gateway-tls-key)")
 	fs.StringVar(&c.GatewayTLSKey, "gateway-tls-key", "", "key file of --gateway-tls-cert")
 	level = fs.String("log-level", "info", "log level: error, warn, info, debug, trace")
