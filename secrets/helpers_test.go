@@ -6,10 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -158,97 +155,14 @@ func (b *bed) approle(t testing.TB, tokenTTL, maxTTL string, readable ...string)
 	}
 }
 
-// devVault is a Vault dev server of the test's own, which it may stop and
-// restart; the shared one on 8200 is never touched.
-type devVault struct {
-	t     testing.TB
-	bin   string
-	port  int
-	token string
-	mu    sync.Mutex
-	cmd   *exec.Cmd
-	out   bytes.Buffer
-}
+// devVault adapts testbed.DevVault to this package's tests.
+type devVault struct{ *testbed.DevVault }
 
-func (d *devVault) addr() string { return fmt.Sprintf("http://127.0.0.1:%d", d.port) }
+func (d devVault) addr() string { return d.Addr() }
+func (d devVault) start()       { d.Start() }
+func (d devVault) stop()        { d.Stop() }
 
-func startDevVault(t testing.TB) *devVault {
-	t.Helper()
-	testbed.Vault(t) // same skip/fail rule as the shared server
-	home, _ := os.UserHomeDir()
-	bin := filepath.Join(home, ".cache/flotilla/vault-build/vault")
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and the vault binary is missing: %v", err)
-		}
-		t.Skipf("vault binary not built (%v); see ENVIRONMENT.md", err)
-	}
-	d := &devVault{t: t, bin: bin, port: freePortPair(t), token: "dev-" + randHex(t, 8)}
-	d.start()
-	t.Cleanup(d.stop)
-	return d
-}
-
-// freePortPair finds p with p and p+1 free: a dev server also listens for
-// cluster traffic on the next port.
-func freePortPair(t testing.TB) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1))
-		l.Close()
-		if err == nil {
-			l2.Close()
-			return p
-		}
-	}
-	t.Fatal("no free pair of loopback ports")
-	return 0
-}
-
-func (d *devVault) start() {
-	d.t.Helper()
-	d.mu.Lock()
-	cmd := exec.Command(d.bin, "server", "-dev",
-		fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", d.port), "-dev-root-token-id="+d.token)
-	cmd.Env = []string{"GODEBUG=x509negativeserial=1", "HOME=" + d.t.TempDir()}
-	cmd.Stdout, cmd.Stderr = &d.out, &d.out
-	if err := cmd.Start(); err != nil {
-		d.mu.Unlock()
-		d.t.Fatalf("start vault: %v", err)
-	}
-	d.cmd = cmd
-	d.mu.Unlock()
-	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := hc.Get(d.addr() + "/v1/sys/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	d.stop()
-	d.t.Fatalf("vault dev server on %d did not become healthy", d.port)
-}
-
-func (d *devVault) stop() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cmd == nil {
-		return
-	}
-	_ = d.cmd.Process.Kill()
-	_ = d.cmd.Wait()
-	d.cmd = nil
-}
+func startDevVault(t testing.TB) devVault { return devVault{testbed.StartVault(t)} }
 
 // countingBackend counts reads that reach the real backend.
 type countingBackend struct {

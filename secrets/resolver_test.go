@@ -172,7 +172,7 @@ func TestOutage(t *testing.T) {
 	t.Parallel()
 	d := startDevVault(t)
 	ctx := testCtx(t)
-	root := rootClient(t, d.addr(), d.token)
+	root := rootClient(t, d.addr(), d.Token)
 	put := func(val string) {
 		t.Helper()
 		if _, err := root.KVv2("secret").Put(ctx, "app/db", map[string]any{"password": val}); err != nil {
@@ -181,7 +181,7 @@ func TestOutage(t *testing.T) {
 	}
 	put("before")
 	clk := fakeClock()
-	v := newVault(t, Config{Address: d.addr(), Token: d.token, RequestTimeout: time.Second}, clk, nil)
+	v := newVault(t, Config{Address: d.addr(), Token: d.Token, RequestTimeout: time.Second}, clk, nil)
 	r := NewResolver(v, clk, 5*time.Second, discard)
 	ref := map[string]Ref{"db": {Path: "secret/app/db", Field: "password"}}
 	if got, err := r.ResolveRefs(ctx, ref); err != nil || got["db"].Reveal() != "before" {

@@ -293,3 +293,55 @@ func TestDevSecretRotation(t *testing.T) {
 		t.Fatal("the app's version did not change: the rotation was not a deployment")
 	}
 }
+
+// TestDevVaultOutage: with Vault down, running tasks are untouched and a
+// new launch waits with the reason in /v2/queue (fail closed, never
+// launched without its secret); when Vault is back, launches resume on
+// their own.
+func TestDevVaultOutage(t *testing.T) {
+	t.Parallel()
+	dv := testbed.StartVault(t)
+	put := func(value string) {
+		vc, err := vault.NewClient(&vault.Config{Address: dv.Addr()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vc.SetToken(dv.Token)
+		if _, err := vc.KVv2("secret").Put(context.Background(), "outage/db", map[string]any{"password": value}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("before")
+	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t), vault: [2]string{dv.Addr(), dv.Token},
+		ports: [2]uint64{29600, 29899}})
+	bin := testappBinary(t)
+	env.deploy(t, fmt.Sprintf(`{"id":"/needs-vault","cmd":%q,"instances":1,"cpus":0.05,"mem":32,
+		"portDefinitions":[{"port":0}], "backoffSeconds":1, "maxLaunchDelaySeconds":2,
+		"env":{"DB_PASSWORD":{"secret":"db"}},"secrets":{"db":{"source":"secret/outage/db#password"}}}`, bin))
+	waitFor(t, 60*time.Second, "the first task to run", func() bool { return env.app(t, "/needs-vault").TasksRunning == 1 })
+	first := env.app(t, "/needs-vault").Tasks[0].ID
+
+	dv.Stop()
+	// Past the resolver's cache (10 s), so the next launch must ask Vault.
+	time.Sleep(11 * time.Second)
+	if code, b := env.do(t, "PATCH", "/v2/apps/needs-vault", `{"instances":2}`); code != http.StatusOK {
+		t.Fatalf("scale up during the outage: %d %s", code, b)
+	}
+	var queue string
+	waitFor(t, 30*time.Second, "the queue to say why the task waits", func() bool {
+		_, b := env.do(t, "GET", "/v2/queue", "")
+		queue = string(b)
+		return strings.Contains(queue, "/needs-vault") && strings.Contains(queue, "secret db: vault unreachable")
+	})
+	t.Logf("queue during the outage names the reason: %s", queue[strings.Index(queue, "secret db: "):][:60])
+	a := env.app(t, "/needs-vault")
+	if a.TasksRunning != 1 || a.Tasks[0].ID != first {
+		t.Fatalf("during the outage: %d running (want the first task alone, untouched): %+v", a.TasksRunning, a.Tasks)
+	}
+
+	dv.Start() // a dev server comes back empty
+	put("after")
+	waitFor(t, 60*time.Second, "launches to resume once Vault is back", func() bool {
+		return env.app(t, "/needs-vault").TasksRunning == 2
+	})
+}
