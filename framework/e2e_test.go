@@ -248,7 +248,9 @@ func TestE2ESimulated(t *testing.T) {
 	var mu sync.Mutex
 	sims := map[string]*executor.Simulated{}
 	e := startE2E(t, localmesos.Config{
-		Agents: 3, NoSandbox: true, NoAgentHTTP: true,
+		// Three hosts, as on a cluster (all of 127/8 is this machine).
+		AgentSpecs: []localmesos.AgentSpec{{Hostname: "127.0.0.1"}, {Hostname: "127.0.0.2"}, {Hostname: "127.0.0.3"}},
+		NoSandbox:  true, NoAgentHTTP: true,
 		Executor: func(agentID string) (executor.Executor, error) {
 			s := executor.NewSimulated(clock.Real{})
 			mu.Lock()
@@ -275,10 +277,10 @@ func TestE2ESimulated(t *testing.T) {
 			return c == n
 		}
 	}
-	// Agents share the hostname 127.0.0.1 by default, so UNIQUE hostname
-	// allows one instance; the other three wait with the reason.
-	snap := e.waitFor("30 web and 1 uniq running", 20*time.Second, func(s *Snapshot) bool {
-		return running(web.ID, 30)(s) && running(uniq.ID, 1)(s)
+	// UNIQUE hostname on 3 hosts: 3 instances run, the fourth waits with
+	// the reason.
+	snap := e.waitFor("30 web and 3 uniq running", 20*time.Second, func(s *Snapshot) bool {
+		return running(web.ID, 30)(s) && running(uniq.ID, 3)(s)
 	})
 	var q *QueueEntry
 	for i := range snap.Queue {
@@ -286,8 +288,10 @@ func TestE2ESimulated(t *testing.T) {
 			q = &snap.Queue[i]
 		}
 	}
-	if q == nil || q.Count != 3 || len(q.LastRejection.Reasons) == 0 {
-		t.Errorf("queue %+v: want 3 uniq instances waiting with rejection reasons", snap.Queue)
+	if q == nil || q.Count != 1 || len(q.LastRejection.Reasons) == 0 {
+		t.Errorf("queue %+v: want 1 uniq instance waiting with rejection reasons", snap.Queue)
+	} else {
+		t.Logf("uniq: 3 running, 1 waiting: %+v", q.LastRejection.Reasons)
 	}
 
 	if err := e.s.Scale(web.ID, 10); err != nil {
@@ -307,6 +311,7 @@ func TestE2ESimulated(t *testing.T) {
 			lost++
 		}
 	}
+	unreachableAt := time.Now()
 	if err := e.m.SetAgentReachable(victim, false); err != nil {
 		t.Fatal(err)
 	}
@@ -322,6 +327,7 @@ func TestE2ESimulated(t *testing.T) {
 		}
 		return reachable == 10 && unreachable == lost
 	})
+	t.Logf("agent unreachable (inactiveAfterSeconds 0): %d tasks replaced in %v", lost, time.Since(unreachableAt).Round(time.Millisecond))
 	// It comes back: the surplus is killed, 10 remain.
 	if err := e.m.SetAgentReachable(victim, true); err != nil {
 		t.Fatal(err)
@@ -329,6 +335,27 @@ func TestE2ESimulated(t *testing.T) {
 	e.waitFor("surplus killed after the agent returned", 20*time.Second, func(s *Snapshot) bool {
 		return running(web.ID, 10)(s) && len(s.TasksOf(web.ID)) == 10
 	})
+
+	// An agent is removed for good: its tasks are gone and replaced on the
+	// other agents at once.
+	gone := agents[1].ID
+	removedAt := time.Now()
+	if err := e.m.RemoveAgent(gone); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("replacements for the removed agent's tasks", 20*time.Second, func(s *Snapshot) bool {
+		n := 0
+		for _, t := range s.TasksOf(web.ID) {
+			if t.AgentID == gone {
+				return false
+			}
+			if t.State == mesos.TASK_RUNNING && !t.Killing {
+				n++
+			}
+		}
+		return n == 10
+	})
+	t.Logf("agent removed: tasks replaced in %v", time.Since(removedAt).Round(time.Millisecond))
 }
 
 // TestE2ERestart: a Flotilla process dies while its tasks run; a new one
