@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -138,12 +140,14 @@ func benchE2ESimulated(b *testing.B, tasks TaskStore) {
 // With records, a memory TaskStore is written meanwhile; the persister
 // must keep that cost off the loop. Reported as updates/s.
 func BenchmarkUpdates(b *testing.B) {
-	b.Run("no records", func(b *testing.B) { benchUpdates(b, func() TaskStore { return nil }) })
-	b.Run("records", func(b *testing.B) { benchUpdates(b, func() TaskStore { return store.NewMemory(nil, 0) }) })
+	b.Run("no records", func(b *testing.B) { benchUpdates(b, func() TaskStore { return nil }, 10, 1000) })
+	b.Run("records", func(b *testing.B) { benchUpdates(b, func() TaskStore { return store.NewMemory(nil, 0) }, 10, 1000) })
+	// Many small apps: what a step costs per app it does not touch.
+	b.Run("10000 apps", func(b *testing.B) { benchUpdates(b, func() TaskStore { return nil }, manyApps, 1) })
 }
 
-func benchUpdates(b *testing.B, tasks func() TaskStore) {
-	const agents, apps, perApp = 1000, 10, 1000
+func benchUpdates(b *testing.B, tasks func() TaskStore, apps, perApp int) {
+	const agents = 1000
 	mos := make([]mesos.Offer, agents)
 	for i := range mos {
 		mos[i] = TestOffer(fmt.Sprintf("o%d", i), fmt.Sprintf("a%d", i), fmt.Sprintf("h%d", i), 32, 65536, 31000, 32000, nil)
@@ -185,3 +189,12 @@ func benchUpdates(b *testing.B, tasks func() TaskStore) {
 	}
 	b.ReportMetric(float64(updates)/b.Elapsed().Seconds(), "updates/s")
 }
+
+// manyApps is the app count of BenchmarkUpdates/10000_apps
+// (FLOTILLA_BENCH_APPS overrides it for quicker profiling).
+var manyApps = func() int {
+	if n, err := strconv.Atoi(os.Getenv("FLOTILLA_BENCH_APPS")); err == nil && n > 0 {
+		return n
+	}
+	return 10000
+}()

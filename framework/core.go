@@ -885,6 +885,13 @@ func (c *core) queueEntry(now time.Time, as *appState) QueueEntry {
 
 func (c *core) publishQueues(now time.Time) {
 	for _, as := range c.apps {
+		// An app with nothing queued before or now has nothing to say: its
+		// entry would be a zero count either way. Skipping it keeps a step's
+		// cost in the apps that wait, not in every app (10,000 apps made
+		// this loop 40% of the scheduler's CPU).
+		if as.need == 0 && as.queue.Count == 0 {
+			continue
+		}
 		q := c.queueEntry(now, as)
 		if !queueEqual(q, as.queue) {
 			as.queue = q
