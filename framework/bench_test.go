@@ -68,13 +68,25 @@ func BenchmarkDecision(b *testing.B) {
 // Run it alone: go test -run '^$' -bench E2ESimulated -benchtime 1x ./framework/
 // The "records" case also writes task records to an in-memory store, to
 // show the persister keeps off the launch path.
+// BenchmarkE2ESimulated: PutApp to all RUNNING through the real connection
+// and localmesos with simulated agents. FLOTILLA_BENCH_E2E=agents,apps,perApp
+// sets the size (default 200,10,1000; the is 1000,100,1000) and
+// FLOTILLA_BENCH_CODEC the wire codec (json, the default, or protobuf).
 func BenchmarkE2ESimulated(b *testing.B) {
 	b.Run("no records", func(b *testing.B) { benchE2ESimulated(b, nil) })
 	b.Run("records", func(b *testing.B) { benchE2ESimulated(b, store.NewMemory(nil, 0)) })
 }
 
+func e2eBenchSize() (agents, apps, perApp int) {
+	agents, apps, perApp = 200, 10, 1000
+	if v := os.Getenv("FLOTILLA_BENCH_E2E"); v != "" {
+		fmt.Sscanf(v, "%d,%d,%d", &agents, &apps, &perApp)
+	}
+	return agents, apps, perApp
+}
+
 func benchE2ESimulated(b *testing.B, tasks TaskStore) {
-	const agents, apps, perApp = 200, 10, 1000
+	agents, apps, perApp := e2eBenchSize()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		m, err := localmesos.Start(context.Background(), localmesos.Config{
@@ -87,7 +99,7 @@ func benchE2ESimulated(b *testing.B, tasks TaskStore) {
 			b.Fatal(err)
 		}
 		det, _ := NewDetector(DetectorConfig{Master: m.SchedulerURL()})
-		conn, err := NewConn(ConnConfig{Detector: det, FrameworkIDs: &e2eIDs{}})
+		conn, err := NewConn(ConnConfig{Detector: det, FrameworkIDs: &e2eIDs{}, Codec: os.Getenv("FLOTILLA_BENCH_CODEC")})
 		if err != nil {
 			b.Fatal(err)
 		}
