@@ -26,7 +26,13 @@ type core struct {
 	rand *rand.Rand
 	pub  func(Event)
 
-	apps       map[string]*appState
+	apps map[string]*appState
+	// appList holds the same states for the per-step scans: walking a
+	// slice costs a fraction of walking a map, and a step walks every app
+	// a few times. Removed states are marked gone and compacted away at the
+	// start of the next step, so removal during a scan is safe.
+	appList    []*appState
+	appsGone   bool
 	tasks      map[string]*taskState
 	killWanted map[string]bool // desired: tasks the API asked to kill
 	agents     map[string]agentInfo
@@ -77,6 +83,7 @@ type reconState struct {
 }
 
 type appState struct {
+	gone  bool // removed from apps; dropped from appList at the next step
 	id    string
 	app   *appspec.App // nil once removed; the state lives on until its tasks are gone
 	tasks map[string]*taskState
@@ -171,6 +178,7 @@ func (c *core) putApp(now time.Time, app *appspec.App) {
 	if as == nil {
 		as = &appState{id: app.ID, tasks: map[string]*taskState{}}
 		c.apps[app.ID] = as
+		c.appList = append(c.appList, as)
 	}
 	if as.app == nil || as.app.Version != app.Version {
 		// A new version starts with a clean backoff, as Marathon does.
@@ -249,6 +257,7 @@ func (c *core) removeApp(now time.Time, id string) error {
 func (c *core) dropAppIfDone(as *appState) {
 	if as.app == nil && len(as.tasks) == 0 {
 		delete(c.apps, as.id)
+		as.gone, c.appsGone = true, true
 	}
 }
 
@@ -650,6 +659,16 @@ func (c *core) killPolicy() *mesos.KillPolicy {
 // step brings decisions up to date with now: expunges, reconciliation
 // retries, kills, backoff resets, launch needs and offer interest.
 func (c *core) step(now time.Time, p *plan) {
+	if c.appsGone {
+		live := c.appList[:0]
+		for _, as := range c.appList {
+			if !as.gone {
+				live = append(live, as)
+			}
+		}
+		clear(c.appList[len(live):])
+		c.appList, c.appsGone = live, false
+	}
 	if !c.nextUnreach.IsZero() && !now.Before(c.nextUnreach) {
 		c.scanUnreachable(now)
 	}
@@ -683,7 +702,10 @@ func (c *core) step(now time.Time, p *plan) {
 			c.recon.nextImplicit = now.Add(c.cfg.ReconcileInterval)
 		}
 	}
-	for _, as := range c.apps {
+	for _, as := range c.appList {
+		if as.gone {
+			continue
+		}
 		if as.failures > 0 && !as.resetAt.IsZero() && !now.Before(as.resetAt) {
 			c.maybeResetBackoff(now, as)
 		}
@@ -709,7 +731,10 @@ func (c *core) step(now time.Time, p *plan) {
 // publishStatuses publishes the AppStatus of every app whose counts or
 // instances changed since the last step, if the status itself changed.
 func (c *core) publishStatuses(now time.Time) {
-	for _, as := range c.apps {
+	for _, as := range c.appList {
+		if as.gone {
+			continue
+		}
 		if !as.statusChanged || as.app == nil {
 			continue
 		}
@@ -813,7 +838,10 @@ func (c *core) launchable(now time.Time) int {
 		return 0
 	}
 	n := 0
-	for _, as := range c.apps {
+	for _, as := range c.appList {
+		if as.gone {
+			continue
+		}
 		if as.app != nil && as.need > 0 && as.constraintsErr == nil && !now.Before(as.backoffUntil) {
 			n += as.need
 		}
@@ -827,7 +855,10 @@ func (c *core) holdingWithDemand(now time.Time) bool {
 	if !now.Before(c.settleUntil) {
 		return false
 	}
-	for _, as := range c.apps {
+	for _, as := range c.appList {
+		if as.gone {
+			continue
+		}
 		if as.app != nil && as.need > 0 {
 			return true
 		}
@@ -884,7 +915,10 @@ func (c *core) queueEntry(now time.Time, as *appState) QueueEntry {
 }
 
 func (c *core) publishQueues(now time.Time) {
-	for _, as := range c.apps {
+	for _, as := range c.appList {
+		if as.gone {
+			continue
+		}
 		// An app with nothing queued before or now has nothing to say: its
 		// entry would be a zero count either way. Skipping it keeps a step's
 		// cost in the apps that wait, not in every app (10,000 apps made
@@ -942,7 +976,10 @@ func (c *core) nextWake() time.Time {
 	if !c.settleUntil.IsZero() {
 		add(c.settleUntil)
 	}
-	for _, as := range c.apps {
+	for _, as := range c.appList {
+		if as.gone {
+			continue
+		}
 		add(as.next)
 		if as.need > 0 {
 			add(as.backoffUntil)
