@@ -63,7 +63,7 @@ func startDev(t *testing.T, o devOpts) *devEnv {
 		}
 	}
 	execName, upstream := o.executor, o.upstream
-	name, factory, err := pickExecutor(ctx, execName, log)
+	name, factory, err := localmesos.ExecutorByName(ctx, execName, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +429,7 @@ func TestDevGatewayAndDeployments(t *testing.T) {
 	}
 	low := 3
 	events.until(t, 120*time.Second, "deployment_success of /web", func(typ string, ev map[string]any) bool {
-		trackHealth(typ, ev, healthy)
+		trackHealth("/web", typ, ev, healthy)
 		if len(healthy) < low {
 			low = len(healthy)
 		}
@@ -535,9 +535,10 @@ func (e *events) until(t *testing.T, d time.Duration, what string, f func(typ st
 	}
 }
 
-// trackHealth keeps the set of healthy /web tasks from Marathon's events.
-func trackHealth(typ string, ev map[string]any, healthy map[string]bool) {
-	if ev["appId"] != "/web" {
+// trackHealth keeps the set of healthy tasks of appID from Marathon's
+// events.
+func trackHealth(appID, typ string, ev map[string]any, healthy map[string]bool) {
+	if ev["appId"] != appID {
 		return
 	}
 	id, _ := ev["taskId"].(string)

@@ -267,22 +267,8 @@ func TestDevSecretRotation(t *testing.T) {
 	}
 	low := 2
 	events.until(t, 90*time.Second, "the rotation's deployment_success", func(typ string, ev map[string]any) bool {
-		if ev["appId"] == "/rotating" {
-			id, _ := ev["taskId"].(string)
-			switch typ {
-			case "health_status_changed_event":
-				if alive, _ := ev["alive"].(bool); alive {
-					healthy[id] = true
-				} else {
-					delete(healthy, id)
-				}
-			case "status_update_event":
-				if st, _ := ev["taskStatus"].(string); st != "TASK_RUNNING" {
-					delete(healthy, id)
-				}
-			}
-			low = min(low, len(healthy))
-		}
+		trackHealth("/rotating", typ, ev, healthy)
+		low = min(low, len(healthy))
 		return typ == "deployment_success" && strings.Contains(fmt.Sprint(ev), "/rotating")
 	})
 	if low < 1 {

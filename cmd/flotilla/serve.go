@@ -16,7 +16,6 @@ import (
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/localmesos"
-	"github.com/flotilla-sched/flotilla/localmesos/executor"
 )
 
 // commonFlags registers the flags serve and dev share.
@@ -96,7 +95,7 @@ func runDev(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	name, factory, err := pickExecutor(ctx, *execName, log)
+	name, factory, err := localmesos.ExecutorByName(ctx, *execName, log)
 	if err != nil {
 		return err
 	}
@@ -131,31 +130,4 @@ func devAgents(n int) []localmesos.AgentSpec {
 		specs[i] = localmesos.AgentSpec{Hostname: host, Attributes: map[string]string{"rack": fmt.Sprintf("r%d", i%3+1)}}
 	}
 	return specs
-}
-
-// pickExecutor chooses the agents' executor: Docker when the engine
-// answers, else plain processes.
-func pickExecutor(ctx context.Context, name string, log *logrus.Logger) (string, localmesos.ExecutorFactory, error) {
-	if name == "" {
-		name = "process"
-		if d, err := executor.NewDocker(executor.DockerConfig{Log: log}); err == nil {
-			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			if d.Ping(pctx) == nil {
-				name = "docker"
-			}
-			cancel()
-			d.Close()
-		}
-	}
-	switch name {
-	case "docker":
-		return name, func(string) (executor.Executor, error) { return executor.NewDocker(executor.DockerConfig{Log: log}) }, nil
-	case "process":
-		return name, func(string) (executor.Executor, error) {
-			return executor.NewProcess(executor.ProcessConfig{Log: log}), nil
-		}, nil
-	case "simulated":
-		return name, func(string) (executor.Executor, error) { return executor.NewSimulated(clock.Real{}), nil }, nil
-	}
-	return "", nil, fmt.Errorf("--executor must be docker, process or simulated, got %q", name)
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/localmesos"
-	"github.com/flotilla-sched/flotilla/localmesos/executor"
 )
 
 func main() {
@@ -101,31 +100,11 @@ func run(args []string) error {
 			cfg.AgentSpecs[i].Attributes = attrs
 		}
 	}
-	name := *execName
-	if name == "" {
-		name = "process"
-		if d, err := executor.NewDocker(executor.DockerConfig{Log: log}); err == nil {
-			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			if d.Ping(pctx) == nil {
-				name = "docker"
-			}
-			cancel()
-			d.Close()
-		}
+	name, factory, err := localmesos.ExecutorByName(ctx, *execName, log)
+	if err != nil {
+		return err
 	}
-	switch name {
-	case "docker":
-		cfg.Executor = func(string) (executor.Executor, error) { return executor.NewDocker(executor.DockerConfig{Log: log}) }
-	case "process":
-		cfg.Executor = func(string) (executor.Executor, error) {
-			return executor.NewProcess(executor.ProcessConfig{Log: log}), nil
-		}
-	case "simulated":
-		cfg.NoSandbox = true
-		cfg.Executor = func(string) (executor.Executor, error) { return executor.NewSimulated(clock.Real{}), nil }
-	default:
-		return fmt.Errorf("--executor must be docker, process or simulated, got %q", name)
-	}
+	cfg.Executor, cfg.NoSandbox = factory, name == "simulated"
 	m, err := localmesos.Start(ctx, cfg)
 	if err != nil {
 		return err
