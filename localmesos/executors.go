@@ -30,7 +30,9 @@ func ExecutorByName(ctx context.Context, name string, log *logrus.Logger) (strin
 	case "docker":
 		return name, func(string) (executor.Executor, error) { return executor.NewDocker(executor.DockerConfig{Log: log}) }, nil
 	case "process":
-		return name, func(string) (executor.Executor, error) { return executor.NewProcess(executor.ProcessConfig{Log: log}), nil }, nil
+		return name, func(string) (executor.Executor, error) {
+			return executor.NewProcess(executor.ProcessConfig{Log: log}), nil
+		}, nil
 	case "simulated":
 		return name, func(string) (executor.Executor, error) { return executor.NewSimulated(clock.Real{}), nil }, nil
 	}
