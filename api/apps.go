@@ -253,22 +253,20 @@ type deploymentResult struct {
 }
 
 func (s *Server) restartApp(w http.ResponseWriter, r *http.Request, id string) error {
-	id = appspec.CanonicalID(id)
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	defer cancel()
-	res, err := s.apply(ctx, writeOp{kind: opRestart, id: id, force: forced(r), uri: r.URL.Path, clientIP: clientIP(r)})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, deploymentResult{Version: res.dep.Version, DeploymentID: res.dep.ID})
-	return nil
+	return s.appDeployment(w, r, id, opRestart)
 }
 
 func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, id string) error {
+	return s.appDeployment(w, r, id, opStop)
+}
+
+// appDeployment runs a write that takes no body (restart, delete) and
+// answers with the deployment it started.
+func (s *Server) appDeployment(w http.ResponseWriter, r *http.Request, id string, kind opKind) error {
 	id = appspec.CanonicalID(id)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	res, err := s.apply(ctx, writeOp{kind: opStop, id: id, force: forced(r), uri: r.URL.Path, clientIP: clientIP(r)})
+	res, err := s.apply(ctx, writeOp{kind: kind, id: id, force: forced(r), uri: r.URL.Path, clientIP: clientIP(r)})
 	if err != nil {
 		return err
 	}

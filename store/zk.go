@@ -289,24 +289,28 @@ func (s *ZK) PutApp(ctx context.Context, app *appspec.App, expect Revision) (Sto
 	}
 }
 
-func (s *ZK) putOnce(ctx context.Context, app *appspec.App, id string, expect Revision) (StoredApp, bool, error) {
-	appPath, verDir := s.p("apps", appKey(id)), s.p("versions", appKey(id))
-	var (
-		exists  bool
-		st      *zk.Stat
-		history []string
-		dirErr  error
-	)
-	err := s.call(ctx, func() (err error) {
+// readCurrent reads what a write of an app must know first: whether its
+// node exists (and its stat), whether its history node exists, and the
+// versions kept there.
+func (s *ZK) readCurrent(ctx context.Context, appPath, verDir string) (exists bool, st *zk.Stat, history []string, hasDir bool, err error) {
+	err = s.call(ctx, func() (err error) {
 		if exists, st, err = s.conn.Exists(appPath); err != nil {
 			return err
 		}
+		var dirErr error
 		history, _, dirErr = s.conn.Children(verDir)
 		if dirErr != nil && !errors.Is(dirErr, zk.ErrNoNode) {
 			return dirErr
 		}
+		hasDir = dirErr == nil
 		return nil
 	})
+	return exists, st, history, hasDir, err
+}
+
+func (s *ZK) putOnce(ctx context.Context, app *appspec.App, id string, expect Revision) (StoredApp, bool, error) {
+	appPath, verDir := s.p("apps", appKey(id)), s.p("versions", appKey(id))
+	exists, st, history, hasDir, err := s.readCurrent(ctx, appPath, verDir)
 	if err != nil {
 		return StoredApp{}, false, fmt.Errorf("store: put app %s: read current: %w", id, err)
 	}
@@ -333,7 +337,7 @@ func (s *ZK) putOnce(ctx context.Context, app *appspec.App, id string, expect Re
 	} else {
 		ops = append(ops, &zk.CreateRequest{Path: appPath, Data: data, Acl: acl})
 	}
-	if errors.Is(dirErr, zk.ErrNoNode) {
+	if !hasDir {
 		ops = append(ops, &zk.CreateRequest{Path: verDir, Acl: acl})
 	}
 	ops = append(ops, &zk.CreateRequest{Path: verDir + "/" + c.Version, Data: data, Acl: acl})
@@ -384,22 +388,7 @@ func (s *ZK) DeleteApp(ctx context.Context, id string, expect Revision) error {
 
 func (s *ZK) deleteOnce(ctx context.Context, id string, expect Revision) (bool, error) {
 	appPath, verDir := s.p("apps", appKey(id)), s.p("versions", appKey(id))
-	var (
-		exists  bool
-		st      *zk.Stat
-		history []string
-		dirErr  error
-	)
-	err := s.call(ctx, func() (err error) {
-		if exists, st, err = s.conn.Exists(appPath); err != nil {
-			return err
-		}
-		history, _, dirErr = s.conn.Children(verDir)
-		if dirErr != nil && !errors.Is(dirErr, zk.ErrNoNode) {
-			return dirErr
-		}
-		return nil
-	})
+	exists, st, history, hasDir, err := s.readCurrent(ctx, appPath, verDir)
 	if err != nil {
 		return false, fmt.Errorf("store: delete app %s: %w", id, err)
 	}
@@ -416,7 +405,7 @@ func (s *ZK) deleteOnce(ctx context.Context, id string, expect Revision) (bool, 
 	for _, h := range history {
 		ops = append(ops, &zk.DeleteRequest{Path: verDir + "/" + h, Version: -1})
 	}
-	if dirErr == nil {
+	if hasDir {
 		ops = append(ops, &zk.DeleteRequest{Path: verDir, Version: -1})
 	}
 	var res []zk.MultiResponse
