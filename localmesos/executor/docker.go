@@ -199,21 +199,9 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 		log.WithField("network", di.GetNetwork().String()).Warn("running on the host network instead")
 	}
 
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return fmt.Errorf("executor: docker launch %s: %w", id, ErrClosed)
-	}
-	if _, dup := d.tasks[id]; dup {
-		d.mu.Unlock()
-		return fmt.Errorf("executor: docker launch %s: task already running", id)
-	}
-	d.tasks[id] = nil
-	d.mu.Unlock()
-	unreserve := func() {
-		d.mu.Lock()
-		delete(d.tasks, id)
-		d.mu.Unlock()
+	unreserve, err := reserve(&d.mu, &d.closed, d.tasks, "docker", id)
+	if err != nil {
+		return err
 	}
 
 	report(id, Status{State: mesos.TASK_STARTING})

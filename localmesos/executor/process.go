@@ -135,22 +135,9 @@ func (p *Process) Launch(ctx context.Context, t Task, report Report) error {
 	}
 	env := append(append(append([]string(nil), p.env...), mesosEnv(t, t.Sandbox)...), taskEnv...)
 
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return fmt.Errorf("executor: process launch %s: %w", id, ErrClosed)
-	}
-	if _, dup := p.tasks[id]; dup {
-		p.mu.Unlock()
-		return fmt.Errorf("executor: process launch %s: task already running", id)
-	}
-	// Reserve the id so a concurrent duplicate launch fails.
-	p.tasks[id] = nil
-	p.mu.Unlock()
-	unreserve := func() {
-		p.mu.Lock()
-		delete(p.tasks, id)
-		p.mu.Unlock()
+	unreserve, err := reserve(&p.mu, &p.closed, p.tasks, "process", id)
+	if err != nil {
+		return err
 	}
 
 	report(id, Status{State: mesos.TASK_STARTING})
