@@ -120,3 +120,21 @@ func BenchmarkPlaceE2EShape(b *testing.B) {
 	}
 	runPlaceBench(b, offers, reqs, nil, Options{})
 }
+
+// BenchmarkPlaceSharedHost is the end-to-end shape with all 1,000 agents
+// on one host, as localmesos runs them: every placement changes the host
+// count of every offer at once.
+func BenchmarkPlaceSharedHost(b *testing.B) {
+	offers := benchCluster(1000)
+	for i := range offers {
+		offers[i].Hostname = "127.0.0.1"
+		offers[i].Resources[0].CPUs = 12
+		offers[i].Resources[0].Mem = 8192
+	}
+	reqs := benchApps(100, 1000)
+	for i := range reqs {
+		reqs[i].CPUs, reqs[i].Mem = 0.1, 64
+		reqs[i].Constraints = nil
+	}
+	runPlaceBench(b, offers, reqs, nil, Options{})
+}

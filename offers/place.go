@@ -208,6 +208,14 @@ type placer struct {
 	// scratch reused across groups
 	bucketOf []int32
 	buckets  []bucket
+	hgs      []hostGroup
+	hgOf     []int32  // host value -> index in hgs, when hgGen matches gen
+	hgGen    []uint32 // host value -> generation hgOf[host] was set in
+	hgMore   map[[2]int32]int32
+	hostAt   []int32 // host value -> start of its room in hostRoom
+	hostRoom []entry // room for every offer's entry, a host's together
+	groupOf  []int32 // offer -> its host group in the current group
+	gen      uint32  // one per group, so hgOf is not cleared per group
 	top      []int32
 	deferred []int32
 	cursor   int // next offer to scan
@@ -433,6 +441,7 @@ func (p *placer) countPlaced(placed []Placed) {
 		}
 	}
 	p.hostVal = p.fields[hostField].ofVal
+	p.layoutHosts()
 	for _, g := range p.groups {
 		g.hostCount = g.app.counters[hostField]
 		for i := range g.cons {

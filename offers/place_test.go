@@ -217,6 +217,9 @@ func TestPlaceStrategy(t *testing.T) {
 			[]Placed{{App: "a", Hostname: "h1"}, {App: "a", Hostname: "h1"}}, Options{}, []string{"h1", "h2", "h2"}},
 		{"spread: the emptier offer wins ties", []Offer{small, big}, mkReqs("a", 1, 1, 512), nil, Options{}, []string{"big"}},
 		{"spread: other apps' use spreads too", []Offer{mkOffer("h1", 4, 4096), mkOffer("h2", 4, 4096)}, append(mkReqs("a", 1, 1, 512), mkReqs("b", 1, 1, 512)...), nil, Options{}, []string{"h1", "h2"}},
+		{"spread: a host with several agents counts as one host", []Offer{onHost("a1", "h1"), onHost("a2", "h1"), onHost("a3", "h1"), onHost("b1", "h2")}, mkReqs("a", 4, 1, 512), nil, Options{}, []string{"h1", "h1", "h2", "h2"}},
+		{"spread: a host whose agents sit in two GROUP_BY buckets", []Offer{onHost("a1", "h1", "rack=r1"), onHost("a2", "h1", "rack=r2"), onHost("b1", "h2", "rack=r1"), onHost("c1", "h3", "rack=r2")},
+			mkReqs("a", 4, 1, 512, []string{"rack", "GROUP_BY"}), nil, Options{}, []string{"h1", "h1", "h2", "h3"}},
 		{"binpack: fill one offer first", []Offer{mkOffer("h1", 4, 4096), mkOffer("h2", 4, 4096), mkOffer("h3", 4, 4096)}, mkReqs("a", 5, 1, 512), nil, Options{Strategy: Binpack}, []string{"h1", "h1", "h1", "h1", "h2"}},
 		{"binpack: the tighter offer wins", []Offer{big, small}, mkReqs("a", 1, 1, 512), nil, Options{Strategy: Binpack}, []string{"small"}},
 	}
@@ -231,6 +234,13 @@ func TestPlaceStrategy(t *testing.T) {
 			mustEqual(t, "placements", got, tc.want)
 		})
 	}
+}
+
+// onHost is an offer of agent id on a host that other agents share.
+func onHost(id, host string, attrs ...string) Offer {
+	o := mkOffer(id, 4, 4096, attrs...)
+	o.Hostname = host
+	return o
 }
 
 func TestPlaceResultShape(t *testing.T) {

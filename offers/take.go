@@ -12,30 +12,16 @@ func (p *placer) placeGroup(g *group) {
 	p.start(g)
 	next := 0
 	for next < len(g.reqs) {
-		if len(p.top) == 0 {
+		hi, e, found := p.best(g)
+		if !found {
 			if !p.widen(g) {
 				break
 			}
 			continue
 		}
-		bi := p.top[0]
-		b := &p.buckets[bi]
-		e := b.h[0]
-		// A placement on another offer of the same host raises this
-		// entry's host count behind its back; keys only grow, so a stale
-		// best entry is refreshed and re-sorted when it surfaces. (Its
-		// score changes only when it is placed on, and is refreshed then.)
-		if p.opt.Strategy != Binpack {
-			if hc := g.hostCount.get(p.hostVal[e.o]); hc != e.hc {
-				b.h[0].hc = hc
-				siftDownE(b.h, 0)
-				p.fixTop(g, int(b.pos))
-				continue
-			}
-		}
 		r, temp := p.check(g, int(e.o))
 		if r != ok {
-			p.popEntry(g, bi)
+			p.popEntry(g, hi)
 			if temp {
 				p.deferred = append(p.deferred, e.o)
 			}
@@ -43,9 +29,10 @@ func (p *placer) placeGroup(g *group) {
 		}
 		lift := p.take(g, g.reqs[next], int(e.o))
 		next++
-		b.h[0] = p.entryFor(g, e.o)
-		siftDownE(b.h, 0)
-		p.fixTop(g, int(b.pos))
+		hg := &p.hgs[hi]
+		hg.h[0] = p.entryFor(g, e.o)
+		siftDown(hg.h, 0)
+		p.changed(g, hi)
 		if lift && len(p.deferred) > 0 {
 			for _, o := range p.deferred {
 				p.pushEntry(g, p.entryFor(g, o))
