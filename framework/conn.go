@@ -60,7 +60,9 @@ type ConnConfig struct {
 	WebUIURL        string        // FrameworkInfo.webui_url, if any
 	GPUResources    bool          // add the GPU_RESOURCES capability
 
-	// Codec is "json" (default) or "protobuf".
+	// Codec is "protobuf" (default) or "json". Protobuf is what
+	// production frameworks speak; at 100,000 tasks JSON halves the launch
+	// rate (bench/RESULTS.md), most of it encoding and decoding.
 	Codec string
 	// HeartbeatMisses: drop the stream after this many heartbeat intervals
 	// without any event; default 2.
@@ -165,6 +167,7 @@ type connSession struct {
 	caller      calls.Caller
 	frameworkID string
 	master      string
+	acks        *ackPipe // nil: acknowledge through caller, one call at a time
 }
 
 // NewConn checks cfg and returns a Conn; Run starts it.
@@ -172,9 +175,9 @@ func NewConn(cfg ConnConfig) (*Conn, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	codec := codecs.ByMediaType[codecs.MediaTypeJSON]
-	if cfg.Codec == "protobuf" {
-		codec = codecs.ByMediaType[codecs.MediaTypeProtobuf]
+	codec := codecs.ByMediaType[codecs.MediaTypeProtobuf]
+	if cfg.Codec == "json" {
+		codec = codecs.ByMediaType[codecs.MediaTypeJSON]
 	}
 	dialer := &net.Dialer{Timeout: cfg.RequestTimeout, KeepAlive: 30 * time.Second}
 	return &Conn{
@@ -292,6 +295,7 @@ func (c *Conn) attempt(ctx context.Context, out chan<- Input) (res attemptResult
 	log := c.log.WithFields(logrus.Fields{"master": target, "framework_id": fid})
 
 	var location atomic.Pointer[string] // a 307's Location; the doer also serves the Driver's goroutines
+	var streamID atomic.Pointer[string] // SUBSCRIBE's Mesos-Stream-Id, for the ackPipe
 	cli := httpcli.New(
 		httpcli.Endpoint(target),
 		httpcli.Codec(c.codec),
@@ -302,6 +306,11 @@ func (c *Conn) attempt(ctx context.Context, out chan<- Input) (res attemptResult
 				if err == nil && resp.StatusCode == http.StatusTemporaryRedirect {
 					loc := resp.Header.Get("Location")
 					location.Store(&loc)
+				}
+				if err == nil {
+					if id := resp.Header.Get("Mesos-Stream-Id"); id != "" {
+						streamID.Store(&id)
+					}
 				}
 				return resp, err
 			}
@@ -335,7 +344,11 @@ func (c *Conn) attempt(ctx context.Context, out chan<- Input) (res attemptResult
 
 	rd := newEventReader(resp, c.cfg.Clock)
 	go rd.run(log)
+	var acks *ackPipe
 	defer func() {
+		if acks != nil {
+			defer acks.close()
+		}
 		// Fence the Driver first, then tear the stream down.
 		c.sess.Store(nil)
 		cancel()
@@ -359,7 +372,12 @@ func (c *Conn) attempt(ctx context.Context, out chan<- Input) (res attemptResult
 				id := sub.GetFrameworkID().GetValue()
 				log = c.log.WithFields(logrus.Fields{"master": target, "framework_id": id})
 				c.subscribed(ctx, log, fid, id)
-				c.sess.Store(&connSession{caller: caller, frameworkID: id, master: target})
+				sess := &connSession{caller: caller, frameworkID: id, master: target}
+				if sid := streamID.Load(); sid != nil && acks == nil {
+					acks = newAckPipe(target, c.codec, *sid, c.cfg.RequestTimeout)
+				}
+				sess.acks = acks
+				c.sess.Store(sess)
 				res.subscribed = true
 				hb := defaultHeartbeat
 				if s := sub.GetHeartbeatIntervalSeconds(); s > 0 {

@@ -22,6 +22,7 @@ func haConn(t *testing.T, master string, store FrameworkIDStore, mod func(*ConnC
 	}
 	cfg := ConnConfig{
 		Detector: det, FrameworkIDs: store, User: "tester",
+		Codec:      "json", // what the fake master (conn_helpers_test.go) decodes
 		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		RequestTimeout: 5 * time.Second,
 		Logger:         haLog(t, "conn"),

@@ -283,7 +283,7 @@ func TestConnFollowsMasterFailover(t *testing.T) {
 	}
 	defer det.Close()
 	store := &haIDStore{}
-	c, err := NewConn(ConnConfig{Detector: det, FrameworkIDs: store, User: "tester",
+	c, err := NewConn(ConnConfig{Detector: det, FrameworkIDs: store, User: "tester", Codec: "json",
 		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, Logger: haLog(t, "conn")})
 	if err != nil {
 		t.Fatal(err)

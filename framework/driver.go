@@ -71,6 +71,20 @@ func (d *Driver) Kill(ctx context.Context, taskID mesos.TaskID, agentID *mesos.A
 	})
 }
 
+// acknowledgeAll sends acks pipelined on one connection when it can (see
+// ackPipe), else one call at a time; errs[i] is acks[i]'s.
+func (d *Driver) acknowledgeAll(ctx context.Context, acks []ackOp) []error {
+	s := d.c.sess.Load()
+	if s != nil && s.acks != nil {
+		return s.acks.send(ctx, s.frameworkID, acks)
+	}
+	errs := make([]error, len(acks))
+	for i, a := range acks {
+		errs[i] = d.Acknowledge(ctx, mesos.AgentID{Value: a.agentID}, mesos.TaskID{Value: a.taskID}, a.uuid)
+	}
+	return errs
+}
+
 func (d *Driver) Acknowledge(ctx context.Context, agentID mesos.AgentID, taskID mesos.TaskID, uuid []byte) error {
 	return d.do(ctx, &scheduler.Call{
 		Type:        scheduler.Call_ACKNOWLEDGE,

@@ -92,6 +92,12 @@ func startFlotilla(t *testing.T, m *localmesos.Master, ids *e2eIDs, mod func(*Co
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runFlotilla(t, conn, det, mod)
+}
+
+// runFlotilla runs a Scheduler fed by conn until the returned stop.
+func runFlotilla(t *testing.T, conn *Conn, det Detector, mod func(*Config)) (*Scheduler, func()) {
+	t.Helper()
 	cfg := Config{
 		Clock: clock.Real{}, Rand: rand.New(rand.NewSource(time.Now().UnixNano())),
 		Log:             logging.Component(logging.Discard(), "framework"),

@@ -105,7 +105,7 @@ func haStartReplica(t testing.TB, name string, zkServers []string, path, master 
 	r, err := NewReplica(ReplicaConfig{
 		Election: ElectionConfig{Servers: zkServers, Path: path, Address: "http://" + name + ":8080", ID: name,
 			SessionTimeout: 4 * time.Second},
-		Conn: ConnConfig{Detector: det, FrameworkIDs: store, User: "tester",
+		Conn: ConnConfig{Detector: det, FrameworkIDs: store, User: "tester", Codec: "json", // the fake master speaks JSON
 			BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond},
 		Core:   core,
 		Logger: haLog(t, "replica-"+name),

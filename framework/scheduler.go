@@ -249,23 +249,58 @@ func (s *Scheduler) perform(ctx context.Context, act Actions, p *plan) {
 	}
 }
 
-// ackWorker sends acknowledgements until Run closes ackCh. A failed one
-// is only logged: the agent re-sends the update, which is acknowledged
-// again.
+// ackWorker sends acknowledgements until Run closes ackCh, as many at a
+// time as are waiting (up to maxAckBatch) when Actions can pipeline them.
+// A failed one is only logged: the agent re-sends the update, which is
+// acknowledged again.
 func (s *Scheduler) ackWorker(ctx context.Context, act Actions, wg *sync.WaitGroup) {
 	defer wg.Done()
+	ba, _ := act.(batchAcker)
+	batch := make([]ackOp, 0, maxAckBatch)
 	for a := range s.ackCh {
-		func() {
-			defer s.acksPending.Done()
-			defer func() {
-				if r := recover(); r != nil {
-					s.cfg.Log.WithField("panic", fmt.Sprint(r)).WithField("stack", string(debug.Stack())).Error("acknowledgement panicked")
+		batch = append(batch[:0], a)
+	drain:
+		for ba != nil && len(batch) < maxAckBatch {
+			select {
+			case a, ok := <-s.ackCh:
+				if !ok {
+					break drain
 				}
-			}()
-			_ = s.callWith(ctx, "acknowledge", logrus.Fields{"task": a.taskID}, func(ctx context.Context) error {
-				return act.Acknowledge(ctx, mesos.AgentID{Value: a.agentID}, mesos.TaskID{Value: a.taskID}, a.uuid)
-			})
-		}()
+				batch = append(batch, a)
+			default:
+				break drain
+			}
+		}
+		s.acknowledge(ctx, act, ba, batch)
+	}
+}
+
+// batchAcker is Actions that can send many acknowledgements at once; the
+// Driver pipelines them.
+type batchAcker interface {
+	acknowledgeAll(ctx context.Context, acks []ackOp) []error
+}
+
+func (s *Scheduler) acknowledge(ctx context.Context, act Actions, ba batchAcker, batch []ackOp) {
+	defer s.acksPending.Add(-len(batch))
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Log.WithField("panic", fmt.Sprint(r)).WithField("stack", string(debug.Stack())).Error("acknowledgement panicked")
+		}
+	}()
+	if ba == nil {
+		a := batch[0]
+		_ = s.callWith(ctx, "acknowledge", logrus.Fields{"task": a.taskID}, func(ctx context.Context) error {
+			return act.Acknowledge(ctx, mesos.AgentID{Value: a.agentID}, mesos.TaskID{Value: a.taskID}, a.uuid)
+		})
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.ActionTimeout)
+	defer cancel()
+	for i, err := range ba.acknowledgeAll(cctx, batch) {
+		if err != nil {
+			s.cfg.Log.WithError(err).WithField("task", batch[i].taskID).WithField("call", "acknowledge").Warn("call failed")
+		}
 	}
 }
 

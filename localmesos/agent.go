@@ -452,6 +452,7 @@ func (m *Master) retryLoop() {
 			for id, q := range a.pending {
 				if len(q.items) > 0 && !now.Before(q.nextRetry) {
 					if t := a.tasks[id]; t != nil {
+						m.resentUpdates++
 						m.sendUpdateLocked(a, t, q)
 					}
 				}

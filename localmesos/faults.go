@@ -243,3 +243,18 @@ func (m *Master) handleAdmin(w http.ResponseWriter, r *http.Request) {
 	m.log.WithFields(logrus.Fields{"path": r.URL.Path}).Debug("admin call")
 	w.WriteHeader(http.StatusOK)
 }
+
+// UnacknowledgedUpdates counts the status updates the agents still hold
+// for want of an acknowledgement, and how many times since the start an
+// update was re-sent because none came; for tests of a framework's
+// acknowledgements.
+func (m *Master) UnacknowledgedUpdates() (pending, resent int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, a := range m.agents {
+		for _, q := range a.pending {
+			pending += len(q.items)
+		}
+	}
+	return pending, m.resentUpdates
+}

@@ -133,6 +133,8 @@ type Master struct {
 
 	allocKick chan struct{}
 
+	resentUpdates int // status updates re-sent for want of an ack; under mu
+
 	inboxMu   sync.Mutex
 	inbox     []func()
 	inboxWake chan struct{}
