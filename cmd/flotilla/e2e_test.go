@@ -51,16 +51,48 @@ type devOpts struct {
 	secretPoll    time.Duration
 }
 
+// logTail keeps the last logTailMax bytes written to it.
+type logTail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const logTailMax = 64 << 10
+
+func (l *logTail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	if over := len(l.buf) - logTailMax; over > 0 {
+		l.buf = append(l.buf[:0], l.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (l *logTail) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.buf)
+}
+
 // startDev runs the platform until the test ends.
 func startDev(t *testing.T, o devOpts) *devEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := o.log
 	if log == nil {
-		log = logging.Discard()
+		// Warnings and errors are kept and shown if the test fails, so a
+		// failure in CI says more than what it timed out waiting for.
+		tail := &logTail{}
+		log, _ = logging.New(logging.Options{Level: "warn", Out: tail})
 		if testing.Verbose() && os.Getenv("FLOTILLA_E2E_LOG") != "" {
 			log, _ = logging.New(logging.Options{Level: os.Getenv("FLOTILLA_E2E_LOG")})
 		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("platform warnings and errors (last %d KiB):\n%s", logTailMax>>10, tail.String())
+			}
+		})
 	}
 	execName, upstream := o.executor, o.upstream
 	name, factory, err := localmesos.ExecutorByName(ctx, execName, log)
