@@ -74,9 +74,11 @@ type bucket struct {
 	pos   int32     // index in placer.top; -1 when empty
 }
 
-type ordered[T any] interface{ before(T) bool }
+// The sifts are written out per type: as generic functions their
+// comparisons went through the shape dictionary, were not inlined, and
+// cost a fifth of Place's time.
 
-func siftDown[T ordered[T]](h []T, i int) {
+func siftDownE(h []entry, i int) {
 	for {
 		l := 2*i + 1
 		if l >= len(h) {
@@ -94,7 +96,36 @@ func siftDown[T ordered[T]](h []T, i int) {
 	}
 }
 
-func siftUp[T ordered[T]](h []T, i int) {
+func siftUpE(h []entry, i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !h[i].before(h[parent]) {
+			return
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
+	}
+}
+
+func siftDownK(h []hostKey, i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(h) && h[r].before(h[l]) {
+			m = r
+		}
+		if !h[m].before(h[i]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
+
+func siftUpK(h []hostKey, i int) {
 	for i > 0 {
 		parent := (i - 1) / 2
 		if !h[i].before(h[parent]) {
@@ -190,7 +221,7 @@ func (p *placer) best(g *group) (hi int32, e entry, ok bool) {
 		}
 		if hc := p.hostCount(g, hg); k.hc != hc || k.entry() != hg.h[0] {
 			*k = keyOf(hc, hg.h[0])
-			siftDown(b.hosts, 0)
+			siftDownK(b.hosts, 0)
 			p.fixTop(g, int(b.pos))
 			continue
 		}
@@ -209,7 +240,7 @@ func (p *placer) dropKey(g *group, b *bucket) {
 		p.removeTop(g, int(b.pos))
 		return
 	}
-	siftDown(b.hosts, 0)
+	siftDownK(b.hosts, 0)
 	p.fixTop(g, int(b.pos))
 }
 
@@ -223,7 +254,7 @@ func (p *placer) changed(g *group, hi int32) {
 		return
 	}
 	b.hosts[0] = keyOf(p.hostCount(g, hg), hg.h[0])
-	siftDown(b.hosts, 0)
+	siftDownK(b.hosts, 0)
 	p.fixTop(g, int(b.pos))
 }
 
@@ -233,7 +264,7 @@ func (p *placer) popEntry(g *group, hi int32) {
 	last := len(hg.h) - 1
 	hg.h[0] = hg.h[last]
 	hg.h = hg.h[:last]
-	siftDown(hg.h, 0)
+	siftDownE(hg.h, 0)
 	p.changed(g, hi)
 }
 
@@ -245,13 +276,13 @@ func (p *placer) pushEntry(g *group, e entry) {
 	p.groupOf[e.o] = hi
 	hg := &p.hgs[hi]
 	hg.h = append(hg.h, e)
-	siftUp(hg.h, len(hg.h)-1)
+	siftUpE(hg.h, len(hg.h)-1)
 	if hg.h[0] != e {
 		return // the host's keys already rank it at least this well
 	}
 	b := &p.buckets[bi]
 	b.hosts = append(b.hosts, keyOf(p.hostCount(g, hg), e))
-	siftUp(b.hosts, len(b.hosts)-1)
+	siftUpK(b.hosts, len(b.hosts)-1)
 	if b.pos < 0 {
 		p.top = append(p.top, bi)
 		b.pos = int32(len(p.top) - 1)

@@ -31,7 +31,7 @@ func (p *placer) placeGroup(g *group) {
 		next++
 		hg := &p.hgs[hi]
 		hg.h[0] = p.entryFor(g, e.o)
-		siftDown(hg.h, 0)
+		siftDownE(hg.h, 0)
 		p.changed(g, hi)
 		if lift && len(p.deferred) > 0 {
 			for _, o := range p.deferred {
