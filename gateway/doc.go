@@ -34,15 +34,56 @@
 // (passive health, timed on the injected clock) and an idempotent request
 // without a body (GET, HEAD, OPTIONS, PUT, DELETE) is retried on another
 // backend, up to Config.MaxAttempts. An app with no backend in rotation gets
-// 503 naming the app. Dialling and waiting for response headers have
-// deadlines; bodies stream without one, so downloads and WebSockets
-// (passed through by net/http/httputil) are not cut. Connections to
-// backends are kept alive: GET and HEAD without a body go over the
-// gateway's own pooled connections on the handler's goroutine (lean.go,
-// about a quarter less CPU per request than http.Transport on small
-// responses), all other requests over one shared http.Transport.
+// 503 naming the app; a backend that fails gets 502, one that does not
+// answer within Config.ResponseHeaderTimeout 504.
+//
+// Path prefixes match the path as fasthttp normalises it (percent-decoded,
+// dot segments and doubled slashes resolved), so "/a/../b" is routed as
+// "/b"; the backend still gets the path exactly as the client sent it.
 //
 // Backends see the client's Host header and X-Forwarded-For/Proto/Host.
 // The external listener starts X-Forwarded-For afresh (a client could
 // forge it); the internal one appends to the chain it was given.
+//
+// # Serving and proxying
+//
+// Both listeners are github.com/valyala/fasthttp servers, the well-kept
+// HTTP/1.1 server and client library built to allocate nothing per
+// request. net/http's server side alone cost about as much CPU per request
+// as nginx spends on the whole proxying (bench/RESULTS.md, ## gateway);
+// with fasthttp the common request, GET or HEAD without a body, allocates
+// nothing in the gateway (BenchmarkProxy). The price: HTTP/1.1 only (the
+// TLS listener used to offer HTTP/2 through net/http; clients now
+// negotiate HTTP/1.1), request headers up to 16 KiB (431 beyond; nginx
+// allows 32 KiB, net/http allowed 1 MiB), and interim 1xx answers such as
+// 103 Early Hints are dropped, since fasthttp cannot send them ahead of
+// the real answer.
+//
+// The backend side (backend.go) is the gateway's own keep-alive pool per
+// backend, written and read on the goroutine serving the request with
+// fasthttp's header writer and parser; fasthttp.HostClient measured no
+// cheaper and has its own rules for retries and timeouts, where the
+// gateway needs a refused connection to eject, a kept-alive connection
+// the backend closed while idle to be replaced without the client seeing
+// it (requests safe to repeat are sent again; others first check the
+// connection), and a slow answer to be a 504. The request goes out as the
+// client sent it (path, query and Host untouched) minus hop-by-hop headers,
+// as HTTP/1.1, its body streamed. A response body of up to 64 KiB is
+// copied whole before the answer goes out; a longer or unframed one
+// streams, straight from the backend connection's buffer, with no
+// deadline, so downloads are neither held in memory nor cut (an HTTP/1.0
+// client, which cannot read chunks, gets a body of unknown length framed
+// by the end of the connection). The response's Date is the gateway's, as
+// nginx's is.
+//
+// fasthttp does not notice a client that goes away while its handler
+// waits, as net/http did with a read in the background of every request.
+// The gateway waits on a backend with a short deadline first; only when it
+// passes does a goroutine start peeking at the client's socket (watch.go),
+// so that a client that leaves ends the backend request, counted as 499.
+//
+// An Upgrade request (WebSocket) that the backend answers 101 becomes a
+// byte pipe: the client connection is hijacked from fasthttp, the 101 head
+// written to it, and bytes copied both ways until either side closes.
+// Shutdown waits for requests in flight, not for such pipes.
 package gateway

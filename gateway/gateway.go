@@ -5,16 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log"
 	"net"
-	"net/http"
-	"net/http/httputil"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
@@ -59,20 +57,19 @@ type Config struct {
 	// DialTimeout bounds connecting to a backend.
 	DialTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for a backend's response headers
-	// (not the body, so long downloads and WebSockets are not cut).
+	// and for a body short enough to be copied whole (64 KiB); a longer
+	// body streams without a deadline, so downloads and WebSockets are not
+	// cut.
 	ResponseHeaderTimeout time.Duration
 	// EjectFor is how long a backend that refused a connection is left out
 	// of rotation.
 	EjectFor time.Duration
 	// MaxAttempts bounds the backends one idempotent request tries.
 	MaxAttempts int
-	// MaxIdleConnsPerHost is the keep-alive pool per backend; Go's default
-	// of 2 would make a busy gateway reconnect all the time.
+	// MaxIdleConnsPerHost bounds the idle keep-alive connections kept per
+	// backend; it should cover the requests a backend serves at once, or
+	// a busy gateway reconnects all the time.
 	MaxIdleConnsPerHost int
-	// TransportOnly sends every request through net/http's Transport,
-	// turning off the lean path for GET and HEAD (lean.go): an escape hatch,
-	// and the baseline the benchmark compares with.
-	TransportOnly bool
 	// Window is the sliding window of RequestRate and Latency, in whole
 	// seconds.
 	Window time.Duration
@@ -140,11 +137,8 @@ type Gateway struct {
 	clock     clock.Clock
 	tlsConfig *tls.Config
 	dialer    *net.Dialer
-	transport *http.Transport
-	proxy     *httputil.ReverseProxy
 	m         *metrics
-	external  http.Handler
-	internal  http.Handler
+	unrouted  [2]prometheus.Counter // per listener, resolved once
 
 	cur atomic.Pointer[snapshot]
 
@@ -154,7 +148,7 @@ type Gateway struct {
 	problems []error
 
 	srvMu   sync.Mutex
-	servers []*http.Server
+	servers []*fasthttp.Server
 	addrs   [2]net.Addr
 }
 
@@ -197,38 +191,13 @@ func New(cfg Config) (*Gateway, error) {
 		}
 	}
 	g.dialer = &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
-	g.transport = &http.Transport{
-		Proxy:       nil, // never follow HTTP_PROXY from the environment to a backend
-		DialContext: g.dialer.DialContext,
-		// A proxy passes encodings through; letting the transport ask for
-		// gzip would make it decompress what the client may want compressed.
-		DisableCompression:    true,
-		MaxIdleConns:          0, // bounded per host instead
-		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
+	for _, l := range []Listener{Internal, External} {
+		g.unrouted[l] = g.m.unrouted.WithLabelValues(l.String())
 	}
-	g.proxy = &httputil.ReverseProxy{
-		Rewrite:        rewrite,
-		Transport:      &retryTransport{g: g},
-		ModifyResponse: modifyResponse,
-		ErrorHandler:   g.proxyError,
-		BufferPool:     bufferPool{},
-		ErrorLog:       log.New(g.log.WriterLevel(logrus.WarnLevel), "", 0),
-	}
-	g.external = g.handler(External)
-	g.internal = g.handler(Internal)
 	empty, _ := buildRoutes(nil, nil)
 	g.cur.Store(&snapshot{table: empty, pools: map[string]*pool{}})
 	return g, nil
 }
-
-// ExternalHandler serves the external listener's routes: external apps only.
-func (g *Gateway) ExternalHandler() http.Handler { return g.external }
-
-// InternalHandler serves the internal listener's routes: every app.
-func (g *Gateway) InternalHandler() http.Handler { return g.internal }
 
 // Update swaps in routes for apps. An app or backend that cannot be routed
 // is skipped (see BuildRoutes), logged when it first fails, and keeps
@@ -353,10 +322,9 @@ func (g *Gateway) Start() error {
 	type bind struct {
 		l    Listener
 		addr string
-		h    http.Handler
 	}
 	var lns []net.Listener
-	for _, b := range []bind{{External, g.cfg.ExternalAddr, g.external}, {Internal, g.cfg.InternalAddr, g.internal}} {
+	for _, b := range []bind{{External, g.cfg.ExternalAddr}, {Internal, g.cfg.InternalAddr}} {
 		ln, err := net.Listen("tcp", b.addr)
 		if err != nil {
 			for _, l := range lns {
@@ -366,25 +334,16 @@ func (g *Gateway) Start() error {
 		}
 		lns = append(lns, ln)
 		g.addrs[b.l] = ln.Addr()
-		srv := &http.Server{
-			Handler:           b.h,
-			ReadHeaderTimeout: DefaultReadHeaderTimeout,
-			IdleTimeout:       DefaultIdleTimeout,
-			ErrorLog:          log.New(g.log.WriterLevel(logrus.DebugLevel), "", 0),
-		}
 		tlsOn := b.l == External && g.tlsConfig != nil
 		if tlsOn {
-			srv.TLSConfig = g.tlsConfig.Clone()
+			c := g.tlsConfig.Clone()
+			c.NextProtos = []string{"http/1.1"} // fasthttp speaks nothing else
+			ln = tls.NewListener(ln, c)
 		}
+		srv := g.newServer(b.l)
 		g.servers = append(g.servers, srv)
 		go func() {
-			var err error
-			if tlsOn {
-				err = srv.ServeTLS(ln, "", "")
-			} else {
-				err = srv.Serve(ln)
-			}
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(ln); err != nil {
 				g.log.WithError(err).WithField("listener", b.l.String()).Error("gateway listener stopped")
 			}
 		}()
@@ -400,21 +359,28 @@ func (g *Gateway) Addr(l Listener) net.Addr {
 	return g.addrs[l]
 }
 
-// Shutdown stops accepting, waits for requests in flight until ctx ends,
-// then closes idle backend connections (for good: a Gateway is not
-// restarted). Hijacked (WebSocket) connections
-// are not waited for.
+// Shutdown stops accepting on both listeners, waits for requests in flight
+// until ctx ends, then closes idle backend connections (for good: a
+// Gateway is not restarted). Hijacked (WebSocket) connections are not
+// waited for.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.srvMu.Lock()
 	servers := g.servers
 	g.srvMu.Unlock()
-	var errs []error
-	for _, s := range servers {
-		if err := s.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("gateway: shutdown: %w", err))
-		}
+	// Both at once: a listener still accepting while the other drains
+	// would take new requests during the whole wait.
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.ShutdownWithContext(ctx); err != nil {
+				errs[i] = fmt.Errorf("gateway: shutdown: %w", err)
+			}
+		}()
 	}
-	g.transport.CloseIdleConnections()
+	wg.Wait()
 	g.mu.Lock()
 	for _, bs := range g.backends {
 		bs.conns.close()

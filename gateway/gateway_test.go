@@ -8,11 +8,14 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/flotilla-sched/flotilla/internal/clock"
 )
 
 const (
@@ -30,8 +33,8 @@ func TestListenerSeparation(t *testing.T) {
 		{ID: webID, DNSName: webDNS, Exposure: ext([]string{"shop.example.com"}), Backends: []Backend{web.Backend}},
 		{ID: adminID, DNSName: "admin-ops.flotilla.mesos", Exposure: internal([]string{"admin.example.com"}), Backends: []Backend{admin.Backend}},
 	})
-	extFront := serveFront(t, g.ExternalHandler())
-	intFront := serveFront(t, g.InternalHandler())
+	extFront := g.front(t, External)
+	intFront := g.front(t, Internal)
 
 	cases := []struct {
 		name     string
@@ -71,6 +74,35 @@ func TestListenerSeparation(t *testing.T) {
 	}
 }
 
+// Path prefixes match the normalised path, so dot segments cannot walk
+// from one app's prefix into another's; the backend gets the path as sent.
+func TestRoutesMatchNormalisedPath(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, Config{})
+	a := startBackend(t, "a.1", nil)
+	b := startBackend(t, "b.1", nil)
+	g.Update([]App{
+		{ID: "/a", DNSName: "a.flotilla.mesos", Exposure: ext([]string{"shop.example.com"}, "/a"), Backends: []Backend{a.Backend}},
+		{ID: "/b", DNSName: "b.flotilla.mesos", Exposure: ext([]string{"shop.example.com"}, "/b"), Backends: []Backend{b.Backend}},
+	})
+	front := g.front(t, External)
+	for _, tc := range []struct{ path, task string }{
+		{"/a/x", "a.1"},
+		{"/a/../b/x", "b.1"},
+		{"/b/./../a//x", "a.1"},
+	} {
+		got := raw(t, hostOf(front), "GET "+tc.path+" HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(string(got))), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if e := decodeEcho(t, string(body)); resp.StatusCode != 200 || e.Task != tc.task || e.Path != tc.path {
+			t.Fatalf("%s: %d, backend %q saw %q; want %q to see it as sent", tc.path, resp.StatusCode, e.Task, e.Path, tc.task)
+		}
+	}
+}
+
 // An internal app must be indistinguishable from nothing on the external
 // listener: compare whole responses byte for byte (only Date may differ).
 func TestExternal404IsIdenticalForInternalApps(t *testing.T) {
@@ -78,7 +110,7 @@ func TestExternal404IsIdenticalForInternalApps(t *testing.T) {
 	g := newTestGateway(t, Config{})
 	admin := startBackend(t, "admin.1", nil)
 	g.Update([]App{{ID: adminID, DNSName: "admin-ops.flotilla.mesos", Exposure: internal([]string{"admin.example.com"}, "/x"), Backends: []Backend{admin.Backend}}})
-	front := serveFront(t, g.ExternalHandler())
+	front := g.front(t, External)
 	addr := hostOf(front)
 
 	reqFor := func(host, path string) string {
@@ -119,7 +151,7 @@ func TestLoadIsShared(t *testing.T) {
 				backends = append(backends, b.Backend)
 			}
 			g.Update([]App{{ID: webID, DNSName: webDNS, Backends: backends}})
-			front := serveFront(t, g.InternalHandler())
+			front := g.front(t, Internal)
 			const workers, each = 6, 50
 			var wg sync.WaitGroup
 			errc := make(chan error, workers)
@@ -191,7 +223,7 @@ func TestLeastConnAvoidsBusyBackend(t *testing.T) {
 	})
 	fast := startBackend(t, "fast", nil)
 	g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{slow.Backend, fast.Backend}}})
-	front := serveFront(t, g.InternalHandler())
+	front := g.front(t, Internal)
 
 	done := make(chan string, 1)
 	go func() {
@@ -217,7 +249,7 @@ func TestRefusingBackendIsEjectedAndGETsRetried(t *testing.T) {
 	a := startBackend(t, "web.a", nil)
 	b := startBackend(t, "web.b", nil)
 	g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{dead, a.Backend, b.Backend}}})
-	front := serveFront(t, g.InternalHandler())
+	front := g.front(t, Internal)
 
 	run := func(n int) {
 		t.Helper()
@@ -277,7 +309,7 @@ func TestRetryOnlyIdempotentWithoutBody(t *testing.T) {
 			good := startBackend(t, "web.good", nil)
 			// Round robin starts at the first backend: the refusing one.
 			g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{refusingBackend(t, "web.dead"), good.Backend}}})
-			front := serveFront(t, g.InternalHandler())
+			front := g.front(t, Internal)
 			var body io.Reader
 			if tc.body != "" {
 				body = strings.NewReader(tc.body)
@@ -314,8 +346,8 @@ func TestNoHealthyBackend(t *testing.T) {
 			t.Parallel()
 			g := newTestGateway(t, Config{})
 			g.Update([]App{{ID: webID, DNSName: webDNS, Exposure: ext([]string{"shop.example.com"}), Backends: tc.backends(t)}})
-			for _, h := range []http.Handler{g.ExternalHandler(), g.InternalHandler()} {
-				front := serveFront(t, h)
+			for _, l := range []Listener{External, Internal} {
+				front := g.front(t, l)
 				for i := 0; i < 2; i++ {
 					status, body := do(t, front, "GET", "shop.example.com", "/", nil)
 					if status != 503 || body != "flotilla gateway: app /prod/shop/web has no healthy backend\n" {
@@ -363,7 +395,7 @@ func TestInFlightRequestSurvivesUpdate(t *testing.T) {
 			})
 			other := startBackend(t, "web.other", nil)
 			g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{slow.Backend}}})
-			front := serveFront(t, g.InternalHandler())
+			front := g.front(t, Internal)
 
 			type result struct {
 				status int
@@ -406,7 +438,7 @@ func TestUpdateDropsFailedAppEntirely(t *testing.T) {
 	good := App{ID: "/db", DNSName: "db.flotilla.mesos", Backends: []Backend{db.Backend}}
 	webApp := App{ID: webID, DNSName: webDNS, Exposure: ext([]string{"shop.example.com"}), Backends: []Backend{web.Backend}}
 	g.Update([]App{webApp, good})
-	front := serveFront(t, g.InternalHandler())
+	front := g.front(t, Internal)
 	if status, _ := do(t, front, "GET", webDNS, "/", nil); status != 200 {
 		t.Fatalf("before: %d", status)
 	}
@@ -452,11 +484,11 @@ func TestForwardedHeaders(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h := g.InternalHandler()
+			l := Internal
 			if tc.external {
-				h = g.ExternalHandler()
+				l = External
 			}
-			front := serveFront(t, h)
+			front := g.front(t, l)
 			req, _ := http.NewRequest("GET", front.URL+"/p?q=1", nil)
 			req.Host = tc.host
 			if tc.clientXFF != "" {
@@ -494,7 +526,9 @@ func TestWebSocketPassThrough(t *testing.T) {
 		}
 		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		// A greeting in the same write as the 101: the gateway has read it
+		// along with the head and must pass it on.
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nwelcome\n")
 		brw.Flush()
 		// Echo lines, upper-cased, so the test sees the backend answered.
 		for {
@@ -507,7 +541,7 @@ func TestWebSocketPassThrough(t *testing.T) {
 		}
 	})
 	g.Update([]App{{ID: "/ws", DNSName: "ws.flotilla.mesos", Exposure: ext([]string{"ws.example.com"}), Backends: []Backend{ws.Backend}}})
-	front := serveFront(t, g.ExternalHandler())
+	front := g.front(t, External)
 
 	conn, err := net.DialTimeout("tcp", hostOf(front), 5*time.Second)
 	if err != nil {
@@ -524,6 +558,9 @@ func TestWebSocketPassThrough(t *testing.T) {
 	}
 	if resp.StatusCode != 101 || !strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") {
 		t.Fatalf("handshake answered %s %v", resp.Status, resp.Header)
+	}
+	if got, err := br.ReadString('\n'); err != nil || got != "welcome\n" {
+		t.Fatalf("greeting = %q, %v", got, err)
 	}
 	for _, msg := range []string{"hello\n", "second frame\n"} {
 		io.WriteString(conn, msg)
@@ -544,7 +581,8 @@ func TestWebSocketPassThrough(t *testing.T) {
 
 func TestResponseHeaderTimeout(t *testing.T) {
 	t.Parallel()
-	// GET takes the lean path, DELETE http.Transport: both must time out.
+	// GET may be resent on a fresh connection, DELETE may not: both must
+	// time out.
 	for _, method := range []string{"GET", "DELETE"} {
 		t.Run(method, func(t *testing.T) {
 			t.Parallel()
@@ -558,7 +596,7 @@ func TestResponseHeaderTimeout(t *testing.T) {
 				}
 			})
 			g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{stuck.Backend}}})
-			front := serveFront(t, g.InternalHandler())
+			front := g.front(t, Internal)
 			status, body := do(t, front, method, webDNS, "/", nil)
 			if status != 504 || body != "flotilla gateway: app /prod/shop/web: backend did not answer in time\n" {
 				t.Fatalf("%d %q; want 504", status, body)
@@ -571,16 +609,17 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	}
 }
 
-// A panic in the proxy path is recovered at the handler edge, logged with
-// its stack, and answered 500; the gauges stay right.
+// A panic in the handler is recovered at its edge, logged with its stack,
+// and answered 500; the gauges stay right.
 func TestPanicIsRecovered(t *testing.T) {
 	t.Parallel()
 	logger, hook := logtest.NewNullLogger()
-	g := newTestGateway(t, Config{Log: logger.WithField("component", "gateway")})
-	g.proxy.ModifyResponse = func(*http.Response) error { panic("boom") }
+	pc := &panicClock{Fake: clock.NewFake(epoch)}
+	g := newTestGateway(t, Config{Log: logger.WithField("component", "gateway"), Clock: pc})
 	web := startBackend(t, "web.1", nil)
 	g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{web.Backend}}})
-	front := serveFront(t, g.InternalHandler())
+	front := g.front(t, Internal)
+	pc.armed.Store(true) // the handler's first reading of the clock panics
 	status, _ := do(t, front, "GET", webDNS, "/", nil)
 	if status != 500 {
 		t.Fatalf("status %d; want 500", status)
@@ -597,6 +636,26 @@ func TestPanicIsRecovered(t *testing.T) {
 	if v, _ := metric(t, g.reg, "flotilla_gateway_in_flight_requests", map[string]string{"app": webID}); v != 0 {
 		t.Fatalf("in-flight = %v after a panic", v)
 	}
+	if v, _ := metric(t, g.reg, "flotilla_gateway_requests_total", map[string]string{"app": webID, "task": "", "code": "5xx"}); v != 1 {
+		t.Fatalf("5xx without a task = %v after a panic; want 1", v)
+	}
+	// The gateway goes on serving.
+	if status, body := do(t, front, "GET", webDNS, "/", nil); status != 200 || decodeEcho(t, body).Task != "web.1" {
+		t.Fatalf("after the panic: %d %q", status, body)
+	}
+}
+
+// panicClock panics once, when armed.
+type panicClock struct {
+	*clock.Fake
+	armed atomic.Bool
+}
+
+func (c *panicClock) Now() time.Time {
+	if c.armed.CompareAndSwap(true, false) {
+		panic("boom")
+	}
+	return c.Fake.Now()
 }
 
 // A backend that dies mid-body makes the proxy abort the response; the
@@ -615,7 +674,7 @@ func TestAbortedResponseIsAccounted(t *testing.T) {
 		}
 	})
 	g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{liar.Backend}}})
-	front := serveFront(t, g.InternalHandler())
+	front := g.front(t, Internal)
 	req, _ := http.NewRequest("GET", front.URL+"/", nil)
 	req.Host = webDNS
 	resp, err := front.Client().Do(req)

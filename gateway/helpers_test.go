@@ -1,14 +1,15 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,10 +27,14 @@ type testGW struct {
 	*Gateway
 	clock *clock.Fake
 	reg   *prometheus.Registry
+
+	startOnce sync.Once
+	fronts    [2]*front
 }
 
-// newTestGateway builds a gateway on a fake clock with its own registry.
-func newTestGateway(t *testing.T, cfg Config) *testGW {
+// newTestGateway builds a gateway on a fake clock with its own registry;
+// its listeners go on free loopback ports when a test first asks for one.
+func newTestGateway(t testing.TB, cfg Config) *testGW {
 	t.Helper()
 	fc := clock.NewFake(epoch)
 	reg := prometheus.NewRegistry()
@@ -40,12 +45,55 @@ func newTestGateway(t *testing.T, cfg Config) *testGW {
 	if cfg.Log == nil {
 		cfg.Log = logging.Component(logging.Discard(), "gateway")
 	}
+	if cfg.ExternalAddr == "" {
+		cfg.ExternalAddr = "127.0.0.1:0"
+	}
+	if cfg.InternalAddr == "" {
+		cfg.InternalAddr = "127.0.0.1:0"
+	}
 	g, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(g.transport.CloseIdleConnections)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := g.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
 	return &testGW{Gateway: g, clock: fc, reg: reg}
+}
+
+// front is one of the gateway's listeners as a client sees it.
+type front struct {
+	URL    string // http://127.0.0.1:port
+	client *http.Client
+}
+
+func (f *front) Client() *http.Client { return f.client }
+
+// front starts the gateway's listeners (once) and returns listener l.
+func (g *testGW) front(t *testing.T, l Listener) *front {
+	t.Helper()
+	var err error
+	g.startOnce.Do(func() {
+		if err = g.Start(); err != nil {
+			return
+		}
+		for _, l := range []Listener{External, Internal} {
+			tr := &http.Transport{DisableCompression: true}
+			g.fronts[l] = &front{URL: "http://" + g.Addr(l).String(), client: &http.Client{Transport: tr}}
+			t.Cleanup(tr.CloseIdleConnections)
+		}
+	})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if g.fronts[l] == nil {
+		t.Fatal("the gateway did not start")
+	}
+	return g.fronts[l]
 }
 
 // echo is what the default test backend answers: who it is and what it saw.
@@ -81,7 +129,7 @@ func startBackend(t *testing.T, task string, h http.HandlerFunc) *testBackend {
 	return tb
 }
 
-func backendOf(t *testing.T, task, addr string) Backend {
+func backendOf(t testing.TB, task, addr string) Backend {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -103,22 +151,15 @@ func refusingBackend(t *testing.T, task string) Backend {
 	return backendOf(t, task, addr)
 }
 
-func serveFront(t *testing.T, h http.Handler) *httptest.Server {
-	t.Helper()
-	s := httptest.NewServer(h)
-	t.Cleanup(s.Close)
-	return s
-}
-
 // do sends one request with the given Host and returns status and body.
-func do(t *testing.T, front *httptest.Server, method, host, path string, body io.Reader) (int, string) {
+func do(t *testing.T, front *front, method, host, path string, body io.Reader) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, front.URL+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Host = host
-	c := *front.Client() // a copy: the server's client is shared by parallel tests
+	c := *front.Client() // a copy: the client is shared by parallel tests
 	c.Timeout = 10 * time.Second
 	resp, err := c.Do(req)
 	if err != nil {
@@ -160,7 +201,7 @@ func raw(t *testing.T, addr, req string) []byte {
 	return b
 }
 
-func hostOf(s *httptest.Server) string { u, _ := url.Parse(s.URL); return u.Host }
+func hostOf(f *front) string { return strings.TrimPrefix(f.URL, "http://") }
 
 // metric returns the value of the series of name whose labels include
 // want, and whether it exists.

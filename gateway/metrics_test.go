@@ -15,7 +15,7 @@ func TestRequestRateWindow(t *testing.T) {
 	a := startBackend(t, "web.a", nil)
 	b := startBackend(t, "web.b", nil)
 	g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{a.Backend, b.Backend}}})
-	front := serveFront(t, g.InternalHandler())
+	front := g.front(t, Internal)
 	get := func(n int) {
 		t.Helper()
 		for i := 0; i < n; i++ {
@@ -112,7 +112,7 @@ func TestMetricsFollowBackends(t *testing.T) {
 	a := startBackend(t, "web.a", nil)
 	b := startBackend(t, "web.b", nil)
 	g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{a.Backend, b.Backend}}})
-	front := serveFront(t, g.InternalHandler())
+	front := g.front(t, Internal)
 	for i := 0; i < 4; i++ {
 		do(t, front, "GET", webDNS, "/", nil)
 	}

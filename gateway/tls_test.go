@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,7 +88,15 @@ func TestListenersWithTLS(t *testing.T) {
 		t.Fatal("second Start succeeded")
 	}
 	web := startBackend(t, "web.1", nil)
-	g.Update([]App{{ID: webID, DNSName: webDNS, Exposure: ext([]string{"shop.example.com"}), Backends: []Backend{web.Backend}}})
+	big := strings.Repeat("0123456789abcdef", 64*1024) // 1 MiB: streamed, not copied whole
+	dl := startBackend(t, "dl.1", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(big)))
+		io.WriteString(w, big)
+	})
+	g.Update([]App{
+		{ID: webID, DNSName: webDNS, Exposure: ext([]string{"shop.example.com"}), Backends: []Backend{web.Backend}},
+		{ID: "/dl", DNSName: "dl.flotilla.mesos", Exposure: ext([]string{"dl.example.com"}), Backends: []Backend{dl.Backend}},
+	})
 
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "shop.example.com"}}
 	defer tr.CloseIdleConnections()
@@ -115,8 +125,20 @@ func TestListenersWithTLS(t *testing.T) {
 			}
 		})
 	}
+	// A long body streams over TLS too.
+	req, _ := http.NewRequest("GET", "https://"+g.Addr(External).String()+"/file", nil)
+	req.Host = "dl.example.com"
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || string(b) != big {
+		t.Fatalf("download over TLS: %d, %d bytes, %v", resp.StatusCode, len(b), err)
+	}
 	// Plain HTTP to the TLS listener gets no route to anything.
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + g.Addr(External).String() + "/")
+	resp, err = (&http.Client{Timeout: 5 * time.Second}).Get("http://" + g.Addr(External).String() + "/")
 	if err == nil {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadRequest {

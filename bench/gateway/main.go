@@ -84,7 +84,6 @@ func serve(ctx context.Context, args []string) error {
 	internal := fs.String("internal", "127.0.0.1:19082", "internal listener")
 	backends := fs.String("backends", "127.0.0.1:19101", "comma-separated backend host:port list")
 	balance := fs.String("balance", gateway.RoundRobin, "round-robin or least-conn")
-	transportOnly := fs.Bool("transport-only", false, "send every request through net/http's Transport (no lean path)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.Parse(args)
 	if *cpuprofile != "" {
@@ -116,12 +115,11 @@ func serve(ctx context.Context, args []string) error {
 		app.Backends = append(app.Backends, gateway.Backend{TaskID: fmt.Sprintf("bench.%d", i+1), Host: host, Port: uint32(p)})
 	}
 	gw, err := gateway.New(gateway.Config{
-		ExternalAddr:  *external,
-		InternalAddr:  *internal,
-		Balance:       *balance,
-		TransportOnly: *transportOnly,
-		Log:           logging.Component(logging.Discard(), "gateway"),
-		Registerer:    prometheus.NewRegistry(),
+		ExternalAddr: *external,
+		InternalAddr: *internal,
+		Balance:      *balance,
+		Log:          logging.Component(logging.Discard(), "gateway"),
+		Registerer:   prometheus.NewRegistry(),
 	})
 	if err != nil {
 		return err

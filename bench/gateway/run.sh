@@ -14,11 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 DUR=${DUR:-10}          # seconds per wrk run
-# GATEWAY_FLAGS          extra flags for `bench/gateway serve`, e.g. -transport-only
+# GATEWAY_FLAGS          extra flags for `bench/gateway serve`, e.g. "-balance least-conn"
 ROUNDS=${ROUNDS:-2}
 CONNS=${CONNS:-64}      # connections of the throughput runs
 THREADS=${THREADS:-2}
 LAT=${LAT:-20000}       # requests per target in each latency run
+WARM=${WARM:-2}         # seconds of unmeasured wrk load per proxy before the rounds
 BASE=${BASE:-19100}     # backends BASE+1..3, gateway BASE+80 (+82 internal), nginx BASE+81
 
 for tool in nginx wrk; do
@@ -45,7 +46,7 @@ for i in 1 2 3; do
 done
 GW=127.0.0.1:$((BASE + 80))
 NGX=127.0.0.1:$((BASE + 81))
-# shellcheck disable=SC2086 # GATEWAY_FLAGS is a list, e.g. "-transport-only" or "-balance least-conn"
+# shellcheck disable=SC2086 # GATEWAY_FLAGS is a list, e.g. "-balance least-conn"
 nice "$OUT/gwbench" serve -external "$GW" -internal "127.0.0.1:$((BASE + 82))" ${GATEWAY_FLAGS:-} \
   -backends "$(IFS=,; echo "${BACKENDS[*]}")" >"$OUT/gateway.log" 2>&1 &
 GWPID=$!
@@ -121,6 +122,12 @@ bench() { # name target conns → "rps p50 p99 cpu-µs-per-request"
   p99=$(ms "$(awk '$1 == "99%" {print $2}' "$f")")
   echo "$rps $p50 $p99 $(awk -v u="$used" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", u / hz * 1e6 / n }')"
 }
+
+# Warm both proxies alike (connection pools, the Go heap's pacing) so the
+# first round does not measure start-up.
+for addr in "$GW" "$NGX"; do
+  nice wrk -t "$THREADS" -c "$CONNS" -d "${WARM}s" -H 'Host: bench.example.com' "http://$addr/" >/dev/null 2>&1
+done
 
 declare -A RPS P99 P50 CPU
 echo "wrk ${DUR}s per throughput run at $CONNS connections; latency: $LAT requests per target, one at a time, targets interleaved; $ROUNDS rounds; load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Keep-alive connections to backends are reused, and one the backend has
@@ -31,7 +34,7 @@ func TestBackendConnectionsReusedAndStaleOnesReplaced(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{backendOf(t, "web.1", srv.Listener.Addr().String())}}})
-	front := serveFront(t, g.InternalHandler())
+	front := g.front(t, Internal)
 
 	for _, method := range []string{"GET", "HEAD", "GET", "GET"} {
 		if status, _ := do(t, front, method, webDNS, "/", nil); status != 200 {
@@ -50,10 +53,20 @@ func TestBackendConnectionsReusedAndStaleOnesReplaced(t *testing.T) {
 	if n := conns.Load(); n != 2 {
 		t.Fatalf("backend saw %d connections; want 2", n)
 	}
+	// A request that may not be sent twice is not sent on a connection
+	// the backend has closed either: the gateway checks before using one.
+	srv.CloseClientConnections()
+	if status, body := do(t, front, "POST", webDNS, "/", strings.NewReader("once")); status != 200 || body != "ok" {
+		t.Fatalf("POST after the backend closed its idle connections: %d %q", status, body)
+	}
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("backend saw %d connections; want 3", n)
+	}
 }
 
-// Both paths to a backend (the lean one for GET and HEAD, http.Transport
-// for the rest) pass responses through unchanged.
+// Responses pass through unchanged, whether their body is copied whole
+// (short) or streamed (long, chunked), for methods that may be resent on a
+// fresh connection (GET, HEAD, OPTIONS) and for one that may not (DELETE).
 func TestResponsesPassThrough(t *testing.T) {
 	t.Parallel()
 	big := strings.Repeat("0123456789abcdef", 64*1024) // 1 MiB
@@ -107,13 +120,13 @@ func TestResponsesPassThrough(t *testing.T) {
 		}},
 	}
 	for _, tc := range cases {
-		for _, method := range []string{"GET", "HEAD", "OPTIONS"} {
+		for _, method := range []string{"GET", "HEAD", "OPTIONS", "DELETE"} {
 			t.Run(tc.name+"/"+method, func(t *testing.T) {
 				t.Parallel()
 				g := newTestGateway(t, Config{})
 				b := startBackend(t, "web.1", tc.handler)
 				g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{b.Backend}}})
-				front := serveFront(t, g.InternalHandler())
+				front := g.front(t, Internal)
 				req, _ := http.NewRequest(method, front.URL+"/", nil)
 				req.Host = webDNS
 				// A bare transport, so the client's own gzip handling does
@@ -153,7 +166,7 @@ func TestClientGoneClosesBackendRequest(t *testing.T) {
 		}
 	})
 	g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{b.Backend}}})
-	front := serveFront(t, g.InternalHandler())
+	front := g.front(t, Internal)
 	conn, err := net.DialTimeout("tcp", hostOf(front), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -178,8 +191,8 @@ func TestClientGoneClosesBackendRequest(t *testing.T) {
 }
 
 // droppingBackend accepts connections and closes them without a word, like
-// a process that is going away.
-func droppingBackend(t *testing.T, task string) Backend {
+// a process that is going away, after holding them for delay.
+func droppingBackend(t *testing.T, task string, delay time.Duration) Backend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -192,7 +205,7 @@ func droppingBackend(t *testing.T, task string) Backend {
 			if err != nil {
 				return
 			}
-			c.Close()
+			time.AfterFunc(delay, func() { c.Close() })
 		}
 	}()
 	return backendOf(t, task, ln.Addr().String())
@@ -200,17 +213,24 @@ func droppingBackend(t *testing.T, task string) Backend {
 
 func TestBackendDroppingConnectionsIsEjected(t *testing.T) {
 	t.Parallel()
-	g := newTestGateway(t, Config{})
-	good := startBackend(t, "web.good", nil)
-	g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{droppingBackend(t, "web.drop"), good.Backend}}})
-	front := serveFront(t, g.InternalHandler())
-	for i := 0; i < 6; i++ {
-		if status, body := do(t, front, "GET", webDNS, "/", nil); status != 200 {
-			t.Fatalf("GET %d: %d %q; want it retried on the good backend", i, status, body)
-		}
-	}
-	if v, _ := metric(t, g.reg, "flotilla_gateway_backend_ejections_total", map[string]string{"app": webID}); v != 1 {
-		t.Fatalf("ejections = %v; want 1", v)
+	// A backend that takes its time to drop the request must not leave
+	// the retry less time than a fresh one.
+	for _, delay := range []time.Duration{0, 300 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			t.Parallel()
+			g := newTestGateway(t, Config{})
+			good := startBackend(t, "web.good", nil)
+			g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{droppingBackend(t, "web.drop", delay), good.Backend}}})
+			front := g.front(t, Internal)
+			for i := 0; i < 6; i++ {
+				if status, body := do(t, front, "GET", webDNS, "/", nil); status != 200 {
+					t.Fatalf("GET %d: %d %q; want it retried on the good backend", i, status, body)
+				}
+			}
+			if v, _ := metric(t, g.reg, "flotilla_gateway_backend_ejections_total", map[string]string{"app": webID}); v != 1 {
+				t.Fatalf("ejections = %v; want 1", v)
+			}
+		})
 	}
 }
 
@@ -225,7 +245,7 @@ func TestBackendKilledUnderLoadLosesNoRequest(t *testing.T) {
 		bs = append(bs, startBackend(t, fmt.Sprintf("web.%d", i), nil))
 	}
 	g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{bs[0].Backend, bs[1].Backend, bs[2].Backend}}})
-	front := serveFront(t, g.InternalHandler())
+	front := g.front(t, Internal)
 
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
@@ -275,5 +295,84 @@ func TestBackendKilledUnderLoadLosesNoRequest(t *testing.T) {
 	wg.Wait()
 	if n := failed.Load(); n != 0 {
 		t.Fatalf("%d of %d requests failed around the kill; first: %v", n, n+ok.Load(), firstErr.Load())
+	}
+}
+
+// flakyConn hands out its data one byte at a time, with a timeout before
+// each byte, as a slow backend read under a deadline would.
+type flakyConn struct {
+	data    string
+	timeout bool
+}
+
+type testTimeout struct{}
+
+func (testTimeout) Error() string { return "test timeout" }
+func (testTimeout) Timeout() bool { return true }
+
+func (c *flakyConn) Read(p []byte) (int, error) {
+	if c.timeout = !c.timeout; c.timeout {
+		return 0, testTimeout{}
+	}
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:1], c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
+// Every framing of a response body decodes to the body, and a timeout at
+// any byte, even in the middle of a chunk-size line or a trailer, loses
+// nothing: the read can simply be tried again.
+func TestBodyReaderFramingAndTimeouts(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, wire string
+		length     int
+		want, sum  string
+		wantErr    error
+	}{
+		{"length", "hello world", 11, "hello world", "", nil},
+		{"chunked with trailer", "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 42\r\n\r\n", -1, "hello world", "42", nil},
+		{"until close", "hello world", -2, "hello world", "", nil},
+		{"length cut short", "hello", 11, "hello", "", io.ErrUnexpectedEOF},
+		{"chunk cut short", "5\r\nhel", -1, "hel", "", io.ErrUnexpectedEOF},
+		{"bad chunk size", "5\r\nhello\r\nzz\r\n", -1, "hello", "", errBadChunk},
+	}
+	for _, tc := range cases {
+		for _, spare := range []int{8, 64} { // smaller and larger than the read buffer
+			t.Run(fmt.Sprintf("%s/spare %d", tc.name, spare), func(t *testing.T) {
+				t.Parallel()
+				var h fasthttp.ResponseHeader
+				var r bodyReader
+				r.reset(bufio.NewReaderSize(&flakyConn{data: tc.wire}, 16), tc.length, &h)
+				var got []byte
+				var err error
+				for timeouts := 0; timeouts < 1000; {
+					var p []byte
+					var inBuffer bool
+					p, inBuffer, err = r.next(make([]byte, spare))
+					if isTimeout(err) {
+						timeouts++
+						continue
+					}
+					if err != nil {
+						break
+					}
+					got = append(got, p...)
+					if inBuffer {
+						r.consume(len(p))
+					}
+				}
+				wantErr := tc.wantErr
+				if wantErr == nil {
+					wantErr = io.EOF
+				}
+				if string(got) != tc.want || !errors.Is(err, wantErr) || string(h.Peek("X-Sum")) != tc.sum {
+					t.Fatalf("got %q, %v, trailer %q; want %q, %v, %q", got, err, h.Peek("X-Sum"), tc.want, wantErr, tc.sum)
+				}
+			})
+		}
 	}
 }
