@@ -95,7 +95,7 @@ type Config struct {
 	// taken in the background (stale-while-revalidate). With 100,000 tasks
 	// and steady status updates, taking a snapshot costs tens of
 	// milliseconds; this keeps list latency flat at the price of task
-	// counts that lag by about this much. App specs are never stale.
+	// counts that lag by up to twice this much. App specs are never stale.
 	// Default 0: every request takes a fresh snapshot.
 	ListSnapshotMaxAge time.Duration
 	// AppHandlers serve /v2/apps/{id}/<name> for other packages (the
@@ -225,7 +225,11 @@ func (s *Server) listSnapshot() *framework.Snapshot {
 	if cur != nil && now.Sub(cur.at) < s.cfg.ListSnapshotMaxAge {
 		return cur.snap
 	}
-	if cur == nil {
+	// Stale-while-revalidate only just past the max age: after a quiet
+	// spell the kept snapshot may be minutes old, and the first list must
+	// not show that (found by hand: a list after a pause showed tasks long
+	// gone). So nothing older than twice the max age is ever served.
+	if cur == nil || now.Sub(cur.at) >= 2*s.cfg.ListSnapshotMaxAge {
 		snap := s.sched.Snapshot()
 		s.lsnap.Store(&agedSnapshot{snap: snap, at: now})
 		return snap

@@ -568,9 +568,27 @@ func TestListSnapshotMaxAge(t *testing.T) {
 	if n := e.app("/prod/shop/web")["tasksRunning"].(float64); n != 2 {
 		t.Errorf("GET of one app is always fresh: running %v", n)
 	}
-	e.clk.Step(2 * time.Second)
-	running() // stale answer; starts the refresh
+	e.clk.Step(1500 * time.Millisecond)
+	running() // past the max age but under twice it: stale answer, starts the refresh
 	e.eventually("fresh snapshot after the max age", func() bool { return running() == 2 })
+
+	// After a quiet spell the first list is fresh, not the old snapshot.
+	e.mustDo("PUT", "/v2/apps/prod/shop/web", `{"instances": 1}`, 200)
+	e.eventually("the scale-down's kill", func() bool { return len(e.rec.Killed()) == 1 })
+	e.confirmKills()
+	e.eventually("the scale-down to reach the scheduler", func() bool {
+		n := 0
+		for _, tk := range e.sched.Snapshot().TasksOf("/prod/shop/web") {
+			if !tk.Killing && tk.State == mesos.TASK_RUNNING {
+				n++
+			}
+		}
+		return n == 1
+	})
+	e.clk.Step(time.Minute)
+	if n := running(); n != 1 {
+		t.Errorf("first list after a minute's pause shows %v running, want 1: a snapshot older than twice the max age was served", n)
+	}
 }
 
 // A write the store refuses (the app changed behind this replica's back)
