@@ -31,7 +31,7 @@ go build -o "$OUT/gwbench" ./bench/gateway
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [[ -s "$OUT/nginx.pid" ]] && kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true
+  if [[ -s "$OUT/nginx.pid" ]]; then kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true; fi
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -50,7 +50,7 @@ NGX=127.0.0.1:$((BASE + 81))
 nice "$OUT/gwbench" serve -external "$GW" -internal "127.0.0.1:$((BASE + 82))" ${GATEWAY_FLAGS:-} \
   -backends "$(IFS=,; echo "${BACKENDS[*]}")" >"$OUT/gateway.log" 2>&1 &
 GWPID=$!
-pids+=($GWPID)
+pids+=("$GWPID")
 
 mkdir -p "$OUT/nginx"
 {
