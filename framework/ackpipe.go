@@ -27,9 +27,11 @@ import (
 // on our side; a read and a write on the master's), and at 100,000 tasks
 // they were the largest cost of the launch path. ackPipe sends a batch of
 // them pipelined on one kept-alive HTTP/1.1 connection: all requests in one
-// write, then the answers in order. The master (libprocess, and localmesos
-// through net/http) answers pipelined requests in order, as HTTP/1.1
-// requires. The calls are encoded by mesos-go's codec, exactly as httpcli
+// write, then the answers in order. The master answers pipelined requests
+// in order, as HTTP/1.1 requires: libprocess queues each connection's
+// responses in request order for exactly this (HttpProxy,
+// 3rdparty/libprocess/src/http_proxy.hpp), and localmesos's net/http
+// server serves a connection's requests one after another. The calls are encoded by mesos-go's codec, exactly as httpcli
 // would; only the transport differs. Everything else (SUBSCRIBE, ACCEPT,
 // KILL, …) still goes through mesos-go's httpsched caller.
 
