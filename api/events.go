@@ -20,16 +20,18 @@ import (
 
 // Marathon's event types (plus Flotilla's event_stream_lagged).
 const (
-	eventStatusUpdate       = "status_update_event"
-	eventHealthChanged      = "health_status_changed_event"
-	eventAppTerminated      = "app_terminated_event"
-	eventAPIPost            = "api_post_event"
-	eventDeploymentInfo     = "deployment_info"
-	eventDeploymentSuccess  = "deployment_success"
-	eventDeploymentFailed   = "deployment_failed"
-	eventStreamAttached     = "event_stream_attached"
-	eventStreamDetached     = "event_stream_detached"
-	eventStreamLagged       = "event_stream_lagged"
+	eventStatusUpdate      = "status_update_event"
+	eventHealthChanged     = "health_status_changed_event"
+	eventAppTerminated     = "app_terminated_event"
+	eventAPIPost           = "api_post_event"
+	eventDeploymentInfo    = "deployment_info"
+	eventDeploymentSuccess = "deployment_success"
+	eventDeploymentFailed  = "deployment_failed"
+	eventStreamAttached    = "event_stream_attached"
+	eventStreamDetached    = "event_stream_detached"
+	eventStreamLagged      = "event_stream_lagged"
+	// Flotilla's own: Marathon has no autoscaler.
+	eventAutoscaleDecision  = "autoscale_decision"
 	subscriberBuffer        = 1024
 	schedulerEventBuffer    = 16384
 	maxEventsPerDeployCheck = 4096
@@ -120,6 +122,20 @@ func (s *Server) publish(typ string, v any) {
 		return
 	}
 	s.hub.publish(sseEvent{typ: typ, data: b})
+}
+
+// PublishAutoscaleDecision sends a decision of the autoscaler that scaled
+// an app, or tried to and failed, to /v2/events as "autoscale_decision",
+// with the decision as the autoscaler logs it under "decision" (the same
+// entry GET /v2/apps/{id}/autoscale shows). Evaluations that change
+// nothing are left to that log, or the stream would carry one per app per
+// interval.
+func (s *Server) PublishAutoscaleDecision(appID string, decision any) {
+	s.publish(eventAutoscaleDecision, struct {
+		eventHeader
+		AppID    string `json:"appId"`
+		Decision any    `json:"decision"`
+	}{s.header(eventAutoscaleDecision), appID, decision})
 }
 
 type eventHeader struct {

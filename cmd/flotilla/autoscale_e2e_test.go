@@ -23,6 +23,7 @@ func TestDevAutoscale(t *testing.T) {
 	  "portDefinitions":[{"port":0}],
 	  "autoscale":{"min":1,"max":3,"metric":"cpu","target":0.5,"intervalSeconds":1,
 	    "scaleDownWindowSeconds":5,"cooldownSeconds":1}}`, testbed.Image))
+	evs := openEvents(t, env, "autoscale_decision")
 	waitFor(t, 60*time.Second, "the worker to run", func() bool { return env.app(t, "/worker").TasksRunning == 1 })
 	tk := env.app(t, "/worker").Tasks[0]
 	burn := fmt.Sprintf("http://%s:%d/burn?millicores=200&seconds=25", tk.Host, tk.Ports[0])
@@ -64,6 +65,22 @@ func TestDevAutoscale(t *testing.T) {
 	if !up || !down {
 		t.Fatalf("decision log has scale-up %v, scale-down %v; want both: %v", up, down, decisions(t, env, "/worker"))
 	}
+	// Each scaling decision also went out on the event stream.
+	var evUp, evDown bool
+	evs.until(t, 10*time.Second, "autoscale_decision events for the scale-up and the scale-down", func(typ string, ev map[string]any) bool {
+		d, _ := ev["decision"].(map[string]any)
+		if typ != "autoscale_decision" || ev["appId"] != "/worker" || d == nil || (d["scaled"] != true && d["error"] == nil) {
+			t.Fatalf("unexpected event %s %v: want only decisions that scaled /worker or failed to", typ, ev)
+		}
+		if d["scaled"] != true {
+			return false // a failed scale, which the log also shows
+		}
+		cur, _ := d["current"].(float64)
+		want, _ := d["desired"].(float64)
+		evUp = evUp || want > cur
+		evDown = evDown || want < cur
+		return evUp && evDown
+	})
 	t.Logf("autoscale: grew to %d under load, back to 1 after it", grown)
 }
 

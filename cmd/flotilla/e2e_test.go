@@ -501,9 +501,15 @@ type events struct {
 	err chan error
 }
 
-func openEvents(t *testing.T, env *devEnv) *events {
+// openEvents subscribes to the API's event stream, to the given event
+// types only when some are given.
+func openEvents(t *testing.T, env *devEnv, types ...string) *events {
 	t.Helper()
-	req, _ := http.NewRequest("GET", env.api+"/v2/events", nil)
+	query := ""
+	if len(types) > 0 {
+		query = "?event_type=" + strings.Join(types, ",")
+	}
+	req, _ := http.NewRequest("GET", env.api+"/v2/events"+query, nil)
 	req.Header.Set("Accept", "text/event-stream")
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

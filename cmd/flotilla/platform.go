@@ -373,7 +373,12 @@ func (p *platform) newAutoscaler(clk clock.Clock, log *logrus.Logger) error {
 		sources[appspec.AutoscaleRPS] = autoscale.RPSSource{Rates: p.gateway}
 	}
 	p.scaler, err = autoscale.NewRunner(autoscale.RunnerConfig{Clock: clk, Snapshot: p.sched.Snapshot,
-		Scaler: apiScaler{p}, Sources: sources, Leading: p.replica.IsLeader, Log: logging.Component(log, "autoscale")})
+		Scaler: apiScaler{p}, Sources: sources, Leading: p.replica.IsLeader, Log: logging.Component(log, "autoscale"),
+		OnDecision: func(d autoscale.Decision) {
+			if (d.Scaled || d.Error != "") && p.api != nil {
+				p.api.PublishAutoscaleDecision(d.App, d)
+			}
+		}})
 	return err
 }
 
