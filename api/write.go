@@ -241,13 +241,14 @@ type progress struct {
 }
 
 func (p progress) String() string {
-	return fmt.Sprintf("%d of %d instances of the new version running and healthy", p.ready, p.all)
+	return fmt.Sprintf("%d of %d instances of the new version running, healthy and ready", p.ready, p.all)
 }
 
 // reached judges a deployment from a snapshot. A StopApplication is done
 // when the app and all its tasks are gone; any other when every active
 // task of the app is of the target version, running, healthy where
-// checked and not being killed, and there are exactly instances of them.
+// checked, ready (readiness package) and not being killed, and there are
+// exactly instances of them.
 func reached(snap *framework.Snapshot, d *deployment, health bool) progress {
 	ts := tasksOf(snap, d.AppID)
 	if d.Action == actionStop {
@@ -273,7 +274,7 @@ func reached(snap *framework.Snapshot, d *deployment, health bool) progress {
 			stale = true
 			continue
 		}
-		if t.State == mesos.TASK_RUNNING && (!health || (t.Healthy != nil && *t.Healthy)) {
+		if t.State == mesos.TASK_RUNNING && t.IsReady() && (!health || (t.Healthy != nil && *t.Healthy)) {
 			p.ready++
 		} else {
 			stale = true

@@ -164,7 +164,7 @@ func (r *Runner) evaluate(ctx context.Context) {
 		st.next = now.Add(ConfigFrom(app.Autoscale).Interval)
 		var ready []framework.Task
 		for _, t := range snap.TasksOf(app.ID) {
-			if t.IsHealthy() && !t.Killing {
+			if t.IsHealthy() && t.IsReady() && !t.Killing {
 				ready = append(ready, t)
 			}
 		}

@@ -196,10 +196,9 @@ func (f *Feed) ipsLocked(ctx context.Context, snap *framework.Snapshot) map[stri
 }
 
 // Published says whether a task may be announced: running, not being
-// killed, healthy when its app has health checks. Readiness checks are not
-// run yet, so a ready task is a healthy one.
+// killed, ready (Task.IsReady), healthy when its app has health checks.
 func Published(t *framework.Task, app *appspec.App) bool {
-	if t.State != mesos.TASK_RUNNING || t.Killing || app == nil {
+	if t.State != mesos.TASK_RUNNING || t.Killing || app == nil || !t.IsReady() {
 		return false
 	}
 	if len(app.HealthChecks) > 0 {

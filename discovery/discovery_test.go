@@ -18,7 +18,7 @@ import (
 
 func boolp(b bool) *bool { return &b }
 
-func TestTasksPublishesOnlyRunningHealthyTasks(t *testing.T) {
+func TestTasksPublishesOnlyRunningHealthyReadyTasks(t *testing.T) {
 	t.Parallel()
 	checked := &appspec.App{ID: "/web", HealthChecks: []appspec.HealthCheck{{Protocol: "MESOS_HTTP"}},
 		PortDefinitions: []appspec.PortDefinition{{Name: "http"}, {Name: "dns", Protocol: "udp"}}}
@@ -33,6 +33,8 @@ func TestTasksPublishesOnlyRunningHealthyTasks(t *testing.T) {
 			{ID: "e", AppID: "/prod/api", Host: "127.0.0.2", State: mesos.TASK_RUNNING},
 			{ID: "f", AppID: "/prod/api", Host: "127.0.0.2", State: mesos.TASK_STAGING},
 			{ID: "g", AppID: "/gone", Host: "127.0.0.2", State: mesos.TASK_RUNNING}, // app unknown
+			{ID: "h", AppID: "/web", Host: "127.0.0.1", State: mesos.TASK_RUNNING, Healthy: boolp(true), Ready: boolp(false)},
+			{ID: "i", AppID: "/web", Host: "127.0.0.1", State: mesos.TASK_RUNNING, Healthy: boolp(true), Ready: boolp(true)},
 		},
 	}
 	at := time.Unix(100, 0)
@@ -41,7 +43,8 @@ func TestTasksPublishesOnlyRunningHealthyTasks(t *testing.T) {
 	for _, dt := range got {
 		published[dt.ID] = dt.Published
 	}
-	want := map[string]bool{"a": true, "b": false, "c": false, "d": false, "e": true, "f": false, "g": false}
+	want := map[string]bool{"a": true, "b": false, "c": false, "d": false, "e": true, "f": false, "g": false,
+		"h": false, "i": true} // h: healthy but its readiness check has not passed
 	for id, w := range want {
 		if published[id] != w {
 			t.Errorf("task %s published=%v, want %v", id, published[id], w)

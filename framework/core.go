@@ -279,6 +279,24 @@ func (c *core) scale(now time.Time, id string, n int) error {
 	return nil
 }
 
+// setReady records a readiness check result. Only a change matters: it
+// may let a roll go on (countsHealthy) and discovery publish the task.
+func (c *core) setReady(now time.Time, taskID string, ready bool) error {
+	ts := c.tasks[taskID]
+	if ts == nil {
+		return fmt.Errorf("%w %q", ErrUnknownTask, taskID)
+	}
+	if ts.t.Ready == nil || *ts.t.Ready == ready || !ts.t.Active() {
+		return nil
+	}
+	t := ts.t
+	t.Ready = &ready
+	c.setTask(c.apps[t.AppID], ts, t)
+	c.gen++
+	c.pub(Event{Type: EventTask, At: now, Task: taskPtr(t)})
+	return nil
+}
+
 func (c *core) killTasks(now time.Time, appID string, ids []string, scaleDown bool) error {
 	as := c.apps[appID]
 	if as == nil || as.app == nil {
@@ -1051,6 +1069,9 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 			ID: id, AppID: as.id, AppVersion: as.app.Version, AgentID: pl.AgentID, Host: pl.Hostname,
 			Ports: pl.Ports, State: mesos.TASK_STAGING, StagedAt: now,
 		}, attrs: c.agents[pl.AgentID].attrs}
+		if len(as.app.ReadinessChecks) > 0 {
+			ts.t.Ready = new(bool)
+		}
 		c.addTask(as, ts)
 		c.recordAdded(ts)
 		as.need--

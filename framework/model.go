@@ -23,7 +23,13 @@ type Task struct {
 	State      mesos.TaskState
 	// Healthy is nil until the first health check result (or when the app
 	// has no health checks).
-	Healthy   *bool
+	Healthy *bool
+	// Ready is the app's readiness check, run by the readiness package
+	// (Mesos does not run them): false from launch until it passes, true
+	// after; nil when the app has no readiness check, and for tasks this
+	// scheduler adopted or restored, which ran before it and are taken as
+	// ready.
+	Ready     *bool
 	StagedAt  time.Time
 	StartedAt time.Time // first TASK_RUNNING; zero before
 	// UnreachableSince is set while the task is TASK_UNREACHABLE.
@@ -47,6 +53,10 @@ func (t Task) Active() bool { return !isTerminal(t.State) }
 func (t Task) IsHealthy() bool {
 	return t.State == mesos.TASK_RUNNING && (t.Healthy == nil || *t.Healthy)
 }
+
+// IsReady reports whether the task passed its readiness check, or has none
+// to pass (see Ready).
+func (t Task) IsReady() bool { return t.Ready == nil || *t.Ready }
 
 // QueueEntry is an app's launch queue: how many of its instances wait for
 // an offer, until when backoff holds them and why the last offers did not

@@ -420,6 +420,18 @@ func (s *Scheduler) KillTasks(appID string, taskIDs []string, scale bool) error 
 	return err
 }
 
+// SetReadiness records the result of a task's readiness check (the
+// readiness package runs them). A task launched for an app with a
+// readiness check is not ready until this says so: a rolling upgrade does
+// not count it, discovery does not announce it. Unknown task ids fail with
+// ErrUnknownTask; tasks without a check ignore it.
+func (s *Scheduler) SetReadiness(taskID string, ready bool) error {
+	var err error
+	s.locked(func(c *core, now time.Time) { err = c.setReady(now, taskID, ready) })
+	s.wake()
+	return err
+}
+
 // Snapshot returns the current state; safe from any goroutine, also
 // before and between Runs. It reflects every desired-state call that
 // returned before it, and task state as of the loop's last step.

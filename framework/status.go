@@ -76,14 +76,17 @@ func countsOf(app *appspec.App, t Task) taskCounts {
 // and did not fail its checks (Task.IsHealthy): its version's checks are not
 // known here, and if the new version added checks, old tasks that never had
 // any must still count or a roll with minimumHealthCapacity 1 would never
-// kill one. Readiness checks are not evaluated yet: a ready task is taken
-// to be a healthy one.
+// kill one. A task of the target version must also be ready when the app
+// has a readiness check (Marathon: a deployment waits for readiness).
 func countsHealthy(app *appspec.App, t Task) bool {
 	if t.State != mesos.TASK_RUNNING {
 		return false
 	}
 	if t.AppVersion != app.Version {
 		return t.IsHealthy()
+	}
+	if !t.IsReady() {
+		return false
 	}
 	if t.Healthy != nil {
 		return *t.Healthy

@@ -30,6 +30,7 @@ import (
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/mesosdns"
+	"github.com/flotilla-sched/flotilla/readiness"
 	"github.com/flotilla-sched/flotilla/secrets"
 	"github.com/flotilla-sched/flotilla/store"
 )
@@ -108,6 +109,7 @@ type platform struct {
 	gateway  *gateway.Gateway
 	feed     *discovery.Feed
 	scaler   *autoscale.Runner
+	ready    *readiness.Checker
 }
 
 func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*platform, error) {
@@ -221,6 +223,12 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	if err := p.newAutoscaler(clk, log); err != nil {
 		return nil, err
 	}
+	// Readiness checks run within a leadership term (termCore), like the
+	// autoscaler: only the leader's scheduler acts on them.
+	p.ready, err = readiness.New(readiness.Config{Scheduler: p.sched, Clock: clk, Log: logging.Component(log, "readiness")})
+	if err != nil {
+		return nil, err
+	}
 	p.ln, err = net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
 		return nil, fmt.Errorf("api listener: %w", err)
@@ -255,6 +263,13 @@ func (t termCore) Run(ctx context.Context, in <-chan framework.Input, act framew
 		defer wg.Done()
 		if err := t.p.scaler.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			log.WithError(err).Error("autoscaler stopped")
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := t.p.ready.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.WithError(err).Error("readiness checker stopped")
 		}
 	}()
 	if t.p.vault != nil {
