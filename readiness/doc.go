@@ -12,5 +12,5 @@
 // costs nothing per task update of apps without readiness checks. The
 // decision of what to probe when (tracker) is pure and stepped on an
 // injected clock; the HTTP probes are the I/O edge. Only the leader
-// probes.
+// probes: the platform runs a Checker within each leadership term.
 package readiness

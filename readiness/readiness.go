@@ -35,8 +35,6 @@ type Config struct {
 	Events func(buffer int) (events <-chan framework.Event, stop func())
 	// Clock times the checks' intervals; default the real clock.
 	Clock clock.Clock
-	// Leading says whether this replica leads; default always.
-	Leading func() bool
 	// Tick is how often due probes are looked for; default 100ms.
 	Tick time.Duration
 	// MaxInFlight bounds the probes running at once (a large deployment
@@ -81,9 +79,6 @@ func New(cfg Config) (*Checker, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
-	}
-	if cfg.Leading == nil {
-		cfg.Leading = func() bool { return true }
 	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = 100 * time.Millisecond
@@ -132,9 +127,6 @@ func (c *Checker) Run(ctx context.Context) error {
 		case r := <-c.done:
 			c.finish(tr, r)
 		case <-tick.C():
-			if !c.cfg.Leading() {
-				continue
-			}
 			for _, p := range tr.due(c.cfg.Clock.Now(), c.cfg.MaxInFlight) {
 				go c.probe(ctx, p)
 			}
