@@ -687,6 +687,12 @@ func (c *core) step(now time.Time, p *plan) {
 		clear(c.appList[len(live):])
 		c.appList, c.appsGone = live, false
 	}
+	if !c.settleUntil.IsZero() && !now.Before(c.settleUntil) {
+		// The hold is over: launches may go out and the queue's reason
+		// changes. Cleared, so that it no longer wakes the loop.
+		c.settleUntil = time.Time{}
+		c.gen++
+	}
 	if !c.nextUnreach.IsZero() && !now.Before(c.nextUnreach) {
 		c.scanUnreachable(now)
 	}
@@ -889,6 +895,10 @@ func (c *core) holdingWithDemand(now time.Time) bool {
 const reviveEvery = time.Second
 
 func (c *core) offerInterest(now time.Time, p *plan) {
+	// A throttled revive is re-armed below if it is still wanted; one left
+	// armed after its time, with nothing to revive, would wake the loop
+	// at once, forever.
+	c.reviveAt = time.Time{}
 	if !c.connected {
 		return
 	}
@@ -973,40 +983,48 @@ func summaryEqual(a, b offers.Summary) bool {
 
 // nextWake is when the loop must step even if no input arrives.
 func (c *core) nextWake() time.Time {
+	at, _ := c.nextWakeWhy()
+	return at
+}
+
+// nextWakeWhy is nextWake with the name of the wake-up that sets it. Every
+// wake-up here must be advanced or cleared by the step it causes: one left
+// in the past makes armTimer fire at once, forever, and the loop spins a
+// core (TestIdleLoopSleeps names the one that did).
+func (c *core) nextWakeWhy() (time.Time, string) {
 	var next time.Time
-	add := func(t time.Time) {
+	var why string
+	add := func(t time.Time, name string) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
-			next = t
+			next, why = t, name
 		}
 	}
-	add(c.nextUnreach)
-	add(c.reviveAt)
+	add(c.nextUnreach, "unreachable deadline")
+	add(c.reviveAt, "throttled revive")
 	if c.connected {
-		add(c.nextKill)
+		add(c.nextKill, "kill retry")
 		if len(c.recon.pending) > 0 {
-			add(c.recon.next)
+			add(c.recon.next, "explicit reconciliation retry")
 		}
-		add(c.recon.nextImplicit)
+		add(c.recon.nextImplicit, "implicit reconciliation")
 		if len(c.unreachable) > 0 {
-			add(c.nextUnreachRecon)
+			add(c.nextUnreachRecon, "unreachable reconciliation")
 		}
 	}
-	if !c.settleUntil.IsZero() {
-		add(c.settleUntil)
-	}
+	add(c.settleUntil, "reconciliation settle")
 	for _, as := range c.appList {
 		if as.gone {
 			continue
 		}
-		add(as.next)
+		add(as.next, "app "+as.id+": decision")
 		if as.need > 0 {
-			add(as.backoffUntil)
+			add(as.backoffUntil, "app "+as.id+": backoff")
 		}
 		if as.failures > 0 {
-			add(as.resetAt)
+			add(as.resetAt, "app "+as.id+": backoff reset")
 		}
 	}
-	return next
+	return next, why
 }
 
 // ---- offers ----
