@@ -29,6 +29,9 @@ type Scheduler interface {
 	KillTasks(appID string, taskIDs []string, scale bool) error
 	Snapshot() *framework.Snapshot
 	Subscribe(buffer int) *framework.Subscription
+	// HoldUnknown: see framework.Scheduler.HoldUnknown. Restore holds
+	// until the store was read completely.
+	HoldUnknown(hold bool)
 }
 
 // Leadership is the part of framework.Replica the API needs: whether to
@@ -128,6 +131,7 @@ type Server struct {
 	hub             hub
 	met             *metrics
 	lastTF          lastFailures
+	broken          brokenSet
 
 	randMu sync.Mutex
 	rand   *rand.Rand

@@ -81,6 +81,9 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request, id string) error
 	id = appspec.CanonicalID(id)
 	m := s.idx.get(id)
 	if m == nil {
+		if it, bad := s.broken.app(id); bad {
+			return brokenAppError(id, it)
+		}
 		return notFoundApp(id)
 	}
 	b := []byte(`{"app":`)

@@ -111,6 +111,8 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 		"frameworkId": fid, "marathon_config": cfg, "http_config": map[string]any{},
 		"event_subscriber": map[string]string{"type": "sse"},
 		"auth_enabled":     s.cfg.Auth.enabled(),
+		// Flotilla's own: stored items the last restore could not read.
+		"store_problems": s.broken.items(),
 	})
 	return nil
 }
@@ -193,33 +195,48 @@ func (m *metrics) observe(method string, status int, d time.Duration) {
 // each time this replica gains leadership, before serving. Apps the
 // scheduler has but the store does not are removed from the scheduler.
 // Deployments whose app changed or vanished since are dropped.
+//
+// One item the store cannot decode never blocks the rest (it is logged,
+// published as store_item_broken and listed in /v2/info), and until the
+// store was read completely the scheduler keeps tasks of apps it does not
+// know rather than killing them: they may be a broken app's.
 func (s *Server) Restore(ctx context.Context) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	s.sched.HoldUnknown(true)
 	apps, err := s.st.ListApps(ctx)
-	if err != nil {
-		return fmt.Errorf("api: restore: list apps: %w", err)
+	brokenApps, partial := store.BrokenItems(err)
+	if err != nil && !partial {
+		return fmt.Errorf("api: restore: list apps (tasks of unknown apps are kept meanwhile): %w", err)
 	}
 	sds, err := s.st.ListDeployments(ctx)
-	if err != nil {
-		return fmt.Errorf("api: restore: list deployments: %w", err)
+	brokenDeps, partialDeps := store.BrokenItems(err)
+	if err != nil && !partialDeps {
+		return fmt.Errorf("api: restore: list deployments (tasks of unknown apps are kept meanwhile): %w", err)
 	}
+	broken := append(brokenApps, brokenDeps...)
 	snap := s.sched.Snapshot()
 	metas := make([]*appMeta, 0, len(apps))
 	inStore := make(map[string]bool, len(apps))
 	for _, a := range apps {
-		configVersion := a.App.Version
+		inStore[a.App.ID] = true
+		if err := checkStored(a); err != nil {
+			broken = append(broken, store.Broken{Kind: "app", Key: a.App.ID, AppID: a.App.ID, Err: err})
+			continue
+		}
+		configVersion := a.ConfigVersion
 		// The scheduler may already run this app (leadership regained in
-		// the same process): if only instances differ, keep its version
-		// so that its tasks are not replaced.
-		if sa := snapApp(snap, a.App.ID); sa != nil && configEqual(sa, a.App) {
+		// the same process) from a node written before config versions
+		// were stored: if only instances differ, keep its version so that
+		// its tasks are not replaced.
+		if sa := snapApp(snap, a.App.ID); sa != nil && configVersion == a.App.Version && configEqual(sa, a.App) {
 			configVersion = sa.Version
 		}
 		metas = append(metas, newMeta(a.App, a.Revision, configVersion, a.App.Version))
-		inStore[a.App.ID] = true
 	}
+	s.noteBroken(broken)
 	for _, sa := range snap.Apps {
-		if !inStore[sa.ID] {
+		if _, bad := s.broken.app(sa.ID); !inStore[sa.ID] && !bad {
 			if err := s.sched.RemoveApp(sa.ID); err != nil && !errors.Is(err, framework.ErrUnknownApp) {
 				s.log.WithError(err).WithField("app", sa.ID).Warn("restore: removing an app the store does not have failed")
 			}
@@ -254,6 +271,8 @@ func (s *Server) Restore(ctx context.Context) error {
 	}
 	s.deps.replaceAll(ds)
 	s.deps.wake()
-	s.log.WithFields(logrus.Fields{"apps": len(metas), "deployments": len(ds)}).Info("restored apps and deployments from the store")
+	brokenApps = s.broken.appList()
+	s.sched.HoldUnknown(len(brokenApps) > 0)
+	s.log.WithFields(logrus.Fields{"apps": len(metas), "deployments": len(ds), "broken": len(broken)}).Info("restored apps and deployments from the store")
 	return nil
 }

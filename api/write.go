@@ -106,7 +106,13 @@ func (s *Server) applyLocked(ctx context.Context, op writeOp) (writeResult, erro
 	case opKillScale:
 		action = actionScale
 	}
-	if cur == nil && op.kind != opCreate && op.kind != opUpdate {
+	brokenItem, broken := s.broken.app(op.id)
+	switch {
+	case broken && cur == nil && op.kind == opCreate:
+		return writeResult{}, brokenAppError(op.id, brokenItem)
+	case broken && cur == nil && op.kind != opUpdate && op.kind != opStop:
+		return writeResult{}, brokenAppError(op.id, brokenItem)
+	case cur == nil && !broken && op.kind != opCreate && op.kind != opUpdate:
 		return writeResult{}, notFoundApp(op.id)
 	}
 	blocking := s.deps.forApp(op.id)
@@ -119,6 +125,15 @@ func (s *Server) applyLocked(ctx context.Context, op writeOp) (writeResult, erro
 	expect := store.CreateOnly
 	if cur != nil {
 		expect = cur.rev
+	} else if broken {
+		expect = store.AnyRevision // replacing or deleting what could not be read
+	}
+	// keep is the config version the write keeps: a scale keeps the one
+	// the tasks run, a rollback restores its own; anything else is a new
+	// config. Stored, so that a new leader does not restart scaled tasks.
+	keep := op.configVersion
+	if keep == "" && action == actionScale && cur != nil {
+		keep = cur.configVersion
 	}
 	var (
 		stored store.StoredApp
@@ -126,16 +141,16 @@ func (s *Server) applyLocked(ctx context.Context, op writeOp) (writeResult, erro
 	)
 	switch op.kind {
 	case opStop:
-		err = s.st.DeleteApp(ctx, op.id, cur.rev)
+		err = s.st.DeleteApp(ctx, op.id, expect)
 	case opRestart:
 		a := *cur.app
-		stored, err = s.st.PutApp(ctx, &a, expect)
+		stored, err = s.st.PutAppConfig(ctx, &a, expect, keep)
 	case opKillScale:
 		a := *cur.app
 		a.Instances = max(0, a.Instances-countKillable(s.sched.Snapshot(), op.id, op.taskIDs))
-		stored, err = s.st.PutApp(ctx, &a, expect)
+		stored, err = s.st.PutAppConfig(ctx, &a, expect, keep)
 	default:
-		stored, err = s.st.PutApp(ctx, op.app, expect)
+		stored, err = s.st.PutAppConfig(ctx, op.app, expect, keep)
 	}
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
@@ -147,18 +162,16 @@ func (s *Server) applyLocked(ctx context.Context, op writeOp) (writeResult, erro
 		return writeResult{}, fmt.Errorf("api: store app %s: %w", op.id, err)
 	}
 
+	if broken && !s.broken.resolve(op.id) {
+		// The last app the store could not read is replaced or gone: the
+		// desired state is complete again, and unknown tasks can be judged.
+		s.sched.HoldUnknown(false)
+	}
 	now := s.now()
 	var meta *appMeta
 	version := timestamp(now)
 	if op.kind != opStop {
-		configVersion := stored.App.Version
-		switch {
-		case op.configVersion != "":
-			configVersion = op.configVersion
-		case action == actionScale && cur != nil:
-			configVersion = cur.configVersion
-		}
-		meta = newMeta(stored.App, stored.Revision, configVersion, stored.App.Version)
+		meta = newMeta(stored.App, stored.Revision, stored.ConfigVersion, stored.App.Version)
 		version = stored.App.Version
 	}
 
@@ -174,7 +187,10 @@ func (s *Server) applyLocked(ctx context.Context, op writeOp) (writeResult, erro
 		if err := s.sched.KillTasks(op.id, op.taskIDs, true); err != nil {
 			// A task ended meanwhile; the instance count is what matters.
 			s.log.WithError(err).WithField("app", op.id).Warn("kill with scale: some tasks were already gone")
-			_ = s.sched.Scale(op.id, meta.app.Instances)
+			if err := s.sched.Scale(op.id, meta.app.Instances); err != nil {
+				// The store has the new count; a new leader applies it.
+				s.log.WithError(err).WithFields(logrus.Fields{"app": op.id, "instances": meta.app.Instances}).Error("kill with scale: the scheduler did not take the new instance count")
+			}
 		}
 	default:
 		s.idx.put(meta)
@@ -188,8 +204,10 @@ func (s *Server) applyLocked(ctx context.Context, op writeOp) (writeResult, erro
 	if meta != nil {
 		d.Target = meta.configVersion
 		d.Deadline = now.Add(s.deadlineOf(meta.app))
-	} else {
+	} else if cur != nil {
 		d.Deadline = now.Add(s.deadlineOf(cur.app))
+	} else {
+		d.Deadline = now.Add(s.deadlineOf(nil)) // a broken app deleted
 	}
 	if cur != nil {
 		d.Prev, d.PrevConfig = cur.app, cur.configVersion

@@ -35,7 +35,14 @@ type core struct {
 	appsGone   bool
 	tasks      map[string]*taskState
 	killWanted map[string]bool // desired: tasks the API asked to kill
-	agents     map[string]agentInfo
+	// holdUnknown: the desired state was not read completely (a store
+	// item this version cannot decode, or the store unreachable), so a
+	// task of an app the scheduler does not know may belong to an app it
+	// could not read. Such tasks are kept running, neither killed nor
+	// adopted, until the owner of the desired state says it is complete.
+	holdUnknown bool
+	held        map[string]bool // unknown tasks kept, logged once each
+	agents      map[string]agentInfo
 
 	// Sets kept so that time-driven work scans only what is due.
 	killing     map[string]*taskState
@@ -126,6 +133,7 @@ func newCore(cfg Config, pub func(Event)) *core {
 		apps:        map[string]*appState{},
 		tasks:       map[string]*taskState{},
 		killWanted:  map[string]bool{},
+		held:        map[string]bool{},
 		agents:      map[string]agentInfo{},
 		killing:     map[string]*taskState{},
 		unreachable: map[string]*taskState{},
@@ -277,6 +285,23 @@ func (c *core) scale(now time.Time, id string, n int) error {
 	c.gen++
 	c.pub(Event{Type: EventApp, At: now, App: a})
 	return nil
+}
+
+// setHoldUnknown: see holdUnknown. Ending the hold reconciles at once, so
+// that the tasks kept meanwhile are judged (adopted or killed) now rather
+// than at the next periodic round.
+func (c *core) setHoldUnknown(now time.Time, hold bool) {
+	if c.holdUnknown == hold {
+		return
+	}
+	c.holdUnknown = hold
+	if !hold {
+		clear(c.held)
+		if c.connected {
+			c.recon.nextImplicit = now
+		}
+	}
+	c.gen++
 }
 
 // setReady records a readiness check result. Only a change matters: it
@@ -471,6 +496,13 @@ func (c *core) handleUpdate(now time.Time, st mesos.TaskStatus, p *plan) {
 		}
 		appID, ok := AppIDFromTaskID(id)
 		as := c.apps[appID]
+		if (!ok || as == nil || as.app == nil) && c.holdUnknown {
+			if !c.held[id] {
+				c.held[id] = true
+				log().WithFields(logrus.Fields{"agent": agent, "app": appID}).Warn("keeping a task of an app this leader does not know: the stored apps were not all read")
+			}
+			return
+		}
 		if !ok || as == nil || as.app == nil {
 			log().WithField("agent", agent).Warn("killing a task nobody asked for")
 			p.kills = append(p.kills, killOp{taskID: id, agentID: agent, policy: c.killPolicy()})

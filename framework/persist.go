@@ -87,8 +87,8 @@ func (p *persister) enqueue(ops []recordOp) {
 }
 
 // run writes batches until ctx ends. Writes still pending then are
-// dropped: the replica no longer leads, and the next leader's
-// reconciliation corrects what its records miss.
+// dropped (Run gives them one action timeout after it returns); the next
+// leader's reconciliation corrects what its records miss.
 func (p *persister) run(ctx context.Context) {
 	defer func() {
 		p.mu.Lock()
@@ -182,7 +182,10 @@ func (p *persister) wait() {
 // about to lead, knows every recorded task's agent and version before
 // Mesos answers reconciliation. Call it after every app was put (PutApp)
 // and before Run: records of unknown apps and of terminal tasks are
-// deleted as stale. Restored tasks count as Adopted; the explicit
+// deleted as stale, except that while HoldUnknown is on (the store held
+// apps it could not decode) records of unknown apps are kept, since their
+// app may be one of those. Records that cannot be decoded are skipped and
+// returned in a *store.BrokenError beside the count. Restored tasks count as Adopted; the explicit
 // reconciliation after SUBSCRIBED brings their state up to date and drops
 // those Mesos no longer knows. It returns how many tasks it restored;
 // without a TaskStore it does nothing.
@@ -191,8 +194,14 @@ func (s *Scheduler) Restore(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	recs, err := s.cfg.Tasks.ListAllTasks(ctx)
-	if err != nil {
+	broken, partial := store.BrokenItems(err)
+	if err != nil && !partial {
 		return 0, fmt.Errorf("framework: restoring task records: %w", err)
+	}
+	for _, b := range broken {
+		// Reconciliation adopts the task (without its ports until Mesos
+		// says) or, when its app is unknown, judges it as any other.
+		s.cfg.Log.WithError(b.Err).WithField("record", b.Key).Error("skipping a task record this version cannot decode")
 	}
 	var n int
 	var stale []store.TaskRecord
@@ -203,6 +212,9 @@ func (s *Scheduler) Restore(ctx context.Context) (int, error) {
 		}
 	}
 	s.wake()
+	if partial {
+		return n, err
+	}
 	return n, nil
 }
 
@@ -214,6 +226,11 @@ func (c *core) restore(now time.Time, recs []store.TaskRecord) (n int, stale []s
 		v, ok := mesos.TaskState_value[r.State]
 		state := mesos.TaskState(v)
 		as := c.apps[r.AppID]
+		if ok && !isTerminal(state) && (as == nil || as.app == nil) && c.holdUnknown {
+			// Its app may be one the store could not give: keep the record.
+			c.log.WithFields(logrus.Fields{"task": r.TaskID, "app": r.AppID}).Warn("keeping the record of a task of an app this leader does not know")
+			continue
+		}
 		if !ok || isTerminal(state) || as == nil || as.app == nil {
 			c.log.WithFields(logrus.Fields{"task": r.TaskID, "app": r.AppID, "state": r.State}).Info("dropping stale task record")
 			stale = append(stale, r)

@@ -109,11 +109,21 @@ func (s *Scheduler) Run(ctx context.Context, in <-chan Input, act Actions) error
 	}()
 
 	if s.cfg.Tasks != nil {
-		pctx, cancel := context.WithCancel(ctx)
+		// The persister outlives ctx by at most one action timeout: when
+		// Run ends on a graceful stop the replica still leads, and records
+		// of tasks launched in the last steps would otherwise be lost (the
+		// next leader would adopt those tasks without their ports).
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		s.persist = newPersister(s.cfg.Tasks, s.cfg.Log, s.cfg.ActionTimeout)
 		done := make(chan struct{})
 		go func() { defer close(done); s.persist.run(pctx) }()
-		defer func() { cancel(); <-done }()
+		defer func() {
+			deadline := time.AfterFunc(s.cfg.ActionTimeout, cancel)
+			s.persist.wait()
+			deadline.Stop()
+			cancel()
+			<-done
+		}()
 	}
 
 	timer := s.cfg.Clock.NewTimer(time.Hour)
@@ -339,6 +349,10 @@ func (s *Scheduler) launch(ctx context.Context, act Actions, l launchOp) {
 			if err != nil {
 				reason := fmt.Sprintf("framework: resolving the environment of app %s: %v", app.ID, err)
 				s.locked(func(c *core, now time.Time) { c.launchFailed(now, ti.TaskID.Value, reason, true) })
+				// The queue's reason is published by a step; without a
+				// wake the next step would come only at the backoff's end,
+				// which places the instance again and clears the reason.
+				s.wake()
 				continue
 			}
 			env := &mesos.Environment{Variables: append(append([]mesos.Environment_Variable(nil), ti.Command.Environment.GetVariables()...), vars...)}
@@ -371,6 +385,7 @@ func (s *Scheduler) launch(ctx context.Context, act Actions, l launchOp) {
 			}
 		}
 	})
+	s.wake() // publish what the launch changed in the queue
 }
 
 func (s *Scheduler) wake() {
@@ -400,6 +415,15 @@ func (s *Scheduler) RemoveApp(id string) error {
 	s.locked(func(c *core, now time.Time) { err = c.removeApp(now, appspec.CanonicalID(id)) })
 	s.wake()
 	return err
+}
+
+// HoldUnknown tells the scheduler whether its apps are the complete
+// desired state. While hold is true (the store could not be read, or some
+// stored app could not be decoded), tasks of apps it does not know are
+// kept running, never killed as unknown; their task records are kept too.
+func (s *Scheduler) HoldUnknown(hold bool) {
+	s.locked(func(c *core, now time.Time) { c.setHoldUnknown(now, hold) })
+	s.wake()
 }
 
 // Scale sets an app's instances (same version: no task is replaced).

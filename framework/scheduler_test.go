@@ -919,3 +919,34 @@ func TestBadConstraintAndRelativeID(t *testing.T) {
 		t.Errorf("scale by relative id: %v", err)
 	}
 }
+
+// TestLaunchFailureReasonNeedsNoFurtherInput: the reason a launch failed
+// reaches the queue on its own. The loop only sleeps when idle, so the
+// failed launch must wake it; otherwise the reason would be published at
+// the backoff's end, by the step that places the instance again and
+// clears it (flotilla dev's queue never showed a Vault outage).
+func TestLaunchFailureReasonNeedsNoFurtherInput(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) {
+		c.ResolveEnv = func(ctx context.Context, app *appspec.App, taskID string) ([]mesos.Environment_Variable, error) {
+			return nil, errors.New("vault sealed")
+		}
+	})
+	app := testApp("/web", 1)
+	app.Env = map[string]appspec.EnvValue{"DB_PASSWORD": {Secret: "db"}}
+	app.Secrets = map[string]appspec.Secret{"db": {Source: "secret/db#password"}}
+	h.s.PutApp(app)
+	h.subscribe()
+	// No Sync after the offer (a Sync steps the loop itself) and no step
+	// of the clock: only the loop's own wake-ups may publish the reason.
+	h.in <- OffersInput(TestOffer("o-1", "a-h1", "h1", 8, 8192, 31000, 31099, nil))
+	var q []QueueEntry
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if q = h.s.Snapshot().Queue; len(q) == 1 && strings.Contains(q[0].Reason, "vault sealed") {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("queue after a failed launch and no further input: %+v; want the resolver's error as the reason", q)
+}

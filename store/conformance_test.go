@@ -3,12 +3,15 @@ package store
 import (
 	"context"
 	"errors"
+	"path"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/go-zookeeper/zk"
+
 	"github.com/flotilla-sched/flotilla/internal/clock"
 )
 
@@ -353,6 +356,73 @@ func runConformance(t *testing.T, newStore factory) {
 				t.Fatal("a task id with / was accepted")
 			}
 		}},
+		{"a scale keeps the config version, a change moves it, a rollback restores it", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			v1, err := s.PutApp(ctx, testApp("/web"), CreateOnly)
+			must(t, err)
+			if v1.ConfigVersion != v1.App.Version {
+				t.Fatalf("created: config version %q, version %q; want equal", v1.ConfigVersion, v1.App.Version)
+			}
+			c.Step(time.Second)
+			scaled := *v1.App
+			scaled.Instances = 5
+			v2, err := s.PutAppConfig(ctx, &scaled, v1.Revision, v1.ConfigVersion)
+			must(t, err)
+			got, err := s.GetApp(ctx, "/web")
+			must(t, err)
+			if got.App.Version == v1.App.Version || got.ConfigVersion != v1.App.Version || v2.ConfigVersion != v1.App.Version {
+				t.Fatalf("after a scale: version %q config version %q (put said %q); want a new version and config version %q",
+					got.App.Version, got.ConfigVersion, v2.ConfigVersion, v1.App.Version)
+			}
+			list, err := s.ListApps(ctx)
+			must(t, err)
+			if len(list) != 1 || list[0].ConfigVersion != v1.App.Version {
+				t.Fatalf("list after a scale: %+v; want config version %q", list, v1.App.Version)
+			}
+			c.Step(time.Second)
+			changed := *got.App
+			changed.Cmd = "sleep 2000"
+			v3, err := s.PutApp(ctx, &changed, got.Revision)
+			must(t, err)
+			if v3.ConfigVersion != v3.App.Version {
+				t.Fatalf("after a change: config version %q, version %q; want equal", v3.ConfigVersion, v3.App.Version)
+			}
+			c.Step(time.Second)
+			back, err := s.GetVersion(ctx, "/web", v2.App.Version)
+			must(t, err)
+			v4, err := s.PutAppConfig(ctx, back, v3.Revision, v2.ConfigVersion)
+			must(t, err)
+			if v4.ConfigVersion != v1.App.Version || v4.App.Cmd != "sleep 1000" {
+				t.Fatalf("rollback: config version %q cmd %q; want %q and the old cmd", v4.ConfigVersion, v4.App.Cmd, v1.App.Version)
+			}
+		}},
+		{"undecodable items are reported, every other item is listed", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			_, err := s.PutApp(ctx, testApp("/good"), CreateOnly)
+			must(t, err)
+			must(t, s.PutDeployment(ctx, &Deployment{ID: "d-good", Version: "v"}))
+			writeRaw(t, s, "app", "bi-poison", []byte(`{"id":"/bi-poison","cmd":"sle`))
+			writeRaw(t, s, "app", "empty", []byte(`{}`))
+			writeRaw(t, s, "deployment", "d-bad", []byte(`[1,2`))
+			apps, err := s.ListApps(ctx)
+			items, ok := BrokenItems(err)
+			if !ok || len(items) != 2 || items[0].Kind != "app" || items[0].Key != "bi-poison" || items[1].Key != "empty" {
+				t.Fatalf("list apps: err %v; want a BrokenError naming apps bi-poison and empty", err)
+			}
+			if len(apps) != 1 || apps[0].App.ID != "/good" {
+				t.Fatalf("list apps beside the broken ones: %+v; want /good", apps)
+			}
+			if _, err := s.GetApp(ctx, "/bi-poison"); err == nil || !strings.Contains(err.Error(), "bi-poison") {
+				t.Fatalf("get of a broken app: %v; want an error naming it", err)
+			}
+			ds, err := s.ListDeployments(ctx)
+			if items, ok := BrokenItems(err); !ok || len(items) != 1 || items[0].Key != "d-bad" {
+				t.Fatalf("list deployments: err %v; want a BrokenError naming d-bad", err)
+			}
+			if len(ds) != 1 || ds[0].ID != "d-good" {
+				t.Fatalf("deployments beside the broken one: %+v", ds)
+			}
+		}},
 		{"a cancelled context fails every call", func(t *testing.T, s Store, c *clock.Fake) {
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
@@ -390,5 +460,37 @@ func wantIs(t *testing.T, err, target error) {
 	t.Helper()
 	if !errors.Is(err, target) {
 		t.Fatalf("error = %v, want one wrapping %v", err, target)
+	}
+}
+
+// writeRaw puts bytes where a store keeps an item, as another version or a
+// hand edit could have: the stores never write such bytes themselves.
+func writeRaw(t *testing.T, s Store, kind, key string, data []byte) {
+	t.Helper()
+	switch st := s.(type) {
+	case *Memory:
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		switch kind {
+		case "app":
+			st.apps[keyApp(key)] = memApp{data: data, rev: 1}
+		case "deployment":
+			st.deployments[key] = data
+		default:
+			t.Fatalf("writeRaw: the memory store keeps no raw %s", kind)
+		}
+	case *ZK:
+		dir := map[string]string{"app": "apps", "deployment": "deployments", "task": "tasks"}[kind]
+		p := st.p(dir, key)
+		if kind == "task" {
+			if _, err := st.conn.Create(path.Dir(p), nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+				t.Fatal(err)
+			}
+		}
+		if _, err := st.conn.Create(p, data, 0, zk.WorldACL(zk.PermAll)); err != nil {
+			t.Fatalf("writeRaw %s: %v", p, err)
+		}
+	default:
+		t.Fatalf("writeRaw: unknown store %T", s)
 	}
 }

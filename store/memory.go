@@ -66,8 +66,12 @@ func (m *Memory) GetApp(ctx context.Context, id string) (StoredApp, error) {
 	if !ok {
 		return StoredApp{}, fmt.Errorf("store: app %s: %w", id, ErrNotFound)
 	}
-	app, err := decodeApp(a.data)
-	return StoredApp{App: app, Revision: a.rev}, err
+	sa, err := decodeApp(a.data)
+	if err != nil {
+		return StoredApp{}, fmt.Errorf("store: app %s: %w", id, err)
+	}
+	sa.Revision = a.rev
+	return sa, nil
 }
 
 func (m *Memory) ListApps(ctx context.Context) ([]StoredApp, error) {
@@ -82,17 +86,24 @@ func (m *Memory) ListApps(ctx context.Context) ([]StoredApp, error) {
 	}
 	m.mu.Unlock()
 	out := make([]StoredApp, 0, len(snap))
-	for _, a := range snap {
-		app, err := decodeApp(a.data)
+	var broken []Broken
+	for i, a := range snap {
+		sa, err := decodeApp(a.data)
 		if err != nil {
-			return nil, err
+			broken = append(broken, Broken{Kind: "app", Key: appKey(ids[i]), AppID: ids[i], Err: err})
+			continue
 		}
-		out = append(out, StoredApp{App: app, Revision: a.rev})
+		sa.Revision = a.rev
+		out = append(out, sa)
 	}
-	return out, nil
+	return out, brokenErr(broken)
 }
 
 func (m *Memory) PutApp(ctx context.Context, app *appspec.App, expect Revision) (StoredApp, error) {
+	return m.PutAppConfig(ctx, app, expect, "")
+}
+
+func (m *Memory) PutAppConfig(ctx context.Context, app *appspec.App, expect Revision, configVersion string) (StoredApp, error) {
 	if err := ctx.Err(); err != nil {
 		return StoredApp{}, fmt.Errorf("store: put app: %w", err)
 	}
@@ -111,7 +122,7 @@ func (m *Memory) PutApp(ctx context.Context, app *appspec.App, expect Revision) 
 	if len(hist) > 0 {
 		latest = hist[len(hist)-1].version
 	}
-	c, data, err := prepareApp(app, nextVersion(m.clock.Now(), latest))
+	c, data, err := prepareApp(app, nextVersion(m.clock.Now(), latest), configVersion)
 	if err != nil {
 		return StoredApp{}, err
 	}
@@ -122,7 +133,12 @@ func (m *Memory) PutApp(ctx context.Context, app *appspec.App, expect Revision) 
 		hist = append([]memVersion(nil), hist[len(hist)-m.history:]...)
 	}
 	m.versions[id] = hist
-	return StoredApp{App: c, Revision: rev}, nil
+	sa, err := decodeApp(data)
+	if err != nil {
+		return StoredApp{}, fmt.Errorf("store: put app %s: decode own encoding: %w", id, err)
+	}
+	sa.App, sa.Revision = c, rev
+	return sa, nil
 }
 
 // checkExpect is the compare-and-set rule both stores share.
@@ -193,7 +209,8 @@ func (m *Memory) GetVersion(ctx context.Context, id, version string) (*appspec.A
 	defer m.mu.Unlock()
 	for _, v := range m.versions[id] {
 		if v.version == version {
-			return decodeApp(v.data)
+			sa, err := decodeApp(v.data)
+			return sa.App, err
 		}
 	}
 	return nil, fmt.Errorf("store: app %s version %s: %w", id, version, ErrNotFound)
@@ -235,7 +252,26 @@ func decodeDeployment(b []byte) (*Deployment, error) {
 	if err := json.Unmarshal(b, d); err != nil {
 		return nil, fmt.Errorf("store: decode stored deployment: %w", err)
 	}
+	if d.ID == "" {
+		return nil, fmt.Errorf("store: decode stored deployment: no id")
+	}
 	return d, nil
+}
+
+// decodeDeployments decodes deployment nodes by name, sorted, reporting
+// the undecodable ones beside the rest.
+func decodeDeployments(nodes map[string][]byte) ([]*Deployment, error) {
+	out := []*Deployment{}
+	var broken []Broken
+	for _, n := range sortedKeys(nodes) {
+		d, err := decodeDeployment(nodes[n])
+		if err != nil {
+			broken = append(broken, Broken{Kind: "deployment", Key: n, Err: err})
+			continue
+		}
+		out = append(out, d)
+	}
+	return out, brokenErr(broken)
 }
 
 func (m *Memory) GetDeployment(ctx context.Context, id string) (*Deployment, error) {
@@ -257,15 +293,7 @@ func (m *Memory) ListDeployments(ctx context.Context) ([]*Deployment, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := []*Deployment{}
-	for _, id := range sortedKeys(m.deployments) {
-		d, err := decodeDeployment(m.deployments[id])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, nil
+	return decodeDeployments(m.deployments)
 }
 
 func (m *Memory) DeleteDeployment(ctx context.Context, id string) error {

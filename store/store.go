@@ -54,6 +54,60 @@ const (
 type StoredApp struct {
 	App      *appspec.App
 	Revision Revision
+	// ConfigVersion is the version whose config the app's tasks run
+	// (Marathon's versionInfo.lastConfigChangeAt): a scale keeps it, any
+	// other change moves it to the new Version. It is stored because a new
+	// leader that took the latest Version instead would see every running
+	// task as outdated after a scale, and restart them all.
+	ConfigVersion string
+}
+
+// Broken is one stored item that this version cannot decode (written by
+// another version, by hand, or damaged). Kind is "app", "deployment" or
+// "task"; Key is its node name (app/task for a task record); AppID is the
+// app the node belongs to, as its name gives it.
+type Broken struct {
+	Kind, Key, AppID string
+	Err              error
+}
+
+// BrokenError is what a List method returns beside every item it could
+// read when some could not be decoded: one bad item never hides the rest
+// (a leader that lost all its apps for one bad node would kill every
+// task). Callers that can go on with the good items use BrokenItems.
+type BrokenError struct {
+	Items []Broken
+}
+
+func (e *BrokenError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "store: %d stored item(s) could not be decoded", len(e.Items))
+	for i, it := range e.Items {
+		if i == 5 {
+			fmt.Fprintf(&b, "; and %d more", len(e.Items)-i)
+			break
+		}
+		fmt.Fprintf(&b, "; %s %s: %v", it.Kind, it.Key, it.Err)
+	}
+	return b.String()
+}
+
+// BrokenItems returns the undecodable items err reports, and whether err
+// is only that (so the list returned with it is every other item).
+func BrokenItems(err error) ([]Broken, bool) {
+	var be *BrokenError
+	if errors.As(err, &be) {
+		return be.Items, true
+	}
+	return nil, false
+}
+
+// brokenErr is nil for no items, so callers return it as they are.
+func brokenErr(items []Broken) error {
+	if len(items) == 0 {
+		return nil
+	}
+	return &BrokenError{Items: items}
 }
 
 // Deployment is a deployment as the framework persists it so that a new
@@ -104,12 +158,18 @@ type TaskRecord struct {
 type Store interface {
 	// GetApp returns the app with this id (canonical or not), or ErrNotFound.
 	GetApp(ctx context.Context, id string) (StoredApp, error)
-	// ListApps returns every app, sorted by id.
+	// ListApps returns every app, sorted by id. Apps it cannot decode are
+	// reported in a *BrokenError returned beside all the others.
 	ListApps(ctx context.Context) ([]StoredApp, error)
 	// PutApp writes app if the stored revision is expect (CreateOnly,
 	// AnyRevision or a Revision read before), stamps a new Version and
-	// keeps it in the app's history. It does not modify app.
+	// keeps it in the app's history. It does not modify app. The write is
+	// a config change: ConfigVersion becomes the new Version.
 	PutApp(ctx context.Context, app *appspec.App, expect Revision) (StoredApp, error)
+	// PutAppConfig is PutApp keeping configVersion as the ConfigVersion:
+	// a scale keeps the current one, a rollback restores an older one.
+	// An empty configVersion is PutApp.
+	PutAppConfig(ctx context.Context, app *appspec.App, expect Revision, configVersion string) (StoredApp, error)
 	// DeleteApp removes the app and its history if its revision is expect
 	// (or any, with AnyRevision).
 	DeleteApp(ctx context.Context, id string, expect Revision) error
@@ -122,7 +182,8 @@ type Store interface {
 
 	PutDeployment(ctx context.Context, d *Deployment) error
 	GetDeployment(ctx context.Context, id string) (*Deployment, error)
-	// ListDeployments returns every deployment, sorted by id.
+	// ListDeployments returns every deployment, sorted by id; undecodable
+	// ones are reported in a *BrokenError beside the others.
 	ListDeployments(ctx context.Context) ([]*Deployment, error)
 	DeleteDeployment(ctx context.Context, id string) error
 
@@ -134,6 +195,8 @@ type Store interface {
 	PutTask(ctx context.Context, t TaskRecord) error
 	DeleteTask(ctx context.Context, appID, taskID string) error
 	// ListTasks returns the task records of one app, sorted by task id.
+	// Like every List method, undecodable records are reported in a
+	// *BrokenError beside the others.
 	ListTasks(ctx context.Context, appID string) ([]TaskRecord, error)
 	// ListAllTasks returns every task record, sorted by app then task id.
 	ListAllTasks(ctx context.Context) ([]TaskRecord, error)
@@ -159,7 +222,7 @@ func nextVersion(now time.Time, latest string) string {
 // prepareApp checks the id and size and returns the copy to store and its
 // JSON. Secret env entries keep only the reference: if a caller ever filled
 // in a resolved value, it is dropped here, not persisted.
-func prepareApp(app *appspec.App, version string) (*appspec.App, []byte, error) {
+func prepareApp(app *appspec.App, version, configVersion string) (*appspec.App, []byte, error) {
 	if app == nil {
 		return nil, nil, fmt.Errorf("store: put app: app is nil")
 	}
@@ -185,18 +248,46 @@ func prepareApp(app *appspec.App, version string) (*appspec.App, []byte, error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: put app %s: encode: %w", c.ID, err)
 	}
+	if configVersion == "" || configVersion > version {
+		configVersion = version
+	}
+	// Marathon's own place for it; appspec drops versionInfo from what
+	// users send, so it never comes from a request.
+	vi, err := json.Marshal(storedVersionInfo{LastConfigChangeAt: configVersion})
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: put app %s: encode version info: %w", c.ID, err)
+	}
+	b = append(append(append(b[:len(b)-1:len(b)-1], `,"versionInfo":`...), vi...), '}')
 	if len(b) > MaxAppBytes {
 		return nil, nil, fmt.Errorf("store: put app %s: %d bytes of JSON, limit %d: %w", c.ID, len(b), MaxAppBytes, ErrTooLarge)
 	}
 	return c, b, nil
 }
 
-func decodeApp(b []byte) (*appspec.App, error) {
-	a := &appspec.App{}
-	if err := json.Unmarshal(b, a); err != nil {
-		return nil, fmt.Errorf("store: decode stored app: %w", err)
+type storedVersionInfo struct {
+	LastConfigChangeAt string `json:"lastConfigChangeAt"`
+}
+
+// decodeApp reads an app node. A node written before the config version
+// was stored has none: its config version is then its version, as a new
+// leader assumed before.
+func decodeApp(b []byte) (StoredApp, error) {
+	var w struct {
+		appspec.App
+		VersionInfo storedVersionInfo `json:"versionInfo"`
 	}
-	return a, nil
+	if err := json.Unmarshal(b, &w); err != nil {
+		return StoredApp{}, fmt.Errorf("store: decode stored app: %w", err)
+	}
+	if w.ID == "" {
+		return StoredApp{}, fmt.Errorf("store: decode stored app: no id")
+	}
+	a := w.App
+	cv := w.VersionInfo.LastConfigChangeAt
+	if cv == "" || cv > a.Version {
+		cv = a.Version
+	}
+	return StoredApp{App: &a, ConfigVersion: cv}, nil
 }
 
 // checkName refuses names that cannot be one ZooKeeper node name.

@@ -212,8 +212,12 @@ func (s *ZK) GetApp(ctx context.Context, id string) (StoredApp, error) {
 	if err != nil {
 		return StoredApp{}, fmt.Errorf("store: get app %s: %w", id, err)
 	}
-	app, err := decodeApp(data)
-	return StoredApp{App: app, Revision: Revision(st.Version) + 1}, err
+	sa, err := decodeApp(data)
+	if err != nil {
+		return StoredApp{}, fmt.Errorf("store: app %s: %w", id, err)
+	}
+	sa.Revision = Revision(st.Version) + 1
+	return sa, nil
 }
 
 // listParallel bounds the gets in flight; go-zookeeper pipelines them on
@@ -222,6 +226,7 @@ const listParallel = 64
 
 func (s *ZK) ListApps(ctx context.Context) ([]StoredApp, error) {
 	var out []StoredApp
+	var broken []Broken
 	err := s.call(ctx, func() error {
 		keys, _, err := s.conn.Children(s.p("apps"))
 		if err != nil {
@@ -229,6 +234,7 @@ func (s *ZK) ListApps(ctx context.Context) ([]StoredApp, error) {
 		}
 		res := make([]StoredApp, len(keys))
 		errs := make([]error, len(keys))
+		bad := make([]error, len(keys))
 		sem := make(chan struct{}, listParallel)
 		var wg sync.WaitGroup
 		for i, k := range keys {
@@ -244,21 +250,26 @@ func (s *ZK) ListApps(ctx context.Context) ([]StoredApp, error) {
 					errs[i] = fmt.Errorf("get %s: %w", k, err)
 					return
 				}
-				app, err := decodeApp(data)
+				sa, err := decodeApp(data)
 				if err != nil {
-					errs[i] = fmt.Errorf("app node %s: %w", k, err)
+					bad[i] = err
 					return
 				}
-				res[i] = StoredApp{App: app, Revision: Revision(st.Version) + 1}
+				sa.Revision = Revision(st.Version) + 1
+				res[i] = sa
 			}()
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
 			return err
 		}
-		for _, r := range res {
+		out, broken = out[:0], broken[:0]
+		for i, r := range res {
 			if r.App != nil {
 				out = append(out, r)
+			}
+			if bad[i] != nil {
+				broken = append(broken, Broken{Kind: "app", Key: keys[i], AppID: keyApp(keys[i]), Err: bad[i]})
 			}
 		}
 		return nil
@@ -267,10 +278,15 @@ func (s *ZK) ListApps(ctx context.Context) ([]StoredApp, error) {
 		return nil, fmt.Errorf("store: list apps: %w", err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].App.ID < out[j].App.ID })
-	return out, nil
+	sort.Slice(broken, func(i, j int) bool { return broken[i].Key < broken[j].Key })
+	return out, brokenErr(broken)
 }
 
 func (s *ZK) PutApp(ctx context.Context, app *appspec.App, expect Revision) (StoredApp, error) {
+	return s.PutAppConfig(ctx, app, expect, "")
+}
+
+func (s *ZK) PutAppConfig(ctx context.Context, app *appspec.App, expect Revision, configVersion string) (StoredApp, error) {
 	if app == nil {
 		return StoredApp{}, fmt.Errorf("store: put app: app is nil")
 	}
@@ -279,7 +295,7 @@ func (s *ZK) PutApp(ctx context.Context, app *appspec.App, expect Revision) (Sto
 	}
 	id := appspec.CanonicalID(app.ID)
 	for attempt := 0; ; attempt++ {
-		stored, retry, err := s.putOnce(ctx, app, id, expect)
+		stored, retry, err := s.putOnce(ctx, app, id, expect, configVersion)
 		if !retry || attempt == putRetries {
 			return stored, err
 		}
@@ -308,7 +324,7 @@ func (s *ZK) readCurrent(ctx context.Context, appPath, verDir string) (exists bo
 	return exists, st, history, hasDir, err
 }
 
-func (s *ZK) putOnce(ctx context.Context, app *appspec.App, id string, expect Revision) (StoredApp, bool, error) {
+func (s *ZK) putOnce(ctx context.Context, app *appspec.App, id string, expect Revision, configVersion string) (StoredApp, bool, error) {
 	appPath, verDir := s.p("apps", appKey(id)), s.p("versions", appKey(id))
 	exists, st, history, hasDir, err := s.readCurrent(ctx, appPath, verDir)
 	if err != nil {
@@ -326,7 +342,7 @@ func (s *ZK) putOnce(ctx context.Context, app *appspec.App, id string, expect Re
 	if len(history) > 0 {
 		latest = history[len(history)-1]
 	}
-	c, data, err := prepareApp(app, nextVersion(s.clock.Now(), latest))
+	c, data, err := prepareApp(app, nextVersion(s.clock.Now(), latest), configVersion)
 	if err != nil {
 		return StoredApp{}, false, err
 	}
@@ -354,7 +370,12 @@ func (s *ZK) putOnce(ctx context.Context, app *appspec.App, id string, expect Re
 		if exists && res[0].Stat != nil {
 			rev = Revision(res[0].Stat.Version) + 1
 		}
-		return StoredApp{App: c, Revision: rev}, false, nil
+		sa, err := decodeApp(data)
+		if err != nil {
+			return StoredApp{}, false, fmt.Errorf("store: put app %s: decode own encoding: %w", id, err)
+		}
+		sa.App, sa.Revision = c, rev
+		return sa, false, nil
 	}
 	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return StoredApp{}, false, fmt.Errorf("store: put app %s: %w", id, err)
@@ -468,7 +489,8 @@ func (s *ZK) GetVersion(ctx context.Context, id, version string) (*appspec.App, 
 	if err != nil {
 		return nil, fmt.Errorf("store: get app %s version %s: %w", id, version, err)
 	}
-	return decodeApp(data)
+	sa, err := decodeApp(data)
+	return sa.App, err
 }
 
 // put creates or replaces one node.
@@ -562,15 +584,7 @@ func (s *ZK) ListDeployments(ctx context.Context) ([]*Deployment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: list deployments: %w", err)
 	}
-	out := []*Deployment{}
-	for _, n := range sortedKeys(nodes) {
-		d, err := decodeDeployment(nodes[n])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, nil
+	return decodeDeployments(nodes)
 }
 
 func (s *ZK) DeleteDeployment(ctx context.Context, id string) error {
@@ -659,16 +673,24 @@ func (s *ZK) DeleteTask(ctx context.Context, appID, taskID string) error {
 	return nil
 }
 
-func decodeTasks(nodes map[string][]byte) ([]TaskRecord, error) {
+// decodeTasks decodes one app's task record nodes; undecodable ones (or
+// ones without the ids a record needs) are reported beside the rest.
+func decodeTasks(appKey string, nodes map[string][]byte) ([]TaskRecord, []Broken) {
 	out := []TaskRecord{}
+	var broken []Broken
 	for _, n := range sortedKeys(nodes) {
 		var t TaskRecord
-		if err := json.Unmarshal(nodes[n], &t); err != nil {
-			return nil, fmt.Errorf("store: decode task record %s: %w", n, err)
+		err := json.Unmarshal(nodes[n], &t)
+		if err == nil {
+			err = checkTask(t)
+		}
+		if err != nil {
+			broken = append(broken, Broken{Kind: "task", Key: appKey + "/" + n, AppID: keyApp(appKey), Err: fmt.Errorf("store: decode task record: %w", err)})
+			continue
 		}
 		out = append(out, t)
 	}
-	return out, nil
+	return out, broken
 }
 
 func (s *ZK) ListTasks(ctx context.Context, appID string) ([]TaskRecord, error) {
@@ -680,7 +702,8 @@ func (s *ZK) ListTasks(ctx context.Context, appID string) ([]TaskRecord, error) 
 	if err != nil {
 		return nil, fmt.Errorf("store: list tasks of %s: %w", appID, err)
 	}
-	return decodeTasks(nodes)
+	out, broken := decodeTasks(appKey(appID), nodes)
+	return out, brokenErr(broken)
 }
 
 func (s *ZK) ListAllTasks(ctx context.Context) ([]TaskRecord, error) {
@@ -698,12 +721,15 @@ func (s *ZK) ListAllTasks(ctx context.Context) ([]TaskRecord, error) {
 	}
 	sort.Strings(apps)
 	out := []TaskRecord{}
+	var broken []Broken
 	for _, a := range apps {
 		ts, err := s.ListTasks(ctx, a)
-		if err != nil {
+		if items, ok := BrokenItems(err); ok {
+			broken = append(broken, items...)
+		} else if err != nil {
 			return nil, err
 		}
 		out = append(out, ts...)
 	}
-	return out, nil
+	return out, brokenErr(broken)
 }

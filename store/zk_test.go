@@ -311,3 +311,27 @@ func TestZKConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestZKBrokenTaskRecords: one undecodable task record (or one without a
+// task id) is reported; every other record of every app is listed.
+func TestZKBrokenTaskRecords(t *testing.T) {
+	testbed.ZooKeeper(t)
+	s := newZKEnv(t).open(t, nil, 0)
+	ctx := ctxT(t)
+	for _, r := range []TaskRecord{
+		{TaskID: "web.1", AppID: "/web", AgentID: "a1", State: "TASK_RUNNING", Host: "h1", Ports: []uint64{31000}},
+		{TaskID: "api.1", AppID: "/api", AgentID: "a1", State: "TASK_RUNNING"},
+	} {
+		must(t, s.PutTask(ctx, r))
+	}
+	writeRaw(t, s, "task", "web/web.bad", []byte(`{"taskId":"web.bad","appId":`))
+	writeRaw(t, s, "task", "api/api.noid", []byte(`{"appId":"/api"}`))
+	recs, err := s.ListAllTasks(ctx)
+	items, ok := BrokenItems(err)
+	if !ok || len(items) != 2 || items[0].Key != "api/api.noid" || items[1].Key != "web/web.bad" {
+		t.Fatalf("list all tasks: err %v; want a BrokenError naming api/api.noid and web/web.bad", err)
+	}
+	if len(recs) != 2 || recs[0].TaskID != "api.1" || recs[1].TaskID != "web.1" || recs[1].Ports[0] != 31000 {
+		t.Fatalf("records beside the broken ones: %+v", recs)
+	}
+}

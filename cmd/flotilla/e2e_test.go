@@ -75,28 +75,42 @@ func (l *logTail) String() string {
 	return string(l.buf)
 }
 
-// startDev runs the platform until the test ends.
+// startDev runs the platform and its local master until the test ends.
 func startDev(t *testing.T, o devOpts) *devEnv {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	log := o.log
-	if log == nil {
-		// Warnings and errors are kept and shown if the test fails, so a
-		// failure in CI says more than what it timed out waiting for.
-		tail := &logTail{}
-		log, _ = logging.New(logging.Options{Level: "warn", Out: tail})
-		if testing.Verbose() && os.Getenv("FLOTILLA_E2E_LOG") != "" {
-			log, _ = logging.New(logging.Options{Level: os.Getenv("FLOTILLA_E2E_LOG")})
-		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("platform warnings and errors (last %d KiB):\n%s", logTailMax>>10, tail.String())
-			}
-		})
+	log := testLog(t, o.log)
+	m := startMaster(t, o, log)
+	env, _ := startPlatform(t, o, m.URL(), log)
+	return env
+}
+
+// testLog is o's logger, or one that keeps warnings and errors and shows
+// them if the test fails, so a failure in CI says more than what it timed
+// out waiting for.
+func testLog(t *testing.T, l *logrus.Logger) *logrus.Logger {
+	if l != nil {
+		return l
 	}
-	execName, upstream := o.executor, o.upstream
-	name, factory, err := localmesos.ExecutorByName(ctx, execName, log)
+	tail := &logTail{}
+	log, _ := logging.New(logging.Options{Level: "warn", Out: tail})
+	if testing.Verbose() && os.Getenv("FLOTILLA_E2E_LOG") != "" {
+		log, _ = logging.New(logging.Options{Level: os.Getenv("FLOTILLA_E2E_LOG")})
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("platform warnings and errors (last %d KiB):\n%s", logTailMax>>10, tail.String())
+		}
+	})
+	return log
+}
+
+// startMaster runs a local master with three agents until the test ends.
+func startMaster(t *testing.T, o devOpts, log *logrus.Logger) *localmesos.Master {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	name, factory, err := localmesos.ExecutorByName(ctx, o.executor, log)
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	// A ports range of its own, so tasks of this package's tests never meet
@@ -108,11 +122,25 @@ func startDev(t *testing.T, o devOpts) *devEnv {
 	m, err := localmesos.Start(ctx, localmesos.Config{Listen: "127.0.0.1:0", AgentSpecs: devAgents(3), Executor: factory, Resources: res,
 		NoSandbox: name == "simulated", Clock: clock.Real{}, Log: log, WorkDir: t.TempDir()})
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		cancel()
+		m.Close()
+	})
+	return m
+}
+
+// startPlatform runs one Flotilla replica against master until the test
+// ends or stop is called (it returns once the replica has stopped): a
+// replica that goes away while its master and ZooKeeper stay.
+func startPlatform(t *testing.T, o devOpts, master string, log *logrus.Logger) (env *devEnv, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	p, err := newPlatform(ctx, platformConfig{
-		Master: m.URL(), APIAddr: "127.0.0.1:0", FrameworkName: "flotilla", Role: "*", FailoverTimeout: time.Hour,
-		DNSAddr: "127.0.0.1:0", DNSDomain: "mesos", DNSUpstreams: []string{upstream}, ZK: o.zk,
+		Master: master, APIAddr: "127.0.0.1:0", FrameworkName: "flotilla", Role: "*", FailoverTimeout: time.Hour,
+		DNSAddr: "127.0.0.1:0", DNSDomain: "mesos", DNSUpstreams: []string{o.upstream}, ZK: o.zk,
 		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0", SecretEnvType: o.secretEnvType, SecretPoll: o.secretPoll,
 		Getenv: func(k string) string {
 			switch k {
@@ -125,25 +153,29 @@ func startDev(t *testing.T, o devOpts) *devEnv {
 		},
 	}, log)
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- p.run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("platform stopped with %v", err)
-		}
-		m.Close()
-	})
-	env := &devEnv{api: "http://" + p.ln.Addr().String(), mesos: m.URL()}
+	var once sync.Once
+	end := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("platform stopped with %v", err)
+			}
+		})
+	}
+	t.Cleanup(end)
+	env = &devEnv{api: "http://" + p.ln.Addr().String(), mesos: master}
 	waitFor(t, 20*time.Second, "the DNS server and gateway to listen", func() bool {
 		return p.dns.UDPAddr() != nil && p.gateway.Addr(gateway.External) != nil && p.gateway.Addr(gateway.Internal) != nil
 	})
 	env.dns = p.dns.UDPAddr().String()
 	env.external = p.gateway.Addr(gateway.External).String()
 	env.internal = p.gateway.Addr(gateway.Internal).String()
-	return env
+	return env, end
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
