@@ -45,7 +45,7 @@ const (
 	// DefaultMaxPorts: Mesos agents offer ports 31000-32000 by default
 	// (1,001 ports), so more than 1,000 ports cannot be placed on a
 	// default agent; every port is also a PORTn variable and SRV records
-	// per task. marathon-lb's own app, the largest common one, asks ~105.
+	// per task.
 	DefaultMaxPorts = 1_000
 	// Every label is exported to each task as MARATHON_APP_LABEL_<KEY>
 	// (framework/taskinfo.go), so labels share env's bounds: Linux refuses
