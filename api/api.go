@@ -101,6 +101,10 @@ type Config struct {
 	// counts that lag by up to twice this much. App specs are never stale.
 	// Default 0: every request takes a fresh snapshot.
 	ListSnapshotMaxAge time.Duration
+	// Limits bound what one app may ask for (instances, ports, labels…);
+	// every write is judged with them (appspec's ValidateWith), and so is
+	// Scale. Unset fields take appspec.DefaultLimits().
+	Limits appspec.Limits
 	// AppHandlers serve /v2/apps/{id}/<name> for other packages (the
 	// autoscaler's "autoscale" decision log); the app id is canonical and
 	// the app known to exist when the handler is called.
@@ -171,6 +175,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ProxyTransport == nil {
 		cfg.ProxyTransport = http.DefaultTransport
 	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	s := &Server{
 		cfg: cfg, log: cfg.Log, sched: cfg.Scheduler, st: cfg.Store, clk: cfg.Clock,
 		secrets: cfg.Secrets, rand: cfg.Rand,

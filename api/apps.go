@@ -121,11 +121,12 @@ func invalid(path string, errs ...string) *httpError {
 		Details: []appspec.Detail{{Path: path, Errors: errs}}}
 }
 
-// checkApp runs Validate and the submit-time secret check. Vault being
+// checkApp runs ValidateWith the server's limits and the submit-time
+// secret check. Vault being
 // unavailable does not refuse the app: the references were checked, and
 // launches wait for Vault with a reason in /v2/queue.
 func (s *Server) checkApp(ctx context.Context, app *appspec.App) error {
-	if err := app.Validate(); err != nil {
+	if err := app.ValidateWith(s.cfg.Limits); err != nil {
 		return err
 	}
 	if len(app.Env) == 0 && len(app.Secrets) == 0 {

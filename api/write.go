@@ -331,6 +331,9 @@ func (s *Server) Scale(ctx context.Context, appID string, instances int) (string
 	if instances < 0 {
 		return "", fmt.Errorf("api: scale %s to %d: instances must not be negative", appID, instances)
 	}
+	if max := s.cfg.Limits.MaxInstances; instances > max {
+		return "", fmt.Errorf("api: scale %s to %d: more than %d, this server's limit of instances per app (--max-instances)", appID, instances, max)
+	}
 	id := appspec.CanonicalID(appID)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()

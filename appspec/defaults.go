@@ -103,14 +103,9 @@ func (h *HealthCheck) normalize() {
 	if h.Protocol == "" {
 		h.Protocol = "HTTP"
 	}
-	// Zero interval and timeout are never useful, so a zero here means the
-	// caller built the check in Go without defaults.
-	if h.IntervalSeconds == 0 {
-		h.IntervalSeconds = DefaultHealthIntervalSeconds
-	}
-	if h.TimeoutSeconds == 0 {
-		h.TimeoutSeconds = DefaultHealthTimeoutSeconds
-	}
+	// A zero interval or timeout is left as it is, for Validate to refuse:
+	// JSON gets Marathon's defaults in UnmarshalJSON, so a zero here was
+	// asked for, and quietly turning it into 60 would hide the mistake.
 	switch h.Protocol {
 	case "HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS":
 		if h.Path == "" {

@@ -7,7 +7,7 @@
 //
 //	app, err := appspec.Decode(r.Body) // strict: ≤ 1 MiB, no unknown or unsupported fields
 //	if err == nil {
-//		err = app.Validate()
+//		err = app.ValidateWith(limits) // Limits{} or DefaultLimits(): the defaults
 //	}
 //	var verr *appspec.ValidationError
 //	switch {
@@ -15,6 +15,10 @@
 //	case errors.Is(err, appspec.ErrMalformed): // 400, body is verr
 //	case errors.As(err, &verr): // 422 {"message": "Object is not valid", "details": [...]}
 //	}
+//
+// Limits (limits.go) bound sizes and numbers: instances, ports, labels,
+// env, constraints, health checks, secrets, id length, seconds. The store
+// restore judges stored apps with the same ValidateWith.
 //
 // Marathon fields Flotilla does not support (fetch, dependencies,
 // residency, ipAddress, non-host networks, container volumes, port

@@ -77,18 +77,34 @@ var (
 // CheckID reports why id is not a valid app id, or nil. The id is judged
 // in its canonical form (CanonicalID), so "web" is valid and means "/web".
 // Every segment of the path must be a lowercase DNS-like name, so an id
-// never holds "_" (the store relies on that to escape ids).
+// never holds "_" (the store relies on that to escape ids), of at most
+// MaxIDSegment characters; the whole id has at most MaxIDLength.
 func CheckID(id string) error {
 	c := CanonicalID(id)
 	if c == "/" {
 		return fmt.Errorf("appspec: app id must not be empty or the root group; use a path like /prod/shop/web")
 	}
 	for _, seg := range strings.Split(c[1:], "/") {
+		if len(seg) > MaxIDSegment {
+			return fmt.Errorf("appspec: app id segment %q is %d characters; a segment is one DNS label, at most %d", abbrev(seg), len(seg), MaxIDSegment)
+		}
 		if !idSegment.MatchString(seg) {
 			return fmt.Errorf("appspec: app id segment %q is invalid: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit", seg)
 		}
 	}
+	if len(c) > MaxIDLength {
+		return fmt.Errorf("appspec: app id is %d characters; at most %d fit in a Mesos task id (255 characters)", len(c), MaxIDLength)
+	}
 	return nil
+}
+
+// abbrev shortens a string quoted back in an error: an id can be as long
+// as a request body.
+func abbrev(s string) string {
+	if len(s) <= 24 {
+		return s
+	}
+	return s[:20] + "…"
 }
 
 var (
@@ -105,12 +121,21 @@ const (
 	AutoscalePrometheus = "prometheus"
 )
 
-// Validate checks the app against Marathon's rules and Flotilla's, and
-// returns every problem at once as a *ValidationError, or nil. Call it
-// after Normalize (Decode does that).
-func (a *App) Validate() error {
+// Validate is ValidateWith(DefaultLimits()).
+func (a *App) Validate() error { return a.ValidateWith(DefaultLimits()) }
+
+// ValidateWith checks the app against Marathon's rules, Flotilla's, and the
+// limits l (unset fields of l take their defaults), and returns every
+// problem at once as a *ValidationError, or nil. Call it after Normalize
+// (Decode does that). The API calls it on every write and the store restore
+// on every app it reads, with the server's limits, so both judge an app
+// alike.
+func (a *App) ValidateWith(l Limits) error {
+	l = l.WithDefaults()
 	v := &ValidationError{}
 	a.validateCore(v)
+	a.validateLimits(v, l)
+	a.validateRanges(v)
 	a.validateContainer(v)
 	a.validatePorts(v)
 	a.validateEnv(v)
@@ -153,20 +178,8 @@ func (a *App) validateCore(v *ValidationError) {
 	if a.Cmd == "" && len(a.Args) == 0 && a.Container == nil {
 		v.add("/", "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'")
 	}
-	if !(a.BackoffSeconds >= 0) {
-		v.addf("/backoffSeconds", "must be 0 or more (got %v)", a.BackoffSeconds)
-	}
-	if !(a.BackoffFactor >= 1) {
-		v.addf("/backoffFactor", "must be 1 or more (got %v); the default is %v", a.BackoffFactor, DefaultBackoffFactor)
-	}
-	if !(a.MaxLaunchDelaySeconds >= 0) {
-		v.addf("/maxLaunchDelaySeconds", "must be 0 or more (got %v)", a.MaxLaunchDelaySeconds)
-	}
 	if a.KillSelection != "YOUNGEST_FIRST" && a.KillSelection != "OLDEST_FIRST" {
 		v.addf("/killSelection", "must be YOUNGEST_FIRST or OLDEST_FIRST (got %q)", a.KillSelection)
-	}
-	if !(a.ProgressDeadlineSeconds >= 0) {
-		v.addf("/progressDeadlineSeconds", "must be 0 (no deadline) or more (got %v)", a.ProgressDeadlineSeconds)
 	}
 }
 
@@ -256,7 +269,7 @@ func (a *App) validatePorts(v *ValidationError) {
 func (a *App) validateEnv(v *ValidationError) {
 	for _, k := range sortedKeys(a.Env) {
 		p := "/env/" + pointerToken(k)
-		if len(k) > 1024 || !envName.MatchString(k) {
+		if !envName.MatchString(k) {
 			v.add(p, "environment variable names use letters, digits and '_', and do not start with a digit")
 		}
 		if s := a.Env[k].Secret; s != "" {
@@ -371,14 +384,6 @@ func (a *App) validateHealth(v *ValidationError) {
 				v.addf(p+"/path", "must start with / (got %q)", h.Path)
 			}
 		}
-		for _, n := range []struct {
-			name string
-			val  float64
-		}{{"gracePeriodSeconds", h.GracePeriodSeconds}, {"intervalSeconds", h.IntervalSeconds}, {"timeoutSeconds", h.TimeoutSeconds}, {"delaySeconds", h.DelaySeconds}} {
-			if !(n.val >= 0) {
-				v.addf(p+"/"+n.name, "must be 0 or more (got %v)", n.val)
-			}
-		}
 		if h.MaxConsecutiveFailures < 0 {
 			v.addf(p+"/maxConsecutiveFailures", "must be 0 (never kill) or more (got %d)", h.MaxConsecutiveFailures)
 		}
@@ -402,9 +407,6 @@ func (a *App) validateReadiness(v *ValidationError) {
 		}
 		if !names[r.PortName] {
 			v.addf(p+"/portName", "no port named %q in portDefinitions; name a port, e.g. \"portDefinitions\": [{\"port\": 0, \"name\": %q}]", r.PortName, r.PortName)
-		}
-		if !(r.IntervalSeconds > 0) {
-			v.addf(p+"/intervalSeconds", "must be greater than 0 (got %v)", r.IntervalSeconds)
 		}
 		if !(r.TimeoutSeconds > 0) || r.TimeoutSeconds >= r.IntervalSeconds {
 			v.addf(p+"/timeoutSeconds", "must be greater than 0 and smaller than intervalSeconds (got %v, interval %v)", r.TimeoutSeconds, r.IntervalSeconds)
@@ -430,9 +432,6 @@ func (a *App) validateStrategies(v *ValidationError) {
 	}
 	un := a.UnreachableStrategy
 	if !un.Disabled {
-		if !(un.InactiveAfterSeconds >= 0) {
-			v.addf("/unreachableStrategy/inactiveAfterSeconds", "must be 0 or more (got %v)", un.InactiveAfterSeconds)
-		}
 		if !(un.ExpungeAfterSeconds >= un.InactiveAfterSeconds) {
 			v.addf("/unreachableStrategy/expungeAfterSeconds", "must not be smaller than inactiveAfterSeconds (got %v < %v)", un.ExpungeAfterSeconds, un.InactiveAfterSeconds)
 		}
@@ -486,14 +485,6 @@ func (a *App) validateAutoscale(v *ValidationError) {
 	}
 	if !(s.Target > 0) || !finite(s.Target) {
 		v.addf("/autoscale/target", "must be greater than 0 (got %v)", s.Target)
-	}
-	for _, n := range []struct {
-		name string
-		val  float64
-	}{{"tolerance", s.Tolerance}, {"intervalSeconds", s.IntervalSeconds}, {"scaleUpWindowSeconds", s.ScaleUpWindowSeconds}, {"scaleDownWindowSeconds", s.ScaleDownWindowSeconds}, {"cooldownSeconds", s.CooldownSeconds}} {
-		if !(n.val >= 0) {
-			v.addf("/autoscale/"+n.name, "must be 0 or more (got %v)", n.val)
-		}
 	}
 	if s.MaxStep < 0 {
 		v.addf("/autoscale/maxStep", "must be 0 (no limit) or more (got %d)", s.MaxStep)

@@ -17,7 +17,14 @@ func validApp() *App {
 	return a
 }
 
-func intp(i int) *int            { return &i }
+func intp(i int) *int { return &i }
+
+// hc gives a health check built in Go the interval and timeout that JSON
+// would get from Marathon's defaults (Normalize does not invent them).
+func hc(h HealthCheck) HealthCheck {
+	h.IntervalSeconds, h.TimeoutSeconds = DefaultHealthIntervalSeconds, DefaultHealthTimeoutSeconds
+	return h
+}
 func u32p(u uint32) *uint32      { return &u }
 func ext(vh ...string) *Exposure { return &Exposure{Mode: ExposureExternal, VHosts: vh} }
 
@@ -77,18 +84,20 @@ func TestValidate(t *testing.T) {
 		{"GROUP_BY zero", func(a *App) { a.Constraints = [][]string{{"rack", "GROUP_BY", "0"}} }, "/constraints/0", "positive integer"},
 		{"IS without value", func(a *App) { a.Constraints = [][]string{{"os", "IS"}} }, "/constraints/0", "IS needs a value"},
 		{"IS with value", func(a *App) { a.Constraints = [][]string{{"os", "IS", "linux"}} }, "", ""},
-		{"health protocol", func(a *App) { a.HealthChecks = []HealthCheck{{Protocol: "UDP"}} }, "/healthChecks/0/protocol", "must be one of"},
-		{"health portIndex beyond ports", func(a *App) { a.HealthChecks = []HealthCheck{{Protocol: "HTTP", Path: "/", PortIndex: intp(2)}} }, "/healthChecks/0/portIndex", "one of the app's 2 ports"},
+		{"health protocol", func(a *App) { a.HealthChecks = []HealthCheck{hc(HealthCheck{Protocol: "UDP"})} }, "/healthChecks/0/protocol", "must be one of"},
+		{"health portIndex beyond ports", func(a *App) {
+			a.HealthChecks = []HealthCheck{hc(HealthCheck{Protocol: "HTTP", Path: "/", PortIndex: intp(2)})}
+		}, "/healthChecks/0/portIndex", "one of the app's 2 ports"},
 		{"health port and portIndex", func(a *App) {
-			a.HealthChecks = []HealthCheck{{Protocol: "TCP", PortIndex: intp(0), Port: u32p(80)}}
+			a.HealthChecks = []HealthCheck{hc(HealthCheck{Protocol: "TCP", PortIndex: intp(0), Port: u32p(80)})}
 		}, "/healthChecks/0", "not both"},
-		{"command check without command", func(a *App) { a.HealthChecks = []HealthCheck{{Protocol: "COMMAND"}} }, "/healthChecks/0/command", "needs"},
+		{"command check without command", func(a *App) { a.HealthChecks = []HealthCheck{hc(HealthCheck{Protocol: "COMMAND"})} }, "/healthChecks/0/command", "needs"},
 		{"http check path", func(a *App) {
-			a.HealthChecks = []HealthCheck{{Protocol: "MESOS_HTTP", Path: "health", PortIndex: intp(1)}}
+			a.HealthChecks = []HealthCheck{hc(HealthCheck{Protocol: "MESOS_HTTP", Path: "health", PortIndex: intp(1)})}
 		}, "/healthChecks/0/path", "must start with /"},
 		{"health on an app without ports", func(a *App) {
 			a.PortDefinitions = []PortDefinition{}
-			a.HealthChecks = []HealthCheck{{Protocol: "TCP"}}
+			a.HealthChecks = []HealthCheck{hc(HealthCheck{Protocol: "TCP"})}
 			a.Normalize()
 		}, "/healthChecks/0/portIndex", "one of the app's 0 ports"},
 		{"readiness portName missing", func(a *App) { a.ReadinessChecks = []ReadinessCheck{{}}; a.Normalize() }, "/readinessChecks/0/portName", `no port named "http-api"`},
@@ -105,7 +114,7 @@ func TestValidate(t *testing.T) {
 		{"expunge before inactive", func(a *App) { a.UnreachableStrategy.ExpungeAfterSeconds = 10 }, "/unreachableStrategy/expungeAfterSeconds", "not be smaller"},
 		{"backoff factor below 1", func(a *App) { a.BackoffFactor = 0.5 }, "/backoffFactor", "1 or more"},
 		{"kill selection", func(a *App) { a.KillSelection = "RANDOM" }, "/killSelection", "YOUNGEST_FIRST or OLDEST_FIRST"},
-		{"negative progress deadline", func(a *App) { a.ProgressDeadlineSeconds = -1 }, "/progressDeadlineSeconds", "0 (no deadline) or more"},
+		{"negative progress deadline", func(a *App) { a.ProgressDeadlineSeconds = -1 }, "/progressDeadlineSeconds", "0 or more"},
 		{"exposure mode", func(a *App) { a.Exposure = &Exposure{Mode: "public"} }, "/exposure/mode", "internal or external"},
 		{"external without vhost or path", func(a *App) { a.Exposure = ext() }, "/exposure", "at least one vhost or path"},
 		{"external with path only", func(a *App) { a.Exposure = &Exposure{Mode: ExposureExternal, Paths: []string{"/shop"}} }, "", ""},

@@ -58,6 +58,9 @@ type platformConfig struct {
 	// SecretPoll is how often referenced secrets are checked for a new
 	// version (rotation); default 30 s.
 	SecretPoll time.Duration
+	// MaxInstances bounds instances per app (--max-instances); 0 means
+	// appspec.DefaultMaxInstances.
+	MaxInstances int
 	// Getenv reads the standard Vault variables (VAULT_ADDR, VAULT_TOKEN…);
 	// default os.Getenv.
 	Getenv func(string) string
@@ -71,6 +74,9 @@ func (c *platformConfig) check() error {
 	case "", "secret", "value":
 	default:
 		return fmt.Errorf("--secret-env-type must be secret or value, got %q", c.SecretEnvType)
+	}
+	if c.MaxInstances < 0 {
+		return fmt.Errorf("--max-instances must be positive, got %d", c.MaxInstances)
 	}
 	if c.Advertise == "" {
 		c.Advertise = "http://" + c.APIAddr
@@ -189,6 +195,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		Clock: clk, Rand: rand.New(rand.NewSource(seed + 2)), Log: logging.Component(log, "api"),
 		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID,
 		AppHandlers: map[string]api.AppHandler{"autoscale": p.autoscaleLog},
+		Limits:      appspec.Limits{MaxInstances: cfg.MaxInstances},
 	})
 	if err != nil {
 		return nil, err

@@ -4,14 +4,17 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
@@ -41,6 +44,15 @@ func commonFlags(fs *flag.FlagSet, c *platformConfig, apiAddr string) (level, fo
 	fs.DurationVar(&c.SecretPoll, "secret-poll", 30*time.Second, "how often Vault secrets in use are checked for a new version; a new version rolls the apps that use it")
 	fs.StringVar(&c.GatewayTLSCert, "gateway-tls-cert", "", "certificate file: serve the external gateway listener over TLS (with --gateway-tls-key)")
 	fs.StringVar(&c.GatewayTLSKey, "gateway-tls-key", "", "key file of --gateway-tls-cert")
+	c.MaxInstances = appspec.DefaultMaxInstances
+	fs.Func("max-instances", fmt.Sprintf("most instances one app may ask for; a larger instances or autoscale.max is refused with 422 (default %d)", appspec.DefaultMaxInstances), func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > math.MaxInt32 {
+			return fmt.Errorf("want a whole number from 1 to %d", math.MaxInt32)
+		}
+		c.MaxInstances = n
+		return nil
+	})
 	level = fs.String("log-level", "info", "log level: error, warn, info, debug, trace")
 	format = fs.String("log-format", "text", "log format: text or json")
 	return level, format
