@@ -112,8 +112,8 @@ func (s *Server) noteBroken(items []store.Broken) {
 // checkStored applies today's limits to an app read from the store: an app
 // written before a limit existed, or by hand, is broken rather than
 // scheduled (10^9 instances would take the leader's memory).
-func checkStored(a store.StoredApp) error {
-	if err := appspec.CheckID(a.App.ID); err != nil {
+func checkStored(a store.StoredApp, l appspec.Limits) error {
+	if err := a.App.ValidateWith(l); err != nil {
 		return fmt.Errorf("stored app breaks a rule: %w", err)
 	}
 	return nil

@@ -220,7 +220,7 @@ func (s *Server) Restore(ctx context.Context) error {
 	inStore := make(map[string]bool, len(apps))
 	for _, a := range apps {
 		inStore[a.App.ID] = true
-		if err := checkStored(a); err != nil {
+		if err := checkStored(a, s.cfg.Limits); err != nil {
 			broken = append(broken, store.Broken{Kind: "app", Key: a.App.ID, AppID: a.App.ID, Err: err})
 			continue
 		}

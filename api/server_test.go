@@ -15,7 +15,9 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/testbed"
 	"github.com/flotilla-sched/flotilla/store"
 )
@@ -392,5 +394,38 @@ func TestEventStreamEndsWithLeadership(t *testing.T) {
 	}
 	if !sub.lagged || !strings.Contains(sub.why, "stopped leading") {
 		t.Errorf("lagged %v why %q", sub.lagged, sub.why)
+	}
+}
+
+// TestRestoreAppOverTheLimits: an app already in the store that asks for
+// more than today's limits (written by hand, or before --max-instances
+// was lowered) is reported, not scheduled: 10^9 stored instances must not
+// cost a new leader its memory.
+func TestRestoreAppOverTheLimits(t *testing.T) {
+	t.Parallel()
+	st := store.NewMemory(clock.NewFake(t0), 0)
+	huge, err := appspec.Decode(strings.NewReader(`{"id": "/huge", "cmd": "x", "cpus": 0.001, "mem": 1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge.Instances = 1_000_000_000 // bypassing the API, as a hand-written node would
+	if _, err := st.PutApp(context.Background(), huge, store.CreateOnly); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWithStore(t, st)
+	e.mustDo("POST", "/v2/apps", `{"id": "/fine", "cmd": "x", "cpus": 0.1, "mem": 16}`, 201)
+	if err := e.srv.Restore(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if apps := e.sched.Snapshot().Apps; len(apps) != 1 || apps[0].ID != "/fine" {
+		t.Errorf("scheduler apps after restore: %+v; want /fine alone", apps)
+	}
+	r := e.mustDo("GET", "/v2/apps/huge", "", 409)
+	if !strings.Contains(string(r.body), "instances") {
+		t.Errorf("GET of the stored app over the limit: %s; want the rule it breaks", r.body)
+	}
+	info := e.mustDo("GET", "/v2/info", "", 200)
+	if !strings.Contains(string(info.body), `/huge`) || !strings.Contains(string(info.body), "store_problems") {
+		t.Errorf("/v2/info does not list the stored app over the limit: %s", info.body)
 	}
 }
