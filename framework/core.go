@@ -43,6 +43,9 @@ type core struct {
 	holdUnknown bool
 	held        map[string]bool // unknown tasks kept, logged once each
 	agents      map[string]agentInfo
+	// largest is the most of each resource one offer has held this term,
+	// so the queue can say an app needs more than any agent has offered.
+	largest offers.Capacity
 
 	// Sets kept so that time-driven work scans only what is due.
 	killing     map[string]*taskState
@@ -967,6 +970,11 @@ func (c *core) queueEntry(now time.Time, as *appState) QueueEntry {
 		q.Reason = as.constraintsErr.Error()
 	} else if q.Reason == "" && q.Count > 0 && now.Before(c.settleUntil) {
 		q.Reason = "launches held until reconciliation after subscribing settles"
+	} else if q.Reason == "" && q.Count > 0 && as.app != nil && as.rejection.ProcessedOffers > 0 {
+		r := requestFor(as.app, nil, c.cfg.Role)
+		if lack := c.largest.Lacks(&r); lack != "" {
+			q.Reason = "no agent has offered enough: " + lack
+		}
 	}
 	if q.Count == 0 {
 		q.Delay, q.BackoffUntil, q.LastRejection, q.Reason = 0, time.Time{}, offers.Summary{}, ""
@@ -1068,6 +1076,7 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 	ofs := make([]offers.Offer, len(mos))
 	for i := range mos {
 		ofs[i] = offers.FromMesos(&mos[i])
+		c.largest.Grow(&ofs[i])
 		c.agents[ofs[i].AgentID] = agentInfo{host: ofs[i].Hostname, attrs: ofs[i].Attributes, url: agentURL(mos[i].URL)}
 	}
 	for _, ts := range c.tasks {
@@ -1092,7 +1101,12 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 				continue
 			}
 			base := requestFor(as.app, as.constraints, c.cfg.Role)
-			for i := 0; i < as.need; i++ {
+			// Waiting instances stay a count: only as many requests as the
+			// offers could hold are built, plus one that cannot fit, so an
+			// app that keeps waiting gets its rejection summary. 10^9
+			// instances on three agents cost what fits on three agents.
+			n := min(as.need, offers.Fits(ofs, &base)+1)
+			for i := 0; i < n; i++ {
 				r := base
 				r.ID = strconv.Itoa(len(reqs))
 				reqs = append(reqs, r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -949,4 +950,63 @@ func TestLaunchFailureReasonNeedsNoFurtherInput(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("queue after a failed launch and no further input: %+v; want the resolver's error as the reason", q)
+}
+
+// TestWaitingInstancesAreACount: an app asking for 10^9 instances on three
+// agents costs the tasks that fit, not a request per instance (it once
+// allocated 23.6 GB and was OOM-killed). Not parallel, so the allocation
+// count is this test's own.
+func TestWaitingInstancesAreACount(t *testing.T) {
+	h := newHarness(t, nil)
+	const want = 1_000_000_000
+	app := testApp("/big", want)
+	h.s.PutApp(app)
+	h.subscribe()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	ids := launchedIDs(h.offer("h1", "h2", "h3"))
+	runtime.ReadMemStats(&after)
+	// 8 cpus / 0.5 = 16 per agent.
+	if len(ids) != 48 {
+		t.Fatalf("launched %d, want 48 (16 per 8-cpu agent)", len(ids))
+	}
+	q := h.s.Snapshot().Queue
+	if len(q) != 1 || q[0].Count != want-48 {
+		t.Fatalf("queue %+v, want %d waiting", q, want-48)
+	}
+	if !hasReason(q[0].LastRejection, offers.InsufficientCpus) {
+		t.Errorf("rejection %+v does not say InsufficientCpus", q[0].LastRejection)
+	}
+	if q[0].Reason != "" {
+		t.Errorf("reason %q: these agents can hold the app, it only waits for room", q[0].Reason)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Errorf("the offer cycle allocated %d MiB for 48 launches", grew>>20)
+	}
+}
+
+func TestQueueSaysNoAgentEverFits(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	app := testApp("/huge", 2)
+	app.CPUs = 1e308
+	h.s.PutApp(app)
+	h.subscribe()
+	if ids := launchedIDs(h.offer("h1", "h2")); len(ids) != 0 {
+		t.Fatalf("launched %v on 8-cpu agents", ids)
+	}
+	q := h.s.Snapshot().Queue
+	want := "no agent has offered enough: cpus: needs 1e+308, the largest offer seen had 8"
+	if len(q) != 1 || q[0].Count != 2 || q[0].Reason != want {
+		t.Fatalf("queue %+v, want 2 waiting with reason %q", q, want)
+	}
+	// Scaled down to something that fits, the reason goes.
+	app.CPUs, app.Version = 1, "v2"
+	h.s.PutApp(app)
+	if ids := launchedIDs(h.offer("h1")); len(ids) != 2 {
+		t.Fatalf("launched %d after the fix, want 2", len(ids))
+	}
+	if q := h.s.Snapshot().Queue; len(q) != 0 && (q[0].Count != 0 || q[0].Reason != "") {
+		t.Errorf("queue %+v after every instance launched", q)
+	}
 }

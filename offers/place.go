@@ -281,11 +281,16 @@ func (p *placer) fieldIndex(name string) int {
 	return len(p.fields) - 1
 }
 
+// toMilli saturates: a float beyond int64 converts to an undefined value
+// (MinInt64 on amd64), which made cpus: 1e308 "fit" every offer.
 func toMilli(x float64) int64 {
 	if !(x > 0) {
 		return 0
 	}
-	return int64(math.Round(x * 1000))
+	if m := math.Round(x * 1000); m < math.MaxInt64 {
+		return int64(m)
+	}
+	return math.MaxInt64
 }
 
 func (p *placer) digestOffers() {
