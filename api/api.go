@@ -59,6 +59,17 @@ type Auth struct {
 
 func (a Auth) enabled() bool { return a.Username != "" || a.Token != "" }
 
+// Authorize adds these credentials to a request to another replica (the
+// bearer token when there is one, else basic auth); nothing when unset.
+func (a Auth) Authorize(r *http.Request) {
+	switch {
+	case a.Token != "":
+		r.Header.Set("Authorization", "Bearer "+a.Token)
+	case a.Username != "":
+		r.SetBasicAuth(a.Username, a.Password)
+	}
+}
+
 // Config configures a Server. Scheduler and Store are required; zero
 // values of the rest get the defaults noted.
 type Config struct {
@@ -136,6 +147,10 @@ type Server struct {
 	met             *metrics
 	lastTF          lastFailures
 	broken          brokenSet
+	// loaded: this leadership term's Restore has run. A new leader answers
+	// nothing but 503 before it, so that no client reads an empty app list
+	// from a leader still reading the store (Marathon #2532).
+	loaded atomic.Bool
 
 	randMu sync.Mutex
 	rand   *rand.Rand

@@ -276,6 +276,7 @@ func failedState(st mesos.TaskState) bool {
 func (s *Server) Run(ctx context.Context) error {
 	sub := s.sched.Subscribe(schedulerEventBuffer)
 	defer sub.Close()
+	defer s.loaded.Store(false) // the next term restores again
 	// Clients attached to this replica hear nothing once it stops leading:
 	// make them reconnect (to the new leader, through the proxy).
 	defer s.hub.dropAll("this replica stopped leading; reconnect to follow the new leader's events")

@@ -203,6 +203,9 @@ func (m *metrics) observe(method string, status int, d time.Duration) {
 func (s *Server) Restore(ctx context.Context) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	// Served after the attempt, failed or not: the platform goes on
+	// scheduling with what it knows, and /v2/info shows what is broken.
+	defer s.loaded.Store(true)
 	s.sched.HoldUnknown(true)
 	apps, err := s.st.ListApps(ctx)
 	brokenApps, partial := store.BrokenItems(err)

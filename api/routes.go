@@ -100,6 +100,11 @@ func (s *Server) routes() http.Handler {
 			s.proxy(sw, r)
 			return
 		}
+		if s.cfg.Leadership != nil && !s.loaded.Load() && r.URL.Path != "/v2/leader" {
+			writeJSON(sw, http.StatusServiceUnavailable, errorf(http.StatusServiceUnavailable,
+				"this replica was just elected leader and is still reading apps from the store; retry in a moment"))
+			return
+		}
 		s.dispatch(sw, r)
 	})
 }
@@ -269,6 +274,12 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		default:
 			methodNotAllowed(w, "GET", "DELETE")
 		}
+	case p == ViewPath:
+		if m != http.MethodGet {
+			methodNotAllowed(w, "GET")
+			return
+		}
+		s.do(w, r, s.view)
 	case p == "/v2/events":
 		if m != http.MethodGet {
 			methodNotAllowed(w, "GET")

@@ -429,3 +429,28 @@ func TestRestoreAppOverTheLimits(t *testing.T) {
 		t.Errorf("/v2/info does not list the stored app over the limit: %s", info.body)
 	}
 }
+
+// TestNewLeaderWaitsForItsStore: a replica just elected answers 503 until
+// it has read the store, never an empty app list (Marathon #2532); the
+// failover e2e test caught a client reading [] from such a leader.
+func TestNewLeaderWaitsForItsStore(t *testing.T) {
+	t.Parallel()
+	st := store.NewMemory(clock.NewFake(t0), 0)
+	app, err := appspec.Decode(strings.NewReader(`{"id": "/web", "cmd": "x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutApp(context.Background(), app, store.CreateOnly); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWithStore(t, st, func(c *Config, _ *framework.Config) { c.Leadership = &fakeLeadership{leader: true} })
+	if r := e.do("GET", "/v2/apps", ""); r.status != 503 || !strings.Contains(string(r.body), "still reading apps from the store") {
+		t.Fatalf("GET /v2/apps before the restore: %d %s, want 503", r.status, r.body)
+	}
+	if err := e.srv.Restore(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.mustDo("GET", "/v2/apps", "", 200); !strings.Contains(string(r.body), `"id":"/web"`) {
+		t.Fatalf("GET /v2/apps after the restore: %s", r.body)
+	}
+}

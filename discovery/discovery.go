@@ -5,14 +5,17 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/gateway"
+	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/mesosdns"
 )
@@ -52,6 +55,11 @@ type Config struct {
 	// net.DefaultResolver with a 2 s deadline, cached.
 	Resolve Resolver
 	Log     *logrus.Entry
+	// Remote, when set, is the leader's view followed over HTTP: used
+	// while this replica does not lead (SetLeading), so that standbys
+	// serve the same records as the leader. Nil: the local scheduler only.
+	Remote *Follower
+	Clock  clock.Clock
 }
 
 // Feed keeps the views current.
@@ -62,6 +70,13 @@ type Feed struct {
 	mu       sync.Mutex
 	observed map[string]time.Time // task id → when it became published
 	hosts    map[string][]net.IP
+
+	leading  atomic.Bool
+	leftAt   atomic.Pointer[time.Time] // when this replica last stopped leading
+	leadChg  chan struct{}             // SetLeading and Refresh poke Run
+	force    atomic.Bool               // Refresh: rebuild even from the same snapshot
+	started  time.Time
+	lastView atomic.Pointer[framework.Snapshot] // what the views were built from
 }
 
 // New returns a Feed; Run starts it.
@@ -81,7 +96,88 @@ func New(cfg Config) *Feed {
 			return ips, err
 		}
 	}
-	return &Feed{cfg: cfg, log: cfg.Log, observed: map[string]time.Time{}, hosts: map[string][]net.IP{}}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	return &Feed{cfg: cfg, log: cfg.Log, observed: map[string]time.Time{}, hosts: map[string][]net.IP{},
+		leadChg: make(chan struct{}, 1), started: cfg.Clock.Now()}
+}
+
+// SetLeading says whether this replica leads: its own scheduler is the
+// source while it does, the followed view (Config.Remote) while it does
+// not. Without a Remote the local scheduler is always the source.
+func (f *Feed) SetLeading(leading bool) {
+	if f.leading.Swap(leading) != leading {
+		if !leading {
+			now := f.cfg.Clock.Now()
+			f.leftAt.Store(&now)
+		}
+		select {
+		case f.leadChg <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Refresh rebuilds the views from the current source even if it has not
+// changed: the leading master (leader./master. records) is not part of the
+// scheduler's snapshot.
+func (f *Feed) Refresh() {
+	f.force.Store(true)
+	select {
+	case f.leadChg <- struct{}{}:
+	default:
+	}
+}
+
+// source picks the snapshot the views are built from, or nil to keep
+// the views as they are. A new leader keeps serving the view it followed
+// until its own scheduler has settled (reconciliation answered), so that
+// failover leaves no gap in which adopted tasks, their health not yet
+// known, would vanish from DNS and the routes.
+func (f *Feed) source() (snap *framework.Snapshot, remote bool) {
+	if f.cfg.Remote == nil {
+		return f.cfg.Scheduler.Snapshot(), false
+	}
+	rs, got := f.cfg.Remote.Snapshot()
+	if f.leading.Load() {
+		ls := f.cfg.Scheduler.Snapshot()
+		if ls.Settled || rs == nil {
+			return ls, false
+		}
+		return rs, true
+	}
+	if left := f.leftAt.Load(); left != nil && got.Before(*left) {
+		// A former leader's own last view is newer than what it followed
+		// before it led: keep it until the next leader answers.
+		return nil, true
+	}
+	return rs, true
+}
+
+// ViewAge is how old the served view may be: 0 while this replica leads
+// from its own settled scheduler; while following, the time since the
+// leader last answered (since the feed started, before any answer).
+func (f *Feed) ViewAge() time.Duration {
+	if f.cfg.Remote == nil {
+		return 0
+	}
+	now := f.cfg.Clock.Now()
+	if _, remote := f.source(); !remote {
+		return 0
+	}
+	if age, ok := f.cfg.Remote.Age(now); ok {
+		return age
+	}
+	return now.Sub(f.started)
+}
+
+// Collectors are the feed's metrics.
+func (f *Feed) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "flotilla_discovery_view_age_seconds",
+		Help: "Seconds since the DNS and gateway view was last confirmed current: 0 on a settled leader; on a standby or edge node, since the leader last answered.",
+	}, func() float64 { return f.ViewAge().Seconds() })}
 }
 
 // Run rebuilds the views after every burst of scheduler events until ctx
@@ -90,11 +186,19 @@ func New(cfg Config) *Feed {
 func (f *Feed) Run(ctx context.Context) error {
 	sub := f.cfg.Scheduler.Subscribe(4096)
 	defer sub.Close()
+	var remote <-chan struct{}
+	if f.cfg.Remote != nil {
+		remote = f.cfg.Remote.Changed()
+	}
 	f.rebuild(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-remote:
+			f.rebuild(ctx)
+		case <-f.leadChg:
+			f.rebuild(ctx)
 		case ev, ok := <-sub.C:
 			if !ok {
 				return nil
@@ -139,7 +243,16 @@ func (f *Feed) note(ev framework.Event) bool {
 }
 
 func (f *Feed) rebuild(ctx context.Context) {
-	snap := f.cfg.Scheduler.Snapshot()
+	snap, remote := f.source()
+	if snap == nil || (snap == f.lastView.Load() && !f.force.Swap(false)) {
+		return // nothing followed yet (keep what is served), or nothing new
+	}
+	f.lastView.Store(snap)
+	if remote {
+		// Followed views carry no events: a task is observed published
+		// when its view arrives here.
+		f.noteView(snap)
+	}
 	if f.cfg.Gateway != nil {
 		f.cfg.Gateway.Update(Routes(snap, f.cfg.Domain, f.cfg.Framework))
 	}
@@ -167,6 +280,22 @@ func (f *Feed) rebuild(ctx context.Context) {
 	}
 	if err := f.cfg.DNS.Update(tasks, leader, masters); err != nil {
 		f.log.WithError(err).Warn("dns records not rebuilt; serving the previous set")
+	}
+}
+
+func (f *Feed) noteView(snap *framework.Snapshot) {
+	apps := make(map[string]*appspec.App, len(snap.Apps))
+	for _, a := range snap.Apps {
+		apps[a.ID] = a
+	}
+	now := f.cfg.Clock.Now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range snap.Tasks {
+		t := &snap.Tasks[i]
+		if _, seen := f.observed[t.ID]; !seen && Published(t, apps[t.AppID]) {
+			f.observed[t.ID] = now
+		}
 	}
 }
 

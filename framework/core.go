@@ -1248,7 +1248,8 @@ func (c *core) snapshot(now time.Time) *Snapshot {
 	if c.snap != nil && c.snapGen == c.gen {
 		return c.snap
 	}
-	s := &Snapshot{At: now, Connected: c.connected, Suppressed: c.suppressed}
+	s := &Snapshot{At: now, Connected: c.connected, Suppressed: c.suppressed, Generation: c.gen,
+		Settled: c.connected && c.settleUntil.IsZero()}
 	for _, id := range sortedKeys(c.apps) {
 		as := c.apps[id]
 		if as.app != nil {

@@ -92,6 +92,14 @@ type Snapshot struct {
 	Connected bool
 	// Suppressed is whether offers are suppressed.
 	Suppressed bool
+	// Settled is whether the reconciliation hold after subscribing is over:
+	// before it, adopted tasks may still lack their state and health, so a
+	// new leader's view is not yet better than the one it follows.
+	Settled bool
+	// Generation changes whenever anything in the snapshot does (never
+	// reused by one scheduler), so a reader can ask "anything newer than
+	// G?" — how standbys follow the leader's view.
+	Generation uint64
 }
 
 // App returns the app with the given id, or nil.

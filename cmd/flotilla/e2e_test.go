@@ -49,7 +49,8 @@ type devOpts struct {
 	secretEnvType string
 	ports         [2]uint64 // the agents' ports range; tests running side by side need their own
 	secretPoll    time.Duration
-	maxInstances  int // 0: the default
+	maxInstances  int    // 0: the default
+	masterZK      string // zk://…: the master registers there (as Mesos masters do)
 }
 
 // logTail keeps the last logTailMax bytes written to it.
@@ -82,6 +83,7 @@ func startDev(t *testing.T, o devOpts) *devEnv {
 	log := testLog(t, o.log)
 	m := startMaster(t, o, log)
 	env, _ := startPlatform(t, o, m.URL(), log)
+	waitLeading(t, env) // the API answers 503 until the store was read
 	return env
 }
 
@@ -121,7 +123,7 @@ func startMaster(t *testing.T, o devOpts, log *logrus.Logger) *localmesos.Master
 	res := localmesos.DefaultResources()
 	res.Ports = []localmesos.PortRange{{Begin: o.ports[0], End: o.ports[1]}}
 	m, err := localmesos.Start(ctx, localmesos.Config{Listen: "127.0.0.1:0", AgentSpecs: devAgents(3), Executor: factory, Resources: res,
-		NoSandbox: name == "simulated", Clock: clock.Real{}, Log: log, WorkDir: t.TempDir()})
+		NoSandbox: name == "simulated", Clock: clock.Real{}, Log: log, WorkDir: t.TempDir(), ZK: o.masterZK})
 	if err != nil {
 		cancel()
 		t.Fatal(err)

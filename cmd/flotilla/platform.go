@@ -38,23 +38,26 @@ import (
 // platformConfig is what serve and dev have in common: one replica of
 // Flotilla with its API.
 type platformConfig struct {
-	Master          string // http://host:port or zk://host:port/mesos
-	ZK              string // zk://host:port[,host:port]/flotilla: election and store; "" = memory store, lone leader
-	APIAddr         string
-	Advertise       string // URL standbys proxy to; default http://<APIAddr>
-	FrameworkName   string
-	Role            string
-	FailoverTimeout time.Duration
-	Hostname        string
-	Auth            api.Auth
-	SecretEnvType   string // secret (Mesos SECRET env var) or value (plain VALUE, for agents without SECRET support)
-	DNSAddr         string // "" = no DNS server
-	DNSDomain       string
-	DNSUpstreams    []string // resolvers for outside names; empty = /etc/resolv.conf
-	GatewayAddr     string   // external listener; "" = none
-	InternalGWAddr  string   // internal listener; "" = none
-	GatewayTLSCert  string
-	GatewayTLSKey   string
+	Master string // http://host:port or zk://host:port/mesos
+	ZK     string // zk://host:port[,host:port]/flotilla: election and store; "" = memory store, lone leader
+	// ZKSessionTimeout is the election's and the store's ZooKeeper
+	// session timeout (0: 10 s): how long a dead leader goes unnoticed.
+	ZKSessionTimeout time.Duration
+	APIAddr          string
+	Advertise        string // URL standbys proxy to; default http://<APIAddr>
+	FrameworkName    string
+	Role             string
+	FailoverTimeout  time.Duration
+	Hostname         string
+	Auth             api.Auth
+	SecretEnvType    string // secret (Mesos SECRET env var) or value (plain VALUE, for agents without SECRET support)
+	DNSAddr          string // "" = no DNS server
+	DNSDomain        string
+	DNSUpstreams     []string // resolvers for outside names; empty = /etc/resolv.conf
+	GatewayAddr      string   // external listener; "" = none
+	InternalGWAddr   string   // internal listener; "" = none
+	GatewayTLSCert   string
+	GatewayTLSKey    string
 	// SecretPoll is how often referenced secrets are checked for a new
 	// version (rotation); default 30 s.
 	SecretPoll time.Duration
@@ -74,6 +77,9 @@ func (c *platformConfig) check() error {
 	case "", "secret", "value":
 	default:
 		return fmt.Errorf("--secret-env-type must be secret or value, got %q", c.SecretEnvType)
+	}
+	if c.ZKSessionTimeout < 0 {
+		return fmt.Errorf("--zk-session-timeout must be positive, got %v", c.ZKSessionTimeout)
 	}
 	if c.MaxInstances < 0 {
 		return fmt.Errorf("--max-instances must be positive, got %d", c.MaxInstances)
@@ -114,6 +120,7 @@ type platform struct {
 	dns      *mesosdns.Server
 	gateway  *gateway.Gateway
 	feed     *discovery.Feed
+	follower *discovery.Follower // nil without ZooKeeper (a lone replica always leads)
 	scaler   *autoscale.Runner
 	ready    *readiness.Checker
 }
@@ -122,7 +129,23 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	p := &platform{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	ln, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("api listener: %w", err)
+	}
+	// Other replicas proxy to and follow the advertised address: with
+	// port 0 (tests) it must name the port the listener got.
+	if host, port, err := net.SplitHostPort(cfg.APIAddr); err == nil && port == "0" && cfg.Advertise == "http://"+cfg.APIAddr {
+		_, got, _ := net.SplitHostPort(ln.Addr().String())
+		cfg.Advertise = "http://" + net.JoinHostPort(host, got)
+	}
+	p := &platform{cfg: cfg, log: log, registry: prometheus.NewRegistry(), ln: ln}
+	ok := false
+	defer func() {
+		if !ok {
+			ln.Close()
+		}
+	}()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	clk := clock.Real{}
 	seed := time.Now().UnixNano()
@@ -133,12 +156,12 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		if err != nil {
 			return nil, err
 		}
-		zs, err := store.NewZK(ctx, store.ZKConfig{Servers: servers, Root: root, Clock: clk, Logger: log})
+		zs, err := store.NewZK(ctx, store.ZKConfig{Servers: servers, Root: root, Clock: clk, Logger: log, SessionTimeout: cfg.ZKSessionTimeout})
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 		p.store = zs
-		election = framework.ElectionConfig{Servers: servers, Path: root + "/leader", Address: cfg.Advertise,
+		election = framework.ElectionConfig{Servers: servers, Path: root + "/leader", Address: cfg.Advertise, SessionTimeout: cfg.ZKSessionTimeout,
 			Clock: clk, Logger: logging.Component(log, "election")}
 	} else {
 		p.store = store.NewMemory(clk, 0)
@@ -217,7 +240,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		}
 	}
 	if p.dns != nil || p.gateway != nil {
-		fc := discovery.Config{Scheduler: p.sched, Leader: masterRecord(cfg.Master), Domain: cfg.DNSDomain,
+		fc := discovery.Config{Scheduler: p.sched, Leader: masterRecord(det), Domain: cfg.DNSDomain,
 			Framework: cfg.FrameworkName, Log: logging.Component(log, "discovery")}
 		if p.dns != nil {
 			fc.DNS = p.dns
@@ -225,7 +248,17 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		if p.gateway != nil {
 			fc.Gateway = p.gateway
 		}
+		if cfg.ZK != "" {
+			// Standbys serve the leader's view (docs/architecture.md, HA).
+			p.follower = discovery.NewFollower(discovery.FollowerConfig{
+				Leader: p.replica.LeaderAddress, Skip: p.replica.IsLeader,
+				Authorize: cfg.Auth.Authorize, Clock: clk, Log: logging.Component(log, "follower"),
+			})
+			fc.Remote = p.follower
+		}
+		fc.Clock = clk
 		p.feed = discovery.New(fc)
+		p.registry.MustRegister(p.feed.Collectors()...)
 	}
 	if err := p.newAutoscaler(clk, log); err != nil {
 		return nil, err
@@ -236,10 +269,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	p.ln, err = net.Listen("tcp", cfg.APIAddr)
-	if err != nil {
-		return nil, fmt.Errorf("api listener: %w", err)
-	}
+	ok = true
 	return p, nil
 }
 
@@ -250,6 +280,10 @@ type termCore struct{ p *platform }
 
 func (t termCore) Run(ctx context.Context, in <-chan framework.Input, act framework.Actions) error {
 	log := logging.Component(t.p.log, "replica")
+	if t.p.feed != nil {
+		t.p.feed.SetLeading(true)
+		defer t.p.feed.SetLeading(false)
+	}
 	if err := t.p.api.Restore(ctx); err != nil {
 		log.WithError(err).Error("restoring apps from the store failed; scheduling with what is known")
 	}
@@ -315,6 +349,10 @@ func (p *platform) run(ctx context.Context) error {
 	}
 	if p.feed != nil {
 		go p.feed.Run(ctx)
+		go p.refreshOnMasterChange(ctx)
+	}
+	if p.follower != nil {
+		go p.follower.Run(ctx)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 3)
@@ -424,24 +462,48 @@ func (p *platform) autoscaleLog(w http.ResponseWriter, r *http.Request, appID st
 	json.NewEncoder(w).Encode(map[string]any{"appId": appID, "decisions": p.scaler.Log(appID)})
 }
 
-// masterRecord gives the DNS leader./master. records for a master given
-// by URL; a zk:// master is not known here, so those records are left out.
-func masterRecord(master string) func() (mesosdns.Master, bool) {
-	u, err := url.Parse(master)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil
+// masterRecord gives the DNS leader./master. records: the master the
+// detector follows, for an http:// master and a zk:// one alike. A master
+// not known yet, or known by a name rather than an IP, has no records.
+func masterRecord(det framework.Detector) func() (mesosdns.Master, bool) {
+	return func() (mesosdns.Master, bool) {
+		now, cancel := context.WithCancel(context.Background())
+		cancel() // only what is known: never wait for a master here
+		leader, _, err := det.Leader(now)
+		if err != nil {
+			return mesosdns.Master{}, false
+		}
+		u, err := url.Parse(leader)
+		if err != nil {
+			return mesosdns.Master{}, false
+		}
+		host, portStr, err := net.SplitHostPort(u.Host)
+		if err != nil {
+			return mesosdns.Master{}, false
+		}
+		port, err := strconv.ParseUint(portStr, 10, 16)
+		ip := net.ParseIP(host)
+		if err != nil || ip == nil {
+			return mesosdns.Master{}, false
+		}
+		return mesosdns.Master{Host: host, IP: ip, Port: uint32(port)}, true
 	}
-	host, portStr, err := net.SplitHostPort(u.Host)
-	if err != nil {
-		return nil
+}
+
+// refreshOnMasterChange rebuilds the DNS records whenever the detector
+// finds a new leading master, so leader.<domain> follows it.
+func (p *platform) refreshOnMasterChange(ctx context.Context) {
+	for ctx.Err() == nil {
+		_, changed, err := p.detector.Leader(ctx)
+		if err != nil || changed == nil {
+			return // a static master never changes; ctx ended or the detector closed
+		}
+		p.feed.Refresh()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+		}
 	}
-	port, err := strconv.ParseUint(portStr, 10, 32)
-	ip := net.ParseIP(host)
-	if err != nil || ip == nil {
-		return nil
-	}
-	m := mesosdns.Master{Host: host, IP: ip, Port: uint32(port)}
-	return func() (mesosdns.Master, bool) { return m, true }
 }
 
 // secretEnv resolves an app's secret references at launch into Mesos

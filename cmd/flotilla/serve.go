@@ -63,6 +63,7 @@ func runServe(args []string) error {
 	var c platformConfig
 	fs.StringVar(&c.Master, "master", os.Getenv("FLOTILLA_MASTER"), "Mesos master: http://host:5050 or zk://host:2181/mesos")
 	fs.StringVar(&c.ZK, "zk", os.Getenv("FLOTILLA_ZK"), "ZooKeeper for state and leader election, e.g. zk://127.0.0.1:2181/flotilla (empty: in-memory state, single replica)")
+	fs.DurationVar(&c.ZKSessionTimeout, "zk-session-timeout", 10*time.Second, "ZooKeeper session timeout: a dead leader is replaced this long (plus under a second) after it stops; shorter fails over faster but a GC pause or network hiccup this long costs leadership (ZooKeeper bounds it to 2-20 ticks)")
 	fs.StringVar(&c.DNSAddr, "dns-addr", "", "address of the DNS server (UDP and TCP), e.g. 10.0.0.5:53; empty: no DNS")
 	fs.StringVar(&c.GatewayAddr, "gateway-addr", "", "external gateway listener (only apps marked external), e.g. 0.0.0.0:80; empty: none")
 	fs.StringVar(&c.InternalGWAddr, "internal-gateway-addr", "", "internal gateway listener (every app, by its DNS name); empty: none")

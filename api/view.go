@@ -1,0 +1,76 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/flotilla-sched/flotilla/framework"
+)
+
+// ViewPath is where the leader serves its discovery view to standbys and
+// edge nodes (discovery.Follower): apps and tasks, long-polled by
+// generation. Behind auth like every route; a standby forwards it to the
+// leader like every other request.
+const ViewPath = "/flotilla/v1/view"
+
+// viewWaitMax bounds one long poll, so a follower learns within it that
+// its leader is gone even without a TCP reset.
+const viewWaitMax = 30 * time.Second
+
+// view answers GET /flotilla/v1/view?generation=G&wait=25s: at once when
+// the scheduler's generation differs from G (or G is absent), else when it
+// changes, or 304 when wait runs out. The body is the snapshot's apps and
+// tasks only: the queue and progress are the leader's business.
+func (s *Server) view(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	var after uint64
+	have := false
+	if g := q.Get("generation"); g != "" {
+		v, err := strconv.ParseUint(g, 10, 64)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "generation must be the number a previous answer carried, got %q", g)
+		}
+		after, have = v, true
+	}
+	wait := time.Duration(0)
+	if ws := q.Get("wait"); ws != "" {
+		d, err := time.ParseDuration(ws)
+		if err != nil || d < 0 {
+			return errorf(http.StatusBadRequest, "wait must be a duration such as 25s, got %q", ws)
+		}
+		wait = min(d, viewWaitMax)
+	}
+	snap := s.cfg.Scheduler.Snapshot()
+	if have && snap.Generation == after && wait > 0 {
+		sub := s.cfg.Scheduler.Subscribe(16)
+		defer sub.Close()
+		timer := s.clk.NewTimer(wait)
+		defer timer.Stop()
+		for snap = s.cfg.Scheduler.Snapshot(); snap.Generation == after; snap = s.cfg.Scheduler.Snapshot() {
+			select {
+			case <-r.Context().Done():
+				return nil
+			case <-timer.C():
+				w.WriteHeader(http.StatusNotModified)
+				return nil
+			case _, ok := <-sub.C:
+				if !ok {
+					w.WriteHeader(http.StatusNotModified)
+					return nil
+				}
+			}
+		}
+	} else if have && snap.Generation == after {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	b, err := json.Marshal(framework.Snapshot{At: snap.At, Apps: snap.Apps, Tasks: snap.Tasks,
+		Connected: snap.Connected, Settled: snap.Settled, Generation: snap.Generation})
+	if err != nil {
+		return err
+	}
+	writeRaw(w, http.StatusOK, b)
+	return nil
+}

@@ -1,0 +1,68 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/flotilla-sched/flotilla/discovery"
+	"github.com/flotilla-sched/flotilla/framework"
+)
+
+func TestViewLongPoll(t *testing.T) {
+	e := newEnv(t)
+	e.mustDo("POST", "/v2/apps", `{"id":"/web","cmd":"x","instances":1}`, 201)
+	var first framework.Snapshot
+	if err := json.Unmarshal(e.mustDo("GET", ViewPath, "", 200).body, &first); err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Apps) != 1 || first.Apps[0].ID != "/web" || first.Apps[0].Instances != 1 {
+		t.Fatalf("view apps %+v, want /web with 1 instance", first.Apps)
+	}
+	gen := fmt.Sprint(first.Generation)
+	e.mustDo("GET", ViewPath+"?generation="+gen, "", 304)
+	e.mustDo("GET", ViewPath+"?generation=x", "", 400)
+	e.mustDo("GET", ViewPath+"?generation=1&wait=soon", "", 400)
+
+	// A long poll returns when the view changes.
+	got := make(chan resp, 1)
+	go func() { got <- e.do("GET", ViewPath+"?generation="+gen+"&wait=30s", "") }()
+	e.mustDo("PUT", "/v2/apps/web?force=true", `{"instances":2}`, 200)
+	r := <-got
+	var next framework.Snapshot
+	if r.status != 200 || json.Unmarshal(r.body, &next) != nil {
+		t.Fatalf("long poll: %d %s", r.status, r.body)
+	}
+	if next.Generation == first.Generation || len(next.Apps) != 1 || next.Apps[0].Instances != 2 {
+		t.Fatalf("long poll answered generation %d (asked past %d) with apps %+v; want /web at 2", next.Generation, first.Generation, next.Apps)
+	}
+}
+
+// TestFollowerFollowsTheView: discovery's Follower, pointed at this API,
+// holds the leader's apps and sees a change.
+func TestFollowerFollowsTheView(t *testing.T) {
+	e := newEnv(t)
+	e.mustDo("POST", "/v2/apps", `{"id":"/web","cmd":"x","instances":1}`, 201)
+	f := discovery.NewFollower(discovery.FollowerConfig{
+		Leader: func(context.Context) (string, error) { return e.hs.URL, nil },
+		Wait:   time.Minute, // real time: the follower's own clock is not the test's
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = f.Run(ctx) }()
+	instances := func() int {
+		s, _ := f.Snapshot()
+		if s == nil || len(s.Apps) != 1 {
+			return -1
+		}
+		return s.Apps[0].Instances
+	}
+	e.eventually("the follower to hold /web", func() bool { return instances() == 1 })
+	e.mustDo("PUT", "/v2/apps/web?force=true", `{"instances":3}`, 200)
+	e.eventually("the follower to see the scale", func() bool { return instances() == 3 })
+	if age, ok := f.Age(time.Now()); !ok || age > time.Minute {
+		t.Errorf("follower age %v (ok=%v) right after an answer", age, ok)
+	}
+}

@@ -1,0 +1,219 @@
+package discovery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/internal/clock"
+)
+
+// ViewPath is the leader's view endpoint (api.ViewPath; not imported, so
+// that discovery does not depend on the HTTP API's package).
+const ViewPath = "/flotilla/v1/view"
+
+// FollowerConfig wires a Follower.
+type FollowerConfig struct {
+	// Leader returns the base URL (or host:port) of the API to follow:
+	// the current leader's for a replica, any replica's for an edge node
+	// (a standby forwards the call to the leader).
+	Leader func(ctx context.Context) (string, error)
+	// Skip, when it returns true, pauses following (this replica leads and
+	// feeds its views from its own scheduler).
+	Skip func() bool
+	// Authorize adds credentials to each request; nil sends none.
+	Authorize func(*http.Request)
+	Client    *http.Client // default: no overall timeout (long polls)
+	Clock     clock.Clock
+	Log       *logrus.Entry
+	// Wait is each long poll's wait (default 25 s); Retry the pause after
+	// a failure (default 1 s).
+	Wait, Retry time.Duration
+}
+
+// Follower keeps a copy of the leader's view — apps and tasks — by long
+// polling its view endpoint. It is how standbys and edge nodes serve DNS
+// and routes: following the leader over HTTP, as marathon-lb follows
+// Marathon's event stream, rather than through ZooKeeper, because the
+// leader already holds the whole view in memory and health and readiness
+// changes (most of the traffic) are not in ZooKeeper at all. While the
+// leader cannot be reached the last view stays, and Age grows.
+type Follower struct {
+	cfg     FollowerConfig
+	changed chan struct{}
+
+	mu     sync.Mutex
+	snap   *framework.Snapshot
+	got    time.Time // when snap arrived
+	synced time.Time // last answer from the leader (new view or not modified)
+	source string    // the leader that gave snap
+}
+
+// NewFollower returns a Follower; Run starts it.
+func NewFollower(cfg FollowerConfig) *Follower {
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = 25 * time.Second
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = time.Second
+	}
+	if cfg.Skip == nil {
+		cfg.Skip = func() bool { return false }
+	}
+	return &Follower{cfg: cfg, changed: make(chan struct{}, 1)}
+}
+
+// Snapshot is the last view received and when it arrived; nil before
+// the first.
+func (f *Follower) Snapshot() (*framework.Snapshot, time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snap, f.got
+}
+
+// Changed signals after each new view (coalesced: one pending signal).
+func (f *Follower) Changed() <-chan struct{} { return f.changed }
+
+// Age is how long ago the leader last answered; ok is false before the
+// first answer.
+func (f *Follower) Age(now time.Time) (time.Duration, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.synced.IsZero() {
+		return 0, false
+	}
+	return now.Sub(f.synced), true
+}
+
+// Run follows until ctx ends.
+func (f *Follower) Run(ctx context.Context) error {
+	var gen uint64
+	var from string
+	failing := false
+	for ctx.Err() == nil {
+		if f.cfg.Skip() {
+			from = "" // after leading, start over from whoever leads next
+			if !f.sleep(ctx, f.cfg.Retry) {
+				break
+			}
+			continue
+		}
+		leader, err := f.cfg.Leader(ctx)
+		if err == nil && leader == "" {
+			err = errors.New("no leader is known")
+		}
+		if err == nil {
+			if leader != from {
+				gen, from = 0, leader // a new leader's generations are its own
+			}
+			var snap *framework.Snapshot
+			snap, err = f.poll(ctx, leader, gen, gen != 0)
+			if err == nil {
+				f.mu.Lock()
+				f.synced = f.cfg.Clock.Now()
+				if snap != nil {
+					f.snap, f.got, f.source, gen = snap, f.synced, leader, snap.Generation
+				}
+				f.mu.Unlock()
+				if snap != nil {
+					select {
+					case f.changed <- struct{}{}:
+					default:
+					}
+				}
+				if failing {
+					f.cfg.Log.WithField("leader", leader).Info("following the leader's view again")
+					failing = false
+				}
+				continue
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if !failing {
+			f.cfg.Log.WithError(err).WithField("leader", leader).Warn("cannot follow the leader's view; serving the last one")
+			failing = true
+		}
+		gen, from = 0, ""
+		if !f.sleep(ctx, f.cfg.Retry) {
+			break
+		}
+	}
+	return ctx.Err()
+}
+
+func (f *Follower) sleep(ctx context.Context, d time.Duration) bool {
+	t := f.cfg.Clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C():
+		return true
+	}
+}
+
+// poll asks for a view newer than gen; nil, nil means "not modified".
+func (f *Follower) poll(ctx context.Context, leader string, gen uint64, have bool) (*framework.Snapshot, error) {
+	base := leader
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	u, err := url.Parse(strings.TrimRight(base, "/") + ViewPath)
+	if err != nil {
+		return nil, fmt.Errorf("the leader's address %q is not a URL: %w", leader, err)
+	}
+	q := url.Values{}
+	if have {
+		q.Set("generation", strconv.FormatUint(gen, 10))
+		q.Set("wait", f.cfg.Wait.String())
+	}
+	u.RawQuery = q.Encode()
+	// The leader answers within Wait; more than that plus a margin means
+	// it is gone without a reset (frozen, or its host cut off).
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.Wait+10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if f.cfg.Authorize != nil {
+		f.cfg.Authorize(req)
+	}
+	resp, err := f.cfg.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNotModified:
+		return nil, nil
+	case http.StatusOK:
+	default:
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("GET %s: %s: %s", ViewPath, resp.Status, strings.TrimSpace(string(b)))
+	}
+	var snap framework.Snapshot
+	if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil {
+		return nil, fmt.Errorf("GET %s: the view does not decode: %w", ViewPath, err)
+	}
+	return &snap, nil
+}
