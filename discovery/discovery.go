@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,8 @@ type Resolver func(ctx context.Context, host string) ([]net.IP, error)
 
 // Config wires a Feed.
 type Config struct {
+	// Scheduler is the local scheduler; nil on an edge node, which only
+	// follows (Remote is then required).
 	Scheduler Source
 	DNS       DNS     // nil: no DNS view
 	Gateway   Gateway // nil: no routes
@@ -60,6 +63,11 @@ type Config struct {
 	// serve the same records as the leader. Nil: the local scheduler only.
 	Remote *Follower
 	Clock  clock.Clock
+	// Groups, when set, limit the routes to apps in one of these
+	// marathon-lb groups (an edge node's --gateway-groups): an app is in
+	// group g when its HAPROXY_GROUP label lists g, or g is "external" and
+	// the app is exposed externally by any means.
+	Groups []string
 }
 
 // Feed keeps the views current.
@@ -140,6 +148,9 @@ func (f *Feed) source() (snap *framework.Snapshot, remote bool) {
 		return f.cfg.Scheduler.Snapshot(), false
 	}
 	rs, got := f.cfg.Remote.Snapshot()
+	if f.cfg.Scheduler == nil {
+		return rs, true
+	}
 	if f.leading.Load() {
 		ls := f.cfg.Scheduler.Snapshot()
 		if ls.Settled || rs == nil {
@@ -184,8 +195,12 @@ func (f *Feed) Collectors() []prometheus.Collector {
 // ends. A lagged subscription costs nothing but a rebuild: views are built
 // from snapshots, not from the events themselves.
 func (f *Feed) Run(ctx context.Context) error {
-	sub := f.cfg.Scheduler.Subscribe(4096)
-	defer sub.Close()
+	var local <-chan framework.Event
+	if f.cfg.Scheduler != nil {
+		sub := f.cfg.Scheduler.Subscribe(4096)
+		defer sub.Close()
+		local = sub.C
+	}
 	var remote <-chan struct{}
 	if f.cfg.Remote != nil {
 		remote = f.cfg.Remote.Changed()
@@ -199,7 +214,7 @@ func (f *Feed) Run(ctx context.Context) error {
 			f.rebuild(ctx)
 		case <-f.leadChg:
 			f.rebuild(ctx)
-		case ev, ok := <-sub.C:
+		case ev, ok := <-local:
 			if !ok {
 				return nil
 			}
@@ -207,7 +222,7 @@ func (f *Feed) Run(ctx context.Context) error {
 		drain:
 			for {
 				select {
-				case ev, ok := <-sub.C:
+				case ev, ok := <-local:
 					if !ok {
 						break drain
 					}
@@ -254,7 +269,7 @@ func (f *Feed) rebuild(ctx context.Context) {
 		f.noteView(snap)
 	}
 	if f.cfg.Gateway != nil {
-		f.cfg.Gateway.Update(Routes(snap, f.cfg.Domain, f.cfg.Framework))
+		f.cfg.Gateway.Update(InGroups(Routes(snap, f.cfg.Domain, f.cfg.Framework), snap, f.cfg.Groups))
 	}
 	if f.cfg.DNS == nil {
 		return
@@ -370,6 +385,40 @@ func Tasks(snap *framework.Snapshot, observed map[string]time.Time, ips map[stri
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// InGroups keeps the routes of apps in one of groups (all when groups is
+// empty), as marathon-lb's --group does. Pure.
+func InGroups(routes []gateway.App, snap *framework.Snapshot, groups []string) []gateway.App {
+	if len(groups) == 0 {
+		return routes
+	}
+	apps := make(map[string]*appspec.App, len(snap.Apps))
+	for _, a := range snap.Apps {
+		apps[a.ID] = a
+	}
+	out := routes[:0:0]
+	for _, r := range routes {
+		a := apps[r.ID]
+		if a != nil && inGroups(a, r.Exposure.Mode, groups) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func inGroups(a *appspec.App, mode string, groups []string) bool {
+	for _, g := range groups {
+		if g == appspec.ExposureExternal && mode == appspec.ExposureExternal {
+			return true
+		}
+		for _, l := range strings.Split(a.Labels[appspec.LabelHAProxyGroup], ",") {
+			if strings.TrimSpace(l) == g {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Routes turns a snapshot into the gateway's input: every app, with its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,5 +166,36 @@ func TestRoutesCarryOnlyPublishedBackendsAndExposure(t *testing.T) {
 	}
 	if api := got[1]; api.Exposure.Mode == "external" || len(api.Backends) != 0 {
 		t.Fatalf("api route = %+v, want internal with no backends", api)
+	}
+}
+
+func TestInGroups(t *testing.T) {
+	snap := &framework.Snapshot{Apps: []*appspec.App{
+		{ID: "/lb-ext", Labels: map[string]string{"HAPROXY_GROUP": "external"}},
+		{ID: "/lb-both", Labels: map[string]string{"HAPROXY_GROUP": "internal, canary"}},
+		{ID: "/field-ext", Exposure: &appspec.Exposure{Mode: "external", VHosts: []string{"x.example.com"}}},
+		{ID: "/plain"},
+	}}
+	routes := Routes(snap, "mesos", "flotilla")
+	ids := func(rs []gateway.App) string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct {
+		groups []string
+		want   string
+	}{
+		{nil, "/lb-ext /lb-both /field-ext /plain"},
+		{[]string{"external"}, "/lb-ext /field-ext"},
+		{[]string{"canary"}, "/lb-both"},
+		{[]string{"internal", "external"}, "/lb-ext /lb-both /field-ext"},
+		{[]string{"nobody"}, ""},
+	} {
+		if got := ids(InGroups(routes, snap, tc.groups)); got != tc.want {
+			t.Errorf("groups %v: %q, want %q", tc.groups, got, tc.want)
+		}
 	}
 }

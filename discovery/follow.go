@@ -32,6 +32,9 @@ type FollowerConfig struct {
 	// Skip, when it returns true, pauses following (this replica leads and
 	// feeds its views from its own scheduler).
 	Skip func() bool
+	// OnError hears of each failed poll of leader (an edge node moves on
+	// to its next replica); nil: nothing.
+	OnError func(leader string, err error)
 	// Authorize adds credentials to each request; nil sends none.
 	Authorize func(*http.Request)
 	Client    *http.Client // default: no overall timeout (long polls)
@@ -147,6 +150,9 @@ func (f *Follower) Run(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			break
+		}
+		if f.cfg.OnError != nil {
+			f.cfg.OnError(leader, err)
 		}
 		if !failing {
 			f.cfg.Log.WithError(err).WithField("leader", leader).Warn("cannot follow the leader's view; serving the last one")

@@ -2,6 +2,7 @@
 //
 //	flotilla serve --master zk://127.0.0.1:2181/mesos --zk zk://127.0.0.1:2181/flotilla
 //	flotilla dev        # the whole platform on one machine, with localmesos
+//	flotilla edge --api http://replica:8080 --gateway-addr :80 --gateway-groups external
 //	flotilla version
 package main
 
@@ -18,6 +19,7 @@ const usage = `usage: flotilla <command> [flags]
 commands:
   serve     run a Flotilla replica against a Mesos master
   dev       run the whole platform on this machine (localmesos, framework, API, DNS, gateway)
+  edge      serve DNS and/or the gateway on a non-replica host, following the leader (like marathon-lb)
   app       manage apps through the API: list, show, deploy, scale, restart, rm, tasks, deployments
   version   print the version
 `
@@ -37,6 +39,8 @@ func main() {
 		err = runDev(os.Args[2:])
 	case "app":
 		err = runApp(os.Args[2:])
+	case "edge":
+		err = runEdge(os.Args[2:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:
