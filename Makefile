@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 # Tests that need a real service fail instead of skipping once the test bed is up.
 TESTENV = set -a; eval "$$(scripts/testbed.sh env)"; set +a; export CI=true;
 
-.PHONY: build run test testbed bench lint clean lab-up lab-check
+.PHONY: build run test testbed bench chaos lint clean lab-up lab-check
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -32,6 +32,12 @@ test: testbed
 
 bench: testbed
 	$(TESTENV) $(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+# Real replicas (flotilla serve) and a real localmesos in ZooKeeper; the
+# leader SIGKILLed during deployments, DNS asked on every replica
+# throughout (bench/chaos; figures in bench/RESULTS.md).
+chaos: build testbed
+	$(TESTENV) $(GO) run ./bench/chaos -bin $(BIN) -zk "$$FLOTILLA_TEST_ZK" -rounds 20
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -79,12 +79,16 @@ type Feed struct {
 	observed map[string]time.Time // task id → when it became published
 	hosts    map[string][]net.IP
 
-	leading  atomic.Bool
-	leftAt   atomic.Pointer[time.Time] // when this replica last stopped leading
-	leadChg  chan struct{}             // SetLeading and Refresh poke Run
-	force    atomic.Bool               // Refresh: rebuild even from the same snapshot
-	started  time.Time
-	lastView atomic.Pointer[framework.Snapshot] // what the views were built from
+	leading atomic.Bool
+	leftAt  atomic.Pointer[time.Time] // when this replica last stopped leading
+	leadAt  atomic.Pointer[time.Time] // when it last started leading
+	// handedOver: this term's views come from the local scheduler now.
+	handedOver atomic.Bool
+	leadChg    chan struct{} // SetLeading and Refresh poke Run
+	force      atomic.Bool   // Refresh: rebuild even from the same snapshot
+	started    time.Time
+	lastView   atomic.Pointer[framework.Snapshot] // what the views were built from
+	merged     atomic.Pointer[mergedView]         // withKnownPorts' last answer
 }
 
 // New returns a Feed; Run starts it.
@@ -116,6 +120,11 @@ func New(cfg Config) *Feed {
 // not. Without a Remote the local scheduler is always the source.
 func (f *Feed) SetLeading(leading bool) {
 	if f.leading.Swap(leading) != leading {
+		f.handedOver.Store(false)
+		if leading {
+			now := f.cfg.Clock.Now()
+			f.leadAt.Store(&now)
+		}
 		if !leading {
 			now := f.cfg.Clock.Now()
 			f.leftAt.Store(&now)
@@ -153,8 +162,19 @@ func (f *Feed) source() (snap *framework.Snapshot, remote bool) {
 	}
 	if f.leading.Load() {
 		ls := f.cfg.Scheduler.Snapshot()
-		if ls.Settled || rs == nil {
+		if rs == nil {
 			return ls, false
+		}
+		if ls.Settled {
+			ls = f.withKnownPorts(ls, rs)
+			// Until the new leader's own view covers every app the
+			// followed one published (adoption and health can lag the
+			// settle on a busy cluster), the followed view stays — for at
+			// most handoverMax, after which the leader's own view wins.
+			if f.handedOver.Load() || Covers(ls, rs) || f.cfg.Clock.Now().Sub(f.ledAt()) > handoverMax {
+				f.handedOver.Store(true)
+				return ls, false
+			}
 		}
 		return rs, true
 	}
@@ -164,6 +184,102 @@ func (f *Feed) source() (snap *framework.Snapshot, remote bool) {
 		return nil, true
 	}
 	return rs, true
+}
+
+// withKnownPorts fills in the host and ports of tasks a new leader adopted
+// without them (launched by the old leader after its last task record was
+// written) from the view it followed, which had them: without this their
+// DNS records and routes would vanish at failover until Mesos reports the
+// ports. Results are cached per pair of snapshots, as the feed asks for the
+// same pair on every event.
+func (f *Feed) withKnownPorts(local, followed *framework.Snapshot) *framework.Snapshot {
+	if followed == nil {
+		return local
+	}
+	if c := f.merged.Load(); c != nil && c.local == local && c.followed == followed {
+		return c.out
+	}
+	out := KnownPorts(local, followed)
+	f.merged.Store(&mergedView{local: local, followed: followed, out: out})
+	return out
+}
+
+// handoverMax bounds how long a new leader serves the view it followed
+// instead of its own (see source).
+const handoverMax = 30 * time.Second
+
+func (f *Feed) ledAt() time.Time {
+	if t := f.leadAt.Load(); t != nil {
+		return *t
+	}
+	return time.Time{}
+}
+
+// Covers says whether every app with a published task (one that has
+// ports) in followed has one in local too: the new leader's own view
+// would take no name away. Pure.
+func Covers(local, followed *framework.Snapshot) bool {
+	published := func(s *framework.Snapshot) map[string]bool {
+		apps := make(map[string]*appspec.App, len(s.Apps))
+		for _, a := range s.Apps {
+			apps[a.ID] = a
+		}
+		out := map[string]bool{}
+		for i := range s.Tasks {
+			t := &s.Tasks[i]
+			if len(t.Ports) > 0 && Published(t, apps[t.AppID]) {
+				out[t.AppID] = true
+			}
+		}
+		return out
+	}
+	have := published(local)
+	for id := range published(followed) {
+		if !have[id] {
+			return false
+		}
+	}
+	return true
+}
+
+type mergedView struct{ local, followed, out *framework.Snapshot }
+
+// KnownPorts returns local with every task that has no ports taking host
+// and ports from the same task in known; local itself when none does (it
+// is never modified: snapshots are shared). Pure.
+func KnownPorts(local, known *framework.Snapshot) *framework.Snapshot {
+	var byID map[string]*framework.Task
+	var out *framework.Snapshot
+	for i := range local.Tasks {
+		t := &local.Tasks[i]
+		if len(t.Ports) > 0 {
+			continue
+		}
+		if byID == nil {
+			byID = make(map[string]*framework.Task, len(known.Tasks))
+			for j := range known.Tasks {
+				byID[known.Tasks[j].ID] = &known.Tasks[j]
+			}
+		}
+		k := byID[t.ID]
+		if k == nil || len(k.Ports) == 0 || (t.AgentID != "" && k.AgentID != "" && k.AgentID != t.AgentID) {
+			continue
+		}
+		if out == nil {
+			cp := *local
+			cp.Tasks = append([]framework.Task(nil), local.Tasks...)
+			out = &cp
+		}
+		nt := &out.Tasks[i]
+		nt.Ports = k.Ports
+		if nt.Host == "" {
+			nt.Host = k.Host
+		}
+	}
+	if out == nil {
+		return local
+	}
+	return out
 }
 
 // ViewAge is how old the served view may be: 0 while this replica leads

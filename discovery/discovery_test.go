@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sort"
 	"strings"
@@ -196,6 +197,60 @@ func TestInGroups(t *testing.T) {
 	} {
 		if got := ids(InGroups(routes, snap, tc.groups)); got != tc.want {
 			t.Errorf("groups %v: %q, want %q", tc.groups, got, tc.want)
+		}
+	}
+}
+
+func TestKnownPorts(t *testing.T) {
+	local := &framework.Snapshot{Tasks: []framework.Task{
+		{ID: "a", AgentID: "ag1", Host: "h1", Ports: []uint64{31000}},
+		{ID: "b", AgentID: "ag1", Adopted: true}, // adopted without a record
+		{ID: "c", AgentID: "ag2", Adopted: true}, // on another agent than the view says: not taken
+		{ID: "d", AgentID: "ag3", Adopted: true}, // unknown to the view
+	}}
+	known := &framework.Snapshot{Tasks: []framework.Task{
+		{ID: "a", AgentID: "ag1", Host: "h1", Ports: []uint64{39999}},
+		{ID: "b", AgentID: "ag1", Host: "h1", Ports: []uint64{31001, 31002}},
+		{ID: "c", AgentID: "ag9", Host: "h9", Ports: []uint64{31003}},
+	}}
+	out := KnownPorts(local, known)
+	got := map[string]string{}
+	for _, tk := range out.Tasks {
+		got[tk.ID] = fmt.Sprint(tk.Host, tk.Ports)
+	}
+	want := map[string]string{"a": "h1[31000]", "b": "h1[31001 31002]", "c": "[]", "d": "[]"}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("task %s: %q, want %q", id, got[id], w)
+		}
+	}
+	if len(local.Tasks[1].Ports) != 0 {
+		t.Errorf("the local snapshot was modified: %+v", local.Tasks[1])
+	}
+	if KnownPorts(local, &framework.Snapshot{}) != local {
+		t.Errorf("nothing to fill in, yet a copy was made")
+	}
+}
+
+func TestCovers(t *testing.T) {
+	apps := []*appspec.App{{ID: "/a"}, {ID: "/b"}}
+	run := func(id, app string, ports ...uint64) framework.Task {
+		return framework.Task{ID: id, AppID: app, State: mesos.TASK_RUNNING, Ports: ports}
+	}
+	followed := &framework.Snapshot{Apps: apps, Tasks: []framework.Task{run("a1", "/a", 1), run("b1", "/b", 2)}}
+	for _, tc := range []struct {
+		name  string
+		tasks []framework.Task
+		want  bool
+	}{
+		{"same tasks", []framework.Task{run("a1", "/a", 1), run("b1", "/b", 2)}, true},
+		{"other tasks of each app", []framework.Task{run("a2", "/a", 3), run("b2", "/b", 4)}, true},
+		{"b not adopted yet", []framework.Task{run("a1", "/a", 1)}, false},
+		{"b adopted without ports", []framework.Task{run("a1", "/a", 1), run("b1", "/b")}, false},
+		{"b staging", []framework.Task{run("a1", "/a", 1), {ID: "b1", AppID: "/b", State: mesos.TASK_STAGING, Ports: []uint64{2}}}, false},
+	} {
+		if got := Covers(&framework.Snapshot{Apps: apps, Tasks: tc.tasks}, followed); got != tc.want {
+			t.Errorf("%s: Covers = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
