@@ -43,6 +43,12 @@ func (s *Server) view(w http.ResponseWriter, r *http.Request) error {
 		wait = min(d, viewWaitMax)
 	}
 	snap := s.cfg.Scheduler.Snapshot()
+	if !snap.Settled {
+		// Before reconciliation is answered adopted tasks lack their state
+		// and health: a follower keeps the view it has rather than take
+		// this one (discovery.Follower retries).
+		return errorf(http.StatusServiceUnavailable, "this leader has not settled with the Mesos master yet; keep the last view and retry")
+	}
 	if have && snap.Generation == after && wait > 0 {
 		sub := s.cfg.Scheduler.Subscribe(16)
 		defer sub.Close()

@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +39,18 @@ func TestViewLongPoll(t *testing.T) {
 	}
 	if next.Generation == first.Generation || len(next.Apps) != 1 || next.Apps[0].Instances != 2 {
 		t.Fatalf("long poll answered generation %d (asked past %d) with apps %+v; want /web at 2", next.Generation, first.Generation, next.Apps)
+	}
+}
+
+// TestViewNotBeforeSettled: a leader that is not (or no longer) settled
+// with the master answers 503, so followers keep the view they have.
+func TestViewNotBeforeSettled(t *testing.T) {
+	e := newEnv(t)
+	e.mustDo("GET", ViewPath, "", 200)
+	e.send(framework.Input{Disconnected: errors.New("master gone")})
+	r := e.mustDo("GET", ViewPath, "", 503)
+	if !strings.Contains(string(r.body), "not settled") {
+		t.Errorf("503 body %s does not say why", r.body)
 	}
 }
 

@@ -132,7 +132,14 @@ func (f *Follower) Run(ctx context.Context) error {
 				f.mu.Lock()
 				f.synced = f.cfg.Clock.Now()
 				if snap != nil {
-					f.snap, f.got, f.source, gen = snap, f.synced, leader, snap.Generation
+					gen = snap.Generation
+					if f.snap != nil {
+						// A new leader adopts tasks launched after the old
+						// one's last task record without their ports: keep
+						// the ports this view already knew.
+						snap = KnownPorts(snap, f.snap)
+					}
+					f.snap, f.got, f.source = snap, f.synced, leader
 				}
 				f.mu.Unlock()
 				if snap != nil {

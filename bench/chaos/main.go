@@ -165,7 +165,7 @@ func run() error {
 		}(r.dns)
 	}
 
-	var failovers []time.Duration
+	var failovers, completions []time.Duration
 	var maxOver, replaced, lost int
 	rng := rand.New(rand.NewSource(1))
 	for round := 0; round < *rounds; round++ {
@@ -199,6 +199,7 @@ func run() error {
 			return fmt.Errorf("round %d: %w", round, err)
 		}
 		failovers = append(failovers, time.Since(t0))
+		t1 := time.Now()
 		// Watch the task count while the deployment completes.
 		deadline := time.Now().Add(90 * time.Second)
 		for {
@@ -208,6 +209,7 @@ func run() error {
 				maxOver = over
 			}
 			if deps := deployments(newLeader); deps == 0 && len(running) == want {
+				completions = append(completions, time.Since(t1))
 				// Tasks of apps that were not deployed this round and that
 				// are gone now were replaced by the failover.
 				for id := range before {
@@ -222,7 +224,8 @@ func run() error {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		fmt.Printf("round %2d: %-5s %s, leader %s killed, new leader %s answered writes after %v\n", round, kind, app, killed.api, newLeader, failovers[len(failovers)-1].Round(time.Millisecond))
+		fmt.Printf("round %2d: %-5s %s, leader %s killed, new leader %s answered writes after %v, deployment done %v later\n",
+			round, kind, app, killed.api, newLeader, failovers[len(failovers)-1].Round(time.Millisecond), completions[len(completions)-1].Round(time.Millisecond))
 		starting.Store(killed.dns, true)
 		startReplica(killed.i)
 		down.Delete(killed.dns)
@@ -252,6 +255,11 @@ func run() error {
 	if len(failovers) > 0 {
 		fmt.Printf("time to a new leader answering writes: p50 %v, max %v\n",
 			failovers[len(failovers)/2].Round(time.Millisecond), failovers[len(failovers)-1].Round(time.Millisecond))
+	}
+	sort.Slice(completions, func(i, j int) bool { return completions[i] < completions[j] })
+	if len(completions) > 0 {
+		fmt.Printf("interrupted deployments completed after the new leader answered writes: p50 %v, max %v (polled every 100 ms)\n",
+			completions[len(completions)/2].Round(time.Millisecond), completions[len(completions)-1].Round(time.Millisecond))
 	}
 	fmt.Printf("tasks replaced by a failover: %d\napps lost: %d\nmost tasks running above the apps' instances: %d (maximumOverCapacity 0.5 allows %d during a deployment of one %d-instance app)\n",
 		replaced, lost, maxOver, (*inst+1)/2, *inst)
