@@ -77,7 +77,7 @@ type Feed struct {
 
 	mu       sync.Mutex
 	observed map[string]time.Time // task id → when it became published
-	hosts    map[string][]net.IP
+	hosts    map[string]hostEntry // agent hostname → addresses; only Run's goroutine touches it
 
 	leading atomic.Bool
 	leftAt  atomic.Pointer[time.Time] // when this replica last stopped leading
@@ -111,7 +111,7 @@ func New(cfg Config) *Feed {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
-	return &Feed{cfg: cfg, log: cfg.Log, observed: map[string]time.Time{}, hosts: map[string][]net.IP{},
+	return &Feed{cfg: cfg, log: cfg.Log, observed: map[string]time.Time{}, hosts: map[string]hostEntry{},
 		leadChg: make(chan struct{}, 1), started: cfg.Clock.Now()}
 }
 
@@ -390,8 +390,9 @@ func (f *Feed) rebuild(ctx context.Context) {
 	if f.cfg.DNS == nil {
 		return
 	}
+	ips := f.resolveHosts(ctx, snap) // outside the lock: lookups can take seconds
 	f.mu.Lock()
-	tasks := Tasks(snap, f.observed, f.ipsLocked(ctx, snap))
+	tasks := Tasks(snap, f.observed, ips)
 	live := make(map[string]bool, len(snap.Tasks))
 	for _, t := range snap.Tasks {
 		live[t.ID] = true
@@ -430,8 +431,25 @@ func (f *Feed) noteView(snap *framework.Snapshot) {
 	}
 }
 
-// ipsLocked resolves every agent host of the snapshot, caching answers.
-func (f *Feed) ipsLocked(ctx context.Context, snap *framework.Snapshot) map[string][]net.IP {
+// hostEntry is a cached lookup of an agent hostname. A failure is cached
+// too, briefly, so a hostname that does not resolve costs one lookup per
+// hostRetry rather than one per rebuild, and is tried again after it.
+type hostEntry struct {
+	ips []net.IP
+	err error
+	at  time.Time
+}
+
+const (
+	hostRefresh = 5 * time.Minute  // agents rarely change address
+	hostRetry   = 30 * time.Second // a failed lookup is retried this soon
+)
+
+// resolveHosts returns the addresses of every agent host of the snapshot,
+// from the cache where fresh. Entries of hosts no task is on any more are
+// dropped, so the cache follows the cluster instead of growing for ever.
+func (f *Feed) resolveHosts(ctx context.Context, snap *framework.Snapshot) map[string][]net.IP {
+	now := f.cfg.Clock.Now()
 	out := map[string][]net.IP{}
 	for _, t := range snap.Tasks {
 		if _, done := out[t.Host]; done || t.Host == "" {
@@ -441,16 +459,28 @@ func (f *Feed) ipsLocked(ctx context.Context, snap *framework.Snapshot) map[stri
 			out[t.Host] = []net.IP{ip}
 			continue
 		}
-		ips, ok := f.hosts[t.Host]
-		if !ok {
-			var err error
-			ips, err = f.cfg.Resolve(ctx, t.Host)
-			if err != nil {
-				f.log.WithError(err).WithField("host", t.Host).Warn("agent hostname does not resolve; its tasks get SRV records only")
-			}
-			f.hosts[t.Host] = ips
+		e, ok := f.hosts[t.Host]
+		ttl := hostRefresh
+		if e.err != nil {
+			ttl = hostRetry
 		}
-		out[t.Host] = ips
+		if !ok || now.Sub(e.at) >= ttl {
+			ips, err := f.cfg.Resolve(ctx, t.Host)
+			if err != nil {
+				f.log.WithError(err).WithField("host", t.Host).Warn("agent hostname does not resolve; its tasks get SRV records only until it does")
+				if ok && e.err == nil {
+					ips = e.ips // keep the last good answer over a passing failure
+				}
+			}
+			e = hostEntry{ips: ips, err: err, at: now}
+			f.hosts[t.Host] = e
+		}
+		out[t.Host] = e.ips
+	}
+	for h := range f.hosts {
+		if _, used := out[h]; !used {
+			delete(f.hosts, h)
+		}
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/gateway"
+	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/mesosdns"
 )
 
@@ -252,5 +254,45 @@ func TestCovers(t *testing.T) {
 		if got := Covers(&framework.Snapshot{Apps: apps, Tasks: tc.tasks}, followed); got != tc.want {
 			t.Errorf("%s: Covers = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestHostLookups: a failed agent-hostname lookup is retried after
+// hostRetry (it used to be cached as nothing for ever), a good answer
+// survives a passing failure, and hosts no task is on are forgotten.
+func TestHostLookups(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	calls := map[string]int{}
+	fail := map[string]bool{"bad.example": true}
+	f := New(Config{Clock: clk, Resolve: func(_ context.Context, host string) ([]net.IP, error) {
+		calls[host]++
+		if fail[host] {
+			return nil, errors.New("no such host")
+		}
+		return []net.IP{net.ParseIP("127.0.0.7")}, nil
+	}})
+	snap := &framework.Snapshot{Tasks: []framework.Task{{ID: "a", Host: "bad.example"}, {ID: "b", Host: "good.example"}, {ID: "c", Host: "127.0.0.1"}}}
+	ips := f.resolveHosts(context.Background(), snap)
+	if len(ips["bad.example"]) != 0 || len(ips["good.example"]) != 1 || ips["127.0.0.1"][0].String() != "127.0.0.1" {
+		t.Fatalf("first lookups: %v", ips)
+	}
+	f.resolveHosts(context.Background(), snap)
+	if calls["bad.example"] != 1 || calls["good.example"] != 1 {
+		t.Fatalf("lookups repeated within their TTL: %v", calls)
+	}
+	clk.Step(hostRetry)
+	fail["bad.example"], fail["good.example"] = false, true
+	ips = f.resolveHosts(context.Background(), snap)
+	if calls["bad.example"] != 2 || len(ips["bad.example"]) != 1 {
+		t.Fatalf("a failed lookup was not retried after %v: calls %v, ips %v", hostRetry, calls, ips)
+	}
+	clk.Step(hostRefresh)
+	ips = f.resolveHosts(context.Background(), snap)
+	if calls["good.example"] != 2 || len(ips["good.example"]) != 1 {
+		t.Fatalf("a failed refresh dropped the last good answer: calls %v, ips %v", calls, ips)
+	}
+	f.resolveHosts(context.Background(), &framework.Snapshot{Tasks: []framework.Task{{ID: "b", Host: "good.example"}}})
+	if _, kept := f.hosts["bad.example"]; kept {
+		t.Errorf("a host no task is on stays cached")
 	}
 }
