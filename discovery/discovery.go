@@ -163,6 +163,12 @@ func (f *Feed) source() (snap *framework.Snapshot, remote bool) {
 	if f.leading.Load() {
 		ls := f.cfg.Scheduler.Snapshot()
 		if rs == nil {
+			if !ls.Settled {
+				// Elected before it ever followed a view: until it has
+				// settled it knows nothing true, and serves nothing (DNS
+				// answers SERVFAIL, not a cacheable NXDOMAIN).
+				return nil, false
+			}
 			return ls, false
 		}
 		if ls.Settled {

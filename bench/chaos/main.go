@@ -45,6 +45,7 @@ var (
 	inst     = flag.Int("instances", 4, "instances per app")
 	basePort = flag.Int("port", 18100, "first port: replica i uses port+10i (API) and port+10i+1 (DNS); the master port+50")
 	logDir   = flag.String("logs", "", "directory for the processes' logs (default: a temporary one)")
+	session  = flag.Duration("session", 10*time.Second, "the replicas' --zk-session-timeout")
 )
 
 func main() {
@@ -80,7 +81,7 @@ func run() error {
 		r := &replica{i: i, api: fmt.Sprintf("127.0.0.1:%d", *basePort+10*i), dns: fmt.Sprintf("127.0.0.1:%d", *basePort+10*i+1)}
 		r.cmd = start(dir, fmt.Sprintf("flotilla-%d", i), filepath.Join(*bin, "flotilla"), "serve",
 			"--master", masterZK, "--zk", "zk://"+*zkAddr+root+"/flotilla", "--api-addr", r.api,
-			"--dns-addr", r.dns, "--dns-upstream", "127.0.0.1:1", "--hostname", "127.0.0.1")
+			"--dns-addr", r.dns, "--dns-upstream", "127.0.0.1:1", "--hostname", "127.0.0.1", "--zk-session-timeout", session.String())
 		r.exited = make(chan struct{})
 		go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); close(done) }(r.cmd, r.exited)
 		reps[i] = r
@@ -251,7 +252,7 @@ func run() error {
 		}
 	}
 	sort.Slice(failovers, func(i, j int) bool { return failovers[i] < failovers[j] })
-	fmt.Printf("\nleader SIGKILLs: %d\n", len(failovers))
+	fmt.Printf("\nleader SIGKILLs: %d (ZooKeeper session timeout %v)\n", len(failovers), *session)
 	if len(failovers) > 0 {
 		fmt.Printf("time to a new leader answering writes: p50 %v, max %v\n",
 			failovers[len(failovers)/2].Round(time.Millisecond), failovers[len(failovers)-1].Round(time.Millisecond))
