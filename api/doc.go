@@ -27,6 +27,10 @@
 // which case the previous version is restored as a rollback deployment.
 // Server.Scale is the same scale path for in-process callers (autoscale).
 //
-// On a standby (Leadership.IsLeader false) every request but /ping and
-// /metrics is proxied to the leader.
+// Every endpoint is one entry of the route table (table.go), marked open
+// (served without credentials: /ping only) and local (served by a standby
+// itself: /ping, /metrics, GET /v2/leader, the Mounts such as Mesos-DNS's
+// /v1/); the credentials check wraps the whole table, so no route can slip
+// past it. On a standby (Leadership.IsLeader false) every other request is
+// proxied to the leader.
 package api

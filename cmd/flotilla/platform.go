@@ -190,16 +190,6 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	p.api, err = api.New(api.Config{
-		Scheduler: p.sched, Store: p.store, Leadership: p.replica, Secrets: p.resolver, Registry: p.registry,
-		Clock: clk, Rand: rand.New(rand.NewSource(seed + 2)), Log: logging.Component(log, "api"),
-		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID,
-		AppHandlers: map[string]api.AppHandler{"autoscale": p.autoscaleLog},
-		Limits:      appspec.Limits{MaxInstances: cfg.MaxInstances},
-	})
-	if err != nil {
-		return nil, err
-	}
 	if cfg.DNSAddr != "" {
 		p.dns, err = mesosdns.New(mesosdns.Config{Addr: cfg.DNSAddr, Domain: cfg.DNSDomain, Framework: cfg.FrameworkName, Upstreams: cfg.DNSUpstreams,
 			Clock: clk, Log: logging.Component(log, "dns"), Version: version})
@@ -207,6 +197,22 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 			return nil, fmt.Errorf("dns: %w", err)
 		}
 		p.registry.MustRegister(p.dns.Collectors()...)
+	}
+	var mounts map[string]http.Handler
+	if p.dns != nil {
+		// Mesos-DNS's HTTP API, beside Marathon's and behind the same auth.
+		mounts = map[string]http.Handler{"/v1/": p.dns.HTTPHandler()}
+	}
+	p.api, err = api.New(api.Config{
+		Scheduler: p.sched, Store: p.store, Leadership: p.replica, Secrets: p.resolver, Registry: p.registry,
+		Clock: clk, Rand: rand.New(rand.NewSource(seed + 2)), Log: logging.Component(log, "api"),
+		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID,
+		AppHandlers: map[string]api.AppHandler{"autoscale": p.autoscaleLog},
+		Limits:      appspec.Limits{MaxInstances: cfg.MaxInstances},
+		Mounts:      mounts,
+	})
+	if err != nil {
+		return nil, err
 	}
 	if cfg.GatewayAddr != "" || cfg.InternalGWAddr != "" {
 		p.gateway, err = gateway.New(gateway.Config{ExternalAddr: cfg.GatewayAddr, InternalAddr: cfg.InternalGWAddr,
@@ -297,15 +303,11 @@ func (t termCore) Run(ctx context.Context, in <-chan framework.Input, act framew
 func (p *platform) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	mux := http.NewServeMux()
-	mux.Handle("/", p.api)
 	if p.dns != nil {
 		if err := p.dns.Start(); err != nil {
 			return fmt.Errorf("dns: %w", err)
 		}
 		defer p.dns.Shutdown(context.Background())
-		// Mesos-DNS's HTTP API, beside Marathon's.
-		mux.Handle("/v1/", p.dns.HTTPHandler())
 	}
 	if p.gateway != nil {
 		if err := p.gateway.Start(); err != nil {
@@ -316,7 +318,7 @@ func (p *platform) run(ctx context.Context) error {
 	if p.feed != nil {
 		go p.feed.Run(ctx)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: p.api, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(p.ln) }()
 	go func() { errc <- p.replica.Run(ctx) }()
