@@ -18,6 +18,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/flotilla-sched/flotilla/internal/connlimit"
 )
 
 // ErrClosed is returned by Start after Shutdown.
@@ -170,7 +172,10 @@ func (s *Server) Start() error {
 	}
 	started := make(chan struct{})
 	s.tcp = &dns.Server{
-		Listener:          &limitListener{Listener: ln, sem: make(chan struct{}, s.cfg.MaxTCPConns), done: s.ctx.Done()},
+		// connlimit without caps only backs off on EMFILE: miekg/dns retries
+		// a temporary accept error at once, in a busy loop.
+		Listener: &limitListener{Listener: connlimit.New(ln, connlimit.Config{Log: s.log.WithField("listener", "dns-tcp")}),
+			sem: make(chan struct{}, s.cfg.MaxTCPConns), done: s.ctx.Done()},
 		Net:               "tcp",
 		Handler:           s,
 		ReadTimeout:       2 * time.Second,
