@@ -17,6 +17,7 @@ import (
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/internal/connlimit"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/secrets"
 	"github.com/flotilla-sched/flotilla/store"
@@ -107,6 +108,10 @@ type Config struct {
 	// every write is judged with them (appspec's ValidateWith), and so is
 	// Scale. Unset fields take appspec.DefaultLimits().
 	Limits appspec.Limits
+	// ClientLimits bound what clients can hold of the API listener
+	// (connections, timeouts, header size, event streams); HTTPServer and
+	// Listener apply them. Zero fields take DefaultClientLimits.
+	ClientLimits ClientLimits
 	// AppHandlers serve /v2/apps/{id}/<name> for other packages (the
 	// autoscaler's "autoscale" decision log); the app id is canonical and
 	// the app known to exist when the handler is called.
@@ -147,6 +152,7 @@ type Server struct {
 	rand   *rand.Rand
 
 	table routeTable
+	conns atomic.Pointer[connlimit.Listener]
 }
 
 // New returns a Server; it starts no goroutine (Run does).
@@ -182,6 +188,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.ProxyTransport = http.DefaultTransport
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
+	cfg.ClientLimits = cfg.ClientLimits.WithDefaults()
 	s := &Server{
 		cfg: cfg, log: cfg.Log, sched: cfg.Scheduler, st: cfg.Store, clk: cfg.Clock,
 		secrets: cfg.Secrets, rand: cfg.Rand,

@@ -91,8 +91,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(sw, http.StatusNotFound, errorf(http.StatusNotFound,
 			"no such endpoint %s %s; Flotilla serves Marathon's /v2/apps, /v2/tasks, /v2/deployments, /v2/queue, /v2/info, /v2/leader, /v2/events, and /ping, /metrics", r.Method, r.URL.Path))
 	case !rt.local && !s.isLeader():
+		s.bodyDeadline(sw, r)
 		s.proxy(sw, r)
 	default:
+		s.bodyDeadline(sw, r)
 		rt.serve(sw, r, args)
 	}
 }

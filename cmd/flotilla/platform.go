@@ -47,6 +47,8 @@ type platformConfig struct {
 	FailoverTimeout time.Duration
 	Hostname        string
 	Auth            api.Auth
+	// APIClientLimits bound slow and abusive API clients (--api-*).
+	APIClientLimits api.ClientLimits
 	SecretEnvType   string // secret (Mesos SECRET env var) or value (plain VALUE, for agents without SECRET support)
 	DNSAddr         string // "" = no DNS server
 	DNSDomain       string
@@ -209,7 +211,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID,
 		AppHandlers: map[string]api.AppHandler{"autoscale": p.autoscaleLog},
 		Limits:      appspec.Limits{MaxInstances: cfg.MaxInstances},
-		Mounts:      mounts,
+		Mounts:      mounts, ClientLimits: cfg.APIClientLimits,
 	})
 	if err != nil {
 		return nil, err
@@ -318,9 +320,9 @@ func (p *platform) run(ctx context.Context) error {
 	if p.feed != nil {
 		go p.feed.Run(ctx)
 	}
-	srv := &http.Server{Handler: p.api, ReadHeaderTimeout: 10 * time.Second}
+	srv := p.api.HTTPServer()
 	errc := make(chan error, 3)
-	go func() { errc <- srv.Serve(p.ln) }()
+	go func() { errc <- srv.Serve(p.api.Listener(p.ln)) }()
 	go func() { errc <- p.replica.Run(ctx) }()
 	if p.vault != nil {
 		go func() {
