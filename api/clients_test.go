@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -48,38 +47,10 @@ func value(c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// normalClient is a well-behaved client from 127.0.0.1.
-func normalClient() *http.Client {
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		DialContext: abuse.Dialer("127.0.0.1").DialContext, MaxIdleConnsPerHost: 4}}
-}
-
-// abuseAPI opens n idle connections from one address and a slow-header
-// client from another; it returns when both are in place.
-func abuseAPI(ctx context.Context, t testing.TB, addr string, n int, serverHolds bool) (slowDone <-chan error) {
-	t.Helper()
-	need := uint64(n + 1000)
-	if serverHolds {
-		need += uint64(n)
-	}
-	if err := abuse.RaiseNoFile(need); err != nil {
-		t.Skipf("cannot hold %d connections: %v", n, err)
-	}
-	idle, err := abuse.OpenIdle(ctx, "127.0.0.2", addr, n)
-	t.Cleanup(func() {
-		if err := idle.Close(); err != nil {
-			t.Logf("closing idle connections: %v", err)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := abuse.SlowHeader(ctx, "127.0.0.3", addr, []byte("GET /v2/apps HTTP/1.1\r\nHost: x\r\nX-Slow: "+strings.Repeat("a", 100)+"\r\n\r\n"), time.Second)
-		done <- err
-	}()
-	return done
+// seen is how many connections the listener accepted or refused.
+func seen(s *Server) int {
+	cl := s.conns.Load()
+	return int(cl.Accepted() + cl.Refused())
 }
 
 // A client with 10,000 idle connections and one that sends its header a
@@ -97,25 +68,20 @@ func TestSlowAndAbusiveClients(t *testing.T) {
 	addr := serveLimited(t, e.srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	slow := abuseAPI(ctx, t, addr, 10000, false)
+	slow := abuse.Press(ctx, t, addr, 10000, false)
 
 	perIP := DefaultClientLimits().MaxConnsPerIP
-	e.eventually("the idle connections held up to the per-address cap, the rest refused", func() bool {
-		return value(e.srv.met.connsRefused.WithLabelValues("max_conns_per_ip")) >= float64(10000-perIP)
-	})
-	c := normalClient()
+	// Some of those held may be cut at the header timeout meanwhile, and
+	// others accepted in their place.
+	e.eventually("the idle connections held or refused", func() bool { return seen(e.srv) >= 10000 })
+	if value(e.srv.met.connsRefused.WithLabelValues("max_conns_per_ip")) == 0 {
+		t.Fatal("no connection was refused for the per-address cap")
+	}
+	c := abuse.NormalClient()
 	for i := range 200 {
 		path := []string{"/v2/apps", "/v2/tasks", "/ping", "/v2/info"}[i%4]
-		res, err := c.Get("http://" + addr + path)
-		if err != nil {
-			t.Fatalf("normal request %d (%s): %v", i, path, err)
-		}
-		if _, err := io.Copy(io.Discard, res.Body); err != nil {
-			t.Fatalf("normal request %d: read: %v", i, err)
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			t.Fatalf("normal request %d (%s): %d", i, path, res.StatusCode)
+		if code, _, err := abuse.Get(c, "http://"+addr+path, ""); err != nil || code != http.StatusOK {
+			t.Fatalf("normal request %d (%s): %d %v", i, path, code, err)
 		}
 	}
 	select {
@@ -137,7 +103,7 @@ func TestClientLimits(t *testing.T) {
 		c.ClientLimits = ClientLimits{MaxEventStreams: 2, MaxHeaderBytes: 1 << 10, BodyTimeout: time.Second, MaxConns: 6}
 	})
 	addr := serveLimited(t, e.srv)
-	c := normalClient()
+	c := abuse.NormalClient()
 	get := func(path string, hdr ...string) *http.Response {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
@@ -182,45 +148,19 @@ func TestClientLimits(t *testing.T) {
 	})
 
 	t.Run("a body that stalls is answered 408", func(t *testing.T) {
-		conn, err := abuse.Dialer("127.0.0.1").Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		if _, err := fmt.Fprintf(conn, "POST /v2/apps HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"id\":"); err != nil {
-			t.Fatal(err)
-		}
-		if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(conn)
-		if !strings.HasPrefix(string(b), "HTTP/1.1 408") {
-			t.Fatalf("got %q (%v), want a 408", b, err)
+		got, err := abuse.Exchange("127.0.0.1", addr, "POST /v2/apps HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"id\":")
+		if !strings.HasPrefix(got, "HTTP/1.1 408") {
+			t.Fatalf("got %q (%v), want a 408", got, err)
 		}
 	})
 
 	t.Run("connections over the cap get 503 at once", func(t *testing.T) {
-		// The two streams and the normal client hold some of the 6 slots.
-		var conns []net.Conn
-		defer func() {
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
-		for len(conns) < 6 {
-			c, err := abuse.Dialer("127.0.0.4").Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			conns = append(conns, c)
-		}
-		last := conns[len(conns)-1]
-		if err := last.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(last)
-		if !strings.HasPrefix(string(b), "HTTP/1.1 503") || !strings.Contains(string(b), "--api-max-conns") {
-			t.Fatalf("got %q (%v), want a 503 naming --api-max-conns", b, err)
+		// The two streams hold two of the 6 slots; the normal client's
+		// kept-alive connections may hold more.
+		abuse.Hold(t, "127.0.0.4", addr, 4)
+		got, err := abuse.Exchange("127.0.0.5", addr, "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+		if !strings.HasPrefix(got, "HTTP/1.1 503") || !strings.Contains(got, "--api-max-conns") {
+			t.Fatalf("got %q (%v), want a 503 naming --api-max-conns", got, err)
 		}
 	})
 }
@@ -232,9 +172,9 @@ func TestClientLimits(t *testing.T) {
 //	go test -run '^$' -bench NormalClientUnderAbuse -benchtime 2000x ./api/
 //
 // "held" keeps every idle connection (no caps, as a server behind a proxy
-// has, and a header timeout long enough that none is cut meanwhile; both ends in one process, so as many as the open-files limit lets
-// it, 9,500 of 10,000 with a hard limit of 20,000); "per-ip-cap" is the
-// defaults.
+// has, and a header timeout long enough that none is cut meanwhile; both
+// ends in one process, so 9,500 with a hard open-files limit of 20,000);
+// "per-ip-cap" is the defaults.
 func BenchmarkNormalClientUnderAbuse(b *testing.B) {
 	for _, bc := range []struct {
 		name   string
@@ -247,41 +187,9 @@ func BenchmarkNormalClientUnderAbuse(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			e := newEnv(b, func(c *Config, _ *framework.Config) { c.ClientLimits = bc.limits })
 			addr := serveLimited(b, e.srv)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-			defer cancel()
-			refused := e.srv.met.connsRefused.WithLabelValues("max_conns_per_ip")
-			abuseAPI(ctx, b, addr, bc.idle, bc.limits.MaxConnsPerIP < 0)
-			// Counted as they are refused, or held: the held ones of the
-			// capped case may be cut at the header timeout meanwhile.
-			e.eventually("the idle connections held or refused", func() bool {
-				if bc.limits.MaxConnsPerIP < 0 {
-					return e.srv.openConns() >= float64(bc.idle)
-				}
-				return value(refused) >= float64(bc.idle-e.srv.cfg.ClientLimits.MaxConnsPerIP)
-			})
-			c := normalClient()
-			var lat abuse.Latencies
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				start := time.Now()
-				res, err := c.Get("http://" + addr + "/v2/apps")
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.Copy(io.Discard, res.Body); err != nil {
-					b.Fatal(err)
-				}
-				res.Body.Close()
-				if res.StatusCode != http.StatusOK {
-					b.Fatalf("status %d", res.StatusCode)
-				}
-				lat.Add(time.Since(start))
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(lat.Quantile(0.5).Microseconds())/1000, "p50-ms")
-			b.ReportMetric(float64(lat.Quantile(0.99).Microseconds())/1000, "p99-ms")
-			b.ReportMetric(e.srv.openConns(), "held-conns")
-			b.ReportMetric(value(refused), "refused-conns")
+			abuse.Bench(b, abuse.Target{Addr: addr, URL: "http://" + addr + "/v2/apps",
+				Seen: func() int { return seen(e.srv) }, Held: func() int { return int(e.srv.openConns()) },
+				Refused: func() int { return int(e.srv.conns.Load().Refused()) }}, bc.idle, bc.limits.MaxConnsPerIP < 0)
 		})
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/api"
 	"github.com/flotilla-sched/flotilla/gateway"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
@@ -50,6 +51,7 @@ type devOpts struct {
 	ports         [2]uint64 // the agents' ports range; tests running side by side need their own
 	secretPoll    time.Duration
 	maxInstances  int // 0: the default
+	auth          api.Auth
 }
 
 // logTail keeps the last logTailMax bytes written to it.
@@ -143,7 +145,7 @@ func startPlatform(t *testing.T, o devOpts, master string, log *logrus.Logger) (
 		Master: master, APIAddr: "127.0.0.1:0", FrameworkName: "flotilla", Role: "*", FailoverTimeout: time.Hour,
 		DNSAddr: "127.0.0.1:0", DNSDomain: "mesos", DNSUpstreams: []string{o.upstream}, ZK: o.zk,
 		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0", SecretEnvType: o.secretEnvType, SecretPoll: o.secretPoll,
-		MaxInstances: o.maxInstances,
+		MaxInstances: o.maxInstances, Auth: o.auth,
 		Getenv: func(k string) string {
 			switch k {
 			case "VAULT_ADDR":

@@ -57,6 +57,9 @@ type platformConfig struct {
 	InternalGWAddr  string   // internal listener; "" = none
 	GatewayTLSCert  string
 	GatewayTLSKey   string
+	// GatewayClients holds the gateway's limits on slow and abusive
+	// clients (--gateway-*); only those fields are read.
+	GatewayClients gateway.Config
 	// SecretPoll is how often referenced secrets are checked for a new
 	// version (rotation); default 30 s.
 	SecretPoll time.Duration
@@ -217,9 +220,12 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		return nil, err
 	}
 	if cfg.GatewayAddr != "" || cfg.InternalGWAddr != "" {
+		gc := cfg.GatewayClients
 		p.gateway, err = gateway.New(gateway.Config{ExternalAddr: cfg.GatewayAddr, InternalAddr: cfg.InternalGWAddr,
 			TLSCertFile: cfg.GatewayTLSCert, TLSKeyFile: cfg.GatewayTLSKey, Clock: clk,
-			Log: logging.Component(log, "gateway"), Registerer: p.registry})
+			Log: logging.Component(log, "gateway"), Registerer: p.registry,
+			ReadHeaderTimeout: gc.ReadHeaderTimeout, IdleTimeout: gc.IdleTimeout, MaxHeaderBytes: gc.MaxHeaderBytes,
+			MaxConns: gc.MaxConns, MaxConnsPerIP: gc.MaxConnsPerIP})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -188,4 +192,145 @@ func (l *Latencies) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.d)
+}
+
+// Press puts the abuse of the tests in place against addr: n idle
+// connections from 127.0.0.2 (closed at cleanup), and a client from
+// 127.0.0.3 that sends a request header a byte a second; its result (nil
+// once the server cut it) arrives on the channel. serverHolds says the
+// server will hold all n, so this process needs descriptors for both ends;
+// without enough the test is skipped.
+func Press(ctx context.Context, t testing.TB, addr string, n int, serverHolds bool) <-chan error {
+	t.Helper()
+	need := uint64(n + 1000)
+	if serverHolds {
+		need += uint64(n)
+	}
+	if err := RaiseNoFile(need); err != nil {
+		t.Skipf("cannot hold %d connections: %v", n, err)
+	}
+	idle, err := OpenIdle(ctx, "127.0.0.2", addr, n)
+	t.Cleanup(func() {
+		if err := idle.Close(); err != nil {
+			t.Logf("closing idle connections: %v", err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		hdr := "GET / HTTP/1.1\r\nHost: slow.example.com\r\nX-Slow: " + strings.Repeat("a", 100) + "\r\n\r\n"
+		_, err := SlowHeader(ctx, "127.0.0.3", addr, []byte(hdr), time.Second)
+		done <- err
+	}()
+	return done
+}
+
+// NormalClient is a well-behaved HTTP client from 127.0.0.1.
+func NormalClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: Dialer("127.0.0.1").DialContext, MaxIdleConnsPerHost: 4}}
+}
+
+// Get sends one request with the normal client and reads the answer
+// whole; it returns the status and how long it took.
+func Get(c *http.Client, url, host string) (int, time.Duration, error) {
+	start := time.Now()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	if host != "" {
+		req.Host = host
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	_, err = io.Copy(io.Discard, res.Body)
+	if cerr := res.Body.Close(); err == nil {
+		err = cerr
+	}
+	return res.StatusCode, time.Since(start), err
+}
+
+// Exchange sends req as raw bytes from src and returns what came back
+// before the server closed (or reset: a server that closes with part of
+// the request unread resets the connection, and what arrived first is its
+// answer) or 30 seconds passed.
+func Exchange(src, addr, req string) (string, error) {
+	c, err := Dialer(src).Dial("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("abuse: dial: %w", err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		return "", err
+	}
+	if _, err := io.WriteString(c, req); err != nil {
+		return "", fmt.Errorf("abuse: write: %w", err)
+	}
+	b, err := io.ReadAll(c)
+	if len(b) > 0 {
+		err = nil
+	}
+	return string(b), err
+}
+
+// Hold opens n connections from src that send nothing, closed at cleanup.
+func Hold(t testing.TB, src, addr string, n int) {
+	t.Helper()
+	idle, err := OpenIdle(context.Background(), src, addr, n)
+	t.Cleanup(func() {
+		if err := idle.Close(); err != nil {
+			t.Logf("closing held connections: %v", err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Target is a listener under abuse, as a benchmark sees it.
+type Target struct {
+	Addr string // host:port the abuse goes to
+	URL  string // what the normal client asks for
+	Host string // its Host header; "" for the URL's
+	// Seen counts connections accepted or refused so far; Held and Refused
+	// are reported with the latencies.
+	Seen    func() int
+	Held    func() int
+	Refused func() int
+}
+
+// Bench presses on t with idle connections and a slow-header client
+// (Press), waits until the listener has seen them all, then times one
+// normal request per iteration and reports the median and the 99th
+// percentile in milliseconds, and the connections held and refused.
+func Bench(b *testing.B, t Target, idle int, serverHolds bool) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	Press(ctx, b, t.Addr, idle, serverHolds)
+	for deadline := time.Now().Add(time.Minute); t.Seen() < idle; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatalf("the listener saw %d of %d idle connections in a minute", t.Seen(), idle)
+		}
+	}
+	c := NormalClient()
+	var lat Latencies
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		code, d, err := Get(c, t.URL, t.Host)
+		if err != nil || code != http.StatusOK {
+			b.Fatalf("normal request %d: %d %v", i, code, err)
+		}
+		lat.Add(d)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(lat.Quantile(0.5).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat.Quantile(0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(t.Held()), "held-conns")
+	b.ReportMetric(float64(t.Refused()), "refused-conns")
 }

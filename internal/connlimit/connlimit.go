@@ -55,7 +55,7 @@ type Listener struct {
 	open  int
 	perIP map[netip.Addr]int
 
-	refused atomic.Uint64
+	refused, accepted atomic.Uint64
 }
 
 // New wraps ln.
@@ -78,6 +78,9 @@ func (l *Listener) Open() int {
 	defer l.mu.Unlock()
 	return l.open
 }
+
+// Accepted is the number of connections handed out so far.
+func (l *Listener) Accepted() uint64 { return l.accepted.Load() }
 
 // Refused is the number of connections turned away so far.
 func (l *Listener) Refused() uint64 { return l.refused.Load() }
@@ -121,6 +124,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 			l.refuse(c, why)
 			continue
 		}
+		l.accepted.Add(1)
 		return &conn{Conn: c, l: l, ip: ip}, nil
 	}
 }

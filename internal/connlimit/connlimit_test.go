@@ -83,8 +83,8 @@ func TestCaps(t *testing.T) {
 	if got := refusedWith(t, dialFrom(t, "127.0.0.4", l.Addr())); got != "no: max_conns" {
 		t.Fatalf("fourth in all: %q", got)
 	}
-	if l.Open() != 3 || l.Refused() != 2 {
-		t.Fatalf("open %d refused %d, want 3 and 2", l.Open(), l.Refused())
+	if l.Open() != 3 || l.Refused() != 2 || l.Accepted() != 3 {
+		t.Fatalf("open %d refused %d accepted %d, want 3, 2 and 3", l.Open(), l.Refused(), l.Accepted())
 	}
 	// A slot comes back on Close (once, however often Close is called).
 	a1.Close()
