@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/internal/connlimit"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/secrets"
 	"github.com/flotilla-sched/flotilla/store"
@@ -49,7 +51,8 @@ type SecretChecker interface {
 }
 
 // Auth holds the optional credentials. When any is set, every endpoint
-// but /ping requires them: HTTP basic (Username and Password) or
+// but /ping requires them (the route table's open routes), /metrics and
+// the mounts included: HTTP basic (Username and Password) or
 // "Authorization: Bearer <Token>".
 type Auth struct {
 	Username string
@@ -116,10 +119,18 @@ type Config struct {
 	// every write is judged with them (appspec's ValidateWith), and so is
 	// Scale. Unset fields take appspec.DefaultLimits().
 	Limits appspec.Limits
+	// ClientLimits bound what clients can hold of the API listener
+	// (connections, timeouts, header size, event streams); HTTPServer and
+	// Listener apply them. Zero fields take DefaultClientLimits.
+	ClientLimits ClientLimits
 	// AppHandlers serve /v2/apps/{id}/<name> for other packages (the
 	// autoscaler's "autoscale" decision log); the app id is canonical and
 	// the app known to exist when the handler is called.
 	AppHandlers map[string]AppHandler
+	// Mounts serve other packages' HTTP APIs on this listener, keyed by
+	// path prefix ("/v1/" for Mesos-DNS's): behind the same credentials,
+	// and served by a standby itself, since they describe this replica.
+	Mounts map[string]http.Handler
 }
 
 // AppHandler serves one sub-resource of an app.
@@ -155,7 +166,8 @@ type Server struct {
 	randMu sync.Mutex
 	rand   *rand.Rand
 
-	handler http.Handler
+	table routeTable
+	conns atomic.Pointer[connlimit.Listener]
 }
 
 // New returns a Server; it starts no goroutine (Run does).
@@ -191,6 +203,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.ProxyTransport = http.DefaultTransport
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
+	cfg.ClientLimits = cfg.ClientLimits.WithDefaults()
 	s := &Server{
 		cfg: cfg, log: cfg.Log, sched: cfg.Scheduler, st: cfg.Store, clk: cfg.Clock,
 		secrets: cfg.Secrets, rand: cfg.Rand,
@@ -203,12 +216,17 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.met = met
-	s.handler = s.routes()
+	for p := range cfg.Mounts {
+		if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") || strings.HasPrefix(p, "/v2/") || p == "/" {
+			return nil, fmt.Errorf("api: Config.Mounts: %q is not a path prefix like /v1/ outside /v2/", p)
+		}
+	}
+	s.table = s.routes()
 	return s, nil
 }
 
 // ServeHTTP serves the API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serve(w, r) }
 
 func (s *Server) isLeader() bool {
 	return s.cfg.Leadership == nil || s.cfg.Leadership.IsLeader()

@@ -96,6 +96,9 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request, id string) error
 // readBody reads at most one app definition's worth of body.
 func readBody(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, appspec.MaxBodyBytes+1))
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		return nil, errorf(http.StatusRequestTimeout, "the request body did not arrive in time (--api-body-timeout); send it whole and promptly")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("api: read request body: %w", err)
 	}

@@ -11,7 +11,7 @@
 //	srv, err := api.New(api.Config{Scheduler: sched, Store: st, Registry: reg, Leadership: replica})
 //	if err := srv.Restore(ctx); err != nil { … } // on gaining leadership: apps back from the store
 //	go srv.Run(ctx)                              // deployments and the event stream, while leading
-//	http.ListenAndServe(addr, srv)
+//	srv.HTTPServer().Serve(srv.Listener(ln))    // with Config.ClientLimits: timeouts, header size, connection caps
 //
 // Reads (GET /v2/apps with 10,000 apps) are served from memory: the app
 // specs the API last wrote, with their JSON pre-rendered per version, and
@@ -27,6 +27,15 @@
 // which case the previous version is restored as a rollback deployment.
 // Server.Scale is the same scale path for in-process callers (autoscale).
 //
-// On a standby (Leadership.IsLeader false) every request but /ping and
-// /metrics is proxied to the leader.
+// Every endpoint is one entry of the route table (table.go), marked open
+// (served without credentials: /ping only) and local (served by a standby
+// itself: /ping, /metrics, GET /v2/leader, the Mounts such as Mesos-DNS's
+// /v1/); the credentials check wraps the whole table, so no route can slip
+// past it. On a standby (Leadership.IsLeader false) every other request is
+// proxied to the leader.
+//
+// ClientLimits (clients.go) keep slow and abusive clients from starving
+// the others: header, body and idle timeouts, a header size (431), caps on
+// connections in total (503) and per client address (429), refused at once
+// by internal/connlimit, and a cap on /v2/events clients (503).
 package api

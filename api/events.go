@@ -61,14 +61,25 @@ type hubSub struct {
 const laggedMessage = "this client fell behind and events were lost; re-read the state (GET /v2/apps?embed=apps.tasks) and reconnect"
 
 func (h *hub) subscribe() *hubSub {
-	sub := &hubSub{ch: make(chan sseEvent, subscriberBuffer)}
+	sub, _ := h.subscribeUpTo(0)
+	return sub
+}
+
+// subscribeUpTo subscribes unless max (> 0) subscribers are attached. The
+// cap is checked under the same lock that adds, so a burst of clients
+// cannot overshoot it.
+func (h *hub) subscribeUpTo(max int) (*hubSub, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if max > 0 && len(h.subs) >= max {
+		return nil, false
+	}
+	sub := &hubSub{ch: make(chan sseEvent, subscriberBuffer)}
 	if h.subs == nil {
 		h.subs = map[*hubSub]struct{}{}
 	}
 	h.subs[sub] = struct{}{}
-	return sub
+	return sub, true
 }
 
 func (h *hub) unsubscribe(sub *hubSub) {
@@ -359,7 +370,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rc := http.NewResponseController(w)
-	sub := s.hub.subscribe()
+	sub, ok := s.hub.subscribeUpTo(s.cfg.ClientLimits.MaxEventStreams)
+	if !ok {
+		s.met.sseRefused.Inc()
+		w.Header().Set("Retry-After", "10")
+		writeJSON(w, http.StatusServiceUnavailable, errorf(http.StatusServiceUnavailable,
+			"%d event stream clients are attached, the most this server takes (--api-max-event-streams); retry later, or share one stream among your consumers", s.cfg.ClientLimits.MaxEventStreams))
+		return
+	}
 	defer s.hub.unsubscribe(sub)
 	s.met.sseClients.Inc()
 	defer s.met.sseClients.Dec()

@@ -153,6 +153,8 @@ type metrics struct {
 	deploymentsStarted prometheus.Counter
 	deploymentsEnded   *prometheus.CounterVec
 	sseClients         prometheus.Gauge
+	sseRefused         prometheus.Counter
+	connsRefused       *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) (*metrics, error) {
@@ -167,8 +169,14 @@ func newMetrics(reg *prometheus.Registry, s *Server) (*metrics, error) {
 			Help: "Deployments ended, by result (success or failed)."}, []string{"result"}),
 		sseClients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flotilla_api_event_stream_clients",
 			Help: "Clients attached to /v2/events."}),
+		sseRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "flotilla_api_event_streams_refused_total",
+			Help: "/v2/events clients refused with 503 because --api-max-event-streams were attached."}),
+		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flotilla_api_connections_refused_total",
+			Help: "API connections closed at once, by reason: max_conns (--api-max-conns), max_conns_per_ip (--api-max-conns-per-ip)."}, []string{"reason"}),
 	}
-	cs := []prometheus.Collector{m.requests, m.duration, m.deploymentsStarted, m.deploymentsEnded, m.sseClients,
+	cs := []prometheus.Collector{m.requests, m.duration, m.deploymentsStarted, m.deploymentsEnded, m.sseClients, m.sseRefused, m.connsRefused,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flotilla_api_open_connections", Help: "Connections open on the API listener."},
+			s.openConns),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flotilla_api_apps", Help: "Apps the API serves."},
 			func() float64 { return float64(s.idx.len()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flotilla_api_deployments", Help: "Deployments in progress."},

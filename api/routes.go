@@ -13,10 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
-
-	"github.com/flotilla-sched/flotilla/appspec"
 )
 
 // proxiedHeader marks a request a standby forwarded, so that two standbys
@@ -63,50 +60,46 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return h.Hijack()
 }
 
-func (s *Server) routes() http.Handler {
-	metricsHandler := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := s.clk.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		defer func() {
-			if rec := recover(); rec != nil {
-				if rec == http.ErrAbortHandler {
-					panic(rec) // the server's own signal to drop the connection
-				}
-				s.log.WithFields(logrus.Fields{"method": r.Method, "path": r.URL.Path, "panic": fmt.Sprint(rec), "stack": string(debug.Stack())}).
-					Error("api handler panicked")
-				if sw.status == 0 {
-					writeJSON(sw, http.StatusInternalServerError, errorf(http.StatusInternalServerError, "internal error: the request handler failed; the incident is logged, retry or report it"))
-				}
+// serve is the API's one entry: it finds the route, and unless the route
+// is open, checks credentials before anything else happens, so no route can
+// be added that skips the check.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	start := s.clk.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if rec := recover(); rec != nil {
+			if rec == http.ErrAbortHandler {
+				panic(rec) // the server's own signal to drop the connection
 			}
-			s.met.observe(r.Method, sw.status, s.clk.Now().Sub(start))
-		}()
-		if r.URL.Path == "/ping" {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.Header().Set("Cache-Control", "no-cache, no-store, must-revalidate")
-			sw.WriteHeader(http.StatusOK)
-			_, _ = sw.Write([]byte("pong\n"))
-			return
+			s.log.WithFields(logrus.Fields{"method": r.Method, "path": r.URL.Path, "panic": fmt.Sprint(rec), "stack": string(debug.Stack())}).
+				Error("api handler panicked")
+			if sw.status == 0 {
+				writeJSON(sw, http.StatusInternalServerError, errorf(http.StatusInternalServerError, "internal error: the request handler failed; the incident is logged, retry or report it"))
+			}
 		}
-		if s.cfg.Auth.enabled() && !s.authorized(r) {
-			s.unauthorized(sw)
-			return
-		}
-		if r.URL.Path == "/metrics" {
-			metricsHandler.ServeHTTP(sw, r)
-			return
-		}
-		if !s.isLeader() && !(r.URL.Path == "/v2/leader" && r.Method == http.MethodGet) {
-			s.proxy(sw, r)
-			return
-		}
-		if s.cfg.Leadership != nil && !s.loaded.Load() && r.URL.Path != "/v2/leader" {
-			writeJSON(sw, http.StatusServiceUnavailable, errorf(http.StatusServiceUnavailable,
-				"this replica was just elected leader and is still reading apps from the store; retry in a moment"))
-			return
-		}
-		s.dispatch(sw, r)
-	})
+		s.met.observe(r.Method, sw.status, s.clk.Now().Sub(start))
+	}()
+	rt, allow, args := s.table.match(r.Method, r.URL.Path)
+	if (rt == nil || !rt.open) && s.cfg.Auth.enabled() && !s.authorized(r) {
+		s.unauthorized(sw)
+		return
+	}
+	switch {
+	case rt == nil && len(allow) > 0:
+		methodNotAllowed(sw, allow...)
+	case rt == nil:
+		writeJSON(sw, http.StatusNotFound, errorf(http.StatusNotFound,
+			"no such endpoint %s %s; Flotilla serves Marathon's /v2/apps, /v2/tasks, /v2/deployments, /v2/queue, /v2/info, /v2/leader, /v2/events, and /ping, /metrics", r.Method, r.URL.Path))
+	case !rt.local && !s.isLeader():
+		s.bodyDeadline(sw, r)
+		s.proxy(sw, r)
+	case !rt.local && s.cfg.Leadership != nil && !s.loaded.Load():
+		writeJSON(sw, http.StatusServiceUnavailable, errorf(http.StatusServiceUnavailable,
+			"this replica was just elected leader and is still reading apps from the store; retry in a moment"))
+	default:
+		s.bodyDeadline(sw, r)
+		rt.serve(sw, r, args)
+	}
 }
 
 // equalSecret compares in constant time; hashing first hides the length.
@@ -213,151 +206,5 @@ func (s *Server) do(w http.ResponseWriter, r *http.Request, h handlerFunc) {
 			s.log.WithError(err).WithFields(logrus.Fields{"method": r.Method, "path": r.URL.Path}).Error("api request failed")
 		}
 		writeJSON(w, he.Status, he)
-	}
-}
-
-// dispatch routes by prefix: app ids hold slashes (/prod/shop/web), so
-// the suffixes /restart, /tasks[/{taskId}] and /versions[/{version}] are
-// recognised at the end of the path, as Marathon does.
-func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
-	p := r.URL.Path
-	m := r.Method
-	switch {
-	case p == "/v2/apps" || p == "/v2/apps/":
-		switch m {
-		case http.MethodGet:
-			s.do(w, r, s.listApps)
-		case http.MethodPost:
-			s.do(w, r, s.createApp)
-		default:
-			methodNotAllowed(w, "GET", "POST")
-		}
-	case strings.HasPrefix(p, "/v2/apps/"):
-		s.dispatchApp(w, r, strings.TrimSuffix(strings.TrimPrefix(p, "/v2/apps"), "/"))
-	case p == "/v2/tasks" || p == "/v2/tasks/":
-		if m != http.MethodGet {
-			methodNotAllowed(w, "GET")
-			return
-		}
-		s.do(w, r, s.listTasks)
-	case p == "/v2/deployments" || p == "/v2/deployments/":
-		if m != http.MethodGet {
-			methodNotAllowed(w, "GET")
-			return
-		}
-		s.do(w, r, s.listDeployments)
-	case strings.HasPrefix(p, "/v2/deployments/"):
-		if m != http.MethodDelete {
-			methodNotAllowed(w, "DELETE")
-			return
-		}
-		id := strings.TrimPrefix(p, "/v2/deployments/")
-		s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.deleteDeployment(w, r, id) })
-	case p == "/v2/queue":
-		if m != http.MethodGet {
-			methodNotAllowed(w, "GET")
-			return
-		}
-		s.do(w, r, s.queue)
-	case p == "/v2/info":
-		if m != http.MethodGet {
-			methodNotAllowed(w, "GET")
-			return
-		}
-		s.do(w, r, s.info)
-	case p == "/v2/leader":
-		switch m {
-		case http.MethodGet:
-			s.do(w, r, s.leader)
-		case http.MethodDelete:
-			s.do(w, r, s.abdicate)
-		default:
-			methodNotAllowed(w, "GET", "DELETE")
-		}
-	case p == ViewPath:
-		if m != http.MethodGet {
-			methodNotAllowed(w, "GET")
-			return
-		}
-		s.do(w, r, s.view)
-	case p == "/v2/events":
-		if m != http.MethodGet {
-			methodNotAllowed(w, "GET")
-			return
-		}
-		s.events(w, r)
-	default:
-		writeJSON(w, http.StatusNotFound, errorf(http.StatusNotFound,
-			"no such endpoint %s %s; Flotilla serves Marathon's /v2/apps, /v2/tasks, /v2/deployments, /v2/queue, /v2/info, /v2/leader, /v2/events, and /ping, /metrics", m, p))
-	}
-}
-
-func (s *Server) dispatchApp(w http.ResponseWriter, r *http.Request, rest string) {
-	segs := strings.Split(strings.TrimPrefix(rest, "/"), "/")
-	n := len(segs)
-	join := func(k int) string { return "/" + strings.Join(segs[:k], "/") }
-	m := r.Method
-	if h, ok := s.cfg.AppHandlers[segs[n-1]]; ok && n >= 2 {
-		id := appspec.CanonicalID(join(n - 1))
-		if s.idx.get(id) == nil {
-			writeJSON(w, http.StatusNotFound, notFoundApp(id))
-			return
-		}
-		h(w, r, id)
-		return
-	}
-	switch {
-	case n >= 2 && segs[n-1] == "restart":
-		if m != http.MethodPost {
-			methodNotAllowed(w, "POST")
-			return
-		}
-		id := join(n - 1)
-		s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.restartApp(w, r, id) })
-	case n >= 2 && segs[n-1] == "tasks":
-		id := join(n - 1)
-		switch m {
-		case http.MethodGet:
-			s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.appTasks(w, r, id) })
-		case http.MethodDelete:
-			s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.killTasks(w, r, id, nil) })
-		default:
-			methodNotAllowed(w, "GET", "DELETE")
-		}
-	case n >= 3 && segs[n-2] == "tasks":
-		if m != http.MethodDelete {
-			methodNotAllowed(w, "DELETE")
-			return
-		}
-		id, task := join(n-2), segs[n-1]
-		s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.killTasks(w, r, id, []string{task}) })
-	case n >= 2 && segs[n-1] == "versions":
-		if m != http.MethodGet {
-			methodNotAllowed(w, "GET")
-			return
-		}
-		id := join(n - 1)
-		s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.appVersions(w, r, id) })
-	case n >= 3 && segs[n-2] == "versions":
-		if m != http.MethodGet {
-			methodNotAllowed(w, "GET")
-			return
-		}
-		id, v := join(n-2), segs[n-1]
-		s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.appVersion(w, r, id, v) })
-	default:
-		id := join(n)
-		switch m {
-		case http.MethodGet:
-			s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.getApp(w, r, id) })
-		case http.MethodPut:
-			s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.putApp(w, r, id, false) })
-		case http.MethodPatch:
-			s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.putApp(w, r, id, true) })
-		case http.MethodDelete:
-			s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.deleteApp(w, r, id) })
-		default:
-			methodNotAllowed(w, "GET", "PUT", "PATCH", "DELETE")
-		}
 	}
 }

@@ -54,8 +54,9 @@
 // with fasthttp the common request, GET or HEAD without a body, allocates
 // nothing in the gateway (BenchmarkProxy). The price: HTTP/1.1 only (the
 // TLS listener used to offer HTTP/2 through net/http; clients now
-// negotiate HTTP/1.1), request headers up to 16 KiB (431 beyond; nginx
-// allows 32 KiB, net/http allowed 1 MiB), and interim 1xx answers such as
+// negotiate HTTP/1.1), request headers up to Config.MaxHeaderBytes,
+// 16 KiB by default (431 beyond; nginx allows 32 KiB, net/http allowed
+// 1 MiB), and interim 1xx answers such as
 // 103 Early Hints are dropped, since fasthttp cannot send them ahead of
 // the real answer.
 //
@@ -86,4 +87,14 @@
 // byte pipe: the client connection is hijacked from fasthttp, the 101 head
 // written to it, and bytes copied both ways until either side closes.
 // Shutdown waits for requests in flight, not for such pipes.
+//
+// Slow and abusive clients (clients.go): a request header must arrive
+// within Config.ReadHeaderTimeout of the connection's start (not per
+// byte), an idle kept-alive connection closes after IdleTimeout, and each
+// listener holds at most MaxConns connections and MaxConnsPerIP from one
+// address (internal/connlimit, in front of fasthttp and below TLS, so a
+// refusal costs no handshake). The excess gets 503 or 429 at once and is
+// counted in flotilla_gateway_connections_refused_total; accept errors for
+// want of descriptors are waited out, where fasthttp alone would stop
+// serving the listener.
 package gateway

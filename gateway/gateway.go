@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/internal/connlimit"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 )
 
@@ -31,6 +32,9 @@ const (
 	DefaultWindow                = 30 * time.Second
 	DefaultReadHeaderTimeout     = 10 * time.Second
 	DefaultIdleTimeout           = 120 * time.Second
+	DefaultMaxHeaderBytes        = 16 << 10
+	DefaultMaxConns              = 10000
+	DefaultMaxConnsPerIP         = 1024
 )
 
 // Balancing policies.
@@ -70,6 +74,25 @@ type Config struct {
 	// backend; it should cover the requests a backend serves at once, or
 	// a busy gateway reconnects all the time.
 	MaxIdleConnsPerHost int
+	// ReadHeaderTimeout: a client's request header must arrive within
+	// this, counted from the connection's start (or a kept-alive request's
+	// first byte), not per byte, so a client that sends a byte a second is
+	// cut as surely as one that sends nothing. A body has no deadline: an
+	// upload takes what it takes.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a kept-alive client connection that sends
+	// nothing between requests.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's header block, which fasthttp holds
+	// whole in each connection's read buffer; larger ones get 431.
+	MaxHeaderBytes int
+	// MaxConns caps each listener's open client connections; beyond it a
+	// connection gets 503 and is closed at once. -1: no cap.
+	MaxConns int
+	// MaxConnsPerIP caps one client address's connections on a listener
+	// (429 beyond), so one client cannot take all of MaxConns. -1: no cap
+	// (behind a load balancer every client has its address).
+	MaxConnsPerIP int
 	// Window is the sliding window of RequestRate and Latency, in whole
 	// seconds.
 	Window time.Duration
@@ -115,6 +138,23 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Window < time.Second {
 		c.Window = time.Second
 	}
+	def(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	def(&c.IdleTimeout, DefaultIdleTimeout)
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	// 0 is the default, -1 none (connlimit's 0).
+	for _, n := range []struct {
+		v   *int
+		def int
+	}{{&c.MaxConns, DefaultMaxConns}, {&c.MaxConnsPerIP, DefaultMaxConnsPerIP}} {
+		switch {
+		case *n.v == 0:
+			*n.v = n.def
+		case *n.v < 0:
+			*n.v = 0
+		}
+	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = DefaultMaxAttempts
 	}
@@ -150,6 +190,7 @@ type Gateway struct {
 	srvMu   sync.Mutex
 	servers []*fasthttp.Server
 	addrs   [2]net.Addr
+	conns   [2]atomic.Pointer[connlimit.Listener] // per listener, once started
 }
 
 // snapshot is what one request sees from start to end: a route table and
@@ -184,7 +225,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	if cfg.Registerer != nil {
-		for _, c := range g.m.collectors() {
+		for _, c := range append(g.m.collectors(), g.connCollectors()...) {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("gateway: register metrics: %w", err)
 			}
@@ -334,6 +375,7 @@ func (g *Gateway) Start() error {
 		}
 		lns = append(lns, ln)
 		g.addrs[b.l] = ln.Addr()
+		ln = g.limitListener(b.l, ln) // below TLS: a refusal costs no handshake
 		tlsOn := b.l == External && g.tlsConfig != nil
 		if tlsOn {
 			c := g.tlsConfig.Clone()

@@ -108,7 +108,7 @@ type testBackend struct {
 }
 
 // startBackend runs an httptest backend; h nil answers with an echo.
-func startBackend(t *testing.T, task string, h http.HandlerFunc) *testBackend {
+func startBackend(t testing.TB, task string, h http.HandlerFunc) *testBackend {
 	t.Helper()
 	tb := &testBackend{}
 	if h == nil {
@@ -205,7 +205,7 @@ func hostOf(f *front) string { return strings.TrimPrefix(f.URL, "http://") }
 
 // metric returns the value of the series of name whose labels include
 // want, and whether it exists.
-func metric(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) (float64, bool) {
+func metric(t testing.TB, reg *prometheus.Registry, name string, want map[string]string) (float64, bool) {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -244,7 +244,7 @@ func value(m *dto.Metric) float64 {
 	return 0
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {

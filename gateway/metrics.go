@@ -20,6 +20,7 @@ type metrics struct {
 	unrouted  *prometheus.CounterVec
 	skipped   prometheus.Gauge
 	updates   prometheus.Counter
+	refused   *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -54,11 +55,15 @@ func newMetrics() *metrics {
 			Name: "flotilla_gateway_route_updates_total",
 			Help: "Route tables swapped in.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flotilla_gateway_connections_refused_total",
+			Help: "Client connections closed at once, by listener and reason: max_conns (--gateway-max-conns, 503) or max_conns_per_ip (--gateway-max-conns-per-ip, 429).",
+		}, []string{"listener", "reason"}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.requests, m.duration, m.inFlight, m.ejections, m.unrouted, m.skipped, m.updates}
+	return []prometheus.Collector{m.requests, m.duration, m.inFlight, m.ejections, m.unrouted, m.skipped, m.updates, m.refused}
 }
 
 // codeClass buckets status codes so the requests counter stays small.

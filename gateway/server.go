@@ -12,19 +12,15 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// maxRequestHeader is the largest request header block a listener takes
-// (fasthttp holds it whole in its read buffer); larger ones get 431.
-const maxRequestHeader = 16 << 10
-
 func (g *Gateway) newServer(l Listener) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) { g.serve(l, ctx) },
 		// The request header must arrive within this; the handler lifts it
 		// before reading a body, which has no deadline, as with net/http's
 		// ReadHeaderTimeout.
-		ReadTimeout:    DefaultReadHeaderTimeout,
-		IdleTimeout:    DefaultIdleTimeout,
-		ReadBufferSize: maxRequestHeader,
+		ReadTimeout:    g.cfg.ReadHeaderTimeout,
+		IdleTimeout:    g.cfg.IdleTimeout,
+		ReadBufferSize: g.cfg.MaxHeaderBytes,
 		// Bodies stream to the backend instead of being read whole, and a
 		// multipart body is passed on, not parsed.
 		StreamRequestBody:            true,

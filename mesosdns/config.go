@@ -71,8 +71,14 @@ type Config struct {
 	MaxInFlight int
 	// UDPWorkers read and answer UDP packets; default 2×GOMAXPROCS.
 	UDPWorkers int
-	// MaxTCPConns caps open TCP connections; default MaxInFlight.
+	// MaxTCPConns caps open TCP connections; default MaxInFlight. Beyond
+	// it a connection is closed at once: left waiting in the kernel's
+	// backlog, a client's query would queue behind a flood of idle
+	// connections (measured: 7.7 s behind 10,000).
 	MaxTCPConns int
+	// MaxTCPConnsPerIP caps one client address's TCP connections, so one
+	// client cannot hold all of MaxTCPConns; default MaxTCPConns/4.
+	MaxTCPConnsPerIP int
 
 	// Seed seeds the answer shuffling so tests are deterministic.
 	Seed uint64
@@ -132,6 +138,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxTCPConns <= 0 {
 		c.MaxTCPConns = c.MaxInFlight
+	}
+	if c.MaxTCPConnsPerIP <= 0 {
+		c.MaxTCPConnsPerIP = max(1, c.MaxTCPConns/4)
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}

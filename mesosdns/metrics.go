@@ -16,6 +16,7 @@ type metrics struct {
 	forwarded     prometheus.Counter
 	forwardFailed prometheus.Counter
 	overload      prometheus.Counter
+	tcpRefused    prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -50,6 +51,10 @@ func newMetrics() *metrics {
 			Name: "flotilla_dns_overload_total",
 			Help: "Queries answered SERVFAIL because MaxInFlight queries were already waiting.",
 		}),
+		tcpRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flotilla_dns_tcp_connections_refused_total",
+			Help: "TCP connections closed at once because MaxTCPConns were open, or MaxTCPConnsPerIP from the client's address.",
+		}),
 		byRcode: map[int]prometheus.Counter{},
 	}
 	for _, rc := range []int{dns.RcodeSuccess, dns.RcodeFormatError, dns.RcodeServerFailure, dns.RcodeNameError,
@@ -69,5 +74,5 @@ func (m *metrics) count(rcode int) {
 // registry (there is no global default registry in Flotilla).
 func (s *Server) Collectors() []prometheus.Collector {
 	m := s.metrics
-	return []prometheus.Collector{m.freshness, m.updates, m.records, m.queries, m.forwarded, m.forwardFailed, m.overload}
+	return []prometheus.Collector{m.freshness, m.updates, m.records, m.queries, m.forwarded, m.forwardFailed, m.overload, m.tcpRefused}
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/flotilla-sched/flotilla/internal/connlimit"
 )
 
 // ErrClosed is returned by Start after Shutdown.
@@ -170,7 +172,11 @@ func (s *Server) Start() error {
 	}
 	started := make(chan struct{})
 	s.tcp = &dns.Server{
-		Listener:          &limitListener{Listener: ln, sem: make(chan struct{}, s.cfg.MaxTCPConns), done: s.ctx.Done()},
+		// miekg/dns starts a goroutine per connection, so the cap bounds
+		// goroutines too; connlimit also backs off on EMFILE, which
+		// miekg/dns would retry at once, in a busy loop.
+		Listener: connlimit.New(ln, connlimit.Config{Max: s.cfg.MaxTCPConns, MaxPerIP: s.cfg.MaxTCPConnsPerIP,
+			Log: s.log.WithField("listener", "dns-tcp"), OnRefuse: func(connlimit.Reason) { s.metrics.tcpRefused.Inc() }}),
 		Net:               "tcp",
 		Handler:           s,
 		ReadTimeout:       2 * time.Second,
@@ -623,38 +629,4 @@ func removeOPT(rrs []dns.RR) []dns.RR {
 		}
 	}
 	return out
-}
-
-// limitListener caps open TCP connections: miekg/dns starts a goroutine per
-// connection, so without a cap a connection flood is a goroutine flood.
-type limitListener struct {
-	net.Listener
-	sem  chan struct{}
-	done <-chan struct{}
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
-	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
-}
-
-type limitConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
 }

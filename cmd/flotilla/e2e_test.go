@@ -25,6 +25,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/api"
 	"github.com/flotilla-sched/flotilla/gateway"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
@@ -36,7 +37,8 @@ type devEnv struct {
 	dns      string // host:port
 	external string // gateway listeners, host:port
 	internal string
-	mesos    string // the local master's URL
+	mesos    string   // the local master's URL
+	auth     api.Auth // credentials do sends
 }
 
 // devOpts vary the platform of one test.
@@ -51,6 +53,7 @@ type devOpts struct {
 	secretPoll    time.Duration
 	maxInstances  int    // 0: the default
 	masterZK      string // zk://…: the master registers there (as Mesos masters do)
+	auth          api.Auth
 }
 
 // logTail keeps the last logTailMax bytes written to it.
@@ -83,6 +86,7 @@ func startDev(t *testing.T, o devOpts) *devEnv {
 	log := testLog(t, o.log)
 	m := startMaster(t, o, log)
 	env, _ := startPlatform(t, o, m.URL(), log)
+	env.auth = o.auth
 	waitLeading(t, env) // the API answers 503 until the store was read
 	return env
 }
@@ -145,7 +149,7 @@ func startPlatform(t *testing.T, o devOpts, master string, log *logrus.Logger) (
 		Master: master, APIAddr: "127.0.0.1:0", FrameworkName: "flotilla", Role: "*", FailoverTimeout: time.Hour,
 		DNSAddr: "127.0.0.1:0", DNSDomain: "mesos", DNSUpstreams: []string{o.upstream}, ZK: o.zk,
 		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0", SecretEnvType: o.secretEnvType, SecretPoll: o.secretPoll,
-		MaxInstances: o.maxInstances,
+		MaxInstances: o.maxInstances, Auth: o.auth,
 		Getenv: func(k string) string {
 			switch k {
 			case "VAULT_ADDR":
@@ -200,6 +204,7 @@ func (e *devEnv) do(t *testing.T, method, path, body string) (int, []byte) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	e.auth.Authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

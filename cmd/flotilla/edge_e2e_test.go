@@ -16,7 +16,7 @@ import (
 // answer, and keeps its last view when every replica is gone.
 func TestEdgeFollowsTheLeader(t *testing.T) {
 	t.Parallel()
-	o := devOpts{executor: "simulated", upstream: fakeUpstream(t), ports: [2]uint64{28700, 28799}}
+	o := devOpts{executor: "simulated", upstream: fakeUpstream(t), ports: [2]uint64{28400, 28499}}
 	log := testLog(t, nil)
 	m := startMaster(t, o, log)
 	env, stop := startPlatform(t, o, m.URL(), log)

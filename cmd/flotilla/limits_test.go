@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flotilla-sched/flotilla/api"
 	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/gateway"
 )
 
 func TestMaxInstancesFlag(t *testing.T) {
@@ -56,5 +58,64 @@ func TestDevMaxInstances(t *testing.T) {
 	}
 	if code, b := env.do(t, "POST", "/v2/apps", `{"id":"/big","cmd":"sleep 100","cpus":0.01,"mem":1,"instances":2}`); code != http.StatusCreated {
 		t.Fatalf("2 instances with --max-instances 2: %d %s", code, b)
+	}
+}
+
+// With --auth-token the Mesos-DNS HTTP API that serve mounts under /v1/
+// needs it too (api's route table test covers the rest); /ping does not.
+func TestDevAuthCoversMounts(t *testing.T) {
+	t.Parallel()
+	env := startDev(t, devOpts{executor: "simulated", upstream: fakeUpstream(t), ports: [2]uint64{28800, 28899}, auth: api.Auth{Token: "t0k"}})
+	get := func(path, token string) int {
+		req, err := http.NewRequest(http.MethodGet, env.api+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := res.Body.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode
+	}
+	for _, c := range []struct {
+		path, token string
+		want        int
+	}{
+		{"/v1/version", "", 401}, {"/v1/version", "t0k", 200}, {"/v1/hosts/leader.mesos", "", 401},
+		{"/metrics", "", 401}, {"/ping", "", 200},
+	} {
+		if got := get(c.path, c.token); got != c.want {
+			t.Errorf("GET %s (token %q): %d, want %d", c.path, c.token, got, c.want)
+		}
+	}
+}
+
+func TestClientLimitFlags(t *testing.T) {
+	t.Parallel()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var c platformConfig
+	commonFlags(fs, &c, "127.0.0.1:0")
+	if err := fs.Parse([]string{"--api-max-conns", "0", "--api-max-conns-per-ip=7", "--gateway-max-conns-per-ip", "0", "--gateway-read-header-timeout=3s"}); err != nil {
+		t.Fatal(err)
+	}
+	// 0 on the command line is "no cap", which the packages read as -1.
+	if c.APIClientLimits.MaxConns != -1 || c.APIClientLimits.MaxConnsPerIP != 7 || c.APIClientLimits.MaxEventStreams != api.DefaultClientLimits().MaxEventStreams {
+		t.Errorf("api limits %+v", c.APIClientLimits)
+	}
+	if c.GatewayClients.MaxConnsPerIP != -1 || c.GatewayClients.MaxConns != gateway.DefaultMaxConns || c.GatewayClients.ReadHeaderTimeout.String() != "3s" {
+		t.Errorf("gateway limits %+v", c.GatewayClients)
+	}
+	fs = flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	commonFlags(fs, &c, "127.0.0.1:0")
+	if err := fs.Parse([]string{"--gateway-max-conns", "-5"}); err == nil {
+		t.Error("a negative cap was taken")
 	}
 }

@@ -50,14 +50,19 @@ type platformConfig struct {
 	FailoverTimeout  time.Duration
 	Hostname         string
 	Auth             api.Auth
-	SecretEnvType    string // secret (Mesos SECRET env var) or value (plain VALUE, for agents without SECRET support)
-	DNSAddr          string // "" = no DNS server
-	DNSDomain        string
-	DNSUpstreams     []string // resolvers for outside names; empty = /etc/resolv.conf
-	GatewayAddr      string   // external listener; "" = none
-	InternalGWAddr   string   // internal listener; "" = none
-	GatewayTLSCert   string
-	GatewayTLSKey    string
+	// APIClientLimits bound slow and abusive API clients (--api-*).
+	APIClientLimits api.ClientLimits
+	SecretEnvType   string // secret (Mesos SECRET env var) or value (plain VALUE, for agents without SECRET support)
+	DNSAddr         string // "" = no DNS server
+	DNSDomain       string
+	DNSUpstreams    []string // resolvers for outside names; empty = /etc/resolv.conf
+	GatewayAddr     string   // external listener; "" = none
+	InternalGWAddr  string   // internal listener; "" = none
+	GatewayTLSCert  string
+	GatewayTLSKey   string
+	// GatewayClients holds the gateway's limits on slow and abusive
+	// clients (--gateway-*); only those fields are read.
+	GatewayClients gateway.Config
 	// SecretPoll is how often referenced secrets are checked for a new
 	// version (rotation); default 30 s.
 	SecretPoll time.Duration
@@ -213,16 +218,6 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	p.api, err = api.New(api.Config{
-		Scheduler: p.sched, Store: p.store, Leadership: p.replica, Secrets: p.resolver, Registry: p.registry,
-		Clock: clk, Rand: rand.New(rand.NewSource(seed + 2)), Log: logging.Component(log, "api"),
-		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID,
-		AppHandlers: map[string]api.AppHandler{"autoscale": p.autoscaleLog},
-		Limits:      appspec.Limits{MaxInstances: cfg.MaxInstances},
-	})
-	if err != nil {
-		return nil, err
-	}
 	if cfg.DNSAddr != "" {
 		p.dns, err = mesosdns.New(mesosdns.Config{Addr: cfg.DNSAddr, Domain: cfg.DNSDomain, Framework: cfg.FrameworkName, Upstreams: cfg.DNSUpstreams,
 			Clock: clk, Log: logging.Component(log, "dns"), Version: version})
@@ -231,10 +226,29 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		}
 		p.registry.MustRegister(p.dns.Collectors()...)
 	}
+	var mounts map[string]http.Handler
+	if p.dns != nil {
+		// Mesos-DNS's HTTP API, beside Marathon's and behind the same auth.
+		mounts = map[string]http.Handler{"/v1/": p.dns.HTTPHandler()}
+	}
+	p.api, err = api.New(api.Config{
+		Scheduler: p.sched, Store: p.store, Leadership: p.replica, Secrets: p.resolver, Registry: p.registry,
+		Clock: clk, Rand: rand.New(rand.NewSource(seed + 2)), Log: logging.Component(log, "api"),
+		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID,
+		AppHandlers: map[string]api.AppHandler{"autoscale": p.autoscaleLog},
+		Limits:      appspec.Limits{MaxInstances: cfg.MaxInstances},
+		Mounts:      mounts, ClientLimits: cfg.APIClientLimits,
+	})
+	if err != nil {
+		return nil, err
+	}
 	if cfg.GatewayAddr != "" || cfg.InternalGWAddr != "" {
+		gc := cfg.GatewayClients
 		p.gateway, err = gateway.New(gateway.Config{ExternalAddr: cfg.GatewayAddr, InternalAddr: cfg.InternalGWAddr,
 			TLSCertFile: cfg.GatewayTLSCert, TLSKeyFile: cfg.GatewayTLSKey, Clock: clk,
-			Log: logging.Component(log, "gateway"), Registerer: p.registry})
+			Log: logging.Component(log, "gateway"), Registerer: p.registry,
+			ReadHeaderTimeout: gc.ReadHeaderTimeout, IdleTimeout: gc.IdleTimeout, MaxHeaderBytes: gc.MaxHeaderBytes,
+			MaxConns: gc.MaxConns, MaxConnsPerIP: gc.MaxConnsPerIP})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
@@ -331,15 +345,11 @@ func (t termCore) Run(ctx context.Context, in <-chan framework.Input, act framew
 func (p *platform) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	mux := http.NewServeMux()
-	mux.Handle("/", p.api)
 	if p.dns != nil {
 		if err := p.dns.Start(); err != nil {
 			return fmt.Errorf("dns: %w", err)
 		}
 		defer p.dns.Shutdown(context.Background())
-		// Mesos-DNS's HTTP API, beside Marathon's.
-		mux.Handle("/v1/", p.dns.HTTPHandler())
 	}
 	if p.gateway != nil {
 		if err := p.gateway.Start(); err != nil {
@@ -354,9 +364,9 @@ func (p *platform) run(ctx context.Context) error {
 	if p.follower != nil {
 		go p.follower.Run(ctx)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := p.api.HTTPServer()
 	errc := make(chan error, 3)
-	go func() { errc <- srv.Serve(p.ln) }()
+	go func() { errc <- srv.Serve(p.api.Listener(p.ln)) }()
 	go func() { errc <- p.replica.Run(ctx) }()
 	if p.vault != nil {
 		go func() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -14,8 +15,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/api"
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/gateway"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/localmesos"
@@ -53,9 +56,51 @@ func commonFlags(fs *flag.FlagSet, c *platformConfig, apiAddr string) (level, fo
 		c.MaxInstances = n
 		return nil
 	})
+	apiClientFlags(fs, &c.APIClientLimits)
+	gatewayClientFlags(fs, &c.GatewayClients)
 	level = fs.String("log-level", "info", "log level: error, warn, info, debug, trace")
 	format = fs.String("log-format", "text", "log format: text or json")
 	return level, format
+}
+
+// apiClientFlags registers the API listener's limits on slow and abusive
+// clients (docs/operating.md, "Slow and abusive clients").
+func apiClientFlags(fs *flag.FlagSet, l *api.ClientLimits) {
+	d := api.DefaultClientLimits()
+	fs.DurationVar(&l.ReadHeaderTimeout, "api-read-header-timeout", d.ReadHeaderTimeout, "a request header must arrive within this, or the connection is closed")
+	fs.DurationVar(&l.BodyTimeout, "api-body-timeout", d.BodyTimeout, "a request body must arrive within this (408 otherwise)")
+	fs.DurationVar(&l.IdleTimeout, "api-idle-timeout", d.IdleTimeout, "a kept-alive connection that sends nothing for this long is closed")
+	fs.IntVar(&l.MaxHeaderBytes, "api-max-header-bytes", d.MaxHeaderBytes, "largest request header; larger ones get 431")
+	capFlag(fs, &l.MaxConns, "api-max-conns", d.MaxConns, "most connections the API holds; more get 503 at once")
+	capFlag(fs, &l.MaxConnsPerIP, "api-max-conns-per-ip", d.MaxConnsPerIP, "most connections one client address holds; more get 429 at once")
+	capFlag(fs, &l.MaxEventStreams, "api-max-event-streams", d.MaxEventStreams, "most /v2/events clients; more get 503")
+}
+
+// gatewayClientFlags registers the gateway listeners' limits on slow and
+// abusive clients; each applies to each listener.
+func gatewayClientFlags(fs *flag.FlagSet, c *gateway.Config) {
+	fs.DurationVar(&c.ReadHeaderTimeout, "gateway-read-header-timeout", gateway.DefaultReadHeaderTimeout, "a request header must arrive within this, or the connection is closed")
+	fs.DurationVar(&c.IdleTimeout, "gateway-idle-timeout", gateway.DefaultIdleTimeout, "a kept-alive client connection that sends nothing for this long is closed")
+	fs.IntVar(&c.MaxHeaderBytes, "gateway-max-header-bytes", gateway.DefaultMaxHeaderBytes, "largest request header; larger ones get 431")
+	capFlag(fs, &c.MaxConns, "gateway-max-conns", gateway.DefaultMaxConns, "most client connections a gateway listener holds; more get 503 at once")
+	capFlag(fs, &c.MaxConnsPerIP, "gateway-max-conns-per-ip", gateway.DefaultMaxConnsPerIP, "most connections one client address holds on a gateway listener; more get 429 at once")
+}
+
+// capFlag registers a cap where 0 means none (stored as -1, which the
+// packages read as "no cap", their 0 being "the default").
+func capFlag(fs *flag.FlagSet, dst *int, name string, def int, usage string) {
+	*dst = def
+	fs.Func(name, fmt.Sprintf("%s; 0: no cap (default %d)", usage, def), func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return errors.New("want a whole number, 0 for no cap")
+		}
+		if n == 0 {
+			n = -1
+		}
+		*dst = n
+		return nil
+	})
 }
 
 func runServe(args []string) error {

@@ -1,0 +1,224 @@
+package connlimit
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Reason says why a connection was turned away.
+type Reason string
+
+// Reasons, used as metric label values.
+const (
+	Total Reason = "max_conns"        // the listener holds Max connections
+	PerIP Reason = "max_conns_per_ip" // this client address holds MaxPerIP
+)
+
+// Config sets the caps; zero values mean no cap.
+type Config struct {
+	Max      int
+	MaxPerIP int
+	// Refusal, when set, is written to a turned-away connection before it
+	// is closed, so a client learns why (an HTTP 503 or 429).
+	Refusal func(Reason) []byte
+	// OnRefuse is called once per turned-away connection (metrics).
+	OnRefuse func(Reason)
+	// Log gets a warning when accept starts failing for want of
+	// descriptors, and when it recovers. Default: discarded.
+	Log *logrus.Entry
+}
+
+// Backoff bounds for accept errors, as net/http's own Serve uses.
+const (
+	minBackoff = 5 * time.Millisecond
+	maxBackoff = time.Second
+	// refusalWrite bounds writing a refusal: Accept is one goroutine for
+	// the whole listener, so a client that does not read cannot hold it.
+	refusalWrite = 100 * time.Millisecond
+)
+
+// Listener is a net.Listener with the caps of its Config.
+type Listener struct {
+	net.Listener
+	cfg     Config
+	done    chan struct{}
+	closeMu sync.Once
+
+	mu    sync.Mutex
+	open  int
+	perIP map[netip.Addr]int
+
+	refused, accepted atomic.Uint64
+}
+
+// New wraps ln.
+func New(ln net.Listener, cfg Config) *Listener {
+	if cfg.Log == nil {
+		l := logrus.New()
+		l.Out = discard{}
+		cfg.Log = logrus.NewEntry(l)
+	}
+	return &Listener{Listener: ln, cfg: cfg, done: make(chan struct{}), perIP: map[netip.Addr]int{}}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// Open is the number of connections handed out and not yet closed.
+func (l *Listener) Open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.open
+}
+
+// Accepted is the number of connections handed out so far.
+func (l *Listener) Accepted() uint64 { return l.accepted.Load() }
+
+// Refused is the number of connections turned away so far.
+func (l *Listener) Refused() uint64 { return l.refused.Load() }
+
+// Close closes the listener and ends a back-off wait in Accept.
+func (l *Listener) Close() error {
+	l.closeMu.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// Accept returns the next connection within the caps.
+func (l *Listener) Accept() (net.Conn, error) {
+	var delay time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if !outOfDescriptors(err) {
+				return nil, err
+			}
+			if delay == 0 {
+				delay = minBackoff
+				l.cfg.Log.WithError(err).Warn("accepting connections fails for want of file descriptors; backing off (raise the open-files limit, or lower the connection caps)")
+			} else {
+				delay = min(2*delay, maxBackoff)
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+				continue
+			case <-l.done:
+				t.Stop()
+				return nil, net.ErrClosed
+			}
+		}
+		if delay != 0 {
+			delay = 0
+			l.cfg.Log.Info("accepting connections again")
+		}
+		ip := addrOf(c.RemoteAddr())
+		if why, ok := l.admit(ip); !ok {
+			l.refuse(c, why)
+			continue
+		}
+		l.accepted.Add(1)
+		return &conn{Conn: c, l: l, ip: ip}, nil
+	}
+}
+
+func (l *Listener) admit(ip netip.Addr) (Reason, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cfg.Max > 0 && l.open >= l.cfg.Max {
+		return Total, false
+	}
+	if l.cfg.MaxPerIP > 0 && ip.IsValid() && l.perIP[ip] >= l.cfg.MaxPerIP {
+		return PerIP, false
+	}
+	l.open++
+	if ip.IsValid() && l.cfg.MaxPerIP > 0 {
+		l.perIP[ip]++
+	}
+	return "", true
+}
+
+func (l *Listener) release(ip netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if ip.IsValid() && l.cfg.MaxPerIP > 0 {
+		if l.perIP[ip]--; l.perIP[ip] <= 0 {
+			delete(l.perIP, ip)
+		}
+	}
+}
+
+func (l *Listener) refuse(c net.Conn, why Reason) {
+	l.refused.Add(1)
+	if l.cfg.OnRefuse != nil {
+		l.cfg.OnRefuse(why)
+	}
+	if l.cfg.Refusal != nil {
+		// A fresh socket's send buffer takes a short answer without
+		// waiting; the deadline is for a peer that shrank its window to 0.
+		// Neither error matters: the connection is closed either way, and
+		// the refusal is counted.
+		_ = c.SetWriteDeadline(time.Now().Add(refusalWrite))
+		_, _ = c.Write(l.cfg.Refusal(why))
+	}
+	if err := c.Close(); err != nil {
+		l.cfg.Log.WithError(err).Debug("closing a refused connection")
+	}
+}
+
+// outOfDescriptors reports the accept errors that pass once connections
+// close; anything else ends Accept as before.
+func outOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
+}
+
+func addrOf(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// conn gives its slot back once, on the first Close.
+type conn struct {
+	net.Conn
+	l    *Listener
+	ip   netip.Addr
+	once sync.Once
+}
+
+func (c *conn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.release(c.ip) })
+	return err
+}
+
+// SyscallConn keeps the socket reachable through the wrapper (the gateway
+// peeks at it to notice a client that left).
+func (c *conn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("connlimit: the connection has no file descriptor")
+	}
+	return sc.SyscallConn()
+}
+
+// CloseWrite half-closes, for tunnels that pass a peer's end of stream on.
+func (c *conn) CloseWrite() error {
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok {
+		return errors.New("connlimit: the connection cannot half-close")
+	}
+	return cw.CloseWrite()
+}

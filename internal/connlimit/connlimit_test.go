@@ -1,0 +1,167 @@
+package connlimit
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func listen(t *testing.T, cfg Config) *Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(ln, cfg)
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// dialFrom connects from a given loopback address (all of 127/8 is local).
+func dialFrom(t *testing.T, src string, addr net.Addr) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
+	c, err := d.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// refusedWith reads what a turned-away connection was told before EOF.
+func refusedWith(t *testing.T, c net.Conn) string {
+	t.Helper()
+	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("reading the refusal: %v (got %q)", err, b)
+	}
+	return string(b)
+}
+
+func TestCaps(t *testing.T) {
+	t.Parallel()
+	refusedBy := make(chan Reason, 10)
+	l := listen(t, Config{Max: 3, MaxPerIP: 2,
+		Refusal:  func(r Reason) []byte { return []byte("no: " + string(r)) },
+		OnRefuse: func(r Reason) { refusedBy <- r }})
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	next := func() net.Conn {
+		select {
+		case c := <-accepted:
+			return c
+		case <-time.After(10 * time.Second):
+			t.Fatal("no connection accepted")
+			return nil
+		}
+	}
+	a1 := dialFrom(t, "127.0.0.2", l.Addr())
+	dialFrom(t, "127.0.0.2", l.Addr())
+	s1, _ := next(), next()
+	if got := refusedWith(t, dialFrom(t, "127.0.0.2", l.Addr())); got != "no: max_conns_per_ip" {
+		t.Fatalf("third from one address: %q", got)
+	}
+	dialFrom(t, "127.0.0.3", l.Addr())
+	next()
+	if got := refusedWith(t, dialFrom(t, "127.0.0.4", l.Addr())); got != "no: max_conns" {
+		t.Fatalf("fourth in all: %q", got)
+	}
+	if l.Open() != 3 || l.Refused() != 2 || l.Accepted() != 3 {
+		t.Fatalf("open %d refused %d accepted %d, want 3, 2 and 3", l.Open(), l.Refused(), l.Accepted())
+	}
+	// A slot comes back on Close (once, however often Close is called).
+	a1.Close()
+	s1.Close()
+	s1.Close()
+	if l.Open() != 2 {
+		t.Fatalf("open %d after a close, want 2", l.Open())
+	}
+	dialFrom(t, "127.0.0.2", l.Addr())
+	next()
+	if r1, r2 := <-refusedBy, <-refusedBy; r1 != PerIP || r2 != Total {
+		t.Fatalf("OnRefuse got %v, %v", r1, r2)
+	}
+}
+
+// fakeListener fails Accept with err n times, then gives a connection.
+type fakeListener struct {
+	net.Listener
+	err   error
+	n     int
+	calls atomic.Int32
+	conn  net.Conn
+}
+
+func (f *fakeListener) Accept() (net.Conn, error) {
+	if int(f.calls.Add(1)) <= f.n {
+		return nil, f.err
+	}
+	return f.conn, nil
+}
+
+func (f *fakeListener) Close() error { return nil }
+
+func TestOutOfDescriptorsBacksOff(t *testing.T) {
+	t.Parallel()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: &syscallErr{syscall.EMFILE}}
+	f := &fakeListener{err: emfile, n: 4, conn: a}
+	l := New(f, Config{})
+	c, err := l.Accept()
+	if err != nil || c == nil {
+		t.Fatalf("Accept after EMFILE: %v", err)
+	}
+	// Exactly one call per back-off step, not a busy loop.
+	if got := f.calls.Load(); got != 5 {
+		t.Fatalf("%d accept calls, want 5", got)
+	}
+
+	// Close ends a back-off wait.
+	f2 := &fakeListener{err: emfile, n: 1 << 30}
+	l2 := New(f2, Config{})
+	done := make(chan error, 1)
+	go func() { _, err := l2.Accept(); done <- err }()
+	for f2.calls.Load() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	l2.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Accept after Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Accept still waiting after Close")
+	}
+
+	// Other errors end Accept as before.
+	other := errors.New("boom")
+	if _, err := New(&fakeListener{err: other, n: 1}, Config{}).Accept(); err != other {
+		t.Fatalf("Accept with a permanent error: %v", err)
+	}
+}
+
+// syscallErr wraps an errno as os.SyscallError does.
+type syscallErr struct{ errno syscall.Errno }
+
+func (e *syscallErr) Error() string { return "accept4: " + e.errno.Error() }
+func (e *syscallErr) Unwrap() error { return e.errno }
