@@ -60,7 +60,10 @@ type Follower struct {
 	snap   *framework.Snapshot
 	got    time.Time // when snap arrived
 	synced time.Time // last answer from the leader (new view or not modified)
-	source string    // the leader that gave snap
+	// current: the last poll was answered, so the view is the leader's as
+	// of now (the next long poll is waiting for its next change).
+	current bool
+	source  string // the leader that gave snap
 }
 
 // NewFollower returns a Follower; Run starts it.
@@ -94,13 +97,18 @@ func (f *Follower) Snapshot() (*framework.Snapshot, time.Time) {
 // Changed signals after each new view (coalesced: one pending signal).
 func (f *Follower) Changed() <-chan struct{} { return f.changed }
 
-// Age is how long ago the leader last answered; ok is false before the
-// first answer.
+// Age is how old the view may be: 0 while the leader answers (a long poll
+// is waiting for its next change), else the time since it last answered; a
+// leader that froze is noticed when its poll times out (Wait + 10 s). ok is
+// false before the first answer.
 func (f *Follower) Age(now time.Time) (time.Duration, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.synced.IsZero() {
 		return 0, false
+	}
+	if f.current {
+		return 0, true
 	}
 	return now.Sub(f.synced), true
 }
@@ -110,6 +118,7 @@ func (f *Follower) Run(ctx context.Context) error {
 	var gen uint64
 	var from string
 	failing := false
+	var lastWarn time.Time
 	for ctx.Err() == nil {
 		if f.cfg.Skip() {
 			from = "" // after leading, start over from whoever leads next
@@ -130,7 +139,7 @@ func (f *Follower) Run(ctx context.Context) error {
 			snap, err = f.poll(ctx, leader, gen, gen != 0)
 			if err == nil {
 				f.mu.Lock()
-				f.synced = f.cfg.Clock.Now()
+				f.synced, f.current = f.cfg.Clock.Now(), true
 				if snap != nil {
 					gen = snap.Generation
 					if f.snap != nil {
@@ -158,12 +167,17 @@ func (f *Follower) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
+		f.mu.Lock()
+		f.current = false
+		f.mu.Unlock()
 		if f.cfg.OnError != nil {
 			f.cfg.OnError(leader, err)
 		}
-		if !failing {
+		// Said once when following stops, then every 30 s while it stays
+		// stopped, each time with the latest reason.
+		if now := f.cfg.Clock.Now(); !failing || now.Sub(lastWarn) >= 30*time.Second {
 			f.cfg.Log.WithError(err).WithField("leader", leader).Warn("cannot follow the leader's view; serving the last one")
-			failing = true
+			failing, lastWarn = true, now
 		}
 		gen, from = 0, ""
 		if !f.sleep(ctx, f.cfg.Retry) {

@@ -110,6 +110,18 @@ func run() error {
 	if err := waitDeployed(reps, apps, 60*time.Second); err != nil {
 		return err
 	}
+	// Every replica answers for every app before the first kill: a standby
+	// follows the leader's view once the leader has settled with the
+	// master (a few seconds after it starts).
+	for _, r := range reps {
+		starting.Store(r.dns, true)
+		for i := range apps {
+			name := fmt.Sprintf("_app%d-chaos._tcp.flotilla.mesos.", i)
+			if err := waitDNS(r.dns, name, 30*time.Second); err != nil {
+				return err
+			}
+		}
+	}
 
 	// DNS: every replica asked for every app at ≥ 200/s in all.
 	var dnsAsked, dnsBad atomic.Int64
@@ -321,6 +333,20 @@ func call(addr, method, path, body string) (int, string) {
 		return 0, err.Error()
 	}
 	return resp.StatusCode, string(b)
+}
+
+func waitDNS(server, name string, d time.Duration) error {
+	c := &dns.Client{Net: "udp", Timeout: time.Second}
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeSRV)
+		if resp, _, err := c.Exchange(m, server); err == nil && resp.Rcode == dns.RcodeSuccess && len(resp.Answer) > 0 {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("replica DNS %s did not answer %s within %v", server, name, d)
 }
 
 func waitHTTP(url string, d time.Duration) error {
