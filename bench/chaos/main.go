@@ -164,7 +164,7 @@ func run() error {
 					continue // a replica not yet listening, or with no view yet (SERVFAIL, not cacheable): resolvers try the next
 				}
 				if why == "" {
-					markUp(addr)
+					answered(addr)
 					continue
 				}
 				dnsBad.Add(1)
@@ -292,7 +292,7 @@ var down, starting sync.Map
 func isStarting(addr string) bool { _, ok := starting.Load(addr); return ok }
 
 func markDown(addr string)    { down.Store(addr, true) }
-func markUp(addr string)      { down.Delete(addr); starting.Delete(addr) }
+func answered(addr string)    { starting.Delete(addr) } // never clears "down": an answer in flight when the kill began arrives after it
 func isDown(addr string) bool { _, ok := down.Load(addr); return ok }
 func stop(c *exec.Cmd)        { _ = c.Process.Signal(syscall.SIGTERM); _, _ = c.Process.Wait() }
 func kill(r *replica) {
