@@ -167,8 +167,12 @@ func (s *Server) Start() error {
 	if err := pc.(*net.UDPConn).SetReadBuffer(4 << 20); err != nil {
 		s.log.WithError(err).Debug("udp read buffer")
 	}
+	// Recomputed now that the bound address is known, so forwarding never
+	// loops back to this server; on failure New's list stays, said aloud.
 	if ups, err := upstreams(s.cfg.Upstreams, s.cfg.ResolvConf, []string{s.cfg.Addr, pc.LocalAddr().String()}); err == nil {
 		s.upstreams = ups
+	} else {
+		s.log.WithError(err).WithField("upstreams", s.upstreams).Warn("upstream resolvers not re-read after binding; forwarding with the ones read at start")
 	}
 	started := make(chan struct{})
 	s.tcp = &dns.Server{
