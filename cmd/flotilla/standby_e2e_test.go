@@ -52,6 +52,12 @@ func TestStandbysServeTheView(t *testing.T) {
 		seen = srvCount(b.dns, name)
 		return seen == 2
 	})
+	// The standby's internal gateway routes the app too (its backends are
+	// simulated, so proxying fails: 502/503 naming the app, not a 404).
+	waitFor(t, 20*time.Second, "the standby's gateway to route /web", func() bool {
+		code, body, err := get(http.DefaultClient, b.internal, "web.flotilla.mesos", "/")
+		return err == nil && (code == http.StatusBadGateway || code == http.StatusServiceUnavailable) && strings.Contains(body, "app /web")
+	})
 	if code, body := a.do(t, "PUT", "/v2/apps/web", `{"instances":3}`); code != http.StatusOK {
 		t.Fatalf("scale: %d %s", code, body)
 	}
