@@ -28,7 +28,7 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // clock, like framework's own harness), a store, and the API on an
 // httptest server.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	clk   *clock.Fake
 	sched *framework.Scheduler
 	rec   *framework.Recorder
@@ -45,11 +45,18 @@ type env struct {
 
 type envOpt func(*Config, *framework.Config)
 
-func newEnv(t *testing.T, opts ...envOpt) *env {
+func newEnv(t testing.TB, opts ...envOpt) *env {
 	return newEnvWithStore(t, nil, opts...)
 }
 
-func newEnvWithStore(t *testing.T, st store.Store, opts ...envOpt) *env {
+func newEnvWithStore(t testing.TB, st store.Store, opts ...envOpt) *env {
+	t.Helper()
+	return newEnvFor(t, st, 60*time.Second, opts...)
+}
+
+// newEnvFor is newEnvWithStore whose scheduler and API loops run for
+// life: a fuzz worker lives far longer than a test.
+func newEnvFor(t testing.TB, st store.Store, life time.Duration, opts ...envOpt) *env {
 	t.Helper()
 	clk := clock.NewFake(t0)
 	scfg := framework.Config{Clock: clk, Rand: rand.New(rand.NewSource(1)),
@@ -68,7 +75,7 @@ func newEnvWithStore(t *testing.T, st store.Store, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), life)
 	e := &env{t: t, clk: clk, sched: sched, rec: &framework.Recorder{}, st: st, srv: srv, in: make(chan framework.Input),
 		ctx: ctx, killed: map[string]bool{}}
 	var wg sync.WaitGroup
@@ -167,7 +174,7 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) json(t *testing.T) map[string]any {
+func (r resp) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
