@@ -50,6 +50,7 @@ type config struct {
 	seed         int64
 	maxInstances int
 	logFile      string
+	only         map[string]bool // mutations to use; empty: all
 }
 
 func main() {
@@ -63,7 +64,14 @@ func main() {
 	flag.Int64Var(&c.seed, "seed", 1, "seed of the mutations")
 	flag.IntVar(&c.maxInstances, "max-instances", appspec.DefaultMaxInstances, "--max-instances of flotilla dev; mutations push instances to it and past it")
 	flag.StringVar(&c.logFile, "log", "", "file for flotilla's log (default: a temporary file, named at the end)")
+	only := flag.String("only", "", "comma-separated mutation names to use (default all), to reproduce one")
 	flag.Parse()
+	if *only != "" {
+		c.only = map[string]bool{}
+		for _, n := range strings.Split(*only, ",") {
+			c.only[strings.TrimSpace(n)] = true
+		}
+	}
 	c.ceiling = ceilingMiB << 20
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -178,6 +186,16 @@ type stats struct {
 	fails     []string
 	failCount int
 	slowest   time.Duration
+	resets    int // oversized bodies answered by a closed connection
+	// recent are the last requests, printed when the run fails: the
+	// input that took the process over the ceiling is among them.
+	recent [16]string
+	next   int
+}
+
+func (s *stats) note(line string) {
+	s.recent[s.next%len(s.recent)] = line
+	s.next++
 }
 
 func (s *stats) fail(format string, args ...any) {
@@ -216,7 +234,7 @@ func (cl *client) do(ctx context.Context, mut, method, path string, body []byte)
 	resp, err := cl.hc.Do(req)
 	var b []byte
 	if err == nil {
-		b, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		b, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 		resp.Body.Close()
 	}
 	d := time.Since(t0)
@@ -224,6 +242,13 @@ func (cl *client) do(ctx context.Context, mut, method, path string, body []byte)
 	cl.st.requests++
 	cl.st.slowest = max(cl.st.slowest, d)
 	code := 0
+	cl.st.note(fmt.Sprintf("%s %s %s (%s, %d bytes): %v after %v", t0.Format("15:04:05.000"), method, abbrev(path), mut, len(body),
+		func() any {
+			if err != nil {
+				return err
+			}
+			return resp.StatusCode
+		}(), d.Round(time.Millisecond)))
 	if err == nil {
 		code = resp.StatusCode
 		cl.st.codes[code]++
@@ -237,7 +262,16 @@ func (cl *client) do(ctx context.Context, mut, method, path string, body []byte)
 		if ctx.Err() != nil {
 			return 0, nil, ctx.Err()
 		}
-		return 0, nil, fmt.Errorf("%s %s (%s): no answer after %v: %w", method, path, mut, d.Round(time.Millisecond), err)
+		if len(body) > appspec.MaxBodyBytes && !errors.Is(err, context.DeadlineExceeded) {
+			// The server answers 413 before reading all of an oversized
+			// body and may close the connection while it is still being
+			// sent: the client then sees a reset instead of the 413.
+			cl.st.mu.Lock()
+			cl.st.resets++
+			cl.st.mu.Unlock()
+			return 0, nil, nil
+		}
+		return 0, nil, fmt.Errorf("%s %s (%s): no answer after %v: %w", method, abbrev(path), mut, d.Round(time.Millisecond), err)
 	}
 	if code >= 500 {
 		cl.st.fail("%s %s (%s) answered %d: %.300s", method, abbrev(path), mut, code, b)
@@ -301,7 +335,13 @@ func run(ctx context.Context, c config) error {
 	runCtx, cancel := context.WithTimeout(ctx, c.duration)
 	defer cancel()
 	watchErr := make(chan error, 1)
-	go func() { watchErr <- watch(runCtx, p, pid, c, st) }()
+	go func() {
+		err := watch(runCtx, p, pid, c, st)
+		if err != nil {
+			cancel() // stop sending: the run has failed
+		}
+		watchErr <- err
+	}()
 
 	t0 := time.Now()
 	loopErr := loop(runCtx, c, cl)
@@ -316,7 +356,12 @@ func run(ctx context.Context, c config) error {
 		}
 	}
 	report(st, elapsed, c)
+	if p.alive() {
+		fmt.Println("left in flotilla at the end:", census(cl))
+	}
 	switch {
+	case werr != nil && loopErr != nil:
+		return fmt.Errorf("%w; and the requests stopped with: %w", werr, loopErr)
 	case werr != nil:
 		return werr
 	case loopErr != nil:
@@ -359,7 +404,15 @@ func watch(ctx context.Context, p *proc, pid int, c config, st *stats) error {
 // loop sends mutated apps until ctx ends or a request hangs.
 func loop(ctx context.Context, c config, cl *client) error {
 	r := rand.New(rand.NewSource(c.seed))
-	muts := mutations()
+	var muts []mutation
+	for _, m := range mutations() {
+		if len(c.only) == 0 || c.only[m.name] {
+			muts = append(muts, m)
+		}
+	}
+	if len(muts) == 0 {
+		return fmt.Errorf("-only names no mutation")
+	}
 	// The bases must be valid: otherwise every mutation of them is refused
 	// for the wrong reason.
 	for i := 0; i < 4; i++ {
@@ -425,6 +478,27 @@ func loop(ctx context.Context, c config, cl *client) error {
 	return nil
 }
 
+// census counts what the process holds: apps, tasks, waiting instances.
+func census(cl *client) string {
+	var apps struct{ Apps []json.RawMessage }
+	var tasks struct{ Tasks []json.RawMessage }
+	var queue struct{ Queue []struct{ Count int } }
+	for _, x := range []struct {
+		path string
+		v    any
+	}{{"/v2/apps", &apps}, {"/v2/tasks", &tasks}, {"/v2/queue", &queue}} {
+		code, b, err := cl.do(context.Background(), "census", "GET", x.path, nil)
+		if err != nil || code != http.StatusOK || json.Unmarshal(b, x.v) != nil {
+			return fmt.Sprintf("unknown (GET %s: %d, %v)", x.path, code, err)
+		}
+	}
+	waiting := 0
+	for _, q := range queue.Queue {
+		waiting += q.Count
+	}
+	return fmt.Sprintf("%d apps, %d tasks, %d instances waiting", len(apps.Apps), len(tasks.Tasks), waiting)
+}
+
 func ignoreEnd(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return nil
@@ -452,7 +526,7 @@ func report(st *stats, elapsed time.Duration, c config) {
 	}
 	fmt.Printf("duration %v, requests %d (%.1f/s), slowest %v\n", elapsed.Round(time.Second), st.requests,
 		float64(st.requests)/elapsed.Seconds(), st.slowest.Round(time.Millisecond))
-	fmt.Printf("status codes: %s; 5xx: %d\n", strings.Join(parts, ", "), fives)
+	fmt.Printf("status codes: %s; 5xx: %d; connections closed on an oversized body: %d\n", strings.Join(parts, ", "), fives, st.resets)
 	fmt.Printf("RSS: start %.1f MiB, peak %.1f MiB, ceiling %d MiB\n", mib(st.baseline), mib(st.peak), c.ceiling>>20)
 	names := make([]string, 0, len(st.byMut))
 	for k := range st.byMut {
@@ -474,5 +548,11 @@ func report(st *stats, elapsed time.Duration, c config) {
 	}
 	for _, f := range st.fails {
 		fmt.Println("failure:", f)
+	}
+	if st.failCount > 0 || st.peak > c.ceiling {
+		fmt.Println("last requests:")
+		for i := max(0, st.next-len(st.recent)); i < st.next; i++ {
+			fmt.Println("  " + st.recent[i%len(st.recent)])
+		}
 	}
 }
