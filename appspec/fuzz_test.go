@@ -15,6 +15,7 @@ import (
 var tightLimits = Limits{
 	MaxInstances: 8, MaxPorts: 3, MaxLabels: 3, MaxLabelKeyBytes: 8, MaxLabelValueBytes: 16,
 	MaxEnv: 3, MaxEnvNameBytes: 8, MaxEnvValueBytes: 16, MaxConstraints: 2, MaxHealthChecks: 1, MaxSecrets: 2,
+	MaxVHosts: 2, MaxPaths: 2,
 }
 
 // FuzzDecode: no input makes Decode, Validate or ValidateWith panic; an
@@ -88,6 +89,9 @@ func checkValid(t *testing.T, a *App) {
 		len(a.Constraints) > l.MaxConstraints || len(a.HealthChecks) > l.MaxHealthChecks || len(a.Secrets) > l.MaxSecrets {
 		t.Fatalf("valid app over a count limit: %d ports, %d env, %d labels, %d constraints, %d health checks, %d secrets",
 			len(a.PortDefinitions), len(a.Env), len(a.Labels), len(a.Constraints), len(a.HealthChecks), len(a.Secrets))
+	}
+	if e := a.EffectiveExposure(); len(e.VHosts) > l.MaxVHosts || len(e.Paths) > l.MaxPaths {
+		t.Fatalf("valid app with %d vhosts and %d paths", len(e.VHosts), len(e.Paths))
 	}
 	if err := CheckID(a.ID); err != nil || len(a.ID) > MaxIDLength {
 		t.Fatalf("valid app with a bad id %q: %v", a.ID, err)
