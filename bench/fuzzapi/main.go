@@ -417,7 +417,7 @@ func loop(ctx context.Context, c config, cl *client) error {
 	// for the wrong reason.
 	for i := 0; i < 4; i++ {
 		a := base(rand.New(rand.NewSource(int64(i))), fmt.Sprintf("/fuzz/base%d", i))
-		b, _ := json.Marshal(a)
+		b, _ := encode(a)
 		code, body, err := cl.do(ctx, "base", "POST", "/v2/apps", b)
 		if err != nil {
 			return err
@@ -434,7 +434,7 @@ func loop(ctx context.Context, c config, cl *client) error {
 		app := base(r, id)
 		m := muts[r.Intn(len(muts))]
 		m.apply(app, r, c.maxInstances)
-		b, err := json.Marshal(app)
+		b, err := encode(app)
 		if err != nil {
 			return fmt.Errorf("mutation %s does not encode: %w", m.name, err)
 		}
@@ -453,7 +453,10 @@ func loop(ctx context.Context, c config, cl *client) error {
 				app2 := base(r, aid)
 				m2.apply(app2, r, c.maxInstances)
 				app2["id"] = aid
-				b2, _ := json.Marshal(app2)
+				b2, err := encode(app2)
+				if err != nil {
+					return fmt.Errorf("mutation %s does not encode: %w", m2.name, err)
+				}
 				if _, _, err := cl.do(ctx, m2.name+" (PUT)", "PUT", "/v2/apps"+aid+"?force=true", b2); err != nil {
 					return ignoreEnd(ctx, err)
 				}

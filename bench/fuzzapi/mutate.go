@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/flotilla-sched/flotilla/appspec"
@@ -63,8 +65,23 @@ func manyMap(n int, f func(i int) (string, any)) map[string]any {
 	return out
 }
 
-func nested(depth int) json.RawMessage {
-	return raw(strings.Repeat("[", depth) + strings.Repeat("]", depth))
+// nested stands for an array nested depth deep. encoding/json refuses to
+// write one deeper than 10,000 (even as a RawMessage), so it is a marker
+// string that encode replaces.
+func nested(depth int) string { return fmt.Sprintf("@@nested:%d@@", depth) }
+
+var nestedMarker = regexp.MustCompile(`"@@nested:(\d+)@@"`)
+
+// encode writes the app as JSON, with nested markers expanded.
+func encode(app map[string]any) ([]byte, error) {
+	b, err := json.Marshal(app)
+	if err != nil {
+		return nil, err
+	}
+	return nestedMarker.ReplaceAllFunc(b, func(m []byte) []byte {
+		depth, _ := strconv.Atoi(string(nestedMarker.FindSubmatch(m)[1]))
+		return []byte(strings.Repeat("[", depth) + strings.Repeat("]", depth))
+	}), nil
 }
 
 // pick chooses one of the values by r; used where one mutation covers a
