@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 # Tests that need a real service fail instead of skipping once the test bed is up.
 TESTENV = set -a; eval "$$(scripts/testbed.sh env)"; set +a; export CI=true;
 
-.PHONY: build run test testbed bench chaos lint clean lab-up lab-check
+.PHONY: build run test testbed bench chaos lint clean lab-up lab-check fuzz fuzz-api
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -29,6 +29,24 @@ testbed:
 test: testbed
 	$(GO) test -race -count=1 -run '^$$' ./... >/dev/null
 	$(TESTENV) $(GO) test -race -count=1 -p 1 -timeout 40m ./...
+
+# Go's native fuzzing, one target after another (`make test` runs only
+# their seed corpora, testdata/fuzz/<Target>). FUZZTIME per target.
+FUZZTIME ?= 10m
+FUZZ_TARGETS := appspec:FuzzDecode api:FuzzQuery framework:FuzzMasterStream gateway:FuzzGatewayRequest mesosdns:FuzzServeDNS
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== $${t##*:} (./$${t%%:*}) for $(FUZZTIME)"; \
+		nice -n 19 $(GO) test -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*}/ || exit 1; \
+	done
+
+# The process-level fuzzer (bench/fuzzapi): mutated app definitions against
+# a running `flotilla dev --executor simulated` under an RSS ceiling.
+FUZZAPI_TIME ?= 10m
+FUZZAPI_FLAGS ?=
+fuzz-api: build
+	$(GO) build -o $(BIN)/fuzzapi ./bench/fuzzapi
+	nice -n 19 ./$(BIN)/fuzzapi -flotilla $(BIN)/flotilla -duration $(FUZZAPI_TIME) $(FUZZAPI_FLAGS)
 
 bench: testbed
 	$(TESTENV) $(GO) test -run '^$$' -bench . -benchtime 1x ./...

@@ -51,6 +51,13 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 
 func newEnvWithStore(t testing.TB, st store.Store, opts ...envOpt) *env {
 	t.Helper()
+	return newEnvFor(t, st, 60*time.Second, opts...)
+}
+
+// newEnvFor is newEnvWithStore whose scheduler and API loops run for
+// life: a fuzz worker lives far longer than a test.
+func newEnvFor(t testing.TB, st store.Store, life time.Duration, opts ...envOpt) *env {
+	t.Helper()
 	clk := clock.NewFake(t0)
 	scfg := framework.Config{Clock: clk, Rand: rand.New(rand.NewSource(1)),
 		Log: logging.Component(logging.Discard(), "framework"), ReconcileSettle: -1}
@@ -68,7 +75,7 @@ func newEnvWithStore(t testing.TB, st store.Store, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), life)
 	e := &env{t: t, clk: clk, sched: sched, rec: &framework.Recorder{}, st: st, srv: srv, in: make(chan framework.Input),
 		ctx: ctx, killed: map[string]bool{}}
 	var wg sync.WaitGroup

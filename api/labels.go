@@ -82,6 +82,29 @@ func parseLabelReq(p string) (labelReq, error) {
 	return labelReq{key: p, op: "exists"}, nil
 }
 
+// String writes the selector back in the syntax parseLabelSelector reads,
+// with no optional spaces: it parses back to the same selector.
+func (sel labelSelector) String() string {
+	var b strings.Builder
+	for i, r := range sel {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(r.key)
+		switch r.op {
+		case "exists":
+		case "==", "!=":
+			b.WriteString(r.op)
+			b.WriteString(r.values[0])
+		default:
+			b.WriteString(" " + r.op + " (")
+			b.WriteString(strings.Join(r.values, ","))
+			b.WriteByte(')')
+		}
+	}
+	return b.String()
+}
+
 func (sel labelSelector) matches(labels map[string]string) bool {
 	for _, r := range sel {
 		v, ok := labels[r.key]

@@ -77,6 +77,22 @@ func nChecks(n int) []HealthCheck {
 	return hs
 }
 
+func nHosts(n int) []string {
+	hs := make([]string, n)
+	for i := range hs {
+		hs[i] = fmt.Sprintf("h%d.example.com", i)
+	}
+	return hs
+}
+
+func nPaths(n int) []string {
+	ps := make([]string, n)
+	for i := range ps {
+		ps[i] = fmt.Sprintf("/p%d", i)
+	}
+	return ps
+}
+
 // idOf returns an id of n characters made of segments of at most seg.
 func idOf(n, seg int) string {
 	var b strings.Builder
@@ -128,6 +144,18 @@ func TestLimits(t *testing.T) {
 			path: "/constraints", substr: "has 101 constraints; at most 100"},
 		{name: "health checks", set: func(a *App, n int) { a.HealthChecks = nChecks(n) }, limit: d.MaxHealthChecks,
 			path: "/healthChecks", substr: "has 17 health checks; at most 16"},
+		{name: "exposure vhosts", set: func(a *App, n int) { a.Exposure = &Exposure{Mode: ExposureExternal, VHosts: nHosts(n)} }, limit: d.MaxVHosts,
+			path: "/exposure/vhosts", substr: "has 101 vhosts; at most 100"},
+		{name: "exposure paths", set: func(a *App, n int) { a.Exposure = &Exposure{Mode: ExposureInternal, Paths: nPaths(n)} }, limit: d.MaxPaths,
+			path: "/exposure/paths", substr: "has 101 paths; at most 100"},
+		{name: "marathon-lb vhosts", set: func(a *App, n int) {
+			a.Labels = map[string]string{LabelHAProxyGroup: "external", LabelHAProxyVHost: strings.Join(nHosts(n), ",")}
+		}, limit: d.MaxVHosts, path: "/labels/" + LabelHAProxyVHost, substr: "has 101 vhosts; at most 100"},
+		{name: "marathon-lb paths", set: func(a *App, n int) {
+			a.Labels = map[string]string{LabelHAProxyGroup: "external", LabelHAProxyPath: strings.Join(nPaths(n), " ")}
+		}, limit: d.MaxPaths, path: "/labels/" + LabelHAProxyPath, substr: "has 101 paths; at most 100"},
+		{name: "vhosts, configured", limits: Limits{MaxVHosts: 2}, set: func(a *App, n int) { a.Exposure = &Exposure{Mode: ExposureExternal, VHosts: nHosts(n)} }, limit: 2,
+			path: "/exposure/vhosts", substr: "has 3 vhosts; at most 2"},
 		{name: "id segment", set: func(a *App, n int) { a.ID = "/prod/" + strings.Repeat("a", n) }, limit: MaxIDSegment,
 			path: "/id", substr: "is 64 characters; a segment is one DNS label, at most 63"},
 		{name: "id length", set: func(a *App, n int) { a.ID = idOf(n, MaxIDSegment) }, limit: MaxIDLength,

@@ -311,6 +311,7 @@ func (c *Conn) attempt(ctx context.Context, out chan<- Input) (res attemptResult
 					if id := resp.Header.Get("Mesos-Stream-Id"); id != "" {
 						streamID.Store(&id)
 					}
+					guardStream(resp)
 				}
 				return resp, err
 			}
@@ -379,9 +380,9 @@ func (c *Conn) attempt(ctx context.Context, out chan<- Input) (res attemptResult
 				sess.acks = acks
 				c.sess.Store(sess)
 				res.subscribed = true
-				hb := defaultHeartbeat
-				if s := sub.GetHeartbeatIntervalSeconds(); s > 0 {
-					hb = time.Duration(s * float64(time.Second))
+				hb, clamped := heartbeatInterval(sub.GetHeartbeatIntervalSeconds())
+				if clamped {
+					log.WithField("announced_seconds", sub.GetHeartbeatIntervalSeconds()).Warnf("the master announced a heartbeat interval outside %v..%v; using %v", minHeartbeat, maxHeartbeat, hb)
 				}
 				limit = time.Duration(c.cfg.HeartbeatMisses) * hb
 				watchdog.Reset(limit)

@@ -10,7 +10,10 @@ import (
 
 // FuzzServeDNS feeds raw packets through both entry points: the UDP packet
 // path (our own parsing) and ServeDNS after dns.Msg.Unpack. Every reply must
-// pack, carry the query's id and, over UDP, fit the client's buffer.
+// pack, carry the query's id and, over UDP, fit the client's buffer. Seeds:
+// the queries below and testdata/fuzz/FuzzServeDNS (AXFR, CHAOS, EDNS sizes
+// 1 and 65535, two questions, none, UPDATE, a 65,535-question header, a
+// compression pointer to itself, …).
 func FuzzServeDNS(f *testing.F) {
 	cfg := testConfig()
 	// Forwarding is answered in memory: fuzzing must not touch the network.

@@ -634,3 +634,20 @@ func trackHealth(appID, typ string, ev map[string]any, healthy map[string]bool) 
 		}
 	}
 }
+
+// TestDevNamesItsLeader: without ZooKeeper the lone replica leads, and
+// /v2/leader and /v2/info say where (found by bench/fuzzapi, which waited
+// on /v2/leader: it answered 404 "There is no leader").
+func TestDevNamesItsLeader(t *testing.T) {
+	t.Parallel()
+	env := startDev(t, devOpts{executor: "simulated", upstream: fakeUpstream(t), ports: [2]uint64{28600, 28609}})
+	// It advertises the port its listener got, not the :0 it was given.
+	want := `"leader":"` + env.api + `"`
+	code, b := env.do(t, "GET", "/v2/leader", "")
+	if code != http.StatusOK || !strings.Contains(string(b), want) {
+		t.Fatalf("GET /v2/leader: %d %s", code, b)
+	}
+	if code, b := env.do(t, "GET", "/v2/info", ""); code != http.StatusOK || !strings.Contains(string(b), want) {
+		t.Fatalf("GET /v2/info: %d %s", code, b)
+	}
+}

@@ -170,6 +170,9 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 			Clock: clk, Logger: logging.Component(log, "election")}
 	} else {
 		p.store = store.NewMemory(clk, 0)
+		// No election: this replica always leads, and /v2/leader and
+		// /v2/info name it by its advertised address.
+		election = framework.ElectionConfig{Address: cfg.Advertise}
 	}
 
 	// Secrets: with VAULT_ADDR set, references resolve at launch; without,

@@ -35,7 +35,7 @@ func TestStandbysServeTheView(t *testing.T) {
 	root := "/flotilla-e2e-" + randomString(t)
 	// The master is found through ZooKeeper, as in production.
 	masterZK := "zk://" + zkAddr + root + "-mesos/mesos"
-	o := devOpts{executor: "simulated", upstream: fakeUpstream(t), zk: "zk://" + zkAddr + root, ports: [2]uint64{28500, 28699}, masterZK: masterZK}
+	o := devOpts{executor: "simulated", upstream: fakeUpstream(t), zk: "zk://" + zkAddr + root, ports: [2]uint64{27500, 27699}, masterZK: masterZK}
 	log := testLog(t, nil)
 	startMaster(t, o, log)
 	master := masterZK
