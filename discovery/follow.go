@@ -235,6 +235,7 @@ func (f *Follower) poll(ctx context.Context, leader string, gen uint64, have boo
 		return nil, nil
 	case http.StatusOK:
 	default:
+		// The body only adds words to the error; a failed read leaves fewer.
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("GET %s: %s: %s", ViewPath, resp.Status, strings.TrimSpace(string(b)))
 	}
