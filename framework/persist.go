@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -161,6 +162,11 @@ func (p *persister) writeOne(ctx context.Context, op recordOp) {
 	var err error
 	if op.del {
 		err = p.ts.DeleteTask(cctx, op.rec.AppID, op.rec.TaskID)
+		if errors.Is(err, store.ErrNotFound) {
+			// Already gone (deleted with its app, or never written before
+			// the task ended): what the delete wanted holds.
+			err = nil
+		}
 	} else {
 		err = p.ts.PutTask(cctx, op.rec)
 	}

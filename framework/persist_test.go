@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"errors"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 	"reflect"
 	"slices"
 	"sync"
@@ -280,5 +281,18 @@ func TestPersisterCoalesces(t *testing.T) {
 	defer bs.mu.Unlock()
 	if len(bs.puts) != 1 || bs.puts[0].State != "TASK_STAGING" || !slices.Equal(bs.dels, []string{"t1"}) {
 		t.Errorf("writes: puts %v, deletes %v; want the first put then one delete", bs.puts, bs.dels)
+	}
+}
+
+// TestPersisterDeleteOfMissingRecord: deleting a record that is already
+// gone is what the delete wanted, not a warning (make fuzz-api logged
+// "writing task record failed … not found" for tasks of deleted apps).
+func TestPersisterDeleteOfMissingRecord(t *testing.T) {
+	t.Parallel()
+	log, hook := logtest.NewNullLogger()
+	p := newPersister(store.NewMemory(nil, 0), logging.Component(log, "framework"), time.Minute)
+	p.writeOne(context.Background(), recordOp{rec: store.TaskRecord{TaskID: "t1", AppID: "/web"}, del: true})
+	for _, e := range hook.AllEntries() {
+		t.Errorf("logged %s %q %v", e.Level, e.Message, e.Data)
 	}
 }
