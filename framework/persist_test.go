@@ -3,7 +3,6 @@ package framework
 import (
 	"context"
 	"errors"
-	logtest "github.com/sirupsen/logrus/hooks/test"
 	"reflect"
 	"slices"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/store"
