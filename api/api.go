@@ -80,6 +80,11 @@ type Config struct {
 	Store     store.Store
 	// Leadership, when nil, means this replica always leads.
 	Leadership Leadership
+	// View, when set, is the apps-and-tasks view this replica's discovery
+	// serves (discovery.Feed.Current): GET /flotilla/v1/view serves it, so
+	// standbys follow what the leader's own DNS answers. A nil result, or
+	// no View, serves the scheduler's snapshot once settled.
+	View func() *framework.Snapshot
 	// Secrets checks secret references at submit time. Default: a
 	// resolver without Vault, which refuses every app that uses a secret
 	// with a message saying Vault is not configured.

@@ -19,6 +19,26 @@ const ViewPath = "/flotilla/v1/view"
 // its leader is gone even without a TCP reset.
 const viewWaitMax = 30 * time.Second
 
+// viewRecheck bounds how long a long poll can miss a change of
+// Config.View that no scheduler event announced.
+const viewRecheck = 50 * time.Millisecond
+
+// currentView is the view to serve: what this replica's DNS and gateway
+// serve (Config.View), which on a new leader can still be the view it
+// followed, until its own covers it; else the scheduler's once it has
+// settled with the master. nil: nothing true to serve yet.
+func (s *Server) currentView() *framework.Snapshot {
+	if s.cfg.View != nil {
+		if v := s.cfg.View(); v != nil {
+			return v
+		}
+	}
+	if snap := s.cfg.Scheduler.Snapshot(); snap.Settled {
+		return snap
+	}
+	return nil
+}
+
 // view answers GET /flotilla/v1/view?generation=G&wait=25s: at once when
 // the scheduler's generation differs from G (or G is absent), else when it
 // changes, or 304 when wait runs out. The body is the snapshot's apps and
@@ -42,8 +62,8 @@ func (s *Server) view(w http.ResponseWriter, r *http.Request) error {
 		}
 		wait = min(d, viewWaitMax)
 	}
-	snap := s.cfg.Scheduler.Snapshot()
-	if !snap.Settled {
+	snap := s.currentView()
+	if snap == nil {
 		// Before reconciliation is answered adopted tasks lack their state
 		// and health: a follower keeps the view it has rather than take
 		// this one (discovery.Follower retries).
@@ -54,18 +74,30 @@ func (s *Server) view(w http.ResponseWriter, r *http.Request) error {
 		defer sub.Close()
 		timer := s.clk.NewTimer(wait)
 		defer timer.Stop()
-		for snap = s.cfg.Scheduler.Snapshot(); snap.Generation == after; snap = s.cfg.Scheduler.Snapshot() {
+		for snap.Generation == after {
+			// Config.View is rebuilt by its own goroutine after the
+			// scheduler's events: look again shortly after each, and every
+			// viewRecheck in any case.
+			recheck := s.clk.NewTimer(viewRecheck)
 			select {
 			case <-r.Context().Done():
+				recheck.Stop()
 				return nil
 			case <-timer.C():
+				recheck.Stop()
 				w.WriteHeader(http.StatusNotModified)
 				return nil
 			case _, ok := <-sub.C:
 				if !ok {
+					recheck.Stop()
 					w.WriteHeader(http.StatusNotModified)
 					return nil
 				}
+			case <-recheck.C():
+			}
+			recheck.Stop()
+			if v := s.currentView(); v != nil {
+				snap = v
 			}
 		}
 	} else if have && snap.Generation == after {

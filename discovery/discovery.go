@@ -305,6 +305,10 @@ func (f *Feed) ViewAge() time.Duration {
 	return now.Sub(f.started)
 }
 
+// Current is the snapshot the views were last built from (nil before the
+// first): what this replica's DNS and gateway serve now.
+func (f *Feed) Current() *framework.Snapshot { return f.lastView.Load() }
+
 // Collectors are the feed's metrics.
 func (f *Feed) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{

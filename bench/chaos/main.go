@@ -41,6 +41,7 @@ var (
 	bin      = flag.String("bin", "bin", "directory holding flotilla and localmesos")
 	zkAddr   = flag.String("zk", os.Getenv("FLOTILLA_TEST_ZK"), "ZooKeeper host:port")
 	rounds   = flag.Int("rounds", 5, "leader kills")
+	stops    = flag.Int("sigstops", 1, "after the kills, leader SIGSTOPs past the ZooKeeper session, each followed by SIGCONT")
 	nApps    = flag.Int("apps", 3, "apps, each with -instances instances")
 	inst     = flag.Int("instances", 4, "instances per app")
 	basePort = flag.Int("port", 18100, "first port: replica i uses port+10i (API) and port+10i+1 (DNS); the master port+50")
@@ -252,6 +253,66 @@ func run() error {
 			}
 		}
 	}
+	// SIGSTOP: a frozen leader past its session. A new leader takes over;
+	// woken, the old one must fence itself and write nothing (checked in
+	// its own log and on the master: the task count stays what is asked),
+	// and rejoin as a standby.
+	for round := 0; round < *stops; round++ {
+		leader, err = waitLeader(reps, 60*time.Second)
+		if err != nil {
+			return err
+		}
+		var frozen *replica
+		for _, r := range reps {
+			if r.api == leader {
+				frozen = r
+			}
+		}
+		markDown(frozen.dns) // a frozen server answers nothing: not a wrong answer
+		if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		newLeader, err := waitWrite(reps, frozen, 60*time.Second)
+		if err != nil {
+			return fmt.Errorf("sigstop %d: %w", round, err)
+		}
+		took := time.Since(t0)
+		// Work for the new leader while the old one sleeps: a scale-up.
+		app := apps[round%len(apps)]
+		if code, b := call(newLeader, "PUT", "/v2/apps"+app+"?force=true", fmt.Sprintf(`{"instances":%d}`, *inst+1)); code != http.StatusOK {
+			return fmt.Errorf("sigstop %d: scale: %d %s", round, code, b)
+		}
+		if err := waitDeployed(reps, apps, 60*time.Second); err != nil {
+			return err
+		}
+		woke := time.Now()
+		if err := frozen.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			return err
+		}
+		// It rejoins: it names the new leader and its DNS answers again.
+		rejoined := false
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			code, body := call(frozen.api, "GET", "/v2/leader", "")
+			if code == http.StatusOK && strings.Contains(body, newLeader) && waitDNS(frozen.dns, "_app0-chaos._tcp.flotilla.mesos.", time.Second) == nil {
+				rejoined = true
+				break
+			}
+		}
+		time.Sleep(3 * time.Second) // anything it would still do after waking
+		down.Delete(frozen.dns)
+		writes, fenced := afterWake(filepath.Join(dir, fmt.Sprintf("flotilla-%d.log", frozen.i)), woke)
+		running := masterRunning("http://" + masterAddr)
+		want := wantInstances(newLeader, apps)
+		fmt.Printf("sigstop %d: leader %s frozen, new leader %s answered writes after %v; woken: fenced log line %v, writes logged after waking %d, rejoined as standby %v, master runs %d tasks for %d instances\n",
+			round, frozen.api, newLeader, took.Round(time.Millisecond), fenced, writes, rejoined, len(running), want)
+		if code, b := call(newLeader, "PUT", "/v2/apps"+app+"?force=true", fmt.Sprintf(`{"instances":%d}`, *inst)); code != http.StatusOK {
+			return fmt.Errorf("sigstop %d: scale back: %d %s", round, code, b)
+		}
+		if err := waitDeployed(reps, apps, 60*time.Second); err != nil {
+			return err
+		}
+	}
 	close(stopDNS)
 	wg.Wait()
 	leader, err = waitLeader(reps, 60*time.Second)
@@ -317,12 +378,18 @@ func start(dir, name, path string, args ...string) *exec.Cmd {
 }
 
 func call(addr, method, path, body string) (int, string) {
+	return callWithin(addr, method, path, body, 10*time.Second)
+}
+
+// callWithin bounds one call: a frozen replica accepts connections (the
+// kernel does) and never answers.
+func callWithin(addr, method, path, body string, d time.Duration) (int, string) {
 	req, err := http.NewRequest(method, "http://"+addr+path, bytes.NewBufferString(body))
 	if err != nil {
 		return 0, err.Error()
 	}
 	req.Header.Set("Content-Type", "application/json")
-	c := &http.Client{Timeout: 10 * time.Second}
+	c := &http.Client{Timeout: d}
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, err.Error()
@@ -333,6 +400,33 @@ func call(addr, method, path, body string) (int, string) {
 		return 0, err.Error()
 	}
 	return resp.StatusCode, string(b)
+}
+
+// afterWake reads a replica's log for lines stamped at or after woke: how
+// many record a write to Mesos or the store (a kill, a launch, a
+// deployment), and whether it logged that it fenced itself.
+func afterWake(path string, woke time.Time) (writes int, fenced bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return -1, false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		i := strings.Index(l, `time="`)
+		if i < 0 || len(l) < i+6+20 {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339, l[i+6:i+6+20])
+		if err != nil || at.Before(woke.Truncate(time.Second)) {
+			continue
+		}
+		switch {
+		case strings.Contains(l, "fenced"):
+			fenced = true
+		case strings.Contains(l, `msg="killing task"`), strings.Contains(l, `msg="deployment started"`), strings.Contains(l, "offers used"):
+			writes++
+		}
+	}
+	return writes, fenced
 }
 
 func waitDNS(server, name string, d time.Duration) error {
@@ -390,7 +484,7 @@ func waitWrite(reps []*replica, killed *replica, d time.Duration) (string, error
 			if r == killed {
 				continue
 			}
-			if code, _ := call(r.api, "PUT", "/v2/apps/chaos-probe?force=true", `{"cmd":"sleep 100000","cpus":0.01,"mem":8,"instances":0}`); code == http.StatusOK || code == http.StatusCreated {
+			if code, _ := callWithin(r.api, "PUT", "/v2/apps/chaos-probe?force=true", `{"cmd":"sleep 100000","cpus":0.01,"mem":8,"instances":0}`, time.Second); code == http.StatusOK || code == http.StatusCreated {
 				return waitLeader(reps, time.Until(deadline))
 			}
 		}

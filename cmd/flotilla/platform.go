@@ -238,6 +238,13 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		Scheduler: p.sched, Store: p.store, Leadership: p.replica, Secrets: p.resolver, Registry: p.registry,
 		Clock: clk, Rand: rand.New(rand.NewSource(seed + 2)), Log: logging.Component(log, "api"),
 		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID,
+		// The feed is built after the API; read it when asked.
+		View: func() *framework.Snapshot {
+			if p.feed == nil {
+				return nil
+			}
+			return p.feed.Current()
+		},
 		AppHandlers: map[string]api.AppHandler{"autoscale": p.autoscaleLog},
 		Limits:      appspec.Limits{MaxInstances: cfg.MaxInstances},
 		Mounts:      mounts, ClientLimits: cfg.APIClientLimits,
