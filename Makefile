@@ -55,7 +55,7 @@ bench: testbed
 # leader SIGKILLed during deployments, DNS asked on every replica
 # throughout (bench/chaos; figures in bench/RESULTS.md).
 chaos: build testbed
-	$(TESTENV) $(GO) run ./bench/chaos -bin $(BIN) -zk "$$FLOTILLA_TEST_ZK" -rounds 20
+	$(TESTENV) $(GO) run ./bench/chaos -bin $(BIN) -zk "$$FLOTILLA_TEST_ZK" -rounds 20 -sigstops 3
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
