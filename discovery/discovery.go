@@ -89,6 +89,9 @@ type Feed struct {
 	started    time.Time
 	lastView   atomic.Pointer[framework.Snapshot] // what the views were built from
 	merged     atomic.Pointer[mergedView]         // withKnownPorts' last answer
+	// servingRemote: the views come from (or are kept for lack of) a
+	// followed view; the age metric reads it instead of recomputing.
+	servingRemote atomic.Bool
 }
 
 // New returns a Feed; Run starts it.
@@ -296,7 +299,7 @@ func (f *Feed) ViewAge() time.Duration {
 		return 0
 	}
 	now := f.cfg.Clock.Now()
-	if _, remote := f.source(); !remote {
+	if !f.servingRemote.Load() {
 		return 0
 	}
 	if age, ok := f.cfg.Remote.Age(now); ok {
@@ -385,6 +388,7 @@ func (f *Feed) note(ev framework.Event) bool {
 
 func (f *Feed) rebuild(ctx context.Context) {
 	snap, remote := f.source()
+	f.servingRemote.Store(remote)
 	if snap == nil || (snap == f.lastView.Load() && !f.force.Swap(false)) {
 		return // nothing followed yet (keep what is served), or nothing new
 	}

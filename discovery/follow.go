@@ -63,7 +63,6 @@ type Follower struct {
 	// current: the last poll was answered, so the view is the leader's as
 	// of now (the next long poll is waiting for its next change).
 	current bool
-	source  string // the leader that gave snap
 }
 
 // NewFollower returns a Follower; Run starts it.
@@ -148,7 +147,7 @@ func (f *Follower) Run(ctx context.Context) error {
 						// the ports this view already knew.
 						snap = KnownPorts(snap, f.snap)
 					}
-					f.snap, f.got, f.source = snap, f.synced, leader
+					f.snap, f.got = snap, f.synced
 				}
 				f.mu.Unlock()
 				if snap != nil {

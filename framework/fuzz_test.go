@@ -174,23 +174,23 @@ func feedScheduler(t *testing.T, evs []*scheduler.Event) {
 	in := make(chan Input)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, in, &Recorder{}) }()
-	sync := func() {
-		err := s.Sync(ctx)
-		for err == ErrNotRunning && ctx.Err() == nil {
-			time.Sleep(100 * time.Microsecond)
-			err = s.Sync(ctx)
-		}
-		if err != nil {
-			t.Fatalf("scheduler sync: %v", err)
-		}
-	}
-	sync()
-	for _, ev := range evs {
+	send := func(in1 Input) {
 		select {
-		case in <- Input{Event: ev}:
+		case in <- in1:
 		case <-ctx.Done():
 			t.Fatalf("scheduler stopped taking events")
 		}
+	}
+	sync := func() {
+		if err := s.Sync(ctx); err != nil {
+			t.Fatalf("scheduler sync: %v", err)
+		}
+	}
+	// An empty input is taken only once Run is looping: after it, Sync
+	// cannot meet ErrNotRunning.
+	send(Input{})
+	for _, ev := range evs {
+		send(Input{Event: ev})
 		sync()
 	}
 	clk.Step(time.Minute) // timers: backoff, reconciliation, offer expiry

@@ -179,13 +179,7 @@ func runEdge(args []string) error {
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8090", "address serving /ping, /metrics and Mesos-DNS's /v1 API; empty: none")
 	fs.StringVar(&c.DNSAddr, "dns-addr", "", "address of the DNS server (UDP and TCP); empty: no DNS")
 	fs.StringVar(&c.DNSDomain, "dns-domain", "mesos", "DNS domain Flotilla is authoritative for")
-	fs.Func("dns-upstream", "resolver for names outside the DNS domain, host:port; repeatable (default: /etc/resolv.conf)", func(v string) error {
-		if _, _, err := net.SplitHostPort(v); err != nil {
-			return fmt.Errorf("want host:port: %w", err)
-		}
-		c.DNSUpstreams = append(c.DNSUpstreams, v)
-		return nil
-	})
+	dnsUpstreamFlag(fs, &c.DNSUpstreams)
 	fs.StringVar(&c.FrameworkName, "framework-name", "flotilla", "the replicas' Mesos framework name (DNS names carry it)")
 	fs.StringVar(&c.GatewayAddr, "gateway-addr", "", "external gateway listener; empty: none")
 	fs.StringVar(&c.InternalGWAddr, "internal-gateway-addr", "", "internal gateway listener; empty: none")

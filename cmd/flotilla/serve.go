@@ -24,6 +24,17 @@ import (
 	"github.com/flotilla-sched/flotilla/localmesos"
 )
 
+// dnsUpstreamFlag registers --dns-upstream (serve, dev and edge).
+func dnsUpstreamFlag(fs *flag.FlagSet, ups *[]string) {
+	fs.Func("dns-upstream", "resolver for names outside the DNS domain, host:port; repeatable (default: /etc/resolv.conf)", func(v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("want host:port: %w", err)
+		}
+		*ups = append(*ups, v)
+		return nil
+	})
+}
+
 // commonFlags registers the flags serve and dev share.
 func commonFlags(fs *flag.FlagSet, c *platformConfig, apiAddr string) (level, format *string) {
 	fs.StringVar(&c.APIAddr, "api-addr", apiAddr, "address of the HTTP API (Marathon v2)")
@@ -37,13 +48,7 @@ func commonFlags(fs *flag.FlagSet, c *platformConfig, apiAddr string) (level, fo
 	fs.StringVar(&c.Auth.Token, "auth-token", os.Getenv("FLOTILLA_AUTH_TOKEN"), "bearer token accepted by the API")
 	fs.StringVar(&c.SecretEnvType, "secret-env-type", "secret", "how secrets reach tasks: secret (Mesos SECRET env var) or value (plain, for agents without SECRET support)")
 	fs.StringVar(&c.DNSDomain, "dns-domain", "mesos", "DNS domain Flotilla is authoritative for")
-	fs.Func("dns-upstream", "resolver for names outside the DNS domain, host:port; repeatable (default: /etc/resolv.conf)", func(v string) error {
-		if _, _, err := net.SplitHostPort(v); err != nil {
-			return fmt.Errorf("want host:port: %w", err)
-		}
-		c.DNSUpstreams = append(c.DNSUpstreams, v)
-		return nil
-	})
+	dnsUpstreamFlag(fs, &c.DNSUpstreams)
 	fs.DurationVar(&c.SecretPoll, "secret-poll", 30*time.Second, "how often Vault secrets in use are checked for a new version; a new version rolls the apps that use it")
 	fs.StringVar(&c.GatewayTLSCert, "gateway-tls-cert", "", "certificate file: serve the external gateway listener over TLS (with --gateway-tls-key)")
 	fs.StringVar(&c.GatewayTLSKey, "gateway-tls-key", "", "key file of --gateway-tls-cert")

@@ -107,10 +107,16 @@ type fakeListener struct {
 	n     int
 	calls atomic.Int32
 	conn  net.Conn
+	// third, when set, is closed by the third Accept.
+	third chan struct{}
 }
 
 func (f *fakeListener) Accept() (net.Conn, error) {
-	if int(f.calls.Add(1)) <= f.n {
+	n := f.calls.Add(1)
+	if n == 3 && f.third != nil {
+		close(f.third)
+	}
+	if int(n) <= f.n {
 		return nil, f.err
 	}
 	return f.conn, nil
@@ -136,12 +142,14 @@ func TestOutOfDescriptorsBacksOff(t *testing.T) {
 	}
 
 	// Close ends a back-off wait.
-	f2 := &fakeListener{err: emfile, n: 1 << 30}
+	f2 := &fakeListener{err: emfile, n: 1 << 30, third: make(chan struct{})}
 	l2 := New(f2, Config{})
 	done := make(chan error, 1)
 	go func() { _, err := l2.Accept(); done <- err }()
-	for f2.calls.Load() < 3 {
-		time.Sleep(time.Millisecond)
+	select {
+	case <-f2.third: // backing off between failed accepts now
+	case <-time.After(time.Minute):
+		t.Fatalf("%d accept calls in a minute, want 3 before Close", f2.calls.Load())
 	}
 	l2.Close()
 	select {
