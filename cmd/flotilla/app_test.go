@@ -251,9 +251,11 @@ func TestAppCLIErrors(t *testing.T) {
 		{"bad api", []string{"list", "--api", "ftp://x"}, "not an http"},
 		{"api down", []string{"list", "--api", "http://127.0.0.1:1"}, "is Flotilla running"},
 	}
+	// Not parallel: a parallel subtest waits for the package's other
+	// parallel tests (end-to-end ones take a minute on a busy machine), by
+	// when the env's one-minute context may have ended.
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
 			_, _, err := e.run(tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
