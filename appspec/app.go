@@ -20,6 +20,7 @@ type App struct {
 	Disk            float64             `json:"disk"`
 	GPUs            int                 `json:"gpus"`
 	Instances       int                 `json:"instances"`
+	Networks        []Network           `json:"networks,omitempty"`
 	PortDefinitions []PortDefinition    `json:"portDefinitions"`
 	RequirePorts    bool                `json:"requirePorts"`
 	Env             map[string]EnvValue `json:"env"`
@@ -54,8 +55,10 @@ type Container struct {
 
 // Docker is Marathon's container.docker object.
 type Docker struct {
-	Image          string        `json:"image"`
-	Network        string        `json:"network,omitempty"` // HOST (only HOST runs here; BRIDGE/USER accepted by Mesos)
+	Image string `json:"image"`
+	// Network is the legacy (pre-1.5) network field; Normalize moves it
+	// into App.Networks and clears it.
+	Network        string        `json:"network,omitempty"`
 	PortMappings   []PortMapping `json:"portMappings,omitempty"`
 	Parameters     []DockerParam `json:"parameters,omitempty"`
 	ForcePullImage bool          `json:"forcePullImage"`
@@ -68,10 +71,12 @@ type DockerParam struct {
 	Value string `json:"value"`
 }
 
-// PortMapping maps a container port to a host port (BRIDGE/USER networks).
+// PortMapping maps a container port to a host port (bridge and container
+// networks). HostPort is a pointer because Marathon tells "no host port"
+// (absent, container networks) from "any host port" (0).
 type PortMapping struct {
 	ContainerPort uint32            `json:"containerPort"`
-	HostPort      uint32            `json:"hostPort"`
+	HostPort      *uint32           `json:"hostPort,omitempty"`
 	ServicePort   uint32            `json:"servicePort,omitempty"`
 	Protocol      string            `json:"protocol,omitempty"`
 	Name          string            `json:"name,omitempty"`

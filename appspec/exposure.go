@@ -63,20 +63,6 @@ func splitList(s, seps string) []string {
 	return out
 }
 
-// Ports is how many host ports each task gets (PORT0 … PORTn-1): one per
-// port definition, since Flotilla runs tasks on the host network.
-func (a *App) Ports() int { return len(a.PortDefinitions) }
-
-// PortIndex returns the index of the port named name, or -1.
-func (a *App) PortIndex(name string) int {
-	for i, p := range a.PortDefinitions {
-		if p.Name == name {
-			return i
-		}
-	}
-	return -1
-}
-
 // SecretEnv maps each env variable that takes a secret to the secret's
 // Vault source ("<path>#<field>"). It holds references only.
 func (a *App) SecretEnv() map[string]string {
