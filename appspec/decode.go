@@ -49,8 +49,7 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 		"storeUrls":                  {hint: "Flotilla has no artifact store"},
 		"dependencies":               {hint: "Flotilla deploys each app on its own; order deployments in your pipeline"},
 		"residency":                  {hint: "Flotilla has no persistent local volumes"},
-		"ipAddress":                  {hint: "tasks use host networking; remove ipAddress"},
-		"networks":                   {hint: "only host networking is supported; remove networks or use [{\"mode\": \"host\"}]", allowed: hostNetworksOnly},
+		"ipAddress":                  {hint: "the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"},
 		"ports":                      {hint: "the deprecated ports field is not read; use portDefinitions"},
 		"acceptedResourceRoles":      {hint: "Flotilla accepts resources of its own role only", allowed: func(v any) bool { return equalStrings(v, "*") }},
 		"user":                       {hint: "tasks run as the image's user"},
@@ -79,20 +78,6 @@ var readOnlyFields = map[string]bool{
 	"versionInfo": true, "tasksStaged": true, "tasksRunning": true, "tasksHealthy": true,
 	"tasksUnhealthy": true, "deployments": true, "tasks": true, "lastTaskFailure": true,
 	"readinessCheckResults": true, "taskStats": true, "counts": true,
-}
-
-func hostNetworksOnly(v any) bool {
-	list, ok := v.([]any)
-	if !ok {
-		return false
-	}
-	for _, n := range list {
-		m, ok := n.(map[string]any)
-		if !ok || m["mode"] != "host" {
-			return false
-		}
-	}
-	return true
 }
 
 func equalStrings(v any, want ...string) bool {

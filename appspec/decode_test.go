@@ -37,9 +37,8 @@ func TestDecodeStrict(t *testing.T) {
 			want: []Detail{{"/env/A", []string{`expected a string or {"secret": "<name>"}, got an object`}}}},
 		{name: "null env value", body: `{"id":"/a","cmd":"x","env":{"A":null}}`, malformed: true,
 			want: []Detail{{"/env/A", []string{`expected a string or {"secret": "<name>"}, got null`}}}},
-		{name: "unsupported fields are named", body: `{"id":"/a","cmd":"x","residency":{"taskLostBehavior":"WAIT_FOREVER"},"networks":[{"mode":"container","name":"dcos"}]}`,
+		{name: "unsupported fields are named", body: `{"id":"/a","cmd":"x","residency":{"taskLostBehavior":"WAIT_FOREVER"}}`,
 			want: []Detail{
-				{"/networks", []string{`not supported by Flotilla: only host networking is supported; remove networks or use [{"mode": "host"}]`}},
 				{"/residency", []string{"not supported by Flotilla: Flotilla has no persistent local volumes"}},
 			}},
 		{name: "unreachableStrategy other string", body: `{"id":"/a","cmd":"x","unreachableStrategy":"never"}`, malformed: true,

@@ -77,10 +77,10 @@ func (a *App) Normalize() {
 	if a.Container != nil && a.Container.Type == "" {
 		a.Container.Type = "DOCKER"
 	}
-	// Marathon gives an app without ports one dynamic port unless the
-	// container declares its ports through port mappings. An explicit []
-	// (non-nil) means "no ports" and is kept.
-	if a.PortDefinitions == nil && len(a.portMappings()) == 0 {
+	a.normalizeNetworks()
+	// Marathon gives a host-networking app without ports one dynamic port.
+	// An explicit [] (non-nil) means "no ports" and is kept.
+	if a.NetworkMode() == NetworkHost && a.PortDefinitions == nil && len(a.portMappings()) == 0 {
 		a.PortDefinitions = []PortDefinition{{Port: 0, Protocol: "tcp"}}
 	}
 	for i := range a.PortDefinitions {
@@ -208,4 +208,83 @@ func (u *UnreachableStrategy) UnmarshalJSON(b []byte) error {
 	}
 	*u = UnreachableStrategy(p)
 	return nil
+}
+
+// normalizeNetworks brings both of Marathon's networking forms to the 1.5
+// form, as Marathon's AppNormalization does: docker.network becomes
+// networks, docker.portMappings become container.portMappings, a bridge or
+// container network without mappings gets one default mapping (and takes
+// over what portDefinitions declared: Marathon turns each into a mapping),
+// a bridge mapping without hostPort gets 0 (any), and requirePorts only
+// applies to host networking. Conflicting forms (both networks and
+// docker.network, both mapping lists) are left in place for Validate to
+// name.
+func (a *App) normalizeNetworks() {
+	c := a.Container
+	if c != nil && c.Docker != nil {
+		d := c.Docker
+		if len(d.PortMappings) > 0 && len(c.PortMappings) == 0 {
+			c.PortMappings, d.PortMappings = d.PortMappings, nil
+		}
+		if d.Network != "" && len(a.Networks) == 0 {
+			switch strings.ToUpper(d.Network) {
+			case "HOST":
+				a.Networks, d.Network = []Network{{Mode: NetworkHost}}, ""
+			case "BRIDGE":
+				a.Networks, d.Network = []Network{{Mode: NetworkBridge}}, ""
+			case "USER":
+				a.Networks, d.Network = []Network{{Mode: NetworkContainer}}, ""
+			}
+			// NONE and unknown values stay for Validate, which refuses
+			// them as Marathon does.
+		}
+	}
+	if len(a.Networks) == 0 {
+		a.Networks = []Network{{Mode: NetworkHost}}
+	}
+	mode := a.NetworkMode()
+	if mode == NetworkHost {
+		return
+	}
+	a.RequirePorts = false
+	if c == nil {
+		// Marathon creates a MESOS container for a non-host network;
+		// Validate says Flotilla needs DOCKER for it.
+		return
+	}
+	// Plain dynamic port definitions ({"port": 0}) count ports, which
+	// Marathon turns into mappings; definitions carrying a port, name or
+	// labels stay for Validate to refuse, so nothing they say is lost.
+	extra := 0
+	if plainPortDefinitions(a.PortDefinitions) {
+		extra = len(a.PortDefinitions) - len(c.PortMappings)
+		if a.PortDefinitions != nil {
+			a.PortDefinitions = []PortDefinition{}
+		}
+	}
+	if len(c.PortMappings) == 0 && extra <= 0 {
+		extra = 1
+	}
+	for ; extra > 0; extra-- {
+		c.PortMappings = append(c.PortMappings, PortMapping{})
+	}
+	for i := range c.PortMappings {
+		pm := &c.PortMappings[i]
+		if pm.Protocol == "" {
+			pm.Protocol = "tcp"
+		}
+		if mode == NetworkBridge && pm.HostPort == nil {
+			zero := uint32(0)
+			pm.HostPort = &zero
+		}
+	}
+}
+
+func plainPortDefinitions(pds []PortDefinition) bool {
+	for _, pd := range pds {
+		if pd.Port != 0 || pd.Name != "" || len(pd.Labels) > 0 {
+			return false
+		}
+	}
+	return true
 }

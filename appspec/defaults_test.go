@@ -20,6 +20,7 @@ func TestMarathonDefaults(t *testing.T) {
 	a := decodeOK(t, `{"id":"web","cmd":"x"}`)
 	want := &App{
 		ID: "/web", Cmd: "x", CPUs: 1, Mem: 128, Disk: 0, GPUs: 0, Instances: 1,
+		Networks:        []Network{{Mode: NetworkHost}},
 		PortDefinitions: []PortDefinition{{Port: 0, Protocol: "tcp"}},
 		BackoffSeconds:  1, BackoffFactor: 1.15, MaxLaunchDelaySeconds: 3600,
 		UpgradeStrategy:     UpgradeStrategy{MinimumHealthCapacity: 1, MaximumOverCapacity: 1},

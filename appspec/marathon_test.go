@@ -12,7 +12,6 @@ const (
 	hintFetch   = "not supported by Flotilla: Flotilla runs Docker images and has no Mesos fetcher support; build the files into the image"
 	hintVolumes = "not supported by Flotilla: Flotilla has no volume support; keep state outside the task"
 	hintPorts   = "not supported by Flotilla: the deprecated ports field is not read; use portDefinitions"
-	hintMapping = "not supported by Flotilla: port mappings need a bridge or container network; tasks use host networking, declare ports in portDefinitions"
 )
 
 // Marathon's own documents (testdata/marathon/README.md) are accepted, or
@@ -34,9 +33,15 @@ func TestMarathonDocuments(t *testing.T) {
 			}
 		}},
 		{name: "fetch", file: "basic-1-fetch.json", want: []Detail{{"/fetch", []string{hintFetch}}}},
-		{name: "docker bridge", file: "basic-3-docker-bridge.json", want: []Detail{
-			{"/container/docker/network", []string{"not supported by Flotilla: BRIDGE networking; tasks use host networking (remove network or set HOST)"}},
-			{"/container/docker/portMappings", []string{hintMapping}},
+		{name: "docker bridge", file: "basic-3-docker-bridge.json", check: func(t *testing.T, a *App) {
+			// Marathon 1.5's normal form: networks, container.portMappings,
+			// the legacy fields cleared, hostPort 0 kept.
+			zero := uint32(0)
+			want := []PortMapping{{ContainerPort: 8080, HostPort: &zero, Protocol: "tcp"}}
+			if !reflect.DeepEqual(a.Networks, []Network{{Mode: NetworkBridge}}) || !reflect.DeepEqual(a.Container.PortMappings, want) ||
+				a.Container.Docker.Network != "" || a.Container.Docker.PortMappings != nil || len(a.PortDefinitions) != 0 {
+				t.Errorf("networks %+v, container %+v, docker %+v, portDefinitions %+v", a.Networks, a.Container.PortMappings, a.Container.Docker, a.PortDefinitions)
+			}
 		}},
 		{name: "docker args with empty volumes", file: "inky.json", check: func(t *testing.T, a *App) {
 			if a.Container.Docker.Image != "mesosphere/inky" || len(a.Args) != 1 || a.Cmd != "" {
@@ -65,7 +70,7 @@ func TestMarathonDocuments(t *testing.T) {
 			{"/container/volumes", []string{hintVolumes}},
 			{"/dependencies", []string{"not supported by Flotilla: Flotilla deploys each app on its own; order deployments in your pipeline"}},
 			{"/fetch", []string{hintFetch}},
-			{"/ipAddress", []string{"not supported by Flotilla: tasks use host networking; remove ipAddress"}},
+			{"/ipAddress", []string{"not supported by Flotilla: the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"}},
 			{"/ports", []string{hintPorts}},
 			{"/readinessChecks/0/interval", []string{`unknown field; did you mean "intervalSeconds"?`}},
 			{"/readinessChecks/0/timeout", []string{`unknown field; did you mean "timeoutSeconds"?`}},

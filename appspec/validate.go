@@ -79,6 +79,8 @@ var (
 	idSegment = regexp.MustCompile(`^(([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])$`)
 	// portName is Marathon's Name type (stringTypes.raml).
 	portName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	// networkName is a Docker/CNI network name.
+	networkName = regexp.MustCompile(`^[A-Za-z0-9][-A-Za-z0-9_.]{0,63}$`)
 	// envName is Marathon's EnvName type.
 	envName  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 	hostName = regexp.MustCompile(`^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -147,6 +149,7 @@ func (a *App) ValidateWith(l Limits) error {
 	a.validateLimits(v, l)
 	a.validateRanges(v)
 	a.validateContainer(v)
+	a.validateNetworks(v)
 	a.validatePorts(v)
 	a.validateEnv(v)
 	a.validateConstraints(v)
@@ -224,22 +227,137 @@ func (a *App) validateContainer(v *ValidationError) {
 		v.addf("/container/type", "must be DOCKER or MESOS (got %q)", c.Type)
 	}
 	if c.Docker != nil {
-		switch strings.ToUpper(c.Docker.Network) {
-		case "", "HOST":
-		default:
-			v.addf("/container/docker/network", "not supported by Flotilla: %s networking; tasks use host networking (remove network or set HOST)", c.Docker.Network)
-		}
-		if len(c.Docker.PortMappings) > 0 {
-			v.add("/container/docker/portMappings", "not supported by Flotilla: port mappings need a bridge or container network; tasks use host networking, declare ports in portDefinitions")
-		}
 		for i, p := range c.Docker.Parameters {
 			if strings.TrimSpace(p.Key) == "" {
 				v.add(fmt.Sprintf("/container/docker/parameters/%d/key", i), "must not be empty")
 			}
 		}
 	}
-	if len(c.PortMappings) > 0 {
-		v.add("/container/portMappings", "not supported by Flotilla: port mappings need a bridge or container network; tasks use host networking, declare ports in portDefinitions")
+}
+
+// validateNetworks applies Marathon's NetworkValidation and the parts of
+// AppValidation about networks, with its messages, plus what Flotilla's
+// agents can run: bridge and container networks through the Docker
+// containerizer only.
+func (a *App) validateNetworks(v *ValidationError) {
+	c := a.Container
+	if c != nil && c.Docker != nil && c.Docker.Network != "" {
+		switch n := strings.ToUpper(c.Docker.Network); {
+		case len(a.Networks) > 0 && (n == "HOST" || n == "BRIDGE" || n == "USER"):
+			v.add("/container/docker/network", "must not specify both container.docker.network and networks")
+		default:
+			v.addf("/container/docker/network", "unsupported docker network type %s; use HOST, BRIDGE or USER", c.Docker.Network)
+		}
+	}
+	if c != nil && c.Docker != nil && len(c.Docker.PortMappings) > 0 {
+		v.add("/container/docker/portMappings", "cannot specify both portMappings and docker.portMappings")
+	}
+	counts := map[string]int{}
+	names := map[string]bool{}
+	for i, n := range a.Networks {
+		p := fmt.Sprintf("/networks/%d", i)
+		switch n.Mode {
+		case NetworkHost:
+			if n.Name != "" || len(n.Labels) > 0 {
+				v.add(p, "Host networks may not have names or labels")
+			}
+		case NetworkBridge:
+			if n.Name != "" {
+				v.add(p+"/name", "Bridge networks may not have names")
+			}
+		case NetworkContainer:
+			if n.Name == "" {
+				v.add(p+"/name", "Network name must be specified when container network is selected.")
+			} else if !networkName.MatchString(n.Name) {
+				v.addf(p+"/name", "must be letters, digits, '-', '_' and '.', at most 64 characters (got %q)", n.Name)
+			}
+		default:
+			v.addf(p+"/mode", "must be host, container/bridge or container (got %q)", n.Mode)
+			continue
+		}
+		counts[n.Mode]++
+		if n.Name != "" {
+			if names[n.Name] {
+				v.add("/networks", "Duplicate networks are not allowed")
+			}
+			names[n.Name] = true
+		}
+	}
+	h, b, ct := counts[NetworkHost], counts[NetworkBridge], counts[NetworkContainer]
+	if !(h <= 1 && b == 0 && ct == 0 || h == 0 && b <= 1 && ct == 0 || h == 0 && b == 0 && ct > 0) {
+		v.add("/networks", "May specify a single host network, single bridge network, or else 1-to-n container networks")
+	}
+	if ct > 1 {
+		v.add("/networks", "may only specify a single container network when using the Docker container engine")
+	}
+	mode := a.NetworkMode()
+	if mode == NetworkHost {
+		if c != nil && len(c.PortMappings) > 0 {
+			v.add("/container/portMappings", "portMappings are not allowed with host-networking; declare ports in portDefinitions, or use \"networks\": [{\"mode\": \"container/bridge\"}]")
+		}
+		return
+	}
+	if c == nil || c.Type != "DOCKER" {
+		v.addf("/networks", "not supported by Flotilla: %s networking needs a DOCKER container (Flotilla's agents map ports with the Docker containerizer)", mode)
+		return
+	}
+	if len(a.PortDefinitions) > 0 {
+		v.add("/portDefinitions", "portDefinitions are only allowed with host-networking; declare ports in container.portMappings")
+	}
+	a.validatePortMappings(v, mode)
+}
+
+func (a *App) validatePortMappings(v *ValidationError, mode string) {
+	seenName := map[string]int{}
+	type hostKey struct {
+		port  uint32
+		proto string
+	}
+	seenHost := map[hostKey]int{}
+	for i, pm := range a.Container.PortMappings {
+		base := fmt.Sprintf("/container/portMappings/%d", i)
+		if pm.ContainerPort > 65535 {
+			v.addf(base+"/containerPort", "must be a port from 1 to 65535, or 0 for the host port (got %d)", pm.ContainerPort)
+		}
+		if mode == NetworkContainer && pm.ContainerPort == 0 {
+			v.add(base+"/containerPort", "must be a port from 1 to 65535 on a container network")
+		}
+		switch {
+		case pm.HostPort == nil:
+			// Marathon: no host port, reachable on the container's own
+			// address only. Flotilla's agents give containers no address of
+			// their own (no CNI), so such a port would be unreachable.
+			v.add(base+"/hostPort", "not supported by Flotilla: a mapping without hostPort is reachable only on the container's own IP, which Flotilla's agents do not assign; set \"hostPort\": 0 for any host port")
+		case *pm.HostPort > 65535:
+			v.addf(base+"/hostPort", "must be 0 (any port) or a port from 1 to 65535 (got %d)", *pm.HostPort)
+		case *pm.HostPort != 0:
+			for _, proto := range strings.Split(pm.Protocol, ",") {
+				k := hostKey{*pm.HostPort, proto}
+				if j, dup := seenHost[k]; dup {
+					v.addf("/container/portMappings", "host port %d/%s is mapped twice: /container/portMappings/%d and %s", *pm.HostPort, proto, j, base)
+				} else {
+					seenHost[k] = i
+				}
+			}
+		}
+		if pm.ServicePort > 65535 {
+			v.addf(base+"/servicePort", "must be 0 (assigned by Flotilla) or a port from 1 to 65535 (got %d)", pm.ServicePort)
+		}
+		switch pm.Protocol {
+		case "tcp", "udp", "udp,tcp", "tcp,udp":
+		default:
+			v.addf(base+"/protocol", "must be tcp, udp or udp,tcp (got %q)", pm.Protocol)
+		}
+		if pm.Name != "" {
+			if len(pm.Name) > 63 || !portName.MatchString(pm.Name) {
+				v.addf(base+"/name", "must be lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit (got %q)", pm.Name)
+			}
+			if j, dup := seenName[pm.Name]; dup {
+				v.addf("/container/portMappings", "Port names must be unique: %q is used by /container/portMappings/%d and %s", pm.Name, j, base)
+			} else {
+				seenName[pm.Name] = i
+			}
+		}
 	}
 }
 
@@ -402,9 +520,9 @@ func (a *App) validateHealth(v *ValidationError) {
 
 func (a *App) validateReadiness(v *ValidationError) {
 	names := map[string]bool{}
-	for _, pd := range a.PortDefinitions {
-		if pd.Name != "" {
-			names[pd.Name] = true
+	for _, p := range a.PortList() {
+		if p.Name != "" {
+			names[p.Name] = true
 		}
 	}
 	for i, r := range a.ReadinessChecks {
@@ -416,7 +534,7 @@ func (a *App) validateReadiness(v *ValidationError) {
 			v.addf(p+"/path", "must start with / (got %q)", r.Path)
 		}
 		if !names[r.PortName] {
-			v.addf(p+"/portName", "no port named %q in portDefinitions; name a port, e.g. \"portDefinitions\": [{\"port\": 0, \"name\": %q}]", r.PortName, r.PortName)
+			v.addf(p+"/portName", "no port named %q in portDefinitions or container.portMappings; name a port, e.g. \"portDefinitions\": [{\"port\": 0, \"name\": %q}]", r.PortName, r.PortName)
 		}
 		if !(r.TimeoutSeconds > 0) || r.TimeoutSeconds >= r.IntervalSeconds {
 			v.addf(p+"/timeoutSeconds", "must be greater than 0 and smaller than intervalSeconds (got %v, interval %v)", r.TimeoutSeconds, r.IntervalSeconds)
