@@ -124,6 +124,9 @@ type Config struct {
 	// every write is judged with them (appspec's ValidateWith), and so is
 	// Scale. Unset fields take appspec.DefaultLimits().
 	Limits appspec.Limits
+	// ServicePorts is the range service ports are assigned from
+	// (Marathon's --local_port_min/--local_port_max); unset: 10000–20000.
+	ServicePorts appspec.PortRange
 	// ClientLimits bound what clients can hold of the API listener
 	// (connections, timeouts, header size, event streams); HTTPServer and
 	// Listener apply them. Zero fields take DefaultClientLimits.

@@ -293,7 +293,7 @@ func (s *Server) appTasks(w http.ResponseWriter, r *http.Request, id string) err
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendTask(b, &ts[i], m.health)
+		b = appendTask(b, &ts[i], m)
 	}
 	b = append(b, "]}"...)
 	writeRaw(w, http.StatusOK, b)
@@ -353,7 +353,7 @@ func (s *Server) killTasks(w http.ResponseWriter, r *http.Request, id string, id
 	var b []byte
 	if single {
 		b = append(b, `{"task":`...)
-		b = appendTask(b, &killed[0], m.health)
+		b = appendTask(b, &killed[0], m)
 		b = append(b, '}')
 	} else {
 		b = append(b, `{"tasks":[`...)
@@ -361,7 +361,7 @@ func (s *Server) killTasks(w http.ResponseWriter, r *http.Request, id string, id
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendTask(b, &killed[i], m.health)
+			b = appendTask(b, &killed[i], m)
 		}
 		b = append(b, "]}"...)
 	}
@@ -425,7 +425,7 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
 			buf = append(buf, ',')
 		}
 		first = false
-		buf = appendTask(buf, t, m != nil && m.health)
+		buf = appendTask(buf, t, m)
 		if _, err := bw.Write(buf); err != nil {
 			return nil
 		}

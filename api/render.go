@@ -31,8 +31,10 @@ type appMeta struct {
 	// spec is the app's JSON without "version" and without the closing
 	// brace, rendered once per version so that listing 10,000 apps
 	// encodes no spec.
-	spec   []byte
-	health bool
+	spec []byte
+	// servicePorts per port index, for every task's servicePorts.
+	servicePorts []uint32
+	health       bool
 }
 
 func newMeta(app *appspec.App, rev store.Revision, configVersion, lastScalingAt string) *appMeta {
@@ -68,7 +70,7 @@ func newMeta(app *appspec.App, rev store.Revision, configVersion, lastScalingAt 
 	}
 	return &appMeta{
 		app: app, rev: rev, configVersion: configVersion, lastScalingAt: lastScalingAt,
-		spec: b[:len(b)-1], health: len(app.HealthChecks) > 0,
+		spec: b[:len(b)-1], health: len(app.HealthChecks) > 0, servicePorts: app.ServicePorts(),
 	}
 }
 
@@ -84,9 +86,39 @@ type appIndex struct {
 	mu     sync.RWMutex
 	byID   map[string]*appMeta
 	sorted []*appMeta // by app id; replaced entries are swapped in place
+	// servicePorts maps each service port in use to the app holding it;
+	// the index owns it so that the set can never drift from the apps.
+	servicePorts map[uint32]string
 }
 
-func (x *appIndex) init() { x.byID = map[string]*appMeta{} }
+func (x *appIndex) init() { x.byID, x.servicePorts = map[string]*appMeta{}, map[uint32]string{} }
+
+// servicePortHolder names the app other than self holding port, or "".
+func (x *appIndex) servicePortHolder(port uint32, self string) string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if h := x.servicePorts[port]; h != self {
+		return h
+	}
+	return ""
+}
+
+func (x *appIndex) setPortsLocked(old, m *appMeta) {
+	if old != nil {
+		for _, p := range old.app.ServicePorts() {
+			if x.servicePorts[p] == old.app.ID {
+				delete(x.servicePorts, p)
+			}
+		}
+	}
+	if m != nil {
+		for _, p := range m.app.ServicePorts() {
+			if p != 0 {
+				x.servicePorts[p] = m.app.ID
+			}
+		}
+	}
+}
 
 func (x *appIndex) get(id string) *appMeta {
 	x.mu.RLock()
@@ -103,6 +135,7 @@ func (x *appIndex) put(m *appMeta) {
 	defer x.mu.Unlock()
 	id := m.app.ID
 	i := x.search(id)
+	x.setPortsLocked(x.byID[id], m)
 	if _, ok := x.byID[id]; ok {
 		x.sorted[i] = m
 	} else {
@@ -116,9 +149,11 @@ func (x *appIndex) put(m *appMeta) {
 func (x *appIndex) remove(id string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if _, ok := x.byID[id]; !ok {
+	old, ok := x.byID[id]
+	if !ok {
 		return
 	}
+	x.setPortsLocked(old, nil)
 	delete(x.byID, id)
 	i := x.search(id)
 	x.sorted = append(x.sorted[:i], x.sorted[i+1:]...)
@@ -133,7 +168,10 @@ func (x *appIndex) replaceAll(ms []*appMeta) {
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].app.ID < sorted[j].app.ID })
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.byID, x.sorted = byID, sorted
+	x.byID, x.sorted, x.servicePorts = byID, sorted, map[uint32]string{}
+	for _, m := range sorted {
+		x.setPortsLocked(nil, m)
+	}
 }
 
 // list returns the metas sorted by id; the slice is the caller's.
@@ -315,7 +353,7 @@ func (s *Server) appendApp(b []byte, m *appMeta, ts []framework.Task, e embed, d
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendTask(b, &ts[i], m.health)
+			b = appendTask(b, &ts[i], m)
 		}
 		b = append(b, ']')
 	}
@@ -347,7 +385,9 @@ func instanceID(taskID string) string {
 }
 
 // appendTask appends one task in Marathon's shape.
-func appendTask(b []byte, t *framework.Task, health bool) []byte {
+// m is the task's app, or nil when the app is gone.
+func appendTask(b []byte, t *framework.Task, m *appMeta) []byte {
+	health := m != nil && m.health
 	b = append(b, `{"id":`...)
 	b = appendString(b, t.ID)
 	b = append(b, `,"appId":`...)
@@ -371,7 +411,16 @@ func appendTask(b []byte, t *framework.Task, health bool) []byte {
 		}
 		b = strconv.AppendUint(b, p, 10)
 	}
-	b = append(b, `],"servicePorts":[],"ipAddresses":[],"healthCheckResults":[`...)
+	b = append(b, `],"servicePorts":[`...)
+	if m != nil {
+		for i, p := range m.servicePorts {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendUint(b, uint64(p), 10)
+		}
+	}
+	b = append(b, `],"ipAddresses":[],"healthCheckResults":[`...)
 	if health && t.Healthy != nil {
 		b = append(b, `{"alive":`...)
 		b = strconv.AppendBool(b, *t.Healthy)

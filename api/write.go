@@ -83,6 +83,18 @@ func (s *Server) deadlineOf(app *appspec.App) time.Duration {
 // scheduler if the store refuses, so nothing is half-written.
 func (s *Server) applyLocked(ctx context.Context, op writeOp) (writeResult, error) {
 	cur := s.idx.get(op.id)
+	if op.app != nil && (op.kind == opCreate || op.kind == opUpdate) {
+		// Before the action is chosen: an update that leaves its service
+		// ports at 0 keeps the assigned ones, and is then still a scale.
+		var prev *appspec.App
+		if cur != nil {
+			prev = cur.app
+		}
+		holder := func(p uint32) string { return s.idx.servicePortHolder(p, op.id) }
+		if err := appspec.AssignServicePorts(op.app, prev, holder, s.cfg.ServicePorts); err != nil {
+			return writeResult{}, err
+		}
+	}
 	var action string
 	switch op.kind {
 	case opCreate:

@@ -530,16 +530,21 @@ func Tasks(snap *framework.Snapshot, observed map[string]time.Time, ips map[stri
 			Published: Published(t, app),
 			Observed:  observed[t.ID],
 		}
+		var declared []appspec.Port
+		if app != nil {
+			declared = app.PortList()
+		}
 		for j, p := range t.Ports {
-			port := mesosdns.Port{Number: uint32(p), Protocol: "tcp"}
-			if app != nil && j < len(app.PortDefinitions) {
-				pd := app.PortDefinitions[j]
-				port.Name = pd.Name
-				if pd.Protocol == "udp" {
-					port.Protocol = "udp"
-				}
+			// The host port: what is reachable from outside the task, on
+			// host and bridge networking alike. "udp,tcp" is published
+			// under both protocols, as Mesos-DNS does from DiscoveryInfo.
+			protos, name := []string{"tcp"}, ""
+			if j < len(declared) {
+				protos, name = strings.Split(declared[j].Protocol, ","), declared[j].Name
 			}
-			dt.Ports = append(dt.Ports, port)
+			for _, proto := range protos {
+				dt.Ports = append(dt.Ports, mesosdns.Port{Number: uint32(p), Protocol: proto, Name: name})
+			}
 		}
 		out = append(out, dt)
 	}

@@ -1129,9 +1129,10 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 		i, _ := strconv.Atoi(pl.Request.ID)
 		as := reqApp[i]
 		id := NewTaskID(as.id, c.rand)
+		ports := portsByIndex(as.app, pl.Ports)
 		ts := &taskState{t: Task{
 			ID: id, AppID: as.id, AppVersion: as.app.Version, AgentID: pl.AgentID, Host: pl.Hostname,
-			Ports: pl.Ports, State: mesos.TASK_STAGING, StagedAt: now,
+			Ports: ports, State: mesos.TASK_STAGING, StagedAt: now,
 		}, attrs: c.agents[pl.AgentID].attrs}
 		if len(as.app.ReadinessChecks) > 0 {
 			ts.t.Ready = new(bool)
@@ -1144,7 +1145,7 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 			as.tmpl, as.tmplFor = newTaskTmpl(as.app), as.app
 		}
 		ti := buildTaskInfo(as.app, launchSpec{TaskID: id, AgentID: pl.AgentID, Host: pl.Hostname,
-			Ports: pl.Ports, Resources: pl.Resources, KillGrace: c.cfg.KillGracePeriod, Tmpl: as.tmpl})
+			Ports: ports, Resources: pl.Resources, KillGrace: c.cfg.KillGracePeriod, Tmpl: as.tmpl})
 		k, ok := byOffer[pl.OfferID]
 		if !ok {
 			k = len(p.launches)
@@ -1198,18 +1199,42 @@ func (c *core) placedTasks() []offers.Placed {
 
 func requestFor(app *appspec.App, cs []offers.Constraint, role string) offers.Request {
 	r := offers.Request{App: app.ID, CPUs: app.CPUs, Mem: app.Mem, Disk: app.Disk, GPUs: app.GPUs, Role: role, Constraints: cs}
-	if app.RequirePorts {
-		for _, pd := range app.PortDefinitions {
-			if pd.Port != 0 {
-				r.HostPorts = append(r.HostPorts, uint64(pd.Port))
-			} else {
-				r.Ports++
-			}
+	for _, p := range app.PortList() {
+		if p.HostPort != 0 {
+			r.HostPorts = append(r.HostPorts, uint64(p.HostPort))
+		} else {
+			r.Ports++
 		}
-	} else {
-		r.Ports = len(app.PortDefinitions)
 	}
 	return r
+}
+
+// portsByIndex puts a placement's ports (the fixed host ports first, then
+// the dynamic ones, offers.Placement's order) in the app's port index
+// order, so PORT<i> and port mapping i get the port asked for at index i.
+func portsByIndex(app *appspec.App, placed []uint64) []uint64 {
+	ps := app.PortList()
+	fixed := 0
+	for _, p := range ps {
+		if p.HostPort != 0 {
+			fixed++
+		}
+	}
+	if fixed == 0 || fixed == len(ps) || len(placed) != len(ps) {
+		return placed
+	}
+	out := make([]uint64, len(ps))
+	f, d := 0, fixed
+	for i, p := range ps {
+		if p.HostPort != 0 {
+			out[i] = placed[f]
+			f++
+		} else {
+			out[i] = placed[d]
+			d++
+		}
+	}
+	return out
 }
 
 // launchFailed drops a task that was placed but not launched (its

@@ -120,10 +120,15 @@ func buildTaskInfo(app *appspec.App, ls launchSpec) mesos.TaskInfo {
 		Labels:    tt.labels,
 	}
 	ti.Command.Environment = &mesos.Environment{Variables: taskEnv(app, tt.env, ls)}
+	ports := app.PortList()
+	if tt.container != nil && tt.container.Docker != nil && app.NetworkMode() != appspec.NetworkHost {
+		ti.Container = withPortMappings(tt.container, ports, ls.Ports)
+	}
+	ti.Discovery = discoveryInfo(tt.name, ports, ls.Ports)
 	if len(app.HealthChecks) > 0 {
 		// Mesos runs one health check per task; Marathon's further checks
 		// have no Mesos-native home.
-		ti.HealthCheck = healthCheck(app, app.HealthChecks[0], ls.Ports)
+		ti.HealthCheck = healthCheck(app, app.HealthChecks[0], checkPorts(app, ports, ls.Ports))
 	}
 	if ls.KillGrace > 0 {
 		ti.KillPolicy = killPolicy(ls.KillGrace)
@@ -180,6 +185,17 @@ func containerInfo(app *appspec.App) *mesos.ContainerInfo {
 		}}
 	}
 	typ, netw := mesos.ContainerInfo_DOCKER, mesos.ContainerInfo_DockerInfo_HOST
+	var nets []mesos.NetworkInfo
+	switch app.NetworkMode() {
+	case appspec.NetworkBridge:
+		netw = mesos.ContainerInfo_DockerInfo_BRIDGE
+	case appspec.NetworkContainer:
+		// As Marathon builds it: USER mode, the network named in
+		// network_infos (the Docker containerizer's CNI network).
+		netw = mesos.ContainerInfo_DockerInfo_USER
+		name := app.NetworkName()
+		nets = []mesos.NetworkInfo{{Name: &name}}
+	}
 	d := &mesos.ContainerInfo_DockerInfo{Image: img, Network: &netw}
 	if c.Docker.ForcePullImage {
 		t := true
@@ -192,7 +208,86 @@ func containerInfo(app *appspec.App) *mesos.ContainerInfo {
 	for _, p := range c.Docker.Parameters {
 		d.Parameters = append(d.Parameters, mesos.Parameter{Key: p.Key, Value: p.Value})
 	}
-	return &mesos.ContainerInfo{Type: &typ, Docker: d}
+	return &mesos.ContainerInfo{Type: &typ, Docker: d, NetworkInfos: nets}
+}
+
+// withPortMappings copies the app's shared container info and adds this
+// task's port mappings: host port from the offer, container port as asked
+// (0 means the host port, as in Marathon), one mapping per protocol for
+// "udp,tcp", since Mesos's PortMapping carries one protocol.
+func withPortMappings(shared *mesos.ContainerInfo, ports []appspec.Port, hostPorts []uint64) *mesos.ContainerInfo {
+	c := *shared
+	d := *shared.Docker
+	d.PortMappings = nil
+	for i, p := range ports {
+		if i >= len(hostPorts) {
+			break
+		}
+		hp := uint32(hostPorts[i])
+		cp := p.ContainerPort
+		if cp == 0 {
+			cp = hp
+		}
+		for _, proto := range strings.Split(p.Protocol, ",") {
+			proto := proto
+			d.PortMappings = append(d.PortMappings, mesos.ContainerInfo_DockerInfo_PortMapping{HostPort: hp, ContainerPort: cp, Protocol: &proto})
+		}
+	}
+	c.Docker = &d
+	return &c
+}
+
+// discoveryInfo announces the task's ports the way Marathon does, so
+// Mesos-DNS and other tools reading the master's state find names,
+// protocols and labels: one entry per port and protocol, with the host
+// port (what is reachable from outside the task), and Marathon's
+// network-scope label.
+func discoveryInfo(name string, ports []appspec.Port, hostPorts []uint64) *mesos.DiscoveryInfo {
+	di := &mesos.DiscoveryInfo{Visibility: mesos.FRAMEWORK, Name: &name}
+	if len(ports) == 0 {
+		return di
+	}
+	di.Ports = &mesos.Ports{}
+	for i, p := range ports {
+		if i >= len(hostPorts) {
+			break
+		}
+		for _, proto := range strings.Split(p.Protocol, ",") {
+			mp := mesos.Port{Number: uint32(hostPorts[i]), Protocol: &proto}
+			if p.Name != "" {
+				n := p.Name
+				mp.Name = &n
+			}
+			scope, scopeV := "network-scope", "host"
+			mp.Labels = &mesos.Labels{Labels: []mesos.Label{{Key: scope, Value: &scopeV}}}
+			for _, k := range sortedKeys(p.Labels) {
+				v := p.Labels[k]
+				mp.Labels.Labels = append(mp.Labels.Labels, mesos.Label{Key: k, Value: &v})
+			}
+			di.Ports.Ports = append(di.Ports.Ports, mp)
+		}
+	}
+	return di
+}
+
+// checkPorts are the ports a health check addresses by index. On host
+// networking they are the host ports. On a bridge or container network
+// Mesos runs the check inside the task's network namespace, so Marathon
+// gives it the container port (the host port when the mapping's container
+// port is 0); a check from outside would need the forwarder, which Mesos's
+// checker never uses.
+func checkPorts(app *appspec.App, ports []appspec.Port, hostPorts []uint64) []uint64 {
+	if app.NetworkMode() == appspec.NetworkHost {
+		return hostPorts
+	}
+	out := make([]uint64, len(hostPorts))
+	for i := range hostPorts {
+		out[i] = hostPorts[i]
+		if i < len(ports) && ports[i].ContainerPort != 0 {
+			out[i] = uint64(ports[i].ContainerPort)
+		}
+	}
+	return out
 }
 
 // perTaskEnv reports whether Marathon sets a variable per task (ports,
@@ -207,8 +302,8 @@ func perTaskEnv(app *appspec.App, name string) bool {
 			return true
 		}
 	}
-	for _, pd := range app.PortDefinitions {
-		if pd.Port != 0 && name == "PORT_"+strconv.FormatUint(uint64(pd.Port), 10) || pd.Name != "" && name == "PORT_"+envName(pd.Name) {
+	for _, p := range app.PortList() {
+		if n := declaredPort(p); n != 0 && name == "PORT_"+strconv.FormatUint(uint64(n), 10) || p.Name != "" && name == "PORT_"+envName(p.Name) {
 			return true
 		}
 	}
@@ -259,17 +354,17 @@ func taskEnv(app *appspec.App, base []mesos.Environment_Variable, ls launchSpec)
 	copy(out, base)
 	add := func(k, v string) { out = append(out, mesos.Environment_Variable{Name: k, Value: &v}) }
 	ports := make([]string, len(ls.Ports))
+	declared := app.PortList()
 	for i, p := range ls.Ports {
 		ps := strconv.FormatUint(p, 10)
 		ports[i] = ps
 		add("PORT"+strconv.Itoa(i), ps)
-		if i < len(app.PortDefinitions) {
-			pd := app.PortDefinitions[i]
-			if pd.Port != 0 {
-				add("PORT_"+strconv.FormatUint(uint64(pd.Port), 10), ps)
+		if i < len(declared) {
+			if n := declaredPort(declared[i]); n != 0 {
+				add("PORT_"+strconv.FormatUint(uint64(n), 10), ps)
 			}
-			if pd.Name != "" {
-				add("PORT_"+envName(pd.Name), ps)
+			if declared[i].Name != "" {
+				add("PORT_"+envName(declared[i].Name), ps)
 			}
 		}
 	}
@@ -280,6 +375,17 @@ func taskEnv(app *appspec.App, base []mesos.Environment_Variable, ls launchSpec)
 	add("HOST", ls.Host)
 	add("MESOS_TASK_ID", ls.TaskID)
 	return out
+}
+
+// declaredPort is the port PORT_<n> is named after, as in Marathon's
+// EnvironmentHelper: the container port on a bridge or container network,
+// the declared (service) port on host networking. The variable's value is
+// always the host port.
+func declaredPort(p appspec.Port) uint32 {
+	if p.ContainerPort != 0 {
+		return p.ContainerPort
+	}
+	return p.ServicePort
 }
 
 // envName makes a label or port name fit an environment variable name the

@@ -69,6 +69,9 @@ type platformConfig struct {
 	// MaxInstances bounds instances per app (--max-instances); 0 means
 	// appspec.DefaultMaxInstances.
 	MaxInstances int
+	// ServicePorts is the range service ports are assigned from
+	// (--local-port-min/--local-port-max).
+	ServicePorts appspec.PortRange
 	// Getenv reads the standard Vault variables (VAULT_ADDR, VAULT_TOKEN…);
 	// default os.Getenv.
 	Getenv func(string) string
@@ -85,6 +88,9 @@ func (c *platformConfig) check() error {
 	}
 	if c.ZKSessionTimeout < 0 {
 		return fmt.Errorf("--zk-session-timeout must be positive, got %v", c.ZKSessionTimeout)
+	}
+	if c.ServicePorts.Min > c.ServicePorts.Max {
+		return fmt.Errorf("--local-port-min %d is above --local-port-max %d", c.ServicePorts.Min, c.ServicePorts.Max)
 	}
 	if c.MaxInstances < 0 {
 		return fmt.Errorf("--max-instances must be positive, got %d", c.MaxInstances)
@@ -245,9 +251,10 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 			}
 			return p.feed.Current()
 		},
-		AppHandlers: map[string]api.AppHandler{"autoscale": p.autoscaleLog},
-		Limits:      appspec.Limits{MaxInstances: cfg.MaxInstances},
-		Mounts:      mounts, ClientLimits: cfg.APIClientLimits,
+		AppHandlers:  map[string]api.AppHandler{"autoscale": p.autoscaleLog},
+		Limits:       appspec.Limits{MaxInstances: cfg.MaxInstances},
+		ServicePorts: cfg.ServicePorts,
+		Mounts:       mounts, ClientLimits: cfg.APIClientLimits,
 	})
 	if err != nil {
 		return nil, err

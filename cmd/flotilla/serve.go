@@ -61,6 +61,9 @@ func commonFlags(fs *flag.FlagSet, c *platformConfig, apiAddr string) (level, fo
 		c.MaxInstances = n
 		return nil
 	})
+	c.ServicePorts = appspec.PortRange{}.WithDefaults()
+	servicePortFlag(fs, "local-port-min", "lowest service port assigned to apps that leave theirs at 0 (Marathon's --local_port_min)", &c.ServicePorts.Min)
+	servicePortFlag(fs, "local-port-max", "highest service port assigned to apps (Marathon's --local_port_max)", &c.ServicePorts.Max)
 	apiClientFlags(fs, &c.APIClientLimits)
 	gatewayClientFlags(fs, &c.GatewayClients)
 	level = fs.String("log-level", "info", "log level: error, warn, info, debug, trace")
@@ -193,4 +196,15 @@ func devAgents(n int) []localmesos.AgentSpec {
 		specs[i] = localmesos.AgentSpec{Hostname: host, Attributes: map[string]string{"rack": fmt.Sprintf("r%d", i%3+1)}}
 	}
 	return specs
+}
+
+func servicePortFlag(fs *flag.FlagSet, name, usage string, p *uint32) {
+	fs.Func(name, fmt.Sprintf("%s (default %d)", usage, *p), func(v string) error {
+		n, err := strconv.ParseUint(v, 10, 16)
+		if err != nil || n == 0 {
+			return fmt.Errorf("want a port from 1 to 65535")
+		}
+		*p = uint32(n)
+		return nil
+	})
 }
