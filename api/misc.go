@@ -102,7 +102,9 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.FrameworkID != nil {
 		fid = s.cfg.FrameworkID()
 	}
-	cfg := map[string]any{"framework_name": "flotilla", "default_progress_deadline_seconds": s.cfg.ProgressDeadline.Seconds()}
+	sp := s.cfg.ServicePorts.WithDefaults()
+	cfg := map[string]any{"framework_name": "flotilla", "default_progress_deadline_seconds": s.cfg.ProgressDeadline.Seconds(),
+		"local_port_min": sp.Min, "local_port_max": sp.Max}
 	for k, v := range s.cfg.Info {
 		cfg[k] = v
 	}
