@@ -2,6 +2,7 @@ package framework
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -104,10 +105,9 @@ type Snapshot struct {
 
 // App returns the app with the given id, or nil.
 func (s *Snapshot) App(id string) *appspec.App {
-	for _, a := range s.Apps {
-		if a.ID == id {
-			return a
-		}
+	i := sort.Search(len(s.Apps), func(i int) bool { return s.Apps[i].ID >= id })
+	if i < len(s.Apps) && s.Apps[i].ID == id {
+		return s.Apps[i]
 	}
 	return nil
 }
@@ -121,15 +121,18 @@ func (s *Snapshot) StatusOf(appID string) (AppStatus, bool) {
 	return AppStatus{}, false
 }
 
-// TasksOf returns the tasks of one app.
+// TasksOf returns the tasks of one app: a window of Tasks, found by the
+// app's task id prefix (ids are sorted, and an app's ids share the
+// prefix), so it is read-only like the rest of the snapshot.
 func (s *Snapshot) TasksOf(appID string) []Task {
-	var out []Task
-	for _, t := range s.Tasks {
-		if t.AppID == appID {
-			out = append(out, t)
-		}
+	prefix := TaskIDPrefix(appID) + instanceSep
+	ts := s.Tasks
+	i := sort.Search(len(ts), func(i int) bool { return ts[i].ID >= prefix })
+	j := i
+	for j < len(ts) && strings.HasPrefix(ts[j].ID, prefix) {
+		j++
 	}
-	return out
+	return ts[i:j:j]
 }
 
 // EventType names what an Event is about.
