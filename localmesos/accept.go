@@ -197,7 +197,7 @@ func (m *Master) validateTask(fw *framework, a *agent, ti *mesos.TaskInfo, group
 		return rset{}, fmt.Errorf("Task uses more resources %s than available %s", res, avail)
 	}
 	if c := ti.Container; c != nil {
-		if err := validateContainer(c, res); err != nil {
+		if err := validateContainer(ti); err != nil {
 			return rset{}, err
 		}
 	}
@@ -224,7 +224,8 @@ func validateID(id string) error {
 	return nil
 }
 
-func validateContainer(c *mesos.ContainerInfo, res rset) error {
+func validateContainer(ti *mesos.TaskInfo) error {
+	c := ti.Container
 	if c.Type == nil {
 		return fmt.Errorf("ContainerInfo has no type")
 	}
@@ -237,16 +238,10 @@ func validateContainer(c *mesos.ContainerInfo, res rset) error {
 		if d.Image == "" {
 			return fmt.Errorf("DockerInfo 'image' is not set")
 		}
-		if len(d.PortMappings) > 0 {
-			n := d.GetNetwork()
-			if n != mesos.ContainerInfo_DockerInfo_BRIDGE && n != mesos.ContainerInfo_DockerInfo_USER {
-				return fmt.Errorf("Port mappings are only supported for bridge and user-defined networks")
-			}
-			for _, pm := range d.PortMappings {
-				if !res.containsPort(uint64(pm.HostPort)) {
-					return fmt.Errorf("Port mapping with host port %d is not included in the task's 'ports' resource", pm.HostPort)
-				}
-			}
+		// Network mode, network_infos and port mappings: one owner, the
+		// docker executor's reading of Docker::RunOptions::create.
+		if err := executor.ValidateDockerNetwork(ti); err != nil {
+			return err
 		}
 	case mesos.ContainerInfo_MESOS:
 		if c.Docker != nil {
@@ -270,7 +265,7 @@ func (m *Master) launchLocked(fw *framework, a *agent, ti mesos.TaskInfo, res rs
 	if a.workDir != "" {
 		sandbox = filepath.Join(a.workDir, "frameworks", fw.id, "executors", executorID, "runs", "latest")
 	}
-	et := executor.Task{Info: ti, FrameworkID: fw.id, AgentID: a.id, Hostname: a.hostname, Sandbox: sandbox}
+	et := executor.Task{Info: ti, FrameworkID: fw.id, AgentID: a.id, Hostname: a.hostname, Sandbox: sandbox, Networks: m.cfg.Networks}
 	m.wg.Add(1)
 	go m.runLaunch(a, t, et)
 }

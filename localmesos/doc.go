@@ -35,6 +35,16 @@
 // GET /monitor/statistics on its own 127.0.0.1 listener (the offer's url).
 // localmesos/CONFORMANCE.md maps every rule of MESOS.md to its test.
 //
+// Docker networking: the engine on these machines runs without a bridge and
+// nothing may reach private-range addresses, yet frameworks send Marathon's
+// BRIDGE and USER apps with port mappings. So those containers get a
+// network namespace of their own (Docker network none) and the agent
+// forwards their mapped host ports into it (internal/portfwd), which keeps
+// the shape a framework sees — reachable on the offer's host port, the app
+// on its container port, health checks on the container port inside the
+// namespace — with loopback traffic only. USER networks are names the
+// agents are configured with (Config.Networks), since there is no CNI.
+//
 // Concurrency: one mutex guards the master's state and is never held across
 // I/O. Executors report through a queue that the master drains in batches
 // under one lock acquisition, so thousands of launch goroutines never

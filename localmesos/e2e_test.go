@@ -53,8 +53,10 @@ func TestSimulatedLaunchKill(t *testing.T) {
 }
 
 // realTask is a task running the test application (cmd/testapp) with an
-// HTTP health check on its port, as Marathon would build it.
-func realTask(id string, o mesos.Offer, port uint64, docker bool, testapp string) mesos.TaskInfo {
+// HTTP health check on its port, as Marathon would build it: kind "process",
+// "docker" (host network) or "bridge" (BRIDGE, container port 8080 mapped
+// to the offer's port, the check on the container port).
+func realTask(id string, o mesos.Offer, port uint64, kind, testapp string) mesos.TaskInfo {
 	env := &mesos.Environment{Variables: []mesos.Environment_Variable{
 		{Name: "PORT0", Value: strPtr(strconv.FormatUint(port, 10))},
 		{Name: "PORT", Value: strPtr(strconv.FormatUint(port, 10))},
@@ -70,12 +72,20 @@ func realTask(id string, o mesos.Offer, port uint64, docker bool, testapp string
 		},
 		KillPolicy: &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: int64(2 * time.Second)}},
 	}
-	if docker {
+	switch kind {
+	case "docker":
 		shell := false
 		ti.Command = &mesos.CommandInfo{Shell: &shell, Environment: env}
 		ti.Container = &mesos.ContainerInfo{Type: mesos.ContainerInfo_DOCKER.Enum(), Docker: &mesos.ContainerInfo_DockerInfo{
 			Image: testbed.Image, Network: mesos.ContainerInfo_DockerInfo_HOST.Enum()}}
-	} else {
+	case "bridge":
+		shell, tcp := false, "tcp"
+		ti.Command = &mesos.CommandInfo{Shell: &shell, Environment: env, Arguments: []string{"-port", "8080"}}
+		ti.Container = &mesos.ContainerInfo{Type: mesos.ContainerInfo_DOCKER.Enum(), Docker: &mesos.ContainerInfo_DockerInfo{
+			Image: testbed.Image, Network: mesos.ContainerInfo_DockerInfo_BRIDGE.Enum(),
+			PortMappings: []mesos.ContainerInfo_DockerInfo_PortMapping{{HostPort: uint32(port), ContainerPort: 8080, Protocol: &tcp}}}}
+		ti.HealthCheck.HTTP.Port = 8080
+	default:
 		shell := false
 		ti.Command = &mesos.CommandInfo{Shell: &shell, Value: &testapp, Arguments: []string{testapp}, Environment: env}
 	}
@@ -97,6 +107,7 @@ func TestRealTaskEndToEnd(t *testing.T) {
 		docker bool
 	}{
 		{"docker", true},
+		{"bridge", true}, // reached through the agent's forwarder, checked inside the container
 		{"process", false},
 	}
 	for _, tc := range cases {
@@ -134,7 +145,8 @@ func TestRealTaskEndToEnd(t *testing.T) {
 			o := f.offers(5 * time.Second)[0]
 			port := firstPort(o)
 			id := "web." + tc.name
-			if err := f.call(launch(o, realTask(id, o, port, tc.docker, testapp))); err != nil {
+			kind := tc.name
+			if err := f.call(launch(o, realTask(id, o, port, kind, testapp))); err != nil {
 				t.Fatalf("accept: %v", err)
 			}
 			f.update(30*time.Second, id, mesos.TASK_RUNNING)

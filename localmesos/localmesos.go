@@ -57,6 +57,12 @@ type Config struct {
 	// Hostname agents report in offers; default 127.0.0.1 (tasks listen on
 	// the host network of this machine).
 	Hostname string
+	// Networks are the USER networks every agent offers Docker tasks (no
+	// CNI here: a USER task runs like a BRIDGE one, in its own namespace
+	// with its mapped ports forwarded); a task naming another fails with
+	// REASON_CONTAINER_LAUNCH_FAILED. nil means executor.DefaultNetworks
+	// ("dcos"); an empty non-nil list offers none.
+	Networks []string
 	// Executor makes each agent's executor. Required.
 	Executor ExecutorFactory
 	// ZK is zk://host:port[,host:port]/path; empty means no ZooKeeper and

@@ -187,10 +187,6 @@ func (s rset) contains(o rset) bool {
 	return true
 }
 
-func (s rset) containsPort(p uint64) bool {
-	return rangeContains(s.ranges["ports"], PortRange{p, p})
-}
-
 // sub removes o from s; the caller has checked s.contains(o).
 func (s rset) sub(o rset) {
 	for k, v := range o.scalars {

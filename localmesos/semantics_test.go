@@ -193,6 +193,10 @@ func TestTaskValidation(t *testing.T) {
 		{"slash in id", []string{base("a/b", res+`,"command":{"value":"true"}`)}, "a/b", mesos.REASON_TASK_INVALID, "'/' is not allowed"},
 		{"port mappings on host network", []string{base("t8", res+`,"command":{"shell":false},"container":{"type":"DOCKER","docker":{"image":"x","network":"HOST","port_mappings":[{"host_port":31000,"container_port":80}]}}`)}, "t8", mesos.REASON_TASK_INVALID, "only supported for bridge"},
 		{"host port outside the task's ports", []string{base("t9", res+`,"command":{"shell":false},"container":{"type":"DOCKER","docker":{"image":"x","network":"BRIDGE","port_mappings":[{"host_port":31005,"container_port":80}]}}`)}, "t9", mesos.REASON_TASK_INVALID, "host port 31005"},
+		{"port mappings on none network", []string{base("t13", res+`,"command":{"shell":false},"container":{"type":"DOCKER","docker":{"image":"x","network":"NONE","port_mappings":[{"host_port":31000,"container_port":80}]}}`)}, "t13", mesos.REASON_TASK_INVALID, "only supported for bridge"},
+		{"container port out of range", []string{base("t14", res+`,"command":{"shell":false},"container":{"type":"DOCKER","docker":{"image":"x","network":"BRIDGE","port_mappings":[{"host_port":31000,"container_port":0}]}}`)}, "t14", mesos.REASON_TASK_INVALID, "container port 0"},
+		{"protocol neither tcp nor udp", []string{base("t15", res+`,"command":{"shell":false},"container":{"type":"DOCKER","docker":{"image":"x","network":"BRIDGE","port_mappings":[{"host_port":31000,"container_port":80,"protocol":"sctp"}]}}`)}, "t15", mesos.REASON_TASK_INVALID, `protocol "sctp"`},
+		{"user network without network_infos", []string{base("t16", res+`,"command":{"shell":false},"container":{"type":"DOCKER","docker":{"image":"x","network":"USER","port_mappings":[{"host_port":31000,"container_port":80}]}}`)}, "t16", mesos.REASON_TASK_INVALID, "No network info found"},
 		{"docker without docker info", []string{base("t10", res+`,"command":{"value":"true"},"container":{"type":"DOCKER"}`)}, "t10", mesos.REASON_TASK_INVALID, "DockerInfo"},
 		{"negative resource", []string{base("t11", `"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":-1}}],"command":{"value":"true"}`)}, "t11", mesos.REASON_TASK_INVALID, "invalid value"},
 		{"bad health check", []string{base("t12", res+`,"command":{"value":"true"},"health_check":{"type":"HTTP","http":{"port":0}}`)}, "t12", mesos.REASON_TASK_INVALID, "health check"},
@@ -333,4 +337,23 @@ func TestDelayedUpdatesAndAcks(t *testing.T) {
 	f.none(100*time.Millisecond, scheduler.Event_UPDATE)
 	fc.Step(3 * time.Second)
 	f.updateIn("t", mesos.TASK_RUNNING)
+}
+
+// TestBridgeTaskOnSimulatedAgent: a valid BRIDGE task reaches an agent
+// whose executor cannot run it, which answers TASK_ERROR itself (from the
+// executor, with a uuid), as an agent without Docker would.
+func TestBridgeTaskOnSimulatedAgent(t *testing.T) {
+	t.Parallel()
+	m, _ := startMaster(t, Config{Agents: 1})
+	f := subscribeRaw(t, m, paInfo)
+	o := f.offer("")
+	task := `{"name":"b","task_id":{"value":"b1"},"agent_id":{"value":"` + o.AgentID.Value + `"},` +
+		`"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}},{"name":"ports","type":"RANGES","ranges":{"range":[{"begin":31000,"end":31000}]}}],` +
+		`"command":{"shell":false},"container":{"type":"DOCKER","docker":{"image":"x","network":"BRIDGE","port_mappings":[{"host_port":31000,"container_port":80,"protocol":"tcp"}]}}}`
+	f.call(acceptJSON(o.ID.Value, 0, task))
+	st := f.update("b1")
+	if st.GetState() != mesos.TASK_ERROR || st.GetReason() != mesos.REASON_TASK_INVALID || st.GetSource() != mesos.SOURCE_EXECUTOR ||
+		!strings.Contains(st.GetMessage(), "needs the docker executor") {
+		t.Fatalf("got %s %s %s %q, want TASK_ERROR REASON_TASK_INVALID from the executor saying it needs docker", st.GetState(), st.GetReason(), st.GetSource(), st.GetMessage())
+	}
 }

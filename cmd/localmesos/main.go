@@ -2,7 +2,13 @@
 // agents (package localmesos) until interrupted.
 //
 //	localmesos --listen 127.0.0.1:5050 --agents 3 --executor docker|process|simulated \
-//	    [--zk zk://127.0.0.1:2181/mesos] [--heartbeat 15s]
+//	    [--zk zk://127.0.0.1:2181/mesos] [--heartbeat 15s] [--networks dcos,backend]
+//
+// --networks names the USER networks Docker tasks may join (Marathon's
+// "network": "USER" with a name); there is no CNI here, so a USER task runs
+// like a BRIDGE one, in its own network namespace with its port mappings
+// forwarded from the agent's address. A task naming another network fails
+// with REASON_CONTAINER_LAUNCH_FAILED.
 package main
 
 import (
@@ -22,6 +28,7 @@ import (
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/localmesos"
+	"github.com/flotilla-sched/flotilla/localmesos/executor"
 )
 
 func main() {
@@ -47,7 +54,8 @@ func run(args []string) error {
 	heartbeat := fs.Duration("heartbeat", 15*time.Second, "interval of HEARTBEAT events")
 	resources := fs.String("resources", "", "agent resources, Mesos style: cpus:4;mem:8192;disk:10240;ports:[31000-32000]")
 	attributes := fs.String("attributes", "", "attributes of every agent, Mesos style: rack:r1;zone:a (default rack:r1..r3 by agent)")
-	hostname := fs.String("hostname", "127.0.0.1", "hostname agents report in offers")
+	hostname := fs.String("hostname", "127.0.0.1", "hostname agents report in offers (BRIDGE/USER host ports are bound on it)")
+	networks := fs.String("networks", strings.Join(executor.DefaultNetworks, ","), "comma-separated USER networks Docker tasks may join (empty: none)")
 	samePorts := fs.Bool("same-ports", false, "give every agent the whole ports range (simulated executor only)")
 	noAgentHTTP := fs.Bool("no-agent-http", false, "do not start the agents' HTTP endpoints")
 	level := fs.String("log-level", "info", "log level")
@@ -82,6 +90,7 @@ func run(args []string) error {
 	cfg := localmesos.Config{
 		Listen: *listen, Agents: *agents, ZK: *zkURL, Heartbeat: *heartbeat, Log: log,
 		Hostname: *hostname, SamePorts: *samePorts, NoAgentHTTP: *noAgentHTTP, Clock: clock.Real{},
+		Networks: parseNetworks(*networks),
 	}
 	if *resources != "" {
 		r, err := parseResources(*resources)
@@ -161,6 +170,18 @@ func parseResources(s string) (localmesos.Resources, error) {
 		}
 	}
 	return r, nil
+}
+
+// parseNetworks splits --networks; "" is a non-nil empty list (no USER
+// networks), unlike nil, which would mean the default.
+func parseNetworks(s string) []string {
+	out := []string{}
+	for _, n := range strings.Split(s, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func parseAttributes(s string) (map[string]string, error) {

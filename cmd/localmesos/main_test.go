@@ -65,3 +65,16 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestParseNetworks(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string][]string{
+		"dcos":            {"dcos"},
+		"dcos, backend,,": {"dcos", "backend"},
+		"":                {},
+	} {
+		if got := parseNetworks(in); got == nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("parseNetworks(%q) = %#v, want %#v (never nil: nil would mean the default)", in, got, want)
+		}
+	}
+}

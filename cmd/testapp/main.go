@@ -13,6 +13,14 @@
 //	                            arrived without the value ever being printed
 //	GET  /metrics               a Prometheus gauge testapp_queue_depth (POST /metrics?queue=N)
 //
+// With -tcp-echo PORT (or $TCP_ECHO_PORT) it also echoes every TCP
+// connection's bytes back and half-closes after the client does; with
+// -udp-echo PORT (or $UDP_ECHO_PORT) it sends every UDP datagram back to
+// its sender. -port, -tcp-echo and -udp-echo are fixed container ports for
+// BRIDGE/USER tasks, whose $PORT0 is the host port, not the one to listen
+// on; in a Docker task they are the command's arguments (shell=false keeps
+// the image's /testapp entrypoint).
+//
 // It never prints the value of an environment variable.
 package main
 
@@ -37,6 +45,8 @@ import (
 func main() {
 	port := flag.String("port", os.Getenv("PORT0"), "port to listen on (default $PORT0, else 8080)")
 	readyAfter := flag.Duration("ready-after", 0, "answer /ready with 503 until this long after start")
+	tcpEcho := flag.String("tcp-echo", os.Getenv("TCP_ECHO_PORT"), "also echo TCP on this port (default $TCP_ECHO_PORT; empty: off)")
+	udpEcho := flag.String("udp-echo", os.Getenv("UDP_ECHO_PORT"), "also echo UDP on this port (default $UDP_ECHO_PORT; empty: off)")
 	flag.Parse()
 	if *port == "" {
 		*port = "8080"
@@ -54,6 +64,22 @@ func main() {
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Printf("testapp: task %q listening on %s", taskID, ln.Addr())
+	if *tcpEcho != "" {
+		el, err := net.Listen("tcp", net.JoinHostPort("", *tcpEcho))
+		if err != nil {
+			log.Fatalf("testapp: tcp echo on port %s: %v", *tcpEcho, err)
+		}
+		log.Printf("testapp: tcp echo on %s", el.Addr())
+		go serveTCPEcho(el)
+	}
+	if *udpEcho != "" {
+		pc, err := net.ListenPacket("udp", net.JoinHostPort("", *udpEcho))
+		if err != nil {
+			log.Fatalf("testapp: udp echo on port %s: %v", *udpEcho, err)
+		}
+		log.Printf("testapp: udp echo on %s", pc.LocalAddr())
+		go serveUDPEcho(pc)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -70,5 +71,55 @@ func TestEnvHashNeverShowsTheValue(t *testing.T) {
 	}
 	if code, _ := do(t, h, "GET", "/envhash?name=TESTAPP_UNSET_VAR"); code != http.StatusNotFound {
 		t.Fatalf("/envhash of an unset var = %d, want 404", code)
+	}
+}
+
+func TestEchoServers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go serveTCPEcho(ln)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("hello tcp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c) // ends only if the server half-closes back
+	if err != nil || string(got) != "hello tcp" {
+		t.Fatalf("tcp echo = %q, %v; want %q then EOF", got, err, "hello tcp")
+	}
+
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go serveUDPEcho(pc)
+	u, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if _, err := u.Write([]byte("hello udp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := u.Read(buf)
+	if err != nil || string(buf[:n]) != "hello udp" {
+		t.Fatalf("udp echo = %q, %v", buf[:n], err)
 	}
 }

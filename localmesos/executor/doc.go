@@ -23,6 +23,11 @@
 //	...
 //	_ = ex.Kill(ctx, info.TaskID.Value, 3*time.Second) // TASK_KILLED follows
 //
+// Docker tasks on BRIDGE or USER networking need a network namespace, so
+// only Docker runs them; Process and Simulated answer TASK_ERROR, as an
+// agent without Docker would, rather than run them on the host network
+// where their container ports would collide.
+//
 // NewDocker talks to the engine with API version negotiation; Ping tells
 // whether the engine answers, which is how an agent chooses between docker
 // and process. NewSimulated keeps no goroutine or timer per task.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
+	"github.com/flotilla-sched/flotilla/internal/portfwd"
 )
 
 // Mesos's docker containerizer floors (src/slave/constants.hpp).
@@ -53,7 +54,9 @@ type DockerConfig struct {
 }
 
 // Docker runs tasks as Docker containers the way Mesos's docker
-// containerizer does: host network, CPU shares and memory limit from the
+// containerizer does: the task's network (HOST and NONE as asked; BRIDGE
+// and USER in a namespace of their own with mapped host ports forwarded
+// into it, see internal/portfwd), CPU shares and memory limit from the
 // task's resources, the sandbox mounted at /mnt/mesos/sandbox, container
 // name mesos-<uuid>.
 type Docker struct {
@@ -79,6 +82,8 @@ type dockerTask struct {
 	mem       uint64
 	grace     time.Duration
 	sandbox   string
+	fwd       *portfwd.Forwarder // BRIDGE/USER with port mappings
+	ns        *portfwd.NetNS     // BRIDGE/USER
 	done      chan struct{}
 	cancel    context.CancelFunc // ends waiter and health checker (Close)
 
@@ -183,6 +188,10 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 	if err := ValidateHealthCheck(t.Info.HealthCheck); err != nil {
 		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
 	}
+	nw, err := planDockerNetwork(&t.Info)
+	if err != nil {
+		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: Failed to create docker run options: %w", id, err))
+	}
 	entrypoint, cmd, err := dockerCommand(ci)
 	if err != nil {
 		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
@@ -193,11 +202,7 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 	}
 	name := "mesos-" + newUUID()
 	env := append(append(mesosEnv(t, DockerSandbox), "MESOS_CONTAINER_NAME="+name), taskEnv...)
-	log := d.log.WithFields(logrus.Fields{"task": id, "container": name, "image": di.GetImage()})
-	if di.GetNetwork() != mesos.ContainerInfo_DockerInfo_HOST {
-		// The engine runs without a bridge; host is the only network.
-		log.WithField("network", di.GetNetwork().String()).Warn("running on the host network instead")
-	}
+	log := d.log.WithFields(logrus.Fields{"task": id, "container": name, "image": di.GetImage(), "network": di.GetNetwork().String()})
 
 	unreserve, err := reserve(&d.mu, &d.closed, d.tasks, "docker", id)
 	if err != nil {
@@ -212,13 +217,22 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 		}
 		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
 	}
+	if err := checkUserNetwork(nw, t.Networks); err != nil {
+		unreserve()
+		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
+	}
+	fwd, err := d.bindPorts(t, nw, log)
+	if err != nil {
+		unreserve()
+		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
+	}
 
 	cpus, mem := taskLimits(t.Info)
 	labels := map[string]string{ownerLabel: d.owner}
 	for _, l := range t.Info.GetLabels().GetLabels() {
 		labels[l.GetKey()] = l.GetValue()
 	}
-	hostCfg := &container.HostConfig{NetworkMode: "host"}
+	hostCfg := &container.HostConfig{NetworkMode: container.NetworkMode(nw.mode)}
 	if cpus > 0 {
 		hostCfg.CPUShares = max(int64(cpus*cpuSharesPerCPU), minCPUShares)
 	}
@@ -234,19 +248,34 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 	d.mu.Unlock()
 	created, err := d.cli.ContainerCreate(ctx, cfg, hostCfg, nil, nil, name)
 	if err != nil {
+		closeNetwork(fwd, nil, log)
 		unreserve()
 		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to create container: %w", id, err))
 	}
 	if err := d.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		closeNetwork(fwd, nil, log)
 		d.remove(created.ID, log)
 		unreserve()
 		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to start container: %w", id, err))
+	}
+	var ns *portfwd.NetNS
+	if nw.isolated {
+		ns, err = d.attachNetwork(ctx, created.ID, fwd)
+		if err != nil {
+			closeNetwork(fwd, nil, log)
+			d.remove(created.ID, log)
+			unreserve()
+			return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
+		}
+		if fwd != nil {
+			log.WithField("ports", fwd.Addrs()).Info("forwarding host ports into the container")
+		}
 	}
 
 	wctx, cancel := context.WithCancel(context.Background())
 	dt := &dockerTask{
 		id: id, container: created.ID, name: name, cpus: cpus, mem: mem, grace: killGrace(t.Info),
-		sandbox: t.Sandbox, done: make(chan struct{}), cancel: cancel, report: report,
+		sandbox: t.Sandbox, fwd: fwd, ns: ns, done: make(chan struct{}), cancel: cancel, report: report,
 	}
 	dt.mu.Lock()
 	d.mu.Lock()
@@ -255,6 +284,7 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 		d.mu.Unlock()
 		dt.mu.Unlock()
 		cancel()
+		closeNetwork(fwd, ns, log)
 		d.remove(created.ID, log)
 		return fmt.Errorf("executor: docker launch %s: %w", id, ErrClosed)
 	}
@@ -267,7 +297,11 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 
 	go d.wait(wctx, dt, log)
 	if hc := t.Info.HealthCheck; hc != nil {
-		pr := networkProbe(hc)
+		var dial dialer
+		if ns != nil {
+			dial = nsDialer(ns)
+		}
+		pr := networkProbe(hc, dial)
 		if pr == nil {
 			pr = d.execProbe(created.ID, hc.Command)
 		}
@@ -314,6 +348,9 @@ func (d *Docker) wait(ctx context.Context, dt *dockerTask, log *logrus.Entry) {
 		st = Status{State: mesos.TASK_FAILED, Message: fmt.Sprintf("Failed to wait for container: %v", err)}
 	}
 	dt.cancel()
+	// Before the terminal status: once a scheduler hears of the end, the
+	// host ports may be offered and bound again.
+	closeNetwork(dt.fwd, dt.ns, log)
 	close(dt.done)
 	d.saveLogs(dt, log)
 	d.remove(dt.container, log)

@@ -15,6 +15,9 @@ type Task struct {
 	Hostname    string
 	// Sandbox is the task's own directory, created by the agent.
 	Sandbox string
+	// Networks are the USER networks the agent offers Docker tasks; nil
+	// means DefaultNetworks.
+	Networks []string
 }
 
 // Status is one state change of a task as the executor saw it. The agent

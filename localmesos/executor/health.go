@@ -211,7 +211,8 @@ func (h *healthChecker) once(ctx context.Context) (err error) {
 
 // httpProbe GETs scheme://127.0.0.1:port/path; 200-399 is healthy, as
 // Mesos's curl-based check treats it. Certificates are not verified (curl -k).
-func httpProbe(def *mesos.HealthCheck_HTTPCheckInfo) probe {
+// dial, when set, opens the connection (inside a container's namespace).
+func httpProbe(def *mesos.HealthCheck_HTTPCheckInfo, dial dialer) probe {
 	scheme := def.GetScheme()
 	if scheme == "" {
 		scheme = "http"
@@ -223,6 +224,7 @@ func httpProbe(def *mesos.HealthCheck_HTTPCheckInfo) probe {
 	url := scheme + "://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(int(def.GetPort()))) + path
 	client := &http.Client{Transport: &http.Transport{
 		DisableKeepAlives: true,
+		DialContext:       dial,
 		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // Mesos's check runs curl -k
 	}}
 	return func(ctx context.Context) error {
@@ -243,12 +245,15 @@ func httpProbe(def *mesos.HealthCheck_HTTPCheckInfo) probe {
 	}
 }
 
-// tcpProbe connects to 127.0.0.1:port.
-func tcpProbe(def *mesos.HealthCheck_TCPCheckInfo) probe {
+// tcpProbe connects to 127.0.0.1:port, through dial when set.
+func tcpProbe(def *mesos.HealthCheck_TCPCheckInfo, dial dialer) probe {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(def.GetPort())))
-	return func(ctx context.Context) error {
+	if dial == nil {
 		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
+		dial = d.DialContext
+	}
+	return func(ctx context.Context) error {
+		c, err := dial(ctx, "tcp", addr)
 		if err != nil {
 			return fmt.Errorf("executor: tcp health check: %w", err)
 		}
@@ -256,13 +261,14 @@ func tcpProbe(def *mesos.HealthCheck_TCPCheckInfo) probe {
 	}
 }
 
-// networkProbe returns the probe for HTTP and TCP checks, or nil for others.
-func networkProbe(hc *mesos.HealthCheck) probe {
+// networkProbe returns the probe for HTTP and TCP checks, or nil for
+// others; dial nil probes the agent's own network.
+func networkProbe(hc *mesos.HealthCheck, dial dialer) probe {
 	switch hc.GetType() {
 	case mesos.HealthCheck_HTTP:
-		return httpProbe(hc.HTTP)
+		return httpProbe(hc.HTTP, dial)
 	case mesos.HealthCheck_TCP:
-		return tcpProbe(hc.TCP)
+		return tcpProbe(hc.TCP, dial)
 	}
 	return nil
 }

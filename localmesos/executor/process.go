@@ -119,6 +119,8 @@ func (p *Process) Launch(ctx context.Context, t Task, report Report) error {
 	}
 	ci := t.Info.Command
 	switch {
+	case needsNamespace(&t.Info):
+		return refuseNamespaced("process", id, &t.Info, report)
 	case ci == nil:
 		return p.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: process launch %s: task has no command", id))
 	case t.Info.Container != nil && t.Info.Container.GetType() == mesos.ContainerInfo_DOCKER:
@@ -172,7 +174,7 @@ func (p *Process) Launch(ctx context.Context, t Task, report Report) error {
 
 	go p.wait(pt, log)
 	if hc := t.Info.HealthCheck; hc != nil {
-		pr := networkProbe(hc)
+		pr := networkProbe(hc, nil)
 		if pr == nil {
 			pr = p.commandProbe(hc.Command, t.Sandbox, env)
 		}

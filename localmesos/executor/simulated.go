@@ -56,6 +56,9 @@ func (s *Simulated) Launch(ctx context.Context, t Task, report Report) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("executor: simulated launch %s: %w", id, err)
 	}
+	if needsNamespace(&t.Info) {
+		return refuseNamespaced("simulated", id, &t.Info, report)
+	}
 	cpus, mem := taskLimits(t.Info)
 	st := &simTask{report: report, cpusLimit: cpus, memLimit: mem, since: s.clock.Now()}
 	s.mu.Lock()

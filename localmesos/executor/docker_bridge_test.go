@@ -1,0 +1,310 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/flotilla-sched/flotilla/internal/testbed"
+)
+
+// Host ports of these tests come from 29000-29499, the range this
+// machine's other users leave alone; each is checked free for TCP and UDP.
+var bridgePortSeq atomic.Int32
+
+func bridgePort(t *testing.T) int {
+	t.Helper()
+	for range 500 {
+		p := 29000 + int((bridgePortSeq.Add(1)+int32(os.Getpid()%50)*10)%500)
+		l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(p))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return p
+	}
+	t.Fatal("no port free in 29000-29499")
+	return 0
+}
+
+func pm(host, ctr int, proto string) mesos.ContainerInfo_DockerInfo_PortMapping {
+	return mesos.ContainerInfo_DockerInfo_PortMapping{HostPort: uint32(host), ContainerPort: uint32(ctr), Protocol: &proto}
+}
+
+// bridgeTask is a testapp task on network nw with the given arguments,
+// mappings, and a ports resource holding exactly their host ports.
+func bridgeTask(t *testing.T, id string, nw mesos.ContainerInfo_DockerInfo_Network, args []string, maps ...mesos.ContainerInfo_DockerInfo_PortMapping) Task {
+	tk := dockerTaskInfo(t, id, testbed.Image, &mesos.CommandInfo{Shell: boolPtr(false), Arguments: args})
+	tk.Hostname = "127.0.0.1"
+	tk.Info.Container.Docker.Network = nw.Enum()
+	tk.Info.Container.Docker.PortMappings = maps
+	var ranges []mesos.Value_Range
+	for _, m := range maps {
+		ranges = append(ranges, mesos.Value_Range{Begin: uint64(m.HostPort), End: uint64(m.HostPort)})
+	}
+	if len(ranges) > 0 {
+		tk.Info.Resources = append(tk.Info.Resources, mesos.Resource{Name: "ports", Type: mesos.RANGES.Enum(), Ranges: &mesos.Value_Ranges{Range: ranges}})
+	}
+	return tk
+}
+
+// launchRunning launches and fails with every status seen if the task does
+// not stay up (an image without the echo flags exits at once: rebuild it
+// with scripts/testbed.sh images from this tree).
+func launchRunning(t *testing.T, d *Docker, rec *recorder, tk Task) {
+	t.Helper()
+	if err := d.Launch(context.Background(), tk, rec.report); err != nil {
+		t.Fatalf("launch: %v; statuses %s", err, fmtStatuses(rec.statuses(tk.Info.TaskID.Value)))
+	}
+}
+
+var probeClient = http.Client{Timeout: 5 * time.Second}
+
+// getVia GETs url until it answers (the app inside may still be starting;
+// the forwarder closes connections it cannot carry yet), reporting the last
+// error and the task's statuses if it never does.
+func getVia(t *testing.T, rec *recorder, taskID, url string) string {
+	t.Helper()
+	var lastErr error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := probeClient.Get(url)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		return string(b)
+	}
+	t.Fatalf("GET %s: no answer within 30 s: %v; task statuses %s", url, lastErr, fmtStatuses(rec.statuses(taskID)))
+	return ""
+}
+
+func tcpEcho(t *testing.T, addr, msg string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(c) // EOF only once the echo server half-closed through the forwarder
+	if err != nil {
+		t.Fatalf("tcp echo via %s: %v after %q", addr, err, b)
+	}
+	return string(b)
+}
+
+func udpEcho(t *testing.T, addr, msg string) string {
+	t.Helper()
+	u, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	buf := make([]byte, 1024)
+	var lastErr error
+	// Re-sent each second: the first datagram may arrive before the app
+	// listens, and UDP does not retry.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		if _, err := u.Write([]byte(msg)); err != nil {
+			lastErr = err
+		}
+		if err := u.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := u.Read(buf)
+		if err == nil {
+			return string(buf[:n])
+		}
+		lastErr = err
+	}
+	t.Fatalf("udp echo via %s: no answer within 30 s: %v", addr, lastErr)
+	return ""
+}
+
+// waitBindable waits until addr can be bound for TCP and UDP again.
+func waitBindable(t *testing.T, addr string) {
+	t.Helper()
+	var lastErr error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		l, err := net.Listen("tcp4", addr)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		l.Close()
+		u, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		u.Close()
+		return
+	}
+	t.Fatalf("%s still bound 30 s after the task ended: %v", addr, lastErr)
+}
+
+// TestDockerBridge: the test image listens on container ports 8080 (HTTP),
+// 9000 (TCP echo) and 9001 (UDP echo) in a namespace of its own; each is
+// reached through its host port, the MESOS_HTTP check on the container
+// port goes healthy, and after a kill the host ports are free.
+func TestDockerBridge(t *testing.T) {
+	t.Parallel()
+	d := newTestDocker(t, nil)
+	rec := newRecorder()
+	hHTTP, hEcho := bridgePort(t), bridgePort(t)
+	tk := bridgeTask(t, "br-1", mesos.ContainerInfo_DockerInfo_BRIDGE,
+		[]string{"-port", "8080", "-tcp-echo", "9000", "-udp-echo", "9001"},
+		pm(hHTTP, 8080, "tcp"), pm(hEcho, 9000, "tcp"), pm(hEcho, 9001, "udp"))
+	// PORT0 is the host port, as Marathon sets it; the app must not use it.
+	tk.Info.Command.Environment = &mesos.Environment{Variables: []mesos.Environment_Variable{valueVar("PORT0", strconv.Itoa(hHTTP)), valueVar("HOST", "bridgehost")}}
+	tk.Info.HealthCheck = fastCheck(mesos.HealthCheck{Type: mesos.HealthCheck_HTTP,
+		HTTP: &mesos.HealthCheck_HTTPCheckInfo{Port: 8080, Path: strPtr("/health")}}, 10)
+	launchRunning(t, d, rec, tk)
+	ins, err := d.cli.ContainerInspect(context.Background(), d.containerOf(t, "br-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.HostConfig.NetworkMode != "none" {
+		t.Errorf("network mode %q, want none (a namespace of its own)", ins.HostConfig.NetworkMode)
+	}
+
+	if body := getVia(t, rec, "br-1", fmt.Sprintf("http://127.0.0.1:%d/", hHTTP)); body != "br-1 bridgehost\n" {
+		t.Fatalf("GET / via host port %d = %q", hHTTP, body)
+	}
+	echoAddr := fmt.Sprintf("127.0.0.1:%d", hEcho)
+	if got := tcpEcho(t, echoAddr, "over tcp"); got != "over tcp" {
+		t.Errorf("tcp echo = %q", got)
+	}
+	if got := udpEcho(t, echoAddr, "over udp"); got != "over udp" {
+		t.Errorf("udp echo = %q", got)
+	}
+	rec.waitFor(t, "br-1", 30*time.Second, "healthy (check inside the namespace)", isHealth(true))
+
+	if err := d.Kill(context.Background(), "br-1", 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if st := rec.waitTerminal(t, "br-1", 30*time.Second); st.State != mesos.TASK_KILLED {
+		t.Fatalf("terminal %s %q", st.State, st.Message)
+	}
+	waitBindable(t, fmt.Sprintf("127.0.0.1:%d", hHTTP))
+	waitBindable(t, echoAddr)
+}
+
+func TestDockerUserNetworks(t *testing.T) {
+	t.Parallel()
+	d := newTestDocker(t, nil)
+	withNet := func(tk Task, name string) Task {
+		tk.Info.Container.NetworkInfos = []mesos.NetworkInfo{{Name: &name}}
+		tk.Networks = []string{"dcos", "backend"}
+		return tk
+	}
+	t.Run("configured network", func(t *testing.T) {
+		t.Parallel()
+		rec := newRecorder()
+		hp := bridgePort(t)
+		tk := withNet(bridgeTask(t, "user-ok", mesos.ContainerInfo_DockerInfo_USER, []string{"-port", "8080"}, pm(hp, 8080, "tcp")), "backend")
+		launchRunning(t, d, rec, tk)
+		if body := getVia(t, rec, "user-ok", fmt.Sprintf("http://127.0.0.1:%d/", hp)); !strings.HasPrefix(body, "user-ok ") {
+			t.Fatalf("GET / = %q", body)
+		}
+		if err := d.Kill(context.Background(), "user-ok", 0); err != nil {
+			t.Fatal(err)
+		}
+		rec.waitTerminal(t, "user-ok", 30*time.Second)
+	})
+	t.Run("unknown network", func(t *testing.T) {
+		t.Parallel()
+		rec := newRecorder()
+		tk := withNet(bridgeTask(t, "user-bad", mesos.ContainerInfo_DockerInfo_USER, []string{"-port", "8080"}, pm(bridgePort(t), 8080, "tcp")), "nosuchnet")
+		if err := d.Launch(context.Background(), tk, rec.report); err == nil {
+			t.Fatal("launch on an unknown network succeeded")
+		}
+		st := rec.waitTerminal(t, "user-bad", 10*time.Second)
+		if st.State != mesos.TASK_FAILED || st.Reason == nil || *st.Reason != mesos.REASON_CONTAINER_LAUNCH_FAILED ||
+			!strings.Contains(st.Message, "Unknown CNI network 'nosuchnet'") {
+			t.Fatalf("got %s %v %q, want TASK_FAILED REASON_CONTAINER_LAUNCH_FAILED naming the network", st.State, st.Reason, st.Message)
+		}
+	})
+}
+
+// TestDockerBridgeTakenPort: a host port someone holds fails the launch
+// with REASON_CONTAINER_LAUNCH_FAILED naming the port, and no container of
+// the executor is left.
+func TestDockerBridgeTakenPort(t *testing.T) {
+	t.Parallel()
+	d := newTestDocker(t, nil)
+	rec := newRecorder()
+	hp := bridgePort(t)
+	hold, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", hp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	tk := bridgeTask(t, "taken", mesos.ContainerInfo_DockerInfo_BRIDGE, []string{"-port", "8080"}, pm(hp, 8080, "tcp"))
+	if err := d.Launch(context.Background(), tk, rec.report); err == nil {
+		t.Fatal("launch with a taken host port succeeded")
+	}
+	st := rec.waitTerminal(t, "taken", 10*time.Second)
+	if st.State != mesos.TASK_FAILED || st.Reason == nil || *st.Reason != mesos.REASON_CONTAINER_LAUNCH_FAILED ||
+		!strings.Contains(st.Message, fmt.Sprintf("host port %d/tcp", hp)) || !strings.Contains(st.Message, "address already in use") {
+		t.Fatalf("got %s %v %q, want TASK_FAILED REASON_CONTAINER_LAUNCH_FAILED naming %d/tcp and the error", st.State, st.Reason, st.Message, hp)
+	}
+	left, err := d.cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", ownerLabel+"="+d.owner))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Fatalf("%d containers left after the failed launch", len(left))
+	}
+}
+
+func TestDockerNoneNetwork(t *testing.T) {
+	t.Parallel()
+	d := newTestDocker(t, nil)
+	rec := newRecorder()
+	tk := dockerTaskInfo(t, "none-1", busybox, shellCmd("sleep 1000"))
+	tk.Info.Container.Docker.Network = mesos.ContainerInfo_DockerInfo_NONE.Enum()
+	launchRunning(t, d, rec, tk)
+	ins, err := d.cli.ContainerInspect(context.Background(), d.containerOf(t, "none-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.HostConfig.NetworkMode != "none" {
+		t.Errorf("network mode %q, want none", ins.HostConfig.NetworkMode)
+	}
+	if err := d.Kill(context.Background(), "none-1", 0); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitTerminal(t, "none-1", 30*time.Second)
+}
