@@ -20,14 +20,15 @@ import (
 	"github.com/flotilla-sched/flotilla/internal/testbed"
 )
 
-// Host ports of these tests come from 29000-29499, the range this
-// machine's other users leave alone; each is checked free for TCP and UDP.
+// Host ports of these tests come from 28000-28399, a range no other
+// package's tests give their agents (cmd/flotilla's tests use 27500-27799
+// and 28400-31399 for theirs); each is checked free for TCP and UDP.
 var bridgePortSeq atomic.Int32
 
 func bridgePort(t *testing.T) int {
 	t.Helper()
-	for range 500 {
-		p := 29000 + int((bridgePortSeq.Add(1)+int32(os.Getpid()%50)*10)%500)
+	for range 400 {
+		p := 28000 + int((bridgePortSeq.Add(1)+int32(os.Getpid()%40)*10)%400)
 		l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(p))
 		if err != nil {
 			continue
@@ -40,7 +41,7 @@ func bridgePort(t *testing.T) int {
 		u.Close()
 		return p
 	}
-	t.Fatal("no port free in 29000-29499")
+	t.Fatal("no port free in 28000-28399")
 	return 0
 }
 
