@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/connlimit"
@@ -23,17 +22,13 @@ import (
 	"github.com/flotilla-sched/flotilla/store"
 )
 
-// Scheduler is the part of framework.Scheduler the API drives.
+// Scheduler is the part of framework.Scheduler the API reads, and the
+// one change it makes itself: killing tasks to be replaced, which changes
+// no desired state (package deploy makes every change that does).
 type Scheduler interface {
-	PutApp(app appspec.App)
-	RemoveApp(id string) error
-	Scale(id string, instances int) error
-	KillTasks(appID string, taskIDs []string, scale bool) error
 	Snapshot() *framework.Snapshot
 	Subscribe(buffer int) *framework.Subscription
-	// HoldUnknown: see framework.Scheduler.HoldUnknown. Restore holds
-	// until the store was read completely.
-	HoldUnknown(hold bool)
+	KillTasks(appID string, taskIDs []string) error
 }
 
 // Leadership is the part of framework.Replica the API needs: whether to
@@ -73,11 +68,14 @@ func (a Auth) Authorize(r *http.Request) {
 	}
 }
 
-// Config configures a Server. Scheduler and Store are required; zero
-// values of the rest get the defaults noted.
+// Config configures a Server. Scheduler, Store and Deploy are required;
+// zero values of the rest get the defaults noted.
 type Config struct {
 	Scheduler Scheduler
-	Store     store.Store
+	// Store is read for app versions; writes go through Deploy.
+	Store store.Store
+	// Deploy makes every change of desired state the API is asked for.
+	Deploy *deploy.Service
 	// Leadership, when nil, means this replica always leads.
 	Leadership Leadership
 	// View, when set, is the apps-and-tasks view this replica's discovery
@@ -93,13 +91,8 @@ type Config struct {
 	// Default: a new registry (never the global default one).
 	Registry *prometheus.Registry
 	Clock    clock.Clock // default clock.Real{}
-	// Rand draws deployment ids; default seeded from Clock.
-	Rand *rand.Rand
-	Log  *logrus.Entry
-	Auth Auth
-	// ProgressDeadline bounds a deployment of an app that does not set
-	// progressDeadlineSeconds. Default 10 min.
-	ProgressDeadline time.Duration
+	Log      *logrus.Entry
+	Auth     Auth
 	// RequestTimeout bounds the store and Vault calls of one request.
 	// Default 10 s.
 	RequestTimeout time.Duration
@@ -120,13 +113,6 @@ type Config struct {
 	// counts that lag by up to twice this much. App specs are never stale.
 	// Default 0: every request takes a fresh snapshot.
 	ListSnapshotMaxAge time.Duration
-	// Limits bound what one app may ask for (instances, ports, labels…);
-	// every write is judged with them (appspec's ValidateWith), and so is
-	// Scale. Unset fields take appspec.DefaultLimits().
-	Limits appspec.Limits
-	// ServicePorts is the range service ports are assigned from
-	// (Marathon's --local_port_min/--local_port_max); unset: 10000–20000.
-	ServicePorts appspec.PortRange
 	// ClientLimits bound what clients can hold of the API listener
 	// (connections, timeouts, header size, event streams); HTTPServer and
 	// Listener apply them. Zero fields take DefaultClientLimits.
@@ -150,29 +136,16 @@ type Server struct {
 	log     *logrus.Entry
 	sched   Scheduler
 	st      store.Store
+	dep     *deploy.Service
 	clk     clock.Clock
 	secrets SecretChecker
-
-	// wmu serialises every write: validation has been done before it is
-	// taken, the store and the scheduler are changed under it.
-	wmu sync.Mutex
-	idx appIndex
 
 	tix             atomic.Pointer[taskIndex]
 	lsnap           atomic.Pointer[agedSnapshot]
 	lsnapRefreshing atomic.Bool
-	deps            *deployments
 	hub             hub
 	met             *metrics
 	lastTF          lastFailures
-	broken          brokenSet
-	// loaded: this leadership term's Restore has run. A new leader answers
-	// nothing but 503 before it, so that no client reads an empty app list
-	// from a leader still reading the store (Marathon #2532).
-	loaded atomic.Bool
-
-	randMu sync.Mutex
-	rand   *rand.Rand
 
 	table routeTable
 	conns atomic.Pointer[connlimit.Listener]
@@ -186,20 +159,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("api: Config.Store is required")
 	}
+	if cfg.Deploy == nil {
+		return nil, errors.New("api: Config.Deploy is required")
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
-	}
-	if cfg.Rand == nil {
-		cfg.Rand = rand.New(rand.NewSource(cfg.Clock.Now().UnixNano()))
 	}
 	if cfg.Log == nil {
 		cfg.Log = logging.Component(logging.Discard(), "api")
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
-	}
-	if cfg.ProgressDeadline <= 0 {
-		cfg.ProgressDeadline = 10 * time.Minute
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 10 * time.Second
@@ -210,15 +180,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ProxyTransport == nil {
 		cfg.ProxyTransport = http.DefaultTransport
 	}
-	cfg.Limits = cfg.Limits.WithDefaults()
 	cfg.ClientLimits = cfg.ClientLimits.WithDefaults()
 	s := &Server{
-		cfg: cfg, log: cfg.Log, sched: cfg.Scheduler, st: cfg.Store, clk: cfg.Clock,
-		secrets: cfg.Secrets, rand: cfg.Rand,
+		cfg: cfg, log: cfg.Log, sched: cfg.Scheduler, st: cfg.Store, dep: cfg.Deploy, clk: cfg.Clock,
+		secrets: cfg.Secrets,
 	}
-	s.idx.init()
 	s.lastTF.init()
-	s.deps = newDeployments()
 	met, err := newMetrics(cfg.Registry, s)
 	if err != nil {
 		return nil, err
@@ -230,6 +197,9 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.table = s.routes()
+	// What deploy does (deployments, app writes, unreadable store items)
+	// becomes Marathon events on this Server's /v2/events.
+	cfg.Deploy.SetEvents(deployPublisher{s})
 	return s, nil
 }
 
@@ -240,25 +210,10 @@ func (s *Server) isLeader() bool {
 	return s.cfg.Leadership == nil || s.cfg.Leadership.IsLeader()
 }
 
-// newID returns a random (version 4) uuid from the injected source.
-func (s *Server) newID() string {
-	s.randMu.Lock()
-	a, b := s.rand.Uint64(), s.rand.Uint64()
-	s.randMu.Unlock()
-	var u [16]byte
-	for i := 0; i < 8; i++ {
-		u[i] = byte(a >> (8 * i))
-		u[8+i] = byte(b >> (8 * i))
-	}
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
-}
-
 func (s *Server) now() time.Time { return s.clk.Now() }
 
 // timestamp is Marathon's time format (UTC, milliseconds).
-func timestamp(t time.Time) string { return t.UTC().Format(store.VersionFormat) }
+func timestamp(t time.Time) string { return deploy.Timestamp(t) }
 
 type agedSnapshot struct {
 	snap *framework.Snapshot

@@ -15,17 +15,10 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/secrets"
 	"github.com/flotilla-sched/flotilla/store"
-)
-
-// Marathon's deployment actions.
-const (
-	actionStart   = "StartApplication"
-	actionScale   = "ScaleApplication"
-	actionRestart = "RestartApplication"
-	actionStop    = "StopApplication"
 )
 
 // listApps streams GET /v2/apps: the response for 10,000 apps is written
@@ -40,8 +33,8 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 			Details: []appspec.Detail{{Path: "label", Errors: []string{err.Error()}}}}
 	}
 	ti := s.taskIndex(s.listSnapshot())
-	metas := s.idx.list()
-	deps := s.deps.byAppIDs()
+	metas := s.dep.Apps()
+	deps := s.dep.DeploymentsByApp()
 
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	bw := bufio.NewWriterSize(w, 64<<10)
@@ -49,13 +42,13 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 	buf := make([]byte, 0, 8<<10)
 	first := true
 	for _, m := range metas {
-		if idFilter != "" && !strings.Contains(m.app.ID, idFilter) {
+		if idFilter != "" && !strings.Contains(m.App.ID, idFilter) {
 			continue
 		}
-		if cmdFilter != "" && !strings.Contains(m.app.Cmd, cmdFilter) {
+		if cmdFilter != "" && !strings.Contains(m.App.Cmd, cmdFilter) {
 			continue
 		}
-		if !sel.matches(m.app.Labels) {
+		if !sel.matches(m.App.Labels) {
 			continue
 		}
 		buf = buf[:0]
@@ -65,9 +58,9 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 		first = false
 		depID := ""
 		if len(deps) > 0 {
-			depID = deps[m.app.ID]
+			depID = deps[m.App.ID]
 		}
-		buf = s.appendApp(buf, m, ti.byApp[m.app.ID], e, depID)
+		buf = s.appendApp(buf, m, ti.byApp[m.App.ID], e, depID)
 		if _, err := bw.Write(buf); err != nil {
 			return nil // the client went away; nothing more can be said to it
 		}
@@ -79,15 +72,12 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) getApp(w http.ResponseWriter, r *http.Request, id string) error {
 	id = appspec.CanonicalID(id)
-	m := s.idx.get(id)
+	m := s.dep.App(id)
 	if m == nil {
-		if it, bad := s.broken.app(id); bad {
-			return brokenAppError(id, it)
-		}
-		return notFoundApp(id)
+		return s.appMissing(id)
 	}
 	b := []byte(`{"app":`)
-	b = s.appendApp(b, m, tasksOf(s.sched.Snapshot(), id), embed{tasks: true, lastTaskFailure: true}, s.deps.idForApp(id))
+	b = s.appendApp(b, m, s.sched.Snapshot().TasksOf(id), embed{tasks: true, lastTaskFailure: true}, s.depIDFor(id))
 	b = append(b, '}')
 	writeRaw(w, http.StatusOK, b)
 	return nil
@@ -129,7 +119,7 @@ func invalid(path string, errs ...string) *httpError {
 // unavailable does not refuse the app: the references were checked, and
 // launches wait for Vault with a reason in /v2/queue.
 func (s *Server) checkApp(ctx context.Context, app *appspec.App) error {
-	if err := app.ValidateWith(s.cfg.Limits); err != nil {
+	if err := app.ValidateWith(s.dep.Limits()); err != nil {
 		return err
 	}
 	if len(app.Env) == 0 && len(app.Secrets) == 0 {
@@ -170,12 +160,12 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkApp(ctx, app); err != nil {
 		return err
 	}
-	res, err := s.apply(ctx, writeOp{kind: opCreate, id: app.ID, app: app, force: forced(r), uri: r.URL.Path, clientIP: clientIP(r)})
+	res, err := s.dep.Apply(ctx, deploy.Op{Kind: deploy.OpCreate, ID: app.ID, App: app, Force: forced(r), URI: r.URL.Path, ClientIP: clientIP(r)})
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/v2/apps"+res.meta.app.ID)
-	writeRaw(w, http.StatusCreated, s.renderApp(res.meta, s.sched.Snapshot(), embed{}))
+	w.Header().Set("Location", "/v2/apps"+res.Record.App.ID)
+	writeRaw(w, http.StatusCreated, s.renderApp(res.Record, s.sched.Snapshot(), embed{}))
 	return nil
 }
 
@@ -202,12 +192,12 @@ func (s *Server) putApp(w http.ResponseWriter, r *http.Request, id string, patch
 	if bid, ok := bodyID(body); ok && appspec.CanonicalID(bid) != id {
 		return invalid("/id", fmt.Sprintf("the body's id %q differs from the id in the path %q; remove it from the body or make them equal", bid, id))
 	}
-	cur := s.idx.get(id)
+	cur := s.dep.App(id)
 	if patch && cur == nil {
 		return notFoundApp(id)
 	}
 	if cur != nil && (patch || r.URL.Query().Get("partialUpdate") != "false") {
-		if app, err = mergeApp(cur.app, body); err != nil {
+		if app, err = mergeApp(cur.App, body); err != nil {
 			return err
 		}
 	}
@@ -217,16 +207,16 @@ func (s *Server) putApp(w http.ResponseWriter, r *http.Request, id string, patch
 	if err := s.checkApp(ctx, app); err != nil {
 		return err
 	}
-	res, err := s.apply(ctx, writeOp{kind: opUpdate, id: id, app: app, force: forced(r), uri: r.URL.Path, clientIP: clientIP(r)})
+	res, err := s.dep.Apply(ctx, deploy.Op{Kind: deploy.OpUpdate, ID: id, App: app, Force: forced(r), URI: r.URL.Path, ClientIP: clientIP(r)})
 	if err != nil {
 		return err
 	}
 	status := http.StatusOK
-	if res.created {
+	if res.Created {
 		status = http.StatusCreated
 		w.Header().Set("Location", "/v2/apps"+id)
 	}
-	writeJSON(w, status, deploymentResult{Version: res.dep.Version, DeploymentID: res.dep.ID})
+	writeJSON(w, status, deploymentResult{Version: res.Deployment.Version, DeploymentID: res.Deployment.ID})
 	return nil
 }
 
@@ -260,34 +250,37 @@ type deploymentResult struct {
 }
 
 func (s *Server) restartApp(w http.ResponseWriter, r *http.Request, id string) error {
-	return s.appDeployment(w, r, id, opRestart)
+	return s.appDeployment(w, r, id, deploy.OpRestart)
 }
 
 func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, id string) error {
-	return s.appDeployment(w, r, id, opStop)
+	return s.appDeployment(w, r, id, deploy.OpStop)
 }
 
 // appDeployment runs a write that takes no body (restart, delete) and
 // answers with the deployment it started.
-func (s *Server) appDeployment(w http.ResponseWriter, r *http.Request, id string, kind opKind) error {
+func (s *Server) appDeployment(w http.ResponseWriter, r *http.Request, id string, kind deploy.OpKind) error {
 	id = appspec.CanonicalID(id)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	res, err := s.apply(ctx, writeOp{kind: kind, id: id, force: forced(r), uri: r.URL.Path, clientIP: clientIP(r)})
+	res, err := s.dep.Apply(ctx, deploy.Op{Kind: kind, ID: id, Force: forced(r), URI: r.URL.Path, ClientIP: clientIP(r)})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, deploymentResult{Version: res.dep.Version, DeploymentID: res.dep.ID})
+	if kind == deploy.OpStop {
+		s.lastTF.forget(id)
+	}
+	writeJSON(w, http.StatusOK, deploymentResult{Version: res.Deployment.Version, DeploymentID: res.Deployment.ID})
 	return nil
 }
 
 func (s *Server) appTasks(w http.ResponseWriter, r *http.Request, id string) error {
 	id = appspec.CanonicalID(id)
-	m := s.idx.get(id)
+	m := s.dep.App(id)
 	if m == nil {
 		return notFoundApp(id)
 	}
-	ts := tasksOf(s.sched.Snapshot(), id)
+	ts := s.sched.Snapshot().TasksOf(id)
 	b := []byte(`{"tasks":[`)
 	for i := range ts {
 		if i > 0 {
@@ -306,12 +299,12 @@ func (s *Server) appTasks(w http.ResponseWriter, r *http.Request, id string) err
 // otherwise the scheduler replaces them.
 func (s *Server) killTasks(w http.ResponseWriter, r *http.Request, id string, ids []string) error {
 	id = appspec.CanonicalID(id)
-	m := s.idx.get(id)
+	m := s.dep.App(id)
 	if m == nil {
 		return notFoundApp(id)
 	}
 	single := ids != nil
-	ts := tasksOf(s.sched.Snapshot(), id)
+	ts := s.sched.Snapshot().TasksOf(id)
 	var killed []framework.Task
 	if single {
 		for _, t := range ts {
@@ -334,15 +327,15 @@ func (s *Server) killTasks(w http.ResponseWriter, r *http.Request, id string, id
 	if r.URL.Query().Get("scale") == "true" {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 		defer cancel()
-		res, err := s.apply(ctx, writeOp{kind: opKillScale, id: id, taskIDs: ids, force: forced(r), uri: r.URL.Path, clientIP: clientIP(r)})
+		res, err := s.dep.Apply(ctx, deploy.Op{Kind: deploy.OpKillScale, ID: id, TaskIDs: ids, Force: forced(r), URI: r.URL.Path, ClientIP: clientIP(r)})
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, deploymentResult{Version: res.dep.Version, DeploymentID: res.dep.ID})
+		writeJSON(w, http.StatusOK, deploymentResult{Version: res.Deployment.Version, DeploymentID: res.Deployment.ID})
 		return nil
 	}
 	if len(ids) > 0 {
-		if err := s.sched.KillTasks(id, ids, false); err != nil {
+		if err := s.sched.KillTasks(id, ids); err != nil {
 			if errors.Is(err, framework.ErrUnknownTask) {
 				return errorf(http.StatusNotFound, "%v; the task ended meanwhile, list the tasks again", err)
 			}
@@ -411,14 +404,14 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
 	_, _ = bw.WriteString(`{"tasks":[`)
 	buf := make([]byte, 0, 1024)
 	first := true
-	var m *appMeta
+	var m *deploy.Record
 	for i := range snap.Tasks {
 		t := &snap.Tasks[i]
 		if status != "" && strings.ToLower(strings.TrimPrefix(t.State.String(), "TASK_")) != status {
 			continue
 		}
-		if m == nil || m.app.ID != t.AppID {
-			m = s.idx.get(t.AppID)
+		if m == nil || m.App.ID != t.AppID {
+			m = s.dep.App(t.AppID)
 		}
 		buf = buf[:0]
 		if !first {

@@ -16,6 +16,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/secrets"
 	"github.com/flotilla-sched/flotilla/store"
@@ -336,7 +337,7 @@ func TestValidationErrors(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() {
-		if n := e.srv.idx.len(); n != 0 {
+		if n := e.dep.AppCount(); n != 0 {
 			t.Errorf("%d apps in the API after refused writes", n)
 		}
 		if apps, err := e.st.ListApps(e.ctx); err != nil || len(apps) != 0 {
@@ -475,7 +476,7 @@ func (acceptAllSecrets) Check(context.Context, *appspec.App) ([]secrets.Problem,
 // secret cannot be resolved) says why in /v2/queue, with no value.
 func TestQueueShowsLaunchReason(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *Config, f *framework.Config) {
+	e := newEnv(t, func(c *Config, f *framework.Config, _ *deploy.Config) {
 		c.Secrets = acceptAllSecrets{}
 		f.ResolveEnv = func(context.Context, *appspec.App, string) ([]mesos.Environment_Variable, error) {
 			return nil, errors.New("secret db: permission denied at secret/db")
@@ -501,18 +502,18 @@ func TestQueueShowsLaunchReason(t *testing.T) {
 // it never overrides one in progress; AppHandlers serve app sub-resources.
 func TestScaleAndAppHandlers(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *Config, _ *framework.Config) {
+	e := newEnv(t, func(c *Config, _ *framework.Config, _ *deploy.Config) {
 		c.AppHandlers = map[string]AppHandler{"autoscale": func(w http.ResponseWriter, r *http.Request, id string) {
 			writeJSON(w, 200, map[string]string{"app": id})
 		}}
 	})
 	e.mustDo("POST", "/v2/apps", simpleApp, 201)
-	if _, err := e.srv.Scale(e.ctx, "/prod/shop/web", 3); !errors.Is(err, ErrDeploymentInProgress) {
+	if _, err := e.dep.Scale(e.ctx, "/prod/shop/web", 3); !errors.Is(err, deploy.ErrDeploymentInProgress) {
 		t.Fatalf("scale during the create: %v", err)
 	}
 	e.launch(nil)
 	e.waitNoDeployments()
-	dep, err := e.srv.Scale(e.ctx, "prod/shop/web", 3)
+	dep, err := e.dep.Scale(e.ctx, "prod/shop/web", 3)
 	if err != nil || dep == "" {
 		t.Fatalf("scale: %q %v", dep, err)
 	}
@@ -523,7 +524,7 @@ func TestScaleAndAppHandlers(t *testing.T) {
 	if st, _ := e.st.GetApp(e.ctx, "/prod/shop/web"); st.App.Instances != 3 || len(e.rec.Killed()) != 0 {
 		t.Errorf("stored instances %d, killed %v", st.App.Instances, e.rec.Killed())
 	}
-	if _, err := e.srv.Scale(e.ctx, "/nope", 1); !errors.Is(err, framework.ErrUnknownApp) {
+	if _, err := e.dep.Scale(e.ctx, "/nope", 1); !errors.Is(err, framework.ErrUnknownApp) {
 		t.Errorf("scale of an unknown app: %v", err)
 	}
 	tests := []struct {
@@ -549,7 +550,7 @@ func TestScaleAndAppHandlers(t *testing.T) {
 // fresh snapshot is taken in the background; app specs are always fresh.
 func TestListSnapshotMaxAge(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *Config, _ *framework.Config) { c.ListSnapshotMaxAge = time.Second })
+	e := newEnv(t, func(c *Config, _ *framework.Config, _ *deploy.Config) { c.ListSnapshotMaxAge = time.Second })
 	running := func() float64 {
 		apps := e.mustDo("GET", "/v2/apps", "", 200).json(t)["apps"].([]any)
 		if len(apps) != 1 {
@@ -615,7 +616,7 @@ func TestStoreConflict(t *testing.T) {
 	if a := e.sched.Snapshot().App("/prod/shop/web"); a.Cmd != "sleep 1000" {
 		t.Errorf("scheduler got %q after a refused write", a.Cmd)
 	}
-	if e.srv.deps.count() != 0 {
+	if e.dep.DeploymentCount() != 0 {
 		t.Errorf("a deployment was started for a refused write")
 	}
 }

@@ -58,14 +58,20 @@ func setupBench(b *testing.B, apps, perApp int) *benchState {
 		}
 	}
 	// The API runs on the wall clock: ListSnapshotMaxAge is about real time.
-	srv, err := New(Config{Scheduler: sched, Store: st, Clock: clock.Real{}, Registry: prometheus.NewRegistry()})
+	dep := newDeploy(b, sched, st, clock.Real{})
+	srv, err := New(Config{Scheduler: sched, Store: st, Deploy: dep, Clock: clock.Real{}, Registry: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := srv.Restore(ctx); err != nil {
+	if err := dep.Restore(ctx); err != nil {
 		b.Fatal(err)
 	}
-	srv.deps.replaceAll(nil) // the bench measures reads, not the restored state's deployments
+	// The bench measures reads, not the restored state's deployments.
+	for _, d := range dep.Deployments() {
+		if _, err := dep.Cancel(ctx, d.ID, true); err != nil {
+			b.Fatal(err)
+		}
+	}
 
 	rec := &framework.Recorder{}
 	in := make(chan framework.Input) // unbuffered: a send is received before the Sync that follows

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/abuse"
 )
@@ -62,7 +63,7 @@ func TestSlowAndAbusiveClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10,000 connections")
 	}
-	e := newEnv(t, func(c *Config, _ *framework.Config) {
+	e := newEnv(t, func(c *Config, _ *framework.Config, _ *deploy.Config) {
 		c.ClientLimits = ClientLimits{ReadHeaderTimeout: 3 * time.Second}
 	})
 	addr := serveLimited(t, e.srv)
@@ -99,7 +100,7 @@ func TestSlowAndAbusiveClients(t *testing.T) {
 
 func TestClientLimits(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *Config, _ *framework.Config) {
+	e := newEnv(t, func(c *Config, _ *framework.Config, _ *deploy.Config) {
 		c.ClientLimits = ClientLimits{MaxEventStreams: 2, MaxHeaderBytes: 1 << 10, BodyTimeout: time.Second, MaxConns: 6}
 	})
 	addr := serveLimited(t, e.srv)
@@ -185,7 +186,7 @@ func BenchmarkNormalClientUnderAbuse(b *testing.B) {
 		{"held", ClientLimits{MaxConns: -1, MaxConnsPerIP: -1, ReadHeaderTimeout: 10 * time.Minute}, 9500},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			e := newEnv(b, func(c *Config, _ *framework.Config) { c.ClientLimits = bc.limits })
+			e := newEnv(b, func(c *Config, _ *framework.Config, _ *deploy.Config) { c.ClientLimits = bc.limits })
 			addr := serveLimited(b, e.srv)
 			abuse.Bench(b, abuse.Target{Addr: addr, URL: "http://" + addr + "/v2/apps",
 				Seen: func() int { return seen(e.srv) }, Held: func() int { return int(e.srv.openConns()) },

@@ -9,6 +9,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
 )
 
@@ -53,17 +54,17 @@ func TestProgressDeadlineRollsBack(t *testing.T) {
 	e := newEnv(t)
 	next := e.collect()
 	e.mustDo("POST", "/v2/apps", healthApp, 201)
-	if ev := next(eventDeploymentInfo); ev["plan"].(map[string]any)["steps"].([]any)[0].(map[string]any)["actions"].([]any)[0].(map[string]any)["action"] != actionStart {
+	if ev := next(deploy.EventDeploymentInfo); ev["plan"].(map[string]any)["steps"].([]any)[0].(map[string]any)["actions"].([]any)[0].(map[string]any)["action"] != deploy.ActionStart {
 		t.Errorf("deployment_info = %v", ev)
 	}
 	ids := e.launch(nil) // running, health unknown yet: not done
-	if e.srv.deps.count() != 1 {
+	if e.dep.DeploymentCount() != 1 {
 		t.Fatalf("deployment finished before health checks passed")
 	}
 	for _, id := range ids {
 		e.update(id, mesos.TASK_RUNNING, ptr(true))
 	}
-	next(eventDeploymentSuccess)
+	next(deploy.EventDeploymentSuccess)
 	e.waitNoDeployments()
 	v1 := e.app("/web")["version"].(string)
 
@@ -73,18 +74,18 @@ func TestProgressDeadlineRollsBack(t *testing.T) {
 	e.launch(ptr(false)) // the new version never gets healthy
 	e.clk.Step(59 * time.Second)
 	e.sync()
-	if e.srv.deps.get(failing) == nil {
+	if e.dep.Deployment(failing) == nil {
 		t.Fatalf("deployment ended before its deadline")
 	}
 	e.clk.Step(2 * time.Second)
-	failed := next(eventDeploymentFailed)
+	failed := next(deploy.EventDeploymentFailed)
 	if failed["id"] != failing || !strings.Contains(failed["reason"].(string), "progress deadline of 1m0s passed with 0 of 2 instances") ||
 		!strings.Contains(failed["reason"].(string), "rolling back to version "+v1) {
 		t.Fatalf("deployment_failed = %v", failed)
 	}
-	rb := next(eventDeploymentInfo)
-	e.eventually("rollback deployment", func() bool { return e.srv.deps.get(rb["id"].(string)) != nil })
-	if d := e.srv.deps.get(rb["id"].(string)); !d.Rollback || d.RollbackOf != failing {
+	rb := next(deploy.EventDeploymentInfo)
+	e.eventually("rollback deployment", func() bool { return e.dep.Deployment(rb["id"].(string)) != nil })
+	if d := e.dep.Deployment(rb["id"].(string)); !d.Rollback || d.RollbackOf != failing {
 		t.Errorf("rollback deployment = %+v", d)
 	}
 	app := e.app("/web")
@@ -98,7 +99,7 @@ func TestProgressDeadlineRollsBack(t *testing.T) {
 		t.Errorf("rollback launched %v; the old tasks should have been kept", got)
 	}
 	e.confirmKills()
-	next(eventDeploymentSuccess)
+	next(deploy.EventDeploymentSuccess)
 	e.waitNoDeployments()
 	app = e.app("/web")
 	if app["tasksHealthy"].(float64) != 2 || app["tasksRunning"].(float64) != 2 {
@@ -113,17 +114,17 @@ func TestProgressDeadlineRollsBack(t *testing.T) {
 // rolled back by removing the app.
 func TestDeadlineOfCreateRemovesApp(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *Config, _ *framework.Config) { c.ProgressDeadline = time.Minute })
+	e := newEnv(t, func(_ *Config, _ *framework.Config, d *deploy.Config) { d.ProgressDeadline = time.Minute })
 	next := e.collect()
 	e.mustDo("POST", "/v2/apps", `{"id": "/never", "cmd": "x", "cpus": 1000}`, 201)
 	e.clk.Step(61 * time.Second)
-	failed := next(eventDeploymentFailed)
+	failed := next(deploy.EventDeploymentFailed)
 	if !strings.Contains(failed["reason"].(string), "did not exist before, so it is removed") {
 		t.Errorf("reason = %v", failed["reason"])
 	}
-	e.eventually("app removed", func() bool { return e.srv.idx.get("/never") == nil })
+	e.eventually("app removed", func() bool { return e.dep.App("/never") == nil })
 	e.mustDo("GET", "/v2/apps/never", "", 404)
-	next(eventDeploymentSuccess) // the removal
+	next(deploy.EventDeploymentSuccess) // the removal
 	if _, err := e.st.GetApp(e.ctx, "/never"); err == nil {
 		t.Errorf("store still holds the app")
 	}
@@ -160,7 +161,7 @@ func TestDeploymentConflictAndForce(t *testing.T) {
 	}
 	r = e.mustDo("PUT", "/v2/apps/prod/shop/web?force=true", `{"instances": 3}`, 200)
 	second := r.json(t)["deploymentId"].(string)
-	if ev := next(eventDeploymentFailed); ev["id"] != first || !strings.Contains(ev["reason"].(string), "superseded by deployment "+second) {
+	if ev := next(deploy.EventDeploymentFailed); ev["id"] != first || !strings.Contains(ev["reason"].(string), "superseded by deployment "+second) {
 		t.Errorf("superseded deployment event = %v", ev)
 	}
 	ds := e.deployments()
@@ -199,7 +200,7 @@ func TestDeleteDeployment(t *testing.T) {
 	e.clk.Step(time.Second)
 	d = e.mustDo("PUT", "/v2/apps/prod/shop/web", `{"cmd": "sleep 3"}`, 200).json(t)["deploymentId"].(string)
 	e.mustDo("DELETE", "/v2/deployments/"+d+"?force=true", "", http.StatusAccepted)
-	if n := e.srv.deps.count(); n != 0 {
+	if n := e.dep.DeploymentCount(); n != 0 {
 		t.Errorf("%d deployments after force delete", n)
 	}
 	if app := e.app("/prod/shop/web"); app["cmd"] != "sleep 3" {
@@ -222,7 +223,7 @@ func TestRollingUpgradeKeepsCapacity(t *testing.T) {
 		"upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0},
 		"healthChecks": [{"protocol": "MESOS_TCP", "portIndex": 0}]}`, 201)
 	e.launch(ptr(true))
-	next(eventDeploymentSuccess)
+	next(deploy.EventDeploymentSuccess)
 
 	minHealthy := 4
 	observe := func() {
@@ -235,7 +236,7 @@ func TestRollingUpgradeKeepsCapacity(t *testing.T) {
 		minHealthy = min(minHealthy, n)
 	}
 	e.mustDo("PATCH", "/v2/apps/roll", `{"cmd": "sleep 2"}`, 200)
-	for i := 0; i < 10 && e.srv.deps.count() > 0; i++ {
+	for i := 0; i < 10 && e.dep.DeploymentCount() > 0; i++ {
 		e.sync()
 		observe()
 		for _, id := range e.rec.Killed() {
@@ -254,7 +255,7 @@ func TestRollingUpgradeKeepsCapacity(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // let the API's loop judge the deployment
 	}
-	next(eventDeploymentSuccess)
+	next(deploy.EventDeploymentSuccess)
 	if minHealthy < 2 {
 		t.Errorf("healthy instances fell to %d during the roll, want at least 2", minHealthy)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/store"
 )
 
@@ -30,8 +31,24 @@ func errorf(status int, format string, args ...any) *httpError {
 	return &httpError{Status: status, Message: fmt.Sprintf(format, args...)}
 }
 
-func notFoundApp(id string) *httpError {
-	return errorf(http.StatusNotFound, "App '%s' does not exist; list the apps with GET /v2/apps", id)
+func notFoundApp(id string) error { return deploy.NotFoundApp(id) }
+
+// appMissing answers a request for an app the index does not hold: 404,
+// or 409 when the store holds it but cannot read it (not missing, so a
+// 404 would mislead).
+func (s *Server) appMissing(id string) error {
+	if it, bad := s.dep.BrokenApp(id); bad {
+		return deploy.UnreadableApp(id, it)
+	}
+	return notFoundApp(id)
+}
+
+// depIDFor is the id of the app's running deployment, or "".
+func (s *Server) depIDFor(appID string) string {
+	if d := s.dep.DeploymentOf(appID); d != nil {
+		return d.ID
+	}
+	return ""
 }
 
 // toHTTP maps any error a handler returns to its status and body. Errors
@@ -43,7 +60,17 @@ func toHTTP(err error) *httpError {
 		return he
 	}
 	var ve *appspec.ValidationError
+	var de *deploy.Error
 	switch {
+	case errors.As(err, &de):
+		he := &httpError{Status: http.StatusConflict, Message: de.Message}
+		switch de.Kind {
+		case deploy.NotFound:
+			he.Status = http.StatusNotFound
+		case deploy.Locked:
+			he.Deployments = []deploymentRef{{ID: de.Deployment}}
+		}
+		return he
 	case errors.Is(err, appspec.ErrTooLarge):
 		return &httpError{Status: http.StatusRequestEntityTooLarge, Message: "Request body too large: an app definition must be at most 1 MiB",
 			Details: []appspec.Detail{{Path: "/", Errors: []string{err.Error()}}}}

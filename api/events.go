@@ -14,27 +14,24 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
-	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/store"
 )
 
 // Marathon's event types (plus Flotilla's event_stream_lagged).
 const (
-	eventStatusUpdate      = "status_update_event"
-	eventHealthChanged     = "health_status_changed_event"
-	eventAppTerminated     = "app_terminated_event"
-	eventAPIPost           = "api_post_event"
-	eventDeploymentInfo    = "deployment_info"
-	eventDeploymentSuccess = "deployment_success"
-	eventDeploymentFailed  = "deployment_failed"
-	eventStreamAttached    = "event_stream_attached"
-	eventStreamDetached    = "event_stream_detached"
-	eventStreamLagged      = "event_stream_lagged"
+	eventStatusUpdate   = "status_update_event"
+	eventHealthChanged  = "health_status_changed_event"
+	eventAppTerminated  = "app_terminated_event"
+	eventAPIPost        = "api_post_event"
+	eventStreamAttached = "event_stream_attached"
+	eventStreamDetached = "event_stream_detached"
+	eventStreamLagged   = "event_stream_lagged"
 	// Flotilla's own: Marathon has no autoscaler.
-	eventAutoscaleDecision  = "autoscale_decision"
-	subscriberBuffer        = 1024
-	schedulerEventBuffer    = 16384
-	maxEventsPerDeployCheck = 4096
+	eventAutoscaleDecision = "autoscale_decision"
+	subscriberBuffer       = 1024
+	schedulerEventBuffer   = 16384
 )
 
 // sseEvent is one event, encoded once for every subscriber.
@@ -175,25 +172,41 @@ type deploymentEvent struct {
 	AppID  string `json:"appId"`
 }
 
-func (s *Server) publishDeployment(typ string, d *deployment, reason string) {
+// deployPublisher tells the event stream what package deploy did.
+type deployPublisher struct{ s *Server }
+
+func (p deployPublisher) Deployment(typ string, d *deploy.Deployment, reason string) {
+	s := p.s
 	step := stepJSON{Actions: []actionJSON{{Action: d.Action, App: d.AppID}}}
 	e := deploymentEvent{eventHeader: s.header(typ), ID: d.ID, AppID: d.AppID, Reason: reason,
 		Plan: planJSON{ID: d.ID, Version: d.Version, Steps: []stepJSON{step}}}
-	if typ == eventDeploymentInfo {
+	if typ == deploy.EventDeploymentInfo {
 		e.CurrentStep = &step
 	}
 	s.publish(typ, e)
 }
 
-func (s *Server) publishAPIPost(op writeOp, m *appMeta) {
-	def := append(append([]byte(nil), m.spec...), `,"version":`...)
-	def = append(appendString(def, m.app.Version), '}')
+func (p deployPublisher) AppWritten(op deploy.Op, m *deploy.Record) {
+	s := p.s
+	def := append(append([]byte(nil), m.Spec...), `,"version":`...)
+	def = append(appendString(def, m.App.Version), '}')
 	s.publish(eventAPIPost, struct {
 		eventHeader
 		ClientIP      string          `json:"clientIp"`
 		URI           string          `json:"uri"`
 		AppDefinition json.RawMessage `json:"appDefinition"`
-	}{s.header(eventAPIPost), op.clientIP, op.uri, def})
+	}{s.header(eventAPIPost), op.ClientIP, op.URI, def})
+}
+
+// eventStoreItemBroken is Flotilla's own event: Marathon fails its whole
+// start on a bad stored item, where Flotilla skips it and says so.
+const eventStoreItemBroken = "store_item_broken"
+
+func (p deployPublisher) StoreItemBroken(it store.Broken) {
+	p.s.publish(eventStoreItemBroken, struct {
+		eventHeader
+		Item deploy.BrokenItem `json:"item"`
+	}{p.s.header(eventStoreItemBroken), deploy.ItemOf(it)})
 }
 
 type statusUpdateEvent struct {
@@ -279,77 +292,35 @@ func failedState(st mesos.TaskState) bool {
 	return false
 }
 
-// Run drives deployments and the event stream while this replica leads:
-// it turns scheduler events into Marathon events, finishes deployments
-// that reached their target and fails (rolling back) those past their
-// progress deadline, timed by the injected clock. It returns when ctx
-// ends.
+// Run turns scheduler events into Marathon events while this replica
+// leads (package deploy's Service.Run judges deployments). It returns
+// when ctx ends, dropping the clients attached so that they reconnect to
+// the new leader.
 func (s *Server) Run(ctx context.Context) error {
 	sub := s.sched.Subscribe(schedulerEventBuffer)
 	defer sub.Close()
-	defer s.loaded.Store(false) // the next term restores again
 	// Clients attached to this replica hear nothing once it stops leading:
 	// make them reconnect (to the new leader, through the proxy).
 	defer s.hub.dropAll("this replica stopped leading; reconnect to follow the new leader's events")
 	tr := &translator{healthy: map[string]bool{}}
-	s.checkDeployments(ctx)
 	for {
-		var (
-			timer clock.Timer
-			tc    <-chan time.Time
-		)
-		if next := s.deps.nextDeadline(); !next.IsZero() {
-			timer = s.clk.NewTimer(max(next.Sub(s.now()), 0))
-			tc = timer.C()
-		}
 		select {
 		case <-ctx.Done():
-			stopTimer(timer)
 			return nil
 		case ev, ok := <-sub.C:
 			if !ok {
-				stopTimer(timer)
 				return errors.New("api: the scheduler closed the event subscription")
 			}
 			s.safeTranslate(tr, ev)
-			// Take whatever else is queued before judging deployments
-			// once: a snapshot of 100,000 tasks is not free.
-		drain:
-			for i := 0; i < maxEventsPerDeployCheck; i++ {
-				select {
-				case ev, ok := <-sub.C:
-					if !ok {
-						break drain
-					}
-					s.safeTranslate(tr, ev)
-				default:
-					break drain
-				}
-			}
-		case <-s.deps.poke:
-		case <-tc:
 		}
-		stopTimer(timer)
-		s.safeCheck(ctx)
 	}
 }
 
-func stopTimer(t clock.Timer) {
-	if t != nil {
-		t.Stop()
-	}
-}
-
-// safeTranslate and safeCheck recover a panic at the loop's edge, so one
+// safeTranslate recovers a panic at the loop's edge, so one
 // bad event does not stop deployments; the stack is logged.
 func (s *Server) safeTranslate(tr *translator, ev framework.Event) {
 	defer s.recoverLoop("translate event")
 	s.translate(tr, ev)
-}
-
-func (s *Server) safeCheck(ctx context.Context) {
-	defer s.recoverLoop("check deployments")
-	s.checkDeployments(ctx)
 }
 
 func (s *Server) recoverLoop(what string) {

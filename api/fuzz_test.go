@@ -41,8 +41,8 @@ func FuzzQuery(f *testing.F) {
 	snap := e.sched.Snapshot()
 	all := map[string]map[string]string{} // app id → labels
 	cmds := map[string]string{}
-	for _, m := range e.srv.idx.list() {
-		all[m.app.ID], cmds[m.app.ID] = m.app.Labels, m.app.Cmd
+	for _, m := range e.dep.Apps() {
+		all[m.App.ID], cmds[m.App.ID] = m.App.Labels, m.App.Cmd
 	}
 	states := map[string]int{}
 	for _, t := range snap.Tasks {

@@ -16,6 +16,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
@@ -34,6 +35,7 @@ type env struct {
 	rec   *framework.Recorder
 	st    store.Store
 	srv   *Server
+	dep   *deploy.Service
 	hs    *httptest.Server
 	in    chan framework.Input
 	ctx   context.Context
@@ -43,7 +45,7 @@ type env struct {
 	killed   map[string]bool
 }
 
-type envOpt func(*Config, *framework.Config)
+type envOpt func(*Config, *framework.Config, *deploy.Config)
 
 func newEnv(t testing.TB, opts ...envOpt) *env {
 	return newEnvWithStore(t, nil, opts...)
@@ -64,24 +66,31 @@ func newEnvFor(t testing.TB, st store.Store, life time.Duration, opts ...envOpt)
 	if st == nil {
 		st = store.NewMemory(clk, 0)
 	}
-	cfg := Config{Store: st, Clock: clk, Rand: rand.New(rand.NewSource(2)),
-		Log: logging.Component(logging.Discard(), "api"), Registry: prometheus.NewRegistry(), Version: "test"}
+	reg := prometheus.NewRegistry()
+	cfg := Config{Store: st, Clock: clk, Log: logging.Component(logging.Discard(), "api"), Registry: reg, Version: "test"}
+	dcfg := deploy.Config{Store: st, Clock: clk, Rand: rand.New(rand.NewSource(2)), Log: logging.Component(logging.Discard(), "deploy"), Registry: reg}
 	for _, o := range opts {
-		o(&cfg, &scfg)
+		o(&cfg, &scfg, &dcfg)
 	}
 	sched := framework.New(scfg)
-	cfg.Scheduler = sched
+	cfg.Scheduler, dcfg.Scheduler = sched, sched
+	dep, err := deploy.New(dcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Deploy = dep
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), life)
-	e := &env{t: t, clk: clk, sched: sched, rec: &framework.Recorder{}, st: st, srv: srv, in: make(chan framework.Input),
+	e := &env{t: t, clk: clk, sched: sched, rec: &framework.Recorder{}, st: st, srv: srv, dep: dep, in: make(chan framework.Input),
 		ctx: ctx, killed: map[string]bool{}}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); _ = sched.Run(ctx, e.in, e.rec) }()
 	go func() { defer wg.Done(); _ = srv.Run(ctx) }()
+	go func() { defer wg.Done(); _ = dep.Run(ctx) }()
 	e.hs = httptest.NewServer(srv)
 	t.Cleanup(func() {
 		e.hs.CloseClientConnections()
@@ -155,6 +164,9 @@ func (e *env) launch(healthy *bool) []string {
 
 func (e *env) confirmKills() {
 	e.t.Helper()
+	// A kill asked for through the API is sent by the scheduler's loop:
+	// let it act first.
+	e.sync()
 	for _, id := range e.rec.Killed() {
 		e.mu.Lock()
 		done := e.killed[id]
@@ -242,7 +254,7 @@ func (e *env) deployments() []map[string]any {
 
 func (e *env) waitNoDeployments() {
 	e.t.Helper()
-	e.eventually("no deployments", func() bool { return e.srv.deps.count() == 0 })
+	e.eventually("no deployments", func() bool { return e.dep.DeploymentCount() == 0 })
 }
 
 func (e *env) app(id string) map[string]any {
@@ -251,3 +263,14 @@ func (e *env) app(id string) map[string]any {
 }
 
 const simpleApp = `{"id": "/prod/shop/web", "cmd": "sleep 1000", "cpus": 0.1, "mem": 32, "instances": 2}`
+
+// newDeploy is a deploy.Service over sched and st for tests that build a
+// Server by hand.
+func newDeploy(t testing.TB, sched deploy.Scheduler, st store.Store, clk clock.Clock) *deploy.Service {
+	t.Helper()
+	d, err := deploy.New(deploy.Config{Store: st, Scheduler: sched, Clock: clk, Rand: rand.New(rand.NewSource(2))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
 )
 
@@ -63,17 +64,17 @@ func TestBillionInstancesRefused(t *testing.T) {
 // autoscaler's path) enforce: at the limit accepted, one past refused.
 func TestConfiguredInstanceLimit(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *Config, _ *framework.Config) { c.Limits = appspec.Limits{MaxInstances: 3} })
+	e := newEnv(t, func(_ *Config, _ *framework.Config, d *deploy.Config) { d.Limits = appspec.Limits{MaxInstances: 3} })
 	limitDetail(t, e.do("POST", "/v2/apps", `{"id":"/w","cmd":"x","cpus":0.1,"mem":1,"instances":4}`), "/instances", "at most 3", "--max-instances")
 	e.mustDo("POST", "/v2/apps", `{"id":"/w","cmd":"x","cpus":0.1,"mem":1,"instances":3}`, 201)
 	e.launch(nil)
 	e.waitNoDeployments()
 	limitDetail(t, e.do("PUT", "/v2/apps/w", `{"instances":4}`), "/instances", "at most 3")
 	limitDetail(t, e.do("PUT", "/v2/apps/w", `{"autoscale":{"min":1,"max":4,"metric":"cpu","target":0.5}}`), "/autoscale/max", "at most 3")
-	if _, err := e.srv.Scale(e.ctx, "/w", 4); err == nil || !strings.Contains(err.Error(), "limit of instances per app") {
+	if _, err := e.dep.Scale(e.ctx, "/w", 4); err == nil || !strings.Contains(err.Error(), "limit of instances per app") {
 		t.Fatalf("Scale past the limit: %v", err)
 	}
-	if _, err := e.srv.Scale(e.ctx, "/w", 2); err != nil {
+	if _, err := e.dep.Scale(e.ctx, "/w", 2); err != nil {
 		t.Fatalf("Scale within the limit: %v", err)
 	}
 }

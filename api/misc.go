@@ -11,11 +11,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sirupsen/logrus"
 
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/offers"
-	"github.com/flotilla-sched/flotilla/store"
 )
 
 type reasonJSON struct {
@@ -65,10 +63,10 @@ func (s *Server) queue(w http.ResponseWriter, r *http.Request) error {
 		} else {
 			e.Delay.Overdue = true
 		}
-		if m := s.idx.get(q.AppID); m != nil {
-			def := append(append([]byte(nil), m.spec...), `,"version":`...)
-			e.App = append(appendString(def, m.app.Version), '}')
-		} else if a := snapApp(snap, q.AppID); a != nil {
+		if m := s.dep.App(q.AppID); m != nil {
+			def := append(append([]byte(nil), m.Spec...), `,"version":`...)
+			e.App = append(appendString(def, m.App.Version), '}')
+		} else if a := snap.App(q.AppID); a != nil {
 			e.App, _ = json.Marshal(a)
 		} else {
 			e.App = json.RawMessage(`{"id":` + strconv.Quote(q.AppID) + `}`)
@@ -102,8 +100,8 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.FrameworkID != nil {
 		fid = s.cfg.FrameworkID()
 	}
-	sp := s.cfg.ServicePorts.WithDefaults()
-	cfg := map[string]any{"framework_name": "flotilla", "default_progress_deadline_seconds": s.cfg.ProgressDeadline.Seconds(),
+	sp := s.dep.ServicePortRange()
+	cfg := map[string]any{"framework_name": "flotilla", "default_progress_deadline_seconds": s.dep.ProgressDeadline().Seconds(),
 		"local_port_min": sp.Min, "local_port_max": sp.Max}
 	for k, v := range s.cfg.Info {
 		cfg[k] = v
@@ -114,7 +112,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 		"event_subscriber": map[string]string{"type": "sse"},
 		"auth_enabled":     s.cfg.Auth.enabled(),
 		// Flotilla's own: stored items the last restore could not read.
-		"store_problems": s.broken.items(),
+		"store_problems": s.dep.BrokenItems(),
 	})
 	return nil
 }
@@ -150,13 +148,11 @@ func (s *Server) abdicate(w http.ResponseWriter, r *http.Request) error {
 }
 
 type metrics struct {
-	requests           *prometheus.CounterVec
-	duration           *prometheus.HistogramVec
-	deploymentsStarted prometheus.Counter
-	deploymentsEnded   *prometheus.CounterVec
-	sseClients         prometheus.Gauge
-	sseRefused         prometheus.Counter
-	connsRefused       *prometheus.CounterVec
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	sseClients   prometheus.Gauge
+	sseRefused   prometheus.Counter
+	connsRefused *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) (*metrics, error) {
@@ -165,10 +161,6 @@ func newMetrics(reg *prometheus.Registry, s *Server) (*metrics, error) {
 			Help: "API requests by method and status code."}, []string{"method", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "flotilla_api_request_duration_seconds",
 			Help: "API request latency by method (event streams count their whole life).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"method"}),
-		deploymentsStarted: prometheus.NewCounter(prometheus.CounterOpts{Name: "flotilla_api_deployments_started_total",
-			Help: "Deployments started (create, update, scale, restart, delete, rollback)."}),
-		deploymentsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flotilla_api_deployments_ended_total",
-			Help: "Deployments ended, by result (success or failed)."}, []string{"result"}),
 		sseClients: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flotilla_api_event_stream_clients",
 			Help: "Clients attached to /v2/events."}),
 		sseRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "flotilla_api_event_streams_refused_total",
@@ -176,13 +168,13 @@ func newMetrics(reg *prometheus.Registry, s *Server) (*metrics, error) {
 		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flotilla_api_connections_refused_total",
 			Help: "API connections closed at once, by reason: max_conns (--api-max-conns), max_conns_per_ip (--api-max-conns-per-ip)."}, []string{"reason"}),
 	}
-	cs := []prometheus.Collector{m.requests, m.duration, m.deploymentsStarted, m.deploymentsEnded, m.sseClients, m.sseRefused, m.connsRefused,
+	cs := []prometheus.Collector{m.requests, m.duration, m.sseClients, m.sseRefused, m.connsRefused,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flotilla_api_open_connections", Help: "Connections open on the API listener."},
 			s.openConns),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flotilla_api_apps", Help: "Apps the API serves."},
-			func() float64 { return float64(s.idx.len()) }),
+			func() float64 { return float64(s.dep.AppCount()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flotilla_api_deployments", Help: "Deployments in progress."},
-			func() float64 { return float64(s.deps.count()) }),
+			func() float64 { return float64(s.dep.DeploymentCount()) }),
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -198,94 +190,4 @@ func (m *metrics) observe(method string, status int, d time.Duration) {
 	}
 	m.requests.WithLabelValues(method, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(method).Observe(d.Seconds())
-}
-
-// Restore loads every app and deployment from the store and gives the
-// apps to the scheduler, replacing what the API held: the lead calls it
-// each time this replica gains leadership, before serving. Apps the
-// scheduler has but the store does not are removed from the scheduler.
-// Deployments whose app changed or vanished since are dropped.
-//
-// One item the store cannot decode never blocks the rest (it is logged,
-// published as store_item_broken and listed in /v2/info), and until the
-// store was read completely the scheduler keeps tasks of apps it does not
-// know rather than killing them: they may be a broken app's.
-func (s *Server) Restore(ctx context.Context) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	// Served after the attempt, failed or not: the platform goes on
-	// scheduling with what it knows, and /v2/info shows what is broken.
-	defer s.loaded.Store(true)
-	s.sched.HoldUnknown(true)
-	apps, err := s.st.ListApps(ctx)
-	brokenApps, partial := store.BrokenItems(err)
-	if err != nil && !partial {
-		return fmt.Errorf("api: restore: list apps (tasks of unknown apps are kept meanwhile): %w", err)
-	}
-	sds, err := s.st.ListDeployments(ctx)
-	brokenDeps, partialDeps := store.BrokenItems(err)
-	if err != nil && !partialDeps {
-		return fmt.Errorf("api: restore: list deployments (tasks of unknown apps are kept meanwhile): %w", err)
-	}
-	broken := append(brokenApps, brokenDeps...)
-	snap := s.sched.Snapshot()
-	metas := make([]*appMeta, 0, len(apps))
-	inStore := make(map[string]bool, len(apps))
-	for _, a := range apps {
-		inStore[a.App.ID] = true
-		if err := checkStored(a, s.cfg.Limits); err != nil {
-			broken = append(broken, store.Broken{Kind: "app", Key: a.App.ID, AppID: a.App.ID, Err: err})
-			continue
-		}
-		configVersion := a.ConfigVersion
-		// The scheduler may already run this app (leadership regained in
-		// the same process) from a node written before config versions
-		// were stored: if only instances differ, keep its version so that
-		// its tasks are not replaced.
-		if sa := snapApp(snap, a.App.ID); sa != nil && configVersion == a.App.Version && configEqual(sa, a.App) {
-			configVersion = sa.Version
-		}
-		metas = append(metas, newMeta(a.App, a.Revision, configVersion, a.App.Version))
-	}
-	s.noteBroken(broken)
-	for _, sa := range snap.Apps {
-		if _, bad := s.broken.app(sa.ID); !inStore[sa.ID] && !bad {
-			if err := s.sched.RemoveApp(sa.ID); err != nil && !errors.Is(err, framework.ErrUnknownApp) {
-				s.log.WithError(err).WithField("app", sa.ID).Warn("restore: removing an app the store does not have failed")
-			}
-		}
-	}
-	s.idx.replaceAll(metas)
-	for _, m := range metas {
-		s.sched.PutApp(m.schedulerApp())
-	}
-	var ds []*deployment
-	for _, sd := range sds {
-		d, err := deploymentFromStore(sd)
-		m := (*appMeta)(nil)
-		if err == nil {
-			m = s.idx.get(d.AppID)
-		}
-		switch {
-		case err != nil:
-			s.log.WithError(err).WithField("deployment", sd.ID).Warn("restore: dropping an unreadable deployment")
-		case d.Action == actionStop && m != nil, d.Action != actionStop && (m == nil || m.app.Version != d.Version):
-			s.log.WithFields(logrus.Fields{"deployment": d.ID, "app": d.AppID}).Info("restore: dropping a deployment its app has moved past")
-		default:
-			if m != nil {
-				d.Target = m.configVersion
-			}
-			ds = append(ds, d)
-			continue
-		}
-		if err := s.st.DeleteDeployment(ctx, sd.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.log.WithError(err).WithField("deployment", sd.ID).Warn("restore: stale deployment not removed")
-		}
-	}
-	s.deps.replaceAll(ds)
-	s.deps.wake()
-	brokenApps = s.broken.appList()
-	s.sched.HoldUnknown(len(brokenApps) > 0)
-	s.log.WithFields(logrus.Fields{"apps": len(metas), "deployments": len(ds), "broken": len(broken)}).Info("restored apps and deployments from the store")
-	return nil
 }

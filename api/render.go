@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,194 +11,10 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
-	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/store"
 )
-
-// appMeta is one app as the API last wrote it. It is immutable: a write
-// replaces it.
-type appMeta struct {
-	app *appspec.App // as stored; Version is the store's version
-	rev store.Revision
-	// configVersion is the version whose config the tasks run: it changes
-	// with every change but a scale (Marathon's lastConfigChangeAt). The
-	// scheduler is given the app with this Version so that a scale
-	// replaces no task.
-	configVersion string
-	lastScalingAt string
-	// spec is the app's JSON without "version" and without the closing
-	// brace, rendered once per version so that listing 10,000 apps
-	// encodes no spec.
-	spec []byte
-	// servicePorts per port index, for every task's servicePorts.
-	servicePorts []uint32
-	health       bool
-}
-
-func newMeta(app *appspec.App, rev store.Revision, configVersion, lastScalingAt string) *appMeta {
-	c := *app
-	c.Version = ""
-	// Marathon writes absent collections as [] and {}, and clients index
-	// into them without a null check.
-	if c.Env == nil {
-		c.Env = map[string]appspec.EnvValue{}
-	}
-	if c.Secrets == nil {
-		c.Secrets = map[string]appspec.Secret{}
-	}
-	if c.Labels == nil {
-		c.Labels = map[string]string{}
-	}
-	if c.Constraints == nil {
-		c.Constraints = [][]string{}
-	}
-	if c.HealthChecks == nil {
-		c.HealthChecks = []appspec.HealthCheck{}
-	}
-	if c.ReadinessChecks == nil {
-		c.ReadinessChecks = []appspec.ReadinessCheck{}
-	}
-	if c.PortDefinitions == nil {
-		c.PortDefinitions = []appspec.PortDefinition{}
-	}
-	b, err := json.Marshal(&c)
-	if err != nil || len(b) < 2 {
-		// App holds only JSON-encodable types; keep a minimal, valid spec.
-		b, _ = json.Marshal(map[string]string{"id": app.ID})
-	}
-	return &appMeta{
-		app: app, rev: rev, configVersion: configVersion, lastScalingAt: lastScalingAt,
-		spec: b[:len(b)-1], health: len(app.HealthChecks) > 0, servicePorts: app.ServicePorts(),
-	}
-}
-
-// schedulerApp is the app as the scheduler gets it.
-func (m *appMeta) schedulerApp() appspec.App {
-	a := *m.app
-	a.Version = m.configVersion
-	return a
-}
-
-// appIndex holds every app's meta, sorted by id for listing.
-type appIndex struct {
-	mu     sync.RWMutex
-	byID   map[string]*appMeta
-	sorted []*appMeta // by app id; replaced entries are swapped in place
-	// servicePorts maps each service port in use to the app holding it;
-	// the index owns it so that the set can never drift from the apps.
-	servicePorts map[uint32]string
-}
-
-func (x *appIndex) init() { x.byID, x.servicePorts = map[string]*appMeta{}, map[uint32]string{} }
-
-// servicePortHolder names the app other than self holding port, or "".
-func (x *appIndex) servicePortHolder(port uint32, self string) string {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	if h := x.servicePorts[port]; h != self {
-		return h
-	}
-	return ""
-}
-
-func (x *appIndex) setPortsLocked(old, m *appMeta) {
-	if old != nil {
-		for _, p := range old.app.ServicePorts() {
-			if x.servicePorts[p] == old.app.ID {
-				delete(x.servicePorts, p)
-			}
-		}
-	}
-	if m != nil {
-		for _, p := range m.app.ServicePorts() {
-			if p != 0 {
-				x.servicePorts[p] = m.app.ID
-			}
-		}
-	}
-}
-
-func (x *appIndex) get(id string) *appMeta {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.byID[id]
-}
-
-func (x *appIndex) search(id string) int {
-	return sort.Search(len(x.sorted), func(i int) bool { return x.sorted[i].app.ID >= id })
-}
-
-func (x *appIndex) put(m *appMeta) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	id := m.app.ID
-	i := x.search(id)
-	x.setPortsLocked(x.byID[id], m)
-	if _, ok := x.byID[id]; ok {
-		x.sorted[i] = m
-	} else {
-		x.sorted = append(x.sorted, nil)
-		copy(x.sorted[i+1:], x.sorted[i:])
-		x.sorted[i] = m
-	}
-	x.byID[id] = m
-}
-
-func (x *appIndex) remove(id string) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	old, ok := x.byID[id]
-	if !ok {
-		return
-	}
-	x.setPortsLocked(old, nil)
-	delete(x.byID, id)
-	i := x.search(id)
-	x.sorted = append(x.sorted[:i], x.sorted[i+1:]...)
-}
-
-func (x *appIndex) replaceAll(ms []*appMeta) {
-	byID := make(map[string]*appMeta, len(ms))
-	sorted := append([]*appMeta(nil), ms...)
-	for _, m := range ms {
-		byID[m.app.ID] = m
-	}
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].app.ID < sorted[j].app.ID })
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.byID, x.sorted, x.servicePorts = byID, sorted, map[uint32]string{}
-	for _, m := range sorted {
-		x.setPortsLocked(nil, m)
-	}
-}
-
-// list returns the metas sorted by id; the slice is the caller's.
-func (x *appIndex) list() []*appMeta {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return append([]*appMeta(nil), x.sorted...)
-}
-
-func (x *appIndex) len() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return len(x.sorted)
-}
-
-// tasksOf returns an app's tasks from a snapshot without scanning it:
-// tasks are sorted by id and an app's ids share a prefix, so they are one
-// contiguous run, found by binary search.
-func tasksOf(snap *framework.Snapshot, appID string) []framework.Task {
-	prefix := framework.TaskIDPrefix(appID) + ".instance-"
-	ts := snap.Tasks
-	i := sort.Search(len(ts), func(i int) bool { return ts[i].ID >= prefix })
-	j := i
-	for j < len(ts) && strings.HasPrefix(ts[j].ID, prefix) {
-		j++
-	}
-	return ts[i:j]
-}
 
 // taskIndex maps each app to its tasks in one snapshot, built in one
 // pass over the tasks and shared by every list request that sees the
@@ -323,15 +138,15 @@ func (l *lastFailures) forget(appID string) {
 // appendApp appends one app in Marathon's GET /v2/apps shape. Only the
 // status part is encoded here, by hand, from the snapshot; the spec is
 // the bytes rendered when the app was written.
-func (s *Server) appendApp(b []byte, m *appMeta, ts []framework.Task, e embed, depID string) []byte {
+func (s *Server) appendApp(b []byte, m *deploy.Record, ts []framework.Task, e embed, depID string) []byte {
 	c := countTasks(ts)
-	b = append(b, m.spec...)
+	b = append(b, m.Spec...)
 	b = append(b, `,"version":`...)
-	b = appendString(b, m.app.Version)
+	b = appendString(b, m.App.Version)
 	b = append(b, `,"versionInfo":{"lastScalingAt":`...)
-	b = appendString(b, m.lastScalingAt)
+	b = appendString(b, m.LastScalingAt)
 	b = append(b, `,"lastConfigChangeAt":`...)
-	b = appendString(b, m.configVersion)
+	b = appendString(b, m.ConfigVersion)
 	b = append(b, `},"tasksStaged":`...)
 	b = strconv.AppendInt(b, int64(c.staged), 10)
 	b = append(b, `,"tasksRunning":`...)
@@ -358,7 +173,7 @@ func (s *Server) appendApp(b []byte, m *appMeta, ts []framework.Task, e embed, d
 		b = append(b, ']')
 	}
 	if e.lastTaskFailure {
-		if f := s.lastTF.get(m.app.ID); f != nil {
+		if f := s.lastTF.get(m.App.ID); f != nil {
 			b = append(b, `,"lastTaskFailure":`...)
 			b = append(b, f...)
 		}
@@ -386,8 +201,8 @@ func instanceID(taskID string) string {
 
 // appendTask appends one task in Marathon's shape.
 // m is the task's app, or nil when the app is gone.
-func appendTask(b []byte, t *framework.Task, m *appMeta) []byte {
-	health := m != nil && m.health
+func appendTask(b []byte, t *framework.Task, m *deploy.Record) []byte {
+	health := m != nil && m.Health
 	b = append(b, `{"id":`...)
 	b = appendString(b, t.ID)
 	b = append(b, `,"appId":`...)
@@ -413,7 +228,7 @@ func appendTask(b []byte, t *framework.Task, m *appMeta) []byte {
 	}
 	b = append(b, `],"servicePorts":[`...)
 	if m != nil {
-		for i, p := range m.servicePorts {
+		for i, p := range m.ServicePorts {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -458,8 +273,8 @@ func appendString(b []byte, s string) []byte {
 }
 
 // renderApp renders one app (GET /v2/apps/{id}, POST's answer).
-func (s *Server) renderApp(m *appMeta, snap *framework.Snapshot, e embed) []byte {
+func (s *Server) renderApp(m *deploy.Record, snap *framework.Snapshot, e embed) []byte {
 	var buf bytes.Buffer
-	buf.Grow(len(m.spec) + 512)
-	return s.appendApp(buf.Bytes(), m, tasksOf(snap, m.app.ID), e, s.deps.idForApp(m.app.ID))
+	buf.Grow(len(m.Spec) + 512)
+	return s.appendApp(buf.Bytes(), m, snap.TasksOf(m.App.ID), e, s.depIDFor(m.App.ID))
 }

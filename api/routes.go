@@ -93,7 +93,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case !rt.local && !s.isLeader():
 		s.bodyDeadline(sw, r)
 		s.proxy(sw, r)
-	case !rt.local && s.cfg.Leadership != nil && !s.loaded.Load():
+	case !rt.local && s.cfg.Leadership != nil && !s.dep.Loaded():
 		writeJSON(sw, http.StatusServiceUnavailable, errorf(http.StatusServiceUnavailable,
 			"this replica was just elected leader and is still reading apps from the store; retry in a moment"))
 	default:

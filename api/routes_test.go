@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
 )
 
@@ -36,7 +37,7 @@ var openRoutes = []string{"/ping"}
 func TestAuthCoversEveryRoute(t *testing.T) {
 	t.Parallel()
 	stub := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
-	e := newEnv(t, func(c *Config, _ *framework.Config) {
+	e := newEnv(t, func(c *Config, _ *framework.Config, _ *deploy.Config) {
 		c.Auth = Auth{Username: "ops", Password: "s3cret", Token: "tok-123"}
 		c.Mounts = map[string]http.Handler{"/v1/": stub}
 		c.AppHandlers = map[string]AppHandler{"autoscale": func(w http.ResponseWriter, _ *http.Request, _ string) {
@@ -118,7 +119,7 @@ func TestAuthCoversEveryRoute(t *testing.T) {
 // The table answers what the switch it replaced answered.
 func TestRouteMatch(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *Config, _ *framework.Config) {
+	e := newEnv(t, func(c *Config, _ *framework.Config, _ *deploy.Config) {
 		c.AppHandlers = map[string]AppHandler{"autoscale": func(http.ResponseWriter, *http.Request, string) {}}
 	})
 	tests := []struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/testbed"
@@ -98,7 +99,7 @@ func TestEventStream(t *testing.T) {
 	e.mustDo("POST", "/v2/apps", healthApp, 201)
 	ids := e.launch(ptr(true))
 
-	want := []string{eventAPIPost, eventDeploymentInfo, eventStatusUpdate}
+	want := []string{eventAPIPost, deploy.EventDeploymentInfo, eventStatusUpdate}
 	for _, typ := range want {
 		ev := waitEv(t, all)
 		if ev.typ != typ || ev.data["eventType"] != typ || ev.data["timestamp"] == nil {
@@ -131,7 +132,7 @@ func TestEventStream(t *testing.T) {
 	// The stream goes on: the deployment ends.
 	for {
 		ev := waitEv(t, all)
-		if ev.typ == eventDeploymentSuccess {
+		if ev.typ == deploy.EventDeploymentSuccess {
 			if ev.data["id"] == "" || ev.data["plan"] == nil {
 				t.Errorf("deployment_success = %v", ev.data)
 			}
@@ -170,7 +171,7 @@ func TestEventStreamLagged(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *Config, _ *framework.Config) {
+	e := newEnv(t, func(c *Config, _ *framework.Config, _ *deploy.Config) {
 		c.Auth = Auth{Username: "ops", Password: "s3cret", Token: "tok-123"}
 	})
 	tests := []struct {
@@ -231,8 +232,8 @@ func TestStandbyProxy(t *testing.T) {
 	leader.mustDo("POST", "/v2/apps", simpleApp, 201)
 	addr := strings.TrimPrefix(leader.hs.URL, "http://")
 
-	standby := newEnv(t, func(c *Config, _ *framework.Config) { c.Leadership = &fakeLeadership{addr: addr} })
-	orphan := newEnv(t, func(c *Config, _ *framework.Config) {
+	standby := newEnv(t, func(c *Config, _ *framework.Config, _ *deploy.Config) { c.Leadership = &fakeLeadership{addr: addr} })
+	orphan := newEnv(t, func(c *Config, _ *framework.Config, _ *deploy.Config) {
 		c.Leadership = &fakeLeadership{err: errors.New("framework: no candidates under /flotilla/leader")}
 	})
 	tests := []struct {
@@ -283,7 +284,7 @@ func TestRestore(t *testing.T) {
 	first.mustDo("POST", "/v2/apps", `{"id": "/pending", "cmd": "x", "cpus": 1000}`, 201)
 
 	second := newEnvWithStore(t, first.st)
-	if err := second.srv.Restore(second.ctx); err != nil {
+	if err := second.dep.Restore(second.ctx); err != nil {
 		t.Fatal(err)
 	}
 	r := second.mustDo("GET", "/v2/apps", "", 200)
@@ -331,7 +332,7 @@ func TestZooKeeperStore(t *testing.T) {
 	}
 	defer zk2.Close()
 	next := newEnvWithStore(t, zk2)
-	if err := next.srv.Restore(next.ctx); err != nil {
+	if err := next.dep.Restore(next.ctx); err != nil {
 		t.Fatal(err)
 	}
 	app := next.app("/prod/shop/web")
@@ -355,7 +356,8 @@ func TestPanicRecovered(t *testing.T) {
 	var logs strings.Builder
 	l := logrus.New()
 	l.Out = &logs
-	srv, err := New(Config{Scheduler: panickySched{framework.New(framework.Config{})}, Store: store.NewMemory(nil, 0), Log: l.WithField("component", "api")})
+	sched, st := panickySched{framework.New(framework.Config{})}, store.NewMemory(nil, 0)
+	srv, err := New(Config{Scheduler: sched, Store: st, Deploy: newDeploy(t, sched, st, nil), Log: l.WithField("component", "api")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +380,8 @@ func TestPanicRecovered(t *testing.T) {
 // disconnected so they reconnect through the proxy to the new leader.
 func TestEventStreamEndsWithLeadership(t *testing.T) {
 	t.Parallel()
-	srv, err := New(Config{Scheduler: framework.New(framework.Config{}), Store: store.NewMemory(nil, 0)})
+	sched, st := framework.New(framework.Config{}), store.NewMemory(nil, 0)
+	srv, err := New(Config{Scheduler: sched, Store: st, Deploy: newDeploy(t, sched, st, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +417,7 @@ func TestRestoreAppOverTheLimits(t *testing.T) {
 	}
 	e := newEnvWithStore(t, st)
 	e.mustDo("POST", "/v2/apps", `{"id": "/fine", "cmd": "x", "cpus": 0.1, "mem": 16}`, 201)
-	if err := e.srv.Restore(e.ctx); err != nil {
+	if err := e.dep.Restore(e.ctx); err != nil {
 		t.Fatal(err)
 	}
 	if apps := e.sched.Snapshot().Apps; len(apps) != 1 || apps[0].ID != "/fine" {
@@ -443,11 +446,11 @@ func TestNewLeaderWaitsForItsStore(t *testing.T) {
 	if _, err := st.PutApp(context.Background(), app, store.CreateOnly); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnvWithStore(t, st, func(c *Config, _ *framework.Config) { c.Leadership = &fakeLeadership{leader: true} })
+	e := newEnvWithStore(t, st, func(c *Config, _ *framework.Config, _ *deploy.Config) { c.Leadership = &fakeLeadership{leader: true} })
 	if r := e.do("GET", "/v2/apps", ""); r.status != 503 || !strings.Contains(string(r.body), "still reading apps from the store") {
 		t.Fatalf("GET /v2/apps before the restore: %d %s, want 503", r.status, r.body)
 	}
-	if err := e.srv.Restore(e.ctx); err != nil {
+	if err := e.dep.Restore(e.ctx); err != nil {
 		t.Fatal(err)
 	}
 	if r := e.mustDo("GET", "/v2/apps", "", 200); !strings.Contains(string(r.body), `"id":"/web"`) {

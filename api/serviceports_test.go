@@ -104,7 +104,7 @@ func TestServicePorts(t *testing.T) {
 	}
 	defer zk2.Close()
 	next := newEnvWithStore(t, zk2)
-	if err := next.srv.Restore(next.ctx); err != nil {
+	if err := next.dep.Restore(next.ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := servicePortsOf(t, next.app("/shop/web")); fmt.Sprint(got) != fmt.Sprint(web) {

@@ -150,7 +150,7 @@ func (s *Server) routes() routeTable {
 		ah := s.cfg.AppHandlers[n]
 		rs = append(rs, &route{pattern: "/v2/apps/{id}/" + n, serve: func(w http.ResponseWriter, r *http.Request, a routeArgs) {
 			id := appspec.CanonicalID(a.id)
-			if s.idx.get(id) == nil {
+			if s.dep.App(id) == nil {
 				writeJSON(w, http.StatusNotFound, notFoundApp(id))
 				return
 			}

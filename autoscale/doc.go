@@ -16,7 +16,7 @@
 //	r, err := autoscale.NewRunner(autoscale.RunnerConfig{
 //		Clock:    clock.Real{},
 //		Snapshot: sched.Snapshot,
-//		Scaler:   apiScaler, // Scale(ctx, appID, n) error
+//		Scaler:   deployScaler, // Scale(ctx, appID, n) error: deploy.Service.Scale
 //		Sources: map[string]autoscale.Source{
 //			appspec.AutoscaleCPU: cpu, appspec.AutoscaleMem: mem,
 //			appspec.AutoscaleRPS:        autoscale.RPSSource{Rates: gw},

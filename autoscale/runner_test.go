@@ -32,7 +32,10 @@ func (w *fakeWorld) Snapshot() *framework.Snapshot {
 	app := w.app
 	snap := &framework.Snapshot{Apps: []*appspec.App{&app}}
 	for i := range app.Instances {
-		snap.Tasks = append(snap.Tasks, framework.Task{ID: fmt.Sprintf("t%d", i), AppID: app.ID, State: mesos.TASK_RUNNING})
+		// Ids of Flotilla's scheme, sorted, as the scheduler's snapshots
+		// have them (Snapshot.TasksOf finds an app's tasks by prefix).
+		id := fmt.Sprintf("%s.instance-%08d._app.1", framework.TaskIDPrefix(app.ID), i)
+		snap.Tasks = append(snap.Tasks, framework.Task{ID: id, AppID: app.ID, State: mesos.TASK_RUNNING})
 	}
 	snap.Status = []framework.AppStatus{{AppID: app.ID, Instances: app.Instances, Done: true}}
 	return snap

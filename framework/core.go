@@ -325,7 +325,9 @@ func (c *core) setReady(now time.Time, taskID string, ready bool) error {
 	return nil
 }
 
-func (c *core) killTasks(now time.Time, appID string, ids []string, scaleDown bool) error {
+// killTasks marks tasks to kill; instances ≥ 0 also sets the app's
+// instances (KillAndScale), < 0 lets them be replaced.
+func (c *core) killTasks(now time.Time, appID string, ids []string, instances int) error {
 	as := c.apps[appID]
 	if as == nil || as.app == nil {
 		return fmt.Errorf("%w %q", ErrUnknownApp, appID)
@@ -335,20 +337,12 @@ func (c *core) killTasks(now time.Time, appID string, ids []string, scaleDown bo
 			return fmt.Errorf("%w %q of app %q", ErrUnknownTask, id, appID)
 		}
 	}
-	n := 0
 	for _, id := range ids {
-		ts := as.tasks[id]
-		if !c.killWanted[id] && !ts.t.Killing && ts.t.Active() {
-			n++
-		}
 		c.killWanted[id] = true
 	}
-	if scaleDown && n > 0 {
+	if instances >= 0 && instances != as.app.Instances {
 		a := cloneApp(as.app)
-		a.Instances -= n
-		if a.Instances < 0 {
-			a.Instances = 0
-		}
+		a.Instances = instances
 		as.app = a
 		as.statusChanged = true
 		c.pub(Event{Type: EventApp, At: now, App: a})

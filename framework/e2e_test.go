@@ -212,7 +212,7 @@ func TestE2EDocker(t *testing.T) {
 
 	// Kill one: it is replaced.
 	before := healthyIDs(snap, app.ID)
-	if err := e.s.KillTasks(app.ID, before[:1], false); err != nil {
+	if err := e.s.KillTasks(app.ID, before[:1]); err != nil {
 		t.Fatal(err)
 	}
 	snap = e.waitFor("a replacement for the killed task", 30*time.Second, func(s *Snapshot) bool {

@@ -123,7 +123,9 @@ func (s *Snapshot) StatusOf(appID string) (AppStatus, bool) {
 
 // TasksOf returns the tasks of one app: a window of Tasks, found by the
 // app's task id prefix (ids are sorted, and an app's ids share the
-// prefix), so it is read-only like the rest of the snapshot.
+// prefix), so it is read-only like the rest of the snapshot. Snapshots
+// built by hand must keep both properties (ids of NewTaskID's scheme,
+// sorted) for it to find them.
 func (s *Snapshot) TasksOf(appID string) []Task {
 	prefix := TaskIDPrefix(appID) + instanceSep
 	ts := s.Tasks

@@ -434,12 +434,27 @@ func (s *Scheduler) Scale(id string, instances int) error {
 	return err
 }
 
-// KillTasks kills tasks of an app; with scale the app's instances shrink
-// by the number killed, otherwise the tasks are replaced. Unknown task
-// ids fail the whole call with ErrUnknownTask.
-func (s *Scheduler) KillTasks(appID string, taskIDs []string, scale bool) error {
+// KillTasks kills tasks of an app so that they are replaced. Unknown
+// task ids fail the whole call with ErrUnknownTask.
+func (s *Scheduler) KillTasks(appID string, taskIDs []string) error {
+	return s.killTasks(appID, taskIDs, -1)
+}
+
+// KillAndScale kills tasks of an app and sets its instances to instances
+// in the same step, so that no replacement is launched between the two.
+// The caller counts (package deploy stores the count before it calls);
+// the scheduler takes the number as given. Unknown task ids fail the
+// whole call with ErrUnknownTask and change nothing.
+func (s *Scheduler) KillAndScale(appID string, taskIDs []string, instances int) error {
+	if instances < 0 {
+		return fmt.Errorf("framework: kill and scale %s to %d: instances must not be negative", appID, instances)
+	}
+	return s.killTasks(appID, taskIDs, instances)
+}
+
+func (s *Scheduler) killTasks(appID string, taskIDs []string, instances int) error {
 	var err error
-	s.locked(func(c *core, now time.Time) { err = c.killTasks(now, appspec.CanonicalID(appID), taskIDs, scale) })
+	s.locked(func(c *core, now time.Time) { err = c.killTasks(now, appspec.CanonicalID(appID), taskIDs, instances) })
 	s.wake()
 	return err
 }

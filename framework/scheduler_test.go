@@ -179,7 +179,11 @@ func TestKilledTaskIsReplaced(t *testing.T) {
 			h.runAll("/web")
 			victim := ids[1]
 			if tc.end == mesos.TASK_KILLED {
-				if err := h.s.KillTasks("/web", []string{victim}, tc.scale); err != nil {
+				kill := func() error { return h.s.KillTasks("/web", []string{victim}) }
+				if tc.scale {
+					kill = func() error { return h.s.KillAndScale("/web", []string{victim}, 2) }
+				}
+				if err := kill(); err != nil {
 					t.Fatal(err)
 				}
 				h.sync()
@@ -630,7 +634,7 @@ func TestKillRetriedUntilTerminal(t *testing.T) {
 	h.s.PutApp(testApp("/web", 1))
 	h.subscribe()
 	id := launchedIDs(h.offer("h1"))[0]
-	if err := h.s.KillTasks("/web", []string{id}, true); err != nil {
+	if err := h.s.KillAndScale("/web", []string{id}, 0); err != nil {
 		t.Fatal(err)
 	}
 	h.sync()
@@ -657,8 +661,8 @@ func TestAPIErrors(t *testing.T) {
 	}{
 		{"scale unknown app", s.Scale("/nope", 1), ErrUnknownApp},
 		{"remove unknown app", s.RemoveApp("/nope"), ErrUnknownApp},
-		{"kill unknown task", s.KillTasks("/web", []string{"web.instance-x._app.1"}, false), ErrUnknownTask},
-		{"kill in unknown app", s.KillTasks("/nope", nil, false), ErrUnknownApp},
+		{"kill unknown task", s.KillTasks("/web", []string{"web.instance-x._app.1"}), ErrUnknownTask},
+		{"kill in unknown app", s.KillTasks("/nope", nil), ErrUnknownApp},
 		{"sync without run", s.Sync(context.Background()), ErrNotRunning},
 	}
 	for _, tc := range tests {

@@ -164,7 +164,7 @@ func TestKillPolicy(t *testing.T) {
 	if ti.KillPolicy.GetGracePeriod().GetNanoseconds() != 7_000_000_000 {
 		t.Errorf("kill policy %+v, want 7 s", ti.KillPolicy)
 	}
-	if err := h.s.KillTasks("/web", []string{ti.TaskID.Value}, true); err != nil {
+	if err := h.s.KillAndScale("/web", []string{ti.TaskID.Value}, 0); err != nil {
 		t.Fatal(err)
 	}
 	h.sync()

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flotilla-sched/flotilla/api"
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
@@ -44,17 +45,23 @@ func newCLIEnv(t *testing.T, auth api.Auth) *cliEnv {
 	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	sched := framework.New(framework.Config{Clock: clk, Rand: rand.New(rand.NewSource(1)), ReconcileSettle: -1,
 		Log: logging.Component(logging.Discard(), "framework")})
-	srv, err := api.New(api.Config{Scheduler: sched, Store: store.NewMemory(clk, 0), Clock: clk, Rand: rand.New(rand.NewSource(2)),
-		Registry: prometheus.NewRegistry(), Auth: auth, ProgressDeadline: time.Minute})
+	st, reg := store.NewMemory(clk, 0), prometheus.NewRegistry()
+	dep, err := deploy.New(deploy.Config{Store: st, Scheduler: sched, Clock: clk, Rand: rand.New(rand.NewSource(2)),
+		Registry: reg, ProgressDeadline: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.New(api.Config{Scheduler: sched, Store: st, Deploy: dep, Clock: clk, Registry: reg, Auth: auth})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	e := &cliEnv{t: t, sched: sched, rec: &framework.Recorder{}, in: make(chan framework.Input), ctx: ctx, clk: clk, seen: map[string]bool{}}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); _ = sched.Run(ctx, e.in, e.rec) }()
 	go func() { defer wg.Done(); _ = srv.Run(ctx) }()
+	go func() { defer wg.Done(); _ = dep.Run(ctx) }()
 	hs := httptest.NewServer(srv)
 	e.url = hs.URL
 	t.Cleanup(func() {

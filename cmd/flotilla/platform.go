@@ -8,7 +8,6 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"strconv"
@@ -24,6 +23,7 @@ import (
 	"github.com/flotilla-sched/flotilla/api"
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/autoscale"
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/discovery"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/gateway"
@@ -125,6 +125,7 @@ type platform struct {
 	sched    *framework.Scheduler
 	replica  *framework.Replica
 	api      *api.Server
+	deploy   *deploy.Service
 	registry *prometheus.Registry
 	ln       net.Listener
 	detector framework.Detector
@@ -240,9 +241,17 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		// Mesos-DNS's HTTP API, beside Marathon's and behind the same auth.
 		mounts = map[string]http.Handler{"/v1/": p.dns.HTTPHandler()}
 	}
+	p.deploy, err = deploy.New(deploy.Config{
+		Store: p.store, Scheduler: p.sched, Clock: clk, Rand: rand.New(rand.NewSource(seed + 2)),
+		Log: logging.Component(log, "deploy"), Registry: p.registry,
+		Limits: appspec.Limits{MaxInstances: cfg.MaxInstances}, ServicePorts: cfg.ServicePorts,
+	})
+	if err != nil {
+		return nil, err
+	}
 	p.api, err = api.New(api.Config{
-		Scheduler: p.sched, Store: p.store, Leadership: p.replica, Secrets: p.resolver, Registry: p.registry,
-		Clock: clk, Rand: rand.New(rand.NewSource(seed + 2)), Log: logging.Component(log, "api"),
+		Scheduler: p.sched, Store: p.store, Deploy: p.deploy, Leadership: p.replica, Secrets: p.resolver, Registry: p.registry,
+		Clock: clk, Log: logging.Component(log, "api"),
 		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID,
 		// The feed is built after the API; read it when asked.
 		View: func() *framework.Snapshot {
@@ -251,10 +260,8 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 			}
 			return p.feed.Current()
 		},
-		AppHandlers:  map[string]api.AppHandler{"autoscale": p.autoscaleLog},
-		Limits:       appspec.Limits{MaxInstances: cfg.MaxInstances},
-		ServicePorts: cfg.ServicePorts,
-		Mounts:       mounts, ClientLimits: cfg.APIClientLimits,
+		AppHandlers: map[string]api.AppHandler{"autoscale": p.autoscaleLog},
+		Mounts:      mounts, ClientLimits: cfg.APIClientLimits,
 	})
 	if err != nil {
 		return nil, err
@@ -315,7 +322,7 @@ func (t termCore) Run(ctx context.Context, in <-chan framework.Input, act framew
 		t.p.feed.SetLeading(true)
 		defer t.p.feed.SetLeading(false)
 	}
-	if err := t.p.api.Restore(ctx); err != nil {
+	if err := t.p.deploy.Restore(ctx); err != nil {
 		log.WithError(err).Error("restoring apps from the store failed; scheduling with what is known")
 	}
 	if n, err := t.p.sched.Restore(ctx); err != nil {
@@ -324,11 +331,17 @@ func (t termCore) Run(ctx context.Context, in <-chan framework.Input, act framew
 		log.WithField("tasks", n).Info("task records restored")
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		if err := t.p.deploy.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.WithError(err).Error("deployments loop stopped")
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		if err := t.p.api.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			log.WithError(err).Error("deployments loop stopped")
+			log.WithError(err).Error("event stream loop stopped")
 		}
 	}()
 	go func() {
@@ -423,19 +436,10 @@ func (p *platform) rotator() *secrets.Rotator {
 		Log:  logging.Component(p.log, "rotation"),
 		Apps: func() []*appspec.App { return p.sched.Snapshot().Apps },
 		Restart: func(ctx context.Context, appID string) error {
-			req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/v2/apps"+appID+"/restart", nil)
-			switch a := p.cfg.Auth; {
-			case a.Token != "":
-				req.Header.Set("Authorization", "Bearer "+a.Token)
-			case a.Username != "":
-				req.SetBasicAuth(a.Username, a.Password)
-			}
-			rec := httptest.NewRecorder()
-			p.api.ServeHTTP(rec, req)
-			if rec.Code >= 300 {
-				return fmt.Errorf("restart %s: %d %s", appID, rec.Code, strings.TrimSpace(rec.Body.String()))
-			}
-			return nil
+			// As POST /v2/apps/{id}/restart does: a new version, every
+			// task replaced; refused while a deployment of the app runs.
+			_, err := p.deploy.Apply(ctx, deploy.Op{Kind: deploy.OpRestart, ID: appID})
+			return err
 		},
 	}
 }
@@ -460,7 +464,7 @@ func (p *platform) newAutoscaler(clk clock.Clock, log *logrus.Logger) error {
 		sources[appspec.AutoscaleRPS] = autoscale.RPSSource{Rates: p.gateway}
 	}
 	p.scaler, err = autoscale.NewRunner(autoscale.RunnerConfig{Clock: clk, Snapshot: p.sched.Snapshot,
-		Scaler: apiScaler{p}, Sources: sources, Leading: p.replica.IsLeader, Log: logging.Component(log, "autoscale"),
+		Scaler: deployScaler{p}, Sources: sources, Leading: p.replica.IsLeader, Log: logging.Component(log, "autoscale"),
 		OnDecision: func(d autoscale.Decision) {
 			if (d.Scaled || d.Error != "") && p.api != nil {
 				p.api.PublishAutoscaleDecision(d.App, d)
@@ -469,11 +473,11 @@ func (p *platform) newAutoscaler(clk clock.Clock, log *logrus.Logger) error {
 	return err
 }
 
-// apiScaler scales through the API, like a user's PUT.
-type apiScaler struct{ p *platform }
+// deployScaler scales as a user's PUT {"instances": n} does.
+type deployScaler struct{ p *platform }
 
-func (a apiScaler) Scale(ctx context.Context, appID string, n int) error {
-	_, err := a.p.api.Scale(ctx, appID, n)
+func (a deployScaler) Scale(ctx context.Context, appID string, n int) error {
+	_, err := a.p.deploy.Scale(ctx, appID, n)
 	return err
 }
 
