@@ -109,6 +109,63 @@ func bodyID(body []byte) (string, bool) {
 	return *probe.ID, true
 }
 
+// rollbackVersion recognises Marathon's rollback: a PUT whose body holds
+// "version" and nothing but "id" besides (Marathon's updateOrRollback).
+// A body with other fields is an update; its "version", as in every body
+// read from GET, is status and ignored.
+func rollbackVersion(body []byte) (string, bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return "", false
+	}
+	raw, ok := m["version"]
+	if !ok {
+		return "", false
+	}
+	for k := range m {
+		if k != "id" && k != "version" {
+			return "", false
+		}
+	}
+	var v string
+	if json.Unmarshal(raw, &v) != nil {
+		return "", false
+	}
+	return v, true
+}
+
+// rollbackApp serves PUT /v2/apps/{id} {"version": V}: the app as it was
+// at version V becomes the app again, as a new deployment (a scale when
+// only instances differ, otherwise a restart onto that config).
+func (s *Server) rollbackApp(w http.ResponseWriter, r *http.Request, id, version string) error {
+	cur := s.dep.App(id)
+	if cur == nil {
+		return s.appMissing(id)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	old, err := s.st.GetVersion(ctx, id, version)
+	if errors.Is(err, store.ErrNotFound) {
+		return &httpError{Status: http.StatusNotFound, Message: fmt.Sprintf("App '%s' has no version '%s'; list them with GET /v2/apps%s/versions", id, version, id),
+			Details: []appspec.Detail{{Path: "/version", Errors: []string{"no such version of this app"}}}}
+	}
+	if err != nil {
+		return fmt.Errorf("api: read version %s of %s: %w", version, id, err)
+	}
+	app := *old
+	app.Version = ""
+	// The old version is judged by today's rules, like any write.
+	if err := s.checkApp(ctx, &app); err != nil {
+		return err
+	}
+	res, err := s.dep.Apply(ctx, deploy.Op{Kind: deploy.OpUpdate, ID: id, App: &app, Force: forced(r), URI: r.URL.Path, ClientIP: clientIP(r)})
+	if err != nil {
+		return err
+	}
+	writeDeployment(w, http.StatusOK, res.Deployment)
+	return nil
+}
+
 func invalid(path string, errs ...string) *httpError {
 	return &httpError{Status: http.StatusUnprocessableEntity, Message: "Object is not valid",
 		Details: []appspec.Detail{{Path: path, Errors: errs}}}
@@ -165,6 +222,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/v2/apps"+res.Record.App.ID)
+	w.Header().Set("Marathon-Deployment-Id", res.Deployment.ID)
 	writeRaw(w, http.StatusCreated, s.renderApp(res.Record, s.sched.Snapshot(), embed{}))
 	return nil
 }
@@ -182,6 +240,9 @@ func (s *Server) putApp(w http.ResponseWriter, r *http.Request, id string, patch
 	body, err := readBody(r)
 	if err != nil {
 		return err
+	}
+	if v, ok := rollbackVersion(body); ok {
+		return s.rollbackApp(w, r, id, v)
 	}
 	// Decoding the body alone first makes every error's path refer to
 	// what the client sent.
@@ -216,7 +277,7 @@ func (s *Server) putApp(w http.ResponseWriter, r *http.Request, id string, patch
 		status = http.StatusCreated
 		w.Header().Set("Location", "/v2/apps"+id)
 	}
-	writeJSON(w, status, deploymentResult{Version: res.Deployment.Version, DeploymentID: res.Deployment.ID})
+	writeDeployment(w, status, res.Deployment)
 	return nil
 }
 
@@ -242,6 +303,13 @@ func mergeApp(cur *appspec.App, body []byte) (*appspec.App, error) {
 		return nil, fmt.Errorf("api: encode the merged app %s: %w", cur.ID, err)
 	}
 	return appspec.Decode(bytes.NewReader(merged))
+}
+
+// writeDeployment answers a write with the deployment it started, in the
+// body and, as Marathon does, in the Marathon-Deployment-Id header.
+func writeDeployment(w http.ResponseWriter, status int, d *deploy.Deployment) {
+	w.Header().Set("Marathon-Deployment-Id", d.ID)
+	writeJSON(w, status, deploymentResult{Version: d.Version, DeploymentID: d.ID})
 }
 
 type deploymentResult struct {
@@ -270,7 +338,7 @@ func (s *Server) appDeployment(w http.ResponseWriter, r *http.Request, id string
 	if kind == deploy.OpStop {
 		s.lastTF.forget(id)
 	}
-	writeJSON(w, http.StatusOK, deploymentResult{Version: res.Deployment.Version, DeploymentID: res.Deployment.ID})
+	writeDeployment(w, http.StatusOK, res.Deployment)
 	return nil
 }
 
@@ -331,7 +399,7 @@ func (s *Server) killTasks(w http.ResponseWriter, r *http.Request, id string, id
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, deploymentResult{Version: res.Deployment.Version, DeploymentID: res.Deployment.ID})
+		writeDeployment(w, http.StatusOK, res.Deployment)
 		return nil
 	}
 	if len(ids) > 0 {

@@ -86,7 +86,7 @@ func (s *Server) deleteDeployment(w http.ResponseWriter, r *http.Request, id str
 	case nd == nil:
 		writeJSON(w, http.StatusOK, map[string]string{"message": "deployment canceled; there was nothing to roll back"})
 	default:
-		writeJSON(w, http.StatusOK, deploymentResult{Version: nd.Version, DeploymentID: nd.ID})
+		writeDeployment(w, http.StatusOK, nd)
 	}
 	return nil
 }

@@ -11,17 +11,20 @@ import (
 // Marathon's app.raml so Marathon clients read and write it unchanged.
 // Pointers mark fields whose absence differs from their zero value.
 type App struct {
-	ID              string              `json:"id"`
-	Cmd             string              `json:"cmd,omitempty"`
-	Args            []string            `json:"args,omitempty"`
-	Container       *Container          `json:"container,omitempty"`
-	CPUs            float64             `json:"cpus"`
-	Mem             float64             `json:"mem"`
-	Disk            float64             `json:"disk"`
-	GPUs            int                 `json:"gpus"`
-	Instances       int                 `json:"instances"`
-	Networks        []Network           `json:"networks,omitempty"`
-	PortDefinitions []PortDefinition    `json:"portDefinitions"`
+	ID              string           `json:"id"`
+	Cmd             string           `json:"cmd,omitempty"`
+	Args            []string         `json:"args,omitempty"`
+	Container       *Container       `json:"container,omitempty"`
+	CPUs            float64          `json:"cpus"`
+	Mem             float64          `json:"mem"`
+	Disk            float64          `json:"disk"`
+	GPUs            int              `json:"gpus"`
+	Instances       int              `json:"instances"`
+	Networks        []Network        `json:"networks,omitempty"`
+	PortDefinitions []PortDefinition `json:"portDefinitions"`
+	// DeprecatedPorts is Marathon's "ports", still accepted:
+	// Normalize turns it into PortDefinitions and clears it.
+	DeprecatedPorts []uint32            `json:"ports,omitempty"`
 	RequirePorts    bool                `json:"requirePorts"`
 	Env             map[string]EnvValue `json:"env"`
 	Secrets         map[string]Secret   `json:"secrets"`

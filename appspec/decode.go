@@ -50,12 +50,11 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 		"dependencies":               {hint: "Flotilla deploys each app on its own; order deployments in your pipeline"},
 		"residency":                  {hint: "Flotilla has no persistent local volumes"},
 		"ipAddress":                  {hint: "the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"},
-		"ports":                      {hint: "the deprecated ports field is not read; use portDefinitions"},
 		"acceptedResourceRoles":      {hint: "Flotilla accepts resources of its own role only", allowed: func(v any) bool { return equalStrings(v, "*") }},
 		"user":                       {hint: "tasks run as the image's user"},
 		"executor":                   {hint: "only the default executor is supported", allowed: func(v any) bool { return v == "//cmd" }},
 		"taskKillGracePeriodSeconds": {hint: "the kill grace period is not configurable per app yet"},
-		"role":                       {hint: "Flotilla accepts resources of its own role only"},
+		"role":                       {hint: "Flotilla accepts resources of its own role only (\"*\")", allowed: func(v any) bool { return v == "*" }},
 		"tty":                        {hint: "tasks get no TTY"},
 	},
 	typeOfContainer: {

@@ -16,7 +16,7 @@ const (
 	DefaultInstances             = 1
 	DefaultBackoffSeconds        = 1.0
 	DefaultBackoffFactor         = 1.15
-	DefaultMaxLaunchDelaySeconds = 3600.0
+	DefaultMaxLaunchDelaySeconds = 300.0 // Marathon 1.8+
 	DefaultKillSelection         = "YOUNGEST_FIRST"
 	DefaultInactiveAfterSeconds  = 300.0
 	DefaultExpungeAfterSeconds   = 600.0
@@ -76,6 +76,16 @@ func (a *App) Normalize() {
 	}
 	if a.Container != nil && a.Container.Type == "" {
 		a.Container.Type = "DOCKER"
+	}
+	// Marathon's deprecated ports: the same ports as portDefinitions.
+	// Both given and different is left for Validate to refuse.
+	if len(a.DeprecatedPorts) > 0 && (a.PortDefinitions == nil || portsEqual(a.DeprecatedPorts, a.PortDefinitions)) {
+		if a.PortDefinitions == nil {
+			for _, p := range a.DeprecatedPorts {
+				a.PortDefinitions = append(a.PortDefinitions, PortDefinition{Port: p})
+			}
+		}
+		a.DeprecatedPorts = nil
 	}
 	a.normalizeNetworks()
 	// Marathon gives a host-networking app without ports one dynamic port.
@@ -283,6 +293,18 @@ func (a *App) normalizeNetworks() {
 func plainPortDefinitions(pds []PortDefinition) bool {
 	for _, pd := range pds {
 		if pd.Port != 0 || pd.Name != "" || len(pd.Labels) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func portsEqual(ports []uint32, pds []PortDefinition) bool {
+	if len(ports) != len(pds) {
+		return false
+	}
+	for i := range ports {
+		if ports[i] != pds[i].Port {
 			return false
 		}
 	}

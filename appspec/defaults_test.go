@@ -22,7 +22,7 @@ func TestMarathonDefaults(t *testing.T) {
 		ID: "/web", Cmd: "x", CPUs: 1, Mem: 128, Disk: 0, GPUs: 0, Instances: 1,
 		Networks:        []Network{{Mode: NetworkHost}},
 		PortDefinitions: []PortDefinition{{Port: 0, Protocol: "tcp"}},
-		BackoffSeconds:  1, BackoffFactor: 1.15, MaxLaunchDelaySeconds: 3600,
+		BackoffSeconds:  1, BackoffFactor: 1.15, MaxLaunchDelaySeconds: 300,
 		UpgradeStrategy:     UpgradeStrategy{MinimumHealthCapacity: 1, MaximumOverCapacity: 1},
 		KillSelection:       "YOUNGEST_FIRST",
 		UnreachableStrategy: UnreachableStrategy{InactiveAfterSeconds: 300, ExpungeAfterSeconds: 600},

@@ -11,7 +11,6 @@ import (
 const (
 	hintFetch   = "not supported by Flotilla: Flotilla runs Docker images and has no Mesos fetcher support; build the files into the image"
 	hintVolumes = "not supported by Flotilla: Flotilla has no volume support; keep state outside the task"
-	hintPorts   = "not supported by Flotilla: the deprecated ports field is not read; use portDefinitions"
 )
 
 // Marathon's own documents (testdata/marathon/README.md) are accepted, or
@@ -71,7 +70,6 @@ func TestMarathonDocuments(t *testing.T) {
 			{"/dependencies", []string{"not supported by Flotilla: Flotilla deploys each app on its own; order deployments in your pipeline"}},
 			{"/fetch", []string{hintFetch}},
 			{"/ipAddress", []string{"not supported by Flotilla: the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"}},
-			{"/ports", []string{hintPorts}},
 			{"/readinessChecks/0/interval", []string{`unknown field; did you mean "intervalSeconds"?`}},
 			{"/readinessChecks/0/timeout", []string{`unknown field; did you mean "timeoutSeconds"?`}},
 			{"/user", []string{"not supported by Flotilla: tasks run as the image's user"}},
@@ -104,7 +102,13 @@ func TestMarathonDocuments(t *testing.T) {
 				t.Errorf("ports = %+v", a.PortDefinitions)
 			}
 		}},
-		{name: "deprecated ports", file: "ports-deprecated.json", want: []Detail{{"/ports", []string{hintPorts}}}},
+		{name: "deprecated ports", file: "ports-deprecated.json", check: func(t *testing.T, a *App) {
+			// Still accepted by Marathon, so here too: the ports become
+			// port definitions and the deprecated field is gone.
+			if len(a.DeprecatedPorts) != 0 || len(a.PortDefinitions) != 3 || a.PortDefinitions[2].Port != 0 {
+				t.Errorf("ports %v, portDefinitions %+v", a.DeprecatedPorts, a.PortDefinitions)
+			}
+		}},
 	}
 	seen := map[string]bool{}
 	for _, tc := range tests {

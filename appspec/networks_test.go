@@ -149,3 +149,40 @@ func TestNetworkValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestMarathonExportFields: fields every Marathon ≥ 1.9 export carries are
+// accepted when they mean what Flotilla does, refused by name otherwise.
+func TestMarathonExportFields(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, body, path string
+	}{
+		{"role *", `{"id":"a","cmd":"x","role":"*"}`, ""},
+		{"another role", `{"id":"a","cmd":"x","role":"slave_public"}`, "/role"},
+		{"ports equal to portDefinitions", `{"id":"a","cmd":"x","ports":[10001],"portDefinitions":[{"port":10001}]}`, ""},
+		{"ports differing from portDefinitions", `{"id":"a","cmd":"x","ports":[10001],"portDefinitions":[{"port":10002}]}`, "/ports"},
+		{"ports with a bridge", `{"id":"a","ports":[0,0],"container":{"docker":{"image":"i","network":"BRIDGE"}}}`, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := Decode(strings.NewReader(tc.body))
+			if err == nil {
+				err = a.Validate()
+			}
+			if tc.path == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var verr *ValidationError
+			if !errors.As(err, &verr) || verr.Details[0].Path != tc.path {
+				t.Fatalf("error %v, want a detail at %s", err, tc.path)
+			}
+		})
+	}
+	a, _ := Decode(strings.NewReader(`{"id":"a","ports":[0,0],"container":{"docker":{"image":"i","network":"BRIDGE"}}}`))
+	if a.Ports() != 2 || a.NetworkMode() != NetworkBridge {
+		t.Errorf("legacy bridge app with ports: %d ports, mode %s; want 2 mappings on the bridge", a.Ports(), a.NetworkMode())
+	}
+}

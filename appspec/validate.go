@@ -362,6 +362,9 @@ func (a *App) validatePortMappings(v *ValidationError, mode string) {
 }
 
 func (a *App) validatePorts(v *ValidationError) {
+	if len(a.DeprecatedPorts) > 0 {
+		v.add("/ports", "cannot specify both ports and port definitions; ports is deprecated, keep portDefinitions")
+	}
 	seenPort := map[uint32]int{}
 	seenName := map[string]int{}
 	for i, p := range a.PortDefinitions {
