@@ -146,6 +146,8 @@ type Server struct {
 	hub             hub
 	met             *metrics
 	lastTF          lastFailures
+	// tr is this term's translator of scheduler events (Run sets it).
+	tr atomic.Pointer[translator]
 
 	table routeTable
 	conns atomic.Pointer[connlimit.Listener]

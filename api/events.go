@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -231,7 +230,8 @@ type healthChangedEvent struct {
 	Alive      bool   `json:"alive"`
 }
 
-// translator turns scheduler events into Marathon's; it runs in Run only.
+// translator turns scheduler events into Marathon's; it is called from
+// deploy's loop only, one event at a time.
 type translator struct {
 	healthy map[string]bool // task id → last health result seen
 }
@@ -292,28 +292,26 @@ func failedState(st mesos.TaskState) bool {
 	return false
 }
 
-// Run turns scheduler events into Marathon events while this replica
-// leads (package deploy's Service.Run judges deployments). It returns
-// when ctx ends, dropping the clients attached so that they reconnect to
-// the new leader.
+// Run marks a leadership term for the event stream: scheduler events
+// reach it through package deploy's loop (SchedulerEvent), in order with
+// the deployment events they cause. When ctx ends the clients attached
+// are dropped, so that they reconnect (through the proxy) to the new
+// leader.
 func (s *Server) Run(ctx context.Context) error {
-	sub := s.sched.Subscribe(schedulerEventBuffer)
-	defer sub.Close()
-	// Clients attached to this replica hear nothing once it stops leading:
-	// make them reconnect (to the new leader, through the proxy).
-	defer s.hub.dropAll("this replica stopped leading; reconnect to follow the new leader's events")
-	tr := &translator{healthy: map[string]bool{}}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-sub.C:
-			if !ok {
-				return errors.New("api: the scheduler closed the event subscription")
-			}
-			s.safeTranslate(tr, ev)
-		}
+	s.tr.Store(&translator{healthy: map[string]bool{}})
+	<-ctx.Done()
+	s.hub.dropAll("this replica stopped leading; reconnect to follow the new leader's events")
+	return nil
+}
+
+func (p deployPublisher) SchedulerEvent(ev framework.Event) {
+	tr := p.s.tr.Load()
+	if tr == nil {
+		tr = &translator{healthy: map[string]bool{}}
+		p.s.tr.CompareAndSwap(nil, tr)
+		tr = p.s.tr.Load()
 	}
+	p.s.safeTranslate(tr, ev)
 }
 
 // safeTranslate recovers a panic at the loop's edge, so one

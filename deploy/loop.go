@@ -13,10 +13,10 @@ import (
 )
 
 const (
-	// eventBuffer is the scheduler subscription's buffer: task updates
-	// only wake the loop, so a full buffer loses nothing (the next check
-	// reads a fresh snapshot).
-	eventBuffer = 1024
+	// eventBuffer is the scheduler subscription's buffer. Deployments are
+	// judged from a fresh snapshot, so for them a full buffer loses
+	// nothing; the Publisher is told of the loss (EventLagged).
+	eventBuffer = 16384
 	// maxEventsPerCheck bounds how many queued events are taken before
 	// deployments are judged once: a snapshot of 100,000 tasks is not
 	// free.
@@ -25,8 +25,8 @@ const (
 
 // Run judges deployments while this replica leads: it finishes those that
 // reached their target and fails (rolling back) those past their progress
-// deadline, woken by scheduler events, writes and deadlines on the
-// injected clock. It returns when ctx ends; the next leadership term
+// deadline, woken by scheduler events (each passed on to the Publisher
+// first), writes and deadlines on the injected clock. It returns when ctx ends; the next leadership term
 // calls Restore again.
 func (s *Service) Run(ctx context.Context) error {
 	sub := s.sched.Subscribe(eventBuffer)
@@ -46,18 +46,20 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			stopTimer(timer)
 			return nil
-		case _, ok := <-sub.C:
+		case ev, ok := <-sub.C:
 			if !ok {
 				stopTimer(timer)
 				return errors.New("deploy: the scheduler closed the event subscription")
 			}
+			s.events().SchedulerEvent(ev)
 		drain:
 			for i := 0; i < maxEventsPerCheck; i++ {
 				select {
-				case _, ok := <-sub.C:
+				case ev, ok := <-sub.C:
 					if !ok {
 						break drain
 					}
+					s.events().SchedulerEvent(ev)
 				default:
 					break drain
 				}

@@ -43,6 +43,10 @@ type Publisher interface {
 	AppWritten(op Op, r *Record)
 	// StoreItemBroken: Restore found an item it cannot read.
 	StoreItemBroken(it store.Broken)
+	// SchedulerEvent is every scheduler event Run receives, in order,
+	// before deployments are judged on it: a client of the event stream
+	// sees the task update before the deployment_success it caused.
+	SchedulerEvent(ev framework.Event)
 }
 
 // Deployment events, Marathon's names.
@@ -156,6 +160,7 @@ type nopPublisher struct{}
 func (nopPublisher) Deployment(string, *Deployment, string) {}
 func (nopPublisher) AppWritten(Op, *Record)                 {}
 func (nopPublisher) StoreItemBroken(store.Broken)           {}
+func (nopPublisher) SchedulerEvent(framework.Event)         {}
 
 // Limits are the limits every write is judged by.
 func (s *Service) Limits() appspec.Limits { return s.cfg.Limits }
