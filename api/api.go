@@ -29,6 +29,7 @@ type Scheduler interface {
 	Snapshot() *framework.Snapshot
 	Subscribe(buffer int) *framework.Subscription
 	KillTasks(appID string, taskIDs []string) error
+	ResetDelay(appID string) error
 }
 
 // Leadership is the part of framework.Replica the API needs: whether to

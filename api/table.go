@@ -184,6 +184,8 @@ func (s *Server) routes() routeTable {
 			s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.deleteDeployment(w, r, a.arg) })
 		}},
 		&route{method: http.MethodGet, pattern: "/v2/queue", serve: h(s.queue)},
+		&route{method: http.MethodDelete, pattern: "/v2/queue/{id}/delay", serve: byID(s.resetDelay)},
+		&route{method: http.MethodPost, pattern: "/v2/tasks/delete", serve: h(s.deleteTasks)},
 		&route{method: http.MethodGet, pattern: "/v2/info", serve: h(s.info)},
 		// A standby answers who leads itself; abdicating is the leader's.
 		&route{method: http.MethodGet, pattern: "/v2/leader", local: true, serve: h(s.leader)},

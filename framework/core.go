@@ -352,6 +352,20 @@ func (c *core) killTasks(now time.Time, appID string, ids []string, instances in
 	return nil
 }
 
+func (c *core) resetDelay(now time.Time, appID string) error {
+	as := c.apps[appID]
+	if as == nil || as.app == nil {
+		return fmt.Errorf("%w %q", ErrUnknownApp, appID)
+	}
+	if as.failures > 0 || !as.backoffUntil.IsZero() {
+		c.log.WithField("app", appID).Info("launch backoff reset on request")
+	}
+	as.failures, as.delay, as.backoffUntil, as.resetAt = 0, 0, time.Time{}, time.Time{}
+	as.statusChanged, as.dirty = true, true
+	c.gen++
+	return nil
+}
+
 // ---- inputs (loop side) ----
 
 func (c *core) handleInput(now time.Time, in Input, p *plan) {

@@ -459,6 +459,15 @@ func (s *Scheduler) killTasks(appID string, taskIDs []string, instances int) err
 	return err
 }
 
+// ResetDelay clears an app's launch backoff (Marathon's DELETE
+// /v2/queue/{id}/delay): waiting instances launch on the next offers.
+func (s *Scheduler) ResetDelay(appID string) error {
+	var err error
+	s.locked(func(c *core, now time.Time) { err = c.resetDelay(now, appspec.CanonicalID(appID)) })
+	s.wake()
+	return err
+}
+
 // SetReadiness records the result of a task's readiness check (the
 // readiness package runs them). A task launched for an app with a
 // readiness check is not ready until this says so: a rolling upgrade does
