@@ -36,10 +36,13 @@ type App struct {
 	BackoffSeconds  float64             `json:"backoffSeconds"`
 	BackoffFactor   float64             `json:"backoffFactor"`
 	// MaxLaunchDelaySeconds caps the launch backoff.
-	MaxLaunchDelaySeconds float64             `json:"maxLaunchDelaySeconds"`
-	KillSelection         string              `json:"killSelection"` // YOUNGEST_FIRST | OLDEST_FIRST
-	UnreachableStrategy   UnreachableStrategy `json:"unreachableStrategy"`
-	Version               string              `json:"version,omitempty"`
+	MaxLaunchDelaySeconds float64 `json:"maxLaunchDelaySeconds"`
+	KillSelection         string  `json:"killSelection"` // YOUNGEST_FIRST | OLDEST_FIRST
+	// TaskKillGracePeriodSeconds is the time between SIGTERM and SIGKILL
+	// when a task is killed (Mesos's kill policy); nil: the scheduler's.
+	TaskKillGracePeriodSeconds *float64            `json:"taskKillGracePeriodSeconds,omitempty"`
+	UnreachableStrategy        UnreachableStrategy `json:"unreachableStrategy"`
+	Version                    string              `json:"version,omitempty"`
 
 	// Flotilla's fields.
 	Exposure  *Exposure  `json:"exposure,omitempty"`

@@ -213,6 +213,9 @@ func (a *App) validateRanges(v *ValidationError) {
 	// app.raml: backoffSeconds and maxLaunchDelaySeconds are int32 ≥ 0.
 	seconds(v, "/backoffSeconds", a.BackoffSeconds, 0, "")
 	seconds(v, "/maxLaunchDelaySeconds", a.MaxLaunchDelaySeconds, 0, "")
+	if g := a.TaskKillGracePeriodSeconds; g != nil {
+		seconds(v, "/taskKillGracePeriodSeconds", *g, 0, "")
+	}
 	// app.raml: backoffFactor is a double ≥ 1.0 with no maximum; the delay
 	// it grows is capped by maxLaunchDelaySeconds (as Marathon's
 	// RateLimiter caps it), so any finite factor is safe and accepted.

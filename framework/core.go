@@ -715,6 +715,27 @@ func (c *core) killPolicy() *mesos.KillPolicy {
 	return nil
 }
 
+// killGrace is an app's grace period between SIGTERM and SIGKILL: its
+// taskKillGracePeriodSeconds, else the scheduler's KillGracePeriod.
+func (c *core) killGrace(app *appspec.App) time.Duration {
+	if app != nil && app.TaskKillGracePeriodSeconds != nil {
+		return secs(*app.TaskKillGracePeriodSeconds)
+	}
+	return c.cfg.KillGracePeriod
+}
+
+// killPolicyOf is the kill policy for a task of appID (the scheduler's
+// when the app is unknown).
+func (c *core) killPolicyOf(appID string) *mesos.KillPolicy {
+	if as := c.apps[appID]; as != nil && as.app != nil {
+		if g := c.killGrace(as.app); g > 0 {
+			return killPolicy(g)
+		}
+		return nil
+	}
+	return c.killPolicy()
+}
+
 // ---- time-driven step ----
 
 // step brings decisions up to date with now: expunges, reconciliation
@@ -888,7 +909,7 @@ func (c *core) sendKills(now time.Time, p *plan) {
 	for id, ts := range c.killing {
 		due := ts.killSentAt.IsZero() || !now.Before(ts.killSentAt.Add(c.cfg.KillRetry))
 		if due {
-			p.kills = append(p.kills, killOp{taskID: id, agentID: ts.t.AgentID, policy: c.killPolicy()})
+			p.kills = append(p.kills, killOp{taskID: id, agentID: ts.t.AgentID, policy: c.killPolicyOf(ts.t.AppID)})
 			ts.killSentAt = now
 		}
 		at := ts.killSentAt.Add(c.cfg.KillRetry)
@@ -1153,7 +1174,7 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 			as.tmpl, as.tmplFor = newTaskTmpl(as.app), as.app
 		}
 		ti := buildTaskInfo(as.app, launchSpec{TaskID: id, AgentID: pl.AgentID, Host: pl.Hostname,
-			Ports: ports, Resources: pl.Resources, KillGrace: c.cfg.KillGracePeriod, Tmpl: as.tmpl})
+			Ports: ports, Resources: pl.Resources, KillGrace: c.killGrace(as.app), Tmpl: as.tmpl})
 		k, ok := byOffer[pl.OfferID]
 		if !ok {
 			k = len(p.launches)

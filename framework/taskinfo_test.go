@@ -173,3 +173,30 @@ func TestKillPolicy(t *testing.T) {
 		t.Errorf("kill %+v, want the policy and the agent", k)
 	}
 }
+
+// TestKillPolicyPerApp: an app's taskKillGracePeriodSeconds wins over the
+// scheduler's, at launch and in every kill.
+func TestKillPolicyPerApp(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) { c.KillGracePeriod = 7_000_000_000 })
+	app := testApp("/web", 1)
+	g := 2.5
+	app.TaskKillGracePeriodSeconds = &g
+	h.s.PutApp(app)
+	h.subscribe()
+	calls := h.offer("h1")
+	if len(calls) == 0 || len(calls[0].Launched()) != 1 {
+		t.Fatalf("calls %+v, want one launch", calls)
+	}
+	ti := calls[0].Launched()[0]
+	if got := ti.KillPolicy.GetGracePeriod().GetNanoseconds(); got != 2_500_000_000 {
+		t.Errorf("launch kill policy %d ns, want 2.5 s", got)
+	}
+	if err := h.s.KillTasks("/web", []string{ti.TaskID.Value}); err != nil {
+		t.Fatal(err)
+	}
+	h.sync()
+	if k := h.rec.Of(CallKill); len(k) != 1 || k[0].KillPolicy.GetGracePeriod().GetNanoseconds() != 2_500_000_000 {
+		t.Errorf("kill %+v, want the app's 2.5 s", k)
+	}
+}
