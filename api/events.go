@@ -254,8 +254,10 @@ func (s *Server) translate(tr *translator, ev framework.Event) {
 		if ev.Type == framework.EventTaskRemoved {
 			delete(tr.healthy, t.ID)
 			if !t.Killing && failedState(t.State) {
-				s.lastTF.set(taskFailure{AppID: t.AppID, Host: t.Host, Message: t.Message, State: t.State.String(),
-					TaskID: t.ID, Timestamp: timestamp(ev.At), Version: t.AppVersion, SlaveID: t.AgentID})
+				f := taskFailure{AppID: t.AppID, Host: t.Host, Message: t.Message, State: t.State.String(),
+					TaskID: t.ID, Timestamp: timestamp(ev.At), Version: t.AppVersion, SlaveID: t.AgentID}
+				s.lastTF.set(f)
+				s.addFailureTail(f) // logs.go: its stderr's last lines, read from the agent
 			}
 			return
 		}

@@ -141,7 +141,9 @@ func TestRouteMatch(t *testing.T) {
 		{"deployment", "DELETE", "/v2/deployments/d-1", "/v2/deployments/{deploymentId}", "", "d-1", ""},
 		{"leader methods", "POST", "/v2/leader", "", "", "", "DELETE GET"},
 		{"unknown", "GET", "/v3/apps", "", "", "", ""},
-		{"root", "GET", "/", "", "", "", ""},
+		{"root is the UI", "GET", "/", "/", "", "", ""},
+		{"ui asset", "GET", "/ui/app.js", "/ui/{rest...}", "", "", ""},
+		{"task logs", "GET", "/v2/apps/a/b/tasks/t-1/logs", "/v2/apps/{id}/tasks/{taskId}/logs", "/a/b", "t-1", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -163,6 +163,11 @@ func (s *Server) routes() routeTable {
 		&route{method: http.MethodDelete, pattern: "/v2/apps/{id}/tasks", serve: byID(func(w http.ResponseWriter, r *http.Request, id string) error {
 			return s.killTasks(w, r, id, nil)
 		})},
+		&route{method: http.MethodGet, pattern: "/v2/apps/{id}/tasks/{taskId}/logs", serve: func(w http.ResponseWriter, r *http.Request, a routeArgs) {
+			s.do(w, r, func(w http.ResponseWriter, r *http.Request) error {
+				return s.taskLogs(w, r, appspec.CanonicalID(a.id), a.arg)
+			})
+		}},
 		&route{method: http.MethodDelete, pattern: "/v2/apps/{id}/tasks/{taskId}", serve: func(w http.ResponseWriter, r *http.Request, a routeArgs) {
 			s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.killTasks(w, r, a.id, []string{a.arg}) })
 		}},
@@ -193,5 +198,6 @@ func (s *Server) routes() routeTable {
 		&route{method: http.MethodGet, pattern: "/v2/events", serve: func(w http.ResponseWriter, r *http.Request, _ routeArgs) { s.events(w, r) }},
 		&route{method: http.MethodGet, pattern: ViewPath, serve: h(s.view)},
 	)
+	rs = append(rs, s.uiRoutes()...) // ui.go: the web UI, behind the same check
 	return newRouteTable(rs...)
 }

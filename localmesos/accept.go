@@ -283,6 +283,14 @@ func (m *Master) runLaunch(a *agent, t *task, et executor.Task) {
 			})
 			return
 		}
+		// Attached before the launch, so its output can be read from
+		// the first byte (the Mesos agent attaches before it starts the
+		// executor, too).
+		real, err := filepath.EvalSymlinks(et.Sandbox)
+		if err != nil {
+			real = et.Sandbox
+		}
+		a.files.attach(&sandbox{dir: real, virtual: sandboxVirtual(et.FrameworkID, t.executorID)})
 	}
 	err := a.exec.Launch(m.ctx, et, a.report)
 	if err != nil {

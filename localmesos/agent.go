@@ -59,6 +59,9 @@ type agent struct {
 	ln      net.Listener
 	srv     *http.Server
 	httpURL *mesos.URL
+
+	// files are the sandboxes /files serves; their own lock.
+	files sandboxes
 }
 
 type updateQueue struct {
@@ -232,6 +235,9 @@ func (a *agent) reportLocked(taskID string, s executor.Status) {
 		st.Message = strPtr(s.Message)
 	}
 	t.agentState = s.State
+	if isTerminal(s.State) {
+		a.files.markEnded(sandboxVirtual(t.fw.id, t.executorID), m.now())
+	}
 	if t.fw.removed {
 		if isTerminal(s.State) {
 			m.finishTaskLocked(t)
@@ -476,6 +482,7 @@ func (a *agent) serveHTTP() error {
 	mux.HandleFunc("/monitor/statistics.json", a.handleStatistics)
 	mux.HandleFunc("/slave(1)/monitor/statistics", a.handleStatistics)
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	a.filesRoutes(mux)
 	a.srv = &http.Server{Handler: a.m.recoverer(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

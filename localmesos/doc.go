@@ -32,7 +32,18 @@
 //
 // Endpoints: POST /api/v1/scheduler, GET /master/state (also /state and
 // /master/state.json), /health, /version; each agent serves
-// GET /monitor/statistics on its own 127.0.0.1 listener (the offer's url).
+// GET /monitor/statistics and Mesos's /files/{browse,read,download} on its
+// own 127.0.0.1 listener (the offer's url).
+//
+// Sandboxes: each task runs in <work>/slaves/<agent>/frameworks/<fw>/
+// executors/<task>/runs/latest, its stdout and stderr files written by the
+// executor (docker: the container's output followed live). /files serves
+// them under that real path and Mesos's virtual path
+// /frameworks/<fw>/executors/<task>/runs/latest, refusing any path that
+// resolves outside (files.go). Finished tasks' sandboxes stay until they
+// are older than Config.SandboxMaxAge or the agent's finished sandboxes
+// pass Config.SandboxMaxBytes, as the agent's GC keeps them for
+// --gc_delay.
 // localmesos/CONFORMANCE.md maps every rule of MESOS.md to its test.
 //
 // Docker networking: the engine on these machines runs without a bridge and

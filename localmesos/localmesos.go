@@ -82,6 +82,12 @@ type Config struct {
 	// WorkDir is where agents' sandboxes go (a fresh temporary directory
 	// inside it, removed on Close); default os.TempDir().
 	WorkDir string
+	// SandboxMaxAge is how long a finished task's sandbox is kept for
+	// /files (Mesos's --gc_delay); default DefaultSandboxMaxAge.
+	SandboxMaxAge time.Duration
+	// SandboxMaxBytes caps the finished sandboxes one agent keeps: past
+	// it the oldest go first; default DefaultSandboxMaxBytes.
+	SandboxMaxBytes int64
 	// MaxBodyBytes bounds a call's body; default 16 MiB.
 	MaxBodyBytes int64
 	// Clock drives heartbeats, filters, failover timeouts and retries;
@@ -202,6 +208,12 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
+	if cfg.SandboxMaxAge <= 0 {
+		cfg.SandboxMaxAge = DefaultSandboxMaxAge
+	}
+	if cfg.SandboxMaxBytes <= 0 {
+		cfg.SandboxMaxBytes = DefaultSandboxMaxBytes
+	}
 
 	if cfg.Log == nil {
 		cfg.Log = logging.Discard()
@@ -246,7 +258,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		return nil, err
 	}
 	m.srv = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 10 * time.Second}
-	m.wg.Add(4)
+	m.wg.Add(5)
 	go func() {
 		defer m.wg.Done()
 		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -256,6 +268,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	go m.allocatorLoop()
 	go m.retryLoop()
 	go m.inboxLoop()
+	go m.sandboxGCLoop()
 	if cfg.ZK != "" {
 		zr, err := startZK(ctx, m, cfg.ZK)
 		if err != nil {

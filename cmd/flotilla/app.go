@@ -31,6 +31,9 @@ commands:
   rm ID                     remove an app and kill its tasks
   tasks ID                  an app's tasks
   deployments               deployments in progress
+  logs ID                   a task's stdout (--stderr for stderr); without --task every
+                            instance's, each line prefixed with its task id; -f follows,
+                            --tail N starts N lines before the end
 
 deploy, scale, restart and rm follow the deployment until it ends (step by
 step) unless --detach is given; they exit non-zero if it fails.
@@ -46,8 +49,13 @@ type appCLI struct {
 	file             string
 	timeout          time.Duration
 	poll             time.Duration
-	out, errOut      io.Writer
-	http             *http.Client
+	// logs
+	task        string
+	stderr      bool
+	followLogs  bool
+	tail        int
+	out, errOut io.Writer
+	http        *http.Client
 }
 
 func (c *appCLI) flags(name string, env func(string) string) *flag.FlagSet {
@@ -66,6 +74,10 @@ func (c *appCLI) flags(name string, env func(string) string) *flag.FlagSet {
 	fs.StringVar(&c.file, "f", "", "app definition file for deploy (- for stdin)")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Minute, "how long to follow a deployment")
 	fs.DurationVar(&c.poll, "poll", time.Second, "how often to show a deployment's progress")
+	fs.StringVar(&c.task, "task", "", "logs: this task only (default: every instance, prefixed)")
+	fs.BoolVar(&c.stderr, "stderr", false, "logs: the tasks' stderr instead of stdout")
+	fs.BoolVar(&c.followLogs, "follow", false, "logs: keep following what the tasks write (-f after 'logs')")
+	fs.IntVar(&c.tail, "tail", -1, "logs: start this many lines before the end (default: from the start)")
 	return fs
 }
 
@@ -79,6 +91,7 @@ func runApp(args []string) error {
 func runAppIO(ctx context.Context, args []string, out, errOut io.Writer, env func(string) string, stdin io.Reader) error {
 	c := &appCLI{out: out, errOut: errOut, http: &http.Client{}}
 	fs := c.flags("flotilla app", env)
+	args = logsFollowFlag(args)
 	// Flags may come before or after the command and its arguments.
 	var pos []string
 	for {
@@ -156,6 +169,11 @@ func runAppIO(ctx context.Context, args []string, out, errOut io.Writer, env fun
 			return err
 		}
 		return c.deployments(ctx)
+	case "logs", "log":
+		if err := want(1, "logs ID [--task T] [--stderr] [-f] [--tail N]"); err != nil {
+			return err
+		}
+		return c.logs(ctx, rest[0])
 	case "help":
 		printAppUsage(out, fs)
 		return nil

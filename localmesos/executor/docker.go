@@ -9,8 +9,6 @@ import (
 	"fmt"
 	cerrdefs "github.com/containerd/errdefs"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +16,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/stdcopy"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
 
@@ -86,6 +83,8 @@ type dockerTask struct {
 	ns        *portfwd.NetNS     // BRIDGE/USER
 	done      chan struct{}
 	cancel    context.CancelFunc // ends waiter and health checker (Close)
+	logsDone  chan struct{}      // closed when the output follower ends; nil without a sandbox
+	stopLogs  context.CancelFunc
 
 	mu           sync.Mutex
 	report       Report
@@ -277,6 +276,12 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 		id: id, container: created.ID, name: name, cpus: cpus, mem: mem, grace: killGrace(t.Info),
 		sandbox: t.Sandbox, fwd: fwd, ns: ns, done: make(chan struct{}), cancel: cancel, report: report,
 	}
+	if t.Sandbox != "" {
+		lctx, stop := context.WithCancel(context.Background())
+		dt.logsDone, dt.stopLogs = make(chan struct{}), stop
+		d.wg.Add(1)
+		go d.followLogs(lctx, dt, log)
+	}
 	dt.mu.Lock()
 	d.mu.Lock()
 	if d.closed {
@@ -284,6 +289,9 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 		d.mu.Unlock()
 		dt.mu.Unlock()
 		cancel()
+		if dt.stopLogs != nil {
+			dt.stopLogs()
+		}
 		closeNetwork(fwd, ns, log)
 		d.remove(created.ID, log)
 		return fmt.Errorf("executor: docker launch %s: %w", id, ErrClosed)
@@ -330,8 +338,8 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 	return nil
 }
 
-// wait follows the container to its end, copies its output to the sandbox
-// (Mesos's docker executor writes it there), removes it and reports.
+// wait follows the container to its end, lets the last of its output
+// reach the sandbox (followLogs), removes it and reports.
 func (d *Docker) wait(ctx context.Context, dt *dockerTask, log *logrus.Entry) {
 	defer d.wg.Done()
 	defer func() {
@@ -352,7 +360,7 @@ func (d *Docker) wait(ctx context.Context, dt *dockerTask, log *logrus.Entry) {
 	// host ports may be offered and bound again.
 	closeNetwork(dt.fwd, dt.ns, log)
 	close(dt.done)
-	d.saveLogs(dt, log)
+	d.drainLogs(dt, log)
 	d.remove(dt.container, log)
 
 	d.mu.Lock()
@@ -392,35 +400,6 @@ func (d *Docker) exitStatus(dt *dockerTask, res container.WaitResponse, log *log
 		return Status{State: mesos.TASK_FINISHED, Message: "Container exited with status 0"}
 	}
 	return Status{State: mesos.TASK_FAILED, Message: fmt.Sprintf("Container exited with status %d", res.StatusCode)}
-}
-
-// saveLogs appends the container's output to the sandbox's stdout and
-// stderr files.
-func (d *Docker) saveLogs(dt *dockerTask, log *logrus.Entry) {
-	if dt.sandbox == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	rc, err := d.cli.ContainerLogs(ctx, dt.container, container.LogsOptions{ShowStdout: true, ShowStderr: true})
-	if err != nil {
-		log.WithError(err).Debug("reading container output")
-		return
-	}
-	defer rc.Close()
-	out, err1 := os.OpenFile(filepath.Join(dt.sandbox, "stdout"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	errf, err2 := os.OpenFile(filepath.Join(dt.sandbox, "stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err := errors.Join(err1, err2); err != nil {
-		log.WithError(err).Warn("cannot write container output to the sandbox")
-		out.Close()
-		errf.Close()
-		return
-	}
-	defer out.Close()
-	defer errf.Close()
-	if _, err := stdcopy.StdCopy(out, errf, rc); err != nil {
-		log.WithError(err).Debug("copying container output")
-	}
 }
 
 func (d *Docker) remove(containerID string, log *logrus.Entry) {

@@ -1,0 +1,391 @@
+// Flotilla's web UI: one hand-written module, no framework, no build step.
+// It reads only the Marathon v2 API of the replica that served it (same
+// origin, same credentials) and stays current through /v2/events. Every
+// value reaches the page through textContent, never innerHTML, so app
+// names and task output cannot inject markup.
+
+const main = document.getElementById('main');
+const live = document.getElementById('live');
+
+// h builds an element: h('a', {href: '#/'}, 'text', child…).
+function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const kid of kids.flat()) {
+    if (kid === undefined || kid === null || kid === false) continue;
+    el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  }
+  return el;
+}
+
+// api calls the API; a non-2xx answer throws an Error carrying Marathon's
+// {message, details}.
+async function api(method, path, body) {
+  const opts = { method, headers: {}, credentials: 'same-origin' };
+  if (body !== undefined) { opts.headers['Content-Type'] = 'application/json'; opts.body = typeof body === 'string' ? body : JSON.stringify(body); }
+  const res = await fetch(path, opts);
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = { message: text }; }
+  if (!res.ok) {
+    const err = new Error((data && data.message) || res.statusText);
+    err.status = res.status; err.details = (data && data.details) || [];
+    throw err;
+  }
+  return data;
+}
+
+function errorBox(err) {
+  return h('div', { class: 'errors', role: 'alert' },
+    h('strong', {}, err.status ? `${err.status}: ` : '', err.message),
+    err.details && err.details.length ? h('ul', {}, err.details.map(d => h('li', {}, h('code', {}, d.path), ' ', (d.errors || []).join('; ')))) : null);
+}
+
+const appPath = id => '/v2/apps' + id;
+const age = ts => { if (!ts) return ''; const s = Math.max(0, (Date.now() - Date.parse(ts)) / 1000); return s < 90 ? `${s | 0}s` : s < 5400 ? `${(s / 60) | 0}m` : s < 172800 ? `${(s / 3600) | 0}h` : `${(s / 86400) | 0}d`; };
+
+// dnsName is the app's Mesos-DNS name: the app id's segments reversed,
+// joined with "-" (Marathon's task name, sanitised), under the framework.
+let framework = 'flotilla';
+function dnsName(id) {
+  const label = id.split('/').filter(Boolean).reverse().join('-').toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
+  return `${label}.${framework}.mesos`;
+}
+
+// counts splits an app's instances for the health bar.
+function counts(a) {
+  const healthy = a.healthChecks && a.healthChecks.length ? a.tasksHealthy : a.tasksRunning;
+  const unhealthy = a.tasksUnhealthy || 0, staged = a.tasksStaged || 0;
+  const waiting = Math.max(0, a.instances - healthy - unhealthy - staged);
+  return { healthy, unhealthy, staged, waiting };
+}
+
+function healthBar(a) {
+  const c = counts(a), total = Math.max(1, c.healthy + c.unhealthy + c.staged + c.waiting);
+  const seg = (cls, n, what) => { const i = h('i', { class: cls, title: `${n} ${what}` }); i.style.width = `${(100 * n) / total}%`; return i; };
+  return h('span', { class: 'bar', role: 'img', 'aria-label': `${c.healthy} healthy, ${c.unhealthy} unhealthy, ${c.staged} staged, ${c.waiting} waiting` },
+    seg('h', c.healthy, 'healthy'), seg('u', c.unhealthy, 'unhealthy'), seg('s', c.staged, 'staged'), seg('w', c.waiting, 'waiting'));
+}
+
+// ---- live updates: one EventSource; pages re-read what they show, at
+// most once a second however many events arrive (batched).
+let dirty = false, refresh = null;
+function connectEvents() {
+  const es = new EventSource('/v2/events');
+  es.onopen = () => { live.textContent = 'live'; live.className = 'live on'; };
+  es.onerror = () => { live.textContent = 'reconnecting…'; live.className = 'live off'; };
+  const mark = () => { dirty = true; };
+  for (const t of ['status_update_event', 'health_status_changed_event', 'deployment_info', 'deployment_success', 'deployment_failed',
+    'deployment_step_success', 'deployment_step_failure', 'api_post_event', 'app_terminated_event', 'autoscale_decision', 'event_stream_lagged']) {
+    es.addEventListener(t, mark);
+  }
+}
+setInterval(() => { if (dirty && refresh) { dirty = false; refresh().catch(showFatal); } }, 1000);
+
+function showFatal(err) { main.replaceChildren(errorBox(err)); }
+
+// ---- apps list, virtualised: only the rows in view exist in the DOM, so
+// 10,000 apps render as fast as 30.
+const ROW = 36;
+let listState = { apps: [], filter: '' };
+async function appsPage() {
+  const filter = h('input', { type: 'search', placeholder: 'Filter apps (press /)', 'aria-label': 'Filter apps', value: listState.filter });
+  const summary = h('span', { class: 'muted' });
+  const head = h('div', { class: 'grid list-head', role: 'row' },
+    h('span', {}, 'App'), h('span', {}, 'Instances'), h('span', {}, 'Health'), h('span', { class: 'hide-sm' }, 'CPU'), h('span', { class: 'hide-sm' }, 'Mem'), h('span', { class: 'hide-sm' }, 'Exposure'), h('span', { class: 'hide-sm' }, 'DNS name'));
+  const box = h('div', { class: 'vlist', role: 'list', 'aria-label': 'Apps' });
+  const spacer = h('div', { class: 'spacer' });
+  box.append(spacer);
+  main.replaceChildren(h('h1', {}, 'Apps'), h('div', { class: 'toolbar' }, filter, summary), head, box);
+  let rows = [];
+  const render = () => {
+    const start = Math.max(0, Math.floor(box.scrollTop / ROW) - 5);
+    const end = Math.min(rows.length, start + Math.ceil(box.clientHeight / ROW) + 10);
+    const frag = document.createDocumentFragment();
+    for (let i = start; i < end; i++) {
+      const a = rows[i], c = counts(a);
+      const ext = a.exposure && a.exposure.mode === 'external';
+      const row = h('a', { class: 'vrow grid', role: 'listitem', href: '#/app' + a.id, 'data-app': a.id },
+        h('span', {}, a.id), h('span', {}, `${c.healthy}/${a.instances}`), healthBar(a),
+        h('span', { class: 'hide-sm' }, a.cpus), h('span', { class: 'hide-sm' }, `${a.mem} MiB`),
+        h('span', { class: 'hide-sm' }, h('span', { class: 'tag' + (ext ? ' external' : '') }, ext ? 'external' : 'internal')),
+        h('span', { class: 'hide-sm' }, dnsName(a.id)));
+      row.style.transform = `translateY(${i * ROW}px)`;
+      frag.append(row);
+    }
+    spacer.style.height = `${rows.length * ROW}px`;
+    spacer.replaceChildren(frag);
+  };
+  const apply = () => {
+    const f = listState.filter.toLowerCase();
+    rows = f ? listState.apps.filter(a => a.id.toLowerCase().includes(f)) : listState.apps;
+    summary.textContent = `${rows.length} of ${listState.apps.length} apps`;
+    render();
+  };
+  let raf = 0;
+  box.addEventListener('scroll', () => { if (!raf) raf = requestAnimationFrame(() => { raf = 0; render(); }); });
+  filter.addEventListener('input', () => { listState.filter = filter.value; box.scrollTop = 0; apply(); });
+  refresh = async () => {
+    const data = await api('GET', '/v2/apps');
+    listState.apps = data.apps;
+    apply();
+    main.dataset.ready = 'apps';
+  };
+  await refresh();
+}
+
+// ---- one app
+async function appPage(id) {
+  let logCtl = null;
+  const stopLogs = () => { if (logCtl) { logCtl.abort(); logCtl = null; } };
+  const sections = {
+    head: h('div'), actions: h('div', { class: 'toolbar' }), status: h('div'), tasks: h('div'), logs: h('div'),
+    deploy: h('div'), queue: h('div'), versions: h('div'), config: h('div'), autoscale: h('div'),
+  };
+  main.replaceChildren(sections.head, sections.actions, sections.deploy, sections.queue, sections.status, sections.tasks, sections.logs, sections.versions, sections.config, sections.autoscale);
+  const msg = h('div', { role: 'status', 'aria-live': 'polite' });
+
+  const act = async (label, method, path, body) => {
+    msg.replaceChildren(h('span', { class: 'muted' }, `${label}…`));
+    try { await api(method, path, body); msg.replaceChildren(h('span', { class: 'ok' }, `${label}: accepted`)); dirty = true; }
+    catch (e) { msg.replaceChildren(errorBox(e)); }
+  };
+  const scaleIn = h('input', { type: 'number', min: 0, 'aria-label': 'Instances', id: 'scale-n' });
+  sections.actions.append(
+    h('label', { for: 'scale-n' }, 'Instances'), scaleIn,
+    h('button', { id: 'scale', onclick: () => act('Scale', 'PUT', appPath(id), { instances: Number(scaleIn.value) }) }, 'Scale'),
+    h('button', { id: 'restart', onclick: () => act('Restart', 'POST', appPath(id) + '/restart') }, 'Restart'),
+    h('button', { id: 'suspend', onclick: () => act('Suspend', 'PUT', appPath(id), { instances: 0 }) }, 'Suspend'),
+    h('a', { href: '#/edit' + id }, 'Edit JSON'),
+    h('button', { id: 'destroy', class: 'danger', onclick: () => confirmDestroy(id) }, 'Destroy'),
+    msg);
+
+  const logView = h('pre', { id: 'log', tabindex: 0, 'aria-label': 'Task log' });
+  const logTask = h('select', { 'aria-label': 'Task', id: 'log-task' });
+  const logStream = h('select', { 'aria-label': 'Stream', id: 'log-stream' }, h('option', { value: 'stdout' }, 'stdout'), h('option', { value: 'stderr' }, 'stderr'));
+  const follow = h('input', { type: 'checkbox', id: 'log-follow' });
+  const showLogs = async () => {
+    stopLogs();
+    const task = logTask.value;
+    if (!task) { logView.textContent = 'No task selected.'; return; }
+    logCtl = new AbortController();
+    const q = new URLSearchParams({ stream: logStream.value, tail: '200' });
+    if (follow.checked) q.set('follow', 'true');
+    logView.textContent = '';
+    try {
+      const res = await fetch(`${appPath(id)}/tasks/${encodeURIComponent(task)}/logs?${q}`, { signal: logCtl.signal, credentials: 'same-origin' });
+      if (!res.ok) { const e = await res.json().catch(() => ({ message: res.statusText })); logView.textContent = `${res.status}: ${e.message}`; return; }
+      const rd = res.body.getReader(), dec = new TextDecoder();
+      for (;;) {
+        const { value, done } = await rd.read();
+        if (done) break;
+        // Keep the last 256 KiB: a long follow must not grow the page forever.
+        logView.textContent = (logView.textContent + dec.decode(value, { stream: true })).slice(-262144);
+        logView.scrollTop = logView.scrollHeight;
+      }
+      logView.dataset.done = '1';
+    } catch (e) { if (e.name !== 'AbortError') logView.textContent += `\n[${e.message}]`; }
+  };
+  sections.logs.append(h('h2', {}, 'Logs'), h('div', { class: 'toolbar' }, logTask, logStream, h('label', {}, follow, ' follow'),
+    h('button', { id: 'log-show', onclick: showLogs }, 'Show'), h('button', { onclick: stopLogs }, 'Stop')), logView);
+
+  let versionsLoaded = false;
+  refresh = async () => {
+    const [{ app }, deps, queue] = await Promise.all([api('GET', appPath(id) + '?embed=app.tasks&embed=app.lastTaskFailure'), api('GET', '/v2/deployments'), api('GET', '/v2/queue')]);
+    const c = counts(app);
+    const ext = app.exposure && app.exposure.mode === 'external';
+    sections.head.replaceChildren(h('h1', {}, app.id), h('div', { class: 'cards' },
+      h('div', { class: 'card' }, h('b', {}, 'Instances'), h('span', { id: 'instances' }, `${c.healthy} healthy of ${app.instances}`), healthBar(app)),
+      h('div', { class: 'card' }, h('b', {}, 'Resources'), `${app.cpus} CPU, ${app.mem} MiB`),
+      h('div', { class: 'card' }, h('b', {}, 'Exposure'), ext ? `external ${(app.exposure.vhosts || []).join(', ')}` : 'internal'),
+      h('div', { class: 'card' }, h('b', {}, 'DNS'), dnsName(app.id), h('br'), `_${dnsName(app.id).split('.')[0]}._tcp.${framework}.mesos SRV`),
+      h('div', { class: 'card' }, h('b', {}, 'Version'), app.version)));
+    if (document.activeElement !== scaleIn) scaleIn.value = app.instances;
+
+    const dep = (deps || []).find(d => (d.affectedApps || []).includes(app.id));
+    sections.deploy.replaceChildren(dep ? h('div', { id: 'deployment' }, h('h2', {}, dep.rollback ? 'Rollback in progress' : 'Deployment in progress'),
+      h('div', { class: 'progress', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': dep.totalSteps, 'aria-valuenow': dep.currentStep },
+        (() => { const i = h('i'); i.style.width = `${(100 * dep.currentStep) / Math.max(1, dep.totalSteps)}%`; return i; })()),
+      h('p', {}, `Step ${dep.currentStep} of ${dep.totalSteps}: `, (dep.currentActions || []).map(a => a.action).join(', '), dep.progress ? ` — ${dep.progress}` : ''),
+      h('button', { onclick: () => act('Cancel deployment', 'DELETE', '/v2/deployments/' + dep.id) }, 'Cancel (roll back)'))
+      : h('p', { id: 'deployment', class: 'muted', 'data-state': 'none' }, 'No deployment in progress.'));
+
+    const q = (queue.queue || []).find(e => e.app && e.app.id === app.id);
+    const reasons = q ? [q.reason, ...((q.processedOffersSummary || {}).rejectSummaryLastOffers || []).filter(r => r.declined > 0).map(r => `${r.reason}: ${r.declined} of ${r.processed} offers`)].filter(Boolean) : [];
+    const failure = app.lastTaskFailure;
+    sections.queue.replaceChildren(
+      q ? h('div', { id: 'queue', class: 'card' }, h('b', {}, `Waiting: ${q.count} instance(s)`), q.delay && q.delay.timeLeftSeconds > 0 ? h('div', {}, `backing off for ${q.delay.timeLeftSeconds}s after failures`) : null,
+        reasons.length ? h('ul', {}, reasons.map(r => h('li', {}, r))) : h('div', { class: 'muted' }, 'waiting for offers')) : '',
+      failure ? h('div', { id: 'last-failure', class: 'card' }, h('b', {}, `Last failure ${age(failure.timestamp)} ago: ${failure.state} (${failure.taskId})`), h('pre', {}, failure.message)) : '');
+
+    const tasks = app.tasks || [];
+    const cur = logTask.value;
+    logTask.replaceChildren(...tasks.map(t => h('option', { value: t.id }, t.id)), failure ? h('option', { value: failure.taskId }, `${failure.taskId} (failed)`) : '');
+    if (cur && [...logTask.options].some(o => o.value === cur)) logTask.value = cur;
+    sections.tasks.replaceChildren(h('h2', {}, `Tasks (${tasks.length})`), h('table', { id: 'tasks' },
+      h('thead', {}, h('tr', {}, ['Task', 'Host', 'Ports', 'State', 'Health', 'Ready', 'Age'].map((c, i) => h('th', { class: i === 2 || i === 5 ? 'hide-sm' : null }, c)))),
+      h('tbody', {}, tasks.map(t => {
+        const hr = t.healthCheckResults || [];
+        const health = hr.length ? (hr.every(r => r.alive) ? 'healthy' : 'unhealthy') : (app.healthChecks && app.healthChecks.length ? 'pending' : '—');
+        return h('tr', { 'data-task': t.id }, h('td', {}, h('a', { href: '#', onclick: ev => { ev.preventDefault(); logTask.value = t.id; showLogs(); } }, t.id)),
+          h('td', {}, t.host), h('td', { class: 'hide-sm' }, (t.ports || []).join(', ')), h('td', {}, t.state),
+          h('td', { class: health === 'healthy' ? 'ok' : health === 'unhealthy' ? 'bad' : 'muted' }, health),
+          h('td', { class: 'hide-sm' }, t.ready === undefined ? '—' : String(t.ready)), h('td', {}, age(t.startedAt || t.stagedAt)));
+      }))));
+
+    // Secrets by reference only: the API never has their values.
+    const secrets = Object.entries(app.secrets || {});
+    const env = Object.entries(app.env || {});
+    sections.config.replaceChildren(h('h2', {}, 'Configuration'),
+      secrets.length ? h('div', { id: 'secrets' }, h('b', {}, 'Secrets (references; values are never shown or known here)'),
+        h('ul', {}, secrets.map(([name, s]) => h('li', {}, h('code', {}, name), ' ← ', h('code', {}, s.source || JSON.stringify(s)))))) : '',
+      h('table', {}, h('tbody', {}, env.map(([k, v]) => h('tr', {}, h('td', {}, h('code', {}, k)), h('td', {}, typeof v === 'object' ? h('span', { class: 'muted' }, `secret ${v.secret}`) : h('code', {}, v)))))));
+
+    if (!versionsLoaded) { versionsLoaded = true; loadVersions(id, sections.versions, act); }
+    api('GET', appPath(id) + '/autoscale').then(d => autoscaleView(sections.autoscale, d)).catch(() => sections.autoscale.replaceChildren());
+    main.dataset.ready = 'app';
+  };
+  await refresh();
+  return stopLogs;
+}
+
+function autoscaleView(el, d) {
+  const decisions = (d && (d.decisions || d)) || [];
+  if (!Array.isArray(decisions) || !decisions.length) { el.replaceChildren(); return; }
+  el.replaceChildren(h('h2', {}, 'Autoscaler decisions'), h('table', {}, h('tbody', {}, decisions.slice(-20).reverse().map(x =>
+    h('tr', {}, h('td', {}, age(x.at || x.time || x.timestamp) + ' ago'), h('td', {}, `${x.from ?? ''} → ${x.to ?? x.instances ?? ''}`), h('td', {}, x.reason || x.rule || JSON.stringify(x)))))));
+}
+
+// Versions, with a line diff between any two and a rollback. The API has
+// no PUT {"version"}; a rollback PUTs the old version's definition.
+async function loadVersions(id, el, act) {
+  const { versions } = await api('GET', appPath(id) + '/versions');
+  const a = h('select', { 'aria-label': 'Older version', id: 'v-a' }, versions.map(v => h('option', { value: v }, v)));
+  const b = h('select', { 'aria-label': 'Newer version', id: 'v-b' }, versions.map(v => h('option', { value: v }, v)));
+  if (versions.length > 1) a.value = versions[1];
+  const out = h('pre', { class: 'diff', id: 'diff' });
+  const strip = o => { for (const k of ['version', 'versionInfo']) delete o[k]; return JSON.stringify(o, null, 2).split('\n'); };
+  const diff = async () => {
+    const [va, vb] = await Promise.all([api('GET', `${appPath(id)}/versions/${a.value}`), api('GET', `${appPath(id)}/versions/${b.value}`)]);
+    out.replaceChildren(...lineDiff(strip(va), strip(vb)).map(([op, line]) => h('div', { class: op === '+' ? 'add' : op === '-' ? 'del' : '' }, `${op} ${line}`)));
+  };
+  const rollback = async () => {
+    const v = await api('GET', `${appPath(id)}/versions/${a.value}`);
+    for (const k of ['version', 'versionInfo', 'tasks', 'deployments', 'tasksRunning', 'tasksStaged', 'tasksHealthy', 'tasksUnhealthy', 'lastTaskFailure']) delete v[k];
+    await act(`Roll back to ${a.value}`, 'PUT', appPath(id), v);
+  };
+  el.replaceChildren(h('h2', {}, `Versions (${versions.length})`), h('div', { class: 'toolbar' }, a, ' vs ', b,
+    h('button', { id: 'diff-btn', onclick: () => diff().catch(e => out.replaceChildren(errorBox(e))) }, 'Diff'),
+    h('button', { id: 'rollback', onclick: rollback }, 'Roll back to the first')), out);
+}
+
+// lineDiff is a longest-common-subsequence diff of two short texts.
+function lineDiff(a, b) {
+  const n = a.length, m = b.length, L = Array.from({ length: n + 1 }, () => new Int32Array(m + 1));
+  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) L[i][j] = a[i] === b[j] ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
+  const out = []; let i = 0, j = 0;
+  while (i < n && j < m) { if (a[i] === b[j]) { out.push([' ', a[i]]); i++; j++; } else if (L[i + 1][j] >= L[i][j + 1]) out.push(['-', a[i++]]); else out.push(['+', b[j++]]); }
+  while (i < n) out.push(['-', a[i++]]); while (j < m) out.push(['+', b[j++]]);
+  return out;
+}
+
+function confirmDestroy(id) {
+  const input = h('input', { 'aria-label': 'Type the app id to confirm', id: 'confirm-id' });
+  const errs = h('div');
+  const dlg = h('dialog', { 'aria-labelledby': 'dlg-title' }, h('h2', { id: 'dlg-title' }, `Destroy ${id}?`),
+    h('p', {}, 'Every task is killed and the app removed. Type its id to confirm.'), input, errs,
+    h('div', { class: 'toolbar' }, h('button', { onclick: () => dlg.close() }, 'Cancel'),
+      h('button', { class: 'danger', id: 'confirm-destroy', onclick: async () => {
+        if (input.value !== id) { errs.replaceChildren(h('p', { class: 'bad' }, 'The id does not match.')); return; }
+        try { await api('DELETE', appPath(id)); dlg.close(); location.hash = '#/'; } catch (e) { errs.replaceChildren(errorBox(e)); }
+      } }, 'Destroy')));
+  document.body.append(dlg);
+  dlg.addEventListener('close', () => dlg.remove());
+  dlg.showModal();
+  input.focus();
+}
+
+// ---- edit or create, with the API's 422 details shown inline.
+const TEMPLATE = { id: '/hello', instances: 1, cpus: 0.1, mem: 32, cmd: 'while true; do echo hello; sleep 5; done' };
+async function editPage(id) {
+  let spec = TEMPLATE;
+  if (id) {
+    const { app } = await api('GET', appPath(id));
+    spec = app;
+    for (const k of ['version', 'versionInfo', 'tasks', 'deployments', 'tasksRunning', 'tasksStaged', 'tasksHealthy', 'tasksUnhealthy', 'lastTaskFailure']) delete spec[k];
+  }
+  const ta = h('textarea', { id: 'spec', 'aria-label': 'App definition (JSON)', spellcheck: 'false' });
+  ta.value = JSON.stringify(spec, null, 2);
+  const errs = h('div', { id: 'edit-errors', 'aria-live': 'assertive' });
+  const submit = async () => {
+    errs.replaceChildren();
+    let body;
+    try { body = JSON.parse(ta.value); } catch (e) { errs.replaceChildren(errorBox({ message: `Not JSON: ${e.message}` })); return; }
+    try {
+      const target = id || body.id;
+      await api(id ? 'PUT' : 'POST', id ? appPath(id) : '/v2/apps', body);
+      location.hash = '#/app' + (target.startsWith('/') ? target : '/' + target);
+    } catch (e) { errs.replaceChildren(errorBox(e)); }
+  };
+  main.replaceChildren(h('h1', {}, id ? `Edit ${id}` : 'New app'), errs, ta,
+    h('div', { class: 'toolbar' }, h('button', { class: 'primary', id: 'submit', onclick: submit }, id ? 'Deploy changes' : 'Create'),
+      id ? h('a', { href: '#/app' + id }, 'Cancel') : null));
+  ta.addEventListener('keydown', e => { if ((e.ctrlKey || e.metaKey) && e.key === 'Enter') submit(); });
+  refresh = null;
+  main.dataset.ready = 'edit';
+}
+
+// ---- cluster: leader and replicas (from /v2/info and /v2/leader), the
+// agents tasks run on. Flotilla's API has no agents endpoint; their
+// resources are on the Mesos master's /master/state.
+async function clusterPage() {
+  refresh = async () => {
+    const [info, leader, tasks] = await Promise.all([api('GET', '/v2/info'), api('GET', '/v2/leader'), api('GET', '/v2/tasks')]);
+    const agents = new Map();
+    for (const t of tasks.tasks || []) { const k = t.slaveId || t.host; const e = agents.get(k) || { host: t.host, tasks: 0, cpus: 0 }; e.tasks++; agents.set(k, e); }
+    const mc = info.marathon_config || {};
+    main.replaceChildren(h('h1', {}, 'Cluster'), h('div', { class: 'cards' },
+      h('div', { class: 'card' }, h('b', {}, 'Leader'), h('span', { id: 'leader' }, leader.leader)),
+      h('div', { class: 'card' }, h('b', {}, 'This replica'), info.elected ? 'leading' : 'standby (requests forwarded to the leader)'),
+      h('div', { class: 'card' }, h('b', {}, 'Framework'), `${info.name || 'flotilla'} ${info.version || ''}`, h('br'), info.frameworkId || ''),
+      h('div', { class: 'card' }, h('b', {}, 'Mesos master'), mc.master || '—')),
+      h('h2', {}, `Agents running tasks (${agents.size})`),
+      h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Agent'), h('th', {}, 'Host'), h('th', {}, 'Tasks'))),
+        h('tbody', {}, [...agents].map(([id, a]) => h('tr', {}, h('td', {}, id), h('td', {}, a.host), h('td', {}, a.tasks))))),
+      h('p', { class: 'muted' }, 'Free and used resources per agent are on the Mesos master (/master/state); Flotilla does not proxy it.'));
+    main.dataset.ready = 'cluster';
+  };
+  await refresh();
+}
+
+// ---- routing by hash: #/, #/app/<id>, #/edit/<id>, #/new, #/cluster.
+let leave = null;
+async function route() {
+  if (leave) { leave(); leave = null; }
+  refresh = null;
+  delete main.dataset.ready;
+  const hash = decodeURIComponent(location.hash.slice(1) || '/');
+  for (const a of document.querySelectorAll('[data-nav]')) a.classList.toggle('active', hash === '/' ? a.dataset.nav === 'apps' : hash.startsWith('/' + a.dataset.nav));
+  try {
+    if (hash.startsWith('/app/')) leave = await appPage(hash.slice(4));
+    else if (hash.startsWith('/edit/')) await editPage(hash.slice(5));
+    else if (hash === '/new') await editPage(null);
+    else if (hash === '/cluster') await clusterPage();
+    else await appsPage();
+  } catch (e) { showFatal(e); }
+  main.focus({ preventScroll: true });
+}
+
+document.addEventListener('keydown', e => {
+  if (e.key === '/' && !/INPUT|TEXTAREA|SELECT/.test(document.activeElement.tagName)) {
+    const f = main.querySelector('input[type=search]');
+    if (f) { e.preventDefault(); f.focus(); }
+  }
+});
+window.addEventListener('hashchange', route);
+api('GET', '/v2/info').then(i => { if (i && i.name) framework = i.name; }).catch(() => {}).finally(route);
+connectEvents();
