@@ -205,7 +205,7 @@ func (s *Server) tailOffset(ctx context.Context, t *logTarget, n int) (int64, bo
 
 // taskLogs serves GET /v2/apps/{id}/tasks/{taskId}/logs.
 func (s *Server) taskLogs(w http.ResponseWriter, r *http.Request, appID, taskID string) error {
-	if s.idx.get(appID) == nil {
+	if s.dep.App(appID) == nil {
 		return notFoundApp(appID)
 	}
 	q := r.URL.Query()

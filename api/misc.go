@@ -71,6 +71,17 @@ func (s *Server) queue(w http.ResponseWriter, r *http.Request) error {
 		} else {
 			e.App = json.RawMessage(`{"id":` + strconv.Quote(q.AppID) + `}`)
 		}
+		if f := s.lastTF.get(q.AppID); f != nil {
+			// Why the last instance ended (with its stderr's last lines
+			// once read from the agent): the usual reason an app waits.
+			var tf taskFailure
+			if json.Unmarshal(f, &tf) == nil && tf.Message != "" {
+				if e.Reason != "" {
+					e.Reason += "; "
+				}
+				e.Reason += "last task failure (" + tf.State + "): " + tf.Message
+			}
+		}
 		rs := reasons(q.LastRejection)
 		e.ProcessedOffersSummary = offersSummaryJSON{
 			ProcessedOffersCount: q.LastRejection.ProcessedOffers, UnusedOffersCount: q.LastRejection.UnusedOffers,

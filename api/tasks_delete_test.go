@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flotilla-sched/flotilla/framework"
+
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 )
 
@@ -64,9 +66,17 @@ func TestResetDelay(t *testing.T) {
 	e := newEnv(t)
 	e.mustDo("POST", "/v2/apps", `{"id": "/crash", "cmd": "false", "cpus": 0.1, "mem": 16, "backoffSeconds": 600}`, 201)
 	ids := e.offer()
-	e.update(ids[0], mesos.TASK_FAILED, nil)
+	st := framework.TestStatus(ids[0], "a-1", mesos.TASK_FAILED, true)
+	msg := "Container exited with status 1"
+	st.Message = &msg
+	e.send(framework.UpdateInput(st))
 	if got := e.offer(); len(got) != 0 {
 		t.Fatalf("launched %v during the backoff", got)
+	}
+	// The queue says why it waits: the backoff, and how the last one ended.
+	q := e.mustDo("GET", "/v2/queue", "", 200)
+	if !strings.Contains(string(q.body), "last task failure (TASK_FAILED): "+msg) {
+		t.Fatalf("queue: %s", q.body)
 	}
 	e.mustDo("DELETE", "/v2/queue/crash/delay", "", 204)
 	if got := e.offer(); len(got) != 1 {

@@ -260,8 +260,9 @@ function autoscaleView(el, d) {
     h('tr', {}, h('td', {}, age(x.at || x.time || x.timestamp) + ' ago'), h('td', {}, `${x.from ?? ''} → ${x.to ?? x.instances ?? ''}`), h('td', {}, x.reason || x.rule || JSON.stringify(x)))))));
 }
 
-// Versions, with a line diff between any two and a rollback. The API has
-// no PUT {"version"}; a rollback PUTs the old version's definition.
+// Versions, with a line diff between any two and a rollback: Marathon's
+// PUT {"version": V}, which the API turns into a deployment of that
+// version.
 async function loadVersions(id, el, act) {
   const { versions } = await api('GET', appPath(id) + '/versions');
   const a = h('select', { 'aria-label': 'Older version', id: 'v-a' }, versions.map(v => h('option', { value: v }, v)));
@@ -273,11 +274,7 @@ async function loadVersions(id, el, act) {
     const [va, vb] = await Promise.all([api('GET', `${appPath(id)}/versions/${a.value}`), api('GET', `${appPath(id)}/versions/${b.value}`)]);
     out.replaceChildren(...lineDiff(strip(va), strip(vb)).map(([op, line]) => h('div', { class: op === '+' ? 'add' : op === '-' ? 'del' : '' }, `${op} ${line}`)));
   };
-  const rollback = async () => {
-    const v = await api('GET', `${appPath(id)}/versions/${a.value}`);
-    for (const k of ['version', 'versionInfo', 'tasks', 'deployments', 'tasksRunning', 'tasksStaged', 'tasksHealthy', 'tasksUnhealthy', 'lastTaskFailure']) delete v[k];
-    await act(`Roll back to ${a.value}`, 'PUT', appPath(id), v);
-  };
+  const rollback = () => act(`Roll back to ${a.value}`, 'PUT', appPath(id), { version: a.value });
   el.replaceChildren(h('h2', {}, `Versions (${versions.length})`), h('div', { class: 'toolbar' }, a, ' vs ', b,
     h('button', { id: 'diff-btn', onclick: () => diff().catch(e => out.replaceChildren(errorBox(e))) }, 'Diff'),
     h('button', { id: 'rollback', onclick: rollback }, 'Roll back to the first')), out);
