@@ -45,6 +45,7 @@ type agent struct {
 	id       string
 	hostname string
 	attrs    []mesos.Attribute
+	domain   *mesos.DomainInfo // nil: no fault domain
 	total    rset
 	free     rset
 	exec     executor.Executor
@@ -126,6 +127,12 @@ func (m *Master) startAgents() error {
 		id := fmt.Sprintf("%s-S%d", m.id, i)
 		a := &agent{m: m, id: id, hostname: host, total: fromConfig(res), tasks: map[string]*task{}, pending: map[string]*updateQueue{}}
 		a.free = a.total.clone()
+		if spec.Region != "" || spec.Zone != "" {
+			a.domain = &mesos.DomainInfo{FaultDomain: &mesos.DomainInfo_FaultDomain{
+				Region: mesos.DomainInfo_FaultDomain_RegionInfo{Name: spec.Region},
+				Zone:   mesos.DomainInfo_FaultDomain_ZoneInfo{Name: spec.Zone},
+			}}
+		}
 		keys := make([]string, 0, len(attrs))
 		for k := range attrs {
 			keys = append(keys, k)

@@ -87,6 +87,7 @@ func (m *Master) allocate() {
 			URL:            a.httpURL,
 			Resources:      o.res.toMesos(role),
 			Attributes:     a.attrs,
+			Domain:         a.domain,
 			AllocationInfo: &mesos.Resource_AllocationInfo{Role: strPtr(role)},
 		}
 		batches[chosen] = append(batches[chosen], mo)

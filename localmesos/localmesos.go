@@ -35,6 +35,9 @@ type AgentSpec struct {
 	Resources *Resources
 	// Attributes are TEXT attributes; default rack:r<i%3+1>.
 	Attributes map[string]string
+	// Region and Zone are the agent's fault domain (Mesos's DomainInfo,
+	// --domain on a real agent), carried by its offers; both or neither.
+	Region, Zone string
 }
 
 // Config configures a master and its agents. The zero value of every field

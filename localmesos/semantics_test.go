@@ -357,3 +357,26 @@ func TestBridgeTaskOnSimulatedAgent(t *testing.T) {
 		t.Fatalf("got %s %s %s %q, want TASK_ERROR REASON_TASK_INVALID from the executor saying it needs docker", st.GetState(), st.GetReason(), st.GetSource(), st.GetMessage())
 	}
 }
+
+// TestOfferDomain: an agent with a fault domain (Mesos's --domain) has it
+// in every offer, as DomainInfo; one without has none.
+func TestOfferDomain(t *testing.T) {
+	t.Parallel()
+	m, _ := startMaster(t, Config{AgentSpecs: []AgentSpec{{Region: "eu", Zone: "z2"}, {}}})
+	f := subscribeRaw(t, m, plainInfo)
+	got := map[string]mesos.Offer{}
+	for len(got) < 2 {
+		for _, o := range f.next(scheduler.Event_OFFERS).Offers.Offers {
+			got[o.AgentID.Value] = o
+		}
+	}
+	agents := m.Agents()
+	with := got[agents[0].ID]
+	fd := with.GetDomain().GetFaultDomain()
+	if fd == nil || fd.Region.Name != "eu" || fd.Zone.Name != "z2" {
+		t.Errorf("offer of the agent with a domain: %+v", got[agents[0].ID].Domain)
+	}
+	if d := got[agents[1].ID].Domain; d != nil {
+		t.Errorf("offer of an agent without a domain carries %+v", d)
+	}
+}

@@ -68,7 +68,9 @@ func parse(c []string) (Constraint, error) {
 
 // compile checks k and fills its unexported fields.
 func (k *Constraint) compile() error {
-	if k.Field == "*hostname" {
+	// Marathon's names for the agent's hostname and fault domain: the
+	// domain arrives as the attributes "@region" and "@zone" (FromMesos).
+	if k.Field == "*hostname" || k.Field == "@hostname" {
 		k.Field = "hostname"
 	}
 	if k.Field == "" {

@@ -58,11 +58,21 @@ func FromMesos(o *mesos.Offer) Offer {
 		Hostname: o.Hostname,
 	}
 	if len(o.Attributes) > 0 {
-		out.Attributes = make(map[string]string, len(o.Attributes))
+		out.Attributes = make(map[string]string, len(o.Attributes)+2)
 		for i := range o.Attributes {
 			a := &o.Attributes[i]
 			out.Attributes[a.Name] = attributeString(a)
 		}
+	}
+	// The fault domain is matched like an attribute, under the names
+	// Marathon's constraints use ("@region", "@zone"); a Mesos attribute
+	// cannot start with "@", so the names never clash.
+	if fd := o.GetDomain().GetFaultDomain(); fd != nil {
+		if out.Attributes == nil {
+			out.Attributes = make(map[string]string, 2)
+		}
+		out.Attributes["@region"] = fd.Region.Name
+		out.Attributes["@zone"] = fd.Zone.Name
 	}
 	offerAlloc := ""
 	if o.AllocationInfo != nil && o.AllocationInfo.Role != nil {

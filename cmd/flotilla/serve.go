@@ -193,7 +193,8 @@ func devAgents(n int) []localmesos.AgentSpec {
 		if i < 254 {
 			host = fmt.Sprintf("127.0.0.%d", i+1)
 		}
-		specs[i] = localmesos.AgentSpec{Hostname: host, Attributes: map[string]string{"rack": fmt.Sprintf("r%d", i%3+1)}}
+		specs[i] = localmesos.AgentSpec{Hostname: host, Attributes: map[string]string{"rack": fmt.Sprintf("r%d", i%3+1)},
+			Region: "local", Zone: fmt.Sprintf("z%d", i%3+1)}
 	}
 	return specs
 }
