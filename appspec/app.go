@@ -38,6 +38,11 @@ type App struct {
 	// MaxLaunchDelaySeconds caps the launch backoff.
 	MaxLaunchDelaySeconds float64 `json:"maxLaunchDelaySeconds"`
 	KillSelection         string  `json:"killSelection"` // YOUNGEST_FIRST | OLDEST_FIRST
+	// Dependencies are apps or groups that must be running, healthy and
+	// ready before this app is started or changed in the same deployment
+	// (Marathon's dependencies). Normalize makes them absolute, relative
+	// to the app's group as Marathon resolves them.
+	Dependencies []string `json:"dependencies,omitempty"`
 	// TaskKillGracePeriodSeconds is the time between SIGTERM and SIGKILL
 	// when a task is killed (Mesos's kill policy); nil: the scheduler's.
 	TaskKillGracePeriodSeconds *float64            `json:"taskKillGracePeriodSeconds,omitempty"`

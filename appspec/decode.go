@@ -64,6 +64,9 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 		"credential": {hint: "registry credentials are configured on the agents"},
 		"pullConfig": {hint: "registry credentials are configured on the agents"},
 	},
+	typeOfGroup: {
+		"pods": {hint: "pods are not supported yet; deploy the containers as apps"},
+	},
 	typeOfHealthCheck: {
 		"ipProtocol": {hint: "health checks use IPv4", allowed: func(v any) bool { return v == "IPv4" }},
 	},

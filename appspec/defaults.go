@@ -65,12 +65,25 @@ func CanonicalID(id string) string {
 	return path.Clean(id)
 }
 
+// ResolveID resolves id against base as Marathon resolves a relative id:
+// "db" in /prod/shop is /prod/shop/db, "../db" is /prod/db, "/db" is /db.
+func ResolveID(base, id string) string {
+	id = strings.TrimSpace(id)
+	if strings.HasPrefix(id, "/") {
+		return CanonicalID(id)
+	}
+	return CanonicalID(path.Join(base, id))
+}
+
 // Normalize applies the canonical id and the defaults that depend on other
 // fields (ports, per-protocol health check settings). Decode already calls
 // it; code that builds an App by hand calls it before Validate. It is
 // idempotent.
 func (a *App) Normalize() {
 	a.ID = CanonicalID(a.ID)
+	for i, d := range a.Dependencies {
+		a.Dependencies[i] = ResolveID(path.Dir(a.ID), d)
+	}
 	if a.KillSelection == "" {
 		a.KillSelection = DefaultKillSelection
 	}

@@ -67,7 +67,6 @@ func TestMarathonDocuments(t *testing.T) {
 		{name: "RAML example app", file: "raml-example-app.json", want: []Detail{
 			{"/acceptedResourceRoles", []string{"not supported by Flotilla: Flotilla accepts resources of its own role only"}},
 			{"/container/volumes", []string{hintVolumes}},
-			{"/dependencies", []string{"not supported by Flotilla: Flotilla deploys each app on its own; order deployments in your pipeline"}},
 			{"/fetch", []string{hintFetch}},
 			{"/ipAddress", []string{"not supported by Flotilla: the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"}},
 			{"/readinessChecks/0/interval", []string{`unknown field; did you mean "intervalSeconds"?`}},

@@ -150,6 +150,7 @@ func (a *App) ValidateWith(l Limits) error {
 	a.validateRanges(v)
 	a.validateContainer(v)
 	a.validateNetworks(v)
+	a.validateDependencies(v)
 	a.validatePorts(v)
 	a.validateEnv(v)
 	a.validateConstraints(v)
@@ -356,6 +357,24 @@ func (a *App) validatePortMappings(v *ValidationError, mode string) {
 				v.addf("/container/portMappings", "Port names must be unique: %q is used by /container/portMappings/%d and %s", pm.Name, j, base)
 			} else {
 				seenName[pm.Name] = i
+			}
+		}
+	}
+}
+
+func (a *App) validateDependencies(v *ValidationError) {
+	for i, d := range a.Dependencies {
+		p := fmt.Sprintf("/dependencies/%d", i)
+		switch {
+		case d == a.ID:
+			v.add(p, "an app cannot depend on itself")
+		case d == "/":
+			v.add(p, "an app cannot depend on the root group (it contains the app)")
+		case strings.HasPrefix(a.ID, d+"/"):
+			v.addf(p, "an app cannot depend on its own group %s (the group contains the app)", d)
+		default:
+			if err := CheckID(d); err != nil {
+				v.add(p, strings.TrimPrefix(err.Error(), "appspec: "))
 			}
 		}
 	}
