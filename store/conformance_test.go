@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -152,6 +153,8 @@ func runConformance(t *testing.T, newStore factory) {
 			wantIs(t, err, ErrNotFound)
 			wantIs(t, s.DeleteDeployment(ctx, "d1"), ErrNotFound)
 			wantIs(t, s.DeleteTask(ctx, "/missing", "t1"), ErrNotFound)
+			wantIs(t, s.DeleteGroup(ctx, "/missing"), ErrNotFound)
+			wantIs(t, s.DeleteGroup(ctx, "/"), ErrNotFound)
 		}},
 		{"delete honours the revision and removes the history", func(t *testing.T, s Store, c *clock.Fake) {
 			ctx := ctxT(t)
@@ -306,6 +309,154 @@ func runConformance(t *testing.T, newStore factory) {
 			}
 			if err := s.PutDeployment(ctx, &Deployment{ID: "a/b"}); err == nil {
 				t.Fatal("a deployment id with / was accepted")
+			}
+		}},
+		{"groups round-trip: put, list by id, delete", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			in := StoredGroup{ID: "prod/shop/", Dependencies: []string{"prod/db", "/prod/cache/"}, Version: "ignored"}
+			shop, err := s.PutGroup(ctx, in)
+			must(t, err)
+			want := StoredGroup{ID: "/prod/shop", Dependencies: []string{"/prod/db", "/prod/cache"}, Version: "2026-11-28T06:00:00.000Z"}
+			if !reflect.DeepEqual(shop, want) {
+				t.Fatalf("put returned %+v, want %+v", shop, want)
+			}
+			if in.ID != "prod/shop/" || in.Dependencies[0] != "prod/db" || in.Version != "ignored" {
+				t.Fatalf("PutGroup modified its argument: %+v", in)
+			}
+			// "/root" and the root group "/" are two records.
+			for _, id := range []string{"/prod", "/", "/root"} {
+				_, err := s.PutGroup(ctx, StoredGroup{ID: id})
+				must(t, err)
+			}
+			list, err := s.ListGroups(ctx)
+			must(t, err)
+			if len(list) != 4 || !reflect.DeepEqual(list[2], shop) {
+				t.Fatalf("list = %+v; want 4 groups with %+v third", list, shop)
+			}
+			var ids []string
+			for _, g := range list {
+				ids = append(ids, g.ID)
+			}
+			if got := strings.Join(ids, " "); got != "/ /prod /prod/shop /root" {
+				t.Fatalf("list ids = %s, want / /prod /prod/shop /root", got)
+			}
+			list[2].Dependencies[0] = "/changed"
+			again, err := s.ListGroups(ctx)
+			must(t, err)
+			if again[2].Dependencies[0] != "/prod/db" {
+				t.Fatal("a listed group aliases the stored one")
+			}
+			must(t, s.DeleteGroup(ctx, "/prod/shop/"))
+			must(t, s.DeleteGroup(ctx, "/"))
+			wantIs(t, s.DeleteGroup(ctx, "/prod/shop"), ErrNotFound)
+			list, err = s.ListGroups(ctx)
+			must(t, err)
+			if len(list) != 2 || list[0].ID != "/prod" || list[1].ID != "/root" {
+				t.Fatalf("list after deletes = %+v; want /prod and /root", list)
+			}
+		}},
+		{"group versions strictly increase, also under concurrent puts", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			a, err := s.PutGroup(ctx, StoredGroup{ID: "/"})
+			must(t, err)
+			b, err := s.PutGroup(ctx, StoredGroup{ID: "/"})
+			must(t, err)
+			c.Step(-time.Hour)
+			d, err := s.PutGroup(ctx, StoredGroup{ID: "/", Dependencies: []string{"/db"}})
+			must(t, err)
+			if a.Version != "2026-11-28T06:00:00.000Z" || !(a.Version < b.Version && b.Version < d.Version) {
+				t.Fatalf("versions %s %s %s do not increase from 2026-11-28T06:00:00.000Z", a.Version, b.Version, d.Version)
+			}
+			// The clock stands still: only moving past the stored version
+			// keeps concurrent writers apart.
+			const writers = 6
+			var wg sync.WaitGroup
+			got := make([]StoredGroup, writers)
+			errs := make([]error, writers)
+			for i := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got[i], errs[i] = s.PutGroup(ctx, StoredGroup{ID: "/prod"})
+				}()
+			}
+			wg.Wait()
+			seen := map[string]bool{}
+			for i := range writers {
+				must(t, errs[i])
+				if seen[got[i].Version] {
+					t.Fatalf("two concurrent puts were stamped %s", got[i].Version)
+				}
+				seen[got[i].Version] = true
+			}
+		}},
+		{"invalid group ids and dependencies are refused", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			for _, g := range []StoredGroup{
+				{ID: ""}, {ID: " "}, {ID: "/a_b"}, {ID: "/Prod"}, {ID: "/-a"},
+				{ID: "/prod", Dependencies: []string{"/a_b"}},
+				{ID: "/prod", Dependencies: []string{"/"}},
+				{ID: "/prod", Dependencies: []string{""}},
+			} {
+				if _, err := s.PutGroup(ctx, g); err == nil {
+					t.Errorf("group %+v was accepted", g)
+				}
+			}
+			list, err := s.ListGroups(ctx)
+			must(t, err)
+			if len(list) != 0 {
+				t.Fatalf("%d groups stored after refusals", len(list))
+			}
+			// /a_b would be the node of /a/b.
+			_, err = s.PutGroup(ctx, StoredGroup{ID: "/a/b"})
+			must(t, err)
+			if err := s.DeleteGroup(ctx, "/a_b"); err == nil || errors.Is(err, ErrNotFound) {
+				t.Fatalf("delete of /a_b: %v; want the id refused", err)
+			}
+			list, err = s.ListGroups(ctx)
+			must(t, err)
+			if len(list) != 1 || list[0].ID != "/a/b" {
+				t.Fatalf("list = %+v; want /a/b still there", list)
+			}
+		}},
+		{"a group over the node size limit is refused and nothing is written", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			dep := "/" + strings.Repeat("d", appspec.MaxIDSegment) + "/" + strings.Repeat("e", appspec.MaxIDSegment)
+			g := StoredGroup{ID: "/big"}
+			for len(g.Dependencies)*(len(dep)+3) <= MaxNodeBytes {
+				g.Dependencies = append(g.Dependencies, dep)
+			}
+			_, err := s.PutGroup(ctx, g)
+			wantIs(t, err, ErrTooLarge)
+			list, err := s.ListGroups(ctx)
+			must(t, err)
+			if len(list) != 0 {
+				t.Fatalf("%d groups stored after a refused put", len(list))
+			}
+			// Just under the limit fits in one node.
+			g.Dependencies = g.Dependencies[:len(g.Dependencies)-20]
+			_, err = s.PutGroup(ctx, g)
+			must(t, err)
+		}},
+		{"group calls honour the context", func(t *testing.T, s Store, c *clock.Fake) {
+			cancelled, cancel := context.WithCancel(context.Background())
+			cancel()
+			expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+			defer cancel2()
+			for _, tc := range []struct {
+				ctx  context.Context
+				want error
+			}{{cancelled, context.Canceled}, {expired, context.DeadlineExceeded}} {
+				_, err := s.PutGroup(tc.ctx, StoredGroup{ID: "/prod"})
+				wantIs(t, err, tc.want)
+				_, err = s.ListGroups(tc.ctx)
+				wantIs(t, err, tc.want)
+				wantIs(t, s.DeleteGroup(tc.ctx, "/prod"), tc.want)
+			}
+			list, err := s.ListGroups(ctxT(t))
+			must(t, err)
+			if len(list) != 0 {
+				t.Fatalf("a put with a dead context stored %+v", list)
 			}
 		}},
 		{"framework id is empty until set", func(t *testing.T, s Store, c *clock.Fake) {
@@ -480,7 +631,7 @@ func writeRaw(t *testing.T, s Store, kind, key string, data []byte) {
 			t.Fatalf("writeRaw: the memory store keeps no raw %s", kind)
 		}
 	case *ZK:
-		dir := map[string]string{"app": "apps", "deployment": "deployments", "task": "tasks"}[kind]
+		dir := map[string]string{"app": "apps", "deployment": "deployments", "group": "groups", "task": "tasks"}[kind]
 		p := st.p(dir, key)
 		if kind == "task" {
 			if _, err := st.conn.Create(path.Dir(p), nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {

@@ -23,6 +23,7 @@ type Memory struct {
 	apps        map[string]memApp
 	versions    map[string][]memVersion // oldest first
 	deployments map[string][]byte
+	groups      map[string][]byte // by canonical id; bytes, so a list decodes like ZK's
 	tasks       map[string]map[string]TaskRecord
 	frameworkID string
 }
@@ -49,7 +50,7 @@ func NewMemory(c clock.Clock, history int) *Memory {
 	return &Memory{
 		clock: c, history: history,
 		apps: map[string]memApp{}, versions: map[string][]memVersion{},
-		deployments: map[string][]byte{}, tasks: map[string]map[string]TaskRecord{},
+		deployments: map[string][]byte{}, groups: map[string][]byte{}, tasks: map[string]map[string]TaskRecord{},
 	}
 }
 
@@ -261,16 +262,7 @@ func decodeDeployment(b []byte) (*Deployment, error) {
 // decodeDeployments decodes deployment nodes by name, sorted, reporting
 // the undecodable ones beside the rest.
 func decodeDeployments(nodes map[string][]byte) ([]*Deployment, error) {
-	out := []*Deployment{}
-	var broken []Broken
-	for _, n := range sortedKeys(nodes) {
-		d, err := decodeDeployment(nodes[n])
-		if err != nil {
-			broken = append(broken, Broken{Kind: "deployment", Key: n, Err: err})
-			continue
-		}
-		out = append(out, d)
-	}
+	out, broken := decodeNodes("deployment", nodes, decodeDeployment)
 	return out, brokenErr(broken)
 }
 
@@ -300,13 +292,61 @@ func (m *Memory) DeleteDeployment(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: delete deployment %s: %w", id, err)
 	}
+	return m.deleteNode(m.deployments, "deployment", id)
+}
+
+// deleteNode removes one entry of nodes (a map of m's, never reassigned),
+// as ZooKeeper deletes one node.
+func (m *Memory) deleteNode(nodes map[string][]byte, kind, key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.deployments[id]; !ok {
-		return fmt.Errorf("store: delete deployment %s: %w", id, ErrNotFound)
+	if _, ok := nodes[key]; !ok {
+		return fmt.Errorf("store: delete %s %s: %w", kind, key, ErrNotFound)
 	}
-	delete(m.deployments, id)
+	delete(nodes, key)
 	return nil
+}
+
+func (m *Memory) PutGroup(ctx context.Context, g StoredGroup) (StoredGroup, error) {
+	if err := ctx.Err(); err != nil {
+		return StoredGroup{}, fmt.Errorf("store: put group %s: %w", g.ID, err)
+	}
+	id, err := checkGroupID(g.ID)
+	if err != nil {
+		return StoredGroup{}, fmt.Errorf("store: put group %q: %w", g.ID, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, b, err := prepareGroup(id, g, nextVersion(m.clock.Now(), groupVersion(m.groups[id])))
+	if err != nil {
+		return StoredGroup{}, err
+	}
+	m.groups[id] = b
+	return c, nil
+}
+
+func (m *Memory) ListGroups(ctx context.Context) ([]StoredGroup, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: list groups: %w", err)
+	}
+	m.mu.Lock()
+	nodes := make(map[string][]byte, len(m.groups))
+	for id, b := range m.groups {
+		nodes[groupKey(id)] = b
+	}
+	m.mu.Unlock()
+	return decodeGroups(nodes)
+}
+
+func (m *Memory) DeleteGroup(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: delete group %s: %w", id, err)
+	}
+	c, err := checkGroupID(id)
+	if err != nil {
+		return fmt.Errorf("store: delete group %q: %w", id, err)
+	}
+	return m.deleteNode(m.groups, "group", c)
 }
 
 func (m *Memory) FrameworkID(ctx context.Context) (string, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 // Sentinel errors. Every error a Store returns for these conditions wraps
 // one of them, so callers use errors.Is.
 var (
-	// ErrNotFound: the app, version, deployment or task does not exist.
+	// ErrNotFound: the app, version, deployment, group or task does not exist.
 	ErrNotFound = errors.New("store: not found")
 	// ErrConflict: a compare-and-set lost (the app changed since it was
 	// read, or it already exists for a create-only write). Re-read and retry.
@@ -63,9 +64,10 @@ type StoredApp struct {
 }
 
 // Broken is one stored item that this version cannot decode (written by
-// another version, by hand, or damaged). Kind is "app", "deployment" or
-// "task"; Key is its node name (app/task for a task record); AppID is the
-// app the node belongs to, as its name gives it.
+// another version, by hand, or damaged). Kind is "app", "deployment",
+// "group" or "task"; Key is its node name (app/task for a task record);
+// AppID is the app the node belongs to, as its name gives it (empty for
+// deployments and groups, which belong to no one app).
 type Broken struct {
 	Kind, Key, AppID string
 	Err              error
@@ -134,6 +136,16 @@ type DeploymentAction struct {
 	App    string `json:"app"`
 }
 
+// StoredGroup is what a group holds beyond what its apps' ids imply.
+// Groups are mostly implied (/prod/shop/web is in /prod/shop and /prod);
+// a record is what a group needs when it has fields of its own or must
+// exist while empty.
+type StoredGroup struct {
+	ID           string   `json:"id"`                     // canonical, e.g. /prod/shop; "/" is the root
+	Dependencies []string `json:"dependencies,omitempty"` // canonical ids of apps or groups
+	Version      string   `json:"version"`                // stamped by the store on every put (VersionFormat, moved past the previous like apps' versions)
+}
+
 // TaskRecord is the minimum the framework needs after a restart to
 // reconcile its tasks with Mesos.
 type TaskRecord struct {
@@ -186,6 +198,13 @@ type Store interface {
 	// ones are reported in a *BrokenError beside the others.
 	ListDeployments(ctx context.Context) ([]*Deployment, error)
 	DeleteDeployment(ctx context.Context, id string) error
+
+	// PutGroup creates or replaces a group record and returns it with its new Version.
+	PutGroup(ctx context.Context, g StoredGroup) (StoredGroup, error)
+	// ListGroups returns every group record, sorted by id; undecodable records are reported in a *BrokenError beside the others (Kind "group").
+	ListGroups(ctx context.Context) ([]StoredGroup, error)
+	// DeleteGroup removes a group record; ErrNotFound when there is none.
+	DeleteGroup(ctx context.Context, id string) error
 
 	// FrameworkID returns "" and no error when none was stored yet.
 	FrameworkID(ctx context.Context) (string, error)
@@ -296,6 +315,106 @@ func checkName(kind, name string) error {
 		return fmt.Errorf("store: %s %q is not a valid name: it must be non-empty and hold no '/'", kind, name)
 	}
 	return nil
+}
+
+// checkGroupID returns the canonical form of a group id: the root "/" or
+// an id appspec.CheckID accepts. Only ids of that form map one-to-one onto
+// node names: "/a_b" would otherwise name the node of /a/b.
+func checkGroupID(id string) (string, error) {
+	if strings.TrimSpace(id) == "" {
+		// CanonicalID would make it the root; an unset id is a mistake,
+		// not a request for the root group.
+		return "", errors.New(`the group id is empty; the root group is "/"`)
+	}
+	c := appspec.CanonicalID(id)
+	if c == "/" {
+		return c, nil
+	}
+	if err := appspec.CheckID(c); err != nil {
+		return "", err
+	}
+	return c, nil
+}
+
+// prepareGroup checks g's dependencies and returns the record to store
+// under the canonical id (checked by checkGroupID), sharing no memory with
+// g, and its JSON.
+func prepareGroup(id string, g StoredGroup, version string) (StoredGroup, []byte, error) {
+	c := StoredGroup{ID: id, Version: version}
+	for _, d := range g.Dependencies {
+		if err := appspec.CheckID(d); err != nil {
+			return StoredGroup{}, nil, fmt.Errorf("store: put group %s: dependency %q: %w", id, d, err)
+		}
+		c.Dependencies = append(c.Dependencies, appspec.CanonicalID(d))
+	}
+	b, err := encodeNode("group", id, c)
+	if err != nil {
+		return StoredGroup{}, nil, err
+	}
+	return c, b, nil
+}
+
+// decodeGroup reads a group node; a record whose id is not a valid group
+// id is as unusable as one that is not JSON.
+func decodeGroup(b []byte) (StoredGroup, error) {
+	var g StoredGroup
+	if err := json.Unmarshal(b, &g); err != nil {
+		return StoredGroup{}, fmt.Errorf("store: decode stored group: %w", err)
+	}
+	if _, err := checkGroupID(g.ID); err != nil {
+		return StoredGroup{}, fmt.Errorf("store: decode stored group: id %q: %w", g.ID, err)
+	}
+	return g, nil
+}
+
+// groupVersion is the version a stored group record holds, "" when there
+// is none or it cannot be read: a put replaces a broken record, and its
+// version goes with it.
+func groupVersion(b []byte) string {
+	var v struct {
+		Version string `json:"version"`
+	}
+	if b == nil || json.Unmarshal(b, &v) != nil {
+		return ""
+	}
+	return v.Version
+}
+
+// rootGroupKey is the root group's node name. appKey would make it "";
+// no valid id has an empty first segment, so no other group's key starts
+// with "_".
+const rootGroupKey = "_root"
+
+// groupKey is the node name of a canonical group id.
+func groupKey(id string) string {
+	if id == "/" {
+		return rootGroupKey
+	}
+	return appKey(id)
+}
+
+// decodeGroups decodes group nodes by name, sorted by id, reporting the
+// undecodable ones beside the rest.
+func decodeGroups(nodes map[string][]byte) ([]StoredGroup, error) {
+	out, broken := decodeNodes("group", nodes, decodeGroup)
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, brokenErr(broken)
+}
+
+// decodeNodes decodes nodes in name order; the ones decode refuses are
+// returned as Broken items of kind, never failing the others.
+func decodeNodes[T any](kind string, nodes map[string][]byte, decode func([]byte) (T, error)) ([]T, []Broken) {
+	out := []T{}
+	var broken []Broken
+	for _, n := range sortedKeys(nodes) {
+		v, err := decode(nodes[n])
+		if err != nil {
+			broken = append(broken, Broken{Kind: kind, Key: n, Err: err})
+			continue
+		}
+		out = append(out, v)
+	}
+	return out, broken
 }
 
 func checkTask(t TaskRecord) error {

@@ -42,13 +42,16 @@ type ZKConfig struct {
 //	apps/<key>                 current app JSON, one znode per app
 //	versions/<key>/<version>   kept versions (the current one included)
 //	deployments/<id>           deployment JSON
+//	groups/<key>               group record JSON, one znode per group
+//	                           (the root group "/" is groups/_root)
 //	tasks/<key>/<task id>      task records
 //	frameworkid                the Mesos framework id (text)
 //
 // <key> is the app id without its leading "/" and with "/" replaced by
 // "_": /prod/shop/web is apps/prod_shop_web. Valid app ids never hold "_"
 // (appspec.CheckID), so the escape is one-to-one and apps/ stays flat: its
-// child count is the number of apps. A write that touches several nodes
+// child count is the number of apps. Group keys are the same; no valid id
+// has an empty first segment, so no key but the root's starts with "_". A write that touches several nodes
 // (an app and its history) is one ZooKeeper multi-op, so nothing is ever
 // half-written; an app's Revision is its znode's Stat.Version + 1.
 //
@@ -148,7 +151,7 @@ func (s *ZK) ensureBase(ctx context.Context) error {
 	for p := s.root; p != "/"; p = path.Dir(p) {
 		paths = append([]string{p}, paths...)
 	}
-	paths = append(paths, s.p("apps"), s.p("versions"), s.p("deployments"), s.p("tasks"))
+	paths = append(paths, s.p("apps"), s.p("versions"), s.p("deployments"), s.p("groups"), s.p("tasks"))
 	for _, p := range paths {
 		err := s.call(ctx, func() error {
 			_, err := s.conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll))
@@ -597,6 +600,79 @@ func (s *ZK) DeleteDeployment(ctx context.Context, id string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("store: delete deployment %s: %w", id, err)
+	}
+	return nil
+}
+
+// PutGroup reads the record first to move its version past the stored
+// one, and writes only if the node is still the one read (retrying
+// otherwise), so concurrent puts never stamp equal or decreasing versions.
+func (s *ZK) PutGroup(ctx context.Context, g StoredGroup) (StoredGroup, error) {
+	id, err := checkGroupID(g.ID)
+	if err != nil {
+		return StoredGroup{}, fmt.Errorf("store: put group %q: %w", g.ID, err)
+	}
+	p := s.p("groups", groupKey(id))
+	for attempt := 0; ; attempt++ {
+		c, raced, err := s.putGroupOnce(ctx, p, id, g)
+		if !raced || attempt == putRetries {
+			return c, err
+		}
+		s.log.WithField("group", id).WithError(err).Debug("put group raced, retrying")
+	}
+}
+
+// putGroupOnce reports raced when the node changed (or appeared, or went)
+// between its read and its write.
+func (s *ZK) putGroupOnce(ctx context.Context, p, id string, g StoredGroup) (StoredGroup, bool, error) {
+	var prev []byte
+	var st *zk.Stat
+	err := s.call(ctx, func() (err error) {
+		prev, st, err = s.conn.Get(p)
+		return err
+	})
+	exists := err == nil
+	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return StoredGroup{}, false, fmt.Errorf("store: put group %s: read current: %w", id, err)
+	}
+	c, b, err := prepareGroup(id, g, nextVersion(s.clock.Now(), groupVersion(prev)))
+	if err != nil {
+		return StoredGroup{}, false, err
+	}
+	err = s.call(ctx, func() error {
+		if exists {
+			_, err := s.conn.Set(p, b, st.Version)
+			return err
+		}
+		_, err := s.conn.Create(p, b, 0, zk.WorldACL(zk.PermAll))
+		return err
+	})
+	if err != nil {
+		raced := ctx.Err() == nil && (errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNodeExists) || errors.Is(err, zk.ErrNoNode))
+		return StoredGroup{}, raced, fmt.Errorf("store: put group %s: %w", id, err)
+	}
+	return c, false, nil
+}
+
+func (s *ZK) ListGroups(ctx context.Context) ([]StoredGroup, error) {
+	nodes, err := s.getChildren(ctx, s.p("groups"))
+	if err != nil {
+		return nil, fmt.Errorf("store: list groups: %w", err)
+	}
+	return decodeGroups(nodes)
+}
+
+func (s *ZK) DeleteGroup(ctx context.Context, id string) error {
+	c, err := checkGroupID(id)
+	if err != nil {
+		return fmt.Errorf("store: delete group %q: %w", id, err)
+	}
+	err = s.call(ctx, func() error { return s.conn.Delete(s.p("groups", groupKey(c)), -1) })
+	if errors.Is(err, zk.ErrNoNode) {
+		return fmt.Errorf("store: delete group %s: %w", c, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("store: delete group %s: %w", c, err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -333,5 +334,71 @@ func TestZKBrokenTaskRecords(t *testing.T) {
 	}
 	if len(recs) != 2 || recs[0].TaskID != "api.1" || recs[1].TaskID != "web.1" || recs[1].Ports[0] != 31000 {
 		t.Fatalf("records beside the broken ones: %+v", recs)
+	}
+}
+
+// TestZKOneNodePerGroup: each group record is its own znode under groups/,
+// keyed like apps, the root group as groups/_root; a new store on the same
+// root reads them all.
+func TestZKOneNodePerGroup(t *testing.T) {
+	t.Parallel()
+	env := newZKEnv(t)
+	s := env.open(t, clock.NewFake(epoch), 3)
+	ctx := ctxT(t)
+	for _, g := range []StoredGroup{{ID: "/"}, {ID: "/prod/shop", Dependencies: []string{"/prod/db"}}, {ID: "/root"}} {
+		_, err := s.PutGroup(ctx, g)
+		must(t, err)
+	}
+	kids, _, err := env.raw.Children(env.root + "/groups")
+	must(t, err)
+	slices.Sort(kids)
+	if got := strings.Join(kids, " "); got != "_root prod_shop root" {
+		t.Fatalf("groups/ holds %v, want _root prod_shop root", kids)
+	}
+	data, _, err := env.raw.Get(env.root + "/groups/prod_shop")
+	must(t, err)
+	if want := `{"id":"/prod/shop","dependencies":["/prod/db"],"version":"2026-11-28T06:00:00.000Z"}`; string(data) != want {
+		t.Fatalf("groups/prod_shop = %s, want %s", data, want)
+	}
+	s.Close()
+
+	list, err := env.open(t, clock.Real{}, 3).ListGroups(ctx)
+	must(t, err)
+	if len(list) != 3 || list[0].ID != "/" || list[1].Dependencies[0] != "/prod/db" {
+		t.Fatalf("after restart: %+v", list)
+	}
+}
+
+// TestZKBrokenGroupRecords: an undecodable group node (or one without a
+// valid id) is reported; every other group is listed, and a put replaces
+// a broken record.
+func TestZKBrokenGroupRecords(t *testing.T) {
+	t.Parallel()
+	s := newZKEnv(t).open(t, clock.NewFake(epoch), 3)
+	ctx := ctxT(t)
+	for _, id := range []string{"/", "/prod"} {
+		_, err := s.PutGroup(ctx, StoredGroup{ID: id})
+		must(t, err)
+	}
+	writeRaw(t, s, "group", "bad", []byte(`{"id":"/bad","dependencies":[`))
+	writeRaw(t, s, "group", "empty", []byte(`{}`))
+	writeRaw(t, s, "group", "wrong", []byte(`{"id":"/Wrong_Id"}`))
+	list, err := s.ListGroups(ctx)
+	items, ok := BrokenItems(err)
+	if !ok || len(items) != 3 || items[0].Kind != "group" || items[0].Key != "bad" || items[1].Key != "empty" || items[2].Key != "wrong" {
+		t.Fatalf("list groups: err %v; want a BrokenError naming groups bad, empty and wrong", err)
+	}
+	if len(list) != 2 || list[0].ID != "/" || list[1].ID != "/prod" {
+		t.Fatalf("groups beside the broken ones: %+v; want / and /prod", list)
+	}
+	_, err = s.PutGroup(ctx, StoredGroup{ID: "/bad"})
+	must(t, err)
+	must(t, s.DeleteGroup(ctx, "/empty"))
+	list, err = s.ListGroups(ctx)
+	if items, ok := BrokenItems(err); !ok || len(items) != 1 || items[0].Key != "wrong" {
+		t.Fatalf("after replacing bad and deleting empty: err %v; want only wrong broken", err)
+	}
+	if len(list) != 3 || list[1].ID != "/bad" {
+		t.Fatalf("groups after the repair: %+v", list)
 	}
 }
