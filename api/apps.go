@@ -84,15 +84,18 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request, id string) error
 }
 
 // readBody reads at most one app definition's worth of body.
-func readBody(r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, appspec.MaxBodyBytes+1))
+func readBody(r *http.Request) ([]byte, error) { return readBodyLimit(r, appspec.MaxBodyBytes) }
+
+// readBodyLimit reads at most limit bytes of body (a group holds many apps).
+func readBodyLimit(r *http.Request, limit int) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 		return nil, errorf(http.StatusRequestTimeout, "the request body did not arrive in time (--api-body-timeout); send it whole and promptly")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("api: read request body: %w", err)
 	}
-	if len(b) > appspec.MaxBodyBytes {
+	if len(b) > limit {
 		return nil, appspec.ErrTooLarge
 	}
 	return b, nil

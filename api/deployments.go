@@ -59,6 +59,9 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	for _, d := range ds {
+		if d.PlanID != "" {
+			continue // shown as part of its group deployment below
+		}
 		out = append(out, deploymentJSON{
 			ID: d.ID, Version: d.Version, AffectedApps: []string{d.AppID}, AffectedPods: []string{},
 			Steps:          []stepJSON{{Actions: []actionJSON{{Action: d.Action, App: d.AppID}}}},
@@ -66,6 +69,28 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
 			CurrentStep:    1, TotalSteps: 1,
 			StartedAt: timestamp(d.Started), ProgressDeadline: timestamp(d.Deadline),
 			Rollback: d.Rollback, RollbackOf: d.RollbackOf, Progress: snapHealth(d),
+		})
+	}
+	for _, p := range s.dep.Plans() {
+		// A group deployment's deadline is its running apps' earliest.
+		deadline := ""
+		for _, d := range ds {
+			if d.PlanID == p.ID && (deadline == "" || timestamp(d.Deadline) < deadline) {
+				deadline = timestamp(d.Deadline)
+			}
+		}
+		steps := planSteps(s.dep.StepActions(p))
+		cur := []currentActionJSON{}
+		if p.Current >= 0 && p.Current < len(steps) {
+			for _, a := range steps[p.Current].Actions {
+				cur = append(cur, currentActionJSON{Action: a.Action, App: a.App, ReadinessCheckResults: []any{}})
+			}
+		}
+		out = append(out, deploymentJSON{
+			ID: p.ID, Version: p.Version, AffectedApps: p.Affected(), AffectedPods: []string{},
+			Steps: steps, CurrentActions: cur, CurrentStep: p.Current + 1, TotalSteps: len(steps),
+			StartedAt: timestamp(p.Started), ProgressDeadline: deadline,
+			Progress: fmt.Sprintf("step %d of %d", p.Current+1, len(steps)),
 		})
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -197,6 +197,17 @@ func (p deployPublisher) AppWritten(op deploy.Op, m *deploy.Record) {
 	}{s.header(eventAPIPost), op.ClientIP, op.URI, def})
 }
 
+func (p deployPublisher) Plan(typ string, pl *deploy.GroupPlan, reason string) {
+	s := p.s
+	steps := planSteps(s.dep.StepActions(pl))
+	e := deploymentEvent{eventHeader: s.header(typ), ID: pl.ID, AppID: pl.GroupID, Reason: reason,
+		Plan: planJSON{ID: pl.ID, Version: pl.Version, Steps: steps}}
+	if pl.Current >= 0 && pl.Current < len(steps) {
+		e.CurrentStep = &steps[pl.Current]
+	}
+	s.publish(typ, e)
+}
+
 // eventStoreItemBroken is Flotilla's own event: Marathon fails its whole
 // start on a bad stored item, where Flotilla skips it and says so.
 const eventStoreItemBroken = "store_item_broken"

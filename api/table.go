@@ -183,6 +183,15 @@ func (s *Server) routes() routeTable {
 			return s.putApp(w, r, id, true)
 		})},
 		&route{method: http.MethodDelete, pattern: "/v2/apps/{id}", serve: byID(s.deleteApp)},
+		&route{method: http.MethodGet, pattern: "/v2/groups", serve: h(func(w http.ResponseWriter, r *http.Request) error { return s.getGroup(w, r, "/") })},
+		&route{method: http.MethodPost, pattern: "/v2/groups", serve: h(s.postGroup)},
+		&route{method: http.MethodPut, pattern: "/v2/groups", serve: h(func(w http.ResponseWriter, r *http.Request) error { return s.putGroup(w, r, "/") })},
+		&route{method: http.MethodDelete, pattern: "/v2/groups", serve: h(func(w http.ResponseWriter, r *http.Request) error { return s.deleteGroup(w, r, "/") })},
+		&route{method: http.MethodGet, pattern: "/v2/groups/{id}/versions", serve: byID(s.groupVersions)},
+		&route{method: http.MethodGet, pattern: "/v2/groups/{id}", serve: byID(s.getGroup)},
+		&route{method: http.MethodPut, pattern: "/v2/groups/{id}", serve: byID(s.putGroup)},
+		&route{method: http.MethodPatch, pattern: "/v2/groups/{id}", serve: byID(s.putGroup)},
+		&route{method: http.MethodDelete, pattern: "/v2/groups/{id}", serve: byID(s.deleteGroup)},
 		&route{method: http.MethodGet, pattern: "/v2/tasks", serve: h(s.listTasks)},
 		&route{method: http.MethodGet, pattern: "/v2/deployments", serve: h(s.listDeployments)},
 		&route{method: http.MethodDelete, pattern: "/v2/deployments/{deploymentId}", serve: func(w http.ResponseWriter, r *http.Request, a routeArgs) {

@@ -74,10 +74,10 @@ func TestResetDelay(t *testing.T) {
 		t.Fatalf("launched %v during the backoff", got)
 	}
 	// The queue says why it waits: the backoff, and how the last one ended.
-	q := e.mustDo("GET", "/v2/queue", "", 200)
-	if !strings.Contains(string(q.body), "last task failure (TASK_FAILED): "+msg) {
-		t.Fatalf("queue: %s", q.body)
-	}
+	e.eventually("the queue to name the last failure", func() bool {
+		q := e.mustDo("GET", "/v2/queue", "", 200)
+		return strings.Contains(string(q.body), "last task failure (TASK_FAILED): "+msg)
+	})
 	e.mustDo("DELETE", "/v2/queue/crash/delay", "", 204)
 	if got := e.offer(); len(got) != 1 {
 		t.Fatalf("after the reset launched %v, want one task", got)

@@ -23,6 +23,11 @@ type Group struct {
 	// EnforceRole is Marathon ≥ 1.9's; only false (Flotilla has one role)
 	// is accepted.
 	EnforceRole bool `json:"enforceRole,omitempty"`
+	// AppsSet and GroupsSet say whether the definition listed apps and
+	// groups at all: an update replaces what it lists (apps missing from
+	// a given list are removed) and leaves alone what it does not.
+	AppsSet   bool `json:"-"`
+	GroupsSet bool `json:"-"`
 }
 
 var typeOfGroup = reflect.TypeOf(Group{})
@@ -91,6 +96,7 @@ func decodeGroupInto(g *Group, b []byte, base, path string, v *ValidationError) 
 		v.add(path+"/id", "is required for a nested group")
 	}
 	g.EnforceRole = rg.EnforceRole
+	g.AppsSet, g.GroupsSet = rg.Apps != nil, rg.Groups != nil
 	for _, d := range rg.Dependencies {
 		g.Dependencies = append(g.Dependencies, ResolveID(ParentID(g.ID), d))
 	}

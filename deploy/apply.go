@@ -43,6 +43,8 @@ type Op struct {
 	// scheduler: a rollback restores the previous one, so the tasks still
 	// running it are current again rather than replaced.
 	configVersion string
+	// planID is the group deployment this change is a step of.
+	planID string
 }
 
 // Result is what Apply did.
@@ -150,9 +152,24 @@ func (s *Service) applyLocked(ctx context.Context, op Op) (Result, error) {
 		return Result{}, NotFoundApp(op.ID)
 	}
 	blocking := s.deps.forApp(op.ID)
-	if blocking != nil && !op.Force {
-		return Result{}, &Error{Kind: Locked, Deployment: blocking.ID,
-			Message: fmt.Sprintf("App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/%s'.", blocking.ID)}
+	lockID := ""
+	if blocking != nil {
+		lockID = blocking.ID
+		if blocking.PlanID != "" {
+			lockID = blocking.PlanID
+		}
+	}
+	if pl := s.plans.pendingFor(op.ID); pl != nil && pl.ID != op.planID && lockID == "" {
+		lockID = pl.ID
+	}
+	if lockID != "" && lockID != op.planID && !op.Force {
+		return Result{}, &Error{Kind: Locked, Deployment: lockID,
+			Message: fmt.Sprintf("App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/%s'.", lockID)}
+	}
+	if op.Force && op.planID == "" {
+		// A forced change of an app a group deployment has yet to reach
+		// takes the app out of that deployment.
+		s.plans.dropPending(op.ID)
 	}
 
 	expect := store.CreateOnly
@@ -234,7 +251,7 @@ func (s *Service) applyLocked(ctx context.Context, op Op) (Result, error) {
 
 	d := &Deployment{
 		ID: s.newID(), AppID: op.ID, Action: action, Version: version, Started: now,
-		Rollback: op.rollbackOf != "", RollbackOf: op.rollbackOf,
+		Rollback: op.rollbackOf != "", RollbackOf: op.rollbackOf, PlanID: op.planID,
 	}
 	if rec != nil {
 		d.Target = rec.ConfigVersion

@@ -40,6 +40,8 @@ type Deployment struct {
 	PrevConfig string
 	Rollback   bool
 	RollbackOf string
+	// PlanID is the group deployment this is one app's part of, or "".
+	PlanID string
 }
 
 // deploymentState is the progress data inside store.Deployment.
@@ -53,11 +55,14 @@ type deploymentState struct {
 	PrevConfig string       `json:"prevConfig,omitempty"`
 	Rollback   bool         `json:"rollback,omitempty"`
 	RollbackOf string       `json:"rollbackOf,omitempty"`
+	PlanID     string       `json:"planId,omitempty"`
+	// Plan is set on a group deployment's own record instead of AppID.
+	Plan *planState `json:"plan,omitempty"`
 }
 
 func (d *Deployment) toStore() (*store.Deployment, error) {
 	st, err := json.Marshal(deploymentState{AppID: d.AppID, Action: d.Action, Target: d.Target, Started: d.Started,
-		Deadline: d.Deadline, Prev: d.Prev, PrevConfig: d.PrevConfig, Rollback: d.Rollback, RollbackOf: d.RollbackOf})
+		Deadline: d.Deadline, Prev: d.Prev, PrevConfig: d.PrevConfig, Rollback: d.Rollback, RollbackOf: d.RollbackOf, PlanID: d.PlanID})
 	if err != nil {
 		return nil, fmt.Errorf("deploy: encode deployment %s: %w", d.ID, err)
 	}
@@ -73,11 +78,15 @@ func deploymentFromStore(sd *store.Deployment) (*Deployment, error) {
 	if err := json.Unmarshal(sd.State, &st); err != nil {
 		return nil, fmt.Errorf("deploy: deployment %s: state is not Flotilla's: %w", sd.ID, err)
 	}
+	if st.Plan != nil {
+		return nil, errIsPlan
+	}
 	if st.AppID == "" || st.Action == "" {
 		return nil, fmt.Errorf("deploy: deployment %s: state names no app or action", sd.ID)
 	}
 	return &Deployment{ID: sd.ID, AppID: st.AppID, Action: st.Action, Version: sd.Version, Target: st.Target,
-		Started: st.Started, Deadline: st.Deadline, Prev: st.Prev, PrevConfig: st.PrevConfig, Rollback: st.Rollback, RollbackOf: st.RollbackOf}, nil
+		Started: st.Started, Deadline: st.Deadline, Prev: st.Prev, PrevConfig: st.PrevConfig, Rollback: st.Rollback, RollbackOf: st.RollbackOf,
+		PlanID: st.PlanID}, nil
 }
 
 // deployments holds the running deployments: at most one per app.

@@ -96,7 +96,7 @@ func (s *Service) Progress(d *Deployment) Progress {
 // and fails (and rolls back) those past their deadline.
 func (s *Service) checkDeployments(ctx context.Context) {
 	ds := s.deps.list()
-	if len(ds) == 0 {
+	if len(ds) == 0 && len(s.plans.list()) == 0 {
 		return
 	}
 	snap := s.sched.Snapshot()
@@ -116,6 +116,11 @@ func (s *Service) checkDeployments(ctx context.Context) {
 			s.deadlinePassed(ctx, d, p)
 		}
 	}
+	if len(s.plans.list()) > 0 {
+		s.mu.Lock()
+		s.checkPlansLocked(ctx)
+		s.mu.Unlock()
+	}
 }
 
 // finishLocked ends a deployment (caller holds mu): forgotten, removed
@@ -125,6 +130,7 @@ func (s *Service) finishLocked(ctx context.Context, d *Deployment, success bool,
 		return
 	}
 	s.deps.remove(d)
+	s.noteFinished(d, success, reason)
 	if err := s.st.DeleteDeployment(ctx, d.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.log.WithError(err).WithField("deployment", d.ID).Error("finished deployment not removed from the store; a new leader will judge it again")
 	}
@@ -198,6 +204,9 @@ func (s *Service) rollbackLocked(ctx context.Context, d *Deployment, why string)
 func (s *Service) Cancel(ctx context.Context, id string, force bool) (*Deployment, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if p := s.plans.get(id); p != nil {
+		return s.cancelPlanLocked(ctx, p, force)
+	}
 	d := s.deps.get(id)
 	if d == nil {
 		return nil, errorf(NotFound, "DeploymentPlan %s does not exist (it may have finished); list the running ones with GET /v2/deployments", id)

@@ -161,9 +161,33 @@ func (s *Service) Restore(ctx context.Context) error {
 	for _, r := range recs {
 		s.sched.PutApp(r.SchedulerApp())
 	}
+	groups, err := s.st.ListGroups(ctx)
+	brokenGroups, partialGroups := store.BrokenItems(err)
+	if err != nil && !partialGroups {
+		return fmt.Errorf("deploy: restore: list groups (tasks of unknown apps are kept meanwhile): %w", err)
+	}
+	for _, it := range brokenGroups {
+		s.log.WithError(it.Err).WithField("key", it.Key).Error("restore: skipping a group record this version cannot read")
+		s.events().StoreItemBroken(it)
+	}
+	s.groupsMu.Lock()
+	s.groups = make(map[string]store.StoredGroup, len(groups))
+	for _, g := range groups {
+		s.groups[g.ID] = g
+	}
+	s.groupsMu.Unlock()
 	var ds []*Deployment
+	var restoredPlans []*GroupPlan
 	for _, sd := range sds {
 		d, err := deploymentFromStore(sd)
+		if errors.Is(err, errIsPlan) {
+			if p, perr := restorePlan(sd); perr != nil {
+				s.log.WithError(perr).WithField("deployment", sd.ID).Warn("restore: dropping an unreadable group deployment")
+			} else {
+				restoredPlans = append(restoredPlans, p)
+			}
+			continue
+		}
 		r := (*Record)(nil)
 		if err == nil {
 			r = s.idx.get(d.AppID)
@@ -185,8 +209,9 @@ func (s *Service) Restore(ctx context.Context) error {
 		}
 	}
 	s.deps.replaceAll(ds)
+	s.plans.replaceAll(restoredPlans)
 	s.deps.wake()
 	s.sched.HoldUnknown(s.broken.appCount() > 0)
-	s.log.WithFields(logrus.Fields{"apps": len(recs), "deployments": len(ds), "broken": len(broken)}).Info("restored apps and deployments from the store")
+	s.log.WithFields(logrus.Fields{"apps": len(recs), "deployments": len(ds), "groupDeployments": len(restoredPlans), "groups": len(groups), "broken": len(broken)}).Info("restored apps, groups and deployments from the store")
 	return nil
 }

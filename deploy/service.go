@@ -43,6 +43,9 @@ type Publisher interface {
 	AppWritten(op Op, r *Record)
 	// StoreItemBroken: Restore found an item it cannot read.
 	StoreItemBroken(it store.Broken)
+	// Plan: a group deployment started, finished a step, succeeded or
+	// failed (typ is one of the Event* constants).
+	Plan(typ string, p *GroupPlan, reason string)
 	// SchedulerEvent is every scheduler event Run receives, in order,
 	// before deployments are judged on it: a client of the event stream
 	// sees the task update before the deployment_success it caused.
@@ -51,9 +54,10 @@ type Publisher interface {
 
 // Deployment events, Marathon's names.
 const (
-	EventDeploymentInfo    = "deployment_info"
-	EventDeploymentSuccess = "deployment_success"
-	EventDeploymentFailed  = "deployment_failed"
+	EventDeploymentInfo        = "deployment_info"
+	EventDeploymentSuccess     = "deployment_success"
+	EventDeploymentFailed      = "deployment_failed"
+	EventDeploymentStepSuccess = "deployment_step_success"
 )
 
 // Config configures a Service.
@@ -91,6 +95,10 @@ type Service struct {
 	mu     sync.Mutex
 	idx    index
 	deps   *deployments
+	plans  plans
+	// groups are the stored group records (Restore, ApplyGroup).
+	groupsMu sync.RWMutex
+	groups   map[string]store.StoredGroup
 	broken brokenSet
 	// loaded: this leadership term's Restore has run.
 	loaded atomic.Bool
@@ -133,6 +141,8 @@ func New(cfg Config) (*Service, error) {
 			Help: "Deployments ended, by result (success or failed)."}, []string{"result"}),
 	}
 	s.idx.init()
+	s.plans.init()
+	s.groups = map[string]store.StoredGroup{}
 	s.SetEvents(cfg.Events)
 	for _, c := range []prometheus.Collector{s.started, s.ended} {
 		if err := cfg.Registry.Register(c); err != nil {
@@ -161,6 +171,7 @@ func (nopPublisher) Deployment(string, *Deployment, string) {}
 func (nopPublisher) AppWritten(Op, *Record)                 {}
 func (nopPublisher) StoreItemBroken(store.Broken)           {}
 func (nopPublisher) SchedulerEvent(framework.Event)         {}
+func (nopPublisher) Plan(string, *GroupPlan, string)        {}
 
 // Limits are the limits every write is judged by.
 func (s *Service) Limits() appspec.Limits { return s.cfg.Limits }

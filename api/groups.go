@@ -1,0 +1,316 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/deploy"
+	"github.com/flotilla-sched/flotilla/framework"
+)
+
+// groupNode is one group of the tree GET /v2/groups answers: the groups
+// its apps' ids imply, and those with a record of their own.
+type groupNode struct {
+	id       string
+	apps     []*deploy.Record
+	children map[string]*groupNode
+	deps     []string
+	version  string
+}
+
+// groupTree builds the tree under root from deploy's apps and group
+// records. Every ancestor of an app is a group (Marathon's implicit
+// groups); empty groups exist only by their record.
+func (s *Server) groupTree() map[string]*groupNode {
+	nodes := map[string]*groupNode{}
+	var node func(id string) *groupNode
+	node = func(id string) *groupNode {
+		if n := nodes[id]; n != nil {
+			return n
+		}
+		n := &groupNode{id: id, children: map[string]*groupNode{}}
+		nodes[id] = n
+		if id != "/" {
+			p := node(appspec.ParentID(id))
+			p.children[id] = n
+		}
+		return n
+	}
+	node("/")
+	for id, g := range s.dep.Groups() {
+		n := node(id)
+		n.deps, n.version = g.Dependencies, g.Version
+	}
+	for _, r := range s.dep.Apps() {
+		n := node(appspec.ParentID(r.App.ID))
+		n.apps = append(n.apps, r)
+		for g := n; g != nil; {
+			if r.App.Version > g.version {
+				g.version = r.App.Version
+			}
+			if g.id == "/" {
+				break
+			}
+			g = nodes[appspec.ParentID(g.id)]
+		}
+	}
+	return nodes
+}
+
+// groupEmbed is what GET /v2/groups includes (Marathon's embed=group.*).
+type groupEmbed struct {
+	apps, groups bool
+	app          embed
+}
+
+func parseGroupEmbed(values []string) groupEmbed {
+	if len(values) == 0 {
+		// Marathon's default: the groups and apps of the tree.
+		return groupEmbed{apps: true, groups: true}
+	}
+	var e groupEmbed
+	for _, v := range values {
+		for _, f := range strings.Split(v, ",") {
+			switch f = strings.TrimSpace(f); {
+			case f == "group.groups":
+				e.groups = true
+			case f == "group.apps":
+				e.apps = true
+			case strings.HasPrefix(f, "group.apps."):
+				e.apps = true
+				e.app = mergeEmbed(e.app, parseEmbed([]string{strings.TrimPrefix(f, "group.apps.")}))
+			}
+		}
+	}
+	return e
+}
+
+func mergeEmbed(a, b embed) embed {
+	return embed{tasks: a.tasks || b.tasks, lastTaskFailure: a.lastTaskFailure || b.lastTaskFailure}
+}
+
+func (s *Server) appendGroup(b []byte, n *groupNode, e groupEmbed, snap *framework.Snapshot, deps map[string]string) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, n.id)
+	b = append(b, `,"dependencies":`...)
+	dj, _ := json.Marshal(append([]string{}, n.deps...))
+	b = append(b, dj...)
+	b = append(b, `,"version":`...)
+	b = appendString(b, n.version)
+	b = append(b, `,"enforceRole":false,"pods":[],"apps":[`...)
+	if e.apps {
+		for i, r := range n.apps {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var ts []framework.Task
+			if e.app.tasks {
+				ts = snap.TasksOf(r.App.ID)
+			}
+			b = s.appendApp(b, r, ts, e.app, deps[r.App.ID])
+		}
+	}
+	b = append(b, `],"groups":[`...)
+	if e.groups {
+		ids := make([]string, 0, len(n.children))
+		for id := range n.children {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for i, id := range ids {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = s.appendGroup(b, n.children[id], e, snap, deps)
+		}
+	}
+	return append(b, "]}"...)
+}
+
+// getGroup serves GET /v2/groups and GET /v2/groups/{id}.
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) error {
+	id = appspec.CanonicalID(id)
+	n := s.groupTree()[id]
+	if n == nil {
+		return errorf(http.StatusNotFound, "Group '%s' does not exist; list the groups with GET /v2/groups", id)
+	}
+	snap := s.sched.Snapshot()
+	writeRaw(w, http.StatusOK, s.appendGroup(nil, n, parseGroupEmbed(r.URL.Query()["embed"]), snap, s.dep.DeploymentsByApp()))
+	return nil
+}
+
+// groupVersions serves GET /v2/groups/{id}/versions: Flotilla keeps apps'
+// versions, not a history of whole groups, so the list holds the current
+// version only (said in the docs).
+func (s *Server) groupVersions(w http.ResponseWriter, r *http.Request, id string) error {
+	id = appspec.CanonicalID(id)
+	n := s.groupTree()[id]
+	if n == nil {
+		return errorf(http.StatusNotFound, "Group '%s' does not exist; list the groups with GET /v2/groups", id)
+	}
+	writeJSON(w, http.StatusOK, []string{n.version})
+	return nil
+}
+
+// postGroup serves POST /v2/groups: a new group with its apps and groups,
+// as one deployment.
+func (s *Server) postGroup(w http.ResponseWriter, r *http.Request) error {
+	return s.writeGroup(w, r, "", deploy.GroupCreate)
+}
+
+// putGroup serves PUT and PATCH /v2/groups/{id}: {"scaleBy": x} scales
+// every app inside, any other body replaces what it lists.
+func (s *Server) putGroup(w http.ResponseWriter, r *http.Request, id string) error {
+	return s.writeGroup(w, r, appspec.CanonicalID(id), deploy.GroupUpdate)
+}
+
+func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request, id string) error {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	p, err := s.dep.ApplyGroup(ctx, deploy.GroupOp{Kind: deploy.GroupDelete, ID: appspec.CanonicalID(id), Force: forced(r), URI: r.URL.Path, ClientIP: clientIP(r)})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Marathon-Deployment-Id", p.ID)
+	writeJSON(w, http.StatusOK, deploymentResult{Version: p.Version, DeploymentID: p.ID})
+	return nil
+}
+
+func (s *Server) writeGroup(w http.ResponseWriter, r *http.Request, id string, kind deploy.GroupOpKind) error {
+	body, err := readGroupBody(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	op := deploy.GroupOp{Kind: kind, ID: id, Force: forced(r), DryRun: r.URL.Query().Get("dryRun") == "true", URI: r.URL.Path, ClientIP: clientIP(r)}
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(body, &probe) == nil && kind == deploy.GroupUpdate {
+		if raw, ok := probe["scaleBy"]; ok {
+			for k := range probe {
+				if k != "scaleBy" && k != "id" {
+					return invalid("/scaleBy", "scaleBy cannot be combined with other fields (but id)")
+				}
+			}
+			if err := json.Unmarshal(raw, &op.ScaleBy); err != nil {
+				return invalid("/scaleBy", "must be a number")
+			}
+			op.Kind = deploy.GroupScale
+			return s.answerGroup(ctx, w, op, http.StatusOK)
+		}
+		if _, ok := probe["version"]; ok && len(probe) <= 2 {
+			if _, idOnly := probe["id"]; len(probe) == 1 || idOnly {
+				return &httpError{Status: http.StatusUnprocessableEntity, Message: "Object is not valid",
+					Details: []appspec.Detail{{Path: "/version", Errors: []string{"not supported by Flotilla: it keeps app versions, not group versions; roll back each app with PUT /v2/apps/{id} {\"version\": …}"}}}}
+			}
+		}
+	}
+	base := "/"
+	if id != "" {
+		base = appspec.ParentID(id)
+	}
+	g, err := appspec.DecodeGroup(bytes.NewReader(body), base)
+	if err != nil {
+		return err
+	}
+	if id == "" {
+		if _, ok := probe["id"]; !ok {
+			return invalid("/id", "is required: give the group an id such as /prod/shop")
+		}
+		op.ID = g.ID
+	} else {
+		if _, ok := probe["id"]; !ok {
+			// Relative ids resolve against the group in the path.
+			if g, err = appspec.DecodeGroup(bytes.NewReader(withGroupID(body, id)), base); err != nil {
+				return err
+			}
+		} else if g.ID != id {
+			return invalid("/id", fmt.Sprintf("the body's id %q differs from the id in the path %q", g.ID, id))
+		}
+	}
+	if err := g.Validate(s.dep.Limits()); err != nil {
+		return err
+	}
+	for _, a := range g.AllApps() {
+		if err := s.checkApp(ctx, a); err != nil {
+			return prefixAppError(err, a.ID)
+		}
+	}
+	op.Group = g
+	status := http.StatusOK
+	if kind == deploy.GroupCreate {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/v2/groups"+g.ID)
+	}
+	return s.answerGroup(ctx, w, op, status)
+}
+
+func (s *Server) answerGroup(ctx context.Context, w http.ResponseWriter, op deploy.GroupOp, status int) error {
+	p, err := s.dep.ApplyGroup(ctx, op)
+	if err != nil {
+		return err
+	}
+	if op.DryRun {
+		writeJSON(w, http.StatusOK, map[string]any{"steps": planSteps(s.dep.StepActions(p))})
+		return nil
+	}
+	w.Header().Set("Marathon-Deployment-Id", p.ID)
+	writeJSON(w, status, deploymentResult{Version: p.Version, DeploymentID: p.ID})
+	return nil
+}
+
+func planSteps(acts [][][2]string) []stepJSON {
+	out := make([]stepJSON, 0, len(acts))
+	for _, st := range acts {
+		s := stepJSON{Actions: []actionJSON{}}
+		for _, a := range st {
+			s.Actions = append(s.Actions, actionJSON{Action: a[0], App: a[1]})
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// withGroupID sets a group body's id (a PUT to /v2/groups/{id} may leave
+// it out).
+func withGroupID(body []byte, id string) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	b, err := json.Marshal(id)
+	if err != nil {
+		return body
+	}
+	m["id"] = b
+	out, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// prefixAppError names the app a secret problem belongs to.
+func prefixAppError(err error, id string) error {
+	if he, ok := err.(*httpError); ok {
+		for i := range he.Details {
+			he.Details[i].Errors = append([]string{"app " + id + ":"}, he.Details[i].Errors...)
+		}
+		return he
+	}
+	return err
+}
+
+func readGroupBody(r *http.Request) ([]byte, error) {
+	b, err := readBodyLimit(r, appspec.MaxBodyBytes*16)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
