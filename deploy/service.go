@@ -92,14 +92,14 @@ type Service struct {
 
 	// mu serialises every write: validation has been done before it is
 	// taken; the store, the scheduler and the index change under it.
-	mu     sync.Mutex
-	idx    index
-	deps   *deployments
-	plans  plans
+	mu    sync.Mutex
+	idx   index
+	deps  *deployments
+	plans plans
 	// groups are the stored group records (Restore, ApplyGroup).
 	groupsMu sync.RWMutex
 	groups   map[string]store.StoredGroup
-	broken brokenSet
+	broken   brokenSet
 	// loaded: this leadership term's Restore has run.
 	loaded atomic.Bool
 
