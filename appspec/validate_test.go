@@ -116,12 +116,10 @@ func TestValidate(t *testing.T) {
 		{"kill selection", func(a *App) { a.KillSelection = "RANDOM" }, "/killSelection", "YOUNGEST_FIRST or OLDEST_FIRST"},
 		{"negative progress deadline", func(a *App) { a.ProgressDeadlineSeconds = -1 }, "/progressDeadlineSeconds", "0 or more"},
 		{"exposure mode", func(a *App) { a.Exposure = &Exposure{Mode: "public"} }, "/exposure/mode", "internal or external"},
-		{"external without vhost or path", func(a *App) { a.Exposure = ext() }, "/exposure", "at least one vhost or path"},
 		{"external with path only", func(a *App) { a.Exposure = &Exposure{Mode: ExposureExternal, Paths: []string{"/shop"}} }, "", ""},
 		{"bad vhost", func(a *App) { a.Exposure = ext("shop_example.com") }, "/exposure/vhosts/0", "not a valid host name"},
 		{"wildcard vhost", func(a *App) { a.Exposure = ext("*.shop.example.com") }, "", ""},
 		{"exposure path", func(a *App) { a.Exposure = &Exposure{Mode: ExposureExternal, Paths: []string{"shop"}} }, "/exposure/paths/0", "must start with /"},
-		{"marathon-lb external without vhost", func(a *App) { a.Labels = map[string]string{"HAPROXY_GROUP": "external"} }, "/labels/HAPROXY_GROUP", "at least one vhost or path"},
 		{"marathon-lb bad vhost", func(a *App) {
 			a.Labels = map[string]string{"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "ok.example.com,Bad Host"}
 		}, "/labels/HAPROXY_0_VHOST/1", "not a valid host name"},
@@ -234,7 +232,9 @@ func TestEffectiveExposure(t *testing.T) {
 			Exposure{Mode: ExposureExternal, VHosts: []string{"a.example.com", "b.example.com"}, Paths: []string{"/api", "/v2"}}},
 		{"marathon-lb group list", nil, map[string]string{"HAPROXY_GROUP": "internal,external", "HAPROXY_0_PATH": "/x"},
 			Exposure{Mode: ExposureExternal, Paths: []string{"/x"}}},
-		{"marathon-lb internal group", nil, map[string]string{"HAPROXY_GROUP": "internal", "HAPROXY_0_VHOST": "a.example.com"}, Exposure{Mode: ExposureInternal}},
+		// The internal listener routes an internal app's vhosts.
+		{"marathon-lb internal group", nil, map[string]string{"HAPROXY_GROUP": "internal", "HAPROXY_0_VHOST": "a.example.com"}, Exposure{Mode: ExposureInternal, VHosts: []string{"a.example.com"}}},
+		{"per-port group wins", nil, map[string]string{"HAPROXY_GROUP": "internal", "HAPROXY_0_GROUP": "external"}, Exposure{Mode: ExposureExternal}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

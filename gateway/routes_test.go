@@ -81,7 +81,7 @@ func TestMatch(t *testing.T) {
 func TestBuildRoutesSkipsBadItems(t *testing.T) {
 	t.Parallel()
 	good := App{ID: "/good", DNSName: "good.flotilla.mesos", Exposure: ext([]string{"good.example.com"}),
-		Backends: []Backend{{TaskID: "g1", Host: "127.0.0.1", Port: 1}}}
+		Backends: []Backend{{TaskID: "g1", Host: "127.0.0.1", Port: 1}}, Services: []Service{{Index: 0, Port: 10001}}}
 	cases := []struct {
 		name         string
 		bad          App
@@ -94,7 +94,7 @@ func TestBuildRoutesSkipsBadItems(t *testing.T) {
 		{"bad mode", App{ID: "/x", DNSName: "x.flotilla.mesos", Exposure: appspec.Exposure{Mode: "public"}}, `mode "public"`, "", false, 0},
 		{"bad vhost", App{ID: "/x", DNSName: "x.flotilla.mesos", Exposure: ext([]string{"bad_host"})}, `vhost "bad_host"`, "", false, 0},
 		{"relative path", App{ID: "/x", DNSName: "x.flotilla.mesos", Exposure: ext([]string{"x.example.com"}, "api")}, `path "api"`, "", false, 0},
-		{"external without vhost or path", App{ID: "/x", DNSName: "x.flotilla.mesos", Exposure: ext(nil)}, "at least one vhost or path", "", false, 0},
+		{"taken service port", App{ID: "/x", DNSName: "x.flotilla.mesos", Services: []Service{{Index: 0, Port: 10001}}}, `service port 10001 is already served for app "/good"`, "", true, 0},
 		{"no dns name", App{ID: "/x"}, `DNS name ""`, "", false, 0},
 		{"taken vhost", App{ID: "/z", DNSName: "z.flotilla.mesos", Exposure: ext([]string{"good.example.com"})}, `already routed to app "/good"`, "", false, 0},
 		{"taken dns name", App{ID: "/x", DNSName: "good.flotilla.mesos"}, `already routed to app "/good"`, "", false, 0},
