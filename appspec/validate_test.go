@@ -124,7 +124,9 @@ func TestValidate(t *testing.T) {
 			a.Labels = map[string]string{"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "ok.example.com,Bad Host"}
 		}, "/labels/HAPROXY_0_VHOST/1", "not a valid host name"},
 		{"marathon-lb external without vhost is served on its service port", func(a *App) { a.Labels = map[string]string{"HAPROXY_GROUP": "external"} }, "", ""},
-		{"marathon-lb every implemented label on port 1", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_VHOST": "m.example.com", "HAPROXY_1_PATH": "/a /b", "HAPROXY_1_GROUP": "external,int", "HAPROXY_1_PORT": "15000", "HAPROXY_1_MODE": "HTTP", "HAPROXY_1_BALANCE": "leastconn", "HAPROXY_1_STICKY": "true", "HAPROXY_1_REDIRECT_TO_HTTPS": "false", "HAPROXY_1_USE_HSTS": "yes", "HAPROXY_1_SSL_CERT": "/etc/ssl/m.pem", "HAPROXY_1_BACKEND_WEIGHT": "-2", "HAPROXY_1_ENABLED": "true", "HAPROXY_1_BACKEND_HEALTHCHECK_PORT_INDEX": "0"} }, "", ""},
+		{"marathon-lb every implemented label on port 1", func(a *App) {
+			a.Labels = map[string]string{"HAPROXY_1_VHOST": "m.example.com", "HAPROXY_1_PATH": "/a /b", "HAPROXY_1_GROUP": "external,int", "HAPROXY_1_PORT": "15000", "HAPROXY_1_MODE": "HTTP", "HAPROXY_1_BALANCE": "leastconn", "HAPROXY_1_STICKY": "true", "HAPROXY_1_REDIRECT_TO_HTTPS": "false", "HAPROXY_1_USE_HSTS": "yes", "HAPROXY_1_SSL_CERT": "/etc/ssl/m.pem", "HAPROXY_1_BACKEND_WEIGHT": "-2", "HAPROXY_1_ENABLED": "true", "HAPROXY_1_BACKEND_HEALTHCHECK_PORT_INDEX": "0"}
+		}, "", ""},
 		{"marathon-lb template label refused", func(a *App) { a.Labels = map[string]string{"HAPROXY_0_FRONTEND_HEAD": "x"} }, "/labels/HAPROXY_0_FRONTEND_HEAD", "config template"},
 		{"marathon-lb global template refused", func(a *App) { a.Labels = map[string]string{"HAPROXY_HTTP_FRONTEND_HEAD": "x"} }, "/labels/HAPROXY_HTTP_FRONTEND_HEAD", "config template"},
 		{"marathon-lb acl refused", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_HTTP_FRONTEND_ACL": "x"} }, "/labels/HAPROXY_1_HTTP_FRONTEND_ACL", "config template"},
@@ -138,7 +140,9 @@ func TestValidate(t *testing.T) {
 		{"marathon-lb port", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_PORT": "70000"} }, "/labels/HAPROXY_1_PORT", "1 to 65535"},
 		{"marathon-lb port index beyond the ports", func(a *App) { a.Labels = map[string]string{"HAPROXY_5_VHOST": "x.example.com"} }, "/labels/HAPROXY_5_VHOST", "not one of the app's 2 ports"},
 		{"marathon-lb path needs a vhost", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_PATH": "/x"} }, "/labels/HAPROXY_1_PATH", "needs a vhost"},
-		{"marathon-lb path flag", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_VHOST": "x.example.com", "HAPROXY_1_PATH": "-i /x"} }, "/labels/HAPROXY_1_PATH/0", "-i are not supported"},
+		{"marathon-lb path flag", func(a *App) {
+			a.Labels = map[string]string{"HAPROXY_1_VHOST": "x.example.com", "HAPROXY_1_PATH": "-i /x"}
+		}, "/labels/HAPROXY_1_PATH/0", "-i are not supported"},
 		{"marathon-lb cert path", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_SSL_CERT": "cert.pem"} }, "/labels/HAPROXY_1_SSL_CERT", "absolute path"},
 		{"marathon-lb weight", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_BACKEND_WEIGHT": "heavy"} }, "/labels/HAPROXY_1_BACKEND_WEIGHT", "whole number"},
 		{"marathon-lb health check port index", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_BACKEND_HEALTHCHECK_PORT_INDEX": "2"} }, "/labels/HAPROXY_1_BACKEND_HEALTHCHECK_PORT_INDEX", "one of the app's 2 ports"},

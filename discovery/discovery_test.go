@@ -308,8 +308,8 @@ func TestRoutesFromLabelsPerPort(t *testing.T) {
 			"HAPROXY_0_REDIRECT_TO_HTTPS": "true", "HAPROXY_0_USE_HSTS": "yes", "HAPROXY_0_BACKEND_WEIGHT": "3",
 			"HAPROXY_1_PORT": "15001", "HAPROXY_1_GROUP": "external", "HAPROXY_1_MODE": "tcp", "HAPROXY_1_BALANCE": "source",
 			"HAPROXY_1_SSL_CERT": "/etc/certs/db.pem",
-			"HAPROXY_2_ENABLED": "false",
-			"HAPROXY_3_VHOST":   "admin.example.com", "HAPROXY_3_PATH": "/admin",
+			"HAPROXY_2_ENABLED":  "false",
+			"HAPROXY_3_VHOST":    "admin.example.com", "HAPROXY_3_PATH": "/admin",
 		}}
 	snap := &framework.Snapshot{Apps: []*appspec.App{app}, Tasks: []framework.Task{
 		{ID: "s1", AppID: "/shop", Host: "127.0.0.2", Ports: []uint64{31000, 31001, 31002, 31003}, State: mesos.TASK_RUNNING},
