@@ -190,6 +190,7 @@ type Gateway struct {
 	clock     clock.Clock
 	tlsConfig *tls.Config
 	dialer    *net.Dialer
+	tcpDialer *net.Dialer // TCP mode: no keep-alive probes (see openService)
 	m         *metrics
 	unrouted  [2]prometheus.Counter // per listener, resolved once
 
@@ -254,6 +255,7 @@ func New(cfg Config) (*Gateway, error) {
 		}
 	}
 	g.dialer = &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	g.tcpDialer = &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: -1}
 	for _, l := range []Listener{Internal, External} {
 		g.unrouted[l] = g.m.unrouted.WithLabelValues(l.String())
 	}

@@ -82,9 +82,17 @@ func (g *Gateway) serveTCP(sl *svcListener, c net.Conn) {
 			return
 		}
 		var err error
-		bc, err = g.dialer.Dial("tcp", b.addr)
+		bc, err = g.tcpDialer.Dial("tcp", b.addr)
 		if err == nil {
 			break
+		}
+		if errors.Is(err, syscall.EADDRNOTAVAIL) {
+			// Out of local ports: no fault of the backend's, so no
+			// ejection (which would turn a burst into 503s for EjectFor).
+			am.failed.Inc()
+			g.log.WithFields(logrus.Fields{"app": sr.app.id, "port": sl.key.port}).WithError(err).Warn("tcp: no local port to reach the backend")
+			c.Close()
+			return
 		}
 		g.eject(p.app, b, now, err)
 		tried = append(tried, b)
@@ -98,11 +106,11 @@ func (g *Gateway) serveTCP(sl *svcListener, c net.Conn) {
 	am.ok.Inc()
 	b.inFlight.Add(1)
 	sl.m.open.Inc()
+	// Only the client side is tracked: closing it at Shutdown fails both
+	// copies, which then close the backend side too.
 	g.track(c, true)
-	g.track(bc, true)
 	in, out := splice(c, bc)
 	g.track(c, false)
-	g.track(bc, false)
 	sl.m.open.Dec()
 	b.inFlight.Add(-1)
 	sl.m.bytesIn.Add(float64(in))
@@ -141,8 +149,15 @@ func endDirection(dst, src net.Conn, err error, failed *atomic.Bool) {
 		}
 	}
 	failed.Store(true)
-	dst.Close()
-	src.Close()
+	// One side reset (or failed): reset the other too, as the end of a
+	// stream is passed on as a FIN. It also leaves no TIME_WAIT behind on
+	// the gateway's side of a connection it did not end cleanly.
+	for _, c := range []net.Conn{dst, src} {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		c.Close()
+	}
 }
 
 func isOutOfDescriptors(err error) bool {
