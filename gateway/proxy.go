@@ -62,7 +62,6 @@ func (g *Gateway) newAppState(id string) *appState {
 type backendState struct {
 	Backend
 	addr     string
-	cookie   string // the sticky cookie's value naming it
 	since    time.Time
 	inFlight atomic.Int64
 	// ejectedUntil is a UnixNano on the gateway clock; 0 or past means in
@@ -71,6 +70,7 @@ type backendState struct {
 	rate         *rateWindow
 	requests     [len(codeClasses)]prometheus.Counter // resolved once: no label hashing per request
 	conns        *connPool                            // kept-alive connections to this backend
+	cookie       string                               // the sticky cookie's value naming it (last: the fields above are the hot ones)
 }
 
 func (g *Gateway) newBackendState(app string, b Backend, now time.Time) *backendState {
