@@ -152,7 +152,7 @@ func TestLimits(t *testing.T) {
 			a.Labels = map[string]string{LabelHAProxyGroup: "external", LabelHAProxyVHost: strings.Join(nHosts(n), ",")}
 		}, limit: d.MaxVHosts, path: "/labels/" + LabelHAProxyVHost, substr: "has 101 vhosts; at most 100"},
 		{name: "marathon-lb paths", set: func(a *App, n int) {
-			a.Labels = map[string]string{LabelHAProxyGroup: "external", LabelHAProxyPath: strings.Join(nPaths(n), " ")}
+			a.Labels = map[string]string{LabelHAProxyGroup: "external", LabelHAProxyVHost: "a.example.com", LabelHAProxyPath: strings.Join(nPaths(n), " ")}
 		}, limit: d.MaxPaths, path: "/labels/" + LabelHAProxyPath, substr: "has 101 paths; at most 100"},
 		{name: "vhosts, configured", limits: Limits{MaxVHosts: 2}, set: func(a *App, n int) { a.Exposure = &Exposure{Mode: ExposureExternal, VHosts: nHosts(n)} }, limit: 2,
 			path: "/exposure/vhosts", substr: "has 3 vhosts; at most 2"},

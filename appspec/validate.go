@@ -590,20 +590,20 @@ func (a *App) validateStrategies(v *ValidationError) {
 
 func (a *App) validateExposure(v *ValidationError) {
 	if a.Exposure != nil {
-		checkExposure(v, *a.Exposure, "/exposure/vhosts", "/exposure/paths", "/exposure")
+		checkExposure(v, *a.Exposure, "/exposure/vhosts", "/exposure/paths")
 		switch a.Exposure.Mode {
 		case ExposureInternal, ExposureExternal:
 		default:
 			v.addf("/exposure/mode", "must be internal or external (got %q)", a.Exposure.Mode)
 		}
-		return
 	}
-	if e := a.EffectiveExposure(); e.Mode == ExposureExternal {
-		checkExposure(v, e, "/labels/"+LabelHAProxyVHost, "/labels/"+LabelHAProxyPath, "/labels/"+LabelHAProxyGroup)
-	}
+	// Labels are checked one by one, each at its own path; an external
+	// app without vhost or path is valid: it is served on its service
+	// ports, as in marathon-lb.
+	a.checkHAProxyLabels(v)
 }
 
-func checkExposure(v *ValidationError, e Exposure, vhostPath, pathPath, modePath string) {
+func checkExposure(v *ValidationError, e Exposure, vhostPath, pathPath string) {
 	for i, h := range e.VHosts {
 		if len(h) > 253 || !hostName.MatchString(h) {
 			v.addf(fmt.Sprintf("%s/%d", vhostPath, i), "%q is not a valid host name (lowercase DNS name, optionally starting with *.)", h)
@@ -613,9 +613,6 @@ func checkExposure(v *ValidationError, e Exposure, vhostPath, pathPath, modePath
 		if !strings.HasPrefix(p, "/") {
 			v.addf(fmt.Sprintf("%s/%d", pathPath, i), "must start with / (got %q)", p)
 		}
-	}
-	if e.Mode == ExposureExternal && len(e.VHosts) == 0 && len(e.Paths) == 0 {
-		v.add(modePath, "an external app needs at least one vhost or path for the external gateway to route to it")
 	}
 }
 

@@ -113,15 +113,41 @@ func TestValidate(t *testing.T) {
 		{"kill selection", func(a *App) { a.KillSelection = "RANDOM" }, "/killSelection", "YOUNGEST_FIRST or OLDEST_FIRST"},
 		{"negative progress deadline", func(a *App) { a.ProgressDeadlineSeconds = -1 }, "/progressDeadlineSeconds", "0 or more"},
 		{"exposure mode", func(a *App) { a.Exposure = &Exposure{Mode: "public"} }, "/exposure/mode", "internal or external"},
-		{"external without vhost or path", func(a *App) { a.Exposure = ext() }, "/exposure", "at least one vhost or path"},
 		{"external with path only", func(a *App) { a.Exposure = &Exposure{Mode: ExposureExternal, Paths: []string{"/shop"}} }, "", ""},
 		{"bad vhost", func(a *App) { a.Exposure = ext("shop_example.com") }, "/exposure/vhosts/0", "not a valid host name"},
 		{"wildcard vhost", func(a *App) { a.Exposure = ext("*.shop.example.com") }, "", ""},
 		{"exposure path", func(a *App) { a.Exposure = &Exposure{Mode: ExposureExternal, Paths: []string{"shop"}} }, "/exposure/paths/0", "must start with /"},
-		{"marathon-lb external without vhost", func(a *App) { a.Labels = map[string]string{"HAPROXY_GROUP": "external"} }, "/labels/HAPROXY_GROUP", "at least one vhost or path"},
 		{"marathon-lb bad vhost", func(a *App) {
 			a.Labels = map[string]string{"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "ok.example.com,Bad Host"}
 		}, "/labels/HAPROXY_0_VHOST/1", "not a valid host name"},
+		{"marathon-lb external without vhost is served on its service port", func(a *App) { a.Labels = map[string]string{"HAPROXY_GROUP": "external"} }, "", ""},
+		{"marathon-lb every implemented label on port 1", func(a *App) {
+			a.Labels = map[string]string{"HAPROXY_1_VHOST": "m.example.com", "HAPROXY_1_PATH": "/a /b", "HAPROXY_1_GROUP": "external,int", "HAPROXY_1_PORT": "15000", "HAPROXY_1_MODE": "HTTP", "HAPROXY_1_BALANCE": "leastconn", "HAPROXY_1_STICKY": "true", "HAPROXY_1_REDIRECT_TO_HTTPS": "false", "HAPROXY_1_USE_HSTS": "yes", "HAPROXY_1_SSL_CERT": "/etc/ssl/m.pem", "HAPROXY_1_BACKEND_WEIGHT": "-2", "HAPROXY_1_ENABLED": "true", "HAPROXY_1_BACKEND_HEALTHCHECK_PORT_INDEX": "0"}
+		}, "", ""},
+		{"marathon-lb template label refused", func(a *App) { a.Labels = map[string]string{"HAPROXY_0_FRONTEND_HEAD": "x"} }, "/labels/HAPROXY_0_FRONTEND_HEAD", "config template"},
+		{"marathon-lb global template refused", func(a *App) { a.Labels = map[string]string{"HAPROXY_HTTP_FRONTEND_HEAD": "x"} }, "/labels/HAPROXY_HTTP_FRONTEND_HEAD", "config template"},
+		{"marathon-lb acl refused", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_HTTP_FRONTEND_ACL": "x"} }, "/labels/HAPROXY_1_HTTP_FRONTEND_ACL", "config template"},
+		{"marathon-lb auth refused", func(a *App) { a.Labels = map[string]string{"HAPROXY_0_AUTH": "realm:user:pw"} }, "/labels/HAPROXY_0_AUTH", "basic auth"},
+		{"marathon-lb bind addr refused", func(a *App) { a.Labels = map[string]string{"HAPROXY_0_BIND_ADDR": "10.0.0.1"} }, "/labels/HAPROXY_0_BIND_ADDR", "listener addresses"},
+		{"marathon-lb proxypass refused", func(a *App) { a.Labels = map[string]string{"HAPROXY_0_HTTP_BACKEND_PROXYPASS_PATH": "/x"} }, "/labels/HAPROXY_0_HTTP_BACKEND_PROXYPASS_PATH", "rewriting"},
+		{"marathon-lb deployment group refused", func(a *App) { a.Labels = map[string]string{"HAPROXY_DEPLOYMENT_GROUP": "shop"} }, "/labels/HAPROXY_DEPLOYMENT_GROUP", "blue/green"},
+		{"marathon-lb mode", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_MODE": "udp"} }, "/labels/HAPROXY_1_MODE", "http or tcp"},
+		{"marathon-lb balance", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_BALANCE": "random"} }, "/labels/HAPROXY_1_BALANCE", "roundrobin, leastconn or source"},
+		{"marathon-lb boolean", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_STICKY": "maybe"} }, "/labels/HAPROXY_1_STICKY", "true or false"},
+		{"marathon-lb port", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_PORT": "70000"} }, "/labels/HAPROXY_1_PORT", "1 to 65535"},
+		{"marathon-lb port index beyond the ports", func(a *App) { a.Labels = map[string]string{"HAPROXY_5_VHOST": "x.example.com"} }, "/labels/HAPROXY_5_VHOST", "not one of the app's 2 ports"},
+		{"marathon-lb path needs a vhost", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_PATH": "/x"} }, "/labels/HAPROXY_1_PATH", "needs a vhost"},
+		{"marathon-lb path flag", func(a *App) {
+			a.Labels = map[string]string{"HAPROXY_1_VHOST": "x.example.com", "HAPROXY_1_PATH": "-i /x"}
+		}, "/labels/HAPROXY_1_PATH/0", "-i are not supported"},
+		{"marathon-lb cert path", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_SSL_CERT": "cert.pem"} }, "/labels/HAPROXY_1_SSL_CERT", "absolute path"},
+		{"marathon-lb weight", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_BACKEND_WEIGHT": "heavy"} }, "/labels/HAPROXY_1_BACKEND_WEIGHT", "whole number"},
+		{"marathon-lb health check port index", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_BACKEND_HEALTHCHECK_PORT_INDEX": "2"} }, "/labels/HAPROXY_1_BACKEND_HEALTHCHECK_PORT_INDEX", "one of the app's 2 ports"},
+		{"marathon-lb group empty", func(a *App) { a.Labels = map[string]string{"HAPROXY_1_GROUP": " , "} }, "/labels/HAPROXY_1_GROUP", "at least one group"},
+		{"exposure field and first port's vhost label", func(a *App) {
+			a.Exposure = ext("a.example.com")
+			a.Labels = map[string]string{"HAPROXY_0_VHOST": "b.example.com"}
+		}, "/labels/HAPROXY_0_VHOST", "use one or the other"},
 		{"autoscale min above max", func(a *App) { a.Autoscale = &Autoscale{Min: 5, Max: 2, Metric: "cpu", Target: 0.5} }, "/autoscale/max", "at least min"},
 		{"autoscale metric", func(a *App) { a.Autoscale = &Autoscale{Min: 1, Max: 2, Metric: "latency", Target: 0.5} }, "/autoscale/metric", "cpu, mem, rps, prometheus"},
 		{"autoscale target", func(a *App) { a.Autoscale = &Autoscale{Min: 1, Max: 2, Metric: "rps", Target: 0} }, "/autoscale/target", "greater than 0"},
@@ -217,6 +243,25 @@ func TestCheckID(t *testing.T) {
 	}
 }
 
+// PortExposures reads every HAPROXY_{n}_* label; the mode defaults as
+// marathon-lb's does: http with a vhost or an HTTP health check on the
+// port (or on HAPROXY_{n}_BACKEND_HEALTHCHECK_PORT_INDEX's), else tcp.
+func TestPortExposureModes(t *testing.T) {
+	t.Parallel()
+	a := validApp()
+	a.PortDefinitions = []PortDefinition{{Port: 10000}, {Port: 10001}, {Port: 10002}, {Port: 10003}, {Port: 10004}}
+	a.HealthChecks = []HealthCheck{{Protocol: "MESOS_HTTP", PortIndex: intp(1)}, {Protocol: "TCP", PortIndex: intp(2)}}
+	a.Labels = map[string]string{"HAPROXY_0_VHOST": "a.example.com", "HAPROXY_3_BACKEND_HEALTHCHECK_PORT_INDEX": "1", "HAPROXY_4_MODE": "http", "HAPROXY_0_MODE": "tcp"}
+	got := []string{}
+	for _, pe := range a.PortExposures() {
+		got = append(got, pe.Mode)
+	}
+	want := "tcp http tcp http http" // MODE wins; HTTP check; TCP check; check via port index; MODE
+	if strings.Join(got, " ") != want {
+		t.Fatalf("modes %v; want %s", got, want)
+	}
+}
+
 func TestEffectiveExposure(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -231,7 +276,9 @@ func TestEffectiveExposure(t *testing.T) {
 			Exposure{Mode: ExposureExternal, VHosts: []string{"a.example.com", "b.example.com"}, Paths: []string{"/api", "/v2"}}},
 		{"marathon-lb group list", nil, map[string]string{"HAPROXY_GROUP": "internal,external", "HAPROXY_0_PATH": "/x"},
 			Exposure{Mode: ExposureExternal, Paths: []string{"/x"}}},
-		{"marathon-lb internal group", nil, map[string]string{"HAPROXY_GROUP": "internal", "HAPROXY_0_VHOST": "a.example.com"}, Exposure{Mode: ExposureInternal}},
+		// The internal listener routes an internal app's vhosts.
+		{"marathon-lb internal group", nil, map[string]string{"HAPROXY_GROUP": "internal", "HAPROXY_0_VHOST": "a.example.com"}, Exposure{Mode: ExposureInternal, VHosts: []string{"a.example.com"}}},
+		{"per-port group wins", nil, map[string]string{"HAPROXY_GROUP": "internal", "HAPROXY_0_GROUP": "external"}, Exposure{Mode: ExposureExternal}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

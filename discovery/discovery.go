@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -552,10 +553,14 @@ func Tasks(snap *framework.Snapshot, observed map[string]time.Time, ips map[stri
 	return out
 }
 
-// InGroups keeps the routes of apps in one of groups (all when groups is
-// empty), as marathon-lb's --group does. Pure.
+// InGroups keeps the routes of apps, and of their ports, in one of groups
+// (everything when groups is empty or holds "*"), as marathon-lb's --group
+// does: a port is in group g when HAPROXY_{n}_GROUP (else HAPROXY_GROUP)
+// lists g, or g is "external" and the port is exposed externally by any
+// means. An app whose first port is in none of the groups keeps only its
+// later ports that are. Pure.
 func InGroups(routes []gateway.App, snap *framework.Snapshot, groups []string) []gateway.App {
-	if len(groups) == 0 {
+	if len(groups) == 0 || slices.Contains(groups, "*") {
 		return routes
 	}
 	apps := make(map[string]*appspec.App, len(snap.Apps))
@@ -565,50 +570,106 @@ func InGroups(routes []gateway.App, snap *framework.Snapshot, groups []string) [
 	out := routes[:0:0]
 	for _, r := range routes {
 		a := apps[r.ID]
-		if a != nil && inGroups(a, r.Exposure.Mode, groups) {
-			out = append(out, r)
+		if a == nil {
+			continue
 		}
+		pes := a.PortExposures()
+		first := inGroups(firstGroups(a, pes), r.Exposure.Mode == appspec.ExposureExternal, groups)
+		var svcs []gateway.Service
+		for _, s := range r.Services {
+			if s.Index == 0 && first || s.Index > 0 && s.Index < len(pes) && inGroups(pes[s.Index].Groups, s.External, groups) {
+				svcs = append(svcs, s)
+			}
+		}
+		if !first && len(svcs) == 0 {
+			continue
+		}
+		r.Services = svcs
+		r.Hidden = r.Hidden || !first
+		out = append(out, r)
 	}
 	return out
 }
 
-func inGroups(a *appspec.App, mode string, groups []string) bool {
+func firstGroups(a *appspec.App, pes []appspec.PortExposure) []string {
+	if len(pes) > 0 {
+		return pes[0].Groups
+	}
+	return a.Groups()
+}
+
+func inGroups(have []string, external bool, groups []string) bool {
 	for _, g := range groups {
-		if g == appspec.ExposureExternal && mode == appspec.ExposureExternal {
+		if g == appspec.ExposureExternal && external || slices.Contains(have, g) {
 			return true
-		}
-		for _, l := range strings.Split(a.Labels[appspec.LabelHAProxyGroup], ",") {
-			if strings.TrimSpace(l) == g {
-				return true
-			}
 		}
 	}
 	return false
 }
 
-// Routes turns a snapshot into the gateway's input: every app, with its
-// published tasks' first port as backends. Pure.
+// Routes turns a snapshot into the gateway's input: every app, with each
+// port index's published backends (task.Ports[n] on the task's host) and
+// how marathon-lb's labels say to serve it (appspec.PortExposures). A port
+// with HAPROXY_{n}_ENABLED=false is left out: no vhost, path or service
+// port; the first port keeps its DNS name on the internal listener, as
+// every app does. Pure.
 func Routes(snap *framework.Snapshot, domain, fw string) []gateway.App {
-	byApp := make(map[string][]gateway.Backend, len(snap.Apps))
 	apps := make(map[string]*appspec.App, len(snap.Apps))
 	for _, a := range snap.Apps {
 		apps[a.ID] = a
 	}
+	byApp := make(map[string][][]gateway.Backend, len(snap.Apps))
 	for i := range snap.Tasks {
 		t := &snap.Tasks[i]
 		if len(t.Ports) == 0 || !Published(t, apps[t.AppID]) {
 			continue
 		}
-		byApp[t.AppID] = append(byApp[t.AppID], gateway.Backend{TaskID: t.ID, Host: t.Host, Port: uint32(t.Ports[0])})
+		per := byApp[t.AppID]
+		for n, port := range t.Ports {
+			if n >= len(per) {
+				per = append(per, make([][]gateway.Backend, n+1-len(per))...)
+			}
+			per[n] = append(per[n], gateway.Backend{TaskID: t.ID, Host: t.Host, Port: uint32(port)})
+		}
+		byApp[t.AppID] = per
 	}
 	out := make([]gateway.App, 0, len(snap.Apps))
 	for _, a := range snap.Apps {
-		out = append(out, gateway.App{
+		per := byApp[a.ID]
+		backends := func(n int) []gateway.Backend {
+			if n < len(per) {
+				return per[n]
+			}
+			return nil
+		}
+		r := gateway.App{
 			ID:       a.ID,
 			DNSName:  mesosdns.AppName(domain, fw, framework.TaskName(a.ID)),
 			Exposure: a.EffectiveExposure(),
-			Backends: byApp[a.ID],
-		})
+			Backends: backends(0),
+		}
+		pes := a.PortExposures()
+		for _, pe := range pes {
+			if !pe.Enabled {
+				if pe.Index == 0 {
+					r.Exposure = appspec.Exposure{Mode: appspec.ExposureInternal}
+				}
+				continue
+			}
+			opts := gateway.Options{Balance: pe.Balance, Sticky: pe.Sticky, RedirectToHTTPS: pe.RedirectToHTTPS,
+				UseHSTS: pe.UseHSTS, PlainPaths: pe.PlainPaths, Weight: pe.BackendWeight}
+			s := gateway.Service{Index: pe.Index, Port: pe.ServicePort, Mode: pe.Mode, External: pe.External,
+				CertFile: pe.SSLCert, Options: opts, Backends: backends(pe.Index)}
+			if pe.Index == 0 {
+				r.Options = opts
+			} else {
+				s.VHosts, s.Paths = pe.VHosts, pe.Paths
+			}
+			if s.Port != 0 || len(s.VHosts) > 0 || pe.Index == 0 {
+				r.Services = append(r.Services, s)
+			}
+		}
+		out = append(out, r)
 	}
 	return out
 }

@@ -296,3 +296,53 @@ func TestHostLookups(t *testing.T) {
 		t.Errorf("a host no task is on stays cached")
 	}
 }
+
+// Every port index gets its own backends (task.Ports[n]) and what
+// marathon-lb's HAPROXY_{n}_* labels say.
+func TestRoutesFromLabelsPerPort(t *testing.T) {
+	t.Parallel()
+	app := &appspec.App{ID: "/shop", PortDefinitions: []appspec.PortDefinition{{Port: 10000}, {Port: 10001}, {Port: 10002}, {Port: 10003}},
+		Labels: map[string]string{
+			"HAPROXY_GROUP":   "internal",
+			"HAPROXY_0_VHOST": "web.example.com", "HAPROXY_0_BALANCE": "leastconn", "HAPROXY_0_STICKY": "true",
+			"HAPROXY_0_REDIRECT_TO_HTTPS": "true", "HAPROXY_0_USE_HSTS": "yes", "HAPROXY_0_BACKEND_WEIGHT": "3",
+			"HAPROXY_1_PORT": "15001", "HAPROXY_1_GROUP": "external", "HAPROXY_1_MODE": "tcp", "HAPROXY_1_BALANCE": "source",
+			"HAPROXY_1_SSL_CERT": "/etc/certs/db.pem",
+			"HAPROXY_2_ENABLED":  "false",
+			"HAPROXY_3_VHOST":    "admin.example.com", "HAPROXY_3_PATH": "/admin",
+		}}
+	snap := &framework.Snapshot{Apps: []*appspec.App{app}, Tasks: []framework.Task{
+		{ID: "s1", AppID: "/shop", Host: "127.0.0.2", Ports: []uint64{31000, 31001, 31002, 31003}, State: mesos.TASK_RUNNING},
+	}}
+	got := Routes(snap, "mesos", "flotilla")
+	if len(got) != 1 {
+		t.Fatalf("%d apps", len(got))
+	}
+	r := got[0]
+	be := func(p uint32) []gateway.Backend { return []gateway.Backend{{TaskID: "s1", Host: "127.0.0.2", Port: p}} }
+	first := gateway.Options{Balance: "leastconn", Sticky: true, RedirectToHTTPS: true, UseHSTS: true, PlainPaths: true, Weight: 3}
+	want := gateway.App{ID: "/shop", DNSName: "shop.flotilla.mesos",
+		Exposure: appspec.Exposure{Mode: "internal", VHosts: []string{"web.example.com"}},
+		Backends: be(31000), Options: first,
+		Services: []gateway.Service{
+			{Index: 0, Port: 10000, Mode: "http", Options: first, Backends: be(31000)},
+			{Index: 1, Port: 15001, Mode: "tcp", External: true, CertFile: "/etc/certs/db.pem",
+				Options: gateway.Options{Balance: "source", PlainPaths: true}, Backends: be(31001)},
+			// index 2 is disabled: absent
+			{Index: 3, Port: 10003, Mode: "http", VHosts: []string{"admin.example.com"}, Paths: []string{"/admin"},
+				Options: gateway.Options{Balance: "roundrobin", PlainPaths: true, Weight: 1}, Backends: be(31003)},
+		}}
+	if fmt.Sprintf("%+v", r) != fmt.Sprintf("%+v", want) {
+		t.Fatalf("route\n got %+v\nwant %+v", r, want)
+	}
+
+	// --gateway-groups external: only port 1 (HAPROXY_1_GROUP) is served;
+	// the first port, in group internal, is hidden.
+	ext := InGroups(got, snap, []string{"external"})
+	if len(ext) != 1 || !ext[0].Hidden || len(ext[0].Services) != 1 || ext[0].Services[0].Index != 1 {
+		t.Fatalf("external group: %+v; want /shop hidden with port index 1 only", ext)
+	}
+	if all := InGroups(got, snap, []string{"*"}); len(all) != 1 || all[0].Hidden || len(all[0].Services) != 3 {
+		t.Fatalf("group *: %+v; want everything", all)
+	}
+}

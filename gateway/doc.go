@@ -7,7 +7,19 @@
 //   - the external listener routes only apps whose exposure is external, by
 //     vhost and optional path prefix (longest prefix wins). An internal app
 //     is simply absent from its table, so asking for one there gets the very
-//     same 404 as a host that does not exist.
+//     same 404 as a host that does not exist;
+//   - each app port with a service port (App.Services, marathon-lb's
+//     frontends) gets a listener of its own on the internal listener's
+//     host, and on the external one's for external ports (once when both
+//     share an address): TCP mode splices bytes to a backend (tcp.go), HTTP
+//     mode is the proxy below with the port's Options (services.go).
+//     Listeners open and close with the route table; one that cannot be
+//     bound is retried every Config.BindRetry and stops nothing else.
+//
+// An empty Config.ExternalAddr or InternalAddr opens no such listener.
+// Per port, Options carry marathon-lb's balancing (round robin, least
+// connections, source), stickiness (a cookie in HTTP, the client address
+// in TCP), HTTPS redirect, HSTS and route weight.
 //
 // Routes come from the caller, not from task events, so the framework's
 // event types can change without touching routing. BuildRoutes is pure and
@@ -19,7 +31,7 @@
 //
 //	gw, err := gateway.New(gateway.Config{Log: log, Registerer: reg})
 //	if err != nil { … }
-//	if err := gw.Start(); err != nil { … }    // 127.0.0.1:8000 external, :8001 internal
+//	if err := gw.Start(); err != nil { … }    // the listeners of Config's non-empty addresses
 //	defer gw.Shutdown(ctx)
 //	// on every task change, with running, healthy, ready tasks only:
 //	gw.Update([]gateway.App{{

@@ -56,7 +56,7 @@ func FuzzGatewayRequest(f *testing.F) {
 	if errs := g.Problems(); len(errs) > 0 {
 		f.Fatalf("fixture routes: %v", errs)
 	}
-	servers := [2]*fasthttp.Server{Internal: g.newServer(Internal), External: g.newServer(External)}
+	servers := [2]*fasthttp.Server{Internal: g.newServer(Internal, nil), External: g.newServer(External, nil)}
 
 	f.Fuzz(func(t *testing.T, raw []byte, external bool) {
 		l := Internal

@@ -35,12 +35,17 @@ const (
 	DefaultMaxHeaderBytes        = 16 << 10
 	DefaultMaxConns              = 10000
 	DefaultMaxConnsPerIP         = 1024
+	DefaultBindRetry             = 5 * time.Second
 )
 
 // Balancing policies.
 const (
 	RoundRobin = "round-robin"
 	LeastConn  = "least-conn"
+	// Source hashes the client's address, so a client keeps its backend
+	// while the backends stay the same (HAProxy's balance source); it is
+	// chosen per port with HAPROXY_{n}_BALANCE.
+	Source = "source"
 )
 
 // ErrBadConfig is returned (wrapped) when a Config cannot be used.
@@ -50,9 +55,19 @@ var ErrBadConfig = errors.New("gateway: bad config")
 // default, so Config{} is a working development setup.
 type Config struct {
 	// ExternalAddr and InternalAddr are where the two listeners bind
-	// (--gateway-addr, --internal-gateway-addr). Port 0 picks a free port.
+	// (--gateway-addr, --internal-gateway-addr). Port 0 picks a free port;
+	// empty opens no such listener (and binds no service port on its
+	// host). DefaultExternalAddr and DefaultInternalAddr are the
+	// development addresses for callers that want them.
 	ExternalAddr string
 	InternalAddr string
+	// DisableServicePorts opens no service-port listeners
+	// (--gateway-service-ports=false): for replicas that share a machine,
+	// whose service ports would collide.
+	DisableServicePorts bool
+	// BindRetry is how often a service port that could not be bound is
+	// tried again.
+	BindRetry time.Duration
 	// TLSCertFile and TLSKeyFile, both or neither, turn on TLS for the
 	// external listener.
 	TLSCertFile, TLSKeyFile string
@@ -105,13 +120,10 @@ type Config struct {
 }
 
 func (c Config) withDefaults() (Config, error) {
-	if c.ExternalAddr == "" {
-		c.ExternalAddr = DefaultExternalAddr
-	}
-	if c.InternalAddr == "" {
-		c.InternalAddr = DefaultInternalAddr
-	}
 	for _, a := range []string{c.ExternalAddr, c.InternalAddr} {
+		if a == "" {
+			continue
+		}
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return c, fmt.Errorf("%w: listen address %q: %w", ErrBadConfig, a, err)
 		}
@@ -134,6 +146,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.DialTimeout, DefaultDialTimeout)
 	def(&c.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
 	def(&c.EjectFor, DefaultEjectFor)
+	def(&c.BindRetry, DefaultBindRetry)
 	def(&c.Window, DefaultWindow)
 	if c.Window < time.Second {
 		c.Window = time.Second
@@ -177,6 +190,7 @@ type Gateway struct {
 	clock     clock.Clock
 	tlsConfig *tls.Config
 	dialer    *net.Dialer
+	tcpDialer *net.Dialer // TCP mode: no keep-alive probes (see openService)
 	m         *metrics
 	unrouted  [2]prometheus.Counter // per listener, resolved once
 
@@ -186,6 +200,9 @@ type Gateway struct {
 	apps     map[string]*appState
 	backends map[backendKey]*backendState
 	problems []error
+
+	services
+	stopRetry chan struct{}
 
 	srvMu   sync.Mutex
 	servers []*fasthttp.Server
@@ -200,7 +217,12 @@ type snapshot struct {
 	pools map[string]*pool
 }
 
-type backendKey struct{ app, task, addr string }
+type backendKey struct {
+	app   string
+	index int
+	task  string
+	addr  string
+}
 
 // New builds a Gateway that routes nothing until the first Update. A bad
 // TLS certificate is reported here rather than at the first handshake.
@@ -217,6 +239,7 @@ func New(cfg Config) (*Gateway, error) {
 		apps:     map[string]*appState{},
 		backends: map[backendKey]*backendState{},
 	}
+	g.open, g.failed = map[svcKey]*svcListener{}, map[svcKey]bindFailure{}
 	if cfg.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
 		if err != nil {
@@ -232,6 +255,7 @@ func New(cfg Config) (*Gateway, error) {
 		}
 	}
 	g.dialer = &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	g.tcpDialer = &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: -1}
 	for _, l := range []Listener{Internal, External} {
 		g.unrouted[l] = g.m.unrouted.WithLabelValues(l.String())
 	}
@@ -265,9 +289,11 @@ func (g *Gateway) Update(apps []App) {
 	// Drop state for what left the table first, so that a backend that
 	// comes back under the same task ID starts with fresh metric series.
 	live := map[backendKey]bool{}
+	liveApps := map[string]bool{}
 	for _, ar := range t.apps {
+		liveApps[ar.id] = true
 		for _, b := range ar.backends {
-			live[backendKey{ar.id, b.TaskID, b.addr()}] = true
+			live[backendKey{ar.id, ar.index, b.TaskID, b.addr()}] = true
 		}
 	}
 	for k := range g.backends {
@@ -278,7 +304,7 @@ func (g *Gateway) Update(apps []App) {
 		}
 	}
 	for id := range g.apps {
-		if t.apps[id] == nil {
+		if !liveApps[id] {
 			delete(g.apps, id)
 			g.m.requests.DeletePartialMatch(prometheus.Labels{"app": id})
 			g.m.duration.DeleteLabelValues(id)
@@ -288,26 +314,27 @@ func (g *Gateway) Update(apps []App) {
 	}
 
 	pools := make(map[string]*pool, len(t.apps))
-	for id, ar := range t.apps {
-		as := g.apps[id]
+	for key, ar := range t.apps {
+		as := g.apps[ar.id]
 		if as == nil {
-			as = g.newAppState(id)
-			g.apps[id] = as
+			as = g.newAppState(ar.id)
+			g.apps[ar.id] = as
 		}
-		p := &pool{app: as, backends: make([]*backendState, 0, len(ar.backends))}
+		p := &pool{app: as, index: ar.index, opts: ar.opts, backends: make([]*backendState, 0, len(ar.backends))}
 		for _, b := range ar.backends {
-			k := backendKey{id, b.TaskID, b.addr()}
+			k := backendKey{ar.id, ar.index, b.TaskID, b.addr()}
 			bs := g.backends[k]
 			if bs == nil {
-				bs = g.newBackendState(id, b, now)
+				bs = g.newBackendState(ar.id, b, now)
 				g.backends[k] = bs
 			}
 			p.backends = append(p.backends, bs)
 		}
-		pools[id] = p
+		pools[key] = p
 	}
 	g.cur.Store(&snapshot{table: t, pools: pools})
 	g.m.updates.Inc()
+	g.syncServices(t)
 }
 
 // Problems returns what the last Update skipped, one error per app or
@@ -366,6 +393,9 @@ func (g *Gateway) Start() error {
 	}
 	var lns []net.Listener
 	for _, b := range []bind{{External, g.cfg.ExternalAddr}, {Internal, g.cfg.InternalAddr}} {
+		if b.addr == "" {
+			continue // an empty address is no listener
+		}
 		ln, err := net.Listen("tcp", b.addr)
 		if err != nil {
 			for _, l := range lns {
@@ -382,7 +412,7 @@ func (g *Gateway) Start() error {
 			c.NextProtos = []string{"http/1.1"} // fasthttp speaks nothing else
 			ln = tls.NewListener(ln, c)
 		}
-		srv := g.newServer(b.l)
+		srv := g.newServer(b.l, nil)
 		g.servers = append(g.servers, srv)
 		go func() {
 			if err := srv.Serve(ln); err != nil {
@@ -391,10 +421,22 @@ func (g *Gateway) Start() error {
 		}()
 		g.log.WithFields(logrus.Fields{"listener": b.l.String(), "addr": ln.Addr().String(), "tls": tlsOn}).Info("gateway serving")
 	}
+	if g.servers == nil {
+		g.servers = []*fasthttp.Server{} // started, with no listener of its own
+	}
+	if !g.cfg.DisableServicePorts {
+		g.svcMu.Lock()
+		g.started = true
+		g.svcMu.Unlock()
+		g.stopRetry = make(chan struct{})
+		go g.retryBinds(g.stopRetry)
+		g.syncServices(g.cur.Load().table)
+	}
 	return nil
 }
 
-// Addr returns where listener l is bound, once Start has run.
+// Addr returns where listener l is bound, once Start has run; nil when it
+// has no address.
 func (g *Gateway) Addr(l Listener) net.Addr {
 	g.srvMu.Lock()
 	defer g.srvMu.Unlock()
@@ -407,8 +449,13 @@ func (g *Gateway) Addr(l Listener) net.Addr {
 // waited for.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.srvMu.Lock()
-	servers := g.servers
+	servers := append([]*fasthttp.Server(nil), g.servers...)
+	if g.stopRetry != nil {
+		close(g.stopRetry)
+		g.stopRetry = nil
+	}
 	g.srvMu.Unlock()
+	servers = append(servers, g.shutdownServices()...)
 	// Both at once: a listener still accepting while the other drains
 	// would take new requests during the whole wait.
 	errs := make([]error, len(servers))

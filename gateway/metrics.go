@@ -21,6 +21,12 @@ type metrics struct {
 	skipped   prometheus.Gauge
 	updates   prometheus.Counter
 	refused   *prometheus.CounterVec
+	// service ports
+	svcConns      *prometheus.CounterVec
+	svcBytes      *prometheus.CounterVec
+	svcOpen       *prometheus.GaugeVec
+	svcBindErrors *prometheus.CounterVec
+	svcListeners  prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -59,11 +65,32 @@ func newMetrics() *metrics {
 			Name: "flotilla_gateway_connections_refused_total",
 			Help: "Client connections closed at once, by listener and reason: max_conns (--gateway-max-conns, 503) or max_conns_per_ip (--gateway-max-conns-per-ip, 429).",
 		}, []string{"listener", "reason"}),
+		svcConns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flotilla_gateway_service_connections_total",
+			Help: "TCP-mode connections to a service port, by port, app and result: ok (piped to a backend), backend_failed (every backend tried refused), no_backend (none in rotation).",
+		}, []string{"port", "app", "result"}),
+		svcBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flotilla_gateway_service_bytes_total",
+			Help: "Bytes piped through TCP-mode service ports, by port and direction (in: client to backend), counted when a connection ends.",
+		}, []string{"port", "direction"}),
+		svcOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "flotilla_gateway_service_open_connections",
+			Help: "TCP-mode connections being piped, by service port.",
+		}, []string{"port"}),
+		svcBindErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flotilla_gateway_service_bind_errors_total",
+			Help: "Failed attempts to bind a service port (in use, not permitted, bad certificate), by port and app; each is retried every --gateway-bind-retry.",
+		}, []string{"port", "app"}),
+		svcListeners: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flotilla_gateway_service_listeners",
+			Help: "Service-port listeners open.",
+		}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.requests, m.duration, m.inFlight, m.ejections, m.unrouted, m.skipped, m.updates, m.refused}
+	return []prometheus.Collector{m.requests, m.duration, m.inFlight, m.ejections, m.unrouted, m.skipped, m.updates, m.refused,
+		m.svcConns, m.svcBytes, m.svcOpen, m.svcBindErrors, m.svcListeners}
 }
 
 // codeClass buckets status codes so the requests counter stays small.

@@ -3,12 +3,33 @@ package gateway
 import (
 	"errors"
 	"net"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/appspec"
 )
+
+// stickyCookie is the cookie that keeps an HTTP client on one backend of a
+// sticky app (HAPROXY_{n}_STICKY), marathon-lb's name for it. Its value
+// hashes the task ID, so it names the backend without showing it.
+const stickyCookie = "mesosphere_server_id"
+
+func stickyValue(task string) string { return strconv.FormatUint(fnv64a([]byte(task)), 36) }
+
+// fnv64a is FNV-1a, written out so hashing a client's address per request
+// allocates nothing (hash/fnv's New64a does).
+func fnv64a(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
 
 // appState outlives route tables: the round-robin position and the latency
 // window carry over when an app's backends change.
@@ -49,12 +70,14 @@ type backendState struct {
 	rate         *rateWindow
 	requests     [len(codeClasses)]prometheus.Counter // resolved once: no label hashing per request
 	conns        *connPool                            // kept-alive connections to this backend
+	cookie       string                               // the sticky cookie's value naming it (last: the fields above are the hot ones)
 }
 
 func (g *Gateway) newBackendState(app string, b Backend, now time.Time) *backendState {
 	bs := &backendState{
 		Backend: b,
 		addr:    b.addr(),
+		cookie:  stickyValue(b.TaskID),
 		since:   now,
 		rate:    newRateWindow(int(g.cfg.Window / time.Second)),
 		conns:   &connPool{max: g.cfg.MaxIdleConnsPerHost},
@@ -65,19 +88,56 @@ func (g *Gateway) newBackendState(app string, b Backend, now time.Time) *backend
 	return bs
 }
 
-// pool is one app's backends in one table.
+// pool is one port of one app's backends in one table.
 type pool struct {
 	app      *appState
+	index    int
+	opts     Options
 	backends []*backendState
 }
 
+// policy is the pool's balancing: its own (HAPROXY_{n}_BALANCE) or the
+// gateway's.
+func (p *pool) policy(def string) string {
+	switch p.opts.Balance {
+	case appspec.BalanceRoundRobin:
+		return RoundRobin
+	case appspec.BalanceLeastConn:
+		return LeastConn
+	case appspec.BalanceSource:
+		return Source
+	}
+	return def
+}
+
+// byCookie returns the backend a sticky cookie names, if it is in
+// rotation and not in tried.
+func (p *pool) byCookie(cookie []byte, now int64, tried []*backendState) *backendState {
+	for _, b := range p.backends {
+		if b.cookie == string(cookie) && b.ejectedUntil.Load() <= now && !contains(tried, b) {
+			return b
+		}
+	}
+	return nil
+}
+
 // pick chooses a backend in rotation that tried does not hold, or nil.
-func (p *pool) pick(policy string, now int64, tried []*backendState) *backendState {
+// hash is the client's address hashed, for Source.
+func (p *pool) pick(policy string, now int64, tried []*backendState, hash uint64) *backendState {
 	n := len(p.backends)
 	if n == 0 {
 		return nil
 	}
-	start := int((p.app.next.Add(1) - 1) % uint64(n))
+	var start int
+	if policy == Source {
+		// The same client lands on the same backend while the set is
+		// unchanged; an ejected one passes it to the next, as HAProxy's
+		// map-based hashing does.
+		start = int(hash % uint64(n))
+		policy = RoundRobin
+	} else {
+		start = int((p.app.next.Add(1) - 1) % uint64(n))
+	}
 	var best *backendState
 	for i := 0; i < n; i++ {
 		b := p.backends[(start+i)%n]

@@ -12,7 +12,7 @@ import (
 )
 
 // Backend is one instance an app's requests may go to: a running, healthy,
-// ready task's first port.
+// ready task's host and the host port of one port index.
 type Backend struct {
 	TaskID string
 	Host   string
@@ -29,8 +29,59 @@ func (b Backend) addr() string {
 type App struct {
 	ID       string           // /prod/shop/web
 	DNSName  string           // web-shop-prod.flotilla.mesos, computed by the caller
-	Exposure appspec.Exposure // the app's effective exposure
-	Backends []Backend
+	Exposure appspec.Exposure // the first port's effective exposure
+	Backends []Backend        // the first port's
+	Options  Options          // the first port's
+	// Hidden: the first port is not served here (an edge node's
+	// --gateway-groups leave it out); only Services are, by service port
+	// and their own vhosts.
+	Hidden bool
+	// Services are the app's port indexes with a service port to listen
+	// on, or (index ≥ 1) vhosts of their own. Index 0's backends and
+	// options are the App's own; its VHosts and Paths are ignored
+	// (Exposure has them).
+	Services []Service
+}
+
+// Options are how one port of an app is proxied (marathon-lb's
+// HAPROXY_{n}_BALANCE, _STICKY, _REDIRECT_TO_HTTPS, _USE_HSTS,
+// _BACKEND_WEIGHT, and HAPROXY_{n}_PATH's path_beg matching).
+type Options struct {
+	// Balance is appspec.BalanceRoundRobin, BalanceLeastConn or
+	// BalanceSource; "" is Config.Balance.
+	Balance string
+	// Sticky sends a client back to the backend it had: by a cookie in
+	// HTTP mode, by its address in TCP mode.
+	Sticky bool
+	// RedirectToHTTPS answers a request that did not come over TLS with a
+	// 301 to the same URL over https.
+	RedirectToHTTPS bool
+	// UseHSTS adds Strict-Transport-Security to every response.
+	UseHSTS bool
+	// PlainPaths: paths match as plain prefixes (HAProxy's path_beg);
+	// otherwise on segment boundaries.
+	PlainPaths bool
+	// Weight decides between apps that claim the same host and path: the
+	// highest wins.
+	Weight int
+}
+
+// Service is one port index of an app as a service port serves it.
+type Service struct {
+	Index int
+	// Port is the service port to listen on; 0: none.
+	Port uint32
+	// Mode is appspec.ModeHTTP or appspec.ModeTCP (the default).
+	Mode string
+	// External: also listened on at the external listener's host.
+	External bool
+	// CertFile, a PEM file with certificate and key, makes the service
+	// port TLS.
+	CertFile string
+	// VHosts and Paths (index ≥ 1) route this port on the two listeners.
+	VHosts, Paths []string
+	Options       Options
+	Backends      []Backend
 }
 
 // Listener names one of the gateway's two listeners.
@@ -68,7 +119,11 @@ func (e *SkipError) Error() string {
 // Table is an immutable route table. A request holds the table it started
 // with, so swapping in a new one never disturbs requests in flight.
 type Table struct {
+	// apps maps a pool key (the app ID for the first port, ID#n for port
+	// n) to its route.
 	apps map[string]*appRoute
+	// services maps a service port to what it serves.
+	services map[uint32]*serviceRoute
 	// hosts maps, per listener, a host ("" for any host, "*.x" for a
 	// wildcard) to its routes, longest prefix first.
 	hosts [2]map[string][]route
@@ -79,12 +134,32 @@ type Table struct {
 
 type route struct {
 	prefix string
+	plain  bool // path_beg: no segment boundary
 	app    *appRoute
 }
 
 type appRoute struct {
-	id       string
+	id       string // app ID
+	key      string // pool key
+	index    int
 	backends []Backend
+	opts     Options
+}
+
+// serviceRoute is one service port's listener contents.
+type serviceRoute struct {
+	port     uint32
+	mode     string
+	external bool
+	cert     string
+	app      *appRoute
+}
+
+func poolKey(id string, index int) string {
+	if index == 0 {
+		return id
+	}
+	return id + "#" + strconv.Itoa(index)
 }
 
 type routeKey struct {
@@ -100,62 +175,128 @@ var vhostRE = regexp.MustCompile(`^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z
 // BuildRoutes turns apps into a route table. It is pure. An app that cannot
 // be routed (bad exposure, a host and path another app already holds, …) is
 // skipped and reported, and never stops the others from being routed; a bad
-// backend is dropped from its app, which keeps its other backends.
+// backend is dropped from its app, which keeps its other backends. A port
+// index beyond the first is skipped alone, and so is a service port another
+// app holds.
 //
-// When two apps claim the same host and path, the app with the smaller ID
-// keeps it. The Gateway refines this: an app that already holds a route
-// keeps it, so deploying a new app can never take traffic from a live one.
+// When two apps claim the same host and path, or the same service port, the
+// one with the higher weight (Options.Weight) keeps it, then the one with
+// the smaller ID. The Gateway refines this: among equal weights an app that
+// already holds a route keeps it, so deploying a new app can never take
+// traffic from a live one.
 func BuildRoutes(apps []App) (*Table, []error) { return buildRoutes(apps, nil) }
 
+// unit is one pool's worth of routes: an app's first port (with its DNS
+// name and exposure), or one of its later ports.
+type unit struct {
+	id       string
+	index    int
+	keys     []routeKey
+	backends []Backend
+	opts     Options
+	svc      *Service
+}
+
 func buildRoutes(apps []App, prev *Table) (*Table, []error) {
-	t := &Table{apps: map[string]*appRoute{}}
+	t := &Table{apps: map[string]*appRoute{}, services: map[uint32]*serviceRoute{}}
 	for l := range t.hosts {
 		t.hosts[l] = map[string][]route{}
 	}
-	order := make([]int, len(apps))
-	for i := range order {
-		order[i] = i
-	}
-	incumbent := func(i int) bool { return prev != nil && prev.apps[apps[i].ID] != nil }
-	sort.SliceStable(order, func(a, b int) bool {
-		ia, ib := incumbent(order[a]), incumbent(order[b])
-		if ia != ib {
-			return ia
-		}
-		return apps[order[a]].ID < apps[order[b]].ID
-	})
-
 	var errs []error
-	owner := map[routeKey]string{}
-	for _, i := range order {
+	var units []unit
+	seenID := map[string]bool{}
+	for i := range apps {
 		a := &apps[i]
-		keys, backends, appErrs := compile(a)
-		errs = append(errs, appErrs...)
-		if keys == nil {
-			continue
-		}
-		if t.apps[a.ID] != nil {
+		if a.ID != "" && seenID[a.ID] {
 			errs = append(errs, &SkipError{App: a.ID, Reason: "the app ID appears twice in the input"})
 			continue
 		}
-		if k, other, taken := firstTaken(keys, owner); taken {
-			errs = append(errs, &SkipError{App: a.ID, Reason: fmt.Sprintf(
-				"%s host %q path %q is already routed to app %q; give this app another vhost or path", k.l, displayHost(k.host), k.prefix, other)})
+		seenID[a.ID] = true
+		us, appErrs := compile(a)
+		errs = append(errs, appErrs...)
+		units = append(units, us...)
+	}
+	incumbent := func(u *unit) bool { return prev != nil && prev.apps[poolKey(u.id, u.index)] != nil }
+	sort.SliceStable(units, func(a, b int) bool {
+		ua, ub := &units[a], &units[b]
+		if ua.opts.Weight != ub.opts.Weight {
+			return ua.opts.Weight > ub.opts.Weight
+		}
+		if ia, ib := incumbent(ua), incumbent(ub); ia != ib {
+			return ia
+		}
+		if ua.id != ub.id {
+			return ua.id < ub.id
+		}
+		return ua.index < ub.index
+	})
+
+	owner := map[routeKey]string{}
+	skippedApp := map[string]bool{}
+	for i := range units {
+		u := &units[i]
+		if skippedApp[u.id] {
 			continue
 		}
-		ar := &appRoute{id: a.ID, backends: backends}
-		t.apps[a.ID] = ar
-		for _, k := range keys {
-			owner[k] = a.ID
-			t.hosts[k.l][k.host] = append(t.hosts[k.l][k.host], route{prefix: k.prefix, app: ar})
+		if k, other, taken := firstTaken(u.keys, owner); taken {
+			what := ""
+			if u.index > 0 {
+				what = fmt.Sprintf("port index %d: ", u.index)
+			} else {
+				// Without its first port the app has no DNS route: it is
+				// skipped whole, as before ports had routes of their own.
+				skippedApp[u.id] = true
+			}
+			errs = append(errs, &SkipError{App: u.id, Reason: fmt.Sprintf(
+				"%s%s host %q path %q is already routed to app %q; give this app another vhost or path", what, k.l, displayHost(k.host), k.prefix, other)})
+			continue
+		}
+		ar := &appRoute{id: u.id, key: poolKey(u.id, u.index), index: u.index, backends: u.backends, opts: u.opts}
+		for _, k := range u.keys {
+			owner[k] = u.id
+			t.hosts[k.l][k.host] = append(t.hosts[k.l][k.host], route{prefix: k.prefix, plain: u.opts.PlainPaths && k.prefix != "/", app: ar})
 			if strings.HasPrefix(k.host, "*.") {
 				t.wildcard[k.l] = true
 			}
 		}
+		if s := u.svc; s != nil && s.Port != 0 {
+			if other := t.services[s.Port]; other != nil {
+				errs = append(errs, &SkipError{App: u.id, Reason: fmt.Sprintf(
+					"port index %d: service port %d is already served for app %q", u.index, s.Port, other.app.id)})
+			} else {
+				t.services[s.Port] = &serviceRoute{port: s.Port, mode: s.Mode, external: s.External, cert: s.CertFile, app: ar}
+			}
+		}
+		if len(u.keys) > 0 || (u.svc != nil && t.services[u.svc.Port] != nil && t.services[u.svc.Port].app == ar) {
+			t.apps[ar.key] = ar
+		}
+	}
+	// A skipped first port takes the app's later ports with it only if
+	// they came first in the order; drop what remains of such apps.
+	for key, ar := range t.apps {
+		if skippedApp[ar.id] {
+			delete(t.apps, key)
+		}
+	}
+	for port, sr := range t.services {
+		if skippedApp[sr.app.id] {
+			delete(t.services, port)
+		}
 	}
 	for l := range t.hosts {
-		for _, rs := range t.hosts[l] {
-			sort.Slice(rs, func(i, j int) bool { return len(rs[i].prefix) > len(rs[j].prefix) })
+		for h, rs := range t.hosts[l] {
+			kept := rs[:0]
+			for _, r := range rs {
+				if !skippedApp[r.app.id] {
+					kept = append(kept, r)
+				}
+			}
+			if len(kept) == 0 {
+				delete(t.hosts[l], h)
+				continue
+			}
+			t.hosts[l][h] = kept
+			sort.SliceStable(kept, func(i, j int) bool { return len(kept[i].prefix) > len(kept[j].prefix) })
 		}
 	}
 	return t, errs
@@ -177,11 +318,12 @@ func firstTaken(keys []routeKey, owner map[routeKey]string) (routeKey, string, b
 	return routeKey{}, "", false
 }
 
-// compile validates one app and lists the routes it claims. keys is nil
-// when the whole app is skipped.
-func compile(a *App) (keys []routeKey, backends []Backend, errs []error) {
-	skip := func(format string, args ...any) ([]routeKey, []Backend, []error) {
-		return nil, nil, []error{&SkipError{App: a.ID, Reason: fmt.Sprintf(format, args...)}}
+// compile validates one app and lists its units: the first port's, then
+// one per later port with vhosts or a service port. None when the whole
+// app is skipped.
+func compile(a *App) (units []unit, errs []error) {
+	skip := func(format string, args ...any) ([]unit, []error) {
+		return nil, []error{&SkipError{App: a.ID, Reason: fmt.Sprintf(format, args...)}}
 	}
 	if a.ID == "" {
 		return skip("the app has no ID")
@@ -194,71 +336,110 @@ func compile(a *App) (keys []routeKey, backends []Backend, errs []error) {
 	if mode != appspec.ExposureInternal && mode != appspec.ExposureExternal {
 		return skip("exposure mode %q is neither internal nor external", e.Mode)
 	}
-	vhosts := make([]string, 0, len(e.VHosts))
-	for _, h := range e.VHosts {
-		n := normalizeHost(h)
-		if len(n) > 253 || !vhostRE.MatchString(n) {
-			return skip("vhost %q is not a valid host name (DNS name, optionally starting with *.)", h)
-		}
-		vhosts = append(vhosts, n)
-	}
-	for _, p := range e.Paths {
-		if !strings.HasPrefix(p, "/") {
-			return skip("path %q does not start with /", p)
-		}
-	}
 	dns := normalizeHost(a.DNSName)
 	if dns == "" || strings.HasPrefix(dns, "*.") || !vhostRE.MatchString(dns) {
 		return skip("DNS name %q is not a valid host name", a.DNSName)
 	}
-	if mode == appspec.ExposureExternal && len(vhosts) == 0 && len(e.Paths) == 0 {
-		return skip("an external app needs at least one vhost or path for the external listener")
+	keys, err := hostKeys(e.VHosts, e.Paths, mode == appspec.ExposureExternal)
+	if err != "" {
+		return skip("%s", err)
 	}
+	keys = append([]routeKey{{Internal, dns, "/"}}, keys...)
+	if a.Hidden {
+		keys = nil
+	}
+	first := unit{id: a.ID, keys: dedupe(keys), backends: checkBackends(a.ID, a.Backends, &errs), opts: a.Options}
+	units = append(units, first)
+	for i := range a.Services {
+		s := &a.Services[i]
+		if s.Index == 0 {
+			if !a.Hidden || s.Port != 0 {
+				units[0].svc = s
+			}
+			continue
+		}
+		k, err := hostKeys(s.VHosts, s.Paths, s.External)
+		if err != "" {
+			errs = append(errs, &SkipError{App: a.ID, Reason: fmt.Sprintf("port index %d: %s", s.Index, err)})
+			continue
+		}
+		if len(k) == 0 && s.Port == 0 {
+			continue
+		}
+		units = append(units, unit{id: a.ID, index: s.Index, keys: dedupe(k), backends: checkBackends(a.ID, s.Backends, &errs), opts: s.Options, svc: s})
+	}
+	return units, errs
+}
 
-	seen := map[routeKey]bool{}
-	add := func(k routeKey) {
-		if !seen[k] {
-			seen[k] = true
-			keys = append(keys, k)
+// hostKeys lists the vhost and path routes of one port: on the internal
+// listener, and on the external one too when external. Without vhosts or
+// paths there are none (the first port still has its DNS name).
+func hostKeys(vhostsIn, paths []string, external bool) ([]routeKey, string) {
+	vhosts := make([]string, 0, len(vhostsIn))
+	for _, h := range vhostsIn {
+		n := normalizeHost(h)
+		if len(n) > 253 || !vhostRE.MatchString(n) {
+			return nil, fmt.Sprintf("vhost %q is not a valid host name (DNS name, optionally starting with *.)", h)
+		}
+		vhosts = append(vhosts, n)
+	}
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "/") {
+			return nil, fmt.Sprintf("path %q does not start with /", p)
 		}
 	}
-	add(routeKey{Internal, dns, "/"})
-	// Without vhosts or paths an app is reached by its DNS name only.
-	if len(vhosts) > 0 || len(e.Paths) > 0 {
-		paths := e.Paths
-		if len(paths) == 0 {
-			paths = []string{"/"}
-		}
-		hosts := vhosts
-		if len(hosts) == 0 {
-			// Paths without vhosts apply to any host, as in marathon-lb.
-			hosts = []string{""}
-		}
-		for _, h := range hosts {
-			for _, p := range paths {
-				add(routeKey{Internal, h, p})
-				if mode == appspec.ExposureExternal {
-					add(routeKey{External, h, p})
-				}
+	if len(vhosts) == 0 && len(paths) == 0 {
+		return nil, ""
+	}
+	if len(paths) == 0 {
+		paths = []string{"/"}
+	}
+	hosts := vhosts
+	if len(hosts) == 0 {
+		// Paths without vhosts (the exposure field's) apply to any host.
+		hosts = []string{""}
+	}
+	var keys []routeKey
+	for _, h := range hosts {
+		for _, p := range paths {
+			keys = append(keys, routeKey{Internal, h, p})
+			if external {
+				keys = append(keys, routeKey{External, h, p})
 			}
 		}
 	}
+	return keys, ""
+}
 
+func dedupe(keys []routeKey) []routeKey {
+	seen := map[routeKey]bool{}
+	out := keys[:0]
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func checkBackends(app string, in []Backend, errs *[]error) []Backend {
+	var backends []Backend
 	taskSeen := map[string]bool{}
-	for _, b := range a.Backends {
+	for _, b := range in {
 		switch {
 		case b.TaskID == "":
-			errs = append(errs, &SkipError{App: a.ID, Task: "?", Reason: "backend has no task ID"})
+			*errs = append(*errs, &SkipError{App: app, Task: "?", Reason: "backend has no task ID"})
 		case taskSeen[b.TaskID]:
-			errs = append(errs, &SkipError{App: a.ID, Task: b.TaskID, Reason: "task appears twice"})
+			*errs = append(*errs, &SkipError{App: app, Task: b.TaskID, Reason: "task appears twice"})
 		case b.Host == "" || b.Port == 0 || b.Port > 65535:
-			errs = append(errs, &SkipError{App: a.ID, Task: b.TaskID, Reason: fmt.Sprintf("address %q port %d is not usable", b.Host, b.Port)})
+			*errs = append(*errs, &SkipError{App: app, Task: b.TaskID, Reason: fmt.Sprintf("address %q port %d is not usable", b.Host, b.Port)})
 		default:
 			taskSeen[b.TaskID] = true
 			backends = append(backends, b)
 		}
 	}
-	return keys, backends, errs
+	return backends
 }
 
 func normalizeHost(h string) string {
@@ -311,7 +492,7 @@ func (t *Table) match(l Listener, host, path string) *appRoute {
 
 func matchPrefix(rs []route, path string) *appRoute {
 	for _, r := range rs {
-		if pathHasPrefix(path, r.prefix) {
+		if r.plain && strings.HasPrefix(path, r.prefix) || pathHasPrefix(path, r.prefix) {
 			return r.app
 		}
 	}
@@ -319,8 +500,9 @@ func matchPrefix(rs []route, path string) *appRoute {
 }
 
 // pathHasPrefix matches whole path segments, so "/api" takes "/api" and
-// "/api/x" but not "/apiary". marathon-lb's path_beg would take "/apiary"
-// too; that surprise is not worth copying.
+// "/api/x" but not "/apiary": the exposure field's rule. Paths from
+// marathon-lb's labels match as HAProxy's path_beg does, "/apiary" too
+// (route.plain), so that apps moved over are routed exactly as before.
 func pathHasPrefix(path, prefix string) bool {
 	if !strings.HasPrefix(path, prefix) {
 		return false
@@ -330,10 +512,24 @@ func pathHasPrefix(path, prefix string) bool {
 
 // AppIDs lists the routed apps, sorted.
 func (t *Table) AppIDs() []string {
+	seen := map[string]bool{}
 	ids := make([]string, 0, len(t.apps))
-	for id := range t.apps {
-		ids = append(ids, id)
+	for _, ar := range t.apps {
+		if !seen[ar.id] {
+			seen[ar.id] = true
+			ids = append(ids, ar.id)
+		}
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// ServicePorts lists the service ports the table serves, sorted.
+func (t *Table) ServicePorts() []uint32 {
+	ports := make([]uint32, 0, len(t.services))
+	for p := range t.services {
+		ports = append(ports, p)
+	}
+	sort.Slice(ports, func(i, j int) bool { return ports[i] < ports[j] })
+	return ports
 }

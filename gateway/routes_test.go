@@ -81,7 +81,7 @@ func TestMatch(t *testing.T) {
 func TestBuildRoutesSkipsBadItems(t *testing.T) {
 	t.Parallel()
 	good := App{ID: "/good", DNSName: "good.flotilla.mesos", Exposure: ext([]string{"good.example.com"}),
-		Backends: []Backend{{TaskID: "g1", Host: "127.0.0.1", Port: 1}}}
+		Backends: []Backend{{TaskID: "g1", Host: "127.0.0.1", Port: 1}}, Services: []Service{{Index: 0, Port: 10001}}}
 	cases := []struct {
 		name         string
 		bad          App
@@ -94,7 +94,7 @@ func TestBuildRoutesSkipsBadItems(t *testing.T) {
 		{"bad mode", App{ID: "/x", DNSName: "x.flotilla.mesos", Exposure: appspec.Exposure{Mode: "public"}}, `mode "public"`, "", false, 0},
 		{"bad vhost", App{ID: "/x", DNSName: "x.flotilla.mesos", Exposure: ext([]string{"bad_host"})}, `vhost "bad_host"`, "", false, 0},
 		{"relative path", App{ID: "/x", DNSName: "x.flotilla.mesos", Exposure: ext([]string{"x.example.com"}, "api")}, `path "api"`, "", false, 0},
-		{"external without vhost or path", App{ID: "/x", DNSName: "x.flotilla.mesos", Exposure: ext(nil)}, "at least one vhost or path", "", false, 0},
+		{"taken service port", App{ID: "/x", DNSName: "x.flotilla.mesos", Services: []Service{{Index: 0, Port: 10001}}}, `service port 10001 is already served for app "/good"`, "", true, 0},
 		{"no dns name", App{ID: "/x"}, `DNS name ""`, "", false, 0},
 		{"taken vhost", App{ID: "/z", DNSName: "z.flotilla.mesos", Exposure: ext([]string{"good.example.com"})}, `already routed to app "/good"`, "", false, 0},
 		{"taken dns name", App{ID: "/x", DNSName: "good.flotilla.mesos"}, `already routed to app "/good"`, "", false, 0},
@@ -184,5 +184,69 @@ func TestPathHasPrefix(t *testing.T) {
 				t.Fatalf("pathHasPrefix(%q, %q) = %v", tc.path, tc.prefix, got)
 			}
 		})
+	}
+}
+
+// HAPROXY_{n}_BACKEND_WEIGHT: of two apps on the same host and path, the
+// heavier wins, whichever holds it already.
+func TestWeightDecidesSharedRoute(t *testing.T) {
+	t.Parallel()
+	light := App{ID: "/a-light", DNSName: "a.flotilla.mesos", Exposure: ext([]string{"x.example.com"})}
+	heavy := App{ID: "/b-heavy", DNSName: "b.flotilla.mesos", Exposure: ext([]string{"x.example.com"}), Options: Options{Weight: 5}}
+	first, _ := BuildRoutes([]App{light})
+	table, errs := buildRoutes([]App{light, heavy}, first)
+	if id, _ := table.Match(External, "x.example.com", "/"); id != "/b-heavy" {
+		t.Fatalf("x.example.com goes to %q; want the heavier /b-heavy (errors %v)", id, errs)
+	}
+}
+
+// Paths from labels match as HAProxy's path_beg (plain prefix); the
+// exposure field's on segment boundaries.
+func TestPlainPathsFromLabels(t *testing.T) {
+	t.Parallel()
+	labels := App{ID: "/lb", DNSName: "lb.flotilla.mesos", Exposure: ext([]string{"x.example.com"}, "/api"), Options: Options{PlainPaths: true}}
+	field := App{ID: "/f", DNSName: "f.flotilla.mesos", Exposure: ext([]string{"y.example.com"}, "/api")}
+	table, errs := BuildRoutes([]App{labels, field})
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if id, ok := table.Match(External, "x.example.com", "/apiary"); !ok || id != "/lb" {
+		t.Fatalf("label path /api on /apiary: %q %v; want /lb (path_beg)", id, ok)
+	}
+	if _, ok := table.Match(External, "y.example.com", "/apiary"); ok {
+		t.Fatal("exposure path /api took /apiary")
+	}
+}
+
+// A later port index with a vhost of its own is routed to that port's
+// backends, on the external listener only when that port is external.
+func TestLaterPortVHost(t *testing.T) {
+	t.Parallel()
+	a := App{ID: "/multi", DNSName: "multi.flotilla.mesos", Backends: []Backend{{TaskID: "t", Host: "127.0.0.1", Port: 31000}},
+		Services: []Service{
+			{Index: 1, VHosts: []string{"admin.example.com"}, Backends: []Backend{{TaskID: "t", Host: "127.0.0.1", Port: 31001}}},
+			{Index: 2, VHosts: []string{"pub.example.com"}, External: true, Backends: []Backend{{TaskID: "t", Host: "127.0.0.1", Port: 31002}}},
+		}}
+	table, errs := BuildRoutes([]App{a})
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	for _, tc := range []struct {
+		l    Listener
+		host string
+		port uint32 // 0: no route
+	}{
+		{Internal, "multi.flotilla.mesos", 31000},
+		{Internal, "admin.example.com", 31001},
+		{External, "admin.example.com", 0},
+		{External, "pub.example.com", 31002},
+	} {
+		ar := table.match(tc.l, tc.host, "/")
+		switch {
+		case tc.port == 0 && ar != nil:
+			t.Errorf("%s %s routed to %s; want none", tc.l, tc.host, ar.key)
+		case tc.port != 0 && (ar == nil || ar.id != "/multi" || ar.backends[0].Port != tc.port):
+			t.Errorf("%s %s: route %+v; want /multi's port %d", tc.l, tc.host, ar, tc.port)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,9 +13,14 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-func (g *Gateway) newServer(l Listener) *fasthttp.Server {
+// newServer builds the server of listener l, or of a service port with l's
+// rules; h nil routes by host and path.
+func (g *Gateway) newServer(l Listener, h fasthttp.RequestHandler) *fasthttp.Server {
+	if h == nil {
+		h = func(ctx *fasthttp.RequestCtx) { g.serve(l, ctx) }
+	}
 	return &fasthttp.Server{
-		Handler: func(ctx *fasthttp.RequestCtx) { g.serve(l, ctx) },
+		Handler: h,
 		// The request header must arrive within this; the handler lifts it
 		// before reading a body, which has no deadline, as with net/http's
 		// ReadHeaderTimeout.
@@ -124,7 +130,17 @@ func (g *Gateway) serve(l Listener, ctx *fasthttp.RequestCtx) {
 		notFound(ctx)
 		return
 	}
-	st := g.acquireState(ctx, l, snap.pools[ar.id])
+	g.serveRoute(l, ctx, ar, snap.pools[ar.key])
+}
+
+// serveRoute proxies a request that has found its route, on listener l or
+// on a service port (serviceHTTP).
+func (g *Gateway) serveRoute(l Listener, ctx *fasthttp.RequestCtx, ar *appRoute, p *pool) {
+	if p.opts.RedirectToHTTPS && !ctx.IsTLS() {
+		redirectToHTTPS(ctx)
+		return
+	}
+	st := g.acquireState(ctx, l, p)
 	st.pool.app.inFlight.Inc()
 	defer func() {
 		if rec := recover(); rec != nil {
@@ -182,7 +198,7 @@ func (g *Gateway) proxy(st *reqState) {
 		if attempt > 0 {
 			now = g.clock.Now()
 		}
-		b := st.pool.pick(g.cfg.Balance, now.UnixNano(), tried)
+		b := st.pick(g.cfg.Balance, now.UnixNano(), tried)
 		if b == nil {
 			g.fail(st, errNoHealthyBackend)
 			return
@@ -209,6 +225,40 @@ func (g *Gateway) proxy(st *reqState) {
 	}
 }
 
+// pick chooses this request's backend: the one its sticky cookie names,
+// if any is in rotation, else by the pool's balancing.
+func (st *reqState) pick(def string, now int64, tried []*backendState) *backendState {
+	p := st.pool
+	if p.opts.Sticky {
+		if c := st.ctx.Request.Header.Cookie(stickyCookie); len(c) > 0 {
+			if b := p.byCookie(c, now, tried); b != nil {
+				return b
+			}
+		}
+	}
+	policy := p.policy(def)
+	var hash uint64
+	if policy == Source {
+		hash = fnv64a(st.ctx.RemoteIP())
+	}
+	return p.pick(policy, now, tried, hash)
+}
+
+// redirectToHTTPS answers HAPROXY_{n}_REDIRECT_TO_HTTPS: the same URL over
+// https, 301 as marathon-lb's "redirect scheme https".
+func redirectToHTTPS(ctx *fasthttp.RequestCtx) {
+	host := requestHost(b2s(ctx.Request.Header.Host()))
+	if strings.IndexByte(host, ':') >= 0 {
+		host = "[" + host + "]"
+	}
+	ctx.Response.Reset()
+	ctx.Response.Header.Set("Location", "https://"+host+string(ctx.RequestURI()))
+	ctx.SetStatusCode(fasthttp.StatusMovedPermanently)
+}
+
+// hstsValue is marathon-lb's Strict-Transport-Security (about six months).
+const hstsValue = "max-age=15768000"
+
 // respond passes on the response whose head exchange has read: a short
 // body is copied now, a long one streams after the handler returns, and a
 // 101 turns the connection into a tunnel.
@@ -218,6 +268,14 @@ func (g *Gateway) respond(st *reqState, head, http10 bool) {
 	st.keep = !resp.Header.ConnectionClose()
 	switching := st.status == fasthttp.StatusSwitchingProtocols
 	st.tmp = stripResponseHeaders(&resp.Header, st.tmp, switching)
+	if o := &st.pool.opts; o.UseHSTS || o.Sticky {
+		if o.UseHSTS {
+			resp.Header.Set("Strict-Transport-Security", hstsValue)
+		}
+		if o.Sticky && string(st.ctx.Request.Header.Cookie(stickyCookie)) != st.served.cookie {
+			resp.Header.Add("Set-Cookie", stickyCookie+"="+st.served.cookie+"; Path=/")
+		}
+	}
 	if switching {
 		g.tunnel(st)
 		return

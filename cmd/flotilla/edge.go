@@ -43,6 +43,9 @@ type edgeConfig struct {
 	GatewayTLSCert string
 	GatewayTLSKey  string
 	Groups         []string // marathon-lb's --group: only these apps' routes
+	// GatewayServices holds --gateway-service-ports and
+	// --gateway-bind-retry; only those fields are read.
+	GatewayServices gateway.Config
 }
 
 type edge struct {
@@ -78,7 +81,8 @@ func newEdge(cfg edgeConfig, log *logrus.Logger) (*edge, error) {
 	if cfg.GatewayAddr != "" || cfg.InternalGWAddr != "" {
 		e.gateway, err = gateway.New(gateway.Config{ExternalAddr: cfg.GatewayAddr, InternalAddr: cfg.InternalGWAddr,
 			TLSCertFile: cfg.GatewayTLSCert, TLSKeyFile: cfg.GatewayTLSKey, Clock: clk,
-			Log: logging.Component(log, "gateway"), Registerer: e.registry})
+			Log: logging.Component(log, "gateway"), Registerer: e.registry,
+			DisableServicePorts: cfg.GatewayServices.DisableServicePorts, BindRetry: cfg.GatewayServices.BindRetry})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
@@ -173,7 +177,6 @@ func runEdge(args []string) error {
 	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
 	var c edgeConfig
 	apis := fs.String("api", os.Getenv("FLOTILLA_API"), "replica API URLs to follow, comma-separated (any replica: standbys forward to the leader)")
-	groups := fs.String("gateway-groups", "", "serve only the routes of apps in these marathon-lb groups (HAPROXY_GROUP; \"external\" also takes apps exposed by the exposure field), comma-separated; empty: every app")
 	fs.StringVar(&c.Auth.Token, "token", os.Getenv("FLOTILLA_TOKEN"), "bearer token, if the API requires one (env FLOTILLA_TOKEN)")
 	user := fs.String("user", os.Getenv("FLOTILLA_USER"), "user:password for HTTP basic auth (env FLOTILLA_USER)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8090", "address serving /ping, /metrics and Mesos-DNS's /v1 API; empty: none")
@@ -185,13 +188,13 @@ func runEdge(args []string) error {
 	fs.StringVar(&c.InternalGWAddr, "internal-gateway-addr", "", "internal gateway listener; empty: none")
 	fs.StringVar(&c.GatewayTLSCert, "gateway-tls-cert", "", "certificate file: serve the external gateway listener over TLS (with --gateway-tls-key)")
 	fs.StringVar(&c.GatewayTLSKey, "gateway-tls-key", "", "key file of --gateway-tls-cert")
+	gatewayServiceFlags(fs, &c.GatewayServices, &c.Groups)
 	level := fs.String("log-level", "info", "log level: error, warn, info, debug, trace")
 	format := fs.String("log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	c.APIs = splitComma(*apis)
-	c.Groups = splitComma(*groups)
 	if *user != "" {
 		u, p, ok := strings.Cut(*user, ":")
 		if !ok {

@@ -63,6 +63,9 @@ type platformConfig struct {
 	// GatewayClients holds the gateway's limits on slow and abusive
 	// clients (--gateway-*); only those fields are read.
 	GatewayClients gateway.Config
+	// GatewayGroups limits the gateway to apps in these marathon-lb
+	// groups (--gateway-groups); empty: every app.
+	GatewayGroups []string
 	// SecretPoll is how often referenced secrets are checked for a new
 	// version (rotation); default 30 s.
 	SecretPoll time.Duration
@@ -272,14 +275,15 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 			TLSCertFile: cfg.GatewayTLSCert, TLSKeyFile: cfg.GatewayTLSKey, Clock: clk,
 			Log: logging.Component(log, "gateway"), Registerer: p.registry,
 			ReadHeaderTimeout: gc.ReadHeaderTimeout, IdleTimeout: gc.IdleTimeout, MaxHeaderBytes: gc.MaxHeaderBytes,
-			MaxConns: gc.MaxConns, MaxConnsPerIP: gc.MaxConnsPerIP})
+			MaxConns: gc.MaxConns, MaxConnsPerIP: gc.MaxConnsPerIP,
+			DisableServicePorts: gc.DisableServicePorts, BindRetry: gc.BindRetry})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 	}
 	if p.dns != nil || p.gateway != nil {
 		fc := discovery.Config{Scheduler: p.sched, Leader: masterRecord(det), Domain: cfg.DNSDomain,
-			Framework: cfg.FrameworkName, Log: logging.Component(log, "discovery")}
+			Framework: cfg.FrameworkName, Groups: cfg.GatewayGroups, Log: logging.Component(log, "discovery")}
 		if p.dns != nil {
 			fc.DNS = p.dns
 		}

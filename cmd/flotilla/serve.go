@@ -66,6 +66,7 @@ func commonFlags(fs *flag.FlagSet, c *platformConfig, apiAddr string) (level, fo
 	servicePortFlag(fs, "local-port-max", "highest service port assigned to apps (Marathon's --local_port_max)", &c.ServicePorts.Max)
 	apiClientFlags(fs, &c.APIClientLimits)
 	gatewayClientFlags(fs, &c.GatewayClients)
+	gatewayServiceFlags(fs, &c.GatewayClients, &c.GatewayGroups)
 	level = fs.String("log-level", "info", "log level: error, warn, info, debug, trace")
 	format = fs.String("log-format", "text", "log format: text or json")
 	return level, format
@@ -92,6 +93,25 @@ func gatewayClientFlags(fs *flag.FlagSet, c *gateway.Config) {
 	fs.IntVar(&c.MaxHeaderBytes, "gateway-max-header-bytes", gateway.DefaultMaxHeaderBytes, "largest request header; larger ones get 431")
 	capFlag(fs, &c.MaxConns, "gateway-max-conns", gateway.DefaultMaxConns, "most client connections a gateway listener holds; more get 503 at once")
 	capFlag(fs, &c.MaxConnsPerIP, "gateway-max-conns-per-ip", gateway.DefaultMaxConnsPerIP, "most connections one client address holds on a gateway listener; more get 429 at once")
+}
+
+// gatewayServiceFlags registers what the gateway serves: which
+// marathon-lb groups (serve, dev and edge alike) and whether service ports
+// are bound.
+func gatewayServiceFlags(fs *flag.FlagSet, c *gateway.Config, groups *[]string) {
+	fs.Func("gateway-groups", "serve only the routes and service ports of apps in these marathon-lb groups (HAPROXY_GROUP, HAPROXY_{n}_GROUP; \"external\" also takes apps exposed by the exposure field; \"*\" every app), comma-separated; empty: every app", func(v string) error {
+		*groups = splitComma(v)
+		return nil
+	})
+	fs.Func("gateway-service-ports", "bind each app's service ports (marathon-lb's frontends) on the gateway listeners' hosts: true or false (default true); turn off where several gateways share a machine", func(v string) error {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		c.DisableServicePorts = !on
+		return nil
+	})
+	fs.DurationVar(&c.BindRetry, "gateway-bind-retry", gateway.DefaultBindRetry, "how often a service port that could not be bound (in use, bad certificate) is tried again")
 }
 
 // capFlag registers a cap where 0 means none (stored as -1, which the
