@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sort"
@@ -47,11 +48,16 @@ func bridgeSpec(id, form string, instances int, v string) string {
 func TestDevBridgeNetworking(t *testing.T) {
 	t.Parallel()
 	testbed.DockerSocket(t)
-	env := startDev(t, devOpts{executor: "docker", upstream: fakeUpstream(t), ports: [2]uint64{27700, 27799}})
+	env := startDev(t, devOpts{executor: "docker", upstream: fakeUpstream(t), ports: [2]uint64{27700, 27799}, servicePorts: [2]uint32{27900, 27999}})
 	env.deploy(t, bridgeSpec("/bridge", "1.5", 3, "1"))
 	env.deploy(t, bridgeSpec("/legacy", "legacy", 1, "1"))
-	waitFor(t, 120*time.Second, "3 healthy /bridge tasks and 1 healthy /legacy task", func() bool {
-		return env.app(t, "/bridge").TasksHealthy == 3 && env.app(t, "/legacy").TasksHealthy == 1
+	// A plain TCP service (the test image's echo on container port 7000):
+	// no vhost and no HTTP check, so its service port is in TCP mode.
+	env.deploy(t, fmt.Sprintf(`{"id": "/echo", "instances": 2, "cpus": 0.05, "mem": 32,
+		"networks": [{"mode": "container/bridge"}], "args": ["-port", "8080", "-tcp-echo", "7000"],
+		"container": {"type": "DOCKER", "docker": {"image": %q}, "portMappings": [{"containerPort": 7000, "hostPort": 0}]}}`, testbed.Image))
+	waitFor(t, 120*time.Second, "3 healthy /bridge tasks, 1 healthy /legacy task, 2 running /echo tasks", func() bool {
+		return env.app(t, "/bridge").TasksHealthy == 3 && env.app(t, "/legacy").TasksHealthy == 1 && env.app(t, "/echo").TasksRunning == 2
 	})
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, id := range []string{"/bridge", "/legacy"} {
@@ -93,10 +99,10 @@ func TestDevBridgeNetworking(t *testing.T) {
 	lb := marathonLBView(t, env)
 	seen := map[int]string{}
 	for id, a := range lb {
-		if id != "/bridge" && id != "/legacy" {
+		if id != "/bridge" && id != "/legacy" && id != "/echo" {
 			continue
 		}
-		if len(a.servicePorts) != 2 {
+		if want := map[string]int{"/bridge": 2, "/legacy": 2, "/echo": 1}[id]; len(a.servicePorts) != want {
 			t.Fatalf("marathon-lb sees service ports %v for %s", a.servicePorts, id)
 		}
 		for _, p := range a.servicePorts {
@@ -117,11 +123,31 @@ func TestDevBridgeNetworking(t *testing.T) {
 		}
 	}
 
-	// The gateway by vhost, under load through a kill, a scale and a
-	// rolling restart.
-	waitFor(t, 20*time.Second, "the vhost route", func() bool {
+	// The TCP service through its service port on the internal listener's
+	// host: bytes in, the same bytes out.
+	echoSvc := net.JoinHostPort("127.0.0.1", fmt.Sprint(lb["/echo"].servicePorts[0]))
+	waitFor(t, 30*time.Second, "the TCP service port to echo", func() bool {
+		c, err := net.DialTimeout("tcp", echoSvc, 2*time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := c.Write([]byte("hello flotilla\n")); err != nil {
+			return false
+		}
+		buf := make([]byte, 64)
+		n, err := io.ReadAtLeast(c, buf, len("hello flotilla\n"))
+		return err == nil && string(buf[:n]) == "hello flotilla\n"
+	})
+
+	// The gateway by vhost and by service port (HTTP mode: the port has a
+	// vhost), under load through a kill, a scale and a rolling restart.
+	svc := net.JoinHostPort("127.0.0.1", fmt.Sprint(lb["/bridge"].servicePorts[0]))
+	waitFor(t, 20*time.Second, "the vhost route and the service port", func() bool {
 		code, _, err := get(client, env.external, "bridge.example.com", "/")
-		return err == nil && code == http.StatusOK
+		code2, _, err2 := get(client, svc, "anything", "/")
+		return err == nil && code == http.StatusOK && err2 == nil && code2 == http.StatusOK
 	})
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
@@ -129,6 +155,7 @@ func TestDevBridgeNetworking(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
+		w := w
 		go func() {
 			defer wg.Done()
 			for {
@@ -137,7 +164,11 @@ func TestDevBridgeNetworking(t *testing.T) {
 					return
 				default:
 				}
-				code, _, err := get(client, env.external, "bridge.example.com", "/")
+				addr, host := env.external, "bridge.example.com"
+				if w%2 == 1 {
+					addr, host = svc, "anything"
+				}
+				code, _, err := get(client, addr, host, "/")
 				if err != nil || code != http.StatusOK {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %v", code, err))

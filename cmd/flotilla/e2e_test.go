@@ -26,6 +26,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/flotilla-sched/flotilla/api"
+	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/gateway"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
@@ -55,6 +56,10 @@ type devOpts struct {
 	masterZK      string // zk://…: the master registers there (as Mesos masters do)
 	auth          api.Auth
 	gatewayGroups []string // --gateway-groups
+	// servicePorts is the range service ports are assigned from; tests
+	// that reach apps on their service ports take a range of their own,
+	// since every platform's gateway binds them on 127.0.0.1.
+	servicePorts [2]uint32
 }
 
 // logTail keeps the last logTailMax bytes written to it.
@@ -151,6 +156,7 @@ func startPlatform(t *testing.T, o devOpts, master string, log *logrus.Logger) (
 		DNSAddr: "127.0.0.1:0", DNSDomain: "mesos", DNSUpstreams: []string{o.upstream}, ZK: o.zk,
 		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0", SecretEnvType: o.secretEnvType, SecretPoll: o.secretPoll,
 		MaxInstances: o.maxInstances, Auth: o.auth, GatewayGroups: o.gatewayGroups,
+		ServicePorts: appspec.PortRange{Min: o.servicePorts[0], Max: o.servicePorts[1]},
 		Getenv: func(k string) string {
 			switch k {
 			case "VAULT_ADDR":
