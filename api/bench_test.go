@@ -51,7 +51,7 @@ func setupBench(b *testing.B, apps, perApp int) *benchState {
 		app.CPUs, app.Mem, app.Instances = 0.01, 1, perApp
 		app.Labels = map[string]string{"team": strconv.Itoa(i % 100)}
 		app.Env = map[string]appspec.EnvValue{"MODE": {Value: "bench"}}
-		app.HealthChecks = []appspec.HealthCheck{{Protocol: "MESOS_HTTP", Path: "/health", GracePeriodSeconds: 300}}
+		app.HealthChecks = []appspec.HealthCheck{{Protocol: "MESOS_HTTP", Path: "/health", GracePeriodSeconds: 300, IntervalSeconds: 60, TimeoutSeconds: 20}}
 		app.Normalize()
 		if _, err := st.PutApp(ctx, app, store.CreateOnly); err != nil {
 			b.Fatal(err)
@@ -181,9 +181,11 @@ func BenchmarkListApps(b *testing.B) {
 	defer bs.stop()
 	runtime.GC()
 	for _, q := range []struct{ name, query string }{
-		{"plain", ""},
-		{"embedTasks", "?embed=apps.tasks"},
-		{"labelFilter", "?label=team==7"},
+		{"plain", "/v2/apps"},
+		{"embedTasks", "/v2/apps?embed=apps.tasks"},
+		{"labelFilter", "/v2/apps?label=team==7"},
+		// The group tree of the same apps (100 groups), with their tasks.
+		{"groupsEmbedTasks", "/v2/groups?embed=group.groups&embed=group.apps.tasks"},
 	} {
 		b.Run(q.name, func(b *testing.B) {
 			client := &http.Client{}
@@ -192,7 +194,7 @@ func BenchmarkListApps(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				start := time.Now()
-				res, err := client.Get(bs.url + "/v2/apps" + q.query)
+				res, err := client.Get(bs.url + q.query)
 				if err != nil {
 					b.Fatal(err)
 				}
