@@ -1,102 +1,34 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/flotilla-sched/flotilla/internal/testbed"
 )
 
-// chromiumPath is Debian's chromium (scripts/testbed.sh installs it);
-// under CI=true its absence fails the test.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("FLOTILLA_CHROMIUM"), "/usr/bin/chromium"} {
-		if p == "" {
-			continue
-		}
-		if _, err := exec.LookPath(p); err == nil {
-			return p
-		}
-	}
-	msg := "Debian's chromium is not installed (apt-get install -y chromium, or scripts/testbed.sh up)"
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and %s", msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// browser starts headless Chromium for one test and records every request
-// the page makes, so the test can fail on any that leaves the server.
-type browser struct {
-	ctx  context.Context
-	mu   sync.Mutex
-	urls []string
-}
+// browser is the test bed's Chromium with the screenshots of docs/img.
+type browser struct{ *testbed.Browser }
 
 func newBrowser(t *testing.T, width, height int) *browser {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumPath(t)), chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.WindowSize(width, height),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	b := &browser{ctx: ctx}
-	chromedp.ListenTarget(ctx, func(ev any) {
-		if e, ok := ev.(*network.EventRequestWillBeSent); ok {
-			b.mu.Lock()
-			b.urls = append(b.urls, e.Request.URL)
-			b.mu.Unlock()
-		}
-	})
-	if err := chromedp.Run(ctx, network.Enable()); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return b
+	return &browser{testbed.NewBrowser(t, width, height)}
 }
 
 func (b *browser) run(t *testing.T, what string, actions ...chromedp.Action) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
-	defer cancel()
-	if err := chromedp.Run(ctx, actions...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
+	b.Run(t, what, actions...)
 }
 
-// text is an element's textContent ("" when it is not there).
-func (b *browser) text(t *testing.T, sel string) string {
-	t.Helper()
-	var s string
-	b.run(t, "read "+sel, chromedp.Evaluate(fmt.Sprintf(`(document.querySelector(%q)||{}).textContent||""`, sel), &s))
-	return s
-}
+func (b *browser) text(t *testing.T, sel string) string { t.Helper(); return b.Text(t, sel) }
 
-// waitText waits until the element's text holds want, without reloading.
 func (b *browser) waitText(t *testing.T, d time.Duration, sel, want string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
-		if last = b.text(t, sel); strings.Contains(last, want) {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("after %v, %s reads %q, want %q in it", d, sel, last, want)
+	b.WaitText(t, d, sel, want)
 }
 
 func (b *browser) screenshot(t *testing.T, name string) {
@@ -115,19 +47,6 @@ func (b *browser) screenshot(t *testing.T, name string) {
 	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// outside lists the requests that did not go to origin.
-func (b *browser) outside(origin string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, u := range b.urls {
-		if !strings.HasPrefix(u, origin+"/") && !strings.HasPrefix(u, "data:") {
-			out = append(out, u)
-		}
-	}
-	return out
 }
 
 // TestUIBrowser drives the web UI in Debian's headless Chromium against
@@ -193,7 +112,7 @@ func TestUIBrowser(t *testing.T) {
 	if noReload == nil {
 		t.Errorf("the page reloaded during the test (window.__noReload is gone); updates must come live")
 	}
-	if out := b.outside(env.api); len(out) > 0 {
+	if out := b.Outside(env.api); len(out) > 0 {
 		t.Fatalf("the page requested %d URLs outside the server: %q", len(out), out)
 	}
 
