@@ -174,15 +174,15 @@ async function appPage(id) {
   const stopLogs = () => { if (logCtl) { logCtl.abort(); logCtl = null; } };
   const sections = {
     head: h('div'), actions: h('div', { class: 'toolbar' }), status: h('div'), tasks: h('div'), logs: h('div'),
-    deploy: h('div'), queue: h('div'), versions: h('div'), config: h('div'), autoscale: h('div'),
+    deploy: h('div'), queue: h('div'), versions: h('div', { id: 'versions' }), config: h('div', { id: 'config' }), autoscale: h('div', { id: 'autoscale' }),
   };
   main.replaceChildren(sections.head, sections.actions, sections.deploy, sections.queue, sections.status, sections.tasks, sections.logs, sections.versions, sections.config, sections.autoscale);
-  const msg = h('div', { role: 'status', 'aria-live': 'polite' });
+  const msg = h('div', { role: 'status', 'aria-live': 'polite', id: 'action-msg' });
 
   const act = async (label, method, path, body) => {
     msg.replaceChildren(h('span', { class: 'muted' }, `${label}…`));
-    try { await api(method, path, body); msg.replaceChildren(h('span', { class: 'ok' }, `${label}: accepted`)); dirty = true; }
-    catch (e) { msg.replaceChildren(errorBox(e)); }
+    try { await api(method, path, body); msg.replaceChildren(h('span', { class: 'ok' }, `${label}: accepted`)); dirty = true; return true; }
+    catch (e) { msg.replaceChildren(errorBox(e)); return false; }
   };
   const scaleIn = h('input', { type: 'number', min: 0, 'aria-label': 'Instances', id: 'scale-n' });
   sections.actions.append(
@@ -275,7 +275,7 @@ async function appPage(id) {
         h('ul', {}, secrets.map(([name, s]) => h('li', {}, h('code', {}, name), ' ← ', h('code', {}, s.source || JSON.stringify(s)))))) : '',
       h('table', {}, h('tbody', {}, env.map(([k, v]) => h('tr', {}, h('td', {}, h('code', {}, k)), h('td', {}, typeof v === 'object' ? h('span', { class: 'muted' }, `secret ${v.secret}`) : h('code', {}, v)))))));
 
-    if (!versionsLoaded) { versionsLoaded = true; loadVersions(id, sections.versions, act); }
+    if (!versionsLoaded) { versionsLoaded = true; loadVersions(id, sections.versions, act).catch(e => sections.versions.replaceChildren(errorBox(e))); }
     api('GET', appPath(id) + '/autoscale').then(d => autoscaleView(sections.autoscale, d)).catch(() => sections.autoscale.replaceChildren());
     main.dataset.ready = 'app';
   };
@@ -304,10 +304,15 @@ async function loadVersions(id, el, act) {
     const [va, vb] = await Promise.all([api('GET', `${appPath(id)}/versions/${a.value}`), api('GET', `${appPath(id)}/versions/${b.value}`)]);
     out.replaceChildren(...lineDiff(strip(va), strip(vb)).map(([op, line]) => h('div', { class: op === '+' ? 'add' : op === '-' ? 'del' : '' }, `${op} ${line}`)));
   };
-  const rollback = () => act(`Roll back to ${a.value}`, 'PUT', appPath(id), { version: a.value });
+  // The rollback makes a new version (the old definition again): the
+  // list is read again once the API accepted it.
+  const rollback = async () => { if (await act(`Roll back to ${a.value}`, 'PUT', appPath(id), { version: a.value })) await loadVersions(id, el, act); };
+  const rb = h('button', { id: 'rollback', onclick: () => rollback().catch(e => out.replaceChildren(errorBox(e))) });
+  const label = () => { rb.textContent = `Roll back to ${a.value}`; };
+  a.addEventListener('change', label);
+  label();
   el.replaceChildren(h('h2', {}, `Versions (${versions.length})`), h('div', { class: 'toolbar' }, a, ' vs ', b,
-    h('button', { id: 'diff-btn', onclick: () => diff().catch(e => out.replaceChildren(errorBox(e))) }, 'Diff'),
-    h('button', { id: 'rollback', onclick: rollback }, 'Roll back to the first')), out);
+    h('button', { id: 'diff-btn', onclick: () => diff().catch(e => out.replaceChildren(errorBox(e))) }, 'Diff'), rb), out);
 }
 
 // lineDiff is a longest-common-subsequence diff of two short texts.

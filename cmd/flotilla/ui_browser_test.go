@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	vault "github.com/hashicorp/vault/api"
 
 	"github.com/flotilla-sched/flotilla/internal/testbed"
 )
@@ -121,4 +125,91 @@ func TestUIBrowser(t *testing.T) {
 	phone.run(t, "open the apps list on a phone", chromedp.Navigate(env.api+"/#/"))
 	phone.waitText(t, 20*time.Second, ".vlist", "/web")
 	phone.screenshot(t, "ui-phone.png")
+}
+
+// TestUIBrowserRollbackSecret rolls an app back from its versions page in
+// headless Chromium, and checks that a secret's value, stored in the test
+// bed's Vault and given to the app's tasks, appears nowhere in the page's
+// DOM or in any of its network traffic (requests, response bodies, event
+// stream), while its reference does.
+func TestUIBrowserRollbackSecret(t *testing.T) {
+	t.Parallel()
+	vaddr, vtoken := testbed.Vault(t)
+	canary := "canary-" + randomString(t)
+	vc, err := vault.NewClient(&vault.Config{Address: vaddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc.SetToken(vtoken)
+	path := "flotilla-ui/" + randomString(t)
+	if _, err := vc.KVv2("secret").Put(context.Background(), path, map[string]any{"password": canary}); err != nil {
+		t.Fatalf("store the canary in Vault: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := vc.KVv2("secret").DeleteMetadata(context.Background(), path); err != nil {
+			t.Logf("remove the canary's path from Vault: %v", err)
+		}
+	})
+	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t), vault: [2]string{vaddr, vtoken}, ports: [2]uint64{31700, 31799}})
+	spec := func(mode string) string {
+		return fmt.Sprintf(`{"id":"/vaulted","cmd":"sleep 100000","instances":1,"cpus":0.05,"mem":16,
+		  "env":{"DB_PASSWORD":{"secret":"db"},"MODE":%q},"secrets":{"db":{"source":"secret/%s#password"}}}`, mode, path)
+	}
+	env.deploy(t, spec("first"))
+	settled := func(mode string) func() bool {
+		return func() bool {
+			a := env.app(t, "/vaulted")
+			return a.TasksRunning == 1 && len(a.Deployments) == 0 && a.Env["MODE"] == mode && len(a.Tasks) == 1 && a.Tasks[0].Version == a.Version
+		}
+	}
+	waitFor(t, 60*time.Second, "/vaulted running its first version", settled("first"))
+	if code, b := env.do(t, "PUT", "/v2/apps/vaulted", spec("second")); code != http.StatusOK {
+		t.Fatalf("PUT the second version: %d %s", code, b)
+	}
+	waitFor(t, 60*time.Second, "/vaulted running its second version", settled("second"))
+
+	b := newBrowser(t, 1280, 800)
+	b.RecordBodies()
+	b.run(t, "open /vaulted", chromedp.Navigate(env.api+"/#/app/vaulted"))
+	b.waitText(t, 30*time.Second, "#secrets", "secret/"+path+"#password")
+	b.waitText(t, 30*time.Second, "#rollback", "Roll back to ")
+	b.run(t, "diff the two versions", chromedp.Click("#diff-btn", chromedp.ByQuery))
+	// The only changed line: MODE, removed in the older, added in the newer.
+	b.waitText(t, 30*time.Second, "#diff .del", `"MODE": "first"`)
+	if d := b.text(t, "#diff .add"); !strings.Contains(d, `"MODE": "second"`) {
+		t.Fatalf("the diff's added line reads %q, want MODE second", d)
+	}
+	b.run(t, "scroll to the versions", chromedp.ScrollIntoView("#diff .del", chromedp.ByQuery))
+	b.screenshot(t, "ui-versions.png")
+	b.run(t, "roll back", chromedp.Click("#rollback", chromedp.ByQuery))
+	b.waitText(t, 30*time.Second, "#action-msg", "accepted")
+	waitFor(t, 60*time.Second, "/vaulted running its first definition again", settled("first"))
+	// Live, without a reload: the configuration shows the old value and
+	// the versions list has the rollback's version.
+	b.waitText(t, 30*time.Second, "#versions", "Versions (3)")
+	b.waitText(t, 30*time.Second, "#config", "first")
+	b.waitText(t, 30*time.Second, "#instances", "1 healthy of 1")
+
+	// Everything the page holds and everything it exchanged: the value of
+	// the secret nowhere, its reference there (so the search looked at
+	// the right things). Neither is printed: a failure says where.
+	var dom string
+	b.run(t, "read the DOM", chromedp.Evaluate(`document.documentElement.outerHTML + [...document.querySelectorAll('input,textarea,select')].map(e => e.value).join('\n')`, &dom))
+	if strings.Contains(dom, canary) {
+		t.Errorf("the secret's value is in the page's DOM")
+	}
+	traffic := b.Traffic()
+	seenRef := false
+	for i, c := range traffic {
+		if strings.Contains(c, canary) {
+			t.Errorf("the secret's value is in the page's traffic (item %d of %d, %d bytes)", i, len(traffic), len(c))
+		}
+		seenRef = seenRef || (strings.HasPrefix(c, "response ") && strings.Contains(c, "secret/"+path))
+	}
+	if !seenRef {
+		t.Errorf("no recorded response body holds the secret's reference (%d items recorded): the traffic search saw nothing", len(traffic))
+	}
+	if out := b.Outside(env.api); len(out) > 0 {
+		t.Fatalf("the page requested %d URLs outside the server: %q", len(out), out)
+	}
 }
