@@ -237,6 +237,18 @@ func (s *Server) taskLogs(w http.ResponseWriter, r *http.Request, appID, taskID 
 			offset = off
 		}
 	}
+	if follow {
+		// Counted before the first read, so a burst of clients cannot
+		// overshoot the cap while their reads are in flight.
+		max := int64(s.cfg.ClientLimits.MaxLogFollows)
+		if n := s.logFollows.Add(1); max > 0 && n > max {
+			s.logFollows.Add(-1)
+			w.Header().Set("Retry-After", "10")
+			return errorf(http.StatusServiceUnavailable,
+				"%d task log follows are open, the most this server takes (--api-max-log-follows); retry later, or read without follow=true and page on with offset", max)
+		}
+		defer s.logFollows.Add(-1)
+	}
 	// The first read before any header: a bad agent or a collected
 	// sandbox is a clean error status, not a broken stream.
 	data, _, found, err := s.readLog(r.Context(), t, offset, logPage)

@@ -54,6 +54,7 @@ type devOpts struct {
 	maxInstances  int    // 0: the default
 	masterZK      string // zk://…: the master registers there (as Mesos masters do)
 	auth          api.Auth
+	clientLimits  api.ClientLimits // zero: the defaults
 }
 
 // logTail keeps the last logTailMax bytes written to it.
@@ -149,7 +150,7 @@ func startPlatform(t *testing.T, o devOpts, master string, log *logrus.Logger) (
 		Master: master, APIAddr: "127.0.0.1:0", FrameworkName: "flotilla", Role: "*", FailoverTimeout: time.Hour,
 		DNSAddr: "127.0.0.1:0", DNSDomain: "mesos", DNSUpstreams: []string{o.upstream}, ZK: o.zk,
 		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0", SecretEnvType: o.secretEnvType, SecretPoll: o.secretPoll,
-		MaxInstances: o.maxInstances, Auth: o.auth,
+		MaxInstances: o.maxInstances, Auth: o.auth, APIClientLimits: o.clientLimits,
 		Getenv: func(k string) string {
 			switch k {
 			case "VAULT_ADDR":
