@@ -225,7 +225,8 @@ async function appPage(id) {
 
   let versionsLoaded = false;
   refresh = async () => {
-    const [{ app }, deps, queue] = await Promise.all([api('GET', appPath(id) + '?embed=app.tasks&embed=app.lastTaskFailure'), api('GET', '/v2/deployments'), api('GET', '/v2/queue')]);
+    const [{ app }, deps, queue, ended] = await Promise.all([api('GET', appPath(id) + '?embed=app.tasks&embed=app.lastTaskFailure'), api('GET', '/v2/deployments'), api('GET', '/v2/queue'),
+      api('GET', appPath(id) + '/tasks/ended')]);
     const c = counts(app);
     const ext = app.exposure && app.exposure.mode === 'external';
     sections.head.replaceChildren(h('h1', {}, app.id), h('div', { class: 'cards' },
@@ -254,7 +255,12 @@ async function appPage(id) {
 
     const tasks = app.tasks || [];
     const cur = logTask.value;
-    logTask.replaceChildren(...tasks.map(t => h('option', { value: t.id }, t.id)), failure ? h('option', { value: failure.taskId }, `${failure.taskId} (failed)`) : '');
+    // Tasks that ended within the hour still have their sandbox: their
+    // logs are readable too.
+    const endedTasks = (ended && ended.tasks) || [];
+    logTask.replaceChildren(...tasks.map(t => h('option', { value: t.id }, t.id)),
+      ...endedTasks.map(t => h('option', { value: t.id }, `${t.id} (${t.state.replace('TASK_', '').toLowerCase()} ${age(t.endedAt)} ago)`)),
+      failure && !endedTasks.some(t => t.id === failure.taskId) ? h('option', { value: failure.taskId }, `${failure.taskId} (failed)`) : '');
     if (cur && [...logTask.options].some(o => o.value === cur)) logTask.value = cur;
     sections.tasks.replaceChildren(h('h2', {}, `Tasks (${tasks.length})`), h('table', { id: 'tasks' },
       h('thead', {}, h('tr', {}, ['Task', 'Host', 'Ports', 'State', 'Health', 'Ready', 'Age'].map((c, i) => h('th', { class: i === 2 || i === 5 ? 'hide-sm' : null }, c)))),

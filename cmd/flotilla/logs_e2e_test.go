@@ -235,8 +235,9 @@ func followN(t *testing.T, env *devEnv, path, accept string, n int) {
 }
 
 // TestDevLogsFollowNewAndCap: "flotilla app logs ID -f" follows an
-// instance that starts after it, from its first line; and follows beyond
-// --api-max-log-follows get a 503 that names the flag, until one ends.
+// instance that starts after it, from its first line; follows beyond
+// --api-max-log-follows get a 503 that names the flag, until one ends; a
+// task killed by a scale-down is listed as ended and its logs still read.
 func TestDevLogsFollowNewAndCap(t *testing.T) {
 	t.Parallel()
 	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t), ports: [2]uint64{31800, 31899},
@@ -318,4 +319,30 @@ func TestDevLogsFollowNewAndCap(t *testing.T) {
 		code, _, _ := follow()
 		return code == http.StatusOK
 	})
+
+	// A task that ended (killed by a scale-down) is listed as ended and its
+	// logs are still read from its sandbox.
+	if code, b := env.do(t, "PUT", "/v2/apps/follow-new", `{"instances":1}`); code != http.StatusOK {
+		t.Fatalf("scale to 1: %d %s", code, b)
+	}
+	var ended string
+	waitFor(t, 60*time.Second, "a task of /follow-new listed as ended", func() bool {
+		code, b := env.do(t, "GET", "/v2/apps/follow-new/tasks/ended", "")
+		var v struct {
+			Tasks []struct {
+				ID, State, EndedAt string
+			} `json:"tasks"`
+		}
+		if code != http.StatusOK || json.Unmarshal(b, &v) != nil || len(v.Tasks) == 0 {
+			return false
+		}
+		if v.Tasks[0].State != "TASK_KILLED" || v.Tasks[0].EndedAt == "" {
+			t.Fatalf("ended tasks: %s, want the killed one with its end time", b)
+		}
+		ended = v.Tasks[0].ID
+		return true
+	})
+	if code, b := env.do(t, "GET", "/v2/apps/follow-new/tasks/"+ended+"/logs", ""); code != http.StatusOK || !strings.Contains(string(b), "hello from "+ended) {
+		t.Fatalf("the logs of ended task %s: %d %.300s, want its greeting", ended, code, b)
+	}
 }
