@@ -174,9 +174,9 @@ async function appPage(id) {
   const stopLogs = () => { if (logCtl) { logCtl.abort(); logCtl = null; } };
   const sections = {
     head: h('div'), actions: h('div', { class: 'toolbar' }), status: h('div'), tasks: h('div'), logs: h('div'),
-    deploy: h('div'), queue: h('div'), versions: h('div', { id: 'versions' }), config: h('div', { id: 'config' }), autoscale: h('div', { id: 'autoscale' }),
+    deploy: h('div'), queue: h('div'), versions: h('div', { id: 'versions' }), config: h('div', { id: 'config' }), autoscale: h('div', { id: 'autoscale' }), discovery: h('div', { id: 'discovery' }),
   };
-  main.replaceChildren(sections.head, sections.actions, sections.deploy, sections.queue, sections.status, sections.tasks, sections.logs, sections.versions, sections.config, sections.autoscale);
+  main.replaceChildren(sections.head, sections.actions, sections.deploy, sections.queue, sections.status, sections.tasks, sections.discovery, sections.logs, sections.versions, sections.config, sections.autoscale);
   const msg = h('div', { role: 'status', 'aria-live': 'polite', id: 'action-msg' });
 
   const act = async (label, method, path, body) => {
@@ -283,17 +283,79 @@ async function appPage(id) {
 
     if (!versionsLoaded) { versionsLoaded = true; loadVersions(id, sections.versions, act).catch(e => sections.versions.replaceChildren(errorBox(e))); }
     api('GET', appPath(id) + '/autoscale').then(d => autoscaleView(sections.autoscale, d)).catch(() => sections.autoscale.replaceChildren());
+    discoveryView(sections.discovery, app).catch(e => sections.discovery.replaceChildren(h('h2', {}, 'DNS and gateway'), errorBox(e)));
     main.dataset.ready = 'app';
   };
   await refresh();
   return stopLogs;
 }
 
+// discoveryView: the app's DNS records as this replica's Mesos-DNS serves
+// them (its HTTP API, mounted at /v1/) and its gateway routes as the
+// discovery feed gives them to the gateway (/v2/apps/{id}/routes).
+async function discoveryView(el, app) {
+  const routes = await api('GET', appPath(app.id) + '/routes').catch(e => ({ error: e }));
+  const name = routes.dnsName || dnsName(app.id);
+  const srv = `_${name.split('.')[0]}._tcp.${name.split('.').slice(1).join('.')}`;
+  const [hosts, services] = await Promise.all([api('GET', '/v1/hosts/' + encodeURIComponent(name)), api('GET', '/v1/services/' + encodeURIComponent(srv))]);
+  const recs = [
+    ...(hosts || []).filter(r => r.ip).map(r => [r.host, 'A', r.ip]),
+    ...(services || []).filter(r => r.port).map(r => [r.service, 'SRV', `${r.host}:${r.port}`]),
+  ];
+  const table = (head, rows) => h('table', {}, h('thead', {}, h('tr', {}, head.map(c => h('th', {}, c)))), h('tbody', {}, rows.map(r => h('tr', {}, r.map(c => h('td', {}, h('code', {}, c)))))));
+  el.replaceChildren(h('h2', {}, 'DNS and gateway'),
+    recs.length ? table(['Name', 'Type', 'Value'], recs) : h('p', { class: 'muted' }, `No DNS records for ${name} (no running task yet).`),
+    routes.error ? errorBox(routes.error) : !routes.routed ? h('p', { class: 'muted' }, 'The gateway does not route this app (not in its view yet).') :
+      h('div', { id: 'routes' },
+        h('p', {}, `Gateway: ${routes.listeners.join(' and ')} listener${routes.listeners.length > 1 ? 's' : ''}, by host ${routes.dnsName}`,
+          (routes.exposure.vhosts || []).length ? `, ${routes.exposure.vhosts.join(', ')}` : '', (routes.exposure.paths || []).length ? ` (paths ${routes.exposure.paths.join(', ')})` : '',
+          Object.keys(routes.gateway || {}).length ? ` — ${Object.entries(routes.gateway).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''),
+        routes.backends.length ? table(['Backend task', 'Address'], routes.backends.map(b => [b.taskId, `${b.host}:${b.port}`])) : h('p', { class: 'muted' }, 'No backend: no task is running and ready.')));
+}
+
+// autoscaleView plots the autoscaler's recent decisions (hand-written
+// SVG): the metric against its target above, instances (current and
+// desired) below, on one time axis; the last decisions as a table.
 function autoscaleView(el, d) {
-  const decisions = (d && (d.decisions || d)) || [];
-  if (!Array.isArray(decisions) || !decisions.length) { el.replaceChildren(); return; }
-  el.replaceChildren(h('h2', {}, 'Autoscaler decisions'), h('table', {}, h('tbody', {}, decisions.slice(-20).reverse().map(x =>
-    h('tr', {}, h('td', {}, age(x.at || x.time || x.timestamp) + ' ago'), h('td', {}, `${x.from ?? ''} → ${x.to ?? x.instances ?? ''}`), h('td', {}, x.reason || x.rule || JSON.stringify(x)))))));
+  const decisions = ((d && d.decisions) || []).filter(x => x && x.at);
+  if (!decisions.length) { el.replaceChildren(); return; }
+  el.replaceChildren(h('h2', {}, 'Autoscaler decisions'), autoscalePlot(decisions),
+    h('table', {}, h('tbody', {}, decisions.slice(-10).reverse().map(x =>
+      h('tr', {}, h('td', {}, age(x.at) + ' ago'), h('td', {}, `${x.metric.toFixed(2)} / ${x.target}`), h('td', {}, `${x.current} → ${x.desired}`), h('td', {}, x.error ? `${x.reason} (${x.error})` : x.reason))))));
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs, ...kids) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  for (const kid of kids) el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  return el;
+}
+
+function autoscalePlot(ds) {
+  const W = 720, H = 260, L = 44, R = 12, T = 10, mid = 130, B = 24;
+  // Up to now: the last decision holds until the next (identical ones
+  // are folded into one entry, so a steady app has one).
+  const now = new Date().toISOString();
+  const t0 = Date.parse(ds[0].at), t1 = Math.max(t0 + 1000, Date.parse(now));
+  const x = t => L + ((Math.min(Date.parse(t), t1) - t0) / (t1 - t0)) * (W - L - R);
+  const mMax = Math.max(...ds.map(d => Math.max(d.metric, d.target))) * 1.1 || 1;
+  const ym = v => T + (1 - v / mMax) * (mid - T - 14);
+  const iMax = Math.max(1, ...ds.map(d => Math.max(d.current, d.desired)));
+  const yi = v => mid + 10 + (1 - v / iMax) * (H - B - mid - 10);
+  const line = (pts, cls) => svg('polyline', { points: pts.map(p => p.join(',')).join(' '), class: cls, fill: 'none' });
+  const steps = f => [...ds.flatMap((d, i) => (i ? [[x(d.at), f(ds[i - 1])], [x(d.at), f(d)]] : [[x(d.at), f(d)]])), [x(now), f(ds[ds.length - 1])]];
+  const label = (y, text) => svg('text', { x: L - 6, y: y + 4, 'text-anchor': 'end', class: 'axis' }, text);
+  return svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'plot', role: 'img', id: 'autoscale-plot',
+    'aria-label': `Autoscaler: metric against target, and instances, over the last ${ds.length} decisions` },
+    svg('title', {}, 'Metric against target (top), instances current and desired (bottom)'),
+    svg('line', { x1: L, x2: W - R, y1: mid, y2: mid, class: 'grid' }),
+    label(ym(mMax / 1.1), (mMax / 1.1).toFixed(2)), label(ym(0), '0'), label(yi(iMax), iMax), label(yi(0), '0'),
+    line(steps(d => ym(d.target)), 'target'), line(ds.map(d => [x(d.at), ym(d.metric)]), 'metric'),
+    line(steps(d => yi(d.current)), 'current'), line(steps(d => yi(d.desired)), 'desired'),
+    svg('text', { x: L, y: H - 6, class: 'axis' }, `${age(ds[0].at)} ago`), svg('text', { x: W - R, y: H - 6, 'text-anchor': 'end', class: 'axis' }, 'now'),
+    svg('text', { x: W - R, y: T + 10, 'text-anchor': 'end', class: 'legend' }, svg('tspan', { class: 'metric-t' }, '— metric '), svg('tspan', { class: 'target-t' }, '— target')),
+    svg('text', { x: W - R, y: mid + 20, 'text-anchor': 'end', class: 'legend' }, svg('tspan', { class: 'current-t' }, '— instances '), svg('tspan', { class: 'desired-t' }, '— desired')));
 }
 
 // Versions, with a line diff between any two and a rollback: Marathon's

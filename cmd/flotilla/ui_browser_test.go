@@ -83,7 +83,33 @@ func TestUIBrowser(t *testing.T) {
 	b.run(t, "scale to 5", chromedp.SetValue("#scale-n", "5", chromedp.ByQuery), chromedp.Click("#scale", chromedp.ByQuery))
 	b.waitText(t, 120*time.Second, "#instances", "5 healthy of 5")
 	b.waitText(t, 60*time.Second, "#tasks", "healthy")
+	// Its DNS records (Mesos-DNS's HTTP API) and the gateway's routes (the
+	// discovery feed's view): external, its vhost, five backends.
+	b.waitText(t, 30*time.Second, "#discovery", "SRV")
+	b.waitText(t, 30*time.Second, "#routes", "internal and external listeners")
+	b.waitText(t, 30*time.Second, "#routes", "web.example.com")
+	waitFor(t, 30*time.Second, "five backends on the page's gateway routes", func() bool {
+		var n int
+		b.run(t, "count the backends", chromedp.Evaluate(`document.querySelectorAll('#routes tbody tr').length`, &n))
+		return n == 5
+	})
 	b.screenshot(t, "ui-app.png")
+
+	// An autoscaled app: its decisions as a plot.
+	env.deploy(t, `{"id":"/scaled","instances":1,"cpus":0.05,"mem":16,"cmd":"sleep 100000",
+	  "container":{"type":"DOCKER","docker":{"image":"flotilla/busybox:dev","network":"HOST"}},
+	  "autoscale":{"min":1,"max":2,"metric":"cpu","target":0.5,"intervalSeconds":1}}`)
+	b.run(t, "open /scaled", chromedp.Navigate(env.api+"/#/app/scaled"))
+	// A steady app's identical decisions are folded into one entry: its
+	// instances line runs from that decision to now.
+	var points int
+	waitFor(t, 90*time.Second, "the autoscale plot's instances line", func() bool {
+		b.run(t, "read the plot", chromedp.Evaluate(`(() => { const p = document.querySelector('#autoscale-plot polyline.current');
+			return p ? p.getAttribute('points').split(' ').length : 0; })()`, &points))
+		return points >= 2
+	})
+	b.run(t, "scroll to the plot", chromedp.ScrollIntoView("#autoscale-plot", chromedp.ByQuery))
+	b.screenshot(t, "ui-autoscale.png")
 
 	// A task's stdout: an app that prints.
 	env.deploy(t, `{"id":"/printer","instances":1,"cpus":0.05,"mem":16,"cmd":"while true; do echo printed-by-$MESOS_TASK_ID; sleep 1; done",
