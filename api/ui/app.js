@@ -223,12 +223,13 @@ async function appPage(id) {
   sections.logs.append(h('h2', {}, 'Logs'), h('div', { class: 'toolbar' }, logTask, logStream, h('label', {}, follow, ' follow'),
     h('button', { id: 'log-show', onclick: showLogs }, 'Show'), h('button', { onclick: stopLogs }, 'Stop')), logView);
 
-  let versionsLoaded = false;
+  let versionsLoaded = false, autoscaled = false;
   refresh = async () => {
     const [{ app }, deps, queue, ended] = await Promise.all([api('GET', appPath(id) + '?embed=app.tasks&embed=app.lastTaskFailure'), api('GET', '/v2/deployments'), api('GET', '/v2/queue'),
       api('GET', appPath(id) + '/tasks/ended')]);
     const c = counts(app);
     const ext = app.exposure && app.exposure.mode === 'external';
+    autoscaled = !!app.autoscale;
     sections.head.replaceChildren(h('h1', {}, app.id), h('div', { class: 'cards' },
       h('div', { class: 'card' }, h('b', {}, 'Instances'), h('span', { id: 'instances' }, `${c.healthy} healthy of ${app.instances}`), healthBar(app)),
       h('div', { class: 'card' }, h('b', {}, 'Resources'), `${app.cpus} CPU, ${app.mem} MiB`),
@@ -287,7 +288,11 @@ async function appPage(id) {
     main.dataset.ready = 'app';
   };
   await refresh();
-  return stopLogs;
+  // The autoscaler folds identical decisions into one entry and sends no
+  // event for them, so nothing marks a steady autoscaled app's page stale:
+  // its decisions are re-read every 5 s.
+  const poll = setInterval(() => { if (autoscaled) dirty = true; }, 5000);
+  return () => { stopLogs(); clearInterval(poll); };
 }
 
 // discoveryView: the app's DNS records as this replica's Mesos-DNS serves
