@@ -147,6 +147,8 @@ type Server struct {
 	hub             hub
 	met             *metrics
 	lastTF          lastFailures
+	logFollows      atomic.Int64 // task log follows open (ClientLimits.MaxLogFollows)
+	recent          recentTasks  // tasks that ended, for their logs (recent.go)
 	// tr is this term's translator of scheduler events (Run sets it).
 	tr atomic.Pointer[translator]
 

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
@@ -32,6 +33,7 @@ import (
 type benchState struct {
 	url   string
 	srv   *Server
+	dep   *deploy.Service
 	sched *framework.Scheduler
 	in    chan framework.Input
 	stop  func()
@@ -51,8 +53,14 @@ func setupBench(b *testing.B, apps, perApp int) *benchState {
 		app.CPUs, app.Mem, app.Instances = 0.01, 1, perApp
 		app.Labels = map[string]string{"team": strconv.Itoa(i % 100)}
 		app.Env = map[string]appspec.EnvValue{"MODE": {Value: "bench"}}
-		app.HealthChecks = []appspec.HealthCheck{{Protocol: "MESOS_HTTP", Path: "/health", GracePeriodSeconds: 300, IntervalSeconds: 60, TimeoutSeconds: 20}}
+		app.HealthChecks = []appspec.HealthCheck{{Protocol: "MESOS_HTTP", Path: "/health", GracePeriodSeconds: 300,
+			IntervalSeconds: 10, TimeoutSeconds: 5, MaxConsecutiveFailures: 3}}
 		app.Normalize()
+		// Restore drops an app that breaks a rule (as a broken item, not
+		// an error): the bench must say so, not launch nothing.
+		if err := app.ValidateWith(appspec.Limits{}); err != nil {
+			b.Fatalf("bench app %s: %v", app.ID, err)
+		}
 		if _, err := st.PutApp(ctx, app, store.CreateOnly); err != nil {
 			b.Fatal(err)
 		}
@@ -140,7 +148,7 @@ func setupBench(b *testing.B, apps, perApp int) *benchState {
 	b.Logf("setup: %d tasks held, %d made RUNNING by status updates in %v (%.0f updates/s through the scheduler loop with %d apps)",
 		len(snap.Tasks), running, elapsed.Round(time.Millisecond), float64(running)/elapsed.Seconds(), apps)
 	hs := httptest.NewServer(srv)
-	return &benchState{url: hs.URL, srv: srv, sched: sched, in: in, stop: func() {
+	return &benchState{url: hs.URL, srv: srv, dep: dep, sched: sched, in: in, stop: func() {
 		hs.Close()
 		cancel()
 		<-done

@@ -34,6 +34,10 @@ type ClientLimits struct {
 	MaxConnsPerIP int
 	// MaxEventStreams caps /v2/events clients (503 beyond). -1: no cap.
 	MaxEventStreams int
+	// MaxLogFollows caps task log responses with follow=true open at
+	// once (503 beyond): each holds a connection and polls an agent twice
+	// a second for as long as the client likes. -1: no cap.
+	MaxLogFollows int
 }
 
 // DefaultClientLimits are what a zero ClientLimits field takes.
@@ -46,6 +50,7 @@ func DefaultClientLimits() ClientLimits {
 		MaxConns:          1024,
 		MaxConnsPerIP:     256,
 		MaxEventStreams:   256,
+		MaxLogFollows:     256,
 	}
 }
 
@@ -74,6 +79,7 @@ func (c ClientLimits) WithDefaults() ClientLimits {
 	defN(&c.MaxConns, d.MaxConns)
 	defN(&c.MaxConnsPerIP, d.MaxConnsPerIP)
 	defN(&c.MaxEventStreams, d.MaxEventStreams)
+	defN(&c.MaxLogFollows, d.MaxLogFollows)
 	return c
 }
 

@@ -264,6 +264,7 @@ func (s *Server) translate(tr *translator, ev framework.Event) {
 			IPAddresses: []any{}, Version: t.AppVersion})
 		if ev.Type == framework.EventTaskRemoved {
 			delete(tr.healthy, t.ID)
+			s.recent.add(t, ev.At) // recent.go: its sandbox can still be read
 			if !t.Killing && failedState(t.State) {
 				f := taskFailure{AppID: t.AppID, Host: t.Host, Message: t.Message, State: t.State.String(),
 					TaskID: t.ID, Timestamp: timestamp(ev.At), Version: t.AppVersion, SlaveID: t.AgentID}

@@ -66,8 +66,9 @@ type logTarget struct {
 // and localmesos answer 503 for an agent that is not registered).
 var errLogGone = errors.New("the agent is gone")
 
-// findLogTask finds the task (a running one in the snapshot, or the app's
-// last failed one) and the agent URL to read it through.
+// findLogTask finds the task (a running one in the snapshot, one that
+// ended recently, or the app's last failed one) and the agent URL to read
+// it through.
 func (s *Server) findLogTask(appID, taskID, stream string) (*logTarget, error) {
 	if stream != "stdout" && stream != "stderr" {
 		return nil, errorf(http.StatusBadRequest, "stream must be stdout or stderr, got %q", stream)
@@ -90,7 +91,13 @@ func (s *Server) findLogTask(appID, taskID, stream string) (*logTarget, error) {
 		}
 	}
 	if t.agentID == "" {
-		return nil, errorf(http.StatusNotFound, "app '%s' has no task '%s' (running, or its last failure); list its tasks with GET /v2/apps%s/tasks", appID, taskID, appID)
+		// Any task that ended within the hour (recent.go).
+		if e, ok := s.recent.find(appID, taskID, s.now()); ok {
+			t.agentID = e.SlaveID
+		}
+	}
+	if t.agentID == "" {
+		return nil, errorf(http.StatusNotFound, "app '%s' has no task '%s' (running, ended within the hour, or its last failure); list them with GET /v2/apps%s/tasks and /v2/apps%s/tasks/ended", appID, taskID, appID, appID)
 	}
 	loc, ok := s.sched.(agentLocator)
 	if !ok {
@@ -236,6 +243,18 @@ func (s *Server) taskLogs(w http.ResponseWriter, r *http.Request, appID, taskID 
 		if found {
 			offset = off
 		}
+	}
+	if follow {
+		// Counted before the first read, so a burst of clients cannot
+		// overshoot the cap while their reads are in flight.
+		max := int64(s.cfg.ClientLimits.MaxLogFollows)
+		if n := s.logFollows.Add(1); max > 0 && n > max {
+			s.logFollows.Add(-1)
+			w.Header().Set("Retry-After", "10")
+			return errorf(http.StatusServiceUnavailable,
+				"%d task log follows are open, the most this server takes (--api-max-log-follows); retry later, or read without follow=true and page on with offset", max)
+		}
+		defer s.logFollows.Add(-1)
 	}
 	// The first read before any header: a bad agent or a collected
 	// sandbox is a clean error status, not a broken stream.

@@ -163,6 +163,7 @@ func (s *Server) routes() routeTable {
 		&route{method: http.MethodDelete, pattern: "/v2/apps/{id}/tasks", serve: byID(func(w http.ResponseWriter, r *http.Request, id string) error {
 			return s.killTasks(w, r, id, nil)
 		})},
+		&route{method: http.MethodGet, pattern: "/v2/apps/{id}/tasks/ended", serve: byID(s.endedTasks)},
 		&route{method: http.MethodGet, pattern: "/v2/apps/{id}/tasks/{taskId}/logs", serve: func(w http.ResponseWriter, r *http.Request, a routeArgs) {
 			s.do(w, r, func(w http.ResponseWriter, r *http.Request) error {
 				return s.taskLogs(w, r, appspec.CanonicalID(a.id), a.arg)

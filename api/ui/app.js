@@ -84,7 +84,14 @@ function connectEvents() {
     es.addEventListener(t, mark);
   }
 }
-setInterval(() => { if (dirty && refresh) { dirty = false; refresh().catch(showFatal); } }, 1000);
+// One refresh at a time: a read slower than a second (a 10,000-app list on
+// a busy machine) is not overtaken by the next.
+let refreshing = false;
+setInterval(() => {
+  if (!dirty || !refresh || refreshing) return;
+  dirty = false; refreshing = true;
+  refresh().catch(showFatal).finally(() => { refreshing = false; });
+}, 1000);
 
 function showFatal(err) { main.replaceChildren(errorBox(err)); }
 
@@ -130,12 +137,35 @@ async function appsPage() {
   box.addEventListener('scroll', () => { if (!raf) raf = requestAnimationFrame(() => { raf = 0; render(); }); });
   filter.addEventListener('input', () => { listState.filter = filter.value; box.scrollTop = 0; apply(); });
   refresh = async () => {
-    const data = await api('GET', '/v2/apps');
-    listState.apps = data.apps;
+    // Marks for bench/ and the browser's performance panel: how long a
+    // list read takes, and when the first rows were on screen.
+    const t0 = performance.now();
+    listState.apps = await readAppList();
     apply();
+    performance.measure('flotilla:apps-refresh', { start: t0 });
+    if (!performance.getEntriesByName('flotilla:apps-rendered').length) performance.mark('flotilla:apps-rendered');
     main.dataset.ready = 'apps';
   };
   await refresh();
+}
+
+// readAppList asks the list worker for /v2/apps, parsed and cut down to
+// what a row shows, so the page's main thread never parses the whole list.
+let listWorker = null, listSeq = 0;
+const listWaiters = new Map();
+function readAppList() {
+  if (!listWorker) {
+    listWorker = new Worker('/ui/list-worker.js');
+    listWorker.onmessage = ev => {
+      const w = listWaiters.get(ev.data.seq);
+      if (!w) return;
+      listWaiters.delete(ev.data.seq);
+      if (ev.data.error) { const e = new Error(ev.data.error.message); e.status = ev.data.error.status; e.details = ev.data.error.details || []; w.reject(e); } else w.resolve(ev.data.apps);
+    };
+    listWorker.onerror = ev => { for (const w of listWaiters.values()) w.reject(new Error(`the list worker failed: ${ev.message}`)); listWaiters.clear(); };
+  }
+  const seq = ++listSeq;
+  return new Promise((resolve, reject) => { listWaiters.set(seq, { resolve, reject }); listWorker.postMessage(seq); });
 }
 
 // ---- one app
@@ -144,15 +174,15 @@ async function appPage(id) {
   const stopLogs = () => { if (logCtl) { logCtl.abort(); logCtl = null; } };
   const sections = {
     head: h('div'), actions: h('div', { class: 'toolbar' }), status: h('div'), tasks: h('div'), logs: h('div'),
-    deploy: h('div'), queue: h('div'), versions: h('div'), config: h('div'), autoscale: h('div'),
+    deploy: h('div'), queue: h('div'), versions: h('div', { id: 'versions' }), config: h('div', { id: 'config' }), autoscale: h('div', { id: 'autoscale' }), discovery: h('div', { id: 'discovery' }),
   };
-  main.replaceChildren(sections.head, sections.actions, sections.deploy, sections.queue, sections.status, sections.tasks, sections.logs, sections.versions, sections.config, sections.autoscale);
-  const msg = h('div', { role: 'status', 'aria-live': 'polite' });
+  main.replaceChildren(sections.head, sections.actions, sections.deploy, sections.queue, sections.status, sections.tasks, sections.discovery, sections.logs, sections.versions, sections.config, sections.autoscale);
+  const msg = h('div', { role: 'status', 'aria-live': 'polite', id: 'action-msg' });
 
   const act = async (label, method, path, body) => {
     msg.replaceChildren(h('span', { class: 'muted' }, `${label}…`));
-    try { await api(method, path, body); msg.replaceChildren(h('span', { class: 'ok' }, `${label}: accepted`)); dirty = true; }
-    catch (e) { msg.replaceChildren(errorBox(e)); }
+    try { await api(method, path, body); msg.replaceChildren(h('span', { class: 'ok' }, `${label}: accepted`)); dirty = true; return true; }
+    catch (e) { msg.replaceChildren(errorBox(e)); return false; }
   };
   const scaleIn = h('input', { type: 'number', min: 0, 'aria-label': 'Instances', id: 'scale-n' });
   sections.actions.append(
@@ -193,11 +223,13 @@ async function appPage(id) {
   sections.logs.append(h('h2', {}, 'Logs'), h('div', { class: 'toolbar' }, logTask, logStream, h('label', {}, follow, ' follow'),
     h('button', { id: 'log-show', onclick: showLogs }, 'Show'), h('button', { onclick: stopLogs }, 'Stop')), logView);
 
-  let versionsLoaded = false;
+  let versionsLoaded = false, autoscaled = false;
   refresh = async () => {
-    const [{ app }, deps, queue] = await Promise.all([api('GET', appPath(id) + '?embed=app.tasks&embed=app.lastTaskFailure'), api('GET', '/v2/deployments'), api('GET', '/v2/queue')]);
+    const [{ app }, deps, queue, ended] = await Promise.all([api('GET', appPath(id) + '?embed=app.tasks&embed=app.lastTaskFailure'), api('GET', '/v2/deployments'), api('GET', '/v2/queue'),
+      api('GET', appPath(id) + '/tasks/ended')]);
     const c = counts(app);
     const ext = app.exposure && app.exposure.mode === 'external';
+    autoscaled = !!app.autoscale;
     sections.head.replaceChildren(h('h1', {}, app.id), h('div', { class: 'cards' },
       h('div', { class: 'card' }, h('b', {}, 'Instances'), h('span', { id: 'instances' }, `${c.healthy} healthy of ${app.instances}`), healthBar(app)),
       h('div', { class: 'card' }, h('b', {}, 'Resources'), `${app.cpus} CPU, ${app.mem} MiB`),
@@ -224,7 +256,12 @@ async function appPage(id) {
 
     const tasks = app.tasks || [];
     const cur = logTask.value;
-    logTask.replaceChildren(...tasks.map(t => h('option', { value: t.id }, t.id)), failure ? h('option', { value: failure.taskId }, `${failure.taskId} (failed)`) : '');
+    // Tasks that ended within the hour still have their sandbox: their
+    // logs are readable too.
+    const endedTasks = (ended && ended.tasks) || [];
+    logTask.replaceChildren(...tasks.map(t => h('option', { value: t.id }, t.id)),
+      ...endedTasks.map(t => h('option', { value: t.id }, `${t.id} (${t.state.replace('TASK_', '').toLowerCase()} ${age(t.endedAt)} ago)`)),
+      failure && !endedTasks.some(t => t.id === failure.taskId) ? h('option', { value: failure.taskId }, `${failure.taskId} (failed)`) : '');
     if (cur && [...logTask.options].some(o => o.value === cur)) logTask.value = cur;
     sections.tasks.replaceChildren(h('h2', {}, `Tasks (${tasks.length})`), h('table', { id: 'tasks' },
       h('thead', {}, h('tr', {}, ['Task', 'Host', 'Ports', 'State', 'Health', 'Ready', 'Age'].map((c, i) => h('th', { class: i === 2 || i === 5 ? 'hide-sm' : null }, c)))),
@@ -245,19 +282,85 @@ async function appPage(id) {
         h('ul', {}, secrets.map(([name, s]) => h('li', {}, h('code', {}, name), ' ← ', h('code', {}, s.source || JSON.stringify(s)))))) : '',
       h('table', {}, h('tbody', {}, env.map(([k, v]) => h('tr', {}, h('td', {}, h('code', {}, k)), h('td', {}, typeof v === 'object' ? h('span', { class: 'muted' }, `secret ${v.secret}`) : h('code', {}, v)))))));
 
-    if (!versionsLoaded) { versionsLoaded = true; loadVersions(id, sections.versions, act); }
+    if (!versionsLoaded) { versionsLoaded = true; loadVersions(id, sections.versions, act).catch(e => sections.versions.replaceChildren(errorBox(e))); }
     api('GET', appPath(id) + '/autoscale').then(d => autoscaleView(sections.autoscale, d)).catch(() => sections.autoscale.replaceChildren());
+    discoveryView(sections.discovery, app).catch(e => sections.discovery.replaceChildren(h('h2', {}, 'DNS and gateway'), errorBox(e)));
     main.dataset.ready = 'app';
   };
   await refresh();
-  return stopLogs;
+  // The autoscaler folds identical decisions into one entry and sends no
+  // event for them, so nothing marks a steady autoscaled app's page stale:
+  // its decisions are re-read every 5 s.
+  const poll = setInterval(() => { if (autoscaled) dirty = true; }, 5000);
+  return () => { stopLogs(); clearInterval(poll); };
 }
 
+// discoveryView: the app's DNS records as this replica's Mesos-DNS serves
+// them (its HTTP API, mounted at /v1/) and its gateway routes as the
+// discovery feed gives them to the gateway (/v2/apps/{id}/routes).
+async function discoveryView(el, app) {
+  const routes = await api('GET', appPath(app.id) + '/routes').catch(e => ({ error: e }));
+  const name = routes.dnsName || dnsName(app.id);
+  const srv = `_${name.split('.')[0]}._tcp.${name.split('.').slice(1).join('.')}`;
+  const [hosts, services] = await Promise.all([api('GET', '/v1/hosts/' + encodeURIComponent(name)), api('GET', '/v1/services/' + encodeURIComponent(srv))]);
+  const recs = [
+    ...(hosts || []).filter(r => r.ip).map(r => [r.host, 'A', r.ip]),
+    ...(services || []).filter(r => r.port).map(r => [r.service, 'SRV', `${r.host}:${r.port}`]),
+  ];
+  const table = (head, rows) => h('table', {}, h('thead', {}, h('tr', {}, head.map(c => h('th', {}, c)))), h('tbody', {}, rows.map(r => h('tr', {}, r.map(c => h('td', {}, h('code', {}, c)))))));
+  el.replaceChildren(h('h2', {}, 'DNS and gateway'),
+    recs.length ? table(['Name', 'Type', 'Value'], recs) : h('p', { class: 'muted' }, `No DNS records for ${name} (no running task yet).`),
+    routes.error ? errorBox(routes.error) : !routes.routed ? h('p', { class: 'muted' }, 'The gateway does not route this app (not in its view yet).') :
+      h('div', { id: 'routes' },
+        h('p', {}, `Gateway: ${routes.listeners.join(' and ')} listener${routes.listeners.length > 1 ? 's' : ''}, by host ${routes.dnsName}`,
+          (routes.exposure.vhosts || []).length ? `, ${routes.exposure.vhosts.join(', ')}` : '', (routes.exposure.paths || []).length ? ` (paths ${routes.exposure.paths.join(', ')})` : '',
+          Object.keys(routes.gateway || {}).length ? ` — ${Object.entries(routes.gateway).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''),
+        routes.backends.length ? table(['Backend task', 'Address'], routes.backends.map(b => [b.taskId, `${b.host}:${b.port}`])) : h('p', { class: 'muted' }, 'No backend: no task is running and ready.')));
+}
+
+// autoscaleView plots the autoscaler's recent decisions (hand-written
+// SVG): the metric against its target above, instances (current and
+// desired) below, on one time axis; the last decisions as a table.
 function autoscaleView(el, d) {
-  const decisions = (d && (d.decisions || d)) || [];
-  if (!Array.isArray(decisions) || !decisions.length) { el.replaceChildren(); return; }
-  el.replaceChildren(h('h2', {}, 'Autoscaler decisions'), h('table', {}, h('tbody', {}, decisions.slice(-20).reverse().map(x =>
-    h('tr', {}, h('td', {}, age(x.at || x.time || x.timestamp) + ' ago'), h('td', {}, `${x.from ?? ''} → ${x.to ?? x.instances ?? ''}`), h('td', {}, x.reason || x.rule || JSON.stringify(x)))))));
+  const decisions = ((d && d.decisions) || []).filter(x => x && x.at);
+  if (!decisions.length) { el.replaceChildren(); return; }
+  el.replaceChildren(h('h2', {}, 'Autoscaler decisions'), autoscalePlot(decisions),
+    h('table', {}, h('tbody', {}, decisions.slice(-10).reverse().map(x =>
+      h('tr', {}, h('td', {}, age(x.at) + ' ago'), h('td', {}, `${x.metric.toFixed(2)} / ${x.target}`), h('td', {}, `${x.current} → ${x.desired}`), h('td', {}, x.error ? `${x.reason} (${x.error})` : x.reason))))));
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs, ...kids) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  for (const kid of kids) el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  return el;
+}
+
+function autoscalePlot(ds) {
+  const W = 720, H = 260, L = 44, R = 12, T = 10, mid = 130, B = 24;
+  // Up to now: the last decision holds until the next (identical ones
+  // are folded into one entry, so a steady app has one).
+  const now = new Date().toISOString();
+  const t0 = Date.parse(ds[0].at), t1 = Math.max(t0 + 1000, Date.parse(now));
+  const x = t => L + ((Math.min(Date.parse(t), t1) - t0) / (t1 - t0)) * (W - L - R);
+  const mMax = Math.max(...ds.map(d => Math.max(d.metric, d.target))) * 1.1 || 1;
+  const ym = v => T + (1 - v / mMax) * (mid - T - 14);
+  const iMax = Math.max(1, ...ds.map(d => Math.max(d.current, d.desired)));
+  const yi = v => mid + 10 + (1 - v / iMax) * (H - B - mid - 10);
+  const line = (pts, cls) => svg('polyline', { points: pts.map(p => p.join(',')).join(' '), class: cls, fill: 'none' });
+  const steps = f => [...ds.flatMap((d, i) => (i ? [[x(d.at), f(ds[i - 1])], [x(d.at), f(d)]] : [[x(d.at), f(d)]])), [x(now), f(ds[ds.length - 1])]];
+  const label = (y, text) => svg('text', { x: L - 6, y: y + 4, 'text-anchor': 'end', class: 'axis' }, text);
+  return svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'plot', role: 'img', id: 'autoscale-plot',
+    'aria-label': `Autoscaler: metric against target, and instances, over the last ${ds.length} decisions` },
+    svg('title', {}, 'Metric against target (top), instances current and desired (bottom)'),
+    svg('line', { x1: L, x2: W - R, y1: mid, y2: mid, class: 'grid' }),
+    label(ym(mMax / 1.1), (mMax / 1.1).toFixed(2)), label(ym(0), '0'), label(yi(iMax), iMax), label(yi(0), '0'),
+    line(steps(d => ym(d.target)), 'target'), line(ds.map(d => [x(d.at), ym(d.metric)]), 'metric'),
+    line(steps(d => yi(d.current)), 'current'), line(steps(d => yi(d.desired)), 'desired'),
+    svg('text', { x: L, y: H - 6, class: 'axis' }, `${age(ds[0].at)} ago`), svg('text', { x: W - R, y: H - 6, 'text-anchor': 'end', class: 'axis' }, 'now'),
+    svg('text', { x: W - R, y: T + 10, 'text-anchor': 'end', class: 'legend' }, svg('tspan', { class: 'metric-t' }, '— metric '), svg('tspan', { class: 'target-t' }, '— target')),
+    svg('text', { x: W - R, y: mid + 20, 'text-anchor': 'end', class: 'legend' }, svg('tspan', { class: 'current-t' }, '— instances '), svg('tspan', { class: 'desired-t' }, '— desired')));
 }
 
 // Versions, with a line diff between any two and a rollback: Marathon's
@@ -274,10 +377,15 @@ async function loadVersions(id, el, act) {
     const [va, vb] = await Promise.all([api('GET', `${appPath(id)}/versions/${a.value}`), api('GET', `${appPath(id)}/versions/${b.value}`)]);
     out.replaceChildren(...lineDiff(strip(va), strip(vb)).map(([op, line]) => h('div', { class: op === '+' ? 'add' : op === '-' ? 'del' : '' }, `${op} ${line}`)));
   };
-  const rollback = () => act(`Roll back to ${a.value}`, 'PUT', appPath(id), { version: a.value });
+  // The rollback makes a new version (the old definition again): the
+  // list is read again once the API accepted it.
+  const rollback = async () => { if (await act(`Roll back to ${a.value}`, 'PUT', appPath(id), { version: a.value })) await loadVersions(id, el, act); };
+  const rb = h('button', { id: 'rollback', onclick: () => rollback().catch(e => out.replaceChildren(errorBox(e))) });
+  const label = () => { rb.textContent = `Roll back to ${a.value}`; };
+  a.addEventListener('change', label);
+  label();
   el.replaceChildren(h('h2', {}, `Versions (${versions.length})`), h('div', { class: 'toolbar' }, a, ' vs ', b,
-    h('button', { id: 'diff-btn', onclick: () => diff().catch(e => out.replaceChildren(errorBox(e))) }, 'Diff'),
-    h('button', { id: 'rollback', onclick: rollback }, 'Roll back to the first')), out);
+    h('button', { id: 'diff-btn', onclick: () => diff().catch(e => out.replaceChildren(errorBox(e))) }, 'Diff'), rb), out);
 }
 
 // lineDiff is a longest-common-subsequence diff of two short texts.

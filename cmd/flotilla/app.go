@@ -32,7 +32,8 @@ commands:
   tasks ID                  an app's tasks
   deployments               deployments in progress
   logs ID                   a task's stdout (--stderr for stderr); without --task every
-                            instance's, each line prefixed with its task id; -f follows,
+                            instance's, each line prefixed with its task id; -f follows
+                            (every instance also picks up those that start later),
                             --tail N starts N lines before the end
 
 deploy, scale, restart and rm follow the deployment until it ends (step by

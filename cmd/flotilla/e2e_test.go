@@ -60,6 +60,7 @@ type devOpts struct {
 	// that reach apps on their service ports take a range of their own,
 	// since every platform's gateway binds them on 127.0.0.1.
 	servicePorts [2]uint32
+	clientLimits api.ClientLimits // zero: the defaults
 }
 
 // logTail keeps the last logTailMax bytes written to it.
@@ -155,7 +156,7 @@ func startPlatform(t *testing.T, o devOpts, master string, log *logrus.Logger) (
 		Master: master, APIAddr: "127.0.0.1:0", FrameworkName: "flotilla", Role: "*", FailoverTimeout: time.Hour,
 		DNSAddr: "127.0.0.1:0", DNSDomain: "mesos", DNSUpstreams: []string{o.upstream}, ZK: o.zk,
 		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0", SecretEnvType: o.secretEnvType, SecretPoll: o.secretPoll,
-		MaxInstances: o.maxInstances, Auth: o.auth, GatewayGroups: o.gatewayGroups,
+		MaxInstances: o.maxInstances, Auth: o.auth, GatewayGroups: o.gatewayGroups, APIClientLimits: o.clientLimits,
 		ServicePorts: appspec.PortRange{Min: o.servicePorts[0], Max: o.servicePorts[1]},
 		Getenv: func(k string) string {
 			switch k {

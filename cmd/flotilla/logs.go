@@ -41,50 +41,95 @@ func logsFollowFlag(args []string) []string {
 	return out
 }
 
+// logsRescan is how often "logs -f" without --task asks for the app's
+// tasks, to follow instances that started after it (a scale-up, a
+// replacement, a restart).
+const logsRescan = 2 * time.Second
+
 // logs prints one task's output, or every instance's interleaved line by
 // line with the task id in front, through GET /v2/apps/{id}/tasks/{t}/logs.
+// Following every instance, it keeps following the instances that start
+// later, from their first byte, until interrupted.
 func (c *appCLI) logs(ctx context.Context, id string) error {
-	tasks := []string{c.task}
-	prefix := false
-	if c.task == "" {
-		var res struct {
-			Tasks []cliTask `json:"tasks"`
+	if c.task != "" {
+		var mu sync.Mutex
+		err := c.taskLog(ctx, id, c.task, "", c.tail, &mu)
+		if ctx.Err() != nil {
+			return nil // interrupted while following: the normal way out
 		}
-		if _, err := c.call(ctx, "GET", appPath(id)+"/tasks", "", &res); err != nil {
-			return err
-		}
-		if len(res.Tasks) == 0 {
-			return fmt.Errorf("app %s has no tasks; its last failure's logs: flotilla app logs %s --task <id from 'flotilla app show %s'>", id, id, id)
-		}
-		tasks = tasks[:0]
-		for _, t := range res.Tasks {
-			tasks = append(tasks, t.ID)
-		}
-		prefix = true
+		return err
+	}
+	tasks, err := c.taskIDs(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(tasks) == 0 && !c.followLogs {
+		return fmt.Errorf("app %s has no tasks; its last failure's logs: flotilla app logs %s --task <id from 'flotilla app show %s'>", id, id, id)
 	}
 	var (
-		mu     sync.Mutex
+		mu     sync.Mutex // the output's lines and failed
 		wg     sync.WaitGroup
 		failed []error
+		seen   = map[string]bool{}
 	)
-	for _, t := range tasks {
+	start := func(t string, tail int) {
+		seen[t] = true
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := ""
-			if prefix {
-				p = t + " | "
-			}
-			if err := c.taskLog(ctx, id, t, p, &mu); err != nil {
+			if err := c.taskLog(ctx, id, t, t+" | ", tail, &mu); err != nil {
 				mu.Lock()
 				failed = append(failed, fmt.Errorf("task %s: %w", t, err))
+				if c.followLogs {
+					// Following, nothing waits for the end to report: a
+					// task that ended and was collected says so now.
+					fmt.Fprintln(c.errOut, "flotilla app logs:", failed[len(failed)-1])
+				}
 				mu.Unlock()
 			}
 		}()
 	}
+	for _, t := range tasks {
+		start(t, c.tail)
+	}
+	if c.followLogs {
+		tick := time.NewTicker(logsRescan)
+		defer tick.Stop()
+	rescan:
+		for {
+			select {
+			case <-ctx.Done():
+				break rescan
+			case <-tick.C:
+			}
+			now, err := c.taskIDs(ctx, id)
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				var ae *apiError
+				if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+					wg.Wait()
+					return err // the app is gone: nothing more will start
+				}
+				// A blip (leader change, timeout): the followers go on.
+				mu.Lock()
+				fmt.Fprintln(c.errOut, "flotilla app logs: listing the tasks again:", err)
+				mu.Unlock()
+				continue
+			}
+			for _, t := range now {
+				if !seen[t] {
+					start(t, -1) // new since the last look: all it wrote
+				}
+			}
+		}
+		wg.Wait()
+		return nil // interrupted while following: the normal way out
+	}
 	wg.Wait()
 	if ctx.Err() != nil {
-		return nil // interrupted while following: the normal way out
+		return nil
 	}
 	if len(failed) == len(tasks) {
 		return errors.Join(failed...)
@@ -95,9 +140,24 @@ func (c *appCLI) logs(ctx context.Context, id string) error {
 	return nil
 }
 
+// taskIDs lists the ids of the app's tasks.
+func (c *appCLI) taskIDs(ctx context.Context, id string) ([]string, error) {
+	var res struct {
+		Tasks []cliTask `json:"tasks"`
+	}
+	if _, err := c.call(ctx, "GET", appPath(id)+"/tasks", "", &res); err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(res.Tasks))
+	for _, t := range res.Tasks {
+		ids = append(ids, t.ID)
+	}
+	return ids, nil
+}
+
 // taskLog streams one task's log, writing whole lines under mu so that
 // instances interleave by line, never inside one.
-func (c *appCLI) taskLog(ctx context.Context, appID, taskID, prefix string, mu *sync.Mutex) error {
+func (c *appCLI) taskLog(ctx context.Context, appID, taskID, prefix string, tail int, mu *sync.Mutex) error {
 	q := url.Values{}
 	if c.stderr {
 		q.Set("stream", "stderr")
@@ -105,8 +165,8 @@ func (c *appCLI) taskLog(ctx context.Context, appID, taskID, prefix string, mu *
 	if c.followLogs {
 		q.Set("follow", "true")
 	}
-	if c.tail >= 0 {
-		q.Set("tail", strconv.Itoa(c.tail))
+	if tail >= 0 {
+		q.Set("tail", strconv.Itoa(tail))
 	}
 	if !c.followLogs {
 		var cancel context.CancelFunc

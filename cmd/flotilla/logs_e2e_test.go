@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-sched/flotilla/api"
 	"github.com/flotilla-sched/flotilla/internal/testbed"
 )
 
@@ -230,5 +231,118 @@ func followN(t *testing.T, env *devEnv, path, accept string, n int) {
 	}
 	if accept == "text/event-stream" && !strings.Contains(strings.Join(got, "\n"), "event: log") {
 		t.Fatalf("SSE follow sent no 'event: log': %q", got)
+	}
+}
+
+// TestDevLogsFollowNewAndCap: "flotilla app logs ID -f" follows an
+// instance that starts after it, from its first line; follows beyond
+// --api-max-log-follows get a 503 that names the flag, until one ends; a
+// task killed by a scale-down is listed as ended and its logs still read.
+func TestDevLogsFollowNewAndCap(t *testing.T) {
+	t.Parallel()
+	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t), ports: [2]uint64{31800, 31899},
+		clientLimits: api.ClientLimits{MaxLogFollows: 2}})
+	env.deploy(t, logsSpec("/follow-new", 1, false))
+	var first string
+	waitFor(t, 60*time.Second, "/follow-new running", func() bool {
+		a := env.app(t, "/follow-new")
+		if a.TasksRunning == 1 && len(a.Tasks) == 1 {
+			first = a.Tasks[0].ID
+		}
+		return first != ""
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runAppIO(ctx, []string{"--api", env.api, "logs", "/follow-new", "-f", "--tail", "0"}, &out, &errOut, func(string) string { return "" }, nil)
+	}()
+	waitFor(t, 60*time.Second, "ticks of the first instance on 'logs -f'", func() bool { return strings.Contains(out.String(), first+" | tick\n") })
+
+	if code, b := env.do(t, "PUT", "/v2/apps/follow-new", `{"instances":2}`); code != http.StatusOK {
+		t.Fatalf("scale to 2: %d %s", code, b)
+	}
+	var second string
+	waitFor(t, 60*time.Second, "a second instance", func() bool {
+		for _, tk := range env.app(t, "/follow-new").Tasks {
+			if tk.ID != first && tk.State == "TASK_RUNNING" {
+				second = tk.ID
+			}
+		}
+		return second != ""
+	})
+	// From its first byte: the greeting it printed before any tick.
+	waitFor(t, 60*time.Second, "the new instance's greeting and ticks on the same 'logs -f'", func() bool {
+		s := out.String()
+		return strings.Contains(s, second+" | hello from "+second+"\n") && strings.Contains(s, second+" | tick\n")
+	})
+
+	// The CLI holds two follows, the cap: a third is refused, clearly.
+	follow := func() (int, http.Header, string) {
+		rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer rcancel()
+		req, err := http.NewRequestWithContext(rctx, "GET", env.api+"/v2/apps/follow-new/tasks/"+first+"/logs?follow=true&tail=0", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET a third follow: %v", err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			if err != nil {
+				t.Fatalf("read the refusal: %v", err)
+			}
+			return resp.StatusCode, resp.Header, string(b)
+		}
+		return resp.StatusCode, resp.Header, ""
+	}
+	code, h, body := follow()
+	if code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || !strings.Contains(body, "--api-max-log-follows") {
+		t.Fatalf("a follow beyond the cap: %d Retry-After %q %s, want 503 with Retry-After naming --api-max-log-follows", code, h.Get("Retry-After"), body)
+	}
+	// Reads without follow are not counted.
+	if code, b := env.do(t, "GET", "/v2/apps/follow-new/tasks/"+first+"/logs?tail=1", ""); code != http.StatusOK {
+		t.Fatalf("a read without follow at the cap: %d %s, want 200", code, b)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("flotilla app logs -f ended with %v after an interrupt, want nil (stderr %s)", err, errOut.String())
+	}
+	// The CLI's follows end with it (once the server sees them gone).
+	waitFor(t, 30*time.Second, "a follow to be taken again once the CLI stopped", func() bool {
+		code, _, _ := follow()
+		return code == http.StatusOK
+	})
+
+	// A task that ended (killed by a scale-down) is listed as ended and its
+	// logs are still read from its sandbox.
+	if code, b := env.do(t, "PUT", "/v2/apps/follow-new", `{"instances":1}`); code != http.StatusOK {
+		t.Fatalf("scale to 1: %d %s", code, b)
+	}
+	var ended string
+	waitFor(t, 60*time.Second, "a task of /follow-new listed as ended", func() bool {
+		code, b := env.do(t, "GET", "/v2/apps/follow-new/tasks/ended", "")
+		var v struct {
+			Tasks []struct {
+				ID, State, EndedAt string
+			} `json:"tasks"`
+		}
+		if code != http.StatusOK || json.Unmarshal(b, &v) != nil || len(v.Tasks) == 0 {
+			return false
+		}
+		if v.Tasks[0].State != "TASK_KILLED" || v.Tasks[0].EndedAt == "" {
+			t.Fatalf("ended tasks: %s, want the killed one with its end time", b)
+		}
+		ended = v.Tasks[0].ID
+		return true
+	})
+	if code, b := env.do(t, "GET", "/v2/apps/follow-new/tasks/"+ended+"/logs", ""); code != http.StatusOK || !strings.Contains(string(b), "hello from "+ended) {
+		t.Fatalf("the logs of ended task %s: %d %.300s, want its greeting", ended, code, b)
 	}
 }

@@ -263,7 +263,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 			}
 			return p.feed.Current()
 		},
-		AppHandlers: map[string]api.AppHandler{"autoscale": p.autoscaleLog},
+		AppHandlers: map[string]api.AppHandler{"autoscale": p.autoscaleLog, "routes": p.appRoutes},
 		Mounts:      mounts, ClientLimits: cfg.APIClientLimits,
 	})
 	if err != nil {

@@ -83,6 +83,7 @@ func apiClientFlags(fs *flag.FlagSet, l *api.ClientLimits) {
 	capFlag(fs, &l.MaxConns, "api-max-conns", d.MaxConns, "most connections the API holds; more get 503 at once")
 	capFlag(fs, &l.MaxConnsPerIP, "api-max-conns-per-ip", d.MaxConnsPerIP, "most connections one client address holds; more get 429 at once")
 	capFlag(fs, &l.MaxEventStreams, "api-max-event-streams", d.MaxEventStreams, "most /v2/events clients; more get 503")
+	capFlag(fs, &l.MaxLogFollows, "api-max-log-follows", d.MaxLogFollows, "most task log follows (logs?follow=true) open at once; more get 503")
 }
 
 // gatewayClientFlags registers the gateway listeners' limits on slow and

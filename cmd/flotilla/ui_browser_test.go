@@ -3,100 +3,36 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	vault "github.com/hashicorp/vault/api"
 
 	"github.com/flotilla-sched/flotilla/internal/testbed"
 )
 
-// chromiumPath is Debian's chromium (scripts/testbed.sh installs it);
-// under CI=true its absence fails the test.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("FLOTILLA_CHROMIUM"), "/usr/bin/chromium"} {
-		if p == "" {
-			continue
-		}
-		if _, err := exec.LookPath(p); err == nil {
-			return p
-		}
-	}
-	msg := "Debian's chromium is not installed (apt-get install -y chromium, or scripts/testbed.sh up)"
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and %s", msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// browser starts headless Chromium for one test and records every request
-// the page makes, so the test can fail on any that leaves the server.
-type browser struct {
-	ctx  context.Context
-	mu   sync.Mutex
-	urls []string
-}
+// browser is the test bed's Chromium with the screenshots of docs/img.
+type browser struct{ *testbed.Browser }
 
 func newBrowser(t *testing.T, width, height int) *browser {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromiumPath(t)), chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.WindowSize(width, height),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	b := &browser{ctx: ctx}
-	chromedp.ListenTarget(ctx, func(ev any) {
-		if e, ok := ev.(*network.EventRequestWillBeSent); ok {
-			b.mu.Lock()
-			b.urls = append(b.urls, e.Request.URL)
-			b.mu.Unlock()
-		}
-	})
-	if err := chromedp.Run(ctx, network.Enable()); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return b
+	return &browser{testbed.NewBrowser(t, width, height)}
 }
 
 func (b *browser) run(t *testing.T, what string, actions ...chromedp.Action) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
-	defer cancel()
-	if err := chromedp.Run(ctx, actions...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
+	b.Run(t, what, actions...)
 }
 
-// text is an element's textContent ("" when it is not there).
-func (b *browser) text(t *testing.T, sel string) string {
-	t.Helper()
-	var s string
-	b.run(t, "read "+sel, chromedp.Evaluate(fmt.Sprintf(`(document.querySelector(%q)||{}).textContent||""`, sel), &s))
-	return s
-}
+func (b *browser) text(t *testing.T, sel string) string { t.Helper(); return b.Text(t, sel) }
 
-// waitText waits until the element's text holds want, without reloading.
 func (b *browser) waitText(t *testing.T, d time.Duration, sel, want string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
-		if last = b.text(t, sel); strings.Contains(last, want) {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("after %v, %s reads %q, want %q in it", d, sel, last, want)
+	b.WaitText(t, d, sel, want)
 }
 
 func (b *browser) screenshot(t *testing.T, name string) {
@@ -115,19 +51,6 @@ func (b *browser) screenshot(t *testing.T, name string) {
 	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// outside lists the requests that did not go to origin.
-func (b *browser) outside(origin string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, u := range b.urls {
-		if !strings.HasPrefix(u, origin+"/") && !strings.HasPrefix(u, "data:") {
-			out = append(out, u)
-		}
-	}
-	return out
 }
 
 // TestUIBrowser drives the web UI in Debian's headless Chromium against
@@ -160,7 +83,33 @@ func TestUIBrowser(t *testing.T) {
 	b.run(t, "scale to 5", chromedp.SetValue("#scale-n", "5", chromedp.ByQuery), chromedp.Click("#scale", chromedp.ByQuery))
 	b.waitText(t, 120*time.Second, "#instances", "5 healthy of 5")
 	b.waitText(t, 60*time.Second, "#tasks", "healthy")
+	// Its DNS records (Mesos-DNS's HTTP API) and the gateway's routes (the
+	// discovery feed's view): external, its vhost, five backends.
+	b.waitText(t, 30*time.Second, "#discovery", "SRV")
+	b.waitText(t, 30*time.Second, "#routes", "internal and external listeners")
+	b.waitText(t, 30*time.Second, "#routes", "web.example.com")
+	waitFor(t, 30*time.Second, "five backends on the page's gateway routes", func() bool {
+		var n int
+		b.run(t, "count the backends", chromedp.Evaluate(`document.querySelectorAll('#routes tbody tr').length`, &n))
+		return n == 5
+	})
 	b.screenshot(t, "ui-app.png")
+
+	// An autoscaled app: its decisions as a plot.
+	env.deploy(t, `{"id":"/scaled","instances":1,"cpus":0.05,"mem":16,"cmd":"sleep 100000",
+	  "container":{"type":"DOCKER","docker":{"image":"flotilla/busybox:dev","network":"HOST"}},
+	  "autoscale":{"min":1,"max":2,"metric":"cpu","target":0.5,"intervalSeconds":1}}`)
+	b.run(t, "open /scaled", chromedp.Navigate(env.api+"/#/app/scaled"))
+	// A steady app's identical decisions are folded into one entry: its
+	// instances line runs from that decision to now.
+	var points int
+	waitFor(t, 90*time.Second, "the autoscale plot's instances line", func() bool {
+		b.run(t, "read the plot", chromedp.Evaluate(`(() => { const p = document.querySelector('#autoscale-plot polyline.current');
+			return p ? p.getAttribute('points').split(' ').length : 0; })()`, &points))
+		return points >= 2
+	})
+	b.run(t, "scroll to the plot", chromedp.ScrollIntoView("#autoscale-plot", chromedp.ByQuery))
+	b.screenshot(t, "ui-autoscale.png")
 
 	// A task's stdout: an app that prints.
 	env.deploy(t, `{"id":"/printer","instances":1,"cpus":0.05,"mem":16,"cmd":"while true; do echo printed-by-$MESOS_TASK_ID; sleep 1; done",
@@ -193,7 +142,7 @@ func TestUIBrowser(t *testing.T) {
 	if noReload == nil {
 		t.Errorf("the page reloaded during the test (window.__noReload is gone); updates must come live")
 	}
-	if out := b.outside(env.api); len(out) > 0 {
+	if out := b.Outside(env.api); len(out) > 0 {
 		t.Fatalf("the page requested %d URLs outside the server: %q", len(out), out)
 	}
 
@@ -202,4 +151,91 @@ func TestUIBrowser(t *testing.T) {
 	phone.run(t, "open the apps list on a phone", chromedp.Navigate(env.api+"/#/"))
 	phone.waitText(t, 20*time.Second, ".vlist", "/web")
 	phone.screenshot(t, "ui-phone.png")
+}
+
+// TestUIBrowserRollbackSecret rolls an app back from its versions page in
+// headless Chromium, and checks that a secret's value, stored in the test
+// bed's Vault and given to the app's tasks, appears nowhere in the page's
+// DOM or in any of its network traffic (requests, response bodies, event
+// stream), while its reference does.
+func TestUIBrowserRollbackSecret(t *testing.T) {
+	t.Parallel()
+	vaddr, vtoken := testbed.Vault(t)
+	canary := "canary-" + randomString(t)
+	vc, err := vault.NewClient(&vault.Config{Address: vaddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc.SetToken(vtoken)
+	path := "flotilla-ui/" + randomString(t)
+	if _, err := vc.KVv2("secret").Put(context.Background(), path, map[string]any{"password": canary}); err != nil {
+		t.Fatalf("store the canary in Vault: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := vc.KVv2("secret").DeleteMetadata(context.Background(), path); err != nil {
+			t.Logf("remove the canary's path from Vault: %v", err)
+		}
+	})
+	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t), vault: [2]string{vaddr, vtoken}, ports: [2]uint64{31700, 31799}})
+	spec := func(mode string) string {
+		return fmt.Sprintf(`{"id":"/vaulted","cmd":"sleep 100000","instances":1,"cpus":0.05,"mem":16,
+		  "env":{"DB_PASSWORD":{"secret":"db"},"MODE":%q},"secrets":{"db":{"source":"secret/%s#password"}}}`, mode, path)
+	}
+	env.deploy(t, spec("first"))
+	settled := func(mode string) func() bool {
+		return func() bool {
+			a := env.app(t, "/vaulted")
+			return a.TasksRunning == 1 && len(a.Deployments) == 0 && a.Env["MODE"] == mode && len(a.Tasks) == 1 && a.Tasks[0].Version == a.Version
+		}
+	}
+	waitFor(t, 60*time.Second, "/vaulted running its first version", settled("first"))
+	if code, b := env.do(t, "PUT", "/v2/apps/vaulted", spec("second")); code != http.StatusOK {
+		t.Fatalf("PUT the second version: %d %s", code, b)
+	}
+	waitFor(t, 60*time.Second, "/vaulted running its second version", settled("second"))
+
+	b := newBrowser(t, 1280, 800)
+	b.RecordBodies()
+	b.run(t, "open /vaulted", chromedp.Navigate(env.api+"/#/app/vaulted"))
+	b.waitText(t, 30*time.Second, "#secrets", "secret/"+path+"#password")
+	b.waitText(t, 30*time.Second, "#rollback", "Roll back to ")
+	b.run(t, "diff the two versions", chromedp.Click("#diff-btn", chromedp.ByQuery))
+	// The only changed line: MODE, removed in the older, added in the newer.
+	b.waitText(t, 30*time.Second, "#diff .del", `"MODE": "first"`)
+	if d := b.text(t, "#diff .add"); !strings.Contains(d, `"MODE": "second"`) {
+		t.Fatalf("the diff's added line reads %q, want MODE second", d)
+	}
+	b.run(t, "scroll to the versions", chromedp.ScrollIntoView("#diff .del", chromedp.ByQuery))
+	b.screenshot(t, "ui-versions.png")
+	b.run(t, "roll back", chromedp.Click("#rollback", chromedp.ByQuery))
+	b.waitText(t, 30*time.Second, "#action-msg", "accepted")
+	waitFor(t, 60*time.Second, "/vaulted running its first definition again", settled("first"))
+	// Live, without a reload: the configuration shows the old value and
+	// the versions list has the rollback's version.
+	b.waitText(t, 30*time.Second, "#versions", "Versions (3)")
+	b.waitText(t, 30*time.Second, "#config", "first")
+	b.waitText(t, 30*time.Second, "#instances", "1 healthy of 1")
+
+	// Everything the page holds and everything it exchanged: the value of
+	// the secret nowhere, its reference there (so the search looked at
+	// the right things). Neither is printed: a failure says where.
+	var dom string
+	b.run(t, "read the DOM", chromedp.Evaluate(`document.documentElement.outerHTML + [...document.querySelectorAll('input,textarea,select')].map(e => e.value).join('\n')`, &dom))
+	if strings.Contains(dom, canary) {
+		t.Errorf("the secret's value is in the page's DOM")
+	}
+	traffic := b.Traffic()
+	seenRef := false
+	for i, c := range traffic {
+		if strings.Contains(c, canary) {
+			t.Errorf("the secret's value is in the page's traffic (item %d of %d, %d bytes)", i, len(traffic), len(c))
+		}
+		seenRef = seenRef || (strings.HasPrefix(c, "response ") && strings.Contains(c, "secret/"+path))
+	}
+	if !seenRef {
+		t.Errorf("no recorded response body holds the secret's reference (%d items recorded): the traffic search saw nothing", len(traffic))
+	}
+	if out := b.Outside(env.api); len(out) > 0 {
+		t.Fatalf("the page requested %d URLs outside the server: %q", len(out), out)
+	}
 }
