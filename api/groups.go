@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -95,29 +96,53 @@ func mergeEmbed(a, b embed) embed {
 	return embed{tasks: a.tasks || b.tasks, lastTaskFailure: a.lastTaskFailure || b.lastTaskFailure}
 }
 
-func (s *Server) appendGroup(b []byte, n *groupNode, e groupEmbed, snap *framework.Snapshot, deps map[string]string) []byte {
+// groupWriter streams a group tree: each app is rendered into a scratch
+// buffer and written out, so the answer for 10,000 apps and their tasks is
+// never built whole in memory (as GET /v2/apps does).
+type groupWriter struct {
+	s    *Server
+	bw   *bufio.Writer
+	buf  []byte
+	e    groupEmbed
+	ti   *taskIndex
+	deps map[string]string
+	err  error
+}
+
+func (gw *groupWriter) write(b []byte) {
+	if gw.err == nil {
+		_, gw.err = gw.bw.Write(b)
+	}
+}
+
+func (gw *groupWriter) group(n *groupNode) {
+	b := gw.buf[:0]
 	b = append(b, `{"id":`...)
 	b = appendString(b, n.id)
 	b = append(b, `,"dependencies":`...)
-	dj, _ := json.Marshal(append([]string{}, n.deps...))
+	dj, _ := json.Marshal(append([]string{}, n.deps...)) // strings always encode
 	b = append(b, dj...)
 	b = append(b, `,"version":`...)
 	b = appendString(b, n.version)
 	b = append(b, `,"enforceRole":false,"pods":[],"apps":[`...)
-	if e.apps {
+	gw.write(b)
+	if gw.e.apps {
 		for i, r := range n.apps {
+			b = gw.buf[:0]
 			if i > 0 {
 				b = append(b, ',')
 			}
 			var ts []framework.Task
-			if e.app.tasks {
-				ts = snap.TasksOf(r.App.ID)
+			if gw.e.app.tasks {
+				ts = gw.ti.byApp[r.App.ID]
 			}
-			b = s.appendApp(b, r, ts, e.app, deps[r.App.ID])
+			b = gw.s.appendApp(b, r, ts, gw.e.app, gw.deps[r.App.ID])
+			gw.write(b)
+			gw.buf = b
 		}
 	}
-	b = append(b, `],"groups":[`...)
-	if e.groups {
+	gw.write([]byte(`],"groups":[`))
+	if gw.e.groups {
 		ids := make([]string, 0, len(n.children))
 		for id := range n.children {
 			ids = append(ids, id)
@@ -125,12 +150,12 @@ func (s *Server) appendGroup(b []byte, n *groupNode, e groupEmbed, snap *framewo
 		sort.Strings(ids)
 		for i, id := range ids {
 			if i > 0 {
-				b = append(b, ',')
+				gw.write([]byte{','})
 			}
-			b = s.appendGroup(b, n.children[id], e, snap, deps)
+			gw.group(n.children[id])
 		}
 	}
-	return append(b, "]}"...)
+	gw.write([]byte("]}"))
 }
 
 // getGroup serves GET /v2/groups and GET /v2/groups/{id}.
@@ -140,8 +165,19 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) err
 	if n == nil {
 		return errorf(http.StatusNotFound, "Group '%s' does not exist; list the groups with GET /v2/groups", id)
 	}
-	snap := s.sched.Snapshot()
-	writeRaw(w, http.StatusOK, s.appendGroup(nil, n, parseGroupEmbed(r.URL.Query()["embed"]), snap, s.dep.DeploymentsByApp()))
+	gw := &groupWriter{s: s, e: parseGroupEmbed(r.URL.Query()["embed"]), deps: s.dep.DeploymentsByApp(), buf: make([]byte, 0, 8<<10)}
+	if gw.e.app.tasks {
+		gw.ti = s.taskIndex(s.listSnapshot())
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	gw.bw = bufio.NewWriterSize(w, 64<<10)
+	gw.group(n)
+	gw.write([]byte("\n"))
+	if gw.err == nil {
+		gw.err = gw.bw.Flush()
+	}
+	// An error here is the client gone; nothing more can be said to it.
 	return nil
 }
 
