@@ -10,8 +10,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
 
 	"github.com/flotilla-sched/flotilla/appspec"
@@ -468,8 +470,21 @@ func (s *Server) appVersion(w http.ResponseWriter, r *http.Request, id, version 
 
 // listTasks serves GET /v2/tasks (?status=running|staging|…).
 func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
-	status := strings.ToLower(r.URL.Query().Get("status"))
+	// Marathon takes ?status=running and ?status[]=running&status[]=staging.
+	q := r.URL.Query()
+	statuses := map[string]bool{}
+	for _, v := range append(q["status"], q["status[]"]...) {
+		if v = strings.ToLower(strings.TrimSpace(v)); v != "" {
+			statuses[v] = true
+		}
+	}
 	snap := s.listSnapshot()
+	keep := func(t *framework.Task) bool {
+		return len(statuses) == 0 || statuses[strings.ToLower(strings.TrimPrefix(t.State.String(), "TASK_"))]
+	}
+	if wantsPlainText(r) {
+		return s.plainTasks(w, snap, keep)
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	bw := bufio.NewWriterSize(w, 64<<10)
 	_, _ = bw.WriteString(`{"tasks":[`)
@@ -478,7 +493,7 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
 	var m *deploy.Record
 	for i := range snap.Tasks {
 		t := &snap.Tasks[i]
-		if status != "" && strings.ToLower(strings.TrimPrefix(t.State.String(), "TASK_")) != status {
+		if !keep(t) {
 			continue
 		}
 		if m == nil || m.App.ID != t.AppID {
@@ -495,6 +510,41 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	_, _ = bw.WriteString("]}\n")
+	_ = bw.Flush()
+	return nil
+}
+
+// wantsPlainText: the client asked for Marathon's text/plain task list
+// (Accept: text/plain without application/json), as old service-discovery
+// scripts (haproxy-marathon-bridge) do.
+func wantsPlainText(r *http.Request) bool {
+	a := r.Header.Get("Accept")
+	return strings.Contains(a, "text/plain") && !strings.Contains(a, "application/json")
+}
+
+// plainTasks writes Marathon's text/plain task list: per app and service
+// port, a line "<app id with / as _>\t<service port>\t<host:port>…" of its
+// running tasks (the format haproxy-marathon-bridge reads).
+func (s *Server) plainTasks(w http.ResponseWriter, snap *framework.Snapshot, keep func(*framework.Task) bool) error {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	for _, m := range s.dep.Apps() {
+		ts := snap.TasksOf(m.App.ID)
+		name := strings.ReplaceAll(strings.TrimPrefix(m.App.ID, "/"), "/", "_")
+		for i, sp := range m.ServicePorts {
+			line := name + "\t" + strconv.FormatUint(uint64(sp), 10) + "\t"
+			for j := range ts {
+				t := &ts[j]
+				if t.State != mesos.TASK_RUNNING || !keep(t) || i >= len(t.Ports) {
+					continue
+				}
+				line += t.Host + ":" + strconv.FormatUint(t.Ports[i], 10) + "\t"
+			}
+			if _, err := bw.WriteString(line + "\n"); err != nil {
+				return nil // the client went away
+			}
+		}
+	}
 	_ = bw.Flush()
 	return nil
 }

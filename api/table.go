@@ -135,6 +135,10 @@ func (s *Server) routes() routeTable {
 		{method: "", pattern: "/metrics", local: true, serve: func(w http.ResponseWriter, r *http.Request, _ routeArgs) {
 			metrics.ServeHTTP(w, r)
 		}},
+		// Marathon 1.9+'s Prometheus path; the same metrics.
+		{method: "", pattern: "/metrics/prometheus", local: true, serve: func(w http.ResponseWriter, r *http.Request, _ routeArgs) {
+			metrics.ServeHTTP(w, r)
+		}},
 	}
 	// Sorted, so the table (and its order of matching) is the same each run.
 	for _, p := range slices.Sorted(maps.Keys(s.cfg.Mounts)) {

@@ -561,6 +561,7 @@ func (s *Service) finishPlanLocked(ctx context.Context, p *GroupPlan, success bo
 	}
 	s.ended.WithLabelValues("failed").Inc()
 	log.WithField("reason", reason).Warn("group deployment failed")
+	s.events().Plan(EventDeploymentStepFailure, &c, reason)
 	s.events().Plan(EventDeploymentFailed, &c, reason)
 }
 

@@ -58,6 +58,7 @@ const (
 	EventDeploymentSuccess     = "deployment_success"
 	EventDeploymentFailed      = "deployment_failed"
 	EventDeploymentStepSuccess = "deployment_step_success"
+	EventDeploymentStepFailure = "deployment_step_failure"
 )
 
 // Config configures a Service.
