@@ -2,6 +2,7 @@ package framework
 
 import (
 	"fmt"
+	"math"
 	"math/rand"
 	"sort"
 	"strconv"
@@ -418,10 +419,14 @@ func healthCheck(app *appspec.App, hc appspec.HealthCheck, ports []uint64) *meso
 		v := hc.TimeoutSeconds
 		out.TimeoutSeconds = &v
 	}
+	// Marathon's maxConsecutiveFailures 0 means "never kill"; left unset,
+	// Mesos would apply its default of 3 and kill. A count no task reaches
+	// says "never" in Mesos's terms.
+	cf := uint32(math.MaxUint32)
 	if hc.MaxConsecutiveFailures > 0 {
-		v := uint32(hc.MaxConsecutiveFailures)
-		out.ConsecutiveFailures = &v
+		cf = uint32(hc.MaxConsecutiveFailures)
 	}
+	out.ConsecutiveFailures = &cf
 	port := uint32(0)
 	switch {
 	case hc.Port != nil:

@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"math"
 	"math/rand"
 	"regexp"
 	"slices"
@@ -198,5 +199,22 @@ func TestKillPolicyPerApp(t *testing.T) {
 	h.sync()
 	if k := h.rec.Of(CallKill); len(k) != 1 || k[0].KillPolicy.GetGracePeriod().GetNanoseconds() != 2_500_000_000 {
 		t.Errorf("kill %+v, want the app's 2.5 s", k)
+	}
+}
+
+// TestHealthCheckNeverKill: Marathon's maxConsecutiveFailures 0 ("never
+// kill") reaches Mesos as a count no task reaches, not as Mesos's default
+// of 3.
+func TestHealthCheckNeverKill(t *testing.T) {
+	t.Parallel()
+	app := testApp("/web", 1)
+	app.HealthChecks = []appspec.HealthCheck{{Protocol: "MESOS_HTTP", Path: "/", IntervalSeconds: 1, TimeoutSeconds: 1, MaxConsecutiveFailures: 0}}
+	ti := buildTaskInfo(&app, launchSpec{TaskID: "t", AgentID: "a", Host: "h", Ports: []uint64{31000}})
+	if got := ti.HealthCheck.GetConsecutiveFailures(); got != math.MaxUint32 {
+		t.Errorf("consecutive_failures %d, want %d (never)", got, uint32(math.MaxUint32))
+	}
+	app.HealthChecks[0].MaxConsecutiveFailures = 5
+	if got := buildTaskInfo(&app, launchSpec{TaskID: "t", AgentID: "a", Host: "h", Ports: []uint64{31000}}).HealthCheck.GetConsecutiveFailures(); got != 5 {
+		t.Errorf("consecutive_failures %d, want 5", got)
 	}
 }
