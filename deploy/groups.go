@@ -495,7 +495,7 @@ func (s *Service) persistPlan(ctx context.Context, p *GroupPlan) {
 		var es []planEntry
 		var acts []store.DeploymentAction
 		for _, c := range step {
-			es = append(es, planEntry{ID: c.ID, App: c.App})
+			es = append(es, planEntry(c))
 			acts = append(acts, store.DeploymentAction{Action: changeAction(c), App: c.ID})
 		}
 		st.Steps = append(st.Steps, es)
@@ -648,7 +648,7 @@ func restorePlan(sd *store.Deployment) (*GroupPlan, error) {
 	for _, es := range st.Plan.Steps {
 		var step PlanStep
 		for _, e := range es {
-			step = append(step, Change{ID: e.ID, App: e.App})
+			step = append(step, Change(e))
 		}
 		p.Steps = append(p.Steps, step)
 	}
