@@ -76,6 +76,8 @@ type Docker struct {
 	// fellBack is set once a task fell back to the user-space forwarder,
 	// so that the reason is logged as a warning once, then at debug.
 	fellBack atomic.Bool
+	// forwardKernel is portfwd.ForwardKernel; tests make it fail.
+	forwardKernel func(context.Context, string, []portfwd.Mapping, *portfwd.NetNS, portfwd.KernelConfig) (*portfwd.Kernel, error)
 
 	mu     sync.Mutex
 	closed bool
@@ -152,7 +154,8 @@ func NewDocker(cfg DockerConfig) (*Docker, error) {
 		owner: owner,
 		tasks: make(map[string]*dockerTask),
 
-		forwarding: cfg.Forwarding,
+		forwarding:    cfg.Forwarding,
+		forwardKernel: portfwd.ForwardKernel,
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/flotilla-sched/flotilla/internal/portfwd"
 	"github.com/flotilla-sched/flotilla/internal/testbed"
@@ -305,6 +308,53 @@ func testDockerBridge(t *testing.T, mode string) {
 	checkKernelGone(t, table, veth)
 	waitBindable(t, fmt.Sprintf("127.0.0.1:%d", hHTTP))
 	waitBindable(t, echoAddr)
+}
+
+// TestDockerBridgeKernelFallback: when the kernel forwarding cannot be set
+// up, the task still runs, forwarded in user space, and the reason is
+// logged as a warning once.
+func TestDockerBridgeKernelFallback(t *testing.T) {
+	t.Parallel()
+	l, hook := logtest.NewNullLogger()
+	l.SetLevel(logrus.DebugLevel)
+	d := newTestDockerWith(t, DockerConfig{Log: l, Forwarding: ForwardAuto})
+	d.forwardKernel = func(context.Context, string, []portfwd.Mapping, *portfwd.NetNS, portfwd.KernelConfig) (*portfwd.Kernel, error) {
+		return nil, errors.New("nft: no such table (test)")
+	}
+	rec := newRecorder()
+	for _, id := range []string{"fb-1", "fb-2"} {
+		hp := bridgePort(t)
+		tk := bridgeTask(t, id, mesos.ContainerInfo_DockerInfo_BRIDGE, []string{"-port", "8080", "-udp-echo", "9001"}, pm(hp, 8080, "tcp"), pm(hp, 9001, "udp"))
+		launchRunning(t, d, rec, tk)
+		if table, _ := checkKernelForwarding(t, d, id, ForwardUserland); table != "" {
+			t.Fatalf("task %s has kernel forwarding %s", id, table)
+		}
+		if body := getVia(t, rec, id, fmt.Sprintf("http://127.0.0.1:%d/", hp)); !strings.HasPrefix(body, id+" ") {
+			t.Fatalf("GET / = %q", body)
+		}
+		if got := udpEcho(t, fmt.Sprintf("127.0.0.1:%d", hp), "fallback"); got != "fallback" {
+			t.Fatalf("udp echo = %q", got)
+		}
+		if err := d.Kill(context.Background(), id, 0); err != nil {
+			t.Fatal(err)
+		}
+		rec.waitTerminal(t, id, 30*time.Second)
+		waitBindable(t, fmt.Sprintf("127.0.0.1:%d", hp))
+	}
+	var warned, debugged int
+	for _, e := range hook.AllEntries() {
+		if strings.Contains(e.Message, "kernel port forwarding cannot be set up") && strings.Contains(fmt.Sprint(e.Data[logrus.ErrorKey]), "(test)") {
+			switch e.Level {
+			case logrus.WarnLevel:
+				warned++
+			case logrus.DebugLevel:
+				debugged++
+			}
+		}
+	}
+	if warned != 1 || debugged != 1 {
+		t.Fatalf("fallback logged %d times as a warning and %d at debug, want 1 and 1", warned, debugged)
+	}
 }
 
 func TestDockerUserNetworks(t *testing.T) {

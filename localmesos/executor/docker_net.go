@@ -93,7 +93,7 @@ func (d *Docker) forward(ctx context.Context, t Task, nw dockerNet, fwd *portfwd
 		return nil
 	}
 	if d.forwarding != ForwardUserland {
-		k, err := portfwd.ForwardKernel(ctx, agentHost(t), nw.mappings, ns, portfwd.KernelConfig{})
+		k, err := d.forwardKernel(ctx, agentHost(t), nw.mappings, ns, portfwd.KernelConfig{})
 		if err == nil {
 			// fwd stays unserved: it only keeps the ports from others.
 			log.WithFields(logrus.Fields{"ports": fwd.Addrs(), "mode": ForwardKernel, "veth": k.Interface(),
