@@ -53,8 +53,13 @@
 // forwards their mapped host ports into it (internal/portfwd), which keeps
 // the shape a framework sees — reachable on the offer's host port, the app
 // on its container port, health checks on the container port inside the
-// namespace — with loopback traffic only. USER networks are names the
-// agents are configured with (Config.Networks), since there is no CNI.
+// namespace — with loopback and link-local traffic only. By default the
+// kernel forwards (a veth pair per task addressed from 169.254.64.0/18 and
+// an nftables DNAT table, as Docker with --userland-proxy=false) wherever
+// it can be set up, else the agent's user-space forwarder does; the docker
+// executor's Forwarding setting (cmd/localmesos --port-forwarding
+// auto|kernel|userland) chooses. USER networks are names the agents are
+// configured with (Config.Networks), since there is no CNI.
 //
 // Concurrency: one mutex guards the master's state and is never held across
 // I/O. Executors report through a queue that the master drains in batches

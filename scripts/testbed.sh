@@ -22,7 +22,9 @@ VAULT_TOKEN=${VAULT_TOKEN:-flotilla-dev-root}
 VAULT_VERSION=1.14.1
 VAULT_BIN=$CACHE/vault-build/vault
 DOCKER_SOCK=/var/run/docker.sock
-PACKAGES=(zookeeper docker.io dnsutils busybox-static chromium)
+# nftables and iproute2: kernel port forwarding of BRIDGE/USER tasks
+# (internal/portfwd); util-linux (nsenter) is essential on Debian.
+PACKAGES=(zookeeper docker.io dnsutils busybox-static chromium nftables iproute2)
 
 log() { printf 'testbed: %s\n' "$*" >&2; }
 die() { printf 'testbed: MISSING: %s\n' "$*" >&2; exit 1; }

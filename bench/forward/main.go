@@ -26,7 +26,8 @@ func main() {
 
 func run() error {
 	hostPort := flag.Int("host-port", 29401, "port of the host-network container")
-	bridgePort := flag.Int("bridge-port", 29402, "host port forwarded to the BRIDGE container's 8080")
+	kernelPort := flag.Int("kernel-port", 29402, "host port the kernel forwards to a BRIDGE container's 8080 (veth and nftables DNAT)")
+	userlandPort := flag.Int("userland-port", 29403, "host port the user-space forwarder carries to another BRIDGE container's 8080")
 	image := flag.String("image", "flotilla/testapp:dev", "image to run")
 	cpus := flag.Float64("cpus", 1, "cpus of each task (CPU shares)")
 	flag.Parse()
@@ -34,12 +35,23 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	d, err := executor.NewDocker(executor.DockerConfig{Log: log})
+	// One executor per forwarding mode; kernel refuses to start where the
+	// kernel cannot forward, rather than measuring the fallback.
+	d, err := executor.NewDocker(executor.DockerConfig{Log: log, Forwarding: executor.ForwardKernel})
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err := d.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "forward: close:", err)
+		}
+	}()
+	du, err := executor.NewDocker(executor.DockerConfig{Log: log, Forwarding: executor.ForwardUserland})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := du.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "forward: close:", err)
 		}
 	}()
@@ -70,17 +82,24 @@ func run() error {
 		}
 	}
 	tcp := "tcp"
-	tasks := []executor.Task{
-		task("bench.host", mesos.ContainerInfo_DockerInfo_HOST, []string{"-port", strconv.Itoa(*hostPort)}, nil, *hostPort),
-		task("bench.bridge", mesos.ContainerInfo_DockerInfo_BRIDGE, []string{"-port", "8080"},
-			[]mesos.ContainerInfo_DockerInfo_PortMapping{{HostPort: uint32(*bridgePort), ContainerPort: 8080, Protocol: &tcp}}, *bridgePort),
+	bridge := func(id string, port int) executor.Task {
+		return task(id, mesos.ContainerInfo_DockerInfo_BRIDGE, []string{"-port", "8080"},
+			[]mesos.ContainerInfo_DockerInfo_PortMapping{{HostPort: uint32(port), ContainerPort: 8080, Protocol: &tcp}}, port)
 	}
-	for _, tk := range tasks {
-		if err := d.Launch(ctx, tk, report); err != nil {
+	launches := []struct {
+		d  *executor.Docker
+		tk executor.Task
+	}{
+		{d, task("bench.host", mesos.ContainerInfo_DockerInfo_HOST, []string{"-port", strconv.Itoa(*hostPort)}, nil, *hostPort)},
+		{d, bridge("bench.kernel", *kernelPort)},
+		{du, bridge("bench.userland", *userlandPort)},
+	}
+	for _, l := range launches {
+		if err := l.d.Launch(ctx, l.tk, report); err != nil {
 			return err
 		}
 	}
-	for _, p := range []int{*hostPort, *bridgePort} {
+	for _, p := range []int{*hostPort, *kernelPort, *userlandPort} {
 		if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/", p)); err != nil {
 			return err
 		}

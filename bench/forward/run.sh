@@ -2,14 +2,19 @@
 # Bridge forwarder benchmark for issue 15, recorded in bench/RESULTS.md
 # ("Bridge forwarder (issue 15)"). In one run, the same testapp container
 # image reached
-#   host    on the host network (the baseline)
-#   bridge  BRIDGE, host port -> container 8080 through internal/portfwd
+#   host      on the host network (the baseline)
+#   kernel    BRIDGE, host port -> container 8080 by the kernel (veth pair,
+#             nftables DNAT; internal/portfwd kernel.go)
+#   userland  BRIDGE, host port -> container 8080 through the user-space
+#             forwarder (internal/portfwd forward.go)
 # ROUNDS rounds, each a wrk run per target in turn (wrk -t THREADS -c CONNS
-# -d DUR --latency, GET /). Goals: bridge >= 0.8x host requests/s, p99 within
+# -d DUR --latency, GET /). Goals: kernel >= 0.8x host requests/s, p99 within
 # +0.2 ms of host. fwd_us/req is the CPU (user+system) the forwarding process
-# spent per request, from /proc: steadier than req/s on a shared machine.
-# Loopback only. Needs the Docker engine and the test image
-# (scripts/testbed.sh images) and wrk (apt-get install -y wrk).
+# spent per request, from /proc: steadier than req/s on a shared machine
+# (near 0 for host and kernel: the agent process does nothing for them).
+# Loopback and the veth's link-local addresses only. Needs root, the Docker
+# engine and the test image (scripts/testbed.sh images), ip and nft
+# (iproute2, nftables) and wrk (apt-get install -y wrk).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -18,12 +23,13 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 HOSTPORT=${HOSTPORT:-29401}
-BRIDGEPORT=${BRIDGEPORT:-29402}
+KERNELPORT=${KERNELPORT:-29402}
+USERLANDPORT=${USERLANDPORT:-29403}
 
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 1; }
 OUT=$(mktemp -d /tmp/fwdbench.XXXXXX)
 go build -o "$OUT/forward" ./bench/forward
-"$OUT/forward" -host-port "$HOSTPORT" -bridge-port "$BRIDGEPORT" >"$OUT/forward.out" 2>"$OUT/forward.err" &
+"$OUT/forward" -host-port "$HOSTPORT" -kernel-port "$KERNELPORT" -userland-port "$USERLANDPORT" >"$OUT/forward.out" 2>"$OUT/forward.err" &
 FPID=$!
 trap 'kill "$FPID" 2>/dev/null || true; wait "$FPID" 2>/dev/null || true' EXIT
 for _ in $(seq 600); do
@@ -41,16 +47,20 @@ ticks() { awk '{print $14 + $15}' "/proc/$FPID/stat"; }
 HZ=$(getconf CLK_TCK)
 
 echo "# wrk -t$THREADS -c$CONNS -d${DUR}s --latency, $ROUNDS rounds, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-6s %-7s %10s %9s %9s %12s\n' round target req/s p50_ms p99_ms fwd_us/req
+printf '%-6s %-9s %10s %9s %9s %12s\n' round target req/s p50_ms p99_ms fwd_us/req
 for r in $(seq "$ROUNDS"); do
-  for target in host bridge; do
-    port=$HOSTPORT; [[ $target == bridge ]] && port=$BRIDGEPORT
+  for target in host kernel userland; do
+    case $target in
+      host) port=$HOSTPORT ;;
+      kernel) port=$KERNELPORT ;;
+      userland) port=$USERLANDPORT ;;
+    esac
     t0=$(ticks)
     wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port/" >"$OUT/$target.$r" 2>&1
     t1=$(ticks)
     rps=$(awk '/^Requests\/sec/ {print $2}' "$OUT/$target.$r")
     n=$(awk '/requests in/ {print $1}' "$OUT/$target.$r")
     us=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$n" 'BEGIN {printf "%.1f", d * 1e6 / hz / n}')
-    printf '%-6s %-7s %10s %9s %9s %12s\n' "$r" "$target" "$rps" "$(ms 50% <"$OUT/$target.$r")" "$(ms 99% <"$OUT/$target.$r")" "$us"
+    printf '%-6s %-9s %10s %9s %9s %12s\n' "$r" "$target" "$rps" "$(ms 50% <"$OUT/$target.$r")" "$(ms 99% <"$OUT/$target.$r")" "$us"
   done
 done

@@ -122,7 +122,7 @@ func testLog(t *testing.T, l *logrus.Logger) *logrus.Logger {
 func startMaster(t *testing.T, o devOpts, log *logrus.Logger) *localmesos.Master {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	name, factory, err := localmesos.ExecutorByName(ctx, o.executor, log)
+	name, factory, err := localmesos.ExecutorByName(ctx, o.executor, "", log)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -182,7 +182,7 @@ func runDev(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	name, factory, err := localmesos.ExecutorByName(ctx, *execName, log)
+	name, factory, err := localmesos.ExecutorByName(ctx, *execName, "", log)
 	if err != nil {
 		return err
 	}

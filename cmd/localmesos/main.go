@@ -50,6 +50,7 @@ func run(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:5050", "master address")
 	agents := fs.Int("agents", 3, "number of agents")
 	execName := fs.String("executor", "", "docker, process or simulated (default docker when the engine answers, else process)")
+	forwarding := fs.String("port-forwarding", "auto", "how the docker executor forwards BRIDGE/USER host ports: kernel (veth and nftables DNAT; the agent refuses to start without ip, nsenter and nft), userland (a proxy in the agent) or auto (kernel per task when it can be set up, else userland)")
 	zkURL := fs.String("zk", "", "register in ZooKeeper, e.g. zk://127.0.0.1:2181/mesos")
 	heartbeat := fs.Duration("heartbeat", 15*time.Second, "interval of HEARTBEAT events")
 	resources := fs.String("resources", "", "agent resources, Mesos style: cpus:4;mem:8192;disk:10240;ports:[31000-32000]")
@@ -109,7 +110,7 @@ func run(args []string) error {
 			cfg.AgentSpecs[i].Attributes = attrs
 		}
 	}
-	name, factory, err := localmesos.ExecutorByName(ctx, *execName, log)
+	name, factory, err := localmesos.ExecutorByName(ctx, *execName, *forwarding, log)
 	if err != nil {
 		return err
 	}

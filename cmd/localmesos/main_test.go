@@ -56,6 +56,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{
 		{"--executor", "bogus", "--listen", "127.0.0.1:0"},
+		{"--port-forwarding", "bogus", "--executor", "simulated", "--listen", "127.0.0.1:0"},
 		{"--agents", "0"},
 		{"--zk", "http://x", "--executor", "simulated", "--listen", "127.0.0.1:0"},
 		{"--log-level", "loud"},

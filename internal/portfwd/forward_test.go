@@ -57,13 +57,15 @@ func runChild() int {
 		fmt.Fprintln(os.Stderr, "child: loopback up:", err)
 		return 1
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", echoPort)
-	ln, err := net.Listen("tcp", addr)
+	// Every address of the namespace, as a container's server listens:
+	// kernel forwarding arrives on the veth's address, not on loopback.
+	addr := fmt.Sprintf("0.0.0.0:%d", echoPort)
+	ln, err := net.Listen("tcp4", addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
 	}
-	pc, err := net.ListenPacket("udp", addr)
+	pc, err := net.ListenPacket("udp4", addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
@@ -172,27 +174,7 @@ func TestForwardTCPAndUDP(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", hp)
 
 	t.Run("tcp echo with half-close", func(t *testing.T) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		payload := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB: several splices
-		go func() {
-			if _, err := c.Write(payload); err != nil {
-				t.Errorf("write: %v", err)
-			}
-			if err := c.(*net.TCPConn).CloseWrite(); err != nil {
-				t.Errorf("close write: %v", err)
-			}
-		}()
-		if err := c.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(c)
-		if err != nil || !bytes.Equal(got, payload) {
-			t.Fatalf("echoed %d bytes (%v), want the %d sent then EOF", len(got), err, len(payload))
-		}
+		echoHalfClose(t, addr, bytes.Repeat([]byte("0123456789abcdef"), 64<<10)) // 1 MiB: several splices
 	})
 	t.Run("udp echo", func(t *testing.T) {
 		u, err := net.Dial("udp", addr)
@@ -225,6 +207,32 @@ func TestForwardTCPAndUDP(t *testing.T) {
 		if err != nil {
 			t.Errorf("%s %s not bindable after Close: %v", network, addr, err)
 		}
+	}
+}
+
+// echoHalfClose sends payload to the echo server at addr, half-closes, and
+// fails unless exactly payload comes back before EOF.
+func echoHalfClose(t *testing.T, addr string, payload []byte) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() {
+		if _, err := c.Write(payload); err != nil {
+			t.Errorf("write: %v", err)
+		}
+		if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Errorf("close write: %v", err)
+		}
+	}()
+	if err := c.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("echoed %d bytes (%v), want the %d sent then EOF", len(got), err, len(payload))
 	}
 }
 

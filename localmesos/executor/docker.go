@@ -11,6 +11,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -48,12 +49,21 @@ type DockerConfig struct {
 	// Host is the engine's address (unix:///var/run/docker.sock); default
 	// DOCKER_HOST, else the engine's default socket.
 	Host string
+	// Forwarding is how BRIDGE/USER host ports reach their containers:
+	// ForwardAuto ("" too) uses the kernel (a veth pair and nftables DNAT,
+	// Docker's --userland-proxy=false) for each task where it can be set
+	// up and the user-space forwarder where not; ForwardKernel is the same
+	// but NewDocker fails if this machine cannot do kernel forwarding at
+	// all (no ip, nsenter or nft, or no permission); ForwardUserland
+	// always uses the user-space forwarder. See internal/portfwd.
+	Forwarding string
 }
 
 // Docker runs tasks as Docker containers the way Mesos's docker
 // containerizer does: the task's network (HOST and NONE as asked; BRIDGE
 // and USER in a namespace of their own with mapped host ports forwarded
-// into it, see internal/portfwd), CPU shares and memory limit from the
+// into it by the kernel or in user space, see DockerConfig.Forwarding and
+// internal/portfwd), CPU shares and memory limit from the
 // task's resources, the sandbox mounted at /mnt/mesos/sandbox, container
 // name mesos-<uuid>.
 type Docker struct {
@@ -61,6 +71,13 @@ type Docker struct {
 	clock clock.Clock
 	log   *logrus.Entry
 	owner string
+	// forwarding is ForwardAuto, ForwardKernel or ForwardUserland.
+	forwarding string
+	// fellBack is set once a task fell back to the user-space forwarder,
+	// so that the reason is logged as a warning once, then at debug.
+	fellBack atomic.Bool
+	// forwardKernel is portfwd.ForwardKernel; tests make it fail.
+	forwardKernel func(context.Context, string, []portfwd.Mapping, *portfwd.NetNS, portfwd.KernelConfig) (*portfwd.Kernel, error)
 
 	mu     sync.Mutex
 	closed bool
@@ -79,7 +96,8 @@ type dockerTask struct {
 	mem       uint64
 	grace     time.Duration
 	sandbox   string
-	fwd       *portfwd.Forwarder // BRIDGE/USER with port mappings
+	fwd       *portfwd.Forwarder // BRIDGE/USER with port mappings: forwarding, or only holding the ports for kern
+	kern      *portfwd.Kernel    // kernel forwarding, when set up
 	ns        *portfwd.NetNS     // BRIDGE/USER
 	done      chan struct{}
 	cancel    context.CancelFunc // ends waiter and health checker (Close)
@@ -106,6 +124,20 @@ func NewDocker(cfg DockerConfig) (*Docker, error) {
 	if cfg.Log == nil {
 		cfg.Log = logging.Discard()
 	}
+	if err := CheckForwarding(cfg.Forwarding); err != nil {
+		return nil, err
+	}
+	if cfg.Forwarding == "" {
+		cfg.Forwarding = ForwardAuto
+	}
+	if cfg.Forwarding == ForwardKernel {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := portfwd.KernelSupported(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("executor: port forwarding %q: %w", ForwardKernel, err)
+		}
+	}
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if cfg.Host != "" {
 		opts = append(opts, client.WithHost(cfg.Host))
@@ -121,6 +153,9 @@ func NewDocker(cfg DockerConfig) (*Docker, error) {
 		log:   logging.Component(cfg.Log, "executor").WithFields(logrus.Fields{"executor": "docker", "owner": owner}),
 		owner: owner,
 		tasks: make(map[string]*dockerTask),
+
+		forwarding:    cfg.Forwarding,
+		forwardKernel: portfwd.ForwardKernel,
 	}, nil
 }
 
@@ -247,34 +282,33 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 	d.mu.Unlock()
 	created, err := d.cli.ContainerCreate(ctx, cfg, hostCfg, nil, nil, name)
 	if err != nil {
-		closeNetwork(fwd, nil, log)
+		closeNetwork(fwd, nil, nil, log)
 		unreserve()
 		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to create container: %w", id, err))
 	}
 	if err := d.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
-		closeNetwork(fwd, nil, log)
+		closeNetwork(fwd, nil, nil, log)
 		d.remove(created.ID, log)
 		unreserve()
 		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to start container: %w", id, err))
 	}
 	var ns *portfwd.NetNS
+	var kern *portfwd.Kernel
 	if nw.isolated {
-		ns, err = d.attachNetwork(ctx, created.ID, fwd)
+		ns, err = d.openNamespace(ctx, created.ID)
 		if err != nil {
-			closeNetwork(fwd, nil, log)
+			closeNetwork(fwd, nil, nil, log)
 			d.remove(created.ID, log)
 			unreserve()
 			return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
 		}
-		if fwd != nil {
-			log.WithField("ports", fwd.Addrs()).Info("forwarding host ports into the container")
-		}
+		kern = d.forward(ctx, t, nw, fwd, ns, log)
 	}
 
 	wctx, cancel := context.WithCancel(context.Background())
 	dt := &dockerTask{
 		id: id, container: created.ID, name: name, cpus: cpus, mem: mem, grace: killGrace(t.Info),
-		sandbox: t.Sandbox, fwd: fwd, ns: ns, done: make(chan struct{}), cancel: cancel, report: report,
+		sandbox: t.Sandbox, fwd: fwd, kern: kern, ns: ns, done: make(chan struct{}), cancel: cancel, report: report,
 	}
 	if t.Sandbox != "" {
 		lctx, stop := context.WithCancel(context.Background())
@@ -292,7 +326,7 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 		if dt.stopLogs != nil {
 			dt.stopLogs()
 		}
-		closeNetwork(fwd, ns, log)
+		closeNetwork(fwd, kern, ns, log)
 		d.remove(created.ID, log)
 		return fmt.Errorf("executor: docker launch %s: %w", id, ErrClosed)
 	}
@@ -358,7 +392,7 @@ func (d *Docker) wait(ctx context.Context, dt *dockerTask, log *logrus.Entry) {
 	dt.cancel()
 	// Before the terminal status: once a scheduler hears of the end, the
 	// host ports may be offered and bound again.
-	closeNetwork(dt.fwd, dt.ns, log)
+	closeNetwork(dt.fwd, dt.kern, dt.ns, log)
 	close(dt.done)
 	d.drainLogs(dt, log)
 	d.remove(dt.container, log)

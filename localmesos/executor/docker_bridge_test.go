@@ -2,11 +2,13 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,7 +18,10 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/flotilla-sched/flotilla/internal/portfwd"
 	"github.com/flotilla-sched/flotilla/internal/testbed"
 )
 
@@ -178,10 +183,79 @@ func waitBindable(t *testing.T, addr string) {
 // TestDockerBridge: the test image listens on container ports 8080 (HTTP),
 // 9000 (TCP echo) and 9001 (UDP echo) in a namespace of its own; each is
 // reached through its host port, the MESOS_HTTP check on the container
-// port goes healthy, and after a kill the host ports are free.
+// port goes healthy, and after a kill the host ports are free. Once with
+// the default forwarding (the kernel's here: its nft table and veth exist
+// while the task runs and are gone after) and once with the user-space
+// forwarder.
 func TestDockerBridge(t *testing.T) {
 	t.Parallel()
-	d := newTestDocker(t, nil)
+	for _, mode := range []string{ForwardAuto, ForwardUserland} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			testDockerBridge(t, mode)
+		})
+	}
+}
+
+// kernelExpected tells whether auto forwarding must come out as kernel
+// forwarding: always under CI=true (the test bed has ip and nft and runs
+// as root), else where this machine supports it.
+func kernelExpected(t *testing.T) bool {
+	t.Helper()
+	err := portfwd.KernelSupported(context.Background())
+	if err != nil && os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true and kernel port forwarding is unavailable: %v", err)
+	}
+	return err == nil
+}
+
+func nftTableExists(name string) bool {
+	return exec.Command("nft", "list", "table", "ip", name).Run() == nil
+}
+
+// checkKernelForwarding fails unless the task is forwarded as mode says
+// (auto: by the kernel where it is supported), and returns its table and
+// veth ("" in user space).
+func checkKernelForwarding(t *testing.T, d *Docker, taskID, mode string) (table, veth string) {
+	t.Helper()
+	k := d.taskOf(t, taskID).kern // written before the task was recorded
+	want := mode != ForwardUserland && kernelExpected(t)
+	switch {
+	case want && k == nil:
+		t.Fatalf("task %s: forwarded in user space, want the kernel (mode %s)", taskID, mode)
+	case !want && k != nil:
+		t.Fatalf("task %s: forwarded by the kernel (%s), want user space (mode %s)", taskID, k.Table(), mode)
+	case k == nil:
+		return "", ""
+	}
+	if !nftTableExists(k.Table()) {
+		t.Errorf("nft table %s missing while the task runs", k.Table())
+	}
+	if _, err := net.InterfaceByName(k.Interface()); err != nil {
+		t.Errorf("veth %s missing while the task runs: %v", k.Interface(), err)
+	}
+	if !strings.HasPrefix(k.ContainerAddr().String(), "169.254.") {
+		t.Errorf("container address %s is not link-local", k.ContainerAddr())
+	}
+	return k.Table(), k.Interface()
+}
+
+// checkKernelGone fails if the task's table or veth outlived it.
+func checkKernelGone(t *testing.T, table, veth string) {
+	t.Helper()
+	if table == "" {
+		return
+	}
+	if nftTableExists(table) {
+		t.Errorf("nft table %s left after the task ended", table)
+	}
+	if _, err := net.InterfaceByName(veth); err == nil {
+		t.Errorf("veth %s left after the task ended", veth)
+	}
+}
+
+func testDockerBridge(t *testing.T, mode string) {
+	d := newTestDockerWith(t, DockerConfig{Forwarding: mode})
 	rec := newRecorder()
 	hHTTP, hEcho := bridgePort(t), bridgePort(t)
 	tk := bridgeTask(t, "br-1", mesos.ContainerInfo_DockerInfo_BRIDGE,
@@ -199,6 +273,7 @@ func TestDockerBridge(t *testing.T) {
 	if ins.HostConfig.NetworkMode != "none" {
 		t.Errorf("network mode %q, want none (a namespace of its own)", ins.HostConfig.NetworkMode)
 	}
+	table, veth := checkKernelForwarding(t, d, "br-1", mode)
 
 	if body := getVia(t, rec, "br-1", fmt.Sprintf("http://127.0.0.1:%d/", hHTTP)); body != "br-1 bridgehost\n" {
 		t.Fatalf("GET / via host port %d = %q", hHTTP, body)
@@ -211,6 +286,17 @@ func TestDockerBridge(t *testing.T) {
 		t.Errorf("udp echo = %q", got)
 	}
 	rec.waitFor(t, "br-1", 30*time.Second, "healthy (check inside the namespace)", isHealth(true))
+	// Kernel mode too keeps the host ports bound: no one else can take them.
+	for _, addr := range []string{fmt.Sprintf("127.0.0.1:%d", hHTTP), echoAddr} {
+		if l, err := net.Listen("tcp4", addr); err == nil {
+			l.Close()
+			t.Errorf("%s could be bound while the task runs", addr)
+		}
+	}
+	if u, err := net.ListenPacket("udp4", echoAddr); err == nil {
+		u.Close()
+		t.Errorf("udp %s could be bound while the task runs", echoAddr)
+	}
 
 	if err := d.Kill(context.Background(), "br-1", 2*time.Second); err != nil {
 		t.Fatal(err)
@@ -218,8 +304,57 @@ func TestDockerBridge(t *testing.T) {
 	if st := rec.waitTerminal(t, "br-1", 30*time.Second); st.State != mesos.TASK_KILLED {
 		t.Fatalf("terminal %s %q", st.State, st.Message)
 	}
+	// The terminal status comes after the network is taken down.
+	checkKernelGone(t, table, veth)
 	waitBindable(t, fmt.Sprintf("127.0.0.1:%d", hHTTP))
 	waitBindable(t, echoAddr)
+}
+
+// TestDockerBridgeKernelFallback: when the kernel forwarding cannot be set
+// up, the task still runs, forwarded in user space, and the reason is
+// logged as a warning once.
+func TestDockerBridgeKernelFallback(t *testing.T) {
+	t.Parallel()
+	l, hook := logtest.NewNullLogger()
+	l.SetLevel(logrus.DebugLevel)
+	d := newTestDockerWith(t, DockerConfig{Log: l, Forwarding: ForwardAuto})
+	d.forwardKernel = func(context.Context, string, []portfwd.Mapping, *portfwd.NetNS, portfwd.KernelConfig) (*portfwd.Kernel, error) {
+		return nil, errors.New("nft: no such table (test)")
+	}
+	rec := newRecorder()
+	for _, id := range []string{"fb-1", "fb-2"} {
+		hp := bridgePort(t)
+		tk := bridgeTask(t, id, mesos.ContainerInfo_DockerInfo_BRIDGE, []string{"-port", "8080", "-udp-echo", "9001"}, pm(hp, 8080, "tcp"), pm(hp, 9001, "udp"))
+		launchRunning(t, d, rec, tk)
+		if table, _ := checkKernelForwarding(t, d, id, ForwardUserland); table != "" {
+			t.Fatalf("task %s has kernel forwarding %s", id, table)
+		}
+		if body := getVia(t, rec, id, fmt.Sprintf("http://127.0.0.1:%d/", hp)); !strings.HasPrefix(body, id+" ") {
+			t.Fatalf("GET / = %q", body)
+		}
+		if got := udpEcho(t, fmt.Sprintf("127.0.0.1:%d", hp), "fallback"); got != "fallback" {
+			t.Fatalf("udp echo = %q", got)
+		}
+		if err := d.Kill(context.Background(), id, 0); err != nil {
+			t.Fatal(err)
+		}
+		rec.waitTerminal(t, id, 30*time.Second)
+		waitBindable(t, fmt.Sprintf("127.0.0.1:%d", hp))
+	}
+	var warned, debugged int
+	for _, e := range hook.AllEntries() {
+		if strings.Contains(e.Message, "kernel port forwarding cannot be set up") && strings.Contains(fmt.Sprint(e.Data[logrus.ErrorKey]), "(test)") {
+			switch e.Level {
+			case logrus.WarnLevel:
+				warned++
+			case logrus.DebugLevel:
+				debugged++
+			}
+		}
+	}
+	if warned != 1 || debugged != 1 {
+		t.Fatalf("fallback logged %d times as a warning and %d at debug, want 1 and 1", warned, debugged)
+	}
 }
 
 func TestDockerUserNetworks(t *testing.T) {
@@ -236,6 +371,7 @@ func TestDockerUserNetworks(t *testing.T) {
 		hp := bridgePort(t)
 		tk := withNet(bridgeTask(t, "user-ok", mesos.ContainerInfo_DockerInfo_USER, []string{"-port", "8080"}, pm(hp, 8080, "tcp")), "backend")
 		launchRunning(t, d, rec, tk)
+		table, veth := checkKernelForwarding(t, d, "user-ok", ForwardAuto)
 		if body := getVia(t, rec, "user-ok", fmt.Sprintf("http://127.0.0.1:%d/", hp)); !strings.HasPrefix(body, "user-ok ") {
 			t.Fatalf("GET / = %q", body)
 		}
@@ -243,6 +379,8 @@ func TestDockerUserNetworks(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec.waitTerminal(t, "user-ok", 30*time.Second)
+		checkKernelGone(t, table, veth)
+		waitBindable(t, fmt.Sprintf("127.0.0.1:%d", hp))
 	})
 	t.Run("unknown network", func(t *testing.T) {
 		t.Parallel()

@@ -29,11 +29,17 @@ const busybox = "flotilla/busybox:dev"
 
 func newTestDocker(t *testing.T, l *logrus.Logger) *Docker {
 	t.Helper()
+	return newTestDockerWith(t, DockerConfig{Log: l})
+}
+
+// newTestDockerWith is newTestDocker with cfg's Log and Forwarding.
+func newTestDockerWith(t *testing.T, cfg DockerConfig) *Docker {
+	t.Helper()
 	sock := testbed.DockerSocket(t)
-	if l == nil {
-		l = logging.Discard()
+	if cfg.Log == nil {
+		cfg.Log = logging.Discard()
 	}
-	d, err := NewDocker(DockerConfig{Clock: clock.Real{}, Log: l, Host: "unix://" + sock})
+	d, err := NewDocker(DockerConfig{Clock: clock.Real{}, Log: cfg.Log, Host: "unix://" + sock, Forwarding: cfg.Forwarding})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +79,8 @@ func httpGet(t *testing.T, url string) (int, string) {
 	return 0, ""
 }
 
-func (d *Docker) containerOf(t *testing.T, taskID string) string {
+// taskOf gives a running task's record.
+func (d *Docker) taskOf(t *testing.T, taskID string) *dockerTask {
 	t.Helper()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -81,7 +88,12 @@ func (d *Docker) containerOf(t *testing.T, taskID string) string {
 	if dt == nil {
 		t.Fatalf("task %s has no container", taskID)
 	}
-	return dt.container
+	return dt
+}
+
+func (d *Docker) containerOf(t *testing.T, taskID string) string {
+	t.Helper()
+	return d.taskOf(t, taskID).container
 }
 
 // TestDockerTestapp runs the test image with its default command, checks
