@@ -545,24 +545,40 @@ async function editPage(id) {
   main.dataset.ready = 'edit';
 }
 
-// ---- cluster: leader and replicas (from /v2/info and /v2/leader), the
-// agents tasks run on. Flotilla's API has no agents endpoint; their
-// resources are on the Mesos master's /master/state.
+// ---- cluster: leader and replicas (from /v2/info and /v2/leader), and the
+// Mesos agents with their resources used and free: GET /flotilla/v1/agents,
+// which this replica reads from the leading master's /master/slaves (or
+// /master/state), since the page may talk to its own origin only.
 async function clusterPage() {
+  const fmt = v => String(Math.round(v * 100) / 100);
+  // cell shows one resource of an agent: used of total, a bar, and free.
+  const cell = (a, k, unit) => {
+    const used = a.used[k], total = a.total[k], free = a.free[k];
+    const b = h('span', { class: 'bar' }, (() => { const i = h('i', { class: 'u-res' }); i.style.width = `${total ? (100 * used) / total : 0}%`; return i; })());
+    return h('td', { class: 'res ' + k, 'data-used': used, 'data-free': free, 'data-total': total },
+      `${fmt(used)} of ${fmt(total)}${unit}`, b, h('span', { class: 'muted' }, `${fmt(free)}${unit} free`));
+  };
   refresh = async () => {
-    const [info, leader, tasks] = await Promise.all([api('GET', '/v2/info'), api('GET', '/v2/leader'), api('GET', '/v2/tasks')]);
-    const agents = new Map();
-    for (const t of tasks.tasks || []) { const k = t.slaveId || t.host; const e = agents.get(k) || { host: t.host, tasks: 0, cpus: 0 }; e.tasks++; agents.set(k, e); }
+    const [info, leader, agents] = await Promise.all([api('GET', '/v2/info'), api('GET', '/v2/leader'),
+      // The master not answering is the agents table's problem only.
+      api('GET', '/flotilla/v1/agents').catch(e => ({ error: e }))]);
     const mc = info.marathon_config || {};
+    const list = agents.agents || [];
     main.replaceChildren(h('h1', {}, 'Cluster'), h('div', { class: 'cards' },
       h('div', { class: 'card' }, h('b', {}, 'Leader'), h('span', { id: 'leader' }, leader.leader)),
       h('div', { class: 'card' }, h('b', {}, 'This replica'), info.elected ? 'leading' : 'standby (requests forwarded to the leader)'),
       h('div', { class: 'card' }, h('b', {}, 'Framework'), `${info.name || 'flotilla'} ${info.version || ''}`, h('br'), info.frameworkId || ''),
-      h('div', { class: 'card' }, h('b', {}, 'Mesos master'), mc.master || '—')),
-      h('h2', {}, `Agents running tasks (${agents.size})`),
-      h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Agent'), h('th', {}, 'Host'), h('th', {}, 'Tasks'))),
-        h('tbody', {}, [...agents].map(([id, a]) => h('tr', {}, h('td', {}, id), h('td', {}, a.host), h('td', {}, a.tasks))))),
-      h('p', { class: 'muted' }, 'Free and used resources per agent are on the Mesos master (/master/state); Flotilla does not proxy it.'));
+      h('div', { class: 'card' }, h('b', {}, 'Mesos master'), mc.master || '—', agents.master ? h('span', { class: 'muted' }, ` (leading: ${agents.master})`) : null)),
+      h('h2', {}, `Agents (${list.length})`),
+      agents.error ? errorBox(agents.error) :
+        h('table', { id: 'agents' },
+          h('thead', {}, h('tr', {}, ['Agent', 'CPUs', 'Memory', 'Disk', 'Ports'].map((c, i) => h('th', { class: i > 2 ? 'hide-sm' : null }, c)))),
+          h('tbody', {}, list.map(a => h('tr', { 'data-agent': a.id, class: a.active ? null : 'muted' },
+            h('td', {}, a.hostname, h('br'), h('span', { class: 'muted' }, a.id, a.active ? '' : ' (inactive)')),
+            cell(a, 'cpus', ''), cell(a, 'mem', ' MiB'),
+            (() => { const c = cell(a, 'disk', ' MiB'); c.classList.add('hide-sm'); return c; })(),
+            (() => { const c = cell(a, 'ports', ''); c.classList.add('hide-sm'); c.title = `offered ${a.ports || 'none'}, used ${a.usedPorts || 'none'}`; return c; })())))),
+      agents.source ? h('p', { class: 'muted' }, `From the leading Mesos master's ${agents.source}; used is what tasks and executors hold.`) : null);
     main.dataset.ready = 'cluster';
   };
   await refresh();

@@ -184,6 +184,26 @@ func TestUIBrowser(t *testing.T) {
 	b.waitText(t, 60*time.Second, "#instances", "2 healthy of 2")
 	b.run(t, "open the cluster page", chromedp.Navigate(env.api+"/#/cluster"))
 	b.waitText(t, 20*time.Second, "#leader", "127.0.0.1")
+	// The agents with their resources, from the master's JSON through
+	// GET /flotilla/v1/agents; a deploy moves CPUs from free to used on
+	// the page, without a reload.
+	waitFor(t, 20*time.Second, "the cluster page listing 3 agents", func() bool { return b.count(t, "#agents tbody tr[data-agent]") == 3 })
+	sum := func(what string) float64 {
+		var v float64
+		b.run(t, "sum the agents' "+what+" CPUs", chromedp.Evaluate(fmt.Sprintf(
+			`[...document.querySelectorAll('#agents td.cpus')].reduce((s, td) => s + Number(td.dataset[%q]), 0)`, what), &v))
+		return v
+	}
+	usedBefore, freeBefore := sum("used"), sum("free")
+	if usedBefore <= 0 || freeBefore <= 0 {
+		t.Fatalf("the cluster page shows %v CPUs used and %v free, want both > 0 (apps are running)", usedBefore, freeBefore)
+	}
+	env.deploy(t, `{"id":"/hog","instances":1,"cpus":0.5,"mem":16,"cmd":"sleep 100000",
+	  "container":{"type":"DOCKER","docker":{"image":"flotilla/busybox:dev","network":"HOST"}}}`)
+	waitFor(t, 60*time.Second, "the cluster page showing /hog's 0.5 CPUs used", func() bool {
+		return sum("used") >= usedBefore+0.499 && sum("free") <= freeBefore-0.499
+	})
+	b.screenshot(t, "ui-cluster.png")
 
 	var noReload any
 	b.run(t, "check the page never reloaded", chromedp.Evaluate(`window.__noReload`, &noReload))
