@@ -123,8 +123,10 @@ type Config struct {
 	// the app known to exist when the handler is called.
 	AppHandlers map[string]AppHandler
 	// Mounts serve other packages' HTTP APIs on this listener, keyed by
-	// path prefix ("/v1/" for Mesos-DNS's): behind the same credentials,
-	// and served by a standby itself, since they describe this replica.
+	// path prefix ("/v1/" for Mesos-DNS's, "/flotilla/v1/agents/" for the
+	// Mesos agents the UI's cluster page lists): behind the same
+	// credentials, and served by a standby itself, since they describe
+	// this replica or what it can read as well as the leader.
 	Mounts map[string]http.Handler
 }
 

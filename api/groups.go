@@ -12,7 +12,6 @@ import (
 
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/deploy"
-	"github.com/flotilla-sched/flotilla/framework"
 )
 
 // groupNode is one group of the tree GET /v2/groups answers: the groups
@@ -132,10 +131,10 @@ func (gw *groupWriter) group(n *groupNode) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			var ts []framework.Task
-			if gw.e.app.tasks {
-				ts = gw.ti.byApp[r.App.ID]
-			}
+			// The counts (tasksRunning, tasksHealthy, …) come from the
+			// tasks whether or not they are embedded, as in GET /v2/apps:
+			// the UI's tree shows them.
+			ts := gw.ti.byApp[r.App.ID]
 			b = gw.s.appendApp(b, r, ts, gw.e.app, gw.deps[r.App.ID])
 			gw.write(b)
 			gw.buf = b
@@ -166,7 +165,7 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) err
 		return errorf(http.StatusNotFound, "Group '%s' does not exist; list the groups with GET /v2/groups", id)
 	}
 	gw := &groupWriter{s: s, e: parseGroupEmbed(r.URL.Query()["embed"]), deps: s.dep.DeploymentsByApp(), buf: make([]byte, 0, 8<<10)}
-	if gw.e.app.tasks {
+	if gw.e.apps {
 		gw.ti = s.taskIndex(s.listSnapshot())
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

@@ -72,6 +72,13 @@ func TestGroupDeployment(t *testing.T) {
 	if shop["id"] != "/prod/shop" || len(shop["apps"].([]any)) != 2 || shop["groups"].([]any)[0].(map[string]any)["id"] != "/prod/shop/api" {
 		t.Fatalf("tree %v", shop)
 	}
+	// The apps in the tree carry their task counts without their tasks
+	// embedded, as GET /v2/apps does (the UI's tree shows them).
+	for _, a := range shop["apps"].([]any) {
+		if a := a.(map[string]any); a["tasksRunning"] != float64(1) || a["tasks"] != nil {
+			t.Errorf("app %v in the tree: tasksRunning %v, tasks %v; want 1 and no tasks", a["id"], a["tasksRunning"], a["tasks"])
+		}
+	}
 	api := e.mustDo("GET", "/v2/groups/prod/shop/api", "", 200).json(t)
 	if fmt.Sprint(api["dependencies"]) != "[/prod/shop/db]" || api["apps"].([]any)[0].(map[string]any)["id"] != "/prod/shop/api/v1" {
 		t.Fatalf("group /prod/shop/api %v", api)

@@ -64,8 +64,11 @@ function counts(a) {
   return { healthy, unhealthy, staged, waiting };
 }
 
-function healthBar(a) {
-  const c = counts(a), total = Math.max(1, c.healthy + c.unhealthy + c.staged + c.waiting);
+function healthBar(a) { return bar(counts(a)); }
+
+// bar draws the health bar of counts: one app's, or a group's totals.
+function bar(c) {
+  const total = Math.max(1, c.healthy + c.unhealthy + c.staged + c.waiting);
   const seg = (cls, n, what) => { const i = h('i', { class: cls, title: `${n} ${what}` }); i.style.width = `${(100 * n) / total}%`; return i; };
   return h('span', { class: 'bar', role: 'img', 'aria-label': `${c.healthy} healthy, ${c.unhealthy} unhealthy, ${c.staged} staged, ${c.waiting} waiting` },
     seg('h', c.healthy, 'healthy'), seg('u', c.unhealthy, 'unhealthy'), seg('s', c.staged, 'staged'), seg('w', c.waiting, 'waiting'));
@@ -95,44 +98,141 @@ setInterval(() => {
 
 function showFatal(err) { main.replaceChildren(errorBox(err)); }
 
-// ---- apps list, virtualised: only the rows in view exist in the DOM, so
-// 10,000 apps render as fast as 30.
+// ---- apps and groups as a tree, virtualised: only the rows in view exist
+// in the DOM, so 10,000 apps render as fast as 30. The tree (from the list
+// worker, with each group's totals) is flattened into the rows of the
+// open groups on each read, expand or filter: a walk over 10,000 apps
+// takes a few milliseconds, far less than one redraw of the DOM.
 const ROW = 36;
-let listState = { apps: [], filter: '' };
+// open holds the groups a user expanded or collapsed (id → bool); others
+// take the default, top-level groups open, so a large tree starts as a
+// screenful of groups rather than 10,000 rows. cursor is the key of the
+// row that has the keyboard focus, kept across reads and re-renders.
+let listState = { root: null, filter: '', open: new Map(), cursor: null };
+const isOpen = (g, depth) => (listState.open.has(g.id) ? listState.open.get(g.id) : depth === 0);
+
+// flatten lists the rows to show: groups before apps at each level, the
+// apps of open groups; with a filter, only matching apps and the groups
+// that hold them, opened. It returns the number of apps listed.
+function flatten(g, depth, f, out) {
+  let n = 0;
+  for (const s of g.groups) {
+    if (f) {
+      const sub = [];
+      const m = flatten(s, depth + 1, f, sub);
+      if (m) { out.push({ group: s, depth, parent: g.id, open: true }); for (const r of sub) out.push(r); n += m; }
+      continue;
+    }
+    const open = isOpen(s, depth);
+    out.push({ group: s, depth, parent: g.id, open });
+    if (open) n += flatten(s, depth + 1, f, out);
+  }
+  for (const a of g.apps) {
+    if (f && !a.id.toLowerCase().includes(f)) continue;
+    out.push({ app: a, depth, parent: g.id });
+    n++;
+  }
+  return n;
+}
+const rowKey = r => (r.group ? 'g:' + r.group.id : 'a:' + r.app.id);
+
 async function appsPage() {
   const filter = h('input', { type: 'search', placeholder: 'Filter apps (press /)', 'aria-label': 'Filter apps', value: listState.filter });
   const summary = h('span', { class: 'muted' });
   const head = h('div', { class: 'grid list-head', role: 'row' },
-    h('span', {}, 'App'), h('span', {}, 'Instances'), h('span', {}, 'Health'), h('span', { class: 'hide-sm' }, 'CPU'), h('span', { class: 'hide-sm' }, 'Mem'), h('span', { class: 'hide-sm' }, 'Exposure'), h('span', { class: 'hide-sm' }, 'DNS name'));
-  const box = h('div', { class: 'vlist', role: 'list', 'aria-label': 'Apps' });
+    h('span', {}, 'App or group'), h('span', {}, 'Instances'), h('span', {}, 'Health'), h('span', { class: 'hide-sm' }, 'CPU'), h('span', { class: 'hide-sm' }, 'Mem'), h('span', { class: 'hide-sm' }, 'Exposure'), h('span', { class: 'hide-sm' }, 'DNS name'));
+  const box = h('div', { class: 'vlist', role: 'tree', 'aria-label': 'Apps and groups (arrow keys move, right and left expand and collapse, Enter opens)' });
   const spacer = h('div', { class: 'spacer' });
   box.append(spacer);
   main.replaceChildren(h('h1', {}, 'Apps'), h('div', { class: 'toolbar' }, filter, summary), head, box);
   let rows = [];
-  const render = () => {
-    const start = Math.max(0, Math.floor(box.scrollTop / ROW) - 5);
-    const end = Math.min(rows.length, start + Math.ceil(box.clientHeight / ROW) + 10);
-    const frag = document.createDocumentFragment();
-    for (let i = start; i < end; i++) {
-      const a = rows[i], c = counts(a);
+  const num = v => String(Math.round(v * 100) / 100);
+  const rowEl = (r, i) => {
+    const focus = listState.cursor === rowKey(r) || (listState.cursor === null && i === 0);
+    const common = { role: 'treeitem', 'aria-level': r.depth + 1, 'data-key': rowKey(r), tabindex: focus ? 0 : -1 };
+    const name = h('span', { class: 'name' });
+    name.style.paddingLeft = `${r.depth * 18}px`;
+    let row;
+    if (r.group) {
+      const t = r.group.total;
+      name.append(h('span', { class: 'caret', 'aria-hidden': 'true' }, r.open ? '▾' : '▸'), r.group.id);
+      row = h('div', { ...common, class: 'vrow grid group', 'aria-expanded': String(r.open), 'data-group': r.group.id },
+        name, h('span', {}, `${t.healthy}/${t.instances}`), bar(t),
+        h('span', { class: 'hide-sm' }, num(t.cpus)), h('span', { class: 'hide-sm' }, `${num(t.mem)} MiB`),
+        h('span', { class: 'hide-sm muted' }, `${t.apps} app${t.apps === 1 ? '' : 's'}`), h('span', { class: 'hide-sm' }));
+    } else {
+      const a = r.app, c = counts(a);
       const ext = a.exposure && a.exposure.mode === 'external';
-      const row = h('a', { class: 'vrow grid', role: 'listitem', href: '#/app' + a.id, 'data-app': a.id },
-        h('span', {}, a.id), h('span', {}, `${c.healthy}/${a.instances}`), healthBar(a),
+      name.append(h('span', { class: 'caret', 'aria-hidden': 'true' }), a.id);
+      row = h('a', { ...common, class: 'vrow grid', href: '#/app' + a.id, 'data-app': a.id },
+        name, h('span', {}, `${c.healthy}/${a.instances}`), healthBar(a),
         h('span', { class: 'hide-sm' }, a.cpus), h('span', { class: 'hide-sm' }, `${a.mem} MiB`),
         h('span', { class: 'hide-sm' }, h('span', { class: 'tag' + (ext ? ' external' : '') }, ext ? 'external' : 'internal')),
         h('span', { class: 'hide-sm' }, dnsName(a.id)));
-      row.style.transform = `translateY(${i * ROW}px)`;
-      frag.append(row);
     }
+    row.style.transform = `translateY(${i * ROW}px)`;
+    return row;
+  };
+  const render = () => {
+    // Re-rendering replaces the focused row: put the focus back on its
+    // successor, or a keyboard user loses their place every second.
+    const hadFocus = box.contains(document.activeElement);
+    const start = Math.max(0, Math.floor(box.scrollTop / ROW) - 5);
+    const end = Math.min(rows.length, start + Math.ceil(box.clientHeight / ROW) + 10);
+    const frag = document.createDocumentFragment();
+    for (let i = start; i < end; i++) frag.append(rowEl(rows[i], i));
     spacer.style.height = `${rows.length * ROW}px`;
     spacer.replaceChildren(frag);
+    if (hadFocus) { const el = spacer.querySelector('[tabindex="0"]'); if (el) el.focus({ preventScroll: true }); }
   };
   const apply = () => {
     const f = listState.filter.toLowerCase();
-    rows = f ? listState.apps.filter(a => a.id.toLowerCase().includes(f)) : listState.apps;
-    summary.textContent = `${rows.length} of ${listState.apps.length} apps`;
+    rows = [];
+    const n = listState.root ? flatten(listState.root, 0, f, rows) : 0;
+    const total = listState.root ? listState.root.total.apps : 0;
+    summary.textContent = f ? `${n} of ${total} apps` : `${total} apps`;
+    if (listState.cursor !== null && !rows.some(r => rowKey(r) === listState.cursor)) listState.cursor = null;
     render();
   };
+  // moveTo puts the cursor on row i, scrolled into view, and focuses it.
+  const moveTo = i => {
+    if (!rows.length) return;
+    i = Math.max(0, Math.min(rows.length - 1, i));
+    listState.cursor = rowKey(rows[i]);
+    if (i * ROW < box.scrollTop) box.scrollTop = i * ROW;
+    else if ((i + 1) * ROW > box.scrollTop + box.clientHeight) box.scrollTop = (i + 1) * ROW - box.clientHeight;
+    render();
+    const el = spacer.querySelector(`[data-key="${CSS.escape(listState.cursor)}"]`);
+    if (el) el.focus({ preventScroll: true });
+  };
+  const toggle = (r, open) => { listState.open.set(r.group.id, open); listState.cursor = rowKey(r); apply(); moveTo(rows.findIndex(x => rowKey(x) === rowKey(r))); };
+  box.addEventListener('keydown', e => {
+    const el = e.target.closest('[data-key]');
+    const i = el ? rows.findIndex(r => rowKey(r) === el.dataset.key) : -1;
+    if (i < 0) return;
+    const r = rows[i];
+    const keys = {
+      ArrowDown: () => moveTo(i + 1), ArrowUp: () => moveTo(i - 1), Home: () => moveTo(0), End: () => moveTo(rows.length - 1),
+      PageDown: () => moveTo(i + Math.floor(box.clientHeight / ROW)), PageUp: () => moveTo(i - Math.floor(box.clientHeight / ROW)),
+      ArrowRight: () => { if (r.group && !r.open) toggle(r, true); else if (r.group) moveTo(i + 1); },
+      ArrowLeft: () => {
+        if (r.group && r.open && !listState.filter) toggle(r, false);
+        else { const p = rows.findIndex(x => x.group && x.group.id === r.parent); if (p >= 0) moveTo(p); }
+      },
+      // Enter on an app row is the link's own: it opens the app.
+      Enter: () => { if (r.group && !listState.filter) toggle(r, !r.open); },
+      ' ': () => { if (r.group && !listState.filter) toggle(r, !r.open); },
+    };
+    if (!keys[e.key] || (e.key === 'Enter' && r.app)) return;
+    e.preventDefault();
+    keys[e.key]();
+  });
+  box.addEventListener('click', e => {
+    const el = e.target.closest('[data-group]');
+    if (!el || listState.filter) return;
+    const r = rows.find(x => x.group && x.group.id === el.dataset.group);
+    if (r) toggle(r, !r.open);
+  });
   let raf = 0;
   box.addEventListener('scroll', () => { if (!raf) raf = requestAnimationFrame(() => { raf = 0; render(); }); });
   filter.addEventListener('input', () => { listState.filter = filter.value; box.scrollTop = 0; apply(); });
@@ -140,7 +240,7 @@ async function appsPage() {
     // Marks for bench/ and the browser's performance panel: how long a
     // list read takes, and when the first rows were on screen.
     const t0 = performance.now();
-    listState.apps = await readAppList();
+    listState.root = await readAppList();
     apply();
     performance.measure('flotilla:apps-refresh', { start: t0 });
     if (!performance.getEntriesByName('flotilla:apps-rendered').length) performance.mark('flotilla:apps-rendered');
@@ -149,8 +249,9 @@ async function appsPage() {
   await refresh();
 }
 
-// readAppList asks the list worker for /v2/apps, parsed and cut down to
-// what a row shows, so the page's main thread never parses the whole list.
+// readAppList asks the list worker for the group tree (/v2/groups), parsed
+// and cut down to what a row shows, so the page's main thread never parses
+// the whole list.
 let listWorker = null, listSeq = 0;
 const listWaiters = new Map();
 function readAppList() {
@@ -160,7 +261,7 @@ function readAppList() {
       const w = listWaiters.get(ev.data.seq);
       if (!w) return;
       listWaiters.delete(ev.data.seq);
-      if (ev.data.error) { const e = new Error(ev.data.error.message); e.status = ev.data.error.status; e.details = ev.data.error.details || []; w.reject(e); } else w.resolve(ev.data.apps);
+      if (ev.data.error) { const e = new Error(ev.data.error.message); e.status = ev.data.error.status; e.details = ev.data.error.details || []; w.reject(e); } else w.resolve(ev.data.root);
     };
     listWorker.onerror = ev => { for (const w of listWaiters.values()) w.reject(new Error(`the list worker failed: ${ev.message}`)); listWaiters.clear(); };
   }
@@ -444,24 +545,40 @@ async function editPage(id) {
   main.dataset.ready = 'edit';
 }
 
-// ---- cluster: leader and replicas (from /v2/info and /v2/leader), the
-// agents tasks run on. Flotilla's API has no agents endpoint; their
-// resources are on the Mesos master's /master/state.
+// ---- cluster: leader and replicas (from /v2/info and /v2/leader), and the
+// Mesos agents with their resources used and free: GET /flotilla/v1/agents,
+// which this replica reads from the leading master's /master/slaves (or
+// /master/state), since the page may talk to its own origin only.
 async function clusterPage() {
+  const fmt = v => String(Math.round(v * 100) / 100);
+  // cell shows one resource of an agent: used of total, a bar, and free.
+  const cell = (a, k, unit) => {
+    const used = a.used[k], total = a.total[k], free = a.free[k];
+    const b = h('span', { class: 'bar' }, (() => { const i = h('i', { class: 'u-res' }); i.style.width = `${total ? (100 * used) / total : 0}%`; return i; })());
+    return h('td', { class: 'res ' + k, 'data-used': used, 'data-free': free, 'data-total': total },
+      `${fmt(used)} of ${fmt(total)}${unit}`, b, h('span', { class: 'muted' }, `${fmt(free)}${unit} free`));
+  };
   refresh = async () => {
-    const [info, leader, tasks] = await Promise.all([api('GET', '/v2/info'), api('GET', '/v2/leader'), api('GET', '/v2/tasks')]);
-    const agents = new Map();
-    for (const t of tasks.tasks || []) { const k = t.slaveId || t.host; const e = agents.get(k) || { host: t.host, tasks: 0, cpus: 0 }; e.tasks++; agents.set(k, e); }
+    const [info, leader, agents] = await Promise.all([api('GET', '/v2/info'), api('GET', '/v2/leader'),
+      // The master not answering is the agents table's problem only.
+      api('GET', '/flotilla/v1/agents').catch(e => ({ error: e }))]);
     const mc = info.marathon_config || {};
+    const list = agents.agents || [];
     main.replaceChildren(h('h1', {}, 'Cluster'), h('div', { class: 'cards' },
       h('div', { class: 'card' }, h('b', {}, 'Leader'), h('span', { id: 'leader' }, leader.leader)),
       h('div', { class: 'card' }, h('b', {}, 'This replica'), info.elected ? 'leading' : 'standby (requests forwarded to the leader)'),
       h('div', { class: 'card' }, h('b', {}, 'Framework'), `${info.name || 'flotilla'} ${info.version || ''}`, h('br'), info.frameworkId || ''),
-      h('div', { class: 'card' }, h('b', {}, 'Mesos master'), mc.master || '—')),
-      h('h2', {}, `Agents running tasks (${agents.size})`),
-      h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Agent'), h('th', {}, 'Host'), h('th', {}, 'Tasks'))),
-        h('tbody', {}, [...agents].map(([id, a]) => h('tr', {}, h('td', {}, id), h('td', {}, a.host), h('td', {}, a.tasks))))),
-      h('p', { class: 'muted' }, 'Free and used resources per agent are on the Mesos master (/master/state); Flotilla does not proxy it.'));
+      h('div', { class: 'card' }, h('b', {}, 'Mesos master'), mc.master || '—', agents.master ? h('span', { class: 'muted' }, ` (leading: ${agents.master})`) : null)),
+      h('h2', {}, `Agents (${list.length})`),
+      agents.error ? errorBox(agents.error) :
+        h('table', { id: 'agents' },
+          h('thead', {}, h('tr', {}, ['Agent', 'CPUs', 'Memory', 'Disk', 'Ports'].map((c, i) => h('th', { class: i > 2 ? 'hide-sm' : null }, c)))),
+          h('tbody', {}, list.map(a => h('tr', { 'data-agent': a.id, class: a.active ? null : 'muted' },
+            h('td', {}, a.hostname, h('br'), h('span', { class: 'muted' }, a.id, a.active ? '' : ' (inactive)')),
+            cell(a, 'cpus', ''), cell(a, 'mem', ' MiB'),
+            (() => { const c = cell(a, 'disk', ' MiB'); c.classList.add('hide-sm'); return c; })(),
+            (() => { const c = cell(a, 'ports', ''); c.classList.add('hide-sm'); c.title = `offered ${a.ports || 'none'}, used ${a.usedPorts || 'none'}`; return c; })())))),
+      agents.source ? h('p', { class: 'muted' }, `From the leading Mesos master's ${agents.source}; used is what tasks and executors hold.`) : null);
     main.dataset.ready = 'cluster';
   };
   await refresh();

@@ -239,10 +239,17 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		}
 		p.registry.MustRegister(p.dns.Collectors()...)
 	}
-	var mounts map[string]http.Handler
+	mounts := map[string]http.Handler{
+		// The agents and their resources, read from the leading master
+		// for the UI's cluster page; any replica can answer it.
+		"/flotilla/v1/agents/": agentsHandler(func(ctx context.Context) (string, error) {
+			u, _, err := p.detector.Leader(ctx)
+			return u, err
+		}, &http.Client{Timeout: 5 * time.Second}),
+	}
 	if p.dns != nil {
 		// Mesos-DNS's HTTP API, beside Marathon's and behind the same auth.
-		mounts = map[string]http.Handler{"/v1/": p.dns.HTTPHandler()}
+		mounts["/v1/"] = p.dns.HTTPHandler()
 	}
 	p.deploy, err = deploy.New(deploy.Config{
 		Store: p.store, Scheduler: p.sched, Clock: clk, Rand: rand.New(rand.NewSource(seed + 2)),

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/flotilla-sched/flotilla/internal/testbed"
@@ -29,6 +30,22 @@ func (b *browser) run(t *testing.T, what string, actions ...chromedp.Action) {
 }
 
 func (b *browser) text(t *testing.T, sel string) string { t.Helper(); return b.Text(t, sel) }
+
+// count is the number of elements sel matches now.
+func (b *browser) count(t *testing.T, sel string) int {
+	t.Helper()
+	var n int
+	b.run(t, "count "+sel, chromedp.Evaluate(fmt.Sprintf(`document.querySelectorAll(%q).length`, sel), &n))
+	return n
+}
+
+// attr is the attribute name of the first element sel matches ("" if none).
+func (b *browser) attr(t *testing.T, sel, name string) string {
+	t.Helper()
+	var v string
+	b.run(t, "read "+name+" of "+sel, chromedp.Evaluate(fmt.Sprintf(`(document.querySelector(%q) || { getAttribute: () => '' }).getAttribute(%q) || ''`, sel, name), &v))
+	return v
+}
 
 func (b *browser) waitText(t *testing.T, d time.Duration, sel, want string) {
 	t.Helper()
@@ -61,7 +78,7 @@ func (b *browser) screenshot(t *testing.T, name string) {
 func TestUIBrowser(t *testing.T) {
 	t.Parallel()
 	testbed.DockerSocket(t)
-	env := startDev(t, devOpts{executor: "docker", upstream: fakeUpstream(t), ports: [2]uint64{31600, 31699}})
+	env := startDev(t, devOpts{executor: "docker", upstream: fakeUpstream(t), ports: [2]uint64{31900, 31999}})
 	b := newBrowser(t, 1280, 800)
 
 	b.run(t, "open the new-app page", chromedp.Navigate(env.api+"/#/new"), chromedp.WaitVisible("#spec", chromedp.ByQuery),
@@ -128,14 +145,65 @@ func TestUIBrowser(t *testing.T) {
 	b.waitText(t, 60*time.Second, "#queue", "Waiting")
 	b.screenshot(t, "ui-failing.png")
 
+	// A group: the list is a tree, /prod open (top level), /prod/shop
+	// closed with its apps' totals, opened and entered by keyboard.
+	if code, body := env.do(t, "POST", "/v2/groups", `{"id":"/prod/shop","apps":[
+	  {"id":"web","instances":2,"cpus":0.05,"mem":16,"cmd":"sleep 100000","container":{"type":"DOCKER","docker":{"image":"flotilla/busybox:dev","network":"HOST"}}},
+	  {"id":"api","instances":1,"cpus":0.05,"mem":16,"cmd":"sleep 100000","container":{"type":"DOCKER","docker":{"image":"flotilla/busybox:dev","network":"HOST"}}}]}`); code != http.StatusCreated {
+		t.Fatalf("POST /v2/groups: %d %s", code, body)
+	}
 	b.run(t, "open the apps list", chromedp.Navigate(env.api+"/#/"))
 	b.waitText(t, 20*time.Second, ".vlist", "/web")
 	if s := b.text(t, ".vlist"); !strings.Contains(s, "web.flotilla.mesos") || !strings.Contains(s, "external") || !strings.Contains(s, "5/5") {
 		t.Errorf("the apps list reads %q, want /web with 5/5, external and its DNS name", s)
 	}
+	b.waitText(t, 90*time.Second, `[data-group="/prod/shop"]`, "3/3")
+	if n := b.count(t, `[data-app^="/prod/shop/"]`); n != 0 {
+		t.Fatalf("/prod/shop is closed, yet %d of its apps are listed", n)
+	}
+	b.run(t, "expand /prod/shop by keyboard", chromedp.Focus(`[data-group="/prod"]`, chromedp.ByQuery),
+		chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.ArrowRight))
+	b.waitText(t, 10*time.Second, `[data-app="/prod/shop/web"]`, "2/2")
+	if e := b.attr(t, `[data-group="/prod/shop"]`, "aria-expanded"); e != "true" {
+		t.Fatalf("/prod/shop's aria-expanded is %q after ArrowRight, want true", e)
+	}
 	b.screenshot(t, "ui-apps.png")
+	// Down to /prod/shop/web (its apps come after its groups, sorted),
+	// then Enter opens it.
+	waitFor(t, 10*time.Second, "the keyboard focus on /prod/shop/web", func() bool {
+		var focused string
+		b.run(t, "read the focused row", chromedp.Evaluate(`document.activeElement.dataset.app || document.activeElement.dataset.group || ''`, &focused))
+		if focused == "/prod/shop/web" {
+			return true
+		}
+		b.run(t, "press ArrowDown", chromedp.KeyEvent(kb.ArrowDown))
+		return false
+	})
+	b.run(t, "open /prod/shop/web with Enter", chromedp.KeyEvent(kb.Enter))
+	b.waitText(t, 20*time.Second, "h1", "/prod/shop/web")
+	b.waitText(t, 60*time.Second, "#instances", "2 healthy of 2")
 	b.run(t, "open the cluster page", chromedp.Navigate(env.api+"/#/cluster"))
 	b.waitText(t, 20*time.Second, "#leader", "127.0.0.1")
+	// The agents with their resources, from the master's JSON through
+	// GET /flotilla/v1/agents; a deploy moves CPUs from free to used on
+	// the page, without a reload.
+	waitFor(t, 20*time.Second, "the cluster page listing 3 agents", func() bool { return b.count(t, "#agents tbody tr[data-agent]") == 3 })
+	sum := func(what string) float64 {
+		var v float64
+		b.run(t, "sum the agents' "+what+" CPUs", chromedp.Evaluate(fmt.Sprintf(
+			`[...document.querySelectorAll('#agents td.cpus')].reduce((s, td) => s + Number(td.dataset[%q]), 0)`, what), &v))
+		return v
+	}
+	usedBefore, freeBefore := sum("used"), sum("free")
+	if usedBefore <= 0 || freeBefore <= 0 {
+		t.Fatalf("the cluster page shows %v CPUs used and %v free, want both > 0 (apps are running)", usedBefore, freeBefore)
+	}
+	env.deploy(t, `{"id":"/hog","instances":1,"cpus":0.5,"mem":16,"cmd":"sleep 100000",
+	  "container":{"type":"DOCKER","docker":{"image":"flotilla/busybox:dev","network":"HOST"}}}`)
+	waitFor(t, 60*time.Second, "the cluster page showing /hog's 0.5 CPUs used", func() bool {
+		return sum("used") >= usedBefore+0.499 && sum("free") <= freeBefore-0.499
+	})
+	b.screenshot(t, "ui-cluster.png")
 
 	var noReload any
 	b.run(t, "check the page never reloaded", chromedp.Evaluate(`window.__noReload`, &noReload))
