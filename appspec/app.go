@@ -38,6 +38,12 @@ type App struct {
 	// MaxLaunchDelaySeconds caps the launch backoff.
 	MaxLaunchDelaySeconds float64 `json:"maxLaunchDelaySeconds"`
 	KillSelection         string  `json:"killSelection"` // YOUNGEST_FIRST | OLDEST_FIRST
+	// Fetch are artifacts the agent downloads into the task's sandbox
+	// before it starts (Mesos's fetcher); Normalize turns the deprecated
+	// uris into entries here.
+	Fetch []FetchURI `json:"fetch,omitempty"`
+	// DeprecatedURIs is Marathon's "uris", still accepted.
+	DeprecatedURIs []string `json:"uris,omitempty"`
 	// Dependencies are apps or groups that must be running, healthy and
 	// ready before this app is started or changed in the same deployment
 	// (Marathon's dependencies). Normalize makes them absolute, relative
@@ -100,6 +106,29 @@ type PortDefinition struct {
 	Protocol string            `json:"protocol,omitempty"`
 	Name     string            `json:"name,omitempty"`
 	Labels   map[string]string `json:"labels,omitempty"`
+}
+
+// FetchURI is one entry of Marathon's fetch: a URI the agent downloads
+// into the sandbox, extracted if it is an archive, made executable if
+// asked; DestPath names the file (Mesos's output_file).
+type FetchURI struct {
+	URI        string `json:"uri"`
+	Extract    bool   `json:"extract"`
+	Executable bool   `json:"executable"`
+	Cache      bool   `json:"cache"`
+	DestPath   string `json:"destPath,omitempty"`
+}
+
+// UnmarshalJSON applies Marathon's default (extract: true) to an entry
+// that leaves it out.
+func (f *FetchURI) UnmarshalJSON(b []byte) error {
+	type plain FetchURI
+	p := plain{Extract: true}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*f = FetchURI(p)
+	return nil
 }
 
 // EnvValue is an env entry: a plain string, or {"secret": "<name>"} naming

@@ -44,8 +44,6 @@ type unsupported struct {
 
 var unsupportedFields = map[reflect.Type]map[string]unsupported{
 	typeOfApp: {
-		"fetch":                 {hint: "Flotilla runs Docker images and has no Mesos fetcher support; build the files into the image"},
-		"uris":                  {hint: "Flotilla has no Mesos fetcher support; build the files into the image"},
 		"storeUrls":             {hint: "Flotilla has no artifact store"},
 		"dependencies":          {hint: "Flotilla deploys each app on its own; order deployments in your pipeline"},
 		"residency":             {hint: "Flotilla has no persistent local volumes"},

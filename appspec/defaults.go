@@ -100,6 +100,15 @@ func (a *App) Normalize() {
 		}
 		a.DeprecatedPorts = nil
 	}
+	// Marathon's deprecated uris: fetch entries, extracted when the name
+	// says archive (Marathon's FetchUri.isExtract). Both given is left
+	// for Validate to refuse, as Marathon does.
+	if len(a.DeprecatedURIs) > 0 && len(a.Fetch) == 0 {
+		for _, u := range a.DeprecatedURIs {
+			a.Fetch = append(a.Fetch, FetchURI{URI: u, Extract: IsArchive(u)})
+		}
+		a.DeprecatedURIs = nil
+	}
 	a.normalizeNetworks()
 	// Marathon gives a host-networking app without ports one dynamic port.
 	// An explicit [] (non-nil) means "no ports" and is kept.
@@ -322,4 +331,19 @@ func portsEqual(ports []uint32, pds []PortDefinition) bool {
 		}
 	}
 	return true
+}
+
+// IsArchive reports whether a URI names an archive the fetcher extracts
+// (Marathon's FetchUri.isExtract list).
+func IsArchive(uri string) bool {
+	u := strings.ToLower(uri)
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		u = u[:i]
+	}
+	for _, ext := range []string{".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz", ".zip"} {
+		if strings.HasSuffix(u, ext) {
+			return true
+		}
+	}
+	return false
 }

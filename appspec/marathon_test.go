@@ -9,7 +9,6 @@ import (
 )
 
 const (
-	hintFetch   = "not supported by Flotilla: Flotilla runs Docker images and has no Mesos fetcher support; build the files into the image"
 	hintVolumes = "not supported by Flotilla: Flotilla has no volume support; keep state outside the task"
 )
 
@@ -31,7 +30,13 @@ func TestMarathonDocuments(t *testing.T) {
 				t.Errorf("default ports = %+v, want one dynamic tcp port", a.PortDefinitions)
 			}
 		}},
-		{name: "fetch", file: "basic-1-fetch.json", want: []Detail{{"/fetch", []string{hintFetch}}}},
+		{name: "fetch", file: "basic-1-fetch.json", check: func(t *testing.T, a *App) {
+			// Marathon's default extract: true where the entry leaves it out.
+			want := []FetchURI{{URI: "https://example.com/app/cool-script.sh", Executable: true, Extract: true}}
+			if !reflect.DeepEqual(a.Fetch, want) {
+				t.Errorf("fetch %+v", a.Fetch)
+			}
+		}},
 		{name: "docker bridge", file: "basic-3-docker-bridge.json", check: func(t *testing.T, a *App) {
 			// Marathon 1.5's normal form: networks, container.portMappings,
 			// the legacy fields cleared, hostPort 0 kept.
@@ -67,7 +72,6 @@ func TestMarathonDocuments(t *testing.T) {
 		{name: "RAML example app", file: "raml-example-app.json", want: []Detail{
 			{"/acceptedResourceRoles", []string{"not supported by Flotilla: Flotilla accepts resources of its own role only"}},
 			{"/container/volumes", []string{hintVolumes}},
-			{"/fetch", []string{hintFetch}},
 			{"/ipAddress", []string{"not supported by Flotilla: the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"}},
 			{"/readinessChecks/0/interval", []string{`unknown field; did you mean "intervalSeconds"?`}},
 			{"/readinessChecks/0/timeout", []string{`unknown field; did you mean "timeoutSeconds"?`}},

@@ -186,3 +186,34 @@ func TestMarathonExportFields(t *testing.T) {
 		t.Errorf("legacy bridge app with ports: %d ports, mode %s; want 2 mappings on the bridge", a.Ports(), a.NetworkMode())
 	}
 }
+
+// TestFetchAndURIs: Marathon's deprecated uris become fetch entries,
+// extracted when the name says archive; both given is refused.
+func TestFetchAndURIs(t *testing.T) {
+	t.Parallel()
+	a, err := Decode(strings.NewReader(`{"id":"a","cmd":"x","uris":["http://h/app.tgz","http://h/run.sh?x=1"]}`))
+	if err == nil {
+		err = a.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []FetchURI{{URI: "http://h/app.tgz", Extract: true}, {URI: "http://h/run.sh?x=1"}}
+	if fmt.Sprint(a.Fetch) != fmt.Sprint(want) || a.DeprecatedURIs != nil {
+		t.Errorf("fetch %+v uris %v", a.Fetch, a.DeprecatedURIs)
+	}
+	for body, path := range map[string]string{
+		`{"id":"a","cmd":"x","uris":["u"],"fetch":[{"uri":"v"}]}`:        "/uris",
+		`{"id":"a","cmd":"x","fetch":[{"uri":"v","destPath":"../etc"}]}`: "/fetch/0/destPath",
+		`{"id":"a","cmd":"x","fetch":[{"uri":" "}]}`:                     "/fetch/0/uri",
+	} {
+		a, err := Decode(strings.NewReader(body))
+		if err == nil {
+			err = a.Validate()
+		}
+		var verr *ValidationError
+		if !errors.As(err, &verr) || verr.Details[0].Path != path {
+			t.Errorf("%s: %v, want a detail at %s", body, err, path)
+		}
+	}
+}

@@ -151,6 +151,7 @@ func (a *App) ValidateWith(l Limits) error {
 	a.validateContainer(v)
 	a.validateNetworks(v)
 	a.validateDependencies(v)
+	a.validateFetch(v)
 	a.validatePorts(v)
 	a.validateEnv(v)
 	a.validateConstraints(v)
@@ -358,6 +359,21 @@ func (a *App) validatePortMappings(v *ValidationError, mode string) {
 			} else {
 				seenName[pm.Name] = i
 			}
+		}
+	}
+}
+
+func (a *App) validateFetch(v *ValidationError) {
+	if len(a.DeprecatedURIs) > 0 {
+		v.add("/uris", "may not be set in conjunction with fetch")
+	}
+	for i, f := range a.Fetch {
+		p := fmt.Sprintf("/fetch/%d", i)
+		if strings.TrimSpace(f.URI) == "" {
+			v.add(p+"/uri", "must not be empty")
+		}
+		if d := f.DestPath; d != "" && (strings.HasPrefix(d, "/") || strings.Contains("/"+d+"/", "/../")) {
+			v.addf(p+"/destPath", "must be a path inside the sandbox, without a leading / or .. (got %q)", d)
 		}
 	}
 }

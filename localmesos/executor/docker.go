@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	cerrdefs "github.com/containerd/errdefs"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
@@ -255,6 +257,16 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 		unreserve()
 		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
 	}
+	if len(ci.URIs) > 0 {
+		if t.Sandbox == "" {
+			unreserve()
+			return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: the task has uris to fetch but this agent keeps no sandbox", id))
+		}
+		if err := Fetch(ctx, t.Sandbox, ci.URIs, http.DefaultClient); err != nil {
+			unreserve()
+			return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: %w", id, err))
+		}
+	}
 	fwd, err := d.bindPorts(t, nw, log)
 	if err != nil {
 		unreserve()
@@ -277,6 +289,11 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 		hostCfg.Binds = []string{t.Sandbox + ":" + DockerSandbox}
 	}
 	cfg := &container.Config{Image: di.GetImage(), Env: env, Labels: labels, Entrypoint: entrypoint, Cmd: cmd}
+	if t.Sandbox != "" {
+		// Mesos's docker containerizer runs the command in the sandbox
+		// (docker run -w /mnt/mesos/sandbox), where fetched files are.
+		cfg.WorkingDir = DockerSandbox
+	}
 	d.mu.Lock()
 	d.used = true
 	d.mu.Unlock()

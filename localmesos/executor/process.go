@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,6 +143,10 @@ func (p *Process) Launch(ctx context.Context, t Task, report Report) error {
 		return err
 	}
 
+	if err := Fetch(ctx, t.Sandbox, ci.URIs, http.DefaultClient); err != nil {
+		unreserve()
+		return p.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: %w", id, err))
+	}
 	report(id, Status{State: mesos.TASK_STARTING})
 	cmd, err := commandFor(ci, t.Sandbox, env)
 	if err == nil {
