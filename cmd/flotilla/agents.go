@@ -122,11 +122,11 @@ type masterAgents struct {
 }
 
 type masterAgent struct {
-	ID         string        `json:"id"`
-	Hostname   string        `json:"hostname"`
-	Active     bool          `json:"active"`
-	Resources  mesosResource `json:"resources"`
-	Used       mesosResource `json:"used_resources"`
+	ID        string        `json:"id"`
+	Hostname  string        `json:"hostname"`
+	Active    bool          `json:"active"`
+	Resources mesosResource `json:"resources"`
+	Used      mesosResource `json:"used_resources"`
 	// Unreserved is absent from masters that do not send it.
 	Unreserved *mesosResource `json:"unreserved_resources"`
 }
