@@ -57,6 +57,6 @@ func TestDevFetch(t *testing.T) {
 	env.deploy(t, fmt.Sprintf(`{"id": "/unfetchable", "cmd": "./nothing", "cpus": 0.05, "mem": 16, "uris": [%q]}`, srv.URL+"/dist/missing.tgz"))
 	waitFor(t, 60*time.Second, "the fetch failure in lastTaskFailure", func() bool {
 		_, b := env.do(t, "GET", "/v2/apps/unfetchable", "")
-		return strings.Contains(string(b), "Failed to fetch '"+srv.URL+"/dist/missing.tgz'") && strings.Contains(string(b), "404")
+		return strings.Contains(string(b), "failed to fetch '"+srv.URL+"/dist/missing.tgz'") && strings.Contains(string(b), "404")
 	})
 }

@@ -31,11 +31,11 @@ const fetchTimeout = 2 * time.Minute
 // extracted into the sandbox when extract is set (Mesos's default), the
 // archive itself kept; executable sets mode 0755. Nothing is written
 // outside the sandbox. The error names the URI, for the task's
-// TASK_FAILED message ("Failed to fetch …", as the agent reports it).
+// TASK_FAILED message (Mesos reports "Failed to fetch all URIs").
 func Fetch(ctx context.Context, sandbox string, uris []mesos.CommandInfo_URI, client *http.Client) error {
 	for _, u := range uris {
 		if err := fetchOne(ctx, sandbox, u, client); err != nil {
-			return fmt.Errorf("Failed to fetch '%s': %w", u.Value, err)
+			return fmt.Errorf("failed to fetch '%s': %w", u.Value, err)
 		}
 	}
 	return nil

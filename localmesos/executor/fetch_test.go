@@ -107,7 +107,7 @@ func TestFetch(t *testing.T) {
 		{mesos.CommandInfo_URI{Value: srv.URL + "/run.sh", OutputFile: strPtr("../out")}, "not a file inside the sandbox"},
 	} {
 		err := Fetch(context.Background(), box, []mesos.CommandInfo_URI{tc.uri}, srv.Client())
-		if err == nil || !strings.Contains(err.Error(), tc.substr) || !strings.Contains(err.Error(), "Failed to fetch '"+tc.uri.Value+"'") {
+		if err == nil || !strings.Contains(err.Error(), tc.substr) || !strings.Contains(err.Error(), "failed to fetch '"+tc.uri.Value+"'") {
 			t.Errorf("%s: %v, want %q", tc.uri.Value, err, tc.substr)
 		}
 	}
