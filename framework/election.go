@@ -486,6 +486,48 @@ func (e *Election) LeaderAddress(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("framework: leader under %s kept changing", e.cfg.Path)
 }
 
+// Candidates lists the advertised addresses of every replica in the
+// election, the leader first, then in the order they would take over.
+func (e *Election) Candidates(ctx context.Context) ([]string, error) {
+	e.mu.Lock()
+	t := e.cur
+	e.mu.Unlock()
+	if t == nil {
+		return nil, ErrNoSession
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
+	defer cancel()
+	var children []string
+	if err := zkDo(ctx, func() error {
+		var err error
+		children, _, err = t.conn.Children(e.cfg.Path)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("framework: list candidates under %s: %w", e.cfg.Path, err)
+	}
+	var out []string
+	for _, c := range sortedCandidates(children) {
+		var data []byte
+		err := zkDo(ctx, func() error {
+			var err error
+			data, _, err = t.conn.Get(e.cfg.Path + "/" + c)
+			return err
+		})
+		if errors.Is(err, zk.ErrNoNode) {
+			continue // it left between list and read
+		}
+		if err != nil {
+			return nil, fmt.Errorf("framework: read candidate %s: %w", c, err)
+		}
+		var cd candidateData
+		if err := json.Unmarshal(data, &cd); err != nil {
+			return nil, fmt.Errorf("framework: candidate znode %s is not candidate json: %w", c, err)
+		}
+		out = append(out, cd.Address)
+	}
+	return out, nil
+}
+
 // Abdicate makes the leader step down: it fences, closes its session
 // (deleting its znode, so the next candidate leads at once) and joins
 // again at the back of the line. It returns when leadership has ended.

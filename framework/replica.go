@@ -223,6 +223,15 @@ func (r *Replica) LeaderAddress(ctx context.Context) (string, error) {
 	return r.election.LeaderAddress(ctx)
 }
 
+// Candidates lists the replicas' advertised addresses, the leader first
+// (this replica alone without ZooKeeper).
+func (r *Replica) Candidates(ctx context.Context) ([]string, error) {
+	if r.election == nil {
+		return []string{r.cfg.Election.Address}, nil
+	}
+	return r.election.Candidates(ctx)
+}
+
 // Abdicate makes the leading replica step down (DELETE /v2/leader); it
 // fails with ErrNotLeader on a standby or without ZooKeeper.
 func (r *Replica) Abdicate(ctx context.Context) error {

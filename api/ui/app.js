@@ -559,9 +559,11 @@ async function clusterPage() {
       `${fmt(used)} of ${fmt(total)}${unit}`, b, h('span', { class: 'muted' }, `${fmt(free)}${unit} free`));
   };
   refresh = async () => {
-    const [info, leader, agents] = await Promise.all([api('GET', '/v2/info'), api('GET', '/v2/leader'),
+    const [info, leader, agents, reps] = await Promise.all([api('GET', '/v2/info'), api('GET', '/v2/leader'),
       // The master not answering is the agents table's problem only.
-      api('GET', '/flotilla/v1/agents').catch(e => ({ error: e }))]);
+      api('GET', '/flotilla/v1/agents').catch(e => ({ error: e })),
+      api('GET', '/flotilla/v1/replicas').catch(e => ({ error: e }))]);
+    const fws = agents.frameworks || [];
     const mc = info.marathon_config || {};
     const list = agents.agents || [];
     main.replaceChildren(h('h1', {}, 'Cluster'), h('div', { class: 'cards' },
@@ -578,7 +580,18 @@ async function clusterPage() {
             cell(a, 'cpus', ''), cell(a, 'mem', ' MiB'),
             (() => { const c = cell(a, 'disk', ' MiB'); c.classList.add('hide-sm'); return c; })(),
             (() => { const c = cell(a, 'ports', ''); c.classList.add('hide-sm'); c.title = `offered ${a.ports || 'none'}, used ${a.usedPorts || 'none'}`; return c; })())))),
-      agents.source ? h('p', { class: 'muted' }, `From the leading Mesos master's ${agents.source}; used is what tasks and executors hold.`) : null);
+      agents.source ? h('p', { class: 'muted' }, `From the leading Mesos master's ${agents.source}; used is what tasks and executors hold.`) : null,
+      h('h2', {}, `Frameworks (${fws.length})`),
+      agents.error ? null : agents.frameworksError ? errorBox(new Error(agents.frameworksError)) :
+        h('table', { id: 'frameworks' },
+          h('thead', {}, h('tr', {}, ['Framework', 'Role', 'State', 'Tasks'].map(c => h('th', {}, c)))),
+          h('tbody', {}, fws.map(f => h('tr', { 'data-framework': f.id, class: f.active ? null : 'muted' },
+            h('td', {}, f.name, h('br'), h('span', { class: 'muted' }, f.id)), h('td', {}, f.role || '*'),
+            h('td', { class: 'state' }, f.active ? (f.connected ? 'active' : 'active, disconnected') : 'inactive'),
+            h('td', {}, `${f.tasks}` + (f.unreachableTasks ? `, ${f.unreachableTasks} unreachable` : '')))))),
+      h('h2', {}, 'Replicas'),
+      reps.error ? errorBox(reps.error) :
+        h('ul', { id: 'replicas' }, (reps.replicas || []).map(r => h('li', {}, r.address, r.leader ? h('span', { class: 'muted' }, ' (leader)') : null))));
     main.dataset.ready = 'cluster';
   };
   await refresh();

@@ -70,9 +70,25 @@ func agentsHandler(master func(ctx context.Context) (string, error), client *htt
 			writeMessage(w, http.StatusBadGateway, fmt.Sprintf("the Mesos master at %s did not answer GET %s: %v", root, path, err))
 			return
 		}
-		out := agentsView{Master: root, Source: path, Agents: make([]agentView, 0, len(state.Slaves))}
+		out := agentsView{Master: root, Source: path, Agents: make([]agentView, 0, len(state.Slaves)), Frameworks: []frameworkView{}}
 		for _, a := range state.Slaves {
 			out.Agents = append(out.Agents, a.view())
+		}
+		// The frameworks' health: /master/state has them beside the
+		// agents; after /master/slaves they are one more read
+		// (/master/frameworks), whose failure costs the page that table
+		// only.
+		fws := state.Frameworks
+		if path == "/master/slaves" {
+			var f masterAgents
+			if _, ferr := getJSON(ctx, client, root+"/master/frameworks", &f); ferr != nil {
+				out.FrameworksError = fmt.Sprintf("the Mesos master at %s did not answer GET /master/frameworks: %v", root, ferr)
+			}
+			fws = f.Frameworks
+		}
+		for _, f := range fws {
+			out.Frameworks = append(out.Frameworks, frameworkView{ID: f.ID, Name: f.Name, Active: f.Active, Connected: f.Connected,
+				Role: f.Role, Tasks: len(f.Tasks), Unreachable: len(f.UnreachableTasks)})
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -118,7 +134,31 @@ func writeMessage(w http.ResponseWriter, code int, msg string) {
 // tasks and executors) and "unreserved_resources" (the total minus
 // reservations), each {"cpus":1,"mem":128,"disk":0,"ports":"[31000-31099]"}.
 type masterAgents struct {
-	Slaves []masterAgent `json:"slaves"`
+	Slaves     []masterAgent     `json:"slaves"`
+	Frameworks []masterFramework `json:"frameworks"`
+}
+
+// masterFramework is one framework of /master/state (or
+// /master/frameworks): whether it is subscribed, and its tasks.
+type masterFramework struct {
+	ID               string            `json:"id"`
+	Name             string            `json:"name"`
+	Role             string            `json:"role"`
+	Active           bool              `json:"active"`
+	Connected        bool              `json:"connected"`
+	Tasks            []json.RawMessage `json:"tasks"`
+	UnreachableTasks []json.RawMessage `json:"unreachable_tasks"`
+}
+
+// frameworkView is a framework's health as the cluster page shows it.
+type frameworkView struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Role        string `json:"role"`
+	Active      bool   `json:"active"`
+	Connected   bool   `json:"connected"`
+	Tasks       int    `json:"tasks"`
+	Unreachable int    `json:"unreachableTasks"`
 }
 
 type masterAgent struct {
@@ -139,9 +179,12 @@ type mesosResource struct {
 }
 
 type agentsView struct {
-	Master string      `json:"master"`
-	Source string      `json:"source"` // the master's endpoint read
-	Agents []agentView `json:"agents"`
+	Master     string          `json:"master"`
+	Source     string          `json:"source"` // the master's endpoint read
+	Agents     []agentView     `json:"agents"`
+	Frameworks []frameworkView `json:"frameworks"`
+	// FrameworksError says why the frameworks are missing, when they are.
+	FrameworksError string `json:"frameworksError,omitempty"`
 }
 
 type agentView struct {
@@ -207,4 +250,34 @@ func portCount(s string) int {
 		n += int(e-b) + 1
 	}
 	return n
+}
+
+// replicasHandler serves GET /flotilla/v1/replicas for the cluster page:
+// every Flotilla replica in the leader election, leader first, with the
+// address it advertises.
+func replicasHandler(candidates func(ctx context.Context) ([]string, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/flotilla/v1/replicas" || r.Method != http.MethodGet {
+			writeMessage(w, http.StatusNotFound, "GET /flotilla/v1/replicas lists the replicas")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		addrs, err := candidates(ctx)
+		if err != nil {
+			writeMessage(w, http.StatusBadGateway, fmt.Sprintf("the replicas cannot be listed: %v", err))
+			return
+		}
+		type replica struct {
+			Address string `json:"address"`
+			Leader  bool   `json:"leader"`
+		}
+		out := make([]replica, len(addrs))
+		for i, a := range addrs {
+			out[i] = replica{Address: a, Leader: i == 0}
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(map[string]any{"replicas": out}) // the client's loss alone
+	})
 }

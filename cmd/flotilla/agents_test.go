@@ -22,10 +22,21 @@ func TestAgentsHandler(t *testing.T) {
 	  "resources":{"cpus":2,"mem":1024,"disk":4096,"gpus":0,"ports":"[31900-31909, 31950-31950]"},
 	  "used_resources":{"cpus":0.15,"mem":48,"disk":0,"gpus":0,"ports":"[31900-31901]"},
 	  "unreserved_resources":{"cpus":1.5,"mem":1024,"disk":4096,"ports":"[31900-31909, 31950-31950]"}}]}`
+	const frameworks = `{"frameworks":[{"id":"fw-1","name":"flotilla","role":"*","active":true,"connected":true,
+	  "tasks":[{"id":"t1"},{"id":"t2"}],"unreachable_tasks":[]}]}`
 	var stateOnly atomic.Bool
 	var asked atomic.Int32
 	master := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		asked.Add(1)
+		if r.URL.Path == "/master/frameworks" && !stateOnly.Load() {
+			_, _ = w.Write([]byte(frameworks))
+			return
+		}
+		if r.URL.Path == "/master/state" {
+			// /master/state holds both.
+			_, _ = w.Write([]byte(slaves[:len(slaves)-1] + "," + frameworks[1:]))
+			return
+		}
 		if r.URL.Path == "/master/slaves" && stateOnly.Load() || r.URL.Path != "/master/slaves" && r.URL.Path != "/master/state" {
 			http.NotFound(w, r)
 			return
@@ -58,6 +69,9 @@ func TestAgentsHandler(t *testing.T) {
 		code, v := get(h, "/flotilla/v1/agents")
 		if code != http.StatusOK || v["source"] != tc.source || v["master"] != master.URL {
 			t.Fatalf("%s: %d %v", tc.name, code, v)
+		}
+		if f := v["frameworks"].([]any); len(f) != 1 || f[0].(map[string]any)["name"] != "flotilla" || f[0].(map[string]any)["tasks"] != float64(2) || f[0].(map[string]any)["active"] != true {
+			t.Fatalf("%s: frameworks %v", tc.name, v["frameworks"])
 		}
 		a := v["agents"].([]any)[0].(map[string]any)
 		b, err := json.Marshal(a) // keys sorted

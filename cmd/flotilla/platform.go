@@ -246,6 +246,8 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 			u, _, err := p.detector.Leader(ctx)
 			return u, err
 		}, &http.Client{Timeout: 5 * time.Second}),
+		// The replicas in the leader election, for the same page.
+		"/flotilla/v1/replicas/": replicasHandler(p.replica.Candidates),
 	}
 	if p.dns != nil {
 		// Mesos-DNS's HTTP API, beside Marathon's and behind the same auth.

@@ -203,6 +203,14 @@ func TestUIBrowser(t *testing.T) {
 	waitFor(t, 60*time.Second, "the cluster page showing /hog's 0.5 CPUs used", func() bool {
 		return sum("used") >= usedBefore+0.499 && sum("free") <= freeBefore-0.499
 	})
+	// The frameworks' health (Flotilla itself, subscribed) and the
+	// replicas (this one, leading: flotilla dev has no ZooKeeper).
+	waitFor(t, 20*time.Second, "the frameworks table with flotilla active", func() bool {
+		return b.count(t, "#frameworks tbody tr[data-framework]") == 1 && strings.Contains(b.text(t, "#frameworks tbody"), "active")
+	})
+	if got := b.text(t, "#replicas"); !strings.Contains(got, "(leader)") {
+		t.Fatalf("replicas list %q, want this replica as the leader", got)
+	}
 	b.screenshot(t, "ui-cluster.png")
 
 	var noReload any
