@@ -303,7 +303,7 @@ func TestValidationErrors(t *testing.T) {
 		{name: "cpus zero", method: "POST", path: "/v2/apps", body: `{"id": "/a", "cmd": "x", "cpus": 0}`, status: 422, path2: "/cpus", text: "greater than 0"},
 		{name: "bad id", method: "POST", path: "/v2/apps", body: `{"id": "/Bad_Id", "cmd": "x"}`, status: 422, path2: "/id", text: "invalid"},
 		{name: "no id", method: "POST", path: "/v2/apps", body: `{"cmd": "x"}`, status: 422, path2: "/id", text: "required"},
-		{name: "unsupported", method: "POST", path: "/v2/apps", body: `{"id": "/a", "cmd": "x", "fetch": [{"uri": "http://x"}]}`, status: 422, path2: "/fetch", text: "not supported"},
+		{name: "unsupported", method: "POST", path: "/v2/apps", body: `{"id": "/a", "cmd": "x", "storeUrls": ["http://x"]}`, status: 422, path2: "/storeUrls", text: "not supported"},
 		{name: "too large", method: "POST", path: "/v2/apps", body: big, status: 413, path2: "/", text: "1 MiB"},
 		{name: "secret without vault", method: "POST", path: "/v2/apps",
 			body:   `{"id": "/a", "cmd": "x", "env": {"DB_PASSWORD": {"secret": "db"}}, "secrets": {"db": {"source": "secret/db#password"}}}`,

@@ -46,7 +46,11 @@ func TestGroupDeployment(t *testing.T) {
 		t.Errorf("affected apps %s", got)
 	}
 	for i, want := range []string{"prod_shop_db", "prod_shop_api_v1,prod_shop_api_v1", "prod_shop_web"} {
-		ids := e.offer()
+		var ids []string
+		e.eventually(fmt.Sprintf("step %d to launch", i+1), func() bool {
+			ids = append(ids, e.offer()...)
+			return len(ids) > 0
+		})
 		if got := e.launchedApps(ids); got != want {
 			t.Fatalf("step %d launched %q, want %q", i+1, got, want)
 		}

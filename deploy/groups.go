@@ -458,13 +458,14 @@ func (s *Service) advanceLocked(ctx context.Context, p *GroupPlan, force bool, u
 			c := s.plans.snapshot(p)
 			s.events().Plan(EventDeploymentStepSuccess, &c, "")
 		}
-		s.plans.update(func() { p.Current++ })
-		if p.Current >= len(p.Steps) {
+		next := p.Current + 1
+		if next >= len(p.Steps) {
+			s.plans.update(func() { p.Current = next })
 			s.finishPlanLocked(ctx, p, true, "")
 			return
 		}
 		started := 0
-		for _, c := range p.Steps[p.Current] {
+		for _, c := range p.Steps[next] {
 			op := Op{ID: c.ID, App: c.App, Force: force, URI: uri, ClientIP: clientIP, planID: p.ID}
 			switch {
 			case c.App == nil:
@@ -476,11 +477,14 @@ func (s *Service) advanceLocked(ctx context.Context, p *GroupPlan, force bool, u
 				op.Kind = OpUpdate
 			}
 			if _, err := s.applyLocked(ctx, op); err != nil {
-				s.finishPlanLocked(ctx, p, false, fmt.Sprintf("step %d of %d: %s: %v", p.Current+1, len(p.Steps), c.ID, err))
+				s.plans.update(func() { p.Current = next })
+				s.finishPlanLocked(ctx, p, false, fmt.Sprintf("step %d of %d: %s: %v", next+1, len(p.Steps), c.ID, err))
 				return
 			}
 			started++
 		}
+		// Readers see the step as running once its apps are changed.
+		s.plans.update(func() { p.Current = next })
 		s.persistPlan(ctx, p)
 		if started > 0 {
 			return
