@@ -129,25 +129,35 @@ func Decode(r io.Reader) (*App, error) {
 	return decode(b)
 }
 
-func decode(b []byte) (*App, error) {
+// checkJSON checks that b is one JSON object of type t, every field known
+// and of the right type, and names every problem by its path. what names
+// the object in the message ("app", "group").
+func checkJSON(b []byte, t reflect.Type, what string) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var tree any
 	if err := dec.Decode(&tree); err != nil {
-		return nil, malformed("/", jsonErrText(err, b))
+		return malformed("/", jsonErrText(err, b))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, malformed("/", "unexpected data after the app object; send one JSON object")
+		return malformed("/", "unexpected data after the "+what+" object; send one JSON object")
 	}
 	w := &walker{}
-	w.walk(tree, typeOfApp, "")
+	w.walk(tree, t, "")
 	if w.typeErr {
 		w.v.Message = "Invalid JSON"
 		w.v.malformed = true
-		return nil, &w.v
+		return &w.v
 	}
 	if len(w.v.Details) > 0 {
-		return nil, &w.v
+		return &w.v
+	}
+	return nil
+}
+
+func decode(b []byte) (*App, error) {
+	if err := checkJSON(b, typeOfApp, "app"); err != nil {
+		return nil, err
 	}
 	app := Defaults()
 	if err := json.Unmarshal(b, app); err != nil {

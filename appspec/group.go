@@ -1,7 +1,6 @@
 package appspec
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -45,24 +44,8 @@ func DecodeGroup(r io.Reader, base string) (*Group, error) {
 	if len(b) > MaxBodyBytes*16 {
 		return nil, ErrTooLarge
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var tree any
-	if err := dec.Decode(&tree); err != nil {
-		return nil, malformed("/", jsonErrText(err, b))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, malformed("/", "unexpected data after the group object; send one JSON object")
-	}
-	w := &walker{}
-	w.walk(tree, typeOfGroup, "")
-	if w.typeErr {
-		w.v.Message = "Invalid JSON"
-		w.v.malformed = true
-		return nil, &w.v
-	}
-	if len(w.v.Details) > 0 {
-		return nil, &w.v
+	if err := checkJSON(b, typeOfGroup, "group"); err != nil {
+		return nil, err
 	}
 	g := &Group{}
 	v := &ValidationError{}
