@@ -169,3 +169,21 @@ func TestGroupDeploymentResumes(t *testing.T) {
 		t.Fatalf("the new leader launched %q", got)
 	}
 }
+
+// TestGroupPutUnchanged: a group PUT back as it runs starts nothing.
+func TestGroupPutUnchanged(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := `{"id": "/u", "apps": [{"id": "a", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16}]}`
+	e.mustDo("POST", "/v2/groups", body, 201)
+	e.eventually("the app to run", func() bool { e.launch(nil); return len(e.deployments()) == 0 })
+	ports := fmt.Sprint(e.app("/u/a")["portDefinitions"])
+	r := e.mustDo("PUT", "/v2/groups/u?dryRun=true", body, 200)
+	if strings.Contains(string(r.body), `"/u/a"`) {
+		t.Fatalf("an unchanged app is in the plan: %s", r.body)
+	}
+	e.mustDo("PUT", "/v2/groups/u", body, 200)
+	if n := len(e.deployments()); n != 0 || fmt.Sprint(e.app("/u/a")["portDefinitions"]) != ports {
+		t.Fatalf("%d deployments, ports %v (were %s)", n, e.app("/u/a")["portDefinitions"], ports)
+	}
+}

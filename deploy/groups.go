@@ -238,8 +238,8 @@ func (s *Service) ApplyGroup(ctx context.Context, op GroupOp) (*GroupPlan, error
 		fallthrough
 	case GroupUpdate:
 		for _, a := range op.Group.AllApps() {
-			if c := cur[a.ID]; c != nil && ConfigEqual(c, a) && c.Instances == a.Instances {
-				continue // unchanged: not part of the deployment
+			if c := cur[a.ID]; c != nil && unchanged(c, a) {
+				continue // not part of the deployment
 			}
 			changes[a.ID] = a
 		}
@@ -386,6 +386,27 @@ func (s *Service) ApplyGroup(ctx context.Context, op GroupOp) (*GroupPlan, error
 	s.events().Plan(EventDeploymentInfo, &c, "")
 	s.advanceLocked(ctx, p, op.Force, op.URI, op.ClientIP)
 	return p, nil
+}
+
+// unchanged: a group definition asks for an app exactly as it runs. Its
+// service ports left at 0 are the ones it has (they would be kept), so a
+// group PUT back as it was starts no deployment.
+func unchanged(cur, next *appspec.App) bool {
+	n := *next
+	if n.NetworkMode() == appspec.NetworkHost {
+		n.PortDefinitions = append([]appspec.PortDefinition(nil), next.PortDefinitions...)
+	} else if next.Container != nil {
+		c := *next.Container
+		c.PortMappings = append([]appspec.PortMapping(nil), next.Container.PortMappings...)
+		n.Container = &c
+	}
+	old := cur.ServicePorts()
+	for i, p := range n.ServicePorts() {
+		if p == 0 && i < len(old) {
+			n.SetServicePort(i, old[i])
+		}
+	}
+	return ConfigEqual(cur, &n) && cur.Instances == n.Instances
 }
 
 func sortedIDs(m map[string]*appspec.App) []string {
