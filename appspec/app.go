@@ -68,6 +68,17 @@ type Container struct {
 	Type         string        `json:"type"` // DOCKER (default) | MESOS
 	Docker       *Docker       `json:"docker,omitempty"`
 	PortMappings []PortMapping `json:"portMappings,omitempty"`
+	// Volumes are host paths mounted into the container (Marathon's
+	// host volumes); persistent, external and secret volumes are refused
+	// by name.
+	Volumes []Volume `json:"volumes,omitempty"`
+}
+
+// Volume is a host path mounted into the task's container.
+type Volume struct {
+	ContainerPath string `json:"containerPath"`
+	HostPath      string `json:"hostPath"`
+	Mode          string `json:"mode"` // RW or RO
 }
 
 // Docker is Marathon's container.docker object.

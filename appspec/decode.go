@@ -29,6 +29,7 @@ var (
 	typeOfEnvValue    = reflect.TypeOf(EnvValue{})
 	typeOfUnreachable = reflect.TypeOf(UnreachableStrategy{})
 	typeOfContainer   = reflect.TypeOf(Container{})
+	typeOfVolume      = reflect.TypeOf(Volume{})
 	typeOfDocker      = reflect.TypeOf(Docker{})
 	typeOfHealthCheck = reflect.TypeOf(HealthCheck{})
 )
@@ -55,12 +56,16 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 		"tty":                   {hint: "tasks get no TTY"},
 	},
 	typeOfContainer: {
-		"volumes":   {hint: "Flotilla has no volume support; keep state outside the task"},
 		"linuxInfo": {hint: "Linux capabilities and seccomp settings are not supported"},
 	},
 	typeOfDocker: {
 		"credential": {hint: "registry credentials are configured on the agents"},
 		"pullConfig": {hint: "registry credentials are configured on the agents"},
+	},
+	typeOfVolume: {
+		"persistent": {hint: "local persistent volumes need reservations and residency, which Flotilla does not support; use a host path (hostPath) or keep state outside the task"},
+		"external":   {hint: "external volumes (DVDI/REX-Ray) are not supported; use a host path (hostPath)"},
+		"secret":     {hint: "file-based secrets are not supported; reference the secret in env ({\"secret\": …})"},
 	},
 	typeOfGroup: {
 		"pods": {hint: "pods are not supported yet; deploy the containers as apps"},

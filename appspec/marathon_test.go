@@ -9,7 +9,7 @@ import (
 )
 
 const (
-	hintVolumes = "not supported by Flotilla: Flotilla has no volume support; keep state outside the task"
+	hintSecretVolume = "not supported by Flotilla: file-based secrets are not supported; reference the secret in env ({\"secret\": …})"
 )
 
 // Marathon's own documents (testdata/marathon/README.md) are accepted, or
@@ -55,7 +55,7 @@ func TestMarathonDocuments(t *testing.T) {
 		{name: "env secret without a field", file: "app-with-secrets.json", want: []Detail{
 			{"/secrets/secretpassword/source", []string{`secret source "databasepassword" has no field; use "<vault path>#<field>", e.g. "databasepassword#password"`}},
 		}},
-		{name: "file secret", file: "app-with-file-secrets.json", want: []Detail{{"/container/volumes", []string{hintVolumes}}}},
+		{name: "file secret", file: "app-with-file-secrets.json", want: []Detail{{"/container/volumes/0/secret", []string{hintSecretVolume}}}},
 		{name: "CLUSTER with value", file: "constraints-cluster-value.json"},
 		{name: "CLUSTER without value", file: "constraints-cluster-any.json"},
 		{name: "CLUSTER on hostname", file: "constraints-cluster-hostname.json"},
@@ -71,7 +71,6 @@ func TestMarathonDocuments(t *testing.T) {
 		{name: "GROUP_BY with count", file: "constraints-group-by-3.json"},
 		{name: "RAML example app", file: "raml-example-app.json", want: []Detail{
 			{"/acceptedResourceRoles", []string{"not supported by Flotilla: Flotilla accepts resources of its own role only"}},
-			{"/container/volumes", []string{hintVolumes}},
 			{"/ipAddress", []string{"not supported by Flotilla: the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"}},
 			{"/readinessChecks/0/interval", []string{`unknown field; did you mean "intervalSeconds"?`}},
 			{"/readinessChecks/0/timeout", []string{`unknown field; did you mean "timeoutSeconds"?`}},

@@ -217,3 +217,32 @@ func TestFetchAndURIs(t *testing.T) {
 		}
 	}
 }
+
+// TestVolumes: host volumes are accepted; Marathon's other kinds are
+// refused by name; bad paths and modes with the field's path.
+func TestVolumes(t *testing.T) {
+	t.Parallel()
+	a, err := Decode(strings.NewReader(`{"id":"a","container":{"docker":{"image":"i"},"volumes":[{"containerPath":"/data","hostPath":"/var/data","mode":"RW"},{"containerPath":"conf","hostPath":"/etc/app","mode":"RO"}]}}`))
+	if err == nil {
+		err = a.Validate()
+	}
+	if err != nil || len(a.Container.Volumes) != 2 || a.Container.Volumes[1].Mode != "RO" {
+		t.Fatalf("host volumes: %v %+v", err, a.Container)
+	}
+	for body, path := range map[string]string{
+		`{"id":"a","container":{"docker":{"image":"i"},"volumes":[{"containerPath":"d","persistent":{"size":10},"mode":"RW"}]}}`: "/container/volumes/0/persistent",
+		`{"id":"a","container":{"docker":{"image":"i"},"volumes":[{"containerPath":"/d","hostPath":"rel","mode":"RW"}]}}`:        "/container/volumes/0/hostPath",
+		`{"id":"a","container":{"docker":{"image":"i"},"volumes":[{"containerPath":"/d","hostPath":"/h","mode":"WO"}]}}`:         "/container/volumes/0/mode",
+		`{"id":"a","container":{"docker":{"image":"i"},"volumes":[{"containerPath":"../d","hostPath":"/h","mode":"RW"}]}}`:       "/container/volumes/0/containerPath",
+		`{"id":"a","container":{"docker":{"image":"i"},"volumes":[{"containerPath":"/d","external":{"name":"x"},"mode":"RW"}]}}`: "/container/volumes/0/external",
+	} {
+		a, err := Decode(strings.NewReader(body))
+		if err == nil {
+			err = a.Validate()
+		}
+		var verr *ValidationError
+		if !errors.As(err, &verr) || verr.Details[0].Path != path {
+			t.Errorf("%s: %v, want a detail at %s", body, err, path)
+		}
+	}
+}

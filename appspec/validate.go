@@ -152,6 +152,7 @@ func (a *App) ValidateWith(l Limits) error {
 	a.validateNetworks(v)
 	a.validateDependencies(v)
 	a.validateFetch(v)
+	a.validateVolumes(v)
 	a.validatePorts(v)
 	a.validateEnv(v)
 	a.validateConstraints(v)
@@ -359,6 +360,32 @@ func (a *App) validatePortMappings(v *ValidationError, mode string) {
 			} else {
 				seenName[pm.Name] = i
 			}
+		}
+	}
+}
+
+func (a *App) validateVolumes(v *ValidationError) {
+	if a.Container == nil {
+		return
+	}
+	seen := map[string]int{}
+	for i, vol := range a.Container.Volumes {
+		p := fmt.Sprintf("/container/volumes/%d", i)
+		if strings.TrimSpace(vol.ContainerPath) == "" {
+			v.add(p+"/containerPath", "must not be empty")
+		} else if strings.Contains("/"+vol.ContainerPath+"/", "/../") {
+			v.addf(p+"/containerPath", "must not contain .. (got %q)", vol.ContainerPath)
+		}
+		if !strings.HasPrefix(vol.HostPath, "/") {
+			v.addf(p+"/hostPath", "must be an absolute path on the agent (got %q); only host volumes are supported", vol.HostPath)
+		}
+		if vol.Mode != "RW" && vol.Mode != "RO" {
+			v.addf(p+"/mode", "must be RW or RO (got %q)", vol.Mode)
+		}
+		if j, dup := seen[vol.ContainerPath]; dup {
+			v.addf(p+"/containerPath", "%s is mounted twice: by /container/volumes/%d and here", vol.ContainerPath, j)
+		} else {
+			seen[vol.ContainerPath] = i
 		}
 	}
 }

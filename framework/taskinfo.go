@@ -183,12 +183,17 @@ func commandInfo(app *appspec.App) *mesos.CommandInfo {
 func containerInfo(app *appspec.App) *mesos.ContainerInfo {
 	img := dockerImage(app)
 	if img == "" {
+		if vs := volumes(app); len(vs) > 0 {
+			// A Mesos container without an image: the volumes alone.
+			typ := mesos.ContainerInfo_MESOS
+			return &mesos.ContainerInfo{Type: &typ, Volumes: vs}
+		}
 		return nil
 	}
 	c := app.Container
 	if strings.EqualFold(c.Type, "MESOS") {
 		typ, it := mesos.ContainerInfo_MESOS, mesos.Image_DOCKER
-		return &mesos.ContainerInfo{Type: &typ, Mesos: &mesos.ContainerInfo_MesosInfo{
+		return &mesos.ContainerInfo{Type: &typ, Volumes: volumes(app), Mesos: &mesos.ContainerInfo_MesosInfo{
 			Image: &mesos.Image{Type: &it, Docker: &mesos.Image_Docker{Name: img}},
 		}}
 	}
@@ -216,7 +221,24 @@ func containerInfo(app *appspec.App) *mesos.ContainerInfo {
 	for _, p := range c.Docker.Parameters {
 		d.Parameters = append(d.Parameters, mesos.Parameter{Key: p.Key, Value: p.Value})
 	}
-	return &mesos.ContainerInfo{Type: &typ, Docker: d, NetworkInfos: nets}
+	return &mesos.ContainerInfo{Type: &typ, Docker: d, NetworkInfos: nets, Volumes: volumes(app)}
+}
+
+// volumes are the app's host volumes as Mesos's ContainerInfo has them.
+func volumes(app *appspec.App) []mesos.Volume {
+	if app.Container == nil {
+		return nil
+	}
+	var out []mesos.Volume
+	for _, v := range app.Container.Volumes {
+		mode := mesos.RW
+		if v.Mode == "RO" {
+			mode = mesos.RO
+		}
+		hp := v.HostPath
+		out = append(out, mesos.Volume{ContainerPath: v.ContainerPath, HostPath: &hp, Mode: &mode})
+	}
+	return out
 }
 
 // withPortMappings copies the app's shared container info and adds this

@@ -102,3 +102,20 @@ func labelString(l *mesos.Labels) string {
 	}
 	return strings.Join(out, ",")
 }
+
+// TestVolumesTaskInfo: host volumes reach Mesos's ContainerInfo, for a
+// Docker container and for a Mesos container without an image.
+func TestVolumesTaskInfo(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{
+		`{"id":"/v","container":{"type":"DOCKER","docker":{"image":"i"},"volumes":[{"containerPath":"/data","hostPath":"/var/data","mode":"RO"}]}}`,
+		`{"id":"/v","cmd":"x","container":{"type":"MESOS","volumes":[{"containerPath":"/data","hostPath":"/var/data","mode":"RO"}]}}`,
+	} {
+		app := decodeApp(t, body)
+		ti := buildTaskInfo(app, launchSpec{TaskID: "t", AgentID: "a", Host: "h", Ports: []uint64{31000}})
+		vs := ti.Container.GetVolumes()
+		if len(vs) != 1 || vs[0].ContainerPath != "/data" || vs[0].GetHostPath() != "/var/data" || vs[0].GetMode() != mesos.RO {
+			t.Errorf("%s: volumes %+v", body, vs)
+		}
+	}
+}

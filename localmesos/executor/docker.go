@@ -257,6 +257,11 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 		unreserve()
 		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
 	}
+	binds, err := dockerBinds(t.Info.Container)
+	if err != nil {
+		unreserve()
+		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: %w", id, err))
+	}
 	if len(ci.URIs) > 0 {
 		if t.Sandbox == "" {
 			unreserve()
@@ -285,8 +290,9 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 	if mem > 0 {
 		hostCfg.Memory = max(int64(mem), minMemoryBytes)
 	}
+	hostCfg.Binds = append(hostCfg.Binds, binds...)
 	if t.Sandbox != "" {
-		hostCfg.Binds = []string{t.Sandbox + ":" + DockerSandbox}
+		hostCfg.Binds = append([]string{t.Sandbox + ":" + DockerSandbox}, hostCfg.Binds...)
 	}
 	cfg := &container.Config{Image: di.GetImage(), Env: env, Labels: labels, Entrypoint: entrypoint, Cmd: cmd}
 	if t.Sandbox != "" {

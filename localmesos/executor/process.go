@@ -147,6 +147,10 @@ func (p *Process) Launch(ctx context.Context, t Task, report Report) error {
 		unreserve()
 		return p.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: %w", id, err))
 	}
+	if err := linkVolumes(t.Info.Container, t.Sandbox); err != nil {
+		unreserve()
+		return p.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: %w", id, err))
+	}
 	report(id, Status{State: mesos.TASK_STARTING})
 	cmd, err := commandFor(ci, t.Sandbox, env)
 	if err == nil {

@@ -1,0 +1,64 @@
+package executor
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+)
+
+// dockerBinds turns a task's host volumes into docker run -v binds, as
+// Mesos's docker containerizer does: a relative container path is inside
+// the sandbox (/mnt/mesos/sandbox/<path>), RO mounts read-only.
+func dockerBinds(c *mesos.ContainerInfo) ([]string, error) {
+	var out []string
+	for _, v := range c.GetVolumes() {
+		hp := v.GetHostPath()
+		if hp == "" || !filepath.IsAbs(hp) {
+			return nil, fmt.Errorf("volume %s: only host volumes with an absolute host_path are supported (got %q)", v.ContainerPath, hp)
+		}
+		cp := v.ContainerPath
+		if !path.IsAbs(cp) {
+			cp = path.Join(DockerSandbox, cp)
+		}
+		b := hp + ":" + cp
+		if v.GetMode() == mesos.RO {
+			b += ":ro"
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// linkVolumes gives a process task its host volumes the one way a process
+// without a mount namespace can have them: a relative container path is a
+// symbolic link in the sandbox to the host path, as the Mesos
+// containerizer's volumes appear in the sandbox. An absolute container
+// path, or a read-only mode, needs a mount namespace, which this executor
+// does not create: refused with that reason rather than half done.
+func linkVolumes(c *mesos.ContainerInfo, sandbox string) error {
+	for _, v := range c.GetVolumes() {
+		hp, cp := v.GetHostPath(), v.ContainerPath
+		switch {
+		case hp == "" || !filepath.IsAbs(hp):
+			return fmt.Errorf("volume %s: only host volumes with an absolute host_path are supported (got %q)", cp, hp)
+		case path.IsAbs(cp):
+			return fmt.Errorf("volume %s: an absolute container path needs a mount namespace, which the process executor does not create; use a path relative to the sandbox", cp)
+		case v.GetMode() == mesos.RO:
+			return fmt.Errorf("volume %s: read-only needs a mount namespace, which the process executor does not create", cp)
+		}
+		dst, err := inside(sandbox, cp)
+		if err != nil {
+			return fmt.Errorf("volume %s: %w", cp, err)
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.Symlink(hp, dst); err != nil {
+			return fmt.Errorf("volume %s: %w", cp, err)
+		}
+	}
+	return nil
+}

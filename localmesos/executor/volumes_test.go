@@ -1,0 +1,85 @@
+package executor
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+)
+
+func hostVolume(containerPath, hostPath string, mode mesos.Volume_Mode) mesos.Volume {
+	return mesos.Volume{ContainerPath: containerPath, HostPath: &hostPath, Mode: &mode}
+}
+
+// TestDockerHostVolumes: host volumes are mounted into the container as
+// Mesos's docker containerizer mounts them: an absolute container path
+// as given, a relative one inside the sandbox, RO read-only.
+func TestDockerHostVolumes(t *testing.T) {
+	t.Parallel()
+	d := newTestDocker(t, nil)
+	rw, ro := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(ro, "in"), []byte("config"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	tk := dockerTaskInfo(t, "vol", busybox, shellCmd(
+		"cp /conf/in /data/copied && echo rel > data2/rel && (echo x > /conf/denied 2>/dev/null && echo WROTE-RO || echo ro-held)"))
+	os.MkdirAll(filepath.Join(rw, "sub"), 0o755)
+	tk.Info.Container.Volumes = []mesos.Volume{hostVolume("/data", rw, mesos.RW), hostVolume("/conf", ro, mesos.RO), hostVolume("data2", filepath.Join(rw, "sub"), mesos.RW)}
+	if err := d.Launch(context.Background(), tk, rec.report); err != nil {
+		t.Fatal(err)
+	}
+	st := rec.waitTerminal(t, "vol", 30*time.Second)
+	if st.State != mesos.TASK_FINISHED {
+		t.Fatalf("task %s %q", st.State, st.Message)
+	}
+	if b, err := os.ReadFile(filepath.Join(rw, "copied")); err != nil || string(b) != "config" {
+		t.Errorf("the RW volume did not get the file copied from the RO one: %q %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(rw, "sub", "rel")); err != nil || string(b) != "rel\n" {
+		t.Errorf("the relative volume (inside the sandbox): %q %v", b, err)
+	}
+	if out, _ := os.ReadFile(filepath.Join(tk.Sandbox, "stdout")); !strings.Contains(string(out), "ro-held") {
+		t.Errorf("the RO volume was writable: stdout %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(ro, "denied")); err == nil {
+		t.Error("a file was written through the RO volume")
+	}
+}
+
+// TestProcessVolumes: the process executor links a relative container
+// path into the sandbox, and refuses what needs a mount namespace.
+func TestProcessVolumes(t *testing.T) {
+	t.Parallel()
+	p := newTestProcess(t)
+	host := t.TempDir()
+	rec := newRecorder()
+	tk := processTask(t, "pvol", shellCmd("echo from-task > data/out"))
+	tk.Info.Container = &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), Volumes: []mesos.Volume{hostVolume("data", host, mesos.RW)}}
+	if err := p.Launch(context.Background(), tk, rec.report); err != nil {
+		t.Fatal(err)
+	}
+	if st := rec.waitTerminal(t, "pvol", 20*time.Second); st.State != mesos.TASK_FINISHED {
+		t.Fatalf("task %s %q", st.State, st.Message)
+	}
+	if b, err := os.ReadFile(filepath.Join(host, "out")); err != nil || string(b) != "from-task\n" {
+		t.Errorf("host path: %q %v", b, err)
+	}
+	for name, vol := range map[string]mesos.Volume{
+		"abs": hostVolume("/data", host, mesos.RW),
+		"ro":  hostVolume("data", host, mesos.RO),
+	} {
+		rec := newRecorder()
+		tk := processTask(t, "pvol-"+name, shellCmd("true"))
+		tk.Info.Container = &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), Volumes: []mesos.Volume{vol}}
+		_ = p.Launch(context.Background(), tk, rec.report)
+		st := rec.waitTerminal(t, "pvol-"+name, 20*time.Second)
+		if st.State != mesos.TASK_FAILED || !strings.Contains(st.Message, "mount namespace") {
+			t.Errorf("%s: %s %q, want TASK_FAILED naming the mount namespace", name, st.State, st.Message)
+		}
+	}
+}
