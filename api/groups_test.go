@@ -187,3 +187,32 @@ func TestGroupPutUnchanged(t *testing.T) {
 		t.Fatalf("%d deployments, ports %v (were %s)", n, e.app("/u/a")["portDefinitions"], ports)
 	}
 }
+
+// TestGroupServicePorts: an app added to a group next to one that runs
+// gets a port of its own; the running app keeps its port; two apps of one
+// change asking for the same port, or one held outside, are refused
+// naming the holder.
+func TestGroupServicePorts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustDo("POST", "/v2/groups", `{"id": "/s", "apps": [{"id": "a", "cmd": "x", "cpus": 0.1, "mem": 16}]}`, 201)
+	kept := fmt.Sprint(e.app("/s/a")["portDefinitions"])
+	e.mustDo("PUT", "/v2/groups/s?force=true", `{"apps": [{"id": "a", "cmd": "x", "cpus": 0.1, "mem": 16, "instances": 2}, {"id": "0b", "cmd": "x", "cpus": 0.1, "mem": 16}]}`, 200)
+	// (0b sorts before a: it is given a port before a keeps its own.)
+	e.eventually("0b to exist", func() bool { return e.do("GET", "/v2/apps/s/0b", "").status == 200 })
+	if got := fmt.Sprint(e.app("/s/a")["portDefinitions"]); got != kept {
+		t.Fatalf("a's ports moved from %s to %s", kept, got)
+	}
+	if a, b := servicePortsOf(t, e.app("/s/a")), servicePortsOf(t, e.app("/s/0b")); a[0] == b[0] {
+		t.Fatalf("a and b share service port %d", a[0])
+	}
+	held := servicePortsOf(t, e.app("/s/a"))[0]
+	r := e.do("POST", "/v2/groups", fmt.Sprintf(`{"id": "/t", "apps": [{"id": "c", "cmd": "x", "portDefinitions": [{"port": %d}]}]}`, held))
+	if r.status != 422 || !strings.Contains(string(r.body), "conflicts with a service port in app /s/a") {
+		t.Fatalf("a port held outside the group: %d %s", r.status, r.body)
+	}
+	r = e.do("POST", "/v2/groups", `{"id": "/u", "apps": [{"id": "c", "cmd": "x", "portDefinitions": [{"port": 15000}]}, {"id": "d", "cmd": "x", "portDefinitions": [{"port": 15000}]}]}`)
+	if r.status != 422 || !strings.Contains(string(r.body), "conflicts with a service port in app /u/c") {
+		t.Fatalf("one port asked twice: %d %s", r.status, r.body)
+	}
+}

@@ -318,29 +318,23 @@ func (s *Service) ApplyGroup(ctx context.Context, op GroupOp) (*GroupPlan, error
 	}
 	// Service ports are assigned now, so that a dry run shows them and a
 	// conflict refuses the whole change before anything is written.
+	held := s.portsAfter(changes)
 	for _, st := range steps {
 		for _, c := range st {
 			if c.App == nil {
 				continue
 			}
 			holder := func(p uint32) string {
-				// Another app of this change that asks for the port, or
-				// was given it a moment ago, holds it.
-				for _, id := range sortedIDs(changes) {
-					if other := changes[id]; id != c.ID && other != nil && usesPort(other, p) {
-						return id
-					}
+				if h := held[p]; h != c.ID {
+					return h
 				}
-				// An app outside holds it unless this change removes it
-				// or moves it off the port.
-				h := s.idx.servicePortHolder(p, c.ID)
-				if nw, changing := changes[h]; h != "" && changing && (nw == nil || !usesPort(nw, p)) {
-					return ""
-				}
-				return h
+				return ""
 			}
 			if err := appspec.AssignServicePorts(c.App, cur[c.ID], holder, s.cfg.ServicePorts); err != nil {
 				return nil, prefixDetails(err, c.ID)
+			}
+			for _, sp := range c.App.ServicePorts() {
+				held[sp] = c.ID
 			}
 		}
 	}
@@ -409,6 +403,50 @@ func unchanged(cur, next *appspec.App) bool {
 	return ConfigEqual(cur, &n) && cur.Instances == n.Instances
 }
 
+// portsAfter maps the service ports that stay held once changes apply to
+// the app holding them: an app outside the change keeps its ports; an app
+// the change keeps keeps each port its new spec leaves at 0 (or names
+// again) — the one AssignServicePorts will keep for it — and holds the
+// ports its new spec names; a removed app holds none. Built once, so that
+// assigning ports to a group of 1,000 apps costs a map lookup per port
+// tried.
+func (s *Service) portsAfter(changes map[string]*appspec.App) map[uint32]string {
+	held := map[uint32]string{}
+	for _, r := range s.idx.list() {
+		next, changing := changes[r.App.ID]
+		if !changing {
+			for _, p := range r.ServicePorts {
+				if p != 0 {
+					held[p] = r.App.ID
+				}
+			}
+			continue
+		}
+		if next == nil {
+			continue // removed: its ports are free
+		}
+		asked := next.ServicePorts()
+		for i, p := range r.ServicePorts {
+			if p != 0 && i < len(asked) && (asked[i] == 0 || asked[i] == p) {
+				held[p] = r.App.ID
+			}
+		}
+	}
+	// Ports the change asks for by number, unless another app holds them
+	// already: that one is then named when the asking app is refused, as
+	// is the first of two apps of the change asking for the same port.
+	for _, id := range sortedIDs(changes) {
+		if a := changes[id]; a != nil {
+			for _, p := range a.ServicePorts() {
+				if _, taken := held[p]; p != 0 && !taken {
+					held[p] = id
+				}
+			}
+		}
+	}
+	return held
+}
+
 func sortedIDs(m map[string]*appspec.App) []string {
 	out := make([]string, 0, len(m))
 	for id := range m {
@@ -416,15 +454,6 @@ func sortedIDs(m map[string]*appspec.App) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func usesPort(a *appspec.App, p uint32) bool {
-	for _, sp := range a.ServicePorts() {
-		if sp == p {
-			return true
-		}
-	}
-	return false
 }
 
 // childOf is the direct child group of g that id is inside, or "".
