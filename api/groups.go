@@ -218,7 +218,8 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request, id string) 
 }
 
 func (s *Server) writeGroup(w http.ResponseWriter, r *http.Request, id string, kind deploy.GroupOpKind) error {
-	body, err := readGroupBody(r)
+	// A group holds many apps: up to 16 app definitions' worth.
+	body, err := readBodyLimit(r, appspec.MaxBodyBytes*16)
 	if err != nil {
 		return err
 	}
@@ -246,29 +247,30 @@ func (s *Server) writeGroup(w http.ResponseWriter, r *http.Request, id string, k
 			}
 		}
 	}
+	_, hasID := probe["id"]
 	base := "/"
-	if id != "" {
+	switch {
+	case id == "" && !hasID:
+		return invalid("/id", "is required: give the group an id such as /prod/shop")
+	case id != "":
 		base = appspec.ParentID(id)
+		if !hasID {
+			// The group in the path is the group: relative ids in the
+			// body resolve against it. A body that is no JSON object is
+			// left for DecodeGroup to refuse with its path.
+			if withID, err := appspec.WithID(body, id); err == nil {
+				body = withID
+			}
+		}
 	}
 	g, err := appspec.DecodeGroup(bytes.NewReader(body), base)
 	if err != nil {
 		return err
 	}
-	if id == "" {
-		if _, ok := probe["id"]; !ok {
-			return invalid("/id", "is required: give the group an id such as /prod/shop")
-		}
-		op.ID = g.ID
-	} else {
-		if _, ok := probe["id"]; !ok {
-			// Relative ids resolve against the group in the path.
-			if g, err = appspec.DecodeGroup(bytes.NewReader(withGroupID(body, id)), base); err != nil {
-				return err
-			}
-		} else if g.ID != id {
-			return invalid("/id", fmt.Sprintf("the body's id %q differs from the id in the path %q", g.ID, id))
-		}
+	if id != "" && g.ID != id {
+		return invalid("/id", fmt.Sprintf("the body's id %q differs from the id in the path %q", g.ID, id))
 	}
+	op.ID = g.ID
 	if err := g.Validate(s.dep.Limits()); err != nil {
 		return err
 	}
@@ -312,25 +314,6 @@ func planSteps(acts [][][2]string) []stepJSON {
 	return out
 }
 
-// withGroupID sets a group body's id (a PUT to /v2/groups/{id} may leave
-// it out).
-func withGroupID(body []byte, id string) []byte {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil {
-		return body
-	}
-	b, err := json.Marshal(id)
-	if err != nil {
-		return body
-	}
-	m["id"] = b
-	out, err := json.Marshal(m)
-	if err != nil {
-		return body
-	}
-	return out
-}
-
 // prefixAppError names the app a secret problem belongs to.
 func prefixAppError(err error, id string) error {
 	if he, ok := err.(*httpError); ok {
@@ -340,12 +323,4 @@ func prefixAppError(err error, id string) error {
 		return he
 	}
 	return err
-}
-
-func readGroupBody(r *http.Request) ([]byte, error) {
-	b, err := readBodyLimit(r, appspec.MaxBodyBytes*16)
-	if err != nil {
-		return nil, err
-	}
-	return b, nil
 }

@@ -96,7 +96,7 @@ func decodeGroupInto(g *Group, b []byte, base, path string, v *ValidationError) 
 		// The app's id, and so its relative dependencies, resolve
 		// against this group before decode normalises the app.
 		abs := ResolveID(g.ID, probe.ID)
-		fixed, err := withID(raw, abs)
+		fixed, err := WithID(raw, abs)
 		if err != nil {
 			v.add(p, err.Error())
 			continue
@@ -121,11 +121,11 @@ func decodeGroupInto(g *Group, b []byte, base, path string, v *ValidationError) 
 	}
 }
 
-// withID replaces the "id" of an app object.
-func withID(raw []byte, id string) ([]byte, error) {
+// WithID replaces the "id" of a JSON object (an app or a group body).
+func WithID(raw []byte, id string) ([]byte, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("want an app object: %w", err)
+		return nil, fmt.Errorf("want an object: %w", err)
 	}
 	b, err := json.Marshal(id)
 	if err != nil {

@@ -113,6 +113,12 @@ func (ps *plans) remove(id string) {
 	delete(ps.byID, id)
 }
 
+func (ps *plans) count() int {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	return len(ps.byID)
+}
+
 func (ps *plans) list() []*GroupPlan {
 	ps.mu.RLock()
 	defer ps.mu.RUnlock()

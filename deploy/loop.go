@@ -96,7 +96,7 @@ func (s *Service) Progress(d *Deployment) Progress {
 // and fails (and rolls back) those past their deadline.
 func (s *Service) checkDeployments(ctx context.Context) {
 	ds := s.deps.list()
-	if len(ds) == 0 && len(s.plans.list()) == 0 {
+	if len(ds) == 0 && s.plans.count() == 0 {
 		return
 	}
 	snap := s.sched.Snapshot()
@@ -116,7 +116,7 @@ func (s *Service) checkDeployments(ctx context.Context) {
 			s.deadlinePassed(ctx, d, p)
 		}
 	}
-	if len(s.plans.list()) > 0 {
+	if s.plans.count() > 0 {
 		s.mu.Lock()
 		s.checkPlansLocked(ctx)
 		s.mu.Unlock()

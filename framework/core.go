@@ -1158,7 +1158,10 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 		i, _ := strconv.Atoi(pl.Request.ID)
 		as := reqApp[i]
 		id := NewTaskID(as.id, c.rand)
-		ports := portsByIndex(as.app, pl.Ports)
+		if as.tmplFor != as.app {
+			as.tmpl, as.tmplFor = newTaskTmpl(as.app), as.app
+		}
+		ports := portsByIndex(as.tmpl.ports, pl.Ports)
 		ts := &taskState{t: Task{
 			ID: id, AppID: as.id, AppVersion: as.app.Version, AgentID: pl.AgentID, Host: pl.Hostname,
 			Ports: ports, State: mesos.TASK_STAGING, StagedAt: now,
@@ -1170,9 +1173,6 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 		c.recordAdded(ts)
 		as.need--
 		as.rejection = offers.Summary{}
-		if as.tmplFor != as.app {
-			as.tmpl, as.tmplFor = newTaskTmpl(as.app), as.app
-		}
 		ti := buildTaskInfo(as.app, launchSpec{TaskID: id, AgentID: pl.AgentID, Host: pl.Hostname,
 			Ports: ports, Resources: pl.Resources, KillGrace: c.killGrace(as.app), Tmpl: as.tmpl})
 		k, ok := byOffer[pl.OfferID]
@@ -1241,8 +1241,7 @@ func requestFor(app *appspec.App, cs []offers.Constraint, role string) offers.Re
 // portsByIndex puts a placement's ports (the fixed host ports first, then
 // the dynamic ones, offers.Placement's order) in the app's port index
 // order, so PORT<i> and port mapping i get the port asked for at index i.
-func portsByIndex(app *appspec.App, placed []uint64) []uint64 {
-	ps := app.PortList()
+func portsByIndex(ps []appspec.Port, placed []uint64) []uint64 {
 	fixed := 0
 	for _, p := range ps {
 		if p.HostPort != 0 {

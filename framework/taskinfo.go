@@ -90,10 +90,12 @@ type taskTmpl struct {
 	env       []mesos.Environment_Variable
 	container *mesos.ContainerInfo
 	labels    *mesos.Labels
+	// ports is the app's port list (App.PortList), read for every task.
+	ports []appspec.Port
 }
 
 func newTaskTmpl(app *appspec.App) *taskTmpl {
-	tt := &taskTmpl{name: TaskName(app.ID), env: appEnv(app), container: containerInfo(app)}
+	tt := &taskTmpl{name: TaskName(app.ID), env: appEnv(app), container: containerInfo(app), ports: app.PortList()}
 	if len(app.Labels) > 0 {
 		tt.labels = &mesos.Labels{}
 		for _, k := range sortedKeys(app.Labels) {
@@ -120,8 +122,8 @@ func buildTaskInfo(app *appspec.App, ls launchSpec) mesos.TaskInfo {
 		Container: tt.container,
 		Labels:    tt.labels,
 	}
-	ti.Command.Environment = &mesos.Environment{Variables: taskEnv(app, tt.env, ls)}
-	ports := app.PortList()
+	ports := tt.ports
+	ti.Command.Environment = &mesos.Environment{Variables: taskEnv(ports, tt.env, ls)}
 	if tt.container != nil && tt.container.Docker != nil && app.NetworkMode() != appspec.NetworkHost {
 		ti.Container = withPortMappings(tt.container, ports, ls.Ports)
 	}
@@ -379,12 +381,11 @@ func appEnv(app *appspec.App) []mesos.Environment_Variable {
 
 // taskEnv appends the per-task variables to the app's: PORT0…PORTn, PORT,
 // PORTS, PORT_<port>, PORT_<NAME>, HOST and MESOS_TASK_ID.
-func taskEnv(app *appspec.App, base []mesos.Environment_Variable, ls launchSpec) []mesos.Environment_Variable {
+func taskEnv(declared []appspec.Port, base []mesos.Environment_Variable, ls launchSpec) []mesos.Environment_Variable {
 	out := make([]mesos.Environment_Variable, len(base), len(base)+3*len(ls.Ports)+4)
 	copy(out, base)
 	add := func(k, v string) { out = append(out, mesos.Environment_Variable{Name: k, Value: &v}) }
 	ports := make([]string, len(ls.Ports))
-	declared := app.PortList()
 	for i, p := range ls.Ports {
 		ps := strconv.FormatUint(p, 10)
 		ports[i] = ps

@@ -38,7 +38,7 @@ func TestBridgeTaskInfo(t *testing.T) {
 		"healthChecks":[{"protocol":"MESOS_HTTP","portIndex":0,"path":"/"}]}`)
 	// The fixed host port comes first from offers.Place; portsByIndex
 	// puts it at index 1.
-	ports := portsByIndex(app, []uint64{31053, 31000, 31002})
+	ports := portsByIndex(app.PortList(), []uint64{31053, 31000, 31002})
 	if want := []uint64{31000, 31053, 31002}; !slices.Equal(ports, want) {
 		t.Fatalf("ports by index %v, want %v", ports, want)
 	}

@@ -361,12 +361,18 @@ func (m *Master) sandboxGCLoop() {
 		case <-m.ctx.Done():
 			return
 		}
-		m.mu.Lock()
-		agents := append([]*agent(nil), m.agentList...)
-		m.mu.Unlock()
-		for _, a := range agents {
-			a.collectSandboxes(m.now(), m.cfg.SandboxMaxAge, m.cfg.SandboxMaxBytes, m.log)
-		}
+		m.collectSandboxes(m.now())
+	}
+}
+
+// collectSandboxes is one pass of the sandbox GC over every agent, as of
+// now.
+func (m *Master) collectSandboxes(now time.Time) {
+	m.mu.Lock()
+	agents := append([]*agent(nil), m.agentList...)
+	m.mu.Unlock()
+	for _, a := range agents {
+		a.collectSandboxes(now, m.cfg.SandboxMaxAge, m.cfg.SandboxMaxBytes, m.log)
 	}
 }
 
