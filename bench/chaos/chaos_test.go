@@ -1,0 +1,94 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildBinaries builds flotilla and localmesos for the harness to run as
+// real processes.
+func buildBinaries(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "../../cmd/flotilla", "../../cmd/localmesos")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return dir
+}
+
+func testZK(t *testing.T) string {
+	t.Helper()
+	zk := os.Getenv("FLOTILLA_TEST_ZK")
+	if zk == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("FLOTILLA_TEST_ZK is not set: scripts/testbed.sh env")
+		}
+		t.Skip("FLOTILLA_TEST_ZK is not set (scripts/testbed.sh env)")
+	}
+	return zk
+}
+
+// TestChaosShort is `make chaos` in short, inside `make test`: three real
+// replicas and a real master, the leader SIGKILLed during a rolling
+// deployment, a scale-up and another rolling deployment (the killed
+// replica restarted before each next kill), every replica's DNS asked
+// throughout. Each deployment completes with the master running exactly
+// the instances asked, no task of another app is replaced by a failover,
+// no app is lost, and no replica answers a running app's name with a
+// failure, NXDOMAIN or an empty answer.
+func TestChaosShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real processes and ZooKeeper sessions; -short skips")
+	}
+	zk := testZK(t)
+	bin := buildBinaries(t)
+	var log strings.Builder
+	cfg := Config{Bin: bin, ZK: zk, Rounds: 3, Stops: 0, Apps: 3, Instances: 4, BasePort: 24100,
+		AgentPorts: "24500-24999", LogDir: t.TempDir(), Session: 4 * time.Second, Out: &log}
+	res, err := Run(cfg)
+	defer func() {
+		var sum strings.Builder
+		if res != nil {
+			res.Print(&sum, cfg)
+		}
+		t.Logf("progress:\n%s%s", log.String(), sum.String())
+		if t.Failed() {
+			for _, name := range []string{"flotilla-0", "flotilla-1", "flotilla-2", "localmesos"} {
+				if b, err := os.ReadFile(filepath.Join(cfg.LogDir, name+".log")); err == nil {
+					t.Logf("%s.log (last 40 lines):\n%s", name, tail(string(b), 40))
+				}
+			}
+		}
+	}()
+	if err != nil {
+		t.Fatalf("chaos run: %v", err)
+	}
+	if len(res.Completions) != cfg.Rounds {
+		t.Errorf("%d of %d interrupted deployments completed", len(res.Completions), cfg.Rounds)
+	}
+	if res.Replaced != 0 {
+		t.Errorf("%d running tasks of apps not being deployed were replaced by a failover", res.Replaced)
+	}
+	if res.Lost != 0 {
+		t.Errorf("%d apps lost", res.Lost)
+	}
+	if res.DNSAsked < 1000 {
+		t.Errorf("only %d DNS lookups were made: the hammer did not run", res.DNSAsked)
+	}
+	if res.DNSBad != 0 {
+		t.Errorf("%d of %d DNS answers for running apps were failures, NXDOMAIN or empty: %v, first: %v", res.DNSBad, res.DNSAsked, res.BadSeen, res.BadLog)
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

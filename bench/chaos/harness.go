@@ -1,0 +1,440 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math/rand"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Config is one chaos run.
+type Config struct {
+	Bin        string // directory holding flotilla and localmesos
+	ZK         string // ZooKeeper host:port
+	Rounds     int    // leader SIGKILLs, each during a rolling deployment or a scale-up
+	Stops      int    // leader SIGSTOPs past the session, after the kills
+	Apps       int
+	Instances  int
+	BasePort   int    // replica i: BasePort+10i (API), +1 (DNS); master BasePort+50
+	AgentPorts string // the agents' ports range, e.g. 21000-21999
+	LogDir     string // default: a temporary directory
+	Session    time.Duration
+	Out        io.Writer // progress lines; nil: none
+}
+
+// Result is what a run measured. Every field is filled as far as the run
+// got, also when Run returns an error.
+type Result struct {
+	Failovers   []time.Duration // kill to a replica accepting a write
+	Completions []time.Duration // then to the deployment done and the master running exactly the instances
+	MaxOver     int             // most tasks running above the apps' instances
+	Replaced    int             // tasks of apps not deployed in a round that vanished over its failover
+	Lost        int             // apps gone at the end
+	DNSAsked    int64
+	DNSBad      int64          // failed, NXDOMAIN or empty answers (replica killed or starting excluded)
+	BadSeen     map[string]int // "addr why" → count
+	BadLog      []string       // the first bad answers, stamped
+	Stops       []StopResult
+	LogDir      string
+}
+
+// StopResult is one SIGSTOP past the session.
+type StopResult struct {
+	Took               time.Duration // to a new leader answering writes
+	Fenced             bool          // the woken leader logged that it fenced itself
+	WritesAfterWake    int           // kills, launches or deployments it logged after waking
+	Rejoined           bool          // named the new leader and answered DNS again
+	Running, Instances int
+}
+
+type replica struct {
+	i        int
+	api, dns string
+	cmd      *exec.Cmd
+	exited   chan struct{}
+}
+
+type harness struct {
+	cfg        Config
+	dir        string
+	master     string // host:port
+	masterProc *exec.Cmd
+	reps       []*replica
+	root       string
+	res        *Result
+
+	// down: the replica was killed (its silence is not a wrong answer);
+	// starting: restarted and not yet answered NOERROR (SERVFAIL is its
+	// honest answer before its first view).
+	down, starting sync.Map
+
+	dnsAsked, dnsBad atomic.Int64
+	badMu            sync.Mutex
+}
+
+func (c Config) withDefaults() Config {
+	if c.Apps <= 0 {
+		c.Apps = 3
+	}
+	if c.Instances <= 0 {
+		c.Instances = 4
+	}
+	if c.BasePort == 0 {
+		c.BasePort = 18100
+	}
+	if c.AgentPorts == "" {
+		c.AgentPorts = "21000-21999"
+	}
+	if c.Session == 0 {
+		c.Session = 10 * time.Second
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	return c
+}
+
+// Run starts a master and three replicas, deploys the apps, then kills and
+// stops leaders as Config says while DNS is asked on every replica.
+func Run(cfg Config) (*Result, error) {
+	cfg = cfg.withDefaults()
+	if cfg.ZK == "" {
+		return nil, errNoZK
+	}
+	h := &harness{cfg: cfg, res: &Result{BadSeen: map[string]int{}}, dir: cfg.LogDir}
+	if h.dir == "" {
+		var err error
+		if h.dir, err = os.MkdirTemp("", "flotilla-chaos-"); err != nil {
+			return nil, err
+		}
+	}
+	h.res.LogDir = h.dir
+	defer h.close()
+	err := h.run()
+	h.res.DNSAsked, h.res.DNSBad = h.dnsAsked.Load(), h.dnsBad.Load()
+	return h.res, err
+}
+
+func (h *harness) logf(format string, args ...any) {
+	fmt.Fprintf(h.cfg.Out, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+}
+
+func (h *harness) masterZK() string { return "zk://" + h.cfg.ZK + h.root + "/mesos" }
+
+func (h *harness) startMaster() error {
+	h.master = fmt.Sprintf("127.0.0.1:%d", h.cfg.BasePort+50)
+	h.masterProc = start(h.dir, "localmesos", filepath.Join(h.cfg.Bin, "localmesos"), "--listen", h.master, "--zk", h.masterZK(),
+		"--executor", "simulated", "--agents", "3", "--resources", "cpus:8;mem:8192;disk:10240;ports:["+h.cfg.AgentPorts+"]")
+	if err := waitHTTP("http://"+h.master+"/master/health", 30*time.Second); err != nil {
+		return fmt.Errorf("master: %w (log in %s)", err, h.dir)
+	}
+	return nil
+}
+
+func (h *harness) startReplica(i int) {
+	c := h.cfg
+	r := &replica{i: i, api: fmt.Sprintf("127.0.0.1:%d", c.BasePort+10*i), dns: fmt.Sprintf("127.0.0.1:%d", c.BasePort+10*i+1)}
+	r.cmd = start(h.dir, fmt.Sprintf("flotilla-%d", i), filepath.Join(c.Bin, "flotilla"), "serve",
+		"--master", h.masterZK(), "--zk", "zk://"+c.ZK+h.root+"/flotilla", "--api-addr", r.api,
+		"--dns-addr", r.dns, "--dns-upstream", "127.0.0.1:1", "--hostname", "127.0.0.1", "--zk-session-timeout", c.Session.String())
+	r.exited = make(chan struct{})
+	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); close(done) }(r.cmd, r.exited)
+	h.reps[i] = r
+}
+
+func (h *harness) close() {
+	for _, r := range h.reps {
+		kill(r)
+	}
+	if h.masterProc != nil {
+		stop(h.masterProc)
+		h.masterProc = nil
+	}
+}
+
+func (h *harness) appName(i int) string { return fmt.Sprintf("_app%d-chaos._tcp.flotilla.mesos.", i) }
+
+func (h *harness) run() error {
+	cfg, res := h.cfg, h.res
+	h.root = fmt.Sprintf("/flotilla-chaos-%d", time.Now().UnixNano())
+	if err := h.startMaster(); err != nil {
+		return err
+	}
+	h.reps = make([]*replica, 3)
+	for i := range h.reps {
+		h.startReplica(i)
+	}
+	reps := h.reps
+	leader, err := waitLeader(reps, 60*time.Second)
+	if err != nil {
+		return err
+	}
+	apps := make([]string, cfg.Apps)
+	for i := range apps {
+		apps[i] = fmt.Sprintf("/chaos/app%d", i)
+		spec := fmt.Sprintf(`{"id":%q,"cmd":"sleep 100000","cpus":0.01,"mem":8,"instances":%d,"portDefinitions":[{"port":0}],"env":{"V":"0"},
+			"upgradeStrategy":{"minimumHealthCapacity":0.5,"maximumOverCapacity":0.5}}`, apps[i], cfg.Instances)
+		if code, body := call(leader, "POST", "/v2/apps", spec); code != http.StatusCreated {
+			return fmt.Errorf("POST %s: %d %s", apps[i], code, body)
+		}
+	}
+	if err := waitDeployed(reps, apps, 60*time.Second); err != nil {
+		return err
+	}
+	// Every replica answers for every app before the first kill: a standby
+	// follows the leader's view once the leader has settled with the
+	// master (a few seconds after it starts).
+	for _, r := range reps {
+		h.starting.Store(r.dns, true)
+		for i := range apps {
+			if err := waitDNS(r.dns, h.appName(i), 30*time.Second); err != nil {
+				return err
+			}
+		}
+	}
+
+	// DNS: every replica asked for every app at ≥ 200/s in all.
+	stopDNS := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, r := range reps {
+		wg.Add(1)
+		go func(addr string) {
+			defer wg.Done()
+			h.hammerDNS(addr, len(apps), stopDNS)
+		}(r.dns)
+	}
+	defer func() {
+		close(stopDNS)
+		wg.Wait()
+	}()
+
+	rng := rand.New(rand.NewSource(1))
+	for round := 0; round < cfg.Rounds; round++ {
+		leader, err = waitLeader(reps, 60*time.Second)
+		if err != nil {
+			return err
+		}
+		before := masterRunning("http://" + h.master)
+		// A rolling deployment (new env) or a scale-up, then the kill.
+		app := apps[rng.Intn(len(apps))]
+		body := fmt.Sprintf(`{"env":{"V":"%d"}}`, round+1)
+		kind := "roll"
+		if round%2 == 1 {
+			body, kind = fmt.Sprintf(`{"instances":%d}`, cfg.Instances+1), "scale"
+		}
+		if code, b := call(leader, "PUT", "/v2/apps"+app+"?force=true", body); code != http.StatusOK {
+			return fmt.Errorf("round %d: PUT %s: %d %s", round, app, code, b)
+		}
+		var killed *replica
+		for _, r := range reps {
+			if r.api == leader {
+				killed = r
+			}
+		}
+		h.down.Store(killed.dns, true)
+		t0 := time.Now()
+		h.logf("round %d: killing %s", round, killed.api)
+		kill(killed)
+		newLeader, err := waitWrite(reps, killed, 60*time.Second)
+		if err != nil {
+			return fmt.Errorf("round %d: %w", round, err)
+		}
+		res.Failovers = append(res.Failovers, time.Since(t0))
+		t1 := time.Now()
+		// Watch the task count while the deployment completes.
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			running := masterRunning("http://" + h.master)
+			want := wantInstances(newLeader, apps)
+			if over := len(running) - want; over > res.MaxOver {
+				res.MaxOver = over
+			}
+			deps := deployments(newLeader)
+			if deps == 0 && len(running) == want {
+				res.Completions = append(res.Completions, time.Since(t1))
+				// Tasks of apps that were not deployed this round and that
+				// are gone now were replaced by the failover.
+				for id := range before {
+					if !running[id] && !strings.HasPrefix(id, strings.ReplaceAll(strings.TrimPrefix(app, "/"), "/", "_")+".") {
+						res.Replaced++
+					}
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("round %d (%s of %s): deployment did not complete in 90 s after the failover: %d running on the master, want %d; deployments on %s: %d",
+					round, kind, app, len(running), want, newLeader, deps)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		h.logf("round %2d: %-5s %s, leader %s killed, new leader %s answered writes after %v, deployment done %v later",
+			round, kind, app, killed.api, newLeader, res.Failovers[len(res.Failovers)-1].Round(time.Millisecond), res.Completions[len(res.Completions)-1].Round(time.Millisecond))
+		h.starting.Store(killed.dns, true)
+		h.startReplica(killed.i)
+		h.down.Delete(killed.dns)
+		// Scale back so the next scale-up is a change again.
+		if kind == "scale" {
+			if code, b := call(newLeader, "PUT", "/v2/apps"+app+"?force=true", fmt.Sprintf(`{"instances":%d}`, cfg.Instances)); code != http.StatusOK {
+				return fmt.Errorf("round %d: scale back: %d %s", round, code, b)
+			}
+			if err := waitDeployed(reps, apps, 60*time.Second); err != nil {
+				return err
+			}
+		}
+	}
+	for round := 0; round < cfg.Stops; round++ {
+		if err := h.sigstop(round, apps); err != nil {
+			return err
+		}
+	}
+	leader, err = waitLeader(reps, 60*time.Second)
+	if err != nil {
+		return err
+	}
+	for _, a := range apps {
+		if code, _ := call(leader, "GET", "/v2/apps"+a, ""); code != http.StatusOK {
+			res.Lost++
+		}
+	}
+	return nil
+}
+
+// sigstop: a frozen leader past its session. A new leader takes over;
+// woken, the old one must fence itself and write nothing (checked in its
+// own log and on the master: the task count stays what is asked), and
+// rejoin as a standby.
+func (h *harness) sigstop(round int, apps []string) error {
+	reps, cfg := h.reps, h.cfg
+	leader, err := waitLeader(reps, 60*time.Second)
+	if err != nil {
+		return err
+	}
+	var frozen *replica
+	for _, r := range reps {
+		if r.api == leader {
+			frozen = r
+		}
+	}
+	h.down.Store(frozen.dns, true) // a frozen server answers nothing: not a wrong answer
+	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	newLeader, err := waitWrite(reps, frozen, 60*time.Second)
+	if err != nil {
+		return fmt.Errorf("sigstop %d: %w", round, err)
+	}
+	sr := StopResult{Took: time.Since(t0)}
+	// Work for the new leader while the old one sleeps: a scale-up.
+	app := apps[round%len(apps)]
+	if code, b := call(newLeader, "PUT", "/v2/apps"+app+"?force=true", fmt.Sprintf(`{"instances":%d}`, cfg.Instances+1)); code != http.StatusOK {
+		return fmt.Errorf("sigstop %d: scale: %d %s", round, code, b)
+	}
+	if err := waitDeployed(reps, apps, 60*time.Second); err != nil {
+		return err
+	}
+	woke := time.Now()
+	if err := frozen.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		return err
+	}
+	// It rejoins: it names the new leader and its DNS answers again.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		code, body := call(frozen.api, "GET", "/v2/leader", "")
+		if code == http.StatusOK && strings.Contains(body, newLeader) && waitDNS(frozen.dns, h.appName(0), time.Second) == nil {
+			sr.Rejoined = true
+			break
+		}
+	}
+	time.Sleep(3 * time.Second) // anything it would still do after waking
+	h.down.Delete(frozen.dns)
+	sr.WritesAfterWake, sr.Fenced = afterWake(filepath.Join(h.dir, fmt.Sprintf("flotilla-%d.log", frozen.i)), woke)
+	sr.Running, sr.Instances = len(masterRunning("http://"+h.master)), wantInstances(newLeader, apps)
+	h.res.Stops = append(h.res.Stops, sr)
+	h.logf("sigstop %d: leader %s frozen, new leader %s answered writes after %v; woken: fenced log line %v, writes logged after waking %d, rejoined as standby %v, master runs %d tasks for %d instances",
+		round, frozen.api, newLeader, sr.Took.Round(time.Millisecond), sr.Fenced, sr.WritesAfterWake, sr.Rejoined, sr.Running, sr.Instances)
+	if code, b := call(newLeader, "PUT", "/v2/apps"+app+"?force=true", fmt.Sprintf(`{"instances":%d}`, cfg.Instances)); code != http.StatusOK {
+		return fmt.Errorf("sigstop %d: scale back: %d %s", round, code, b)
+	}
+	return waitDeployed(reps, apps, 60*time.Second)
+}
+
+// hammerDNS asks addr for the apps' SRV records every 10 ms until stop.
+func (h *harness) hammerDNS(addr string, apps int, stop <-chan struct{}) {
+	c := &dns.Client{Net: "udp", Timeout: time.Second}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		name := h.appName(n % apps)
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeSRV)
+		resp, _, err := c.Exchange(m, addr)
+		h.dnsAsked.Add(1)
+		why := ""
+		switch {
+		case err != nil:
+			if _, down := h.down.Load(addr); down {
+				continue // this replica is the one killed: not a wrong answer
+			}
+			why = "error"
+		case resp.Rcode != dns.RcodeSuccess:
+			why = dns.RcodeToString[resp.Rcode]
+		case len(resp.Answer) == 0:
+			why = "empty"
+		}
+		if _, starting := h.starting.Load(addr); (why == "SERVFAIL" || why == "error") && starting {
+			continue // a replica not yet listening, or with no view yet (SERVFAIL, not cacheable): resolvers try the next
+		}
+		if why == "" {
+			h.starting.Delete(addr) // never clears "down": an answer in flight when the kill began arrives after it
+			continue
+		}
+		h.dnsBad.Add(1)
+		h.badMu.Lock()
+		h.res.BadSeen[addr+" "+why]++
+		if len(h.res.BadLog) < 20 {
+			h.res.BadLog = append(h.res.BadLog, fmt.Sprintf("%s %s %s %s", time.Now().Format("15:04:05.000"), addr, name, why))
+		}
+		h.badMu.Unlock()
+	}
+}
+
+// Print writes the run's figures.
+func (res *Result) Print(w io.Writer, cfg Config) {
+	cfg = cfg.withDefaults()
+	failovers := append([]time.Duration(nil), res.Failovers...)
+	sort.Slice(failovers, func(i, j int) bool { return failovers[i] < failovers[j] })
+	fmt.Fprintf(w, "\nleader SIGKILLs: %d (ZooKeeper session timeout %v)\n", len(failovers), cfg.Session)
+	if len(failovers) > 0 {
+		fmt.Fprintf(w, "time to a new leader answering writes: p50 %v, max %v\n",
+			failovers[len(failovers)/2].Round(time.Millisecond), failovers[len(failovers)-1].Round(time.Millisecond))
+	}
+	completions := append([]time.Duration(nil), res.Completions...)
+	sort.Slice(completions, func(i, j int) bool { return completions[i] < completions[j] })
+	if len(completions) > 0 {
+		fmt.Fprintf(w, "interrupted deployments completed after the new leader answered writes: p50 %v, max %v (polled every 100 ms)\n",
+			completions[len(completions)/2].Round(time.Millisecond), completions[len(completions)-1].Round(time.Millisecond))
+	}
+	fmt.Fprintf(w, "tasks replaced by a failover: %d\napps lost: %d\nmost tasks running above the apps' instances: %d (maximumOverCapacity 0.5 allows %d during a deployment of one %d-instance app)\n",
+		res.Replaced, res.Lost, res.MaxOver, (cfg.Instances+1)/2, cfg.Instances)
+	fmt.Fprintf(w, "DNS lookups on every replica: %d, failed or empty (replica being killed excluded): %d %v\n", res.DNSAsked, res.DNSBad, res.BadSeen)
+	for _, l := range res.BadLog {
+		fmt.Fprintln(w, "  bad:", l)
+	}
+	fmt.Fprintf(w, "logs: %s\n", res.LogDir)
+}
