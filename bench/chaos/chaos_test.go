@@ -34,22 +34,33 @@ func testZK(t *testing.T) string {
 }
 
 // TestChaosShort is `make chaos` in short, inside `make test`: three real
-// replicas and a real master, the leader SIGKILLed during a rolling
-// deployment, a scale-up and another rolling deployment (the killed
-// replica restarted before each next kill), every replica's DNS asked
-// throughout. Each deployment completes with the master running exactly
-// the instances asked, no task of another app is replaced by a failover,
-// no app is lost, and no replica answers a running app's name with a
-// failure, NXDOMAIN or an empty answer.
+// replicas and a real master on a ZooKeeper the harness runs itself, the
+// leader SIGKILLed during a rolling deployment, a scale-up and another
+// rolling deployment (the killed replica restarted before each next
+// kill), then during rolling deployments the busiest agent removed and
+// ZooKeeper restarted, and Vault cut while an app with a secret deploys;
+// every replica's DNS asked throughout. Each deployment completes with
+// the master running exactly the instances asked, no task of another app
+// is replaced by a failover, no app is lost, no replica answers a running
+// app's name with a failure, NXDOMAIN or an empty answer, and the secret's
+// value is in no log.
 func TestChaosShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real processes and ZooKeeper sessions; -short skips")
 	}
-	zk := testZK(t)
+	testZK(t) // the test bed is up; the harness runs its own ZooKeeper
+	vault, token := os.Getenv("VAULT_ADDR"), os.Getenv("VAULT_TOKEN")
+	if vault == "" || token == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("VAULT_ADDR and VAULT_TOKEN are not set: scripts/testbed.sh env")
+		}
+		t.Skip("VAULT_ADDR and VAULT_TOKEN are not set (scripts/testbed.sh env)")
+	}
 	bin := buildBinaries(t)
 	var log strings.Builder
-	cfg := Config{Bin: bin, ZK: zk, Rounds: 3, Stops: 0, Apps: 3, Instances: 4, BasePort: 24100,
-		AgentPorts: "24500-24999", LogDir: t.TempDir(), Session: 4 * time.Second, Out: &log}
+	cfg := Config{Bin: bin, OwnZK: true, Rounds: 3, Stops: 0, Apps: 3, Instances: 4, BasePort: 24100,
+		AgentPorts: "24500-24999", LogDir: t.TempDir(), Session: 4 * time.Second, Out: &log,
+		Faults: []string{"agent", "zk", "vault"}, VaultAddr: vault, VaultToken: token}
 	res, err := Run(cfg)
 	defer func() {
 		var sum strings.Builder
@@ -58,7 +69,7 @@ func TestChaosShort(t *testing.T) {
 		}
 		t.Logf("progress:\n%s%s", log.String(), sum.String())
 		if t.Failed() {
-			for _, name := range []string{"flotilla-0", "flotilla-1", "flotilla-2", "localmesos"} {
+			for _, name := range []string{"flotilla-0", "flotilla-1", "flotilla-2", "localmesos", "zookeeper"} {
 				if b, err := os.ReadFile(filepath.Join(cfg.LogDir, name+".log")); err == nil {
 					t.Logf("%s.log (last 40 lines):\n%s", name, tail(string(b), 40))
 				}
@@ -79,6 +90,12 @@ func TestChaosShort(t *testing.T) {
 	}
 	if res.DNSAsked < 1000 {
 		t.Errorf("only %d DNS lookups were made: the hammer did not run", res.DNSAsked)
+	}
+	if len(res.Faults) != len(cfg.Faults) {
+		t.Errorf("%d of %d faults healed with the deployment done", len(res.Faults), len(cfg.Faults))
+	}
+	if res.SecretLeaks != 0 {
+		t.Errorf("the test secret's value is in the processes' logs %d times (logs in %s)", res.SecretLeaks, res.LogDir)
 	}
 	if res.DNSBad != 0 {
 		t.Errorf("%d of %d DNS answers for running apps were failures, NXDOMAIN or empty: %v, first: %v", res.DNSBad, res.DNSAsked, res.BadSeen, res.BadLog)

@@ -31,6 +31,16 @@ type Config struct {
 	LogDir     string // default: a temporary directory
 	Session    time.Duration
 	Out        io.Writer // progress lines; nil: none
+	// Faults run after the kills and stops, in order: "zk" (ZooKeeper
+	// restarted; needs OwnZK), "agent" (the busiest agent removed), "vault"
+	// (Vault cut while an app with a secret deploys; needs VaultAddr).
+	Faults []string
+	// OwnZK: start a ZooKeeper of the harness's own on BasePort+60 instead
+	// of using ZK (which may then be empty).
+	OwnZK bool
+	// VaultAddr (http://host:port) and VaultToken: the replicas reach this
+	// Vault through a proxy on BasePort+61 that the "vault" fault cuts.
+	VaultAddr, VaultToken string
 }
 
 // Result is what a run measured. Every field is filled as far as the run
@@ -42,10 +52,18 @@ type Result struct {
 	Replaced    int             // tasks of apps not deployed in a round that vanished over its failover
 	Lost        int             // apps gone at the end
 	DNSAsked    int64
-	DNSBad      int64          // failed, NXDOMAIN or empty answers (replica killed or starting excluded)
-	BadSeen     map[string]int // "addr why" → count
-	BadLog      []string       // the first bad answers, stamped
-	Stops       []StopResult
+	DNSBad      int64 // failed, NXDOMAIN or empty answers (replica killed or starting excluded)
+	// DNSExcused: NXDOMAIN or empty answers for an app the master had run
+	// no task of for the last dnsGrace (every instance lost with an agent):
+	// the honest answer, not counted as bad.
+	DNSExcused int64
+	BadSeen    map[string]int // "addr why" → count
+	BadLog     []string       // the first bad answers, stamped
+	Stops      []StopResult
+	Faults     []FaultResult
+	// SecretLeaks counts occurrences of the test secret's value in the
+	// processes' logs (with VaultAddr).
+	SecretLeaks int
 	LogDir      string
 }
 
@@ -79,8 +97,17 @@ type harness struct {
 	// honest answer before its first view).
 	down, starting sync.Map
 
-	dnsAsked, dnsBad atomic.Int64
-	badMu            sync.Mutex
+	zk     *zkServer
+	vault  *proxy
+	secret string
+
+	// runningSince: per app (DNS name), since when the master has run at
+	// least one of its tasks without a break; absent while it runs none.
+	runningMu    sync.Mutex
+	runningSince map[string]time.Time
+
+	dnsAsked, dnsBad, dnsExcused atomic.Int64
+	badMu                        sync.Mutex
 }
 
 func (c Config) withDefaults() Config {
@@ -109,10 +136,11 @@ func (c Config) withDefaults() Config {
 // stops leaders as Config says while DNS is asked on every replica.
 func Run(cfg Config) (*Result, error) {
 	cfg = cfg.withDefaults()
-	if cfg.ZK == "" {
+	if cfg.ZK == "" && !cfg.OwnZK {
 		return nil, errNoZK
 	}
-	h := &harness{cfg: cfg, res: &Result{BadSeen: map[string]int{}}, dir: cfg.LogDir}
+	h := &harness{cfg: cfg, res: &Result{BadSeen: map[string]int{}}, dir: cfg.LogDir,
+		secret: fmt.Sprintf("chaos-secret-%x", rand.New(rand.NewSource(time.Now().UnixNano())).Uint64())}
 	if h.dir == "" {
 		var err error
 		if h.dir, err = os.MkdirTemp("", "flotilla-chaos-"); err != nil {
@@ -121,8 +149,23 @@ func Run(cfg Config) (*Result, error) {
 	}
 	h.res.LogDir = h.dir
 	defer h.close()
-	err := h.run()
-	h.res.DNSAsked, h.res.DNSBad = h.dnsAsked.Load(), h.dnsBad.Load()
+	var err error
+	if cfg.OwnZK {
+		if h.zk, err = startZK(h.dir, cfg.BasePort+60); err != nil {
+			return h.res, err
+		}
+		h.cfg.ZK = h.zk.addr
+	}
+	if cfg.VaultAddr != "" {
+		if h.vault, err = newProxy(fmt.Sprintf("127.0.0.1:%d", cfg.BasePort+61), strings.TrimPrefix(strings.TrimPrefix(cfg.VaultAddr, "http://"), "https://")); err != nil {
+			return h.res, err
+		}
+	}
+	err = h.run()
+	if cfg.VaultAddr != "" {
+		h.res.SecretLeaks = h.secretLeaks()
+	}
+	h.res.DNSAsked, h.res.DNSBad, h.res.DNSExcused = h.dnsAsked.Load(), h.dnsBad.Load(), h.dnsExcused.Load()
 	return h.res, err
 }
 
@@ -145,7 +188,11 @@ func (h *harness) startMaster() error {
 func (h *harness) startReplica(i int) {
 	c := h.cfg
 	r := &replica{i: i, api: fmt.Sprintf("127.0.0.1:%d", c.BasePort+10*i), dns: fmt.Sprintf("127.0.0.1:%d", c.BasePort+10*i+1)}
-	r.cmd = start(h.dir, fmt.Sprintf("flotilla-%d", i), filepath.Join(c.Bin, "flotilla"), "serve",
+	var env []string
+	if h.vault != nil {
+		env = []string{"VAULT_ADDR=http://" + h.vault.addr(), "VAULT_TOKEN=" + c.VaultToken}
+	}
+	r.cmd = startEnv(h.dir, fmt.Sprintf("flotilla-%d", i), env, filepath.Join(c.Bin, "flotilla"), "serve",
 		"--master", h.masterZK(), "--zk", "zk://"+c.ZK+h.root+"/flotilla", "--api-addr", r.api,
 		"--dns-addr", r.dns, "--dns-upstream", "127.0.0.1:1", "--hostname", "127.0.0.1", "--zk-session-timeout", c.Session.String())
 	r.exited = make(chan struct{})
@@ -160,6 +207,12 @@ func (h *harness) close() {
 	if h.masterProc != nil {
 		stop(h.masterProc)
 		h.masterProc = nil
+	}
+	if h.zk != nil {
+		h.zk.stop()
+	}
+	if h.vault != nil {
+		h.vault.close()
 	}
 }
 
@@ -207,6 +260,11 @@ func (h *harness) run() error {
 	// DNS: every replica asked for every app at ≥ 200/s in all.
 	stopDNS := make(chan struct{})
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		h.watchMaster(apps, stopDNS)
+	}()
 	for _, r := range reps {
 		wg.Add(1)
 		go func(addr string) {
@@ -297,6 +355,9 @@ func (h *harness) run() error {
 		if err := h.sigstop(round, apps); err != nil {
 			return err
 		}
+	}
+	if err := h.faults(apps); err != nil {
+		return err
 	}
 	leader, err = waitLeader(reps, 60*time.Second)
 	if err != nil {
@@ -397,6 +458,10 @@ func (h *harness) hammerDNS(addr string, apps int, stop <-chan struct{}) {
 		case len(resp.Answer) == 0:
 			why = "empty"
 		}
+		if (why == "NXDOMAIN" || why == "empty") && !h.ranFor(n%apps, dnsGrace) {
+			h.dnsExcused.Add(1)
+			continue
+		}
 		if _, starting := h.starting.Load(addr); (why == "SERVFAIL" || why == "error") && starting {
 			continue // a replica not yet listening, or with no view yet (SERVFAIL, not cacheable): resolvers try the next
 		}
@@ -412,6 +477,61 @@ func (h *harness) hammerDNS(addr string, apps int, stop <-chan struct{}) {
 		}
 		h.badMu.Unlock()
 	}
+}
+
+// dnsGrace is how long an app must have run a task on the master
+// before its name must resolve on every replica.
+const dnsGrace = 2 * time.Second
+
+// watchMaster keeps runningSince from the master's state every 100 ms.
+func (h *harness) watchMaster(apps []string, stop <-chan struct{}) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		tasks := masterTasks("http://" + h.master)
+		if tasks == nil {
+			continue // the master did not answer: keep what is known
+		}
+		now := time.Now()
+		h.runningMu.Lock()
+		if h.runningSince == nil {
+			h.runningSince = map[string]time.Time{}
+		}
+		for i, a := range apps {
+			prefix := strings.ReplaceAll(strings.TrimPrefix(a, "/"), "/", "_") + "."
+			runs := false
+			for _, t := range tasks {
+				if t.State == "TASK_RUNNING" && strings.HasPrefix(t.ID, prefix) {
+					runs = true
+					break
+				}
+			}
+			name := h.appName(i)
+			if _, had := h.runningSince[name]; runs && !had {
+				h.runningSince[name] = now
+			} else if !runs {
+				delete(h.runningSince, name)
+			}
+		}
+		h.runningMu.Unlock()
+	}
+}
+
+// ranFor says whether app i has run a task on the master for at least d
+// (true until the watcher's first look: the apps were deployed before).
+func (h *harness) ranFor(i int, d time.Duration) bool {
+	h.runningMu.Lock()
+	defer h.runningMu.Unlock()
+	if h.runningSince == nil {
+		return true
+	}
+	since, ok := h.runningSince[h.appName(i)]
+	return ok && time.Since(since) >= d
 }
 
 // Print writes the run's figures.
@@ -432,9 +552,16 @@ func (res *Result) Print(w io.Writer, cfg Config) {
 	}
 	fmt.Fprintf(w, "tasks replaced by a failover: %d\napps lost: %d\nmost tasks running above the apps' instances: %d (maximumOverCapacity 0.5 allows %d during a deployment of one %d-instance app)\n",
 		res.Replaced, res.Lost, res.MaxOver, (cfg.Instances+1)/2, cfg.Instances)
-	fmt.Fprintf(w, "DNS lookups on every replica: %d, failed or empty (replica being killed excluded): %d %v\n", res.DNSAsked, res.DNSBad, res.BadSeen)
+	fmt.Fprintf(w, "DNS lookups on every replica: %d, failed or empty (replica being killed excluded): %d %v; NXDOMAIN while the master ran none of the app's tasks (for %v): %d\n",
+		res.DNSAsked, res.DNSBad, res.BadSeen, dnsGrace, res.DNSExcused)
 	for _, l := range res.BadLog {
 		fmt.Fprintln(w, "  bad:", l)
+	}
+	for _, f := range res.Faults {
+		fmt.Fprintf(w, "fault %-5s: deployment done %v after it began; master runs %d tasks for %d instances; %s\n", f.Name, f.Done.Round(time.Millisecond), f.Running, f.Instances, f.Note)
+	}
+	if cfg.VaultAddr != "" {
+		fmt.Fprintf(w, "test secret's value in the processes' logs: %d times\n", res.SecretLeaks)
 	}
 	fmt.Fprintf(w, "logs: %s\n", res.LogDir)
 }

@@ -26,12 +26,20 @@ func kill(r *replica) {
 }
 
 func start(dir, name, path string, args ...string) *exec.Cmd {
+	return startEnv(dir, name, nil, path, args...)
+}
+
+// startEnv starts path with the harness's environment plus env.
+func startEnv(dir, name string, env []string, path string, args ...string) *exec.Cmd {
 	f, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		panic(err)
 	}
 	c := exec.Command(path, args...)
 	c.Stdout, c.Stderr = f, f
+	if env != nil {
+		c.Env = append(os.Environ(), env...)
+	}
 	if err := c.Start(); err != nil {
 		panic(fmt.Sprintf("start %s: %v", path, err))
 	}

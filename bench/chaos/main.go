@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -30,7 +31,16 @@ func main() {
 	flag.StringVar(&c.AgentPorts, "agent-ports", "21000-21999", "the agents' ports range")
 	flag.StringVar(&c.LogDir, "logs", "", "directory for the processes' logs (default: a temporary one)")
 	flag.DurationVar(&c.Session, "session", 10*time.Second, "the replicas' --zk-session-timeout")
+	faults := flag.String("faults", "", "after the kills and stops, comma-separated: zk (needs -own-zk), agent, vault (needs -vault-addr)")
+	flag.BoolVar(&c.OwnZK, "own-zk", false, "start a ZooKeeper of the harness's own on port+60 (java, /usr/share/java/zookeeper.jar) instead of -zk")
+	flag.StringVar(&c.VaultAddr, "vault-addr", os.Getenv("VAULT_ADDR"), "Vault the replicas reach through a proxy on port+61 that the vault fault cuts; empty: none")
+	flag.StringVar(&c.VaultToken, "vault-token", os.Getenv("VAULT_TOKEN"), "token for -vault-addr (writes the test secret; the replicas read with it)")
 	flag.Parse()
+	for _, f := range strings.Split(*faults, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			c.Faults = append(c.Faults, f)
+		}
+	}
 	c.Out = os.Stdout
 	res, err := Run(c)
 	if res != nil {
