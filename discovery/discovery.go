@@ -173,6 +173,7 @@ func (f *Feed) source() (snap *framework.Snapshot, remote bool) {
 				// answers SERVFAIL, not a cacheable NXDOMAIN).
 				return nil, false
 			}
+			f.handedOver.Store(true)
 			return ls, false
 		}
 		if ls.Settled {
@@ -217,6 +218,16 @@ func (f *Feed) withKnownPorts(local, followed *framework.Snapshot) *framework.Sn
 // handoverMax bounds how long a new leader serves the view it followed
 // instead of its own (see source).
 const handoverMax = 30 * time.Second
+
+// handoverRecheck is how often a new leader serving the view it followed
+// looks whether its own can take over (Run).
+const handoverRecheck = 100 * time.Millisecond
+
+// inHandover: this replica leads and its views do not come from its own
+// scheduler yet.
+func (f *Feed) inHandover() bool {
+	return f.cfg.Remote != nil && f.cfg.Scheduler != nil && f.leading.Load() && !f.handedOver.Load()
+}
 
 func (f *Feed) ledAt() time.Time {
 	if t := f.leadAt.Load(); t != nil {
@@ -294,7 +305,9 @@ func KnownPorts(local, known *framework.Snapshot) *framework.Snapshot {
 
 // ViewAge is how old the served view may be: 0 while this replica leads
 // from its own settled scheduler; while following, the time since the
-// leader last answered (since the feed started, before any answer).
+// leader last answered (since the feed started, before any answer). A
+// former leader's own view was current until it stopped leading: its age
+// counts from then, not from a followed answer older than its term.
 func (f *Feed) ViewAge() time.Duration {
 	if f.cfg.Remote == nil {
 		return 0
@@ -303,7 +316,11 @@ func (f *Feed) ViewAge() time.Duration {
 	if !f.servingRemote.Load() {
 		return 0
 	}
-	if age, ok := f.cfg.Remote.Age(now); ok {
+	age, ok := f.cfg.Remote.Age(now)
+	if left := f.leftAt.Load(); left != nil && (!ok || now.Sub(*left) < age) {
+		age, ok = now.Sub(*left), true
+	}
+	if ok {
 		return age
 	}
 	return now.Sub(f.started)
@@ -335,15 +352,40 @@ func (f *Feed) Run(ctx context.Context) error {
 	if f.cfg.Remote != nil {
 		remote = f.cfg.Remote.Changed()
 	}
-	f.rebuild(ctx)
+	// While this replica leads on the view it followed, the feed looks
+	// again every handoverRecheck: the scheduler settles, and the handover
+	// deadline passes, without an event of their own, and a quiet cluster
+	// sends none after them — the new leader would serve the followed view
+	// (its age growing) until the next task changed.
+	var recheck clock.Timer
+	var recheckC <-chan time.Time
+	defer func() {
+		if recheck != nil {
+			recheck.Stop()
+		}
+	}()
+	rebuild := func() {
+		f.rebuild(ctx)
+		if recheck != nil {
+			recheck.Stop()
+			recheck, recheckC = nil, nil
+		}
+		if f.inHandover() {
+			recheck = f.cfg.Clock.NewTimer(handoverRecheck)
+			recheckC = recheck.C()
+		}
+	}
+	rebuild()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-remote:
-			f.rebuild(ctx)
+			rebuild()
 		case <-f.leadChg:
-			f.rebuild(ctx)
+			rebuild()
+		case <-recheckC:
+			rebuild()
 		case ev, ok := <-local:
 			if !ok {
 				return nil
@@ -362,7 +404,7 @@ func (f *Feed) Run(ctx context.Context) error {
 				}
 			}
 			if dirty {
-				f.rebuild(ctx)
+				rebuild()
 			}
 		}
 	}

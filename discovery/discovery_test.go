@@ -346,3 +346,77 @@ func TestRoutesFromLabelsPerPort(t *testing.T) {
 		t.Fatalf("group *: %+v; want everything", all)
 	}
 }
+
+// A replica that led and lost its leadership (ZooKeeper cut) serves its
+// own last view, which was current until then: the age metric counts from
+// the end of its term, not from the process's start or from a followed
+// answer older than the term.
+func TestViewAgeOfAFormerLeader(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clk := clock.NewFake(time.Unix(1_000_000, 0))
+	sched := framework.New(framework.Config{ReconcileSettle: -1, Clock: clk})
+	fol := NewFollower(FollowerConfig{Leader: func(context.Context) (string, error) { return "", nil }, Clock: clk})
+	feed := New(Config{Scheduler: sched, Remote: fol, Clock: clk})
+	clk.Step(time.Hour) // a long-lived replica
+	feed.SetLeading(true)
+	feed.rebuild(ctx)
+	if age := feed.ViewAge(); age != 0 {
+		t.Fatalf("leading: view age %v, want 0", age)
+	}
+	clk.Step(10 * time.Minute)
+	feed.SetLeading(false)
+	clk.Step(3 * time.Second)
+	feed.rebuild(ctx)
+	if age := feed.ViewAge(); age != 3*time.Second {
+		t.Fatalf("3 s after its term ended with no leader to follow: view age %v, want 3s", age)
+	}
+}
+
+// A new leader serves the view it followed until its own scheduler has
+// settled; settling sends no event, and on a quiet cluster (a leader
+// re-elected after ZooKeeper came back) nothing follows it. The feed must
+// still hand over: the served view becomes the scheduler's and its age
+// drops to 0. Before, it kept the followed view, age growing, until some
+// task changed.
+func TestNewLeaderHandsOverWithoutEvents(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	clk := clock.NewFake(time.Unix(1_000_000, 0))
+	sched := framework.New(framework.Config{ReconcileSettle: 2 * time.Second, Clock: clk})
+	in := make(chan framework.Input, 16)
+	go sched.Run(ctx, in, &framework.Recorder{})
+	fol := NewFollower(FollowerConfig{Leader: func(context.Context) (string, error) { return "", nil }, Clock: clk})
+	followed := &framework.Snapshot{At: clk.Now(), Generation: 41, Connected: true, Settled: true}
+	fol.snap, fol.got, fol.synced = followed, clk.Now(), clk.Now()
+	feed := New(Config{Scheduler: sched, Remote: fol, Clock: clk})
+	go feed.Run(ctx)
+
+	feed.SetLeading(true)
+	in <- framework.SubscribedInput("fw-1")
+	waitFeed(ctx, t, clk, 0, "the followed view served while the new leader settles", func() bool {
+		return feed.Current() == followed && sched.Snapshot().Connected
+	})
+	// The settle deadline passes; nothing else happens on the cluster.
+	waitFeed(ctx, t, clk, 500*time.Millisecond, "the leader's own settled view served", func() bool {
+		cur := feed.Current()
+		return cur != nil && cur != followed && cur.Settled
+	})
+	if age := feed.ViewAge(); age != 0 {
+		t.Fatalf("view age %v after the handover, want 0", age)
+	}
+}
+
+// waitFeed waits for cond, stepping the fake clock by step each time it is
+// false; it fails with what.
+func waitFeed(ctx context.Context, t *testing.T, clk *clock.Fake, step time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		if ctx.Err() != nil {
+			t.Fatalf("gave up waiting for %s (fake clock at %v)", what, clk.Now())
+		}
+		clk.Step(step)
+		time.Sleep(10 * time.Millisecond)
+	}
+}

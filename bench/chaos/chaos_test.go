@@ -37,9 +37,11 @@ func testZK(t *testing.T) string {
 // replicas and a real master on a ZooKeeper the harness runs itself, the
 // leader SIGKILLed during a rolling deployment, a scale-up and another
 // rolling deployment (the killed replica restarted before each next
-// kill), then during rolling deployments the busiest agent removed and
-// ZooKeeper restarted, and Vault cut while an app with a secret deploys;
-// every replica's DNS asked throughout. Each deployment completes with
+// kill), then every replica's ZooKeeper cut (the frozen view: DNS answers
+// the last view, flotilla_discovery_view_age_seconds grows on each, and
+// back to 0 once healed), during rolling deployments ZooKeeper restarted
+// and the busiest agent removed, and Vault cut while an app with a secret
+// deploys; every replica's DNS asked throughout. Each deployment completes with
 // the master running exactly the instances asked, no task of another app
 // is replaced by a failover, no app is lost, no replica answers a running
 // app's name with a failure, NXDOMAIN or an empty answer, and the secret's
@@ -60,7 +62,7 @@ func TestChaosShort(t *testing.T) {
 	var log strings.Builder
 	cfg := Config{Bin: bin, OwnZK: true, Rounds: 3, Stops: 0, Apps: 3, Instances: 4, BasePort: 24100,
 		AgentPorts: "24500-24999", LogDir: t.TempDir(), Session: 4 * time.Second, Out: &log,
-		Faults: []string{"agent", "zk", "vault"}, VaultAddr: vault, VaultToken: token}
+		Faults: []string{"zkcut", "zk", "agent", "vault"}, VaultAddr: vault, VaultToken: token}
 	res, err := Run(cfg)
 	defer func() {
 		var sum strings.Builder

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -28,6 +29,17 @@ type FaultResult struct {
 
 // faults runs Config.Faults in order.
 func (h *harness) faults(apps []string) error {
+	if len(h.cfg.Faults) > 0 {
+		// A replica restarted just before (the last kill's) must be up
+		// and serving: one that starts while ZooKeeper is cut cannot.
+		for _, r := range h.reps {
+			for i := range apps {
+				if err := waitDNS(r.dns, h.appName(i), 60*time.Second); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	for i, name := range h.cfg.Faults {
 		var err error
 		switch name {
@@ -37,8 +49,10 @@ func (h *harness) faults(apps []string) error {
 			err = h.faultAgent(i, apps)
 		case "vault":
 			err = h.faultVault(i, apps)
+		case "zkcut":
+			err = h.faultZKCut(apps)
 		default:
-			err = fmt.Errorf("unknown fault %q (want zk, agent or vault)", name)
+			err = fmt.Errorf("unknown fault %q (want zk, agent, vault or zkcut)", name)
 		}
 		if err != nil {
 			return fmt.Errorf("fault %d (%s): %w", i, name, err)
@@ -455,4 +469,105 @@ func (p *proxy) pipe(c net.Conn) {
 	go func() { _, _ = io.Copy(t, c); done <- struct{}{} }()
 	go func() { _, _ = io.Copy(c, t); done <- struct{}{} }()
 	<-done
+}
+
+// zkCutHold is how long the frozen-view fault keeps ZooKeeper cut once
+// every replica's view age has started to grow.
+const zkCutHold = 5 * time.Second
+
+// faultZKCut cuts every replica's ZooKeeper (the proxy they all reach it
+// through; the master keeps its own path): no leader can exist, so every
+// replica must keep answering DNS from its last view (the hammer counts
+// any failure) while flotilla_discovery_view_age_seconds grows on each.
+// Healed, a leader is elected and every age returns to 0.
+func (h *harness) faultZKCut(apps []string) error {
+	if h.zkProxy == nil {
+		return errors.New("needs the harness's own ZooKeeper (Config.OwnZK)")
+	}
+	t0 := time.Now()
+	h.zkProxy.setUp(false)
+	// Every replica's age grows: read twice, at least zkCutHold apart once
+	// all are above 1 s.
+	first := map[string]float64{}
+	var last map[string]float64
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		last = h.viewAges()
+		grown := len(last) == len(h.reps)
+		for _, r := range h.reps {
+			age, ok := last[r.api]
+			if !ok || age < 1 {
+				grown = false
+				continue
+			}
+			if _, seen := first[r.api]; !seen {
+				first[r.api] = age
+			}
+			if age < first[r.api]+zkCutHold.Seconds() {
+				grown = false
+			}
+		}
+		if grown {
+			break
+		}
+		if time.Now().After(deadline) {
+			h.zkProxy.setUp(true)
+			return fmt.Errorf("with ZooKeeper cut, the view ages did not all grow by %v within 90 s: first %v, last %v", zkCutHold, first, last)
+		}
+	}
+	cut := time.Since(t0)
+	h.zkProxy.setUp(true)
+	if err := h.settled("zkcut", t0, apps, ""); err != nil {
+		return err
+	}
+	// The new leader's view reaches every replica: each age back to 0.
+	var ages map[string]float64
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		ages = h.viewAges()
+		fresh := len(ages) == len(h.reps)
+		for _, a := range ages {
+			fresh = fresh && a == 0
+		}
+		if fresh {
+			fr := &h.res.Faults[len(h.res.Faults)-1]
+			fr.Note = fmt.Sprintf("every replica's ZooKeeper cut for %v: view ages grew to %v and DNS answered from the last view; healed, every age back to 0", cut.Round(time.Millisecond), last)
+			return nil
+		}
+	}
+	h.dumpStacks()
+	return fmt.Errorf("ZooKeeper healed, but the view ages did not all return to 0 within 60 s: %v (goroutines of every replica at the end of its log)", ages)
+}
+
+// viewAges reads flotilla_discovery_view_age_seconds from every replica
+// that answers.
+func (h *harness) viewAges() map[string]float64 {
+	out := map[string]float64{}
+	for _, r := range h.reps {
+		code, body := callWithin(r.api, "GET", "/metrics", "", 2*time.Second)
+		if code != http.StatusOK {
+			continue
+		}
+		for _, l := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(l, "flotilla_discovery_view_age_seconds "); ok {
+				var f float64
+				if _, err := fmt.Sscan(v, &f); err == nil {
+					out[r.api] = f
+				}
+			}
+		}
+	}
+	return out
+}
+
+// dumpStacks makes every replica print its goroutines into its log and
+// exit (SIGQUIT), for a failure that left one stuck.
+func (h *harness) dumpStacks() {
+	for _, r := range h.reps {
+		if r != nil && r.cmd.Process != nil {
+			_ = r.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-r.exited:
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}
 }

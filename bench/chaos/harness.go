@@ -33,7 +33,9 @@ type Config struct {
 	Out        io.Writer // progress lines; nil: none
 	// Faults run after the kills and stops, in order: "zk" (ZooKeeper
 	// restarted; needs OwnZK), "agent" (the busiest agent removed), "vault"
-	// (Vault cut while an app with a secret deploys; needs VaultAddr).
+	// (Vault cut while an app with a secret deploys; needs VaultAddr),
+	// "zkcut" (every replica's ZooKeeper cut: the frozen view; needs
+	// OwnZK).
 	Faults []string
 	// OwnZK: start a ZooKeeper of the harness's own on BasePort+60 instead
 	// of using ZK (which may then be empty).
@@ -97,9 +99,11 @@ type harness struct {
 	// honest answer before its first view).
 	down, starting sync.Map
 
-	zk     *zkServer
-	vault  *proxy
-	secret string
+	zk      *zkServer
+	zkProxy *proxy // the replicas' way to zk, cut by the zkcut fault
+	zkAddr  string // what the replicas are given
+	vault   *proxy
+	secret  string
 
 	// runningSince: per app (DNS name), since when the master has run at
 	// least one of its tasks without a break; absent while it runs none.
@@ -155,6 +159,9 @@ func Run(cfg Config) (*Result, error) {
 			return h.res, err
 		}
 		h.cfg.ZK = h.zk.addr
+		if h.zkProxy, err = newProxy(fmt.Sprintf("127.0.0.1:%d", cfg.BasePort+62), h.zk.addr); err != nil {
+			return h.res, err
+		}
 	}
 	if cfg.VaultAddr != "" {
 		if h.vault, err = newProxy(fmt.Sprintf("127.0.0.1:%d", cfg.BasePort+61), strings.TrimPrefix(strings.TrimPrefix(cfg.VaultAddr, "http://"), "https://")); err != nil {
@@ -175,6 +182,15 @@ func (h *harness) logf(format string, args ...any) {
 
 func (h *harness) masterZK() string { return "zk://" + h.cfg.ZK + h.root + "/mesos" }
 
+// replicaZK is the replicas' ZooKeeper root: through the proxy with the
+// harness's own ZooKeeper.
+func (h *harness) replicaZK() string {
+	if h.zkProxy != nil {
+		return "zk://" + h.zkProxy.addr() + h.root
+	}
+	return "zk://" + h.cfg.ZK + h.root
+}
+
 func (h *harness) startMaster() error {
 	h.master = fmt.Sprintf("127.0.0.1:%d", h.cfg.BasePort+50)
 	h.masterProc = start(h.dir, "localmesos", filepath.Join(h.cfg.Bin, "localmesos"), "--listen", h.master, "--zk", h.masterZK(),
@@ -193,7 +209,7 @@ func (h *harness) startReplica(i int) {
 		env = []string{"VAULT_ADDR=http://" + h.vault.addr(), "VAULT_TOKEN=" + c.VaultToken}
 	}
 	r.cmd = startEnv(h.dir, fmt.Sprintf("flotilla-%d", i), env, filepath.Join(c.Bin, "flotilla"), "serve",
-		"--master", h.masterZK(), "--zk", "zk://"+c.ZK+h.root+"/flotilla", "--api-addr", r.api,
+		"--master", h.replicaZK()+"/mesos", "--zk", h.replicaZK()+"/flotilla", "--api-addr", r.api,
 		"--dns-addr", r.dns, "--dns-upstream", "127.0.0.1:1", "--hostname", "127.0.0.1", "--zk-session-timeout", c.Session.String())
 	r.exited = make(chan struct{})
 	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); close(done) }(r.cmd, r.exited)
@@ -210,6 +226,9 @@ func (h *harness) close() {
 	}
 	if h.zk != nil {
 		h.zk.stop()
+	}
+	if h.zkProxy != nil {
+		h.zkProxy.close()
 	}
 	if h.vault != nil {
 		h.vault.close()

@@ -335,8 +335,8 @@ func (t termCore) Run(ctx context.Context, in <-chan framework.Input, act framew
 		t.p.feed.SetLeading(true)
 		defer t.p.feed.SetLeading(false)
 	}
-	if err := t.p.deploy.Restore(ctx); err != nil {
-		log.WithError(err).Error("restoring apps from the store failed; scheduling with what is known")
+	if err := restoreApps(ctx, t.p.deploy.Restore, log); err != nil {
+		return err
 	}
 	if n, err := t.p.sched.Restore(ctx); err != nil {
 		log.WithError(err).Error("restoring task records failed; reconciliation will adopt tasks without their ports")
@@ -382,6 +382,39 @@ func (t termCore) Run(ctx context.Context, in <-chan framework.Input, act framew
 	err := t.p.sched.Run(ctx, in, act)
 	wg.Wait()
 	return err
+}
+
+// restoreApps reads the apps and deployments from the store before the
+// term schedules anything, retrying until it can: a leader elected as
+// ZooKeeper comes back can hold its election session before the store's
+// connection has one again, and a term that went on with the apps it could
+// not read would serve an API and DNS without them (every replica
+// following its view) for as long as it led. Tasks are not touched
+// meanwhile: nothing is scheduled until the apps are known. It returns only
+// when ctx ends (the term is over) or the apps were read.
+func restoreApps(ctx context.Context, restore func(context.Context) error, log *logrus.Entry) error {
+	delay := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := restore(ctx)
+		if err == nil {
+			if attempt > 1 {
+				log.WithField("attempts", attempt).Info("apps restored from the store")
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.WithError(err).WithField("retry_in", delay).Error("restoring apps from the store failed; nothing is scheduled until they are read")
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
 }
 
 // run serves until ctx ends.
