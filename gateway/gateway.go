@@ -215,6 +215,10 @@ type Gateway struct {
 type snapshot struct {
 	table *Table
 	pools map[string]*pool
+	// routed: an Update has been made. Before it the gateway knows nothing
+	// (a replica or edge node that has not followed any view yet) and
+	// answers 503 rather than a 404 that says the app does not exist.
+	routed bool
 }
 
 type backendKey struct {
@@ -224,7 +228,8 @@ type backendKey struct {
 	addr  string
 }
 
-// New builds a Gateway that routes nothing until the first Update. A bad
+// New builds a Gateway that routes nothing until the first Update (it
+// answers 503 meanwhile: it has no view yet, not a view without the app). A bad
 // TLS certificate is reported here rather than at the first handshake.
 func New(cfg Config) (*Gateway, error) {
 	cfg, err := cfg.withDefaults()
@@ -332,7 +337,7 @@ func (g *Gateway) Update(apps []App) {
 		}
 		pools[key] = p
 	}
-	g.cur.Store(&snapshot{table: t, pools: pools})
+	g.cur.Store(&snapshot{table: t, pools: pools, routed: true})
 	g.m.updates.Inc()
 	g.syncServices(t)
 }

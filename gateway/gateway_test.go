@@ -693,3 +693,23 @@ func TestAbortedResponseIsAccounted(t *testing.T) {
 		return n == 1 && v == 0
 	})
 }
+
+// Before its first routes a gateway knows nothing (a replica or edge node
+// that has not followed a view yet): it answers 503 with Retry-After, so
+// that a load balancer tries another gateway, not a 404 saying the app
+// does not exist. After the first Update, even an empty one, an unknown
+// host is a 404.
+func TestNoViewYetIs503(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, Config{})
+	front := g.front(t, Internal)
+	req := "GET / HTTP/1.1\r\nHost: web-shop.flotilla.mesos\r\nConnection: close\r\n\r\n"
+	got := string(raw(t, hostOf(front), req))
+	if !strings.HasPrefix(got, "HTTP/1.1 503 ") || !strings.Contains(got, "Retry-After: 1") || !strings.HasSuffix(got, noViewBody) {
+		t.Fatalf("before any routes: %q", got)
+	}
+	g.Update(nil)
+	if got := string(raw(t, hostOf(front), req)); !strings.HasPrefix(got, "HTTP/1.1 404 ") {
+		t.Fatalf("after an empty update: %q", got)
+	}
+}

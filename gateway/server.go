@@ -107,6 +107,11 @@ func releaseState(st *reqState) {
 // listener is indistinguishable from a host that does not exist.
 const notFoundBody = "flotilla gateway: no route for this host and path\n"
 
+// noViewBody answers every request before the gateway's first routes: it
+// has not learnt the apps yet (a replica or edge node just started), which
+// is not the same as an app that does not exist.
+const noViewBody = "flotilla gateway: no view of the apps yet; try another gateway\n"
+
 func notFound(ctx *fasthttp.RequestCtx) {
 	plainAnswer(ctx, fasthttp.StatusNotFound, notFoundBody)
 }
@@ -127,6 +132,11 @@ func (g *Gateway) serve(l Listener, ctx *fasthttp.RequestCtx) {
 	ar := snap.table.match(l, requestHost(b2s(ctx.Request.Header.Host())), b2s(ctx.Path()))
 	if ar == nil {
 		g.unrouted[l].Inc()
+		if !snap.routed {
+			plainAnswer(ctx, fasthttp.StatusServiceUnavailable, noViewBody)
+			ctx.Response.Header.Set("Retry-After", "1")
+			return
+		}
 		notFound(ctx)
 		return
 	}

@@ -43,6 +43,17 @@ type Config struct {
 	// VaultAddr (http://host:port) and VaultToken: the replicas reach this
 	// Vault through a proxy on BasePort+61 that the "vault" fault cuts.
 	VaultAddr, VaultToken string
+	// Executor is localmesos's: "simulated" (default) or "process", with
+	// Testapp (cmd/testapp) as every app's command and a MESOS_HTTP health
+	// check — real backends for the gateways.
+	Executor, Testapp string
+	// Gateway: every replica serves its internal gateway on
+	// BasePort+10i+2, asked with HTTP throughout (needs Executor process).
+	Gateway bool
+	// Edge: a `flotilla edge` node (BasePort+70 DNS, +71 gateway, +72
+	// HTTP) following the replicas (--api, or --zk with EdgeZK), its DNS
+	// and gateway asked with the replicas'.
+	Edge, EdgeZK bool
 }
 
 // Result is what a run measured. Every field is filled as far as the run
@@ -66,7 +77,12 @@ type Result struct {
 	// SecretLeaks counts occurrences of the test secret's value in the
 	// processes' logs (with VaultAddr).
 	SecretLeaks int
-	LogDir      string
+	// HTTP through the gateways: requests, failures (for apps with ≥ 2
+	// running tasks, listener not killed), and those excused.
+	HTTPAsked, HTTPFailed, HTTPExcused int64
+	HTTPSeen                           map[string]int
+	HTTPLog                            []string
+	LogDir                             string
 }
 
 // StopResult is one SIGSTOP past the session.
@@ -79,10 +95,10 @@ type StopResult struct {
 }
 
 type replica struct {
-	i        int
-	api, dns string
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	i                 int
+	api, dns, gateway string
+	cmd               *exec.Cmd
+	exited            chan struct{}
 }
 
 type harness struct {
@@ -109,6 +125,9 @@ type harness struct {
 	// least one of its tasks without a break; absent while it runs none.
 	runningMu    sync.Mutex
 	runningSince map[string]time.Time
+	twoSince     map[string]time.Time // the same for at least 2 tasks
+	edge         *edgeNode
+	http         httpStats
 
 	dnsAsked, dnsBad, dnsExcused atomic.Int64
 	badMu                        sync.Mutex
@@ -132,6 +151,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Out == nil {
 		c.Out = io.Discard
+	}
+	if c.Executor == "" {
+		c.Executor = "simulated"
 	}
 	return c
 }
@@ -173,6 +195,10 @@ func Run(cfg Config) (*Result, error) {
 		h.res.SecretLeaks = h.secretLeaks()
 	}
 	h.res.DNSAsked, h.res.DNSBad, h.res.DNSExcused = h.dnsAsked.Load(), h.dnsBad.Load(), h.dnsExcused.Load()
+	h.res.HTTPAsked, h.res.HTTPFailed, h.res.HTTPExcused = h.http.asked.Load(), h.http.failed.Load(), h.http.excused.Load()
+	h.http.mu.Lock()
+	h.res.HTTPSeen, h.res.HTTPLog = h.http.seen, h.http.log
+	h.http.mu.Unlock()
 	return h.res, err
 }
 
@@ -194,7 +220,7 @@ func (h *harness) replicaZK() string {
 func (h *harness) startMaster() error {
 	h.master = fmt.Sprintf("127.0.0.1:%d", h.cfg.BasePort+50)
 	h.masterProc = start(h.dir, "localmesos", filepath.Join(h.cfg.Bin, "localmesos"), "--listen", h.master, "--zk", h.masterZK(),
-		"--executor", "simulated", "--agents", "3", "--resources", "cpus:8;mem:8192;disk:10240;ports:["+h.cfg.AgentPorts+"]")
+		"--executor", h.cfg.Executor, "--agents", "3", "--resources", "cpus:8;mem:8192;disk:10240;ports:["+h.cfg.AgentPorts+"]")
 	if err := waitHTTP("http://"+h.master+"/master/health", 30*time.Second); err != nil {
 		return fmt.Errorf("master: %w (log in %s)", err, h.dir)
 	}
@@ -204,13 +230,17 @@ func (h *harness) startMaster() error {
 func (h *harness) startReplica(i int) {
 	c := h.cfg
 	r := &replica{i: i, api: fmt.Sprintf("127.0.0.1:%d", c.BasePort+10*i), dns: fmt.Sprintf("127.0.0.1:%d", c.BasePort+10*i+1)}
+	args := []string{"serve", "--master", h.replicaZK() + "/mesos", "--zk", h.replicaZK() + "/flotilla", "--api-addr", r.api,
+		"--dns-addr", r.dns, "--dns-upstream", "127.0.0.1:1", "--hostname", "127.0.0.1", "--zk-session-timeout", c.Session.String()}
+	if c.Gateway {
+		r.gateway = fmt.Sprintf("127.0.0.1:%d", c.BasePort+10*i+2)
+		args = append(args, "--internal-gateway-addr", r.gateway, "--gateway-service-ports", "false")
+	}
 	var env []string
 	if h.vault != nil {
 		env = []string{"VAULT_ADDR=http://" + h.vault.addr(), "VAULT_TOKEN=" + c.VaultToken}
 	}
-	r.cmd = startEnv(h.dir, fmt.Sprintf("flotilla-%d", i), env, filepath.Join(c.Bin, "flotilla"), "serve",
-		"--master", h.replicaZK()+"/mesos", "--zk", h.replicaZK()+"/flotilla", "--api-addr", r.api,
-		"--dns-addr", r.dns, "--dns-upstream", "127.0.0.1:1", "--hostname", "127.0.0.1", "--zk-session-timeout", c.Session.String())
+	r.cmd = startEnv(h.dir, fmt.Sprintf("flotilla-%d", i), env, filepath.Join(c.Bin, "flotilla"), args...)
 	r.exited = make(chan struct{})
 	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); close(done) }(r.cmd, r.exited)
 	h.reps[i] = r
@@ -219,6 +249,9 @@ func (h *harness) startReplica(i int) {
 func (h *harness) close() {
 	for _, r := range h.reps {
 		kill(r)
+	}
+	if h.edge != nil {
+		h.edge.cmd.stop()
 	}
 	if h.masterProc != nil {
 		stop(h.masterProc)
@@ -233,6 +266,23 @@ func (h *harness) close() {
 	if h.vault != nil {
 		h.vault.close()
 	}
+}
+
+// appCmd is every app's command: testapp (HTTP on $PORT0) with the
+// process executor, else a sleep.
+func (h *harness) appCmd() string {
+	if h.cfg.Executor == "process" && h.cfg.Testapp != "" {
+		return h.cfg.Testapp
+	}
+	return "sleep 100000"
+}
+
+// healthChecks: with real backends, a task is published once it answers.
+func (h *harness) healthChecks() string {
+	if h.cfg.Executor != "process" {
+		return ""
+	}
+	return `,"healthChecks":[{"protocol":"MESOS_HTTP","path":"/health","portIndex":0,"intervalSeconds":1,"timeoutSeconds":1,"gracePeriodSeconds":15,"delaySeconds":0,"maxConsecutiveFailures":3}]`
 }
 
 func (h *harness) appName(i int) string { return fmt.Sprintf("_app%d-chaos._tcp.flotilla.mesos.", i) }
@@ -255,8 +305,8 @@ func (h *harness) run() error {
 	apps := make([]string, cfg.Apps)
 	for i := range apps {
 		apps[i] = fmt.Sprintf("/chaos/app%d", i)
-		spec := fmt.Sprintf(`{"id":%q,"cmd":"sleep 100000","cpus":0.01,"mem":8,"instances":%d,"portDefinitions":[{"port":0}],"env":{"V":"0"},
-			"upgradeStrategy":{"minimumHealthCapacity":0.5,"maximumOverCapacity":0.5}}`, apps[i], cfg.Instances)
+		spec := fmt.Sprintf(`{"id":%q,"cmd":%q,"cpus":0.01,"mem":8,"instances":%d,"portDefinitions":[{"port":0}],"env":{"V":"0"},
+			"upgradeStrategy":{"minimumHealthCapacity":0.5,"maximumOverCapacity":0.5}%s}`, apps[i], h.appCmd(), cfg.Instances, h.healthChecks())
 		if code, body := call(leader, "POST", "/v2/apps", spec); code != http.StatusCreated {
 			return fmt.Errorf("POST %s: %d %s", apps[i], code, body)
 		}
@@ -264,13 +314,25 @@ func (h *harness) run() error {
 	if err := waitDeployed(reps, apps, 60*time.Second); err != nil {
 		return err
 	}
+	if cfg.Edge {
+		if err := h.startEdge(); err != nil {
+			return fmt.Errorf("edge: %w", err)
+		}
+	}
 	// Every replica answers for every app before the first kill: a standby
 	// follows the leader's view once the leader has settled with the
 	// master (a few seconds after it starts).
+	waitFor := []string{}
 	for _, r := range reps {
-		h.starting.Store(r.dns, true)
+		waitFor = append(waitFor, r.dns)
+	}
+	if h.edge != nil {
+		waitFor = append(waitFor, h.edge.dns)
+	}
+	for _, addr := range waitFor {
+		h.starting.Store(addr, true)
 		for i := range apps {
-			if err := waitDNS(r.dns, h.appName(i), 30*time.Second); err != nil {
+			if err := waitDNS(addr, h.appName(i), 60*time.Second); err != nil {
 				return err
 			}
 		}
@@ -284,12 +346,27 @@ func (h *harness) run() error {
 		defer wg.Done()
 		h.watchMaster(apps, stopDNS)
 	}()
+	dnsAddrs := []string{}
 	for _, r := range reps {
+		dnsAddrs = append(dnsAddrs, r.dns)
+	}
+	if h.edge != nil {
+		dnsAddrs = append(dnsAddrs, h.edge.dns)
+	}
+	for _, addr := range dnsAddrs {
 		wg.Add(1)
 		go func(addr string) {
 			defer wg.Done()
 			h.hammerDNS(addr, len(apps), stopDNS)
-		}(r.dns)
+		}(addr)
+	}
+	h.http.seen = map[string]int{}
+	for _, t := range h.gatewayTargets() {
+		wg.Add(1)
+		go func(t target) {
+			defer wg.Done()
+			h.hammerHTTP(t, len(apps), &h.http, stopDNS)
+		}(t)
 	}
 	defer func() {
 		close(stopDNS)
@@ -519,22 +596,26 @@ func (h *harness) watchMaster(apps []string, stop <-chan struct{}) {
 		now := time.Now()
 		h.runningMu.Lock()
 		if h.runningSince == nil {
-			h.runningSince = map[string]time.Time{}
+			h.runningSince, h.twoSince = map[string]time.Time{}, map[string]time.Time{}
 		}
 		for i, a := range apps {
 			prefix := strings.ReplaceAll(strings.TrimPrefix(a, "/"), "/", "_") + "."
-			runs := false
+			n := 0
 			for _, t := range tasks {
 				if t.State == "TASK_RUNNING" && strings.HasPrefix(t.ID, prefix) {
-					runs = true
-					break
+					n++
 				}
 			}
 			name := h.appName(i)
-			if _, had := h.runningSince[name]; runs && !had {
-				h.runningSince[name] = now
-			} else if !runs {
-				delete(h.runningSince, name)
+			for _, m := range []struct {
+				since map[string]time.Time
+				min   int
+			}{{h.runningSince, 1}, {h.twoSince, 2}} {
+				if _, had := m.since[name]; n >= m.min && !had {
+					m.since[name] = now
+				} else if n < m.min {
+					delete(m.since, name)
+				}
 			}
 		}
 		h.runningMu.Unlock()
@@ -550,6 +631,18 @@ func (h *harness) ranFor(i int, d time.Duration) bool {
 		return true
 	}
 	since, ok := h.runningSince[h.appName(i)]
+	return ok && time.Since(since) >= d
+}
+
+// ranTwoFor says whether app i has run at least 2 tasks on the master
+// for at least d (true until the watcher's first look).
+func (h *harness) ranTwoFor(i int, d time.Duration) bool {
+	h.runningMu.Lock()
+	defer h.runningMu.Unlock()
+	if h.twoSince == nil {
+		return true
+	}
+	since, ok := h.twoSince[h.appName(i)]
 	return ok && time.Since(since) >= d
 }
 
@@ -575,6 +668,13 @@ func (res *Result) Print(w io.Writer, cfg Config) {
 		res.DNSAsked, res.DNSBad, res.BadSeen, dnsGrace, res.DNSExcused)
 	for _, l := range res.BadLog {
 		fmt.Fprintln(w, "  bad:", l)
+	}
+	if res.HTTPAsked > 0 {
+		fmt.Fprintf(w, "HTTP through the gateways: %d requests, failed for apps with ≥ 2 running tasks (listener not killed): %d %v; failures while an app had fewer than 2 running tasks: %d\n",
+			res.HTTPAsked, res.HTTPFailed, res.HTTPSeen, res.HTTPExcused)
+		for _, l := range res.HTTPLog {
+			fmt.Fprintln(w, "  failed:", l)
+		}
 	}
 	for _, f := range res.Faults {
 		fmt.Fprintf(w, "fault %-5s: deployment done %v after it began; master runs %d tasks for %d instances; %s\n", f.Name, f.Done.Round(time.Millisecond), f.Running, f.Instances, f.Note)

@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -35,7 +36,23 @@ func main() {
 	flag.BoolVar(&c.OwnZK, "own-zk", false, "start a ZooKeeper of the harness's own on port+60 (java, /usr/share/java/zookeeper.jar) instead of -zk")
 	flag.StringVar(&c.VaultAddr, "vault-addr", os.Getenv("VAULT_ADDR"), "Vault the replicas reach through a proxy on port+61 that the vault fault cuts; empty: none")
 	flag.StringVar(&c.VaultToken, "vault-token", os.Getenv("VAULT_TOKEN"), "token for -vault-addr (writes the test secret; the replicas read with it)")
+	flag.StringVar(&c.Executor, "executor", "simulated", "localmesos's executor: simulated, or process (real backends: -testapp as every app's command)")
+	flag.StringVar(&c.Testapp, "testapp", "", "cmd/testapp binary, the apps' command with -executor process (default <bin>/testapp)")
+	flag.BoolVar(&c.Gateway, "gateway", false, "replicas serve their internal gateway, asked with HTTP throughout (needs -executor process)")
+	flag.BoolVar(&c.Edge, "edge", false, "run a flotilla edge node following the replicas; its DNS and gateway are asked too")
+	flag.BoolVar(&c.EdgeZK, "edge-zk", false, "the edge node follows through ZooKeeper (--zk) instead of --api (needs -own-zk)")
 	flag.Parse()
+	if c.Testapp == "" && c.Executor == "process" {
+		c.Testapp = filepath.Join(c.Bin, "testapp")
+	}
+	if c.Testapp != "" {
+		abs, err := filepath.Abs(c.Testapp) // tasks run in their sandboxes
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chaos:", err)
+			os.Exit(2)
+		}
+		c.Testapp = abs
+	}
 	for _, f := range strings.Split(*faults, ",") {
 		if f = strings.TrimSpace(f); f != "" {
 			c.Faults = append(c.Faults, f)
