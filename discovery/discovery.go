@@ -64,6 +64,14 @@ type Config struct {
 	// serve the same records as the leader. Nil: the local scheduler only.
 	Remote *Follower
 	Clock  clock.Clock
+	// MasterPorts, when set, asks the Mesos master for the agent, host and
+	// ports of its running tasks (by task id). A new leader adopts the
+	// tasks the old one launched after its last task record without their
+	// ports (Mesos status updates carry none); until they are replaced they
+	// would have no DNS records or routes, and an app whose ported tasks
+	// the new leader replaces would vanish. The feed asks when a task it
+	// serves lacks its ports, at most once per masterPortsEvery.
+	MasterPorts func(ctx context.Context) (map[string]framework.Task, error)
 	// Groups, when set, limit the routes to apps in one of these
 	// marathon-lb groups (an edge node's --gateway-groups): an app is in
 	// group g when its HAPROXY_GROUP label lists g, or g is "external" and
@@ -90,6 +98,13 @@ type Feed struct {
 	started    time.Time
 	lastView   atomic.Pointer[framework.Snapshot] // what the views were built from
 	merged     atomic.Pointer[mergedView]         // withKnownPorts' last answer
+	handed     atomic.Pointer[mergedView]         // handover's last answer
+	// masterPorts: MasterPorts' last answer and when it was asked; only
+	// Run's goroutine touches them.
+	masterPorts   *framework.Snapshot
+	masterIDs     map[string]bool
+	masterAskedAt time.Time
+	masterMerged  mergedView // the last (scheduler snapshot, masterPorts) pair and its fill
 	// servingRemote: the views come from (or are kept for lack of) a
 	// followed view; the age metric reads it instead of recomputing.
 	servingRemote atomic.Bool
@@ -156,7 +171,7 @@ func (f *Feed) Refresh() {
 // until its own scheduler has settled (reconciliation answered), so that
 // failover leaves no gap in which adopted tasks, their health not yet
 // known, would vanish from DNS and the routes.
-func (f *Feed) source() (snap *framework.Snapshot, remote bool) {
+func (f *Feed) source(ctx context.Context) (snap *framework.Snapshot, remote bool) {
 	if f.cfg.Remote == nil {
 		return f.cfg.Scheduler.Snapshot(), false
 	}
@@ -165,7 +180,7 @@ func (f *Feed) source() (snap *framework.Snapshot, remote bool) {
 		return rs, true
 	}
 	if f.leading.Load() {
-		ls := f.cfg.Scheduler.Snapshot()
+		ls := f.withMasterPorts(ctx, f.cfg.Scheduler.Snapshot())
 		if rs == nil {
 			if !ls.Settled {
 				// Elected before it ever followed a view: until it has
@@ -187,7 +202,7 @@ func (f *Feed) source() (snap *framework.Snapshot, remote bool) {
 				return ls, false
 			}
 		}
-		return rs, true
+		return f.handover(ls, rs), true
 	}
 	if left := f.leftAt.Load(); left != nil && got.Before(*left) {
 		// A former leader's own last view is newer than what it followed
@@ -264,6 +279,77 @@ func Covers(local, followed *framework.Snapshot) bool {
 }
 
 type mergedView struct{ local, followed, out *framework.Snapshot }
+
+// handover is Handover(local, followed), cached per pair like
+// withKnownPorts.
+func (f *Feed) handover(local, followed *framework.Snapshot) *framework.Snapshot {
+	if c := f.handed.Load(); c != nil && c.local == local && c.followed == followed {
+		return c.out
+	}
+	out := Handover(local, followed)
+	f.handed.Store(&mergedView{local: local, followed: followed, out: out})
+	return out
+}
+
+// Handover is what a new leader serves until its own view covers the one
+// it followed: the followed view, less what the new leader has already
+// changed — a task it is killing or that has ended, or (once settled, when
+// reconciliation has named every live task) that it does not know — and
+// with the tasks it launched itself and published. The old leader's view
+// alone would keep routing to tasks the new one has killed, for as long
+// as the handover lasts. Followed tasks keep their ports and take the new
+// leader's health and readiness once it has them. Pure.
+func Handover(local, followed *framework.Snapshot) *framework.Snapshot {
+	byID := make(map[string]*framework.Task, len(local.Tasks))
+	for i := range local.Tasks {
+		byID[local.Tasks[i].ID] = &local.Tasks[i]
+	}
+	out := *followed
+	// Followers ask "newer than G?": the merge changes with the local
+	// view while the followed one stands still (a leader follows no one).
+	out.Generation = followed.Generation + local.Generation
+	out.Tasks = make([]framework.Task, 0, len(followed.Tasks))
+	seen := make(map[string]bool, len(followed.Tasks))
+	for _, t := range followed.Tasks {
+		seen[t.ID] = true
+		l := byID[t.ID]
+		switch {
+		case l == nil && local.Settled:
+			continue // reconciliation did not name it: gone
+		case l == nil:
+		case l.Killing || !l.Active():
+			continue
+		default:
+			if l.Healthy != nil {
+				t.Healthy = l.Healthy
+			}
+			if l.Ready != nil {
+				t.Ready = l.Ready
+			}
+		}
+		out.Tasks = append(out.Tasks, t)
+	}
+	apps := make(map[string]*appspec.App, len(followed.Apps)+len(local.Apps))
+	for _, a := range followed.Apps {
+		apps[a.ID] = a
+	}
+	for _, a := range local.Apps {
+		apps[a.ID] = a // the new leader's version wins
+	}
+	for i := range local.Tasks {
+		t := &local.Tasks[i]
+		if !seen[t.ID] && len(t.Ports) > 0 && Published(t, apps[t.AppID]) {
+			out.Tasks = append(out.Tasks, *t)
+		}
+	}
+	sort.Slice(out.Tasks, func(i, j int) bool { return out.Tasks[i].ID < out.Tasks[j].ID })
+	out.Apps = make([]*appspec.App, 0, len(apps))
+	for _, a := range apps {
+		out.Apps = append(out.Apps, a)
+	}
+	sort.Slice(out.Apps, func(i, j int) bool { return out.Apps[i].ID < out.Apps[j].ID })
+	return &out
+}
 
 // KnownPorts returns local with every task that has no ports taking host
 // and ports from the same task in known; local itself when none does (it
@@ -429,8 +515,57 @@ func (f *Feed) note(ev framework.Event) bool {
 	return false
 }
 
+// masterPortsEvery bounds how often the feed asks the master for ports.
+const masterPortsEvery = time.Second
+
+// withMasterPorts fills in tasks without ports from the master's answer
+// (Config.MasterPorts), asking again when a task is missing from the last
+// answer and it is older than masterPortsEvery.
+func (f *Feed) withMasterPorts(ctx context.Context, snap *framework.Snapshot) *framework.Snapshot {
+	if f.cfg.MasterPorts == nil || snap == nil {
+		return snap
+	}
+	missing := false
+	for i := range snap.Tasks {
+		t := &snap.Tasks[i]
+		if len(t.Ports) == 0 && t.State == mesos.TASK_RUNNING && !f.masterKnows(t.ID) {
+			missing = true
+			break
+		}
+	}
+	if missing && f.cfg.Clock.Now().Sub(f.masterAskedAt) >= masterPortsEvery {
+		f.masterAskedAt = f.cfg.Clock.Now()
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		got, err := f.cfg.MasterPorts(actx)
+		cancel()
+		if err != nil {
+			f.log.WithError(err).Warn("the Mesos master's task ports not read; tasks adopted without ports stay unpublished")
+		} else {
+			known := &framework.Snapshot{Tasks: make([]framework.Task, 0, len(got))}
+			ids := make(map[string]bool, len(got))
+			for id, t := range got {
+				t.ID = id
+				known.Tasks = append(known.Tasks, t)
+				ids[id] = true
+			}
+			f.masterPorts, f.masterIDs = known, ids
+		}
+	}
+	if f.masterPorts == nil {
+		return snap
+	}
+	if m := f.masterMerged; m.local == snap && m.followed == f.masterPorts {
+		return m.out
+	}
+	out := KnownPorts(snap, f.masterPorts)
+	f.masterMerged = mergedView{local: snap, followed: f.masterPorts, out: out}
+	return out
+}
+
+func (f *Feed) masterKnows(id string) bool { return f.masterIDs[id] }
+
 func (f *Feed) rebuild(ctx context.Context) {
-	snap, remote := f.source()
+	snap, remote := f.source(ctx)
 	f.servingRemote.Store(remote)
 	if snap == nil || (snap == f.lastView.Load() && !f.force.Swap(false)) {
 		return // nothing followed yet (keep what is served), or nothing new

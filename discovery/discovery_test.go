@@ -388,7 +388,7 @@ func TestNewLeaderHandsOverWithoutEvents(t *testing.T) {
 	in := make(chan framework.Input, 16)
 	go sched.Run(ctx, in, &framework.Recorder{})
 	fol := NewFollower(FollowerConfig{Leader: func(context.Context) (string, error) { return "", nil }, Clock: clk})
-	followed := &framework.Snapshot{At: clk.Now(), Generation: 41, Connected: true, Settled: true}
+	followed := &framework.Snapshot{At: clk.Now().Add(-time.Minute), Generation: 41, Connected: true, Settled: true}
 	fol.snap, fol.got, fol.synced = followed, clk.Now(), clk.Now()
 	feed := New(Config{Scheduler: sched, Remote: fol, Clock: clk})
 	go feed.Run(ctx)
@@ -396,12 +396,13 @@ func TestNewLeaderHandsOverWithoutEvents(t *testing.T) {
 	feed.SetLeading(true)
 	in <- framework.SubscribedInput("fw-1")
 	waitFeed(ctx, t, clk, 0, "the followed view served while the new leader settles", func() bool {
-		return feed.Current() == followed && sched.Snapshot().Connected
+		cur := feed.Current()
+		return cur != nil && cur.At.Equal(followed.At) && sched.Snapshot().Connected
 	})
 	// The settle deadline passes; nothing else happens on the cluster.
 	waitFeed(ctx, t, clk, 500*time.Millisecond, "the leader's own settled view served", func() bool {
 		cur := feed.Current()
-		return cur != nil && cur != followed && cur.Settled
+		return cur != nil && !cur.At.Equal(followed.At) && cur.Settled
 	})
 	if age := feed.ViewAge(); age != 0 {
 		t.Fatalf("view age %v after the handover, want 0", age)
@@ -418,5 +419,101 @@ func waitFeed(ctx context.Context, t *testing.T, clk *clock.Fake, step time.Dura
 		}
 		clk.Step(step)
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// During a handover the followed view stands in for the new leader's, but
+// not for what the new leader has already changed: a task it kills or
+// that ended leaves the routes at once (the chaos suite saw the gateways
+// route to tasks the new leader had killed for the length of the
+// handover, every backend of an app refusing connections), one
+// reconciliation did not name leaves once it has settled, and the tasks it
+// launched and published join.
+func TestHandover(t *testing.T) {
+	t.Parallel()
+	yes, no := true, false
+	app := &appspec.App{ID: "/web", Version: "v2"}
+	running := func(id string, ports ...uint64) framework.Task {
+		return framework.Task{ID: id, AppID: "/web", State: mesos.TASK_RUNNING, Host: "h", Ports: ports}
+	}
+	followed := &framework.Snapshot{Generation: 40, Apps: []*appspec.App{{ID: "/web", Version: "v1"}}, Tasks: []framework.Task{
+		running("a1", 31001), running("a2", 31002), running("a3", 31003), running("a4", 31004), running("a5", 31005),
+	}}
+	killing := running("a1")
+	killing.Killing = true
+	ended := running("a2")
+	ended.State = mesos.TASK_KILLED
+	sick := running("a3")
+	sick.Healthy = &no
+	kept := running("a4") // adopted without its ports: the followed copy keeps them
+	launched := running("b1", 32001)
+	launched.Healthy = &yes
+	unpublished := running("b2") // no ports yet
+	local := &framework.Snapshot{Generation: 2, Apps: []*appspec.App{app}, Tasks: []framework.Task{killing, ended, sick, kept, launched, unpublished}}
+
+	ids := func(s *framework.Snapshot) map[string]string {
+		out := map[string]string{}
+		for _, tk := range s.Tasks {
+			out[tk.ID] = fmt.Sprint(tk.Ports, tk.Healthy != nil && !*tk.Healthy)
+		}
+		return out
+	}
+	// Not settled: a5, which the new leader does not know yet, stays.
+	got := ids(Handover(local, followed))
+	want := map[string]string{"a3": "[31003] true", "a4": "[31004] false", "a5": "[31005] false", "b1": "[32001] false"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("unsettled: tasks %v, want %v", got, want)
+	}
+	local.Settled = true
+	out := Handover(local, followed)
+	delete(want, "a5")
+	if got := ids(out); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("settled: tasks %v, want %v", got, want)
+	}
+	if len(out.Apps) != 1 || out.Apps[0].Version != "v2" {
+		t.Errorf("apps %v, want the new leader's /web v2", out.Apps)
+	}
+	if out.Generation == followed.Generation || out.Generation == local.Generation {
+		t.Errorf("generation %d: followers would take it for the followed or the local view", out.Generation)
+	}
+	if len(followed.Tasks) != 5 || len(local.Tasks) != 6 {
+		t.Errorf("an input snapshot was modified")
+	}
+}
+
+// A task the new leader adopted without its ports (launched by the old one
+// after its last task record) takes them from the master's answer; the
+// master is asked at most once a second, and not at all while every task
+// has its ports.
+func TestMasterPortsFillAdoptedTasks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clk := clock.NewFake(time.Unix(1_000_000, 0))
+	asked := 0
+	feed := New(Config{Clock: clk, MasterPorts: func(context.Context) (map[string]framework.Task, error) {
+		asked++
+		return map[string]framework.Task{"b": {AgentID: "ag1", Host: "h1", Ports: []uint64{31001, 31002}}}, nil
+	}})
+	full := &framework.Snapshot{Tasks: []framework.Task{{ID: "a", State: mesos.TASK_RUNNING, Host: "h1", Ports: []uint64{31000}}}}
+	if out := feed.withMasterPorts(ctx, full); out != full || asked != 0 {
+		t.Fatalf("every task has its ports, yet the master was asked %d times (out %p, in %p)", asked, out, full)
+	}
+	adopted := &framework.Snapshot{Tasks: []framework.Task{
+		{ID: "a", State: mesos.TASK_RUNNING, Host: "h1", Ports: []uint64{31000}},
+		{ID: "b", State: mesos.TASK_RUNNING, AgentID: "ag1", Adopted: true},
+		{ID: "c", State: mesos.TASK_RUNNING, AgentID: "ag2", Adopted: true}, // the master does not list it
+	}}
+	out := feed.withMasterPorts(ctx, adopted)
+	if asked != 1 || fmt.Sprintf("%s %v", out.Tasks[1].Host, out.Tasks[1].Ports) != "h1 [31001 31002]" {
+		t.Fatalf("asked %d times; task b: %s %v", asked, out.Tasks[1].Host, out.Tasks[1].Ports)
+	}
+	feed.withMasterPorts(ctx, adopted) // c still lacks its ports: not again within a second
+	if asked != 1 {
+		t.Fatalf("asked %d times within a second", asked)
+	}
+	clk.Step(time.Second)
+	feed.withMasterPorts(ctx, adopted)
+	if asked != 2 {
+		t.Fatalf("asked %d times after a second with task c still without ports, want 2", asked)
 	}
 }

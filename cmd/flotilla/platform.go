@@ -292,7 +292,11 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	}
 	if p.dns != nil || p.gateway != nil {
 		fc := discovery.Config{Scheduler: p.sched, Leader: masterRecord(det), Domain: cfg.DNSDomain,
-			Framework: cfg.FrameworkName, Groups: cfg.GatewayGroups, Log: logging.Component(log, "discovery")}
+			Framework: cfg.FrameworkName, Groups: cfg.GatewayGroups, Log: logging.Component(log, "discovery"),
+			MasterPorts: masterTaskPorts(func(ctx context.Context) (string, error) {
+				u, _, err := p.detector.Leader(ctx)
+				return u, err
+			}, p.replica.FrameworkID, &http.Client{Timeout: 5 * time.Second})}
 		if p.dns != nil {
 			fc.DNS = p.dns
 		}
