@@ -32,6 +32,10 @@ import (
 // the leader's view through any replica's API.
 type edgeConfig struct {
 	APIs           []string // replica API URLs, tried in turn
+	// ZK (zk://host:port/flotilla, the replicas' --zk): find the replicas
+	// from the leader election instead of APIs.
+	ZK               string
+	ZKSessionTimeout time.Duration
 	Auth           api.Auth // credentials for the replicas' API
 	HTTPAddr       string   // /ping and /metrics; "" = none
 	DNSAddr        string
@@ -56,12 +60,16 @@ type edge struct {
 	gateway  *gateway.Gateway
 	follower *discovery.Follower
 	feed     *discovery.Feed
+	zk       *zkReplicas // with --zk
 	ln       net.Listener // HTTPAddr's
 }
 
 func newEdge(cfg edgeConfig, log *logrus.Logger) (*edge, error) {
-	if len(cfg.APIs) == 0 {
-		return nil, errors.New("--api is required: one or more replica API URLs, comma-separated")
+	if len(cfg.APIs) == 0 && cfg.ZK == "" {
+		return nil, errors.New("--api or --zk is required: replica API URLs, comma-separated, or the replicas' ZooKeeper (zk://host:port/flotilla)")
+	}
+	if len(cfg.APIs) > 0 && cfg.ZK != "" {
+		return nil, errors.New("--api and --zk: give one (--zk finds the replicas from their leader election)")
 	}
 	if cfg.DNSAddr == "" && cfg.GatewayAddr == "" && cfg.InternalGWAddr == "" {
 		return nil, errors.New("nothing to serve: set --dns-addr, --gateway-addr and/or --internal-gateway-addr")
@@ -88,10 +96,11 @@ func newEdge(cfg edgeConfig, log *logrus.Logger) (*edge, error) {
 		}
 	}
 	// Any replica will do (a standby forwards to the leader); after a
-	// failed poll the next one is tried.
+	// failed poll the next one is tried. With --zk, the leader the
+	// election names, read again after each failed poll.
 	var mu sync.Mutex
 	next := 0
-	e.follower = discovery.NewFollower(discovery.FollowerConfig{
+	fcfg := discovery.FollowerConfig{
 		Leader: func(context.Context) (string, error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -103,7 +112,18 @@ func newEdge(cfg edgeConfig, log *logrus.Logger) (*edge, error) {
 			mu.Unlock()
 		},
 		Authorize: cfg.Auth.Authorize, Clock: clk, Log: logging.Component(log, "follower"),
-	})
+	}
+	if cfg.ZK != "" {
+		timeout := cfg.ZKSessionTimeout
+		if timeout <= 0 {
+			timeout = 10 * time.Second
+		}
+		if e.zk, err = newZKReplicas(cfg.ZK, timeout, logging.Component(log, "zk")); err != nil {
+			return nil, err
+		}
+		fcfg.Leader, fcfg.OnError = e.zk.Leader, nil
+	}
+	e.follower = discovery.NewFollower(fcfg)
 	fc := discovery.Config{Remote: e.follower, Domain: cfg.DNSDomain, Framework: cfg.FrameworkName,
 		Groups: cfg.Groups, Clock: clk, Log: logging.Component(log, "discovery")}
 	if e.dns != nil {
@@ -125,6 +145,9 @@ func newEdge(cfg edgeConfig, log *logrus.Logger) (*edge, error) {
 func (e *edge) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if e.zk != nil {
+		defer e.zk.Close()
+	}
 	if e.dns != nil {
 		if err := e.dns.Start(); err != nil {
 			return fmt.Errorf("dns: %w", err)
@@ -177,6 +200,8 @@ func runEdge(args []string) error {
 	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
 	var c edgeConfig
 	apis := fs.String("api", os.Getenv("FLOTILLA_API"), "replica API URLs to follow, comma-separated (any replica: standbys forward to the leader)")
+	fs.StringVar(&c.ZK, "zk", os.Getenv("FLOTILLA_ZK"), "instead of --api: the replicas' ZooKeeper (their --zk, e.g. zk://127.0.0.1:2181/flotilla); the leader is read from their election, again after each leader change")
+	fs.DurationVar(&c.ZKSessionTimeout, "zk-session-timeout", 10*time.Second, "ZooKeeper session timeout with --zk")
 	fs.StringVar(&c.Auth.Token, "token", os.Getenv("FLOTILLA_TOKEN"), "bearer token, if the API requires one (env FLOTILLA_TOKEN)")
 	user := fs.String("user", os.Getenv("FLOTILLA_USER"), "user:password for HTTP basic auth (env FLOTILLA_USER)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8090", "address serving /ping, /metrics and Mesos-DNS's /v1 API; empty: none")
@@ -212,7 +237,7 @@ func runEdge(args []string) error {
 	if err != nil {
 		return err
 	}
-	logging.Component(log, "flotilla").WithFields(logrus.Fields{"api": c.APIs, "dns": c.DNSAddr, "gateway": c.GatewayAddr,
+	logging.Component(log, "flotilla").WithFields(logrus.Fields{"api": c.APIs, "zk": c.ZK, "dns": c.DNSAddr, "gateway": c.GatewayAddr,
 		"internal_gateway": c.InternalGWAddr, "groups": c.Groups}).Info("edge serving")
 	return e.run(ctx)
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -46,7 +48,29 @@ func TestStandbysServeTheView(t *testing.T) {
 	waitFor(t, 30*time.Second, "2 running tasks of /web", func() bool { return len(runningTasks(t, a, "/web")) == 2 })
 
 	b, _ := startPlatform(t, o, master, log)
+	// An edge node that knows only the replicas' ZooKeeper: it reads the
+	// leader from their election (without joining it) and follows it.
+	e, err := newEdge(edgeConfig{ZK: o.zk, ZKSessionTimeout: 4 * time.Second, DNSAddr: "127.0.0.1:0",
+		DNSDomain: "mesos", DNSUpstreams: []string{o.upstream}, FrameworkName: "flotilla"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	edgeDone := make(chan error, 1)
+	go func() { edgeDone <- e.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-edgeDone; err != nil {
+			t.Errorf("edge stopped with %v", err)
+		}
+	})
+	waitFor(t, 10*time.Second, "the edge's DNS to listen", func() bool { return e.dns.UDPAddr() != nil })
+	edgeDNS := e.dns.UDPAddr().String()
 	const name = "_web._tcp.flotilla.mesos."
+	waitFor(t, 20*time.Second, "the --zk edge's DNS to serve /web's 2 tasks", func() bool { return srvCount(edgeDNS, name) == 2 })
+	if cs, err := e.zk.Candidates(ctx); err != nil || len(cs) != 2 || cs[0] != a.api {
+		t.Errorf("the edge reads the replicas %v (%v) from the election, want 2, the leader %s first", cs, err, a.api)
+	}
 	var seen int
 	waitFor(t, 20*time.Second, "the standby's DNS to serve /web's 2 tasks", func() bool {
 		seen = srvCount(b.dns, name)
@@ -91,10 +115,12 @@ func TestStandbysServeTheView(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			asked.Add(1)
-			if n := srvCount(b.dns, name); n < 2 {
-				if bad.Add(1) == 1 {
-					firstBad.Store(n)
+			for _, server := range []string{b.dns, edgeDNS} {
+				asked.Add(1)
+				if n := srvCount(server, name); n < 2 {
+					if bad.Add(1) == 1 {
+						firstBad.Store(fmt.Sprint(server, " answered ", n))
+					}
 				}
 			}
 		}
@@ -106,10 +132,20 @@ func TestStandbysServeTheView(t *testing.T) {
 		seen = srvCount(b.dns, name)
 		return seen == 3
 	})
+	// The edge follows the new leader, found through ZooKeeper.
+	waitFor(t, 30*time.Second, "the --zk edge's DNS to serve /web's 3 tasks from the new leader", func() bool {
+		return srvCount(edgeDNS, name) == 3
+	})
+	if code, body := b.do(t, "PUT", "/v2/apps/web", `{"instances":4}`); code != http.StatusOK {
+		t.Fatalf("scale on the new leader: %d %s", code, body)
+	}
+	waitFor(t, 30*time.Second, "the --zk edge's DNS to follow the new leader's scale to 4", func() bool {
+		return srvCount(edgeDNS, name) == 4
+	})
 	close(stop)
 	wg.Wait()
 	if bad.Load() > 0 {
-		t.Errorf("%d of %d lookups on the standby during the failover answered fewer than 2 records (first: %v)", bad.Load(), asked.Load(), firstBad.Load())
+		t.Errorf("%d of %d lookups on the standby and the --zk edge during the failover answered fewer than 2 records (first: %v)", bad.Load(), asked.Load(), firstBad.Load())
 	}
 	t.Logf("%d lookups during the failover, %d short", asked.Load(), bad.Load())
 }
