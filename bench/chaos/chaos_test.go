@@ -14,7 +14,7 @@ import (
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "../../cmd/flotilla", "../../cmd/localmesos")
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "../../cmd/flotilla", "../../cmd/localmesos", "../../cmd/testapp")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -41,7 +41,9 @@ func testZK(t *testing.T) string {
 // the last view, flotilla_discovery_view_age_seconds grows on each, and
 // back to 0 once healed), during rolling deployments ZooKeeper restarted
 // and the busiest agent removed, and Vault cut while an app with a secret
-// deploys; every replica's DNS asked throughout. Each deployment completes with
+// deploys; real backends (cmd/testapp on the process executor, health
+// checked), every replica's and an edge node's DNS and gateway asked
+// throughout. Each deployment completes with
 // the master running exactly the instances asked, no task of another app
 // is replaced by a failover, no app is lost, no replica answers a running
 // app's name with a failure, NXDOMAIN or an empty answer, and the secret's
@@ -60,7 +62,7 @@ func TestChaosShort(t *testing.T) {
 	}
 	bin := buildBinaries(t)
 	var log strings.Builder
-	cfg := Config{Bin: bin, OwnZK: true, Rounds: 3, Stops: 0, Apps: 3, Instances: 4, BasePort: 24100,
+	cfg := Config{Bin: bin, OwnZK: true, Executor: "process", Testapp: filepath.Join(bin, "testapp"), Gateway: true, Edge: true, Rounds: 3, Stops: 0, Apps: 3, Instances: 4, BasePort: 24100,
 		AgentPorts: "24500-24999", LogDir: t.TempDir(), Session: 4 * time.Second, Out: &log,
 		Faults: []string{"zkcut", "zk", "agent", "vault"}, VaultAddr: vault, VaultToken: token}
 	res, err := Run(cfg)
@@ -71,7 +73,7 @@ func TestChaosShort(t *testing.T) {
 		}
 		t.Logf("progress:\n%s%s", log.String(), sum.String())
 		if t.Failed() {
-			for _, name := range []string{"flotilla-0", "flotilla-1", "flotilla-2", "localmesos", "zookeeper"} {
+			for _, name := range []string{"flotilla-0", "flotilla-1", "flotilla-2", "localmesos", "zookeeper", "edge"} {
 				if b, err := os.ReadFile(filepath.Join(cfg.LogDir, name+".log")); err == nil {
 					t.Logf("%s.log (last 40 lines):\n%s", name, tail(string(b), 40))
 				}
@@ -98,6 +100,16 @@ func TestChaosShort(t *testing.T) {
 	}
 	if res.SecretLeaks != 0 {
 		t.Errorf("the test secret's value is in the processes' logs %d times (logs in %s)", res.SecretLeaks, res.LogDir)
+	}
+	if res.HTTPAsked < 1000 {
+		t.Errorf("only %d HTTP requests were made through the gateways", res.HTTPAsked)
+	}
+	// A handful of requests can still fail in the instant a new leader
+	// replaces an app's last old tasks with ones it adopted without their
+	// ports (filled in from the master within a second): bounded, not 0.
+	if limit := res.HTTPAsked / 1000; res.HTTPFailed > limit {
+		t.Errorf("%d of %d HTTP requests through the gateways failed for apps with ≥ 2 running tasks (more than 0.1%%): %v, first: %v",
+			res.HTTPFailed, res.HTTPAsked, res.HTTPSeen, res.HTTPLog)
 	}
 	if res.DNSBad != 0 {
 		t.Errorf("%d of %d DNS answers for running apps were failures, NXDOMAIN or empty: %v, first: %v", res.DNSBad, res.DNSAsked, res.BadSeen, res.BadLog)

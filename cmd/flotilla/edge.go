@@ -31,22 +31,22 @@ import (
 // not a replica (a public agent, where marathon-lb would run), following
 // the leader's view through any replica's API.
 type edgeConfig struct {
-	APIs           []string // replica API URLs, tried in turn
+	APIs []string // replica API URLs, tried in turn
 	// ZK (zk://host:port/flotilla, the replicas' --zk): find the replicas
 	// from the leader election instead of APIs.
 	ZK               string
 	ZKSessionTimeout time.Duration
-	Auth           api.Auth // credentials for the replicas' API
-	HTTPAddr       string   // /ping and /metrics; "" = none
-	DNSAddr        string
-	DNSDomain      string
-	DNSUpstreams   []string
-	FrameworkName  string
-	GatewayAddr    string
-	InternalGWAddr string
-	GatewayTLSCert string
-	GatewayTLSKey  string
-	Groups         []string // marathon-lb's --group: only these apps' routes
+	Auth             api.Auth // credentials for the replicas' API
+	HTTPAddr         string   // /ping and /metrics; "" = none
+	DNSAddr          string
+	DNSDomain        string
+	DNSUpstreams     []string
+	FrameworkName    string
+	GatewayAddr      string
+	InternalGWAddr   string
+	GatewayTLSCert   string
+	GatewayTLSKey    string
+	Groups           []string // marathon-lb's --group: only these apps' routes
 	// GatewayServices holds --gateway-service-ports and
 	// --gateway-bind-retry; only those fields are read.
 	GatewayServices gateway.Config
@@ -60,7 +60,7 @@ type edge struct {
 	gateway  *gateway.Gateway
 	follower *discovery.Follower
 	feed     *discovery.Feed
-	zk       *zkReplicas // with --zk
+	zk       *zkReplicas  // with --zk
 	ln       net.Listener // HTTPAddr's
 }
 
