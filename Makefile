@@ -51,11 +51,17 @@ fuzz-api: build
 bench: testbed
 	$(TESTENV) $(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
-# Real replicas (flotilla serve) and a real localmesos in ZooKeeper; the
-# leader SIGKILLed during deployments, DNS asked on every replica
-# throughout (bench/chaos; figures in bench/RESULTS.md).
+# Real replicas (flotilla serve) and a real localmesos in a ZooKeeper of
+# the harness's own; the leader SIGKILLed during deployments and
+# SIGSTOPped past its session, then ZooKeeper cut and restarted, an agent
+# removed and Vault cut; real backends (cmd/testapp) and an edge node, DNS
+# and gateways asked on every replica and the edge throughout
+# (bench/chaos; figures in bench/RESULTS.md; TestChaosShort is the short
+# variant inside make test).
+CHAOS_FLAGS ?=
 chaos: build testbed
-	$(TESTENV) $(GO) run ./bench/chaos -bin $(BIN) -zk "$$FLOTILLA_TEST_ZK" -rounds 20 -sigstops 3
+	$(TESTENV) $(GO) run ./bench/chaos -bin $(BIN) -own-zk -executor process -testapp $(BIN)/testapp -gateway -edge \
+		-rounds 20 -sigstops 3 -faults zkcut,zk,agent,vault -vault-addr "$$VAULT_ADDR" -vault-token "$$VAULT_TOKEN" $(CHAOS_FLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -41,6 +41,7 @@ func (h *harness) faults(apps []string) error {
 		}
 	}
 	for i, name := range h.cfg.Faults {
+		h.phase.Store(name)
 		var err error
 		switch name {
 		case "zk":

@@ -81,8 +81,11 @@ type Result struct {
 	// running tasks, listener not killed), and those excused.
 	HTTPAsked, HTTPFailed, HTTPExcused int64
 	HTTPSeen                           map[string]int
-	HTTPLog                            []string
-	LogDir                             string
+	// HTTPFailedIn: the failures by phase ("kills", "sigstops", or the
+	// fault's name).
+	HTTPFailedIn map[string]int64
+	HTTPLog      []string
+	LogDir       string
 }
 
 // StopResult is one SIGSTOP past the session.
@@ -128,6 +131,7 @@ type harness struct {
 	twoSince     map[string]time.Time // the same for at least 2 tasks
 	edge         *edgeNode
 	http         httpStats
+	phase        atomic.Value // string: what the run is doing, for HTTPFailedIn
 
 	dnsAsked, dnsBad, dnsExcused atomic.Int64
 	badMu                        sync.Mutex
@@ -197,7 +201,7 @@ func Run(cfg Config) (*Result, error) {
 	h.res.DNSAsked, h.res.DNSBad, h.res.DNSExcused = h.dnsAsked.Load(), h.dnsBad.Load(), h.dnsExcused.Load()
 	h.res.HTTPAsked, h.res.HTTPFailed, h.res.HTTPExcused = h.http.asked.Load(), h.http.failed.Load(), h.http.excused.Load()
 	h.http.mu.Lock()
-	h.res.HTTPSeen, h.res.HTTPLog = h.http.seen, h.http.log
+	h.res.HTTPSeen, h.res.HTTPLog, h.res.HTTPFailedIn = h.http.seen, h.http.log, h.http.byPhase
 	h.http.mu.Unlock()
 	return h.res, err
 }
@@ -374,6 +378,7 @@ func (h *harness) run() error {
 	}()
 
 	rng := rand.New(rand.NewSource(1))
+	h.phase.Store("kills")
 	for round := 0; round < cfg.Rounds; round++ {
 		leader, err = waitLeader(reps, 60*time.Second)
 		if err != nil {
@@ -447,6 +452,7 @@ func (h *harness) run() error {
 			}
 		}
 	}
+	h.phase.Store("sigstops")
 	for round := 0; round < cfg.Stops; round++ {
 		if err := h.sigstop(round, apps); err != nil {
 			return err
@@ -670,8 +676,8 @@ func (res *Result) Print(w io.Writer, cfg Config) {
 		fmt.Fprintln(w, "  bad:", l)
 	}
 	if res.HTTPAsked > 0 {
-		fmt.Fprintf(w, "HTTP through the gateways: %d requests, failed for apps with ≥ 2 running tasks (listener not killed): %d %v; failures while an app had fewer than 2 running tasks: %d\n",
-			res.HTTPAsked, res.HTTPFailed, res.HTTPSeen, res.HTTPExcused)
+		fmt.Fprintf(w, "HTTP through the gateways: %d requests, failed for apps with ≥ 2 running tasks (listener not killed): %d %v, by phase %v; failures while an app had fewer than 2 running tasks: %d\n",
+			res.HTTPAsked, res.HTTPFailed, res.HTTPSeen, res.HTTPFailedIn, res.HTTPExcused)
 		for _, l := range res.HTTPLog {
 			fmt.Fprintln(w, "  failed:", l)
 		}

@@ -65,6 +65,7 @@ type httpStats struct {
 	asked, failed, excused atomic.Int64
 	mu                     sync.Mutex
 	seen                   map[string]int
+	byPhase                map[string]int64
 	log                    []string
 }
 
@@ -121,6 +122,11 @@ func (h *harness) hammerHTTP(t target, apps int, st *httpStats, stop <-chan stru
 		st.failed.Add(1)
 		st.mu.Lock()
 		st.seen[t.name+" "+why]++
+		phase, _ := h.phase.Load().(string)
+		if st.byPhase == nil {
+			st.byPhase = map[string]int64{}
+		}
+		st.byPhase[phase]++
 		if len(st.log) < 20 {
 			st.log = append(st.log, fmt.Sprintf("%s %s %s %s", time.Now().Format("15:04:05.000"), t.name, req.Host, why))
 		}
