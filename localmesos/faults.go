@@ -181,7 +181,18 @@ func (m *Master) Offers() []string {
 //	/admin/failover
 //	/admin/faults          body: {"drop_updates":1,"delay_updates":"2s","drop_acks":0,"delay_acks":"0s"}
 //	/admin/offers/{id}/rescind
+//
+// and GET /admin/calls: the scheduler calls counted per Mesos-Stream-Id
+// (StreamCalls) and each framework's current stream.
 func (m *Master) handleAdmin(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/admin/calls" && r.Method == http.MethodGet {
+		calls, current := m.StreamCalls()
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(map[string]any{"calls": calls, "current": current}); err != nil {
+			m.log.WithError(err).Debug("admin calls answer not sent")
+		}
+		return
+	}
 	if r.Method != http.MethodPost {
 		http.Error(w, "localmesos: admin endpoints take POST", http.StatusMethodNotAllowed)
 		return

@@ -213,6 +213,31 @@ func TestFrameworkFailover(t *testing.T) {
 	if st := nw.update("t"); st.GetState() != mesos.TASK_RUNNING {
 		t.Fatalf("task after failover %s, want TASK_RUNNING", st.GetState())
 	}
+	// The calls are counted per stream: what the old (failed-over) stream
+	// still sent, refused, and the new one's; GET /admin/calls says the
+	// same, with the framework's current stream.
+	calls, current := m.StreamCalls()
+	if current[old.id] != nw.s.id {
+		t.Errorf("current stream of %s: %q, want the new one %q", old.id, current[old.id], nw.s.id)
+	}
+	if got := calls[old.s.id]; got["REVIVE refused"] != 1 || got["RECONCILE"] != 0 {
+		t.Errorf("old stream's calls %v, want 1 refused REVIVE", got)
+	}
+	if got := calls[nw.s.id]; got["RECONCILE"] != 1 {
+		t.Errorf("new stream's calls %v, want 1 RECONCILE", got)
+	}
+	resp, err := http.Get(m.URL() + "/admin/calls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Calls   map[string]map[string]int `json:"calls"`
+		Current map[string]string         `json:"current"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Calls[old.s.id]["REVIVE refused"] != 1 || body.Current[old.id] != nw.s.id {
+		t.Errorf("GET /admin/calls: %+v, %v", body, err)
+	}
 }
 
 // TestFailoverTimeout: a disconnected framework answers 403 until its

@@ -162,6 +162,10 @@ type Master struct {
 	leader     leaderState
 	frameworks map[string]*framework
 	removedFws map[string]bool
+	// calls counts scheduler calls by the Mesos-Stream-Id they carried
+	// and type ("ACCEPT", or "ACCEPT refused" when the stream was not the
+	// framework's current one): what a fenced, woken leader still sent.
+	calls map[string]map[string]int
 	fwSeq      int
 	offers     map[string]*offer
 	offerSeq   int
@@ -247,6 +251,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		rnd:        rand.New(rand.NewSource(cfg.Seed)),
 		frameworks: map[string]*framework{},
 		removedFws: map[string]bool{},
+		calls:      map[string]map[string]int{},
 		offers:     map[string]*offer{},
 		agents:     map[string]*agent{},
 		goneAgents: map[string]bool{},

@@ -385,6 +385,7 @@ func (m *Master) dispatch(r *http.Request, call *scheduler.Call, log *logrus.Ent
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	fw, cerr := m.checkFramework(r, call)
+	m.countCallLocked(r.Header.Get(streamIDHeader), call.Type, cerr != nil)
 	if cerr != nil {
 		return 0, cerr
 	}
@@ -629,4 +630,47 @@ func (m *Master) reconcileLocked(fw *framework, tasks []scheduler.Call_Reconcile
 		}
 		reply(nil, rt.TaskID.Value, agentID, state)
 	}
+}
+
+// countCallLocked counts a call by the stream id it carried (calls
+// without one are not counted: they name no stream).
+func (m *Master) countCallLocked(sid string, ty scheduler.Call_Type, refused bool) {
+	if sid == "" {
+		return
+	}
+	c := m.calls[sid]
+	if c == nil {
+		c = map[string]int{}
+		m.calls[sid] = c
+	}
+	k := ty.String()
+	if refused {
+		k += " refused"
+	}
+	c[k]++
+}
+
+// StreamCalls returns the scheduler calls counted per Mesos-Stream-Id and
+// type (ACKNOWLEDGE excepted), refused ones as "TYPE refused", and each
+// subscribed framework's current stream id: a test checks with it that a
+// framework's old stream (a leader fenced and woken) sent nothing, or that
+// what it sent was refused.
+func (m *Master) StreamCalls() (calls map[string]map[string]int, current map[string]string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	calls = make(map[string]map[string]int, len(m.calls))
+	for sid, c := range m.calls {
+		cp := make(map[string]int, len(c))
+		for k, v := range c {
+			cp[k] = v
+		}
+		calls[sid] = cp
+	}
+	current = map[string]string{}
+	for id, fw := range m.frameworks {
+		if fw.stream != nil {
+			current[id] = fw.stream.id
+		}
+	}
+	return calls, current
 }

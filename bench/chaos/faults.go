@@ -572,3 +572,21 @@ func (h *harness) dumpStacks() {
 		}
 	}
 }
+
+// masterCalls reads localmesos's GET /admin/calls: calls per stream id and
+// type, and each framework's current stream.
+func masterCalls(master string) (map[string]map[string]int, map[string]string) {
+	resp, err := http.Get(master + "/admin/calls")
+	if err != nil {
+		return nil, nil
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Calls   map[string]map[string]int `json:"calls"`
+		Current map[string]string         `json:"current"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&body) != nil {
+		return nil, nil
+	}
+	return body.Calls, body.Current
+}

@@ -95,6 +95,10 @@ type StopResult struct {
 	WritesAfterWake    int           // kills, launches or deployments it logged after waking
 	Rejoined           bool          // named the new leader and answered DNS again
 	Running, Instances int
+	// CallsAfterWake: scheduler calls the master counted on the frozen
+	// leader's stream after it woke (by type; "refused" ones too): it
+	// must send nothing.
+	CallsAfterWake map[string]int
 }
 
 type replica struct {
@@ -490,6 +494,11 @@ func (h *harness) sigstop(round int, apps []string) error {
 		}
 	}
 	h.down.Store(frozen.dns, true) // a frozen server answers nothing: not a wrong answer
+	_, current := masterCalls("http://" + h.master)
+	var oldStream string
+	for _, sid := range current {
+		oldStream = sid // one framework
+	}
 	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		return err
 	}
@@ -508,6 +517,7 @@ func (h *harness) sigstop(round int, apps []string) error {
 		return err
 	}
 	woke := time.Now()
+	before, _ := masterCalls("http://" + h.master)
 	if err := frozen.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		return err
 	}
@@ -522,10 +532,17 @@ func (h *harness) sigstop(round int, apps []string) error {
 	time.Sleep(3 * time.Second) // anything it would still do after waking
 	h.down.Delete(frozen.dns)
 	sr.WritesAfterWake, sr.Fenced = afterWake(filepath.Join(h.dir, fmt.Sprintf("flotilla-%d.log", frozen.i)), woke)
+	after, _ := masterCalls("http://" + h.master)
+	sr.CallsAfterWake = map[string]int{}
+	for k, n := range after[oldStream] {
+		if d := n - before[oldStream][k]; d > 0 {
+			sr.CallsAfterWake[k] = d
+		}
+	}
 	sr.Running, sr.Instances = len(masterRunning("http://"+h.master)), wantInstances(newLeader, apps)
 	h.res.Stops = append(h.res.Stops, sr)
-	h.logf("sigstop %d: leader %s frozen, new leader %s answered writes after %v; woken: fenced log line %v, writes logged after waking %d, rejoined as standby %v, master runs %d tasks for %d instances",
-		round, frozen.api, newLeader, sr.Took.Round(time.Millisecond), sr.Fenced, sr.WritesAfterWake, sr.Rejoined, sr.Running, sr.Instances)
+	h.logf("sigstop %d: leader %s frozen, new leader %s answered writes after %v; woken: fenced log line %v, writes logged after waking %d, calls on its old stream after waking (master) %v, rejoined as standby %v, master runs %d tasks for %d instances",
+		round, frozen.api, newLeader, sr.Took.Round(time.Millisecond), sr.Fenced, sr.WritesAfterWake, sr.CallsAfterWake, sr.Rejoined, sr.Running, sr.Instances)
 	if code, b := call(newLeader, "PUT", "/v2/apps"+app+"?force=true", fmt.Sprintf(`{"instances":%d}`, cfg.Instances)); code != http.StatusOK {
 		return fmt.Errorf("sigstop %d: scale back: %d %s", round, code, b)
 	}
