@@ -210,6 +210,14 @@ func (s *Service) applyLocked(ctx context.Context, op Op) (Result, error) {
 			if op.Kind == OpCreate {
 				return Result{}, errorf(Conflict, "An app with id [%s] already exists in the store; change it with PUT /v2/apps%s", op.ID, op.ID)
 			}
+			// The index holds an older revision than the store (a write
+			// whose answer was lost, another writer): without re-reading,
+			// every later write of the app would conflict the same way
+			// for as long as this replica leads.
+			if rerr := s.reread(ctx, op.ID); rerr != nil {
+				s.log.WithError(rerr).WithField("app", op.ID).Error("re-reading an app after a conflicting write failed; its writes keep conflicting until it is read")
+			}
+			return Result{}, errorf(Conflict, "App '%s' changed in the store since this replica read it; it has been read again: retry the request", op.ID)
 		}
 		return Result{}, fmt.Errorf("deploy: store app %s: %w", op.ID, err)
 	}
@@ -318,4 +326,24 @@ func (s *Service) Scale(ctx context.Context, appID string, instances int) (strin
 		return "", err
 	}
 	return res.Deployment.ID, nil
+}
+
+// reread replaces the index's record of an app, and the scheduler's app,
+// with what the store holds (after a conflicting write).
+func (s *Service) reread(ctx context.Context, id string) error {
+	stored, err := s.st.GetApp(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		s.idx.remove(id)
+		if err := s.sched.RemoveApp(id); err != nil && !errors.Is(err, framework.ErrUnknownApp) {
+			return err
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rec := newRecord(stored.App, stored.Revision, stored.ConfigVersion, stored.App.Version)
+	s.idx.put(rec)
+	s.sched.PutApp(rec.SchedulerApp())
+	return nil
 }

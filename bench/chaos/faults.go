@@ -52,8 +52,10 @@ func (h *harness) faults(apps []string) error {
 			err = h.faultVault(i, apps)
 		case "zkcut":
 			err = h.faultZKCut(apps)
+		case "master":
+			err = h.faultMaster(i, apps)
 		default:
-			err = fmt.Errorf("unknown fault %q (want zk, agent, vault or zkcut)", name)
+			err = fmt.Errorf("unknown fault %q (want zk, zkcut, master, agent or vault)", name)
 		}
 		if err != nil {
 			return fmt.Errorf("fault %d (%s): %w", i, name, err)
@@ -589,4 +591,44 @@ func masterCalls(master string) (map[string]map[string]int, map[string]string) {
 		return nil, nil
 	}
 	return body.Calls, body.Current
+}
+
+// faultMaster fails the master over during a rolling deployment
+// (localmesos's POST /admin/failover: every stream dropped, a new master
+// id, agents and tasks kept, as after a Mesos master failover once the
+// agents have re-registered): the leader re-subscribes and the deployment
+// completes with no task lost. A restart of the master process, with
+// agents re-registering from their checkpoints, is not simulated.
+func (h *harness) faultMaster(i int, apps []string) error {
+	app, err := h.roll(i, apps, "master")
+	if err != nil {
+		return err
+	}
+	before := masterRunning("http://" + h.master)
+	t0 := time.Now()
+	resp, err := http.Post("http://"+h.master+"/admin/failover", "", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("master failover: %s", resp.Status)
+	}
+	if err := h.settled("master", t0, apps, ""); err != nil {
+		return err
+	}
+	lost := 0
+	prefix := strings.ReplaceAll(strings.TrimPrefix(app, "/"), "/", "_") + "."
+	now := masterRunning("http://" + h.master)
+	for id := range before {
+		if !now[id] && !strings.HasPrefix(id, prefix) {
+			lost++
+		}
+	}
+	fr := &h.res.Faults[len(h.res.Faults)-1]
+	fr.Note = fmt.Sprintf("master failed over (streams dropped, new id, tasks kept) during a roll of %s; tasks of other apps gone after it: %d", app, lost)
+	if lost != 0 {
+		return fmt.Errorf("%d tasks of apps not being deployed were gone after the master failover", lost)
+	}
+	return nil
 }

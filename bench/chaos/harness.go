@@ -35,7 +35,8 @@ type Config struct {
 	// restarted; needs OwnZK), "agent" (the busiest agent removed), "vault"
 	// (Vault cut while an app with a secret deploys; needs VaultAddr),
 	// "zkcut" (every replica's ZooKeeper cut: the frozen view; needs
-	// OwnZK).
+	// OwnZK), "master" (localmesos failed over: streams dropped, tasks
+	// kept).
 	Faults []string
 	// OwnZK: start a ZooKeeper of the harness's own on BasePort+60 instead
 	// of using ZK (which may then be empty).
