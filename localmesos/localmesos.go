@@ -165,7 +165,7 @@ type Master struct {
 	// calls counts scheduler calls by the Mesos-Stream-Id they carried
 	// and type ("ACCEPT", or "ACCEPT refused" when the stream was not the
 	// framework's current one): what a fenced, woken leader still sent.
-	calls map[string]map[string]int
+	calls      map[string]map[string]int
 	fwSeq      int
 	offers     map[string]*offer
 	offerSeq   int
