@@ -63,7 +63,7 @@ func TestChaosShort(t *testing.T) {
 	bin := buildBinaries(t)
 	var log strings.Builder
 	cfg := Config{Bin: bin, OwnZK: true, Executor: "process", Testapp: filepath.Join(bin, "testapp"), Gateway: true, Edge: true, Rounds: 3, Stops: 0, Apps: 3, Instances: 4, BasePort: 24100,
-		AgentPorts: "24500-24999", LogDir: t.TempDir(), Session: 4 * time.Second, Out: &log,
+		AgentPorts: "24800-24999", LogDir: t.TempDir(), Session: 4 * time.Second, Out: &log,
 		Faults: []string{"zkcut", "zk", "master", "agent", "vault"}, VaultAddr: vault, VaultToken: token}
 	res, err := Run(cfg)
 	defer func() {
