@@ -553,14 +553,7 @@ func (h *harness) sigstop(round int, apps []string) error {
 // hammerDNS asks addr for the apps' SRV records every 10 ms until stop.
 func (h *harness) hammerDNS(addr string, apps int, stop <-chan struct{}) {
 	c := &dns.Client{Net: "udp", Timeout: time.Second}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for n := 0; ; n++ {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
+	paced(stop, 10*time.Millisecond, func(n int) {
 		name := h.appName(n % apps)
 		m := new(dns.Msg)
 		m.SetQuestion(name, dns.TypeSRV)
@@ -570,7 +563,7 @@ func (h *harness) hammerDNS(addr string, apps int, stop <-chan struct{}) {
 		switch {
 		case err != nil:
 			if _, down := h.down.Load(addr); down {
-				continue // this replica is the one killed: not a wrong answer
+				return // this replica is the one killed: not a wrong answer
 			}
 			why = "error"
 		case resp.Rcode != dns.RcodeSuccess:
@@ -580,14 +573,14 @@ func (h *harness) hammerDNS(addr string, apps int, stop <-chan struct{}) {
 		}
 		if (why == "NXDOMAIN" || why == "empty") && !h.ranFor(n%apps, dnsGrace) {
 			h.dnsExcused.Add(1)
-			continue
+			return
 		}
 		if _, starting := h.starting.Load(addr); (why == "SERVFAIL" || why == "error") && starting {
-			continue // a replica not yet listening, or with no view yet (SERVFAIL, not cacheable): resolvers try the next
+			return // a replica not yet listening, or with no view yet (SERVFAIL, not cacheable): resolvers try the next
 		}
 		if why == "" {
 			h.starting.Delete(addr) // never clears "down": an answer in flight when the kill began arrives after it
-			continue
+			return
 		}
 		h.dnsBad.Add(1)
 		h.badMu.Lock()
@@ -596,6 +589,21 @@ func (h *harness) hammerDNS(addr string, apps int, stop <-chan struct{}) {
 			h.res.BadLog = append(h.res.BadLog, fmt.Sprintf("%s %s %s %s", time.Now().Format("15:04:05.000"), addr, name, why))
 		}
 		h.badMu.Unlock()
+	})
+}
+
+// paced calls fn(0), fn(1), … every period until stop closes (the rate of
+// a hammer, not a wait).
+func paced(stop <-chan struct{}, every time.Duration, fn func(n int)) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		fn(n)
 	}
 }
 

@@ -76,14 +76,7 @@ type httpStats struct {
 // last dnsGrace (the bar: apps with ≥ 2 healthy instances).
 func (h *harness) hammerHTTP(t target, apps int, st *httpStats, stop <-chan struct{}) {
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-	tick := time.NewTicker(4 * time.Millisecond)
-	defer tick.Stop()
-	for n := 0; ; n++ {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
+	paced(stop, 4*time.Millisecond, func(n int) {
 		i := n % apps
 		req, _ := http.NewRequest("GET", "http://"+t.gw+"/", nil)
 		req.Host = fmt.Sprintf("app%d-chaos.flotilla.mesos", i)
@@ -94,10 +87,10 @@ func (h *harness) hammerHTTP(t target, apps int, st *httpStats, stop <-chan stru
 			why = "error"
 			if t.dns != "" {
 				if _, down := h.down.Load(t.dns); down {
-					continue
+					return
 				}
 				if _, starting := h.starting.Load(t.dns); starting {
-					continue
+					return
 				}
 			}
 		} else {
@@ -108,16 +101,16 @@ func (h *harness) hammerHTTP(t target, apps int, st *httpStats, stop <-chan stru
 			}
 			if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" && t.dns != "" {
 				if _, starting := h.starting.Load(t.dns); starting {
-					continue // no view yet: the gateway's honest answer, as DNS's SERVFAIL
+					return // no view yet: the gateway's honest answer, as DNS's SERVFAIL
 				}
 			}
 		}
 		if why == "" {
-			continue
+			return
 		}
 		if !h.ranTwoFor(i, dnsGrace) {
 			st.excused.Add(1)
-			continue
+			return
 		}
 		st.failed.Add(1)
 		st.mu.Lock()
@@ -131,5 +124,5 @@ func (h *harness) hammerHTTP(t target, apps int, st *httpStats, stop <-chan stru
 			st.log = append(st.log, fmt.Sprintf("%s %s %s %s", time.Now().Format("15:04:05.000"), t.name, req.Host, why))
 		}
 		st.mu.Unlock()
-	}
+	})
 }
