@@ -61,7 +61,7 @@ bench: testbed
 CHAOS_FLAGS ?=
 chaos: build testbed
 	$(TESTENV) $(GO) run ./bench/chaos -bin $(BIN) -own-zk -executor process -testapp $(BIN)/testapp -gateway -edge \
-		-rounds 20 -sigstops 3 -faults zkcut,zk,master,agent,vault -vault-addr "$$VAULT_ADDR" -vault-token "$$VAULT_TOKEN" $(CHAOS_FLAGS)
+		-rounds 20 -sigstops 3 -freshness 20 -faults zkcut,zk,master,agent,vault -vault-addr "$$VAULT_ADDR" -vault-token "$$VAULT_TOKEN" $(CHAOS_FLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -55,6 +55,9 @@ type Config struct {
 	// HTTP) following the replicas (--api, or --zk with EdgeZK), its DNS
 	// and gateway asked with the replicas'.
 	Edge, EdgeZK bool
+	// Freshness: scale-ups of one app after the stops, each timed on
+	// every DNS server against the leader's.
+	Freshness int
 }
 
 // Result is what a run measured. Every field is filled as far as the run
@@ -78,6 +81,8 @@ type Result struct {
 	// SecretLeaks counts occurrences of the test secret's value in the
 	// processes' logs (with VaultAddr).
 	SecretLeaks int
+	// Freshness per follower (Config.Freshness probes).
+	Freshness map[string]FreshnessResult
 	// HTTP through the gateways: requests, failures (for apps with ≥ 2
 	// running tasks, listener not killed), and those excused.
 	HTTPAsked, HTTPFailed, HTTPExcused int64
@@ -463,6 +468,10 @@ func (h *harness) run() error {
 			return err
 		}
 	}
+	h.phase.Store("freshness")
+	if err := h.freshness(cfg.Freshness, apps); err != nil {
+		return err
+	}
 	if err := h.faults(apps); err != nil {
 		return err
 	}
@@ -707,6 +716,15 @@ func (res *Result) Print(w io.Writer, cfg Config) {
 		for _, l := range res.HTTPLog {
 			fmt.Fprintln(w, "  failed:", l)
 		}
+	}
+	whos := make([]string, 0, len(res.Freshness))
+	for who := range res.Freshness {
+		whos = append(whos, who)
+	}
+	sort.Strings(whos)
+	for _, who := range whos {
+		f := res.Freshness[who]
+		fmt.Fprintf(w, "freshness on %s after the leader's DNS (%d scale-ups): p50 %v, p99 %v, max %v\n", who, f.N, f.P50.Round(100*time.Microsecond), f.P99.Round(100*time.Microsecond), f.Max.Round(100*time.Microsecond))
 	}
 	for _, f := range res.Faults {
 		fmt.Fprintf(w, "fault %-5s: deployment done %v after it began; master runs %d tasks for %d instances; %s\n", f.Name, f.Done.Round(time.Millisecond), f.Running, f.Instances, f.Note)

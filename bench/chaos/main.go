@@ -41,6 +41,7 @@ func main() {
 	flag.BoolVar(&c.Gateway, "gateway", false, "replicas serve their internal gateway, asked with HTTP throughout (needs -executor process)")
 	flag.BoolVar(&c.Edge, "edge", false, "run a flotilla edge node following the replicas; its DNS and gateway are asked too")
 	flag.BoolVar(&c.EdgeZK, "edge-zk", false, "the edge node follows through ZooKeeper (--zk) instead of --api (needs -own-zk)")
+	flag.IntVar(&c.Freshness, "freshness", 0, "after the stops, scale-ups timed on every DNS server against the leader's")
 	flag.Parse()
 	if c.Testapp == "" && c.Executor == "process" {
 		c.Testapp = filepath.Join(c.Bin, "testapp")
