@@ -130,7 +130,6 @@ type harness struct {
 
 	zk      *zkServer
 	zkProxy *proxy // the replicas' way to zk, cut by the zkcut fault
-	zkAddr  string // what the replicas are given
 	vault   *proxy
 	secret  string
 
