@@ -30,6 +30,7 @@ type FaultResult struct {
 // faults runs Config.Faults in order.
 func (h *harness) faults(apps []string) error {
 	if len(h.cfg.Faults) > 0 {
+		h.phase.Store("before faults")
 		// A replica restarted just before (the last kill's) must be up
 		// and serving: one that starts while ZooKeeper is cut cannot.
 		for _, r := range h.reps {
