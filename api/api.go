@@ -84,6 +84,11 @@ type Config struct {
 	// standbys follow what the leader's own DNS answers. A nil result, or
 	// no View, serves the scheduler's snapshot once settled.
 	View func() *framework.Snapshot
+	// ViewChanged, when set, returns a channel closed once View's answer
+	// changes (the feed rebuilt its views): a long poll of the view answers
+	// then instead of at its next recheck. Nil: scheduler events and
+	// viewRecheck only.
+	ViewChanged func() <-chan struct{}
 	// Secrets checks secret references at submit time. Default: a
 	// resolver without Vault, which refuses every app that uses a secret
 	// with a message saying Vault is not configured.

@@ -79,7 +79,17 @@ func (s *Server) view(w http.ResponseWriter, r *http.Request) error {
 			// scheduler's events: look again shortly after each, and every
 			// viewRecheck in any case.
 			recheck := s.clk.NewTimer(viewRecheck)
+			var rebuilt <-chan struct{}
+			if s.cfg.ViewChanged != nil {
+				rebuilt = s.cfg.ViewChanged()
+				if v := s.currentView(); v != nil && v.Generation != after {
+					recheck.Stop()
+					snap = v
+					break
+				}
+			}
 			select {
+			case <-rebuilt:
 			case <-r.Context().Done():
 				recheck.Stop()
 				return nil

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/discovery"
 	"github.com/flotilla-sched/flotilla/framework"
 )
@@ -78,5 +81,52 @@ func TestFollowerFollowsTheView(t *testing.T) {
 	e.eventually("the follower to see the scale", func() bool { return instances() == 3 })
 	if age, ok := f.Age(time.Now()); !ok || age > time.Minute {
 		t.Errorf("follower age %v (ok=%v) right after an answer", age, ok)
+	}
+}
+
+// TestViewAnswersOnRebuild: a long poll answers as soon as the view it
+// serves (Config.View, the discovery feed's) changes and ViewChanged says
+// so — not at the next scheduler event or recheck. The view is rebuilt by
+// its own goroutine after the scheduler's events, so a long poll woken by
+// the event itself read the old view and waited for the next recheck:
+// tens of milliseconds on every change reaching a follower. The clock is
+// fake and never moves here: only ViewChanged can answer the poll.
+func TestViewAnswersOnRebuild(t *testing.T) {
+	var cur atomic.Pointer[framework.Snapshot]
+	var mu sync.Mutex
+	changed := make(chan struct{})
+	var asked atomic.Int32 // ViewChanged calls: the poll is waiting
+	e := newEnv(t, func(c *Config, _ *framework.Config, _ *deploy.Config) {
+		c.View = func() *framework.Snapshot { return cur.Load() }
+		c.ViewChanged = func() <-chan struct{} {
+			mu.Lock()
+			defer mu.Unlock()
+			asked.Add(1)
+			return changed
+		}
+	})
+	cur.Store(&framework.Snapshot{Generation: 5, Settled: true, Connected: true})
+	got := make(chan resp, 1)
+	go func() { got <- e.do("GET", ViewPath+"?generation=5&wait=30s", "") }()
+	// Once the poll waits on ViewChanged, the view changes.
+	e.eventually("the long poll to wait on ViewChanged", func() bool { return asked.Load() > 0 })
+	select {
+	case r := <-got:
+		t.Fatalf("answered before the view changed: %d %s", r.status, r.body)
+	default:
+	}
+	cur.Store(&framework.Snapshot{Generation: 6, Settled: true, Connected: true})
+	mu.Lock()
+	close(changed)
+	changed = make(chan struct{})
+	mu.Unlock()
+	select {
+	case r := <-got:
+		var v framework.Snapshot
+		if r.status != 200 || json.Unmarshal(r.body, &v) != nil || v.Generation != 6 {
+			t.Fatalf("long poll: %d %s, want generation 6", r.status, r.body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the long poll did not answer within 10 s of the view changing")
 	}
 }

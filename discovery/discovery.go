@@ -97,6 +97,7 @@ type Feed struct {
 	force      atomic.Bool   // Refresh: rebuild even from the same snapshot
 	started    time.Time
 	lastView   atomic.Pointer[framework.Snapshot] // what the views were built from
+	viewChg    atomic.Pointer[chan struct{}]      // closed when lastView changes (ViewChanged)
 	merged     atomic.Pointer[mergedView]         // withKnownPorts' last answer
 	handed     atomic.Pointer[mergedView]         // handover's last answer
 	// masterPorts: MasterPorts' last answer and when it was asked; only
@@ -130,8 +131,11 @@ func New(cfg Config) *Feed {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
-	return &Feed{cfg: cfg, log: cfg.Log, observed: map[string]time.Time{}, hosts: map[string]hostEntry{},
+	f := &Feed{cfg: cfg, log: cfg.Log, observed: map[string]time.Time{}, hosts: map[string]hostEntry{},
 		leadChg: make(chan struct{}, 1), started: cfg.Clock.Now()}
+	ch := make(chan struct{})
+	f.viewChg.Store(&ch)
+	return f
 }
 
 // SetLeading says whether this replica leads: its own scheduler is the
@@ -412,6 +416,11 @@ func (f *Feed) ViewAge() time.Duration {
 	return now.Sub(f.started)
 }
 
+// ViewChanged returns a channel closed when Current next changes: the
+// leader's view endpoint answers its long polls at once with it (take the
+// channel, then read Current, so that no change is missed).
+func (f *Feed) ViewChanged() <-chan struct{} { return *f.viewChg.Load() }
+
 // Current is the snapshot the views were last built from (nil before the
 // first): what this replica's DNS and gateway serve now.
 func (f *Feed) Current() *framework.Snapshot { return f.lastView.Load() }
@@ -571,6 +580,8 @@ func (f *Feed) rebuild(ctx context.Context) {
 		return // nothing followed yet (keep what is served), or nothing new
 	}
 	f.lastView.Store(snap)
+	next := make(chan struct{})
+	close(*f.viewChg.Swap(&next))
 	if remote {
 		// Followed views carry no events: a task is observed published
 		// when its view arrives here.

@@ -272,6 +272,12 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 			}
 			return p.feed.Current()
 		},
+		ViewChanged: func() <-chan struct{} {
+			if p.feed == nil {
+				return nil
+			}
+			return p.feed.ViewChanged()
+		},
 		AppHandlers: map[string]api.AppHandler{"autoscale": p.autoscaleLog, "routes": p.appRoutes},
 		Mounts:      mounts, ClientLimits: cfg.APIClientLimits,
 	})
