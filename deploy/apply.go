@@ -213,11 +213,11 @@ func (s *Service) applyLocked(ctx context.Context, op Op) (Result, error) {
 			// The index holds an older revision than the store (a write
 			// whose answer was lost, another writer): without re-reading,
 			// every later write of the app would conflict the same way
-			// for as long as this replica leads.
+			// for as long as this replica leads. The scheduler keeps what
+			// it runs: a change reaches it only through a write.
 			if rerr := s.reread(ctx, op.ID); rerr != nil {
 				s.log.WithError(rerr).WithField("app", op.ID).Error("re-reading an app after a conflicting write failed; its writes keep conflicting until it is read")
 			}
-			return Result{}, errorf(Conflict, "App '%s' changed in the store since this replica read it; it has been read again: retry the request", op.ID)
 		}
 		return Result{}, fmt.Errorf("deploy: store app %s: %w", op.ID, err)
 	}
@@ -328,22 +328,17 @@ func (s *Service) Scale(ctx context.Context, appID string, instances int) (strin
 	return res.Deployment.ID, nil
 }
 
-// reread replaces the index's record of an app, and the scheduler's app,
-// with what the store holds (after a conflicting write).
+// reread replaces the index's record of an app with what the store holds
+// (after a conflicting write), so that the client's retry can succeed.
 func (s *Service) reread(ctx context.Context, id string) error {
 	stored, err := s.st.GetApp(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		s.idx.remove(id)
-		if err := s.sched.RemoveApp(id); err != nil && !errors.Is(err, framework.ErrUnknownApp) {
-			return err
-		}
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	rec := newRecord(stored.App, stored.Revision, stored.ConfigVersion, stored.App.Version)
-	s.idx.put(rec)
-	s.sched.PutApp(rec.SchedulerApp())
+	s.idx.put(newRecord(stored.App, stored.Revision, stored.ConfigVersion, stored.App.Version))
 	return nil
 }

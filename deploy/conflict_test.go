@@ -15,7 +15,8 @@ import (
 
 // A write the store refuses because the app moved on (a write whose answer
 // was lost, another writer) answers 409 and makes the replica read the app
-// again, so that the retry succeeds. Before, the stale revision stayed in
+// again (its index, not the scheduler, which changes only through a
+// write), so that the retry succeeds. Before, the stale revision stayed in
 // the index and every write of the app conflicted for as long as the
 // replica led: the chaos suite saw a new leader refuse every write of an
 // app for over a minute.
@@ -43,9 +44,11 @@ func TestConflictRereads(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = s.Apply(ctx, Op{Kind: OpUpdate, ID: "/web", App: app(3), Force: true})
-	var de *Error
-	if !errors.As(err, &de) || de.Kind != Conflict {
-		t.Fatalf("write over a stale revision: %v, want a Conflict", err)
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("write over a stale revision: %v, want store.ErrConflict", err)
+	}
+	if a := sched.Snapshot().App("/web"); a == nil || a.Instances != 1 {
+		t.Fatalf("scheduler's app after the refused write: %+v, want the one it ran (1 instance)", a)
 	}
 	if _, err := s.Apply(ctx, Op{Kind: OpUpdate, ID: "/web", App: app(3), Force: true}); err != nil {
 		t.Fatalf("the retry after the conflict: %v", err)
