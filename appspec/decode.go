@@ -54,6 +54,12 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 		"executor":              {hint: "only the default executor is supported", allowed: func(v any) bool { return v == "//cmd" }},
 		"role":                  {hint: "Flotilla accepts resources of its own role only (\"*\")", allowed: func(v any) bool { return v == "*" }},
 		"tty":                   {hint: "tasks get no TTY"},
+		// Marathon 1.6+'s Mesos checks (results shown, never acted on)
+		// and 1.9+'s resource limits and executor resources: known
+		// fields, so a Marathon export gets the reason, not "unknown".
+		"check":             {hint: "Mesos checks are not supported; use healthChecks or readinessChecks"},
+		"resourceLimits":    {hint: "tasks are limited to the resources they ask for (cpus, mem)"},
+		"executorResources": {hint: "the default executor's resources are the agent's"},
 	},
 	typeOfContainer: {
 		"linuxInfo": {hint: "Linux capabilities and seccomp settings are not supported"},
@@ -72,6 +78,8 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 	},
 	typeOfHealthCheck: {
 		"ipProtocol": {hint: "health checks use IPv4", allowed: func(v any) bool { return v == "IPv4" }},
+		// Marathon 0.x's name for a fixed health check port.
+		"overridePort": {hint: "Marathon 0.x's overridePort is not read; use port"},
 	},
 }
 
