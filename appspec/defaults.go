@@ -143,6 +143,27 @@ func (a *App) Normalize() {
 	if a.Exposure != nil && a.Exposure.Mode == "" {
 		a.Exposure.Mode = ExposureInternal
 	}
+	// Empty collections are absent ones: a GET answer, which writes them
+	// as [] and {}, PUT back is the same configuration, not a new one
+	// that restarts every task.
+	if len(a.Env) == 0 {
+		a.Env = nil
+	}
+	if len(a.Secrets) == 0 {
+		a.Secrets = nil
+	}
+	if len(a.Labels) == 0 {
+		a.Labels = nil
+	}
+	if len(a.Constraints) == 0 {
+		a.Constraints = nil
+	}
+	if len(a.HealthChecks) == 0 {
+		a.HealthChecks = nil
+	}
+	if len(a.ReadinessChecks) == 0 {
+		a.ReadinessChecks = nil
+	}
 }
 
 func (h *HealthCheck) normalize() {

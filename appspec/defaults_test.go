@@ -135,3 +135,15 @@ func TestNormalizeMarathonExportQuirks(t *testing.T) {
 		t.Fatal("ports [6000] beside a mapping with service port 5000 accepted")
 	}
 }
+
+// A GET answer writes absent collections as [] and {}; PUT back, they are
+// the same (absent) configuration.
+func TestNormalizeEmptyCollections(t *testing.T) {
+	a, err := Decode(strings.NewReader(`{"id":"/a","cmd":"x","env":{},"secrets":{},"labels":{},"constraints":[],"healthChecks":[],"readinessChecks":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Env != nil || a.Secrets != nil || a.Labels != nil || a.Constraints != nil || a.HealthChecks != nil || a.ReadinessChecks != nil {
+		t.Errorf("empty collections kept: %+v", a)
+	}
+}
