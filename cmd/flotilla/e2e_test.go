@@ -61,6 +61,11 @@ type devOpts struct {
 	// since every platform's gateway binds them on 127.0.0.1.
 	servicePorts [2]uint32
 	clientLimits api.ClientLimits // zero: the defaults
+	// noServicePorts keeps the gateway from binding service ports, for
+	// tests whose apps ask for fixed ones outside the test's port range.
+	noServicePorts bool
+	// agents replaces the three agents of devAgents(3).
+	agents []localmesos.AgentSpec
 }
 
 // logTail keeps the last logTailMax bytes written to it.
@@ -133,7 +138,11 @@ func startMaster(t *testing.T, o devOpts, log *logrus.Logger) *localmesos.Master
 	// get.
 	res := localmesos.DefaultResources()
 	res.Ports = []localmesos.PortRange{{Begin: o.ports[0], End: o.ports[1]}}
-	m, err := localmesos.Start(ctx, localmesos.Config{Listen: "127.0.0.1:0", AgentSpecs: devAgents(3), Executor: factory, Resources: res,
+	agents := o.agents
+	if agents == nil {
+		agents = devAgents(3)
+	}
+	m, err := localmesos.Start(ctx, localmesos.Config{Listen: "127.0.0.1:0", AgentSpecs: agents, Executor: factory, Resources: res,
 		NoSandbox: name == "simulated", Clock: clock.Real{}, Log: log, WorkDir: t.TempDir(), ZK: o.masterZK})
 	if err != nil {
 		cancel()
@@ -157,7 +166,8 @@ func startPlatform(t *testing.T, o devOpts, master string, log *logrus.Logger) (
 		DNSAddr: "127.0.0.1:0", DNSDomain: "mesos", DNSUpstreams: []string{o.upstream}, ZK: o.zk,
 		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0", SecretEnvType: o.secretEnvType, SecretPoll: o.secretPoll,
 		MaxInstances: o.maxInstances, Auth: o.auth, GatewayGroups: o.gatewayGroups, APIClientLimits: o.clientLimits,
-		ServicePorts: appspec.PortRange{Min: o.servicePorts[0], Max: o.servicePorts[1]},
+		ServicePorts:   appspec.PortRange{Min: o.servicePorts[0], Max: o.servicePorts[1]},
+		GatewayClients: gateway.Config{DisableServicePorts: o.noServicePorts},
 		Getenv: func(k string) string {
 			switch k {
 			case "VAULT_ADDR":
