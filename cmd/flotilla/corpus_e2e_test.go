@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flotilla-sched/flotilla/internal/testbed"
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/marathon/expectations.json with what the platform did (after features turn refusals into runs)")
@@ -382,4 +385,103 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// dockerCorpus are the corpus definitions TestMarathonCorpusDocker runs
+// for real: Docker apps on bridge and host networking, as definitions
+// and as Marathon GET answers.
+var dockerCorpus = []string{
+	"system-docker-http-server.json",           // BRIDGE, legacy form, python:3.5-alpine on 8080
+	"marathon-lb-docker-bridge.json",           // container/bridge, nginx on 80, 4 instances
+	"marathon-lb-marathon15-apps.json#/apps/0", // Marathon 1.5 GET answer, bridge, python:3 on 80
+	"system-unreachable.json",                  // HOST networking, redis, unreachableStrategy
+	"basic-3-docker-bridge.json",               // the docs' Docker app, BRIDGE
+}
+
+// substituteImage puts the local test image in place of the definition's
+// (no registry here): its image becomes testbed.Image, its cmd goes (the
+// image's entrypoint is the test application) and, on a bridge, the
+// application listens on the first mapping's container port. Everything
+// else stays as the definition has it.
+func substituteImage(t *testing.T, body []byte) []byte {
+	t.Helper()
+	var app map[string]any
+	if err := json.Unmarshal(body, &app); err != nil {
+		t.Fatal(err)
+	}
+	delete(app, "cmd")
+	delete(app, "args")
+	c, _ := app["container"].(map[string]any)
+	d, _ := c["docker"].(map[string]any)
+	if d == nil {
+		t.Fatalf("not a Docker app: %s", body)
+	}
+	d["image"] = testbed.Image
+	mappings, _ := c["portMappings"].([]any)
+	if legacy, _ := d["portMappings"].([]any); len(legacy) > 0 {
+		mappings = legacy
+	}
+	if len(mappings) > 0 {
+		pm, _ := mappings[0].(map[string]any)
+		app["args"] = []string{"-port", fmt.Sprint(pm["containerPort"])}
+	}
+	out, err := json.Marshal(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestMarathonCorpusDocker runs a few corpus definitions with the real
+// Docker engine, the test image substituted for theirs: every instance
+// runs and answers HTTP on its host port with its task id.
+func TestMarathonCorpusDocker(t *testing.T) {
+	t.Parallel()
+	testbed.DockerSocket(t)
+	env := startDev(t, devOpts{executor: "docker", upstream: fakeUpstream(t), ports: [2]uint64{23100, 23299}, noServicePorts: true})
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, key := range dockerCorpus {
+		file, _, _ := strings.Cut(key, "#")
+		b, err := os.ReadFile(filepath.Join(corpusDir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var it *corpusItem
+		for _, c := range corpusItems(t, file, b) {
+			if c.key == key {
+				c := c
+				it = &c
+			}
+		}
+		if it == nil {
+			t.Fatalf("%s: not in the corpus", key)
+		}
+		it.body = substituteImage(t, it.body)
+		if o := env.apply(t, *it, 90*time.Second); o.Result != "runs" {
+			t.Errorf("%s with %s: %s; want it running", key, testbed.Image, o)
+			env.clear(t)
+			continue
+		}
+		answered := 0
+		for _, a := range env.allApps(t) {
+			for _, tk := range env.app(t, a.ID).Tasks {
+				answered++
+				addr := net.JoinHostPort(tk.Host, fmt.Sprint(tk.Ports[0]))
+				var code int
+				var body string
+				waitFor(t, 30*time.Second, key+": task "+tk.ID+" to answer on "+addr, func() bool {
+					code, body, err = get(client, addr, "x", "/")
+					return err == nil && code == http.StatusOK
+				})
+				if !strings.HasPrefix(body, tk.ID) {
+					t.Errorf("%s: task %s on %s answered %q", key, tk.ID, addr, body)
+				}
+			}
+		}
+		if answered == 0 {
+			t.Errorf("%s: runs, but no task to ask", key)
+		}
+		t.Logf("%s with %s: %d tasks answered on their host ports", key, testbed.Image, answered)
+		env.clear(t)
+	}
 }
