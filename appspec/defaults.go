@@ -164,6 +164,11 @@ func (a *App) Normalize() {
 	if len(a.ReadinessChecks) == 0 {
 		a.ReadinessChecks = nil
 	}
+	// Off host networking no port definitions is none, [] or absent (on
+	// host networking [] says "no ports" and absent "one").
+	if a.NetworkMode() != NetworkHost && len(a.PortDefinitions) == 0 {
+		a.PortDefinitions = nil
+	}
 }
 
 func (h *HealthCheck) normalize() {

@@ -146,4 +146,12 @@ func TestNormalizeEmptyCollections(t *testing.T) {
 	if a.Env != nil || a.Secrets != nil || a.Labels != nil || a.Constraints != nil || a.HealthChecks != nil || a.ReadinessChecks != nil {
 		t.Errorf("empty collections kept: %+v", a)
 	}
+	b, err := Decode(strings.NewReader(`{"id":"/b","container":{"docker":{"image":"x"},"portMappings":[{"containerPort":80}]},
+	  "networks":[{"mode":"container/bridge"}],"portDefinitions":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.PortDefinitions != nil {
+		t.Errorf("a bridge app's portDefinitions [] kept as %#v", b.PortDefinitions)
+	}
 }
