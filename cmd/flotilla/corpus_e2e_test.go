@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -125,6 +126,8 @@ func (e *devEnv) allApps(t *testing.T) []corpusApp {
 	return v.Apps
 }
 
+var taskIDPattern = regexp.MustCompile(`[a-z0-9_.-]+\.instance-[0-9a-f-]+\._app\.[0-9]+`)
+
 // waitingReasons are the offer rejections the queue gives for apps whose
 // instances wait.
 func (e *devEnv) waitingReasons(t *testing.T) []string {
@@ -153,7 +156,8 @@ func (e *devEnv) waitingReasons(t *testing.T) []string {
 	var out []string
 	for _, q := range v.Queue {
 		if q.Reason != "" {
-			out = append(out, q.App.ID+": "+q.Reason)
+			// Task ids change from run to run.
+			out = append(out, q.App.ID+": "+taskIDPattern.ReplaceAllString(q.Reason, "<task>"))
 		}
 		for _, r := range q.Summary.Last {
 			if r.Declined > 0 {
@@ -396,6 +400,7 @@ var dockerCorpus = []string{
 	"marathon-lb-marathon15-apps.json#/apps/0", // Marathon 1.5 GET answer, bridge, python:3 on 80
 	"system-unreachable.json",                  // HOST networking, redis, unreachableStrategy
 	"basic-3-docker-bridge.json",               // the docs' Docker app, BRIDGE
+	"examples-tomcat-docker.json",              // BRIDGE, fixed servicePort, HTTP health check
 }
 
 // substituteImage puts the local test image in place of the definition's
