@@ -105,6 +105,11 @@ func equalStrings(v any, want ...string) bool {
 	return true
 }
 
+// IsEmptyJSON says whether a decoded JSON value (numbers as json.Number)
+// is empty: null, "", false, 0, [] or {}. Such values of refused Marathon
+// fields are accepted, since Marathon's GET answers carry them.
+func IsEmptyJSON(v any) bool { return isEmpty(v) }
+
 func isEmpty(v any) bool {
 	switch x := v.(type) {
 	case nil:

@@ -11,11 +11,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -347,7 +349,7 @@ func TestMarathonCorpus(t *testing.T) {
 		}
 	}
 	runs := 0
-	keys := sortedKeys(got)
+	keys := slices.Sorted(maps.Keys(got))
 	for _, k := range keys {
 		if got[k].Result == "runs" {
 			runs++
@@ -380,15 +382,6 @@ func TestMarathonCorpus(t *testing.T) {
 		}
 		t.Logf("wrote %s", expPath)
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // dockerCorpus are the corpus definitions TestMarathonCorpusDocker runs

@@ -237,7 +237,7 @@ func noEffectLines(raw map[string]any) []string {
 	}
 	var empty []string
 	for _, k := range []string{"storeUrls", "user", "ipAddress", "residency", "tty", "executor"} {
-		if v, ok := raw[k]; ok && emptyJSON(v) {
+		if v, ok := raw[k]; ok && appspec.IsEmptyJSON(v) {
 			empty = append(empty, k)
 		}
 	}
@@ -246,22 +246,6 @@ func noEffectLines(raw map[string]any) []string {
 		out = append(out, "empty "+strings.Join(empty, ", "))
 	}
 	return out
-}
-
-func emptyJSON(v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return true
-	case string:
-		return x == ""
-	case bool:
-		return !x
-	case []any:
-		return len(x) == 0
-	case map[string]any:
-		return len(x) == 0
-	}
-	return false
 }
 
 // rawHasMappings says whether an exported app maps container ports.
