@@ -288,6 +288,40 @@ func (e *devEnv) roundTrip(t *testing.T, key string) {
 	}
 }
 
+// groupRoundTrip PUTs the root group's GET answer (with groups and apps
+// embedded, as flotilla migrate reads a Marathon) back unchanged: it must
+// be accepted and change no app's configuration.
+func (e *devEnv) groupRoundTrip(t *testing.T, key string) {
+	t.Helper()
+	changed := func() map[string]string {
+		out := map[string]string{}
+		for _, a := range e.allApps(t) {
+			var app struct {
+				VersionInfo struct {
+					LastConfigChangeAt string `json:"lastConfigChangeAt"`
+				} `json:"versionInfo"`
+			}
+			if err := json.Unmarshal(e.appBody(t, a.ID), &app); err != nil {
+				t.Fatal(err)
+			}
+			out[a.ID] = app.VersionInfo.LastConfigChangeAt
+		}
+		return out
+	}
+	before := changed()
+	code, root := e.do(t, "GET", "/v2/groups?embed=group.groups&embed=group.apps", "")
+	if code != http.StatusOK {
+		t.Fatalf("GET /v2/groups: %d %s", code, root)
+	}
+	if code, b := e.do(t, "PUT", "/v2/groups/?force=true", string(root)); code != http.StatusOK {
+		t.Errorf("%s: PUT back GET /v2/groups: %d %s\nbody: %s", key, code, b, root)
+		return
+	}
+	if after := changed(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("%s: the root group PUT back unchanged changed configurations: %v, was %v", key, after, before)
+	}
+}
+
 // appBody is the app of GET /v2/apps/{id}, as the API gives it.
 func (e *devEnv) appBody(t *testing.T, id string) []byte {
 	t.Helper()
@@ -344,6 +378,7 @@ func TestMarathonCorpus(t *testing.T) {
 			got[it.key] = env.apply(t, it, 10*time.Second)
 			if got[it.key].Result != "refused" {
 				env.roundTrip(t, it.key)
+				env.groupRoundTrip(t, it.key)
 			}
 			env.clear(t)
 		}

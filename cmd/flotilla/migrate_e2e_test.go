@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,6 +67,27 @@ func TestMigrate(t *testing.T) {
 	if code, b := env.do(t, "GET", "/v2/deployments", ""); string(bytes.TrimSpace(b)) != "[]" {
 		t.Fatalf("a dry run started deployments: %d %s", code, b)
 	}
+
+	// The same export read from a Marathon's URL (a file server standing
+	// in for Marathon: migrate only GETs /v2/groups with apps embedded).
+	export, err := os.ReadFile(filepath.Join(corpusDir, "raml-group.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	marathon := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v2/groups" || r.URL.RawQuery != "embed=group.groups&embed=group.apps" {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(export)
+	}))
+	defer marathon.Close()
+	out, err = env.migrate(t, "--from", marathon.URL, "--dry-run")
+	if err != nil {
+		t.Fatalf("dry run from a URL: %v", err)
+	}
+	wantLines(t, out, "group /, 3 apps", "/tools/docker/registry: new", "dry run: nothing was changed")
 
 	// Marathon's example group with dependencies and the deprecated
 	// ports: deployed, and every app runs.
