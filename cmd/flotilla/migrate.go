@@ -209,9 +209,9 @@ func (m *migrateCLI) run(ctx context.Context) error {
 
 	switch {
 	case len(groupErrs) > 0:
-		return errors.New("Flotilla refuses the group as a whole (see above); nothing was deployed")
+		return errors.New("the group is refused as a whole (see above); nothing was deployed")
 	case refused > 0 && !m.skipRefused:
-		return fmt.Errorf("Flotilla refuses %d apps (see above); change them, or pass --skip-refused to leave them out; nothing was deployed", refused)
+		return fmt.Errorf("%d apps are refused (see above); change them, or pass --skip-refused to leave them out; nothing was deployed", refused)
 	case len(wouldGo) > 0:
 		return fmt.Errorf("%d apps run in Flotilla under %s and are not in the export (see above); remove them first or export them too; nothing was deployed", len(wouldGo), groupID)
 	case m.dryRun:

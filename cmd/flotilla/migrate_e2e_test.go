@@ -132,7 +132,7 @@ func TestMigrate(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = env.migrate(t, "--from", file)
-	if err == nil || !strings.Contains(err.Error(), "refuses 1 apps") {
+	if err == nil || !strings.Contains(err.Error(), "1 apps are refused") {
 		t.Fatalf("an export with a refused app: err %v, want it refused", err)
 	}
 	wantLines(t, out, "/nginx-green: refused", "refused: /acceptedResourceRoles: not supported by Flotilla",
