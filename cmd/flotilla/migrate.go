@@ -286,18 +286,43 @@ func exportTree(b []byte) (map[string]any, error) {
 	_, hasGroups := top["groups"]
 	switch {
 	case top["app"] != nil && len(top) == 1:
-		return map[string]any{"id": "/", "apps": []any{top["app"]}}, nil
+		return nestApps([]any{top["app"]}), nil
 	case hasApps && !hasID:
-		return map[string]any{"id": "/", "apps": top["apps"]}, nil
+		return nestApps(list(top["apps"])), nil
 	case hasGroups || hasApps:
 		if !hasID {
 			top["id"] = "/"
 		}
 		return top, nil
 	case hasID:
-		return map[string]any{"id": "/", "apps": []any{top}}, nil
+		return nestApps([]any{top}), nil
 	}
 	return nil, errors.New("not a Marathon export: want a group, {\"apps\": […]} or an app")
+}
+
+// nestApps builds the root group holding apps of a GET /v2/apps answer,
+// each in the group its id names (/prod/shop/web in /prod/shop), as
+// Marathon's tree has them.
+func nestApps(apps []any) map[string]any {
+	root := map[string]any{"id": "/"}
+	groups := map[string]map[string]any{"/": root}
+	var group func(id string) map[string]any
+	group = func(id string) map[string]any {
+		if g, ok := groups[id]; ok {
+			return g
+		}
+		g := map[string]any{"id": id}
+		groups[id] = g
+		parent := group(appspec.ParentID(id))
+		parent["groups"] = append(list(parent["groups"]), g)
+		return g
+	}
+	for _, a := range apps {
+		am, _ := a.(map[string]any)
+		g := group(appspec.ParentID(appspec.CanonicalID(str(am["id"]))))
+		g["apps"] = append(list(g["apps"]), a)
+	}
+	return root
 }
 
 func mustTree(b []byte) map[string]any {
