@@ -294,7 +294,7 @@ func (w *walker) walk(v any, t reflect.Type, path string) {
 				w.v.add(p, "not supported by Flotilla: "+u.hint)
 				continue
 			}
-			w.v.add(p, unknownField(k, fields))
+			w.v.add(p, unknownField(k, fields, path))
 		}
 	case reflect.Slice:
 		list, ok := v.([]any)
@@ -400,12 +400,26 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// unknownField names the likely intended field: a case slip, or Marathon's
-// older names without the "Seconds" suffix (interval, timeout).
-func unknownField(k string, fields map[string]field) string {
+// unknownField names the likely intended field: a case slip, Marathon's
+// older names without the "Seconds" suffix (interval, timeout), or a field
+// of an object one level down (container.forcePullImage for
+// container.docker.forcePullImage). path is the object's JSON pointer.
+func unknownField(k string, fields map[string]field, path string) string {
 	for name := range fields {
 		if strings.EqualFold(name, k) || strings.EqualFold(name, k+"Seconds") {
 			return fmt.Sprintf("unknown field; did you mean %q?", name)
+		}
+	}
+	for _, name := range sortedKeys(fields) {
+		t := fields[name].Type
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			continue
+		}
+		if _, ok := jsonFields(t)[k]; ok {
+			return fmt.Sprintf("unknown field here; %s belongs in %s/%s", k, path, name)
 		}
 	}
 	return "unknown field; check the spelling (field names are case-sensitive) or remove it"

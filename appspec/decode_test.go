@@ -188,3 +188,14 @@ func TestDecodeKnownMarathonFields(t *testing.T) {
 		}
 	}
 }
+
+// A field one object too high is named with where it belongs
+// (examples/Docker.json of the corpus).
+func TestDecodeMisplacedField(t *testing.T) {
+	_, err := Decode(strings.NewReader(`{"id":"/a","container":{"type":"DOCKER","docker":{"image":"x"},"forcePullImage":false}}`))
+	var v *ValidationError
+	want := "unknown field here; forcePullImage belongs in /container/docker"
+	if !errors.As(err, &v) || len(v.Details) != 1 || v.Details[0].Path != "/container/forcePullImage" || v.Details[0].Errors[0] != want {
+		t.Errorf("got %v, want /container/forcePullImage: %s", err, want)
+	}
+}
