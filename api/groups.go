@@ -69,12 +69,16 @@ type groupEmbed struct {
 	app          embed
 }
 
-func parseGroupEmbed(values []string) groupEmbed {
+// parseGroupEmbed reads Marathon's group embeds (resolveAppGroup): with
+// none, the groups and apps of the tree; group.apps.* embeds imply
+// group.apps. It returns the embeds it does not know, which Marathon
+// ignores with a warning.
+func parseGroupEmbed(values []string) (groupEmbed, []string) {
 	if len(values) == 0 {
-		// Marathon's default: the groups and apps of the tree.
-		return groupEmbed{apps: true, groups: true}
+		return groupEmbed{apps: true, groups: true}, nil
 	}
 	var e groupEmbed
+	var unknown []string
 	for _, v := range values {
 		for _, f := range strings.Split(v, ",") {
 			switch f = strings.TrimSpace(f); {
@@ -84,15 +88,15 @@ func parseGroupEmbed(values []string) groupEmbed {
 				e.apps = true
 			case strings.HasPrefix(f, "group.apps."):
 				e.apps = true
-				e.app = mergeEmbed(e.app, parseEmbed([]string{strings.TrimPrefix(f, "group.apps.")}))
+				ae, u := parseEmbed([]string{f})
+				e.app = e.app.or(ae)
+				unknown = append(unknown, u...)
+			case f != "":
+				unknown = append(unknown, f)
 			}
 		}
 	}
-	return e
-}
-
-func mergeEmbed(a, b embed) embed {
-	return embed{tasks: a.tasks || b.tasks, lastTaskFailure: a.lastTaskFailure || b.lastTaskFailure}
+	return e, unknown
 }
 
 // groupWriter streams a group tree: each app is rendered into a scratch
@@ -164,7 +168,9 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) err
 	if n == nil {
 		return errorf(http.StatusNotFound, "Group '%s' does not exist; list the groups with GET /v2/groups", id)
 	}
-	gw := &groupWriter{s: s, e: parseGroupEmbed(r.URL.Query()["embed"]), deps: s.dep.DeploymentsByApp(), buf: make([]byte, 0, 8<<10)}
+	ge, unknown := parseGroupEmbed(r.URL.Query()["embed"])
+	s.unknownEmbeds(r, unknown)
+	gw := &groupWriter{s: s, e: ge, deps: s.dep.DeploymentsByApp(), buf: make([]byte, 0, 8<<10)}
 	if gw.e.apps {
 		gw.ti = s.taskIndex(s.listSnapshot())
 	}

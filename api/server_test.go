@@ -99,7 +99,7 @@ func TestEventStream(t *testing.T) {
 	e.mustDo("POST", "/v2/apps", healthApp, 201)
 	ids := e.launch(ptr(true))
 
-	want := []string{eventAPIPost, deploy.EventDeploymentInfo, eventStatusUpdate}
+	want := []string{eventAPIPost, deploy.EventDeploymentInfo, eventGroupChangeSuccess, eventStatusUpdate}
 	for _, typ := range want {
 		ev := waitEv(t, all)
 		if ev.typ != typ || ev.data["eventType"] != typ || ev.data["timestamp"] == nil {

@@ -149,6 +149,8 @@ func (s *Server) routes() routeTable {
 	rs = append(rs,
 		&route{method: http.MethodGet, pattern: "/v2/apps", serve: h(s.listApps)},
 		&route{method: http.MethodPost, pattern: "/v2/apps", serve: h(s.createApp)},
+		&route{method: http.MethodPut, pattern: "/v2/apps", serve: h(func(w http.ResponseWriter, r *http.Request) error { return s.bulkUpdate(w, r, false) })},
+		&route{method: http.MethodPatch, pattern: "/v2/apps", serve: h(func(w http.ResponseWriter, r *http.Request) error { return s.bulkUpdate(w, r, true) })},
 	)
 	for _, n := range slices.Sorted(maps.Keys(s.cfg.AppHandlers)) {
 		ah := s.cfg.AppHandlers[n]

@@ -50,6 +50,10 @@ type Publisher interface {
 	// before deployments are judged on it: a client of the event stream
 	// sees the task update before the deployment_success it caused.
 	SchedulerEvent(ev framework.Event)
+	// GroupChange: a change of desired state was accepted (reason "") or
+	// refused (Marathon's group_change_success and group_change_failed).
+	// groupID is the group changed, an app's parent for an app.
+	GroupChange(groupID, version, reason string)
 }
 
 // Deployment events, Marathon's names.
@@ -173,6 +177,7 @@ func (nopPublisher) AppWritten(Op, *Record)                 {}
 func (nopPublisher) StoreItemBroken(store.Broken)           {}
 func (nopPublisher) SchedulerEvent(framework.Event)         {}
 func (nopPublisher) Plan(string, *GroupPlan, string)        {}
+func (nopPublisher) GroupChange(string, string, string)     {}
 
 // Limits are the limits every write is judged by.
 func (s *Service) Limits() appspec.Limits { return s.cfg.Limits }
