@@ -44,20 +44,16 @@ func (s *Server) groupTree() map[string]*groupNode {
 	}
 	node("/")
 	for id, g := range s.dep.Groups() {
-		n := node(id)
-		n.deps, n.version = g.Dependencies, g.Version
+		node(id).deps = g.Dependencies
 	}
 	for _, r := range s.dep.Apps() {
 		n := node(appspec.ParentID(r.App.ID))
 		n.apps = append(n.apps, r)
-		for g := n; g != nil; {
-			if r.App.Version > g.version {
-				g.version = r.App.Version
-			}
-			if g.id == "/" {
-				break
-			}
-			g = nodes[appspec.ParentID(g.id)]
+	}
+	// deploy decides what a group's version is (the newest change in it).
+	for id, v := range s.dep.GroupVersions() {
+		if n := nodes[id]; n != nil {
+			n.version = v
 		}
 	}
 	return nodes
@@ -186,17 +182,76 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) err
 	return nil
 }
 
-// groupVersions serves GET /v2/groups/{id}/versions: Flotilla keeps apps'
-// versions, not a history of whole groups, so the list holds the current
-// version only (said in the docs).
+// groupVersions serves GET /v2/groups/{id}/versions: the group's current
+// version and those kept (deploy/groupversions.go), newest first.
 func (s *Server) groupVersions(w http.ResponseWriter, r *http.Request, id string) error {
-	id = appspec.CanonicalID(id)
-	n := s.groupTree()[id]
-	if n == nil {
-		return errorf(http.StatusNotFound, "Group '%s' does not exist; list the groups with GET /v2/groups", id)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	vs, err := s.dep.ListGroupVersions(ctx, appspec.CanonicalID(id))
+	if err != nil {
+		return err
 	}
-	writeJSON(w, http.StatusOK, []string{n.version})
+	writeJSON(w, http.StatusOK, vs)
 	return nil
+}
+
+// groupVersion serves GET /v2/groups/{id}/versions/{version}: the group
+// as it was, its apps in full.
+func (s *Server) groupVersion(w http.ResponseWriter, r *http.Request, id, version string) error {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	g, err := s.dep.GroupAt(ctx, appspec.CanonicalID(id), version)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, versionJSON(g, version))
+	return nil
+}
+
+// groupVersionJSON is a group version in Marathon's group shape.
+type groupVersionJSON struct {
+	ID           string             `json:"id"`
+	Dependencies []string           `json:"dependencies"`
+	Version      string             `json:"version"`
+	Apps         []*appspec.App     `json:"apps"`
+	Groups       []groupVersionJSON `json:"groups"`
+	Pods         []any              `json:"pods"`
+}
+
+func versionJSON(g *appspec.Group, version string) groupVersionJSON {
+	out := groupVersionJSON{ID: g.ID, Dependencies: append([]string{}, g.Dependencies...), Version: version,
+		Apps: append([]*appspec.App{}, g.Apps...), Groups: []groupVersionJSON{}, Pods: []any{}}
+	for _, c := range g.Groups {
+		out.Groups = append(out.Groups, versionJSON(c, c.Version))
+	}
+	return out
+}
+
+// rollbackGroup serves PUT /v2/groups/{id} {"version": V}: the group as
+// it was at V replaces the group and everything in it, as one group
+// deployment (Marathon's revert to an older version). The old apps are
+// judged by today's rules; nothing is written unless all pass.
+func (s *Server) rollbackGroup(ctx context.Context, w http.ResponseWriter, op deploy.GroupOp, version string) error {
+	g, err := s.dep.GroupAt(ctx, op.ID, version)
+	if err != nil {
+		return err
+	}
+	for _, a := range g.AllApps() {
+		a.Version = ""
+	}
+	for _, c := range g.AllGroups() {
+		c.Version = ""
+	}
+	if err := g.Validate(s.dep.Limits()); err != nil {
+		return err
+	}
+	for _, a := range g.AllApps() {
+		if err := s.checkApp(ctx, a); err != nil {
+			return prefixAppError(err, a.ID)
+		}
+	}
+	op.Group = g
+	return s.answerGroup(ctx, w, op, http.StatusOK)
 }
 
 // postGroup serves POST /v2/groups: a new group with its apps and groups,
@@ -246,11 +301,12 @@ func (s *Server) writeGroup(w http.ResponseWriter, r *http.Request, id string, k
 			op.Kind = deploy.GroupScale
 			return s.answerGroup(ctx, w, op, http.StatusOK)
 		}
-		if _, ok := probe["version"]; ok && len(probe) <= 2 {
-			if _, idOnly := probe["id"]; len(probe) == 1 || idOnly {
-				return &httpError{Status: http.StatusUnprocessableEntity, Message: "Object is not valid",
-					Details: []appspec.Detail{{Path: "/version", Errors: []string{"not supported by Flotilla: it keeps app versions, not group versions; roll back each app with PUT /v2/apps/{id} {\"version\": …}"}}}}
+		if v, ok := rollbackVersion(body); ok {
+			if bid, has := bodyID(body); has && appspec.CanonicalID(bid) != id {
+				return invalid("/id", fmt.Sprintf("the body's id %q differs from the id in the path %q", bid, id))
 			}
+			op.ID = id
+			return s.rollbackGroup(ctx, w, op, v)
 		}
 	}
 	_, hasID := probe["id"]

@@ -195,6 +195,9 @@ func (s *Server) routes() routeTable {
 		&route{method: http.MethodPut, pattern: "/v2/groups", serve: h(func(w http.ResponseWriter, r *http.Request) error { return s.putGroup(w, r, "/") })},
 		&route{method: http.MethodDelete, pattern: "/v2/groups", serve: h(func(w http.ResponseWriter, r *http.Request) error { return s.deleteGroup(w, r, "/") })},
 		&route{method: http.MethodGet, pattern: "/v2/groups/{id}/versions", serve: byID(s.groupVersions)},
+		&route{method: http.MethodGet, pattern: "/v2/groups/{id}/versions/{version}", serve: func(w http.ResponseWriter, r *http.Request, a routeArgs) {
+			s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.groupVersion(w, r, a.id, a.arg) })
+		}},
 		&route{method: http.MethodGet, pattern: "/v2/groups/{id}", serve: byID(s.getGroup)},
 		&route{method: http.MethodPut, pattern: "/v2/groups/{id}", serve: byID(s.putGroup)},
 		&route{method: http.MethodPatch, pattern: "/v2/groups/{id}", serve: byID(s.putGroup)},

@@ -384,6 +384,15 @@ func (s *Service) applyGroupLocked(ctx context.Context, op GroupOp) (*GroupPlan,
 			}
 		}
 	}
+	// The state this change replaces stays a version of its groups.
+	if err := s.keepGroupVersionsLocked(ctx); err != nil {
+		return nil, err
+	}
+	removed := dropRecords
+	if op.Kind == GroupDelete {
+		removed = append(removed, op.ID)
+	}
+	s.forgetGroupVersionsLocked(ctx, s.groupsInside(removed))
 	for _, r := range records {
 		stored, err := s.st.PutGroup(ctx, r)
 		if err != nil {

@@ -104,6 +104,9 @@ type Service struct {
 	// groups are the stored group records (Restore, ApplyGroup).
 	groupsMu sync.RWMutex
 	groups   map[string]store.StoredGroup
+	// kept is the newest version of each group known to be kept in the
+	// store (groupversions.go); under mu.
+	kept map[string]string
 	broken   brokenSet
 	// loaded: this leadership term's Restore has run.
 	loaded atomic.Bool
@@ -148,6 +151,7 @@ func New(cfg Config) (*Service, error) {
 	s.idx.init()
 	s.plans.init()
 	s.groups = map[string]store.StoredGroup{}
+	s.kept = map[string]string{}
 	s.SetEvents(cfg.Events)
 	for _, c := range []prometheus.Collector{s.started, s.ended} {
 		if err := cfg.Registry.Register(c); err != nil {
