@@ -37,6 +37,7 @@ func (s *Server) bulkUpdate(w http.ResponseWriter, r *http.Request, patch bool) 
 	defer cancel()
 	apps := make([]*appspec.App, 0, len(raws))
 	seen := map[string]int{}
+	groups := s.dep.GroupVersions() // every group that exists
 	for i, raw := range raws {
 		path := "/" + strconv.Itoa(i)
 		bid, ok := bodyID(raw)
@@ -49,6 +50,9 @@ func (s *Server) bulkUpdate(w http.ResponseWriter, r *http.Request, patch bool) 
 		id := appspec.CanonicalID(bid)
 		if err := appspec.CheckID(id); err != nil {
 			return invalid(path+"/id", err.Error())
+		}
+		if _, isGroup := groups[id]; isGroup {
+			return invalid(path+"/id", fmt.Sprintf("%s is a group; an app and a group cannot share an id", id))
 		}
 		if j, dup := seen[id]; dup {
 			return invalid(path+"/id", fmt.Sprintf("app %s is updated twice in one request (also at /%d); merge the updates", id, j))
