@@ -153,6 +153,9 @@ type Server struct {
 	recent          recentTasks  // tasks that ended, for their logs (recent.go)
 	// tr is this term's translator of scheduler events (Run sets it).
 	tr atomic.Pointer[translator]
+	// noFragments turns kept fragments off (fragments.go): the benchmark's
+	// A/B of one run.
+	noFragments atomic.Bool
 
 	table routeTable
 	conns atomic.Pointer[connlimit.Listener]

@@ -44,6 +44,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 	_, _ = bw.WriteString(`{"apps":[`)
 	buf := make([]byte, 0, 8<<10)
 	first := true
+	keep := ti.frags.keep(e)
 	for _, m := range metas {
 		if idFilter != "" && !strings.Contains(m.App.ID, idFilter) {
 			continue
@@ -63,7 +64,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 		if len(deps) > 0 {
 			depID = deps[m.App.ID]
 		}
-		buf = s.appendApp(buf, m, ti.byApp[m.App.ID], e, depID)
+		buf = s.appendListed(buf, ti, m, e, depID, keep)
 		if _, err := bw.Write(buf); err != nil {
 			return nil // the client went away; nothing more can be said to it
 		}

@@ -229,6 +229,54 @@ func BenchmarkListApps(b *testing.B) {
 	}
 }
 
+// BenchmarkGroupsFragmentsAB is GET /v2/groups?embed=group.groups&
+// embed=group.apps.tasks with 10,000 apps and 100,000 tasks, with kept
+// fragments (A) and without (B), the two alternating request by request
+// so that both see the same load; it reports both p50/p99 and their
+// ratio. Run it alone:
+//
+//	FLOTILLA_BENCH_UPDATE_BUDGET=20s go test -run '^$' -bench GroupsFragmentsAB -benchtime 60x ./api/
+func BenchmarkGroupsFragmentsAB(b *testing.B) {
+	const apps, perApp = 10000, 10
+	bs := setupBench(b, apps, perApp)
+	defer bs.stop()
+	defer bs.srv.noFragments.Store(false)
+	runtime.GC()
+	client := &http.Client{}
+	get := func() time.Duration {
+		start := time.Now()
+		res, err := client.Get(bs.url + "/v2/groups?embed=group.groups&embed=group.apps.tasks")
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if err != nil || res.StatusCode != 200 {
+			b.Fatalf("status %d: %v", res.StatusCode, err)
+		}
+		return time.Since(start)
+	}
+	var with, without []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		bs.srv.noFragments.Store(false)
+		with = append(with, get())
+		bs.srv.noFragments.Store(true)
+		without = append(without, get())
+	}
+	b.StopTimer()
+	pct := func(lat []time.Duration, p float64) float64 {
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(with, 0.5), "A-p50-ms")
+	b.ReportMetric(pct(with, 0.99), "A-p99-ms")
+	b.ReportMetric(pct(without, 0.5), "B-p50-ms")
+	b.ReportMetric(pct(without, 0.99), "B-p99-ms")
+	b.ReportMetric(pct(with, 0.5)/pct(without, 0.5), "A/B-p50")
+	b.ReportMetric(pct(with, 0.99)/pct(without, 0.99), "A/B-p99")
+}
+
 // BenchmarkListAppsChurn is the same list while the scheduler keeps
 // changing (one status update every 10 ms), so every request may see a
 // new snapshot: what the framework's Snapshot costs with 100,000 tasks

@@ -104,6 +104,7 @@ type groupWriter struct {
 	buf  []byte
 	e    groupEmbed
 	ti   *taskIndex
+	keep bool // store the fragments rendered (fragments.go)
 	deps map[string]string
 	err  error
 }
@@ -134,8 +135,7 @@ func (gw *groupWriter) group(n *groupNode) {
 			// The counts (tasksRunning, tasksHealthy, …) come from the
 			// tasks whether or not they are embedded, as in GET /v2/apps:
 			// the UI's tree shows them.
-			ts := gw.ti.byApp[r.App.ID]
-			b = gw.s.appendApp(b, r, ts, gw.e.app, gw.deps[r.App.ID])
+			b = gw.s.appendListed(b, gw.ti, r, gw.e.app, gw.deps[r.App.ID], gw.keep)
 			gw.write(b)
 			gw.buf = b
 		}
@@ -169,6 +169,7 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) err
 	gw := &groupWriter{s: s, e: ge, deps: s.dep.DeploymentsByApp(), buf: make([]byte, 0, 8<<10)}
 	if gw.e.apps {
 		gw.ti = s.taskIndex(s.listSnapshot())
+		gw.keep = gw.ti.frags.keep(gw.e.app)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)

@@ -22,6 +22,7 @@ import (
 type taskIndex struct {
 	snap  *framework.Snapshot
 	byApp map[string][]framework.Task
+	frags fragments // fragments.go: apps rendered from this snapshot
 }
 
 func (s *Server) taskIndex(snap *framework.Snapshot) *taskIndex {
@@ -168,6 +169,16 @@ func (l *lastFailures) forget(appID string) {
 // status part is encoded here, by hand, from the snapshot; the spec is
 // the bytes rendered when the app was written.
 func (s *Server) appendApp(b []byte, m *deploy.Record, ts []framework.Task, e embed, depID string) []byte {
+	var tf []byte
+	if e.lastTaskFailure {
+		tf = s.lastTF.get(m.App.ID)
+	}
+	return s.appendAppFailure(b, m, ts, e, depID, tf)
+}
+
+// appendAppFailure is appendApp with the app's last failure (JSON) read
+// by the caller, so that a kept fragment records the one it holds.
+func (s *Server) appendAppFailure(b []byte, m *deploy.Record, ts []framework.Task, e embed, depID string, tf []byte) []byte {
 	c := countTasks(ts)
 	b = append(b, m.Spec...)
 	b = append(b, `,"version":`...)
@@ -201,11 +212,9 @@ func (s *Server) appendApp(b []byte, m *deploy.Record, ts []framework.Task, e em
 		}
 		b = append(b, ']')
 	}
-	if e.lastTaskFailure {
-		if f := s.lastTF.get(m.App.ID); f != nil {
-			b = append(b, `,"lastTaskFailure":`...)
-			b = append(b, f...)
-		}
+	if e.lastTaskFailure && tf != nil {
+		b = append(b, `,"lastTaskFailure":`...)
+		b = append(b, tf...)
 	}
 	if e.readiness {
 		b = appendReadiness(b, m, ts)
