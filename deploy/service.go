@@ -106,8 +106,8 @@ type Service struct {
 	groups   map[string]store.StoredGroup
 	// kept is the newest version of each group known to be kept in the
 	// store (groupversions.go); under mu.
-	kept map[string]string
-	broken   brokenSet
+	kept   map[string]string
+	broken brokenSet
 	// loaded: this leadership term's Restore has run.
 	loaded atomic.Bool
 
