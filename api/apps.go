@@ -55,17 +55,21 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 		if !sel.matches(m.App.Labels) {
 			continue
 		}
-		buf = buf[:0]
 		if !first {
-			buf = append(buf, ',')
+			_ = bw.WriteByte(',') // an error comes back from the Write below
 		}
 		first = false
 		depID := ""
 		if len(deps) > 0 {
 			depID = deps[m.App.ID]
 		}
-		buf = s.appendListed(buf, ti, m, e, depID, keep)
-		if _, err := bw.Write(buf); err != nil {
+		// A kept fragment is written as it is (fragments.go).
+		f, tf := s.keptFragment(ti, m, e, depID)
+		if f == nil {
+			buf = s.renderListed(buf[:0], ti, m, e, depID, tf, keep)
+			f = buf
+		}
+		if _, err := bw.Write(f); err != nil {
 			return nil // the client went away; nothing more can be said to it
 		}
 	}

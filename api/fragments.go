@@ -60,27 +60,31 @@ func sameBytes(a, b []byte) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
-// appendListed appends app m for a list over ti: a kept fragment when it
-// is current, else rendered (and kept when store says so).
-func (s *Server) appendListed(b []byte, ti *taskIndex, m *deploy.Record, e embed, depID string, store bool) []byte {
-	if e.taskStats || s.noFragments.Load() {
-		return s.appendApp(b, m, ti.byApp[m.App.ID], e, depID)
-	}
-	var tf []byte
+// keptFragment is m's kept fragment when it is current; otherwise nil,
+// and the last failure to render m with.
+func (s *Server) keptFragment(ti *taskIndex, m *deploy.Record, e embed, depID string) (frag, tf []byte) {
 	if e.lastTaskFailure {
 		tf = s.lastTF.get(m.App.ID)
 	}
-	k := fragKey{m.App.ID, e}
-	if v, ok := ti.frags.m.Load(k); ok {
+	if e.taskStats || s.noFragments.Load() {
+		return nil, tf
+	}
+	if v, ok := ti.frags.m.Load(fragKey{m.App.ID, e}); ok {
 		if f := v.(*fragment); f.rec == m && f.depID == depID && sameBytes(f.tf, tf) {
-			return append(b, f.b...)
+			return f.b, tf
 		}
 	}
+	return nil, tf
+}
+
+// renderListed renders m with its last failure tf and keeps the result
+// when store says so.
+func (s *Server) renderListed(b []byte, ti *taskIndex, m *deploy.Record, e embed, depID string, tf []byte, store bool) []byte {
 	start := len(b)
 	b = s.appendAppFailure(b, m, ti.byApp[m.App.ID], e, depID, tf)
-	if store {
+	if store && !e.taskStats && !s.noFragments.Load() {
 		f := &fragment{rec: m, depID: depID, tf: tf, b: append([]byte(nil), b[start:]...)}
-		ti.frags.m.Store(k, f)
+		ti.frags.m.Store(fragKey{m.App.ID, e}, f)
 		ti.frags.bytes.Add(int64(len(f.b)))
 	}
 	return b

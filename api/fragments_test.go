@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/flotilla-sched/flotilla/deploy"
 )
 
 // TestFragmentsStayCurrent: a kept fragment is used only while the app's
@@ -36,21 +38,29 @@ func TestFragmentsStayCurrent(t *testing.T) {
 	// On the same index: a new record, a deployment, a last failure each
 	// make the fragment stale.
 	e2 := embed{tasks: true, lastTaskFailure: true}
+	// What the list and the tree do per app.
+	listed := func(m *deploy.Record, depID string) string {
+		f, tf := e.srv.keptFragment(ti, m, e2, depID)
+		if f == nil {
+			f = e.srv.renderListed(nil, ti, m, e2, depID, tf, true)
+		}
+		return string(f)
+	}
 	ti.frags.keep(e2)
 	old := e.dep.App("/f/a")
-	first := string(e.srv.appendListed(nil, ti, old, e2, "", true))
-	if got := string(e.srv.appendListed(nil, ti, old, e2, "", true)); got != first {
-		t.Fatalf("same inputs, different answer:\n%s\n%s", first, got)
+	first := listed(old, "")
+	if f, _ := e.srv.keptFragment(ti, old, e2, ""); string(f) != first {
+		t.Fatalf("the kept fragment differs from the rendered app:\n%s\n%s", first, f)
 	}
-	if got := string(e.srv.appendListed(nil, ti, old, e2, "dep-1", true)); !strings.Contains(got, `"deployments":[{"id":"dep-1"}]`) {
+	if got := listed(old, "dep-1"); !strings.Contains(got, `"deployments":[{"id":"dep-1"}]`) {
 		t.Errorf("a new deployment is not shown: %s", got)
 	}
 	e.srv.lastTF.set(taskFailure{AppID: "/f/a", TaskID: "t-1", State: "TASK_FAILED"})
-	if got := string(e.srv.appendListed(nil, ti, old, e2, "", true)); !strings.Contains(got, `"taskId":"t-1"`) {
+	if got := listed(old, ""); !strings.Contains(got, `"taskId":"t-1"`) {
 		t.Errorf("a new last failure is not shown: %s", got)
 	}
 	e.mustDo("PUT", "/v2/apps/f/a", `{"labels": {"tier": "gold"}}`, 200)
-	if got := string(e.srv.appendListed(nil, ti, e.dep.App("/f/a"), e2, "", true)); !strings.Contains(got, `"tier":"gold"`) {
+	if got := listed(e.dep.App("/f/a"), ""); !strings.Contains(got, `"tier":"gold"`) {
 		t.Errorf("a new record is not shown: %s", got)
 	}
 }

@@ -109,6 +109,8 @@ type groupWriter struct {
 	err  error
 }
 
+var comma = []byte{','}
+
 func (gw *groupWriter) write(b []byte) {
 	if gw.err == nil {
 		_, gw.err = gw.bw.Write(b)
@@ -128,16 +130,20 @@ func (gw *groupWriter) group(n *groupNode) {
 	gw.write(b)
 	if gw.e.apps {
 		for i, r := range n.apps {
-			b = gw.buf[:0]
 			if i > 0 {
-				b = append(b, ',')
+				gw.write(comma)
 			}
 			// The counts (tasksRunning, tasksHealthy, …) come from the
 			// tasks whether or not they are embedded, as in GET /v2/apps:
-			// the UI's tree shows them.
-			b = gw.s.appendListed(b, gw.ti, r, gw.e.app, gw.deps[r.App.ID], gw.keep)
-			gw.write(b)
-			gw.buf = b
+			// the UI's tree shows them. A kept fragment is written as it
+			// is, not copied first.
+			depID := gw.deps[r.App.ID]
+			f, tf := gw.s.keptFragment(gw.ti, r, gw.e.app, depID)
+			if f == nil {
+				f = gw.s.renderListed(gw.buf[:0], gw.ti, r, gw.e.app, depID, tf, gw.keep)
+				gw.buf = f
+			}
+			gw.write(f)
 		}
 	}
 	gw.write([]byte(`],"groups":[`))
@@ -149,7 +155,7 @@ func (gw *groupWriter) group(n *groupNode) {
 		sort.Strings(ids)
 		for i, id := range ids {
 			if i > 0 {
-				gw.write([]byte{','})
+				gw.write(comma)
 			}
 			gw.group(n.children[id])
 		}
