@@ -249,13 +249,8 @@ func (s *Server) rollbackGroup(ctx context.Context, w http.ResponseWriter, op de
 	for _, c := range g.AllGroups() {
 		c.Version = ""
 	}
-	if err := g.Validate(s.dep.Limits()); err != nil {
+	if err := s.checkGroup(ctx, g); err != nil {
 		return err
-	}
-	for _, a := range g.AllApps() {
-		if err := s.checkApp(ctx, a); err != nil {
-			return prefixAppError(err, a.ID)
-		}
 	}
 	op.Group = g
 	return s.answerGroup(ctx, w, op, http.StatusOK)
@@ -340,13 +335,8 @@ func (s *Server) writeGroup(w http.ResponseWriter, r *http.Request, id string, k
 		return invalid("/id", fmt.Sprintf("the body's id %q differs from the id in the path %q", g.ID, id))
 	}
 	op.ID = g.ID
-	if err := g.Validate(s.dep.Limits()); err != nil {
+	if err := s.checkGroup(ctx, g); err != nil {
 		return err
-	}
-	for _, a := range g.AllApps() {
-		if err := s.checkApp(ctx, a); err != nil {
-			return prefixAppError(err, a.ID)
-		}
 	}
 	op.Group = g
 	status := http.StatusOK
@@ -381,6 +371,20 @@ func planSteps(acts [][][2]string) []stepJSON {
 		out = append(out, s)
 	}
 	return out
+}
+
+// checkGroup judges a group as every write is judged: the group's rules,
+// then each app's (limits, secrets).
+func (s *Server) checkGroup(ctx context.Context, g *appspec.Group) error {
+	if err := g.Validate(s.dep.Limits()); err != nil {
+		return err
+	}
+	for _, a := range g.AllApps() {
+		if err := s.checkApp(ctx, a); err != nil {
+			return prefixAppError(err, a.ID)
+		}
+	}
+	return nil
 }
 
 // prefixAppError names the app a secret problem belongs to.

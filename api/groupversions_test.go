@@ -8,9 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/flotilla-sched/flotilla/internal/testbed"
-	"github.com/flotilla-sched/flotilla/store"
 )
 
 // settle runs launches and kill confirmations until no deployment is left.
@@ -39,15 +36,9 @@ func (e *env) groupVersions(id string) []string {
 // path and nothing is written; a new leader lists the same versions.
 func TestGroupVersionsRollback(t *testing.T) {
 	t.Parallel()
-	addr := testbed.ZooKeeper(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	root := fmt.Sprintf("/flotilla-api-gv-%d", time.Now().UnixNano())
-	zk, err := store.NewZK(ctx, store.ZKConfig{Servers: []string{addr}, Root: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zk.Close()
+	zk, root := zkStore(t, "api-gv", "")
 	e := newEnvWithStore(t, zk)
 
 	e.mustDo("POST", "/v2/groups", `{"id": "/shop", "apps": [{"id": "web", "cmd": "sleep 1", "cpus": 0.1, "mem": 16}],
@@ -111,11 +102,7 @@ func TestGroupVersionsRollback(t *testing.T) {
 	}
 
 	// A new leader reads the same versions from ZooKeeper.
-	zk2, err := store.NewZK(ctx, store.ZKConfig{Servers: []string{addr}, Root: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zk2.Close()
+	zk2, _ := zkStore(t, "", root)
 	next := newEnvWithStore(t, zk2)
 	if err := next.dep.Restore(next.ctx); err != nil {
 		t.Fatal(err)
