@@ -105,6 +105,15 @@ func TestEmbedReadinessAndFailures(t *testing.T) {
 	if len(rs) != 1 || fmt.Sprint(rs[0]) != fmt.Sprintf("map[name:ready-check ready:false taskId:%s]", ids[0]) {
 		t.Fatalf("readinessCheckResults %v", rs)
 	}
+	// The deployment waits for the check, and shows it as Marathon does.
+	ds := e.deployments()
+	if len(ds) != 1 {
+		t.Fatalf("deployments %v, want the one waiting for readiness", ds)
+	}
+	ca := ds[0]["currentActions"].([]any)[0].(map[string]any)
+	if got := fmt.Sprint(ca["readinessCheckResults"]); got != fmt.Sprintf("[map[name:ready-check ready:false taskId:%s]]", ids[0]) {
+		t.Errorf("currentActions readinessCheckResults %s", got)
+	}
 	if err := e.sched.SetReadiness(ids[0], true); err != nil {
 		t.Fatal(err)
 	}

@@ -22,31 +22,44 @@ func (s *Server) unknownEmbeds(r *http.Request, unknown []string) {
 	}
 }
 
-// appendReadiness appends Marathon's readinessCheckResults: per active
-// task of an app with a readiness check, whether it passed. Flotilla does
-// not keep the last HTTP response, so lastResponse is absent (Marathon
-// leaves it out too unless preserveLastResponse is set).
+// readinessResult is one of Marathon's readinessCheckResults. Flotilla
+// does not keep the last HTTP response, so lastResponse is absent
+// (Marathon leaves it out too unless preserveLastResponse is set).
+type readinessResult struct {
+	Name   string `json:"name"`
+	TaskID string `json:"taskId"`
+	Ready  bool   `json:"ready"`
+}
+
+// readinessResults is, per active task of an app with a readiness check,
+// whether it passed.
+func readinessResults(m *deploy.Record, ts []framework.Task) []readinessResult {
+	out := []readinessResult{}
+	if m == nil || len(m.App.ReadinessChecks) == 0 {
+		return out
+	}
+	for i := range ts {
+		if t := &ts[i]; t.Ready != nil && t.Active() {
+			out = append(out, readinessResult{Name: m.App.ReadinessChecks[0].Name, TaskID: t.ID, Ready: *t.Ready})
+		}
+	}
+	return out
+}
+
+// appendReadiness appends the app's readinessCheckResults.
 func appendReadiness(b []byte, m *deploy.Record, ts []framework.Task) []byte {
 	b = append(b, `,"readinessCheckResults":[`...)
-	if len(m.App.ReadinessChecks) > 0 {
-		first := true
-		for i := range ts {
-			t := &ts[i]
-			if t.Ready == nil || !t.Active() {
-				continue
-			}
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			b = append(b, `{"name":`...)
-			b = appendString(b, m.App.ReadinessChecks[0].Name)
-			b = append(b, `,"taskId":`...)
-			b = appendString(b, t.ID)
-			b = append(b, `,"ready":`...)
-			b = strconv.AppendBool(b, *t.Ready)
-			b = append(b, '}')
+	for i, r := range readinessResults(m, ts) {
+		if i > 0 {
+			b = append(b, ',')
 		}
+		b = append(b, `{"name":`...)
+		b = appendString(b, r.Name)
+		b = append(b, `,"taskId":`...)
+		b = appendString(b, r.TaskID)
+		b = append(b, `,"ready":`...)
+		b = strconv.AppendBool(b, r.Ready)
+		b = append(b, '}')
 	}
 	return append(b, ']')
 }
