@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/store"
 )
@@ -115,7 +117,14 @@ func (s *Service) keepGroupVersionsLocked(ctx context.Context) error {
 				gv.Groups[c] = v
 			}
 		}
-		if err := s.st.PutGroupVersion(ctx, gv); err != nil {
+		err := s.st.PutGroupVersion(ctx, gv)
+		if errors.Is(err, store.ErrTooLarge) {
+			// More apps directly in one group than one node holds
+			// references to (about 16,000): the change goes on without
+			// this version, rather than no group change passing again.
+			s.log.WithError(err).WithFields(logrus.Fields{"group": id, "version": g.version, "apps": len(g.apps)}).
+				Warn("group version not kept: too many apps directly in the group for one node; it cannot be rolled back to")
+		} else if err != nil {
 			return fmt.Errorf("deploy: keep version %s of group %s: %w", g.version, id, err)
 		}
 		s.kept[id] = g.version

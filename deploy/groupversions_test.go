@@ -102,3 +102,42 @@ func TestKeepGroupVersions(t *testing.T) {
 		t.Fatalf("versions kept of / and /a after the delete: %s, want 3 1", got)
 	}
 }
+
+// tooLarge is a store whose group versions never fit a node.
+type tooLarge struct{ store.Store }
+
+func (tooLarge) PutGroupVersion(context.Context, store.GroupVersion) error {
+	return fmt.Errorf("store: group version: %w", store.ErrTooLarge)
+}
+
+// TestGroupVersionTooLarge: a version too large for one node is not
+// kept, and the change still goes on (a group with more apps directly in
+// it than a node holds references to must not refuse every change).
+func TestGroupVersionTooLarge(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	st := tooLarge{store.NewMemory(clk, 0)}
+	sched := framework.New(framework.Config{Clock: clk, Rand: rand.New(rand.NewSource(1)), Log: logging.Component(logging.Discard(), "framework")})
+	s, err := New(Config{Store: st, Scheduler: sched, Clock: clk, Rand: rand.New(rand.NewSource(2))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"/a", "/b"} {
+		g, err := appspec.DecodeGroup(strings.NewReader(`{"id": "`+id+`", "apps": [{"id": "x", "cmd": "sleep 1", "cpus": 0.1, "mem": 16}]}`), "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.Step(time.Second)
+		if _, err := s.ApplyGroup(ctx, GroupOp{Kind: GroupCreate, ID: id, Group: g}); err != nil {
+			t.Fatalf("create %s: %v", id, err)
+		}
+	}
+	if s.App("/b/x") == nil {
+		t.Fatal("the second group change did not apply")
+	}
+	if _, err := st.ListGroupVersions(ctx, "/"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a version was kept: %v", err)
+	}
+}
