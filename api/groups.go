@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -240,6 +241,14 @@ func versionJSON(g *appspec.Group, version string) groupVersionJSON {
 // judged by today's rules; nothing is written unless all pass.
 func (s *Server) rollbackGroup(ctx context.Context, w http.ResponseWriter, op deploy.GroupOp, version string) error {
 	g, err := s.dep.GroupAt(ctx, op.ID, version)
+	var de *deploy.Error
+	if errors.As(err, &de) && de.Kind == deploy.NotFound {
+		if _, exists := s.dep.GroupVersions()[op.ID]; exists {
+			// The group exists; the version does not.
+			return &httpError{Status: http.StatusNotFound, Message: de.Message,
+				Details: []appspec.Detail{{Path: "/version", Errors: []string{"no such version of this group"}}}}
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -95,6 +95,8 @@ func TestGroupVersionsRollback(t *testing.T) {
 	if r.status != 404 || !strings.Contains(string(r.body), "/v2/groups/shop/versions") {
 		t.Fatalf("a version that does not exist: %d %s", r.status, r.body)
 	}
+	hasDetail("/version")(t, r)
+	e.mustDo("PUT", "/v2/groups/nope", `{"version": "2001-01-01T00:00:00.000Z"}`, 404)
 	e.mustDo("GET", "/v2/groups/shop/versions/2001-01-01T00:00:00.000Z", "", 404)
 	e.mustDo("GET", "/v2/groups/nope/versions", "", 404)
 	if after := e.mustDo("GET", "/v2/groups/shop?embed=group.groups&embed=group.apps", "", 200).body; string(after) != string(before) || len(e.deployments()) != 0 {
