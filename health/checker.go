@@ -60,15 +60,9 @@ func New(cfg Config) (*Checker, error) {
 		return nil, errors.New("health: Config needs a Scheduler and a Log")
 	}
 	if cfg.Events == nil {
-		sub, ok := cfg.Scheduler.(interface {
-			Subscribe(int) *framework.Subscription
-		})
-		if !ok {
+		var ok bool
+		if cfg.Events, ok = framework.EventsOf(cfg.Scheduler); !ok {
 			return nil, errors.New("health: Config needs Events, or a Scheduler with Subscribe")
-		}
-		cfg.Events = func(n int) (<-chan framework.Event, func()) {
-			s := sub.Subscribe(n)
-			return s.C, s.Close
 		}
 	}
 	if cfg.Clock == nil {
@@ -101,37 +95,16 @@ func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastR
 
 // Run checks tasks until ctx ends.
 func (c *Checker) Run(ctx context.Context) error {
-	events, stop := c.cfg.Events(4096)
-	defer stop()
 	tr := newTracker()
-	tr.load(c.cfg.Scheduler.Snapshot(), c.cfg.Clock.Now())
-	tick := c.cfg.Clock.NewTicker(c.cfg.Tick)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-events:
-			if !ok {
-				return nil
-			}
-			if ev.Type == framework.EventLagged {
-				// Results of probes in flight are dropped by the new
-				// tracker (not in flight there); the records are the
-				// scheduler's, reloaded from its snapshot.
-				tr = newTracker()
-				tr.load(c.cfg.Scheduler.Snapshot(), c.cfg.Clock.Now())
-				continue
-			}
-			tr.event(ev, c.cfg.Clock.Now())
-		case r := <-c.done:
-			c.finish(tr, r)
-		case <-tick.C():
-			for _, p := range tr.due(c.cfg.Clock.Now(), c.cfg.MaxInFlight) {
+	return framework.FollowLoop[result]{
+		Events: c.cfg.Events, Snapshot: c.cfg.Scheduler.Snapshot, Clock: c.cfg.Clock, Tick: c.cfg.Tick, View: tr,
+		OnTick: func(now time.Time) {
+			for _, p := range tr.due(now, c.cfg.MaxInFlight) {
 				go c.probe(ctx, p)
 			}
-		}
-	}
+		},
+		Results: c.done, OnResult: func(r result) { c.finish(tr, r) },
+	}.Run(ctx)
 }
 
 func (c *Checker) finish(tr *tracker, r result) {

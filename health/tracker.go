@@ -85,6 +85,14 @@ func newTracker() *tracker {
 	return &tracker{apps: map[string]*appspec.App{}, tasks: map[string]*tracked{}}
 }
 
+// Reset rebuilds the view from a snapshot (framework.Follower). Probes in
+// flight are forgotten: their results find nothing in flight and are
+// dropped; the records are the scheduler's, reloaded from the snapshot.
+func (tr *tracker) Reset(snap *framework.Snapshot, now time.Time) {
+	*tr = *newTracker()
+	tr.load(snap, now)
+}
+
 func (tr *tracker) load(snap *framework.Snapshot, now time.Time) {
 	for _, a := range snap.Apps {
 		tr.apps[a.ID] = a
@@ -94,7 +102,8 @@ func (tr *tracker) load(snap *framework.Snapshot, now time.Time) {
 	}
 }
 
-func (tr *tracker) event(ev framework.Event, now time.Time) {
+// Event applies one scheduler event (framework.Follower).
+func (tr *tracker) Event(ev framework.Event, now time.Time) {
 	switch ev.Type {
 	case framework.EventApp:
 		tr.apps[ev.App.ID] = ev.App

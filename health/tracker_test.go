@@ -42,7 +42,7 @@ type stepper struct {
 
 func newStepper(t *testing.T, hc appspec.HealthCheck) *stepper {
 	tr := newTracker()
-	tr.event(framework.Event{Type: framework.EventApp, App: checkedApp(hc)}, t0)
+	tr.Event(framework.Event{Type: framework.EventApp, App: checkedApp(hc)}, t0)
 	tr.task(runningTask("web.1"), t0)
 	return &stepper{t: t, tr: tr}
 }
@@ -94,7 +94,7 @@ func TestSchedule(t *testing.T) {
 func TestWhatIsProbed(t *testing.T) {
 	t.Parallel()
 	tr := newTracker()
-	tr.event(framework.Event{Type: framework.EventApp, App: checkedApp(appspec.HealthCheck{Protocol: "TCP", Port: ptr(uint32(9000))})}, t0)
+	tr.Event(framework.Event{Type: framework.EventApp, App: checkedApp(appspec.HealthCheck{Protocol: "TCP", Port: ptr(uint32(9000))})}, t0)
 	tk := runningTask("web.1")
 	tk.State = mesos.TASK_STAGING
 	tr.task(tk, t0)
@@ -244,7 +244,7 @@ func TestResyncKeepsCounts(t *testing.T) {
 func TestBoundsProbesInFlight(t *testing.T) {
 	t.Parallel()
 	tr := newTracker()
-	tr.event(framework.Event{Type: framework.EventApp, App: checkedApp(appspec.HealthCheck{Path: "/h", IntervalSeconds: 1, TimeoutSeconds: 1})}, t0)
+	tr.Event(framework.Event{Type: framework.EventApp, App: checkedApp(appspec.HealthCheck{Path: "/h", IntervalSeconds: 1, TimeoutSeconds: 1})}, t0)
 	for i := range 5 {
 		tr.task(runningTask("web."+strconv.Itoa(i)), t0)
 	}
@@ -256,7 +256,7 @@ func TestBoundsProbesInFlight(t *testing.T) {
 	if n := len(tr.due(t0, 2)); n != 1 {
 		t.Fatalf("%d probes after one finished, want 1", n)
 	}
-	tr.event(framework.Event{Type: framework.EventTaskRemoved, Task: &framework.Task{ID: first[1].taskID}}, t0)
+	tr.Event(framework.Event{Type: framework.EventTaskRemoved, Task: &framework.Task{ID: first[1].taskID}}, t0)
 	if tr.inFlight != 1 {
 		t.Fatalf("%d in flight after a task with a probe in flight went away, want 1", tr.inFlight)
 	}
