@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -156,6 +157,9 @@ type Server struct {
 	// noFragments turns kept fragments off (fragments.go): the benchmark's
 	// A/B of one run.
 	noFragments atomic.Bool
+	// loggedEmbeds are the unknown embeds already logged (render_embed.go).
+	loggedEmbeds  sync.Map
+	loggedEmbedsN atomic.Int64
 
 	table routeTable
 	conns atomic.Pointer[connlimit.Listener]

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
 
 	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
@@ -15,12 +16,22 @@ import (
 
 // unknownEmbeds logs embeds the request asked for and Flotilla does not
 // know: Marathon ignores them with a warning, and clients send embeds of
-// other Marathon versions (pods, …) that must not fail the request.
+// other Marathon versions (pods, …) that must not fail the request. Each
+// is logged once (up to maxLoggedEmbeds of them): a UI polling with one
+// every second would otherwise fill the log.
 func (s *Server) unknownEmbeds(r *http.Request, unknown []string) {
-	if len(unknown) > 0 {
-		s.log.WithField("path", r.URL.Path).WithField("embed", unknown).Warn("unknown embed arguments ignored")
+	for _, u := range unknown {
+		if _, seen := s.loggedEmbeds.Load(u); seen || s.loggedEmbedsN.Load() >= maxLoggedEmbeds {
+			continue
+		}
+		if _, seen := s.loggedEmbeds.LoadOrStore(u, true); !seen {
+			s.loggedEmbedsN.Add(1)
+			s.log.WithFields(logrus.Fields{"path": r.URL.Path, "embed": u}).Warn("unknown embed argument ignored (logged once)")
+		}
 	}
 }
+
+const maxLoggedEmbeds = 100
 
 // readinessResult is one of Marathon's readinessCheckResults. Flotilla
 // does not keep the last HTTP response, so lastResponse is absent
