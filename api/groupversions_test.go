@@ -124,3 +124,34 @@ func TestGroupVersionsRollback(t *testing.T) {
 		t.Error("the versions of a deleted group are still kept")
 	}
 }
+
+// TestRootGroupRollback: the root group's versions, and PUT /v2/groups
+// {"version"} rolling back everything, including apps a bulk update
+// added.
+func TestRootGroupRollback(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustDo("PUT", "/v2/apps", `[{"id": "/r1", "cmd": "sleep 1", "cpus": 0.1, "mem": 16}]`, 200)
+	e.settle("the first app")
+	v1 := e.groupVersions("")[0]
+	e.mustDo("PUT", "/v2/apps", `[{"id": "/r1", "cmd": "sleep 2"}, {"id": "/x/r2", "cmd": "sleep 1", "cpus": 0.1, "mem": 16}]`, 200)
+	e.settle("the bulk change")
+	if vs := e.groupVersions(""); len(vs) != 2 || vs[1] != v1 {
+		t.Fatalf("root versions %v, want the current one and %s", vs, v1)
+	}
+	old := e.mustDo("GET", "/v2/groups/versions/"+v1, "", 200).json(t)
+	if old["id"] != "/" || len(old["apps"].([]any)) != 1 || len(old["groups"].([]any)) != 0 {
+		t.Fatalf("root at %s: %v", v1, old)
+	}
+	e.mustDo("PUT", "/v2/groups?dryRun=true", fmt.Sprintf(`{"version": %q}`, v1), 200)
+	if e.app("/r1")["cmd"] != "sleep 2" {
+		t.Fatal("a dry run rolled back")
+	}
+	e.mustDo("PUT", "/v2/groups", fmt.Sprintf(`{"version": %q}`, v1), 200)
+	e.settle("the rollback")
+	if got := e.app("/r1")["cmd"]; got != "sleep 1" {
+		t.Errorf("/r1 cmd %v after the rollback", got)
+	}
+	e.mustDo("GET", "/v2/apps/x/r2", "", 404)
+	e.mustDo("GET", "/v2/groups/x", "", 404)
+}

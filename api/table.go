@@ -194,6 +194,12 @@ func (s *Server) routes() routeTable {
 		&route{method: http.MethodPost, pattern: "/v2/groups", serve: h(s.postGroup)},
 		&route{method: http.MethodPut, pattern: "/v2/groups", serve: h(func(w http.ResponseWriter, r *http.Request) error { return s.putGroup(w, r, "/") })},
 		&route{method: http.MethodDelete, pattern: "/v2/groups", serve: h(func(w http.ResponseWriter, r *http.Request) error { return s.deleteGroup(w, r, "/") })},
+		// The root group's versions, as Marathon serves them (a group
+		// named /versions is not addressable, as there).
+		&route{method: http.MethodGet, pattern: "/v2/groups/versions", serve: h(func(w http.ResponseWriter, r *http.Request) error { return s.groupVersions(w, r, "/") })},
+		&route{method: http.MethodGet, pattern: "/v2/groups/versions/{version}", serve: func(w http.ResponseWriter, r *http.Request, a routeArgs) {
+			s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.groupVersion(w, r, "/", a.arg) })
+		}},
 		&route{method: http.MethodGet, pattern: "/v2/groups/{id}/versions", serve: byID(s.groupVersions)},
 		&route{method: http.MethodGet, pattern: "/v2/groups/{id}/versions/{version}", serve: func(w http.ResponseWriter, r *http.Request, a routeArgs) {
 			s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.groupVersion(w, r, a.id, a.arg) })
