@@ -29,8 +29,9 @@ func (m *Master) allocatorLoop() {
 
 // allocate offers every active agent's free resources, whole, to one
 // subscribed, unsuppressed framework that has not filtered them, taking
-// agents and frameworks round-robin. An agent has at most one outstanding
-// offer.
+// agents and frameworks round-robin: the unreserved resources and those
+// reserved to the role the offer is allocated to (offerRole). An agent has
+// at most one outstanding offer.
 func (m *Master) allocate() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -58,34 +59,41 @@ func (m *Master) allocate() {
 			continue
 		}
 		var chosen *framework
+		var role string
+		var res rset
 		for j := 0; j < len(fws); j++ {
 			f := fws[(fwNext+j)%len(fws)]
+			r, worth := offerRole(f, a)
+			if !worth {
+				continue
+			}
+			free := a.free.forRole(r)
 			if flt, ok := f.filters[a.id]; ok {
-				if now.Before(flt.until) && flt.res.contains(a.free) {
+				if now.Before(flt.until) && flt.res.contains(free) {
 					continue
 				}
 				delete(f.filters, a.id)
 			}
-			chosen = f
+			chosen, role, res = f, r, free
 			fwNext += j + 1
 			break
 		}
 		if chosen == nil {
 			continue
 		}
-		o := &offer{id: fmt.Sprintf("%s-O%d", m.id, m.offerSeq), fw: chosen, agent: a, res: a.free.clone()}
+		o := &offer{id: fmt.Sprintf("%s-O%d", m.id, m.offerSeq), fw: chosen, agent: a, res: res}
 		m.offerSeq++
 		a.offer = o
 		chosen.offers[o.id] = o
 		m.offers[o.id] = o
-		role := chosen.roles()[0]
+		refine := hasCapability(&chosen.info, mesos.FrameworkInfo_Capability_RESERVATION_REFINEMENT)
 		mo := mesos.Offer{
 			ID:             mesos.OfferID{Value: o.id},
 			FrameworkID:    mesos.FrameworkID{Value: chosen.id},
 			AgentID:        mesos.AgentID{Value: a.id},
 			Hostname:       a.hostname,
 			URL:            a.httpURL,
-			Resources:      o.res.toMesos(role),
+			Resources:      o.res.toMesos(role, refine),
 			Attributes:     a.attrs,
 			Domain:         a.domain,
 			AllocationInfo: &mesos.Resource_AllocationInfo{Role: strPtr(role)},

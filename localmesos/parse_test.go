@@ -1,0 +1,45 @@
+package localmesos
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestParseResources(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		in   string
+		want Resources
+		bad  bool
+	}{
+		{in: "cpus:2;mem:1024;disk:100;ports:[31000-31010]", want: Resources{CPUs: 2, Mem: 1024, Disk: 100, Ports: []PortRange{{Begin: 31000, End: 31010}}}},
+		{in: "ports:[1-2,5-6]; gpus:1", want: Resources{GPUs: 1, Ports: []PortRange{{Begin: 1, End: 2}, {Begin: 5, End: 6}}}},
+		{in: "cpus:1;cpus(slave_public):2;ports(slave_public):[80-80,443-443];mem(*):64;mem(slave_public):32", want: Resources{
+			CPUs: 1, Mem: 64,
+			Reserved: map[string]Resources{"slave_public": {CPUs: 2, Mem: 32, Ports: []PortRange{{80, 80}, {443, 443}}}},
+		}},
+		{in: "cpus:x", bad: true},
+		{in: "cpus:-1", bad: true},
+		{in: "gpus:1.5", bad: true},
+		{in: "ports:[10-1]", bad: true},
+		{in: "ports:[1-70000]", bad: true},
+		{in: "widgets:3", bad: true},
+		{in: "cpus(a b):1", bad: true},
+		{in: "cpus(-x):1", bad: true},
+		{in: "cpus", bad: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseResources(tc.in)
+			if tc.bad {
+				if err == nil {
+					t.Fatalf("ParseResources(%q) accepted it: %+v", tc.in, got)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("ParseResources(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+			}
+		})
+	}
+}
