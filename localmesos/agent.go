@@ -106,6 +106,11 @@ func (m *Master) startAgents() error {
 		if err != nil {
 			return fmt.Errorf("localmesos: create work directory: %w", err)
 		}
+		// World-searchable, as a Mesos agent's work_dir is: a task run
+		// as another user (CommandInfo.user) must reach its sandbox.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return fmt.Errorf("localmesos: open work directory to task users: %w", err)
+		}
 		work = dir
 		m.workDir = dir
 	}
