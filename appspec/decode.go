@@ -45,15 +45,12 @@ type unsupported struct {
 
 var unsupportedFields = map[reflect.Type]map[string]unsupported{
 	typeOfApp: {
-		"storeUrls":             {hint: "Flotilla has no artifact store"},
-		"dependencies":          {hint: "Flotilla deploys each app on its own; order deployments in your pipeline"},
-		"residency":             {hint: "Flotilla has no persistent local volumes"},
-		"ipAddress":             {hint: "the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"},
-		"acceptedResourceRoles": {hint: "Flotilla accepts resources of its own role only", allowed: func(v any) bool { return equalStrings(v, "*") }},
-		"user":                  {hint: "tasks run as the image's user"},
-		"executor":              {hint: "only the default executor is supported", allowed: func(v any) bool { return v == "//cmd" }},
-		"role":                  {hint: "Flotilla accepts resources of its own role only (\"*\")", allowed: func(v any) bool { return v == "*" }},
-		"tty":                   {hint: "tasks get no TTY"},
+		"storeUrls":    {hint: "Flotilla has no artifact store"},
+		"dependencies": {hint: "Flotilla deploys each app on its own; order deployments in your pipeline"},
+		"residency":    {hint: "Flotilla has no persistent local volumes"},
+		"ipAddress":    {hint: "the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"},
+		"executor":     {hint: "only the default executor is supported", allowed: func(v any) bool { return v == "//cmd" }},
+		"tty":          {hint: "tasks get no TTY"},
 	},
 	typeOfContainer: {
 		"linuxInfo": {hint: "Linux capabilities and seccomp settings are not supported"},

@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -61,6 +62,8 @@ type devOpts struct {
 	// since every platform's gateway binds them on 127.0.0.1.
 	servicePorts [2]uint32
 	clientLimits api.ClientLimits // zero: the defaults
+	role         string           // --mesos-role; "" is "*"
+	roles        roleConfig       // --mesos-user, --enable-features…
 }
 
 // logTail keeps the last logTailMax bytes written to it.
@@ -153,7 +156,7 @@ func startPlatform(t *testing.T, o devOpts, master string, log *logrus.Logger) (
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p, err := newPlatform(ctx, platformConfig{
-		Master: master, APIAddr: "127.0.0.1:0", FrameworkName: "flotilla", Role: "*", FailoverTimeout: time.Hour,
+		Master: master, APIAddr: "127.0.0.1:0", FrameworkName: "flotilla", Role: cmp.Or(o.role, "*"), Roles: o.roles, FailoverTimeout: time.Hour,
 		DNSAddr: "127.0.0.1:0", DNSDomain: "mesos", DNSUpstreams: []string{o.upstream}, ZK: o.zk,
 		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0", SecretEnvType: o.secretEnvType, SecretPoll: o.secretPoll,
 		MaxInstances: o.maxInstances, Auth: o.auth, GatewayGroups: o.gatewayGroups, APIClientLimits: o.clientLimits,

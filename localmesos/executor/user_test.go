@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -13,56 +11,19 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/flotilla-sched/flotilla/internal/testbed"
 )
-
-// userSandbox is a sandbox a task switched to another user can reach:
-// t.TempDir's directories are 0700, a Mesos work_dir is 0755.
-func userSandbox(t *testing.T) string {
-	t.Helper()
-	top := t.TempDir() // <TMPDIR>/<test name><n>/001
-	for _, d := range []string{filepath.Dir(top), top} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sb := filepath.Join(top, "sandbox")
-	if err := os.Mkdir(sb, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return sb
-}
-
-// testUser creates a real user for the test (useradd) and removes it after.
-func testUser(t *testing.T) *user.User {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("switching users needs root; the test bed runs as root")
-	}
-	name := fmt.Sprintf("flt%d", os.Getpid()%100000)
-	if out, err := exec.Command("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", name).CombinedOutput(); err != nil {
-		t.Fatalf("useradd %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
-			t.Errorf("userdel %s: %v: %s", name, err, out)
-		}
-	})
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
 
 func TestProcessRunsAsCommandUser(t *testing.T) {
 	t.Parallel()
-	u := testUser(t)
+	u := testbed.User(t)
 	p := newTestProcess(t)
 	rec := newRecorder()
 	ci := shellCmd(`id -un; id -u; id -g; echo data > "$MESOS_SANDBOX/written"`)
 	ci.User = &u.Username
 	tk := processTask(t, "user.1", ci)
-	tk.Sandbox = userSandbox(t)
+	tk.Sandbox = testbed.OpenTempDir(t)
 	if err := p.Launch(context.Background(), tk, rec.report); err != nil {
 		t.Fatal(err)
 	}

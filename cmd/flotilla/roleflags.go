@@ -1,0 +1,65 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os/user"
+	"strings"
+
+	"github.com/flotilla-sched/flotilla/framework"
+)
+
+// roleConfig is what the role, user and GPU flags set (Marathon's
+// --mesos_role, --mesos_user, --accepted_resource_roles_default_behavior,
+// --default_accepted_resource_roles and --enable_features gpu_resources).
+type roleConfig struct {
+	MesosUser            string // FrameworkInfo.user; default the user running Flotilla
+	AcceptedRolesDefault string // framework.AcceptAny (default), AcceptUnreserved, AcceptReserved
+	// DefaultAcceptedRoles is the deprecated list form; when set it
+	// overrides AcceptedRolesDefault (resolved against Role at start).
+	DefaultAcceptedRoles []string
+	GPUResources         bool
+}
+
+// roleFlags registers the role, user and feature flags on fs.
+func roleFlags(fs *flag.FlagSet, c *platformConfig) {
+	fs.StringVar(&c.Role, "mesos-role", "*", "Mesos role Flotilla subscribes with (Marathon's --mesos_role; same as --role): apps may use resources reserved to it")
+	current := "root"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		current = u.Username
+	}
+	fs.StringVar(&c.Roles.MesosUser, "mesos-user", current, "Mesos user of the framework (FrameworkInfo.user, Marathon's --mesos_user): tasks without a user run as it on agents that switch users")
+	c.Roles.AcceptedRolesDefault = framework.AcceptAny
+	fs.Func("accepted-resource-roles-default-behavior", "resources an app without acceptedResourceRoles takes: any (unreserved and reserved to --mesos-role), unreserved, or reserved (default any)", func(v string) error {
+		b, err := framework.ParseAcceptedRolesDefault(v)
+		c.Roles.AcceptedRolesDefault = b
+		return err
+	})
+	fs.Func("default-accepted-resource-roles", "deprecated list form of --accepted-resource-roles-default-behavior: \"*\", the --mesos-role, or both, comma-separated", func(v string) error {
+		c.Roles.DefaultAcceptedRoles = splitComma(v)
+		if len(c.Roles.DefaultAcceptedRoles) == 0 {
+			return fmt.Errorf("want \"*\", the --mesos-role, or both")
+		}
+		return nil
+	})
+	fs.Func("enable-features", "optional features, comma-separated: gpu_resources (register GPU_RESOURCES with Mesos; apps may ask for gpus)", func(v string) error {
+		for _, f := range splitComma(v) {
+			switch strings.ToLower(f) {
+			case "gpu_resources":
+				c.Roles.GPUResources = true
+			default:
+				return fmt.Errorf("unknown feature %q (known: gpu_resources)", f)
+			}
+		}
+		return nil
+	})
+}
+
+// acceptedRolesDefault resolves the default behaviour once the role is
+// known: the deprecated list form wins when given.
+func (c *platformConfig) acceptedRolesDefault() (string, error) {
+	if len(c.Roles.DefaultAcceptedRoles) > 0 {
+		return framework.DefaultAcceptedRolesBehavior(c.Roles.DefaultAcceptedRoles, c.Role)
+	}
+	return framework.ParseAcceptedRolesDefault(c.Roles.AcceptedRolesDefault)
+}
