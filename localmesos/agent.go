@@ -120,6 +120,7 @@ func (m *Master) startAgents() error {
 			res = *spec.Resources
 		} else if !m.cfg.SamePorts && len(specs) > 1 {
 			res.Ports = splitPorts(res.Ports, i, len(specs))
+			res.Reserved = splitReservedPorts(res.Reserved, i, len(specs))
 		}
 		host := spec.Hostname
 		if host == "" {

@@ -43,3 +43,25 @@ func TestParseResources(t *testing.T) {
 		})
 	}
 }
+
+func TestReservedPortsSplitBetweenAgents(t *testing.T) {
+	t.Parallel()
+	res, err := ParseResources("cpus:1;mem:64;ports:[25300-25303];cpus(slave_public):1;ports(slave_public):[25310-25313]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := startMaster(t, Config{Agents: 2, Resources: res})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var got []string
+	for _, a := range m.agentList {
+		got = append(got, a.total.String())
+	}
+	want := []string{
+		"cpus:1; cpus(slave_public):1; mem:64; ports:[25300-25301]; ports(slave_public):[25310-25311]",
+		"cpus:1; cpus(slave_public):1; mem:64; ports:[25302-25303]; ports(slave_public):[25312-25313]",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("agents' resources:\n%q\nwant\n%q", got, want)
+	}
+}

@@ -160,3 +160,17 @@ func reservedJSON(s rset) map[string]any {
 	}
 	return out
 }
+
+// splitReservedPorts gives agent i of n its share of each role's reserved
+// ports, as splitPorts does for the unreserved ones (agents share a host).
+func splitReservedPorts(reserved map[string]Resources, i, n int) map[string]Resources {
+	if len(reserved) == 0 {
+		return reserved
+	}
+	out := make(map[string]Resources, len(reserved))
+	for role, r := range reserved {
+		r.Ports = splitPorts(r.Ports, i, n)
+		out[role] = r
+	}
+	return out
+}
