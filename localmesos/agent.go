@@ -122,6 +122,12 @@ func (m *Master) startAgents() error {
 			res.Ports = splitPorts(res.Ports, i, len(specs))
 			res.Reserved = splitReservedPorts(res.Reserved, i, len(specs))
 		}
+		if spec.DefaultRole != "" {
+			if err := validRole(spec.DefaultRole); err != nil {
+				return fmt.Errorf("localmesos: agent %d: default role: %w", i, err)
+			}
+		}
+		res = spec.shape(res)
 		host := spec.Hostname
 		if host == "" {
 			host = m.cfg.Hostname

@@ -3,6 +3,9 @@ package localmesos
 import (
 	"reflect"
 	"testing"
+
+	"github.com/flotilla-sched/flotilla/internal/logging"
+	"github.com/flotilla-sched/flotilla/localmesos/executor"
 )
 
 func TestParseResources(t *testing.T) {
@@ -63,5 +66,24 @@ func TestReservedPortsSplitBetweenAgents(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("agents' resources:\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestAgentDefaultRoleAndGPUs(t *testing.T) {
+	t.Parallel()
+	res := Resources{CPUs: 2, Mem: 64, Ports: []PortRange{{25320, 25321}}, Reserved: map[string]Resources{"slave_public": {CPUs: 1}}}
+	m, _ := startMaster(t, Config{Resources: res, SamePorts: true, AgentSpecs: []AgentSpec{{DefaultRole: "slave_public"}, {GPUs: 2}}})
+	m.mu.Lock()
+	got := []string{m.agentList[0].total.String(), m.agentList[1].total.String()}
+	m.mu.Unlock()
+	want := []string{
+		"cpus(slave_public):3; mem(slave_public):64; ports(slave_public):[25320-25321]", // --default_role: all reserved
+		"cpus:2; cpus(slave_public):1; gpus:2; mem:64; ports:[25320-25321]",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("agents' resources:\n%q\nwant\n%q", got, want)
+	}
+	if _, err := Start(t.Context(), Config{AgentSpecs: []AgentSpec{{DefaultRole: "-bad"}}, Executor: func(string) (executor.Executor, error) { return nil, nil }, NoSandbox: true, Log: logging.Discard()}); err == nil {
+		t.Fatal("an agent with an invalid default role started")
 	}
 }

@@ -174,3 +174,25 @@ func splitReservedPorts(reserved map[string]Resources, i, n int) map[string]Reso
 	}
 	return out
 }
+
+// shape applies the spec's GPUs and default role to the agent's resources.
+func (spec AgentSpec) shape(res Resources) Resources {
+	if spec.GPUs > 0 {
+		res.GPUs += float64(spec.GPUs)
+	}
+	if spec.DefaultRole == "" || spec.DefaultRole == "*" {
+		return res
+	}
+	reserved := make(map[string]Resources, len(res.Reserved)+1)
+	for role, r := range res.Reserved {
+		reserved[role] = r
+	}
+	mine := reserved[spec.DefaultRole]
+	mine.CPUs += res.CPUs
+	mine.Mem += res.Mem
+	mine.Disk += res.Disk
+	mine.GPUs += res.GPUs
+	mine.Ports = append(append([]PortRange(nil), mine.Ports...), res.Ports...)
+	reserved[spec.DefaultRole] = mine
+	return Resources{Reserved: reserved}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/localmesos"
 )
 
 // roleConfig is what the role, user and GPU flags set (Marathon's
@@ -62,4 +63,39 @@ func (c *platformConfig) acceptedRolesDefault() (string, error) {
 		return framework.DefaultAcceptedRolesBehavior(c.Roles.DefaultAcceptedRoles, c.Role)
 	}
 	return framework.ParseAcceptedRolesDefault(c.Roles.AcceptedRolesDefault)
+}
+
+// devShape is what `flotilla dev` adds to its local agents: DC/OS-style
+// public agents and simulated GPUs.
+type devShape struct {
+	public int // the last n agents reserve everything to slave_public
+	gpus   int // simulated GPUs on every agent
+}
+
+func devShapeFlags(fs *flag.FlagSet) *devShape {
+	d := &devShape{}
+	fs.IntVar(&d.public, "public-agents", 0, "make the last n agents public, as on DC/OS: their resources reserved to slave_public (run with --mesos-role slave_public and acceptedResourceRoles [\"slave_public\"] to use them)")
+	fs.IntVar(&d.gpus, "agent-gpus", 0, "give every agent this many simulated GPUs (turns on --enable-features gpu_resources)")
+	return d
+}
+
+// apply shapes the agents and the platform's config.
+func (d *devShape) apply(specs []localmesos.AgentSpec, c *platformConfig) error {
+	if d.public < 0 || d.public > len(specs) {
+		return fmt.Errorf("--public-agents must be from 0 to --agents (%d), got %d", len(specs), d.public)
+	}
+	if d.gpus < 0 {
+		return fmt.Errorf("--agent-gpus must be 0 or more, got %d", d.gpus)
+	}
+	for i := len(specs) - d.public; i < len(specs); i++ {
+		specs[i].DefaultRole = "slave_public"
+		specs[i].Attributes["public_ip"] = "true"
+	}
+	for i := range specs {
+		specs[i].GPUs = d.gpus
+	}
+	if d.gpus > 0 {
+		c.Roles.GPUResources = true
+	}
+	return nil
 }

@@ -169,12 +169,17 @@ func runDev(args []string) error {
 	fs.StringVar(&c.DNSAddr, "dns-addr", "127.0.0.1:8600", "address of the DNS server (UDP and TCP); empty: no DNS")
 	fs.StringVar(&c.GatewayAddr, "gateway-addr", "127.0.0.1:8000", "external gateway listener (only apps marked external); empty: none")
 	fs.StringVar(&c.InternalGWAddr, "internal-gateway-addr", "127.0.0.1:8001", "internal gateway listener (every app, by its DNS name); empty: none")
+	shape := devShapeFlags(fs)
 	level, format := commonFlags(fs, &c, "127.0.0.1:8080")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *agents <= 0 {
 		return fmt.Errorf("--agents must be positive, got %d", *agents)
+	}
+	specs := devAgents(*agents)
+	if err := shape.apply(specs, &c); err != nil {
+		return err
 	}
 	log, err := logging.New(logging.Options{Level: *level, Format: *format})
 	if err != nil {
@@ -188,7 +193,7 @@ func runDev(args []string) error {
 		return err
 	}
 	m, err := localmesos.Start(ctx, localmesos.Config{
-		Listen: *mesosAddr, AgentSpecs: devAgents(*agents), Executor: factory, NoSandbox: name == "simulated",
+		Listen: *mesosAddr, AgentSpecs: specs, Executor: factory, NoSandbox: name == "simulated",
 		Clock: clock.Real{}, Log: log,
 	})
 	if err != nil {
