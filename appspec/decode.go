@@ -81,19 +81,6 @@ var readOnlyFields = map[string]bool{
 	"readinessCheckResults": true, "taskStats": true, "counts": true,
 }
 
-func equalStrings(v any, want ...string) bool {
-	list, ok := v.([]any)
-	if !ok || len(list) != len(want) {
-		return false
-	}
-	for i := range list {
-		if list[i] != want[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func isEmpty(v any) bool {
 	switch x := v.(type) {
 	case nil:

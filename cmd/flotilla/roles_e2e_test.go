@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -11,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/sirupsen/logrus"
+
 	"github.com/flotilla-sched/flotilla/internal/testbed"
 	"github.com/flotilla-sched/flotilla/localmesos"
 )
@@ -20,36 +20,17 @@ import (
 // agent (127.0.0.1, unreserved), a public agent whose resources are all
 // reserved to slave_public (127.0.0.2, as --default_role=slave_public
 // makes them), and a GPU agent (127.0.0.3, two simulated GPUs). Ports
-// 25100-25249 are this test's.
-func rolesCluster(t *testing.T) (*localmesos.Master, string) {
+// 25100-25249 are this test's. It returns the agents' work directory.
+func rolesCluster(t *testing.T, log *logrus.Logger) (*localmesos.Master, string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	log := testLog(t, nil)
-	_, factory, err := localmesos.ExecutorByName(ctx, "process", "", log)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
+	agent := func(host string, first uint64) localmesos.AgentSpec {
+		return localmesos.AgentSpec{Hostname: host, Resources: &localmesos.Resources{CPUs: 2, Mem: 1024, Disk: 1024,
+			Ports: []localmesos.PortRange{{Begin: first, End: first + 49}}}}
 	}
-	private := localmesos.Resources{CPUs: 2, Mem: 1024, Disk: 1024, Ports: []localmesos.PortRange{{Begin: 25100, End: 25149}}}
-	public := localmesos.Resources{Reserved: map[string]localmesos.Resources{
-		"slave_public": {CPUs: 2, Mem: 1024, Disk: 1024, Ports: []localmesos.PortRange{{Begin: 25150, End: 25199}}}}}
-	gpu := localmesos.Resources{CPUs: 2, Mem: 1024, Disk: 1024, GPUs: 2, Ports: []localmesos.PortRange{{Begin: 25200, End: 25249}}}
+	private, public, gpu := agent("127.0.0.1", 25100), agent("127.0.0.2", 25150), agent("127.0.0.3", 25200)
+	public.DefaultRole, gpu.GPUs = "slave_public", 2
 	work := testbed.OpenTempDir(t) // tasks run as another user reach their sandboxes
-	m, err := localmesos.Start(ctx, localmesos.Config{Listen: "127.0.0.1:0", Executor: factory, Clock: clock.Real{}, Log: log, WorkDir: work,
-		AgentSpecs: []localmesos.AgentSpec{
-			{Hostname: "127.0.0.1", Resources: &private},
-			{Hostname: "127.0.0.2", Resources: &public},
-			{Hostname: "127.0.0.3", Resources: &gpu},
-		}})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		m.Close()
-	})
-	return m, work
+	return startMaster(t, devOpts{executor: "process", agents: []localmesos.AgentSpec{private, public, gpu}, workDir: work}, log), work
 }
 
 // hostsOf waits until app runs n tasks and returns their hosts, sorted.
@@ -92,8 +73,8 @@ func sandboxFiles(t *testing.T, work, taskPrefix, name string, n int) []string {
 func TestAcceptedResourceRolesUserAndGPUs(t *testing.T) {
 	t.Parallel()
 	u := testbed.User(t) // first, so it is deleted after the tasks that run as it
-	m, work := rolesCluster(t)
 	log := testLog(t, nil)
+	m, work := rolesCluster(t, log)
 	env, _ := startPlatform(t, devOpts{role: "slave_public", roles: roleConfig{MesosUser: "root", GPUResources: true},
 		upstream: fakeUpstream(t), servicePorts: [2]uint32{25400, 25499}}, m.URL(), log)
 	waitLeading(t, env)
@@ -155,7 +136,7 @@ func TestAcceptedResourceRolesUserAndGPUs(t *testing.T) {
 				return false
 			}
 			f := v.App.LastTaskFailure
-			if f.State != "TASK_FAILED" || !strings.Contains(f.Message, "Failed to get user information for 'no-such-user-flotilla'") {
+			if f.State != "TASK_FAILED" || !strings.Contains(f.Message, "failed to get user information for 'no-such-user-flotilla'") {
 				t.Fatalf("lastTaskFailure = %+v", f)
 			}
 			return true

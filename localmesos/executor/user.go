@@ -26,7 +26,7 @@ func switchUser(cmd *exec.Cmd, name, sandbox string) error {
 	}
 	u, err := user.Lookup(name)
 	if err != nil {
-		return fmt.Errorf("Failed to get user information for '%s': %w", name, err)
+		return fmt.Errorf("failed to get user information for '%s': %w", name, err)
 	}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
@@ -37,7 +37,7 @@ func switchUser(cmd *exec.Cmd, name, sandbox string) error {
 		if uint64(os.Geteuid()) == uid {
 			return nil
 		}
-		return fmt.Errorf("Failed to switch to user '%s': the agent does not run as root", name)
+		return fmt.Errorf("failed to switch to user '%s': the agent does not run as root", name)
 	}
 	var groups []uint32
 	if ids, err := u.GroupIds(); err == nil {
@@ -49,7 +49,7 @@ func switchUser(cmd *exec.Cmd, name, sandbox string) error {
 	}
 	if sandbox != "" {
 		if err := chownTree(sandbox, int(uid), int(gid)); err != nil {
-			return fmt.Errorf("Failed to chown sandbox to user '%s': %w", name, err)
+			return fmt.Errorf("failed to chown sandbox to user '%s': %w", name, err)
 		}
 	}
 	if cmd.SysProcAttr == nil {

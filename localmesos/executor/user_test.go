@@ -60,7 +60,7 @@ func TestProcessMissingUserFailsTask(t *testing.T) {
 	}
 	st := rec.waitTerminal(t, "user.2", 10*time.Second)
 	if st.State != mesos.TASK_FAILED || st.Reason == nil || *st.Reason != mesos.REASON_CONTAINER_LAUNCH_FAILED ||
-		!strings.Contains(st.Message, "Failed to get user information for 'no-such-user-flotilla'") {
+		!strings.Contains(st.Message, "failed to get user information for 'no-such-user-flotilla'") {
 		t.Fatalf("got %s %v %q, want TASK_FAILED REASON_CONTAINER_LAUNCH_FAILED naming the user", st.State, st.Reason, st.Message)
 	}
 }
