@@ -271,7 +271,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	p.api, err = api.New(api.Config{
 		Scheduler: p.sched, Store: p.store, Deploy: p.deploy, Leadership: p.replica, Secrets: p.resolver, Registry: p.registry,
 		Clock: clk, Log: logging.Component(log, "api"),
-		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID,
+		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID, Info: cfg.roleInfo(acceptDefault),
 		// The feed is built after the API; read it when asked.
 		View: func() *framework.Snapshot {
 			if p.feed == nil {

@@ -99,3 +99,16 @@ func (d *devShape) apply(specs []localmesos.AgentSpec, c *platformConfig) error 
 	}
 	return nil
 }
+
+// roleInfo is what /v2/info's marathon_config says of roles, user and
+// features, under Marathon's names.
+func (c *platformConfig) roleInfo(acceptDefault string) map[string]any {
+	features := []string{}
+	if c.Roles.GPUResources {
+		features = append(features, "gpu_resources")
+	}
+	return map[string]any{
+		"mesos_role": c.Role, "mesos_user": c.Roles.MesosUser, "features": features,
+		"accepted_resource_roles_default_behavior": acceptDefault,
+	}
+}

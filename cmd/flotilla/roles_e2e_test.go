@@ -79,6 +79,20 @@ func TestAcceptedResourceRolesUserAndGPUs(t *testing.T) {
 		upstream: fakeUpstream(t), servicePorts: [2]uint32{25400, 25499}}, m.URL(), log)
 	waitLeading(t, env)
 
+	t.Run("/v2/info", func(t *testing.T) {
+		code, b := env.do(t, "GET", "/v2/info", "")
+		var v struct {
+			Config struct {
+				Role     string   `json:"mesos_role"`
+				User     string   `json:"mesos_user"`
+				Features []string `json:"features"`
+			} `json:"marathon_config"`
+		}
+		if code != http.StatusOK || json.Unmarshal(b, &v) != nil || v.Config.Role != "slave_public" || v.Config.User != "root" ||
+			strings.Join(v.Config.Features, ",") != "gpu_resources" {
+			t.Fatalf("/v2/info: %d %s", code, b)
+		}
+	})
 	t.Run("slave_public apps land on the public agent only", func(t *testing.T) {
 		env.deploy(t, `{"id":"/public","cmd":"sleep 1000","cpus":0.5,"mem":32,"instances":3,"acceptedResourceRoles":["slave_public"]}`)
 		if got := hostsOf(t, env, "/public", 3); strings.Join(got, " ") != "127.0.0.2 127.0.0.2 127.0.0.2" {
