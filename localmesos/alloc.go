@@ -63,11 +63,10 @@ func (m *Master) allocate() {
 		var res rset
 		for j := 0; j < len(fws); j++ {
 			f := fws[(fwNext+j)%len(fws)]
-			r, worth := offerRole(f, a)
+			r, free, worth := offerRole(f, a)
 			if !worth {
 				continue
 			}
-			free := a.free.forRole(r)
 			if flt, ok := f.filters[a.id]; ok {
 				if now.Before(flt.until) && flt.res.contains(free) {
 					continue

@@ -111,19 +111,20 @@ func (s rset) merged() rset {
 }
 
 // offerRole picks the role an offer of agent a to fw is allocated to, and
-// whether there is anything worth offering under it. A framework of
+// what the offer holds under it (the unreserved resources and that
+// role's); ok is false when that is not worth an offer. A framework of
 // several roles (MULTI_ROLE) gets the agent under the first of its roles
 // that holds a reservation there, else under its first role; the local
 // master keeps one outstanding offer per agent, so one role at a time.
 // An agent with GPUs is offered only to frameworks with the GPU_RESOURCES
 // capability (Mesos's --filter_gpu_resources, on by default), so that a
 // framework that cannot use GPUs does not hold a GPU machine's cpus.
-func offerRole(fw *framework, a *agent) (string, bool) {
+func offerRole(fw *framework, a *agent) (role string, res rset, ok bool) {
 	if a.total.hasGPUs() && !hasCapability(&fw.info, mesos.FrameworkInfo_Capability_GPU_RESOURCES) {
-		return "", false
+		return "", rset{}, false
 	}
 	roles := fw.roles()
-	role := roles[0]
+	role = roles[0]
 	for _, r := range roles {
 		if !fw.suppressed[r] && a.free.reservedTo(r) {
 			role = r
@@ -138,7 +139,8 @@ func offerRole(fw *framework, a *agent) (string, bool) {
 			}
 		}
 	}
-	return role, a.free.forRole(role).offerable()
+	res = a.free.forRole(role)
+	return role, res, res.offerable()
 }
 
 func (s rset) hasGPUs() bool {
