@@ -47,7 +47,7 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 	typeOfApp: {
 		"storeUrls":    {hint: "Flotilla has no artifact store"},
 		"dependencies": {hint: "Flotilla deploys each app on its own; order deployments in your pipeline"},
-		"residency":    {hint: "Flotilla has no persistent local volumes"},
+		"residency":    {hint: "Flotilla has no resident instances (tasks pinned to the agent of their reservation and persistent volume)"},
 		"ipAddress":    {hint: "the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"},
 		"executor":     {hint: "only the default executor is supported", allowed: func(v any) bool { return v == "//cmd" }},
 		"tty":          {hint: "tasks get no TTY"},
@@ -60,7 +60,7 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 		"pullConfig": {hint: "registry credentials are configured on the agents"},
 	},
 	typeOfVolume: {
-		"persistent": {hint: "local persistent volumes need reservations and residency, which Flotilla does not support; use a host path (hostPath) or keep state outside the task"},
+		"persistent": {hint: "local persistent volumes need resident instances (Marathon's RESERVE and CREATE, relaunch on the same agent, wipe), which Flotilla's scheduler does not have; use a host path (hostPath) or keep state outside the task"},
 		"external":   {hint: "external volumes (DVDI/REX-Ray) are not supported; use a host path (hostPath)"},
 		"secret":     {hint: "file-based secrets are not supported; reference the secret in env ({\"secret\": …})"},
 	},
