@@ -1,6 +1,7 @@
 package localmesos
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -115,6 +116,30 @@ func TestReservedResourcesGoToTheirRole(t *testing.T) {
 	if got, want := summary(o), "cpus(*):1 cpus(slave_public):0.5 mem(*):256 mem(slave_public):448 ports(*):[25000-25004] ports(slave_public):[25006-25009]"; got != want {
 		t.Fatalf("after the launch the public agent offers %q, want %q", got, want)
 	}
+
+	// /master/state splits the agent's resources as Mesos does.
+	var st struct {
+		Slaves []struct {
+			ID         string                    `json:"id"`
+			Resources  map[string]any            `json:"resources"`
+			Unreserved map[string]any            `json:"unreserved_resources"`
+			Reserved   map[string]map[string]any `json:"reserved_resources"`
+		} `json:"slaves"`
+	}
+	if err := json.Unmarshal([]byte(getBody(t, m.URL()+"/master/state")), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range st.Slaves {
+		if a.ID != publicID {
+			continue
+		}
+		got := fmt.Sprint(a.Resources["cpus"], " ", a.Unreserved["cpus"], " ", a.Reserved["slave_public"]["cpus"], " ", a.Reserved["slave_public"]["ports"])
+		if want := "3 1 2 [25005-25009]"; got != want {
+			t.Fatalf("public agent in /master/state: total, unreserved, reserved cpus and reserved ports = %s, want %s", got, want)
+		}
+		return
+	}
+	t.Fatalf("no agent %s in /master/state", publicID)
 }
 
 func withRole(r mesos.Resource, role string) mesos.Resource {
