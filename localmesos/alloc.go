@@ -86,16 +86,25 @@ func (m *Master) allocate() {
 		chosen.offers[o.id] = o
 		m.offers[o.id] = o
 		refine := hasCapability(&chosen.info, mesos.FrameworkInfo_Capability_RESERVATION_REFINEMENT)
+		// allocation_info goes only to MULTI_ROLE frameworks: Mesos ≥ 1.3.2
+		// strips it, on the offer and on each resource, for the others
+		// (Master::offer, MESOS-8237).
+		allocRole := ""
+		if hasCapability(&chosen.info, mesos.FrameworkInfo_Capability_MULTI_ROLE) {
+			allocRole = role
+		}
 		mo := mesos.Offer{
-			ID:             mesos.OfferID{Value: o.id},
-			FrameworkID:    mesos.FrameworkID{Value: chosen.id},
-			AgentID:        mesos.AgentID{Value: a.id},
-			Hostname:       a.hostname,
-			URL:            a.httpURL,
-			Resources:      o.res.toMesos(role, refine),
-			Attributes:     a.attrs,
-			Domain:         a.domain,
-			AllocationInfo: &mesos.Resource_AllocationInfo{Role: strPtr(role)},
+			ID:          mesos.OfferID{Value: o.id},
+			FrameworkID: mesos.FrameworkID{Value: chosen.id},
+			AgentID:     mesos.AgentID{Value: a.id},
+			Hostname:    a.hostname,
+			URL:         a.httpURL,
+			Resources:   o.res.toMesos(allocRole, refine),
+			Attributes:  a.attrs,
+			Domain:      a.domain,
+		}
+		if allocRole != "" {
+			mo.AllocationInfo = &mesos.Resource_AllocationInfo{Role: strPtr(allocRole)}
 		}
 		batches[chosen] = append(batches[chosen], mo)
 	}
