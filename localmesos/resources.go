@@ -94,6 +94,10 @@ func fromMesos(rs []mesos.Resource) (rset, error) {
 			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 				return s, fmt.Errorf("scalar resource %q has invalid value %v", r.Name, v)
 			}
+			if r.Name == "gpus" && v != math.Trunc(v) {
+				// Mesos's validateGpus: whole GPUs only.
+				return s, fmt.Errorf("invalid 'gpus' resource: the 'gpus' resource must be an unsigned integer")
+			}
 			s.scalars[key] += v
 		case mesos.RANGES:
 			if r.Ranges == nil {

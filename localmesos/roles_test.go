@@ -194,6 +194,15 @@ func TestGPUAgentsOnlyForGPUFrameworks(t *testing.T) {
 	if !strings.Contains(summary(o), "gpus(*):2") {
 		t.Fatalf("GPU agent offered %q", summary(o))
 	}
+	// A fraction of a GPU is invalid (Mesos's validateGpus).
+	half := cmdTask("gpu.half", o, "sleep 100", scalar("cpus", 0.1), scalar("mem", 32), scalar("gpus", 0.5))
+	if err := g.call(launch(o, half).With(calls.RefuseSeconds(0))); err != nil {
+		t.Fatal(err)
+	}
+	if st := g.update(10*time.Second, "gpu.half", mesos.TASK_ERROR); !strings.Contains(st.GetMessage(), "must be an unsigned integer") {
+		t.Fatalf("TASK_ERROR for half a GPU says %q", st.GetMessage())
+	}
+	o = offersByAgent(t, g, gpuID)[gpuID]
 	// Two tasks of one GPU each see different simulated devices.
 	t1 := cmdTask("gpu.1", o, `echo "$NVIDIA_VISIBLE_DEVICES" > gpus; sleep 100`, scalar("cpus", 0.5), scalar("mem", 32), scalar("gpus", 1))
 	t2 := cmdTask("gpu.2", o, `echo "$NVIDIA_VISIBLE_DEVICES" > gpus; sleep 100`, scalar("cpus", 0.5), scalar("mem", 32), scalar("gpus", 1))
