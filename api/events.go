@@ -281,6 +281,8 @@ func (s *Server) translate(tr *translator, ev framework.Event) {
 					AppID:       t.AppID, TaskID: t.ID, InstanceID: instanceID(t.ID), Version: t.AppVersion, Alive: *t.Healthy})
 			}
 		}
+	case framework.EventHealthCheckFailed, framework.EventUnhealthyKill:
+		s.translateHealth(ev) // health.go
 	case framework.EventAppRemoved:
 		if ev.App != nil {
 			s.publish(eventAppTerminated, struct {

@@ -236,14 +236,8 @@ func appendTask(b []byte, t *framework.Task, m *deploy.Record) []byte {
 		}
 	}
 	b = append(b, `],"ipAddresses":[],"healthCheckResults":[`...)
-	if health && t.Healthy != nil {
-		b = append(b, `{"alive":`...)
-		b = strconv.AppendBool(b, *t.Healthy)
-		b = append(b, `,"consecutiveFailures":0,"firstSuccess":null,"lastFailure":null,"lastSuccess":null,"lastFailureCause":null,"instanceId":`...)
-		b = appendString(b, instanceID(t.ID))
-		b = append(b, `,"taskId":`...)
-		b = appendString(b, t.ID)
-		b = append(b, '}')
+	if health {
+		b = appendHealthResults(b, t) // health.go
 	}
 	b = append(b, ']')
 	if t.Message != "" {
