@@ -45,15 +45,12 @@ type unsupported struct {
 
 var unsupportedFields = map[reflect.Type]map[string]unsupported{
 	typeOfApp: {
-		"storeUrls":             {hint: "Flotilla has no artifact store"},
-		"dependencies":          {hint: "Flotilla deploys each app on its own; order deployments in your pipeline"},
-		"residency":             {hint: "Flotilla has no persistent local volumes"},
-		"ipAddress":             {hint: "the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"},
-		"acceptedResourceRoles": {hint: "Flotilla accepts resources of its own role only", allowed: func(v any) bool { return equalStrings(v, "*") }},
-		"user":                  {hint: "tasks run as the image's user"},
-		"executor":              {hint: "only the default executor is supported", allowed: func(v any) bool { return v == "//cmd" }},
-		"role":                  {hint: "Flotilla accepts resources of its own role only (\"*\")", allowed: func(v any) bool { return v == "*" }},
-		"tty":                   {hint: "tasks get no TTY"},
+		"storeUrls":    {hint: "Flotilla has no artifact store"},
+		"dependencies": {hint: "Flotilla deploys each app on its own; order deployments in your pipeline"},
+		"residency":    {hint: "Flotilla has no resident instances (tasks pinned to the agent of their reservation and persistent volume)"},
+		"ipAddress":    {hint: "the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"},
+		"executor":     {hint: "only the default executor is supported", allowed: func(v any) bool { return v == "//cmd" }},
+		"tty":          {hint: "tasks get no TTY"},
 		// Marathon 1.6+'s Mesos checks (results shown, never acted on)
 		// and 1.9+'s resource limits and executor resources: known
 		// fields, so a Marathon export gets the reason, not "unknown".
@@ -69,7 +66,7 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 		"pullConfig": {hint: "registry credentials are configured on the agents"},
 	},
 	typeOfVolume: {
-		"persistent": {hint: "local persistent volumes need reservations and residency, which Flotilla does not support; use a host path (hostPath) or keep state outside the task"},
+		"persistent": {hint: "local persistent volumes need resident instances (Marathon's RESERVE and CREATE, relaunch on the same agent, wipe), which Flotilla's scheduler does not have; use a host path (hostPath) or keep state outside the task"},
 		"external":   {hint: "external volumes (DVDI/REX-Ray) are not supported; use a host path (hostPath)"},
 		"secret":     {hint: "file-based secrets are not supported; reference the secret in env ({\"secret\": …})"},
 	},
@@ -90,19 +87,6 @@ var readOnlyFields = map[string]bool{
 	"versionInfo": true, "tasksStaged": true, "tasksRunning": true, "tasksHealthy": true,
 	"tasksUnhealthy": true, "deployments": true, "tasks": true, "lastTaskFailure": true,
 	"readinessCheckResults": true, "taskStats": true, "counts": true,
-}
-
-func equalStrings(v any, want ...string) bool {
-	list, ok := v.([]any)
-	if !ok || len(list) != len(want) {
-		return false
-	}
-	for i := range list {
-		if list[i] != want[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // IsEmptyJSON says whether a decoded JSON value (numbers as json.Number)

@@ -39,7 +39,7 @@ func TestDecodeStrict(t *testing.T) {
 			want: []Detail{{"/env/A", []string{`expected a string or {"secret": "<name>"}, got null`}}}},
 		{name: "unsupported fields are named", body: `{"id":"/a","cmd":"x","residency":{"taskLostBehavior":"WAIT_FOREVER"}}`,
 			want: []Detail{
-				{"/residency", []string{"not supported by Flotilla: Flotilla has no persistent local volumes"}},
+				{"/residency", []string{"not supported by Flotilla: Flotilla has no resident instances (tasks pinned to the agent of their reservation and persistent volume)"}},
 			}},
 		{name: "unreachableStrategy other string", body: `{"id":"/a","cmd":"x","unreachableStrategy":"never"}`, malformed: true,
 			want: []Detail{{"/unreachableStrategy", []string{`expected "disabled" or an object, got the string "never"`}}}},

@@ -70,11 +70,9 @@ func TestMarathonDocuments(t *testing.T) {
 		{name: "GROUP_BY", file: "constraints-group-by.json"},
 		{name: "GROUP_BY with count", file: "constraints-group-by-3.json"},
 		{name: "RAML example app", file: "raml-example-app.json", want: []Detail{
-			{"/acceptedResourceRoles", []string{"not supported by Flotilla: Flotilla accepts resources of its own role only"}},
 			{"/ipAddress", []string{"not supported by Flotilla: the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"}},
 			{"/readinessChecks/0/interval", []string{`unknown field; did you mean "intervalSeconds"?`}},
 			{"/readinessChecks/0/timeout", []string{`unknown field; did you mean "timeoutSeconds"?`}},
-			{"/user", []string{"not supported by Flotilla: tasks run as the image's user"}},
 		}},
 		{name: "RAML example app, revision with missing commas", file: "raml-example-app-aba8908.json", malformed: true, want: []Detail{
 			{"/", []string{`invalid character '"' after object key:value pair (line 81, byte 1508)`}},

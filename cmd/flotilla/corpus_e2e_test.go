@@ -408,11 +408,14 @@ func TestMarathonCorpus(t *testing.T) {
 	}
 	t.Logf("corpus: %d of %d definitions run (%.0f%%)", runs, len(got), 100*float64(runs)/float64(len(got)))
 	if *updateCorpus {
-		out, err := json.MarshalIndent(got, "", "  ")
-		if err != nil {
+		var out bytes.Buffer
+		enc := json.NewEncoder(&out)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(got); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(expPath, append(out, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(expPath, out.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("wrote %s", expPath)

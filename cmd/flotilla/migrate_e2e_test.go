@@ -135,7 +135,7 @@ func TestMigrate(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "1 apps are refused") {
 		t.Fatalf("an export with a refused app: err %v, want it refused", err)
 	}
-	wantLines(t, out, "/nginx-green: refused", "refused: /acceptedResourceRoles: not supported by Flotilla",
+	wantLines(t, out, "/nginx-green: refused", "refused: /acceptedResourceRoles: acceptedResourceRoles can only contain * (got \"slave_public\")", "refused: /labels/HAPROXY_DEPLOYMENT_GROUP: Flotilla does not implement this marathon-lb label",
 		"deprecated, translated: ports [10000] dropped", "2 apps: 1 to deploy, 1 refused")
 	// The group of this export is the root: the department-a group runs
 	// there and is not in it, so nothing is deployed either way.

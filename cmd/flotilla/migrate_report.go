@@ -214,12 +214,6 @@ func deprecatedLines(raw map[string]any, app *appspec.App) []string {
 // accepts and that change nothing here.
 func noEffectLines(raw map[string]any) []string {
 	var out []string
-	if v, ok := raw["role"]; ok && v == "*" {
-		out = append(out, `role "*" (Flotilla's one role)`)
-	}
-	if r := list(raw["acceptedResourceRoles"]); len(r) == 1 && r[0] == "*" {
-		out = append(out, `acceptedResourceRoles ["*"]`)
-	}
 	if e := str(raw["executor"]); e == "//cmd" {
 		out = append(out, `executor "//cmd" (the default executor)`)
 	}
@@ -236,7 +230,7 @@ func noEffectLines(raw map[string]any) []string {
 		}
 	}
 	var empty []string
-	for _, k := range []string{"storeUrls", "user", "ipAddress", "residency", "tty", "executor"} {
+	for _, k := range []string{"storeUrls", "ipAddress", "residency", "tty", "executor"} {
 		if v, ok := raw[k]; ok && appspec.IsEmptyJSON(v) {
 			empty = append(empty, k)
 		}
