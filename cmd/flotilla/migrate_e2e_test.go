@@ -52,7 +52,7 @@ func TestMigrate(t *testing.T) {
 		"Marathon export ../../testdata/marathon/raml-group.json: group /, 3 apps",
 		"/tools/oauth-server: new",
 		"service ports: #0 1980 kept",
-		"health check 0: HTTP / on port index 0: run by the Mesos agent next to the task",
+		"health check 0: HTTP / on port index 0: probed by the leading Flotilla from its own host",
 		"kills after 3 failures; grace 300 s, interval 20 s, timeout 20 s",
 		"deprecated, translated: ports [1980] → portDefinitions; container.docker.network HOST → networks",
 		"ports [5000] dropped (they repeat the port mappings' service ports)",

@@ -174,7 +174,7 @@ func healthLines(raw map[string]any) []string {
 func healthTranslation(proto string) string {
 	switch proto {
 	case "HTTP", "HTTPS", "TCP":
-		return "run by the Mesos agent next to the task (a Mesos " + proto + " check), where Marathon probed it from its own host"
+		return "probed by the leading Flotilla from its own host, as Marathon probed it (every HTTP/HTTPS/TCP check of the app runs)"
 	case "COMMAND":
 		return "a Mesos command check in the task's sandbox, as in Marathon"
 	case "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP":
