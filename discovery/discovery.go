@@ -69,8 +69,10 @@ type Config struct {
 	// tasks the old one launched after its last task record without their
 	// ports (Mesos status updates carry none); until they are replaced they
 	// would have no DNS records or routes, and an app whose ported tasks
-	// the new leader replaces would vanish. The feed asks when a task it
-	// serves lacks its ports, at most once per masterPortsEvery.
+	// the new leader replaces would vanish. The feed asks when an adopted
+	// task it serves lacks its ports and the last answer did not list it,
+	// at most once per masterPortsEvery. The answer lists every running
+	// task of the framework (without ports for apps that have none).
 	MasterPorts func(ctx context.Context) (map[string]framework.Task, error)
 	// Groups, when set, limit the routes to apps in one of these
 	// marathon-lb groups (an edge node's --gateway-groups): an app is in
@@ -524,8 +526,10 @@ func (f *Feed) note(ev framework.Event) bool {
 	return false
 }
 
-// masterPortsEvery bounds how often the feed asks the master for ports.
-const masterPortsEvery = time.Second
+// masterPortsEvery bounds how often the feed asks the master for ports
+// (only while an adopted running task lacks them and the last answer did
+// not list it).
+const masterPortsEvery = 250 * time.Millisecond
 
 // withMasterPorts fills in tasks without ports from the master's answer
 // (Config.MasterPorts), asking again when a task is missing from the last
@@ -537,7 +541,9 @@ func (f *Feed) withMasterPorts(ctx context.Context, snap *framework.Snapshot) *f
 	missing := false
 	for i := range snap.Tasks {
 		t := &snap.Tasks[i]
-		if len(t.Ports) == 0 && t.State == mesos.TASK_RUNNING && !f.masterKnows(t.ID) {
+		// Only adopted tasks: those this leader launched have their ports,
+		// and an app without ports has tasks without them for good.
+		if t.Adopted && len(t.Ports) == 0 && t.State == mesos.TASK_RUNNING && !f.masterKnows(t.ID) {
 			missing = true
 			break
 		}

@@ -483,8 +483,8 @@ func TestHandover(t *testing.T) {
 
 // A task the new leader adopted without its ports (launched by the old one
 // after its last task record) takes them from the master's answer; the
-// master is asked at most once a second, and not at all while every task
-// has its ports.
+// master is asked at most once per masterPortsEvery, and not at all while
+// no adopted task lacks its ports.
 func TestMasterPortsFillAdoptedTasks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -494,9 +494,12 @@ func TestMasterPortsFillAdoptedTasks(t *testing.T) {
 		asked++
 		return map[string]framework.Task{"b": {AgentID: "ag1", Host: "h1", Ports: []uint64{31001, 31002}}}, nil
 	}})
-	full := &framework.Snapshot{Tasks: []framework.Task{{ID: "a", State: mesos.TASK_RUNNING, Host: "h1", Ports: []uint64{31000}}}}
+	full := &framework.Snapshot{Tasks: []framework.Task{
+		{ID: "a", State: mesos.TASK_RUNNING, Host: "h1", Ports: []uint64{31000}},
+		{ID: "w", State: mesos.TASK_RUNNING, Host: "h1"}, // launched by this leader, of an app without ports
+	}}
 	if out := feed.withMasterPorts(ctx, full); out != full || asked != 0 {
-		t.Fatalf("every task has its ports, yet the master was asked %d times (out %p, in %p)", asked, out, full)
+		t.Fatalf("no adopted task lacks its ports, yet the master was asked %d times (out %p, in %p)", asked, out, full)
 	}
 	adopted := &framework.Snapshot{Tasks: []framework.Task{
 		{ID: "a", State: mesos.TASK_RUNNING, Host: "h1", Ports: []uint64{31000}},
@@ -507,13 +510,13 @@ func TestMasterPortsFillAdoptedTasks(t *testing.T) {
 	if asked != 1 || fmt.Sprintf("%s %v", out.Tasks[1].Host, out.Tasks[1].Ports) != "h1 [31001 31002]" {
 		t.Fatalf("asked %d times; task b: %s %v", asked, out.Tasks[1].Host, out.Tasks[1].Ports)
 	}
-	feed.withMasterPorts(ctx, adopted) // c still lacks its ports: not again within a second
+	feed.withMasterPorts(ctx, adopted) // c still lacks its ports: not again so soon
 	if asked != 1 {
 		t.Fatalf("asked %d times within a second", asked)
 	}
-	clk.Step(time.Second)
+	clk.Step(masterPortsEvery)
 	feed.withMasterPorts(ctx, adopted)
 	if asked != 2 {
-		t.Fatalf("asked %d times after a second with task c still without ports, want 2", asked)
+		t.Fatalf("asked %d times after %v with task c still without ports, want 2", asked, masterPortsEvery)
 	}
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // masterTaskPorts reads the agent, host and ports of this framework's
-// running tasks from the leading master's /master/state (discovery's
+// running tasks (every one, with no ports for apps that have none) from
+// the leading master's /master/state (discovery's
 // Config.MasterPorts): a new leader adopts the tasks the old one launched
 // after its last task record without their ports, and Mesos status
 // updates carry none. Ports come from each task's DiscoveryInfo, which
@@ -60,12 +61,12 @@ func masterTaskPorts(master func(ctx context.Context) (string, error), framework
 				continue
 			}
 			for _, t := range f.Tasks {
-				if t.State != "TASK_RUNNING" || len(t.Discovery.Ports.Ports) == 0 {
+				if t.State != "TASK_RUNNING" {
 					continue
 				}
-				ports := make([]uint64, len(t.Discovery.Ports.Ports))
-				for i, p := range t.Discovery.Ports.Ports {
-					ports[i] = p.Number
+				var ports []uint64
+				for _, p := range t.Discovery.Ports.Ports {
+					ports = append(ports, p.Number)
 				}
 				out[t.ID] = framework.Task{AgentID: t.AgentID, Host: hosts[t.AgentID], Ports: ports}
 			}
