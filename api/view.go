@@ -106,6 +106,12 @@ func (s *Server) view(w http.ResponseWriter, r *http.Request) error {
 			case <-recheck.C():
 			}
 			recheck.Stop()
+			if !s.isLeader() {
+				// Fenced or abdicated while the poll waited: the follower
+				// must learn now that this view is no longer the leader's
+				// (its age starts growing), not when the wait runs out.
+				return errorf(http.StatusServiceUnavailable, "this replica no longer leads; follow the new leader")
+			}
 			if v := s.currentView(); v != nil {
 				snap = v
 			}

@@ -162,3 +162,49 @@ func TestViewAnswersOnRebuild(t *testing.T) {
 		t.Fatal("the long poll did not answer within 10 s of the view changing")
 	}
 }
+
+type flipLeadership struct{ leader atomic.Bool }
+
+func (f *flipLeadership) IsLeader() bool                                { return f.leader.Load() }
+func (f *flipLeadership) LeaderAddress(context.Context) (string, error) { return "", nil }
+func (f *flipLeadership) Abdicate(context.Context) error                { return nil }
+
+// TestViewEndsWhenLeadershipEnds: a long poll waiting on a leader that
+// stops leading (fenced after losing ZooKeeper) answers 503 at its next
+// recheck, so its followers' view age starts growing then — not up to 25 s
+// later when the wait runs out.
+func TestViewEndsWhenLeadershipEnds(t *testing.T) {
+	l := &flipLeadership{}
+	l.leader.Store(true)
+	var waiting atomic.Int32 // the poll asks ViewChanged each time it waits
+	never := make(chan struct{})
+	e := newEnv(t, func(c *Config, _ *framework.Config, _ *deploy.Config) {
+		c.Leadership = l
+		c.ViewChanged = func() <-chan struct{} { waiting.Add(1); return never }
+	})
+	if err := e.dep.Restore(e.ctx); err != nil { // what a new leader's term does first
+		t.Fatal(err)
+	}
+	var first framework.Snapshot
+	if err := json.Unmarshal(e.mustDo("GET", ViewPath, "", 200).body, &first); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan resp, 1)
+	go func() { got <- e.do("GET", ViewPath+fmt.Sprintf("?generation=%d&wait=30s", first.Generation), "") }()
+	e.eventually("the long poll to wait", func() bool { return waiting.Load() > 0 })
+	l.leader.Store(false)
+	for {
+		e.clk.Step(viewRecheck)
+		select {
+		case r := <-got:
+			if r.status != 503 || !strings.Contains(string(r.body), "no longer leads") {
+				t.Fatalf("long poll after leadership ended: %d %s", r.status, r.body)
+			}
+			return
+		case <-time.After(10 * time.Millisecond): // let the handler run; the fake clock moves the poll
+		}
+		if e.clk.Now().Sub(t0) > 20*time.Second {
+			t.Fatal("the long poll did not end within 20 s of fake time after leadership ended")
+		}
+	}
+}
