@@ -264,6 +264,7 @@ func queueReason(leader, id string) string {
 type masterTask struct {
 	ID, State string
 	AgentID   string `json:"slave_id"`
+	Healthy   *bool  `json:"healthy"` // the latest health check's, when checked
 }
 
 func masterTasks(master string) []masterTask {

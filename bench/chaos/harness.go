@@ -71,8 +71,8 @@ type Result struct {
 	DNSAsked    int64
 	DNSBad      int64 // failed, NXDOMAIN or empty answers (replica killed or starting excluded)
 	// DNSExcused: NXDOMAIN or empty answers for an app the master had run
-	// no task of for the last dnsGrace (every instance lost with an agent):
-	// the honest answer, not counted as bad.
+	// no healthy task of for the last dnsGrace (every serving instance lost
+	// with an agent): the honest answer, not counted as bad.
 	DNSExcused int64
 	BadSeen    map[string]int // "addr why" → count
 	BadLog     []string       // the first bad answers, stamped
@@ -134,7 +134,8 @@ type harness struct {
 	secret  string
 
 	// runningSince: per app (DNS name), since when the master has run at
-	// least one of its tasks without a break; absent while it runs none.
+	// least one of its tasks, healthy where checked, without a break;
+	// absent while it runs none.
 	runningMu    sync.Mutex
 	runningSince map[string]time.Time
 	twoSince     map[string]time.Time // the same for at least 2 tasks
@@ -642,7 +643,10 @@ func (h *harness) watchMaster(apps []string, stop <-chan struct{}) {
 			prefix := strings.ReplaceAll(strings.TrimPrefix(a, "/"), "/", "_") + "."
 			n := 0
 			for _, t := range tasks {
-				if t.State == "TASK_RUNNING" && strings.HasPrefix(t.ID, prefix) {
+				// Serving: running, and healthy where checked (every app
+				// is, on the process executor).
+				serving := t.State == "TASK_RUNNING" && (h.cfg.Executor != "process" || t.Healthy != nil && *t.Healthy)
+				if serving && strings.HasPrefix(t.ID, prefix) {
 					n++
 				}
 			}
@@ -704,13 +708,13 @@ func (res *Result) Print(w io.Writer, cfg Config) {
 	}
 	fmt.Fprintf(w, "tasks replaced by a failover: %d\napps lost: %d\nmost tasks running above the apps' instances: %d (maximumOverCapacity 0.5 allows %d during a deployment of one %d-instance app)\n",
 		res.Replaced, res.Lost, res.MaxOver, (cfg.Instances+1)/2, cfg.Instances)
-	fmt.Fprintf(w, "DNS lookups on every replica: %d, failed or empty (replica being killed excluded): %d %v; NXDOMAIN while the master ran none of the app's tasks (for %v): %d\n",
+	fmt.Fprintf(w, "DNS lookups on every replica: %d, failed or empty (replica being killed excluded): %d %v; NXDOMAIN while the master ran no healthy task of the app (for %v): %d\n",
 		res.DNSAsked, res.DNSBad, res.BadSeen, dnsGrace, res.DNSExcused)
 	for _, l := range res.BadLog {
 		fmt.Fprintln(w, "  bad:", l)
 	}
 	if res.HTTPAsked > 0 {
-		fmt.Fprintf(w, "HTTP through the gateways: %d requests, failed for apps with ≥ 2 running tasks (listener not killed): %d %v, by phase %v; failures while an app had fewer than 2 running tasks: %d\n",
+		fmt.Fprintf(w, "HTTP through the gateways: %d requests, failed for apps with ≥ 2 healthy running tasks (listener not killed): %d %v, by phase %v; failures while an app had fewer than 2 healthy running tasks: %d\n",
 			res.HTTPAsked, res.HTTPFailed, res.HTTPSeen, res.HTTPFailedIn, res.HTTPExcused)
 		for _, l := range res.HTTPLog {
 			fmt.Fprintln(w, "  failed:", l)

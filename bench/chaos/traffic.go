@@ -72,8 +72,8 @@ type httpStats struct {
 // hammerHTTP sends GET / for the apps in turn through gw every 4 ms (with
 // each app's DNS name as Host) until stop. A failure counts unless the
 // listener is a replica killed or starting (its silence, as for DNS), or
-// the app has had fewer than 2 running tasks on the master within the
-// last dnsGrace (the bar: apps with ≥ 2 healthy instances).
+// the app has had fewer than 2 healthy running tasks on the master within
+// the last dnsGrace (the bar: apps with ≥ 2 healthy instances).
 func (h *harness) hammerHTTP(t target, apps int, st *httpStats, stop <-chan struct{}) {
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	paced(stop, 4*time.Millisecond, func(n int) {
