@@ -208,3 +208,37 @@ func TestViewEndsWhenLeadershipEnds(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowerRidesOutZooKeeper: a follower whose leader lookup fails
+// (ZooKeeper restarting or cut on the standby's side) keeps following the
+// leader that answered last, as long as it answers: the chaos suite saw
+// standbys stop following a leader that kept leading through a ZooKeeper
+// restart, and route to the tasks it replaced meanwhile.
+func TestFollowerRidesOutZooKeeper(t *testing.T) {
+	e := newEnv(t)
+	e.mustDo("POST", "/v2/apps", `{"id":"/web","cmd":"x","instances":1}`, 201)
+	var lookups atomic.Int32
+	f := discovery.NewFollower(discovery.FollowerConfig{
+		Leader: func(context.Context) (string, error) {
+			if lookups.Add(1) == 1 {
+				return e.hs.URL, nil
+			}
+			return "", errors.New("framework: no zookeeper session")
+		},
+		Wait: time.Minute, // real time: the follower's own clock is not the test's
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = f.Run(ctx) }()
+	instances := func() int {
+		s, _ := f.Snapshot()
+		if s == nil || len(s.Apps) != 1 {
+			return -1
+		}
+		return s.Apps[0].Instances
+	}
+	e.eventually("the follower to hold /web", func() bool { return instances() == 1 })
+	e.eventually("the leader lookup to have failed", func() bool { return lookups.Load() > 1 })
+	e.mustDo("PUT", "/v2/apps/web?force=true", `{"instances":3}`, 200)
+	e.eventually("the follower to see the scale with ZooKeeper away", func() bool { return instances() == 3 })
+}

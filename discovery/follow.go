@@ -17,6 +17,7 @@ import (
 
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/internal/logging"
 )
 
 // ViewPath is the leader's view endpoint (api.ViewPath; not imported, so
@@ -82,6 +83,9 @@ func NewFollower(cfg FollowerConfig) *Follower {
 	if cfg.Skip == nil {
 		cfg.Skip = func() bool { return false }
 	}
+	if cfg.Log == nil {
+		cfg.Log = logging.Component(logging.Discard(), "follower")
+	}
 	return &Follower{cfg: cfg, changed: make(chan struct{}, 1)}
 }
 
@@ -127,6 +131,13 @@ func (f *Follower) Run(ctx context.Context) error {
 			continue
 		}
 		leader, err := f.cfg.Leader(ctx)
+		if (err != nil || leader == "") && from != "" {
+			// The leader is looked up in ZooKeeper, which can be away
+			// (restarted, cut) while the leader is not: keep following the
+			// one that answered last. Its view endpoint answers 503 once it
+			// no longer leads, and then this replica looks again.
+			leader, err = from, nil
+		}
 		if err == nil && leader == "" {
 			err = errors.New("no leader is known")
 		}
