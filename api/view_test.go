@@ -98,16 +98,7 @@ func TestFollowerFollowsTheView(t *testing.T) {
 		Leader: func(context.Context) (string, error) { return e.hs.URL, nil },
 		Wait:   time.Minute, // real time: the follower's own clock is not the test's
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = f.Run(ctx) }()
-	instances := func() int {
-		s, _ := f.Snapshot()
-		if s == nil || len(s.Apps) != 1 {
-			return -1
-		}
-		return s.Apps[0].Instances
-	}
+	instances := runFollower(t, f)
 	e.eventually("the follower to hold /web", func() bool { return instances() == 1 })
 	e.mustDo("PUT", "/v2/apps/web?force=true", `{"instances":3}`, 200)
 	e.eventually("the follower to see the scale", func() bool { return instances() == 3 })
@@ -227,18 +218,24 @@ func TestFollowerRidesOutZooKeeper(t *testing.T) {
 		},
 		Wait: time.Minute, // real time: the follower's own clock is not the test's
 	})
+	instances := runFollower(t, f)
+	e.eventually("the follower to hold /web", func() bool { return instances() == 1 })
+	e.eventually("the leader lookup to have failed", func() bool { return lookups.Load() > 1 })
+	e.mustDo("PUT", "/v2/apps/web?force=true", `{"instances":3}`, 200)
+	e.eventually("the follower to see the scale with ZooKeeper away", func() bool { return instances() == 3 })
+}
+
+// runFollower runs f until the test ends and returns how many instances
+// of the one app its view holds (-1: no view, or not one app).
+func runFollower(t *testing.T, f *discovery.Follower) func() int {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	go func() { _ = f.Run(ctx) }()
-	instances := func() int {
+	return func() int {
 		s, _ := f.Snapshot()
 		if s == nil || len(s.Apps) != 1 {
 			return -1
 		}
 		return s.Apps[0].Instances
 	}
-	e.eventually("the follower to hold /web", func() bool { return instances() == 1 })
-	e.eventually("the leader lookup to have failed", func() bool { return lookups.Load() > 1 })
-	e.mustDo("PUT", "/v2/apps/web?force=true", `{"instances":3}`, 200)
-	e.eventually("the follower to see the scale with ZooKeeper away", func() bool { return instances() == 3 })
 }
