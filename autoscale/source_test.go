@@ -16,6 +16,7 @@ import (
 
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/framework/mesosconn"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/localmesos"
@@ -182,11 +183,11 @@ func startCluster(t *testing.T, agents int) *cluster {
 	}
 	t.Cleanup(func() { m.Close() })
 	c.m = m
-	det, err := framework.NewDetector(framework.DetectorConfig{Master: m.SchedulerURL()})
+	det, err := mesosconn.NewDetector(mesosconn.DetectorConfig{Master: m.SchedulerURL()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := framework.NewConn(framework.ConnConfig{Detector: det, FrameworkIDs: &memIDs{}, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
+	conn, err := mesosconn.NewConn(mesosconn.ConnConfig{Detector: det, FrameworkIDs: &memIDs{}, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -265,7 +265,7 @@ func (s *Scheduler) perform(ctx context.Context, act Actions, p *plan) {
 // acknowledged again.
 func (s *Scheduler) ackWorker(ctx context.Context, act Actions, wg *sync.WaitGroup) {
 	defer wg.Done()
-	ba, _ := act.(batchAcker)
+	ba, _ := act.(BatchAcker)
 	batch := make([]ackOp, 0, maxAckBatch)
 	for a := range s.ackCh {
 		batch = append(batch[:0], a)
@@ -285,13 +285,10 @@ func (s *Scheduler) ackWorker(ctx context.Context, act Actions, wg *sync.WaitGro
 	}
 }
 
-// batchAcker is Actions that can send many acknowledgements at once; the
-// Driver pipelines them.
-type batchAcker interface {
-	acknowledgeAll(ctx context.Context, acks []ackOp) []error
-}
+// maxAckBatch bounds one pipelined write; 64 small calls are ~10 KiB.
+const maxAckBatch = 64
 
-func (s *Scheduler) acknowledge(ctx context.Context, act Actions, ba batchAcker, batch []ackOp) {
+func (s *Scheduler) acknowledge(ctx context.Context, act Actions, ba BatchAcker, batch []ackOp) {
 	defer s.acksPending.Add(-len(batch))
 	defer func() {
 		if r := recover(); r != nil {
@@ -307,7 +304,11 @@ func (s *Scheduler) acknowledge(ctx context.Context, act Actions, ba batchAcker,
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.ActionTimeout)
 	defer cancel()
-	for i, err := range ba.acknowledgeAll(cctx, batch) {
+	acks := make([]Ack, len(batch))
+	for i, a := range batch {
+		acks[i] = Ack{AgentID: a.agentID, TaskID: a.taskID, UUID: a.uuid}
+	}
+	for i, err := range ba.AcknowledgeAll(cctx, acks) {
 		if err != nil {
 			s.cfg.Log.WithError(err).WithField("task", batch[i].taskID).WithField("call", "acknowledge").Warn("call failed")
 		}

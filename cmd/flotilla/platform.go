@@ -26,6 +26,7 @@ import (
 	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/discovery"
 	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/framework/mesosconn"
 	"github.com/flotilla-sched/flotilla/gateway"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
@@ -126,12 +127,12 @@ type platform struct {
 	resolver *secrets.Resolver
 	vault    *secrets.Vault
 	sched    *framework.Scheduler
-	replica  *framework.Replica
+	replica  *mesosconn.Replica
 	api      *api.Server
 	deploy   *deploy.Service
 	registry *prometheus.Registry
 	ln       net.Listener
-	detector framework.Detector
+	detector mesosconn.Detector
 	dns      *mesosdns.Server
 	gateway  *gateway.Gateway
 	feed     *discovery.Feed
@@ -165,7 +166,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	clk := clock.Real{}
 	seed := time.Now().UnixNano()
 
-	var election framework.ElectionConfig
+	var election mesosconn.ElectionConfig
 	if cfg.ZK != "" {
 		servers, root, err := parseZK(cfg.ZK)
 		if err != nil {
@@ -176,13 +177,13 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 			return nil, fmt.Errorf("store: %w", err)
 		}
 		p.store = zs
-		election = framework.ElectionConfig{Servers: servers, Path: root + "/leader", Address: cfg.Advertise, SessionTimeout: cfg.ZKSessionTimeout,
+		election = mesosconn.ElectionConfig{Servers: servers, Path: root + "/leader", Address: cfg.Advertise, SessionTimeout: cfg.ZKSessionTimeout,
 			Clock: clk, Logger: logging.Component(log, "election")}
 	} else {
 		p.store = store.NewMemory(clk, 0)
 		// No election: this replica always leads, and /v2/leader and
 		// /v2/info name it by its advertised address.
-		election = framework.ElectionConfig{Address: cfg.Advertise}
+		election = mesosconn.ElectionConfig{Address: cfg.Advertise}
 	}
 
 	// Secrets: with VAULT_ADDR set, references resolve at launch; without,
@@ -210,7 +211,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		Clock: clk, Rand: rand.New(rand.NewSource(seed)), Log: logging.Component(log, "framework"),
 		Role: cfg.Role, ResolveEnv: secretEnv(p.resolver, cfg.SecretEnvType), Tasks: p.store,
 	})
-	det, err := framework.NewDetector(framework.DetectorConfig{Master: cfg.Master, Clock: clk, Logger: logging.Component(log, "detector")})
+	det, err := mesosconn.NewDetector(mesosconn.DetectorConfig{Master: cfg.Master, Clock: clk, Logger: logging.Component(log, "detector")})
 	if err != nil {
 		return nil, err
 	}
@@ -219,9 +220,9 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	if cfg.Role != "" {
 		roles = []string{cfg.Role}
 	}
-	p.replica, err = framework.NewReplica(framework.ReplicaConfig{
+	p.replica, err = mesosconn.NewReplica(mesosconn.ReplicaConfig{
 		Election: election,
-		Conn: framework.ConnConfig{Detector: det, FrameworkIDs: p.store, Name: cfg.FrameworkName, Roles: roles,
+		Conn: mesosconn.ConnConfig{Detector: det, FrameworkIDs: p.store, Name: cfg.FrameworkName, Roles: roles,
 			FailoverTimeout: cfg.FailoverTimeout, Hostname: cfg.Hostname, WebUIURL: cfg.Advertise},
 		Core:   termCore{p},
 		Clock:  clk,
@@ -509,7 +510,7 @@ func (p *platform) autoscaleLog(w http.ResponseWriter, r *http.Request, appID st
 // masterRecord gives the DNS leader./master. records: the master the
 // detector follows, for an http:// master and a zk:// one alike. A master
 // not known yet, or known by a name rather than an IP, has no records.
-func masterRecord(det framework.Detector) func() (mesosdns.Master, bool) {
+func masterRecord(det mesosconn.Detector) func() (mesosdns.Master, bool) {
 	return func() (mesosdns.Master, bool) {
 		now, cancel := context.WithCancel(context.Background())
 		cancel() // only what is known: never wait for a master here

@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/flotilla-sched/flotilla/framework"
 )
 
 // ErrNotSubscribed is returned by a Driver call made while no subscription
@@ -21,7 +23,7 @@ var ErrNotSubscribed = errors.New("framework: not subscribed to a mesos master")
 // call fails at once with ErrNotSubscribed.
 type Driver struct{ c *Conn }
 
-var _ Actions = (*Driver)(nil)
+var _ framework.Actions = (*Driver)(nil)
 
 // Driver returns the Actions that act on this Conn's subscription.
 func (c *Conn) Driver() *Driver { return &Driver{c: c} }
@@ -71,16 +73,16 @@ func (d *Driver) Kill(ctx context.Context, taskID mesos.TaskID, agentID *mesos.A
 	})
 }
 
-// acknowledgeAll sends acks pipelined on one connection when it can (see
+// AcknowledgeAll sends acks pipelined on one connection when it can (see
 // ackPipe), else one call at a time; errs[i] is acks[i]'s.
-func (d *Driver) acknowledgeAll(ctx context.Context, acks []ackOp) []error {
+func (d *Driver) AcknowledgeAll(ctx context.Context, acks []framework.Ack) []error {
 	s := d.c.sess.Load()
 	if s != nil && s.acks != nil {
 		return s.acks.send(ctx, s.frameworkID, acks)
 	}
 	errs := make([]error, len(acks))
 	for i, a := range acks {
-		errs[i] = d.Acknowledge(ctx, mesos.AgentID{Value: a.agentID}, mesos.TaskID{Value: a.taskID}, a.uuid)
+		errs[i] = d.Acknowledge(ctx, mesos.AgentID{Value: a.AgentID}, mesos.TaskID{Value: a.TaskID}, a.UUID)
 	}
 	return errs
 }

@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 )
@@ -48,8 +49,8 @@ const defaultHeartbeat = 15 * time.Second
 
 // ConnConfig configures a Conn. Zero values take the documented defaults.
 type ConnConfig struct {
-	Detector     Detector         // required: where the leading master is
-	FrameworkIDs FrameworkIDStore // required: the id to re-subscribe with
+	Detector     Detector                   // required: where the leading master is
+	FrameworkIDs framework.FrameworkIDStore // required: the id to re-subscribe with
 
 	Name            string        // FrameworkInfo.name; default "flotilla"
 	User            string        // FrameworkInfo.user; default the current OS user
@@ -210,7 +211,7 @@ func (c *Conn) FrameworkID() string {
 // event but HEARTBEAT goes to out in order; when a subscription that
 // delivered events ends, Input{Disconnected: err} follows. Run sends on out
 // only while ctx is live. One Run at a time.
-func (c *Conn) Run(ctx context.Context, out chan<- Input) error {
+func (c *Conn) Run(ctx context.Context, out chan<- framework.Input) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("framework: conn is already running")
 	}
@@ -224,7 +225,7 @@ func (c *Conn) Run(ctx context.Context, out chan<- Input) error {
 		}
 		if res.forwarded {
 			select {
-			case out <- Input{Disconnected: res.err}:
+			case out <- framework.Input{Disconnected: res.err}:
 			case <-ctx.Done():
 				return nil
 			}
@@ -265,7 +266,7 @@ type attemptResult struct {
 }
 
 // attempt runs one SUBSCRIBE and its stream to the end.
-func (c *Conn) attempt(ctx context.Context, out chan<- Input) (res attemptResult) {
+func (c *Conn) attempt(ctx context.Context, out chan<- framework.Input) (res attemptResult) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.WithField("panic", r).WithField("stack", haStack()).Error("subscription crashed")
@@ -391,7 +392,7 @@ func (c *Conn) attempt(ctx context.Context, out chan<- Input) (res attemptResult
 				c.mesosError(ctx, log, d.ev.GetError().GetMessage())
 			}
 			select {
-			case out <- Input{Event: d.ev}:
+			case out <- framework.Input{Event: d.ev}:
 				res.forwarded = true
 			case <-ctx.Done():
 				res.err = ctx.Err()

@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 )
 
@@ -276,19 +277,19 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // haNext returns the next Input within d or fails.
-func haNext(t *testing.T, in <-chan Input, d time.Duration) Input {
+func haNext(t *testing.T, in <-chan framework.Input, d time.Duration) framework.Input {
 	t.Helper()
 	select {
 	case i := <-in:
 		return i
 	case <-time.After(d):
 		t.Fatalf("no input within %v", d)
-		return Input{}
+		return framework.Input{}
 	}
 }
 
 // haNoInput fails if an Input arrives within d.
-func haNoInput(t *testing.T, in <-chan Input, d time.Duration) {
+func haNoInput(t *testing.T, in <-chan framework.Input, d time.Duration) {
 	t.Helper()
 	select {
 	case i := <-in:
@@ -297,7 +298,7 @@ func haNoInput(t *testing.T, in <-chan Input, d time.Duration) {
 	}
 }
 
-func haDescribe(i Input) string {
+func haDescribe(i framework.Input) string {
 	if i.Event != nil {
 		return i.Event.GetType().String()
 	}

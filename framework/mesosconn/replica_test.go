@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/flotilla-sched/flotilla/framework"
 )
 
 // haCore stands in for the scheduler core: it accepts every offer and
@@ -31,7 +33,7 @@ func newHACore() *haCore {
 	return &haCore{subscribed: make(chan string, 16), accepts: make(chan time.Time, 256)}
 }
 
-func (c *haCore) Run(ctx context.Context, in <-chan Input, act Actions) error {
+func (c *haCore) Run(ctx context.Context, in <-chan framework.Input, act framework.Actions) error {
 	c.mu.Lock()
 	c.runs++
 	c.mu.Unlock()
@@ -74,7 +76,7 @@ func (c *haCore) Run(ctx context.Context, in <-chan Input, act Actions) error {
 	}
 }
 
-func (c *haCore) afterFence(act Actions) {
+func (c *haCore) afterFence(act framework.Actions) {
 	end := time.Now().Add(c.misbehave)
 	for time.Now().Before(end) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -96,7 +98,7 @@ type haReplica struct {
 	stop func()
 }
 
-func haStartReplica(t testing.TB, name string, zkServers []string, path, master string, store FrameworkIDStore, core Core) *haReplica {
+func haStartReplica(t testing.TB, name string, zkServers []string, path, master string, store framework.FrameworkIDStore, core Core) *haReplica {
 	t.Helper()
 	det, err := NewDetector(DetectorConfig{Master: master, SessionTimeout: 4 * time.Second, Logger: haLog(t, "detector-"+name)})
 	if err != nil {

@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 // The connection side of package framework: how a Flotilla replica reaches
 // Mesos and how replicas share the work.
@@ -82,6 +82,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 )
@@ -93,7 +94,7 @@ var ErrFenced = errors.New("framework: leadership lost; call refused")
 // (*Scheduler). Run is called once per leadership term, never concurrently,
 // and must return soon after ctx ends.
 type Core interface {
-	Run(ctx context.Context, in <-chan Input, act Actions) error
+	Run(ctx context.Context, in <-chan framework.Input, act framework.Actions) error
 }
 
 // ReplicaConfig configures a Replica.
@@ -282,7 +283,7 @@ func (r *Replica) lead(ctx context.Context) {
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	in := make(chan Input, r.cfg.InputBuffer)
+	in := make(chan framework.Input, r.cfg.InputBuffer)
 	act := &fencedActions{fence: ctx, next: conn.Driver()}
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -315,10 +316,10 @@ func (r *Replica) recoverLoop(what string) {
 // and aborts calls in flight at that moment.
 type fencedActions struct {
 	fence context.Context
-	next  Actions
+	next  framework.Actions
 }
 
-var _ Actions = (*fencedActions)(nil)
+var _ framework.Actions = (*fencedActions)(nil)
 
 func (f *fencedActions) guard(ctx context.Context, call func(context.Context) error) error {
 	if f.fence.Err() != nil {

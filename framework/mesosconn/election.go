@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -16,14 +16,16 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 )
 
 // Election errors.
 var (
-	// ErrNotLeader: the call needs this replica to lead and it does not.
-	ErrNotLeader = errors.New("framework: this replica is not the leader")
+	// ErrNotLeader: the call needs this replica to lead and it does not
+	// (framework.ErrNotLeader, which the API checks for).
+	ErrNotLeader = framework.ErrNotLeader
 	// ErrNoSession: no ZooKeeper session is up to answer from.
 	ErrNoSession = errors.New("framework: no zookeeper session")
 )
