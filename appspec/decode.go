@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -265,7 +266,7 @@ func (w *walker) walk(v any, t reflect.Type, path string) {
 			return
 		}
 		fields := jsonFields(t)
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			p := path + "/" + pointerToken(k)
 			if f, ok := fields[k]; ok {
 				w.walk(m[k], f.Type, p)
@@ -298,7 +299,7 @@ func (w *walker) walk(v any, t reflect.Type, path string) {
 			w.typeError(path, "an object", v)
 			return
 		}
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			w.walk(m[k], t.Elem(), path+"/"+pointerToken(k))
 		}
 	case reflect.String:
@@ -376,15 +377,6 @@ func jsonFields(t reflect.Type) map[string]field {
 		out[name] = field{Type: f.Type}
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // unknownField names the likely intended field: a case slip, or Marathon's

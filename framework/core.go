@@ -2,8 +2,10 @@ package framework
 
 import (
 	"fmt"
+	"maps"
 	"math/rand"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -439,23 +441,22 @@ func (c *core) subscribed(now time.Time, p *plan) {
 const reconcileBatch = 1000
 
 func (c *core) explicitReconcile(p *plan) {
-	ids := make([]string, 0, len(c.recon.pending))
-	for id := range c.recon.pending {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for len(ids) > 0 {
-		n := min(len(ids), reconcileBatch)
-		batch := make([]scheduler.Call_Reconcile_Task, 0, n)
-		for _, id := range ids[:n] {
-			rt := scheduler.Call_Reconcile_Task{TaskID: mesos.TaskID{Value: id}}
-			if a := c.recon.pending[id]; a != "" {
-				rt.AgentID = &mesos.AgentID{Value: a}
+	addReconciles(p, c.recon.pending, func(agent string) string { return agent })
+}
+
+// addReconciles appends explicit RECONCILE calls for the tasks of m (by
+// id, sorted) in batches of reconcileBatch; agent gives a task's agent id,
+// "" for none.
+func addReconciles[V any](p *plan, m map[string]V, agent func(V) string) {
+	for ids := range slices.Chunk(slices.Sorted(maps.Keys(m)), reconcileBatch) {
+		batch := make([]scheduler.Call_Reconcile_Task, len(ids))
+		for i, id := range ids {
+			batch[i].TaskID = mesos.TaskID{Value: id}
+			if a := agent(m[id]); a != "" {
+				batch[i].AgentID = &mesos.AgentID{Value: a}
 			}
-			batch = append(batch, rt)
 		}
 		p.reconciles = append(p.reconciles, batch)
-		ids = ids[n:]
 	}
 }
 
@@ -768,21 +769,7 @@ func (c *core) step(now time.Time, p *plan) {
 			c.recon.next = now.Add(c.recon.delay)
 		}
 		if len(c.unreachable) > 0 && !now.Before(c.nextUnreachRecon) {
-			ids := make([]string, 0, len(c.unreachable))
-			for id := range c.unreachable {
-				ids = append(ids, id)
-			}
-			sort.Strings(ids)
-			for len(ids) > 0 {
-				n := min(len(ids), reconcileBatch)
-				batch := make([]scheduler.Call_Reconcile_Task, 0, n)
-				for _, id := range ids[:n] {
-					batch = append(batch, scheduler.Call_Reconcile_Task{TaskID: mesos.TaskID{Value: id},
-						AgentID: &mesos.AgentID{Value: c.unreachable[id].t.AgentID}})
-				}
-				p.reconciles = append(p.reconciles, batch)
-				ids = ids[n:]
-			}
+			addReconciles(p, c.unreachable, func(ts *taskState) string { return ts.t.AgentID })
 			c.nextUnreachRecon = now.Add(c.cfg.UnreachableReconcile)
 		}
 		if !c.recon.nextImplicit.IsZero() && !now.Before(c.recon.nextImplicit) {
@@ -1124,7 +1111,7 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 	var reqs []offers.Request
 	var reqApp []*appState
 	if !now.Before(c.settleUntil) {
-		for _, id := range sortedKeys(c.apps) {
+		for _, id := range slices.Sorted(maps.Keys(c.apps)) {
 			as := c.apps[id]
 			if as.app == nil || as.need <= 0 || as.constraintsErr != nil || now.Before(as.backoffUntil) {
 				continue
@@ -1303,7 +1290,7 @@ func (c *core) snapshot(now time.Time) *Snapshot {
 	}
 	s := &Snapshot{At: now, Connected: c.connected, Suppressed: c.suppressed, Generation: c.gen,
 		Settled: c.connected && c.settleUntil.IsZero()}
-	for _, id := range sortedKeys(c.apps) {
+	for _, id := range slices.Sorted(maps.Keys(c.apps)) {
 		as := c.apps[id]
 		if as.app != nil {
 			s.Apps = append(s.Apps, as.app)

@@ -2,9 +2,10 @@ package framework
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,7 +99,7 @@ func newTaskTmpl(app *appspec.App) *taskTmpl {
 	tt := &taskTmpl{name: TaskName(app.ID), env: appEnv(app), container: containerInfo(app), ports: app.PortList()}
 	if len(app.Labels) > 0 {
 		tt.labels = &mesos.Labels{}
-		for _, k := range sortedKeys(app.Labels) {
+		for _, k := range slices.Sorted(maps.Keys(app.Labels)) {
 			v := app.Labels[k]
 			tt.labels.Labels = append(tt.labels.Labels, mesos.Label{Key: k, Value: &v})
 		}
@@ -292,7 +293,7 @@ func discoveryInfo(name string, ports []appspec.Port, hostPorts []uint64) *mesos
 			}
 			scope, scopeV := "network-scope", "host"
 			mp.Labels = &mesos.Labels{Labels: []mesos.Label{{Key: scope, Value: &scopeV}}}
-			for _, k := range sortedKeys(p.Labels) {
+			for _, k := range slices.Sorted(maps.Keys(p.Labels)) {
 				v := p.Labels[k]
 				mp.Labels.Labels = append(mp.Labels.Labels, mesos.Label{Key: k, Value: &v})
 			}
@@ -363,7 +364,7 @@ func appEnv(app *appspec.App) []mesos.Environment_Variable {
 		env["MARATHON_APP_DOCKER_IMAGE"] = img
 	}
 	var labelNames []string
-	for _, k := range sortedKeys(app.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(app.Labels)) {
 		n := envName(k)
 		labelNames = append(labelNames, n)
 		env["MARATHON_APP_LABEL_"+n] = app.Labels[k]
@@ -372,7 +373,7 @@ func appEnv(app *appspec.App) []mesos.Environment_Variable {
 		env["MARATHON_APP_LABELS"] = strings.Join(labelNames, " ")
 	}
 	out := make([]mesos.Environment_Variable, 0, len(env))
-	for _, k := range sortedKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		v := env[k]
 		out = append(out, mesos.Environment_Variable{Name: k, Value: &v})
 	}
@@ -491,13 +492,4 @@ func healthCheck(app *appspec.App, hc appspec.HealthCheck, ports []uint64) *meso
 		out.Command = &mesos.CommandInfo{Shell: &t, Value: &v}
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

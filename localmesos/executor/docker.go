@@ -196,45 +196,36 @@ func dockerCommand(ci *mesos.CommandInfo) (entrypoint, cmd []string, err error) 
 	return nil, cmd, nil
 }
 
-func (d *Docker) fail(id string, report Report, reason mesos.TaskStatus_Reason, err error) error {
-	r := reason
-	report(id, Status{State: mesos.TASK_FAILED, Reason: &r, Message: err.Error()})
-	return err
-}
-
 // Launch creates and starts the task's container and returns once
 // TASK_RUNNING is reported; on failure (missing image included) it reports
 // TASK_FAILED and returns the same error.
 func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
-	id := t.Info.TaskID.Value
-	if id == "" || report == nil {
-		return errors.New("executor: docker launch: empty task id or nil report")
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("executor: docker launch %s: %w", id, err)
+	id, err := launchCheck(ctx, "docker", &t, report)
+	if err != nil {
+		return err
 	}
 	ci := t.Info.Command
 	di := t.Info.GetContainer().GetDocker()
 	switch {
 	case ci == nil:
-		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: task has no command", id))
+		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: task has no command", id))
 	case di == nil || di.GetImage() == "":
-		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: task has no docker image", id))
+		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: task has no docker image", id))
 	}
 	if err := ValidateHealthCheck(t.Info.HealthCheck); err != nil {
-		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
 	}
 	nw, err := planDockerNetwork(&t.Info)
 	if err != nil {
-		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: Failed to create docker run options: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: Failed to create docker run options: %w", id, err))
 	}
 	entrypoint, cmd, err := dockerCommand(ci)
 	if err != nil {
-		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
 	}
 	taskEnv, err := commandEnv(ci)
 	if err != nil {
-		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
 	}
 	name := "mesos-" + newUUID()
 	env := append(append(mesosEnv(t, DockerSandbox), "MESOS_CONTAINER_NAME="+name), taskEnv...)
@@ -251,31 +242,31 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 		if cerrdefs.IsNotFound(err) {
 			err = fmt.Errorf("image %s not found on this agent and there is no registry to pull from", di.GetImage())
 		}
-		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
 	}
 	if err := checkUserNetwork(nw, t.Networks); err != nil {
 		unreserve()
-		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
 	}
 	binds, err := dockerBinds(t.Info.Container)
 	if err != nil {
 		unreserve()
-		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: %w", id, err))
 	}
 	if len(ci.URIs) > 0 {
 		if t.Sandbox == "" {
 			unreserve()
-			return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: the task has uris to fetch but this agent keeps no sandbox", id))
+			return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: the task has uris to fetch but this agent keeps no sandbox", id))
 		}
 		if err := Fetch(ctx, t.Sandbox, ci.URIs, http.DefaultClient); err != nil {
 			unreserve()
-			return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: %w", id, err))
+			return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: %w", id, err))
 		}
 	}
 	fwd, err := d.bindPorts(t, nw, log)
 	if err != nil {
 		unreserve()
-		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
 	}
 
 	cpus, mem := taskLimits(t.Info)
@@ -307,13 +298,13 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 	if err != nil {
 		closeNetwork(fwd, nil, nil, log)
 		unreserve()
-		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to create container: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to create container: %w", id, err))
 	}
 	if err := d.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		closeNetwork(fwd, nil, nil, log)
 		d.remove(created.ID, log)
 		unreserve()
-		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to start container: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to start container: %w", id, err))
 	}
 	var ns *portfwd.NetNS
 	var kern *portfwd.Kernel
@@ -323,7 +314,7 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 			closeNetwork(fwd, nil, nil, log)
 			d.remove(created.ID, log)
 			unreserve()
-			return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
+			return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
 		}
 		kern = d.forward(ctx, t, nw, fwd, ns, log)
 	}

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -48,4 +49,29 @@ type Executor interface {
 	Stats(ctx context.Context, taskID string) (*mesos.ResourceStatistics, error)
 	// Close kills every task without reporting and releases resources.
 	Close() error
+}
+
+// launchCheck is the guard every executor's Launch starts with: a task id,
+// a Report to send its statuses to, and a live ctx. kind names the
+// executor in the error. Nothing is reported: without an id or a Report
+// there is nowhere to report to.
+func launchCheck(ctx context.Context, kind string, t *Task, report Report) (string, error) {
+	id := t.Info.TaskID.Value
+	switch {
+	case id == "":
+		return "", fmt.Errorf("executor: %s launch: empty task id", kind)
+	case report == nil:
+		return "", fmt.Errorf("executor: %s launch %s: nil report", kind, id)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("executor: %s launch %s: %w", kind, id, err)
+	}
+	return id, nil
+}
+
+// launchFailed reports TASK_FAILED for task id with reason and err as its
+// message, and returns err.
+func launchFailed(id string, report Report, reason mesos.TaskStatus_Reason, err error) error {
+	report(id, Status{State: mesos.TASK_FAILED, Reason: &reason, Message: err.Error()})
+	return err
 }
