@@ -78,17 +78,24 @@ func (m *Master) allocate() {
 		a.offer = o
 		chosen.offers[o.id] = o
 		m.offers[o.id] = o
-		role := chosen.roles()[0]
 		mo := mesos.Offer{
-			ID:             mesos.OfferID{Value: o.id},
-			FrameworkID:    mesos.FrameworkID{Value: chosen.id},
-			AgentID:        mesos.AgentID{Value: a.id},
-			Hostname:       a.hostname,
-			URL:            a.httpURL,
-			Resources:      o.res.toMesos(role),
-			Attributes:     a.attrs,
-			Domain:         a.domain,
-			AllocationInfo: &mesos.Resource_AllocationInfo{Role: strPtr(role)},
+			ID:          mesos.OfferID{Value: o.id},
+			FrameworkID: mesos.FrameworkID{Value: chosen.id},
+			AgentID:     mesos.AgentID{Value: a.id},
+			Hostname:    a.hostname,
+			URL:         a.httpURL,
+			Attributes:  a.attrs,
+			Domain:      a.domain,
+		}
+		// allocation_info, on the offer and each resource, only for
+		// MULTI_ROLE frameworks, as Mesos >= 1.3.2 (Master::offer strips
+		// it for the others, MESOS-8237).
+		if chosen.multiRole() {
+			role := chosen.roles()[0]
+			mo.Resources = o.res.toMesos(role)
+			mo.AllocationInfo = &mesos.Resource_AllocationInfo{Role: strPtr(role)}
+		} else {
+			mo.Resources = o.res.toMesos("")
 		}
 		batches[chosen] = append(batches[chosen], mo)
 	}

@@ -297,6 +297,15 @@ func TestSubscriptionRefusals(t *testing.T) {
 	}{
 		{"invalid role", `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"x","roles":["a/b"],"capabilities":[{"type":"MULTI_ROLE"}]}}}`, "invalid role"},
 		{"negative failover timeout", `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"x","failover_timeout":-1}}}`, "failover_timeout"},
+		// Mesos's framework::internal::validateRoles: each role field
+		// belongs to one kind of framework.
+		{"role with MULTI_ROLE", `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"x","role":"web","capabilities":[{"type":"MULTI_ROLE"}]}}}`,
+			"'FrameworkInfo.role' must not be set when the framework is MULTI_ROLE capable"},
+		{"roles without MULTI_ROLE", `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"x","roles":["web"]}}}`,
+			"'FrameworkInfo.roles' must not be set when the framework is not MULTI_ROLE capable"},
+		{"duplicate role", `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"x","roles":["web","web"],"capabilities":[{"type":"MULTI_ROLE"}]}}}`,
+			"duplicate role 'web'"},
+		{"invalid role without MULTI_ROLE", `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"x","role":"-web"}}}`, "invalid role"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

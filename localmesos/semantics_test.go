@@ -57,8 +57,10 @@ func TestOfferShape(t *testing.T) {
 				res := map[string]*mesos.Resource{}
 				for _, r := range o.Resources {
 					res[r.Name] = &r
-					if r.AllocationInfo.GetRole() != "*" || r.GetRole() != "*" {
-						t.Fatalf("resource %s lacks role/allocation_info *", r.Name)
+					// plainInfo has no MULTI_ROLE: Mesos sends it no
+					// allocation_info (TestOfferAllocationInfo).
+					if r.AllocationInfo != nil || r.GetRole() != "*" {
+						t.Fatalf("resource %s: role %q, allocation_info %v; want role * and no allocation_info", r.Name, r.GetRole(), r.AllocationInfo)
 					}
 				}
 				if res["cpus"].GetScalar().GetValue() != 4 || res["mem"].GetScalar().GetValue() != 8192 || res["disk"].GetScalar().GetValue() != 10240 {
@@ -68,6 +70,47 @@ func TestOfferShape(t *testing.T) {
 				if len(rg) != 1 || rg[0].Begin != tc.want[i][0] || rg[0].End != tc.want[i][1] {
 					t.Fatalf("agent %d ports %v, want [%d-%d]", i, rg, tc.want[i][0], tc.want[i][1])
 				}
+			}
+		})
+	}
+}
+
+// TestOfferAllocationInfo: allocation_info, on the offer and on every
+// resource, goes only to frameworks that subscribed with MULTI_ROLE, as
+// Mesos >= 1.3.2 sends it (Master::offer strips it for the others,
+// MESOS-8237), naming the framework's role; a framework without MULTI_ROLE
+// that launches with bare resources, as a plain mesos-go framework does,
+// gets its task started.
+func TestOfferAllocationInfo(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, info string
+		wantRole   string // "" for no allocation_info
+	}{
+		{"without MULTI_ROLE", `{"user":"root","name":"plain"}`, ""},
+		{"without MULTI_ROLE, with role", `{"user":"root","name":"plain","role":"web"}`, ""},
+		{"MULTI_ROLE", `{"user":"root","name":"multi","capabilities":[{"type":"MULTI_ROLE"}]}`, "*"},
+		{"MULTI_ROLE with roles", `{"user":"root","name":"multi","roles":["web"],"capabilities":[{"type":"MULTI_ROLE"}]}`, "web"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m, _ := startMaster(t, Config{Agents: 1})
+			f := subscribeRaw(t, m, tc.info)
+			o := f.next(scheduler.Event_OFFERS).Offers.Offers[0]
+			if got := o.AllocationInfo.GetRole(); (o.AllocationInfo != nil) != (tc.wantRole != "") || got != tc.wantRole {
+				t.Fatalf("offer allocation_info %v, want role %q (none if empty)", o.AllocationInfo, tc.wantRole)
+			}
+			for _, r := range o.Resources {
+				if got := r.AllocationInfo.GetRole(); (r.AllocationInfo != nil) != (tc.wantRole != "") || got != tc.wantRole {
+					t.Fatalf("resource %s allocation_info %v, want role %q (none if empty)", r.Name, r.AllocationInfo, tc.wantRole)
+				}
+			}
+			// Bare resources (no role, no allocation_info) launch.
+			f.call(acceptJSON(o.ID.Value, 0, taskJSON("t", o.AgentID.Value)))
+			st := f.update("t")
+			if st.GetState() != mesos.TASK_STARTING && st.GetState() != mesos.TASK_RUNNING {
+				t.Fatalf("task with bare resources: %v %v %q, want it started", st.GetState(), st.GetReason(), st.GetMessage())
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -366,7 +367,7 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 			defer d.wg.Done()
 			defer func() {
 				if r := recover(); r != nil {
-					log.WithField("panic", r).Error("health checker panicked")
+					log.WithField("panic", r).WithField("stack", string(debug.Stack())).Error("health checker panicked")
 				}
 			}()
 			h := &healthChecker{
@@ -392,7 +393,7 @@ func (d *Docker) wait(ctx context.Context, dt *dockerTask, log *logrus.Entry) {
 	defer d.wg.Done()
 	defer func() {
 		if r := recover(); r != nil {
-			log.WithField("panic", r).Error("docker waiter panicked")
+			log.WithField("panic", r).WithField("stack", string(debug.Stack())).Error("docker waiter panicked")
 		}
 	}()
 	var st Status

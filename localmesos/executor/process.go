@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -258,7 +259,7 @@ func (p *Process) wait(pt *procTask, log *logrus.Entry) {
 	defer p.wg.Done()
 	defer func() {
 		if r := recover(); r != nil {
-			log.WithField("panic", r).Error("process waiter panicked")
+			log.WithField("panic", r).WithField("stack", string(debug.Stack())).Error("process waiter panicked")
 		}
 	}()
 	err := pt.cmd.Wait()
@@ -365,7 +366,7 @@ func (p *Process) kill(pt *procTask, grace time.Duration, byHealth bool) {
 func (p *Process) healthLoop(ctx context.Context, pt *procTask, hc *mesos.HealthCheck, pr probe, log *logrus.Entry) {
 	defer func() {
 		if r := recover(); r != nil {
-			log.WithField("panic", r).Error("health checker panicked")
+			log.WithField("panic", r).WithField("stack", string(debug.Stack())).Error("health checker panicked")
 		}
 	}()
 	h := &healthChecker{
