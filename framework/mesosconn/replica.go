@@ -291,7 +291,10 @@ func (r *Replica) lead(ctx context.Context) {
 		defer wg.Done()
 		defer stop()
 		defer r.recoverLoop("connection")
-		_ = conn.Run(ctx, in) // returns only when ctx ends
+		// A fresh Conn per term: Run fails only if it is already running.
+		if err := conn.Run(ctx, in); err != nil {
+			r.log.WithError(err).Error("the connection did not run; this term ends")
+		}
 	}()
 	go func() {
 		defer wg.Done()
