@@ -193,7 +193,9 @@ func (m *Master) closeAgents() {
 		a.shutdown()
 	}
 	if m.workDir != "" {
-		os.RemoveAll(m.workDir)
+		if err := os.RemoveAll(m.workDir); err != nil {
+			m.log.WithError(err).WithField("dir", m.workDir).Warn("sandboxes left on disk")
+		}
 	}
 }
 

@@ -393,13 +393,13 @@ func (p *platform) run(ctx context.Context) error {
 		if err := p.dns.Start(); err != nil {
 			return fmt.Errorf("dns: %w", err)
 		}
-		defer p.dns.Shutdown(context.Background())
+		defer shutdown(p.log, "dns", p.dns.Shutdown)
 	}
 	if p.gateway != nil {
 		if err := p.gateway.Start(); err != nil {
 			return fmt.Errorf("gateway: %w", err)
 		}
-		defer p.gateway.Shutdown(context.Background())
+		defer shutdown(p.log, "gateway", p.gateway.Shutdown)
 	}
 	if p.feed != nil {
 		go p.feed.Run(ctx)
@@ -427,10 +427,14 @@ func (p *platform) run(ctx context.Context) error {
 	cancel()
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
-	srv.Shutdown(sctx)
+	if err := srv.Shutdown(sctx); err != nil {
+		p.log.WithError(err).Warn("api: requests still running after 5 s were cut off")
+	}
 	p.detector.Close()
 	if c, ok := p.store.(interface{ Close() error }); ok {
-		c.Close()
+		if err := c.Close(); err != nil {
+			p.log.WithError(err).Warn("store: close")
+		}
 	}
 	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, context.Canceled) {
 		err = nil
@@ -576,5 +580,13 @@ func secretEnv(r *secrets.Resolver, kind string) framework.EnvResolver {
 			})
 		}
 		return out, nil
+	}
+}
+
+// shutdown stops one listener (DNS, gateway) and logs what did not stop
+// cleanly: connections it cut off, sockets that failed to close.
+func shutdown(log *logrus.Logger, what string, stop func(context.Context) error) {
+	if err := stop(context.Background()); err != nil {
+		log.WithError(err).WithField("component", what).Warn("shutdown was not clean")
 	}
 }
