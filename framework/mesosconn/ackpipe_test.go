@@ -89,9 +89,10 @@ type pipePeer struct {
 	ln         net.Listener
 	closeAfter int
 
-	mu    sync.Mutex
-	tasks []string
-	conns int
+	mu     sync.Mutex
+	tasks  []string
+	conns  int
+	closed int // connections this peer has closed
 }
 
 func newPipePeer(t *testing.T, closeAfter int) *pipePeer {
@@ -117,7 +118,12 @@ func newPipePeer(t *testing.T, closeAfter int) *pipePeer {
 }
 
 func (p *pipePeer) serve(t *testing.T, c net.Conn) {
-	defer c.Close()
+	defer func() {
+		c.Close()
+		p.mu.Lock()
+		p.closed++
+		p.mu.Unlock()
+	}()
 	br := bufio.NewReader(c)
 	for n := 0; p.closeAfter == 0 || n < p.closeAfter; n++ {
 		req, err := http.ReadRequest(br)
@@ -167,7 +173,19 @@ func TestAckPipeStaleConnectionAndRefusals(t *testing.T) {
 		t.Fatalf("errors %v: want only the second (refused) to fail", errs)
 	}
 	// The connection went back to the pool, and the peer has closed it.
-	time.Sleep(50 * time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		peer.mu.Lock()
+		closed := peer.closed
+		peer.mu.Unlock()
+		if closed == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the peer closed %d connections after 10 s, want 1", closed)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	errs = p.send(ctx, "F1", acksFor("d", "e"))
 	for i, err := range errs {
 		if err != nil {

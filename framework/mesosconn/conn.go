@@ -157,6 +157,9 @@ type Conn struct {
 	// sess is the current subscription, nil while disconnected; the Driver
 	// reads it, Run writes it.
 	sess atomic.Pointer[connSession]
+	// reader is the current stream's event reader, for tests that must
+	// know it is blocked handing an event over before they step a clock.
+	reader atomic.Pointer[eventReader]
 
 	// Owned by Run's goroutine.
 	fresh  bool   // subscribe without an id: the framework was removed
@@ -298,10 +301,12 @@ func (c *Conn) attempt(ctx context.Context, out chan<- framework.Input) (res att
 		return res
 	}
 	s.rd = newEventReader(resp, c.cfg.Clock)
+	c.reader.Store(s.rd)
 	go s.rd.run(s.log)
 	defer func() {
 		// Fence the Driver first, then tear the stream down.
 		c.sess.Store(nil)
+		c.reader.Store(nil)
 		cancel()
 		resp.Close()
 		s.rd.stop()
@@ -438,6 +443,7 @@ func (s *stream) serve(ctx context.Context, out chan<- framework.Input) error {
 // event handles one decoded event (SUBSCRIBED and ERROR here too) and
 // forwards it to the core.
 func (s *stream) event(ctx context.Context, d decodedEvent, out chan<- framework.Input) error {
+	s.rd.taken()
 	if d.err != nil {
 		return fmt.Errorf("%w: %w", ErrStreamEnded, d.err)
 	}
@@ -523,6 +529,7 @@ type eventReader struct {
 	events  chan decodedEvent
 	waiting atomic.Int64 // clock nanos of the last frame or hand-over
 	handing atomic.Bool  // blocked handing an event over
+	handed  atomic.Int64 // events handed over so far (tests wait on it)
 	stopped chan struct{}
 	done    chan struct{}
 }
@@ -564,15 +571,21 @@ func (r *eventReader) hand(d decodedEvent) bool {
 	r.handing.Store(true)
 	select {
 	case r.events <- d:
-		// Silence counts from here: restart the clock before the watchdog
-		// can see the reader reading again.
-		r.waiting.Store(r.clk.Now().UnixNano())
+		// Silence counts from the hand-over, which the receiver notes
+		// (taken) before anything else can look at it.
+		r.handed.Add(1)
 		r.handing.Store(false)
 		return true
 	case <-r.stopped:
 		return false
 	}
 }
+
+// taken is called by the receiver of each event as it takes it: silence
+// counts from here. Noted on the receiver's goroutine, so the watchdog
+// (on the same goroutine) and whatever the event is forwarded to see it,
+// however late the reader's goroutine runs again.
+func (r *eventReader) taken() { r.waiting.Store(r.clk.Now().UnixNano()) }
 
 // silence is how long the current read has waited; busy when the reader
 // is not reading at all but handing an event over.

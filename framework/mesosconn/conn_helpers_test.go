@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 )
 
@@ -306,3 +307,37 @@ func haDescribe(i framework.Input) string {
 }
 
 var errHAStore = errors.New("store down")
+
+// haStepArmed steps clk by d, then waits until clk has armed timers again
+// (the conn re-arms its watchdog after it fires), so the next step cannot
+// overtake a goroutine that has not yet handled this one.
+func haStepArmed(t *testing.T, clk *clock.Fake, d time.Duration, armed int) {
+	t.Helper()
+	clk.Step(d)
+	deadline := time.Now().Add(10 * time.Second)
+	for clk.Waiters() < armed {
+		if time.Now().After(deadline) {
+			t.Fatalf("after stepping to %v: %d timers armed, want %d (the conn did not re-arm its watchdog)", clk.Now(), clk.Waiters(), armed)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// haWaitReader waits until the conn's current event reader satisfies ok.
+func haWaitReader(t *testing.T, c *Conn, what string, ok func(*eventReader) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := c.reader.Load()
+		if r != nil && ok(r) {
+			return
+		}
+		if time.Now().After(deadline) {
+			if r == nil {
+				t.Fatalf("%s: no subscription stream after 10 s", what)
+			}
+			t.Fatalf("%s: not after 10 s (handed %d, handing %v)", what, r.handed.Load(), r.handing.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

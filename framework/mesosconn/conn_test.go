@@ -254,10 +254,10 @@ func TestConnHeartbeatWatchdog(t *testing.T) {
 	haExpectEvent(t, in, scheduler.Event_UPDATE)
 
 	// 3 misses × 1 s after the last frame at +2 s: not before +5 s. Up to
-	// +4.9 s in small steps, with time for the conn to re-arm its timer.
-	time.Sleep(50 * time.Millisecond)
+	// +4.9 s in small steps, each once the conn has re-armed its watchdog.
+	armed := clk.Waiters()
 	for clk.Now().Sub(start) < 4900*time.Millisecond {
-		clk.Step(100 * time.Millisecond)
+		haStepArmed(t, clk, 100*time.Millisecond, armed)
 		select {
 		case i := <-in:
 			t.Fatalf("at +%v: %s before the watchdog's time", clk.Now().Sub(start), haDescribe(i))
@@ -277,9 +277,9 @@ func TestConnHeartbeatWatchdog(t *testing.T) {
 		case <-time.After(time.Second):
 		}
 	}
-	// One 100 ms step of slack: the reader notes the time right after
-	// handing the UPDATE over, which may be after our first step.
-	if fired < 5*time.Second || fired > 5100*time.Millisecond {
+	// The conn notes the hand-over as it takes the UPDATE, before
+	// forwarding it, and re-arms before each step: exactly +5 s.
+	if fired != 5*time.Second {
 		t.Fatalf("watchdog fired at +%v (0: not by +5.3 s), want +5 s (last frame at +2 s, then 3 × 1 s)", fired)
 	}
 
@@ -423,9 +423,13 @@ func TestConnWatchdogIgnoresSlowCore(t *testing.T) {
 	}
 	m.send(update("t1"))
 	m.send(update("t2"))
-	time.Sleep(100 * time.Millisecond) // both decoded: t1 waits for us, t2 waits for t1
-	clk.Step(10 * time.Second)         // 5 limits, the master "silent" all along
-	time.Sleep(50 * time.Millisecond)
+	// Both decoded: t1 taken by the conn, which waits for us; t2 held by
+	// the reader, which waits for the conn.
+	// SUBSCRIBED was the first event handed over.
+	haWaitReader(t, c, "t1 taken and t2 being handed over", func(r *eventReader) bool {
+		return r.handed.Load() == 2 && r.handing.Load()
+	})
+	clk.Step(10 * time.Second) // 5 limits, the master "silent" all along
 	for _, want := range []string{"t1", "t2"} {
 		ev := haExpectEvent(t, in, scheduler.Event_UPDATE)
 		if got := ev.GetUpdate().GetStatus().TaskID.Value; got != want {

@@ -398,9 +398,11 @@ func TestE2ERestart(t *testing.T) {
 	e2.waitFor("12 adopted", 20*time.Second, func(s *framework.Snapshot) bool {
 		return len(s.TasksOf(app.ID)) == 12 && s.Connected
 	})
-	// Past the settle time and a few offer rounds, still the same 12.
-	time.Sleep(2 * time.Second)
-	after := second.Snapshot()
+	// Past the settle time, with nothing left to launch, the scheduler
+	// suppresses offers: every decision after the hold has been made.
+	after := e2.waitFor("settled and suppressed", 20*time.Second, func(s *framework.Snapshot) bool {
+		return s.Settled && s.Suppressed
+	})
 	var want, got []string
 	for _, t := range before.TasksOf(app.ID) {
 		want = append(want, t.ID)

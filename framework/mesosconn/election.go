@@ -70,6 +70,10 @@ type Election struct {
 
 	mu  sync.Mutex
 	cur *electionTerm // the live session, nil between sessions
+
+	// watching is the predecessor znode this standby watches, nil while
+	// it does not (tests wait on it instead of sleeping).
+	watching atomic.Pointer[string]
 }
 
 // electionTerm is one ZooKeeper session and our znode in it.
@@ -333,11 +337,15 @@ func (e *Election) term(ctx context.Context, lead func(context.Context)) (clean 
 			continue
 		}
 		log.WithField("predecessor", pred).Info("standing by")
+		e.watching.Store(&pred)
 		select {
 		case <-watch:
+			e.watching.Store(nil)
 		case <-sw.lost:
+			e.watching.Store(nil)
 			return false, sw.reason()
 		case <-ctx.Done():
+			e.watching.Store(nil)
 			return true, ctx.Err()
 		}
 	}

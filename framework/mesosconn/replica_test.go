@@ -27,10 +27,11 @@ type haCore struct {
 	leaked     int // calls after the fence that did not fail
 	subscribed chan string
 	accepts    chan time.Time
+	misbehaved chan struct{} // one per term whose calls after the fence are done
 }
 
 func newHACore() *haCore {
-	return &haCore{subscribed: make(chan string, 16), accepts: make(chan time.Time, 256)}
+	return &haCore{subscribed: make(chan string, 16), accepts: make(chan time.Time, 256), misbehaved: make(chan struct{}, 16)}
 }
 
 func (c *haCore) Run(ctx context.Context, in <-chan framework.Input, act framework.Actions) error {
@@ -44,6 +45,7 @@ func (c *haCore) Run(ctx context.Context, in <-chan framework.Input, act framewo
 			c.fencedAt = time.Now()
 			c.mu.Unlock()
 			c.afterFence(act)
+			c.misbehaved <- struct{}{}
 			return ctx.Err()
 		case i := <-in:
 			if i.Event == nil {
@@ -197,7 +199,7 @@ func TestReplicaFailover(t *testing.T) {
 		t.Fatalf("b subscribed as %q, want the same framework %q", got, id)
 	}
 	haRecv(t, coreB.accepts, 10*time.Second, "b accepted an offer")
-	time.Sleep(coreA.misbehave) // let the buggy core finish trying
+	haRecv(t, coreA.misbehaved, 10*time.Second, "a's core done calling after the fence")
 
 	coreA.mu.Lock()
 	fencedAt, refused, leaked := coreA.fencedAt, coreA.refused, coreA.leaked
