@@ -297,16 +297,10 @@ func (e *Election) term(ctx context.Context, lead func(context.Context)) (clean 
 	log.Info("joined election")
 
 	for {
-		var children []string
-		err := e.zk(ctx, func() error {
-			var err error
-			children, _, err = conn.Children(e.cfg.Path)
-			return err
-		})
+		order, err := e.candidates(ctx, conn)
 		if err != nil {
-			return false, fmt.Errorf("framework: list candidates under %s: %w", e.cfg.Path, err)
+			return false, err
 		}
-		order := sortedCandidates(children)
 		me := -1
 		for i, c := range order {
 			if e.cfg.Path+"/"+c == node {
@@ -446,6 +440,20 @@ func (e *Election) zk(ctx context.Context, f func() error) error {
 	return zkDo(ctx, f)
 }
 
+// candidates lists the candidate znodes under Path in election order.
+func (e *Election) candidates(ctx context.Context, conn *zk.Conn) ([]string, error) {
+	var children []string
+	err := e.zk(ctx, func() error {
+		var err error
+		children, _, err = conn.Children(e.cfg.Path)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("framework: list candidates under %s: %w", e.cfg.Path, err)
+	}
+	return sortedCandidates(children), nil
+}
+
 // LeaderAddress returns the leader's advertised address, read from
 // ZooKeeper (standbys watch only their predecessor, so they do not cache
 // it): two round trips, bounded by ConnectTimeout. It fails with
@@ -463,20 +471,15 @@ func (e *Election) LeaderAddress(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
 	defer cancel()
 	for range 3 {
-		var children []string
-		if err := zkDo(ctx, func() error {
-			var err error
-			children, _, err = t.conn.Children(e.cfg.Path)
-			return err
-		}); err != nil {
-			return "", fmt.Errorf("framework: list candidates under %s: %w", e.cfg.Path, err)
+		order, err := e.candidates(ctx, t.conn)
+		if err != nil {
+			return "", err
 		}
-		order := sortedCandidates(children)
 		if len(order) == 0 {
 			return "", fmt.Errorf("framework: no candidates under %s", e.cfg.Path)
 		}
 		var data []byte
-		err := zkDo(ctx, func() error {
+		err = zkDo(ctx, func() error {
 			var err error
 			data, _, err = t.conn.Get(e.cfg.Path + "/" + order[0])
 			return err
@@ -507,16 +510,12 @@ func (e *Election) Candidates(ctx context.Context) ([]string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
 	defer cancel()
-	var children []string
-	if err := zkDo(ctx, func() error {
-		var err error
-		children, _, err = t.conn.Children(e.cfg.Path)
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("framework: list candidates under %s: %w", e.cfg.Path, err)
+	order, err := e.candidates(ctx, t.conn)
+	if err != nil {
+		return nil, err
 	}
 	var out []string
-	for _, c := range sortedCandidates(children) {
+	for _, c := range order {
 		var data []byte
 		err := zkDo(ctx, func() error {
 			var err error

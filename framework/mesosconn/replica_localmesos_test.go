@@ -190,25 +190,8 @@ func haFailoverOnce(b *testing.B, start func(b *testing.B) string) (expiryToAcce
 	haRecv(b, coreA.accepts, 20*time.Second, "a accepted")
 	rb := haStartReplica(b, "b", servers, path, master, store, coreB)
 
-	a.r.election.mu.Lock()
-	node := a.r.election.cur.node
-	a.r.election.mu.Unlock()
-	deleted := make(chan time.Time, 1)
-	w := haExistsW(b, watcher, node)
-	go func() {
-		if ev := <-w; ev.Type == zk.EventNodeDeleted {
-			deleted <- time.Now()
-		}
-	}()
-	// b has joined once it sees a as leader.
-	// Generous: joining needs a ZooKeeper session, slow on a loaded machine.
-	deadline := time.Now().Add(45 * time.Second)
-	for haReplicaLeader(rb) != "http://a:8080" {
-		if time.Now().After(deadline) {
-			b.Fatal("b never joined")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	deleted := haNodeDeleted(b, watcher, a)
+	haJoined(b, rb, "http://a:8080")
 	proxy.Cut()
 	expiry := haRecv(b, deleted, 20*time.Second, "a's session expired")
 	accepted := haRecv(b, coreB.accepts, 20*time.Second, "b accepted")
@@ -345,24 +328,8 @@ func haSchedulerFailover(t testing.TB) (expiryToLaunch, fenceLead time.Duration,
 		t.Fatal(err)
 	}
 
-	a.r.election.mu.Lock()
-	node := a.r.election.cur.node
-	a.r.election.mu.Unlock()
-	deleted := make(chan time.Time, 1)
-	w := haExistsW(t, watcher, node)
-	go func() {
-		if ev := <-w; ev.Type == zk.EventNodeDeleted {
-			deleted <- time.Now()
-		}
-	}()
-	// Generous: joining needs a ZooKeeper session, slow on a loaded machine.
-	deadline := time.Now().Add(45 * time.Second)
-	for haReplicaLeader(rb) != "http://a:8080" {
-		if time.Now().After(deadline) {
-			t.Fatal("b never joined")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	deleted := haNodeDeleted(t, watcher, a)
+	haJoined(t, rb, "http://a:8080")
 	fenced := make(chan time.Time, 1)
 	go func() {
 		for a.r.IsLeader() {
@@ -474,5 +441,36 @@ func TestConnLocalMesosFaults(t *testing.T) {
 			t.Parallel()
 			tc.run(t)
 		})
+	}
+}
+
+// haNodeDeleted reports when the leader's candidate znode is deleted
+// (its session expired), as seen by another ZooKeeper client.
+func haNodeDeleted(tb testing.TB, watcher *zk.Conn, leader *haReplica) <-chan time.Time {
+	tb.Helper()
+	leader.r.election.mu.Lock()
+	node := leader.r.election.cur.node
+	leader.r.election.mu.Unlock()
+	deleted := make(chan time.Time, 1)
+	w := haExistsW(tb, watcher, node)
+	go func() {
+		if ev := <-w; ev.Type == zk.EventNodeDeleted {
+			deleted <- time.Now()
+		}
+	}()
+	return deleted
+}
+
+// haJoined waits until standby r sees leader lead: it has joined the
+// election. Generous: joining needs a ZooKeeper session, slow on a loaded
+// machine.
+func haJoined(tb testing.TB, r *haReplica, leader string) {
+	tb.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for haReplicaLeader(r) != leader {
+		if time.Now().After(deadline) {
+			tb.Fatalf("the standby never joined: it sees leader %q, want %q", haReplicaLeader(r), leader)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
