@@ -126,7 +126,7 @@ func (p *ackPipe) send(ctx context.Context, frameworkID string, acks []framework
 	for attempt := 0; ; attempt++ {
 		pc, reused, err := p.get(ctx)
 		if err != nil {
-			return fillErrs(errs, 0, fmt.Errorf("framework: ACKNOWLEDGE to %s: %w", p.master, err))
+			return fillErrs(errs, 0, fmt.Errorf("mesosconn: ACKNOWLEDGE to %s: %w", p.master, err))
 		}
 		done, err := p.exchange(ctx, pc, frameworkID, acks, errs)
 		if err == nil {
@@ -140,7 +140,7 @@ func (p *ackPipe) send(ctx context.Context, frameworkID string, acks []framework
 		if done == 0 && reused && attempt == 0 && isStaleConn(err) && ctx.Err() == nil {
 			continue
 		}
-		return fillErrs(errs, done, fmt.Errorf("framework: ACKNOWLEDGE to %s: %w", p.master, err))
+		return fillErrs(errs, done, fmt.Errorf("mesosconn: ACKNOWLEDGE to %s: %w", p.master, err))
 	}
 }
 
@@ -208,7 +208,7 @@ func (p *ackPipe) exchange(ctx context.Context, pc *pipeConn, frameworkID string
 			return i, rerr
 		}
 		if resp.StatusCode != http.StatusAccepted {
-			errs[i] = fmt.Errorf("framework: ACKNOWLEDGE to %s: %s: %s", p.master, resp.Status, bytes.TrimSpace(msg))
+			errs[i] = fmt.Errorf("mesosconn: ACKNOWLEDGE to %s: %s: %s", p.master, resp.Status, bytes.TrimSpace(msg))
 		}
 		if resp.Close {
 			keep = false

@@ -32,12 +32,12 @@ import (
 var (
 	// ErrHeartbeatTimeout: the master sent nothing, not even a HEARTBEAT,
 	// for HeartbeatMisses heartbeat intervals; the stream was dropped.
-	ErrHeartbeatTimeout = errors.New("framework: no event from the mesos master within the heartbeat timeout")
+	ErrHeartbeatTimeout = errors.New("mesosconn: no event from the mesos master within the heartbeat timeout")
 	// ErrMasterChanged: the detector named another leading master; the
 	// stream to the old one was dropped.
-	ErrMasterChanged = errors.New("framework: leading mesos master changed")
+	ErrMasterChanged = errors.New("mesosconn: leading mesos master changed")
 	// ErrStreamEnded: the master closed the subscription stream.
-	ErrStreamEnded = errors.New("framework: mesos master closed the subscription stream")
+	ErrStreamEnded = errors.New("mesosconn: mesos master closed the subscription stream")
 )
 
 // DefaultFailoverTimeout is how long Mesos keeps a disconnected framework's
@@ -87,10 +87,10 @@ type ConnConfig struct {
 
 func (c *ConnConfig) defaults() error {
 	if c.Detector == nil {
-		return errors.New("framework: conn config has no Detector")
+		return errors.New("mesosconn: conn config has no Detector")
 	}
 	if c.FrameworkIDs == nil {
-		return errors.New("framework: conn config has no FrameworkIDs store")
+		return errors.New("mesosconn: conn config has no FrameworkIDs store")
 	}
 	if c.Name == "" {
 		c.Name = "flotilla"
@@ -105,7 +105,7 @@ func (c *ConnConfig) defaults() error {
 		c.Roles = []string{"*"}
 	}
 	if c.FailoverTimeout < 0 {
-		return fmt.Errorf("framework: failover timeout %v is negative", c.FailoverTimeout)
+		return fmt.Errorf("mesosconn: failover timeout %v is negative", c.FailoverTimeout)
 	}
 	if c.FailoverTimeout == 0 {
 		c.FailoverTimeout = DefaultFailoverTimeout
@@ -113,7 +113,7 @@ func (c *ConnConfig) defaults() error {
 	switch c.Codec {
 	case "", "json", "protobuf":
 	default:
-		return fmt.Errorf("framework: codec %q unknown (want json or protobuf)", c.Codec)
+		return fmt.Errorf("mesosconn: codec %q unknown (want json or protobuf)", c.Codec)
 	}
 	if c.HeartbeatMisses <= 0 {
 		c.HeartbeatMisses = 2
@@ -216,7 +216,7 @@ func (c *Conn) FrameworkID() string {
 // only while ctx is live. One Run at a time.
 func (c *Conn) Run(ctx context.Context, out chan<- framework.Input) error {
 	if !c.running.CompareAndSwap(false, true) {
-		return errors.New("framework: conn is already running")
+		return errors.New("mesosconn: conn is already running")
 	}
 	defer c.running.Store(false)
 	defer c.transport.CloseIdleConnections()
@@ -275,7 +275,7 @@ func (c *Conn) attempt(ctx context.Context, out chan<- framework.Input) (res att
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.WithField("panic", r).WithField("stack", haStack()).Error("subscription crashed")
-			res.err = fmt.Errorf("framework: subscription panicked: %v", r)
+			res.err = fmt.Errorf("mesosconn: subscription panicked: %v", r)
 		}
 	}()
 	target, changed, err := c.target(ctx)
@@ -412,7 +412,7 @@ func (s *stream) subscribe(ctx context.Context) (mesos.Response, error) {
 		s.c.hint = next
 		s.res.redirected = true
 	}
-	return nil, fmt.Errorf("framework: subscribe to %s: %w", s.target, err)
+	return nil, fmt.Errorf("mesosconn: subscribe to %s: %w", s.target, err)
 }
 
 // serve hands the stream's events to out in order until the stream ends,
@@ -551,7 +551,7 @@ func (r *eventReader) run(log *logrus.Entry) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.WithField("panic", p).WithField("stack", haStack()).Error("event reader crashed")
-			r.hand(decodedEvent{err: fmt.Errorf("framework: event reader panicked: %v", p)})
+			r.hand(decodedEvent{err: fmt.Errorf("mesosconn: event reader panicked: %v", p)})
 		}
 	}()
 	for {
@@ -618,7 +618,7 @@ func (c *Conn) subscribeID(ctx context.Context) (string, error) {
 			c.log.WithError(err).WithField("framework_id", c.lastID).Warn("framework id store unreadable; using the id from the last subscription")
 			return c.lastID, nil
 		}
-		return "", fmt.Errorf("framework: read the stored framework id: %w", err)
+		return "", fmt.Errorf("mesosconn: read the stored framework id: %w", err)
 	}
 	if id == "" {
 		id = c.lastID

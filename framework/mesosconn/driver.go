@@ -15,7 +15,7 @@ import (
 // is up (before SUBSCRIBED, between streams, after the leader fenced
 // itself). The call was not sent; the core retries after the next
 // SUBSCRIBED.
-var ErrNotSubscribed = errors.New("framework: not subscribed to a mesos master")
+var ErrNotSubscribed = errors.New("mesosconn: not subscribed to a mesos master")
 
 // Driver is the mesos-go implementation of Actions: it sends each call on
 // the Conn's current subscription, with its framework id and
@@ -31,10 +31,10 @@ func (c *Conn) Driver() *Driver { return &Driver{c: c} }
 func (d *Driver) do(ctx context.Context, call *scheduler.Call) error {
 	s := d.c.sess.Load()
 	if s == nil {
-		return fmt.Errorf("framework: %s: %w", call.GetType(), ErrNotSubscribed)
+		return fmt.Errorf("mesosconn: %s: %w", call.GetType(), ErrNotSubscribed)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("framework: %s: %w", call.GetType(), err)
+		return fmt.Errorf("mesosconn: %s: %w", call.GetType(), err)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -47,7 +47,7 @@ func (d *Driver) do(ctx context.Context, call *scheduler.Call) error {
 		resp.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("framework: %s to %s: %w", call.GetType(), s.master, err)
+		return fmt.Errorf("mesosconn: %s to %s: %w", call.GetType(), s.master, err)
 	}
 	return nil
 }

@@ -18,7 +18,7 @@ import (
 )
 
 // ErrFenced is returned by the leader's Actions once leadership is lost.
-var ErrFenced = errors.New("framework: leadership lost; call refused")
+var ErrFenced = errors.New("mesosconn: leadership lost; call refused")
 
 // Core is what a replica runs while it leads: the scheduler core
 // (*Scheduler). Run is called once per leadership term, never concurrently,
@@ -60,13 +60,13 @@ type Replica struct {
 // NewReplica checks cfg and returns a Replica; Run starts it.
 func NewReplica(cfg ReplicaConfig) (*Replica, error) {
 	if cfg.Core == nil {
-		return nil, errors.New("framework: replica config has no Core")
+		return nil, errors.New("mesosconn: replica config has no Core")
 	}
 	if cfg.Conn.Detector == nil {
-		return nil, errors.New("framework: replica config has no Conn.Detector")
+		return nil, errors.New("mesosconn: replica config has no Conn.Detector")
 	}
 	if cfg.Conn.FrameworkIDs == nil {
-		return nil, errors.New("framework: replica config has no Conn.FrameworkIDs")
+		return nil, errors.New("mesosconn: replica config has no Conn.FrameworkIDs")
 	}
 	if cfg.InputBuffer <= 0 {
 		cfg.InputBuffer = 64
