@@ -67,10 +67,9 @@ const (
 	// DefaultMaxConstraints: each constraint is evaluated against every
 	// offer for every instance placed; Marathon apps use a handful.
 	DefaultMaxConstraints = 100
-	// DefaultMaxHealthChecks: Mesos runs one health check per task
-	// (Flotilla runs the first); further ones are kept so that Marathon
-	// definitions round-trip (Marathon allows any number of COMMAND and
-	// Marathon-level checks, AppValidation.scala haveAtMostOneMesosHealthCheck).
+	// DefaultMaxHealthChecks: every check runs (one by Mesos, the others
+	// probed by the leader), so each costs a probe per task per interval;
+	// Marathon sets no limit (AppValidation.scala), real apps use one or two.
 	DefaultMaxHealthChecks = 16
 	// DefaultMaxSecrets: every secret in use is a Vault read at each
 	// launch and at each rotation poll (--secret-poll).

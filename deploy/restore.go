@@ -170,6 +170,8 @@ func (s *Service) Restore(ctx context.Context) error {
 		s.log.WithError(it.Err).WithField("key", it.Key).Error("restore: skipping a group record this version cannot read")
 		s.events().StoreItemBroken(it)
 	}
+	// Another leader may have kept versions meanwhile: ask the store again.
+	s.kept = map[string]string{}
 	s.groupsMu.Lock()
 	s.groups = make(map[string]store.StoredGroup, len(groups))
 	for _, g := range groups {

@@ -127,6 +127,9 @@ type taskState struct {
 	attrs        map[string]string
 	killSentAt   time.Time
 	healthySince time.Time
+	// mesosCheck is the index of the check Mesos runs in t.Checks (-1:
+	// none); set with t.Checks (healthChecks).
+	mesosCheck int
 }
 
 func newCore(cfg Config, pub func(Event)) *core {
@@ -545,9 +548,9 @@ func (c *core) handleUpdate(now time.Time, st mesos.TaskStatus, p *plan) {
 	} else {
 		t.Reason = ""
 	}
+	failedCheck := -1
 	if st.Healthy != nil {
-		h := st.GetHealthy()
-		t.Healthy = &h
+		failedCheck = c.mesosHealth(as, ts, &t, st.GetHealthy(), st.GetMessage(), now)
 	}
 	if state == mesos.TASK_RUNNING && t.StartedAt.IsZero() {
 		t.StartedAt = now
@@ -580,26 +583,7 @@ func (c *core) handleUpdate(now time.Time, st mesos.TaskStatus, p *plan) {
 		}
 		as.dirty = true
 	}
-	if h := t.IsHealthy(); h != prevHealthy {
-		if h {
-			ts.healthySince = now
-			if as.failures > 0 {
-				at := now.Add(c.cfg.BackoffResetAfter)
-				if as.resetAt.IsZero() || at.Before(as.resetAt) {
-					as.resetAt = at
-				}
-			}
-		} else {
-			ts.healthySince = time.Time{}
-		}
-		// Health alone changes no count, so the app is not re-decided
-		// (kill order reads health only when a count change made a
-		// surplus), unless a roll is on: an old task's health is part of
-		// its healthy minimum.
-		if as.counts.old > 0 {
-			as.dirty = true
-		}
-	}
+	c.healthChanged(now, as, ts, prevHealthy)
 	c.gen++
 	if isTerminal(state) {
 		if !t.Killing && as.app != nil {
@@ -616,6 +600,36 @@ func (c *core) handleUpdate(now time.Time, st mesos.TaskStatus, p *plan) {
 	}
 	if adopted || state != prevState || st.Healthy != nil {
 		c.pub(Event{Type: EventTask, At: now, Task: taskPtr(t)})
+	}
+	if failedCheck >= 0 {
+		c.pub(Event{Type: EventHealthCheckFailed, At: now, Task: taskPtr(t), App: as.app, Check: failedCheck})
+	}
+}
+
+// healthChanged follows a change of ts's health (IsHealthy, before it was
+// prevHealthy): the launch backoff may be reset once it stays healthy.
+func (c *core) healthChanged(now time.Time, as *appState, ts *taskState, prevHealthy bool) {
+	h := ts.t.IsHealthy()
+	if h == prevHealthy {
+		return
+	}
+	if h {
+		ts.healthySince = now
+		if as.failures > 0 {
+			at := now.Add(c.cfg.BackoffResetAfter)
+			if as.resetAt.IsZero() || at.Before(as.resetAt) {
+				as.resetAt = at
+			}
+		}
+	} else {
+		ts.healthySince = time.Time{}
+	}
+	// Health alone changes no count, so the app is not re-decided
+	// (kill order reads health only when a count change made a
+	// surplus), unless a roll is on: an old task's health is part of
+	// its healthy minimum.
+	if as.counts.old > 0 {
+		as.dirty = true
 	}
 }
 
@@ -1156,6 +1170,7 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 		if len(as.app.ReadinessChecks) > 0 {
 			ts.t.Ready = new(bool)
 		}
+		ts.healthChecks(as.app, &ts.t)
 		c.addTask(as, ts)
 		c.recordAdded(ts)
 		as.need--

@@ -30,6 +30,7 @@ type backend interface {
 	DeleteTask(ctx context.Context, appID, taskID string) error
 	ListTasks(ctx context.Context, appID string) ([]TaskRecord, error)
 	ListAllTasks(ctx context.Context) ([]TaskRecord, error)
+	GroupVersions
 }
 
 // checked is the front both stores share (Memory and ZK embed it): every
@@ -221,4 +222,47 @@ func (c checked) ListAllTasks(ctx context.Context) ([]TaskRecord, error) {
 		return nil, err
 	}
 	return c.b.ListAllTasks(ctx)
+}
+
+func (c checked) PutGroupVersion(ctx context.Context, gv GroupVersion) error {
+	if err := live(ctx, "put group version", gv.ID); err != nil {
+		return err
+	}
+	return c.b.PutGroupVersion(ctx, gv) // prepareGroupVersion checks the rest
+}
+
+func (c checked) ListGroupVersions(ctx context.Context, id string) ([]string, error) {
+	if err := live(ctx, "versions of group", id); err != nil {
+		return nil, err
+	}
+	cid, err := checkGroupID(id)
+	if err != nil {
+		return nil, fmt.Errorf("store: versions of group %q: %w", id, err)
+	}
+	return c.b.ListGroupVersions(ctx, cid)
+}
+
+func (c checked) GetGroupVersion(ctx context.Context, id, version string) (GroupVersion, error) {
+	if err := live(ctx, "get version of group", id); err != nil {
+		return GroupVersion{}, err
+	}
+	cid, err := checkGroupID(id)
+	if err != nil {
+		return GroupVersion{}, fmt.Errorf("store: group %q version %s: %w", id, version, err)
+	}
+	if err := checkName("version", version); err != nil {
+		return GroupVersion{}, fmt.Errorf("store: group %s: %w", cid, err)
+	}
+	return c.b.GetGroupVersion(ctx, cid, version)
+}
+
+func (c checked) DeleteGroupVersions(ctx context.Context, id string) error {
+	if err := live(ctx, "delete versions of group", id); err != nil {
+		return err
+	}
+	cid, err := checkGroupID(id)
+	if err != nil {
+		return fmt.Errorf("store: delete versions of group %q: %w", id, err)
+	}
+	return c.b.DeleteGroupVersions(ctx, cid)
 }

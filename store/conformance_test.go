@@ -586,20 +586,24 @@ func runConformance(t *testing.T, newStore factory) {
 			// Every other call too, before it looks at its arguments (the
 			// ZooKeeper store checked ctx only inside its calls).
 			calls := map[string]func() error{
-				"GetApp":           func() error { _, err := s.GetApp(ctx, "/a"); return err },
-				"PutAppConfig":     func() error { _, err := s.PutAppConfig(ctx, nil, AnyRevision, ""); return err },
-				"DeleteApp":        func() error { return s.DeleteApp(ctx, "/a", AnyRevision) },
-				"ListVersions":     func() error { _, err := s.ListVersions(ctx, "/a"); return err },
-				"GetVersion":       func() error { _, err := s.GetVersion(ctx, "/a", ""); return err },
-				"PutDeployment":    func() error { return s.PutDeployment(ctx, nil) },
-				"GetDeployment":    func() error { _, err := s.GetDeployment(ctx, "d"); return err },
-				"ListDeployments":  func() error { _, err := s.ListDeployments(ctx); return err },
-				"DeleteDeployment": func() error { return s.DeleteDeployment(ctx, "d") },
-				"SetFrameworkID":   func() error { return s.SetFrameworkID(ctx, "f") },
-				"PutTask":          func() error { return s.PutTask(ctx, TaskRecord{}) },
-				"DeleteTask":       func() error { return s.DeleteTask(ctx, "/a", "") },
-				"ListTasks":        func() error { _, err := s.ListTasks(ctx, "/a"); return err },
-				"ListAllTasks":     func() error { _, err := s.ListAllTasks(ctx); return err },
+				"GetApp":              func() error { _, err := s.GetApp(ctx, "/a"); return err },
+				"PutAppConfig":        func() error { _, err := s.PutAppConfig(ctx, nil, AnyRevision, ""); return err },
+				"DeleteApp":           func() error { return s.DeleteApp(ctx, "/a", AnyRevision) },
+				"ListVersions":        func() error { _, err := s.ListVersions(ctx, "/a"); return err },
+				"GetVersion":          func() error { _, err := s.GetVersion(ctx, "/a", ""); return err },
+				"PutDeployment":       func() error { return s.PutDeployment(ctx, nil) },
+				"GetDeployment":       func() error { _, err := s.GetDeployment(ctx, "d"); return err },
+				"ListDeployments":     func() error { _, err := s.ListDeployments(ctx); return err },
+				"DeleteDeployment":    func() error { return s.DeleteDeployment(ctx, "d") },
+				"SetFrameworkID":      func() error { return s.SetFrameworkID(ctx, "f") },
+				"PutTask":             func() error { return s.PutTask(ctx, TaskRecord{}) },
+				"DeleteTask":          func() error { return s.DeleteTask(ctx, "/a", "") },
+				"ListTasks":           func() error { _, err := s.ListTasks(ctx, "/a"); return err },
+				"ListAllTasks":        func() error { _, err := s.ListAllTasks(ctx); return err },
+				"PutGroupVersion":     func() error { return s.PutGroupVersion(ctx, GroupVersion{ID: "/g", Version: "v"}) },
+				"ListGroupVersions":   func() error { _, err := s.ListGroupVersions(ctx, "/g"); return err },
+				"GetGroupVersion":     func() error { _, err := s.GetGroupVersion(ctx, "/g", "v"); return err },
+				"DeleteGroupVersions": func() error { return s.DeleteGroupVersions(ctx, "/g") },
 			}
 			for name, call := range calls {
 				if err := call(); !errors.Is(err, context.Canceled) {
@@ -625,6 +629,7 @@ func runConformance(t *testing.T, newStore factory) {
 			}
 		}},
 	}
+	tests = append(tests, groupVersionCases()...) // groupversions_test.go
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -28,6 +28,7 @@ import (
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/framework/mesosconn"
 	"github.com/flotilla-sched/flotilla/gateway"
+	"github.com/flotilla-sched/flotilla/health"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/mesosdns"
@@ -139,6 +140,7 @@ type platform struct {
 	follower *discovery.Follower // nil without ZooKeeper (a lone replica always leads)
 	scaler   *autoscale.Runner
 	ready    *readiness.Checker
+	health   *health.Checker
 }
 
 func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*platform, error) {
@@ -321,6 +323,11 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	if err != nil {
 		return nil, err
 	}
+	// So do the HTTP, HTTPS and TCP health checks (Mesos runs the others).
+	p.health, err = health.New(health.Config{Scheduler: p.sched, Clock: clk, Log: logging.Component(log, "health")})
+	if err != nil {
+		return nil, err
+	}
 	ok = true
 	return p, nil
 }
@@ -369,6 +376,13 @@ func (t termCore) Run(ctx context.Context, in <-chan framework.Input, act framew
 		defer wg.Done()
 		if err := t.p.ready.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			log.WithError(err).Error("readiness checker stopped")
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := t.p.health.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.WithError(err).Error("health checker stopped")
 		}
 	}()
 	if t.p.vault != nil {
