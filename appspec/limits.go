@@ -37,6 +37,14 @@ type Limits struct {
 	// effective exposure (its exposure field, or marathon-lb's labels).
 	MaxVHosts int
 	MaxPaths  int
+
+	// Role is the framework's Mesos role (--mesos-role): the only role an
+	// app may name, and with "*" the only ones its acceptedResourceRoles
+	// may name; "" means "*".
+	Role string
+	// GPUResources: the gpu_resources feature is on (--enable-features),
+	// so apps may ask for gpus.
+	GPUResources bool
 }
 
 // Defaults of Limits. Marathon sets none of these counts (its RAML and

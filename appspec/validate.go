@@ -148,6 +148,7 @@ func (a *App) ValidateWith(l Limits) error {
 	l = l.WithDefaults()
 	v := &ValidationError{}
 	a.validateCore(v)
+	a.validateRoles(v, l)
 	a.validateLimits(v, l)
 	a.validateRanges(v)
 	a.validateContainer(v)

@@ -1001,7 +1001,7 @@ func (c *core) queueEntry(now time.Time, as *appState) QueueEntry {
 	} else if q.Reason == "" && q.Count > 0 && now.Before(c.settleUntil) {
 		q.Reason = "launches held until reconciliation after subscribing settles"
 	} else if q.Reason == "" && q.Count > 0 && as.app != nil && as.rejection.ProcessedOffers > 0 {
-		r := requestFor(as.app, nil, c.cfg.Role)
+		r := requestFor(as.app, nil, &c.cfg)
 		if lack := c.largest.Lacks(&r); lack != "" {
 			q.Reason = "no agent has offered enough: " + lack
 		}
@@ -1130,7 +1130,7 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 			if as.app == nil || as.need <= 0 || as.constraintsErr != nil || now.Before(as.backoffUntil) {
 				continue
 			}
-			base := requestFor(as.app, as.constraints, c.cfg.Role)
+			base := requestFor(as.app, as.constraints, &c.cfg)
 			// Waiting instances stay a count: only as many requests as the
 			// offers could hold are built, plus one that cannot fit, so an
 			// app that keeps waiting gets its rejection summary. 10^9
@@ -1228,8 +1228,9 @@ func (c *core) placedTasks() []offers.Placed {
 	return c.placed
 }
 
-func requestFor(app *appspec.App, cs []offers.Constraint, role string) offers.Request {
-	r := offers.Request{App: app.ID, CPUs: app.CPUs, Mem: app.Mem, Disk: app.Disk, GPUs: app.GPUs, Role: role, Constraints: cs}
+func requestFor(app *appspec.App, cs []offers.Constraint, cfg *Config) offers.Request {
+	r := offers.Request{App: app.ID, CPUs: app.CPUs, Mem: app.Mem, Disk: app.Disk, GPUs: app.GPUs, Role: cfg.Role, Constraints: cs,
+		AcceptedRoles: acceptedRoles(app, cfg.Role, cfg.AcceptedRolesDefault)}
 	for _, p := range app.PortList() {
 		if p.HostPort != 0 {
 			r.HostPorts = append(r.HostPorts, uint64(p.HostPort))

@@ -158,6 +158,10 @@ func dockerImage(app *appspec.App) string {
 func commandInfo(app *appspec.App) *mesos.CommandInfo {
 	f, t := false, true
 	ci := &mesos.CommandInfo{}
+	if app.User != "" {
+		u := app.User
+		ci.User = &u
+	}
 	for _, u := range app.Fetch {
 		uri := mesos.CommandInfo_URI{Value: u.URI, Extract: &u.Extract, Executable: &u.Executable, Cache: &u.Cache}
 		if u.DestPath != "" {

@@ -258,6 +258,7 @@ func validateContainer(ti *mesos.TaskInfo) error {
 func (m *Master) launchLocked(fw *framework, a *agent, ti mesos.TaskInfo, res rset, executorID string) {
 	t := &task{id: ti.TaskID.Value, info: ti, fw: fw, agent: a, res: res, executorID: executorID,
 		state: mesos.TASK_STAGING, agentState: mesos.TASK_STAGING}
+	t.gpus = a.assignGPUs(res)
 	a.free.sub(res)
 	fw.tasks[t.id] = t
 	a.tasks[t.id] = t
@@ -265,7 +266,7 @@ func (m *Master) launchLocked(fw *framework, a *agent, ti mesos.TaskInfo, res rs
 	if a.workDir != "" {
 		sandbox = filepath.Join(a.workDir, "frameworks", fw.id, "executors", executorID, "runs", "latest")
 	}
-	et := executor.Task{Info: ti, FrameworkID: fw.id, AgentID: a.id, Hostname: a.hostname, Sandbox: sandbox, Networks: m.cfg.Networks}
+	et := executor.Task{Info: ti, FrameworkID: fw.id, AgentID: a.id, Hostname: a.hostname, Sandbox: sandbox, Networks: m.cfg.Networks, GPUs: t.gpus}
 	m.wg.Add(1)
 	go m.runLaunch(a, t, et)
 }

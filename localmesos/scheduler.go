@@ -56,6 +56,7 @@ type task struct {
 	fw         *framework
 	agent      *agent
 	res        rset
+	gpus       []int // simulated GPU ids (gpus.go)
 	executorID string
 	// state is the master's view (what reconciliation answers); agentState
 	// is the latest state the executor reported.
@@ -130,13 +131,6 @@ func forFramework(s mesos.TaskState, partitionAware bool) mesos.TaskState {
 		return mesos.TASK_LOST
 	}
 	return s
-}
-
-// multiRole says whether the framework subscribed with MULTI_ROLE: only
-// such frameworks see allocation_info in offers (Mesos >= 1.3.2 strips it
-// for the others, MESOS-8237).
-func (f *framework) multiRole() bool {
-	return hasCapability(&f.info, mesos.FrameworkInfo_Capability_MULTI_ROLE)
 }
 
 // validateRoles is Mesos's framework::internal::validateRoles

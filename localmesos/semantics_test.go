@@ -48,6 +48,9 @@ func TestOfferShape(t *testing.T) {
 				if !regexp.MustCompile(`^` + m.ID() + `-O\d+$`).MatchString(o.ID.Value) {
 					t.Fatalf("offer id %q, want <masterID>-O<n>", o.ID.Value)
 				}
+				if o.AllocationInfo != nil {
+					t.Fatalf("offer carries allocation_info %v for a framework without MULTI_ROLE", o.AllocationInfo)
+				}
 				if o.Hostname != "127.0.0.1" || o.URL == nil || o.URL.Address.Port == 0 || o.FrameworkID.Value != f.id {
 					t.Fatalf("offer %v lacks hostname, url or framework id", o)
 				}
@@ -57,10 +60,8 @@ func TestOfferShape(t *testing.T) {
 				res := map[string]*mesos.Resource{}
 				for _, r := range o.Resources {
 					res[r.Name] = &r
-					// plainInfo has no MULTI_ROLE: Mesos sends it no
-					// allocation_info (TestOfferAllocationInfo).
 					if r.AllocationInfo != nil || r.GetRole() != "*" {
-						t.Fatalf("resource %s: role %q, allocation_info %v; want role * and no allocation_info", r.Name, r.GetRole(), r.AllocationInfo)
+						t.Fatalf("resource %s: role %q, allocation_info %v; want role * and no allocation_info (not a MULTI_ROLE framework)", r.Name, r.GetRole(), r.AllocationInfo)
 					}
 				}
 				if res["cpus"].GetScalar().GetValue() != 4 || res["mem"].GetScalar().GetValue() != 8192 || res["disk"].GetScalar().GetValue() != 10240 {

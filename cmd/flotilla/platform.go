@@ -49,9 +49,11 @@ type platformConfig struct {
 	Advertise        string // URL standbys proxy to; default http://<APIAddr>
 	FrameworkName    string
 	Role             string
-	FailoverTimeout  time.Duration
-	Hostname         string
-	Auth             api.Auth
+	// Roles holds the user, accepted-roles and GPU flags (roleflags.go).
+	Roles           roleConfig
+	FailoverTimeout time.Duration
+	Hostname        string
+	Auth            api.Auth
 	// APIClientLimits bound slow and abusive API clients (--api-*).
 	APIClientLimits api.ClientLimits
 	SecretEnvType   string // secret (Mesos SECRET env var) or value (plain VALUE, for agents without SECRET support)
@@ -209,9 +211,13 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		p.resolver = secrets.NewResolver(v, clk, 10*time.Second, logging.Component(log, "secrets"))
 	}
 
+	acceptDefault, err := cfg.acceptedRolesDefault()
+	if err != nil {
+		return nil, err
+	}
 	p.sched = framework.New(framework.Config{
 		Clock: clk, Rand: rand.New(rand.NewSource(seed)), Log: logging.Component(log, "framework"),
-		Role: cfg.Role, ResolveEnv: secretEnv(p.resolver, cfg.SecretEnvType), Tasks: p.store,
+		Role: cfg.Role, AcceptedRolesDefault: acceptDefault, ResolveEnv: secretEnv(p.resolver, cfg.SecretEnvType), Tasks: p.store,
 	})
 	det, err := mesosconn.NewDetector(mesosconn.DetectorConfig{Master: cfg.Master, Clock: clk, Logger: logging.Component(log, "detector")})
 	if err != nil {
@@ -225,6 +231,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	p.replica, err = mesosconn.NewReplica(mesosconn.ReplicaConfig{
 		Election: election,
 		Conn: mesosconn.ConnConfig{Detector: det, FrameworkIDs: p.store, Name: cfg.FrameworkName, Roles: roles,
+			User: cfg.Roles.MesosUser, GPUResources: cfg.Roles.GPUResources,
 			FailoverTimeout: cfg.FailoverTimeout, Hostname: cfg.Hostname, WebUIURL: cfg.Advertise},
 		Core:   termCore{p},
 		Clock:  clk,
@@ -259,7 +266,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	p.deploy, err = deploy.New(deploy.Config{
 		Store: p.store, Scheduler: p.sched, Clock: clk, Rand: rand.New(rand.NewSource(seed + 2)),
 		Log: logging.Component(log, "deploy"), Registry: p.registry,
-		Limits: appspec.Limits{MaxInstances: cfg.MaxInstances}, ServicePorts: cfg.ServicePorts,
+		Limits: appspec.Limits{MaxInstances: cfg.MaxInstances, Role: cfg.Role, GPUResources: cfg.Roles.GPUResources}, ServicePorts: cfg.ServicePorts,
 	})
 	if err != nil {
 		return nil, err
@@ -267,7 +274,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	p.api, err = api.New(api.Config{
 		Scheduler: p.sched, Store: p.store, Deploy: p.deploy, Leadership: p.replica, Secrets: p.resolver, Registry: p.registry,
 		Clock: clk, Log: logging.Component(log, "api"),
-		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID,
+		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID, Info: cfg.roleInfo(acceptDefault),
 		// The feed is built after the API; read it when asked.
 		View: func() *framework.Snapshot {
 			if p.feed == nil {

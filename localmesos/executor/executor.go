@@ -19,6 +19,9 @@ type Task struct {
 	// Networks are the USER networks the agent offers Docker tasks; nil
 	// means DefaultNetworks.
 	Networks []string
+	// GPUs are the simulated GPU ids the agent assigned the task; they
+	// reach it as NVIDIA_VISIBLE_DEVICES.
+	GPUs []int
 }
 
 // Status is one state change of a task as the executor saw it. The agent
