@@ -169,6 +169,10 @@ func decode(b []byte) (*App, error) {
 		// The walk checked every type, so this is a bug in the walk.
 		return nil, malformed("/", err.Error())
 	}
+	if app.Pod != nil {
+		// App.Pod is how the scheduler carries a pod, not an app field.
+		return nil, &ValidationError{Message: "Object is not valid", Details: []Detail{{Path: "/pod", Errors: []string{"unknown field; pods are written through /v2/pods"}}}}
+	}
 	app.Normalize()
 	return app, nil
 }

@@ -1,0 +1,792 @@
+package appspec
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"reflect"
+	"sort"
+	"strings"
+)
+
+// Pod is Marathon's pod (pod.raml, podContainer.raml, Marathon 1.5+):
+// containers placed and run together as one instance, sharing its network
+// and its volumes. Flotilla runs an instance as one Mesos task group
+// (LAUNCH_GROUP with the default executor).
+//
+// The scheduler sees a pod through App (Pod.App): an app whose resources
+// are the containers' sums plus the executor's, whose ports are the
+// endpoints' host ports, and whose App.Pod points back here. Scaling,
+// backoff, rolling upgrades, kill selection, constraints and unreachable
+// handling are therefore the apps' own code.
+type Pod struct {
+	ID                string              `json:"id"`
+	Labels            map[string]string   `json:"labels,omitempty"`
+	Version           string              `json:"version,omitempty"`
+	Environment       map[string]EnvValue `json:"environment,omitempty"`
+	Containers        []PodContainer      `json:"containers"`
+	Secrets           map[string]Secret   `json:"secrets,omitempty"`
+	Volumes           []PodVolume         `json:"volumes,omitempty"`
+	Networks          []PodNetwork        `json:"networks,omitempty"`
+	Scaling           *PodScaling         `json:"scaling,omitempty"`
+	Scheduling        *PodScheduling      `json:"scheduling,omitempty"`
+	ExecutorResources *PodResources       `json:"executorResources,omitempty"`
+}
+
+// PodContainer is one container of a pod.
+type PodContainer struct {
+	Name         string              `json:"name"`
+	Exec         *PodExec            `json:"exec,omitempty"`
+	Resources    PodResources        `json:"resources"`
+	Endpoints    []PodEndpoint       `json:"endpoints,omitempty"`
+	Image        *PodImage           `json:"image,omitempty"`
+	Environment  map[string]EnvValue `json:"environment,omitempty"`
+	HealthCheck  *PodHealthCheck     `json:"healthCheck,omitempty"`
+	VolumeMounts []PodVolumeMount    `json:"volumeMounts,omitempty"`
+	Artifacts    []FetchURI          `json:"artifacts,omitempty"`
+	Labels       map[string]string   `json:"labels,omitempty"`
+	Lifecycle    *PodLifecycle       `json:"lifecycle,omitempty"`
+}
+
+// PodExec is the container's command.
+type PodExec struct {
+	Command            PodCommand `json:"command"`
+	OverrideEntrypoint *bool      `json:"overrideEntrypoint,omitempty"`
+}
+
+// PodCommand is Marathon's MesosCommand: a shell string or an argv.
+type PodCommand struct {
+	Shell string   `json:"shell,omitempty"`
+	Argv  []string `json:"argv,omitempty"`
+}
+
+// PodResources are one container's (or the executor's) resources.
+type PodResources struct {
+	CPUs float64 `json:"cpus"`
+	Mem  float64 `json:"mem"`
+	Disk float64 `json:"disk"`
+	GPUs int     `json:"gpus"`
+}
+
+// PodEndpoint is a port of a container: a host port from the offer (0:
+// any) in host networking, a container port (and optionally a host port
+// mapped to it) in container networking.
+type PodEndpoint struct {
+	Name          string            `json:"name"`
+	ContainerPort *uint32           `json:"containerPort,omitempty"`
+	HostPort      *uint32           `json:"hostPort,omitempty"`
+	Protocol      []string          `json:"protocol,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+}
+
+// PodImage is the container's filesystem image.
+type PodImage struct {
+	Kind      string `json:"kind"` // DOCKER
+	ID        string `json:"id"`
+	ForcePull bool   `json:"forcePull,omitempty"`
+}
+
+// PodHealthCheck is Marathon's MesosHealthCheck: exactly one of http, tcp
+// or exec.
+type PodHealthCheck struct {
+	HTTP                   *PodHTTPCheck `json:"http,omitempty"`
+	TCP                    *PodTCPCheck  `json:"tcp,omitempty"`
+	Exec                   *PodExecCheck `json:"exec,omitempty"`
+	GracePeriodSeconds     float64       `json:"gracePeriodSeconds"`
+	IntervalSeconds        float64       `json:"intervalSeconds"`
+	MaxConsecutiveFailures int           `json:"maxConsecutiveFailures"`
+	TimeoutSeconds         float64       `json:"timeoutSeconds"`
+	DelaySeconds           float64       `json:"delaySeconds"`
+}
+
+// PodHTTPCheck probes an endpoint over HTTP.
+type PodHTTPCheck struct {
+	Endpoint string `json:"endpoint"`
+	Path     string `json:"path,omitempty"`
+	Scheme   string `json:"scheme,omitempty"` // HTTP | HTTPS
+}
+
+// PodTCPCheck connects to an endpoint.
+type PodTCPCheck struct {
+	Endpoint string `json:"endpoint"`
+}
+
+// PodExecCheck runs a command in the container.
+type PodExecCheck struct {
+	Command PodCommand `json:"command"`
+}
+
+// PodVolumeMount mounts a pod volume into a container.
+type PodVolumeMount struct {
+	Name      string `json:"name"`
+	MountPath string `json:"mountPath"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
+}
+
+// PodVolume is an ephemeral volume (name only: a directory of the
+// executor's sandbox the containers share) or a host volume (host set).
+type PodVolume struct {
+	Name string `json:"name"`
+	Host string `json:"host,omitempty"`
+}
+
+// PodLifecycle is the container's kill grace period.
+type PodLifecycle struct {
+	KillGracePeriodSeconds *float64 `json:"killGracePeriodSeconds,omitempty"`
+}
+
+// PodNetwork is the pod's network: mode host (default), container (a
+// named network) or container/bridge.
+type PodNetwork struct {
+	Mode   string            `json:"mode,omitempty"`
+	Name   string            `json:"name,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// PodScaling is the fixed scaling policy.
+type PodScaling struct {
+	Kind         string `json:"kind,omitempty"` // fixed
+	Instances    int    `json:"instances"`
+	MaxInstances *int   `json:"maxInstances,omitempty"`
+}
+
+// PodScheduling is the pod's scheduling policy.
+type PodScheduling struct {
+	Backoff             *PodBackoff          `json:"backoff,omitempty"`
+	Upgrade             *UpgradeStrategy     `json:"upgrade,omitempty"`
+	Placement           *PodPlacement        `json:"placement,omitempty"`
+	KillSelection       string               `json:"killSelection,omitempty"`
+	UnreachableStrategy *UnreachableStrategy `json:"unreachableStrategy,omitempty"`
+}
+
+// PodBackoff is the launch backoff of a failing pod.
+type PodBackoff struct {
+	Backoff        float64 `json:"backoff"`
+	BackoffFactor  float64 `json:"backoffFactor"`
+	MaxLaunchDelay float64 `json:"maxLaunchDelay"`
+}
+
+// PodPlacement holds the pod's constraints.
+type PodPlacement struct {
+	Constraints           []PodConstraint `json:"constraints,omitempty"`
+	AcceptedResourceRoles []string        `json:"acceptedResourceRoles,omitempty"`
+}
+
+// PodConstraint is a constraint as an object (constraint.raml).
+type PodConstraint struct {
+	FieldName string `json:"fieldName"`
+	Operator  string `json:"operator"`
+	Value     string `json:"value,omitempty"`
+}
+
+// Pod defaults (Marathon's RAML: resources.raml, pod.raml, healthCheck.raml).
+const (
+	DefaultPodCPUs         = 1.0
+	DefaultPodMem          = 128.0
+	DefaultExecutorCPUs    = 0.1
+	DefaultExecutorMem     = 32.0
+	DefaultExecutorDisk    = 10.0
+	DefaultPodHealthGrace  = 300.0
+	DefaultPodHealthPeriod = 60.0
+)
+
+// Network modes of a pod.
+const (
+	PodNetworkHost      = "host"
+	PodNetworkContainer = "container"
+	PodNetworkBridge    = "container/bridge"
+)
+
+var (
+	typeOfPod          = reflect.TypeOf(Pod{})
+	typeOfPodContainer = reflect.TypeOf(PodContainer{})
+	typeOfPodVolume    = reflect.TypeOf(PodVolume{})
+	typeOfPodImage     = reflect.TypeOf(PodImage{})
+	typeOfPodPlacement = reflect.TypeOf(PodPlacement{})
+)
+
+func init() {
+	unsupportedFields[typeOfPod] = map[string]unsupported{
+		"user":                {hint: "containers run as the image's user (or the agent's)"},
+		"legacySharedCgroups": {hint: "containers get their own limits"},
+		"linuxInfo":           {hint: "Linux capabilities and seccomp settings are not supported"},
+	}
+	unsupportedFields[typeOfPodContainer] = map[string]unsupported{
+		"user":           {hint: "containers run as the image's user (or the agent's)"},
+		"check":          {hint: "Mesos checks are not supported; use healthCheck"},
+		"readinessCheck": {hint: "readiness checks of pod containers are not supported yet; use healthCheck"},
+		"tty":            {hint: "containers get no TTY"},
+		"linuxInfo":      {hint: "Linux capabilities and seccomp settings are not supported"},
+	}
+	unsupportedFields[typeOfPodVolume] = map[string]unsupported{
+		"persistent": {hint: "local persistent volumes need reservations, which Flotilla does not support; use a host volume (host) or an ephemeral one (name only)"},
+		"secret":     {hint: "file-based secrets are not supported; reference the secret in environment ({\"secret\": …})"},
+	}
+	unsupportedFields[typeOfPodImage] = map[string]unsupported{
+		"pullConfig": {hint: "registry credentials are configured on the agents"},
+		"labels":     {hint: "image labels are not used"},
+	}
+	unsupportedFields[typeOfPodPlacement] = map[string]unsupported{
+		"acceptedResourceRoles": {hint: "Flotilla accepts resources of its own role only", allowed: func(v any) bool { return equalStrings(v, "*") }},
+	}
+}
+
+// podReadOnly are fields of GET /v2/pods/{id}::status and Marathon's GET
+// output that a client may PUT back; they are status, not spec.
+var podReadOnly = map[string]bool{"versionInfo": true}
+
+// DecodePod reads a pod definition strictly, as Decode does for apps: one
+// JSON object, every field known and of its type, each problem named by
+// its JSON pointer. The pod returned has Marathon's defaults and the
+// canonical id, and still needs Validate.
+func DecodePod(r io.Reader) (*Pod, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxBodyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("appspec: read pod definition: %w", err)
+	}
+	if len(b) > MaxBodyBytes {
+		return nil, ErrTooLarge
+	}
+	return decodePod(b)
+}
+
+func decodePod(b []byte) (*Pod, error) {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(b, &top) == nil {
+		for k := range podReadOnly {
+			if _, ok := top[k]; ok {
+				delete(top, k)
+				var err error
+				if b, err = json.Marshal(top); err != nil {
+					return nil, malformed("/", err.Error())
+				}
+			}
+		}
+	}
+	if err := checkJSON(b, typeOfPod, "pod"); err != nil {
+		return nil, err
+	}
+	p := &Pod{}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(p); err != nil {
+		return nil, malformed("/", err.Error())
+	}
+	p.Normalize()
+	return p, nil
+}
+
+// Normalize fills Marathon's defaults and makes the id canonical.
+func (p *Pod) Normalize() {
+	p.ID = CanonicalID(p.ID)
+	if p.Scaling == nil {
+		p.Scaling = &PodScaling{Kind: "fixed", Instances: 1}
+	}
+	if p.Scaling.Kind == "" {
+		p.Scaling.Kind = "fixed"
+	}
+	if p.ExecutorResources == nil {
+		p.ExecutorResources = &PodResources{CPUs: DefaultExecutorCPUs, Mem: DefaultExecutorMem, Disk: DefaultExecutorDisk}
+	}
+	if len(p.Networks) == 0 {
+		p.Networks = []PodNetwork{{Mode: PodNetworkHost}}
+	}
+	for i := range p.Networks {
+		if p.Networks[i].Mode == "" {
+			p.Networks[i].Mode = PodNetworkContainer
+		}
+	}
+	if p.Scheduling == nil {
+		p.Scheduling = &PodScheduling{}
+	}
+	s := p.Scheduling
+	if s.Backoff == nil {
+		s.Backoff = &PodBackoff{Backoff: DefaultBackoffSeconds, BackoffFactor: DefaultBackoffFactor, MaxLaunchDelay: DefaultMaxLaunchDelaySeconds}
+	}
+	if s.Upgrade == nil {
+		s.Upgrade = &UpgradeStrategy{MinimumHealthCapacity: 1, MaximumOverCapacity: 1}
+	}
+	if s.KillSelection == "" {
+		s.KillSelection = DefaultKillSelection
+	}
+	if s.UnreachableStrategy == nil {
+		s.UnreachableStrategy = &UnreachableStrategy{InactiveAfterSeconds: DefaultInactiveAfterSeconds, ExpungeAfterSeconds: DefaultExpungeAfterSeconds}
+	}
+}
+
+// UnmarshalJSON applies the container defaults (resources cpus 1, mem 128)
+// to what the client left out.
+func (c *PodContainer) UnmarshalJSON(b []byte) error {
+	type plain PodContainer
+	// encoding/json sets only the fields present, so the defaults stay
+	// for the ones left out, inside resources too.
+	p := plain{Resources: PodResources{CPUs: DefaultPodCPUs, Mem: DefaultPodMem}}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*c = PodContainer(p)
+	return nil
+}
+
+// UnmarshalJSON applies Marathon's health check defaults to what the
+// client left out.
+func (h *PodHealthCheck) UnmarshalJSON(b []byte) error {
+	type plain PodHealthCheck
+	p := plain{GracePeriodSeconds: DefaultPodHealthGrace, IntervalSeconds: DefaultPodHealthPeriod,
+		MaxConsecutiveFailures: DefaultHealthMaxFailures, TimeoutSeconds: DefaultHealthTimeoutSeconds, DelaySeconds: DefaultHealthDelaySeconds}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*h = PodHealthCheck(p)
+	return nil
+}
+
+// NetworkMode is the pod's network mode (host, container,
+// container/bridge).
+func (p *Pod) NetworkMode() string {
+	if len(p.Networks) == 0 {
+		return PodNetworkHost
+	}
+	return p.Networks[0].Mode
+}
+
+// Instances is the pod's instance count.
+func (p *Pod) Instances() int {
+	if p.Scaling == nil {
+		return 1
+	}
+	return p.Scaling.Instances
+}
+
+// EndpointRef is an endpoint with the container it belongs to; Index is
+// its place among the pod's endpoints that take a host port, -1 for one
+// that takes none.
+type EndpointRef struct {
+	Container int
+	Endpoint  PodEndpoint
+	Index     int
+}
+
+// HostEndpoints lists the endpoints that take a host port, in container
+// then endpoint order: the order of App.PortDefinitions (PORT0…), and so
+// of the ports a placement gives an instance.
+func (p *Pod) HostEndpoints() []EndpointRef {
+	var out []EndpointRef
+	for ci, c := range p.Containers {
+		for _, e := range c.Endpoints {
+			if e.HostPort != nil {
+				out = append(out, EndpointRef{Container: ci, Endpoint: e, Index: len(out)})
+			}
+		}
+	}
+	return out
+}
+
+// App is the pod as the scheduler runs it: one app instance per pod
+// instance, asking for the containers' resources plus the executor's and a
+// host port per endpoint that has one. App.Pod points back to the pod.
+func (p *Pod) App() *App {
+	a := &App{
+		ID:        p.ID,
+		Version:   p.Version,
+		Instances: p.Instances(),
+		Labels:    p.Labels,
+		Env:       p.Environment,
+		Secrets:   p.Secrets,
+		Pod:       p,
+	}
+	if er := p.ExecutorResources; er != nil {
+		a.CPUs, a.Mem, a.Disk, a.GPUs = er.CPUs, er.Mem, er.Disk, er.GPUs
+	}
+	for _, c := range p.Containers {
+		a.CPUs += c.Resources.CPUs
+		a.Mem += c.Resources.Mem
+		a.Disk += c.Resources.Disk
+		a.GPUs += c.Resources.GPUs
+	}
+	a.PortDefinitions = []PortDefinition{}
+	for _, e := range p.HostEndpoints() {
+		a.PortDefinitions = append(a.PortDefinitions, PortDefinition{
+			Port: *e.Endpoint.HostPort, Name: e.Endpoint.Name, Protocol: strings.Join(e.Endpoint.Protocol, ","), Labels: e.Endpoint.Labels,
+		})
+	}
+	if len(a.PortDefinitions) > 0 && p.NetworkMode() == PodNetworkHost {
+		// Fixed host ports are what the endpoints asked for; Marathon's
+		// requirePorts is how an app says so.
+		for _, pd := range a.PortDefinitions {
+			if pd.Port != 0 {
+				a.RequirePorts = true
+			}
+		}
+	}
+	s := p.Scheduling
+	if s == nil {
+		s = &PodScheduling{}
+	}
+	if b := s.Backoff; b != nil {
+		a.BackoffSeconds, a.BackoffFactor, a.MaxLaunchDelaySeconds = b.Backoff, b.BackoffFactor, b.MaxLaunchDelay
+	}
+	if s.Upgrade != nil {
+		a.UpgradeStrategy = *s.Upgrade
+	}
+	a.KillSelection = s.KillSelection
+	if s.UnreachableStrategy != nil {
+		a.UnreachableStrategy = *s.UnreachableStrategy
+	}
+	if s.Placement != nil {
+		for _, c := range s.Placement.Constraints {
+			cs := []string{c.FieldName, c.Operator}
+			if c.Value != "" {
+				cs = append(cs, c.Value)
+			}
+			a.Constraints = append(a.Constraints, cs)
+		}
+	}
+	// The longest grace of a container is the instance's: the executor
+	// kills every container of the group.
+	for _, c := range p.Containers {
+		if c.Lifecycle != nil && c.Lifecycle.KillGracePeriodSeconds != nil {
+			g := *c.Lifecycle.KillGracePeriodSeconds
+			if a.TaskKillGracePeriodSeconds == nil || g > *a.TaskKillGracePeriodSeconds {
+				a.TaskKillGracePeriodSeconds = &g
+			}
+		}
+	}
+	return a
+}
+
+// HealthChecked says whether any container has a health check: the
+// instance is healthy when every such container is.
+func (p *Pod) HealthChecked() bool {
+	for _, c := range p.Containers {
+		if c.HealthCheck != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Clone is a deep copy (through JSON: a pod is plain data).
+func (p *Pod) Clone() *Pod {
+	if p == nil {
+		return nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		panic(fmt.Sprintf("appspec: a pod does not encode: %v", err))
+	}
+	c := &Pod{}
+	if err := json.Unmarshal(b, c); err != nil {
+		panic(fmt.Sprintf("appspec: a pod does not decode: %v", err))
+	}
+	return c
+}
+
+// Validate checks the pod against Marathon's PodsValidation and
+// Flotilla's limits; problems are named by JSON pointer, as for apps.
+func (p *Pod) Validate() error {
+	v := &ValidationError{}
+	if err := CheckID(p.ID); err != nil {
+		v.add("/id", strings.Replace(strings.TrimPrefix(err.Error(), "appspec: "), "app id", "pod id", 1))
+	}
+	p.validateNetworks(v)
+	mode := p.NetworkMode()
+	if len(p.Containers) == 0 {
+		v.add("/containers", "must not be empty: a pod has at least one container")
+	}
+	names := map[string]int{}
+	endpoints := map[string]string{}
+	hostPorts := map[uint32]string{}
+	containerPorts := map[uint32]string{}
+	volumes := map[string]bool{}
+	for i, vol := range p.Volumes {
+		path := fmt.Sprintf("/volumes/%d", i)
+		if !portName.MatchString(vol.Name) {
+			v.add(path+"/name", "must be a name of lowercase letters, digits and '-', starting and ending with a letter or digit")
+		}
+		if volumes[vol.Name] {
+			v.addf(path+"/name", "volume names are not unique: %q is defined twice", vol.Name)
+		}
+		volumes[vol.Name] = true
+	}
+	mounted := map[string]bool{}
+	for i := range p.Containers {
+		c := &p.Containers[i]
+		cp := fmt.Sprintf("/containers/%d", i)
+		if !portName.MatchString(c.Name) || len(c.Name) > 63 {
+			v.add(cp+"/name", "must be a name of lowercase letters, digits and '-' (at most 63), starting and ending with a letter or digit")
+		}
+		if j, ok := names[c.Name]; ok {
+			v.addf(cp+"/name", "container names are not unique: %q is also container %d", c.Name, j)
+		} else {
+			names[c.Name] = i
+		}
+		r := c.Resources
+		switch {
+		case !finite(r.CPUs) || r.CPUs < 0:
+			v.add(cp+"/resources/cpus", "must be 0 or more")
+		case !finite(r.Mem) || r.Mem < 0:
+			v.add(cp+"/resources/mem", "must be 0 or more")
+		case !finite(r.Disk) || r.Disk < 0:
+			v.add(cp+"/resources/disk", "must be 0 or more")
+		case r.GPUs < 0:
+			v.add(cp+"/resources/gpus", "must be 0 or more")
+		}
+		if c.Exec == nil && c.Image == nil {
+			v.add(cp, "needs exec (a command) or an image to run")
+		}
+		if c.Exec != nil {
+			if (c.Exec.Command.Shell == "") == (len(c.Exec.Command.Argv) == 0) {
+				v.add(cp+"/exec/command", "give exactly one of shell or argv")
+			}
+		}
+		if im := c.Image; im != nil {
+			if im.Kind != "DOCKER" {
+				v.addf(cp+"/image/kind", "%q is not supported: only DOCKER images run here", im.Kind)
+			}
+			if im.ID == "" || len(im.ID) > 1024 {
+				v.add(cp+"/image/id", "must be 1 to 1024 characters")
+			}
+		}
+		for j, e := range c.Endpoints {
+			ep := fmt.Sprintf("%s/endpoints/%d", cp, j)
+			if !portName.MatchString(e.Name) || len(e.Name) > 63 {
+				v.add(ep+"/name", "must be a name of lowercase letters, digits and '-' (at most 63), starting and ending with a letter or digit")
+			}
+			if other, ok := endpoints[e.Name]; ok {
+				v.addf(ep+"/name", "endpoint names are not unique: %q is also an endpoint of container %s", e.Name, other)
+			} else {
+				endpoints[e.Name] = c.Name
+			}
+			switch mode {
+			case PodNetworkHost:
+				if e.HostPort == nil {
+					v.add(ep+"/hostPort", "is required when using host-mode networking (0: any port from the offer)")
+				}
+				if e.ContainerPort != nil {
+					v.add(ep+"/containerPort", "is not allowed when using host-mode networking")
+				}
+			default:
+				if e.ContainerPort == nil {
+					v.add(ep+"/containerPort", "is required when using container-mode networking")
+				}
+			}
+			if e.ContainerPort != nil {
+				if *e.ContainerPort < 1 || *e.ContainerPort > 65535 {
+					v.add(ep+"/containerPort", "must be 1 to 65535")
+				} else if other, ok := containerPorts[*e.ContainerPort]; ok {
+					v.addf(ep+"/containerPort", "container ports are not unique: %d is also endpoint %q's", *e.ContainerPort, other)
+				} else {
+					containerPorts[*e.ContainerPort] = e.Name
+				}
+			}
+			if e.HostPort != nil && *e.HostPort != 0 {
+				if *e.HostPort > 65535 {
+					v.add(ep+"/hostPort", "must be 0 to 65535")
+				} else if other, ok := hostPorts[*e.HostPort]; ok {
+					v.addf(ep+"/hostPort", "host ports are not unique: %d is also endpoint %q's", *e.HostPort, other)
+				} else {
+					hostPorts[*e.HostPort] = e.Name
+				}
+			}
+			seen := map[string]bool{}
+			for k, proto := range e.Protocol {
+				pp := fmt.Sprintf("%s/protocol/%d", ep, k)
+				if proto != "tcp" && proto != "udp" {
+					v.addf(pp, "%q is not a protocol: use tcp or udp", proto)
+				}
+				if seen[proto] {
+					v.add(pp, "Duplicate protocols within the same endpoint are not allowed")
+				}
+				seen[proto] = true
+			}
+		}
+		p.validateHealth(v, cp, c)
+		for j, m := range c.VolumeMounts {
+			mp := fmt.Sprintf("%s/volumeMounts/%d", cp, j)
+			if !volumes[m.Name] {
+				v.addf(mp+"/name", "Referenced Volume in VolumeMount should exist: no volume %q in /volumes", m.Name)
+			}
+			mounted[m.Name] = true
+			if m.MountPath == "" || len(m.MountPath) > 1024 {
+				v.add(mp+"/mountPath", "must be 1 to 1024 characters")
+			}
+		}
+		for j, a := range c.Artifacts {
+			if a.URI == "" {
+				v.add(fmt.Sprintf("%s/artifacts/%d/uri", cp, j), "must not be empty")
+			}
+		}
+		if lc := c.Lifecycle; lc != nil && lc.KillGracePeriodSeconds != nil && !(*lc.KillGracePeriodSeconds > 0) {
+			v.add(cp+"/lifecycle/killGracePeriodSeconds", "must be more than 0")
+		}
+		checkPodEnv(v, cp+"/environment", c.Environment, p.Secrets)
+		for _, k := range sortedKeys(c.Environment) {
+			if c.Environment[k].Secret != "" {
+				v.add(cp+"/environment/"+pointerToken(k), "secrets in a container's environment are not supported yet: reference the secret in the pod's environment, which every container gets")
+			}
+		}
+	}
+	for i, vol := range p.Volumes {
+		if !mounted[vol.Name] {
+			v.addf(fmt.Sprintf("/volumes/%d", i), "volume must be referenced by at least one container: %q is mounted nowhere", vol.Name)
+		}
+	}
+	checkPodEnv(v, "/environment", p.Environment, p.Secrets)
+	for _, name := range sortedKeys(p.Secrets) {
+		if err := CheckSecretSource(p.Secrets[name].Source); err != nil {
+			v.add("/secrets/"+pointerToken(name)+"/source", strings.TrimPrefix(err.Error(), "appspec: "))
+		}
+	}
+	p.validateScheduling(v)
+	if len(v.Details) > 0 {
+		return v
+	}
+	return nil
+}
+
+func (p *Pod) validateNetworks(v *ValidationError) {
+	if len(p.Networks) > 1 {
+		v.add("/networks", "only one network is supported: all containers share one network stack")
+	}
+	for i, n := range p.Networks {
+		np := fmt.Sprintf("/networks/%d", i)
+		switch n.Mode {
+		case PodNetworkHost:
+			if n.Name != "" {
+				v.add(np+"/name", "is not allowed for host networking")
+			}
+		case PodNetworkContainer, PodNetworkBridge:
+			v.addf(np+"/mode", "%q networking of pods is not supported yet: use host networking (endpoints with hostPort)", n.Mode)
+		default:
+			v.addf(np+"/mode", "%q is not a network mode: use host, container or container/bridge", n.Mode)
+		}
+	}
+}
+
+func (p *Pod) validateHealth(v *ValidationError, cp string, c *PodContainer) {
+	hc := c.HealthCheck
+	if hc == nil {
+		return
+	}
+	hp := cp + "/healthCheck"
+	n := 0
+	for _, set := range []bool{hc.HTTP != nil, hc.TCP != nil, hc.Exec != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		v.add(hp, "Only one of http, tcp, or command may be specified")
+	}
+	endpoint := func(path, name string) {
+		for _, e := range c.Endpoints {
+			if e.Name == name {
+				return
+			}
+		}
+		v.addf(path, "%q is not contained in the container endpoints", name)
+	}
+	if hc.HTTP != nil {
+		endpoint(hp+"/http/endpoint", hc.HTTP.Endpoint)
+		if s := hc.HTTP.Scheme; s != "" && s != "HTTP" && s != "HTTPS" {
+			v.addf(hp+"/http/scheme", "%q is not a scheme: use HTTP or HTTPS", s)
+		}
+	}
+	if hc.TCP != nil {
+		endpoint(hp+"/tcp/endpoint", hc.TCP.Endpoint)
+	}
+	if hc.Exec != nil && hc.Exec.Command.Shell == "" && len(hc.Exec.Command.Argv) == 0 {
+		v.add(hp+"/exec/command", "give a shell command or an argv")
+	}
+	switch {
+	case hc.GracePeriodSeconds < 0 || !finite(hc.GracePeriodSeconds):
+		v.add(hp+"/gracePeriodSeconds", "must be 0 or more")
+	case hc.DelaySeconds < 0 || !finite(hc.DelaySeconds):
+		v.add(hp+"/delaySeconds", "must be 0 or more")
+	case !(hc.IntervalSeconds > 0) || !finite(hc.IntervalSeconds):
+		v.add(hp+"/intervalSeconds", "must be more than 0")
+	case hc.TimeoutSeconds < 0 || hc.TimeoutSeconds >= hc.IntervalSeconds:
+		v.add(hp+"/timeoutSeconds", "must be 0 or more and less than intervalSeconds")
+	case hc.MaxConsecutiveFailures < 0:
+		v.add(hp+"/maxConsecutiveFailures", "must be 0 or more")
+	}
+}
+
+func (p *Pod) validateScheduling(v *ValidationError) {
+	if s := p.Scaling; s != nil {
+		if s.Kind != "fixed" {
+			v.addf("/scaling/kind", "%q is not supported: Marathon's only scaling policy is fixed", s.Kind)
+		}
+		if s.Instances < 0 {
+			v.add("/scaling/instances", "must be 0 or more")
+		}
+		if s.MaxInstances != nil && *s.MaxInstances < s.Instances {
+			v.add("/scaling/maxInstances", "must be at least instances")
+		}
+	}
+	if er := p.ExecutorResources; er != nil && (er.CPUs < 0 || er.Mem < 0 || er.Disk < 0 || er.GPUs < 0) {
+		v.add("/executorResources", "resources must be 0 or more")
+	}
+	s := p.Scheduling
+	if s == nil {
+		return
+	}
+	if b := s.Backoff; b != nil {
+		if b.Backoff < 0 {
+			v.add("/scheduling/backoff/backoff", "must be 0 or more")
+		}
+		if b.BackoffFactor < 1 {
+			v.add("/scheduling/backoff/backoffFactor", "must be 1 or more")
+		}
+		if b.MaxLaunchDelay < 0 {
+			v.add("/scheduling/backoff/maxLaunchDelay", "must be 0 or more")
+		}
+	}
+	if u := s.Upgrade; u != nil {
+		if u.MinimumHealthCapacity < 0 || u.MinimumHealthCapacity > 1 {
+			v.add("/scheduling/upgrade/minimumHealthCapacity", "must be between 0 and 1")
+		}
+		if u.MaximumOverCapacity < 0 || u.MaximumOverCapacity > 1 {
+			v.add("/scheduling/upgrade/maximumOverCapacity", "must be between 0 and 1")
+		}
+	}
+	if s.KillSelection != "YOUNGEST_FIRST" && s.KillSelection != "OLDEST_FIRST" {
+		v.addf("/scheduling/killSelection", "%q is not a kill selection: use YOUNGEST_FIRST or OLDEST_FIRST", s.KillSelection)
+	}
+	if pl := s.Placement; pl != nil {
+		for i, c := range pl.Constraints {
+			cp := fmt.Sprintf("/scheduling/placement/constraints/%d", i)
+			if c.FieldName == "" {
+				v.add(cp+"/fieldName", "must not be empty")
+			}
+			if !constraintOps[c.Operator] {
+				v.addf(cp+"/operator", "%q is not an operator: use UNIQUE, CLUSTER, GROUP_BY, LIKE, UNLIKE, MAX_PER or IS", c.Operator)
+			}
+		}
+	}
+}
+
+func checkPodEnv(v *ValidationError, path string, env map[string]EnvValue, secrets map[string]Secret) {
+	for _, k := range sortedKeys(env) {
+		p := path + "/" + pointerToken(k)
+		if !envName.MatchString(k) {
+			v.add(p, "environment variable names use letters, digits and '_', and do not start with a digit")
+		}
+		if s := env[k].Secret; s != "" {
+			if _, ok := secrets[s]; !ok {
+				v.addf(p, "references secret %q, which is not defined in secrets; add \"secrets\": {%q: {\"source\": \"<vault path>#<field>\"}}", s, s)
+			}
+		}
+	}
+}
+
+// ContainerNames are the pod's container names, sorted.
+func (p *Pod) ContainerNames() []string {
+	out := make([]string, len(p.Containers))
+	for i, c := range p.Containers {
+		out[i] = c.Name
+	}
+	sort.Strings(out)
+	return out
+}
