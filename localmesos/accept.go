@@ -125,15 +125,7 @@ func (m *Master) acceptLocked(fw *framework, acc *scheduler.Call_Accept, log *lo
 				continue
 			}
 			avail = trial
-			// The executor's resources ride on the group's first task so
-			// the agent accounts for them (and frees them with it).
-			resList[0].add(groupExecRes)
-			for i := range tis {
-				ti := tis[i]
-				ti.Executor = nil
-				ids[ti.TaskID.Value] = true
-				m.launchLocked(fw, a, ti, resList[i], lg.Executor.ExecutorID.Value)
-			}
+			m.launchGroupLocked(fw, a, lg, groupExecRes, resList, ids)
 		default:
 			log.WithField("operation", op.Type.String()).Warn("offer operation not supported by localmesos; ignored")
 		}
@@ -264,6 +256,11 @@ func (m *Master) launchLocked(fw *framework, a *agent, ti mesos.TaskInfo, res rs
 	sandbox := ""
 	if a.workDir != "" {
 		sandbox = filepath.Join(a.workDir, "frameworks", fw.id, "executors", executorID, "runs", "latest")
+		if executorID != t.id {
+			// A task of a group: its own directory inside the executor's
+			// sandbox, as Mesos lays out nested containers.
+			sandbox = filepath.Join(sandbox, "tasks", t.id)
+		}
 	}
 	et := executor.Task{Info: ti, FrameworkID: fw.id, AgentID: a.id, Hostname: a.hostname, Sandbox: sandbox, Networks: m.cfg.Networks}
 	m.wg.Add(1)
@@ -286,9 +283,15 @@ func (m *Master) runLaunch(a *agent, t *task, et executor.Task) {
 		// Attached before the launch, so its output can be read from
 		// the first byte (the Mesos agent attaches before it starts the
 		// executor, too).
-		real, err := filepath.EvalSymlinks(et.Sandbox)
+		dir := et.Sandbox
+		if t.executorID != t.id {
+			// The group's executor sandbox is what /files serves under
+			// the executor's virtual path; the task's is inside it.
+			dir = filepath.Dir(filepath.Dir(dir))
+		}
+		real, err := filepath.EvalSymlinks(dir)
 		if err != nil {
-			real = et.Sandbox
+			real = dir
 		}
 		a.files.attach(&sandbox{dir: real, virtual: sandboxVirtual(et.FrameworkID, t.executorID)})
 	}

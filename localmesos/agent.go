@@ -241,9 +241,16 @@ func (a *agent) reportLocked(taskID string, s executor.Status) {
 	if s.Message != "" {
 		st.Message = strPtr(s.Message)
 	}
+	if t.group != nil {
+		st.ContainerStatus = t.group.containerStatus(taskID)
+	}
 	t.agentState = s.State
 	if isTerminal(s.State) {
-		a.files.markEnded(sandboxVirtual(t.fw.id, t.executorID), m.now())
+		if t.group == nil {
+			a.files.markEnded(sandboxVirtual(t.fw.id, t.executorID), m.now())
+		} else {
+			m.groupTaskEndedLocked(t, s.State)
+		}
 	}
 	if t.fw.removed {
 		if isTerminal(s.State) {
@@ -374,6 +381,7 @@ func (m *Master) deliverLocked(t *task, st mesos.TaskStatus, latest mesos.TaskSt
 	if isTerminal(latest) && !t.recovered {
 		t.recovered = true
 		t.agent.free.add(t.res)
+		m.groupRecoveredLocked(t)
 		m.kickAllocator()
 	}
 	t.fw.send(updateEvent(st))
@@ -386,6 +394,7 @@ func (m *Master) finishTaskLocked(t *task) {
 	if !t.recovered {
 		t.recovered = true
 		a.free.add(t.res)
+		m.groupRecoveredLocked(t)
 		m.kickAllocator()
 	}
 	delete(a.tasks, t.id)

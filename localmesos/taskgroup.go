@@ -1,0 +1,121 @@
+package localmesos
+
+import (
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+)
+
+// taskGroup is one LAUNCH_GROUP: the tasks Mesos's default executor runs
+// as nested containers of one executor. Its semantics follow
+// src/launcher/default_executor.cpp:
+//
+//   - the tasks are launched together, each reporting TASK_STARTING and
+//     TASK_RUNNING on its own;
+//   - when one task ends TASK_FAILED or TASK_KILLED (a health check kill
+//     included), every other live task of the group is killed ("the
+//     default restart policy for a task group is to kill all the
+//     remaining child containers if one of them terminated with a
+//     non-zero exit code"); TASK_FINISHED leaves the others running;
+//   - the executor's resources stay allocated until its last task is
+//     gone (the executor shuts down when no child container is left).
+type taskGroup struct {
+	executorID string
+	agent      *agent
+	tasks      []*task
+	execRes    rset
+	// killing is set once the group is being killed for one task's end,
+	// so the kills that follow do not start another round.
+	killing bool
+	freed   bool
+	// containerID is the executor's container; each task runs in a nested
+	// container of it (nested), which its status updates name.
+	containerID string
+	nested      map[string]string
+}
+
+// containerStatus is what the default executor puts in each update of a
+// task: the task's nested container id with the executor's as parent.
+func (g *taskGroup) containerStatus(taskID string) *mesos.ContainerStatus {
+	return &mesos.ContainerStatus{ContainerID: &mesos.ContainerID{
+		Value:  g.nested[taskID],
+		Parent: &mesos.ContainerID{Value: g.containerID},
+	}}
+}
+
+// launchGroupLocked launches a validated task group: the executor's
+// resources are taken from the agent as the group's own, then every task
+// is launched with the group's executor id.
+func (m *Master) launchGroupLocked(fw *framework, a *agent, lg *mesos.Offer_Operation_LaunchGroup, execRes rset, resList []rset, ids map[string]bool) {
+	g := &taskGroup{executorID: lg.Executor.ExecutorID.Value, agent: a, execRes: execRes,
+		containerID: uuidString(m.newUUID()), nested: map[string]string{}}
+	a.free.sub(execRes)
+	tis := lg.TaskGroup.Tasks
+	for i := range tis {
+		ti := tis[i]
+		ti.Executor = nil
+		ids[ti.TaskID.Value] = true
+		g.nested[ti.TaskID.Value] = uuidString(m.newUUID())
+		m.launchLocked(fw, a, ti, resList[i], g.executorID)
+		if t := fw.tasks[ti.TaskID.Value]; t != nil {
+			t.group = g
+			g.tasks = append(g.tasks, t)
+		}
+	}
+}
+
+// groupTaskEndedLocked is the default executor seeing one of its child
+// containers end: on TASK_FAILED or TASK_KILLED the rest of the group is
+// killed, each with its own kill policy (3 s when it has none, the
+// default executor's grace).
+func (m *Master) groupTaskEndedLocked(t *task, state mesos.TaskState) {
+	g := t.group
+	live := 0
+	for _, o := range g.tasks {
+		if !isTerminal(o.agentState) {
+			live++
+		}
+	}
+	if live == 0 {
+		t.agent.files.markEnded(sandboxVirtual(t.fw.id, g.executorID), m.now())
+		return
+	}
+	if g.killing || (state != mesos.TASK_FAILED && state != mesos.TASK_KILLED) {
+		return
+	}
+	g.killing = true
+	m.log.WithFields(logrus.Fields{"executor": g.executorID, "task": t.id, "state": state.String()}).Info("killing the task group: one of its tasks ended")
+	for _, o := range g.tasks {
+		if o == t || isTerminal(o.agentState) {
+			continue
+		}
+		grace := defaultGroupKillGrace
+		if kp := o.info.GetKillPolicy(); kp != nil && kp.GetGracePeriod() != nil {
+			grace = time.Duration(kp.GetGracePeriod().GetNanoseconds())
+		}
+		m.killLocked(o, grace)
+	}
+}
+
+// defaultGroupKillGrace is the default executor's grace period for a
+// child container whose task has no kill policy.
+const defaultGroupKillGrace = 3 * time.Second
+
+// groupRecoveredLocked frees the executor's resources once the last task
+// of its group has given its own back.
+func (m *Master) groupRecoveredLocked(t *task) {
+	g := t.group
+	if g == nil || g.freed {
+		return
+	}
+	for _, o := range g.tasks {
+		if !o.recovered {
+			return
+		}
+	}
+	g.freed = true
+	if g.agent.state != agentGone {
+		g.agent.free.add(g.execRes)
+	}
+}

@@ -1,0 +1,139 @@
+package localmesos
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+)
+
+// TestTaskGroupSemantics: the default executor's rules for a task group,
+// as src/launcher/default_executor.cpp has them. A task ending
+// TASK_FAILED or TASK_KILLED kills the rest of its group; one ending
+// TASK_FINISHED does not; every update names the task's nested container
+// with the executor's container as parent; the executor's resources stay
+// allocated until the group's last task is gone.
+func TestTaskGroupSemantics(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		ends     mesos.TaskState
+		killsAll bool
+	}{
+		{"failed", mesos.TASK_FAILED, true},
+		{"killed", mesos.TASK_KILLED, true},
+		{"finished", mesos.TASK_FINISHED, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m, sims := startMaster(t, Config{Agents: 1})
+			f := subscribeRaw(t, m, paInfo)
+			o := f.offer("")
+			a := o.AgentID.Value
+			task := func(id string) string {
+				return `{"name":"` + id + `","task_id":{"value":"` + id + `"},"agent_id":{"value":"` + a + `"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.5}}],"command":{"value":"sleep 100"}}`
+			}
+			f.call(`"type":"ACCEPT","accept":{"offer_ids":[{"value":"` + o.ID.Value + `"}],"operations":[{"type":"LAUNCH_GROUP","launch_group":{"executor":{"type":"DEFAULT","executor_id":{"value":"pod"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.25}}]},"task_group":{"tasks":[` + task("app") + `,` + task("sidecar") + `,` + task("third") + `]}}}]}`)
+			seen := map[string][]mesos.TaskState{}
+			parents := map[string]bool{}
+			nested := map[string]bool{}
+			running := 0
+			for running < 3 {
+				st := f.next(scheduler.Event_UPDATE).Update.Status
+				seen[st.TaskID.Value] = append(seen[st.TaskID.Value], st.GetState())
+				cid := st.GetContainerStatus().GetContainerID()
+				if cid == nil || cid.GetParent() == nil || cid.Value == "" {
+					t.Fatalf("update of %s has no nested container id: %+v", st.TaskID.Value, st.GetContainerStatus())
+				}
+				parents[cid.GetParent().Value] = true
+				nested[cid.Value] = true
+				if st.GetState() == mesos.TASK_RUNNING {
+					running++
+				}
+				f.ack(st)
+			}
+			for _, id := range []string{"app", "sidecar", "third"} {
+				if s := seen[id]; len(s) != 2 || s[0] != mesos.TASK_STARTING || s[1] != mesos.TASK_RUNNING {
+					t.Fatalf("task %s reported %v, want STARTING then RUNNING", id, s)
+				}
+			}
+			if len(parents) != 1 || len(nested) != 3 {
+				t.Fatalf("containers: %d parents, %d nested; want one executor container with 3 nested ones", len(parents), len(nested))
+			}
+			free := func() float64 {
+				m.mu.Lock()
+				defer m.mu.Unlock()
+				return m.agentList[0].free.scalars["cpus"]
+			}
+			// 4 cpus - 3 × 0.5 - the executor's 0.25.
+			if got := free(); got < 2.249 || got > 2.251 {
+				t.Fatalf("free cpus %v with the group running, want 2.25", got)
+			}
+
+			if err := sims[a].Exit("sidecar", tc.ends, "exited"); err != nil {
+				t.Fatal(err)
+			}
+			awaitStates(f, map[string]mesos.TaskState{"sidecar": tc.ends})
+			if !tc.killsAll {
+				f.none(300*time.Millisecond, scheduler.Event_UPDATE)
+				// The ended task's cpus are back; the executor's are not.
+				if got := free(); got < 2.749 || got > 2.751 {
+					t.Fatalf("free cpus %v after one task finished, want 2.75", got)
+				}
+				return
+			}
+			awaitStates(f, map[string]mesos.TaskState{"app": mesos.TASK_KILLED, "third": mesos.TASK_KILLED})
+			// Everything back, the executor's resources with the last task.
+			deadline := time.Now().Add(10 * time.Second)
+			for free() < 3.999 {
+				if time.Now().After(deadline) {
+					t.Fatalf("free cpus %v after the group ended, want 4", free())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// TestTaskGroupKillOne: a scheduler's KILL of one task of a group kills
+// that task, which (TASK_KILLED) takes the group down with it.
+func TestTaskGroupKillOne(t *testing.T) {
+	t.Parallel()
+	m, _ := startMaster(t, Config{Agents: 1})
+	f := subscribeRaw(t, m, paInfo)
+	o := f.offer("")
+	a := o.AgentID.Value
+	var tasks string
+	for i := 0; i < 2; i++ {
+		if i > 0 {
+			tasks += ","
+		}
+		tasks += fmt.Sprintf(`{"name":"c%d","task_id":{"value":"c%d"},"agent_id":{"value":"%s"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}}],"command":{"value":"sleep 100"}}`, i, i, a)
+	}
+	f.call(`"type":"ACCEPT","accept":{"offer_ids":[{"value":"` + o.ID.Value + `"}],"operations":[{"type":"LAUNCH_GROUP","launch_group":{"executor":{"type":"DEFAULT","executor_id":{"value":"e"}},"task_group":{"tasks":[` + tasks + `]}}}]}`)
+	awaitStates(f, map[string]mesos.TaskState{"c0": mesos.TASK_RUNNING, "c1": mesos.TASK_RUNNING})
+	f.call(`"type":"KILL","kill":{"task_id":{"value":"c0"}}`)
+	awaitStates(f, map[string]mesos.TaskState{"c0": mesos.TASK_KILLED, "c1": mesos.TASK_KILLED})
+}
+
+// awaitStates acknowledges every update until each task named has
+// reported its state; an update of another task, or another state, is
+// acknowledged and passed over.
+func awaitStates(f *rawFW, want map[string]mesos.TaskState) {
+	f.t.Helper()
+	left := len(want)
+	got := map[string]bool{}
+	for left > 0 {
+		st := f.next(scheduler.Event_UPDATE).Update.Status
+		if len(st.UUID) > 0 {
+			f.ack(st)
+		}
+		if w, ok := want[st.TaskID.Value]; ok && st.GetState() == w && !got[st.TaskID.Value] {
+			got[st.TaskID.Value] = true
+			left--
+		}
+	}
+}
