@@ -386,6 +386,14 @@ func (p *Pod) HostEndpoints() []EndpointRef {
 // instance, asking for the containers' resources plus the executor's and a
 // host port per endpoint that has one. App.Pod points back to the pod.
 func (p *Pod) App() *App {
+	// The app owns the instance count and the version (a scale must
+	// compare equal in config to what it scales), so its copy of the pod
+	// holds neither; App.PodSpec puts them back.
+	spec := p.Clone()
+	spec.Version = ""
+	if spec.Scaling != nil {
+		spec.Scaling.Instances = 0
+	}
 	a := &App{
 		ID:        p.ID,
 		Version:   p.Version,
@@ -393,7 +401,7 @@ func (p *Pod) App() *App {
 		Labels:    p.Labels,
 		Env:       p.Environment,
 		Secrets:   p.Secrets,
-		Pod:       p,
+		Pod:       spec,
 	}
 	if er := p.ExecutorResources; er != nil {
 		a.CPUs, a.Mem, a.Disk, a.GPUs = er.CPUs, er.Mem, er.Disk, er.GPUs
@@ -453,6 +461,22 @@ func (p *Pod) App() *App {
 		}
 	}
 	return a
+}
+
+// PodSpec is the pod an app runs, with the app's instance count and
+// version; nil for an app that is not a pod.
+func (a *App) PodSpec() *Pod {
+	if a.Pod == nil {
+		return nil
+	}
+	p := a.Pod.Clone()
+	p.ID = a.ID
+	p.Version = a.Version
+	if p.Scaling == nil {
+		p.Scaling = &PodScaling{Kind: "fixed"}
+	}
+	p.Scaling.Instances = a.Instances
+	return p
 }
 
 // HealthChecked says whether any container has a health check: the

@@ -29,7 +29,8 @@ func TestPodMarathonDocs(t *testing.T) {
 				t.Fatalf("validate: %v", err)
 			}
 			a := p.App()
-			if a.Pod != p || a.ID != p.ID {
+			back := a.PodSpec()
+			if a.Pod == nil || a.ID != p.ID || back.Instances() != p.Instances() || len(back.Containers) != len(p.Containers) {
 				t.Fatalf("App() lost the pod: %+v", a)
 			}
 		})

@@ -1,0 +1,305 @@
+package framework
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/flotilla-sched/flotilla/appspec"
+)
+
+func testPod(t *testing.T, id string, n int) appspec.App {
+	t.Helper()
+	p, err := appspec.DecodePod(strings.NewReader(`{"id": "` + id + `",
+		"containers": [
+			{"name": "app", "exec": {"command": {"shell": "./testapp"}}, "resources": {"cpus": 0.5, "mem": 64},
+			 "endpoints": [{"name": "http", "hostPort": 0}],
+			 "healthCheck": {"http": {"endpoint": "http", "path": "/health"}, "intervalSeconds": 1, "timeoutSeconds": 0.5}},
+			{"name": "sidecar", "exec": {"command": {"argv": ["./testapp", "-sidecar"]}}, "resources": {"cpus": 0.25, "mem": 32},
+			 "endpoints": [{"name": "metrics", "hostPort": 0}],
+			 "environment": {"UPSTREAM": "http://127.0.0.1:$ENDPOINT_HTTP/"}}
+		],
+		"scaling": {"kind": "fixed", "instances": ` + itoa(n) + `},
+		"scheduling": {"backoff": {"backoff": 2, "backoffFactor": 2, "maxLaunchDelay": 60}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Version = "v1"
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return *p.App()
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+type launchedGroup struct {
+	offer string
+	g     mesos.Offer_Operation_LaunchGroup
+}
+
+func launchedGroups(calls []Call) []launchedGroup {
+	var out []launchedGroup
+	for _, c := range calls {
+		for _, op := range c.Ops {
+			if op.Type == mesos.Offer_Operation_LAUNCH_GROUP {
+				out = append(out, launchedGroup{offer: c.OfferIDs[0], g: *op.LaunchGroup})
+			}
+		}
+	}
+	return out
+}
+
+func scalarOf(rs []mesos.Resource, name string) float64 {
+	v := 0.0
+	for _, r := range rs {
+		if r.Name == name {
+			v += r.GetScalar().GetValue()
+		}
+	}
+	return v
+}
+
+func portsOf(rs []mesos.Resource) []uint64 {
+	var out []uint64
+	for _, r := range rs {
+		if r.Name == "ports" {
+			for _, rg := range r.GetRanges().GetRange() {
+				for p := rg.Begin; p <= rg.End; p++ {
+					out = append(out, p)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestPodLaunchGroup: a pod instance is one LAUNCH_GROUP: the default
+// executor with the pod's executor resources, one task per container with
+// its own resources and the host ports of its endpoints, ids in
+// Marathon's pod scheme, endpoints in the environment, health checks on
+// the endpoint's host port.
+func TestPodLaunchGroup(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.s.PutApp(testPod(t, "/shop/web", 2))
+	h.subscribe()
+	calls := h.offer("h1")
+	if countCalls(calls, CallAccept) != 1 {
+		t.Fatalf("want one ACCEPT, calls %v", callTypes(calls))
+	}
+	groups := launchedGroups(calls)
+	if len(groups) != 2 {
+		t.Fatalf("launched %d groups, want 2", len(groups))
+	}
+	seenPorts := map[uint64]bool{}
+	for _, lg := range groups {
+		ex := lg.g.Executor
+		if ex.Type != mesos.ExecutorInfo_DEFAULT || !strings.HasPrefix(ex.ExecutorID.Value, "instance-shop_web.instance-") {
+			t.Fatalf("executor %s %q, want DEFAULT instance-<instance id>", ex.Type, ex.ExecutorID.Value)
+		}
+		if c, m, d := scalarOf(ex.Resources, "cpus"), scalarOf(ex.Resources, "mem"), scalarOf(ex.Resources, "disk"); c < 0.099 || c > 0.101 || m != 32 || d != 10 {
+			t.Fatalf("executor resources cpus %v mem %v disk %v, want Marathon's 0.1/32/10", c, m, d)
+		}
+		tasks := lg.g.TaskGroup.Tasks
+		if len(tasks) != 2 || tasks[0].Name != "app" || tasks[1].Name != "sidecar" {
+			t.Fatalf("group tasks %+v, want app and sidecar", tasks)
+		}
+		inst := strings.TrimPrefix(ex.ExecutorID.Value, "instance-")
+		for _, ti := range tasks {
+			if ti.TaskID.Value != inst+"."+ti.Name {
+				t.Fatalf("task id %q, want %s.%s", ti.TaskID.Value, inst, ti.Name)
+			}
+			if ti.Executor != nil {
+				t.Fatalf("task %s carries an executor; a group's tasks must not", ti.Name)
+			}
+			ps := portsOf(ti.Resources)
+			if len(ps) != 1 || seenPorts[ps[0]] {
+				t.Fatalf("task %s ports %v: want one port of its own", ti.Name, ps)
+			}
+			seenPorts[ps[0]] = true
+		}
+		app, side := tasks[0], tasks[1]
+		if c, m := scalarOf(app.Resources, "cpus"), scalarOf(app.Resources, "mem"); c != 0.5 || m != 64 {
+			t.Fatalf("app resources cpus %v mem %v", c, m)
+		}
+		if c, m := scalarOf(side.Resources, "cpus"), scalarOf(side.Resources, "mem"); c != 0.25 || m != 32 {
+			t.Fatalf("sidecar resources cpus %v mem %v", c, m)
+		}
+		httpPort := portsOf(app.Resources)[0]
+		env := envOf(side)
+		if env["ENDPOINT_HTTP"] != itoaU(httpPort) || env["ENDPOINT_METRICS"] != itoaU(portsOf(side.Resources)[0]) || env["UPSTREAM"] == "" {
+			t.Fatalf("sidecar env %v: want ENDPOINT_HTTP=%d, ENDPOINT_METRICS, UPSTREAM", env, httpPort)
+		}
+		if env["MARATHON_APP_ID"] != "/shop/web" || env["MESOS_TASK_ID"] != side.TaskID.Value {
+			t.Fatalf("sidecar env %v", env)
+		}
+		hc := app.HealthCheck
+		if hc == nil || hc.Type != mesos.HealthCheck_HTTP || hc.HTTP.Port != uint32(httpPort) || hc.HTTP.GetPath() != "/health" {
+			t.Fatalf("app health check %+v, want HTTP on port %d /health", hc, httpPort)
+		}
+		if side.HealthCheck != nil || side.GetCommand().GetShell() || len(side.GetCommand().Arguments) != 2 {
+			t.Fatalf("sidecar command %+v health %+v", side.GetCommand(), side.HealthCheck)
+		}
+	}
+	snap := h.s.Snapshot()
+	tasks := snap.TasksOf("/shop/web")
+	if len(tasks) != 2 || len(tasks[0].Containers) != 2 || tasks[0].Healthy == nil || *tasks[0].Healthy {
+		t.Fatalf("instances %+v: want 2, with 2 containers each, not yet healthy", tasks)
+	}
+}
+
+func itoaU(p uint64) string { return strconv.FormatUint(p, 10) }
+
+// TestPodInstanceLifecycle: per-container updates make the instance's
+// state (running when all run, healthy when every checked container is);
+// one container failing ends the instance, kills the rest of its group
+// and brings a replacement after the pod's backoff; scaling down kills
+// every container of the instance it picks; reconciliation asks Mesos
+// about the containers, which are what it knows.
+func TestPodInstanceLifecycle(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.s.PutApp(testPod(t, "/web", 1))
+	h.subscribe()
+	groups := launchedGroups(h.offer("h1"))
+	if len(groups) != 1 {
+		t.Fatalf("launched %d groups, want 1", len(groups))
+	}
+	inst := strings.TrimPrefix(groups[0].g.Executor.ExecutorID.Value, "instance-")
+	app, side := inst+".app", inst+".sidecar"
+	state := func() Task {
+		t.Helper()
+		ts := h.tasks("/web")
+		if len(ts) != 1 {
+			t.Fatalf("%d instances, want 1: %+v", len(ts), ts)
+		}
+		return ts[0]
+	}
+	if got := state(); got.ID != inst || got.State != mesos.TASK_STAGING {
+		t.Fatalf("instance %s %s, want %s STAGING", got.ID, got.State, inst)
+	}
+	h.update(app, mesos.TASK_RUNNING)
+	if got := state(); got.State != mesos.TASK_STAGING {
+		t.Fatalf("instance %s with one container running, want STAGING until both run", got.State)
+	}
+	h.update(side, mesos.TASK_RUNNING)
+	if got := state(); got.State != mesos.TASK_RUNNING || got.IsHealthy() {
+		t.Fatalf("instance %s healthy %v, want RUNNING and not yet healthy", got.State, got.IsHealthy())
+	}
+	yes := true
+	h.update(app, mesos.TASK_RUNNING, func(st *mesos.TaskStatus) { st.Healthy = &yes })
+	if got := state(); !got.IsHealthy() || got.Containers[0].Healthy == nil || !*got.Containers[0].Healthy {
+		t.Fatalf("instance %+v, want healthy once its only checked container is", got)
+	}
+	if st, _ := h.s.Snapshot().StatusOf("/web"); !st.Done {
+		t.Fatalf("deployment not done with the instance healthy: %+v", st)
+	}
+
+	// The sidecar dies: the instance ends, the app container is killed
+	// with it, a new instance follows after the backoff (2 s).
+	h.rec.Take()
+	h.update(side, mesos.TASK_FAILED)
+	if ts := h.tasks("/web"); len(ts) != 0 {
+		t.Fatalf("instances %+v after a container failed, want none until the replacement", ts)
+	}
+	killed := h.rec.Killed()
+	if len(killed) != 1 || killed[0] != app {
+		t.Fatalf("killed %v, want the app container %s", killed, app)
+	}
+	if q := h.s.Snapshot().Queue; len(q) != 1 || q[0].Delay != 2*time.Second {
+		t.Fatalf("queue %+v, want one instance waiting 2 s", q)
+	}
+	if g := launchedGroups(h.offer("h1")); len(g) != 0 {
+		t.Fatalf("launched %d groups during the backoff", len(g))
+	}
+	h.step(2 * time.Second)
+	groups = launchedGroups(h.offer("h1"))
+	if len(groups) != 1 {
+		t.Fatalf("launched %d groups after the backoff, want 1", len(groups))
+	}
+	inst2 := strings.TrimPrefix(groups[0].g.Executor.ExecutorID.Value, "instance-")
+	if inst2 == inst {
+		t.Fatal("the replacement reused the instance id")
+	}
+	// The killed container's update arrives late: it changes nothing.
+	h.update(app, mesos.TASK_KILLED)
+	if ts := h.tasks("/web"); len(ts) != 1 || ts[0].ID != inst2 {
+		t.Fatalf("instances %+v, want only %s", ts, inst2)
+	}
+
+	// Reconciliation after a new subscription names the containers.
+	h.rec.Take()
+	h.subscribe()
+	var asked []string
+	for _, c := range h.rec.Of(CallReconcile) {
+		for _, rt := range c.Reconcile {
+			asked = append(asked, rt.TaskID.Value)
+		}
+	}
+	if len(asked) != 2 || asked[0] != inst2+".app" || asked[1] != inst2+".sidecar" {
+		t.Fatalf("reconciled %v, want the two containers of %s", asked, inst2)
+	}
+
+	// Scale to 0: both containers are killed.
+	h.update(inst2+".app", mesos.TASK_RUNNING)
+	h.update(inst2+".sidecar", mesos.TASK_RUNNING)
+	h.rec.Take()
+	if err := h.s.Scale("/web", 0); err != nil {
+		t.Fatal(err)
+	}
+	h.sync()
+	killed = h.rec.Killed()
+	if len(killed) != 2 || killed[0] != inst2+".app" || killed[1] != inst2+".sidecar" {
+		t.Fatalf("killed %v, want both containers of %s", killed, inst2)
+	}
+	h.update(inst2+".app", mesos.TASK_KILLED)
+	h.update(inst2+".sidecar", mesos.TASK_KILLED)
+	if ts := h.tasks("/web"); len(ts) != 0 {
+		t.Fatalf("instances %+v after scaling to 0", ts)
+	}
+	if q := h.s.Snapshot().Queue; len(q) != 0 {
+		t.Fatalf("queue %+v: a killed instance must not be replaced or back off", q)
+	}
+}
+
+// TestPodAdoption: a new leader learns of a container through
+// reconciliation and adopts its instance; a container of an unknown pod
+// is killed.
+func TestPodAdoption(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.s.PutApp(testPod(t, "/web", 1))
+	h.subscribe()
+	h.rec.Take()
+	inst := "web.instance-00000000-0000-4000-8000-000000000001"
+	h.update(inst+".app", mesos.TASK_RUNNING)
+	ts := h.tasks("/web")
+	if len(ts) != 1 || ts[0].ID != inst || !ts[0].Adopted || len(ts[0].Containers) != 2 {
+		t.Fatalf("instances %+v, want %s adopted with its 2 containers", ts, inst)
+	}
+	h.update("gone.instance-00000000-0000-4000-8000-000000000002.app", mesos.TASK_RUNNING)
+	if k := h.rec.Killed(); len(k) != 1 || k[0] != "gone.instance-00000000-0000-4000-8000-000000000002.app" {
+		t.Fatalf("killed %v, want the unknown pod's container", k)
+	}
+}
+
+func TestPodTaskID(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ id, inst, pod, ctr string }{
+		{"prod_web.instance-abc.app", "prod_web.instance-abc", "/prod/web", "app"},
+		{"web.v2.instance-abc.side-car", "web.v2.instance-abc", "/web.v2", "side-car"},
+		{"web.instance-abc._app.1", "", "", ""},
+		{"web.instance-abc", "", "", ""},
+		{"nothing", "", "", ""},
+	}
+	for _, c := range cases {
+		inst, pod, ctr, ok := PodTaskID(c.id)
+		if ok != (c.inst != "") || inst != c.inst || pod != c.pod || ctr != c.ctr {
+			t.Errorf("PodTaskID(%q) = %q %q %q %v", c.id, inst, pod, ctr, ok)
+		}
+	}
+}
