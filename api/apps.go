@@ -44,6 +44,9 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 	buf := make([]byte, 0, 8<<10)
 	first := true
 	for _, m := range metas {
+		if m.App.Pod != nil {
+			continue // pods.go: /v2/pods
+		}
 		if idFilter != "" && !strings.Contains(m.App.ID, idFilter) {
 			continue
 		}
@@ -75,7 +78,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) getApp(w http.ResponseWriter, r *http.Request, id string) error {
 	id = appspec.CanonicalID(id)
 	m := s.dep.App(id)
-	if m == nil {
+	if m == nil || m.App.Pod != nil {
 		return s.appMissing(id)
 	}
 	b := []byte(`{"app":`)
@@ -181,8 +184,10 @@ func invalid(path string, errs ...string) *httpError {
 // unavailable does not refuse the app: the references were checked, and
 // launches wait for Vault with a reason in /v2/queue.
 func (s *Server) checkApp(ctx context.Context, app *appspec.App) error {
-	if err := app.ValidateWith(s.dep.Limits()); err != nil {
-		return err
+	if app.Pod == nil { // a pod is validated as a pod (pods.go)
+		if err := app.ValidateWith(s.dep.Limits()); err != nil {
+			return err
+		}
 	}
 	if len(app.Env) == 0 && len(app.Secrets) == 0 {
 		return nil
@@ -262,6 +267,9 @@ func (s *Server) putApp(w http.ResponseWriter, r *http.Request, id string, patch
 	if patch && cur == nil {
 		return notFoundApp(id)
 	}
+	if err := isPod(cur); err != nil {
+		return err
+	}
 	if cur != nil && (patch || r.URL.Query().Get("partialUpdate") != "false") {
 		if app, err = mergeApp(cur.App, body); err != nil {
 			return err
@@ -334,6 +342,9 @@ func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, id string) er
 // answers with the deployment it started.
 func (s *Server) appDeployment(w http.ResponseWriter, r *http.Request, id string, kind deploy.OpKind) error {
 	id = appspec.CanonicalID(id)
+	if err := isPod(s.dep.App(id)); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	res, err := s.dep.Apply(ctx, deploy.Op{Kind: kind, ID: id, Force: forced(r), URI: r.URL.Path, ClientIP: clientIP(r)})
