@@ -398,7 +398,7 @@ func (p *Pod) App() *App {
 		ID:        p.ID,
 		Version:   p.Version,
 		Instances: p.Instances(),
-		Labels:    p.Labels,
+		Labels:    cloneLabels(p.Labels),
 		Env:       p.Environment,
 		Secrets:   p.Secrets,
 		Pod:       spec,
@@ -417,6 +417,19 @@ func (p *Pod) App() *App {
 		a.PortDefinitions = append(a.PortDefinitions, PortDefinition{
 			Port: *e.Endpoint.HostPort, Name: e.Endpoint.Name, Protocol: strings.Join(e.Endpoint.Protocol, ","), Labels: e.Endpoint.Labels,
 		})
+		// marathon-lb's labels on an endpoint speak of that endpoint:
+		// HAPROXY_GROUP there is HAPROXY_{n}_GROUP of the app's port n,
+		// which is how the gateway and DNS read them.
+		for _, k := range sortedKeys(e.Endpoint.Labels) {
+			name, ok := strings.CutPrefix(k, "HAPROXY_")
+			if !ok || name == "" || (name[0] >= '0' && name[0] <= '9') {
+				continue
+			}
+			if a.Labels == nil {
+				a.Labels = map[string]string{}
+			}
+			a.Labels[portLabelName(e.Index, name)] = e.Endpoint.Labels[k]
+		}
 	}
 	if len(a.PortDefinitions) > 0 && p.NetworkMode() == PodNetworkHost {
 		// Fixed host ports are what the endpoints asked for; Marathon's
@@ -812,5 +825,16 @@ func (p *Pod) ContainerNames() []string {
 		out[i] = c.Name
 	}
 	sort.Strings(out)
+	return out
+}
+
+func cloneLabels(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m)+4)
+	for k, v := range m {
+		out[k] = v
+	}
 	return out
 }

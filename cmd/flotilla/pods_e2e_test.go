@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // podStatusView is what the pod tests read of GET /v2/pods/{id}::status.
@@ -136,6 +138,27 @@ func TestDevPods(t *testing.T) {
 		if err != nil || code != http.StatusOK || !strings.HasPrefix(body, in.ID+".app ") {
 			t.Fatalf("sidecar of %s relayed %d %q (%v), want its app's answer %q", in.ID, code, body, err, in.ID+".app …")
 		}
+	}
+
+	// DNS: an SRV record per endpoint, one per instance, on that
+	// endpoint's host port.
+	for _, ep := range []string{"http", "sidecar"} {
+		want := map[uint16]bool{}
+		for _, in := range st.Instances {
+			for _, c := range in.Containers {
+				if c.Endpoints[0].Name == ep {
+					want[uint16(c.Endpoints[0].Port)] = true
+				}
+			}
+		}
+		name := "_" + ep + "._web-shop._tcp.flotilla.mesos."
+		waitFor(t, 10*time.Second, "SRV "+name, func() bool {
+			got := map[uint16]bool{}
+			for _, rr := range query(t, "udp", env.dns, name, dns.TypeSRV).Answer {
+				got[rr.(*dns.SRV).Port] = true
+			}
+			return fmt.Sprint(got) == fmt.Sprint(want)
+		})
 	}
 
 	// Kill the sidecar's process: the whole instance goes and is replaced.
