@@ -57,6 +57,9 @@ type appCLI struct {
 	tail        int
 	out, errOut io.Writer
 	http        *http.Client
+	// deploymentID is the last answer's Marathon-Deployment-Id header
+	// (pod writes answer with the pod, the id only there).
+	deploymentID string
 }
 
 func (c *appCLI) flags(name string, env func(string) string) *flag.FlagSet {
@@ -248,6 +251,7 @@ func (c *appCLI) call(ctx context.Context, method, path, body string, out any) (
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
+	c.deploymentID = res.Header.Get("Marathon-Deployment-Id")
 	if res.StatusCode >= 300 {
 		ae := &apiError{Status: res.StatusCode}
 		if json.Unmarshal(b, ae) != nil || ae.Message == "" {

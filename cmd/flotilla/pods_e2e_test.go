@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -232,14 +233,28 @@ func TestDevPods(t *testing.T) {
 		t.Fatalf("the roll went down to %d stable instances; minimumHealthCapacity 0.5 of 2 keeps 1", minStable)
 	}
 
-	// Scale to 1, then delete.
-	if code, b := env.do(t, "PUT", "/v2/pods/shop/web", pod(1, "two")); code != http.StatusOK {
-		t.Fatalf("scale: %d %s", code, b)
+	// Scale to 1 with the CLI, which follows the deployment to its end.
+	var out, errOut strings.Builder
+	cli := func(args ...string) string {
+		t.Helper()
+		out.Reset()
+		errOut.Reset()
+		args = append([]string{"--api", env.api, "--timeout", "90s"}, args...)
+		if err := runPodIO(context.Background(), args, &out, &errOut, func(string) string { return "" }, strings.NewReader("")); err != nil {
+			t.Fatalf("flotilla pod %v: %v\n%s%s", args, err, out.String(), errOut.String())
+		}
+		return out.String()
 	}
-	waitFor(t, 60*time.Second, "1 instance", func() bool {
-		st = env.podStatus(t, "/shop/web")
-		return len(st.Instances) == 1 && st.stable() == 1 && st.Status == "STABLE"
-	})
+	if got := cli("scale", "/shop/web", "1"); !strings.Contains(got, "succeeded") && !strings.Contains(got, "finished") {
+		t.Fatalf("flotilla pod scale said %q", got)
+	}
+	st = env.podStatus(t, "/shop/web")
+	if len(st.Instances) != 1 || st.stable() != 1 || st.Status != "STABLE" {
+		t.Fatalf("after the scale to 1: %s", st.describe())
+	}
+	if got := cli("status", "/shop/web"); !strings.Contains(got, st.Instances[0].ID) || !strings.Contains(got, "sidecar") || !strings.Contains(got, "STABLE") {
+		t.Fatalf("flotilla pod status printed %q", got)
+	}
 
 	// A pod from Marathon's docs, unchanged.
 	doc, err := os.ReadFile("../../appspec/testdata/pods/marathon-docs-simplepod.json")
