@@ -107,6 +107,17 @@ func TestPodsAPI(t *testing.T) {
 		t.Fatalf("all statuses %s", all.body)
 	}
 
+	// Groups show the pod under "pods", not "apps"; a group write that
+	// lists the group's apps leaves its pods alone (Marathon: pods are
+	// read-only at /v2/groups).
+	g := e.mustDo("GET", "/v2/groups/shop", "", http.StatusOK).json(t)
+	if pods := g["pods"].([]any); len(pods) != 1 || pods[0].(map[string]any)["id"] != "/shop/web" || len(g["apps"].([]any)) != 0 {
+		t.Fatalf("group /shop: %v", g)
+	}
+	e.mustDo("PUT", "/v2/groups/shop", `{"id": "/shop", "apps": [{"id": "/shop/other", "cmd": "sleep 1", "instances": 0}]}`, http.StatusOK)
+	e.waitNoDeployments()
+	e.mustDo("GET", "/v2/pods/shop/web", "", http.StatusOK)
+
 	// Scale with PUT: a scale, the running instance stays.
 	scaled := strings.Replace(podJSON, `"instances": 1`, `"instances": 2`, 1)
 	e.mustDo("PUT", "/v2/pods/shop/web", scaled, http.StatusOK)
