@@ -263,6 +263,9 @@ func (m *Master) launchLocked(fw *framework, a *agent, ti mesos.TaskInfo, res rs
 		}
 	}
 	et := executor.Task{Info: ti, FrameworkID: fw.id, AgentID: a.id, Hostname: a.hostname, Sandbox: sandbox, Networks: m.cfg.Networks}
+	if sandbox != "" && executorID != t.id {
+		et.ParentSandbox = filepath.Dir(filepath.Dir(sandbox))
+	}
 	m.wg.Add(1)
 	go m.runLaunch(a, t, et)
 }

@@ -256,19 +256,22 @@ func TestDevPods(t *testing.T) {
 		t.Fatalf("flotilla pod status printed %q", got)
 	}
 
-	// A pod from Marathon's docs, unchanged.
-	doc, err := os.ReadFile("../../appspec/testdata/pods/marathon-docs-simplepod.json")
-	if err != nil {
-		t.Fatal(err)
+	// Pods from Marathon's docs, unchanged: one container, and two
+	// sharing an ephemeral volume.
+	for file, id := range map[string]string{"marathon-docs-simplepod.json": "/simplepod", "marathon-docs-ephemeral-volume.json": "/with-ephemeral-vol"} {
+		doc, err := os.ReadFile("../../appspec/testdata/pods/" + file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, b := env.do(t, "POST", "/v2/pods", string(doc)); code != http.StatusCreated {
+			t.Fatalf("POST %s: %d %s", file, code, b)
+		}
+		waitFor(t, 60*time.Second, id+" stable", func() bool {
+			return env.podStatus(t, id).Status == "STABLE"
+		})
 	}
-	if code, b := env.do(t, "POST", "/v2/pods", string(doc)); code != http.StatusCreated {
-		t.Fatalf("POST the docs' pod: %d %s", code, b)
-	}
-	waitFor(t, 60*time.Second, "the docs' pod stable", func() bool {
-		return env.podStatus(t, "/simplepod").Status == "STABLE"
-	})
 
-	for _, id := range []string{"/shop/web", "/simplepod"} {
+	for _, id := range []string{"/shop/web", "/simplepod", "/with-ephemeral-vol"} {
 		if code, b := env.do(t, "DELETE", "/v2/pods"+id, ""); code != http.StatusAccepted {
 			t.Fatalf("DELETE %s: %d %s", id, code, b)
 		}

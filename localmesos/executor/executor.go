@@ -15,6 +15,10 @@ type Task struct {
 	Hostname    string
 	// Sandbox is the task's own directory, created by the agent.
 	Sandbox string
+	// ParentSandbox is, for a task of a task group, its executor's
+	// sandbox (Sandbox is inside it): where the group's ephemeral volumes
+	// (SANDBOX_PATH volumes of type PARENT) live. Empty otherwise.
+	ParentSandbox string
 	// Networks are the USER networks the agent offers Docker tasks; nil
 	// means DefaultNetworks.
 	Networks []string

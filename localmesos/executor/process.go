@@ -147,7 +147,7 @@ func (p *Process) Launch(ctx context.Context, t Task, report Report) error {
 		unreserve()
 		return p.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: %w", id, err))
 	}
-	if err := linkVolumes(t.Info.Container, t.Sandbox); err != nil {
+	if err := linkVolumes(t.Info.Container, t.Sandbox, t.ParentSandbox); err != nil {
 		unreserve()
 		return p.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: %w", id, err))
 	}

@@ -38,9 +38,28 @@ func dockerBinds(c *mesos.ContainerInfo) ([]string, error) {
 // containerizer's volumes appear in the sandbox. An absolute container
 // path, or a read-only mode, needs a mount namespace, which this executor
 // does not create: refused with that reason rather than half done.
-func linkVolumes(c *mesos.ContainerInfo, sandbox string) error {
+func linkVolumes(c *mesos.ContainerInfo, sandbox, parent string) error {
 	for _, v := range c.GetVolumes() {
 		hp, cp := v.GetHostPath(), v.ContainerPath
+		if sp := v.GetSource().GetSandboxPath(); sp != nil && v.GetSource().GetType() == mesos.Volume_Source_SANDBOX_PATH {
+			// A directory of the executor's sandbox (PARENT: a task
+			// group's ephemeral volume) or of the task's own (SELF).
+			base := sandbox
+			if sp.GetType() == mesos.Volume_Source_SandboxPath_PARENT {
+				if parent == "" {
+					return fmt.Errorf("volume %s: a PARENT sandbox path needs a task group's executor sandbox; this task has none", cp)
+				}
+				base = parent
+			}
+			src, err := inside(base, sp.GetPath())
+			if err != nil {
+				return fmt.Errorf("volume %s: %w", cp, err)
+			}
+			if err := os.MkdirAll(src, 0o755); err != nil {
+				return fmt.Errorf("volume %s: %w", cp, err)
+			}
+			hp = src
+		}
 		switch {
 		case hp == "" || !filepath.IsAbs(hp):
 			return fmt.Errorf("volume %s: only host volumes with an absolute host_path are supported (got %q)", cp, hp)
