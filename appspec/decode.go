@@ -68,7 +68,7 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 		"secret":     {hint: "file-based secrets are not supported; reference the secret in env ({\"secret\": …})"},
 	},
 	typeOfGroup: {
-		"pods": {hint: "pods are not supported yet; deploy the containers as apps"},
+		"pods": {hint: "pods are written through /v2/pods and are read-only in a group (as in Marathon); leave pods out of the group body"},
 	},
 	typeOfHealthCheck: {
 		"ipProtocol": {hint: "health checks use IPv4", allowed: func(v any) bool { return v == "IPv4" }},
