@@ -81,42 +81,161 @@ func getBody(url string) (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
+// podRig is what differs between executors in TestDevPods: how the two
+// containers are written, how the sidecar's process is killed, and how
+// the app's process is seen gone.
+type podRig struct {
+	pod         func(instances int, version string) string
+	killSidecar func(t *testing.T, instance string, sidecarPort uint64)
+	appGone     func(t *testing.T, instance string, appPort uint64) func() bool
+}
+
 // TestDevPods: a pod of the test app and a sidecar that reads the app
-// over localhost (the test image's binary twice, on the process
-// executor) through /v2/pods as Marathon's clients use it. Created with 2
-// instances, all healthy; the sidecar relays the app of its own instance;
+// over localhost through /v2/pods as Marathon's clients use it, on the
+// process executor (the test app's binary twice) and on the docker
+// executor (the test image twice, Mesos containerizer style: an image
+// and an argv). Created with 2 instances, all healthy; DNS answers an SRV
+// record per endpoint; the sidecar relays the app of its own instance;
 // killing the sidecar's process ends the whole instance, which is
-// replaced; a rolling update keeps minimumHealthCapacity; scaled; deleted.
-// A pod definition from Marathon's docs deploys unchanged beside it.
+// replaced; a rolling update keeps minimumHealthCapacity; scaled with
+// `flotilla pod`; deleted. Pod definitions from Marathon's docs deploy
+// unchanged beside it (process executor).
 func TestDevPods(t *testing.T) {
 	t.Parallel()
 	// Built from this tree: the sidecar needs -upstream, which a test
-	// bed's prebuilt binary may predate.
-	bin := filepath.Join(t.TempDir(), "testapp")
+	// bed's prebuilt binary or image may predate.
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "testapp")
 	build := exec.Command("go", "build", "-o", bin, "../testapp")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build testapp: %v\n%s", err, out)
 	}
-	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t), ports: [2]uint64{21500, 21599}})
-	pod := func(instances int, version string) string {
+	health := `"healthCheck": {"http": {"endpoint": "%s", "path": "/health"}, "gracePeriodSeconds": 30, "intervalSeconds": 1, "timeoutSeconds": 0.5, "delaySeconds": 0}`
+	podJSON := func(app, sidecar string, instances int, version string) string {
 		return fmt.Sprintf(`{"id": "/shop/web",
 		"labels": {"team": "shop"},
 		"containers": [
-			{"name": "app", "exec": {"command": {"shell": "exec %[1]s -port $ENDPOINT_HTTP"}},
+			{"name": "app", %s,
 			 "resources": {"cpus": 0.05, "mem": 32},
 			 "endpoints": [{"name": "http", "hostPort": 0}],
-			 "environment": {"VERSION": "%[3]s"},
-			 "healthCheck": {"http": {"endpoint": "http", "path": "/health"}, "gracePeriodSeconds": 30, "intervalSeconds": 1, "timeoutSeconds": 0.5, "delaySeconds": 0}},
-			{"name": "sidecar", "exec": {"command": {"shell": "exec %[1]s -port $ENDPOINT_SIDECAR -upstream http://127.0.0.1:$ENDPOINT_HTTP"}},
+			 "environment": {"VERSION": "%s"},
+			 `+fmt.Sprintf(health, "http")+`},
+			{"name": "sidecar", %s,
 			 "resources": {"cpus": 0.05, "mem": 32},
 			 "endpoints": [{"name": "sidecar", "hostPort": 0}],
-			 "healthCheck": {"http": {"endpoint": "sidecar", "path": "/health"}, "gracePeriodSeconds": 30, "intervalSeconds": 1, "timeoutSeconds": 0.5, "delaySeconds": 0}}
+			 `+fmt.Sprintf(health, "sidecar")+`}
 		],
-		"scaling": {"kind": "fixed", "instances": %[2]d},
+		"scaling": {"kind": "fixed", "instances": %d},
 		"scheduling": {"upgrade": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0},
-		               "backoff": {"backoff": 1, "backoffFactor": 1.15, "maxLaunchDelay": 10}}}`, bin, instances, version)
+		               "backoff": {"backoff": 1, "backoffFactor": 1.15, "maxLaunchDelay": 10}}}`, app, version, sidecar, instances)
 	}
+	procGone := func(t *testing.T, pid int) func() bool {
+		return func() bool {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			return err != nil || strings.Contains(string(b), "State:\tZ")
+		}
+	}
+	pidOf := func(t *testing.T, port uint64) int {
+		t.Helper()
+		_, text, err := getBody(fmt.Sprintf("http://127.0.0.1:%d/pid", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(text))
+		if err != nil {
+			t.Fatalf("pid %q: %v", text, err)
+		}
+		return pid
+	}
+	process := podRig{
+		pod: func(n int, v string) string {
+			return podJSON(`"exec": {"command": {"shell": "exec `+bin+` -port $ENDPOINT_HTTP"}}`,
+				`"exec": {"command": {"shell": "exec `+bin+` -port $ENDPOINT_SIDECAR -upstream http://127.0.0.1:$ENDPOINT_HTTP"}}`, n, v)
+		},
+		killSidecar: func(t *testing.T, _ string, port uint64) {
+			if err := syscall.Kill(pidOf(t, port), syscall.SIGKILL); err != nil {
+				t.Fatalf("kill the sidecar: %v", err)
+			}
+		},
+		appGone: func(t *testing.T, _ string, port uint64) func() bool { return procGone(t, pidOf(t, port)) },
+	}
+	t.Run("process", func(t *testing.T) {
+		t.Parallel()
+		env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t), ports: [2]uint64{21500, 21599}})
+		runPodScenario(t, env, process, true)
+	})
+	t.Run("docker", func(t *testing.T) {
+		t.Parallel()
+		image := dockerTestappImage(t, dir, bin)
+		env := startDev(t, devOpts{executor: "docker", upstream: fakeUpstream(t), ports: [2]uint64{21600, 21699}})
+		img := `"image": {"kind": "DOCKER", "id": "` + image + `"}, `
+		docker := podRig{
+			pod: func(n int, v string) string {
+				return podJSON(img+`"exec": {"command": {"argv": ["-port", "$ENDPOINT_HTTP"]}}`,
+					img+`"exec": {"command": {"argv": ["-port", "$ENDPOINT_SIDECAR", "-upstream", "http://127.0.0.1:$ENDPOINT_HTTP"]}}`, n, v)
+			},
+			killSidecar: func(t *testing.T, instance string, _ uint64) {
+				id := containerOfTask(t, instance+".sidecar")
+				if out, err := exec.Command("docker", "kill", "--signal", "KILL", id).CombinedOutput(); err != nil {
+					t.Fatalf("docker kill the sidecar %s: %v %s", id, err, out)
+				}
+			},
+			appGone: func(t *testing.T, instance string, _ uint64) func() bool {
+				id := containerOfTask(t, instance+".app")
+				return func() bool {
+					out, err := exec.Command("docker", "inspect", "-f", "{{.State.Running}}", id).CombinedOutput()
+					return err != nil || strings.TrimSpace(string(out)) == "false"
+				}
+			},
+		}
+		runPodScenario(t, env, docker, false)
+	})
+}
+
+// dockerTestappImage imports the freshly built test app as an image of
+// its own (the test bed's flotilla/testapp:dev may predate -upstream).
+func dockerTestappImage(t *testing.T, dir, bin string) string {
+	t.Helper()
+	root := filepath.Join(dir, "rootfs")
+	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "testapp"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	image := "flotilla/testapp:pods-e2e"
+	cmd := exec.Command("sh", "-c", `tar -C "$1" -c . | docker import --change 'ENTRYPOINT ["/testapp"]' - "$2"`, "sh", root, image)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("docker import %s: %v\n%s", image, err, out)
+	}
+	return image
+}
+
+// containerOfTask is the id of the running Docker container whose
+// MESOS_TASK_ID is taskID.
+func containerOfTask(t *testing.T, taskID string) string {
+	t.Helper()
+	out, err := exec.Command("docker", "ps", "-q", "--no-trunc").Output()
+	if err != nil {
+		t.Fatalf("docker ps: %v", err)
+	}
+	for _, id := range strings.Fields(string(out)) {
+		env, err := exec.Command("docker", "inspect", "-f", "{{range .Config.Env}}{{println .}}{{end}}", id).Output()
+		if err == nil && strings.Contains(string(env), "MESOS_TASK_ID="+taskID+"\n") {
+			return id
+		}
+	}
+	t.Fatalf("no running container has MESOS_TASK_ID=%s", taskID)
+	return ""
+}
+
+func runPodScenario(t *testing.T, env *devEnv, rig podRig, docs bool) {
+	pod := rig.pod
 	if code, b := env.do(t, "POST", "/v2/pods", pod(2, "one")); code != http.StatusCreated {
 		t.Fatalf("POST /v2/pods: %d %s", code, b)
 	}
@@ -173,22 +292,8 @@ func TestDevPods(t *testing.T) {
 			appPort = c.Endpoints[0].Port
 		}
 	}
-	_, pidText, err := getBody(fmt.Sprintf("http://127.0.0.1:%d/pid", sidecarPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(pidText))
-	if err != nil {
-		t.Fatalf("sidecar pid %q: %v", pidText, err)
-	}
-	_, appPidText, err := getBody(fmt.Sprintf("http://127.0.0.1:%d/pid", appPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	appPid, _ := strconv.Atoi(strings.TrimSpace(appPidText))
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill the sidecar (pid %d): %v", pid, err)
-	}
+	appGone := rig.appGone(t, victim.ID, appPort)
+	rig.killSidecar(t, victim.ID, sidecarPort)
 	waitFor(t, 90*time.Second, "the killed instance replaced by a new stable one", func() bool {
 		st = env.podStatus(t, "/shop/web")
 		for _, in := range st.Instances {
@@ -199,14 +304,7 @@ func TestDevPods(t *testing.T) {
 		return st.stable() == 2
 	})
 	// The app container of the killed instance went with it.
-	waitFor(t, 30*time.Second, "the killed instance's app process gone", func() bool {
-		_, err := os.Stat(fmt.Sprintf("/proc/%d/status", appPid))
-		if err != nil {
-			return true
-		}
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", appPid))
-		return strings.Contains(string(b), "State:\tZ")
-	})
+	waitFor(t, 30*time.Second, "the killed instance's app process gone", appGone)
 
 	// A rolling update: never fewer than minimumHealthCapacity × 2 = 1
 	// stable instance, until both run the new version.
@@ -257,8 +355,14 @@ func TestDevPods(t *testing.T) {
 	}
 
 	// Pods from Marathon's docs, unchanged: one container, and two
-	// sharing an ephemeral volume.
-	for file, id := range map[string]string{"marathon-docs-simplepod.json": "/simplepod", "marathon-docs-ephemeral-volume.json": "/with-ephemeral-vol"} {
+	// sharing an ephemeral volume. They have no image: they run on the
+	// process executor.
+	ids := []string{"/shop/web"}
+	docFiles := map[string]string{"marathon-docs-simplepod.json": "/simplepod", "marathon-docs-ephemeral-volume.json": "/with-ephemeral-vol"}
+	if !docs {
+		docFiles = nil
+	}
+	for file, id := range docFiles {
 		doc, err := os.ReadFile("../../appspec/testdata/pods/" + file)
 		if err != nil {
 			t.Fatal(err)
@@ -269,9 +373,10 @@ func TestDevPods(t *testing.T) {
 		waitFor(t, 60*time.Second, id+" stable", func() bool {
 			return env.podStatus(t, id).Status == "STABLE"
 		})
+		ids = append(ids, id)
 	}
 
-	for _, id := range []string{"/shop/web", "/simplepod", "/with-ephemeral-vol"} {
+	for _, id := range ids {
 		if code, b := env.do(t, "DELETE", "/v2/pods"+id, ""); code != http.StatusAccepted {
 			t.Fatalf("DELETE %s: %d %s", id, code, b)
 		}

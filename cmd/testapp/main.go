@@ -51,6 +51,9 @@ func main() {
 	udpEcho := flag.String("udp-echo", os.Getenv("UDP_ECHO_PORT"), "also echo UDP on this port (default $UDP_ECHO_PORT; empty: off)")
 	upstream := flag.String("upstream", os.Getenv("UPSTREAM"), "a sidecar's app, e.g. http://127.0.0.1:8080: /upstream relays its /, and /health passes only while its /health does (default $UPSTREAM; empty: off)")
 	flag.Parse()
+	// Commands run without a shell (a pod container's argv) cannot
+	// expand $ENDPOINT_HTTP themselves: the flags do it.
+	*port, *upstream = os.ExpandEnv(*port), os.ExpandEnv(*upstream)
 	if *port == "" {
 		*port = "8080"
 	}

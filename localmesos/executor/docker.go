@@ -213,6 +213,7 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("executor: docker launch %s: %w", id, err)
 	}
+	t.Info = asDockerTask(t.Info)
 	ci := t.Info.Command
 	di := t.Info.GetContainer().GetDocker()
 	switch {
@@ -257,7 +258,7 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 		unreserve()
 		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
 	}
-	binds, err := dockerBinds(t.Info.Container)
+	binds, err := dockerBinds(t.Info.Container, t.Sandbox, t.ParentSandbox)
 	if err != nil {
 		unreserve()
 		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: %w", id, err))

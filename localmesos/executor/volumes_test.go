@@ -131,3 +131,28 @@ func TestProcessGroupEphemeralVolume(t *testing.T) {
 		t.Fatalf("lone %s %q, want TASK_FAILED naming PARENT", st.State, st.Message)
 	}
 }
+
+// TestAsDockerTask: the docker executor runs a Mesos-containerizer task
+// with a Docker image (a pod's container) as a Docker container of that
+// image on the host's network; volumes, command and everything else stay.
+func TestAsDockerTask(t *testing.T) {
+	t.Parallel()
+	it, cached := mesos.Image_DOCKER, false
+	info := taskInfo("c", 0.1, 32)
+	info.Container = &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(),
+		Mesos:   &mesos.ContainerInfo_MesosInfo{Image: &mesos.Image{Type: &it, Docker: &mesos.Image_Docker{Name: "flotilla/testapp:dev"}, Cached: &cached}},
+		Volumes: []mesos.Volume{hostVolume("data", "/tmp", mesos.RW)}}
+	got := asDockerTask(info)
+	c := got.GetContainer()
+	if c.GetType() != mesos.ContainerInfo_DOCKER || c.GetDocker().GetImage() != "flotilla/testapp:dev" ||
+		c.GetDocker().GetNetwork() != mesos.ContainerInfo_DockerInfo_HOST || !c.GetDocker().GetForcePullImage() || len(c.Volumes) != 1 || c.Mesos != nil {
+		t.Fatalf("converted container %+v", c)
+	}
+	if info.GetContainer().GetType() != mesos.ContainerInfo_MESOS {
+		t.Fatal("the task's own ContainerInfo was changed")
+	}
+	plain := taskInfo("p", 0.1, 32)
+	if out := asDockerTask(plain); out.Container != nil {
+		t.Fatalf("a task without a container got %+v", out.Container)
+	}
+}
