@@ -87,6 +87,20 @@ func e2eBenchSize() (agents, apps, perApp int) {
 
 func benchE2ESimulated(b *testing.B, tasks TaskStore) {
 	agents, apps, perApp := e2eBenchSize()
+	benchE2E(b, tasks, agents, apps*perApp, "tasks/s", func(s *Scheduler) {
+		for a := 0; a < apps; a++ {
+			app := testApp(fmt.Sprintf("/bench/app%d", a), perApp)
+			app.CPUs, app.Mem, app.Container = 0.01, 1, nil
+			app.Cmd = "sleep 1000"
+			s.PutApp(app)
+		}
+	})
+}
+
+// benchE2E runs put's apps (or pods) on a fresh localmesos of simulated
+// agents through the real connection, timed until want tasks (pod
+// instances) run, and reports them per second under unit.
+func benchE2E(b *testing.B, tasks TaskStore, agents, want int, unit string, put func(s *Scheduler)) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		m, err := localmesos.Start(context.Background(), localmesos.Config{
@@ -117,15 +131,10 @@ func benchE2ESimulated(b *testing.B, tasks TaskStore) {
 		sub := s.Subscribe(1 << 20)
 		b.StartTimer()
 		start := time.Now()
-		for a := 0; a < apps; a++ {
-			app := testApp(fmt.Sprintf("/bench/app%d", a), perApp)
-			app.CPUs, app.Mem, app.Container = 0.01, 1, nil
-			app.Cmd = "sleep 1000"
-			s.PutApp(app)
-		}
+		put(s)
 		seen := map[string]bool{}
 		deadline := time.After(5 * time.Minute)
-		for len(seen) < apps*perApp {
+		for len(seen) < want {
 			select {
 			case ev := <-sub.C:
 				if ev.Type == EventLagged {
@@ -135,13 +144,13 @@ func benchE2ESimulated(b *testing.B, tasks TaskStore) {
 					seen[ev.Task.ID] = true
 				}
 			case <-deadline:
-				b.Fatalf("only %d of %d running after 5 min", len(seen), apps*perApp)
+				b.Fatalf("only %d of %d running after 5 min", len(seen), want)
 			}
 		}
 		sub.Close()
 		el := time.Since(start)
 		b.StopTimer()
-		b.ReportMetric(float64(apps*perApp)/el.Seconds(), "tasks/s")
+		b.ReportMetric(float64(want)/el.Seconds(), unit)
 		cancel()
 		<-done
 		<-done
