@@ -1,6 +1,8 @@
 package framework
 
 import (
+	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -301,5 +303,52 @@ func TestPodTaskID(t *testing.T) {
 		if ok != (c.inst != "") || inst != c.inst || pod != c.pod || ctr != c.ctr {
 			t.Errorf("PodTaskID(%q) = %q %q %q %v", c.id, inst, pod, ctr, ok)
 		}
+	}
+}
+
+// TestPodSecrets: a pod's secret reaches every container's environment
+// at launch, resolved once per instance; an unresolvable one keeps the
+// instance waiting with the resolver's error and a backoff, and the
+// offer is handed back.
+func TestPodSecrets(t *testing.T) {
+	t.Parallel()
+	fail := true
+	var asked []string
+	h := newHarness(t, func(c *Config) {
+		c.ResolveEnv = func(ctx context.Context, app *appspec.App, taskID string) ([]mesos.Environment_Variable, error) {
+			asked = append(asked, taskID)
+			if fail {
+				return nil, errors.New("vault sealed")
+			}
+			v := "s3cr3t"
+			return []mesos.Environment_Variable{{Name: "DB_PASSWORD", Value: &v}}, nil
+		}
+	})
+	app := testPod(t, "/web", 1)
+	app.Env = map[string]appspec.EnvValue{"DB_PASSWORD": {Secret: "db"}}
+	app.Secrets = map[string]appspec.Secret{"db": {Source: "secret/db#password"}}
+	h.s.PutApp(app)
+	h.subscribe()
+	calls := h.offer("h1")
+	if n := len(launchedGroups(calls)); n != 0 || countCalls(calls, CallDecline) != 1 {
+		t.Fatalf("launched %d groups with an unresolvable secret, calls %v; want none and the offer declined", n, callTypes(calls))
+	}
+	q := h.s.Snapshot().Queue
+	if len(q) != 1 || !strings.Contains(q[0].Reason, "vault sealed") || q[0].Delay == 0 || len(h.s.Snapshot().Tasks) != 0 {
+		t.Fatalf("queue %+v: want the instance waiting with the resolver's error and a backoff", q)
+	}
+	fail = false
+	h.step(q[0].Delay)
+	groups := launchedGroups(h.offer("h1"))
+	if len(groups) != 1 {
+		t.Fatalf("launched %d groups after the secret resolved", len(groups))
+	}
+	for _, ti := range groups[0].g.TaskGroup.Tasks {
+		if envOf(ti)["DB_PASSWORD"] != "s3cr3t" {
+			t.Errorf("container %s lacks the resolved secret", ti.Name) // never print the value
+		}
+	}
+	if last := asked[len(asked)-1]; last != strings.TrimPrefix(groups[0].g.Executor.ExecutorID.Value, "instance-") {
+		t.Errorf("resolved for %q, want the instance id", last)
 	}
 }
