@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -50,29 +48,10 @@ func runPodIO(ctx context.Context, args []string, out, errOut io.Writer, env fun
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
 	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			usage(errOut)
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
-			return fmt.Errorf("%w; see the usage above", err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := c.parse(fs, args, func() { usage(errOut) })
+	if err != nil || pos == nil {
+		return err
 	}
-	if len(pos) == 0 {
-		usage(errOut)
-		return errors.New("no command given; see the usage above")
-	}
-	if _, err := url.ParseRequestURI(c.api); err != nil || !strings.HasPrefix(c.api, "http") {
-		return fmt.Errorf("--api %q is not an http(s) URL; use e.g. http://127.0.0.1:8080", c.api)
-	}
-	c.api = strings.TrimSuffix(c.api, "/")
 	cmd, rest := pos[0], pos[1:]
 	want := func(n int, u string) error {
 		if len(rest) != n {
@@ -128,7 +107,7 @@ func runPodIO(ctx context.Context, args []string, out, errOut io.Writer, env fun
 		if err != nil {
 			return fmt.Errorf("encode the scaled pod: %w", err)
 		}
-		return c.podChange(ctx, "PUT", podPath(rest[0]), string(b))
+		return c.change(ctx, "PUT", podPath(rest[0]), string(b))
 	case "kill":
 		if err := want(2, "kill ID INSTANCE"); err != nil {
 			return err
@@ -146,7 +125,7 @@ func runPodIO(ctx context.Context, args []string, out, errOut io.Writer, env fun
 		if err := want(1, "rm ID"); err != nil {
 			return err
 		}
-		return c.podChange(ctx, "DELETE", podPath(rest[0]), "")
+		return c.change(ctx, "DELETE", podPath(rest[0]), "")
 	case "help":
 		usage(out)
 		return nil
@@ -158,65 +137,11 @@ func runPodIO(ctx context.Context, args []string, out, errOut io.Writer, env fun
 func podPath(id string) string { return "/v2/pods/" + strings.Trim(id, "/") }
 
 func (c *appCLI) podDeploy(ctx context.Context, stdin io.Reader) error {
-	if c.file == "" {
-		return errors.New("deploy needs the pod definition: flotilla pod deploy -f pod.json (or -f - for stdin)")
-	}
-	var (
-		b   []byte
-		err error
-	)
-	if c.file == "-" {
-		b, err = io.ReadAll(io.LimitReader(stdin, 2<<20))
-	} else {
-		b, err = os.ReadFile(c.file)
-	}
-	if err != nil {
-		return fmt.Errorf("read the pod definition: %w", err)
-	}
-	var probe struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(b, &probe); err != nil {
-		return fmt.Errorf("%s is not JSON: %w; the API's validation explains more once it parses", c.file, err)
-	}
-	if strings.Trim(probe.ID, "/ ") == "" {
-		return fmt.Errorf("%s has no \"id\"; give the pod an id such as /prod/shop/web", c.file)
-	}
-	return c.podChange(ctx, "PUT", podPath(probe.ID), string(b))
-}
-
-// podChange makes one pod write and follows the deployment its
-// Marathon-Deployment-Id header names, unless --detach.
-func (c *appCLI) podChange(ctx context.Context, method, path, body string) error {
-	if c.force {
-		path += "?force=true"
-	}
-	var events <-chan cliEvent
-	if !c.detach && !c.jsonOut {
-		ch, stop, err := c.streamDeployments(ctx)
-		if err != nil {
-			fmt.Fprintf(c.errOut, "warning: cannot follow events (%v); polling /v2/deployments instead\n", err)
-		} else {
-			defer stop()
-			events = ch
-		}
-	}
-	b, err := c.call(ctx, method, path, body, nil)
+	b, id, err := c.definition(stdin, "pod")
 	if err != nil {
 		return err
 	}
-	if c.jsonOut {
-		if len(b) == 0 {
-			return nil
-		}
-		return c.printJSON(b)
-	}
-	id := c.deploymentID
-	fmt.Fprintf(c.out, "deployment %s started\n", id)
-	if c.detach || id == "" {
-		return nil
-	}
-	return c.follow(ctx, id, events)
+	return c.change(ctx, "PUT", podPath(id), string(b))
 }
 
 type cliPodStatus struct {
