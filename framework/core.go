@@ -1190,14 +1190,9 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 		as.rejection = offers.Summary{}
 		ti := buildTaskInfo(as.app, launchSpec{TaskID: id, AgentID: pl.AgentID, Host: pl.Hostname,
 			Ports: ports, Resources: pl.Resources, KillGrace: c.killGrace(as.app), Tmpl: as.tmpl})
-		k, ok := byOffer[pl.OfferID]
-		if !ok {
-			k = len(p.launches)
-			byOffer[pl.OfferID] = k
-			p.launches = append(p.launches, launchOp{offerID: pl.OfferID})
-		}
-		p.launches[k].tasks = append(p.launches[k].tasks, ti)
-		p.launches[k].apps = append(p.launches[k].apps, as.app)
+		l := p.launchFor(pl.OfferID, byOffer)
+		l.tasks = append(l.tasks, ti)
+		l.apps = append(l.apps, as.app)
 		c.pub(Event{Type: EventTask, At: now, Task: taskPtr(ts.t)})
 	}
 	for rid, sum := range res.Unplaced {

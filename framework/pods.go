@@ -304,14 +304,21 @@ func (c *core) launchPod(now time.Time, as *appState, pl offers.Placement, p *pl
 	as.rejection = offers.Summary{}
 	g := buildTaskGroup(as.app, inst, launchSpec{TaskID: inst, AgentID: pl.AgentID, Host: pl.Hostname,
 		Ports: ports, Resources: pl.Resources, KillGrace: c.killGrace(as.app), Tmpl: as.tmpl})
-	k, ok := byOffer[pl.OfferID]
+	l := p.launchFor(pl.OfferID, byOffer)
+	l.groups = append(l.groups, g)
+	c.pub(Event{Type: EventTask, At: now, Task: taskPtr(ts.t)})
+}
+
+// launchFor is the plan's ACCEPT of an offer (byOffer: its index), added
+// on first use: everything placed on one offer goes out in one call.
+func (p *plan) launchFor(offerID string, byOffer map[string]int) *launchOp {
+	k, ok := byOffer[offerID]
 	if !ok {
 		k = len(p.launches)
-		byOffer[pl.OfferID] = k
-		p.launches = append(p.launches, launchOp{offerID: pl.OfferID})
+		byOffer[offerID] = k
+		p.launches = append(p.launches, launchOp{offerID: offerID})
 	}
-	p.launches[k].groups = append(p.launches[k].groups, g)
-	c.pub(Event{Type: EventTask, At: now, Task: taskPtr(ts.t)})
+	return &p.launches[k]
 }
 
 // buildTaskGroup turns a placed pod instance into its executor and one
@@ -401,14 +408,7 @@ func buildTaskGroup(app *appspec.App, inst string, ls launchSpec) groupLaunch {
 }
 
 func podCommand(ct appspec.PodContainer) *mesos.CommandInfo {
-	ci := &mesos.CommandInfo{}
-	for _, u := range ct.Artifacts {
-		uri := mesos.CommandInfo_URI{Value: u.URI, Extract: &u.Extract, Executable: &u.Executable, Cache: &u.Cache}
-		if u.DestPath != "" {
-			uri.OutputFile = &u.DestPath
-		}
-		ci.URIs = append(ci.URIs, uri)
-	}
+	ci := &mesos.CommandInfo{URIs: fetchURIs(ct.Artifacts)}
 	t, f := true, false
 	switch {
 	case ct.Exec == nil:
@@ -620,4 +620,18 @@ func (s *Scheduler) groupOps(ctx context.Context, l launchOp) (ops []mesos.Offer
 		ids = append(ids, g.instance)
 	}
 	return ops, ids
+}
+
+// fetchURIs are Marathon's fetch entries (an app's fetch, a pod
+// container's artifacts) as Mesos's fetcher takes them.
+func fetchURIs(fs []appspec.FetchURI) []mesos.CommandInfo_URI {
+	var out []mesos.CommandInfo_URI
+	for _, u := range fs {
+		uri := mesos.CommandInfo_URI{Value: u.URI, Extract: &u.Extract, Executable: &u.Executable, Cache: &u.Cache}
+		if u.DestPath != "" {
+			uri.OutputFile = &u.DestPath
+		}
+		out = append(out, uri)
+	}
+	return out
 }

@@ -155,14 +155,7 @@ func dockerImage(app *appspec.App) string {
 // arguments); neither with an image runs the image's default command.
 func commandInfo(app *appspec.App) *mesos.CommandInfo {
 	f, t := false, true
-	ci := &mesos.CommandInfo{}
-	for _, u := range app.Fetch {
-		uri := mesos.CommandInfo_URI{Value: u.URI, Extract: &u.Extract, Executable: &u.Executable, Cache: &u.Cache}
-		if u.DestPath != "" {
-			uri.OutputFile = &u.DestPath
-		}
-		ci.URIs = append(ci.URIs, uri)
-	}
+	ci := &mesos.CommandInfo{URIs: fetchURIs(app.Fetch)}
 	switch {
 	case app.Cmd != "":
 		ci.Shell = &t
