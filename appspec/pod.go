@@ -431,13 +431,11 @@ func (p *Pod) App() *App {
 			a.Labels[portLabelName(e.Index, name)] = e.Endpoint.Labels[k]
 		}
 	}
-	if len(a.PortDefinitions) > 0 && p.NetworkMode() == PodNetworkHost {
-		// Fixed host ports are what the endpoints asked for; Marathon's
-		// requirePorts is how an app says so.
-		for _, pd := range a.PortDefinitions {
-			if pd.Port != 0 {
-				a.RequirePorts = true
-			}
+	// Fixed host ports are what the endpoints asked for; Marathon's
+	// requirePorts is how an app says so.
+	for _, pd := range a.PortDefinitions {
+		if pd.Port != 0 {
+			a.RequirePorts = true
 		}
 	}
 	s := p.Scheduling
@@ -693,8 +691,12 @@ func (p *Pod) validateNetworks(v *ValidationError) {
 			if n.Name != "" {
 				v.add(np+"/name", "is not allowed for host networking")
 			}
-		case PodNetworkContainer, PodNetworkBridge:
-			v.addf(np+"/mode", "%q networking of pods is not supported yet: use host networking (endpoints with hostPort)", n.Mode)
+		case PodNetworkBridge:
+			if n.Name != "" {
+				v.add(np+"/name", "is not allowed for container/bridge networking")
+			}
+		case PodNetworkContainer:
+			v.addf(np+"/mode", "%q networking of pods (a named CNI network) is not supported yet: use host or container/bridge networking", n.Mode)
 		default:
 			v.addf(np+"/mode", "%q is not a network mode: use host, container or container/bridge", n.Mode)
 		}
@@ -835,6 +837,24 @@ func cloneLabels(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m)+4)
 	for k, v := range m {
 		out[k] = v
+	}
+	return out
+}
+
+// portList is the pod's ports as App.PortList gives them: one per
+// endpoint with a host port, in HostEndpoints' order, no service port
+// (Marathon allocates none for pods).
+func (p *Pod) portList() []Port {
+	eps := p.HostEndpoints()
+	out := make([]Port, len(eps))
+	for i, e := range eps {
+		proto := strings.Join(e.Endpoint.Protocol, ",")
+		cp := uint32(0)
+		if e.Endpoint.ContainerPort != nil {
+			cp = *e.Endpoint.ContainerPort
+		}
+		out[i] = Port{Index: i, Name: e.Endpoint.Name, Protocol: protocolOrTCP(proto), ContainerPort: cp,
+			HostPort: *e.Endpoint.HostPort, Labels: e.Endpoint.Labels}
 	}
 	return out
 }

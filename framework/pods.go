@@ -332,10 +332,41 @@ func buildTaskGroup(app *appspec.App, inst string, ls launchSpec) groupLaunch {
 	}
 	cut := newCarver(ls.Resources)
 	eps := pod.HostEndpoints()
+	bridge := pod.NetworkMode() == appspec.PodNetworkBridge
+	// An endpoint's port as the containers see it: the host port on the
+	// host's network; on a bridge the container port, in the instance's
+	// own namespace, where Mesos also runs the health checks (Marathon's
+	// ENDPOINT_<NAME> is the same).
 	hostPort := map[string]uint64{}
 	for _, e := range eps {
 		if e.Index < len(ls.Ports) {
 			hostPort[e.Endpoint.Name] = ls.Ports[e.Index]
+		}
+	}
+	inside := hostPort
+	var mappings []mesos.NetworkInfo_PortMapping
+	if bridge {
+		inside = map[string]uint64{}
+		for _, ct := range pod.Containers {
+			for _, e := range ct.Endpoints {
+				if e.ContainerPort != nil {
+					inside[e.Name] = uint64(*e.ContainerPort)
+				}
+			}
+		}
+		for _, e := range eps {
+			hp, ok := hostPort[e.Endpoint.Name]
+			if !ok || e.Endpoint.ContainerPort == nil {
+				continue
+			}
+			protos := e.Endpoint.Protocol
+			if len(protos) == 0 {
+				protos = []string{"tcp"}
+			}
+			for _, proto := range protos {
+				proto := proto
+				mappings = append(mappings, mesos.NetworkInfo_PortMapping{HostPort: uint32(hp), ContainerPort: *e.Endpoint.ContainerPort, Protocol: &proto})
+			}
 		}
 	}
 	g := groupLaunch{instance: inst, app: app}
@@ -355,9 +386,11 @@ func buildTaskGroup(app *appspec.App, inst string, ls launchSpec) groupLaunch {
 		cls.TaskID = id
 		env := taskEnv(tt.ports, tt.env, cls)
 		add := func(k, v string) { env = append(env, mesos.Environment_Variable{Name: k, Value: &v}) }
-		for _, e := range eps {
-			if p, ok := hostPort[e.Endpoint.Name]; ok {
-				add("ENDPOINT_"+envName(e.Endpoint.Name), strconv.FormatUint(p, 10))
+		for _, ct := range pod.Containers {
+			for _, e := range ct.Endpoints {
+				if p, ok := inside[e.Name]; ok {
+					add("ENDPOINT_"+envName(e.Name), strconv.FormatUint(p, 10))
+				}
 			}
 		}
 		add("MESOS_CONTAINER_NAME", ct.Name)
@@ -382,7 +415,7 @@ func buildTaskGroup(app *appspec.App, inst string, ls launchSpec) groupLaunch {
 			}
 		}
 		if hc := ct.HealthCheck; hc != nil {
-			ti.HealthCheck = podHealthCheck(hc, hostPort)
+			ti.HealthCheck = podHealthCheck(hc, inside)
 		}
 		grace := ls.KillGrace
 		if ct.Lifecycle != nil && ct.Lifecycle.KillGracePeriodSeconds != nil {
@@ -403,6 +436,13 @@ func buildTaskGroup(app *appspec.App, inst string, ls launchSpec) groupLaunch {
 		// whatever rounding left of the placement.
 		Resources: cut.rest(),
 		Container: &mesos.ContainerInfo{Type: &ctyp},
+	}
+	if bridge {
+		// The instance's network namespace is the executor's, shared by
+		// its containers; its port mappings forward the endpoints' host
+		// ports (Marathon names the network mesos-bridge).
+		name := "mesos-bridge"
+		g.executor.Container.NetworkInfos = []mesos.NetworkInfo{{Name: &name, PortMappings: mappings}}
 	}
 	return g
 }

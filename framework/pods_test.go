@@ -352,3 +352,59 @@ func TestPodSecrets(t *testing.T) {
 		t.Errorf("resolved for %q, want the instance id", last)
 	}
 }
+
+// TestPodBridgeGroup: on container/bridge networking the instance's
+// namespace is the executor's: its NetworkInfo maps each endpoint's host
+// port to its container port; the containers see their endpoints'
+// container ports (ENDPOINT_<NAME>, health checks), and still hold the
+// host ports as resources.
+func TestPodBridgeGroup(t *testing.T) {
+	t.Parallel()
+	p, err := appspec.DecodePod(strings.NewReader(`{"id": "/web", "networks": [{"mode": "container/bridge"}],
+		"containers": [
+			{"name": "app", "exec": {"command": {"shell": "x"}}, "resources": {"cpus": 0.1, "mem": 16},
+			 "endpoints": [{"name": "http", "containerPort": 8080, "hostPort": 0, "labels": {"HAPROXY_GROUP": "external"}}],
+			 "healthCheck": {"http": {"endpoint": "http", "path": "/health"}}},
+			{"name": "admin", "exec": {"command": {"shell": "x"}}, "resources": {"cpus": 0.1, "mem": 16},
+			 "endpoints": [{"name": "admin", "containerPort": 9090, "hostPort": 0}, {"name": "local", "containerPort": 9091}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Version = "v1"
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, nil)
+	h.s.PutApp(*p.App())
+	h.subscribe()
+	groups := launchedGroups(h.offer("h1"))
+	if len(groups) != 1 {
+		t.Fatalf("launched %d groups", len(groups))
+	}
+	g := groups[0].g
+	nis := g.Executor.GetContainer().GetNetworkInfos()
+	if len(nis) != 1 || nis[0].GetName() != "mesos-bridge" || len(nis[0].PortMappings) != 2 {
+		t.Fatalf("executor networks %+v: want mesos-bridge with the 2 endpoints that have host ports", nis)
+	}
+	app, admin := g.TaskGroup.Tasks[0], g.TaskGroup.Tasks[1]
+	httpHost, adminHost := portsOf(app.Resources), portsOf(admin.Resources)
+	if len(httpHost) != 1 || len(adminHost) != 1 {
+		t.Fatalf("host ports as resources: app %v admin %v", httpHost, adminHost)
+	}
+	want := map[uint32]uint32{uint32(httpHost[0]): 8080, uint32(adminHost[0]): 9090}
+	for _, pm := range nis[0].PortMappings {
+		if want[pm.HostPort] != pm.ContainerPort || pm.GetProtocol() != "tcp" {
+			t.Fatalf("mapping %+v, want %v", pm, want)
+		}
+	}
+	env := envOf(admin)
+	if env["ENDPOINT_HTTP"] != "8080" || env["ENDPOINT_ADMIN"] != "9090" || env["ENDPOINT_LOCAL"] != "9091" {
+		t.Fatalf("endpoint env %v: want the container ports", env)
+	}
+	if hc := app.HealthCheck; hc.GetHTTP().Port != 8080 {
+		t.Fatalf("health check port %d, want the container port 8080", hc.GetHTTP().Port)
+	}
+	if got := h.tasks("/web")[0].Ports; len(got) != 2 || got[0] != httpHost[0] {
+		t.Fatalf("instance ports %v: want the host ports, http first", got)
+	}
+}
