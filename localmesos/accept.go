@@ -78,7 +78,7 @@ func (m *Master) acceptLocked(fw *framework, acc *scheduler.Call_Accept, log *lo
 				}
 				avail.sub(res)
 				ids[ti.TaskID.Value] = true
-				m.launchLocked(fw, a, *ti, res, ti.TaskID.Value)
+				m.launchLocked(fw, a, *ti, res, ti.TaskID.Value, nil)
 			}
 		case mesos.Offer_Operation_LAUNCH_GROUP:
 			if op.LaunchGroup == nil {
@@ -247,7 +247,7 @@ func validateContainer(ti *mesos.TaskInfo) error {
 
 // launchLocked records the task as STAGING on the agent and starts it
 // outside the lock. Mesos sends no update for STAGING.
-func (m *Master) launchLocked(fw *framework, a *agent, ti mesos.TaskInfo, res rset, executorID string) {
+func (m *Master) launchLocked(fw *framework, a *agent, ti mesos.TaskInfo, res rset, executorID string, grp *executor.Group) {
 	t := &task{id: ti.TaskID.Value, info: ti, fw: fw, agent: a, res: res, executorID: executorID,
 		state: mesos.TASK_STAGING, agentState: mesos.TASK_STAGING}
 	a.free.sub(res)
@@ -266,6 +266,7 @@ func (m *Master) launchLocked(fw *framework, a *agent, ti mesos.TaskInfo, res rs
 	if sandbox != "" && executorID != t.id {
 		et.ParentSandbox = filepath.Dir(filepath.Dir(sandbox))
 	}
+	et.Group = grp
 	m.wg.Add(1)
 	go m.runLaunch(a, t, et)
 }

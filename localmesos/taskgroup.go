@@ -5,6 +5,8 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/localmesos/executor"
 )
 
 // taskGroup is one LAUNCH_GROUP: the tasks Mesos's default executor runs
@@ -57,7 +59,8 @@ func (m *Master) launchGroupLocked(fw *framework, a *agent, lg *mesos.Offer_Oper
 		ti.Executor = nil
 		ids[ti.TaskID.Value] = true
 		g.nested[ti.TaskID.Value] = uuidString(m.newUUID())
-		m.launchLocked(fw, a, ti, resList[i], g.executorID)
+		m.launchLocked(fw, a, ti, resList[i], g.executorID,
+			&executor.Group{ID: g.executorID, Container: lg.Executor.Container, Leader: i == 0})
 		if t := fw.tasks[ti.TaskID.Value]; t != nil {
 			t.group = g
 			g.tasks = append(g.tasks, t)

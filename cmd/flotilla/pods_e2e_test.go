@@ -88,6 +88,9 @@ type podRig struct {
 	pod         func(instances int, version string) string
 	killSidecar func(t *testing.T, instance string, sidecarPort uint64)
 	appGone     func(t *testing.T, instance string, appPort uint64) func() bool
+	// vhost, when set, is the app endpoint's HAPROXY_VHOST (its only
+	// external endpoint): the gateway must route it and nothing else.
+	vhost string
 }
 
 // TestDevPods: a pod of the test app and a sidecar that reads the app
@@ -191,6 +194,39 @@ func TestDevPods(t *testing.T) {
 		}
 		runPodScenario(t, env, docker, false)
 	})
+	t.Run("docker-bridge", func(t *testing.T) {
+		t.Parallel()
+		image := dockerTestappImage(t, dir, bin)
+		env := startDev(t, devOpts{executor: "docker", upstream: fakeUpstream(t), ports: [2]uint64{21700, 21799}})
+		img := `"image": {"kind": "DOCKER", "id": "` + image + `"}, `
+		bridged := func(n int, v string) string {
+			// The instance's own namespace: fixed container ports, host
+			// ports from the offer; the http endpoint is the external one.
+			p := podJSON(img+`"exec": {"command": {"argv": ["-port", "8080"]}}`,
+				img+`"exec": {"command": {"argv": ["-port", "9090", "-upstream", "http://127.0.0.1:8080"]}}`, n, v)
+			p = strings.Replace(p, `{"name": "http", "hostPort": 0}`, `{"name": "http", "containerPort": 8080, "hostPort": 0, "labels": {"HAPROXY_GROUP": "external", "HAPROXY_VHOST": "pods.example.com"}}`, 1)
+			p = strings.Replace(p, `{"name": "sidecar", "hostPort": 0}`, `{"name": "sidecar", "containerPort": 9090, "hostPort": 0}`, 1)
+			return strings.Replace(p, `"labels": {"team": "shop"},`, `"labels": {"team": "shop"}, "networks": [{"mode": "container/bridge"}],`, 1)
+		}
+		docker := podRig{
+			pod: bridged,
+			killSidecar: func(t *testing.T, instance string, _ uint64) {
+				id := containerOfTask(t, instance+".sidecar")
+				if out, err := exec.Command("docker", "kill", "--signal", "KILL", id).CombinedOutput(); err != nil {
+					t.Fatalf("docker kill the sidecar %s: %v %s", id, err, out)
+				}
+			},
+			appGone: func(t *testing.T, instance string, _ uint64) func() bool {
+				id := containerOfTask(t, instance+".app")
+				return func() bool {
+					out, err := exec.Command("docker", "inspect", "-f", "{{.State.Running}}", id).CombinedOutput()
+					return err != nil || strings.TrimSpace(string(out)) == "false"
+				}
+			},
+			vhost: "pods.example.com",
+		}
+		runPodScenario(t, env, docker, false)
+	})
 }
 
 // dockerTestappImage imports the freshly built test app as an image of
@@ -254,9 +290,24 @@ func runPodScenario(t *testing.T, env *devEnv, rig podRig, docs bool) {
 			}
 			ports[c.Endpoints[0].Name] = c.Endpoints[0].Port
 		}
-		code, body, err := getBody(fmt.Sprintf("http://127.0.0.1:%d/upstream", ports["sidecar"]))
+		code, body, err := getBody(fmt.Sprintf("http://%s:%d/upstream", in.AgentHostname, ports["sidecar"]))
 		if err != nil || code != http.StatusOK || !strings.HasPrefix(body, in.ID+".app ") {
 			t.Fatalf("sidecar of %s relayed %d %q (%v), want its app's answer %q", in.ID, code, body, err, in.ID+".app …")
+		}
+	}
+
+	if rig.vhost != "" {
+		// The gateway: the external endpoint on the external listener, by
+		// its vhost; the pod's DNS name (its first port) only inside.
+		waitFor(t, 20*time.Second, rig.vhost+" routed to the app on the external listener", func() bool {
+			code, body, err := get(http.DefaultClient, env.external, rig.vhost, "/")
+			return err == nil && code == http.StatusOK && strings.Contains(body, ".app ")
+		})
+		if code, _, err := get(http.DefaultClient, env.external, "web-shop.flotilla.mesos", "/"); err != nil || code != http.StatusNotFound {
+			t.Fatalf("the pod's internal name on the external listener: %d %v, want 404", code, err)
+		}
+		if code, body, err := get(http.DefaultClient, env.internal, "web-shop.flotilla.mesos", "/"); err != nil || code != http.StatusOK || !strings.Contains(body, ".app ") {
+			t.Fatalf("the pod's internal name on the internal listener: %d %q %v, want the app", code, body, err)
 		}
 	}
 

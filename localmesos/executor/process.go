@@ -122,6 +122,8 @@ func (p *Process) Launch(ctx context.Context, t Task, report Report) error {
 	switch {
 	case needsNamespace(&t.Info):
 		return refuseNamespaced("process", id, &t.Info, report)
+	case t.Group.networked():
+		return refuseGroupNetwork("process", id, report)
 	case ci == nil:
 		return p.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: process launch %s: task has no command", id))
 	case t.Info.Container != nil && t.Info.Container.GetType() == mesos.ContainerInfo_DOCKER:
