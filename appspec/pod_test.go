@@ -101,6 +101,12 @@ func TestPodValidation(t *testing.T) {
 		{"health check endpoint", `{"id": "/p", "containers": [{"name": "a", "exec": {"command": {"shell": "x"}}, "healthCheck": {"tcp": {"endpoint": "nope"}}}]}`,
 			"/containers/0/healthCheck/tcp/endpoint", "not contained in the container endpoints"},
 		{"no containers", `{"id": "/p", "containers": []}`, "/containers", "must not be empty"},
+		{"bridge needs containerPort", `{"id": "/p", "networks": [{"mode": "container/bridge"}], "containers": [{"name": "a", "exec": {"command": {"shell": "x"}}, "endpoints": [{"name": "x", "hostPort": 0}]}]}`,
+			"/containers/0/endpoints/0/containerPort", "is required when using container-mode networking"},
+		{"container port clash", `{"id": "/p", "networks": [{"mode": "container/bridge"}], "containers": [{"name": "a", "exec": {"command": {"shell": "x"}}, "endpoints": [{"name": "x", "containerPort": 80}]}, {"name": "b", "exec": {"command": {"shell": "x"}}, "endpoints": [{"name": "y", "containerPort": 80}]}]}`,
+			"/containers/1/endpoints/0/containerPort", "container ports are not unique"},
+		{"named container network", `{"id": "/p", "networks": [{"mode": "container", "name": "dcos"}], "containers": [{"name": "a", "exec": {"command": {"shell": "x"}}}]}`,
+			"/networks/0/mode", "not supported yet"},
 		{"unused volume", `{"id": "/p", "volumes": [{"name": "v"}], "containers": [{"name": "a", "exec": {"command": {"shell": "x"}}}]}`,
 			"/volumes/0", "volume must be referenced by at least one container"},
 	}
