@@ -1,6 +1,7 @@
 package appspec
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -153,5 +154,34 @@ func TestPodDecodeStrict(t *testing.T) {
 	// An app body cannot smuggle a pod in.
 	if _, err := Decode(strings.NewReader(`{"id": "/a", "cmd": "x", "pod": {"id": "/a", "containers": []}}`)); err == nil {
 		t.Fatal("an app with a pod field was accepted")
+	}
+}
+
+// TestPodAppRoundTrip: the store keeps a pod as its app's JSON; read back,
+// it is the same pod.
+func TestPodAppRoundTrip(t *testing.T) {
+	t.Parallel()
+	f, err := os.Open("testdata/pods/marathon-docs-ephemeral-volume.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, err := DecodePod(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Version = "2026-01-01T00:00:00.000Z"
+	b, err := json.Marshal(p.App())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back App
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(p)
+	got, _ := json.Marshal(back.PodSpec())
+	if string(got) != string(want) {
+		t.Fatalf("round trip\n got %s\nwant %s", got, want)
 	}
 }
