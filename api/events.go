@@ -262,6 +262,9 @@ func (s *Server) translate(tr *translator, ev framework.Event) {
 		s.publish(eventStatusUpdate, statusUpdateEvent{eventHeader: hdr, SlaveID: t.AgentID, TaskID: t.ID,
 			TaskStatus: t.State.String(), Message: t.Message, AppID: t.AppID, Host: t.Host, Ports: ports,
 			IPAddresses: []any{}, Version: t.AppVersion})
+		if t.Containers != nil {
+			s.publishInstanceChanged(ev.At, t) // pods.go
+		}
 		if ev.Type == framework.EventTaskRemoved {
 			delete(tr.healthy, t.ID)
 			s.recent.add(t, ev.At) // recent.go: its sandbox can still be read

@@ -193,3 +193,49 @@ func TestPodsAPIValidation(t *testing.T) {
 	e.mustDo("GET", "/v2/pods/nope", "", http.StatusNotFound)
 	e.mustDo("PATCH", "/v2/pods/nope", "", http.StatusMethodNotAllowed)
 }
+
+// TestPodEvents: pod_created_event, pod_updated_event, pod_deleted_event
+// (Marathon's fields: clientIp, uri) and instance_changed_event as an
+// instance's containers start, on the event stream.
+func TestPodEvents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	evs, closeEvs := openStream(t, e, "?event_type=pod_created_event&event_type=pod_updated_event&event_type=pod_deleted_event&event_type=instance_changed_event")
+	defer closeEvs()
+	e.eventually("the stream attached", func() bool { return e.srv.hub.count() == 1 })
+	next := func(typ string) sseEv {
+		t.Helper()
+		for {
+			ev := waitEv(t, evs)
+			if ev.typ == typ {
+				return ev
+			}
+		}
+	}
+	e.mustDo("POST", "/v2/pods", podJSON, http.StatusCreated)
+	if ev := next(eventPodCreated); ev.data["uri"] != "/v2/pods/shop/web" || ev.data["clientIp"] == nil {
+		t.Fatalf("pod_created_event %v", ev.data)
+	}
+	insts := e.runPods()
+	var inst string
+	for id := range insts {
+		inst = id
+	}
+	for {
+		ev := next(eventInstanceChanged)
+		if ev.data["instanceId"] != inst || ev.data["runSpecId"] != "/shop/web" {
+			t.Fatalf("instance_changed_event %v, want instance %s of /shop/web", ev.data, inst)
+		}
+		if ev.data["condition"] == "Running" {
+			break
+		}
+	}
+	e.waitNoDeployments()
+	e.mustDo("PUT", "/v2/pods/shop/web", strings.Replace(podJSON, `"instances": 1`, `"instances": 0`, 1), http.StatusOK)
+	next(eventPodUpdated)
+	e.confirmKills()
+	e.mustDo("DELETE", "/v2/pods/shop/web", "", http.StatusAccepted)
+	if ev := next(eventPodDeleted); ev.data["uri"] != "/v2/pods/shop/web" {
+		t.Fatalf("pod_deleted_event %v", ev.data)
+	}
+}
