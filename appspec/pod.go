@@ -32,6 +32,9 @@ type Pod struct {
 	Scaling           *PodScaling         `json:"scaling,omitempty"`
 	Scheduling        *PodScheduling      `json:"scheduling,omitempty"`
 	ExecutorResources *PodResources       `json:"executorResources,omitempty"`
+	// Autoscale is Flotilla's own, as on apps: the instance count follows
+	// a metric (cpu and mem are the instance's, all containers summed).
+	Autoscale *Autoscale `json:"autoscale,omitempty"`
 }
 
 // PodContainer is one container of a pod.
@@ -401,6 +404,7 @@ func (p *Pod) App() *App {
 		Labels:    cloneLabels(p.Labels),
 		Env:       p.Environment,
 		Secrets:   p.Secrets,
+		Autoscale: p.Autoscale,
 		Pod:       spec,
 	}
 	if er := p.ExecutorResources; er != nil {
@@ -674,6 +678,9 @@ func (p *Pod) Validate() error {
 		}
 	}
 	p.validateScheduling(v)
+	if p.Autoscale != nil {
+		p.App().validateAutoscale(v) // the same paths: /autoscale/…
+	}
 	if len(v.Details) > 0 {
 		return v
 	}

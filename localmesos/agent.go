@@ -563,7 +563,7 @@ func (a *agent) handleStatistics(w http.ResponseWriter, r *http.Request) {
 	}
 	wg.Wait()
 	out := make([]map[string]any, 0, len(entries))
-	for _, r := range results {
+	for _, r := range mergeGroupStatistics(results) {
 		if r != nil {
 			out = append(out, r)
 		}

@@ -1,6 +1,7 @@
 package localmesos
 
 import (
+	"encoding/json"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -121,4 +122,73 @@ func (m *Master) groupRecoveredLocked(t *task) {
 	if g.agent.state != agentGone {
 		g.agent.free.add(g.execRes)
 	}
+}
+
+// mergeGroupStatistics makes the statistics of a task group's tasks one
+// entry per executor, as Mesos's /monitor/statistics has them (the
+// default executor's container holds its nested ones): times, limits
+// and memory summed, the latest timestamp. Entries of tasks launched
+// alone (executor id = task id) are left as they are.
+func mergeGroupStatistics(entries []map[string]any) []map[string]any {
+	var out []map[string]any
+	byExec := map[string]int{}
+	for _, e := range entries {
+		if e == nil {
+			continue
+		}
+		ex, _ := e["executor_id"].(string)
+		if ex == e["source"] {
+			out = append(out, e)
+			continue
+		}
+		st := decodeStats(e["statistics"])
+		if i, ok := byExec[ex]; ok {
+			sum := decodeStats(out[i]["statistics"])
+			addStats(&sum, st)
+			out[i]["statistics"] = sum
+			continue
+		}
+		byExec[ex] = len(out)
+		out = append(out, map[string]any{"executor_id": ex, "executor_name": "Default Executor (" + ex + ")",
+			"framework_id": e["framework_id"], "source": ex, "statistics": st})
+	}
+	return out
+}
+
+func decodeStats(v any) mesos.ResourceStatistics {
+	var st mesos.ResourceStatistics
+	switch x := v.(type) {
+	case mesos.ResourceStatistics:
+		return x
+	case json.RawMessage:
+		_ = json.Unmarshal(x, &st) // our own encoding, just made
+	}
+	return st
+}
+
+func addStats(dst *mesos.ResourceStatistics, src mesos.ResourceStatistics) {
+	dst.Timestamp = max(dst.Timestamp, src.Timestamp)
+	addF := func(d **float64, s *float64) {
+		if s != nil {
+			v := *s
+			if *d != nil {
+				v += **d
+			}
+			*d = &v
+		}
+	}
+	addU := func(d **uint64, s *uint64) {
+		if s != nil {
+			v := *s
+			if *d != nil {
+				v += **d
+			}
+			*d = &v
+		}
+	}
+	addF(&dst.CPUsUserTimeSecs, src.CPUsUserTimeSecs)
+	addF(&dst.CPUsSystemTimeSecs, src.CPUsSystemTimeSecs)
+	addF(&dst.CPUsLimit, src.CPUsLimit)
+	addU(&dst.MemRSSBytes, src.MemRSSBytes)
+	addU(&dst.MemLimitBytes, src.MemLimitBytes)
 }

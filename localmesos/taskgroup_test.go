@@ -1,12 +1,15 @@
 package localmesos
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/flotilla-sched/flotilla/internal/clock"
 )
 
 // TestTaskGroupSemantics: the default executor's rules for a task group,
@@ -135,5 +138,50 @@ func awaitStates(f *rawFW, want map[string]mesos.TaskState) {
 			got[st.TaskID.Value] = true
 			left--
 		}
+	}
+}
+
+// TestTaskGroupStatistics: /monitor/statistics has one entry per
+// executor, as Mesos does for the default executor: a group's tasks are
+// summed under the executor's id.
+func TestTaskGroupStatistics(t *testing.T) {
+	t.Parallel()
+	fc := clock.NewFake(time.Unix(1700000000, 0))
+	m, sims := startMaster(t, Config{Clock: fc, Agents: 1})
+	f := subscribeRaw(t, m, paInfo)
+	ag := m.Agents()[0]
+	o := f.offer(ag.ID)
+	task := func(id string) string {
+		return `{"name":"` + id + `","task_id":{"value":"` + id + `"},"agent_id":{"value":"` + ag.ID + `"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.5}},{"name":"mem","type":"SCALAR","scalar":{"value":32}}],"command":{"value":"sleep 100"}}`
+	}
+	f.call(`"type":"ACCEPT","accept":{"offer_ids":[{"value":"` + o.ID.Value + `"}],"operations":[{"type":"LAUNCH_GROUP","launch_group":{"executor":{"type":"DEFAULT","executor_id":{"value":"pod"}},"task_group":{"tasks":[` + task("a") + `,` + task("b") + `]}}}]}`)
+	awaitStates(f, map[string]mesos.TaskState{"a": mesos.TASK_RUNNING, "b": mesos.TASK_RUNNING})
+	if err := sims[ag.ID].SetUsage("a", 0.5, 10<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := sims[ag.ID].SetUsage("b", 0.25, 6<<20); err != nil {
+		t.Fatal(err)
+	}
+	fc.Step(10 * time.Second)
+	var got []struct {
+		ExecutorID string `json:"executor_id"`
+		Statistics struct {
+			CPUsUser    float64 `json:"cpus_user_time_secs"`
+			CPUsSystem  float64 `json:"cpus_system_time_secs"`
+			CPUsLimit   float64 `json:"cpus_limit"`
+			MemRSSBytes uint64  `json:"mem_rss_bytes"`
+			MemLimit    uint64  `json:"mem_limit_bytes"`
+		} `json:"statistics"`
+	}
+	if err := json.Unmarshal([]byte(getBody(t, ag.URL+"/monitor/statistics")), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ExecutorID != "pod" {
+		t.Fatalf("entries %+v, want one for executor pod", got)
+	}
+	s := got[0].Statistics
+	// 0.5 and 0.25 cpus for 10 s: 5 + 2.5 cpu seconds; limits 0.5 + 0.5.
+	if cpu := s.CPUsUser + s.CPUsSystem; cpu < 7.4 || cpu > 7.6 || s.CPUsLimit != 1 || s.MemRSSBytes != 16<<20 || s.MemLimit != 64<<20 {
+		t.Fatalf("statistics %+v, want the two tasks summed", s)
 	}
 }
