@@ -192,6 +192,9 @@ const (
 	DefaultExecutorDisk    = 10.0
 	DefaultPodHealthGrace  = 300.0
 	DefaultPodHealthPeriod = 60.0
+	// Mesos's minimum resources for an executor (MIN_CPUS, MIN_MEM).
+	MinExecutorCPUs = 0.01
+	MinExecutorMem  = 32.0
 )
 
 // Network modes of a pod.
@@ -771,8 +774,21 @@ func (p *Pod) validateScheduling(v *ValidationError) {
 			v.add("/scaling/maxInstances", "must be at least instances")
 		}
 	}
-	if er := p.ExecutorResources; er != nil && (er.CPUs < 0 || er.Mem < 0 || er.Disk < 0 || er.GPUs < 0) {
-		v.add("/executorResources", "resources must be 0 or more")
+	if er := p.ExecutorResources; er != nil {
+		// Mesos refuses a task group whose executor has less
+		// (validation.cpp: MIN_CPUS, MIN_MEM, and some disk).
+		if !(er.CPUs >= MinExecutorCPUs) || !finite(er.CPUs) {
+			v.addf("/executorResources/cpus", "must be at least %v, Mesos's minimum for an executor (got %v)", MinExecutorCPUs, er.CPUs)
+		}
+		if !(er.Mem >= MinExecutorMem) || !finite(er.Mem) {
+			v.addf("/executorResources/mem", "must be at least %v MiB, Mesos's minimum for an executor (got %v)", MinExecutorMem, er.Mem)
+		}
+		if !(er.Disk > 0) || !finite(er.Disk) {
+			v.addf("/executorResources/disk", "must be more than 0: Mesos refuses an executor without disk (got %v)", er.Disk)
+		}
+		if er.GPUs < 0 {
+			v.add("/executorResources/gpus", "must be 0 or more")
+		}
 	}
 	s := p.Scheduling
 	if s == nil {

@@ -21,7 +21,7 @@ func BenchmarkE2EPods(b *testing.B) {
 					{"name": "app", "exec": {"command": {"shell": "sleep 1000"}}, "resources": {"cpus": 0.01, "mem": 1}},
 					{"name": "proxy", "exec": {"command": {"shell": "sleep 1000"}}, "resources": {"cpus": 0.01, "mem": 1}},
 					{"name": "logs", "exec": {"command": {"shell": "sleep 1000"}}, "resources": {"cpus": 0.01, "mem": 1}}],
-				"executorResources": {"cpus": 0.01, "mem": 1, "disk": 0},
+				"executorResources": {"cpus": 0.01, "mem": 32, "disk": 1},
 				"scaling": {"kind": "fixed", "instances": %d}}`, i, perPod)))
 			if err != nil {
 				b.Fatal(err)

@@ -111,12 +111,18 @@ func (m *Master) acceptLocked(fw *framework, acc *scheduler.Call_Accept, log *lo
 					break
 				}
 				res, err := m.validateTask(fw, a, &tis[i], &lg.Executor, trial, ids)
+				if err == nil {
+					err = validateGroupTask(&tis[i])
+				}
 				if err != nil {
-					groupErr = "Task " + tis[i].TaskID.Value + " is invalid: " + err.Error()
+					groupErr = "Task '" + tis[i].TaskID.Value + "' is invalid: " + err.Error()
 					break
 				}
 				trial.sub(res)
 				resList = append(resList, res)
+			}
+			if groupErr == "" {
+				groupErr = validateGroupExecutor(&lg.Executor, groupExecRes)
 			}
 			if groupErr != "" {
 				for i := range tis {

@@ -1,7 +1,10 @@
+//lint:file-ignore ST1005 task validation messages are Mesos's own, word for word (master/validation.cpp), so frameworks see the same text
+
 package localmesos
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -191,4 +194,56 @@ func addStats(dst *mesos.ResourceStatistics, src mesos.ResourceStatistics) {
 	addF(&dst.CPUsLimit, src.CPUsLimit)
 	addU(&dst.MemRSSBytes, src.MemRSSBytes)
 	addU(&dst.MemLimitBytes, src.MemLimitBytes)
+}
+
+// Mesos's minimum executor resources (MIN_CPUS, MIN_MEM in the master).
+const (
+	minExecutorCPUs  = 0.01
+	minExecutorMemMB = 32
+)
+
+// validateGroupTask is the master's task group specific check of a
+// task (validation::task::group::internal::validateTask): its network is
+// the executor's, and nested containers are the Mesos containerizer's.
+func validateGroupTask(ti *mesos.TaskInfo) error {
+	if c := ti.Container; c != nil {
+		if len(c.NetworkInfos) > 0 {
+			return fmt.Errorf("NetworkInfos must not be set on the task")
+		}
+		if c.GetType() == mesos.ContainerInfo_DOCKER {
+			return fmt.Errorf("Docker ContainerInfo is not supported on the task")
+		}
+	}
+	return nil
+}
+
+// validateGroupExecutor is the master's check of a task group's executor
+// (validation::task::group::internal::validateExecutor), its messages
+// word for word: a type, not a Docker container, at least the minimum
+// cpus and memory, and some disk. "" when valid.
+func validateGroupExecutor(ex *mesos.ExecutorInfo, res rset) string {
+	id := ex.ExecutorID.Value
+	switch {
+	case ex.Type == mesos.ExecutorInfo_UNKNOWN:
+		return "Unknown executor type"
+	case ex.Container != nil && ex.Container.Type != nil && *ex.Container.Type == mesos.ContainerInfo_DOCKER:
+		return "Docker ContainerInfo is not supported on the executor"
+	}
+	if cpus, ok := res.scalars["cpus"]; !ok || cpus < minExecutorCPUs {
+		return fmt.Sprintf("Executor '%s' uses less CPUs (%s) than the minimum required (%v)", id, scalarText(res, "cpus"), minExecutorCPUs)
+	}
+	if mem, ok := res.scalars["mem"]; !ok || mem < minExecutorMemMB {
+		return fmt.Sprintf("Executor '%s' uses less memory (%s) than the minimum required (%dMB)", id, scalarText(res, "mem"), minExecutorMemMB)
+	}
+	if _, ok := res.scalars["disk"]; !ok {
+		return fmt.Sprintf("Executor '%s' uses no disk", id)
+	}
+	return ""
+}
+
+func scalarText(res rset, name string) string {
+	if v, ok := res.scalars[name]; ok {
+		return fmt.Sprint(v)
+	}
+	return "None"
 }

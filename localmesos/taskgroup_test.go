@@ -39,7 +39,7 @@ func TestTaskGroupSemantics(t *testing.T) {
 			task := func(id string) string {
 				return `{"name":"` + id + `","task_id":{"value":"` + id + `"},"agent_id":{"value":"` + a + `"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.5}}],"command":{"value":"sleep 100"}}`
 			}
-			f.call(`"type":"ACCEPT","accept":{"offer_ids":[{"value":"` + o.ID.Value + `"}],"operations":[{"type":"LAUNCH_GROUP","launch_group":{"executor":{"type":"DEFAULT","executor_id":{"value":"pod"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.25}}]},"task_group":{"tasks":[` + task("app") + `,` + task("sidecar") + `,` + task("third") + `]}}}]}`)
+			f.call(`"type":"ACCEPT","accept":{"offer_ids":[{"value":"` + o.ID.Value + `"}],"operations":[{"type":"LAUNCH_GROUP","launch_group":{"executor":{"type":"DEFAULT","executor_id":{"value":"pod"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.25}},{"name":"mem","type":"SCALAR","scalar":{"value":32}},{"name":"disk","type":"SCALAR","scalar":{"value":10}}]},"task_group":{"tasks":[` + task("app") + `,` + task("sidecar") + `,` + task("third") + `]}}}]}`)
 			seen := map[string][]mesos.TaskState{}
 			parents := map[string]bool{}
 			nested := map[string]bool{}
@@ -116,7 +116,7 @@ func TestTaskGroupKillOne(t *testing.T) {
 		}
 		tasks += fmt.Sprintf(`{"name":"c%d","task_id":{"value":"c%d"},"agent_id":{"value":"%s"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}}],"command":{"value":"sleep 100"}}`, i, i, a)
 	}
-	f.call(`"type":"ACCEPT","accept":{"offer_ids":[{"value":"` + o.ID.Value + `"}],"operations":[{"type":"LAUNCH_GROUP","launch_group":{"executor":{"type":"DEFAULT","executor_id":{"value":"e"}},"task_group":{"tasks":[` + tasks + `]}}}]}`)
+	f.call(`"type":"ACCEPT","accept":{"offer_ids":[{"value":"` + o.ID.Value + `"}],"operations":[{"type":"LAUNCH_GROUP","launch_group":{"executor":{"type":"DEFAULT","executor_id":{"value":"e"},"resources":` + execRes + `},"task_group":{"tasks":[` + tasks + `]}}}]}`)
 	awaitStates(f, map[string]mesos.TaskState{"c0": mesos.TASK_RUNNING, "c1": mesos.TASK_RUNNING})
 	f.call(`"type":"KILL","kill":{"task_id":{"value":"c0"}}`)
 	awaitStates(f, map[string]mesos.TaskState{"c0": mesos.TASK_KILLED, "c1": mesos.TASK_KILLED})
@@ -154,7 +154,7 @@ func TestTaskGroupStatistics(t *testing.T) {
 	task := func(id string) string {
 		return `{"name":"` + id + `","task_id":{"value":"` + id + `"},"agent_id":{"value":"` + ag.ID + `"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.5}},{"name":"mem","type":"SCALAR","scalar":{"value":32}}],"command":{"value":"sleep 100"}}`
 	}
-	f.call(`"type":"ACCEPT","accept":{"offer_ids":[{"value":"` + o.ID.Value + `"}],"operations":[{"type":"LAUNCH_GROUP","launch_group":{"executor":{"type":"DEFAULT","executor_id":{"value":"pod"}},"task_group":{"tasks":[` + task("a") + `,` + task("b") + `]}}}]}`)
+	f.call(`"type":"ACCEPT","accept":{"offer_ids":[{"value":"` + o.ID.Value + `"}],"operations":[{"type":"LAUNCH_GROUP","launch_group":{"executor":{"type":"DEFAULT","executor_id":{"value":"pod"},"resources":` + execRes + `},"task_group":{"tasks":[` + task("a") + `,` + task("b") + `]}}}]}`)
 	awaitStates(f, map[string]mesos.TaskState{"a": mesos.TASK_RUNNING, "b": mesos.TASK_RUNNING})
 	if err := sims[ag.ID].SetUsage("a", 0.5, 10<<20); err != nil {
 		t.Fatal(err)
@@ -183,5 +183,44 @@ func TestTaskGroupStatistics(t *testing.T) {
 	// 0.5 and 0.25 cpus for 10 s: 5 + 2.5 cpu seconds; limits 0.5 + 0.5.
 	if cpu := s.CPUsUser + s.CPUsSystem; cpu < 7.4 || cpu > 7.6 || s.CPUsLimit != 1 || s.MemRSSBytes != 16<<20 || s.MemLimit != 64<<20 {
 		t.Fatalf("statistics %+v, want the two tasks summed", s)
+	}
+}
+
+// execRes is the least an executor may have (Mesos's MIN_CPUS, MIN_MEM,
+// some disk).
+const execRes = `[{"name":"cpus","type":"SCALAR","scalar":{"value":0.01}},{"name":"mem","type":"SCALAR","scalar":{"value":32}},{"name":"disk","type":"SCALAR","scalar":{"value":1}}]`
+
+// TestTaskGroupValidation: the master's task group checks, with Mesos's
+// messages (validation.cpp, task::group): every task of the group gets
+// TASK_ERROR, REASON_TASK_GROUP_INVALID, and nothing launches.
+func TestTaskGroupValidation(t *testing.T) {
+	t.Parallel()
+	m, _ := startMaster(t, Config{Agents: 1})
+	f := subscribeRaw(t, m, paInfo)
+	cases := []struct {
+		name, executor, task, msg string
+	}{
+		{"executor without memory", `"type":"DEFAULT","executor_id":{"value":"e1"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}},{"name":"disk","type":"SCALAR","scalar":{"value":1}}]`, ``,
+			"Executor 'e1' uses less memory (None) than the minimum required (32MB)"},
+		{"executor with too few cpus", `"type":"DEFAULT","executor_id":{"value":"e2"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.001}},{"name":"mem","type":"SCALAR","scalar":{"value":32}}]`, ``,
+			"Executor 'e2' uses less CPUs (0.001) than the minimum required (0.01)"},
+		{"executor without disk", `"type":"DEFAULT","executor_id":{"value":"e3"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}},{"name":"mem","type":"SCALAR","scalar":{"value":32}}]`, ``,
+			"Executor 'e3' uses no disk"},
+		{"docker executor", `"type":"DEFAULT","executor_id":{"value":"e4"},"container":{"type":"DOCKER","docker":{"image":"x"}},"resources":` + execRes, ``,
+			"Docker ContainerInfo is not supported on the executor"},
+		{"docker task", `"type":"DEFAULT","executor_id":{"value":"e5"},"resources":` + execRes, `,"container":{"type":"DOCKER","docker":{"image":"x"}}`,
+			"Task 'v-docker task' is invalid: Docker ContainerInfo is not supported on the task"},
+		{"task with a network", `"type":"DEFAULT","executor_id":{"value":"e6"},"resources":` + execRes, `,"container":{"type":"MESOS","network_infos":[{"name":"n"}]}`,
+			"Task 'v-task with a network' is invalid: NetworkInfos must not be set on the task"},
+	}
+	for _, tc := range cases {
+		o := f.offer("")
+		id := "v-" + tc.name
+		task := `{"name":"x","task_id":{"value":"` + id + `"},"agent_id":{"value":"` + o.AgentID.Value + `"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}}],"command":{"value":"sleep 100"}` + tc.task + `}`
+		f.call(`"type":"ACCEPT","accept":{"offer_ids":[{"value":"` + o.ID.Value + `"}],"filters":{"refuse_seconds":0},"operations":[{"type":"LAUNCH_GROUP","launch_group":{"executor":{` + tc.executor + `},"task_group":{"tasks":[` + task + `]}}}]}`)
+		st := f.update(id)
+		if st.GetState() != mesos.TASK_ERROR || st.GetReason() != mesos.REASON_TASK_GROUP_INVALID || st.GetMessage() != tc.msg {
+			t.Errorf("%s: %s %s %q, want TASK_ERROR REASON_TASK_GROUP_INVALID %q", tc.name, st.GetState(), st.GetReason(), st.GetMessage(), tc.msg)
+		}
 	}
 }
