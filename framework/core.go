@@ -780,8 +780,12 @@ func (c *core) step(now time.Time, p *plan) {
 		}
 		if len(c.unreachable) > 0 && !now.Before(c.nextUnreachRecon) {
 			ids := make([]string, 0, len(c.unreachable))
-			for id := range c.unreachable {
-				ids = append(ids, id)
+			agentOf := make(map[string]string, len(c.unreachable))
+			for _, ts := range c.unreachable {
+				for _, id := range c.mesosTaskIDs(ts) { // a pod instance's: its containers
+					ids = append(ids, id)
+					agentOf[id] = ts.t.AgentID
+				}
 			}
 			sort.Strings(ids)
 			for len(ids) > 0 {
@@ -789,7 +793,7 @@ func (c *core) step(now time.Time, p *plan) {
 				batch := make([]scheduler.Call_Reconcile_Task, 0, n)
 				for _, id := range ids[:n] {
 					batch = append(batch, scheduler.Call_Reconcile_Task{TaskID: mesos.TaskID{Value: id},
-						AgentID: &mesos.AgentID{Value: c.unreachable[id].t.AgentID}})
+						AgentID: &mesos.AgentID{Value: agentOf[id]}})
 				}
 				p.reconciles = append(p.reconciles, batch)
 				ids = ids[n:]

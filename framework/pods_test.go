@@ -408,3 +408,60 @@ func TestPodBridgeGroup(t *testing.T) {
 		t.Fatalf("instance ports %v: want the host ports, http first", got)
 	}
 }
+
+// TestPodUnreachableAndConstraints: an instance whose agent is
+// unreachable is replaced after inactiveAfterSeconds, reconciled by its
+// containers' ids meanwhile; when it comes back the surplus instance is
+// killed whole. Constraints hold per instance (UNIQUE hostname).
+func TestPodUnreachableAndConstraints(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	app := testPod(t, "/web", 2)
+	app.Constraints = [][]string{{"hostname", "UNIQUE"}}
+	app.UnreachableStrategy = appspec.UnreachableStrategy{InactiveAfterSeconds: 60, ExpungeAfterSeconds: 120}
+	h.s.PutApp(app)
+	h.subscribe()
+	if g := launchedGroups(h.offer("h1")); len(g) != 1 {
+		t.Fatalf("launched %d instances on one host with UNIQUE hostname, want 1", len(g))
+	}
+	if g := launchedGroups(h.offer("h2")); len(g) != 1 {
+		t.Fatalf("launched %d on the second host, want 1", len(g))
+	}
+	var orig string
+	for _, in := range h.tasks("/web") {
+		h.update(in.ID+".app", mesos.TASK_RUNNING)
+		h.update(in.ID+".sidecar", mesos.TASK_RUNNING)
+		if in.Host == "h1" {
+			orig = in.ID
+		}
+	}
+	h.update(orig+".app", mesos.TASK_UNREACHABLE)
+	h.update(orig+".sidecar", mesos.TASK_UNREACHABLE)
+	h.rec.Take()
+	h.step(5 * time.Second)
+	var asked []string
+	for _, c := range h.rec.Of(CallReconcile) {
+		for _, rt := range c.Reconcile {
+			asked = append(asked, rt.TaskID.Value)
+		}
+	}
+	if len(asked) != 2 || asked[0] != orig+".app" || asked[1] != orig+".sidecar" {
+		t.Fatalf("reconciled %v, want the unreachable instance's containers", asked)
+	}
+	h.step(55 * time.Second)
+	repl := launchedGroups(h.offer("h3"))
+	if len(repl) != 1 {
+		t.Fatalf("launched %d at inactiveAfterSeconds, want a replacement", len(repl))
+	}
+	newInst := strings.TrimPrefix(repl[0].g.Executor.ExecutorID.Value, "instance-")
+	h.update(newInst+".app", mesos.TASK_RUNNING)
+	h.update(newInst+".sidecar", mesos.TASK_RUNNING)
+	// The original comes back: the youngest instance is the surplus.
+	h.rec.Take()
+	h.update(orig+".app", mesos.TASK_RUNNING)
+	h.update(orig+".sidecar", mesos.TASK_RUNNING)
+	killed := h.rec.Killed()
+	if len(killed) != 2 || killed[0] != newInst+".app" || killed[1] != newInst+".sidecar" {
+		t.Fatalf("killed %v, want both containers of the replacement %s", killed, newInst)
+	}
+}
