@@ -173,25 +173,10 @@ func TestDevPods(t *testing.T) {
 		image := dockerTestappImage(t, dir, bin)
 		env := startDev(t, devOpts{executor: "docker", upstream: fakeUpstream(t), ports: [2]uint64{21600, 21699}})
 		img := `"image": {"kind": "DOCKER", "id": "` + image + `"}, `
-		docker := podRig{
-			pod: func(n int, v string) string {
-				return podJSON(img+`"exec": {"command": {"argv": ["-port", "$ENDPOINT_HTTP"]}}`,
-					img+`"exec": {"command": {"argv": ["-port", "$ENDPOINT_SIDECAR", "-upstream", "http://127.0.0.1:$ENDPOINT_HTTP"]}}`, n, v)
-			},
-			killSidecar: func(t *testing.T, instance string, _ uint64) {
-				id := containerOfTask(t, instance+".sidecar")
-				if out, err := exec.Command("docker", "kill", "--signal", "KILL", id).CombinedOutput(); err != nil {
-					t.Fatalf("docker kill the sidecar %s: %v %s", id, err, out)
-				}
-			},
-			appGone: func(t *testing.T, instance string, _ uint64) func() bool {
-				id := containerOfTask(t, instance+".app")
-				return func() bool {
-					out, err := exec.Command("docker", "inspect", "-f", "{{.State.Running}}", id).CombinedOutput()
-					return err != nil || strings.TrimSpace(string(out)) == "false"
-				}
-			},
-		}
+		docker := dockerRig(func(n int, v string) string {
+			return podJSON(img+`"exec": {"command": {"argv": ["-port", "$ENDPOINT_HTTP"]}}`,
+				img+`"exec": {"command": {"argv": ["-port", "$ENDPOINT_SIDECAR", "-upstream", "http://127.0.0.1:$ENDPOINT_HTTP"]}}`, n, v)
+		})
 		runPodScenario(t, env, docker, false)
 	})
 	t.Run("docker-bridge", func(t *testing.T) {
@@ -208,25 +193,31 @@ func TestDevPods(t *testing.T) {
 			p = strings.Replace(p, `{"name": "sidecar", "hostPort": 0}`, `{"name": "sidecar", "containerPort": 9090, "hostPort": 0}`, 1)
 			return strings.Replace(p, `"labels": {"team": "shop"},`, `"labels": {"team": "shop"}, "networks": [{"mode": "container/bridge"}],`, 1)
 		}
-		docker := podRig{
-			pod: bridged,
-			killSidecar: func(t *testing.T, instance string, _ uint64) {
-				id := containerOfTask(t, instance+".sidecar")
-				if out, err := exec.Command("docker", "kill", "--signal", "KILL", id).CombinedOutput(); err != nil {
-					t.Fatalf("docker kill the sidecar %s: %v %s", id, err, out)
-				}
-			},
-			appGone: func(t *testing.T, instance string, _ uint64) func() bool {
-				id := containerOfTask(t, instance+".app")
-				return func() bool {
-					out, err := exec.Command("docker", "inspect", "-f", "{{.State.Running}}", id).CombinedOutput()
-					return err != nil || strings.TrimSpace(string(out)) == "false"
-				}
-			},
-			vhost: "pods.example.com",
-		}
+		docker := dockerRig(bridged)
+		docker.vhost = "pods.example.com"
 		runPodScenario(t, env, docker, false)
 	})
+}
+
+// dockerRig is the docker executor's podRig: the sidecar's process is
+// killed with docker kill, the app's seen gone when its container stops.
+func dockerRig(pod func(instances int, version string) string) podRig {
+	return podRig{
+		pod: pod,
+		killSidecar: func(t *testing.T, instance string, _ uint64) {
+			id := containerOfTask(t, instance+".sidecar")
+			if out, err := exec.Command("docker", "kill", "--signal", "KILL", id).CombinedOutput(); err != nil {
+				t.Fatalf("docker kill the sidecar %s: %v %s", id, err, out)
+			}
+		},
+		appGone: func(t *testing.T, instance string, _ uint64) func() bool {
+			id := containerOfTask(t, instance+".app")
+			return func() bool {
+				out, err := exec.Command("docker", "inspect", "-f", "{{.State.Running}}", id).CombinedOutput()
+				return err != nil || strings.TrimSpace(string(out)) == "false"
+			}
+		},
+	}
 }
 
 // dockerTestappImage imports the freshly built test app as an image of
