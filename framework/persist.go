@@ -264,6 +264,7 @@ func (c *core) restore(now time.Time, recs []store.TaskRecord) (n int, stale []s
 		}
 		if pod := podOf(as); pod != nil {
 			c.pods[r.TaskID] = newPodInstance(pod, r.TaskID)
+			ts.t.Healthy = podStartHealth(pod)
 		}
 		c.addTask(as, ts)
 		if c.connected {

@@ -154,6 +154,7 @@ func (c *core) podUpdate(now time.Time, st *mesos.TaskStatus, p *plan) bool {
 			ID: inst, AppID: podID, AppVersion: as.app.Version, AgentID: agent,
 			Host: c.agents[agent].host, State: mesos.TASK_STAGING, StagedAt: now, Adopted: true,
 		}, attrs: c.agents[agent].attrs}
+		ts.t.Healthy = podStartHealth(pod)
 		pi = newPodInstance(pod, inst)
 		c.pods[inst] = pi
 		log.WithField("pod", podID).Info("adopting a running pod instance")
@@ -290,11 +291,7 @@ func (c *core) launchPod(now time.Time, as *appState, pl offers.Placement, p *pl
 		ID: inst, AppID: as.id, AppVersion: as.app.Version, AgentID: pl.AgentID, Host: pl.Hostname,
 		Ports: ports, State: mesos.TASK_STAGING, StagedAt: now,
 	}, attrs: c.agents[pl.AgentID].attrs}
-	if pod.HealthChecked() {
-		// Not healthy until every checked container says so: a roll
-		// must not count an instance whose checks have not run.
-		ts.t.Healthy = new(bool)
-	}
+	ts.t.Healthy = podStartHealth(pod)
 	pi := newPodInstance(pod, inst)
 	c.pods[inst] = pi
 	ts.t.Containers = append([]ContainerStatus(nil), pi.containers...)
@@ -674,4 +671,15 @@ func fetchURIs(fs []appspec.FetchURI) []mesos.CommandInfo_URI {
 		out = append(out, uri)
 	}
 	return out
+}
+
+// podStartHealth is an instance's health before its containers report
+// any: not healthy when the pod has health checks (a roll must not count
+// an instance whose checks have not run, nor a restored one whose have
+// not been heard yet), nil (no checks) otherwise.
+func podStartHealth(pod *appspec.Pod) *bool {
+	if pod.HealthChecked() {
+		return new(bool)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/store"
 )
 
 func testPod(t *testing.T, id string, n int) appspec.App {
@@ -463,5 +465,69 @@ func TestPodUnreachableAndConstraints(t *testing.T) {
 	killed := h.rec.Killed()
 	if len(killed) != 2 || killed[0] != newInst+".app" || killed[1] != newInst+".sidecar" {
 		t.Fatalf("killed %v, want both containers of the replacement %s", killed, newInst)
+	}
+}
+
+// TestPodRestore: a new leader restores a pod's instances from their
+// records and asks Mesos about their containers, by the containers' ids;
+// the containers' answers bring the instances back running, and nothing
+// is launched twice.
+func TestPodRestore(t *testing.T) {
+	t.Parallel()
+	st := store.NewMemory(nil, 0)
+	app := testPod(t, "/web", 2)
+	a := newHarness(t, func(c *Config) { c.Tasks = st })
+	a.s.PutApp(app)
+	a.subscribe()
+	if g := launchedGroups(a.offer("h1")); len(g) != 2 {
+		t.Fatalf("launched %d instances", len(g))
+	}
+	insts := a.tasks("/web")
+	for _, in := range insts {
+		a.update(in.ID+".app", mesos.TASK_RUNNING)
+		a.update(in.ID+".sidecar", mesos.TASK_RUNNING)
+	}
+	a.sync()
+
+	b := newHarness(t, func(c *Config) { c.Tasks = st })
+	b.s.PutApp(app)
+	if n, err := b.s.Restore(context.Background()); err != nil || n != 2 {
+		t.Fatalf("restore: %d, %v; want the 2 instances", n, err)
+	}
+	b.subscribe()
+	var asked []string
+	for _, c := range b.rec.Of(CallReconcile) {
+		for _, rt := range c.Reconcile {
+			asked = append(asked, rt.TaskID.Value)
+		}
+	}
+	slices.Sort(asked)
+	var want []string
+	for _, in := range insts {
+		want = append(want, in.ID+".app", in.ID+".sidecar")
+	}
+	slices.Sort(want)
+	if !slices.Equal(asked, want) {
+		t.Fatalf("reconciled %v, want the containers %v", asked, want)
+	}
+	for _, id := range want {
+		b.send(UpdateInput(TestStatus(id, "a-h1", mesos.TASK_RUNNING, false)))
+	}
+	if g := launchedGroups(b.offer("h1", "h2")); len(g) != 0 {
+		t.Fatalf("the new leader launched %d instances; the restored ones run", len(g))
+	}
+	for _, in := range b.tasks("/web") {
+		if in.State != mesos.TASK_RUNNING || len(in.Containers) != 2 || in.IsHealthy() {
+			t.Fatalf("restored instance %+v, want running with its 2 containers, not healthy until its checked container says so", in)
+		}
+		yes := true
+		st := TestStatus(in.ID+".app", "a-h1", mesos.TASK_RUNNING, false)
+		st.Healthy = &yes
+		b.send(UpdateInput(st))
+	}
+	for _, in := range b.tasks("/web") {
+		if !in.IsHealthy() {
+			t.Fatalf("instance %+v not healthy after its app container reported healthy", in)
+		}
 	}
 }
