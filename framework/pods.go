@@ -40,6 +40,10 @@ type ContainerStatus struct {
 	State   mesos.TaskState
 	Healthy *bool
 	Message string
+	// heard: Mesos reported this container. An instance this scheduler
+	// did not launch (restored, adopted) lists the containers of the
+	// pod's current version, which its own version may not have had.
+	heard bool
 }
 
 // podInstance is the scheduler's record of an instance's containers.
@@ -176,8 +180,23 @@ func (c *core) podUpdate(now time.Time, st *mesos.TaskStatus, p *plan) bool {
 		// a newer pod spec): track it too, so it is killed with the rest.
 		pi.containers = append(pi.containers, ContainerStatus{Name: name, TaskID: st.TaskID.Value, State: mesos.TASK_STAGING})
 		k = len(pi.containers) - 1
+		if ts.t.Killing && !isTerminal(state) {
+			// The instance is being killed: this container goes too.
+			p.kills = append(p.kills, killOp{taskID: st.TaskID.Value, agentID: agent, policy: c.killPolicyOf(ts.t.AppID)})
+		}
 	}
 	cs := &pi.containers[k]
+	if isTerminal(state) && !cs.heard && st.GetReason() == mesos.REASON_RECONCILIATION && len(pi.containers) > 1 {
+		// Mesos does not know this container: the instance (restored or
+		// adopted from a previous leader) is of a version without it.
+		// It is forgotten, not taken for the instance's end.
+		pi.containers = append(pi.containers[:k], pi.containers[k+1:]...)
+		t := ts.t
+		t.Containers = append([]ContainerStatus(nil), pi.containers...)
+		ts.t = t
+		return false
+	}
+	cs.heard = true
 	cs.State = state
 	cs.Message = st.GetMessage()
 	if st.Healthy != nil {
@@ -186,7 +205,7 @@ func (c *core) podUpdate(now time.Time, st *mesos.TaskStatus, p *plan) bool {
 	}
 	agg := *st
 	agg.TaskID = mesos.TaskID{Value: inst}
-	agg.State = aggregateState(pi.containers).Enum()
+	agg.State = aggregateState(pi.containers, ts.t.Adopted).Enum()
 	if pod := podOf(c.apps[ts.t.AppID]); pod != nil && pod.HealthChecked() {
 		h := podHealthy(pod, pi.containers)
 		agg.Healthy = &h
@@ -225,12 +244,18 @@ func newPodInstance(pod *appspec.Pod, inst string) *podInstance {
 
 // aggregateState is an instance's state from its containers': the first
 // terminal one if any ended; else unreachable, killing, or the least
-// advanced of staging, starting and running.
-func aggregateState(cs []ContainerStatus) mesos.TaskState {
+// advanced of staging, starting and running. Of an instance this
+// scheduler did not launch (adopted), only the containers Mesos reported
+// count: the others may not be of its version.
+func aggregateState(cs []ContainerStatus, adopted bool) mesos.TaskState {
 	least := mesos.TASK_RUNNING
 	rank := map[mesos.TaskState]int{mesos.TASK_STAGING: 0, mesos.TASK_STARTING: 1, mesos.TASK_RUNNING: 2}
-	var unreachable, killing bool
+	var unreachable, killing, any bool
 	for _, c := range cs {
+		if adopted && !c.heard {
+			continue
+		}
+		any = true
 		switch {
 		case isTerminal(c.State):
 			return c.State
@@ -243,6 +268,8 @@ func aggregateState(cs []ContainerStatus) mesos.TaskState {
 		}
 	}
 	switch {
+	case !any:
+		return mesos.TASK_STAGING
 	case unreachable:
 		return mesos.TASK_UNREACHABLE
 	case killing:
@@ -257,13 +284,15 @@ func podHealthy(pod *appspec.Pod, cs []ContainerStatus) bool {
 		if ct.HealthCheck == nil {
 			continue
 		}
-		ok := false
+		present, ok := false, false
 		for _, c := range cs {
-			if c.Name == ct.Name && c.Healthy != nil && *c.Healthy {
-				ok = true
+			if c.Name == ct.Name {
+				present, ok = true, c.Healthy != nil && *c.Healthy
 			}
 		}
-		if !ok {
+		// A container the instance does not have (of another version)
+		// has no say.
+		if present && !ok {
 			return false
 		}
 	}

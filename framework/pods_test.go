@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"errors"
+	"math/rand"
 	"slices"
 	"strconv"
 	"strings"
@@ -530,4 +531,82 @@ func TestPodRestore(t *testing.T) {
 			t.Fatalf("instance %+v not healthy after its app container reported healthy", in)
 		}
 	}
+}
+
+// TestPodRestoreOldVersion: a new leader restores an instance of an
+// older version of the pod, whose containers differ from the current
+// spec's: the container Mesos does not know is forgotten (not taken for
+// the instance's end), the one the spec no longer names is tracked, and
+// the instance runs; it is then replaced by the roll like any old one.
+func TestPodRestoreOldVersion(t *testing.T) {
+	t.Parallel()
+	st := store.NewMemory(nil, 0)
+	v1 := testPod(t, "/web", 1)
+	a := newHarness(t, func(c *Config) { c.Tasks = st })
+	a.s.PutApp(v1)
+	a.subscribe()
+	g := launchedGroups(a.offer("h1"))
+	if len(g) != 1 {
+		t.Fatalf("launched %d", len(g))
+	}
+	inst := strings.TrimPrefix(g[0].g.Executor.ExecutorID.Value, "instance-")
+	a.update(inst+".app", mesos.TASK_RUNNING)
+	a.update(inst+".sidecar", mesos.TASK_RUNNING)
+	a.sync()
+
+	// Version 2 renames the sidecar; the new leader starts with it.
+	v2 := testPod(t, "/web", 1)
+	v2.Version = "v2"
+	v2.Pod.Containers[1].Name = "proxy"
+	// Another seed: the new leader must not draw the old one's ids.
+	b := newHarness(t, func(c *Config) { c.Tasks, c.Rand = st, rand.New(rand.NewSource(2)) })
+	b.s.PutApp(v2)
+	if n, err := b.s.Restore(context.Background()); err != nil || n != 1 {
+		t.Fatalf("restore: %d, %v", n, err)
+	}
+	b.subscribe()
+	// The master's answers: app and sidecar run (implicit), proxy is
+	// unknown (explicit).
+	gone := TestStatus(inst+".proxy", "a-h1", mesos.TASK_GONE, false)
+	gone.Reason = mesos.REASON_RECONCILIATION.Enum()
+	b.send(UpdateInput(gone))
+	b.send(UpdateInput(TestStatus(inst+".app", "a-h1", mesos.TASK_RUNNING, false)))
+	b.send(UpdateInput(TestStatus(inst+".sidecar", "a-h1", mesos.TASK_RUNNING, false)))
+	early := b.rec.Take() // an old instance that is not healthy may go at once
+	var old *Task
+	for _, in := range b.tasks("/web") {
+		if in.ID == inst {
+			in := in
+			old = &in
+		}
+	}
+	if old == nil || len(old.Containers) != 2 || old.Containers[1].Name != "sidecar" || old.Containers[0].State != mesos.TASK_RUNNING || old.Containers[1].State != mesos.TASK_RUNNING {
+		t.Fatalf("restored instance %+v, want it with app and sidecar running (proxy, unknown to Mesos, forgotten)", old)
+	}
+	// The roll replaces it: a v2 instance; the old one, not healthy
+	// under this leader, is killed whole, the sidecar it reported after
+	// the kill went out included.
+	offerCalls := b.offer("h2")
+	groups := launchedGroups(offerCalls)
+	if len(groups) != 1 || groups[0].g.TaskGroup.Tasks[1].Name != "proxy" {
+		t.Fatalf("roll launched %+v, want one v2 instance with proxy", groups)
+	}
+	yes := true
+	b.update(newInst(groups)+".app", mesos.TASK_RUNNING, func(s *mesos.TaskStatus) { s.Healthy = &yes })
+	b.update(newInst(groups)+".proxy", mesos.TASK_RUNNING)
+	var killed []string
+	for _, c := range append(append(early, offerCalls...), b.rec.Take()...) {
+		if c.Type == CallKill {
+			killed = append(killed, c.TaskID)
+		}
+	}
+	// proxy may be asked too (the spec named it when the kill went out):
+	// Mesos answers that it does not know it.
+	if !slices.Contains(killed, inst+".app") || !slices.Contains(killed, inst+".sidecar") {
+		t.Fatalf("killed %v, want the old instance's app and sidecar", killed)
+	}
+}
+
+func newInst(groups []launchedGroup) string {
+	return strings.TrimPrefix(groups[0].g.Executor.ExecutorID.Value, "instance-")
 }
