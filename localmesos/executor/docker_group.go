@@ -87,7 +87,7 @@ func (d *Docker) planNetwork(ctx context.Context, t *Task, g *dockerGroup) (dock
 	var ranges []mesos.Value_Range
 	for _, ni := range t.Group.Container.GetNetworkInfos() {
 		for _, pm := range ni.PortMappings {
-			dk.PortMappings = append(dk.PortMappings, mesos.ContainerInfo_DockerInfo_PortMapping{HostPort: pm.HostPort, ContainerPort: pm.ContainerPort, Protocol: pm.Protocol})
+			dk.PortMappings = append(dk.PortMappings, mesos.ContainerInfo_DockerInfo_PortMapping(pm))
 			ranges = append(ranges, mesos.Value_Range{Begin: uint64(pm.HostPort), End: uint64(pm.HostPort)})
 		}
 	}
