@@ -579,7 +579,11 @@ func (c *appCLI) change(ctx context.Context, method, path, body string) error {
 		// Pod writes answer with the pod; the id is in the header.
 		res.DeploymentID = c.deploymentID
 	}
-	fmt.Fprintf(c.out, "deployment %s started (version %s)\n", res.DeploymentID, res.Version)
+	if res.Version != "" {
+		fmt.Fprintf(c.out, "deployment %s started (version %s)\n", res.DeploymentID, res.Version)
+	} else {
+		fmt.Fprintf(c.out, "deployment %s started\n", res.DeploymentID) // a pod's DELETE names no version
+	}
 	if c.detach || res.DeploymentID == "" {
 		return nil
 	}
