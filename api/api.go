@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -153,6 +154,12 @@ type Server struct {
 	recent          recentTasks  // tasks that ended, for their logs (recent.go)
 	// tr is this term's translator of scheduler events (Run sets it).
 	tr atomic.Pointer[translator]
+	// noFragments turns kept fragments off (fragments.go): the benchmark's
+	// A/B of one run.
+	noFragments atomic.Bool
+	// loggedEmbeds are the unknown embeds already logged (render_embed.go).
+	loggedEmbeds  sync.Map
+	loggedEmbedsN atomic.Int64
 
 	table routeTable
 	conns atomic.Pointer[connlimit.Listener]

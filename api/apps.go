@@ -27,7 +27,8 @@ import (
 // app by app from pre-rendered specs, never built whole in memory.
 func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	e := parseEmbed(q["embed"])
+	e, unknown := parseEmbed(q["embed"])
+	s.unknownEmbeds(r, unknown)
 	idFilter, cmdFilter := q.Get("id"), q.Get("cmd")
 	sel, err := parseLabelSelector(q.Get("label"))
 	if err != nil {
@@ -43,6 +44,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 	_, _ = bw.WriteString(`{"apps":[`)
 	buf := make([]byte, 0, 8<<10)
 	first := true
+	keep := ti.frags.keep(e)
 	for _, m := range metas {
 		if m.App.Pod != nil {
 			continue // pods.go: /v2/pods
@@ -56,17 +58,21 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 		if !sel.matches(m.App.Labels) {
 			continue
 		}
-		buf = buf[:0]
 		if !first {
-			buf = append(buf, ',')
+			_ = bw.WriteByte(',') // an error comes back from the Write below
 		}
 		first = false
 		depID := ""
 		if len(deps) > 0 {
 			depID = deps[m.App.ID]
 		}
-		buf = s.appendApp(buf, m, ti.byApp[m.App.ID], e, depID)
-		if _, err := bw.Write(buf); err != nil {
+		// A kept fragment is written as it is (fragments.go).
+		f, tf := s.keptFragment(ti, m, e, depID)
+		if f == nil {
+			buf = s.renderListed(buf[:0], ti, m, e, depID, tf, keep)
+			f = buf
+		}
+		if _, err := bw.Write(f); err != nil {
 			return nil // the client went away; nothing more can be said to it
 		}
 	}
@@ -81,8 +87,12 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request, id string) error
 	if m == nil || m.App.Pod != nil {
 		return s.appMissing(id)
 	}
+	// Marathon's GET /v2/apps/{id} always has the tasks and the last
+	// failure; readiness and taskStats when asked for.
+	e, unknown := parseEmbed(r.URL.Query()["embed"])
+	s.unknownEmbeds(r, unknown)
 	b := []byte(`{"app":`)
-	b = s.appendApp(b, m, s.sched.Snapshot().TasksOf(id), embed{tasks: true, lastTaskFailure: true}, s.depIDFor(id))
+	b = s.appendApp(b, m, s.sched.Snapshot().TasksOf(id), e.or(embed{tasks: true, lastTaskFailure: true}), s.depIDFor(id))
 	b = append(b, '}')
 	writeRaw(w, http.StatusOK, b)
 	return nil
@@ -146,32 +156,41 @@ func rollbackVersion(body []byte) (string, bool) {
 // at version V becomes the app again, as a new deployment (a scale when
 // only instances differ, otherwise a restart onto that config).
 func (s *Server) rollbackApp(w http.ResponseWriter, r *http.Request, id, version string) error {
-	cur := s.dep.App(id)
-	if cur == nil {
-		return s.appMissing(id)
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	old, err := s.st.GetVersion(ctx, id, version)
-	if errors.Is(err, store.ErrNotFound) {
-		return &httpError{Status: http.StatusNotFound, Message: fmt.Sprintf("App '%s' has no version '%s'; list them with GET /v2/apps%s/versions", id, version, id),
-			Details: []appspec.Detail{{Path: "/version", Errors: []string{"no such version of this app"}}}}
-	}
+	app, err := s.versionApp(ctx, id, version)
 	if err != nil {
-		return fmt.Errorf("api: read version %s of %s: %w", version, id, err)
-	}
-	app := *old
-	app.Version = ""
-	// The old version is judged by today's rules, like any write.
-	if err := s.checkApp(ctx, &app); err != nil {
 		return err
 	}
-	res, err := s.dep.Apply(ctx, deploy.Op{Kind: deploy.OpUpdate, ID: id, App: &app, Force: forced(r), URI: r.URL.Path, ClientIP: clientIP(r)})
+	// The old version is judged by today's rules, like any write.
+	if err := s.checkApp(ctx, app); err != nil {
+		return err
+	}
+	res, err := s.dep.Apply(ctx, deploy.Op{Kind: deploy.OpUpdate, ID: id, App: app, Force: forced(r), URI: r.URL.Path, ClientIP: clientIP(r)})
 	if err != nil {
 		return err
 	}
 	writeDeployment(w, http.StatusOK, res.Deployment)
 	return nil
+}
+
+// versionApp is app id as it was at version, to become the app again: 404
+// with the path /version when the app or that version is not kept.
+func (s *Server) versionApp(ctx context.Context, id, version string) (*appspec.App, error) {
+	if s.dep.App(id) == nil {
+		return nil, s.appMissing(id)
+	}
+	old, err := s.st.GetVersion(ctx, id, version)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &httpError{Status: http.StatusNotFound, Message: fmt.Sprintf("App '%s' has no version '%s'; list them with GET /v2/apps%s/versions", id, version, id),
+			Details: []appspec.Detail{{Path: "/version", Errors: []string{"no such version of this app"}}}}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("api: read version %s of %s: %w", version, id, err)
+	}
+	app := *old
+	app.Version = ""
+	return &app, nil
 }
 
 func invalid(path string, errs ...string) *httpError {
@@ -254,28 +273,10 @@ func (s *Server) putApp(w http.ResponseWriter, r *http.Request, id string, patch
 	if v, ok := rollbackVersion(body); ok {
 		return s.rollbackApp(w, r, id, v)
 	}
-	// Decoding the body alone first makes every error's path refer to
-	// what the client sent.
-	app, err := appspec.Decode(bytes.NewReader(body))
+	app, err := s.updatedApp(id, body, patch || r.URL.Query().Get("partialUpdate") != "false", !patch)
 	if err != nil {
 		return err
 	}
-	if bid, ok := bodyID(body); ok && appspec.CanonicalID(bid) != id {
-		return invalid("/id", fmt.Sprintf("the body's id %q differs from the id in the path %q; remove it from the body or make them equal", bid, id))
-	}
-	cur := s.dep.App(id)
-	if patch && cur == nil {
-		return notFoundApp(id)
-	}
-	if err := isPod(cur); err != nil {
-		return err
-	}
-	if cur != nil && (patch || r.URL.Query().Get("partialUpdate") != "false") {
-		if app, err = mergeApp(cur.App, body); err != nil {
-			return err
-		}
-	}
-	app.ID = id
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	if err := s.checkApp(ctx, app); err != nil {
@@ -292,6 +293,35 @@ func (s *Server) putApp(w http.ResponseWriter, r *http.Request, id string, patch
 	}
 	writeDeployment(w, status, res.Deployment)
 	return nil
+}
+
+// updatedApp is app id after the update body: with partial, the body's
+// top-level fields over the current app (Marathon's partialUpdate, and
+// every PATCH); otherwise the body is the whole app. Without create, an
+// app that does not exist is 404 (PATCH). Every error's path refers to
+// what the client sent.
+func (s *Server) updatedApp(id string, body []byte, partial, create bool) (*appspec.App, error) {
+	app, err := appspec.Decode(bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if bid, ok := bodyID(body); ok && appspec.CanonicalID(bid) != id {
+		return nil, invalid("/id", fmt.Sprintf("the body's id %q differs from the id in the path %q; remove it from the body or make them equal", bid, id))
+	}
+	cur := s.dep.App(id)
+	if !create && cur == nil {
+		return nil, notFoundApp(id)
+	}
+	if err := isPod(cur); err != nil {
+		return nil, err
+	}
+	if cur != nil && partial {
+		if app, err = mergeApp(cur.App, body); err != nil {
+			return nil, err
+		}
+	}
+	app.ID = id
+	return app, nil
 }
 
 // mergeApp overlays the body's top-level fields on the current app.

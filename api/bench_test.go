@@ -178,6 +178,28 @@ func rssMiB() (rss, hwm float64) {
 	return rss, hwm
 }
 
+// timedGet GETs url, reads the body whole and returns how long it took
+// and the body's size; anything but a 200 fails the benchmark.
+func timedGet(b *testing.B, client *http.Client, url string) (time.Duration, int64) {
+	start := time.Now()
+	res, err := client.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 {
+		b.Fatalf("GET %s: status %d: %v", url, res.StatusCode, err)
+	}
+	return time.Since(start), n
+}
+
+// percentile is the p-th (0–1) of lat in milliseconds; it sorts lat.
+func percentile(lat []time.Duration, p float64) float64 {
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+}
+
 // BenchmarkListApps is GET /v2/apps with 10,000 apps and 100,000 tasks,
 // over loopback HTTP, body read whole by the client. Reports p50/p99
 // latency, response size and the process's RSS. Run it alone:
@@ -201,32 +223,53 @@ func BenchmarkListApps(b *testing.B) {
 			var size int64
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				start := time.Now()
-				res, err := client.Get(bs.url + q.query)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n, err := io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if err != nil || res.StatusCode != 200 {
-					b.Fatalf("status %d: %v", res.StatusCode, err)
-				}
-				lat = append(lat, time.Since(start))
+				d, n := timedGet(b, client, bs.url+q.query)
+				lat = append(lat, d)
 				size = n
 			}
 			b.StopTimer()
-			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-			pct := func(p float64) float64 {
-				return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
-			}
 			rss, hwm := rssMiB()
-			b.ReportMetric(pct(0.5), "p50-ms")
-			b.ReportMetric(pct(0.99), "p99-ms")
+			b.ReportMetric(percentile(lat, 0.5), "p50-ms")
+			b.ReportMetric(percentile(lat, 0.99), "p99-ms")
 			b.ReportMetric(float64(size)/(1<<20), "MiB/resp")
 			b.ReportMetric(rss, "rss-MiB")
 			b.ReportMetric(hwm, "peak-rss-MiB")
 		})
 	}
+}
+
+// BenchmarkGroupsFragmentsAB is GET /v2/groups?embed=group.groups&
+// embed=group.apps.tasks with 10,000 apps and 100,000 tasks, with kept
+// fragments (A) and without (B), the two alternating request by request
+// so that both see the same load; it reports both p50/p99 and their
+// ratio. Run it alone:
+//
+//	FLOTILLA_BENCH_UPDATE_BUDGET=20s go test -run '^$' -bench GroupsFragmentsAB -benchtime 60x ./api/
+func BenchmarkGroupsFragmentsAB(b *testing.B) {
+	const apps, perApp = 10000, 10
+	bs := setupBench(b, apps, perApp)
+	defer bs.stop()
+	defer bs.srv.noFragments.Store(false)
+	runtime.GC()
+	client := &http.Client{}
+	url := bs.url + "/v2/groups?embed=group.groups&embed=group.apps.tasks"
+	var with, without []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		bs.srv.noFragments.Store(false)
+		d, _ := timedGet(b, client, url)
+		with = append(with, d)
+		bs.srv.noFragments.Store(true)
+		d, _ = timedGet(b, client, url)
+		without = append(without, d)
+	}
+	b.StopTimer()
+	b.ReportMetric(percentile(with, 0.5), "A-p50-ms")
+	b.ReportMetric(percentile(with, 0.99), "A-p99-ms")
+	b.ReportMetric(percentile(without, 0.5), "B-p50-ms")
+	b.ReportMetric(percentile(without, 0.99), "B-p99-ms")
+	b.ReportMetric(percentile(with, 0.5)/percentile(without, 0.5), "A/B-p50")
+	b.ReportMetric(percentile(with, 0.99)/percentile(without, 0.99), "A/B-p99")
 }
 
 // BenchmarkListAppsChurn is the same list while the scheduler keeps
@@ -267,19 +310,12 @@ func BenchmarkListAppsChurn(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				start := time.Now()
-				res, err := client.Get(bs.url + "/v2/apps")
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, _ = io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				lat = append(lat, time.Since(start))
+				d, _ := timedGet(b, client, bs.url+"/v2/apps")
+				lat = append(lat, d)
 			}
 			b.StopTimer()
-			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-			b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(percentile(lat, 0.5), "p50-ms")
+			b.ReportMetric(percentile(lat, 0.99), "p99-ms")
 			rss, hwm := rssMiB()
 			b.ReportMetric(rss, "rss-MiB")
 			b.ReportMetric(hwm, "peak-rss-MiB")

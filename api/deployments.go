@@ -38,17 +38,20 @@ type actionJSON struct {
 }
 
 type currentActionJSON struct {
-	Action                string `json:"action"`
-	App                   string `json:"app"`
-	ReadinessCheckResults []any  `json:"readinessCheckResults"`
+	Action string `json:"action"`
+	App    string `json:"app"`
+	// The app's readinessCheckResults while the action runs.
+	ReadinessCheckResults []readinessResult `json:"readinessCheckResults"`
 }
 
 func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
 	ds := s.dep.Deployments()
 	out := make([]deploymentJSON, 0, len(ds))
 	var snapHealth func(*deploy.Deployment) string
+	readiness := func(string) []readinessResult { return []readinessResult{} }
 	if len(ds) > 0 {
 		snap := s.sched.Snapshot()
+		readiness = func(appID string) []readinessResult { return readinessResults(s.dep.App(appID), snap.TasksOf(appID)) }
 		snapHealth = func(d *deploy.Deployment) string {
 			m := s.dep.App(d.AppID)
 			p := deploy.Reached(snap, d, m != nil && m.Health)
@@ -65,7 +68,7 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
 		out = append(out, deploymentJSON{
 			ID: d.ID, Version: d.Version, AffectedApps: []string{d.AppID}, AffectedPods: []string{},
 			Steps:          []stepJSON{{Actions: []actionJSON{{Action: d.Action, App: d.AppID}}}},
-			CurrentActions: []currentActionJSON{{Action: d.Action, App: d.AppID, ReadinessCheckResults: []any{}}},
+			CurrentActions: []currentActionJSON{{Action: d.Action, App: d.AppID, ReadinessCheckResults: readiness(d.AppID)}},
 			CurrentStep:    1, TotalSteps: 1,
 			StartedAt: timestamp(d.Started), ProgressDeadline: timestamp(d.Deadline),
 			Rollback: d.Rollback, RollbackOf: d.RollbackOf, Progress: snapHealth(d),
@@ -83,7 +86,7 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
 		cur := []currentActionJSON{}
 		if p.Current >= 0 && p.Current < len(steps) {
 			for _, a := range steps[p.Current].Actions {
-				cur = append(cur, currentActionJSON{Action: a.Action, App: a.App, ReadinessCheckResults: []any{}})
+				cur = append(cur, currentActionJSON{Action: a.Action, App: a.App, ReadinessCheckResults: readiness(a.App)})
 			}
 		}
 		out = append(out, deploymentJSON{

@@ -244,7 +244,12 @@ type healthChangedEvent struct {
 // translator turns scheduler events into Marathon's; it is called from
 // deploy's loop only, one event at a time.
 type translator struct {
-	healthy map[string]bool // task id → last health result seen
+	healthy   map[string]bool   // task id → last health result seen
+	condition map[string]string // task id → last instance condition published
+}
+
+func newTranslator() *translator {
+	return &translator{healthy: map[string]bool{}, condition: map[string]string{}}
 }
 
 func (s *Server) translate(tr *translator, ev framework.Event) {
@@ -262,9 +267,7 @@ func (s *Server) translate(tr *translator, ev framework.Event) {
 		s.publish(eventStatusUpdate, statusUpdateEvent{eventHeader: hdr, SlaveID: t.AgentID, TaskID: t.ID,
 			TaskStatus: t.State.String(), Message: t.Message, AppID: t.AppID, Host: t.Host, Ports: ports,
 			IPAddresses: []any{}, Version: t.AppVersion})
-		if t.Containers != nil {
-			s.publishInstanceChanged(ev.At, t) // pods.go
-		}
+		s.instanceChanged(tr, ev)
 		if ev.Type == framework.EventTaskRemoved {
 			delete(tr.healthy, t.ID)
 			s.recent.add(t, ev.At) // recent.go: its sandbox can still be read
@@ -284,6 +287,8 @@ func (s *Server) translate(tr *translator, ev framework.Event) {
 					AppID:       t.AppID, TaskID: t.ID, InstanceID: instanceID(t.ID), Version: t.AppVersion, Alive: *t.Healthy})
 			}
 		}
+	case framework.EventHealthCheckFailed, framework.EventUnhealthyKill:
+		s.translateHealth(ev) // health.go
 	case framework.EventAppRemoved:
 		if ev.App != nil {
 			s.publish(eventAppTerminated, struct {
@@ -296,7 +301,7 @@ func (s *Server) translate(tr *translator, ev framework.Event) {
 		// stream cannot be told which, so they are made to resync.
 		s.log.Warn("scheduler events lost (api too slow); disconnecting event stream clients so they resync")
 		s.hub.dropAll(laggedMessage)
-		tr.healthy = map[string]bool{}
+		*tr = *newTranslator()
 	}
 }
 
@@ -315,7 +320,7 @@ func failedState(st mesos.TaskState) bool {
 // are dropped, so that they reconnect (through the proxy) to the new
 // leader.
 func (s *Server) Run(ctx context.Context) error {
-	s.tr.Store(&translator{healthy: map[string]bool{}})
+	s.tr.Store(newTranslator())
 	<-ctx.Done()
 	s.hub.dropAll("this replica stopped leading; reconnect to follow the new leader's events")
 	return nil
@@ -324,7 +329,7 @@ func (s *Server) Run(ctx context.Context) error {
 func (p deployPublisher) SchedulerEvent(ev framework.Event) {
 	tr := p.s.tr.Load()
 	if tr == nil {
-		tr = &translator{healthy: map[string]bool{}}
+		tr = newTranslator()
 		p.s.tr.CompareAndSwap(nil, tr)
 		tr = p.s.tr.Load()
 	}
@@ -364,7 +369,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			"%d event stream clients are attached, the most this server takes (--api-max-event-streams); retry later, or share one stream among your consumers", s.cfg.ClientLimits.MaxEventStreams))
 		return
 	}
-	defer s.hub.unsubscribe(sub)
+	defer func() {
+		s.hub.unsubscribe(sub)
+		s.detached(r.RemoteAddr)
+	}()
 	s.met.sseClients.Inc()
 	defer s.met.sseClients.Dec()
 

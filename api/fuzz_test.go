@@ -95,7 +95,8 @@ func FuzzQuery(f *testing.F) {
 			if len(body.Apps) != len(want) {
 				t.Fatalf("/v2/apps?%s: %d apps, want %v", raw, len(body.Apps), want)
 			}
-			embedTasks := parseEmbed(q["embed"]).tasks
+			pe, _ := parseEmbed(q["embed"])
+			embedTasks := pe.tasks
 			for _, a := range body.Apps {
 				id, _ := a["id"].(string)
 				if !want[id] {

@@ -45,8 +45,7 @@ func (s *Server) groupTree() map[string]*groupNode {
 	}
 	node("/")
 	for id, g := range s.dep.Groups() {
-		n := node(id)
-		n.deps, n.version = g.Dependencies, g.Version
+		node(id).deps = g.Dependencies
 	}
 	for _, r := range s.dep.Apps() {
 		n := node(appspec.ParentID(r.App.ID))
@@ -55,14 +54,11 @@ func (s *Server) groupTree() map[string]*groupNode {
 		} else {
 			n.apps = append(n.apps, r)
 		}
-		for g := n; g != nil; {
-			if r.App.Version > g.version {
-				g.version = r.App.Version
-			}
-			if g.id == "/" {
-				break
-			}
-			g = nodes[appspec.ParentID(g.id)]
+	}
+	// deploy decides what a group's version is (the newest change in it).
+	for id, v := range s.dep.GroupVersions() {
+		if n := nodes[id]; n != nil {
+			n.version = v
 		}
 	}
 	return nodes
@@ -74,12 +70,16 @@ type groupEmbed struct {
 	app          embed
 }
 
-func parseGroupEmbed(values []string) groupEmbed {
+// parseGroupEmbed reads Marathon's group embeds (resolveAppGroup): with
+// none, the groups and apps of the tree; group.apps.* embeds imply
+// group.apps. It returns the embeds it does not know, which Marathon
+// ignores with a warning.
+func parseGroupEmbed(values []string) (groupEmbed, []string) {
 	if len(values) == 0 {
-		// Marathon's default: the groups and apps of the tree.
-		return groupEmbed{apps: true, groups: true}
+		return groupEmbed{apps: true, groups: true}, nil
 	}
 	var e groupEmbed
+	var unknown []string
 	for _, v := range values {
 		for _, f := range strings.Split(v, ",") {
 			switch f = strings.TrimSpace(f); {
@@ -89,15 +89,15 @@ func parseGroupEmbed(values []string) groupEmbed {
 				e.apps = true
 			case strings.HasPrefix(f, "group.apps."):
 				e.apps = true
-				e.app = mergeEmbed(e.app, parseEmbed([]string{strings.TrimPrefix(f, "group.apps.")}))
+				ae, u := parseEmbed([]string{f})
+				e.app = e.app.or(ae)
+				unknown = append(unknown, u...)
+			case f != "":
+				unknown = append(unknown, f)
 			}
 		}
 	}
-	return e
-}
-
-func mergeEmbed(a, b embed) embed {
-	return embed{tasks: a.tasks || b.tasks, lastTaskFailure: a.lastTaskFailure || b.lastTaskFailure}
+	return e, unknown
 }
 
 // groupWriter streams a group tree: each app is rendered into a scratch
@@ -109,9 +109,12 @@ type groupWriter struct {
 	buf  []byte
 	e    groupEmbed
 	ti   *taskIndex
+	keep bool // store the fragments rendered (fragments.go)
 	deps map[string]string
 	err  error
 }
+
+var comma = []byte{','}
 
 func (gw *groupWriter) write(b []byte) {
 	if gw.err == nil {
@@ -144,17 +147,20 @@ func (gw *groupWriter) group(n *groupNode) {
 	gw.write(b)
 	if gw.e.apps {
 		for i, r := range n.apps {
-			b = gw.buf[:0]
 			if i > 0 {
-				b = append(b, ',')
+				gw.write(comma)
 			}
 			// The counts (tasksRunning, tasksHealthy, …) come from the
 			// tasks whether or not they are embedded, as in GET /v2/apps:
-			// the UI's tree shows them.
-			ts := gw.ti.byApp[r.App.ID]
-			b = gw.s.appendApp(b, r, ts, gw.e.app, gw.deps[r.App.ID])
-			gw.write(b)
-			gw.buf = b
+			// the UI's tree shows them. A kept fragment is written as it
+			// is, not copied first.
+			depID := gw.deps[r.App.ID]
+			f, tf := gw.s.keptFragment(gw.ti, r, gw.e.app, depID)
+			if f == nil {
+				f = gw.s.renderListed(gw.buf[:0], gw.ti, r, gw.e.app, depID, tf, gw.keep)
+				gw.buf = f
+			}
+			gw.write(f)
 		}
 	}
 	gw.write([]byte(`],"groups":[`))
@@ -166,7 +172,7 @@ func (gw *groupWriter) group(n *groupNode) {
 		sort.Strings(ids)
 		for i, id := range ids {
 			if i > 0 {
-				gw.write([]byte{','})
+				gw.write(comma)
 			}
 			gw.group(n.children[id])
 		}
@@ -181,9 +187,12 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) err
 	if n == nil {
 		return errorf(http.StatusNotFound, "Group '%s' does not exist; list the groups with GET /v2/groups", id)
 	}
-	gw := &groupWriter{s: s, e: parseGroupEmbed(r.URL.Query()["embed"]), deps: s.dep.DeploymentsByApp(), buf: make([]byte, 0, 8<<10)}
+	ge, unknown := parseGroupEmbed(r.URL.Query()["embed"])
+	s.unknownEmbeds(r, unknown)
+	gw := &groupWriter{s: s, e: ge, deps: s.dep.DeploymentsByApp(), buf: make([]byte, 0, 8<<10)}
 	if gw.e.apps {
 		gw.ti = s.taskIndex(s.listSnapshot())
+		gw.keep = gw.ti.frags.keep(gw.e.app)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
@@ -194,19 +203,6 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) err
 		gw.err = gw.bw.Flush()
 	}
 	// An error here is the client gone; nothing more can be said to it.
-	return nil
-}
-
-// groupVersions serves GET /v2/groups/{id}/versions: Flotilla keeps apps'
-// versions, not a history of whole groups, so the list holds the current
-// version only (said in the docs).
-func (s *Server) groupVersions(w http.ResponseWriter, r *http.Request, id string) error {
-	id = appspec.CanonicalID(id)
-	n := s.groupTree()[id]
-	if n == nil {
-		return errorf(http.StatusNotFound, "Group '%s' does not exist; list the groups with GET /v2/groups", id)
-	}
-	writeJSON(w, http.StatusOK, []string{n.version})
 	return nil
 }
 
@@ -257,11 +253,12 @@ func (s *Server) writeGroup(w http.ResponseWriter, r *http.Request, id string, k
 			op.Kind = deploy.GroupScale
 			return s.answerGroup(ctx, w, op, http.StatusOK)
 		}
-		if _, ok := probe["version"]; ok && len(probe) <= 2 {
-			if _, idOnly := probe["id"]; len(probe) == 1 || idOnly {
-				return &httpError{Status: http.StatusUnprocessableEntity, Message: "Object is not valid",
-					Details: []appspec.Detail{{Path: "/version", Errors: []string{"not supported by Flotilla: it keeps app versions, not group versions; roll back each app with PUT /v2/apps/{id} {\"version\": …}"}}}}
+		if v, ok := rollbackVersion(body); ok {
+			if bid, has := bodyID(body); has && appspec.CanonicalID(bid) != id {
+				return invalid("/id", fmt.Sprintf("the body's id %q differs from the id in the path %q", bid, id))
 			}
+			op.ID = id
+			return s.rollbackGroup(ctx, w, op, v)
 		}
 	}
 	_, hasID := probe["id"]
@@ -288,13 +285,8 @@ func (s *Server) writeGroup(w http.ResponseWriter, r *http.Request, id string, k
 		return invalid("/id", fmt.Sprintf("the body's id %q differs from the id in the path %q", g.ID, id))
 	}
 	op.ID = g.ID
-	if err := g.Validate(s.dep.Limits()); err != nil {
+	if err := s.checkGroup(ctx, g); err != nil {
 		return err
-	}
-	for _, a := range g.AllApps() {
-		if err := s.checkApp(ctx, a); err != nil {
-			return prefixAppError(err, a.ID)
-		}
 	}
 	op.Group = g
 	status := http.StatusOK
@@ -329,6 +321,20 @@ func planSteps(acts [][][2]string) []stepJSON {
 		out = append(out, s)
 	}
 	return out
+}
+
+// checkGroup judges a group as every write is judged: the group's rules,
+// then each app's (limits, secrets).
+func (s *Server) checkGroup(ctx context.Context, g *appspec.Group) error {
+	if err := g.Validate(s.dep.Limits()); err != nil {
+		return err
+	}
+	for _, a := range g.AllApps() {
+		if err := s.checkApp(ctx, a); err != nil {
+			return prefixAppError(err, a.ID)
+		}
+	}
+	return nil
 }
 
 // prefixAppError names the app a secret problem belongs to.

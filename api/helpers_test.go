@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
+	"github.com/flotilla-sched/flotilla/internal/testbed"
 	"github.com/flotilla-sched/flotilla/store"
 )
 
@@ -273,4 +275,23 @@ func newDeploy(t testing.TB, sched deploy.Scheduler, st store.Store, clk clock.C
 		t.Fatal(err)
 	}
 	return d
+}
+
+// zkStore is a ZooKeeper store of the test bed under root (a new one
+// named after name when root is ""), closed when the test ends; it
+// returns the root, for a second store (a new leader) on the same data.
+func zkStore(t testing.TB, name, root string) (*store.ZK, string) {
+	t.Helper()
+	addr := testbed.ZooKeeper(t)
+	if root == "" {
+		root = fmt.Sprintf("/flotilla-%s-%d", name, time.Now().UnixNano())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	zk, err := store.NewZK(ctx, store.ZKConfig{Servers: []string{addr}, Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(zk.Close)
+	return zk, root
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
@@ -29,9 +28,6 @@ const (
 	eventPodCreated = "pod_created_event"
 	eventPodUpdated = "pod_updated_event"
 	eventPodDeleted = "pod_deleted_event"
-	// eventInstanceChanged is Marathon's event for a pod instance's
-	// condition (InstanceChanged).
-	eventInstanceChanged = "instance_changed_event"
 )
 
 func (s *Server) podRoutes() []*route {
@@ -174,7 +170,7 @@ func (s *Server) writePod(w http.ResponseWriter, r *http.Request, pathID string,
 	if pathID != "" {
 		pod.ID = pathID
 	}
-	if err := pod.Validate(); err != nil {
+	if err := pod.ValidateWith(s.dep.Limits()); err != nil {
 		return err
 	}
 	if cur := s.dep.App(pod.ID); cur != nil && cur.App.Pod == nil {
@@ -431,20 +427,4 @@ func isPod(m *deploy.Record) error {
 		return errorf(http.StatusConflict, "%s is a pod; change it through /v2/pods%s", m.App.ID, m.App.ID)
 	}
 	return nil
-}
-
-// publishInstanceChanged sends Marathon's instance_changed_event for a pod
-// instance: its condition, named as Marathon's Condition is.
-func (s *Server) publishInstanceChanged(at time.Time, t *framework.Task) {
-	cond := strings.TrimPrefix(t.State.String(), "TASK_")
-	cond = cond[:1] + strings.ToLower(cond[1:])
-	s.publish(eventInstanceChanged, struct {
-		eventHeader
-		InstanceID     string `json:"instanceId"`
-		Condition      string `json:"condition"`
-		RunSpecID      string `json:"runSpecId"`
-		AgentID        string `json:"agentId"`
-		Host           string `json:"host"`
-		RunSpecVersion string `json:"runSpecVersion"`
-	}{eventHeader{EventType: eventInstanceChanged, Timestamp: timestamp(at)}, t.ID, cond, t.AppID, t.AgentID, t.Host, t.AppVersion})
 }

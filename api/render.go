@@ -22,6 +22,7 @@ import (
 type taskIndex struct {
 	snap  *framework.Snapshot
 	byApp map[string][]framework.Task
+	frags fragments // fragments.go: apps rendered from this snapshot
 }
 
 func (s *Server) taskIndex(snap *framework.Snapshot) *taskIndex {
@@ -72,26 +73,55 @@ func countTasks(ts []framework.Task) counts {
 	return c
 }
 
-// embed is what a response carries beyond the spec.
+// embed is what a response carries beyond the spec (Marathon's
+// AppInfo.Embed). Counts and deployments are in every answer, as
+// Marathon's GET /v2/apps always adds them, so they need no flag.
 type embed struct {
-	tasks, lastTaskFailure bool
+	tasks, lastTaskFailure, readiness, taskStats bool
 }
 
-func parseEmbed(values []string) embed {
+func (e embed) or(o embed) embed {
+	return embed{tasks: e.tasks || o.tasks, lastTaskFailure: e.lastTaskFailure || o.lastTaskFailure,
+		readiness: e.readiness || o.readiness, taskStats: e.taskStats || o.taskStats}
+}
+
+// parseEmbed reads Marathon's app embeds, with or without their prefix
+// (apps., app., group.apps.), as Marathon's InfoEmbedResolver does, and
+// returns the ones it does not know: Marathon ignores them with a
+// warning in its log, and so does Flotilla (the caller logs them).
+func parseEmbed(values []string) (embed, []string) {
 	var e embed
+	var unknown []string
 	for _, v := range values {
 		for _, f := range strings.Split(v, ",") {
-			switch strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(f), "apps."), "app.") {
+			f = strings.TrimSpace(f)
+			name := f
+			for _, p := range []string{"group.apps.", "apps.", "app."} {
+				if n, ok := strings.CutPrefix(f, p); ok {
+					name = n
+					break
+				}
+			}
+			switch name {
 			case "tasks":
 				e.tasks = true
 			case "lastTaskFailure":
 				e.lastTaskFailure = true
+			case "failures": // Marathon's deprecated tasks + lastTaskFailure
+				e.tasks, e.lastTaskFailure = true, true
+			case "readiness":
+				e.readiness = true
+			case "taskStats":
+				e.taskStats = true
+			case "counts", "deployments":
+				// Always present, as in Marathon's GET /v2/apps.
+			case "":
+			default:
+				unknown = append(unknown, f)
 			}
-			// apps.counts and apps.deployments are always present, as in
-			// Marathon; unknown embeds are ignored, as Marathon does.
 		}
 	}
-	return e
+	return e, unknown
 }
 
 // taskFailure is Marathon's lastTaskFailure.
@@ -139,6 +169,16 @@ func (l *lastFailures) forget(appID string) {
 // status part is encoded here, by hand, from the snapshot; the spec is
 // the bytes rendered when the app was written.
 func (s *Server) appendApp(b []byte, m *deploy.Record, ts []framework.Task, e embed, depID string) []byte {
+	var tf []byte
+	if e.lastTaskFailure {
+		tf = s.lastTF.get(m.App.ID)
+	}
+	return s.appendAppFailure(b, m, ts, e, depID, tf)
+}
+
+// appendAppFailure is appendApp with the app's last failure (JSON) read
+// by the caller, so that a kept fragment records the one it holds.
+func (s *Server) appendAppFailure(b []byte, m *deploy.Record, ts []framework.Task, e embed, depID string, tf []byte) []byte {
 	c := countTasks(ts)
 	b = append(b, m.Spec...)
 	b = append(b, `,"version":`...)
@@ -172,11 +212,15 @@ func (s *Server) appendApp(b []byte, m *deploy.Record, ts []framework.Task, e em
 		}
 		b = append(b, ']')
 	}
-	if e.lastTaskFailure {
-		if f := s.lastTF.get(m.App.ID); f != nil {
-			b = append(b, `,"lastTaskFailure":`...)
-			b = append(b, f...)
-		}
+	if e.lastTaskFailure && tf != nil {
+		b = append(b, `,"lastTaskFailure":`...)
+		b = append(b, tf...)
+	}
+	if e.readiness {
+		b = appendReadiness(b, m, ts)
+	}
+	if e.taskStats {
+		b = appendTaskStats(b, m, ts, s.now())
 	}
 	return append(b, '}')
 }
@@ -236,14 +280,8 @@ func appendTask(b []byte, t *framework.Task, m *deploy.Record) []byte {
 		}
 	}
 	b = append(b, `],"ipAddresses":[],"healthCheckResults":[`...)
-	if health && t.Healthy != nil {
-		b = append(b, `{"alive":`...)
-		b = strconv.AppendBool(b, *t.Healthy)
-		b = append(b, `,"consecutiveFailures":0,"firstSuccess":null,"lastFailure":null,"lastSuccess":null,"lastFailureCause":null,"instanceId":`...)
-		b = appendString(b, instanceID(t.ID))
-		b = append(b, `,"taskId":`...)
-		b = appendString(b, t.ID)
-		b = append(b, '}')
+	if health {
+		b = appendHealthResults(b, t) // health.go
 	}
 	b = append(b, ']')
 	if t.Message != "" {

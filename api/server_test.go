@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
-	"github.com/flotilla-sched/flotilla/internal/testbed"
 	"github.com/flotilla-sched/flotilla/store"
 )
 
@@ -99,7 +97,7 @@ func TestEventStream(t *testing.T) {
 	e.mustDo("POST", "/v2/apps", healthApp, 201)
 	ids := e.launch(ptr(true))
 
-	want := []string{eventAPIPost, deploy.EventDeploymentInfo, eventStatusUpdate}
+	want := []string{eventAPIPost, deploy.EventDeploymentInfo, eventGroupChangeSuccess, eventStatusUpdate}
 	for _, typ := range want {
 		ev := waitEv(t, all)
 		if ev.typ != typ || ev.data["eventType"] != typ || ev.data["timestamp"] == nil {
@@ -310,15 +308,7 @@ func TestRestore(t *testing.T) {
 // The same API against the ZooKeeper store: apps survive a new leader.
 func TestZooKeeperStore(t *testing.T) {
 	t.Parallel()
-	addr := testbed.ZooKeeper(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	root := fmt.Sprintf("/flotilla-api-test-%d", time.Now().UnixNano())
-	zk, err := store.NewZK(ctx, store.ZKConfig{Servers: []string{addr}, Root: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zk.Close()
+	zk, root := zkStore(t, "api-test", "")
 	e := newEnvWithStore(t, zk)
 	e.mustDo("POST", "/v2/apps", simpleApp, 201)
 	e.mustDo("POST", "/v2/apps", simpleApp, 409)
@@ -326,11 +316,7 @@ func TestZooKeeperStore(t *testing.T) {
 	e.waitNoDeployments()
 	e.mustDo("PUT", "/v2/apps/prod/shop/web", `{"instances": 1}`, 200)
 
-	zk2, err := store.NewZK(ctx, store.ZKConfig{Servers: []string{addr}, Root: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zk2.Close()
+	zk2, _ := zkStore(t, "", root)
 	next := newEnvWithStore(t, zk2)
 	if err := next.dep.Restore(next.ctx); err != nil {
 		t.Fatal(err)

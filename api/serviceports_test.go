@@ -1,16 +1,11 @@
 package api
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
-
-	"github.com/flotilla-sched/flotilla/internal/testbed"
-	"github.com/flotilla-sched/flotilla/store"
 )
 
 func servicePortsOf(t *testing.T, app map[string]any) []int {
@@ -40,15 +35,7 @@ const bridgeApp = `{"id": "/shop/web", "instances": 1, "cpus": 0.1, "mem": 32,
 // they survive a new leader reading the ZooKeeper store.
 func TestServicePorts(t *testing.T) {
 	t.Parallel()
-	addr := testbed.ZooKeeper(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	root := fmt.Sprintf("/flotilla-serviceports-test-%d", time.Now().UnixNano())
-	zk, err := store.NewZK(ctx, store.ZKConfig{Servers: []string{addr}, Root: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zk.Close()
+	zk, root := zkStore(t, "serviceports-test", "")
 	e := newEnvWithStore(t, zk)
 	e.mustDo("POST", "/v2/apps", bridgeApp, 201)
 	e.mustDo("POST", "/v2/apps", `{"id": "/api", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "portDefinitions": [{"port": 0}, {"port": 0}]}`, 201)
@@ -98,11 +85,7 @@ func TestServicePorts(t *testing.T) {
 	}
 
 	// A new leader reads the same ports and keeps refusing them.
-	zk2, err := store.NewZK(ctx, store.ZKConfig{Servers: []string{addr}, Root: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zk2.Close()
+	zk2, _ := zkStore(t, "", root)
 	next := newEnvWithStore(t, zk2)
 	if err := next.dep.Restore(next.ctx); err != nil {
 		t.Fatal(err)

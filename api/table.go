@@ -149,6 +149,8 @@ func (s *Server) routes() routeTable {
 	rs = append(rs,
 		&route{method: http.MethodGet, pattern: "/v2/apps", serve: h(s.listApps)},
 		&route{method: http.MethodPost, pattern: "/v2/apps", serve: h(s.createApp)},
+		&route{method: http.MethodPut, pattern: "/v2/apps", serve: h(func(w http.ResponseWriter, r *http.Request) error { return s.bulkUpdate(w, r, false) })},
+		&route{method: http.MethodPatch, pattern: "/v2/apps", serve: h(func(w http.ResponseWriter, r *http.Request) error { return s.bulkUpdate(w, r, true) })},
 	)
 	for _, n := range slices.Sorted(maps.Keys(s.cfg.AppHandlers)) {
 		ah := s.cfg.AppHandlers[n]
@@ -192,7 +194,16 @@ func (s *Server) routes() routeTable {
 		&route{method: http.MethodPost, pattern: "/v2/groups", serve: h(s.postGroup)},
 		&route{method: http.MethodPut, pattern: "/v2/groups", serve: h(func(w http.ResponseWriter, r *http.Request) error { return s.putGroup(w, r, "/") })},
 		&route{method: http.MethodDelete, pattern: "/v2/groups", serve: h(func(w http.ResponseWriter, r *http.Request) error { return s.deleteGroup(w, r, "/") })},
+		// The root group's versions, as Marathon serves them (a group
+		// named /versions is not addressable, as there).
+		&route{method: http.MethodGet, pattern: "/v2/groups/versions", serve: h(func(w http.ResponseWriter, r *http.Request) error { return s.groupVersions(w, r, "/") })},
+		&route{method: http.MethodGet, pattern: "/v2/groups/versions/{version}", serve: func(w http.ResponseWriter, r *http.Request, a routeArgs) {
+			s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.groupVersion(w, r, "/", a.arg) })
+		}},
 		&route{method: http.MethodGet, pattern: "/v2/groups/{id}/versions", serve: byID(s.groupVersions)},
+		&route{method: http.MethodGet, pattern: "/v2/groups/{id}/versions/{version}", serve: func(w http.ResponseWriter, r *http.Request, a routeArgs) {
+			s.do(w, r, func(w http.ResponseWriter, r *http.Request) error { return s.groupVersion(w, r, a.id, a.arg) })
+		}},
 		&route{method: http.MethodGet, pattern: "/v2/groups/{id}", serve: byID(s.getGroup)},
 		&route{method: http.MethodPut, pattern: "/v2/groups/{id}", serve: byID(s.putGroup)},
 		&route{method: http.MethodPatch, pattern: "/v2/groups/{id}", serve: byID(s.putGroup)},

@@ -53,7 +53,17 @@ type App struct {
 	// when a task is killed (Mesos's kill policy); nil: the scheduler's.
 	TaskKillGracePeriodSeconds *float64            `json:"taskKillGracePeriodSeconds,omitempty"`
 	UnreachableStrategy        UnreachableStrategy `json:"unreachableStrategy"`
-	Version                    string              `json:"version,omitempty"`
+	// Role is the Mesos role the app's tasks run under (Marathon ≥ 1.9);
+	// "" is the framework's (--mesos-role), the only one allowed.
+	Role string `json:"role,omitempty"`
+	// AcceptedResourceRoles are the reservation roles whose resources the
+	// tasks may use ("*" = unreserved; roles.go); empty: the server's
+	// default (--accepted-resource-roles-default-behavior).
+	AcceptedResourceRoles []string `json:"acceptedResourceRoles,omitempty"`
+	// User runs the task as this user on the agent (CommandInfo.user);
+	// "" leaves it to Mesos (the framework's user, --mesos-user).
+	User    string `json:"user,omitempty"`
+	Version string `json:"version,omitempty"`
 
 	// Flotilla's fields.
 	Exposure  *Exposure  `json:"exposure,omitempty"`

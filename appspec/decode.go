@@ -45,15 +45,18 @@ type unsupported struct {
 
 var unsupportedFields = map[reflect.Type]map[string]unsupported{
 	typeOfApp: {
-		"storeUrls":             {hint: "Flotilla has no artifact store"},
-		"dependencies":          {hint: "Flotilla deploys each app on its own; order deployments in your pipeline"},
-		"residency":             {hint: "Flotilla has no persistent local volumes"},
-		"ipAddress":             {hint: "the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"},
-		"acceptedResourceRoles": {hint: "Flotilla accepts resources of its own role only", allowed: func(v any) bool { return equalStrings(v, "*") }},
-		"user":                  {hint: "tasks run as the image's user"},
-		"executor":              {hint: "only the default executor is supported", allowed: func(v any) bool { return v == "//cmd" }},
-		"role":                  {hint: "Flotilla accepts resources of its own role only (\"*\")", allowed: func(v any) bool { return v == "*" }},
-		"tty":                   {hint: "tasks get no TTY"},
+		"storeUrls":    {hint: "Flotilla has no artifact store"},
+		"dependencies": {hint: "Flotilla deploys each app on its own; order deployments in your pipeline"},
+		"residency":    {hint: "Flotilla has no resident instances (tasks pinned to the agent of their reservation and persistent volume)"},
+		"ipAddress":    {hint: "the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"},
+		"executor":     {hint: "only the default executor is supported", allowed: func(v any) bool { return v == "//cmd" }},
+		"tty":          {hint: "tasks get no TTY"},
+		// Marathon 1.6+'s Mesos checks (results shown, never acted on)
+		// and 1.9+'s resource limits and executor resources: known
+		// fields, so a Marathon export gets the reason, not "unknown".
+		"check":             {hint: "Mesos checks are not supported; use healthChecks or readinessChecks"},
+		"resourceLimits":    {hint: "tasks are limited to the resources they ask for (cpus, mem)"},
+		"executorResources": {hint: "the default executor's resources are the agent's"},
 	},
 	typeOfContainer: {
 		"linuxInfo": {hint: "Linux capabilities and seccomp settings are not supported"},
@@ -63,7 +66,7 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 		"pullConfig": {hint: "registry credentials are configured on the agents"},
 	},
 	typeOfVolume: {
-		"persistent": {hint: "local persistent volumes need reservations and residency, which Flotilla does not support; use a host path (hostPath) or keep state outside the task"},
+		"persistent": {hint: "local persistent volumes need resident instances (Marathon's RESERVE and CREATE, relaunch on the same agent, wipe), which Flotilla's scheduler does not have; use a host path (hostPath) or keep state outside the task"},
 		"external":   {hint: "external volumes (DVDI/REX-Ray) are not supported; use a host path (hostPath)"},
 		"secret":     {hint: "file-based secrets are not supported; reference the secret in env ({\"secret\": …})"},
 	},
@@ -72,6 +75,8 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 	},
 	typeOfHealthCheck: {
 		"ipProtocol": {hint: "health checks use IPv4", allowed: func(v any) bool { return v == "IPv4" }},
+		// Marathon 0.x's name for a fixed health check port.
+		"overridePort": {hint: "Marathon 0.x's overridePort is not read; use port"},
 	},
 }
 
@@ -84,18 +89,10 @@ var readOnlyFields = map[string]bool{
 	"readinessCheckResults": true, "taskStats": true, "counts": true,
 }
 
-func equalStrings(v any, want ...string) bool {
-	list, ok := v.([]any)
-	if !ok || len(list) != len(want) {
-		return false
-	}
-	for i := range list {
-		if list[i] != want[i] {
-			return false
-		}
-	}
-	return true
-}
+// IsEmptyJSON says whether a decoded JSON value (numbers as json.Number)
+// is empty: null, "", false, 0, [] or {}. Such values of refused Marathon
+// fields are accepted, since Marathon's GET answers carry them.
+func IsEmptyJSON(v any) bool { return isEmpty(v) }
 
 func isEmpty(v any) bool {
 	switch x := v.(type) {
@@ -285,7 +282,7 @@ func (w *walker) walk(v any, t reflect.Type, path string) {
 				w.v.add(p, "not supported by Flotilla: "+u.hint)
 				continue
 			}
-			w.v.add(p, unknownField(k, fields))
+			w.v.add(p, unknownField(k, fields, path))
 		}
 	case reflect.Slice:
 		list, ok := v.([]any)
@@ -391,12 +388,26 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// unknownField names the likely intended field: a case slip, or Marathon's
-// older names without the "Seconds" suffix (interval, timeout).
-func unknownField(k string, fields map[string]field) string {
+// unknownField names the likely intended field: a case slip, Marathon's
+// older names without the "Seconds" suffix (interval, timeout), or a field
+// of an object one level down (container.forcePullImage for
+// container.docker.forcePullImage). path is the object's JSON pointer.
+func unknownField(k string, fields map[string]field, path string) string {
 	for name := range fields {
 		if strings.EqualFold(name, k) || strings.EqualFold(name, k+"Seconds") {
 			return fmt.Sprintf("unknown field; did you mean %q?", name)
+		}
+	}
+	for _, name := range sortedKeys(fields) {
+		t := fields[name].Type
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			continue
+		}
+		if _, ok := jsonFields(t)[k]; ok {
+			return fmt.Sprintf("unknown field here; %s belongs in %s/%s", k, path, name)
 		}
 	}
 	return "unknown field; check the spelling (field names are case-sensitive) or remove it"

@@ -18,11 +18,13 @@
 //
 // Limits (limits.go) bound sizes and numbers: instances, ports, labels,
 // env, constraints, health checks, secrets, id length, seconds. The store
-// restore judges stored apps with the same ValidateWith.
+// restore judges stored apps with the same ValidateWith. Limits also
+// carry the server's role and features (roles.go): role,
+// acceptedResourceRoles and gpus are judged against them.
 //
-// Marathon fields Flotilla does not support (fetch, dependencies,
-// residency, ipAddress, non-host networks, container volumes, port
-// mappings, …) are refused naming the field, unless empty: Marathon's own
+// Marathon fields Flotilla does not support (storeUrls, residency,
+// ipAddress, persistent and external volumes, …) are refused naming the
+// field, unless empty: Marathon's own
 // GET output carries them as [] or {} and must round-trip. Status fields of
 // that output (tasksRunning, versionInfo, …) are accepted and dropped.
 //

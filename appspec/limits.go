@@ -35,6 +35,14 @@ type Limits struct {
 	// effective exposure (its exposure field, or marathon-lb's labels).
 	MaxVHosts int
 	MaxPaths  int
+
+	// Role is the framework's Mesos role (--mesos-role): the only role an
+	// app may name, and with "*" the only ones its acceptedResourceRoles
+	// may name; "" means "*".
+	Role string
+	// GPUResources: the gpu_resources feature is on (--enable-features),
+	// so apps may ask for gpus.
+	GPUResources bool
 }
 
 // Defaults of Limits. Marathon sets none of these counts (its RAML and
@@ -65,10 +73,9 @@ const (
 	// DefaultMaxConstraints: each constraint is evaluated against every
 	// offer for every instance placed; Marathon apps use a handful.
 	DefaultMaxConstraints = 100
-	// DefaultMaxHealthChecks: Mesos runs one health check per task
-	// (Flotilla runs the first); further ones are kept so that Marathon
-	// definitions round-trip (Marathon allows any number of COMMAND and
-	// Marathon-level checks, AppValidation.scala haveAtMostOneMesosHealthCheck).
+	// DefaultMaxHealthChecks: every check runs (one by Mesos, the others
+	// probed by the leader), so each costs a probe per task per interval;
+	// Marathon sets no limit (AppValidation.scala), real apps use one or two.
 	DefaultMaxHealthChecks = 16
 	// DefaultMaxSecrets: every secret in use is a Vault read at each
 	// launch and at each rotation poll (--secret-poll).

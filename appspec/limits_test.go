@@ -72,7 +72,12 @@ func nConstraints(n int) [][]string {
 func nChecks(n int) []HealthCheck {
 	hs := make([]HealthCheck, n)
 	for i := range hs {
-		hs[i] = hc(HealthCheck{Protocol: "COMMAND", Command: &CommandCheck{Value: "true"}})
+		// One Mesos check at most (haveAtMostOneMesosHealthCheck); the
+		// others are run by the scheduler.
+		hs[i] = hc(HealthCheck{Protocol: "TCP"})
+	}
+	if n > 0 {
+		hs[0] = hc(HealthCheck{Protocol: "COMMAND", Command: &CommandCheck{Value: "true"}})
 	}
 	return hs
 }

@@ -209,7 +209,6 @@ var (
 	typeOfPodContainer = reflect.TypeOf(PodContainer{})
 	typeOfPodVolume    = reflect.TypeOf(PodVolume{})
 	typeOfPodImage     = reflect.TypeOf(PodImage{})
-	typeOfPodPlacement = reflect.TypeOf(PodPlacement{})
 )
 
 func init() {
@@ -232,9 +231,6 @@ func init() {
 	unsupportedFields[typeOfPodImage] = map[string]unsupported{
 		"pullConfig": {hint: "registry credentials are configured on the agents"},
 		"labels":     {hint: "image labels are not used"},
-	}
-	unsupportedFields[typeOfPodPlacement] = map[string]unsupported{
-		"acceptedResourceRoles": {hint: "Flotilla accepts resources of its own role only", allowed: func(v any) bool { return equalStrings(v, "*") }},
 	}
 }
 
@@ -460,6 +456,7 @@ func (p *Pod) App() *App {
 		a.UnreachableStrategy = *s.UnreachableStrategy
 	}
 	if s.Placement != nil {
+		a.AcceptedResourceRoles = s.Placement.AcceptedResourceRoles
 		for _, c := range s.Placement.Constraints {
 			cs := []string{c.FieldName, c.Operator}
 			if c.Value != "" {

@@ -328,3 +328,29 @@ func checkPodEnv(v *ValidationError, path string, env map[string]EnvValue, secre
 		}
 	}
 }
+
+// ValidateWith is Validate plus the rules that depend on the server (l):
+// acceptedResourceRoles against its Mesos role, GPUs against its
+// features, as for apps.
+func (p *Pod) ValidateWith(l Limits) error {
+	v := &ValidationError{}
+	if err := p.Validate(); err != nil {
+		ve, ok := err.(*ValidationError)
+		if !ok {
+			return err
+		}
+		v = ve
+	}
+	rv := &ValidationError{}
+	p.App().validateRoles(rv, l.WithDefaults())
+	for _, d := range rv.Details {
+		path := strings.Replace(d.Path, "/acceptedResourceRoles", "/scheduling/placement/acceptedResourceRoles", 1)
+		for _, e := range d.Errors {
+			v.add(path, e)
+		}
+	}
+	if len(v.Details) > 0 {
+		return v
+	}
+	return nil
+}

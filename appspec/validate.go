@@ -146,6 +146,7 @@ func (a *App) ValidateWith(l Limits) error {
 	l = l.WithDefaults()
 	v := &ValidationError{}
 	a.validateCore(v)
+	a.validateRoles(v, l)
 	a.validateLimits(v, l)
 	a.validateRanges(v)
 	a.validateContainer(v)
@@ -548,11 +549,24 @@ func (a *App) validateConstraints(v *ValidationError) {
 
 func (a *App) validateHealth(v *ValidationError) {
 	ports := a.Ports()
+	mesosCheck := -1
 	for i, h := range a.HealthChecks {
 		p := fmt.Sprintf("/healthChecks/%d", i)
 		if !healthProtocols[h.Protocol] {
 			v.addf(p+"/protocol", "must be one of HTTP, HTTPS, TCP, COMMAND, MESOS_HTTP, MESOS_HTTPS, MESOS_TCP (got %q)", h.Protocol)
 			continue
+		}
+		if h.RunByMesos() {
+			// Marathon's AppValidation (haveAtMostOneMesosHealthCheck):
+			// Mesos runs one health check per task. Marathon also lets
+			// further COMMAND checks through, for old definitions, and
+			// then never runs them; Flotilla refuses them instead.
+			if mesosCheck >= 0 {
+				v.addf(p+"/protocol", "AppDefinition can contain at most one Mesos health check (COMMAND or MESOS_*; /healthChecks/%d is one already): "+
+					"Mesos runs one check per task. Use HTTP, HTTPS or TCP (run by Flotilla) for the others", mesosCheck)
+			} else {
+				mesosCheck = i
+			}
 		}
 		if h.Protocol == "COMMAND" {
 			if h.Command == nil || strings.TrimSpace(h.Command.Value) == "" {

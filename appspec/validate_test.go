@@ -92,6 +92,10 @@ func TestValidate(t *testing.T) {
 		{"http check path", func(a *App) {
 			a.HealthChecks = []HealthCheck{hc(HealthCheck{Protocol: "MESOS_HTTP", Path: "health", PortIndex: intp(1)})}
 		}, "/healthChecks/0/path", "must start with /"},
+		{"two Mesos health checks", func(a *App) {
+			a.HealthChecks = []HealthCheck{hc(HealthCheck{Protocol: "MESOS_TCP", PortIndex: intp(0)}), hc(HealthCheck{Protocol: "HTTP", Path: "/", PortIndex: intp(0)}),
+				hc(HealthCheck{Protocol: "COMMAND", Command: &CommandCheck{Value: "true"}})}
+		}, "/healthChecks/2/protocol", "at most one Mesos health check"},
 		{"health on an app without ports", func(a *App) {
 			a.PortDefinitions = []PortDefinition{}
 			a.HealthChecks = []HealthCheck{hc(HealthCheck{Protocol: "TCP"})}

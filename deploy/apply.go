@@ -99,9 +99,10 @@ var ErrDeploymentInProgress = errors.New("deploy: the app has a deployment in pr
 // scheduler, index, deployment, events, in that order; it returns before
 // touching the scheduler if the store refuses, so nothing is half-written.
 // The caller has validated op.App (appspec's ValidateWith and secrets).
-func (s *Service) Apply(ctx context.Context, op Op) (Result, error) {
+func (s *Service) Apply(ctx context.Context, op Op) (res Result, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { s.appChanged(op, res, err) }()
 	return s.applyLocked(ctx, op)
 }
 
@@ -313,7 +314,9 @@ func (s *Service) Scale(ctx context.Context, appID string, instances int) (strin
 	}
 	a := *cur.App
 	a.Instances = instances
-	res, err := s.applyLocked(ctx, Op{Kind: OpUpdate, ID: id, App: &a})
+	op := Op{Kind: OpUpdate, ID: id, App: &a}
+	res, err := s.applyLocked(ctx, op)
+	s.appChanged(op, res, err)
 	if err != nil {
 		return "", err
 	}

@@ -19,6 +19,13 @@
 // the index change and a deployment is recorded and announced. A store
 // that refuses leaves nothing half-written.
 //
+// Group changes (ApplyGroup: group writes, bulk app updates, a group's
+// rollback) are one plan each; before one is applied, every group whose
+// version moved keeps its current state as a store.GroupVersion
+// (groupversions.go), which GroupAt turns back into a group definition.
+// Every accepted or refused change is told to the Publisher as Marathon's
+// group_change_success/failed.
+//
 // Restore reads the store when this replica starts leading. Items the
 // store cannot decode are reported (Broken) and never lost: the app is
 // neither scheduled nor deleted, and unknown tasks are not killed while

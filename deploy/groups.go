@@ -171,6 +171,9 @@ const (
 	GroupUpdate                    // PUT/PATCH /v2/groups/{id}
 	GroupDelete                    // DELETE /v2/groups/{id}
 	GroupScale                     // PUT /v2/groups/{id} {"scaleBy": x}
+	// GroupApps changes the apps listed in Apps, wherever they are, as one
+	// deployment (Marathon's bulk PUT/PATCH /v2/apps); ID is "/".
+	GroupApps
 )
 
 // GroupOp is one change to a group and everything in it.
@@ -179,6 +182,7 @@ type GroupOp struct {
 	ID      string         // canonical
 	Group   *appspec.Group // Create, Update: validated, ids absolute
 	ScaleBy float64        // Scale
+	Apps    []*appspec.App // Apps: validated, ids absolute, each once
 	Force   bool
 	// DryRun computes the plan and changes nothing (Marathon's dryRun).
 	DryRun        bool
@@ -226,9 +230,17 @@ func (s *Service) groupExists(id string) bool {
 // locked by another deployment (unless forced) or the dependencies form a
 // cycle, stores the group records, starts the first step and returns the
 // plan. Nothing is half-written: the checks come before the first write.
-func (s *Service) ApplyGroup(ctx context.Context, op GroupOp) (*GroupPlan, error) {
+func (s *Service) ApplyGroup(ctx context.Context, op GroupOp) (p *GroupPlan, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	version := Timestamp(s.now())
+	if !op.DryRun {
+		defer func() { s.groupChanged(op.ID, version, p, err) }()
+	}
+	return s.applyGroupLocked(ctx, op)
+}
+
+func (s *Service) applyGroupLocked(ctx context.Context, op GroupOp) (*GroupPlan, error) {
 	cur := map[string]*appspec.App{}
 	for _, r := range s.idx.list() {
 		cur[r.App.ID] = r.App
@@ -290,6 +302,18 @@ func (s *Service) ApplyGroup(ctx context.Context, op GroupOp) (*GroupPlan, error
 			if appspec.Contains(op.ID, id) {
 				dropRecords = append(dropRecords, id)
 			}
+		}
+	case GroupApps:
+		groups := s.groupIDs()
+		for _, a := range op.Apps {
+			if groups[a.ID] {
+				return nil, &appspec.ValidationError{Message: "Object is not valid", Details: []appspec.Detail{{Path: "/id",
+					Errors: []string{fmt.Sprintf("app %s: a group with this id exists; an app and a group cannot share an id", a.ID)}}}}
+			}
+			if c := cur[a.ID]; c != nil && unchanged(c, a) {
+				continue
+			}
+			changes[a.ID] = a
 		}
 	case GroupScale:
 		if !s.groupExists(op.ID) {
@@ -362,6 +386,15 @@ func (s *Service) ApplyGroup(ctx context.Context, op GroupOp) (*GroupPlan, error
 			}
 		}
 	}
+	// The state this change replaces stays a version of its groups.
+	if err := s.keepGroupVersionsLocked(ctx); err != nil {
+		return nil, err
+	}
+	removed := dropRecords
+	if op.Kind == GroupDelete {
+		removed = append(removed, op.ID)
+	}
+	s.forgetGroupVersionsLocked(ctx, s.groupsInside(removed))
 	for _, r := range records {
 		stored, err := s.st.PutGroup(ctx, r)
 		if err != nil {

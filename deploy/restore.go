@@ -104,7 +104,7 @@ func (s *Service) noteBroken(items []store.Broken) {
 // scheduled (10^9 instances would take the leader's memory).
 func checkStored(a store.StoredApp, l appspec.Limits) error {
 	if p := a.App.PodSpec(); p != nil {
-		if err := p.Validate(); err != nil {
+		if err := p.ValidateWith(l); err != nil {
 			return fmt.Errorf("stored pod breaks a rule: %w", err)
 		}
 		return nil
@@ -176,6 +176,8 @@ func (s *Service) Restore(ctx context.Context) error {
 		s.log.WithError(it.Err).WithField("key", it.Key).Error("restore: skipping a group record this version cannot read")
 		s.events().StoreItemBroken(it)
 	}
+	// Another leader may have kept versions meanwhile: ask the store again.
+	s.kept = map[string]string{}
 	s.groupsMu.Lock()
 	s.groups = make(map[string]store.StoredGroup, len(groups))
 	for _, g := range groups {

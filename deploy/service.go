@@ -50,6 +50,10 @@ type Publisher interface {
 	// before deployments are judged on it: a client of the event stream
 	// sees the task update before the deployment_success it caused.
 	SchedulerEvent(ev framework.Event)
+	// GroupChange: a change of desired state was accepted (reason "") or
+	// refused (Marathon's group_change_success and group_change_failed).
+	// groupID is the group changed, an app's parent for an app.
+	GroupChange(groupID, version, reason string)
 }
 
 // Deployment events, Marathon's names.
@@ -100,7 +104,10 @@ type Service struct {
 	// groups are the stored group records (Restore, ApplyGroup).
 	groupsMu sync.RWMutex
 	groups   map[string]store.StoredGroup
-	broken   brokenSet
+	// kept is the newest version of each group known to be kept in the
+	// store (groupversions.go); under mu.
+	kept   map[string]string
+	broken brokenSet
 	// loaded: this leadership term's Restore has run.
 	loaded atomic.Bool
 
@@ -144,6 +151,7 @@ func New(cfg Config) (*Service, error) {
 	s.idx.init()
 	s.plans.init()
 	s.groups = map[string]store.StoredGroup{}
+	s.kept = map[string]string{}
 	s.SetEvents(cfg.Events)
 	for _, c := range []prometheus.Collector{s.started, s.ended} {
 		if err := cfg.Registry.Register(c); err != nil {
@@ -173,6 +181,7 @@ func (nopPublisher) AppWritten(Op, *Record)                 {}
 func (nopPublisher) StoreItemBroken(store.Broken)           {}
 func (nopPublisher) SchedulerEvent(framework.Event)         {}
 func (nopPublisher) Plan(string, *GroupPlan, string)        {}
+func (nopPublisher) GroupChange(string, string, string)     {}
 
 // Limits are the limits every write is judged by.
 func (s *Service) Limits() appspec.Limits { return s.cfg.Limits }

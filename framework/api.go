@@ -40,6 +40,10 @@ type Config struct {
 	// Role is the framework's role: resources are asked for under it, and
 	// REVIVE/SUPPRESS name it. Default "*".
 	Role string
+	// AcceptedRolesDefault is which resources an app without
+	// acceptedResourceRoles takes: AcceptAny (default), AcceptUnreserved
+	// or AcceptReserved.
+	AcceptedRolesDefault string
 	// MaxLaunchDelay caps every app's launch backoff (on top of the app's
 	// maxLaunchDelaySeconds). Default 1 h.
 	MaxLaunchDelay time.Duration

@@ -127,6 +127,9 @@ type taskState struct {
 	attrs        map[string]string
 	killSentAt   time.Time
 	healthySince time.Time
+	// mesosCheck is the index of the check Mesos runs in t.Checks (-1:
+	// none); set with t.Checks (healthChecks).
+	mesosCheck int
 }
 
 func newCore(cfg Config, pub func(Event)) *core {
@@ -554,9 +557,9 @@ func (c *core) handleUpdate(now time.Time, st mesos.TaskStatus, p *plan) {
 	} else {
 		t.Reason = ""
 	}
+	failedCheck := -1
 	if st.Healthy != nil {
-		h := st.GetHealthy()
-		t.Healthy = &h
+		failedCheck = c.mesosHealth(as, ts, &t, st.GetHealthy(), st.GetMessage(), now)
 	}
 	if state == mesos.TASK_RUNNING && t.StartedAt.IsZero() {
 		t.StartedAt = now
@@ -589,26 +592,7 @@ func (c *core) handleUpdate(now time.Time, st mesos.TaskStatus, p *plan) {
 		}
 		as.dirty = true
 	}
-	if h := t.IsHealthy(); h != prevHealthy {
-		if h {
-			ts.healthySince = now
-			if as.failures > 0 {
-				at := now.Add(c.cfg.BackoffResetAfter)
-				if as.resetAt.IsZero() || at.Before(as.resetAt) {
-					as.resetAt = at
-				}
-			}
-		} else {
-			ts.healthySince = time.Time{}
-		}
-		// Health alone changes no count, so the app is not re-decided
-		// (kill order reads health only when a count change made a
-		// surplus), unless a roll is on: an old task's health is part of
-		// its healthy minimum.
-		if as.counts.old > 0 {
-			as.dirty = true
-		}
-	}
+	c.healthChanged(now, as, ts, prevHealthy)
 	c.gen++
 	if isTerminal(state) {
 		if !t.Killing && as.app != nil {
@@ -625,6 +609,36 @@ func (c *core) handleUpdate(now time.Time, st mesos.TaskStatus, p *plan) {
 	}
 	if adopted || state != prevState || st.Healthy != nil {
 		c.pub(Event{Type: EventTask, At: now, Task: taskPtr(t)})
+	}
+	if failedCheck >= 0 {
+		c.pub(Event{Type: EventHealthCheckFailed, At: now, Task: taskPtr(t), App: as.app, Check: failedCheck})
+	}
+}
+
+// healthChanged follows a change of ts's health (IsHealthy, before it was
+// prevHealthy): the launch backoff may be reset once it stays healthy.
+func (c *core) healthChanged(now time.Time, as *appState, ts *taskState, prevHealthy bool) {
+	h := ts.t.IsHealthy()
+	if h == prevHealthy {
+		return
+	}
+	if h {
+		ts.healthySince = now
+		if as.failures > 0 {
+			at := now.Add(c.cfg.BackoffResetAfter)
+			if as.resetAt.IsZero() || at.Before(as.resetAt) {
+				as.resetAt = at
+			}
+		}
+	} else {
+		ts.healthySince = time.Time{}
+	}
+	// Health alone changes no count, so the app is not re-decided
+	// (kill order reads health only when a count change made a
+	// surplus), unless a roll is on: an old task's health is part of
+	// its healthy minimum.
+	if as.counts.old > 0 {
+		as.dirty = true
 	}
 }
 
@@ -1015,7 +1029,7 @@ func (c *core) queueEntry(now time.Time, as *appState) QueueEntry {
 	} else if q.Reason == "" && q.Count > 0 && now.Before(c.settleUntil) {
 		q.Reason = "launches held until reconciliation after subscribing settles"
 	} else if q.Reason == "" && q.Count > 0 && as.app != nil && as.rejection.ProcessedOffers > 0 {
-		r := requestFor(as.app, nil, c.cfg.Role)
+		r := requestFor(as.app, nil, &c.cfg)
 		if lack := c.largest.Lacks(&r); lack != "" {
 			q.Reason = "no agent has offered enough: " + lack
 		}
@@ -1144,7 +1158,7 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 			if as.app == nil || as.need <= 0 || as.constraintsErr != nil || now.Before(as.backoffUntil) {
 				continue
 			}
-			base := requestFor(as.app, as.constraints, c.cfg.Role)
+			base := requestFor(as.app, as.constraints, &c.cfg)
 			// Waiting instances stay a count: only as many requests as the
 			// offers could hold are built, plus one that cannot fit, so an
 			// app that keeps waiting gets its rejection summary. 10^9
@@ -1188,6 +1202,7 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 		if len(as.app.ReadinessChecks) > 0 {
 			ts.t.Ready = new(bool)
 		}
+		ts.healthChecks(as.app, &ts.t)
 		c.addTask(as, ts)
 		c.recordAdded(ts)
 		as.need--
@@ -1240,8 +1255,9 @@ func (c *core) placedTasks() []offers.Placed {
 	return c.placed
 }
 
-func requestFor(app *appspec.App, cs []offers.Constraint, role string) offers.Request {
-	r := offers.Request{App: app.ID, CPUs: app.CPUs, Mem: app.Mem, Disk: app.Disk, GPUs: app.GPUs, Role: role, Constraints: cs}
+func requestFor(app *appspec.App, cs []offers.Constraint, cfg *Config) offers.Request {
+	r := offers.Request{App: app.ID, CPUs: app.CPUs, Mem: app.Mem, Disk: app.Disk, GPUs: app.GPUs, Role: cfg.Role, Constraints: cs,
+		AcceptedRoles: acceptedRoles(app, cfg.Role, cfg.AcceptedRolesDefault)}
 	for _, p := range app.PortList() {
 		if p.HostPort != 0 {
 			r.HostPorts = append(r.HostPorts, uint64(p.HostPort))

@@ -23,8 +23,15 @@ type Task struct {
 	Ports      []uint64
 	State      mesos.TaskState
 	// Healthy is nil until the first health check result (or when the app
-	// has no health checks).
+	// has no health checks). With several checks it is false once one of
+	// them fails and true once all of them passed (combinedHealth).
 	Healthy *bool
+	// Checks holds one result per health check of the task's app version,
+	// in the order of the app's healthChecks: from Mesos's status updates
+	// for the check Mesos runs, from package health for the others. Nil
+	// when the app has no checks, or the task's version's checks are not
+	// known (adopted during a roll).
+	Checks []CheckResult
 	// Ready is the app's readiness check, run by the readiness package
 	// (Mesos does not run them): false from launch until it passes, true
 	// after; nil when the app has no readiness check, and for tasks this
@@ -163,6 +170,16 @@ const (
 	// EventLagged: the subscriber was too slow and lost events before this
 	// one; it should re-read a Snapshot.
 	EventLagged EventType = "lagged"
+	// EventHealthCheckFailed: a task's health check failed (outside its
+	// grace period); Task is the task with the failure recorded, App its
+	// app (nil once removed), Check the index of the check in
+	// App.HealthChecks. Marathon's failed_health_check_event.
+	EventHealthCheckFailed EventType = "health_check_failed"
+	// EventUnhealthyKill: the scheduler was asked to kill a task that
+	// failed a check maxConsecutiveFailures times in a row (package
+	// health decides); Task, App and Check as for EventHealthCheckFailed.
+	// Marathon's unhealthy_instance_kill_event.
+	EventUnhealthyKill EventType = "unhealthy_kill"
 )
 
 // Event is one immutable change published on the event bus.
@@ -174,4 +191,6 @@ type Event struct {
 	Queue *QueueEntry
 	// Status is set for EventDeployment.
 	Status *AppStatus
+	// Check is set for EventHealthCheckFailed and EventUnhealthyKill.
+	Check int
 }

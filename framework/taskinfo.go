@@ -128,10 +128,11 @@ func buildTaskInfo(app *appspec.App, ls launchSpec) mesos.TaskInfo {
 		ti.Container = withPortMappings(tt.container, ports, ls.Ports)
 	}
 	ti.Discovery = discoveryInfo(tt.name, ports, ls.Ports)
-	if len(app.HealthChecks) > 0 {
-		// Mesos runs one health check per task; Marathon's further checks
-		// have no Mesos-native home.
-		ti.HealthCheck = healthCheck(app, app.HealthChecks[0], checkPorts(app, ports, ls.Ports))
+	if i := app.MesosHealthCheck(); i >= 0 {
+		// Mesos runs one health check per task (COMMAND or MESOS_*);
+		// HTTP, HTTPS and TCP checks are probed by the leader (package
+		// health), as Marathon does.
+		ti.HealthCheck = healthCheck(app, app.HealthChecks[i], checkPorts(app, ports, ls.Ports))
 	}
 	if ls.KillGrace > 0 {
 		ti.KillPolicy = killPolicy(ls.KillGrace)
@@ -156,6 +157,10 @@ func dockerImage(app *appspec.App) string {
 func commandInfo(app *appspec.App) *mesos.CommandInfo {
 	f, t := false, true
 	ci := &mesos.CommandInfo{URIs: fetchURIs(app.Fetch)}
+	if app.User != "" {
+		u := app.User
+		ci.User = &u
+	}
 	switch {
 	case app.Cmd != "":
 		ci.Shell = &t
@@ -424,11 +429,10 @@ func envName(s string) string {
 	return string(b)
 }
 
-// healthCheck maps a Marathon health check onto Mesos's native one.
-// Marathon's HTTP/TCP checks ran in Marathon itself; Flotilla runs every
-// check beside the task (MESOS_* semantics) so agents, not the scheduler,
-// do the probing. Zero intervals and timeouts (an unvalidated App) get
-// Mesos's defaults.
+// healthCheck maps a Marathon COMMAND or MESOS_* health check onto
+// Mesos's native one (HTTP, HTTPS and TCP are run by package health, never
+// sent here). Zero intervals and timeouts (an unvalidated App) get Mesos's
+// defaults.
 func healthCheck(app *appspec.App, hc appspec.HealthCheck, ports []uint64) *mesos.HealthCheck {
 	out := &mesos.HealthCheck{}
 	delay, grace := hc.DelaySeconds, hc.GracePeriodSeconds
@@ -460,7 +464,7 @@ func healthCheck(app *appspec.App, hc appspec.HealthCheck, ports []uint64) *meso
 		port = uint32(ports[0])
 	}
 	switch strings.ToUpper(hc.Protocol) {
-	case "HTTP", "MESOS_HTTP", "HTTPS", "MESOS_HTTPS", "":
+	case "MESOS_HTTP", "MESOS_HTTPS":
 		out.Type = mesos.HealthCheck_HTTP
 		scheme := "http"
 		if strings.HasSuffix(strings.ToUpper(hc.Protocol), "HTTPS") {
@@ -471,7 +475,7 @@ func healthCheck(app *appspec.App, hc appspec.HealthCheck, ports []uint64) *meso
 			path = "/"
 		}
 		out.HTTP = &mesos.HealthCheck_HTTPCheckInfo{Port: port, Path: &path, Scheme: &scheme}
-	case "TCP", "MESOS_TCP":
+	case "MESOS_TCP":
 		out.Type = mesos.HealthCheck_TCP
 		out.TCP = &mesos.HealthCheck_TCPCheckInfo{Port: port}
 	case "COMMAND":

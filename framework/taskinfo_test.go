@@ -123,17 +123,31 @@ func TestBuildTaskInfo(t *testing.T) {
 				t.Errorf("health check %+v http %+v", hc, hc.HTTP)
 			}
 		}},
-		{"tcp health check defaults to the first port", appspec.App{ID: "/web", Cmd: "x", HealthChecks: []appspec.HealthCheck{{Protocol: "TCP"}}}, func(t *testing.T, ti mesos.TaskInfo) {
+		{"tcp health check defaults to the first port", appspec.App{ID: "/web", Cmd: "x", HealthChecks: []appspec.HealthCheck{{Protocol: "MESOS_TCP"}}}, func(t *testing.T, ti mesos.TaskInfo) {
 			hc := ti.HealthCheck
 			if hc.Type != mesos.HealthCheck_TCP || hc.TCP.Port != 31000 || hc.IntervalSeconds != nil || hc.TimeoutSeconds != nil {
 				t.Errorf("health check %+v (zero interval/timeout must leave Mesos's defaults)", hc)
 			}
 		}},
-		{"https", appspec.App{ID: "/web", Cmd: "x", HealthChecks: []appspec.HealthCheck{{Protocol: "HTTPS", Port: ptrTo(uint32(8443))}}}, func(t *testing.T, ti mesos.TaskInfo) {
+		{"https", appspec.App{ID: "/web", Cmd: "x", HealthChecks: []appspec.HealthCheck{{Protocol: "MESOS_HTTPS", Port: ptrTo(uint32(8443))}}}, func(t *testing.T, ti mesos.TaskInfo) {
 			if hc := ti.HealthCheck; hc.HTTP.GetScheme() != "https" || hc.HTTP.Port != 8443 {
 				t.Errorf("health check http %+v", hc.HTTP)
 			}
 		}},
+		{"only the Mesos check goes to Mesos", appspec.App{ID: "/web", Cmd: "x", HealthChecks: []appspec.HealthCheck{
+			{Protocol: "HTTP", Path: "/a"}, {Protocol: "TCP"}, {Protocol: "MESOS_TCP", PortIndex: ptrTo(1)}, {Protocol: "HTTPS", Path: "/b"}}},
+			func(t *testing.T, ti mesos.TaskInfo) {
+				if hc := ti.HealthCheck; hc == nil || hc.Type != mesos.HealthCheck_TCP || hc.TCP.Port != 31005 {
+					t.Errorf("health check %+v, want the MESOS_TCP one on port index 1", hc)
+				}
+			}},
+		{"checks run by the scheduler do not go to Mesos", appspec.App{ID: "/web", Cmd: "x", HealthChecks: []appspec.HealthCheck{
+			{Protocol: "HTTP", Path: "/a"}, {Protocol: "TCP"}}},
+			func(t *testing.T, ti mesos.TaskInfo) {
+				if ti.HealthCheck != nil {
+					t.Errorf("health check %+v sent to Mesos for HTTP and TCP checks", ti.HealthCheck)
+				}
+			}},
 		{"command health check", appspec.App{ID: "/web", Cmd: "x", HealthChecks: []appspec.HealthCheck{{Protocol: "COMMAND", Command: &appspec.CommandCheck{Value: "true"}}}}, func(t *testing.T, ti mesos.TaskInfo) {
 			if hc := ti.HealthCheck; hc.Type != mesos.HealthCheck_COMMAND || hc.Command.GetValue() != "true" {
 				t.Errorf("health check %+v", hc)

@@ -256,6 +256,7 @@ func validateContainer(ti *mesos.TaskInfo) error {
 func (m *Master) launchLocked(fw *framework, a *agent, ti mesos.TaskInfo, res rset, executorID string, grp *executor.Group) {
 	t := &task{id: ti.TaskID.Value, info: ti, fw: fw, agent: a, res: res, executorID: executorID,
 		state: mesos.TASK_STAGING, agentState: mesos.TASK_STAGING}
+	t.gpus = a.assignGPUs(res)
 	a.free.sub(res)
 	fw.tasks[t.id] = t
 	a.tasks[t.id] = t
@@ -268,7 +269,7 @@ func (m *Master) launchLocked(fw *framework, a *agent, ti mesos.TaskInfo, res rs
 			sandbox = filepath.Join(sandbox, "tasks", t.id)
 		}
 	}
-	et := executor.Task{Info: ti, FrameworkID: fw.id, AgentID: a.id, Hostname: a.hostname, Sandbox: sandbox, Networks: m.cfg.Networks}
+	et := executor.Task{Info: ti, FrameworkID: fw.id, AgentID: a.id, Hostname: a.hostname, Sandbox: sandbox, Networks: m.cfg.Networks, GPUs: t.gpus}
 	if sandbox != "" && executorID != t.id {
 		et.ParentSandbox = filepath.Dir(filepath.Dir(sandbox))
 	}

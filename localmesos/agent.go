@@ -106,6 +106,11 @@ func (m *Master) startAgents() error {
 		if err != nil {
 			return fmt.Errorf("localmesos: create work directory: %w", err)
 		}
+		// World-searchable, as a Mesos agent's work_dir is: a task run
+		// as another user (CommandInfo.user) must reach its sandbox.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return fmt.Errorf("localmesos: open work directory to task users: %w", err)
+		}
 		work = dir
 		m.workDir = dir
 	}
@@ -115,7 +120,14 @@ func (m *Master) startAgents() error {
 			res = *spec.Resources
 		} else if !m.cfg.SamePorts && len(specs) > 1 {
 			res.Ports = splitPorts(res.Ports, i, len(specs))
+			res.Reserved = splitReservedPorts(res.Reserved, i, len(specs))
 		}
+		if spec.DefaultRole != "" {
+			if err := validRole(spec.DefaultRole); err != nil {
+				return fmt.Errorf("localmesos: agent %d: default role: %w", i, err)
+			}
+		}
+		res = spec.shape(res)
 		host := spec.Hostname
 		if host == "" {
 			host = m.cfg.Hostname

@@ -29,8 +29,9 @@ func (m *Master) allocatorLoop() {
 
 // allocate offers every active agent's free resources, whole, to one
 // subscribed, unsuppressed framework that has not filtered them, taking
-// agents and frameworks round-robin. An agent has at most one outstanding
-// offer.
+// agents and frameworks round-robin: the unreserved resources and those
+// reserved to the role the offer is allocated to (offerRole). An agent has
+// at most one outstanding offer.
 func (m *Master) allocate() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -58,37 +59,52 @@ func (m *Master) allocate() {
 			continue
 		}
 		var chosen *framework
+		var role string
+		var res rset
 		for j := 0; j < len(fws); j++ {
 			f := fws[(fwNext+j)%len(fws)]
+			r, free, worth := offerRole(f, a)
+			if !worth {
+				continue
+			}
 			if flt, ok := f.filters[a.id]; ok {
-				if now.Before(flt.until) && flt.res.contains(a.free) {
+				if now.Before(flt.until) && flt.res.contains(free) {
 					continue
 				}
 				delete(f.filters, a.id)
 			}
-			chosen = f
+			chosen, role, res = f, r, free
 			fwNext += j + 1
 			break
 		}
 		if chosen == nil {
 			continue
 		}
-		o := &offer{id: fmt.Sprintf("%s-O%d", m.id, m.offerSeq), fw: chosen, agent: a, res: a.free.clone()}
+		o := &offer{id: fmt.Sprintf("%s-O%d", m.id, m.offerSeq), fw: chosen, agent: a, res: res}
 		m.offerSeq++
 		a.offer = o
 		chosen.offers[o.id] = o
 		m.offers[o.id] = o
-		role := chosen.roles()[0]
+		refine := hasCapability(&chosen.info, mesos.FrameworkInfo_Capability_RESERVATION_REFINEMENT)
+		// allocation_info goes only to MULTI_ROLE frameworks: Mesos ≥ 1.3.2
+		// strips it, on the offer and on each resource, for the others
+		// (Master::offer, MESOS-8237).
+		allocRole := ""
+		if hasCapability(&chosen.info, mesos.FrameworkInfo_Capability_MULTI_ROLE) {
+			allocRole = role
+		}
 		mo := mesos.Offer{
-			ID:             mesos.OfferID{Value: o.id},
-			FrameworkID:    mesos.FrameworkID{Value: chosen.id},
-			AgentID:        mesos.AgentID{Value: a.id},
-			Hostname:       a.hostname,
-			URL:            a.httpURL,
-			Resources:      o.res.toMesos(role),
-			Attributes:     a.attrs,
-			Domain:         a.domain,
-			AllocationInfo: &mesos.Resource_AllocationInfo{Role: strPtr(role)},
+			ID:          mesos.OfferID{Value: o.id},
+			FrameworkID: mesos.FrameworkID{Value: chosen.id},
+			AgentID:     mesos.AgentID{Value: a.id},
+			Hostname:    a.hostname,
+			URL:         a.httpURL,
+			Resources:   o.res.toMesos(allocRole, refine),
+			Attributes:  a.attrs,
+			Domain:      a.domain,
+		}
+		if allocRole != "" {
+			mo.AllocationInfo = &mesos.Resource_AllocationInfo{Role: strPtr(allocRole)}
 		}
 		batches[chosen] = append(batches[chosen], mo)
 	}

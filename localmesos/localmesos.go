@@ -38,6 +38,13 @@ type AgentSpec struct {
 	// Region and Zone are the agent's fault domain (Mesos's DomainInfo,
 	// --domain on a real agent), carried by its offers; both or neither.
 	Region, Zone string
+	// DefaultRole reserves the agent's unreserved resources to this role
+	// (a Mesos agent's --default_role; DC/OS public agents use
+	// slave_public). "" or "*" leaves them unreserved.
+	DefaultRole string
+	// GPUs adds this many simulated GPUs to the agent's unreserved
+	// resources (gpus.go).
+	GPUs int
 }
 
 // Config configures a master and its agents. The zero value of every field

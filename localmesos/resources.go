@@ -16,6 +16,11 @@ type Resources struct {
 	Disk  float64
 	GPUs  float64
 	Ports []PortRange
+	// Reserved are the agent's statically reserved resources by role, on
+	// top of the unreserved ones above (Mesos's --resources entries such
+	// as cpus(slave_public):2): offered only to frameworks of that role.
+	// The entries' own Reserved are ignored.
+	Reserved map[string]Resources
 }
 
 // PortRange is an inclusive range of ports.
@@ -28,9 +33,9 @@ func DefaultResources() Resources {
 }
 
 // rset is the master's own resource accounting: scalars and ranges keyed by
-// name. It ignores roles, reservations and allocation_info on purpose: the
-// local master has one role ("*") and a task echoing the offer's
-// allocation_info must subtract cleanly from the agent's free resources.
+// name, "name(role)" for a reserved resource (roles.go). It ignores
+// allocation_info on purpose: a task echoing the offer's allocation_info
+// must subtract cleanly from the agent's free resources.
 type rset struct {
 	scalars map[string]float64
 	ranges  map[string][]PortRange
@@ -45,9 +50,17 @@ func newRset() rset {
 
 func fromConfig(r Resources) rset {
 	s := newRset()
+	s.addConfig(r, "*")
+	for role, rr := range r.Reserved {
+		s.addConfig(rr, role)
+	}
+	return s
+}
+
+func (s rset) addConfig(r Resources, role string) {
 	add := func(n string, v float64) {
 		if v > 0 {
-			s.scalars[n] = v
+			s.scalars[resKey(n, role)] = v
 		}
 	}
 	add("cpus", r.CPUs)
@@ -55,19 +68,20 @@ func fromConfig(r Resources) rset {
 	add("disk", r.Disk)
 	add("gpus", r.GPUs)
 	if len(r.Ports) > 0 {
-		s.ranges["ports"] = normRanges(append([]PortRange(nil), r.Ports...))
+		s.ranges[resKey("ports", role)] = normRanges(append([]PortRange(nil), r.Ports...))
 	}
-	return s
 }
 
 // fromMesos converts a task's resources, rejecting shapes the local master
 // cannot account for (sets, negative or non-finite scalars, bad ranges).
 func fromMesos(rs []mesos.Resource) (rset, error) {
 	s := newRset()
-	for _, r := range rs {
+	for i := range rs {
+		r := &rs[i]
 		if r.Name == "" {
 			return s, fmt.Errorf("resource has no name")
 		}
+		key := resKey(r.Name, reservationRole(r))
 		if r.Type == nil {
 			return s, fmt.Errorf("resource %q has no type", r.Name)
 		}
@@ -80,7 +94,11 @@ func fromMesos(rs []mesos.Resource) (rset, error) {
 			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 				return s, fmt.Errorf("scalar resource %q has invalid value %v", r.Name, v)
 			}
-			s.scalars[r.Name] += v
+			if r.Name == "gpus" && v != math.Trunc(v) {
+				// Mesos's validateGpus: whole GPUs only.
+				return s, fmt.Errorf("invalid 'gpus' resource: the 'gpus' resource must be an unsigned integer")
+			}
+			s.scalars[key] += v
 		case mesos.RANGES:
 			if r.Ranges == nil {
 				return s, fmt.Errorf("ranges resource %q has no ranges", r.Name)
@@ -89,12 +107,12 @@ func fromMesos(rs []mesos.Resource) (rset, error) {
 				if rg.Begin > rg.End {
 					return s, fmt.Errorf("ranges resource %q has invalid range [%d-%d]", r.Name, rg.Begin, rg.End)
 				}
-				if overlaps(s.ranges[r.Name], PortRange{rg.Begin, rg.End}) {
+				if overlaps(s.ranges[key], PortRange{rg.Begin, rg.End}) {
 					return s, fmt.Errorf("ranges resource %q has overlapping ranges", r.Name)
 				}
-				s.ranges[r.Name] = append(s.ranges[r.Name], PortRange{rg.Begin, rg.End})
+				s.ranges[key] = append(s.ranges[key], PortRange{rg.Begin, rg.End})
 			}
-			s.ranges[r.Name] = normRanges(s.ranges[r.Name])
+			s.ranges[key] = normRanges(s.ranges[key])
 		default:
 			return s, fmt.Errorf("resource %q has unsupported type %s", r.Name, r.Type.String())
 		}
@@ -158,7 +176,12 @@ func (s rset) empty() bool {
 // offerable says whether free resources are worth an offer: Mesos offers
 // only when some cpus or mem are left.
 func (s rset) offerable() bool {
-	return s.scalars["cpus"] > epsilon || s.scalars["mem"] > epsilon
+	for k, v := range s.scalars {
+		if n, _ := splitKey(k); (n == "cpus" || n == "mem") && v > epsilon {
+			return true
+		}
+	}
+	return false
 }
 
 func rangeContains(outer []PortRange, x PortRange) bool {
@@ -228,9 +251,12 @@ func (s rset) add(o rset) {
 }
 
 // toMesos renders the set as offer resources, in a stable order, each with
-// role "*" and allocation_info when role is set (offers carry it, agent
-// totals do not).
-func (s rset) toMesos(allocRole string) []mesos.Resource {
+// allocation_info when allocRole is set (offers carry it, agent totals do
+// not). Unreserved resources carry role "*"; reserved ones their role, in
+// the format the framework reads: the reservations stack with
+// RESERVATION_REFINEMENT, else the pre-refinement Resource.role, as the
+// Mesos master downgrades offers for frameworks without it.
+func (s rset) toMesos(allocRole string, refinement bool) []mesos.Resource {
 	names := make([]string, 0, len(s.scalars)+len(s.ranges))
 	for k, v := range s.scalars {
 		if v > epsilon {
@@ -245,7 +271,15 @@ func (s rset) toMesos(allocRole string) []mesos.Resource {
 	sort.Strings(names)
 	out := make([]mesos.Resource, 0, len(names))
 	for _, n := range names {
-		r := mesos.Resource{Name: n, Role: strPtr("*")}
+		name, role := splitKey(n)
+		r := mesos.Resource{Name: name, Role: strPtr("*")}
+		if role != "*" {
+			r.Role = strPtr(role)
+			if refinement {
+				r.Role = nil
+				r.Reservations = []mesos.Resource_ReservationInfo{{Type: mesos.Resource_ReservationInfo_STATIC.Enum(), Role: strPtr(role)}}
+			}
+		}
 		if allocRole != "" {
 			r.AllocationInfo = &mesos.Resource_AllocationInfo{Role: strPtr(allocRole)}
 		}
@@ -270,6 +304,7 @@ func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 // stateJSON renders the set the way Mesos's /master/state does:
 // {"cpus":1,"mem":128,"ports":"[31000-31001]"}.
 func (s rset) stateJSON() map[string]any {
+	s = s.merged()
 	out := map[string]any{"cpus": 0.0, "mem": 0.0, "disk": 0.0, "gpus": 0.0}
 	for k, v := range s.scalars {
 		out[k] = round3(v)

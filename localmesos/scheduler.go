@@ -55,6 +55,7 @@ type task struct {
 	fw         *framework
 	agent      *agent
 	res        rset
+	gpus       []int // simulated GPU ids (gpus.go)
 	executorID string
 	// state is the master's view (what reconciliation answers); agentState
 	// is the latest state the executor reported.

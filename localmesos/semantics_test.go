@@ -48,6 +48,9 @@ func TestOfferShape(t *testing.T) {
 				if !regexp.MustCompile(`^` + m.ID() + `-O\d+$`).MatchString(o.ID.Value) {
 					t.Fatalf("offer id %q, want <masterID>-O<n>", o.ID.Value)
 				}
+				if o.AllocationInfo != nil {
+					t.Fatalf("offer carries allocation_info %v for a framework without MULTI_ROLE", o.AllocationInfo)
+				}
 				if o.Hostname != "127.0.0.1" || o.URL == nil || o.URL.Address.Port == 0 || o.FrameworkID.Value != f.id {
 					t.Fatalf("offer %v lacks hostname, url or framework id", o)
 				}
@@ -57,8 +60,8 @@ func TestOfferShape(t *testing.T) {
 				res := map[string]*mesos.Resource{}
 				for _, r := range o.Resources {
 					res[r.Name] = &r
-					if r.AllocationInfo.GetRole() != "*" || r.GetRole() != "*" {
-						t.Fatalf("resource %s lacks role/allocation_info *", r.Name)
+					if r.AllocationInfo != nil || r.GetRole() != "*" {
+						t.Fatalf("resource %s: role %q, allocation_info %v; want role * and no allocation_info (not a MULTI_ROLE framework)", r.Name, r.GetRole(), r.AllocationInfo)
 					}
 				}
 				if res["cpus"].GetScalar().GetValue() != 4 || res["mem"].GetScalar().GetValue() != 8192 || res["disk"].GetScalar().GetValue() != 10240 {

@@ -3,6 +3,7 @@ package offers
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // PerOfferCap bounds how many copies of a request that needs nothing
@@ -23,7 +24,7 @@ func Fits(ofs []Offer, r *Request) int {
 	for i := range ofs {
 		var free [5]int64
 		for _, rr := range ofs[i].Resources {
-			if !roleUsable(rr.Role, r.Role) {
+			if !roleUsable(rr.Role, r) {
 				continue
 			}
 			free[0] = satAdd(free[0], toMilli(rr.CPUs))
@@ -51,16 +52,21 @@ func Fits(ofs []Offer, r *Request) int {
 	return total
 }
 
-// roleUsable: a request may use unreserved resources and those reserved to
-// its own role ("" means "*"), as Place's usable does.
-func roleUsable(resRole, reqRole string) bool {
-	if resRole == "" || resRole == "*" {
-		return true
+// roleUsable: a request may use the roles it accepts, by default
+// unreserved resources and those reserved to its own role ("" means "*"),
+// as Place's usable does.
+func roleUsable(resRole string, r *Request) bool {
+	if resRole == "" {
+		resRole = "*"
 	}
+	if len(r.AcceptedRoles) > 0 {
+		return slices.Contains(r.AcceptedRoles, resRole)
+	}
+	reqRole := r.Role
 	if reqRole == "" {
 		reqRole = "*"
 	}
-	return resRole == reqRole
+	return resRole == "*" || resRole == reqRole
 }
 
 func satAdd(a, b int64) int64 {

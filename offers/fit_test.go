@@ -29,6 +29,8 @@ func TestFits(t *testing.T) {
 		{"needs nothing: capped per offer", three, Request{}, 3 * PerOfferCap},
 		{"reserved role not usable by *", []Offer{web(mkOffer("a", 1, 1024))}, Request{CPUs: 1, Mem: 1}, 1},
 		{"reserved role usable by its role", []Offer{web(mkOffer("a", 1, 1024))}, Request{CPUs: 1, Mem: 1, Role: "web"}, 5},
+		{"accepted [web]: the reservation alone", []Offer{web(mkOffer("a", 1, 1024))}, Request{CPUs: 1, Mem: 1, Role: "web", AcceptedRoles: []string{"web"}}, 4},
+		{"accepted [*] of a web app: unreserved alone", []Offer{web(mkOffer("a", 1, 1024))}, Request{CPUs: 1, Mem: 1, Role: "web", AcceptedRoles: []string{"*"}}, 1},
 		{"no offers", nil, Request{CPUs: 1}, 0},
 	}
 	for _, c := range cases {

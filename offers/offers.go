@@ -225,7 +225,11 @@ type Request struct {
 	Ports           int      // how many host ports from the offer's ranges (any)
 	HostPorts       []uint64 // fixed host ports (requirePorts / hostPort != 0)
 	Role            string   // "" = "*"
-	Constraints     []Constraint
+	// AcceptedRoles are the reservation roles whose resources the task may
+	// take (Marathon's acceptedResourceRoles; "*" = unreserved). Empty
+	// means "*" and Role, Marathon's default ("any").
+	AcceptedRoles []string
+	Constraints   []Constraint
 }
 
 // Placed is a task already running or staged; constraints count it.

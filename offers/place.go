@@ -183,6 +183,7 @@ type group struct {
 	first  *Request
 	reqs   []int
 	role   int32
+	accept []int32 // interned AcceptedRoles; nil = "*" and role
 	need   need
 	cons   []gcons
 	bucket int // first GROUP_BY field, whose values bucket offers; -1 = one bucket
@@ -363,6 +364,7 @@ func (p *placer) groupRequests() {
 func sameShape(a, b *Request) bool {
 	return a.CPUs == b.CPUs && a.Mem == b.Mem && a.Disk == b.Disk && a.GPUs == b.GPUs &&
 		a.Ports == b.Ports && a.Role == b.Role && slices.Equal(a.HostPorts, b.HostPorts) &&
+		slices.Equal(a.AcceptedRoles, b.AcceptedRoles) &&
 		slices.EqualFunc(a.Constraints, b.Constraints, func(x, y Constraint) bool {
 			return x.Field == y.Field && x.Operator == y.Operator && x.Value == y.Value
 		})
@@ -376,6 +378,9 @@ func (p *placer) newGroup(r *Request) *group {
 		p.track(a, hostField)
 	}
 	g := &group{app: a, first: r, role: p.roleID(r.Role), bucket: -1}
+	for _, ar := range r.AcceptedRoles {
+		g.accept = append(g.accept, p.roleID(ar))
+	}
 	g.need = need{
 		cpus: toMilli(r.CPUs), mem: toMilli(r.Mem), disk: toMilli(r.Disk),
 		gpus: int64(max(r.GPUs, 0)), ports: uint64(max(r.Ports, 0)),
@@ -484,7 +489,14 @@ func (p *placer) valueOf(t *Placed, f int) int32 {
 	return fl.intern(v)
 }
 
-func (p *placer) usable(g *group, w *workRole) bool { return w.role == 0 || w.role == g.role }
+// usable says whether g may take resources of w's role: those its
+// AcceptedRoles name, or by default unreserved ones and its own role's.
+func (p *placer) usable(g *group, w *workRole) bool {
+	if g.accept != nil {
+		return slices.Contains(g.accept, w.role)
+	}
+	return w.role == 0 || w.role == g.role
+}
 
 // check runs the feasibility chain for group g on offer o and says which
 // check failed first. temp reports a failure that a later placement can

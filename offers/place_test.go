@@ -175,6 +175,36 @@ func TestPlaceRoles(t *testing.T) {
 			wantReason: UnfulfilledRole,
 		},
 		{
+			name:   "accepted roles [web]: reserved only",
+			offers: []Offer{mixed},
+			req:    Request{ID: "t", App: "a", Role: "web", AcceptedRoles: []string{"web"}, CPUs: 1, Mem: 128, Ports: 1},
+			want:   []string{"cpus web web 1", "mem web web 128", "ports web web [{\"begin\":80,\"end\":80}]"},
+		},
+		{
+			name:       "accepted roles [web]: the reservation is too small",
+			offers:     []Offer{mixed},
+			req:        Request{ID: "t", App: "a", Role: "web", AcceptedRoles: []string{"web"}, CPUs: 1.5},
+			wantReason: InsufficientCpus,
+		},
+		{
+			name:       "accepted roles [web]: no port 31000 in the reservation",
+			offers:     []Offer{mixed},
+			req:        Request{ID: "t", App: "a", Role: "web", AcceptedRoles: []string{"web"}, CPUs: 0.5, HostPorts: []uint64{31000}},
+			wantReason: InsufficientPorts,
+		},
+		{
+			name:   "accepted roles [*] of a web app: unreserved only",
+			offers: []Offer{mixed},
+			req:    Request{ID: "t", App: "a", Role: "web", AcceptedRoles: []string{"*"}, CPUs: 1, Ports: 1},
+			want:   []string{"cpus - web 1", "ports - web [{\"begin\":31000,\"end\":31000}]"},
+		},
+		{
+			name:       "accepted roles [*]: an offer of reserved resources only",
+			offers:     []Offer{other},
+			req:        Request{ID: "t", App: "a", Role: "batch", AcceptedRoles: []string{"*"}, CPUs: 1},
+			wantReason: UnfulfilledRole,
+		},
+		{
 			name:   "reserved role without an allocation role",
 			offers: []Offer{other},
 			req:    Request{ID: "t", App: "a", Role: "batch", CPUs: 1},

@@ -155,12 +155,13 @@ func (p *placer) take(g *group, ri, o int) bool {
 	return lift
 }
 
-// inPass orders roles: the request's own reserved role in pass 0, "*" in pass 1.
+// inPass orders roles: the reserved roles the request may use in pass 0,
+// "*" (when accepted) in pass 1, so reservations are used up first.
 func (p *placer) inPass(g *group, r *workRole, pass int) bool {
 	if pass == 0 {
-		return r.role != 0 && r.role == g.role
+		return r.role != 0 && p.usable(g, r)
 	}
-	return r.role == 0
+	return r.role == 0 && p.usable(g, r)
 }
 
 // taken is what one placement took from one role: cpus, mem, disk (in

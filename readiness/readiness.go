@@ -66,15 +66,9 @@ func New(cfg Config) (*Checker, error) {
 		return nil, errors.New("readiness: Config needs a Scheduler and a Log")
 	}
 	if cfg.Events == nil {
-		sub, ok := cfg.Scheduler.(interface {
-			Subscribe(int) *framework.Subscription
-		})
-		if !ok {
+		var ok bool
+		if cfg.Events, ok = framework.EventsOf(cfg.Scheduler); !ok {
 			return nil, errors.New("readiness: Config needs Events, or a Scheduler with Subscribe")
-		}
-		cfg.Events = func(n int) (<-chan framework.Event, func()) {
-			s := sub.Subscribe(n)
-			return s.C, s.Close
 		}
 	}
 	if cfg.Clock == nil {
@@ -104,34 +98,16 @@ func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastR
 
 // Run checks tasks until ctx ends.
 func (c *Checker) Run(ctx context.Context) error {
-	events, stop := c.cfg.Events(4096)
-	defer stop()
 	tr := newTracker()
-	tr.load(c.cfg.Scheduler.Snapshot(), c.cfg.Clock.Now())
-	tick := c.cfg.Clock.NewTicker(c.cfg.Tick)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-events:
-			if !ok {
-				return nil
-			}
-			if ev.Type == framework.EventLagged {
-				tr = newTracker()
-				tr.load(c.cfg.Scheduler.Snapshot(), c.cfg.Clock.Now())
-				continue
-			}
-			tr.event(ev, c.cfg.Clock.Now())
-		case r := <-c.done:
-			c.finish(tr, r)
-		case <-tick.C():
-			for _, p := range tr.due(c.cfg.Clock.Now(), c.cfg.MaxInFlight) {
+	return framework.FollowLoop[result]{
+		Events: c.cfg.Events, Snapshot: c.cfg.Scheduler.Snapshot, Clock: c.cfg.Clock, Tick: c.cfg.Tick, View: tr,
+		OnTick: func(now time.Time) {
+			for _, p := range tr.due(now, c.cfg.MaxInFlight) {
 				go c.probe(ctx, p)
 			}
-		}
-	}
+		},
+		Results: c.done, OnResult: func(r result) { c.finish(tr, r) },
+	}.Run(ctx)
 }
 
 func (c *Checker) finish(tr *tracker, r result) {
@@ -202,6 +178,13 @@ func newTracker() *tracker {
 	return &tracker{apps: map[string]*appspec.App{}, tasks: map[string]*tracked{}}
 }
 
+// Reset rebuilds the view from a snapshot (framework.Follower); results
+// of probes in flight are dropped.
+func (tr *tracker) Reset(snap *framework.Snapshot, now time.Time) {
+	*tr = *newTracker()
+	tr.load(snap, now)
+}
+
 func (tr *tracker) load(snap *framework.Snapshot, now time.Time) {
 	for _, a := range snap.Apps {
 		tr.apps[a.ID] = a
@@ -211,7 +194,8 @@ func (tr *tracker) load(snap *framework.Snapshot, now time.Time) {
 	}
 }
 
-func (tr *tracker) event(ev framework.Event, now time.Time) {
+// Event applies one scheduler event (framework.Follower).
+func (tr *tracker) Event(ev framework.Event, now time.Time) {
 	switch ev.Type {
 	case framework.EventApp:
 		tr.apps[ev.App.ID] = ev.App

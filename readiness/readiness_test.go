@@ -39,7 +39,7 @@ func waitingTask(state mesos.TaskState) framework.Task {
 func TestTrackerSchedule(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	tr := newTracker()
-	tr.event(framework.Event{Type: framework.EventApp, App: checkedApp(false)}, t0)
+	tr.Event(framework.Event{Type: framework.EventApp, App: checkedApp(false)}, t0)
 	tr.task(waitingTask(mesos.TASK_STAGING), t0)
 	if ps := tr.due(t0, 64); len(ps) != 0 {
 		t.Fatalf("probed a staging task: %v", ps)
@@ -71,7 +71,7 @@ func TestTrackerSchedule(t *testing.T) {
 func TestTrackerBoundsProbesInFlight(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	tr := newTracker()
-	tr.event(framework.Event{Type: framework.EventApp, App: checkedApp(false)}, t0)
+	tr.Event(framework.Event{Type: framework.EventApp, App: checkedApp(false)}, t0)
 	for i := range 5 {
 		tk := waitingTask(mesos.TASK_RUNNING)
 		tk.ID = "web." + strconv.Itoa(i)
@@ -89,7 +89,7 @@ func TestTrackerBoundsProbesInFlight(t *testing.T) {
 		t.Fatalf("%d probes after one slot freed, want 1", len(ps))
 	}
 	// A task removed while probed frees its slot too.
-	tr.event(framework.Event{Type: framework.EventTaskRemoved, Task: &framework.Task{ID: first[1].taskID}}, t0)
+	tr.Event(framework.Event{Type: framework.EventTaskRemoved, Task: &framework.Task{ID: first[1].taskID}}, t0)
 	if ps := tr.due(t0, 2); len(ps) != 1 {
 		t.Fatalf("%d probes after a probed task went away, want 1", len(ps))
 	}
@@ -100,7 +100,7 @@ func TestTrackerBoundsProbesInFlight(t *testing.T) {
 func TestTrackerEligibility(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	tr := newTracker()
-	tr.event(framework.Event{Type: framework.EventApp, App: checkedApp(true)}, t0)
+	tr.Event(framework.Event{Type: framework.EventApp, App: checkedApp(true)}, t0)
 	tk := waitingTask(mesos.TASK_RUNNING)
 	tr.task(tk, t0)
 	if ps := tr.due(t0, 64); len(ps) != 0 {

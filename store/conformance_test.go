@@ -587,6 +587,7 @@ func runConformance(t *testing.T, newStore factory) {
 			wantIs(t, err, ErrNotFound)
 		}},
 	}
+	tests = append(tests, groupVersionCases()...) // groupversions_test.go
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -24,8 +24,10 @@ type Memory struct {
 	versions    map[string][]memVersion // oldest first
 	deployments map[string][]byte
 	groups      map[string][]byte // by canonical id; bytes, so a list decodes like ZK's
-	tasks       map[string]map[string]TaskRecord
-	frameworkID string
+	// groupVersions: group id → version → GroupVersion JSON.
+	groupVersions map[string]map[string][]byte
+	tasks         map[string]map[string]TaskRecord
+	frameworkID   string
 }
 
 type memApp struct {

@@ -205,6 +205,8 @@ type Store interface {
 	ListGroups(ctx context.Context) ([]StoredGroup, error)
 	// DeleteGroup removes a group record; ErrNotFound when there is none.
 	DeleteGroup(ctx context.Context, id string) error
+	// GroupVersions keeps each group's versions (groupversions.go).
+	GroupVersions
 
 	// FrameworkID returns "" and no error when none was stored yet.
 	FrameworkID(ctx context.Context) (string, error)

@@ -370,7 +370,10 @@ async function appPage(id) {
       h('thead', {}, h('tr', {}, ['Task', 'Host', 'Ports', 'State', 'Health', 'Ready', 'Age'].map((c, i) => h('th', { class: i === 2 || i === 5 ? 'hide-sm' : null }, c)))),
       h('tbody', {}, tasks.map(t => {
         const hr = t.healthCheckResults || [];
-        const health = hr.length ? (hr.every(r => r.alive) ? 'healthy' : 'unhealthy') : (app.healthChecks && app.healthChecks.length ? 'pending' : '—');
+        // One result per check that has one: unhealthy once one fails,
+        // healthy once every check of the app passed.
+        const checks = (app.healthChecks || []).length;
+        const health = hr.some(r => !r.alive) ? 'unhealthy' : checks ? (hr.length >= checks ? 'healthy' : 'pending') : (hr.length ? 'healthy' : '—');
         return h('tr', { 'data-task': t.id }, h('td', {}, h('a', { href: '#', onclick: ev => { ev.preventDefault(); logTask.value = t.id; showLogs(); } }, t.id)),
           h('td', {}, t.host), h('td', { class: 'hide-sm' }, (t.ports || []).join(', ')), h('td', {}, t.state),
           h('td', { class: health === 'healthy' ? 'ok' : health === 'unhealthy' ? 'bad' : 'muted' }, health),

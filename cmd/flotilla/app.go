@@ -434,9 +434,12 @@ func (c *appCLI) printTasks(ts []cliTask) error {
 		}
 		health := "-"
 		if len(t.HealthCheckResults) > 0 {
-			health = "unhealthy"
-			if t.HealthCheckResults[0].Alive {
-				health = "healthy"
+			// One entry per check with a result: healthy only if all pass.
+			health = "healthy"
+			for _, r := range t.HealthCheckResults {
+				if !r.Alive {
+					health = "unhealthy"
+				}
 			}
 		}
 		started := "-"

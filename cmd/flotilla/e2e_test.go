@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -60,7 +61,14 @@ type devOpts struct {
 	// that reach apps on their service ports take a range of their own,
 	// since every platform's gateway binds them on 127.0.0.1.
 	servicePorts [2]uint32
-	clientLimits api.ClientLimits // zero: the defaults
+	clientLimits api.ClientLimits       // zero: the defaults
+	role         string                 // --mesos-role; "" is "*"
+	roles        roleConfig             // --mesos-user, --enable-features…
+	agents       []localmesos.AgentSpec // nil: devAgents(3) with the ports range
+	workDir      string                 // the agents' sandboxes; "": a t.TempDir
+	// noServicePorts keeps the gateway from binding service ports, for
+	// tests whose apps ask for fixed ones outside the test's port range.
+	noServicePorts bool
 }
 
 // logTail keeps the last logTailMax bytes written to it.
@@ -133,8 +141,15 @@ func startMaster(t *testing.T, o devOpts, log *logrus.Logger) *localmesos.Master
 	// get.
 	res := localmesos.DefaultResources()
 	res.Ports = []localmesos.PortRange{{Begin: o.ports[0], End: o.ports[1]}}
-	m, err := localmesos.Start(ctx, localmesos.Config{Listen: "127.0.0.1:0", AgentSpecs: devAgents(3), Executor: factory, Resources: res,
-		NoSandbox: name == "simulated", Clock: clock.Real{}, Log: log, WorkDir: t.TempDir(), ZK: o.masterZK})
+	specs, work := o.agents, o.workDir
+	if specs == nil {
+		specs = devAgents(3)
+	}
+	if work == "" {
+		work = t.TempDir()
+	}
+	m, err := localmesos.Start(ctx, localmesos.Config{Listen: "127.0.0.1:0", AgentSpecs: specs, Executor: factory, Resources: res,
+		NoSandbox: name == "simulated", Clock: clock.Real{}, Log: log, WorkDir: work, ZK: o.masterZK})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -153,11 +168,12 @@ func startPlatform(t *testing.T, o devOpts, master string, log *logrus.Logger) (
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p, err := newPlatform(ctx, platformConfig{
-		Master: master, APIAddr: "127.0.0.1:0", FrameworkName: "flotilla", Role: "*", FailoverTimeout: time.Hour,
+		Master: master, APIAddr: "127.0.0.1:0", FrameworkName: "flotilla", Role: cmp.Or(o.role, "*"), Roles: o.roles, FailoverTimeout: time.Hour,
 		DNSAddr: "127.0.0.1:0", DNSDomain: "mesos", DNSUpstreams: []string{o.upstream}, ZK: o.zk,
 		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0", SecretEnvType: o.secretEnvType, SecretPoll: o.secretPoll,
 		MaxInstances: o.maxInstances, Auth: o.auth, GatewayGroups: o.gatewayGroups, APIClientLimits: o.clientLimits,
-		ServicePorts: appspec.PortRange{Min: o.servicePorts[0], Max: o.servicePorts[1]},
+		ServicePorts:   appspec.PortRange{Min: o.servicePorts[0], Max: o.servicePorts[1]},
+		GatewayClients: gateway.Config{DisableServicePorts: o.noServicePorts},
 		Getenv: func(k string) string {
 			switch k {
 			case "VAULT_ADDR":

@@ -27,6 +27,7 @@ import (
 	"github.com/flotilla-sched/flotilla/discovery"
 	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/gateway"
+	"github.com/flotilla-sched/flotilla/health"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/mesosdns"
@@ -47,9 +48,11 @@ type platformConfig struct {
 	Advertise        string // URL standbys proxy to; default http://<APIAddr>
 	FrameworkName    string
 	Role             string
-	FailoverTimeout  time.Duration
-	Hostname         string
-	Auth             api.Auth
+	// Roles holds the user, accepted-roles and GPU flags (roleflags.go).
+	Roles           roleConfig
+	FailoverTimeout time.Duration
+	Hostname        string
+	Auth            api.Auth
 	// APIClientLimits bound slow and abusive API clients (--api-*).
 	APIClientLimits api.ClientLimits
 	SecretEnvType   string // secret (Mesos SECRET env var) or value (plain VALUE, for agents without SECRET support)
@@ -138,6 +141,7 @@ type platform struct {
 	follower *discovery.Follower // nil without ZooKeeper (a lone replica always leads)
 	scaler   *autoscale.Runner
 	ready    *readiness.Checker
+	health   *health.Checker
 }
 
 func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*platform, error) {
@@ -206,9 +210,13 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		p.resolver = secrets.NewResolver(v, clk, 10*time.Second, logging.Component(log, "secrets"))
 	}
 
+	acceptDefault, err := cfg.acceptedRolesDefault()
+	if err != nil {
+		return nil, err
+	}
 	p.sched = framework.New(framework.Config{
 		Clock: clk, Rand: rand.New(rand.NewSource(seed)), Log: logging.Component(log, "framework"),
-		Role: cfg.Role, ResolveEnv: secretEnv(p.resolver, cfg.SecretEnvType), Tasks: p.store,
+		Role: cfg.Role, AcceptedRolesDefault: acceptDefault, ResolveEnv: secretEnv(p.resolver, cfg.SecretEnvType), Tasks: p.store,
 	})
 	det, err := framework.NewDetector(framework.DetectorConfig{Master: cfg.Master, Clock: clk, Logger: logging.Component(log, "detector")})
 	if err != nil {
@@ -222,6 +230,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	p.replica, err = framework.NewReplica(framework.ReplicaConfig{
 		Election: election,
 		Conn: framework.ConnConfig{Detector: det, FrameworkIDs: p.store, Name: cfg.FrameworkName, Roles: roles,
+			User: cfg.Roles.MesosUser, GPUResources: cfg.Roles.GPUResources,
 			FailoverTimeout: cfg.FailoverTimeout, Hostname: cfg.Hostname, WebUIURL: cfg.Advertise},
 		Core:   termCore{p},
 		Clock:  clk,
@@ -256,7 +265,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	p.deploy, err = deploy.New(deploy.Config{
 		Store: p.store, Scheduler: p.sched, Clock: clk, Rand: rand.New(rand.NewSource(seed + 2)),
 		Log: logging.Component(log, "deploy"), Registry: p.registry,
-		Limits: appspec.Limits{MaxInstances: cfg.MaxInstances}, ServicePorts: cfg.ServicePorts,
+		Limits: appspec.Limits{MaxInstances: cfg.MaxInstances, Role: cfg.Role, GPUResources: cfg.Roles.GPUResources}, ServicePorts: cfg.ServicePorts,
 	})
 	if err != nil {
 		return nil, err
@@ -264,7 +273,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	p.api, err = api.New(api.Config{
 		Scheduler: p.sched, Store: p.store, Deploy: p.deploy, Leadership: p.replica, Secrets: p.resolver, Registry: p.registry,
 		Clock: clk, Log: logging.Component(log, "api"),
-		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID,
+		Auth: cfg.Auth, Version: version, FrameworkID: p.replica.FrameworkID, Info: cfg.roleInfo(acceptDefault),
 		// The feed is built after the API; read it when asked.
 		View: func() *framework.Snapshot {
 			if p.feed == nil {
@@ -320,6 +329,11 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	if err != nil {
 		return nil, err
 	}
+	// So do the HTTP, HTTPS and TCP health checks (Mesos runs the others).
+	p.health, err = health.New(health.Config{Scheduler: p.sched, Clock: clk, Log: logging.Component(log, "health")})
+	if err != nil {
+		return nil, err
+	}
 	ok = true
 	return p, nil
 }
@@ -368,6 +382,13 @@ func (t termCore) Run(ctx context.Context, in <-chan framework.Input, act framew
 		defer wg.Done()
 		if err := t.p.ready.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			log.WithError(err).Error("readiness checker stopped")
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := t.p.health.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.WithError(err).Error("health checker stopped")
 		}
 	}()
 	if t.p.vault != nil {

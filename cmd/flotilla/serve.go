@@ -40,7 +40,8 @@ func commonFlags(fs *flag.FlagSet, c *platformConfig, apiAddr string) (level, fo
 	fs.StringVar(&c.APIAddr, "api-addr", apiAddr, "address of the HTTP API (Marathon v2)")
 	fs.StringVar(&c.Advertise, "advertise", "", "URL other replicas proxy API calls to (default http://<api-addr>)")
 	fs.StringVar(&c.FrameworkName, "framework-name", "flotilla", "Mesos framework name")
-	fs.StringVar(&c.Role, "role", "*", "Mesos role to run tasks under")
+	fs.StringVar(&c.Role, "role", "*", "Mesos role to run tasks under (same as --mesos-role)")
+	roleFlags(fs, c)
 	fs.DurationVar(&c.FailoverTimeout, "failover-timeout", framework.DefaultFailoverTimeout, "how long Mesos keeps tasks running while no Flotilla is subscribed")
 	fs.StringVar(&c.Hostname, "hostname", "", "hostname announced to Mesos (default: the machine's)")
 	fs.StringVar(&c.Auth.Username, "auth-user", os.Getenv("FLOTILLA_AUTH_USER"), "HTTP basic user required by the API (with --auth-password)")
@@ -168,12 +169,17 @@ func runDev(args []string) error {
 	fs.StringVar(&c.DNSAddr, "dns-addr", "127.0.0.1:8600", "address of the DNS server (UDP and TCP); empty: no DNS")
 	fs.StringVar(&c.GatewayAddr, "gateway-addr", "127.0.0.1:8000", "external gateway listener (only apps marked external); empty: none")
 	fs.StringVar(&c.InternalGWAddr, "internal-gateway-addr", "127.0.0.1:8001", "internal gateway listener (every app, by its DNS name); empty: none")
+	shape := devShapeFlags(fs)
 	level, format := commonFlags(fs, &c, "127.0.0.1:8080")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *agents <= 0 {
 		return fmt.Errorf("--agents must be positive, got %d", *agents)
+	}
+	specs := devAgents(*agents)
+	if err := shape.apply(specs, &c); err != nil {
+		return err
 	}
 	log, err := logging.New(logging.Options{Level: *level, Format: *format})
 	if err != nil {
@@ -187,7 +193,7 @@ func runDev(args []string) error {
 		return err
 	}
 	m, err := localmesos.Start(ctx, localmesos.Config{
-		Listen: *mesosAddr, AgentSpecs: devAgents(*agents), Executor: factory, NoSandbox: name == "simulated",
+		Listen: *mesosAddr, AgentSpecs: specs, Executor: factory, NoSandbox: name == "simulated",
 		Clock: clock.Real{}, Log: log,
 	})
 	if err != nil {

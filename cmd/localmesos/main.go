@@ -20,7 +20,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -94,7 +93,7 @@ func run(args []string) error {
 		Networks: parseNetworks(*networks),
 	}
 	if *resources != "" {
-		r, err := parseResources(*resources)
+		r, err := localmesos.ParseResources(*resources)
 		if err != nil {
 			return err
 		}
@@ -126,51 +125,6 @@ func run(args []string) error {
 	}
 	<-ctx.Done()
 	return nil
-}
-
-// parseResources reads Mesos's --resources text form.
-func parseResources(s string) (localmesos.Resources, error) {
-	var r localmesos.Resources
-	for _, part := range strings.Split(s, ";") {
-		kv := strings.SplitN(strings.TrimSpace(part), ":", 2)
-		if len(kv) != 2 {
-			return r, fmt.Errorf("bad --resources entry %q (want name:value)", part)
-		}
-		name, val := kv[0], strings.TrimSpace(kv[1])
-		if name == "ports" {
-			val = strings.TrimSuffix(strings.TrimPrefix(val, "["), "]")
-			for _, rg := range strings.Split(val, ",") {
-				be := strings.SplitN(strings.TrimSpace(rg), "-", 2)
-				if len(be) != 2 {
-					return r, fmt.Errorf("bad ports range %q in --resources (want [begin-end])", rg)
-				}
-				b, err1 := strconv.ParseUint(be[0], 10, 16)
-				e, err2 := strconv.ParseUint(be[1], 10, 16)
-				if err := errors.Join(err1, err2); err != nil || b > e {
-					return r, fmt.Errorf("bad ports range %q in --resources", rg)
-				}
-				r.Ports = append(r.Ports, localmesos.PortRange{Begin: b, End: e})
-			}
-			continue
-		}
-		v, err := strconv.ParseFloat(val, 64)
-		if err != nil || v < 0 {
-			return r, fmt.Errorf("bad value %q for %s in --resources", val, name)
-		}
-		switch name {
-		case "cpus":
-			r.CPUs = v
-		case "mem":
-			r.Mem = v
-		case "disk":
-			r.Disk = v
-		case "gpus":
-			r.GPUs = v
-		default:
-			return r, fmt.Errorf("unknown resource %q in --resources (cpus, mem, disk, gpus, ports)", name)
-		}
-	}
-	return r, nil
 }
 
 // parseNetworks splits --networks; "" is a non-nil empty list (no USER

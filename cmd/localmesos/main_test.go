@@ -3,41 +3,7 @@ package main
 import (
 	"reflect"
 	"testing"
-
-	"github.com/flotilla-sched/flotilla/localmesos"
 )
-
-func TestParseResources(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		in   string
-		want localmesos.Resources
-		bad  bool
-	}{
-		{in: "cpus:2;mem:1024;disk:100;ports:[31000-31010]", want: localmesos.Resources{CPUs: 2, Mem: 1024, Disk: 100, Ports: []localmesos.PortRange{{Begin: 31000, End: 31010}}}},
-		{in: "ports:[1-2,5-6]; gpus:1", want: localmesos.Resources{GPUs: 1, Ports: []localmesos.PortRange{{Begin: 1, End: 2}, {Begin: 5, End: 6}}}},
-		{in: "cpus:x", bad: true},
-		{in: "cpus:-1", bad: true},
-		{in: "ports:[10-1]", bad: true},
-		{in: "ports:[1-70000]", bad: true},
-		{in: "widgets:3", bad: true},
-		{in: "cpus", bad: true},
-	}
-	for _, tc := range cases {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := parseResources(tc.in)
-			if tc.bad {
-				if err == nil {
-					t.Fatalf("parseResources(%q) accepted it: %+v", tc.in, got)
-				}
-				return
-			}
-			if err != nil || !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("parseResources(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
-			}
-		})
-	}
-}
 
 func TestParseAttributes(t *testing.T) {
 	t.Parallel()

@@ -318,6 +318,9 @@ func (d *Docker) launch(ctx context.Context, t Task, report Report, g *dockerGro
 		hostCfg.Binds = append([]string{t.Sandbox + ":" + DockerSandbox}, hostCfg.Binds...)
 	}
 	cfg := &container.Config{Image: di.GetImage(), Env: env, Labels: labels, Entrypoint: entrypoint, Cmd: cmd}
+	// CommandInfo.user becomes docker run --user: a name the image's
+	// /etc/passwd knows, or uid[:gid]; Docker fails the start otherwise.
+	cfg.User = t.Info.GetCommand().GetUser()
 	if t.Sandbox != "" {
 		// Mesos's docker containerizer runs the command in the sandbox
 		// (docker run -w /mnt/mesos/sandbox), where fetched files are.

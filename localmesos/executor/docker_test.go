@@ -202,6 +202,9 @@ func TestDockerExitAndCommands(t *testing.T) {
 		{"missing image", "flotilla/does-not-exist:dev", shellCmd("true"), mesos.TASK_FAILED, "not found", "", "not found"},
 		{"shell without value", busybox, &mesos.CommandInfo{}, mesos.TASK_FAILED, "no command value", "", "no command value"},
 		{"no image", "", shellCmd("true"), mesos.TASK_FAILED, "no docker image", "", "no docker image"},
+		// CommandInfo.user is docker run --user
+		{"user by uid", busybox, withUser(shellCmd("id -u; id -g"), "65534:65534"), mesos.TASK_FINISHED, "status 0", "65534\n65534\n", ""},
+		{"user the image lacks", busybox, withUser(shellCmd("true"), "no-such-user"), mesos.TASK_FAILED, "no-such-user", "", "no-such-user"},
 	}
 	d := newTestDocker(t, nil)
 	for _, tc := range tests {
@@ -391,4 +394,9 @@ func TestDockerUnreachableEngine(t *testing.T) {
 	if time.Since(start) > 20*time.Second {
 		t.Fatal("close of an unused executor waited on the engine")
 	}
+}
+
+func withUser(ci *mesos.CommandInfo, u string) *mesos.CommandInfo {
+	ci.User = &u
+	return ci
 }

@@ -2,6 +2,8 @@ package executor
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 )
@@ -46,7 +48,7 @@ func commandEnv(ci *mesos.CommandInfo) ([]string, error) {
 // mesosEnv is what Mesos's executors add to every task's environment; the
 // task's own variables come after and so win.
 func mesosEnv(t Task, sandbox string) []string {
-	return []string{
+	env := []string{
 		"MESOS_TASK_ID=" + t.Info.TaskID.Value,
 		"MESOS_EXECUTOR_ID=" + t.Info.TaskID.Value,
 		"MESOS_SANDBOX=" + sandbox,
@@ -54,4 +56,13 @@ func mesosEnv(t Task, sandbox string) []string {
 		"MESOS_AGENT_ID=" + t.AgentID,
 		"MESOS_SLAVE_ID=" + t.AgentID,
 	}
+	if len(t.GPUs) > 0 {
+		ids := make([]string, len(t.GPUs))
+		for i, g := range t.GPUs {
+			ids[i] = strconv.Itoa(g)
+		}
+		// The simulated GPUs the agent gave the task (localmesos/gpus.go).
+		env = append(env, "NVIDIA_VISIBLE_DEVICES="+strings.Join(ids, ","))
+	}
+	return env
 }

@@ -27,6 +27,9 @@ type Task struct {
 	// Networks are the USER networks the agent offers Docker tasks; nil
 	// means DefaultNetworks.
 	Networks []string
+	// GPUs are the simulated GPU ids the agent assigned the task; they
+	// reach it as NVIDIA_VISIBLE_DEVICES.
+	GPUs []int
 }
 
 // Group is what a task of a task group knows of its group: the

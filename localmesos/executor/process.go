@@ -159,7 +159,9 @@ func (p *Process) Launch(ctx context.Context, t Task, report Report) error {
 		err = redirect(cmd, t.Sandbox)
 	}
 	if err == nil {
-		err = cmd.Start()
+		if err = switchUser(cmd, ci.GetUser(), t.Sandbox); err == nil {
+			err = cmd.Start()
+		}
 		closeFiles(cmd)
 	}
 	if err != nil {
