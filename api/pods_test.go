@@ -83,6 +83,8 @@ func TestPodsAPI(t *testing.T) {
 		t.Fatalf("GET /v2/apps lists the pod: %v", apps)
 	}
 	e.mustDo("PUT", "/v2/apps/shop/web", `{"cmd": "sleep 1"}`, http.StatusConflict)
+	e.mustDo("PUT", "/v2/apps", `[{"id": "/shop/web", "cmd": "sleep 1"}]`, http.StatusConflict)
+	e.mustDo("DELETE", "/v2/apps/shop/web", "", http.StatusConflict)
 
 	first := e.runPods()
 	if len(first) != 1 {
