@@ -72,7 +72,7 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 		"secret":     {hint: "file-based secrets are not supported; reference the secret in env ({\"secret\": …})"},
 	},
 	typeOfGroup: {
-		"pods": {hint: "pods are not supported yet; deploy the containers as apps"},
+		"pods": {hint: "pods are written through /v2/pods and are read-only in a group (as in Marathon); leave pods out of the group body"},
 	},
 	typeOfHealthCheck: {
 		"ipProtocol": {hint: "health checks use IPv4", allowed: func(v any) bool { return v == "IPv4" }},
@@ -166,6 +166,10 @@ func decode(b []byte) (*App, error) {
 	if err := json.Unmarshal(b, app); err != nil {
 		// The walk checked every type, so this is a bug in the walk.
 		return nil, malformed("/", err.Error())
+	}
+	if app.Pod != nil {
+		// App.Pod is how the scheduler carries a pod, not an app field.
+		return nil, &ValidationError{Message: "Object is not valid", Details: []Detail{{Path: "/pod", Errors: []string{"unknown field; pods are written through /v2/pods"}}}}
 	}
 	app.Normalize()
 	return app, nil

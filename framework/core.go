@@ -33,9 +33,11 @@ type core struct {
 	// slice costs a fraction of walking a map, and a step walks every app
 	// a few times. Removed states are marked gone and compacted away at the
 	// start of the next step, so removal during a scan is safe.
-	appList    []*appState
-	appsGone   bool
-	tasks      map[string]*taskState
+	appList  []*appState
+	appsGone bool
+	tasks    map[string]*taskState
+	// pods are the containers of each pod instance in tasks (pods.go).
+	pods       map[string]*podInstance
 	killWanted map[string]bool // desired: tasks the API asked to kill
 	// holdUnknown: the desired state was not read completely (a store
 	// item this version cannot decode, or the store unreachable), so a
@@ -140,6 +142,7 @@ func newCore(cfg Config, pub func(Event)) *core {
 		pub:         pub,
 		apps:        map[string]*appState{},
 		tasks:       map[string]*taskState{},
+		pods:        map[string]*podInstance{},
 		killWanted:  map[string]bool{},
 		held:        map[string]bool{},
 		agents:      map[string]agentInfo{},
@@ -176,6 +179,7 @@ type launchOp struct {
 	offerID string
 	tasks   []mesos.TaskInfo
 	apps    []*appspec.App
+	groups  []groupLaunch // pod instances, one LAUNCH_GROUP each
 }
 
 type declineOp struct {
@@ -417,9 +421,11 @@ func (c *core) subscribed(now time.Time, p *plan) {
 	// (Mesos reconciliation guide), then an implicit one to learn of
 	// tasks we do not know, e.g. launched by a previous leader.
 	c.recon.pending = map[string]string{}
-	for id, ts := range c.tasks {
+	for _, ts := range c.tasks {
 		if ts.t.Active() {
-			c.recon.pending[id] = ts.t.AgentID
+			for _, id := range c.mesosTaskIDs(ts) {
+				c.recon.pending[id] = ts.t.AgentID
+			}
 		}
 	}
 	if len(c.recon.pending) > 0 {
@@ -502,6 +508,10 @@ func (c *core) handleUpdate(now time.Time, st mesos.TaskStatus, p *plan) {
 	if len(c.recon.pending) == 0 {
 		c.recon.next = time.Time{}
 	}
+	if !c.podUpdate(now, &st, p) {
+		return
+	}
+	id, state = st.TaskID.Value, st.GetState() // a pod instance's, for a container's update
 
 	ts := c.tasks[id]
 	adopted := false
@@ -686,6 +696,7 @@ func (c *core) addTask(as *appState, ts *taskState) {
 func (c *core) removeTask(now time.Time, ts *taskState) {
 	id := ts.t.ID
 	delete(c.tasks, id)
+	delete(c.pods, id)
 	delete(c.killing, id)
 	delete(c.unreachable, id)
 	delete(c.killWanted, id)
@@ -783,7 +794,13 @@ func (c *core) step(now time.Time, p *plan) {
 			c.recon.next = now.Add(c.recon.delay)
 		}
 		if len(c.unreachable) > 0 && !now.Before(c.nextUnreachRecon) {
-			addReconciles(p, c.unreachable, func(ts *taskState) string { return ts.t.AgentID })
+			agentOf := make(map[string]string, len(c.unreachable))
+			for _, ts := range c.unreachable {
+				for _, id := range c.mesosTaskIDs(ts) { // a pod instance's: its containers
+					agentOf[id] = ts.t.AgentID
+				}
+			}
+			addReconciles(p, agentOf, func(agent string) string { return agent })
 			c.nextUnreachRecon = now.Add(c.cfg.UnreachableReconcile)
 		}
 		if !c.recon.nextImplicit.IsZero() && !now.Before(c.recon.nextImplicit) {
@@ -910,7 +927,7 @@ func (c *core) sendKills(now time.Time, p *plan) {
 	for id, ts := range c.killing {
 		due := ts.killSentAt.IsZero() || !now.Before(ts.killSentAt.Add(c.cfg.KillRetry))
 		if due {
-			p.kills = append(p.kills, killOp{taskID: id, agentID: ts.t.AgentID, policy: c.killPolicyOf(ts.t.AppID)})
+			p.kills = append(p.kills, c.killOps(id, ts)...)
 			ts.killSentAt = now
 		}
 		at := ts.killSentAt.Add(c.cfg.KillRetry)
@@ -1158,6 +1175,10 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 	for _, pl := range res.Placements {
 		i, _ := strconv.Atoi(pl.Request.ID)
 		as := reqApp[i]
+		if as.app.Pod != nil {
+			c.launchPod(now, as, pl, p, byOffer)
+			continue
+		}
 		id := NewTaskID(as.id, c.rand)
 		if as.tmplFor != as.app {
 			as.tmpl, as.tmplFor = newTaskTmpl(as.app), as.app
@@ -1177,14 +1198,9 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 		as.rejection = offers.Summary{}
 		ti := buildTaskInfo(as.app, launchSpec{TaskID: id, AgentID: pl.AgentID, Host: pl.Hostname,
 			Ports: ports, Resources: pl.Resources, KillGrace: c.killGrace(as.app), Tmpl: as.tmpl})
-		k, ok := byOffer[pl.OfferID]
-		if !ok {
-			k = len(p.launches)
-			byOffer[pl.OfferID] = k
-			p.launches = append(p.launches, launchOp{offerID: pl.OfferID})
-		}
-		p.launches[k].tasks = append(p.launches[k].tasks, ti)
-		p.launches[k].apps = append(p.launches[k].apps, as.app)
+		l := p.launchFor(pl.OfferID, byOffer)
+		l.tasks = append(l.tasks, ti)
+		l.apps = append(l.apps, as.app)
 		c.pub(Event{Type: EventTask, At: now, Task: taskPtr(ts.t)})
 	}
 	for rid, sum := range res.Unplaced {

@@ -54,4 +54,9 @@
 // failover the new leader learns of running tasks through implicit
 // reconciliation and adopts them rather than launching duplicates
 // (launches are held for Config.ReconcileSettle after SUBSCRIBED).
+//
+// A pod (appspec.Pod) is an app whose App.Pod is set; each of its
+// instances is one Task here and one LAUNCH_GROUP at Mesos (pods.go,
+// pods_launch.go): its containers' updates are folded into the instance,
+// and kills and reconciliation speak of the containers' task ids.
 package framework

@@ -363,17 +363,21 @@ func (s *Scheduler) launch(ctx context.Context, act Actions, l launchOp) {
 			tasks = append(tasks, ti)
 		}
 	}
+	ops, groups := s.groupOps(ctx, l)
 	offer := []mesos.OfferID{{Value: l.offerID}}
-	if len(tasks) == 0 {
+	if len(tasks) == 0 && len(ops) == 0 {
 		// Every task of this offer was dropped; hand the offer back.
 		_ = s.call(ctx, "decline", func(ctx context.Context) error {
 			return act.Decline(ctx, offer, refuseFilter(s.cfg.DeclineRefuseWaiting))
 		})
 		return
 	}
-	op := mesos.Offer_Operation{Type: mesos.Offer_Operation_LAUNCH, Launch: &mesos.Offer_Operation_Launch{TaskInfos: tasks}}
-	err := s.callWith(ctx, "accept", logrus.Fields{"offer": l.offerID, "tasks": len(tasks)}, func(ctx context.Context) error {
-		return act.Accept(ctx, offer, []mesos.Offer_Operation{op}, refuseFilter(s.cfg.DeclineRefuseWaiting))
+	if len(tasks) > 0 {
+		op := mesos.Offer_Operation{Type: mesos.Offer_Operation_LAUNCH, Launch: &mesos.Offer_Operation_Launch{TaskInfos: tasks}}
+		ops = append([]mesos.Offer_Operation{op}, ops...)
+	}
+	err := s.callWith(ctx, "accept", logrus.Fields{"offer": l.offerID, "tasks": len(tasks), "groups": len(groups)}, func(ctx context.Context) error {
+		return act.Accept(ctx, offer, ops, refuseFilter(s.cfg.DeclineRefuseWaiting))
 	})
 	s.locked(func(c *core, now time.Time) {
 		for _, ti := range tasks {
@@ -382,6 +386,13 @@ func (s *Scheduler) launch(ctx context.Context, act Actions, l launchOp) {
 				continue
 			}
 			if id, ok := AppIDFromTaskID(ti.TaskID.Value); ok {
+				c.launched(id)
+			}
+		}
+		for _, inst := range groups {
+			if err != nil {
+				c.launchFailed(now, inst, fmt.Sprintf("framework: accepting offer %s: %v", l.offerID, err), false)
+			} else if id, ok := PodIDFromInstanceID(inst); ok {
 				c.launched(id)
 			}
 		}

@@ -157,17 +157,10 @@ func dockerImage(app *appspec.App) string {
 // arguments); neither with an image runs the image's default command.
 func commandInfo(app *appspec.App) *mesos.CommandInfo {
 	f, t := false, true
-	ci := &mesos.CommandInfo{}
+	ci := &mesos.CommandInfo{URIs: fetchURIs(app.Fetch)}
 	if app.User != "" {
 		u := app.User
 		ci.User = &u
-	}
-	for _, u := range app.Fetch {
-		uri := mesos.CommandInfo_URI{Value: u.URI, Extract: &u.Extract, Executable: &u.Executable, Cache: &u.Cache}
-		if u.DestPath != "" {
-			uri.OutputFile = &u.DestPath
-		}
-		ci.URIs = append(ci.URIs, uri)
 	}
 	switch {
 	case app.Cmd != "":

@@ -68,6 +68,9 @@ type task struct {
 	recovered  bool
 	killing    bool
 	killPend   *time.Duration
+	// group is the task group (LAUNCH_GROUP) the task belongs to; nil for
+	// a task launched on its own.
+	group *taskGroup
 }
 
 func (f *framework) send(ev *scheduler.Event) {

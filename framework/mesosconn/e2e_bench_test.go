@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +38,44 @@ func e2eBenchSize() (agents, apps, perApp int) {
 
 func benchE2ESimulated(b *testing.B, tasks framework.TaskStore) {
 	agents, apps, perApp := e2eBenchSize()
+	benchE2E(b, tasks, agents, apps*perApp, "tasks/s", func(s *framework.Scheduler) {
+		for a := 0; a < apps; a++ {
+			s.PutApp(appspec.App{ID: fmt.Sprintf("/bench/app%d", a), Version: "v1", Instances: perApp, CPUs: 0.01, Mem: 1, Cmd: "sleep 1000"})
+		}
+	})
+}
+
+// BenchmarkE2EPods is BenchmarkE2ESimulated for pods: FLOTILLA_BENCH_E2E's
+// agents, apps × perApp pod instances of 3 containers each, each instance
+// one LAUNCH_GROUP, timed until every instance runs (all 3 containers
+// RUNNING). Reported as instances/s; containers/s is 3×.
+func BenchmarkE2EPods(b *testing.B) {
+	agents, pods, perPod := e2eBenchSize()
+	benchE2E(b, nil, agents, pods*perPod, "instances/s", func(s *framework.Scheduler) {
+		for i := 0; i < pods; i++ {
+			p, err := appspec.DecodePod(strings.NewReader(fmt.Sprintf(`{"id": "/bench/pod%d",
+				"containers": [
+					{"name": "app", "exec": {"command": {"shell": "sleep 1000"}}, "resources": {"cpus": 0.01, "mem": 1}},
+					{"name": "proxy", "exec": {"command": {"shell": "sleep 1000"}}, "resources": {"cpus": 0.01, "mem": 1}},
+					{"name": "logs", "exec": {"command": {"shell": "sleep 1000"}}, "resources": {"cpus": 0.01, "mem": 1}}],
+				"executorResources": {"cpus": 0.01, "mem": 32, "disk": 1},
+				"scaling": {"kind": "fixed", "instances": %d}}`, i, perPod)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.Version = "v1"
+			if err := p.Validate(); err != nil {
+				b.Fatal(err)
+			}
+			s.PutApp(*p.App())
+		}
+	})
+}
+
+// benchE2E runs put's apps (or pods) on a fresh localmesos of simulated
+// agents through the real connection, timed until want tasks (pod
+// instances) run, and reports them per second under unit.
+func benchE2E(b *testing.B, tasks framework.TaskStore, agents, want int, unit string, put func(s *framework.Scheduler)) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		m, err := localmesos.Start(context.Background(), localmesos.Config{
@@ -67,12 +106,10 @@ func benchE2ESimulated(b *testing.B, tasks framework.TaskStore) {
 		sub := s.Subscribe(1 << 20)
 		b.StartTimer()
 		start := time.Now()
-		for a := 0; a < apps; a++ {
-			s.PutApp(appspec.App{ID: fmt.Sprintf("/bench/app%d", a), Version: "v1", Instances: perApp, CPUs: 0.01, Mem: 1, Cmd: "sleep 1000"})
-		}
+		put(s)
 		seen := map[string]bool{}
 		deadline := time.After(5 * time.Minute)
-		for len(seen) < apps*perApp {
+		for len(seen) < want {
 			select {
 			case ev := <-sub.C:
 				if ev.Type == framework.EventLagged {
@@ -82,13 +119,13 @@ func benchE2ESimulated(b *testing.B, tasks framework.TaskStore) {
 					seen[ev.Task.ID] = true
 				}
 			case <-deadline:
-				b.Fatalf("only %d of %d running after 5 min", len(seen), apps*perApp)
+				b.Fatalf("only %d of %d running after 5 min", len(seen), want)
 			}
 		}
 		sub.Close()
 		el := time.Since(start)
 		b.StopTimer()
-		b.ReportMetric(float64(apps*perApp)/el.Seconds(), "tasks/s")
+		b.ReportMetric(float64(want)/el.Seconds(), unit)
 		cancel()
 		<-done
 		<-done

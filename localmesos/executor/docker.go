@@ -88,11 +88,15 @@ type Docker struct {
 	// unused executor (engine down) does not wait on the engine.
 	used  bool
 	tasks map[string]*dockerTask
-	wg    sync.WaitGroup
+	// groups are the network namespaces of task groups on a network of
+	// their own, by executor id (docker_group.go).
+	groups map[string]*dockerGroup
+	wg     sync.WaitGroup
 }
 
 type dockerTask struct {
 	id        string
+	group     string // the task group whose network this task's container holds; "" if none
 	container string // id
 	name      string
 	cpus      float64
@@ -201,10 +205,26 @@ func dockerCommand(ci *mesos.CommandInfo) (entrypoint, cmd []string, err error) 
 // TASK_RUNNING is reported; on failure (missing image included) it reports
 // TASK_FAILED and returns the same error.
 func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
+	if !t.Group.networked() {
+		return d.launch(ctx, t, report, nil)
+	}
+	g := d.group(t.Group.ID)
+	if !t.Group.Leader {
+		return d.launch(ctx, t, report, g)
+	}
+	t.name = "mesos-" + newUUID()
+	err := d.launch(ctx, t, report, g)
+	g.settle(t.name, err)
+	return err
+}
+
+// launch is Launch of one task; g is its group's network, if it has one.
+func (d *Docker) launch(ctx context.Context, t Task, report Report, g *dockerGroup) error {
 	id, err := launchCheck(ctx, "docker", &t, report)
 	if err != nil {
 		return err
 	}
+	t.Info = asDockerTask(t.Info)
 	ci := t.Info.Command
 	di := t.Info.GetContainer().GetDocker()
 	switch {
@@ -216,7 +236,7 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 	if err := ValidateHealthCheck(t.Info.HealthCheck); err != nil {
 		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
 	}
-	nw, err := planDockerNetwork(&t.Info)
+	nw, err := d.planNetwork(ctx, &t, g)
 	if err != nil {
 		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: Failed to create docker run options: %w", id, err))
 	}
@@ -228,7 +248,10 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 	if err != nil {
 		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
 	}
-	name := "mesos-" + newUUID()
+	name := t.name
+	if name == "" {
+		name = "mesos-" + newUUID()
+	}
 	env := append(append(mesosEnv(t, DockerSandbox), "MESOS_CONTAINER_NAME="+name), taskEnv...)
 	log := d.log.WithFields(logrus.Fields{"task": id, "container": name, "image": di.GetImage(), "network": di.GetNetwork().String()})
 
@@ -249,7 +272,7 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 		unreserve()
 		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
 	}
-	binds, err := dockerBinds(t.Info.Container)
+	binds, err := dockerBinds(t.Info.Container, t.Sandbox, t.ParentSandbox)
 	if err != nil {
 		unreserve()
 		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: %w", id, err))
@@ -327,6 +350,9 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 	dt := &dockerTask{
 		id: id, container: created.ID, name: name, cpus: cpus, mem: mem, grace: killGrace(t.Info),
 		sandbox: t.Sandbox, fwd: fwd, kern: kern, ns: ns, done: make(chan struct{}), cancel: cancel, report: report,
+	}
+	if g != nil && t.Group.Leader {
+		dt.group = t.Group.ID
 	}
 	if t.Sandbox != "" {
 		lctx, stop := context.WithCancel(context.Background())
@@ -411,6 +437,7 @@ func (d *Docker) wait(ctx context.Context, dt *dockerTask, log *logrus.Entry) {
 	// Before the terminal status: once a scheduler hears of the end, the
 	// host ports may be offered and bound again.
 	closeNetwork(dt.fwd, dt.kern, dt.ns, log)
+	d.forget(dt.group)
 	close(dt.done)
 	d.drainLogs(dt, log)
 	d.remove(dt.container, log)

@@ -16,12 +16,40 @@ type Task struct {
 	Hostname    string
 	// Sandbox is the task's own directory, created by the agent.
 	Sandbox string
+	// ParentSandbox is, for a task of a task group, its executor's
+	// sandbox (Sandbox is inside it): where the group's ephemeral volumes
+	// (SANDBOX_PATH volumes of type PARENT) live. Empty otherwise.
+	ParentSandbox string
+	// Group is set for a task of a task group (LAUNCH_GROUP).
+	Group *Group
+	// name, when set, is the Docker container's name (a group's network
+	// leader needs it known before the container exists).
+	name string
 	// Networks are the USER networks the agent offers Docker tasks; nil
 	// means DefaultNetworks.
 	Networks []string
 	// GPUs are the simulated GPU ids the agent assigned the task; they
 	// reach it as NVIDIA_VISIBLE_DEVICES.
 	GPUs []int
+}
+
+// Group is what a task of a task group knows of its group: the
+// executor's container, whose network the group's containers share (a
+// pod on container/bridge networking: NetworkInfos with the port
+// mappings), and whether this task is the one that creates that network
+// (the group's first). The default executor's own container holds the
+// namespace in Mesos; here the first task's container does, and the
+// others join it.
+type Group struct {
+	ID        string // the executor id
+	Container *mesos.ContainerInfo
+	Leader    bool
+}
+
+// networked says whether the group has a network of its own (rather
+// than the host's).
+func (g *Group) networked() bool {
+	return g != nil && len(g.Container.GetNetworkInfos()) > 0
 }
 
 // Status is one state change of a task as the executor saw it. The agent

@@ -114,6 +114,8 @@ func (p *Process) Launch(ctx context.Context, t Task, report Report) error {
 	switch {
 	case needsNamespace(&t.Info):
 		return refuseNamespaced("process", id, &t.Info, report)
+	case t.Group.networked():
+		return refuseGroupNetwork("process", id, report)
 	case ci == nil:
 		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: process launch %s: task has no command", id))
 	case t.Info.Container != nil && t.Info.Container.GetType() == mesos.ContainerInfo_DOCKER:
@@ -139,7 +141,7 @@ func (p *Process) Launch(ctx context.Context, t Task, report Report) error {
 		unreserve()
 		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: %w", id, err))
 	}
-	if err := linkVolumes(t.Info.Container, t.Sandbox); err != nil {
+	if err := linkVolumes(t.Info.Container, t.Sandbox, t.ParentSandbox); err != nil {
 		unreserve()
 		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: %w", id, err))
 	}

@@ -53,6 +53,9 @@ func (s *Simulated) Launch(ctx context.Context, t Task, report Report) error {
 	if needsNamespace(&t.Info) {
 		return refuseNamespaced("simulated", id, &t.Info, report)
 	}
+	if t.Group.networked() {
+		return refuseGroupNetwork("simulated", t.Info.TaskID.Value, report)
+	}
 	cpus, mem := taskLimits(t.Info)
 	st := &simTask{report: report, cpusLimit: cpus, memLimit: mem, since: s.clock.Now()}
 	s.mu.Lock()
