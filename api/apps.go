@@ -46,6 +46,9 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 	first := true
 	keep := ti.frags.keep(e)
 	for _, m := range metas {
+		if m.App.Pod != nil {
+			continue // pods.go: /v2/pods
+		}
 		if idFilter != "" && !strings.Contains(m.App.ID, idFilter) {
 			continue
 		}
@@ -81,7 +84,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) getApp(w http.ResponseWriter, r *http.Request, id string) error {
 	id = appspec.CanonicalID(id)
 	m := s.dep.App(id)
-	if m == nil {
+	if m == nil || m.App.Pod != nil {
 		return s.appMissing(id)
 	}
 	// Marathon's GET /v2/apps/{id} always has the tasks and the last
@@ -200,8 +203,10 @@ func invalid(path string, errs ...string) *httpError {
 // unavailable does not refuse the app: the references were checked, and
 // launches wait for Vault with a reason in /v2/queue.
 func (s *Server) checkApp(ctx context.Context, app *appspec.App) error {
-	if err := app.ValidateWith(s.dep.Limits()); err != nil {
-		return err
+	if app.Pod == nil { // a pod is validated as a pod (pods.go)
+		if err := app.ValidateWith(s.dep.Limits()); err != nil {
+			return err
+		}
 	}
 	if len(app.Env) == 0 && len(app.Secrets) == 0 {
 		return nil
@@ -307,6 +312,9 @@ func (s *Server) updatedApp(id string, body []byte, partial, create bool) (*apps
 	if !create && cur == nil {
 		return nil, notFoundApp(id)
 	}
+	if err := isPod(cur); err != nil {
+		return nil, err
+	}
 	if cur != nil && partial {
 		if app, err = mergeApp(cur.App, body); err != nil {
 			return nil, err
@@ -364,6 +372,9 @@ func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, id string) er
 // answers with the deployment it started.
 func (s *Server) appDeployment(w http.ResponseWriter, r *http.Request, id string, kind deploy.OpKind) error {
 	id = appspec.CanonicalID(id)
+	if err := isPod(s.dep.App(id)); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	res, err := s.dep.Apply(ctx, deploy.Op{Kind: kind, ID: id, Force: forced(r), URI: r.URL.Path, ClientIP: clientIP(r)})

@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -71,7 +72,7 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 		"secret":     {hint: "file-based secrets are not supported; reference the secret in env ({\"secret\": …})"},
 	},
 	typeOfGroup: {
-		"pods": {hint: "pods are not supported yet; deploy the containers as apps"},
+		"pods": {hint: "pods are written through /v2/pods and are read-only in a group (as in Marathon); leave pods out of the group body"},
 	},
 	typeOfHealthCheck: {
 		"ipProtocol": {hint: "health checks use IPv4", allowed: func(v any) bool { return v == "IPv4" }},
@@ -165,6 +166,10 @@ func decode(b []byte) (*App, error) {
 	if err := json.Unmarshal(b, app); err != nil {
 		// The walk checked every type, so this is a bug in the walk.
 		return nil, malformed("/", err.Error())
+	}
+	if app.Pod != nil {
+		// App.Pod is how the scheduler carries a pod, not an app field.
+		return nil, &ValidationError{Message: "Object is not valid", Details: []Detail{{Path: "/pod", Errors: []string{"unknown field; pods are written through /v2/pods"}}}}
 	}
 	app.Normalize()
 	return app, nil
@@ -262,7 +267,7 @@ func (w *walker) walk(v any, t reflect.Type, path string) {
 			return
 		}
 		fields := jsonFields(t)
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			p := path + "/" + pointerToken(k)
 			if f, ok := fields[k]; ok {
 				w.walk(m[k], f.Type, p)
@@ -295,7 +300,7 @@ func (w *walker) walk(v any, t reflect.Type, path string) {
 			w.typeError(path, "an object", v)
 			return
 		}
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			w.walk(m[k], t.Elem(), path+"/"+pointerToken(k))
 		}
 	case reflect.String:
@@ -375,15 +380,6 @@ func jsonFields(t reflect.Type) map[string]field {
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // unknownField names the likely intended field: a case slip, Marathon's
 // older names without the "Seconds" suffix (interval, timeout), or a field
 // of an object one level down (container.forcePullImage for
@@ -394,7 +390,7 @@ func unknownField(k string, fields map[string]field, path string) string {
 			return fmt.Sprintf("unknown field; did you mean %q?", name)
 		}
 	}
-	for _, name := range sortedKeys(fields) {
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
 		t := fields[name].Type
 		if t.Kind() == reflect.Pointer {
 			t = t.Elem()

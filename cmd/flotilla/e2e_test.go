@@ -502,7 +502,10 @@ func TestDevGatewayAndDeployments(t *testing.T) {
 		}
 		return true
 	})
-	time.Sleep(500 * time.Millisecond) // load on the replacement too
+	// Load on the replacement too: 100 more requests after it became
+	// healthy (spread over the three tasks).
+	mark := ok.Load()
+	waitFor(t, 30*time.Second, "100 requests served after the replacement", func() bool { return ok.Load() >= mark+100 || failed.Load() != 0 })
 	close(stop)
 	wg.Wait()
 	if failed.Load() != 0 || ok.Load() == 0 {

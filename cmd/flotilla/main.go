@@ -22,6 +22,7 @@ commands:
   dev       run the whole platform on this machine (localmesos, framework, API, DNS, gateway)
   edge      serve DNS and/or the gateway on a non-replica host, following the leader (like marathon-lb)
   app       manage apps through the API: list, show, deploy, scale, restart, rm, tasks, deployments
+  pod       manage pods through the API: list, show, status, deploy, scale, kill, rm
   migrate   move a Marathon export (/v2/groups or /v2/apps) into Flotilla, with a per-app report (--dry-run)
   version   print the version
 `
@@ -41,6 +42,8 @@ func main() {
 		err = runDev(os.Args[2:])
 	case "app":
 		err = runApp(os.Args[2:])
+	case "pod":
+		err = runPod(os.Args[2:])
 	case "migrate":
 		err = runMigrate(os.Args[2:])
 	case "edge":

@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -173,6 +173,32 @@ func haStartCandidate(t *testing.T, name string, servers []string, path string, 
 	return c
 }
 
+// haWaitWatching waits until standby c watches pred's znode.
+func haWaitWatching(t *testing.T, c, pred *haCandidate) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pred.e.mu.Lock()
+		want := ""
+		if pred.e.cur != nil {
+			want = pred.e.cur.node
+		}
+		pred.e.mu.Unlock()
+		got := c.e.watching.Load()
+		if want != "" && got != nil && *got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			seen := "nothing"
+			if got != nil {
+				seen = *got
+			}
+			t.Fatalf("%s does not watch %s's znode %q after 10 s; it watches %s", c.name, pred.name, want, seen)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (c *haCandidate) lead(ctx context.Context) {
 	c.mu.Lock()
 	c.terms = append(c.terms, haTerm{start: time.Now()})
@@ -253,7 +279,7 @@ func TestElectionLeaderAndSuccession(t *testing.T) {
 		t.Fatalf("leaders a=%v b=%v c=%v, want only a", a.e.IsLeader(), b.e.IsLeader(), c.e.IsLeader())
 	}
 	// b joined before c, so b is a's successor. c must stay put.
-	time.Sleep(200 * time.Millisecond) // let c's predecessor watch settle on b
+	haWaitWatching(t, c, b)
 	a.stop()
 	haWait(t, b.began, 10*time.Second, "b elected after a left")
 	if c.e.IsLeader() {
@@ -354,7 +380,7 @@ func TestElectionSessionLossFences(t *testing.T) {
 			a := haStartCandidate(t, "a", []string{proxy.Addr()}, path, func(c *ElectionConfig) { c.FenceAfter = tc.fenceAfter })
 			haWait(t, a.began, 10*time.Second, "a elected")
 			b := haStartCandidate(t, "b", servers, path, nil)
-			time.Sleep(300 * time.Millisecond) // b joins behind a
+			haWaitWatching(t, b, a) // b joins behind a
 
 			if tc.silent {
 				proxy.Silence()

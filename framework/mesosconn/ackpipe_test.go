@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"bufio"
@@ -17,6 +17,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/localmesos"
 	"github.com/flotilla-sched/flotilla/localmesos/executor"
@@ -38,7 +39,7 @@ func TestAcksPipelinedToLocalmesos(t *testing.T) {
 			s, _ := startFlotillaCodec(t, m, codec)
 			s.PutApp(appspec.App{ID: "/ack/web", Version: "v1", Instances: 400, CPUs: 0.001, Mem: 1, Cmd: "sleep 1000"})
 			e := &e2e{t: t, m: m, s: s}
-			e.waitFor("400 running", 30*time.Second, func(snap *Snapshot) bool {
+			e.waitFor("400 running", 30*time.Second, func(snap *framework.Snapshot) bool {
 				n := 0
 				for _, tk := range snap.TasksOf("/ack/web") {
 					if tk.State == mesos.TASK_RUNNING {
@@ -67,7 +68,7 @@ func TestAcksPipelinedToLocalmesos(t *testing.T) {
 	}
 }
 
-func startFlotillaCodec(t *testing.T, m *localmesos.Master, codec string) (*Scheduler, func()) {
+func startFlotillaCodec(t *testing.T, m *localmesos.Master, codec string) (*framework.Scheduler, func()) {
 	t.Helper()
 	det, err := NewDetector(DetectorConfig{Master: m.SchedulerURL()})
 	if err != nil {
@@ -88,9 +89,10 @@ type pipePeer struct {
 	ln         net.Listener
 	closeAfter int
 
-	mu    sync.Mutex
-	tasks []string
-	conns int
+	mu     sync.Mutex
+	tasks  []string
+	conns  int
+	closed int // connections this peer has closed
 }
 
 func newPipePeer(t *testing.T, closeAfter int) *pipePeer {
@@ -116,7 +118,12 @@ func newPipePeer(t *testing.T, closeAfter int) *pipePeer {
 }
 
 func (p *pipePeer) serve(t *testing.T, c net.Conn) {
-	defer c.Close()
+	defer func() {
+		c.Close()
+		p.mu.Lock()
+		p.closed++
+		p.mu.Unlock()
+	}()
 	br := bufio.NewReader(c)
 	for n := 0; p.closeAfter == 0 || n < p.closeAfter; n++ {
 		req, err := http.ReadRequest(br)
@@ -142,10 +149,10 @@ func (p *pipePeer) serve(t *testing.T, c net.Conn) {
 	}
 }
 
-func acksFor(ids ...string) []ackOp {
-	out := make([]ackOp, len(ids))
+func acksFor(ids ...string) []framework.Ack {
+	out := make([]framework.Ack, len(ids))
 	for i, id := range ids {
-		out[i] = ackOp{agentID: "S1", taskID: id, uuid: []byte("0123456789abcdef")}
+		out[i] = framework.Ack{AgentID: "S1", TaskID: id, UUID: []byte("0123456789abcdef")}
 	}
 	return out
 }
@@ -166,7 +173,19 @@ func TestAckPipeStaleConnectionAndRefusals(t *testing.T) {
 		t.Fatalf("errors %v: want only the second (refused) to fail", errs)
 	}
 	// The connection went back to the pool, and the peer has closed it.
-	time.Sleep(50 * time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		peer.mu.Lock()
+		closed := peer.closed
+		peer.mu.Unlock()
+		if closed == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the peer closed %d connections after 10 s, want 1", closed)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	errs = p.send(ctx, "F1", acksFor("d", "e"))
 	for i, err := range errs {
 		if err != nil {

@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -16,16 +16,18 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 )
 
 // Election errors.
 var (
-	// ErrNotLeader: the call needs this replica to lead and it does not.
-	ErrNotLeader = errors.New("framework: this replica is not the leader")
+	// ErrNotLeader: the call needs this replica to lead and it does not
+	// (framework.ErrNotLeader, which the API checks for).
+	ErrNotLeader = framework.ErrNotLeader
 	// ErrNoSession: no ZooKeeper session is up to answer from.
-	ErrNoSession = errors.New("framework: no zookeeper session")
+	ErrNoSession = errors.New("mesosconn: no zookeeper session")
 )
 
 // candidatePrefix names the candidates' znodes (after go-zookeeper's
@@ -68,6 +70,10 @@ type Election struct {
 
 	mu  sync.Mutex
 	cur *electionTerm // the live session, nil between sessions
+
+	// watching is the predecessor znode this standby watches, nil while
+	// it does not (tests wait on it instead of sleeping).
+	watching atomic.Pointer[string]
 }
 
 // electionTerm is one ZooKeeper session and our znode in it.
@@ -87,10 +93,10 @@ type candidateData struct {
 // NewElection checks cfg and returns an Election; Run contends.
 func NewElection(cfg ElectionConfig) (*Election, error) {
 	if len(cfg.Servers) == 0 {
-		return nil, errors.New("framework: election needs zookeeper servers")
+		return nil, errors.New("mesosconn: election needs zookeeper servers")
 	}
 	if !strings.HasPrefix(cfg.Path, "/") || strings.HasSuffix(cfg.Path, "/") {
-		return nil, fmt.Errorf("framework: election path %q must start with / and not end with it", cfg.Path)
+		return nil, fmt.Errorf("mesosconn: election path %q must start with / and not end with it", cfg.Path)
 	}
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = 10 * time.Second
@@ -231,9 +237,9 @@ func (e *Election) watchSession(ctx context.Context, events <-chan zk.Event) *se
 
 func (w *sessionWatch) reason() error {
 	if p := w.why.Load(); p != nil {
-		return errors.New("framework: " + *p)
+		return errors.New("mesosconn: " + *p)
 	}
-	return errors.New("framework: zookeeper session lost")
+	return errors.New("mesosconn: zookeeper session lost")
 }
 
 // term is one session: join, wait for our turn, lead until lost. clean is
@@ -244,7 +250,7 @@ func (e *Election) term(ctx context.Context, lead func(context.Context)) (clean 
 	conn, events, err := zk.Connect(e.cfg.Servers, e.cfg.SessionTimeout,
 		zk.WithLogger(zkLogger{e.log}), zk.WithLogInfo(false))
 	if err != nil {
-		return false, fmt.Errorf("framework: connect to zookeeper %v: %w", e.cfg.Servers, err)
+		return false, fmt.Errorf("mesosconn: connect to zookeeper %v: %w", e.cfg.Servers, err)
 	}
 	// Closing ends the session: the server deletes our znode at once and
 	// the next candidate takes over without waiting for an expiry.
@@ -259,7 +265,7 @@ func (e *Election) term(ctx context.Context, lead func(context.Context)) (clean 
 		ready.Stop()
 		return false, sw.reason()
 	case <-ready.C():
-		return false, fmt.Errorf("framework: no zookeeper session within %v from %v", e.cfg.ConnectTimeout, e.cfg.Servers)
+		return false, fmt.Errorf("mesosconn: no zookeeper session within %v from %v", e.cfg.ConnectTimeout, e.cfg.Servers)
 	case <-ctx.Done():
 		ready.Stop()
 		return true, ctx.Err()
@@ -276,7 +282,7 @@ func (e *Election) term(ctx context.Context, lead func(context.Context)) (clean 
 		return err
 	})
 	if err != nil {
-		return false, fmt.Errorf("framework: join election under %s: %w", e.cfg.Path, err)
+		return false, fmt.Errorf("mesosconn: join election under %s: %w", e.cfg.Path, err)
 	}
 	t := &electionTerm{conn: conn, node: node, abdicate: make(chan struct{}), ended: make(chan struct{})}
 	e.mu.Lock()
@@ -291,16 +297,10 @@ func (e *Election) term(ctx context.Context, lead func(context.Context)) (clean 
 	log.Info("joined election")
 
 	for {
-		var children []string
-		err := e.zk(ctx, func() error {
-			var err error
-			children, _, err = conn.Children(e.cfg.Path)
-			return err
-		})
+		order, err := e.candidates(ctx, conn)
 		if err != nil {
-			return false, fmt.Errorf("framework: list candidates under %s: %w", e.cfg.Path, err)
+			return false, err
 		}
-		order := sortedCandidates(children)
 		me := -1
 		for i, c := range order {
 			if e.cfg.Path+"/"+c == node {
@@ -308,7 +308,7 @@ func (e *Election) term(ctx context.Context, lead func(context.Context)) (clean 
 			}
 		}
 		if me < 0 {
-			return false, fmt.Errorf("framework: our candidate znode %s is gone", node)
+			return false, fmt.Errorf("mesosconn: our candidate znode %s is gone", node)
 		}
 		if me == 0 {
 			return e.lead(ctx, log, conn, t, sw, lead)
@@ -325,17 +325,21 @@ func (e *Election) term(ctx context.Context, lead func(context.Context)) (clean 
 			return err
 		})
 		if err != nil {
-			return false, fmt.Errorf("framework: watch predecessor %s: %w", pred, err)
+			return false, fmt.Errorf("mesosconn: watch predecessor %s: %w", pred, err)
 		}
 		if !exists {
 			continue
 		}
 		log.WithField("predecessor", pred).Info("standing by")
+		e.watching.Store(&pred)
 		select {
 		case <-watch:
+			e.watching.Store(nil)
 		case <-sw.lost:
+			e.watching.Store(nil)
 			return false, sw.reason()
 		case <-ctx.Done():
+			e.watching.Store(nil)
 			return true, ctx.Err()
 		}
 	}
@@ -354,7 +358,7 @@ func (e *Election) lead(ctx context.Context, log *logrus.Entry, conn *zk.Conn, t
 		return err
 	})
 	if err != nil {
-		return false, fmt.Errorf("framework: watch own znode %s: %w", t.node, err)
+		return false, fmt.Errorf("mesosconn: watch own znode %s: %w", t.node, err)
 	}
 	leadCtx, fence := context.WithCancel(ctx)
 	defer fence()
@@ -379,13 +383,13 @@ func (e *Election) lead(ctx context.Context, log *logrus.Entry, conn *zk.Conn, t
 		why = sw.reason()
 	case ev := <-own:
 		// Deleted, or the watch died with the session (EventNotWatching).
-		why = fmt.Errorf("framework: own znode watch fired (%v, err %v)", ev.Type, ev.Err)
+		why = fmt.Errorf("mesosconn: own znode watch fired (%v, err %v)", ev.Type, ev.Err)
 	case <-t.abdicate:
-		why, clean = errors.New("framework: abdicated"), true
+		why, clean = errors.New("mesosconn: abdicated"), true
 	case <-done:
 		// Not clean: a core that keeps failing must not make the replicas
 		// trade leadership in a tight loop.
-		why = errors.New("framework: leader work returned")
+		why = errors.New("mesosconn: leader work returned")
 	case <-ctx.Done():
 		why, clean = ctx.Err(), true
 	}
@@ -423,7 +427,7 @@ func (e *Election) ensurePath(ctx context.Context, conn *zk.Conn) error {
 			return err
 		})
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			return fmt.Errorf("framework: create election path %s: %w", p, err)
+			return fmt.Errorf("mesosconn: create election path %s: %w", p, err)
 		}
 	}
 	return nil
@@ -434,6 +438,20 @@ func (e *Election) zk(ctx context.Context, f func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
 	defer cancel()
 	return zkDo(ctx, f)
+}
+
+// candidates lists the candidate znodes under Path in election order.
+func (e *Election) candidates(ctx context.Context, conn *zk.Conn) ([]string, error) {
+	var children []string
+	err := e.zk(ctx, func() error {
+		var err error
+		children, _, err = conn.Children(e.cfg.Path)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mesosconn: list candidates under %s: %w", e.cfg.Path, err)
+	}
+	return sortedCandidates(children), nil
 }
 
 // LeaderAddress returns the leader's advertised address, read from
@@ -453,20 +471,15 @@ func (e *Election) LeaderAddress(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
 	defer cancel()
 	for range 3 {
-		var children []string
-		if err := zkDo(ctx, func() error {
-			var err error
-			children, _, err = t.conn.Children(e.cfg.Path)
-			return err
-		}); err != nil {
-			return "", fmt.Errorf("framework: list candidates under %s: %w", e.cfg.Path, err)
+		order, err := e.candidates(ctx, t.conn)
+		if err != nil {
+			return "", err
 		}
-		order := sortedCandidates(children)
 		if len(order) == 0 {
-			return "", fmt.Errorf("framework: no candidates under %s", e.cfg.Path)
+			return "", fmt.Errorf("mesosconn: no candidates under %s", e.cfg.Path)
 		}
 		var data []byte
-		err := zkDo(ctx, func() error {
+		err = zkDo(ctx, func() error {
 			var err error
 			data, _, err = t.conn.Get(e.cfg.Path + "/" + order[0])
 			return err
@@ -475,15 +488,15 @@ func (e *Election) LeaderAddress(ctx context.Context) (string, error) {
 			continue // the leader left between list and read
 		}
 		if err != nil {
-			return "", fmt.Errorf("framework: read leader %s: %w", order[0], err)
+			return "", fmt.Errorf("mesosconn: read leader %s: %w", order[0], err)
 		}
 		var cd candidateData
 		if err := json.Unmarshal(data, &cd); err != nil {
-			return "", fmt.Errorf("framework: leader znode %s is not candidate json: %w", order[0], err)
+			return "", fmt.Errorf("mesosconn: leader znode %s is not candidate json: %w", order[0], err)
 		}
 		return cd.Address, nil
 	}
-	return "", fmt.Errorf("framework: leader under %s kept changing", e.cfg.Path)
+	return "", fmt.Errorf("mesosconn: leader under %s kept changing", e.cfg.Path)
 }
 
 // Candidates lists the advertised addresses of every replica in the
@@ -497,16 +510,12 @@ func (e *Election) Candidates(ctx context.Context) ([]string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
 	defer cancel()
-	var children []string
-	if err := zkDo(ctx, func() error {
-		var err error
-		children, _, err = t.conn.Children(e.cfg.Path)
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("framework: list candidates under %s: %w", e.cfg.Path, err)
+	order, err := e.candidates(ctx, t.conn)
+	if err != nil {
+		return nil, err
 	}
 	var out []string
-	for _, c := range sortedCandidates(children) {
+	for _, c := range order {
 		var data []byte
 		err := zkDo(ctx, func() error {
 			var err error
@@ -517,11 +526,11 @@ func (e *Election) Candidates(ctx context.Context) ([]string, error) {
 			continue // it left between list and read
 		}
 		if err != nil {
-			return nil, fmt.Errorf("framework: read candidate %s: %w", c, err)
+			return nil, fmt.Errorf("mesosconn: read candidate %s: %w", c, err)
 		}
 		var cd candidateData
 		if err := json.Unmarshal(data, &cd); err != nil {
-			return nil, fmt.Errorf("framework: candidate znode %s is not candidate json: %w", c, err)
+			return nil, fmt.Errorf("mesosconn: candidate znode %s is not candidate json: %w", c, err)
 		}
 		out = append(out, cd.Address)
 	}
@@ -543,7 +552,7 @@ func (e *Election) Abdicate(ctx context.Context) error {
 	case <-t.ended:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("framework: abdicate: %w", ctx.Err())
+		return fmt.Errorf("mesosconn: abdicate: %w", ctx.Err())
 	}
 }
 

@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 )
 
 // ErrNoMaster means no Mesos master is registered under the ZooKeeper path.
-var ErrNoMaster = errors.New("framework: no leading mesos master")
+var ErrNoMaster = errors.New("mesosconn: no leading mesos master")
 
 // schedulerAPIPath is where a master serves the v1 scheduler API.
 const schedulerAPIPath = "/api/v1/scheduler"
@@ -71,21 +71,21 @@ func NewDetector(cfg DetectorConfig) (Detector, error) {
 func ParseZKURL(s string) (servers []string, path string, err error) {
 	rest, ok := strings.CutPrefix(s, "zk://")
 	if !ok {
-		return nil, "", fmt.Errorf("framework: zookeeper url %q does not start with zk://", s)
+		return nil, "", fmt.Errorf("mesosconn: zookeeper url %q does not start with zk://", s)
 	}
 	hosts, p, _ := strings.Cut(rest, "/")
 	if strings.Contains(hosts, "@") {
-		return nil, "", fmt.Errorf("framework: zookeeper url %q carries credentials, which are not supported", s)
+		return nil, "", fmt.Errorf("mesosconn: zookeeper url %q carries credentials, which are not supported", s)
 	}
 	for _, h := range strings.Split(hosts, ",") {
 		if _, _, err := net.SplitHostPort(h); err != nil {
-			return nil, "", fmt.Errorf("framework: zookeeper url %q: server %q is not host:port: %w", s, h, err)
+			return nil, "", fmt.Errorf("mesosconn: zookeeper url %q: server %q is not host:port: %w", s, h, err)
 		}
 		servers = append(servers, h)
 	}
 	path = "/" + strings.TrimSuffix(p, "/")
 	if path == "/" {
-		return nil, "", fmt.Errorf("framework: zookeeper url %q has no path (want e.g. zk://127.0.0.1:2181/mesos)", s)
+		return nil, "", fmt.Errorf("mesosconn: zookeeper url %q has no path (want e.g. zk://127.0.0.1:2181/mesos)", s)
 	}
 	return servers, path, nil
 }
@@ -93,20 +93,20 @@ func ParseZKURL(s string) (servers []string, path string, err error) {
 // masterURL turns a --master value that is not zk:// into the scheduler API URL.
 func masterURL(s string) (string, error) {
 	if s == "" {
-		return "", errors.New("framework: no master given (want http://host:port or zk://host:port/mesos)")
+		return "", errors.New("mesosconn: no master given (want http://host:port or zk://host:port/mesos)")
 	}
 	if !strings.Contains(s, "://") {
 		s = "http://" + s
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("framework: master %q is not a url: %w", s, err)
+		return "", fmt.Errorf("mesosconn: master %q is not a url: %w", s, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("framework: master %q: scheme %q not supported (want http, https or zk)", s, u.Scheme)
+		return "", fmt.Errorf("mesosconn: master %q: scheme %q not supported (want http, https or zk)", s, u.Scheme)
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("framework: master %q has no host", s)
+		return "", fmt.Errorf("mesosconn: master %q has no host", s)
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = schedulerAPIPath
@@ -140,7 +140,7 @@ type masterInfoJSON struct {
 func masterAddress(data []byte) (string, error) {
 	var mi masterInfoJSON
 	if err := json.Unmarshal(data, &mi); err != nil {
-		return "", fmt.Errorf("framework: master info is not MasterInfo json: %w", err)
+		return "", fmt.Errorf("mesosconn: master info is not MasterInfo json: %w", err)
 	}
 	if a := mi.Address; a != nil && a.Port > 0 {
 		switch {
@@ -151,7 +151,7 @@ func masterAddress(data []byte) (string, error) {
 		}
 	}
 	if mi.Port <= 0 {
-		return "", errors.New("framework: master info has no port")
+		return "", errors.New("mesosconn: master info has no port")
 	}
 	if mi.IP != 0 {
 		// Mesos packs the address in network byte order into a
@@ -163,7 +163,7 @@ func masterAddress(data []byte) (string, error) {
 	if mi.Hostname != "" {
 		return net.JoinHostPort(mi.Hostname, strconv.Itoa(mi.Port)), nil
 	}
-	return "", errors.New("framework: master info has neither ip nor hostname")
+	return "", errors.New("mesosconn: master info has neither ip nor hostname")
 }
 
 // masterNodePrefix names the znodes Mesos masters register under.
@@ -228,7 +228,7 @@ func newZKDetector(servers []string, path string, cfg DetectorConfig) (*zkDetect
 	log := cfg.Logger.WithFields(logrus.Fields{"zk": strings.Join(servers, ","), "path": path})
 	conn, events, err := zk.Connect(servers, cfg.SessionTimeout, zk.WithLogger(zkLogger{log}), zk.WithLogInfo(false))
 	if err != nil {
-		return nil, fmt.Errorf("framework: connect to zookeeper %v for master detection: %w", servers, err)
+		return nil, fmt.Errorf("mesosconn: connect to zookeeper %v for master detection: %w", servers, err)
 	}
 	go drainZKEvents(events)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -253,7 +253,7 @@ func (d *zkDetector) Leader(ctx context.Context) (string, <-chan struct{}, error
 		case <-ctx.Done():
 			return "", nil, fmt.Errorf("%w under %s: %w", ErrNoMaster, d.path, ctx.Err())
 		case <-d.done:
-			return "", nil, errors.New("framework: master detector closed")
+			return "", nil, errors.New("mesosconn: master detector closed")
 		}
 	}
 }
@@ -315,7 +315,7 @@ func (d *zkDetector) once() (<-chan zk.Event, error) {
 		d.set("")
 		exists, _, ech, err := d.conn.ExistsW(d.path)
 		if err != nil {
-			return nil, fmt.Errorf("framework: watch %s: %w", d.path, err)
+			return nil, fmt.Errorf("mesosconn: watch %s: %w", d.path, err)
 		}
 		if exists {
 			return closedZKEvent(), nil
@@ -323,7 +323,7 @@ func (d *zkDetector) once() (<-chan zk.Event, error) {
 		return ech, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("framework: list masters under %s: %w", d.path, err)
+		return nil, fmt.Errorf("mesosconn: list masters under %s: %w", d.path, err)
 	}
 	nodes := sortedMasterNodes(children)
 	if len(nodes) == 0 {
@@ -337,11 +337,11 @@ func (d *zkDetector) once() (<-chan zk.Event, error) {
 		return ch, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("framework: read master %s/%s: %w", d.path, nodes[0], err)
+		return nil, fmt.Errorf("mesosconn: read master %s/%s: %w", d.path, nodes[0], err)
 	}
 	addr, err := masterAddress(data)
 	if err != nil {
-		return nil, fmt.Errorf("framework: master %s/%s: %w", d.path, nodes[0], err)
+		return nil, fmt.Errorf("mesosconn: master %s/%s: %w", d.path, nodes[0], err)
 	}
 	d.set("http://" + addr + schedulerAPIPath)
 	return ch, nil

@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/internal/testbed"
@@ -46,10 +47,10 @@ func (s *e2eIDs) SetFrameworkID(_ context.Context, id string) error {
 type e2e struct {
 	t *testing.T
 	m *localmesos.Master
-	s *Scheduler
+	s *framework.Scheduler
 }
 
-func startE2E(t *testing.T, lcfg localmesos.Config, mod func(*Config)) *e2e {
+func startE2E(t *testing.T, lcfg localmesos.Config, mod func(*framework.Config)) *e2e {
 	t.Helper()
 	m := coreStartMaster(t, lcfg)
 	s, stop := startFlotilla(t, m, &e2eIDs{}, mod)
@@ -82,7 +83,7 @@ func coreStartMaster(t *testing.T, lcfg localmesos.Config) *localmesos.Master {
 
 // startFlotilla runs a Scheduler fed by a Conn to m, as one Flotilla
 // process would; stop ends both like a crash (no TEARDOWN).
-func startFlotilla(t *testing.T, m *localmesos.Master, ids *e2eIDs, mod func(*Config)) (*Scheduler, func()) {
+func startFlotilla(t *testing.T, m *localmesos.Master, ids *e2eIDs, mod func(*framework.Config)) (*framework.Scheduler, func()) {
 	t.Helper()
 	det, err := NewDetector(DetectorConfig{Master: m.SchedulerURL()})
 	if err != nil {
@@ -96,9 +97,9 @@ func startFlotilla(t *testing.T, m *localmesos.Master, ids *e2eIDs, mod func(*Co
 }
 
 // runFlotilla runs a Scheduler fed by conn until the returned stop.
-func runFlotilla(t *testing.T, conn *Conn, det Detector, mod func(*Config)) (*Scheduler, func()) {
+func runFlotilla(t *testing.T, conn *Conn, det Detector, mod func(*framework.Config)) (*framework.Scheduler, func()) {
 	t.Helper()
-	cfg := Config{
+	cfg := framework.Config{
 		Clock: clock.Real{}, Rand: rand.New(rand.NewSource(time.Now().UnixNano())),
 		Log:             logging.Component(logging.Discard(), "framework"),
 		ReconcileSettle: 100 * time.Millisecond, DeclineRefuseWaiting: time.Second,
@@ -107,8 +108,8 @@ func runFlotilla(t *testing.T, conn *Conn, det Detector, mod func(*Config)) (*Sc
 	if mod != nil {
 		mod(&cfg)
 	}
-	s := New(cfg)
-	in := make(chan Input, 64)
+	s := framework.New(cfg)
+	in := make(chan framework.Input, 64)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -128,7 +129,7 @@ func runFlotilla(t *testing.T, conn *Conn, det Detector, mod func(*Config)) (*Sc
 
 // waitFor polls the snapshot until ok or the timeout, failing with what
 // was last seen.
-func (e *e2e) waitFor(what string, timeout time.Duration, ok func(*Snapshot) bool) *Snapshot {
+func (e *e2e) waitFor(what string, timeout time.Duration, ok func(*framework.Snapshot) bool) *framework.Snapshot {
 	e.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -143,7 +144,7 @@ func (e *e2e) waitFor(what string, timeout time.Duration, ok func(*Snapshot) boo
 	}
 }
 
-func describeTasks(ts []Task) string {
+func describeTasks(ts []framework.Task) string {
 	var b strings.Builder
 	for _, t := range ts {
 		h := "?"
@@ -156,7 +157,7 @@ func describeTasks(ts []Task) string {
 }
 
 // healthyIDs returns the ids of an app's healthy tasks not being killed.
-func healthyIDs(snap *Snapshot, appID string) []string {
+func healthyIDs(snap *framework.Snapshot, appID string) []string {
 	var ids []string
 	for _, t := range snap.TasksOf(appID) {
 		if t.IsHealthy() && t.Healthy != nil && !t.Killing {
@@ -166,8 +167,8 @@ func healthyIDs(snap *Snapshot, appID string) []string {
 	return ids
 }
 
-func exactlyHealthy(appID string, n int) func(*Snapshot) bool {
-	return func(s *Snapshot) bool {
+func exactlyHealthy(appID string, n int) func(*framework.Snapshot) bool {
+	return func(s *framework.Snapshot) bool {
 		return len(healthyIDs(s, appID)) == n && len(s.TasksOf(appID)) == n
 	}
 }
@@ -185,7 +186,7 @@ func TestE2EDocker(t *testing.T) {
 		ID: "/e2e/web", Version: "v1", Instances: 3, CPUs: 0.1, Mem: 32,
 		Container:       &appspec.Container{Type: "DOCKER", Docker: &appspec.Docker{Image: testbed.Image, Network: "HOST"}},
 		PortDefinitions: []appspec.PortDefinition{{Port: 0, Name: "http"}},
-		HealthChecks: []appspec.HealthCheck{{Protocol: "MESOS_HTTP", Path: "/health", PortIndex: ptrTo(0),
+		HealthChecks: []appspec.HealthCheck{{Protocol: "MESOS_HTTP", Path: "/health", PortIndex: new(int),
 			GracePeriodSeconds: 10, IntervalSeconds: 0.5, TimeoutSeconds: 2, MaxConsecutiveFailures: 2}},
 		BackoffSeconds: 1, BackoffFactor: 1.15, MaxLaunchDelaySeconds: 5,
 	}
@@ -215,7 +216,7 @@ func TestE2EDocker(t *testing.T) {
 	if err := e.s.KillTasks(app.ID, before[:1]); err != nil {
 		t.Fatal(err)
 	}
-	snap = e.waitFor("a replacement for the killed task", 30*time.Second, func(s *Snapshot) bool {
+	snap = e.waitFor("a replacement for the killed task", 30*time.Second, func(s *framework.Snapshot) bool {
 		ids := healthyIDs(s, app.ID)
 		return exactlyHealthy(app.ID, 2)(s) && !slices.Contains(ids, before[0]) && slices.Contains(ids, before[1])
 	})
@@ -227,7 +228,7 @@ func TestE2EDocker(t *testing.T) {
 		t.Fatalf("fail the health of %s: %v", sick.ID, err)
 	}
 	resp.Body.Close()
-	e.waitFor("the unhealthy task replaced", 30*time.Second, func(s *Snapshot) bool {
+	e.waitFor("the unhealthy task replaced", 30*time.Second, func(s *framework.Snapshot) bool {
 		return exactlyHealthy(app.ID, 2)(s) && !slices.Contains(healthyIDs(s, app.ID), sick.ID)
 	})
 }
@@ -272,8 +273,8 @@ func TestE2ESimulated(t *testing.T) {
 		Cmd: "sleep 1000", Constraints: [][]string{{"hostname", "UNIQUE"}}}
 	e.s.PutApp(web)
 	e.s.PutApp(uniq)
-	running := func(appID string, n int) func(*Snapshot) bool {
-		return func(s *Snapshot) bool {
+	running := func(appID string, n int) func(*framework.Snapshot) bool {
+		return func(s *framework.Snapshot) bool {
 			c := 0
 			for _, t := range s.TasksOf(appID) {
 				if t.State == mesos.TASK_RUNNING && !t.Killing {
@@ -285,10 +286,10 @@ func TestE2ESimulated(t *testing.T) {
 	}
 	// UNIQUE hostname on 3 hosts: 3 instances run, the fourth waits with
 	// the reason.
-	snap := e.waitFor("30 web and 3 uniq running", 20*time.Second, func(s *Snapshot) bool {
+	snap := e.waitFor("30 web and 3 uniq running", 20*time.Second, func(s *framework.Snapshot) bool {
 		return running(web.ID, 30)(s) && running(uniq.ID, 3)(s)
 	})
-	var q *QueueEntry
+	var q *framework.QueueEntry
 	for i := range snap.Queue {
 		if snap.Queue[i].AppID == uniq.ID {
 			q = &snap.Queue[i]
@@ -303,7 +304,7 @@ func TestE2ESimulated(t *testing.T) {
 	if err := e.s.Scale(web.ID, 10); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("web scaled to 10", 20*time.Second, func(s *Snapshot) bool {
+	e.waitFor("web scaled to 10", 20*time.Second, func(s *framework.Snapshot) bool {
 		return running(web.ID, 10)(s) && len(s.TasksOf(web.ID)) == 10
 	})
 
@@ -321,7 +322,7 @@ func TestE2ESimulated(t *testing.T) {
 	if err := e.m.SetAgentReachable(victim, false); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("replacements for unreachable tasks", 20*time.Second, func(s *Snapshot) bool {
+	e.waitFor("replacements for unreachable tasks", 20*time.Second, func(s *framework.Snapshot) bool {
 		reachable, unreachable := 0, 0
 		for _, t := range s.TasksOf(web.ID) {
 			switch {
@@ -338,7 +339,7 @@ func TestE2ESimulated(t *testing.T) {
 	if err := e.m.SetAgentReachable(victim, true); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("surplus killed after the agent returned", 20*time.Second, func(s *Snapshot) bool {
+	e.waitFor("surplus killed after the agent returned", 20*time.Second, func(s *framework.Snapshot) bool {
 		return running(web.ID, 10)(s) && len(s.TasksOf(web.ID)) == 10
 	})
 
@@ -349,7 +350,7 @@ func TestE2ESimulated(t *testing.T) {
 	if err := e.m.RemoveAgent(gone); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("replacements for the removed agent's tasks", 20*time.Second, func(s *Snapshot) bool {
+	e.waitFor("replacements for the removed agent's tasks", 20*time.Second, func(s *framework.Snapshot) bool {
 		n := 0
 		for _, t := range s.TasksOf(web.ID) {
 			if t.AgentID == gone {
@@ -379,7 +380,7 @@ func TestE2ERestart(t *testing.T) {
 	first, stop := startFlotilla(t, m, ids, nil)
 	first.PutApp(app)
 	e1 := &e2e{t: t, m: m, s: first}
-	before := e1.waitFor("12 running", 20*time.Second, func(s *Snapshot) bool {
+	before := e1.waitFor("12 running", 20*time.Second, func(s *framework.Snapshot) bool {
 		n := 0
 		for _, t := range s.TasksOf(app.ID) {
 			if t.State == mesos.TASK_RUNNING {
@@ -390,16 +391,18 @@ func TestE2ERestart(t *testing.T) {
 	})
 	stop()
 
-	second, _ := startFlotilla(t, m, ids, func(c *Config) { c.ReconcileSettle = 500 * time.Millisecond })
+	second, _ := startFlotilla(t, m, ids, func(c *framework.Config) { c.ReconcileSettle = 500 * time.Millisecond })
 	events := second.Subscribe(1000)
 	second.PutApp(app)
 	e2 := &e2e{t: t, m: m, s: second}
-	e2.waitFor("12 adopted", 20*time.Second, func(s *Snapshot) bool {
+	e2.waitFor("12 adopted", 20*time.Second, func(s *framework.Snapshot) bool {
 		return len(s.TasksOf(app.ID)) == 12 && s.Connected
 	})
-	// Past the settle time and a few offer rounds, still the same 12.
-	time.Sleep(2 * time.Second)
-	after := second.Snapshot()
+	// Past the settle time, with nothing left to launch, the scheduler
+	// suppresses offers: every decision after the hold has been made.
+	after := e2.waitFor("settled and suppressed", 20*time.Second, func(s *framework.Snapshot) bool {
+		return s.Settled && s.Suppressed
+	})
 	var want, got []string
 	for _, t := range before.TasksOf(app.ID) {
 		want = append(want, t.ID)
@@ -415,8 +418,75 @@ func TestE2ERestart(t *testing.T) {
 		t.Errorf("after restart tasks %v, want the same %v", got, want)
 	}
 	for len(events.C) > 0 {
-		if e := <-events.C; e.Type == EventTask && e.Task.State == mesos.TASK_STAGING {
+		if e := <-events.C; e.Type == framework.EventTask && e.Task.State == mesos.TASK_STAGING {
 			t.Errorf("restarted scheduler launched %s", e.Task.ID)
 		}
+	}
+}
+
+// TestE2ERollingUpgrade rolls an app over the real wire (localmesos,
+// simulated executor) and checks the bounds from the event stream: the
+// scheduler's own rolling tests (framework/rolling_test.go) check the
+// decisions on a Recorder; this one checks them through Mesos.
+func TestE2ERollingUpgrade(t *testing.T) {
+	t.Parallel()
+	e := startE2E(t, localmesos.Config{
+		Agents: 2, NoSandbox: true, NoAgentHTTP: true,
+		Executor: func(string) (executor.Executor, error) { return executor.NewSimulated(clock.Real{}), nil },
+	}, nil)
+	app := appspec.App{ID: "/roll/web", Version: "v1", Instances: 6, CPUs: 0.01, Mem: 1, Cmd: "sleep 1000",
+		PortDefinitions: []appspec.PortDefinition{{}},
+		UpgradeStrategy: appspec.UpgradeStrategy{MinimumHealthCapacity: 0.5, MaximumOverCapacity: 0}}
+	e.s.PutApp(app)
+	e.waitFor("v1 deployed", 20*time.Second, func(s *framework.Snapshot) bool {
+		st, _ := s.StatusOf(app.ID)
+		return st.Done
+	})
+	sub := e.s.Subscribe(100000)
+	defer sub.Close()
+	tasks := map[string]framework.Task{}
+	for _, tk := range e.s.Snapshot().TasksOf(app.ID) {
+		tasks[tk.ID] = tk
+	}
+	app.Cmd, app.Version = "sleep 2000", "v2"
+	e.s.PutApp(app)
+	minRunning, maxTotal, events := 1<<30, 0, 0
+	var last framework.AppStatus
+	deadline := time.After(20 * time.Second)
+	for !last.Done || last.Version != "v2" {
+		select {
+		case ev := <-sub.C:
+			events++
+			switch ev.Type {
+			case framework.EventLagged:
+				t.Fatal("watcher lagged")
+			case framework.EventTask:
+				if ev.Task.AppID == app.ID {
+					tasks[ev.Task.ID] = *ev.Task
+				}
+			case framework.EventTaskRemoved:
+				delete(tasks, ev.Task.ID)
+			case framework.EventDeployment:
+				if ev.Status != nil && ev.Status.AppID == app.ID {
+					last = *ev.Status
+				}
+			}
+			running := 0
+			for _, tk := range tasks {
+				if tk.State == mesos.TASK_RUNNING && !tk.Killing {
+					running++
+				}
+			}
+			minRunning, maxTotal = min(minRunning, running), max(maxTotal, len(tasks))
+		case <-deadline:
+			t.Fatalf("roll not done after 20 s: last deployment event %+v, %d tasks", last, len(tasks))
+		}
+	}
+	t.Logf("during the roll: fewest running %d, most tasks %d, %d events", minRunning, maxTotal, events)
+	if minRunning < 3 {
+		t.Errorf("fewest running during the roll %d, want at least 3", minRunning)
+	}
+	if maxTotal > 6 {
+		t.Errorf("most tasks during the roll %d, want at most 6", maxTotal)
 	}
 }

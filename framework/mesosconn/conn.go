@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 )
@@ -31,12 +32,12 @@ import (
 var (
 	// ErrHeartbeatTimeout: the master sent nothing, not even a HEARTBEAT,
 	// for HeartbeatMisses heartbeat intervals; the stream was dropped.
-	ErrHeartbeatTimeout = errors.New("framework: no event from the mesos master within the heartbeat timeout")
+	ErrHeartbeatTimeout = errors.New("mesosconn: no event from the mesos master within the heartbeat timeout")
 	// ErrMasterChanged: the detector named another leading master; the
 	// stream to the old one was dropped.
-	ErrMasterChanged = errors.New("framework: leading mesos master changed")
+	ErrMasterChanged = errors.New("mesosconn: leading mesos master changed")
 	// ErrStreamEnded: the master closed the subscription stream.
-	ErrStreamEnded = errors.New("framework: mesos master closed the subscription stream")
+	ErrStreamEnded = errors.New("mesosconn: mesos master closed the subscription stream")
 )
 
 // DefaultFailoverTimeout is how long Mesos keeps a disconnected framework's
@@ -48,8 +49,8 @@ const defaultHeartbeat = 15 * time.Second
 
 // ConnConfig configures a Conn. Zero values take the documented defaults.
 type ConnConfig struct {
-	Detector     Detector         // required: where the leading master is
-	FrameworkIDs FrameworkIDStore // required: the id to re-subscribe with
+	Detector     Detector                   // required: where the leading master is
+	FrameworkIDs framework.FrameworkIDStore // required: the id to re-subscribe with
 
 	Name            string        // FrameworkInfo.name; default "flotilla"
 	User            string        // FrameworkInfo.user; default the current OS user
@@ -86,10 +87,10 @@ type ConnConfig struct {
 
 func (c *ConnConfig) defaults() error {
 	if c.Detector == nil {
-		return errors.New("framework: conn config has no Detector")
+		return errors.New("mesosconn: conn config has no Detector")
 	}
 	if c.FrameworkIDs == nil {
-		return errors.New("framework: conn config has no FrameworkIDs store")
+		return errors.New("mesosconn: conn config has no FrameworkIDs store")
 	}
 	if c.Name == "" {
 		c.Name = "flotilla"
@@ -104,7 +105,7 @@ func (c *ConnConfig) defaults() error {
 		c.Roles = []string{"*"}
 	}
 	if c.FailoverTimeout < 0 {
-		return fmt.Errorf("framework: failover timeout %v is negative", c.FailoverTimeout)
+		return fmt.Errorf("mesosconn: failover timeout %v is negative", c.FailoverTimeout)
 	}
 	if c.FailoverTimeout == 0 {
 		c.FailoverTimeout = DefaultFailoverTimeout
@@ -112,7 +113,7 @@ func (c *ConnConfig) defaults() error {
 	switch c.Codec {
 	case "", "json", "protobuf":
 	default:
-		return fmt.Errorf("framework: codec %q unknown (want json or protobuf)", c.Codec)
+		return fmt.Errorf("mesosconn: codec %q unknown (want json or protobuf)", c.Codec)
 	}
 	if c.HeartbeatMisses <= 0 {
 		c.HeartbeatMisses = 2
@@ -156,6 +157,9 @@ type Conn struct {
 	// sess is the current subscription, nil while disconnected; the Driver
 	// reads it, Run writes it.
 	sess atomic.Pointer[connSession]
+	// reader is the current stream's event reader, for tests that must
+	// know it is blocked handing an event over before they step a clock.
+	reader atomic.Pointer[eventReader]
 
 	// Owned by Run's goroutine.
 	fresh  bool   // subscribe without an id: the framework was removed
@@ -210,9 +214,9 @@ func (c *Conn) FrameworkID() string {
 // event but HEARTBEAT goes to out in order; when a subscription that
 // delivered events ends, Input{Disconnected: err} follows. Run sends on out
 // only while ctx is live. One Run at a time.
-func (c *Conn) Run(ctx context.Context, out chan<- Input) error {
+func (c *Conn) Run(ctx context.Context, out chan<- framework.Input) error {
 	if !c.running.CompareAndSwap(false, true) {
-		return errors.New("framework: conn is already running")
+		return errors.New("mesosconn: conn is already running")
 	}
 	defer c.running.Store(false)
 	defer c.transport.CloseIdleConnections()
@@ -224,7 +228,7 @@ func (c *Conn) Run(ctx context.Context, out chan<- Input) error {
 		}
 		if res.forwarded {
 			select {
-			case out <- Input{Disconnected: res.err}:
+			case out <- framework.Input{Disconnected: res.err}:
 			case <-ctx.Done():
 				return nil
 			}
@@ -264,168 +268,247 @@ type attemptResult struct {
 	redirected bool // c.hint names the master to try next
 }
 
-// attempt runs one SUBSCRIBE and its stream to the end.
-func (c *Conn) attempt(ctx context.Context, out chan<- Input) (res attemptResult) {
+// attempt runs one SUBSCRIBE and its stream to the end: find the master
+// (target), subscribe (subscribe, with a client from newClient), then
+// serve the stream (stream.serve) until it ends.
+func (c *Conn) attempt(ctx context.Context, out chan<- framework.Input) (res attemptResult) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.WithField("panic", r).WithField("stack", haStack()).Error("subscription crashed")
-			res.err = fmt.Errorf("framework: subscription panicked: %v", r)
+			res.err = fmt.Errorf("mesosconn: subscription panicked: %v", r)
 		}
 	}()
-	target, changed := c.hint, (<-chan struct{})(nil)
-	c.hint = ""
-	if target == "" {
-		lctx, cancel := context.WithTimeout(ctx, c.cfg.LeaderTimeout)
-		u, ch, err := c.cfg.Detector.Leader(lctx)
-		cancel()
-		if err != nil {
-			res.err = err
-			return res
-		}
-		target, changed = u, ch
-	} else {
-		// Following a redirect: still hear about the detector's changes.
-		_, changed, _ = c.peekLeader(ctx)
+	target, changed, err := c.target(ctx)
+	if err != nil {
+		return attemptResult{err: err}
 	}
 	fid, err := c.subscribeID(ctx)
+	if err != nil {
+		return attemptResult{err: err}
+	}
+	s := &stream{c: c, res: &res, target: target, asked: fid, changed: changed,
+		log: c.log.WithFields(logrus.Fields{"master": target, "framework_id": fid})}
+	// A fresh client per subscription, pointed at the master just
+	// resolved, and no redirects inside httpsched: after following a 307 it
+	// keeps sending the other calls to the old master (MESOS.md). Redirects
+	// are followed here, by re-pointing the next attempt.
+	s.caller = httpsched.NewCaller(c.newClient(target, &s.hdr), httpsched.MaxRedirects(0))
+	streamCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	resp, err := s.subscribe(streamCtx)
 	if err != nil {
 		res.err = err
 		return res
 	}
-	log := c.log.WithFields(logrus.Fields{"master": target, "framework_id": fid})
+	s.rd = newEventReader(resp, c.cfg.Clock)
+	c.reader.Store(s.rd)
+	go s.rd.run(s.log)
+	defer func() {
+		// Fence the Driver first, then tear the stream down.
+		c.sess.Store(nil)
+		c.reader.Store(nil)
+		cancel()
+		resp.Close()
+		s.rd.stop()
+		if s.acks != nil {
+			s.acks.close()
+		}
+	}()
+	res.err = s.serve(ctx, out)
+	return res
+}
 
-	var location atomic.Pointer[string] // a 307's Location; the doer also serves the Driver's goroutines
-	var streamID atomic.Pointer[string] // SUBSCRIBE's Mesos-Stream-Id, for the ackPipe
-	cli := httpcli.New(
+// target is the master to subscribe to: a redirect's target if the last
+// attempt got one, else the detector's leader; changed is closed when the
+// detector's leader changes.
+func (c *Conn) target(ctx context.Context) (target string, changed <-chan struct{}, err error) {
+	if c.hint != "" {
+		target, c.hint = c.hint, ""
+		// Following a redirect: still hear about the detector's changes.
+		_, changed, err = c.peekLeader(ctx)
+		if err != nil {
+			c.log.WithError(err).WithField("master", target).Info("following a redirect while the detector knows no leader; a change of leader ends this subscription only through the master")
+		}
+		return target, changed, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, c.cfg.LeaderTimeout)
+	defer cancel()
+	return c.cfg.Detector.Leader(lctx)
+}
+
+// masterHeaders are what the client's doer notes of the master's answers.
+// The doer also serves the Driver's goroutines, hence the atomics.
+type masterHeaders struct {
+	location atomic.Pointer[string] // a 307's Location
+	streamID atomic.Pointer[string] // SUBSCRIBE's Mesos-Stream-Id, for the ackPipe
+}
+
+func (h *masterHeaders) load(p *atomic.Pointer[string]) string {
+	if v := p.Load(); v != nil {
+		return *v
+	}
+	return ""
+}
+
+// newClient is a mesos-go client for target that notes redirects and
+// stream ids in hdr and puts a frameGuard on the event stream.
+func (c *Conn) newClient(target string, hdr *masterHeaders) *httpcli.Client {
+	return httpcli.New(
 		httpcli.Endpoint(target),
 		httpcli.Codec(c.codec),
 		httpcli.Do(httpcli.With(httpcli.RoundTripper(c.transport))),
 		httpcli.WrapDoer(func(next httpcli.DoFunc) httpcli.DoFunc {
 			return func(req *http.Request) (*http.Response, error) {
 				resp, err := next(req)
-				if err == nil && resp.StatusCode == http.StatusTemporaryRedirect {
+				if err != nil {
+					return resp, err
+				}
+				if resp.StatusCode == http.StatusTemporaryRedirect {
 					loc := resp.Header.Get("Location")
-					location.Store(&loc)
+					hdr.location.Store(&loc)
 				}
-				if err == nil {
-					if id := resp.Header.Get("Mesos-Stream-Id"); id != "" {
-						streamID.Store(&id)
-					}
-					guardStream(resp)
+				if id := resp.Header.Get("Mesos-Stream-Id"); id != "" {
+					hdr.streamID.Store(&id)
 				}
-				return resp, err
+				guardStream(resp)
+				return resp, nil
 			}
 		}),
 	)
-	// A fresh client per subscription, pointed at the master just
-	// resolved, and no redirects inside httpsched: after following a 307 it
-	// keeps sending the other calls to the old master (MESOS.md). Redirects
-	// are followed here, by re-pointing the next attempt.
-	caller := httpsched.NewCaller(cli, httpsched.MaxRedirects(0))
-	streamCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+}
 
-	log.Info("subscribing")
-	resp, err := caller.Call(streamCtx, calls.Subscribe(c.frameworkInfo(fid)))
-	if err != nil {
-		if resp != nil {
-			resp.Close()
-		}
-		loc := ""
-		if p := location.Load(); p != nil {
-			loc = *p
-		}
-		if next, ok := resolveRedirect(target, loc); ok && next != target {
-			c.hint = next
-			res.redirected = true
-		}
-		res.err = fmt.Errorf("framework: subscribe to %s: %w", target, err)
-		return res
+// stream is one subscription from SUBSCRIBE to its end, owned by Run's
+// goroutine.
+type stream struct {
+	c       *Conn
+	res     *attemptResult // the attempt's, kept if serve panics
+	log     *logrus.Entry
+	target  string
+	asked   string // the framework id subscribed with
+	caller  calls.Caller
+	hdr     masterHeaders
+	changed <-chan struct{} // the detector's leader changed
+	rd      *eventReader
+	acks    *ackPipe
+
+	limit    time.Duration // silence that drops the stream
+	watchdog clock.Timer
+}
+
+// subscribe sends SUBSCRIBE. A refusal that redirects to another master
+// sets the Conn's hint and res.redirected, so Run tries that master next.
+func (s *stream) subscribe(ctx context.Context) (mesos.Response, error) {
+	s.log.Info("subscribing")
+	resp, err := s.caller.Call(ctx, calls.Subscribe(s.c.frameworkInfo(s.asked)))
+	if err == nil {
+		return resp, nil
 	}
-
-	rd := newEventReader(resp, c.cfg.Clock)
-	go rd.run(log)
-	var acks *ackPipe
-	defer func() {
-		if acks != nil {
-			defer acks.close()
+	if resp != nil {
+		if cerr := resp.Close(); cerr != nil {
+			s.log.WithError(cerr).Debug("closing the refused SUBSCRIBE's response")
 		}
-		// Fence the Driver first, then tear the stream down.
-		c.sess.Store(nil)
-		cancel()
-		resp.Close()
-		rd.stop()
-	}()
+	}
+	if next, ok := resolveRedirect(s.target, s.hdr.load(&s.hdr.location)); ok && next != s.target {
+		s.c.hint = next
+		s.res.redirected = true
+	}
+	return nil, fmt.Errorf("mesosconn: subscribe to %s: %w", s.target, err)
+}
 
-	limit := time.Duration(c.cfg.HeartbeatMisses) * defaultHeartbeat
-	watchdog := c.cfg.Clock.NewTimer(limit)
-	defer watchdog.Stop()
+// serve hands the stream's events to out in order until the stream ends,
+// the heartbeat watchdog fires, the leading master changes or ctx ends,
+// and returns why.
+func (s *stream) serve(ctx context.Context, out chan<- framework.Input) error {
+	s.limit = time.Duration(s.c.cfg.HeartbeatMisses) * defaultHeartbeat
+	s.watchdog = s.c.cfg.Clock.NewTimer(s.limit)
+	defer s.watchdog.Stop()
 	for {
+		var err error
 		select {
-		case d := <-rd.events:
-			if d.err != nil {
-				res.err = fmt.Errorf("%w: %w", ErrStreamEnded, d.err)
-				return res
-			}
-			switch d.ev.GetType() {
-			case scheduler.Event_SUBSCRIBED:
-				sub := d.ev.GetSubscribed()
-				id := sub.GetFrameworkID().GetValue()
-				log = c.log.WithFields(logrus.Fields{"master": target, "framework_id": id})
-				c.subscribed(ctx, log, fid, id)
-				sess := &connSession{caller: caller, frameworkID: id, master: target}
-				if sid := streamID.Load(); sid != nil && acks == nil {
-					acks = newAckPipe(target, c.codec, *sid, c.cfg.RequestTimeout)
-				}
-				sess.acks = acks
-				c.sess.Store(sess)
-				res.subscribed = true
-				hb, clamped := heartbeatInterval(sub.GetHeartbeatIntervalSeconds())
-				if clamped {
-					log.WithField("announced_seconds", sub.GetHeartbeatIntervalSeconds()).Warnf("the master announced a heartbeat interval outside %v..%v; using %v", minHeartbeat, maxHeartbeat, hb)
-				}
-				limit = time.Duration(c.cfg.HeartbeatMisses) * hb
-				watchdog.Reset(limit)
-				log.WithField("heartbeat", hb).Info("subscribed")
-			case scheduler.Event_ERROR:
-				c.mesosError(ctx, log, d.ev.GetError().GetMessage())
-			}
-			select {
-			case out <- Input{Event: d.ev}:
-				res.forwarded = true
-			case <-ctx.Done():
-				res.err = ctx.Err()
-				return res
-			}
-		case <-watchdog.C():
-			silent, busy := rd.silence()
-			if busy {
-				// The core is slow, not the master: we are not reading.
-				watchdog.Reset(limit)
-				continue
-			}
-			if silent < limit {
-				watchdog.Reset(limit - silent)
-				continue
-			}
-			log.WithFields(logrus.Fields{"silent": silent, "limit": limit}).Warn("heartbeat missed; dropping the subscription")
-			res.err = ErrHeartbeatTimeout
-			return res
-		case <-changed:
-			// No leader at all also ends this stream.
-			u, ch, err := c.peekLeader(ctx)
-			if err == nil && u == target {
-				changed = ch
-				continue
-			}
-			log.WithField("new_master", u).Warn("leading master changed; dropping the subscription")
-			res.err = ErrMasterChanged
-			return res
+		case d := <-s.rd.events:
+			err = s.event(ctx, d, out)
+		case <-s.watchdog.C():
+			err = s.heartbeatDue()
+		case <-s.changed:
+			err = s.leaderChanged(ctx)
 		case <-ctx.Done():
-			res.err = ctx.Err()
-			return res
+			err = ctx.Err()
+		}
+		if err != nil {
+			return err
 		}
 	}
+}
+
+// event handles one decoded event (SUBSCRIBED and ERROR here too) and
+// forwards it to the core.
+func (s *stream) event(ctx context.Context, d decodedEvent, out chan<- framework.Input) error {
+	s.rd.taken()
+	if d.err != nil {
+		return fmt.Errorf("%w: %w", ErrStreamEnded, d.err)
+	}
+	switch d.ev.GetType() {
+	case scheduler.Event_SUBSCRIBED:
+		s.subscribed(ctx, d.ev.GetSubscribed())
+	case scheduler.Event_ERROR:
+		s.c.mesosError(ctx, s.log, d.ev.GetError().GetMessage())
+	}
+	select {
+	case out <- framework.Input{Event: d.ev}:
+		s.res.forwarded = true
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// subscribed stores the confirmed framework id, opens the session the
+// Driver sends on, and sets the watchdog to the announced heartbeat.
+func (s *stream) subscribed(ctx context.Context, sub *scheduler.Event_Subscribed) {
+	id := sub.GetFrameworkID().GetValue()
+	s.log = s.c.log.WithFields(logrus.Fields{"master": s.target, "framework_id": id})
+	s.c.subscribed(ctx, s.log, s.asked, id)
+	if sid := s.hdr.load(&s.hdr.streamID); sid != "" && s.acks == nil {
+		s.acks = newAckPipe(s.target, s.c.codec, sid, s.c.cfg.RequestTimeout)
+	}
+	s.c.sess.Store(&connSession{caller: s.caller, frameworkID: id, master: s.target, acks: s.acks})
+	s.res.subscribed = true
+	hb, clamped := heartbeatInterval(sub.GetHeartbeatIntervalSeconds())
+	if clamped {
+		s.log.WithField("announced_seconds", sub.GetHeartbeatIntervalSeconds()).Warnf("the master announced a heartbeat interval outside %v..%v; using %v", minHeartbeat, maxHeartbeat, hb)
+	}
+	s.limit = time.Duration(s.c.cfg.HeartbeatMisses) * hb
+	s.watchdog.Reset(s.limit)
+	s.log.WithField("heartbeat", hb).Info("subscribed")
+}
+
+// heartbeatDue is the watchdog's turn: ErrHeartbeatTimeout once the
+// master was silent for limit; time the core spent not taking an event
+// does not count.
+func (s *stream) heartbeatDue() error {
+	silent, busy := s.rd.silence()
+	switch {
+	case busy: // the core is slow, not the master: we are not reading
+		s.watchdog.Reset(s.limit)
+		return nil
+	case silent < s.limit:
+		s.watchdog.Reset(s.limit - silent)
+		return nil
+	}
+	s.log.WithFields(logrus.Fields{"silent": silent, "limit": s.limit}).Warn("heartbeat missed; dropping the subscription")
+	return ErrHeartbeatTimeout
+}
+
+// leaderChanged ends the stream unless the detector's leader is still
+// target (no leader at all also ends it).
+func (s *stream) leaderChanged(ctx context.Context) error {
+	u, ch, err := s.c.peekLeader(ctx)
+	if err == nil && u == s.target {
+		s.changed = ch
+		return nil
+	}
+	s.log.WithField("new_master", u).Warn("leading master changed; dropping the subscription")
+	return ErrMasterChanged
 }
 
 // peekLeader asks the detector without waiting: with a cancelled context
@@ -446,6 +529,7 @@ type eventReader struct {
 	events  chan decodedEvent
 	waiting atomic.Int64 // clock nanos of the last frame or hand-over
 	handing atomic.Bool  // blocked handing an event over
+	handed  atomic.Int64 // events handed over so far (tests wait on it)
 	stopped chan struct{}
 	done    chan struct{}
 }
@@ -467,7 +551,7 @@ func (r *eventReader) run(log *logrus.Entry) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.WithField("panic", p).WithField("stack", haStack()).Error("event reader crashed")
-			r.hand(decodedEvent{err: fmt.Errorf("framework: event reader panicked: %v", p)})
+			r.hand(decodedEvent{err: fmt.Errorf("mesosconn: event reader panicked: %v", p)})
 		}
 	}()
 	for {
@@ -487,15 +571,21 @@ func (r *eventReader) hand(d decodedEvent) bool {
 	r.handing.Store(true)
 	select {
 	case r.events <- d:
-		// Silence counts from here: restart the clock before the watchdog
-		// can see the reader reading again.
-		r.waiting.Store(r.clk.Now().UnixNano())
+		// Silence counts from the hand-over, which the receiver notes
+		// (taken) before anything else can look at it.
+		r.handed.Add(1)
 		r.handing.Store(false)
 		return true
 	case <-r.stopped:
 		return false
 	}
 }
+
+// taken is called by the receiver of each event as it takes it: silence
+// counts from here. Noted on the receiver's goroutine, so the watchdog
+// (on the same goroutine) and whatever the event is forwarded to see it,
+// however late the reader's goroutine runs again.
+func (r *eventReader) taken() { r.waiting.Store(r.clk.Now().UnixNano()) }
 
 // silence is how long the current read has waited; busy when the reader
 // is not reading at all but handing an event over.
@@ -528,7 +618,7 @@ func (c *Conn) subscribeID(ctx context.Context) (string, error) {
 			c.log.WithError(err).WithField("framework_id", c.lastID).Warn("framework id store unreadable; using the id from the last subscription")
 			return c.lastID, nil
 		}
-		return "", fmt.Errorf("framework: read the stored framework id: %w", err)
+		return "", fmt.Errorf("mesosconn: read the stored framework id: %w", err)
 	}
 	if id == "" {
 		id = c.lastID

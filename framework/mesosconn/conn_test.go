@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -10,11 +10,12 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 )
 
 // haConn builds a Conn to a static master with fast real-time backoff.
-func haConn(t *testing.T, master string, store FrameworkIDStore, mod func(*ConnConfig)) *Conn {
+func haConn(t *testing.T, master string, store framework.FrameworkIDStore, mod func(*ConnConfig)) *Conn {
 	t.Helper()
 	det, err := NewDetector(DetectorConfig{Master: master})
 	if err != nil {
@@ -38,7 +39,7 @@ func haConn(t *testing.T, master string, store FrameworkIDStore, mod func(*ConnC
 }
 
 // haRun runs c until the test ends; stop ends it early and waits.
-func haRun(t *testing.T, c *Conn, in chan Input) (stop func()) {
+func haRun(t *testing.T, c *Conn, in chan framework.Input) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -62,7 +63,7 @@ func haRun(t *testing.T, c *Conn, in chan Input) (stop func()) {
 	return stop
 }
 
-func haExpectEvent(t *testing.T, in <-chan Input, want scheduler.Event_Type) *scheduler.Event {
+func haExpectEvent(t *testing.T, in <-chan framework.Input, want scheduler.Event_Type) *scheduler.Event {
 	t.Helper()
 	i := haNext(t, in, 10*time.Second)
 	if i.Event == nil || i.Event.GetType() != want {
@@ -71,7 +72,7 @@ func haExpectEvent(t *testing.T, in <-chan Input, want scheduler.Event_Type) *sc
 	return i.Event
 }
 
-func haExpectDisconnected(t *testing.T, in <-chan Input, want error) {
+func haExpectDisconnected(t *testing.T, in <-chan framework.Input, want error) {
 	t.Helper()
 	i := haNext(t, in, 10*time.Second)
 	if i.Event != nil || !errors.Is(i.Disconnected, want) {
@@ -85,17 +86,17 @@ func TestConnResubscribesWithSameFrameworkID(t *testing.T) {
 		name string
 		// interrupt ends the first subscription and returns the Conn and
 		// Input channel that must re-subscribe.
-		interrupt func(t *testing.T, m *haMaster, c *Conn, in chan Input, stop func(), store *haIDStore) (*Conn, chan Input)
+		interrupt func(t *testing.T, m *haMaster, c *Conn, in chan framework.Input, stop func(), store *haIDStore) (*Conn, chan framework.Input)
 	}{
-		{"master closes the stream", func(t *testing.T, m *haMaster, c *Conn, in chan Input, _ func(), _ *haIDStore) (*Conn, chan Input) {
+		{"master closes the stream", func(t *testing.T, m *haMaster, c *Conn, in chan framework.Input, _ func(), _ *haIDStore) (*Conn, chan framework.Input) {
 			m.drop()
 			haExpectDisconnected(t, in, ErrStreamEnded)
 			return c, in
 		}},
-		{"flotilla restarts", func(t *testing.T, m *haMaster, c *Conn, _ chan Input, stop func(), store *haIDStore) (*Conn, chan Input) {
+		{"flotilla restarts", func(t *testing.T, m *haMaster, c *Conn, _ chan framework.Input, stop func(), store *haIDStore) (*Conn, chan framework.Input) {
 			stop()
 			c2 := haConn(t, m.URL(), store, nil)
-			in2 := make(chan Input, 16)
+			in2 := make(chan framework.Input, 16)
 			haRun(t, c2, in2)
 			return c2, in2
 		}},
@@ -106,7 +107,7 @@ func TestConnResubscribesWithSameFrameworkID(t *testing.T) {
 			m := newHAMaster(t, "M1")
 			store := &haIDStore{}
 			c := haConn(t, m.URL(), store, nil)
-			in := make(chan Input, 16)
+			in := make(chan framework.Input, 16)
 			stop := haRun(t, c, in)
 
 			ev := haExpectEvent(t, in, scheduler.Event_SUBSCRIBED)
@@ -195,7 +196,7 @@ func TestConnFrameworkInfo(t *testing.T) {
 			t.Parallel()
 			m := newHAMaster(t, "M1")
 			c := haConn(t, m.URL(), &haIDStore{}, tc.mod)
-			in := make(chan Input, 16)
+			in := make(chan framework.Input, 16)
 			haRun(t, c, in)
 			haExpectEvent(t, in, scheduler.Event_SUBSCRIBED)
 			tc.check(t, m.subscribeCalls()[0].GetSubscribe().GetFrameworkInfo())
@@ -239,7 +240,7 @@ func TestConnHeartbeatWatchdog(t *testing.T) {
 		cc.HeartbeatMisses = 3
 		cc.BackoffMin, cc.BackoffMax = time.Second, 2*time.Second
 	})
-	in := make(chan Input, 16)
+	in := make(chan framework.Input, 16)
 	haRun(t, c, in)
 	id := haExpectEvent(t, in, scheduler.Event_SUBSCRIBED).GetSubscribed().GetFrameworkID().GetValue()
 	start := clk.Now()
@@ -253,10 +254,10 @@ func TestConnHeartbeatWatchdog(t *testing.T) {
 	haExpectEvent(t, in, scheduler.Event_UPDATE)
 
 	// 3 misses × 1 s after the last frame at +2 s: not before +5 s. Up to
-	// +4.9 s in small steps, with time for the conn to re-arm its timer.
-	time.Sleep(50 * time.Millisecond)
+	// +4.9 s in small steps, each once the conn has re-armed its watchdog.
+	armed := clk.Waiters()
 	for clk.Now().Sub(start) < 4900*time.Millisecond {
-		clk.Step(100 * time.Millisecond)
+		haStepArmed(t, clk, 100*time.Millisecond, armed)
 		select {
 		case i := <-in:
 			t.Fatalf("at +%v: %s before the watchdog's time", clk.Now().Sub(start), haDescribe(i))
@@ -276,9 +277,9 @@ func TestConnHeartbeatWatchdog(t *testing.T) {
 		case <-time.After(time.Second):
 		}
 	}
-	// One 100 ms step of slack: the reader notes the time right after
-	// handing the UPDATE over, which may be after our first step.
-	if fired < 5*time.Second || fired > 5100*time.Millisecond {
+	// The conn notes the hand-over as it takes the UPDATE, before
+	// forwarding it, and re-arms before each step: exactly +5 s.
+	if fired != 5*time.Second {
 		t.Fatalf("watchdog fired at +%v (0: not by +5.3 s), want +5 s (last frame at +2 s, then 3 × 1 s)", fired)
 	}
 
@@ -307,7 +308,7 @@ func TestConnFrameworkRemovedSubscribesFresh(t *testing.T) {
 	m.set(func(m *haMaster) { m.refuse = "Framework has been removed" })
 	store := &haIDStore{id: "M1-0042"}
 	c := haConn(t, m.URL(), store, nil)
-	in := make(chan Input, 16)
+	in := make(chan framework.Input, 16)
 	haRun(t, c, in)
 
 	if msg := haExpectEvent(t, in, scheduler.Event_ERROR).GetError().GetMessage(); msg != "Framework has been removed" {
@@ -340,7 +341,7 @@ func TestConnFailedOverKeepsFrameworkID(t *testing.T) {
 	m := newHAMaster(t, "M1")
 	store := &haIDStore{id: "M1-0007"}
 	c := haConn(t, m.URL(), store, nil)
-	in := make(chan Input, 16)
+	in := make(chan framework.Input, 16)
 	haRun(t, c, in)
 	haExpectEvent(t, in, scheduler.Event_SUBSCRIBED)
 	m.send(&scheduler.Event{Type: scheduler.Event_ERROR, Error: &scheduler.Event_Error{Message: "Framework failed over"}})
@@ -361,7 +362,7 @@ func TestConnStoreUnreadableDoesNotSubscribeFresh(t *testing.T) {
 	m := newHAMaster(t, "M1")
 	store := &haIDStore{id: "M1-0003", fail: errHAStore}
 	c := haConn(t, m.URL(), store, nil)
-	in := make(chan Input, 16)
+	in := make(chan framework.Input, 16)
 	haRun(t, c, in)
 	haNoInput(t, in, 300*time.Millisecond)
 	if n := len(m.subscribeCalls()); n != 0 {
@@ -384,7 +385,7 @@ func TestConnFollowsRedirect(t *testing.T) {
 	old := newHAMaster(t, "M1")
 	old.set(func(m *haMaster) { m.redirect = "//" + leader.HostPort() + schedulerAPIPath })
 	c := haConn(t, old.URL(), &haIDStore{}, nil)
-	in := make(chan Input, 16)
+	in := make(chan framework.Input, 16)
 	haRun(t, c, in)
 	if id := haExpectEvent(t, in, scheduler.Event_SUBSCRIBED).GetSubscribed().GetFrameworkID().GetValue(); id != "M2-0001" {
 		t.Fatalf("subscribed as %q, want M2-0001 from the leader", id)
@@ -413,7 +414,7 @@ func TestConnWatchdogIgnoresSlowCore(t *testing.T) {
 		cc.Clock = clk
 		cc.HeartbeatMisses = 2
 	})
-	in := make(chan Input) // unbuffered: the test is the core
+	in := make(chan framework.Input) // unbuffered: the test is the core
 	haRun(t, c, in)
 	haExpectEvent(t, in, scheduler.Event_SUBSCRIBED)
 	update := func(task string) *scheduler.Event {
@@ -422,9 +423,13 @@ func TestConnWatchdogIgnoresSlowCore(t *testing.T) {
 	}
 	m.send(update("t1"))
 	m.send(update("t2"))
-	time.Sleep(100 * time.Millisecond) // both decoded: t1 waits for us, t2 waits for t1
-	clk.Step(10 * time.Second)         // 5 limits, the master "silent" all along
-	time.Sleep(50 * time.Millisecond)
+	// Both decoded: t1 taken by the conn, which waits for us; t2 held by
+	// the reader, which waits for the conn.
+	// SUBSCRIBED was the first event handed over.
+	haWaitReader(t, c, "t1 taken and t2 being handed over", func(r *eventReader) bool {
+		return r.handed.Load() == 2 && r.handing.Load()
+	})
+	clk.Step(10 * time.Second) // 5 limits, the master "silent" all along
 	for _, want := range []string{"t1", "t2"} {
 		ev := haExpectEvent(t, in, scheduler.Event_UPDATE)
 		if got := ev.GetUpdate().GetStatus().TaskID.Value; got != want {

@@ -1,74 +1,4 @@
-package framework
-
-// The connection side of package framework: how a Flotilla replica reaches
-// Mesos and how replicas share the work.
-//
-// Master detection (detect.go). NewDetector takes Mesos's --master syntax:
-// a URL (http://127.0.0.1:5050) is used as it is; zk://host:port,…/mesos is
-// watched with ChildrenW, and the leader is the json.info_<seq> child with
-// the smallest sequence (children come back unordered), reached at its
-// MasterInfo address.ip:address.port (hostname if no ip). A change closes
-// the channel Leader returned, and the connection drops a stream to a
-// master that no longer leads.
-//
-// Connection (conn.go). Conn.Run keeps one SUBSCRIBE stream open through
-// mesos-go's httpcli and httpsched. Before each SUBSCRIBE it asks the
-// detector for the leader and builds a client pointed at it: httpsched
-// follows a 307 for SUBSCRIBE only and then sends every other call to the
-// old master, so Conn follows redirects itself (re-pointing the next
-// attempt) and tells httpsched to follow none. It subscribes with the
-// framework id from the FrameworkIDStore (or none), a failover timeout
-// (default one week) and the capabilities PARTITION_AWARE,
-// TASK_KILLING_STATE, MULTI_ROLE and REGION_AWARE (GPU_RESOURCES on
-// request), and stores the id SUBSCRIBED confirms. Every event but
-// HEARTBEAT goes to the core's Input channel in order; when a stream that
-// delivered events ends, Input{Disconnected: err} follows, then Conn
-// re-subscribes with jittered exponential backoff on the injected clock.
-// The heartbeat watchdog drops a stream after HeartbeatMisses (default 2)
-// heartbeat intervals without any event; time the core spends not taking
-// an event does not count. ERROR "Framework has been removed" clears the
-// stored id (logged at error level: the tasks are gone) and the next
-// SUBSCRIBE registers a new framework; "Framework failed over" just
-// re-subscribes with the same id.
-//
-// Driver (driver.go) implements Actions on the current subscription: each
-// call carries the framework id and Mesos-Stream-Id, gets CallTimeout when
-// its ctx has no deadline, and fails at once with ErrNotSubscribed while
-// there is no subscription. It never queues.
-//
-// Election (election.go). Each replica creates an EPHEMERAL|SEQUENCE znode
-// <path>/…member_<seq> holding {"address","id"}; the lowest sequence leads
-// and every other candidate watches only its predecessor, so a departure
-// wakes one replica. The leader stops leading - cancels its work and stops
-// calling Actions - at once when its session expires, when it has been
-// disconnected longer than FenceAfter (default a quarter of the session
-// timeout: go-zookeeper notices a silent server within 2/3 of it, so this
-// is before the server can expire the session and elect another), when
-// its znode is deleted, or on Abdicate; it then waits for its work to
-// stop and contends again with a new session. A standby's LeaderAddress
-// reads the leader's znode. Mesos fences
-// too: the new leader's SUBSCRIBE with the same framework id makes the
-// master end the old stream with "Framework failed over" and refuse its
-// calls.
-//
-// Replica (this file) wires them: contend; while leading run a new Conn
-// and the core's Run with the same Input channel and the Conn's Driver
-// wrapped in a fence (calls fail with ErrFenced, and calls in flight are
-// cancelled, once the term ends); on losing leadership stop both before
-// anything else. Without ZooKeeper servers a replica leads alone. The
-// core's Run is called once per term: apps and tasks it knows survive, and
-// the new term's SUBSCRIBED and reconciliation bring it up to date. Replicas
-// need distinct Rand seeds for the core, or a new leader can mint the task
-// ids its predecessor used.
-//
-//	det, _ := framework.NewDetector(framework.DetectorConfig{Master: "zk://127.0.0.1:2181/mesos"})
-//	r, err := framework.NewReplica(framework.ReplicaConfig{
-//		Election: framework.ElectionConfig{Servers: []string{"127.0.0.1:2181"}, Path: "/flotilla/leader", Address: "http://10.0.0.5:8080"},
-//		Conn:     framework.ConnConfig{Detector: det, FrameworkIDs: store},
-//		Core:     framework.New(framework.Config{}),
-//	})
-//	go r.Run(ctx)
-//	addr, _ := r.LeaderAddress(ctx) // where a standby forwards API calls
+package mesosconn
 
 import (
 	"context"
@@ -82,18 +12,19 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 )
 
 // ErrFenced is returned by the leader's Actions once leadership is lost.
-var ErrFenced = errors.New("framework: leadership lost; call refused")
+var ErrFenced = errors.New("mesosconn: leadership lost; call refused")
 
 // Core is what a replica runs while it leads: the scheduler core
 // (*Scheduler). Run is called once per leadership term, never concurrently,
 // and must return soon after ctx ends.
 type Core interface {
-	Run(ctx context.Context, in <-chan Input, act Actions) error
+	Run(ctx context.Context, in <-chan framework.Input, act framework.Actions) error
 }
 
 // ReplicaConfig configures a Replica.
@@ -129,13 +60,13 @@ type Replica struct {
 // NewReplica checks cfg and returns a Replica; Run starts it.
 func NewReplica(cfg ReplicaConfig) (*Replica, error) {
 	if cfg.Core == nil {
-		return nil, errors.New("framework: replica config has no Core")
+		return nil, errors.New("mesosconn: replica config has no Core")
 	}
 	if cfg.Conn.Detector == nil {
-		return nil, errors.New("framework: replica config has no Conn.Detector")
+		return nil, errors.New("mesosconn: replica config has no Conn.Detector")
 	}
 	if cfg.Conn.FrameworkIDs == nil {
-		return nil, errors.New("framework: replica config has no Conn.FrameworkIDs")
+		return nil, errors.New("mesosconn: replica config has no Conn.FrameworkIDs")
 	}
 	if cfg.InputBuffer <= 0 {
 		cfg.InputBuffer = 64
@@ -282,7 +213,7 @@ func (r *Replica) lead(ctx context.Context) {
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	in := make(chan Input, r.cfg.InputBuffer)
+	in := make(chan framework.Input, r.cfg.InputBuffer)
 	act := &fencedActions{fence: ctx, next: conn.Driver()}
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -290,7 +221,10 @@ func (r *Replica) lead(ctx context.Context) {
 		defer wg.Done()
 		defer stop()
 		defer r.recoverLoop("connection")
-		_ = conn.Run(ctx, in) // returns only when ctx ends
+		// A fresh Conn per term: Run fails only if it is already running.
+		if err := conn.Run(ctx, in); err != nil {
+			r.log.WithError(err).Error("the connection did not run; this term ends")
+		}
 	}()
 	go func() {
 		defer wg.Done()
@@ -315,10 +249,10 @@ func (r *Replica) recoverLoop(what string) {
 // and aborts calls in flight at that moment.
 type fencedActions struct {
 	fence context.Context
-	next  Actions
+	next  framework.Actions
 }
 
-var _ Actions = (*fencedActions)(nil)
+var _ framework.Actions = (*fencedActions)(nil)
 
 func (f *fencedActions) guard(ctx context.Context, call func(context.Context) error) error {
 	if f.fence.Err() != nil {

@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/framework"
 
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
@@ -61,7 +62,7 @@ func TestConnLocalMesosMasterFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := make(chan Input, 64)
+	in := make(chan framework.Input, 64)
 	haRun(t, c, in)
 	sub := haNextEvent(t, in, scheduler.Event_SUBSCRIBED)
 	id := sub.GetSubscribed().GetFrameworkID().GetValue()
@@ -101,7 +102,7 @@ func TestConnLocalMesosMasterFailover(t *testing.T) {
 }
 
 // haNextEvent skips inputs until an event of type want.
-func haNextEvent(t testing.TB, in <-chan Input, want scheduler.Event_Type) *scheduler.Event {
+func haNextEvent(t testing.TB, in <-chan framework.Input, want scheduler.Event_Type) *scheduler.Event {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
@@ -137,7 +138,7 @@ func haWaitLeader(t testing.TB, m *localmesos.Master) {
 // and the stub master). Reported as ms/failover (mean); fence_ms is how
 // long before the expiry the old leader fenced.
 //
-//	go test -run '^$' -bench FailoverExpiryToFirstAccept -benchtime 3x ./framework/
+//	go test -run '^$' -bench FailoverExpiryToFirstAccept -benchtime 3x ./framework/mesosconn/
 func BenchmarkFailoverExpiryToFirstAccept(b *testing.B) {
 	masters := []struct {
 		name  string
@@ -189,25 +190,8 @@ func haFailoverOnce(b *testing.B, start func(b *testing.B) string) (expiryToAcce
 	haRecv(b, coreA.accepts, 20*time.Second, "a accepted")
 	rb := haStartReplica(b, "b", servers, path, master, store, coreB)
 
-	a.r.election.mu.Lock()
-	node := a.r.election.cur.node
-	a.r.election.mu.Unlock()
-	deleted := make(chan time.Time, 1)
-	w := haExistsW(b, watcher, node)
-	go func() {
-		if ev := <-w; ev.Type == zk.EventNodeDeleted {
-			deleted <- time.Now()
-		}
-	}()
-	// b has joined once it sees a as leader.
-	// Generous: joining needs a ZooKeeper session, slow on a loaded machine.
-	deadline := time.Now().Add(45 * time.Second)
-	for haReplicaLeader(rb) != "http://a:8080" {
-		if time.Now().After(deadline) {
-			b.Fatal("b never joined")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	deleted := haNodeDeleted(b, watcher, a)
+	haJoined(b, rb, "http://a:8080")
 	proxy.Cut()
 	expiry := haRecv(b, deleted, 20*time.Second, "a's session expired")
 	accepted := haRecv(b, coreB.accepts, 20*time.Second, "b accepted")
@@ -257,16 +241,16 @@ func TestReplicaRestartKeepsFrameworkLocalMesos(t *testing.T) {
 // haTapCore runs the real Scheduler and notes when an ACCEPT that
 // launches something has been answered 202.
 type haTapCore struct {
-	s        *Scheduler
+	s        *framework.Scheduler
 	launches chan time.Time
 }
 
-func (c *haTapCore) Run(ctx context.Context, in <-chan Input, act Actions) error {
+func (c *haTapCore) Run(ctx context.Context, in <-chan framework.Input, act framework.Actions) error {
 	return c.s.Run(ctx, in, &haTapActions{Actions: act, c: c})
 }
 
 type haTapActions struct {
-	Actions
+	framework.Actions
 	c *haTapCore
 }
 
@@ -286,12 +270,12 @@ func haScheduler(t testing.TB, name string, seed int64) *haTapCore {
 	// declines so that offers come back quickly in a test.
 	// Task ids come from Rand: replicas need distinct seeds, or the new
 	// leader re-mints the old leader's task ids.
-	s := New(Config{Clock: clock.Real{}, Rand: rand.New(rand.NewSource(seed)), Log: haLog(t, "scheduler-"+name),
+	s := framework.New(framework.Config{Clock: clock.Real{}, Rand: rand.New(rand.NewSource(seed)), Log: haLog(t, "scheduler-"+name),
 		DeclineRefuseWaiting: time.Second, DeclineRefuse: time.Second})
 	return &haTapCore{s: s, launches: make(chan time.Time, 64)}
 }
 
-func haRunning(s *Snapshot, appID string) []string {
+func haRunning(s *framework.Snapshot, appID string) []string {
 	var ids []string
 	for _, t := range s.TasksOf(appID) {
 		if t.State == mesos.TASK_RUNNING && !t.Killing {
@@ -302,7 +286,7 @@ func haRunning(s *Snapshot, appID string) []string {
 	return ids
 }
 
-func haWaitSnapshot(t testing.TB, s *Scheduler, what string, d time.Duration, ok func(*Snapshot) bool) *Snapshot {
+func haWaitSnapshot(t testing.TB, s *framework.Scheduler, what string, d time.Duration, ok func(*framework.Snapshot) bool) *framework.Snapshot {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -337,31 +321,15 @@ func haSchedulerFailover(t testing.TB) (expiryToLaunch, fenceLead time.Duration,
 	coreA.s.PutApp(web)
 	coreB.s.PutApp(web) // both replicas load the apps (from the store, in production)
 	a := haStartReplica(t, "a", []string{proxy.Addr()}, path, zkMesos, store, haCoreOf(coreA))
-	snapA := haWaitSnapshot(t, coreA.s, "a runs 3 tasks", 20*time.Second, func(s *Snapshot) bool { return len(haRunning(s, web.ID)) == 3 })
+	snapA := haWaitSnapshot(t, coreA.s, "a runs 3 tasks", 20*time.Second, func(s *framework.Snapshot) bool { return len(haRunning(s, web.ID)) == 3 })
 	aTasks = haRunning(snapA, web.ID)
 	rb := haStartReplica(t, "b", servers, path, zkMesos, store, haCoreOf(coreB))
 	if err := coreB.s.Scale(web.ID, 4); err != nil {
 		t.Fatal(err)
 	}
 
-	a.r.election.mu.Lock()
-	node := a.r.election.cur.node
-	a.r.election.mu.Unlock()
-	deleted := make(chan time.Time, 1)
-	w := haExistsW(t, watcher, node)
-	go func() {
-		if ev := <-w; ev.Type == zk.EventNodeDeleted {
-			deleted <- time.Now()
-		}
-	}()
-	// Generous: joining needs a ZooKeeper session, slow on a loaded machine.
-	deadline := time.Now().Add(45 * time.Second)
-	for haReplicaLeader(rb) != "http://a:8080" {
-		if time.Now().After(deadline) {
-			t.Fatal("b never joined")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	deleted := haNodeDeleted(t, watcher, a)
+	haJoined(t, rb, "http://a:8080")
 	fenced := make(chan time.Time, 1)
 	go func() {
 		for a.r.IsLeader() {
@@ -374,7 +342,7 @@ func haSchedulerFailover(t testing.TB) (expiryToLaunch, fenceLead time.Duration,
 	expiry := haRecv(t, deleted, 20*time.Second, "a's session expired")
 	launched := haRecv(t, coreB.launches, 20*time.Second, "b launched")
 	fencedAt := haRecv(t, fenced, time.Second, "a fenced")
-	snapB := haWaitSnapshot(t, coreB.s, "b runs 4 tasks", 20*time.Second, func(s *Snapshot) bool {
+	snapB := haWaitSnapshot(t, coreB.s, "b runs 4 tasks", 20*time.Second, func(s *framework.Snapshot) bool {
 		return len(haRunning(s, web.ID)) == 4 && len(s.TasksOf(web.ID)) == 4
 	})
 	return launched.Sub(expiry), expiry.Sub(fencedAt), aTasks, haRunning(snapB, web.ID)
@@ -428,7 +396,7 @@ func TestConnLocalMesosFaults(t *testing.T) {
 			m := haLocalMesos(t, "")
 			store := &haIDStore{}
 			c := haConn(t, m.SchedulerURL(), store, nil)
-			in := make(chan Input, 64)
+			in := make(chan framework.Input, 64)
 			haRun(t, c, in)
 			first := haNextEvent(t, in, scheduler.Event_SUBSCRIBED).GetSubscribed()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -455,7 +423,7 @@ func TestConnLocalMesosFaults(t *testing.T) {
 			standby := haLocalMesos(t, zkURL)
 			// Given the standby's URL, not ZooKeeper: only the 307 can help.
 			c := haConn(t, standby.SchedulerURL(), &haIDStore{}, nil)
-			in := make(chan Input, 64)
+			in := make(chan framework.Input, 64)
 			haRun(t, c, in)
 			sub := haNextEvent(t, in, scheduler.Event_SUBSCRIBED).GetSubscribed()
 			if got := sub.GetMasterInfo().GetID(); got != leader.ID() {
@@ -473,5 +441,36 @@ func TestConnLocalMesosFaults(t *testing.T) {
 			t.Parallel()
 			tc.run(t)
 		})
+	}
+}
+
+// haNodeDeleted reports when the leader's candidate znode is deleted
+// (its session expired), as seen by another ZooKeeper client.
+func haNodeDeleted(tb testing.TB, watcher *zk.Conn, leader *haReplica) <-chan time.Time {
+	tb.Helper()
+	leader.r.election.mu.Lock()
+	node := leader.r.election.cur.node
+	leader.r.election.mu.Unlock()
+	deleted := make(chan time.Time, 1)
+	w := haExistsW(tb, watcher, node)
+	go func() {
+		if ev := <-w; ev.Type == zk.EventNodeDeleted {
+			deleted <- time.Now()
+		}
+	}()
+	return deleted
+}
+
+// haJoined waits until standby r sees leader lead: it has joined the
+// election. Generous: joining needs a ZooKeeper session, slow on a loaded
+// machine.
+func haJoined(tb testing.TB, r *haReplica, leader string) {
+	tb.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for haReplicaLeader(r) != leader {
+		if time.Now().After(deadline) {
+			tb.Fatalf("the standby never joined: it sees leader %q, want %q", haReplicaLeader(r), leader)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

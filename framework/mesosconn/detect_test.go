@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/testbed"
 )
 
@@ -288,7 +289,7 @@ func TestConnFollowsMasterFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := make(chan Input, 16)
+	in := make(chan framework.Input, 16)
 	haRun(t, c, in)
 	id := haExpectEvent(t, in, scheduler.Event_SUBSCRIBED).GetSubscribed().GetFrameworkID().GetValue()
 	if id != "M1-0001" {

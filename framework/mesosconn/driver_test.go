@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -8,16 +8,18 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/flotilla-sched/flotilla/framework"
 )
 
 var haDriverCases = []struct {
 	name string
 	want scheduler.Call_Type
-	call func(ctx context.Context, a Actions) error
+	call func(ctx context.Context, a framework.Actions) error
 	// check looks at the call as the master decoded it.
 	check func(t *testing.T, c *scheduler.Call)
 }{
-	{"accept", scheduler.Call_ACCEPT, func(ctx context.Context, a Actions) error {
+	{"accept", scheduler.Call_ACCEPT, func(ctx context.Context, a framework.Actions) error {
 		refuse := 5.0
 		return a.Accept(ctx, []mesos.OfferID{{Value: "O1"}}, []mesos.Offer_Operation{{Type: mesos.Offer_Operation_LAUNCH}},
 			&mesos.Filters{RefuseSeconds: &refuse})
@@ -27,42 +29,42 @@ var haDriverCases = []struct {
 			t.Errorf("accept body %v", a)
 		}
 	}},
-	{"decline", scheduler.Call_DECLINE, func(ctx context.Context, a Actions) error {
+	{"decline", scheduler.Call_DECLINE, func(ctx context.Context, a framework.Actions) error {
 		return a.Decline(ctx, []mesos.OfferID{{Value: "O2"}, {Value: "O3"}}, nil)
 	}, func(t *testing.T, c *scheduler.Call) {
 		if n := len(c.GetDecline().GetOfferIDs()); n != 2 {
 			t.Errorf("decline of %d offers, want 2", n)
 		}
 	}},
-	{"kill", scheduler.Call_KILL, func(ctx context.Context, a Actions) error {
+	{"kill", scheduler.Call_KILL, func(ctx context.Context, a framework.Actions) error {
 		return a.Kill(ctx, mesos.TaskID{Value: "web.1"}, &mesos.AgentID{Value: "S1"}, nil)
 	}, func(t *testing.T, c *scheduler.Call) {
 		if c.GetKill().GetTaskID().Value != "web.1" || c.GetKill().GetAgentID().GetValue() != "S1" {
 			t.Errorf("kill body %v", c.GetKill())
 		}
 	}},
-	{"acknowledge", scheduler.Call_ACKNOWLEDGE, func(ctx context.Context, a Actions) error {
+	{"acknowledge", scheduler.Call_ACKNOWLEDGE, func(ctx context.Context, a framework.Actions) error {
 		return a.Acknowledge(ctx, mesos.AgentID{Value: "S1"}, mesos.TaskID{Value: "web.1"}, []byte("0123456789abcdef"))
 	}, func(t *testing.T, c *scheduler.Call) {
 		if string(c.GetAcknowledge().GetUUID()) != "0123456789abcdef" {
 			t.Errorf("ack uuid %q", c.GetAcknowledge().GetUUID())
 		}
 	}},
-	{"reconcile", scheduler.Call_RECONCILE, func(ctx context.Context, a Actions) error {
+	{"reconcile", scheduler.Call_RECONCILE, func(ctx context.Context, a framework.Actions) error {
 		return a.Reconcile(ctx, []scheduler.Call_Reconcile_Task{{TaskID: mesos.TaskID{Value: "web.1"}}})
 	}, func(t *testing.T, c *scheduler.Call) {
 		if n := len(c.GetReconcile().GetTasks()); n != 1 {
 			t.Errorf("reconcile of %d tasks, want 1", n)
 		}
 	}},
-	{"revive", scheduler.Call_REVIVE, func(ctx context.Context, a Actions) error {
+	{"revive", scheduler.Call_REVIVE, func(ctx context.Context, a framework.Actions) error {
 		return a.Revive(ctx, []string{"web"})
 	}, func(t *testing.T, c *scheduler.Call) {
 		if r := c.GetRevive().GetRoles(); len(r) != 1 || r[0] != "web" {
 			t.Errorf("revive roles %v", r)
 		}
 	}},
-	{"suppress", scheduler.Call_SUPPRESS, func(ctx context.Context, a Actions) error {
+	{"suppress", scheduler.Call_SUPPRESS, func(ctx context.Context, a framework.Actions) error {
 		return a.Suppress(ctx, []string{"web"})
 	}, func(t *testing.T, c *scheduler.Call) {
 		if r := c.GetSuppress().GetRoles(); len(r) != 1 || r[0] != "web" {
@@ -101,7 +103,7 @@ func TestDriverCallsOnSubscription(t *testing.T) {
 	t.Parallel()
 	m := newHAMaster(t, "M1")
 	c := haConn(t, m.URL(), &haIDStore{}, nil)
-	in := make(chan Input, 16)
+	in := make(chan framework.Input, 16)
 	haRun(t, c, in)
 	haExpectEvent(t, in, scheduler.Event_SUBSCRIBED)
 	for i, tc := range haDriverCases {
@@ -139,7 +141,7 @@ func TestDriverFollowsResubscription(t *testing.T) {
 	c := haConn(t, m.URL(), &haIDStore{}, func(cc *ConnConfig) {
 		cc.BackoffMin, cc.BackoffMax = time.Second, time.Second
 	})
-	in := make(chan Input, 16)
+	in := make(chan framework.Input, 16)
 	haRun(t, c, in)
 	haExpectEvent(t, in, scheduler.Event_SUBSCRIBED)
 	m.drop()

@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ const MaxFrameBytes = 4 << 20
 // ErrBadFrame: the master's event stream is not RecordIO, or announced a
 // frame over MaxFrameBytes. The subscription is dropped (and retried) as
 // for any stream that ends.
-var ErrBadFrame = errors.New("framework: malformed event stream from the mesos master")
+var ErrBadFrame = errors.New("mesosconn: malformed event stream from the mesos master")
 
 // maxSizeDigits is how long a RecordIO length line may be before its
 // newline, as mesos-go reads it: the digits of the largest uint64.

@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/flotilla-sched/flotilla/framework"
 )
 
 // haCore stands in for the scheduler core: it accepts every offer and
@@ -25,13 +27,14 @@ type haCore struct {
 	leaked     int // calls after the fence that did not fail
 	subscribed chan string
 	accepts    chan time.Time
+	misbehaved chan struct{} // one per term whose calls after the fence are done
 }
 
 func newHACore() *haCore {
-	return &haCore{subscribed: make(chan string, 16), accepts: make(chan time.Time, 256)}
+	return &haCore{subscribed: make(chan string, 16), accepts: make(chan time.Time, 256), misbehaved: make(chan struct{}, 16)}
 }
 
-func (c *haCore) Run(ctx context.Context, in <-chan Input, act Actions) error {
+func (c *haCore) Run(ctx context.Context, in <-chan framework.Input, act framework.Actions) error {
 	c.mu.Lock()
 	c.runs++
 	c.mu.Unlock()
@@ -42,6 +45,7 @@ func (c *haCore) Run(ctx context.Context, in <-chan Input, act Actions) error {
 			c.fencedAt = time.Now()
 			c.mu.Unlock()
 			c.afterFence(act)
+			c.misbehaved <- struct{}{}
 			return ctx.Err()
 		case i := <-in:
 			if i.Event == nil {
@@ -74,7 +78,7 @@ func (c *haCore) Run(ctx context.Context, in <-chan Input, act Actions) error {
 	}
 }
 
-func (c *haCore) afterFence(act Actions) {
+func (c *haCore) afterFence(act framework.Actions) {
 	end := time.Now().Add(c.misbehave)
 	for time.Now().Before(end) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -96,7 +100,7 @@ type haReplica struct {
 	stop func()
 }
 
-func haStartReplica(t testing.TB, name string, zkServers []string, path, master string, store FrameworkIDStore, core Core) *haReplica {
+func haStartReplica(t testing.TB, name string, zkServers []string, path, master string, store framework.FrameworkIDStore, core Core) *haReplica {
 	t.Helper()
 	det, err := NewDetector(DetectorConfig{Master: master, SessionTimeout: 4 * time.Second, Logger: haLog(t, "detector-"+name)})
 	if err != nil {
@@ -195,7 +199,7 @@ func TestReplicaFailover(t *testing.T) {
 		t.Fatalf("b subscribed as %q, want the same framework %q", got, id)
 	}
 	haRecv(t, coreB.accepts, 10*time.Second, "b accepted an offer")
-	time.Sleep(coreA.misbehave) // let the buggy core finish trying
+	haRecv(t, coreA.misbehaved, 10*time.Second, "a's core done calling after the fence")
 
 	coreA.mu.Lock()
 	fencedAt, refused, leaked := coreA.fencedAt, coreA.refused, coreA.leaked

@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -18,6 +18,8 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 )
 
@@ -276,19 +278,19 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // haNext returns the next Input within d or fails.
-func haNext(t *testing.T, in <-chan Input, d time.Duration) Input {
+func haNext(t *testing.T, in <-chan framework.Input, d time.Duration) framework.Input {
 	t.Helper()
 	select {
 	case i := <-in:
 		return i
 	case <-time.After(d):
 		t.Fatalf("no input within %v", d)
-		return Input{}
+		return framework.Input{}
 	}
 }
 
 // haNoInput fails if an Input arrives within d.
-func haNoInput(t *testing.T, in <-chan Input, d time.Duration) {
+func haNoInput(t *testing.T, in <-chan framework.Input, d time.Duration) {
 	t.Helper()
 	select {
 	case i := <-in:
@@ -297,7 +299,7 @@ func haNoInput(t *testing.T, in <-chan Input, d time.Duration) {
 	}
 }
 
-func haDescribe(i Input) string {
+func haDescribe(i framework.Input) string {
 	if i.Event != nil {
 		return i.Event.GetType().String()
 	}
@@ -305,3 +307,37 @@ func haDescribe(i Input) string {
 }
 
 var errHAStore = errors.New("store down")
+
+// haStepArmed steps clk by d, then waits until clk has armed timers again
+// (the conn re-arms its watchdog after it fires), so the next step cannot
+// overtake a goroutine that has not yet handled this one.
+func haStepArmed(t *testing.T, clk *clock.Fake, d time.Duration, armed int) {
+	t.Helper()
+	clk.Step(d)
+	deadline := time.Now().Add(10 * time.Second)
+	for clk.Waiters() < armed {
+		if time.Now().After(deadline) {
+			t.Fatalf("after stepping to %v: %d timers armed, want %d (the conn did not re-arm its watchdog)", clk.Now(), clk.Waiters(), armed)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// haWaitReader waits until the conn's current event reader satisfies ok.
+func haWaitReader(t *testing.T, c *Conn, what string, ok func(*eventReader) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := c.reader.Load()
+		if r != nil && ok(r) {
+			return
+		}
+		if time.Now().After(deadline) {
+			if r == nil {
+				t.Fatalf("%s: no subscription stream after 10 s", what)
+			}
+			t.Fatalf("%s: not after 10 s (handed %d, handing %v)", what, r.handed.Load(), r.handing.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

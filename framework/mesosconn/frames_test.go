@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"bytes"
@@ -25,9 +25,14 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 )
+
+// fuzzT0 is the fake clock's start.
+var fuzzT0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // FuzzMasterStream is what a hostile or buggy master can send on a
 // subscription: any bytes, read as Conn reads them (frameGuard, then
@@ -85,7 +90,7 @@ func readStream(t *testing.T, codec encoding.Codec, stream []byte) ([]*scheduler
 		t.Fatalf("response refused before any event: %v", err)
 	}
 	defer resp.Close()
-	rd := newEventReader(resp, clock.NewFake(coreT0))
+	rd := newEventReader(resp, clock.NewFake(fuzzT0))
 	go rd.run(logging.Component(logging.Discard(), "conn"))
 	defer rd.stop()
 	var evs []*scheduler.Event
@@ -162,19 +167,25 @@ func (h *panicHook) Fire(e *logrus.Entry) error {
 // feedScheduler runs a fresh scheduler with one app over the events.
 func feedScheduler(t *testing.T, evs []*scheduler.Event) {
 	t.Helper()
-	clk := clock.NewFake(coreT0)
+	clk := clock.NewFake(fuzzT0)
 	hook := &panicHook{}
 	lg := logrus.New()
 	lg.SetOutput(io.Discard)
 	lg.AddHook(hook)
-	s := New(Config{Clock: clk, Rand: rand.New(rand.NewSource(1)), Log: logging.Component(lg, "framework"), ReconcileSettle: -1})
-	s.PutApp(testApp("/web", 3))
+	s := framework.New(framework.Config{Clock: clk, Rand: rand.New(rand.NewSource(1)), Log: logging.Component(lg, "framework"), ReconcileSettle: -1})
+	s.PutApp(appspec.App{
+		ID: "/web", Version: "v1", Instances: 3, CPUs: 0.5, Mem: 64,
+		Container:       &appspec.Container{Type: "DOCKER", Docker: &appspec.Docker{Image: "flotilla/testapp:dev", Network: "HOST"}},
+		PortDefinitions: []appspec.PortDefinition{{Port: 0, Name: "http"}},
+		BackoffSeconds:  1, BackoffFactor: 2, MaxLaunchDelaySeconds: 30,
+		KillSelection: "YOUNGEST_FIRST",
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	in := make(chan Input)
+	in := make(chan framework.Input)
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, in, &Recorder{}) }()
-	send := func(in1 Input) {
+	go func() { done <- s.Run(ctx, in, &framework.Recorder{}) }()
+	send := func(in1 framework.Input) {
 		select {
 		case in <- in1:
 		case <-ctx.Done():
@@ -188,9 +199,9 @@ func feedScheduler(t *testing.T, evs []*scheduler.Event) {
 	}
 	// An empty input is taken only once Run is looping: after it, Sync
 	// cannot meet ErrNotRunning.
-	send(Input{})
+	send(framework.Input{})
 	for _, ev := range evs {
-		send(Input{Event: ev})
+		send(framework.Input{Event: ev})
 		sync()
 	}
 	clk.Step(time.Minute) // timers: backoff, reconciliation, offer expiry
@@ -272,13 +283,13 @@ func seedStreams() map[string][]*scheduler.Event {
 		return &scheduler.Event{Type: scheduler.Event_OFFERS, Offers: &scheduler.Event_Offers{Offers: []mesos.Offer{o}}}
 	}
 	update := func(id string, st mesos.TaskState, uuid []byte) *scheduler.Event {
-		s := TestStatus(id, "M1-S1", st, true)
+		s := framework.TestStatus(id, "M1-S1", st, true)
 		s.UUID = uuid
 		return &scheduler.Event{Type: scheduler.Event_UPDATE, Update: &scheduler.Event_Update{Status: s}}
 	}
-	normal := TestOffer("M1-O1", "M1-S1", "h1", 4, 4096, 31000, 32000, map[string]string{"rack": "r1"})
-	wide := TestOffer("M1-O2", "M1-S2", "h2", 1e308, 1e308, 1, 1<<63, nil)
-	negative := TestOffer("M1-O3", "M1-S3", "h3", -4, -1, 32000, 31000, nil)
+	normal := framework.TestOffer("M1-O1", "M1-S1", "h1", 4, 4096, 31000, 32000, map[string]string{"rack": "r1"})
+	wide := framework.TestOffer("M1-O2", "M1-S2", "h2", 1e308, 1e308, 1, 1<<63, nil)
+	negative := framework.TestOffer("M1-O3", "M1-S3", "h3", -4, -1, 32000, 31000, nil)
 	return map[string][]*scheduler.Event{
 		"subscribe-offer-update": {sub(15), offer(normal), update("web.1", mesos.TASK_RUNNING, make([]byte, 16)),
 			{Type: scheduler.Event_HEARTBEAT}, update("web.1", mesos.TASK_FAILED, nil)},

@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"context"
@@ -7,13 +7,15 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/flotilla-sched/flotilla/framework"
 )
 
 // ErrNotSubscribed is returned by a Driver call made while no subscription
 // is up (before SUBSCRIBED, between streams, after the leader fenced
 // itself). The call was not sent; the core retries after the next
 // SUBSCRIBED.
-var ErrNotSubscribed = errors.New("framework: not subscribed to a mesos master")
+var ErrNotSubscribed = errors.New("mesosconn: not subscribed to a mesos master")
 
 // Driver is the mesos-go implementation of Actions: it sends each call on
 // the Conn's current subscription, with its framework id and
@@ -21,7 +23,7 @@ var ErrNotSubscribed = errors.New("framework: not subscribed to a mesos master")
 // call fails at once with ErrNotSubscribed.
 type Driver struct{ c *Conn }
 
-var _ Actions = (*Driver)(nil)
+var _ framework.Actions = (*Driver)(nil)
 
 // Driver returns the Actions that act on this Conn's subscription.
 func (c *Conn) Driver() *Driver { return &Driver{c: c} }
@@ -29,10 +31,10 @@ func (c *Conn) Driver() *Driver { return &Driver{c: c} }
 func (d *Driver) do(ctx context.Context, call *scheduler.Call) error {
 	s := d.c.sess.Load()
 	if s == nil {
-		return fmt.Errorf("framework: %s: %w", call.GetType(), ErrNotSubscribed)
+		return fmt.Errorf("mesosconn: %s: %w", call.GetType(), ErrNotSubscribed)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("framework: %s: %w", call.GetType(), err)
+		return fmt.Errorf("mesosconn: %s: %w", call.GetType(), err)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -45,7 +47,7 @@ func (d *Driver) do(ctx context.Context, call *scheduler.Call) error {
 		resp.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("framework: %s to %s: %w", call.GetType(), s.master, err)
+		return fmt.Errorf("mesosconn: %s to %s: %w", call.GetType(), s.master, err)
 	}
 	return nil
 }
@@ -71,16 +73,16 @@ func (d *Driver) Kill(ctx context.Context, taskID mesos.TaskID, agentID *mesos.A
 	})
 }
 
-// acknowledgeAll sends acks pipelined on one connection when it can (see
+// AcknowledgeAll sends acks pipelined on one connection when it can (see
 // ackPipe), else one call at a time; errs[i] is acks[i]'s.
-func (d *Driver) acknowledgeAll(ctx context.Context, acks []ackOp) []error {
+func (d *Driver) AcknowledgeAll(ctx context.Context, acks []framework.Ack) []error {
 	s := d.c.sess.Load()
 	if s != nil && s.acks != nil {
 		return s.acks.send(ctx, s.frameworkID, acks)
 	}
 	errs := make([]error, len(acks))
 	for i, a := range acks {
-		errs[i] = d.Acknowledge(ctx, mesos.AgentID{Value: a.agentID}, mesos.TaskID{Value: a.taskID}, a.uuid)
+		errs[i] = d.Acknowledge(ctx, mesos.AgentID{Value: a.AgentID}, mesos.TaskID{Value: a.TaskID}, a.UUID)
 	}
 	return errs
 }

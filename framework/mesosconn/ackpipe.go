@@ -1,4 +1,4 @@
-package framework
+package mesosconn
 
 import (
 	"bufio"
@@ -18,6 +18,8 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/flotilla-sched/flotilla/framework"
 )
 
 // Every executor update carries a uuid and must be acknowledged with its
@@ -34,9 +36,6 @@ import (
 // server serves a connection's requests one after another. The calls are encoded by mesos-go's codec, exactly as httpcli
 // would; only the transport differs. Everything else (SUBSCRIBE, ACCEPT,
 // KILL, …) still goes through mesos-go's httpsched caller.
-
-// maxAckBatch bounds one pipelined write; 64 small calls are ~10 KiB.
-const maxAckBatch = 64
 
 // ackPipe pipelines ACKNOWLEDGE calls to one master on one subscription.
 type ackPipe struct {
@@ -122,12 +121,12 @@ func (p *ackPipe) put(pc *pipeConn) {
 // send acknowledges acks and returns an error for each one that failed,
 // at its index (nil for success). A failed acknowledgement costs little:
 // the agent re-sends the update and it is acknowledged again.
-func (p *ackPipe) send(ctx context.Context, frameworkID string, acks []ackOp) []error {
+func (p *ackPipe) send(ctx context.Context, frameworkID string, acks []framework.Ack) []error {
 	errs := make([]error, len(acks))
 	for attempt := 0; ; attempt++ {
 		pc, reused, err := p.get(ctx)
 		if err != nil {
-			return fillErrs(errs, 0, fmt.Errorf("framework: ACKNOWLEDGE to %s: %w", p.master, err))
+			return fillErrs(errs, 0, fmt.Errorf("mesosconn: ACKNOWLEDGE to %s: %w", p.master, err))
 		}
 		done, err := p.exchange(ctx, pc, frameworkID, acks, errs)
 		if err == nil {
@@ -141,7 +140,7 @@ func (p *ackPipe) send(ctx context.Context, frameworkID string, acks []ackOp) []
 		if done == 0 && reused && attempt == 0 && isStaleConn(err) && ctx.Err() == nil {
 			continue
 		}
-		return fillErrs(errs, done, fmt.Errorf("framework: ACKNOWLEDGE to %s: %w", p.master, err))
+		return fillErrs(errs, done, fmt.Errorf("mesosconn: ACKNOWLEDGE to %s: %w", p.master, err))
 	}
 }
 
@@ -155,7 +154,7 @@ func fillErrs(errs []error, from int, err error) []error {
 // exchange writes every call, then reads the answers in order; it returns
 // how many answers it read and, on a connection failure, the error (the
 // connection is then the caller's to close).
-func (p *ackPipe) exchange(ctx context.Context, pc *pipeConn, frameworkID string, acks []ackOp, errs []error) (int, error) {
+func (p *ackPipe) exchange(ctx context.Context, pc *pipeConn, frameworkID string, acks []framework.Ack, errs []error) (int, error) {
 	deadline := time.Now().Add(p.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -171,7 +170,7 @@ func (p *ackPipe) exchange(ctx context.Context, pc *pipeConn, frameworkID string
 		body.Reset()
 		call := &scheduler.Call{
 			Type: scheduler.Call_ACKNOWLEDGE, FrameworkID: fid,
-			Acknowledge: &scheduler.Call_Acknowledge{AgentID: mesos.AgentID{Value: a.agentID}, TaskID: mesos.TaskID{Value: a.taskID}, UUID: a.uuid},
+			Acknowledge: &scheduler.Call_Acknowledge{AgentID: mesos.AgentID{Value: a.AgentID}, TaskID: mesos.TaskID{Value: a.TaskID}, UUID: a.UUID},
 		}
 		if err := enc.Encode(call); err != nil {
 			return 0, err
@@ -209,7 +208,7 @@ func (p *ackPipe) exchange(ctx context.Context, pc *pipeConn, frameworkID string
 			return i, rerr
 		}
 		if resp.StatusCode != http.StatusAccepted {
-			errs[i] = fmt.Errorf("framework: ACKNOWLEDGE to %s: %s: %s", p.master, resp.Status, bytes.TrimSpace(msg))
+			errs[i] = fmt.Errorf("mesosconn: ACKNOWLEDGE to %s: %s: %s", p.master, resp.Status, bytes.TrimSpace(msg))
 		}
 		if resp.Close {
 			keep = false
