@@ -77,6 +77,7 @@ type core struct {
 	gen     uint64 // bumped on every visible change
 	snapGen uint64
 	snap    *Snapshot
+	parts   snapParts // snapshot.go: what the next snapshot reuses
 }
 
 type agentInfo struct {
@@ -193,6 +194,7 @@ func (c *core) putApp(now time.Time, app *appspec.App) {
 		as = &appState{id: app.ID, tasks: map[string]*taskState{}}
 		c.apps[app.ID] = as
 		c.appList = append(c.appList, as)
+		c.appSetChanged()
 	}
 	if as.app == nil || as.app.Version != app.Version {
 		// A new version starts with a clean backoff, as Marathon does.
@@ -236,6 +238,7 @@ func (c *core) setTask(as *appState, ts *taskState, t Task) {
 		c.recOps = append(c.recOps, recordOp{rec: recordOf(t)})
 	}
 	ts.t = t
+	c.touch(t.AppID)
 }
 
 // recordAdded persists a task the scheduler just launched or adopted.
@@ -272,6 +275,7 @@ func (c *core) dropAppIfDone(as *appState) {
 	if as.app == nil && len(as.tasks) == 0 {
 		delete(c.apps, as.id)
 		as.gone, c.appsGone = true, true
+		c.appSetChanged()
 	}
 }
 
@@ -675,6 +679,7 @@ func backoffDelay(app *appspec.App, n int, globalCap time.Duration) time.Duratio
 func (c *core) addTask(as *appState, ts *taskState) {
 	c.tasks[ts.t.ID] = ts
 	as.tasks[ts.t.ID] = ts
+	c.touch(ts.t.AppID)
 	as.counts = as.counts.add(countsOf(as.app, ts.t), 1)
 	as.statusChanged = true
 	as.dirty = true
@@ -691,6 +696,7 @@ func (c *core) removeTask(now time.Time, ts *taskState) {
 	delete(c.recon.pending, id)
 	c.placedValid = false
 	c.gen++
+	c.touch(ts.t.AppID)
 	if as := c.apps[ts.t.AppID]; as != nil {
 		delete(as.tasks, id)
 		as.counts = as.counts.add(countsOf(as.app, ts.t), -1)
@@ -1129,6 +1135,7 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 				t := ts.t
 				t.Host = ai.host
 				ts.t = t
+				c.touch(t.AppID)
 				ts.attrs = ai.attrs
 				c.placedValid = false
 			}
@@ -1309,33 +1316,6 @@ func (c *core) launched(appID string) {
 		as.reason = ""
 		c.gen++
 	}
-}
-
-// ---- snapshot ----
-
-func (c *core) snapshot(now time.Time) *Snapshot {
-	if c.snap != nil && c.snapGen == c.gen {
-		return c.snap
-	}
-	s := &Snapshot{At: now, Connected: c.connected, Suppressed: c.suppressed, Generation: c.gen,
-		Settled: c.connected && c.settleUntil.IsZero()}
-	for _, id := range sortedKeys(c.apps) {
-		as := c.apps[id]
-		if as.app != nil {
-			s.Apps = append(s.Apps, as.app)
-			s.Status = append(s.Status, statusOf(as))
-		}
-		if q := c.queueEntry(now, as); q.Count > 0 {
-			s.Queue = append(s.Queue, q)
-		}
-	}
-	s.Tasks = make([]Task, 0, len(c.tasks))
-	for _, ts := range c.tasks {
-		s.Tasks = append(s.Tasks, ts.t)
-	}
-	sort.Slice(s.Tasks, func(i, j int) bool { return s.Tasks[i].ID < s.Tasks[j].ID })
-	c.snap, c.snapGen = s, c.gen
-	return s
 }
 
 // agentURL turns an offer's agent URL into http(s)://host:port, preferring
