@@ -35,7 +35,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{Status: http.StatusBadRequest, Message: "Invalid label selector",
 			Details: []appspec.Detail{{Path: "label", Errors: []string{err.Error()}}}}
 	}
-	ti := s.taskIndex(s.listSnapshot())
+	snap := s.appsSnapshot()
 	metas := s.dep.Apps()
 	deps := s.dep.DeploymentsByApp()
 
@@ -44,7 +44,6 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 	_, _ = bw.WriteString(`{"apps":[`)
 	buf := make([]byte, 0, 8<<10)
 	first := true
-	keep := ti.frags.keep(e)
 	for _, m := range metas {
 		if idFilter != "" && !strings.Contains(m.App.ID, idFilter) {
 			continue
@@ -64,10 +63,9 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 			depID = deps[m.App.ID]
 		}
 		// A kept fragment is written as it is (fragments.go).
-		f, tf := s.keptFragment(ti, m, e, depID)
-		if f == nil {
-			buf = s.renderListed(buf[:0], ti, m, e, depID, tf, keep)
-			f = buf
+		f, rendered := s.listedApp(buf, snap, m, e, depID)
+		if rendered {
+			buf = f
 		}
 		if _, err := bw.Write(f); err != nil {
 			return nil // the client went away; nothing more can be said to it

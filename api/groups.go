@@ -12,6 +12,7 @@ import (
 
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/deploy"
+	"github.com/flotilla-sched/flotilla/framework"
 )
 
 // groupNode is one group of the tree GET /v2/groups answers: the groups
@@ -103,8 +104,7 @@ type groupWriter struct {
 	bw   *bufio.Writer
 	buf  []byte
 	e    groupEmbed
-	ti   *taskIndex
-	keep bool // store the fragments rendered (fragments.go)
+	snap *framework.Snapshot
 	deps map[string]string
 	err  error
 }
@@ -138,9 +138,8 @@ func (gw *groupWriter) group(n *groupNode) {
 			// the UI's tree shows them. A kept fragment is written as it
 			// is, not copied first.
 			depID := gw.deps[r.App.ID]
-			f, tf := gw.s.keptFragment(gw.ti, r, gw.e.app, depID)
-			if f == nil {
-				f = gw.s.renderListed(gw.buf[:0], gw.ti, r, gw.e.app, depID, tf, gw.keep)
+			f, rendered := gw.s.listedApp(gw.buf, gw.snap, r, gw.e.app, depID)
+			if rendered {
 				gw.buf = f
 			}
 			gw.write(f)
@@ -174,8 +173,7 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) err
 	s.unknownEmbeds(r, unknown)
 	gw := &groupWriter{s: s, e: ge, deps: s.dep.DeploymentsByApp(), buf: make([]byte, 0, 8<<10)}
 	if gw.e.apps {
-		gw.ti = s.taskIndex(s.listSnapshot())
-		gw.keep = gw.ti.frags.keep(gw.e.app)
+		gw.snap = s.appsSnapshot()
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)

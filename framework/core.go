@@ -1083,35 +1083,39 @@ func (c *core) nextWake() time.Time {
 func (c *core) nextWakeWhy() (time.Time, string) {
 	var next time.Time
 	var why string
-	add := func(t time.Time, name string) {
+	var whyApp *appState // the name is built for the winner only: this runs every step, for every app
+	add := func(t time.Time, name string, as *appState) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
-			next, why = t, name
+			next, why, whyApp = t, name, as
 		}
 	}
-	add(c.nextUnreach, "unreachable deadline")
-	add(c.reviveAt, "throttled revive")
+	add(c.nextUnreach, "unreachable deadline", nil)
+	add(c.reviveAt, "throttled revive", nil)
 	if c.connected {
-		add(c.nextKill, "kill retry")
+		add(c.nextKill, "kill retry", nil)
 		if len(c.recon.pending) > 0 {
-			add(c.recon.next, "explicit reconciliation retry")
+			add(c.recon.next, "explicit reconciliation retry", nil)
 		}
-		add(c.recon.nextImplicit, "implicit reconciliation")
+		add(c.recon.nextImplicit, "implicit reconciliation", nil)
 		if len(c.unreachable) > 0 {
-			add(c.nextUnreachRecon, "unreachable reconciliation")
+			add(c.nextUnreachRecon, "unreachable reconciliation", nil)
 		}
 	}
-	add(c.settleUntil, "reconciliation settle")
+	add(c.settleUntil, "reconciliation settle", nil)
 	for _, as := range c.appList {
 		if as.gone {
 			continue
 		}
-		add(as.next, "app "+as.id+": decision")
+		add(as.next, "decision", as)
 		if as.need > 0 {
-			add(as.backoffUntil, "app "+as.id+": backoff")
+			add(as.backoffUntil, "backoff", as)
 		}
 		if as.failures > 0 {
-			add(as.resetAt, "app "+as.id+": backoff reset")
+			add(as.resetAt, "backoff reset", as)
 		}
+	}
+	if whyApp != nil {
+		why = "app " + whyApp.id + ": " + why
 	}
 	return next, why
 }
