@@ -35,7 +35,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{Status: http.StatusBadRequest, Message: "Invalid label selector",
 			Details: []appspec.Detail{{Path: "label", Errors: []string{err.Error()}}}}
 	}
-	snap := s.appsSnapshot()
+	tasks := s.appsSnapshot().Cursor() // metas are sorted by id
 	metas := s.dep.Apps()
 	deps := s.dep.DeploymentsByApp()
 
@@ -63,7 +63,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 			depID = deps[m.App.ID]
 		}
 		// A kept fragment is written as it is (fragments.go).
-		f, rendered := s.listedApp(buf, snap, m, e, depID)
+		f, rendered := s.listedApp(buf, tasks, m, e, depID)
 		if rendered {
 			buf = f
 		}

@@ -25,9 +25,11 @@ import (
 const maxFragmentBytes = 96 << 20
 
 type fragments struct {
-	m     sync.Map // fragKey → *fragment
+	// A plain map under a lock, not a sync.Map: boxing the key for a
+	// sync.Map allocated once per app per list.
+	mu    sync.RWMutex
+	m     map[fragKey]*fragment
 	bytes atomic.Int64
-	mu    sync.Mutex // serialises dropping all
 }
 
 type fragKey struct {
@@ -45,18 +47,23 @@ type fragment struct {
 
 // store keeps f for k.
 func (f *fragments) store(k fragKey, fr *fragment) {
-	if f.bytes.Load() > maxFragmentBytes {
-		f.mu.Lock()
-		if f.bytes.Load() > maxFragmentBytes {
-			f.m.Clear()
-			f.bytes.Store(0)
-		}
-		f.mu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil || f.bytes.Load() > maxFragmentBytes {
+		f.m = map[fragKey]*fragment{}
+		f.bytes.Store(0)
 	}
+	if old := f.m[k]; old != nil {
+		f.bytes.Add(-int64(len(old.b)))
+	}
+	f.m[k] = fr
 	f.bytes.Add(int64(len(fr.b)))
-	if old, ok := f.m.Swap(k, fr); ok {
-		f.bytes.Add(-int64(len(old.(*fragment).b)))
-	}
+}
+
+func (f *fragments) load(k fragKey) *fragment {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.m[k]
 }
 
 func sameBytes(a, b []byte) bool {
@@ -72,8 +79,8 @@ func (s *Server) keptFragment(m *deploy.Record, ts []framework.Task, e embed, de
 	if e.taskStats || s.noFragments.Load() {
 		return nil, tf
 	}
-	if v, ok := s.frags.m.Load(fragKey{m.App.ID, e}); ok {
-		if f := v.(*fragment); f.rec == m && f.depID == depID && sameBytes(f.tf, tf) && framework.SameTasks(f.ts, ts) {
+	if f := s.frags.load(fragKey{m.App.ID, e}); f != nil {
+		if f.rec == m && f.depID == depID && sameBytes(f.tf, tf) && framework.SameTasks(f.ts, ts) {
 			return f.b, tf
 		}
 	}
@@ -94,8 +101,8 @@ func (s *Server) renderListed(b []byte, m *deploy.Record, ts []framework.Task, e
 // listedApp is m as a list shows it: its kept fragment when current
 // (rendered false), else rendered into buf[:0] and kept (rendered true:
 // the result is buf, perhaps grown, to be reused for the next app).
-func (s *Server) listedApp(buf []byte, snap *framework.Snapshot, m *deploy.Record, e embed, depID string) (b []byte, rendered bool) {
-	ts := snap.TasksOf(m.App.ID)
+func (s *Server) listedApp(buf []byte, tasks *framework.TaskCursor, m *deploy.Record, e embed, depID string) (b []byte, rendered bool) {
+	ts := tasks.TasksOf(m.App.ID)
 	f, tf := s.keptFragment(m, ts, e, depID)
 	if f != nil {
 		return f, false

@@ -41,7 +41,7 @@ func TestFragmentsStayCurrent(t *testing.T) {
 	e2 := embed{tasks: true, lastTaskFailure: true}
 	snap := e.srv.appsSnapshot()
 	listed := func(m *deploy.Record, depID string) string {
-		f, _ := e.srv.listedApp(nil, snap, m, e2, depID)
+		f, _ := e.srv.listedApp(nil, snap.Cursor(), m, e2, depID)
 		return string(f)
 	}
 	old := e.dep.App("/f/a")

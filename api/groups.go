@@ -100,13 +100,13 @@ func parseGroupEmbed(values []string) (groupEmbed, []string) {
 // buffer and written out, so the answer for 10,000 apps and their tasks is
 // never built whole in memory (as GET /v2/apps does).
 type groupWriter struct {
-	s    *Server
-	bw   *bufio.Writer
-	buf  []byte
-	e    groupEmbed
-	snap *framework.Snapshot
-	deps map[string]string
-	err  error
+	s     *Server
+	bw    *bufio.Writer
+	buf   []byte
+	e     groupEmbed
+	tasks *framework.TaskCursor
+	deps  map[string]string
+	err   error
 }
 
 var comma = []byte{','}
@@ -138,7 +138,7 @@ func (gw *groupWriter) group(n *groupNode) {
 			// the UI's tree shows them. A kept fragment is written as it
 			// is, not copied first.
 			depID := gw.deps[r.App.ID]
-			f, rendered := gw.s.listedApp(gw.buf, gw.snap, r, gw.e.app, depID)
+			f, rendered := gw.s.listedApp(gw.buf, gw.tasks, r, gw.e.app, depID)
 			if rendered {
 				gw.buf = f
 			}
@@ -173,7 +173,7 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) err
 	s.unknownEmbeds(r, unknown)
 	gw := &groupWriter{s: s, e: ge, deps: s.dep.DeploymentsByApp(), buf: make([]byte, 0, 8<<10)}
 	if gw.e.apps {
-		gw.snap = s.appsSnapshot()
+		gw.tasks = s.appsSnapshot().Cursor()
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)

@@ -222,3 +222,33 @@ func (s *Snapshot) part(appID string) ([]Task, bool) {
 func SameTasks(a, b []Task) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
+
+// TaskCursor reads the tasks of many apps of one snapshot, as TasksOf
+// does, in O(1) per app when the ids come in ascending order (a list of
+// every app: a binary search per app was a tenth of GET /v2/apps with
+// 10,000 apps). An id out of order is searched.
+type TaskCursor struct {
+	s *Snapshot
+	i int
+}
+
+// Cursor returns a TaskCursor at the snapshot's first app.
+func (s *Snapshot) Cursor() *TaskCursor { return &TaskCursor{s: s} }
+
+// TasksOf is Snapshot.TasksOf.
+func (c *TaskCursor) TasksOf(appID string) []Task {
+	ps := c.s.byApp
+	// ps[:c.i] are below every id asked so far.
+	if ps == nil || !SameTasks(c.s.Tasks, c.s.tasksOf) || (c.i > 0 && appID <= ps[c.i-1].appID) {
+		return c.s.TasksOf(appID)
+	}
+	for c.i < len(ps) && ps[c.i].appID < appID {
+		c.i++
+	}
+	if c.i < len(ps) && ps[c.i].appID == appID {
+		ts := ps[c.i].tasks
+		c.i++
+		return ts[:len(ts):len(ts)]
+	}
+	return nil
+}

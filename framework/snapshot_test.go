@@ -142,6 +142,24 @@ func checkSnapshot(t *testing.T, s *Scheduler, step int) {
 	for _, a := range ref.Apps {
 		appIDs[a.ID] = true
 	}
+	sorted := make([]string, 0, len(appIDs))
+	for id := range appIDs {
+		sorted = append(sorted, id)
+	}
+	sort.Strings(sorted)
+	// A cursor reads them in order; a second one out of order.
+	cur, back := inc.Cursor(), full.Cursor()
+	for _, id := range sorted {
+		want := ref.TasksOf(id)
+		if got := cur.TasksOf(id); !reflect.DeepEqual(got, want) && len(got)+len(want) > 0 {
+			t.Fatalf("step %d: Cursor().TasksOf(%s) = %+v, a full rebuild has %+v", step, id, got, want)
+		}
+	}
+	for i := len(sorted) - 1; i >= 0; i-- {
+		if got, want := back.TasksOf(sorted[i]), ref.TasksOf(sorted[i]); !reflect.DeepEqual(got, want) && len(got)+len(want) > 0 {
+			t.Fatalf("step %d: Cursor().TasksOf(%s) in reverse = %+v, a full rebuild has %+v", step, sorted[i], got, want)
+		}
+	}
 	for id := range appIDs {
 		want := ref.TasksOf(id) // hand-built: binary search of the flat list
 		for name, got := range map[string][]Task{"SnapshotByApp": inc.TasksOf(id), "Snapshot": full.TasksOf(id)} {
