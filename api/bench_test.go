@@ -272,12 +272,18 @@ func BenchmarkGroupsFragmentsAB(b *testing.B) {
 		without = append(without, d)
 	}
 	b.StopTimer()
-	b.ReportMetric(percentile(with, 0.5), "A-p50-ms")
-	b.ReportMetric(percentile(with, 0.99), "A-p99-ms")
-	b.ReportMetric(percentile(without, 0.5), "B-p50-ms")
-	b.ReportMetric(percentile(without, 0.99), "B-p99-ms")
-	b.ReportMetric(percentile(with, 0.5)/percentile(without, 0.5), "A/B-p50")
-	b.ReportMetric(percentile(with, 0.99)/percentile(without, 0.99), "A/B-p99")
+	reportAB(b, with, without)
+}
+
+// reportAB reports p50/p99 of the A and B latencies of one run and their
+// ratios.
+func reportAB(b *testing.B, a, old []time.Duration) {
+	b.ReportMetric(percentile(a, 0.5), "A-p50-ms")
+	b.ReportMetric(percentile(a, 0.99), "A-p99-ms")
+	b.ReportMetric(percentile(old, 0.5), "B-p50-ms")
+	b.ReportMetric(percentile(old, 0.99), "B-p99-ms")
+	b.ReportMetric(percentile(a, 0.5)/percentile(old, 0.5), "A/B-p50")
+	b.ReportMetric(percentile(a, 0.99)/percentile(old, 0.99), "A/B-p99")
 }
 
 // churn sends one status update every 10 ms (a task's health flipping,
@@ -375,12 +381,7 @@ func BenchmarkListAppsChurn(b *testing.B) {
 		}
 		b.Logf("churn: %d updates sent, %d generations; the state changed during %d of %d A lists; load average %.1f",
 			sent, gens, gensA, b.N, loadAvg())
-		b.ReportMetric(percentile(a, 0.5), "A-p50-ms")
-		b.ReportMetric(percentile(a, 0.99), "A-p99-ms")
-		b.ReportMetric(percentile(old, 0.5), "B-p50-ms")
-		b.ReportMetric(percentile(old, 0.99), "B-p99-ms")
-		b.ReportMetric(percentile(a, 0.5)/percentile(old, 0.5), "A/B-p50")
-		b.ReportMetric(percentile(a, 0.99)/percentile(old, 0.99), "A/B-p99")
+		reportAB(b, a, old)
 		b.ReportMetric(loadAvg(), "load1")
 	})
 }
