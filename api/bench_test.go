@@ -376,7 +376,7 @@ func BenchmarkListAppsChurn(b *testing.B) {
 		b.StopTimer()
 		sent := stop()
 		gens := bs.sched.SnapshotByApp().Generation - gen0
-		if sent == 0 || gens == 0 {
+		if b.N >= 20 && (sent == 0 || gens == 0) { // make bench's 1x may end before the first tick
 			b.Fatalf("no churn: %d updates sent, %d new generations", sent, gens)
 		}
 		b.Logf("churn: %d updates sent, %d generations; the state changed during %d of %d A lists; load average %.1f",
