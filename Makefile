@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 # Tests that need a real service fail instead of skipping once the test bed is up.
 TESTENV = set -a; eval "$$(scripts/testbed.sh env)"; set +a; export CI=true;
 
-.PHONY: build run test testbed bench chaos lint clean lab-up lab-check fuzz fuzz-api
+.PHONY: build run test test-loaded testbed bench chaos lint clean lab-up lab-check fuzz fuzz-api
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -30,10 +30,22 @@ test: testbed
 	$(GO) test -race -count=1 -run '^$$' ./... >/dev/null
 	$(TESTENV) $(GO) test -race -count=1 -p 1 -timeout 40m ./...
 
+# The suite with a CPU burner on every core beside it: tests must hold on a
+# busy machine (they wait on conditions with generous deadlines, never on
+# a sleep). The burners are killed however the suite ends. LOADED_PKGS
+# narrows it (default: everything).
+LOADED_PKGS ?= ./...
+test-loaded: testbed
+	$(GO) test -race -count=1 -run '^$$' $(LOADED_PKGS) >/dev/null
+	@pids=""; for i in $$(seq $$(nproc)); do sh -c 'while :; do :; done' & pids="$$pids $$!"; done; \
+	trap 'kill $$pids' EXIT INT TERM; \
+	echo "test-loaded: $$(nproc) CPU burners ($$pids)"; \
+	$(TESTENV) $(GO) test -race -count=1 -p 1 -timeout 60m $(LOADED_PKGS)
+
 # Go's native fuzzing, one target after another (`make test` runs only
 # their seed corpora, testdata/fuzz/<Target>). FUZZTIME per target.
 FUZZTIME ?= 10m
-FUZZ_TARGETS := appspec:FuzzDecode api:FuzzQuery framework:FuzzMasterStream gateway:FuzzGatewayRequest mesosdns:FuzzServeDNS
+FUZZ_TARGETS := appspec:FuzzDecode api:FuzzQuery framework/mesosconn:FuzzMasterStream gateway:FuzzGatewayRequest mesosdns:FuzzServeDNS
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== $${t##*:} (./$${t%%:*}) for $(FUZZTIME)"; \

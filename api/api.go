@@ -36,7 +36,7 @@ type Scheduler interface {
 	ResetDelay(appID string) error
 }
 
-// Leadership is the part of framework.Replica the API needs: whether to
+// Leadership is the part of mesosconn.Replica the API needs: whether to
 // serve or proxy, where the leader is, and DELETE /v2/leader.
 type Leadership interface {
 	IsLeader() bool

@@ -45,6 +45,9 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 	buf := make([]byte, 0, 8<<10)
 	first := true
 	for _, m := range metas {
+		if m.App.Pod != nil {
+			continue // pods.go: /v2/pods
+		}
 		if idFilter != "" && !strings.Contains(m.App.ID, idFilter) {
 			continue
 		}
@@ -79,7 +82,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) getApp(w http.ResponseWriter, r *http.Request, id string) error {
 	id = appspec.CanonicalID(id)
 	m := s.dep.App(id)
-	if m == nil {
+	if m == nil || m.App.Pod != nil {
 		return s.appMissing(id)
 	}
 	// Marathon's GET /v2/apps/{id} always has the tasks and the last
@@ -198,8 +201,10 @@ func invalid(path string, errs ...string) *httpError {
 // unavailable does not refuse the app: the references were checked, and
 // launches wait for Vault with a reason in /v2/queue.
 func (s *Server) checkApp(ctx context.Context, app *appspec.App) error {
-	if err := app.ValidateWith(s.dep.Limits()); err != nil {
-		return err
+	if app.Pod == nil { // a pod is validated as a pod (pods.go)
+		if err := app.ValidateWith(s.dep.Limits()); err != nil {
+			return err
+		}
 	}
 	if len(app.Env) == 0 && len(app.Secrets) == 0 {
 		return nil
@@ -305,6 +310,9 @@ func (s *Server) updatedApp(id string, body []byte, partial, create bool) (*apps
 	if !create && cur == nil {
 		return nil, notFoundApp(id)
 	}
+	if err := isPod(cur); err != nil {
+		return nil, err
+	}
 	if cur != nil && partial {
 		if app, err = mergeApp(cur.App, body); err != nil {
 			return nil, err
@@ -362,6 +370,9 @@ func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, id string) er
 // answers with the deployment it started.
 func (s *Server) appDeployment(w http.ResponseWriter, r *http.Request, id string, kind deploy.OpKind) error {
 	id = appspec.CanonicalID(id)
+	if err := isPod(s.dep.App(id)); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
 	res, err := s.dep.Apply(ctx, deploy.Op{Kind: kind, ID: id, Force: forced(r), URI: r.URL.Path, ClientIP: clientIP(r)})

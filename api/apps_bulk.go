@@ -58,6 +58,9 @@ func (s *Server) bulkUpdate(w http.ResponseWriter, r *http.Request, patch bool) 
 			return invalid(path+"/id", fmt.Sprintf("app %s is updated twice in one request (also at /%d); merge the updates", id, j))
 		}
 		seen[id] = i
+		if err := isPod(s.dep.App(id)); err != nil {
+			return atIndex(err, path) // pods.go: pods are written through /v2/pods
+		}
 		var app *appspec.App
 		if v, ok := rollbackVersion(raw); ok {
 			app, err = s.versionApp(ctx, id, v)

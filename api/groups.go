@@ -20,6 +20,7 @@ import (
 type groupNode struct {
 	id       string
 	apps     []*deploy.Record
+	pods     []*deploy.Record
 	children map[string]*groupNode
 	deps     []string
 	version  string
@@ -49,7 +50,11 @@ func (s *Server) groupTree() map[string]*groupNode {
 	}
 	for _, r := range s.dep.Apps() {
 		n := node(appspec.ParentID(r.App.ID))
-		n.apps = append(n.apps, r)
+		if r.App.Pod != nil {
+			n.pods = append(n.pods, r)
+		} else {
+			n.apps = append(n.apps, r)
+		}
 	}
 	// deploy decides what a group's version is (the newest change in it).
 	for id, v := range s.dep.GroupVersions() {
@@ -126,7 +131,19 @@ func (gw *groupWriter) group(n *groupNode) {
 	b = append(b, dj...)
 	b = append(b, `,"version":`...)
 	b = appendString(b, n.version)
-	b = append(b, `,"enforceRole":false,"pods":[],"apps":[`...)
+	b = append(b, `,"enforceRole":false,"pods":[`...)
+	for i, r := range n.pods {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		pj, err := json.Marshal(r.App.PodSpec())
+		if err != nil {
+			gw.err = fmt.Errorf("api: encode pod %s: %w", r.App.ID, err)
+			return
+		}
+		b = append(b, pj...)
+	}
+	b = append(b, `],"apps":[`...)
 	gw.write(b)
 	if gw.e.apps {
 		for i, r := range n.apps {

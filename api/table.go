@@ -223,6 +223,7 @@ func (s *Server) routes() routeTable {
 		&route{method: http.MethodGet, pattern: "/v2/events", serve: func(w http.ResponseWriter, r *http.Request, _ routeArgs) { s.events(w, r) }},
 		&route{method: http.MethodGet, pattern: ViewPath, serve: h(s.view)},
 	)
-	rs = append(rs, s.uiRoutes()...) // ui.go: the web UI, behind the same check
+	rs = append(rs, s.podRoutes()...) // pods.go: /v2/pods
+	rs = append(rs, s.uiRoutes()...)  // ui.go: the web UI, behind the same check
 	return newRouteTable(rs...)
 }

@@ -71,6 +71,9 @@ type App struct {
 	// ProgressDeadlineSeconds bounds a deployment of this app; past it the
 	// deployment fails and the previous version is restored.
 	ProgressDeadlineSeconds float64 `json:"progressDeadlineSeconds,omitempty"`
+	// Pod is set when this app is how the scheduler runs a pod (Pod.App);
+	// apps written through /v2/apps never have one.
+	Pod *Pod `json:"pod,omitempty"`
 }
 
 // Container is Marathon's container object.

@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -51,6 +52,12 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 		"ipAddress":    {hint: "the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"},
 		"executor":     {hint: "only the default executor is supported", allowed: func(v any) bool { return v == "//cmd" }},
 		"tty":          {hint: "tasks get no TTY"},
+		// Marathon 1.6+'s Mesos checks (results shown, never acted on)
+		// and 1.9+'s resource limits and executor resources: known
+		// fields, so a Marathon export gets the reason, not "unknown".
+		"check":             {hint: "Mesos checks are not supported; use healthChecks or readinessChecks"},
+		"resourceLimits":    {hint: "tasks are limited to the resources they ask for (cpus, mem)"},
+		"executorResources": {hint: "the default executor's resources are the agent's"},
 	},
 	typeOfContainer: {
 		"linuxInfo": {hint: "Linux capabilities and seccomp settings are not supported"},
@@ -65,10 +72,12 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 		"secret":     {hint: "file-based secrets are not supported; reference the secret in env ({\"secret\": …})"},
 	},
 	typeOfGroup: {
-		"pods": {hint: "pods are not supported yet; deploy the containers as apps"},
+		"pods": {hint: "pods are written through /v2/pods and are read-only in a group (as in Marathon); leave pods out of the group body"},
 	},
 	typeOfHealthCheck: {
 		"ipProtocol": {hint: "health checks use IPv4", allowed: func(v any) bool { return v == "IPv4" }},
+		// Marathon 0.x's name for a fixed health check port.
+		"overridePort": {hint: "Marathon 0.x's overridePort is not read; use port"},
 	},
 }
 
@@ -80,6 +89,11 @@ var readOnlyFields = map[string]bool{
 	"tasksUnhealthy": true, "deployments": true, "tasks": true, "lastTaskFailure": true,
 	"readinessCheckResults": true, "taskStats": true, "counts": true,
 }
+
+// IsEmptyJSON says whether a decoded JSON value (numbers as json.Number)
+// is empty: null, "", false, 0, [] or {}. Such values of refused Marathon
+// fields are accepted, since Marathon's GET answers carry them.
+func IsEmptyJSON(v any) bool { return isEmpty(v) }
 
 func isEmpty(v any) bool {
 	switch x := v.(type) {
@@ -152,6 +166,10 @@ func decode(b []byte) (*App, error) {
 	if err := json.Unmarshal(b, app); err != nil {
 		// The walk checked every type, so this is a bug in the walk.
 		return nil, malformed("/", err.Error())
+	}
+	if app.Pod != nil {
+		// App.Pod is how the scheduler carries a pod, not an app field.
+		return nil, &ValidationError{Message: "Object is not valid", Details: []Detail{{Path: "/pod", Errors: []string{"unknown field; pods are written through /v2/pods"}}}}
 	}
 	app.Normalize()
 	return app, nil
@@ -254,7 +272,7 @@ func (w *walker) walk(v any, t reflect.Type, path string) {
 			return
 		}
 		fields := jsonFields(t)
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			p := path + "/" + pointerToken(k)
 			if f, ok := fields[k]; ok {
 				w.walk(m[k], f.Type, p)
@@ -270,7 +288,7 @@ func (w *walker) walk(v any, t reflect.Type, path string) {
 				w.v.add(p, "not supported by Flotilla: "+u.hint)
 				continue
 			}
-			w.v.add(p, unknownField(k, fields))
+			w.v.add(p, unknownField(k, fields, path))
 		}
 	case reflect.Slice:
 		list, ok := v.([]any)
@@ -287,7 +305,7 @@ func (w *walker) walk(v any, t reflect.Type, path string) {
 			w.typeError(path, "an object", v)
 			return
 		}
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			w.walk(m[k], t.Elem(), path+"/"+pointerToken(k))
 		}
 	case reflect.String:
@@ -367,21 +385,26 @@ func jsonFields(t reflect.Type) map[string]field {
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// unknownField names the likely intended field: a case slip, or Marathon's
-// older names without the "Seconds" suffix (interval, timeout).
-func unknownField(k string, fields map[string]field) string {
+// unknownField names the likely intended field: a case slip, Marathon's
+// older names without the "Seconds" suffix (interval, timeout), or a field
+// of an object one level down (container.forcePullImage for
+// container.docker.forcePullImage). path is the object's JSON pointer.
+func unknownField(k string, fields map[string]field, path string) string {
 	for name := range fields {
 		if strings.EqualFold(name, k) || strings.EqualFold(name, k+"Seconds") {
 			return fmt.Sprintf("unknown field; did you mean %q?", name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		t := fields[name].Type
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			continue
+		}
+		if _, ok := jsonFields(t)[k]; ok {
+			return fmt.Sprintf("unknown field here; %s belongs in %s/%s", k, path, name)
 		}
 	}
 	return "unknown field; check the spelling (field names are case-sensitive) or remove it"

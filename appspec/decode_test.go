@@ -171,3 +171,31 @@ func TestDecodeRoundTrip(t *testing.T) {
 		t.Fatalf("round trip changed the app:\n%+v\n%+v", a, b)
 	}
 }
+
+// Fields Marathon knows and Flotilla does not do are refused with the
+// reason, not as unknown (app-check-http-example.json and
+// apps-resource-show.json of the corpus).
+func TestDecodeKnownMarathonFields(t *testing.T) {
+	for _, tc := range []struct{ body, path string }{
+		{`{"id":"/a","cmd":"x","check":{"http":{"portIndex":0,"path":"/"}}}`, "/check"},
+		{`{"id":"/a","cmd":"x","resourceLimits":{"cpus":"unlimited"}}`, "/resourceLimits"},
+		{`{"id":"/a","cmd":"x","healthChecks":[{"protocol":"HTTP","overridePort":3333}]}`, "/healthChecks/0/overridePort"},
+	} {
+		_, err := Decode(strings.NewReader(tc.body))
+		var v *ValidationError
+		if !errors.As(err, &v) || len(v.Details) != 1 || v.Details[0].Path != tc.path || !strings.HasPrefix(v.Details[0].Errors[0], "not supported by Flotilla: ") {
+			t.Errorf("%s: %v, want one detail at %s saying it is not supported", tc.body, err, tc.path)
+		}
+	}
+}
+
+// A field one object too high is named with where it belongs
+// (examples/Docker.json of the corpus).
+func TestDecodeMisplacedField(t *testing.T) {
+	_, err := Decode(strings.NewReader(`{"id":"/a","container":{"type":"DOCKER","docker":{"image":"x"},"forcePullImage":false}}`))
+	var v *ValidationError
+	want := "unknown field here; forcePullImage belongs in /container/docker"
+	if !errors.As(err, &v) || len(v.Details) != 1 || v.Details[0].Path != "/container/forcePullImage" || v.Details[0].Errors[0] != want {
+		t.Errorf("got %v, want /container/forcePullImage: %s", err, want)
+	}
+}

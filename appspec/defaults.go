@@ -90,6 +90,13 @@ func (a *App) Normalize() {
 	if a.Container != nil && a.Container.Type == "" {
 		a.Container.Type = "DOCKER"
 	}
+	// Marathon before 1.5 wrote a bridge app's service ports into the
+	// deprecated ports of its GET answers: the same numbers as the port
+	// mappings' service ports say nothing new, so an export PUT back is
+	// not refused for them.
+	if len(a.DeprecatedPorts) > 0 && a.PortDefinitions == nil && servicePortsOf(a.DeprecatedPorts, a.portMappings()) {
+		a.DeprecatedPorts = nil
+	}
 	// Marathon's deprecated ports: the same ports as portDefinitions.
 	// Both given and different is left for Validate to refuse.
 	if len(a.DeprecatedPorts) > 0 && (a.PortDefinitions == nil || portsEqual(a.DeprecatedPorts, a.PortDefinitions)) {
@@ -108,6 +115,13 @@ func (a *App) Normalize() {
 			a.Fetch = append(a.Fetch, FetchURI{URI: u, Extract: IsArchive(u)})
 		}
 		a.DeprecatedURIs = nil
+	}
+	// Marathon's older GET answers write UNIQUE with an empty value
+	// (["hostname", "UNIQUE", ""]): the same constraint as without one.
+	for i, c := range a.Constraints {
+		if len(c) == 3 && c[1] == "UNIQUE" && c[2] == "" {
+			a.Constraints[i] = c[:2]
+		}
 	}
 	a.normalizeNetworks()
 	// Marathon gives a host-networking app without ports one dynamic port.
@@ -128,6 +142,32 @@ func (a *App) Normalize() {
 	}
 	if a.Exposure != nil && a.Exposure.Mode == "" {
 		a.Exposure.Mode = ExposureInternal
+	}
+	// Empty collections are absent ones: a GET answer, which writes them
+	// as [] and {}, PUT back is the same configuration, not a new one
+	// that restarts every task.
+	if len(a.Env) == 0 {
+		a.Env = nil
+	}
+	if len(a.Secrets) == 0 {
+		a.Secrets = nil
+	}
+	if len(a.Labels) == 0 {
+		a.Labels = nil
+	}
+	if len(a.Constraints) == 0 {
+		a.Constraints = nil
+	}
+	if len(a.HealthChecks) == 0 {
+		a.HealthChecks = nil
+	}
+	if len(a.ReadinessChecks) == 0 {
+		a.ReadinessChecks = nil
+	}
+	// Off host networking no port definitions is none, [] or absent (on
+	// host networking [] says "no ports" and absent "one").
+	if a.NetworkMode() != NetworkHost && len(a.PortDefinitions) == 0 {
+		a.PortDefinitions = nil
 	}
 }
 
@@ -346,4 +386,18 @@ func IsArchive(uri string) bool {
 		}
 	}
 	return false
+}
+
+// servicePortsOf says whether ports are the service ports of mappings,
+// one each in order (0: any).
+func servicePortsOf(ports []uint32, mappings []PortMapping) bool {
+	if len(mappings) == 0 || len(ports) != len(mappings) {
+		return false
+	}
+	for i, p := range ports {
+		if p != 0 && p != mappings[i].ServicePort {
+			return false
+		}
+	}
+	return true
 }

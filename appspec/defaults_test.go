@@ -105,3 +105,53 @@ func TestNormalizeIdempotent(t *testing.T) {
 		t.Fatalf("Normalize changed a normalized app:\n%+v\n%+v", a, b)
 	}
 }
+
+// Marathon's older GET answers, PUT back: UNIQUE with an empty value, and
+// a bridge app whose deprecated ports repeat its mappings' service ports
+// (raml-app-list.json and raml-group.json of the corpus).
+func TestNormalizeMarathonExportQuirks(t *testing.T) {
+	a, err := Decode(strings.NewReader(`{"id":"/reg","container":{"type":"DOCKER","docker":{"image":"registry","network":"BRIDGE",
+	  "portMappings":[{"containerPort":5000,"hostPort":0,"servicePort":5000,"protocol":"tcp"}]}},
+	  "ports":[5000],"constraints":[["hostname","UNIQUE",""]]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Validate(); err != nil {
+		t.Fatalf("refused: %v", err)
+	}
+	if len(a.DeprecatedPorts) != 0 || len(a.PortDefinitions) != 0 || a.Container.PortMappings[0].ServicePort != 5000 {
+		t.Errorf("ports %v, portDefinitions %+v, mappings %+v", a.DeprecatedPorts, a.PortDefinitions, a.Container.PortMappings)
+	}
+	if len(a.Constraints[0]) != 2 {
+		t.Errorf("constraint %q kept its empty value", a.Constraints[0])
+	}
+	// Ports that say something else than the mappings are still refused.
+	b, err := Decode(strings.NewReader(`{"id":"/reg","container":{"type":"DOCKER","docker":{"image":"registry","network":"BRIDGE",
+	  "portMappings":[{"containerPort":5000,"hostPort":0,"servicePort":5000}]}},"ports":[6000]}`))
+	if err == nil {
+		err = b.Validate()
+	}
+	if err == nil {
+		t.Fatal("ports [6000] beside a mapping with service port 5000 accepted")
+	}
+}
+
+// A GET answer writes absent collections as [] and {}; PUT back, they are
+// the same (absent) configuration.
+func TestNormalizeEmptyCollections(t *testing.T) {
+	a, err := Decode(strings.NewReader(`{"id":"/a","cmd":"x","env":{},"secrets":{},"labels":{},"constraints":[],"healthChecks":[],"readinessChecks":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Env != nil || a.Secrets != nil || a.Labels != nil || a.Constraints != nil || a.HealthChecks != nil || a.ReadinessChecks != nil {
+		t.Errorf("empty collections kept: %+v", a)
+	}
+	b, err := Decode(strings.NewReader(`{"id":"/b","container":{"docker":{"image":"x"},"portMappings":[{"containerPort":80}]},
+	  "networks":[{"mode":"container/bridge"}],"portDefinitions":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.PortDefinitions != nil {
+		t.Errorf("a bridge app's portDefinitions [] kept as %#v", b.PortDefinitions)
+	}
+}

@@ -27,4 +27,8 @@
 // field, unless empty: Marathon's own
 // GET output carries them as [] or {} and must round-trip. Status fields of
 // that output (tasksRunning, versionInfo, …) are accepted and dropped.
+//
+// Pods (pod.go, pod_validate.go) are Marathon's pod JSON, decoded as
+// strictly (DecodePod) and validated as Marathon's PodsValidation does;
+// Pod.App is how the scheduler runs one, an app whose App.Pod is set.
 package appspec

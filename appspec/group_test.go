@@ -43,7 +43,7 @@ func TestGroupBadInput(t *testing.T) {
 		{"an app's own problem, with its path", `{"id": "/a", "groups": [{"id": "b", "apps": [{"id": "x", "cmd": "x", "cpus": -1}]}]}`, "/groups/0/apps/0/cpus", "greater than 0"},
 		{"unknown field in an app", `{"id": "/a", "apps": [{"id": "x", "cmd": "x", "cpu": 1}]}`, "/apps/0/cpu", "unknown field"},
 		{"app without id", `{"id": "/a", "apps": [{"cmd": "x"}]}`, "/apps/0/id", "is required"},
-		{"pods", `{"id": "/a", "pods": [{"id": "p"}]}`, "/pods", "pods are not supported"},
+		{"pods", `{"id": "/a", "pods": [{"id": "p"}]}`, "/pods", "pods are written through /v2/pods"},
 		{"self dependency", `{"id": "/a", "apps": [{"id": "x", "cmd": "x", "dependencies": ["x"]}]}`, "/apps/0/dependencies/0", "itself"},
 		{"group depends on its parent", `{"id": "/a", "groups": [{"id": "b", "dependencies": ["/a"]}]}`, "/groups/0/dependencies/0", "contains"},
 	}

@@ -2,7 +2,9 @@ package appspec
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 )
 
 // Limits bound how much one app spec may ask for. They are enforced by
@@ -173,7 +175,7 @@ func (a *App) validateLimits(v *ValidationError, l Limits) {
 	}
 	checkLabels(v, "/labels", a.Labels, l)
 	count(v, "/env", "env entries", len(a.Env), l.MaxEnv)
-	for _, k := range sortedKeys(a.Env) {
+	for _, k := range slices.Sorted(maps.Keys(a.Env)) {
 		p := "/env/" + pointerToken(k)
 		if len(k) > l.MaxEnvNameBytes {
 			v.addf(p, "the name is %d bytes; at most %d are allowed (env name limit)", len(k), l.MaxEnvNameBytes)
@@ -202,7 +204,7 @@ func count(v *ValidationError, path, what string, n, max int) {
 
 func checkLabels(v *ValidationError, path string, labels map[string]string, l Limits) {
 	count(v, path, "labels", len(labels), l.MaxLabels)
-	for _, k := range sortedKeys(labels) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		p := path + "/" + pointerToken(k)
 		if len(k) > l.MaxLabelKeyBytes {
 			v.addf(p, "the key is %d bytes; at most %d are allowed (label key limit)", len(k), l.MaxLabelKeyBytes)

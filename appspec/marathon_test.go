@@ -12,7 +12,7 @@ const (
 	hintSecretVolume = "not supported by Flotilla: file-based secrets are not supported; reference the secret in env ({\"secret\": …})"
 )
 
-// Marathon's own documents (testdata/marathon/README.md) are accepted, or
+// Marathon's own documents (../testdata/marathon/README.md) are accepted, or
 // refused field by field with exactly these details.
 func TestMarathonDocuments(t *testing.T) {
 	tests := []struct {
@@ -115,7 +115,7 @@ func TestMarathonDocuments(t *testing.T) {
 		seen[tc.file] = true
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f, err := os.Open(filepath.Join("testdata", "marathon", tc.file))
+			f, err := os.Open(filepath.Join("..", "testdata", "marathon", tc.file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -145,11 +145,7 @@ func TestMarathonDocuments(t *testing.T) {
 			}
 		})
 	}
-	// Every fixture is covered by a case.
-	files, _ := filepath.Glob(filepath.Join("testdata", "marathon", "*.json"))
-	for _, f := range files {
-		if !seen[filepath.Base(f)] {
-			t.Errorf("fixture %s has no test case", f)
-		}
-	}
+	// The other files of the corpus are checked end to end against a
+	// running platform by cmd/flotilla's TestMarathonCorpus, whose
+	// expectations file names every file.
 }

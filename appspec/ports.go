@@ -62,6 +62,9 @@ func (a *App) NetworkName() string {
 
 // PortList lists the app's ports in index order.
 func (a *App) PortList() []Port {
+	if a.Pod != nil {
+		return a.Pod.portList() // pod.go: the endpoints with a host port
+	}
 	if a.NetworkMode() == NetworkHost {
 		out := make([]Port, len(a.PortDefinitions))
 		for i, pd := range a.PortDefinitions {

@@ -36,6 +36,9 @@ func (a *App) servicePortPath(i int) string {
 // (other than app itself), or "". Pure, so it is table-tested; the caller
 // owns the set of ports in use.
 func AssignServicePorts(app, prev *App, holder func(port uint32) string, r PortRange) error {
+	if app.Pod != nil {
+		return nil // Marathon tracks and allocates no service ports for pods
+	}
 	r = r.WithDefaults()
 	ports := app.PortList()
 	v := &ValidationError{}

@@ -2,8 +2,10 @@ package appspec
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -461,7 +463,7 @@ func (a *App) validatePorts(v *ValidationError) {
 }
 
 func (a *App) validateEnv(v *ValidationError) {
-	for _, k := range sortedKeys(a.Env) {
+	for _, k := range slices.Sorted(maps.Keys(a.Env)) {
 		p := "/env/" + pointerToken(k)
 		if !envName.MatchString(k) {
 			v.add(p, "environment variable names use letters, digits and '_', and do not start with a digit")
@@ -472,7 +474,7 @@ func (a *App) validateEnv(v *ValidationError) {
 			}
 		}
 	}
-	for _, name := range sortedKeys(a.Secrets) {
+	for _, name := range slices.Sorted(maps.Keys(a.Secrets)) {
 		p := "/secrets/" + pointerToken(name) + "/source"
 		if err := CheckSecretSource(a.Secrets[name].Source); err != nil {
 			v.add(p, strings.TrimPrefix(err.Error(), "appspec: "))

@@ -108,14 +108,19 @@ func (s *AgentSource) Sample(ctx context.Context, app *appspec.App, tasks []fram
 			}
 			continue
 		}
-		want := make(map[string]bool, len(ids))
+		// A command task's executor is the task; a pod instance's is the
+		// default executor "instance-<instance id>", reporting the
+		// instance's containers together.
+		want := make(map[string]string, 2*len(ids))
 		for _, id := range ids {
-			want[id] = true
+			want[id], want["instance-"+id] = id, id
 		}
 		for _, e := range r.entries {
-			if !want[e.ExecutorID] {
+			id, ok := want[e.ExecutorID]
+			if !ok {
 				continue
 			}
+			e.ExecutorID = id
 			st := e.Statistics
 			switch s.kind {
 			case appspec.AutoscaleMem:

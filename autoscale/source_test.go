@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/framework/mesosconn"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/localmesos"
@@ -182,11 +184,11 @@ func startCluster(t *testing.T, agents int) *cluster {
 	}
 	t.Cleanup(func() { m.Close() })
 	c.m = m
-	det, err := framework.NewDetector(framework.DetectorConfig{Master: m.SchedulerURL()})
+	det, err := mesosconn.NewDetector(mesosconn.DetectorConfig{Master: m.SchedulerURL()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := framework.NewConn(framework.ConnConfig{Detector: det, FrameworkIDs: &memIDs{}, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
+	conn, err := mesosconn.NewConn(mesosconn.ConnConfig{Detector: det, FrameworkIDs: &memIDs{}, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,5 +304,56 @@ func TestNewAgentSourceRejectsKind(t *testing.T) {
 	t.Parallel()
 	if _, err := NewAgentSource(appspec.AutoscaleRPS, func(string) (string, bool) { return "", false }, nil, 0); err == nil {
 		t.Fatal("rps accepted as an agent source kind")
+	}
+}
+
+// TestAgentSourcePods: a pod instance's cpu and mem are its executor's
+// entry in the agents' statistics (Mesos's default executor reports its
+// containers together), read under the instance's id.
+func TestAgentSourcePods(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, 1)
+	p, err := appspec.DecodePod(strings.NewReader(`{"id": "/pod", "scaling": {"kind": "fixed", "instances": 2},
+		"containers": [
+			{"name": "app", "exec": {"command": {"shell": "sleep 1000"}}, "resources": {"cpus": 0.5, "mem": 64}},
+			{"name": "side", "exec": {"command": {"shell": "sleep 1000"}}, "resources": {"cpus": 0.5, "mem": 64}}],
+		"autoscale": {"min": 1, "max": 4, "metric": "cpu", "target": 0.5}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Version = "v1"
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	app := *p.App()
+	if app.Autoscale == nil || app.Autoscale.Metric != appspec.AutoscaleCPU {
+		t.Fatalf("the pod's autoscale block did not reach its app: %+v", app.Autoscale)
+	}
+	insts := c.running(t, app)
+	for _, in := range insts {
+		// Both containers busy with 0.25 of a core: half the instance's 1 cpu.
+		for _, ct := range []string{".app", ".side"} {
+			if err := c.execs[in.AgentID].SetUsage(in.ID+ct, 0.25, 32<<20); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cpuSrc, err := NewAgentSource(appspec.AutoscaleCPU, c.agentURL, nil, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := cpuSrc.Sample(ctx, &app, insts); err != nil {
+		t.Fatal(err)
+	}
+	c.clock.Step(10 * time.Second)
+	got, err := cpuSrc.Sample(ctx, &app, insts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range insts {
+		if v, ok := got.Values[in.ID]; !ok || math.Abs(v-0.5) > 1e-6 {
+			t.Errorf("instance %s cpu %v (present %v), want 0.5 of its containers' limits", in.ID, v, ok)
+		}
 	}
 }

@@ -267,8 +267,10 @@ func (s *Service) applyGroupLocked(ctx context.Context, op GroupOp) (*GroupPlan,
 				for _, a := range g.Apps {
 					keep[a.ID] = true
 				}
-				for id := range cur {
-					if appspec.ParentID(id) == g.ID && !keep[id] {
+				for id, a := range cur {
+					// A group's apps do not list its pods: those are
+					// written through /v2/pods, read-only here (Marathon).
+					if appspec.ParentID(id) == g.ID && !keep[id] && a.Pod == nil {
 						changes[id] = nil
 					}
 				}

@@ -103,6 +103,12 @@ func (s *Service) noteBroken(items []store.Broken) {
 // written before a limit existed, or by hand, is broken rather than
 // scheduled (10^9 instances would take the leader's memory).
 func checkStored(a store.StoredApp, l appspec.Limits) error {
+	if p := a.App.PodSpec(); p != nil {
+		if err := p.ValidateWith(l); err != nil {
+			return fmt.Errorf("stored pod breaks a rule: %w", err)
+		}
+		return nil
+	}
 	if err := a.App.ValidateWith(l); err != nil {
 		return fmt.Errorf("stored app breaks a rule: %w", err)
 	}

@@ -506,7 +506,7 @@ func Published(t *framework.Task, app *appspec.App) bool {
 	if t.State != mesos.TASK_RUNNING || t.Killing || app == nil || !t.IsReady() {
 		return false
 	}
-	if len(app.HealthChecks) > 0 {
+	if len(app.HealthChecks) > 0 || app.Pod != nil && app.Pod.HealthChecked() {
 		return t.Healthy != nil && *t.Healthy
 	}
 	return true

@@ -346,3 +346,47 @@ func TestRoutesFromLabelsPerPort(t *testing.T) {
 		t.Fatalf("group *: %+v; want everything", all)
 	}
 }
+
+// TestPodRoutesAndRecords: a pod's endpoints are its ports: an SRV
+// record per endpoint name, published only once every health-checked
+// container is healthy; the gateway routes the endpoint whose labels say
+// external, on the external listener, and no other.
+func TestPodRoutesAndRecords(t *testing.T) {
+	t.Parallel()
+	p, err := appspec.DecodePod(strings.NewReader(`{"id": "/shop",
+		"containers": [
+			{"name": "app", "exec": {"command": {"shell": "x"}}, "endpoints": [{"name": "web", "hostPort": 0, "labels": {"HAPROXY_GROUP": "external", "HAPROXY_VHOST": "shop.example.com"}}],
+			 "healthCheck": {"http": {"endpoint": "web"}}},
+			{"name": "admin", "exec": {"command": {"shell": "x"}}, "endpoints": [{"name": "admin", "hostPort": 0}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := p.App()
+	task := framework.Task{ID: "shop.instance-1", AppID: "/shop", Host: "127.0.0.2", Ports: []uint64{31000, 31001}, State: mesos.TASK_RUNNING, Healthy: boolp(false)}
+	snap := &framework.Snapshot{Apps: []*appspec.App{app}, Tasks: []framework.Task{task}}
+	if ts := Tasks(snap, nil, nil); ts[0].Published {
+		t.Fatal("an instance whose checked container is not healthy is published")
+	}
+	snap.Tasks[0].Healthy = boolp(true)
+	ts := Tasks(snap, nil, nil)
+	if !ts[0].Published || len(ts[0].Ports) != 2 || ts[0].Ports[0].Name != "web" || ts[0].Ports[1].Name != "admin" {
+		t.Fatalf("dns task %+v: want published with ports web and admin", ts[0])
+	}
+	routes := Routes(snap, "mesos", "flotilla")
+	if len(routes) != 1 {
+		t.Fatalf("%d routes", len(routes))
+	}
+	r := routes[0]
+	if r.Exposure.Mode != appspec.ExposureExternal || len(r.Exposure.VHosts) != 1 || r.Exposure.VHosts[0] != "shop.example.com" {
+		t.Fatalf("exposure %+v: want the web endpoint external on shop.example.com", r.Exposure)
+	}
+	for _, s := range r.Services {
+		if s.Index == 1 && s.External {
+			t.Fatalf("the admin endpoint is external: %+v", s)
+		}
+	}
+	ext := InGroups(routes, snap, []string{"external"})
+	if len(ext) != 1 || ext[0].Hidden || len(ext[0].Services) != 1 || ext[0].Services[0].Index != 0 {
+		t.Fatalf("external group: %+v; want the web endpoint only", ext)
+	}
+}

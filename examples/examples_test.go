@@ -11,9 +11,31 @@ import (
 )
 
 func TestExamplesAreValid(t *testing.T) {
-	files, err := filepath.Glob("*.json")
-	if err != nil || len(files) < 4 {
-		t.Fatalf("want the 4 quickstart examples, found %v (%v)", files, err)
+	eachFile(t, "*.json", 4, func(r *os.File) error {
+		app, err := appspec.Decode(r)
+		if err != nil {
+			return err
+		}
+		return app.Validate()
+	})
+}
+
+// TestPodExamplesAreValid keeps the quickstart's pods valid.
+func TestPodExamplesAreValid(t *testing.T) {
+	eachFile(t, "pods/*.json", 1, func(r *os.File) error {
+		p, err := appspec.DecodePod(r)
+		if err != nil {
+			return err
+		}
+		return p.Validate()
+	})
+}
+
+// eachFile checks every file matching glob (at least least of them).
+func eachFile(t *testing.T, glob string, least int, check func(*os.File) error) {
+	files, err := filepath.Glob(glob)
+	if err != nil || len(files) < least {
+		t.Fatalf("want at least %d quickstart examples %s, found %v (%v)", least, glob, files, err)
 	}
 	for _, f := range files {
 		t.Run(f, func(t *testing.T) {
@@ -22,12 +44,8 @@ func TestExamplesAreValid(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			app, err := appspec.Decode(r)
-			if err != nil {
-				t.Fatalf("decode: %v", err)
-			}
-			if err := app.Validate(); err != nil {
-				t.Fatalf("validate: %v", err)
+			if err := check(r); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"errors"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
@@ -20,6 +21,25 @@ type Actions interface {
 	Reconcile(ctx context.Context, tasks []scheduler.Call_Reconcile_Task) error
 	Revive(ctx context.Context, roles []string) error
 	Suppress(ctx context.Context, roles []string) error
+}
+
+// ErrNotLeader: the call needs this replica to lead and it does not. The
+// leader election (package mesosconn) returns it; the API answers it by
+// forwarding to the leader.
+var ErrNotLeader = errors.New("framework: this replica is not the leader")
+
+// Ack is one status update acknowledgement.
+type Ack struct {
+	AgentID, TaskID string
+	UUID            []byte
+}
+
+// BatchAcker is Actions that can send many acknowledgements at once; the
+// connection's Driver (package mesosconn) pipelines them on one HTTP
+// connection. The scheduler hands it at most maxAckBatch at a time.
+type BatchAcker interface {
+	// AcknowledgeAll returns one error per ack, nil for those sent.
+	AcknowledgeAll(ctx context.Context, acks []Ack) []error
 }
 
 // Input is what the connection side feeds the scheduler core's single

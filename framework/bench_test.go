@@ -13,8 +13,6 @@ import (
 
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
-	"github.com/flotilla-sched/flotilla/localmesos"
-	"github.com/flotilla-sched/flotilla/localmesos/executor"
 	"github.com/flotilla-sched/flotilla/store"
 )
 
@@ -68,88 +66,6 @@ func BenchmarkDecision(b *testing.B) {
 // Run it alone: go test -run '^$' -bench E2ESimulated -benchtime 1x ./framework/
 // The "records" case also writes task records to an in-memory store, to
 // show the persister keeps off the launch path.
-// BenchmarkE2ESimulated: PutApp to all RUNNING through the real connection
-// and localmesos with simulated agents. FLOTILLA_BENCH_E2E=agents,apps,perApp
-// sets the size (default 200,10,1000; the is 1000,100,1000) and
-// FLOTILLA_BENCH_CODEC the wire codec (json, the default, or protobuf).
-func BenchmarkE2ESimulated(b *testing.B) {
-	b.Run("no records", func(b *testing.B) { benchE2ESimulated(b, nil) })
-	b.Run("records", func(b *testing.B) { benchE2ESimulated(b, store.NewMemory(nil, 0)) })
-}
-
-func e2eBenchSize() (agents, apps, perApp int) {
-	agents, apps, perApp = 200, 10, 1000
-	if v := os.Getenv("FLOTILLA_BENCH_E2E"); v != "" {
-		fmt.Sscanf(v, "%d,%d,%d", &agents, &apps, &perApp)
-	}
-	return agents, apps, perApp
-}
-
-func benchE2ESimulated(b *testing.B, tasks TaskStore) {
-	agents, apps, perApp := e2eBenchSize()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		m, err := localmesos.Start(context.Background(), localmesos.Config{
-			Agents: agents, NoSandbox: true, NoAgentHTTP: true, SamePorts: true,
-			Resources: localmesos.Resources{CPUs: 64, Mem: 1 << 20, Disk: 1 << 20, Ports: []localmesos.PortRange{{Begin: 31000, End: 32000}}},
-			Executor:  func(string) (executor.Executor, error) { return executor.NewSimulated(clock.Real{}), nil },
-			Log:       logging.Discard(),
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		det, _ := NewDetector(DetectorConfig{Master: m.SchedulerURL()})
-		conn, err := NewConn(ConnConfig{Detector: det, FrameworkIDs: &e2eIDs{}, Codec: os.Getenv("FLOTILLA_BENCH_CODEC")})
-		if err != nil {
-			b.Fatal(err)
-		}
-		s := New(Config{Log: logging.Component(logging.Discard(), "bench"), ReconcileSettle: -1, Tasks: tasks})
-		ctx, cancel := context.WithCancel(context.Background())
-		in := make(chan Input, 1024)
-		done := make(chan struct{}, 2)
-		go func() { _ = conn.Run(ctx, in); done <- struct{}{} }()
-		go func() { _ = s.Run(ctx, in, conn.Driver()); done <- struct{}{} }()
-		for !s.Snapshot().Connected {
-			time.Sleep(time.Millisecond)
-		}
-		// Count RUNNING from the event bus: polling Snapshot() would sort
-		// every task under the scheduler's lock and slow the loop measured.
-		sub := s.Subscribe(1 << 20)
-		b.StartTimer()
-		start := time.Now()
-		for a := 0; a < apps; a++ {
-			app := testApp(fmt.Sprintf("/bench/app%d", a), perApp)
-			app.CPUs, app.Mem, app.Container = 0.01, 1, nil
-			app.Cmd = "sleep 1000"
-			s.PutApp(app)
-		}
-		seen := map[string]bool{}
-		deadline := time.After(5 * time.Minute)
-		for len(seen) < apps*perApp {
-			select {
-			case ev := <-sub.C:
-				if ev.Type == EventLagged {
-					b.Fatal("benchmark subscriber lagged; raise its buffer")
-				}
-				if ev.Task != nil && ev.Task.State == mesos.TASK_RUNNING {
-					seen[ev.Task.ID] = true
-				}
-			case <-deadline:
-				b.Fatalf("only %d of %d running after 5 min", len(seen), apps*perApp)
-			}
-		}
-		sub.Close()
-		el := time.Since(start)
-		b.StopTimer()
-		b.ReportMetric(float64(apps*perApp)/el.Seconds(), "tasks/s")
-		cancel()
-		<-done
-		<-done
-		det.Close()
-		m.Close()
-	}
-}
-
 // BenchmarkUpdates measures the loop on the status update path: 10,000
 // tasks launched, then TASK_STARTING and TASK_RUNNING for each (uuid,
 // so acknowledged), timed until the loop has taken the last update.

@@ -14,6 +14,7 @@ import (
 func cloneApp(a *appspec.App) *appspec.App {
 	c := *a
 	c.Args = slices.Clone(a.Args)
+	c.Pod = a.Pod.Clone()
 	if a.Container != nil {
 		ct := *a.Container
 		ct.PortMappings = clonePortMappings(a.Container.PortMappings)

@@ -2,8 +2,10 @@ package framework
 
 import (
 	"fmt"
+	"maps"
 	"math/rand"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -31,9 +33,11 @@ type core struct {
 	// slice costs a fraction of walking a map, and a step walks every app
 	// a few times. Removed states are marked gone and compacted away at the
 	// start of the next step, so removal during a scan is safe.
-	appList    []*appState
-	appsGone   bool
-	tasks      map[string]*taskState
+	appList  []*appState
+	appsGone bool
+	tasks    map[string]*taskState
+	// pods are the containers of each pod instance in tasks (pods.go).
+	pods       map[string]*podInstance
 	killWanted map[string]bool // desired: tasks the API asked to kill
 	// holdUnknown: the desired state was not read completely (a store
 	// item this version cannot decode, or the store unreachable), so a
@@ -139,6 +143,7 @@ func newCore(cfg Config, pub func(Event)) *core {
 		pub:         pub,
 		apps:        map[string]*appState{},
 		tasks:       map[string]*taskState{},
+		pods:        map[string]*podInstance{},
 		killWanted:  map[string]bool{},
 		held:        map[string]bool{},
 		agents:      map[string]agentInfo{},
@@ -175,6 +180,7 @@ type launchOp struct {
 	offerID string
 	tasks   []mesos.TaskInfo
 	apps    []*appspec.App
+	groups  []groupLaunch // pod instances, one LAUNCH_GROUP each
 }
 
 type declineOp struct {
@@ -419,9 +425,11 @@ func (c *core) subscribed(now time.Time, p *plan) {
 	// (Mesos reconciliation guide), then an implicit one to learn of
 	// tasks we do not know, e.g. launched by a previous leader.
 	c.recon.pending = map[string]string{}
-	for id, ts := range c.tasks {
+	for _, ts := range c.tasks {
 		if ts.t.Active() {
-			c.recon.pending[id] = ts.t.AgentID
+			for _, id := range c.mesosTaskIDs(ts) {
+				c.recon.pending[id] = ts.t.AgentID
+			}
 		}
 	}
 	if len(c.recon.pending) > 0 {
@@ -446,23 +454,22 @@ func (c *core) subscribed(now time.Time, p *plan) {
 const reconcileBatch = 1000
 
 func (c *core) explicitReconcile(p *plan) {
-	ids := make([]string, 0, len(c.recon.pending))
-	for id := range c.recon.pending {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for len(ids) > 0 {
-		n := min(len(ids), reconcileBatch)
-		batch := make([]scheduler.Call_Reconcile_Task, 0, n)
-		for _, id := range ids[:n] {
-			rt := scheduler.Call_Reconcile_Task{TaskID: mesos.TaskID{Value: id}}
-			if a := c.recon.pending[id]; a != "" {
-				rt.AgentID = &mesos.AgentID{Value: a}
+	addReconciles(p, c.recon.pending, func(agent string) string { return agent })
+}
+
+// addReconciles appends explicit RECONCILE calls for the tasks of m (by
+// id, sorted) in batches of reconcileBatch; agent gives a task's agent id,
+// "" for none.
+func addReconciles[V any](p *plan, m map[string]V, agent func(V) string) {
+	for ids := range slices.Chunk(slices.Sorted(maps.Keys(m)), reconcileBatch) {
+		batch := make([]scheduler.Call_Reconcile_Task, len(ids))
+		for i, id := range ids {
+			batch[i].TaskID = mesos.TaskID{Value: id}
+			if a := agent(m[id]); a != "" {
+				batch[i].AgentID = &mesos.AgentID{Value: a}
 			}
-			batch = append(batch, rt)
 		}
 		p.reconciles = append(p.reconciles, batch)
-		ids = ids[n:]
 	}
 }
 
@@ -505,6 +512,10 @@ func (c *core) handleUpdate(now time.Time, st mesos.TaskStatus, p *plan) {
 	if len(c.recon.pending) == 0 {
 		c.recon.next = time.Time{}
 	}
+	if !c.podUpdate(now, &st, p) {
+		return
+	}
+	id, state = st.TaskID.Value, st.GetState() // a pod instance's, for a container's update
 
 	ts := c.tasks[id]
 	adopted := false
@@ -690,6 +701,7 @@ func (c *core) addTask(as *appState, ts *taskState) {
 func (c *core) removeTask(now time.Time, ts *taskState) {
 	id := ts.t.ID
 	delete(c.tasks, id)
+	delete(c.pods, id)
 	delete(c.killing, id)
 	delete(c.unreachable, id)
 	delete(c.killWanted, id)
@@ -788,21 +800,13 @@ func (c *core) step(now time.Time, p *plan) {
 			c.recon.next = now.Add(c.recon.delay)
 		}
 		if len(c.unreachable) > 0 && !now.Before(c.nextUnreachRecon) {
-			ids := make([]string, 0, len(c.unreachable))
-			for id := range c.unreachable {
-				ids = append(ids, id)
-			}
-			sort.Strings(ids)
-			for len(ids) > 0 {
-				n := min(len(ids), reconcileBatch)
-				batch := make([]scheduler.Call_Reconcile_Task, 0, n)
-				for _, id := range ids[:n] {
-					batch = append(batch, scheduler.Call_Reconcile_Task{TaskID: mesos.TaskID{Value: id},
-						AgentID: &mesos.AgentID{Value: c.unreachable[id].t.AgentID}})
+			agentOf := make(map[string]string, len(c.unreachable))
+			for _, ts := range c.unreachable {
+				for _, id := range c.mesosTaskIDs(ts) { // a pod instance's: its containers
+					agentOf[id] = ts.t.AgentID
 				}
-				p.reconciles = append(p.reconciles, batch)
-				ids = ids[n:]
 			}
+			addReconciles(p, agentOf, func(agent string) string { return agent })
 			c.nextUnreachRecon = now.Add(c.cfg.UnreachableReconcile)
 		}
 		if !c.recon.nextImplicit.IsZero() && !now.Before(c.recon.nextImplicit) {
@@ -929,7 +933,7 @@ func (c *core) sendKills(now time.Time, p *plan) {
 	for id, ts := range c.killing {
 		due := ts.killSentAt.IsZero() || !now.Before(ts.killSentAt.Add(c.cfg.KillRetry))
 		if due {
-			p.kills = append(p.kills, killOp{taskID: id, agentID: ts.t.AgentID, policy: c.killPolicyOf(ts.t.AppID)})
+			p.kills = append(p.kills, c.killOps(id, ts)...)
 			ts.killSentAt = now
 		}
 		at := ts.killSentAt.Add(c.cfg.KillRetry)
@@ -1149,7 +1153,7 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 	var reqs []offers.Request
 	var reqApp []*appState
 	if !now.Before(c.settleUntil) {
-		for _, id := range sortedKeys(c.apps) {
+		for _, id := range slices.Sorted(maps.Keys(c.apps)) {
 			as := c.apps[id]
 			if as.app == nil || as.need <= 0 || as.constraintsErr != nil || now.Before(as.backoffUntil) {
 				continue
@@ -1182,6 +1186,10 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 	for _, pl := range res.Placements {
 		i, _ := strconv.Atoi(pl.Request.ID)
 		as := reqApp[i]
+		if as.app.Pod != nil {
+			c.launchPod(now, as, pl, p, byOffer)
+			continue
+		}
 		id := NewTaskID(as.id, c.rand)
 		if as.tmplFor != as.app {
 			as.tmpl, as.tmplFor = newTaskTmpl(as.app), as.app
@@ -1201,14 +1209,9 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 		as.rejection = offers.Summary{}
 		ti := buildTaskInfo(as.app, launchSpec{TaskID: id, AgentID: pl.AgentID, Host: pl.Hostname,
 			Ports: ports, Resources: pl.Resources, KillGrace: c.killGrace(as.app), Tmpl: as.tmpl})
-		k, ok := byOffer[pl.OfferID]
-		if !ok {
-			k = len(p.launches)
-			byOffer[pl.OfferID] = k
-			p.launches = append(p.launches, launchOp{offerID: pl.OfferID})
-		}
-		p.launches[k].tasks = append(p.launches[k].tasks, ti)
-		p.launches[k].apps = append(p.launches[k].apps, as.app)
+		l := p.launchFor(pl.OfferID, byOffer)
+		l.tasks = append(l.tasks, ti)
+		l.apps = append(l.apps, as.app)
 		c.pub(Event{Type: EventTask, At: now, Task: taskPtr(ts.t)})
 	}
 	for rid, sum := range res.Unplaced {

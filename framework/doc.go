@@ -1,14 +1,15 @@
-// Package framework is Flotilla's Mesos framework: the connection side
-// (subscription, master detection, heartbeat watchdog, leader election;
-// conn*.go, detect*.go, driver*.go, election*.go, replica*.go) and the
-// scheduler core (everything else), which keeps what runs on Mesos equal
-// to the apps it was given.
+// Package framework is the scheduler core of Flotilla's Mesos framework:
+// it keeps what runs on Mesos equal to the apps it was given. The
+// connection side (subscription, master detection, heartbeat watchdog,
+// leader election, the mesos-go Driver) is package framework/mesosconn,
+// which feeds the core through the seam defined here (Input, Actions,
+// BatchAcker) and is never imported by it.
 //
 // The core is one goroutine, Scheduler.Run, fed by the connection with
 // every Mesos event in order. Like etcd's raft it does no I/O of its own
 // and reads time only from an injected clock: each turn of the loop takes
 // one input, decides under a lock with pure functions, then performs the
-// decided side effects through Actions (the mesos-go Driver in
+// decided side effects through Actions (mesosconn's Driver in
 // production, Recorder in tests):
 //
 //	s := framework.New(framework.Config{Clock: clk, Rand: rand.New(rand.NewSource(1)), Log: log})
@@ -59,4 +60,9 @@
 // failover the new leader learns of running tasks through implicit
 // reconciliation and adopts them rather than launching duplicates
 // (launches are held for Config.ReconcileSettle after SUBSCRIBED).
+//
+// A pod (appspec.Pod) is an app whose App.Pod is set; each of its
+// instances is one Task here and one LAUNCH_GROUP at Mesos (pods.go,
+// pods_launch.go): its containers' updates are folded into the instance,
+// and kills and reconciliation speak of the containers' task ids.
 package framework

@@ -51,6 +51,9 @@ type Task struct {
 	// rather than launched itself (a previous leader did): its ports and
 	// agent attributes are unknown.
 	Adopted bool
+	// Containers are a pod instance's containers (nil for an app's task),
+	// in the pod's order.
+	Containers []ContainerStatus
 }
 
 // Active reports whether the task is not in a terminal state.

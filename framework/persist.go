@@ -262,11 +262,17 @@ func (c *core) restore(now time.Time, recs []store.TaskRecord) (n int, stale []s
 			c.unreachable[r.TaskID] = ts
 			c.armUnreach(as, ts)
 		}
+		if pod := podOf(as); pod != nil {
+			c.pods[r.TaskID] = newPodInstance(pod, r.TaskID)
+			ts.t.Healthy = podStartHealth(pod)
+		}
 		c.addTask(as, ts)
 		if c.connected {
 			// Restored while leading: the SUBSCRIBED round is over, so
 			// reconcile these at the next retry.
-			c.recon.pending[r.TaskID] = r.AgentID
+			for _, id := range c.mesosTaskIDs(ts) {
+				c.recon.pending[id] = r.AgentID
+			}
 			if c.recon.next.IsZero() {
 				c.recon.delay = c.cfg.ReconcileRetry
 				c.recon.next = now

@@ -9,9 +9,6 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/flotilla-sched/flotilla/appspec"
-	"github.com/flotilla-sched/flotilla/internal/clock"
-	"github.com/flotilla-sched/flotilla/localmesos"
-	"github.com/flotilla-sched/flotilla/localmesos/executor"
 )
 
 // rollWatch rebuilds the app's tasks from the event stream alone, as the
@@ -435,51 +432,5 @@ func TestUpgradeBounds(t *testing.T) {
 				t.Errorf("bounds %d, %d; want %d, %d", minH, maxT, tc.minH, tc.maxTotal)
 			}
 		})
-	}
-}
-
-// TestE2ERollingUpgrade rolls an app over the real wire (localmesos,
-// simulated executor) and checks the bounds from the event stream.
-func TestE2ERollingUpgrade(t *testing.T) {
-	t.Parallel()
-	e := startE2E(t, localmesos.Config{
-		Agents: 2, NoSandbox: true, NoAgentHTTP: true,
-		Executor: func(string) (executor.Executor, error) { return executor.NewSimulated(clock.Real{}), nil },
-	}, nil)
-	app := appspec.App{ID: "/roll/web", Version: "v1", Instances: 6, CPUs: 0.01, Mem: 1, Cmd: "sleep 1000",
-		PortDefinitions: []appspec.PortDefinition{{}},
-		UpgradeStrategy: appspec.UpgradeStrategy{MinimumHealthCapacity: 0.5, MaximumOverCapacity: 0}}
-	e.s.PutApp(app)
-	e.waitFor("v1 deployed", 20*time.Second, func(s *Snapshot) bool {
-		st, _ := s.StatusOf(app.ID)
-		return st.Done
-	})
-	w := watchRoll(t, e.s, app.ID, false)
-	app.Cmd = "sleep 2000"
-	app.Version = "v2"
-	w.target = "v2"
-	e.s.PutApp(app)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		w.drain()
-		if st, _ := e.s.Snapshot().StatusOf(app.ID); st.Done && st.Version == "v2" {
-			break
-		}
-		if time.Now().After(deadline) {
-			st, _ := e.s.Snapshot().StatusOf(app.ID)
-			t.Fatalf("roll not done after 20 s: %+v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	w.drain()
-	t.Logf("during the roll: fewest running %d, most tasks %d, %d status events", w.minHealthy, w.maxTotal, len(w.status))
-	if w.minHealthy < 3 {
-		t.Errorf("fewest running during the roll %d, want at least 3", w.minHealthy)
-	}
-	if w.maxTotal > 6 {
-		t.Errorf("most tasks during the roll %d, want at most 6", w.maxTotal)
-	}
-	if last := w.status[len(w.status)-1]; !last.Done || last.Version != "v2" {
-		t.Errorf("last deployment event %+v, want done at v2", last)
 	}
 }

@@ -266,7 +266,7 @@ func (s *Scheduler) perform(ctx context.Context, act Actions, p *plan) {
 // acknowledged again.
 func (s *Scheduler) ackWorker(ctx context.Context, act Actions, wg *sync.WaitGroup) {
 	defer wg.Done()
-	ba, _ := act.(batchAcker)
+	ba, _ := act.(BatchAcker)
 	batch := make([]ackOp, 0, maxAckBatch)
 	for a := range s.ackCh {
 		batch = append(batch[:0], a)
@@ -286,13 +286,10 @@ func (s *Scheduler) ackWorker(ctx context.Context, act Actions, wg *sync.WaitGro
 	}
 }
 
-// batchAcker is Actions that can send many acknowledgements at once; the
-// Driver pipelines them.
-type batchAcker interface {
-	acknowledgeAll(ctx context.Context, acks []ackOp) []error
-}
+// maxAckBatch bounds one pipelined write; 64 small calls are ~10 KiB.
+const maxAckBatch = 64
 
-func (s *Scheduler) acknowledge(ctx context.Context, act Actions, ba batchAcker, batch []ackOp) {
+func (s *Scheduler) acknowledge(ctx context.Context, act Actions, ba BatchAcker, batch []ackOp) {
 	defer s.acksPending.Add(-len(batch))
 	defer func() {
 		if r := recover(); r != nil {
@@ -308,7 +305,11 @@ func (s *Scheduler) acknowledge(ctx context.Context, act Actions, ba batchAcker,
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.ActionTimeout)
 	defer cancel()
-	for i, err := range ba.acknowledgeAll(cctx, batch) {
+	acks := make([]Ack, len(batch))
+	for i, a := range batch {
+		acks[i] = Ack{AgentID: a.agentID, TaskID: a.taskID, UUID: a.uuid}
+	}
+	for i, err := range ba.AcknowledgeAll(cctx, acks) {
 		if err != nil {
 			s.cfg.Log.WithError(err).WithField("task", batch[i].taskID).WithField("call", "acknowledge").Warn("call failed")
 		}
@@ -363,17 +364,21 @@ func (s *Scheduler) launch(ctx context.Context, act Actions, l launchOp) {
 			tasks = append(tasks, ti)
 		}
 	}
+	ops, groups := s.groupOps(ctx, l)
 	offer := []mesos.OfferID{{Value: l.offerID}}
-	if len(tasks) == 0 {
+	if len(tasks) == 0 && len(ops) == 0 {
 		// Every task of this offer was dropped; hand the offer back.
 		_ = s.call(ctx, "decline", func(ctx context.Context) error {
 			return act.Decline(ctx, offer, refuseFilter(s.cfg.DeclineRefuseWaiting))
 		})
 		return
 	}
-	op := mesos.Offer_Operation{Type: mesos.Offer_Operation_LAUNCH, Launch: &mesos.Offer_Operation_Launch{TaskInfos: tasks}}
-	err := s.callWith(ctx, "accept", logrus.Fields{"offer": l.offerID, "tasks": len(tasks)}, func(ctx context.Context) error {
-		return act.Accept(ctx, offer, []mesos.Offer_Operation{op}, refuseFilter(s.cfg.DeclineRefuseWaiting))
+	if len(tasks) > 0 {
+		op := mesos.Offer_Operation{Type: mesos.Offer_Operation_LAUNCH, Launch: &mesos.Offer_Operation_Launch{TaskInfos: tasks}}
+		ops = append([]mesos.Offer_Operation{op}, ops...)
+	}
+	err := s.callWith(ctx, "accept", logrus.Fields{"offer": l.offerID, "tasks": len(tasks), "groups": len(groups)}, func(ctx context.Context) error {
+		return act.Accept(ctx, offer, ops, refuseFilter(s.cfg.DeclineRefuseWaiting))
 	})
 	s.locked(func(c *core, now time.Time) {
 		for _, ti := range tasks {
@@ -382,6 +387,13 @@ func (s *Scheduler) launch(ctx context.Context, act Actions, l launchOp) {
 				continue
 			}
 			if id, ok := AppIDFromTaskID(ti.TaskID.Value); ok {
+				c.launched(id)
+			}
+		}
+		for _, inst := range groups {
+			if err != nil {
+				c.launchFailed(now, inst, fmt.Sprintf("framework: accepting offer %s: %v", l.offerID, err), false)
+			} else if id, ok := PodIDFromInstanceID(inst); ok {
 				c.launched(id)
 			}
 		}

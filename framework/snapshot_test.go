@@ -2,8 +2,10 @@ package framework
 
 import (
 	"fmt"
+	"maps"
 	"math/rand"
 	"reflect"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -17,7 +19,7 @@ import (
 func (c *core) fullSnapshotRef(now time.Time) *Snapshot {
 	s := &Snapshot{At: now, Connected: c.connected, Suppressed: c.suppressed, Generation: c.gen,
 		Settled: c.connected && c.settleUntil.IsZero()}
-	for _, id := range sortedKeys(c.apps) {
+	for _, id := range slices.Sorted(maps.Keys(c.apps)) {
 		as := c.apps[id]
 		if as.app != nil {
 			s.Apps = append(s.Apps, as.app)
@@ -36,8 +38,8 @@ func (c *core) fullSnapshotRef(now time.Time) *Snapshot {
 }
 
 // TestSnapshotIncrementalEqualsFull drives a scheduler through seeded
-// random steps (apps put, scaled and removed, offers, status updates of
-// every kind, kills, time passing) and, after a random number of them,
+// random steps (apps and a pod put, scaled and removed, offers, status
+// updates of every kind, kills, time passing) and, after a random number of them,
 // checks that the incremental snapshot equals a full rebuild of the same
 // state: apps, status, queue, the flat task list of Snapshot, and every
 // app's tasks through TasksOf in both Snapshot and SnapshotByApp.
@@ -49,7 +51,7 @@ func TestSnapshotIncrementalEqualsFull(t *testing.T) {
 			r := rand.New(rand.NewSource(seed))
 			// Ids with dots and a shared prefix: their task ids share a
 			// prefix too, and must not mix in TasksOf or in the order.
-			ids := []string{"/a", "/a/b", "/a/b.c", "/a-b", "/z/y", "/b.instance", "/c"}
+			ids := []string{"/a", "/a/b", "/a/b.c", "/a-b", "/z/y", "/b.instance", "/c", "/pod"}
 			version := 0
 			checks := 0
 			h.subscribe()
@@ -59,6 +61,11 @@ func TestSnapshotIncrementalEqualsFull(t *testing.T) {
 				case 0, 1:
 					version++
 					app := testApp(ids[r.Intn(len(ids))], r.Intn(4))
+					if r.Intn(4) == 0 {
+						// A pod: its instances' tasks change with their
+						// containers' updates (pods.go).
+						app = testPod(t, "/pod", r.Intn(3))
+					}
 					if r.Intn(2) == 0 {
 						app.Version = fmt.Sprint("v", version)
 					}
@@ -78,7 +85,11 @@ func TestSnapshotIncrementalEqualsFull(t *testing.T) {
 					states := []mesos.TaskState{mesos.TASK_RUNNING, mesos.TASK_RUNNING, mesos.TASK_STARTING,
 						mesos.TASK_FAILED, mesos.TASK_KILLED, mesos.TASK_UNREACHABLE, mesos.TASK_LOST}
 					healthy := r.Intn(2) == 0
-					h.update(tk.ID, states[r.Intn(len(states))], func(st *mesos.TaskStatus) { st.Healthy = &healthy })
+					id := tk.ID
+					if len(tk.Containers) > 0 {
+						id = tk.Containers[r.Intn(len(tk.Containers))].TaskID
+					}
+					h.update(id, states[r.Intn(len(states))], func(st *mesos.TaskStatus) { st.Healthy = &healthy })
 				case 8:
 					snap := h.s.Snapshot()
 					if len(snap.Tasks) > 0 {

@@ -2,9 +2,10 @@ package framework
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,7 +99,7 @@ func newTaskTmpl(app *appspec.App) *taskTmpl {
 	tt := &taskTmpl{name: TaskName(app.ID), env: appEnv(app), container: containerInfo(app), ports: app.PortList()}
 	if len(app.Labels) > 0 {
 		tt.labels = &mesos.Labels{}
-		for _, k := range sortedKeys(app.Labels) {
+		for _, k := range slices.Sorted(maps.Keys(app.Labels)) {
 			v := app.Labels[k]
 			tt.labels.Labels = append(tt.labels.Labels, mesos.Label{Key: k, Value: &v})
 		}
@@ -156,17 +157,10 @@ func dockerImage(app *appspec.App) string {
 // arguments); neither with an image runs the image's default command.
 func commandInfo(app *appspec.App) *mesos.CommandInfo {
 	f, t := false, true
-	ci := &mesos.CommandInfo{}
+	ci := &mesos.CommandInfo{URIs: fetchURIs(app.Fetch)}
 	if app.User != "" {
 		u := app.User
 		ci.User = &u
-	}
-	for _, u := range app.Fetch {
-		uri := mesos.CommandInfo_URI{Value: u.URI, Extract: &u.Extract, Executable: &u.Executable, Cache: &u.Cache}
-		if u.DestPath != "" {
-			uri.OutputFile = &u.DestPath
-		}
-		ci.URIs = append(ci.URIs, uri)
 	}
 	switch {
 	case app.Cmd != "":
@@ -297,7 +291,7 @@ func discoveryInfo(name string, ports []appspec.Port, hostPorts []uint64) *mesos
 			}
 			scope, scopeV := "network-scope", "host"
 			mp.Labels = &mesos.Labels{Labels: []mesos.Label{{Key: scope, Value: &scopeV}}}
-			for _, k := range sortedKeys(p.Labels) {
+			for _, k := range slices.Sorted(maps.Keys(p.Labels)) {
 				v := p.Labels[k]
 				mp.Labels.Labels = append(mp.Labels.Labels, mesos.Label{Key: k, Value: &v})
 			}
@@ -368,7 +362,7 @@ func appEnv(app *appspec.App) []mesos.Environment_Variable {
 		env["MARATHON_APP_DOCKER_IMAGE"] = img
 	}
 	var labelNames []string
-	for _, k := range sortedKeys(app.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(app.Labels)) {
 		n := envName(k)
 		labelNames = append(labelNames, n)
 		env["MARATHON_APP_LABEL_"+n] = app.Labels[k]
@@ -377,7 +371,7 @@ func appEnv(app *appspec.App) []mesos.Environment_Variable {
 		env["MARATHON_APP_LABELS"] = strings.Join(labelNames, " ")
 	}
 	out := make([]mesos.Environment_Variable, 0, len(env))
-	for _, k := range sortedKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		v := env[k]
 		out = append(out, mesos.Environment_Variable{Name: k, Value: &v})
 	}
@@ -495,13 +489,4 @@ func healthCheck(app *appspec.App, hc appspec.HealthCheck, ports []uint64) *meso
 		out.Command = &mesos.CommandInfo{Shell: &t, Value: &v}
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

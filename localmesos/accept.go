@@ -78,7 +78,7 @@ func (m *Master) acceptLocked(fw *framework, acc *scheduler.Call_Accept, log *lo
 				}
 				avail.sub(res)
 				ids[ti.TaskID.Value] = true
-				m.launchLocked(fw, a, *ti, res, ti.TaskID.Value)
+				m.launchLocked(fw, a, *ti, res, ti.TaskID.Value, nil)
 			}
 		case mesos.Offer_Operation_LAUNCH_GROUP:
 			if op.LaunchGroup == nil {
@@ -111,12 +111,18 @@ func (m *Master) acceptLocked(fw *framework, acc *scheduler.Call_Accept, log *lo
 					break
 				}
 				res, err := m.validateTask(fw, a, &tis[i], &lg.Executor, trial, ids)
+				if err == nil {
+					err = validateGroupTask(&tis[i])
+				}
 				if err != nil {
-					groupErr = "Task " + tis[i].TaskID.Value + " is invalid: " + err.Error()
+					groupErr = "Task '" + tis[i].TaskID.Value + "' is invalid: " + err.Error()
 					break
 				}
 				trial.sub(res)
 				resList = append(resList, res)
+			}
+			if groupErr == "" {
+				groupErr = validateGroupExecutor(&lg.Executor, groupExecRes)
 			}
 			if groupErr != "" {
 				for i := range tis {
@@ -125,15 +131,7 @@ func (m *Master) acceptLocked(fw *framework, acc *scheduler.Call_Accept, log *lo
 				continue
 			}
 			avail = trial
-			// The executor's resources ride on the group's first task so
-			// the agent accounts for them (and frees them with it).
-			resList[0].add(groupExecRes)
-			for i := range tis {
-				ti := tis[i]
-				ti.Executor = nil
-				ids[ti.TaskID.Value] = true
-				m.launchLocked(fw, a, ti, resList[i], lg.Executor.ExecutorID.Value)
-			}
+			m.launchGroupLocked(fw, a, lg, groupExecRes, resList, ids)
 		default:
 			log.WithField("operation", op.Type.String()).Warn("offer operation not supported by localmesos; ignored")
 		}
@@ -255,7 +253,7 @@ func validateContainer(ti *mesos.TaskInfo) error {
 
 // launchLocked records the task as STAGING on the agent and starts it
 // outside the lock. Mesos sends no update for STAGING.
-func (m *Master) launchLocked(fw *framework, a *agent, ti mesos.TaskInfo, res rset, executorID string) {
+func (m *Master) launchLocked(fw *framework, a *agent, ti mesos.TaskInfo, res rset, executorID string, grp *executor.Group) {
 	t := &task{id: ti.TaskID.Value, info: ti, fw: fw, agent: a, res: res, executorID: executorID,
 		state: mesos.TASK_STAGING, agentState: mesos.TASK_STAGING}
 	t.gpus = a.assignGPUs(res)
@@ -265,8 +263,17 @@ func (m *Master) launchLocked(fw *framework, a *agent, ti mesos.TaskInfo, res rs
 	sandbox := ""
 	if a.workDir != "" {
 		sandbox = filepath.Join(a.workDir, "frameworks", fw.id, "executors", executorID, "runs", "latest")
+		if executorID != t.id {
+			// A task of a group: its own directory inside the executor's
+			// sandbox, as Mesos lays out nested containers.
+			sandbox = filepath.Join(sandbox, "tasks", t.id)
+		}
 	}
 	et := executor.Task{Info: ti, FrameworkID: fw.id, AgentID: a.id, Hostname: a.hostname, Sandbox: sandbox, Networks: m.cfg.Networks, GPUs: t.gpus}
+	if sandbox != "" && executorID != t.id {
+		et.ParentSandbox = filepath.Dir(filepath.Dir(sandbox))
+	}
+	et.Group = grp
 	m.wg.Add(1)
 	go m.runLaunch(a, t, et)
 }
@@ -287,9 +294,15 @@ func (m *Master) runLaunch(a *agent, t *task, et executor.Task) {
 		// Attached before the launch, so its output can be read from
 		// the first byte (the Mesos agent attaches before it starts the
 		// executor, too).
-		real, err := filepath.EvalSymlinks(et.Sandbox)
+		dir := et.Sandbox
+		if t.executorID != t.id {
+			// The group's executor sandbox is what /files serves under
+			// the executor's virtual path; the task's is inside it.
+			dir = filepath.Dir(filepath.Dir(dir))
+		}
+		real, err := filepath.EvalSymlinks(dir)
 		if err != nil {
-			real = et.Sandbox
+			real = dir
 		}
 		a.files.attach(&sandbox{dir: real, virtual: sandboxVirtual(et.FrameworkID, t.executorID)})
 	}

@@ -205,7 +205,9 @@ func (m *Master) closeAgents() {
 		a.shutdown()
 	}
 	if m.workDir != "" {
-		os.RemoveAll(m.workDir)
+		if err := os.RemoveAll(m.workDir); err != nil {
+			m.log.WithError(err).WithField("dir", m.workDir).Warn("sandboxes left on disk")
+		}
 	}
 }
 
@@ -253,9 +255,16 @@ func (a *agent) reportLocked(taskID string, s executor.Status) {
 	if s.Message != "" {
 		st.Message = strPtr(s.Message)
 	}
+	if t.group != nil {
+		st.ContainerStatus = t.group.containerStatus(taskID)
+	}
 	t.agentState = s.State
 	if isTerminal(s.State) {
-		a.files.markEnded(sandboxVirtual(t.fw.id, t.executorID), m.now())
+		if t.group == nil {
+			a.files.markEnded(sandboxVirtual(t.fw.id, t.executorID), m.now())
+		} else {
+			m.groupTaskEndedLocked(t, s.State)
+		}
 	}
 	if t.fw.removed {
 		if isTerminal(s.State) {
@@ -386,6 +395,7 @@ func (m *Master) deliverLocked(t *task, st mesos.TaskStatus, latest mesos.TaskSt
 	if isTerminal(latest) && !t.recovered {
 		t.recovered = true
 		t.agent.free.add(t.res)
+		m.groupRecoveredLocked(t)
 		m.kickAllocator()
 	}
 	t.fw.send(updateEvent(st))
@@ -398,6 +408,7 @@ func (m *Master) finishTaskLocked(t *task) {
 	if !t.recovered {
 		t.recovered = true
 		a.free.add(t.res)
+		m.groupRecoveredLocked(t)
 		m.kickAllocator()
 	}
 	delete(a.tasks, t.id)
@@ -566,7 +577,7 @@ func (a *agent) handleStatistics(w http.ResponseWriter, r *http.Request) {
 	}
 	wg.Wait()
 	out := make([]map[string]any, 0, len(entries))
-	for _, r := range results {
+	for _, r := range mergeGroupStatistics(results) {
 		if r != nil {
 			out = append(out, r)
 		}

@@ -251,10 +251,12 @@ func TestFailoverTimeout(t *testing.T) {
 				if code, _ := f.try(`"type":"REVIVE","revive":{}`); code != 403 {
 					t.Fatalf("disconnected framework call answered %d, want 403", code)
 				}
+				// A fake timer that is due fires inside Step and leaves the
+				// clock's waiters; the failover timer must not be due yet.
+				armed := fc.Waiters()
 				fc.Step(29 * time.Second)
-				time.Sleep(20 * time.Millisecond)
-				if removed() {
-					t.Fatal("removed before its failover timeout")
+				if fc.Waiters() != armed || removed() {
+					t.Fatalf("a timer fired 29 s into a %v s failover timeout (%d timers armed, then %d; removed %v)", tc.timeout, armed, fc.Waiters(), removed())
 				}
 				fc.Step(time.Second)
 			}

@@ -258,6 +258,8 @@ func TestSchedulerStatusCodes(t *testing.T) {
 		{"ACKNOWLEDGE_OPERATION_STATUS is accepted", "", call(fwA, `"type":"ACKNOWLEDGE_OPERATION_STATUS","acknowledge_operation_status":{"uuid":"AAAAAAAAAAAAAAAAAAAAAA==","operation_id":{"value":"op"}}`), withStream(a.id), 202, ""},
 		{"update framework is 200", "", call(fwA, `"type":"UPDATE_FRAMEWORK","update_framework":{"framework_info":{"user":"root","name":"renamed","id":{"value":"`+fwA+`"}}}`), withStream(a.id), 200, ""},
 		{"update framework with another id is 400", "", call(fwA, `"type":"UPDATE_FRAMEWORK","update_framework":{"framework_info":{"user":"root","name":"x","id":{"value":"other"}}}`), withStream(a.id), 400, "differs"},
+		{"update framework with roles but no MULTI_ROLE is 400", "", call(fwA, `"type":"UPDATE_FRAMEWORK","update_framework":{"framework_info":{"user":"root","name":"x","id":{"value":"`+fwA+`"},"roles":["web"]}}`), withStream(a.id), 400, "must not be set when the framework is not MULTI_ROLE capable"},
+		{"update framework with role and MULTI_ROLE is 400", "", call(fwA, `"type":"UPDATE_FRAMEWORK","update_framework":{"framework_info":{"user":"root","name":"x","id":{"value":"`+fwA+`"},"role":"web","capabilities":[{"type":"MULTI_ROLE"}]}}`), withStream(a.id), 400, "must not be set when the framework is MULTI_ROLE capable"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -297,6 +299,15 @@ func TestSubscriptionRefusals(t *testing.T) {
 	}{
 		{"invalid role", `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"x","roles":["a/b"],"capabilities":[{"type":"MULTI_ROLE"}]}}}`, "invalid role"},
 		{"negative failover timeout", `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"x","failover_timeout":-1}}}`, "failover_timeout"},
+		// Mesos's framework::internal::validateRoles: each role field
+		// belongs to one kind of framework.
+		{"role with MULTI_ROLE", `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"x","role":"web","capabilities":[{"type":"MULTI_ROLE"}]}}}`,
+			"'FrameworkInfo.role' must not be set when the framework is MULTI_ROLE capable"},
+		{"roles without MULTI_ROLE", `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"x","roles":["web"]}}}`,
+			"'FrameworkInfo.roles' must not be set when the framework is not MULTI_ROLE capable"},
+		{"duplicate role", `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"x","roles":["web","web"],"capabilities":[{"type":"MULTI_ROLE"}]}}}`,
+			"duplicate role 'web'"},
+		{"invalid role without MULTI_ROLE", `{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"x","role":"-web"}}}`, "invalid role"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package localmesos
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -67,6 +68,9 @@ type task struct {
 	recovered  bool
 	killing    bool
 	killPend   *time.Duration
+	// group is the task group (LAUNCH_GROUP) the task belongs to; nil for
+	// a task launched on its own.
+	group *taskGroup
 }
 
 func (f *framework) send(ev *scheduler.Event) {
@@ -132,6 +136,37 @@ func forFramework(s mesos.TaskState, partitionAware bool) mesos.TaskState {
 	return s
 }
 
+// validateRoles is Mesos's framework::internal::validateRoles
+// (src/master/validation.cpp), for SUBSCRIBE and UPDATE_FRAMEWORK: a
+// MULTI_ROLE framework names its roles in `roles` and must not set `role`;
+// any other framework must not set `roles`; no role twice, each valid.
+func validateRoles(fi *mesos.FrameworkInfo) error {
+	if hasCapability(fi, mesos.FrameworkInfo_Capability_MULTI_ROLE) {
+		if fi.Role != nil {
+			return errors.New("'FrameworkInfo.role' must not be set when the framework is MULTI_ROLE capable")
+		}
+	} else if len(fi.Roles) > 0 {
+		return errors.New("'FrameworkInfo.roles' must not be set when the framework is not MULTI_ROLE capable")
+	}
+	seen := map[string]bool{}
+	for _, role := range fi.Roles {
+		if seen[role] {
+			return fmt.Errorf("'FrameworkInfo.roles' contains duplicate role '%s'", role)
+		}
+		seen[role] = true
+	}
+	roles := fi.Roles
+	if fi.Role != nil {
+		roles = []string{fi.GetRole()}
+	}
+	for _, role := range roles {
+		if err := validRole(role); err != nil {
+			return fmt.Errorf("'FrameworkInfo.roles' contains invalid role: %w", err)
+		}
+	}
+	return nil
+}
+
 // validRole follows Mesos's roles::validate: not empty, not "." or "..",
 // no leading '-', no '/', whitespace or control characters ("*" is the
 // default role).
@@ -187,16 +222,8 @@ func (m *Master) subscribe(w http.ResponseWriter, r *http.Request, call *schedul
 	}
 	fi := *call.Subscribe.FrameworkInfo
 	refusal := ""
-	for _, role := range append(append([]string(nil), fi.Roles...), fi.GetRole()) {
-		if role == "" {
-			continue
-		}
-		if err := validRole(role); err != nil {
-			refusal = "Framework has an invalid role: " + err.Error()
-		}
-	}
-	if len(fi.Roles) > 0 && fi.Role != nil && !hasCapability(&fi, mesos.FrameworkInfo_Capability_MULTI_ROLE) {
-		refusal = "'FrameworkInfo.roles' is set but MULTI_ROLE capability is not"
+	if err := validateRoles(&fi); err != nil {
+		refusal = err.Error()
 	}
 	if fi.FailoverTimeout != nil && (*fi.FailoverTimeout < 0 || *fi.FailoverTimeout != *fi.FailoverTimeout) {
 		refusal = "Invalid failover_timeout"
@@ -428,13 +455,8 @@ func (m *Master) dispatch(r *http.Request, call *scheduler.Call, log *logrus.Ent
 		}
 	case scheduler.Call_UPDATE_FRAMEWORK:
 		fi := call.UpdateFramework.FrameworkInfo
-		for _, role := range append(append([]string(nil), fi.Roles...), fi.GetRole()) {
-			if role == "" {
-				continue
-			}
-			if err := validRole(role); err != nil {
-				return 0, badRequest("Invalid FrameworkInfo: %v", err)
-			}
+		if err := validateRoles(&fi); err != nil {
+			return 0, badRequest("Invalid FrameworkInfo: %v", err)
 		}
 		fw.info = fi
 		fw.partitionAware = hasCapability(&fi, mesos.FrameworkInfo_Capability_PARTITION_AWARE)

@@ -76,6 +76,47 @@ func TestOfferShape(t *testing.T) {
 	}
 }
 
+// TestOfferAllocationInfo: allocation_info, on the offer and on every
+// resource, goes only to frameworks that subscribed with MULTI_ROLE, as
+// Mesos >= 1.3.2 sends it (Master::offer strips it for the others,
+// MESOS-8237), naming the framework's role; a framework without MULTI_ROLE
+// that launches with bare resources, as a plain mesos-go framework does,
+// gets its task started.
+func TestOfferAllocationInfo(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, info string
+		wantRole   string // "" for no allocation_info
+	}{
+		{"without MULTI_ROLE", `{"user":"root","name":"plain"}`, ""},
+		{"without MULTI_ROLE, with role", `{"user":"root","name":"plain","role":"web"}`, ""},
+		{"MULTI_ROLE", `{"user":"root","name":"multi","capabilities":[{"type":"MULTI_ROLE"}]}`, "*"},
+		{"MULTI_ROLE with roles", `{"user":"root","name":"multi","roles":["web"],"capabilities":[{"type":"MULTI_ROLE"}]}`, "web"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m, _ := startMaster(t, Config{Agents: 1})
+			f := subscribeRaw(t, m, tc.info)
+			o := f.next(scheduler.Event_OFFERS).Offers.Offers[0]
+			if got := o.AllocationInfo.GetRole(); (o.AllocationInfo != nil) != (tc.wantRole != "") || got != tc.wantRole {
+				t.Fatalf("offer allocation_info %v, want role %q (none if empty)", o.AllocationInfo, tc.wantRole)
+			}
+			for _, r := range o.Resources {
+				if got := r.AllocationInfo.GetRole(); (r.AllocationInfo != nil) != (tc.wantRole != "") || got != tc.wantRole {
+					t.Fatalf("resource %s allocation_info %v, want role %q (none if empty)", r.Name, r.AllocationInfo, tc.wantRole)
+				}
+			}
+			// Bare resources (no role, no allocation_info) launch.
+			f.call(acceptJSON(o.ID.Value, 0, taskJSON("t", o.AgentID.Value)))
+			st := f.update("t")
+			if st.GetState() != mesos.TASK_STARTING && st.GetState() != mesos.TASK_RUNNING {
+				t.Fatalf("task with bare resources: %v %v %q, want it started", st.GetState(), st.GetReason(), st.GetMessage())
+			}
+		})
+	}
+}
+
 // TestFilters drives refuse_seconds, DECLINE, REVIVE and SUPPRESS on a
 // fake clock, running the allocator by hand.
 func TestFilters(t *testing.T) {
@@ -240,7 +281,7 @@ func TestLaunchGroup(t *testing.T) {
 	task := func(id string) string {
 		return `{"name":"` + id + `","task_id":{"value":"` + id + `"},"agent_id":{"value":"` + a + `"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}}],"command":{"value":"sleep 100"}}`
 	}
-	f.call(`"type":"ACCEPT","accept":{"offer_ids":[{"value":"` + o.ID.Value + `"}],"operations":[{"type":"LAUNCH_GROUP","launch_group":{"executor":{"type":"DEFAULT","executor_id":{"value":"pod1"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}}]},"task_group":{"tasks":[` + task("g1") + `,` + task("g2") + `]}}}]}`)
+	f.call(`"type":"ACCEPT","accept":{"offer_ids":[{"value":"` + o.ID.Value + `"}],"operations":[{"type":"LAUNCH_GROUP","launch_group":{"executor":{"type":"DEFAULT","executor_id":{"value":"pod1"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}},{"name":"mem","type":"SCALAR","scalar":{"value":32}},{"name":"disk","type":"SCALAR","scalar":{"value":10}}]},"task_group":{"tasks":[` + task("g1") + `,` + task("g2") + `]}}}]}`)
 	running := map[string]bool{}
 	for len(running) < 2 {
 		st := f.next(scheduler.Event_UPDATE).Update.Status
@@ -281,10 +322,13 @@ func TestReliableUpdates(t *testing.T) {
 	// RUNNING waits behind the unacknowledged STARTING.
 	f.none(100*time.Millisecond, scheduler.Event_UPDATE)
 	step := func(d time.Duration) {
-		// The retry loop ticks every second of the fake clock.
+		// The retry loop ticks every second of the fake clock. Ticks it
+		// has not taken yet coalesce, which is harmless: it compares the
+		// clock with each update's next retry time, and the clock stays
+		// where the last step left it until the test has seen what it
+		// waits for.
 		for left := d; left > 0; left -= time.Second {
 			fc.Step(time.Second)
-			time.Sleep(time.Millisecond)
 		}
 	}
 	step(10 * time.Second)

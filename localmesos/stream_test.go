@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 )
@@ -31,7 +32,8 @@ func TestStreamOverflowDropsTheQueue(t *testing.T) {
 // must mean "very long", not overflow into an immediate removal.
 func TestHugeFailoverTimeout(t *testing.T) {
 	t.Parallel()
-	m, _ := startMaster(t, Config{Agents: 1})
+	fc := clock.NewFake(time.Unix(1700000000, 0))
+	m, _ := startMaster(t, Config{Clock: fc, Agents: 1})
 	f := subscribeRaw(t, m, `{"user":"root","name":"huge","failover_timeout":1e300}`)
 	f.closeStream()
 	waitFor(t, func() bool {
@@ -39,11 +41,14 @@ func TestHugeFailoverTimeout(t *testing.T) {
 		defer m.mu.Unlock()
 		return m.frameworks[f.id] != nil && m.frameworks[f.id].stream == nil
 	})
-	time.Sleep(50 * time.Millisecond)
+	// An overflow to zero or less removes it inside the disconnect; one to
+	// a short timeout would fire within a week of the clock, inside Step.
+	armed := fc.Waiters()
+	fc.Step(7 * 24 * time.Hour)
 	m.mu.Lock()
 	removed := m.removedFws[f.id]
 	m.mu.Unlock()
-	if removed {
-		t.Fatal("framework with failover_timeout 1e300 removed at once")
+	if removed || fc.Waiters() != armed {
+		t.Fatalf("framework with failover_timeout 1e300: removed %v, timers armed %d then %d a week later", removed, armed, fc.Waiters())
 	}
 }

@@ -308,7 +308,9 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			s.log.WithField("panic", p).WithField("stack", string(debug.Stack())).Error("dns handler panic")
 			m := new(dns.Msg)
 			m.SetRcode(r, dns.RcodeServerFailure)
-			_ = w.WriteMsg(m)
+			if err := w.WriteMsg(m); err != nil {
+				s.log.WithError(err).Debug("write SERVFAIL reply after a panic")
+			}
 		}
 	}()
 	network := "udp"
@@ -318,7 +320,9 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if !s.acquire() {
 		m := new(dns.Msg)
 		m.SetRcode(r, dns.RcodeServerFailure)
-		_ = w.WriteMsg(m)
+		if err := w.WriteMsg(m); err != nil {
+			s.log.WithError(err).Debug("write SERVFAIL reply (over the concurrency cap)")
+		}
 		return
 	}
 	defer s.release()

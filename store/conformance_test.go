@@ -583,8 +583,50 @@ func runConformance(t *testing.T, newStore factory) {
 			wantIs(t, err, context.Canceled)
 			_, err = s.FrameworkID(ctx)
 			wantIs(t, err, context.Canceled)
+			// Every other call too, before it looks at its arguments (the
+			// ZooKeeper store checked ctx only inside its calls).
+			calls := map[string]func() error{
+				"GetApp":              func() error { _, err := s.GetApp(ctx, "/a"); return err },
+				"PutAppConfig":        func() error { _, err := s.PutAppConfig(ctx, nil, AnyRevision, ""); return err },
+				"DeleteApp":           func() error { return s.DeleteApp(ctx, "/a", AnyRevision) },
+				"ListVersions":        func() error { _, err := s.ListVersions(ctx, "/a"); return err },
+				"GetVersion":          func() error { _, err := s.GetVersion(ctx, "/a", ""); return err },
+				"PutDeployment":       func() error { return s.PutDeployment(ctx, nil) },
+				"GetDeployment":       func() error { _, err := s.GetDeployment(ctx, "d"); return err },
+				"ListDeployments":     func() error { _, err := s.ListDeployments(ctx); return err },
+				"DeleteDeployment":    func() error { return s.DeleteDeployment(ctx, "d") },
+				"SetFrameworkID":      func() error { return s.SetFrameworkID(ctx, "f") },
+				"PutTask":             func() error { return s.PutTask(ctx, TaskRecord{}) },
+				"DeleteTask":          func() error { return s.DeleteTask(ctx, "/a", "") },
+				"ListTasks":           func() error { _, err := s.ListTasks(ctx, "/a"); return err },
+				"ListAllTasks":        func() error { _, err := s.ListAllTasks(ctx); return err },
+				"PutGroupVersion":     func() error { return s.PutGroupVersion(ctx, GroupVersion{ID: "/g", Version: "v"}) },
+				"ListGroupVersions":   func() error { _, err := s.ListGroupVersions(ctx, "/g"); return err },
+				"GetGroupVersion":     func() error { _, err := s.GetGroupVersion(ctx, "/g", "v"); return err },
+				"DeleteGroupVersions": func() error { return s.DeleteGroupVersions(ctx, "/g") },
+			}
+			for name, call := range calls {
+				if err := call(); !errors.Is(err, context.Canceled) {
+					t.Errorf("%s with a cancelled context: %v, want context.Canceled", name, err)
+				}
+			}
 			_, err = s.GetApp(context.Background(), "/a")
 			wantIs(t, err, ErrNotFound)
+		}},
+		{"malformed names are refused, not looked up", func(t *testing.T, s Store, c *clock.Fake) {
+			ctx := ctxT(t)
+			must(t, s.PutDeployment(ctx, &Deployment{ID: "d1"}))
+			for name, err := range map[string]error{
+				"GetVersion ..":       func() error { _, err := s.GetVersion(ctx, "/a", ".."); return err }(),
+				"GetDeployment a/b":   func() error { _, err := s.GetDeployment(ctx, "a/b"); return err }(),
+				"DeleteDeployment ''": s.DeleteDeployment(ctx, ""),
+				"DeleteTask x/y":      s.DeleteTask(ctx, "/a", "x/y"),
+				"PutDeployment nil":   s.PutDeployment(ctx, nil),
+			} {
+				if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "store: ") {
+					t.Errorf("%s: %v, want a store error naming what is malformed", name, err)
+				}
+			}
 		}},
 	}
 	tests = append(tests, groupVersionCases()...) // groupversions_test.go
@@ -621,25 +663,27 @@ func writeRaw(t *testing.T, s Store, kind, key string, data []byte) {
 	t.Helper()
 	switch st := s.(type) {
 	case *Memory:
-		st.mu.Lock()
-		defer st.mu.Unlock()
+		mem := st.mem
+		mem.mu.Lock()
+		defer mem.mu.Unlock()
 		switch kind {
 		case "app":
-			st.apps[keyApp(key)] = memApp{data: data, rev: 1}
+			mem.apps[keyApp(key)] = memApp{data: data, rev: 1}
 		case "deployment":
-			st.deployments[key] = data
+			mem.deployments[key] = data
 		default:
 			t.Fatalf("writeRaw: the memory store keeps no raw %s", kind)
 		}
 	case *ZK:
+		z := st.z
 		dir := map[string]string{"app": "apps", "deployment": "deployments", "group": "groups", "task": "tasks"}[kind]
-		p := st.p(dir, key)
+		p := z.p(dir, key)
 		if kind == "task" {
-			if _, err := st.conn.Create(path.Dir(p), nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			if _, err := z.conn.Create(path.Dir(p), nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := st.conn.Create(p, data, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		if _, err := z.conn.Create(p, data, 0, zk.WorldACL(zk.PermAll)); err != nil {
 			t.Fatalf("writeRaw %s: %v", p, err)
 		}
 	default:

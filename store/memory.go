@@ -4,7 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/flotilla-sched/flotilla/appspec"
@@ -16,6 +17,12 @@ import (
 // limits, secret references only) and copies everything in and out, so
 // callers never share memory with it.
 type Memory struct {
+	checked
+	mem *memStore
+}
+
+// memStore is Memory's backend.
+type memStore struct {
 	clock   clock.Clock
 	history int
 
@@ -49,20 +56,20 @@ func NewMemory(c clock.Clock, history int) *Memory {
 	if history <= 0 {
 		history = DefaultHistory
 	}
-	return &Memory{
+	m := &memStore{
 		clock: c, history: history,
 		apps: map[string]memApp{}, versions: map[string][]memVersion{},
 		deployments: map[string][]byte{}, groups: map[string][]byte{}, tasks: map[string]map[string]TaskRecord{},
 	}
+	return &Memory{checked{m}, m}
 }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store   = (*Memory)(nil)
+	_ backend = (*memStore)(nil)
+)
 
-func (m *Memory) GetApp(ctx context.Context, id string) (StoredApp, error) {
-	if err := ctx.Err(); err != nil {
-		return StoredApp{}, fmt.Errorf("store: get app %s: %w", id, err)
-	}
-	id = appspec.CanonicalID(id)
+func (m *memStore) GetApp(ctx context.Context, id string) (StoredApp, error) {
 	m.mu.Lock()
 	a, ok := m.apps[id]
 	m.mu.Unlock()
@@ -77,12 +84,9 @@ func (m *Memory) GetApp(ctx context.Context, id string) (StoredApp, error) {
 	return sa, nil
 }
 
-func (m *Memory) ListApps(ctx context.Context) ([]StoredApp, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("store: list apps: %w", err)
-	}
+func (m *memStore) ListApps(ctx context.Context) ([]StoredApp, error) {
 	m.mu.Lock()
-	ids := sortedKeys(m.apps)
+	ids := slices.Sorted(maps.Keys(m.apps))
 	snap := make([]memApp, len(ids))
 	for i, id := range ids {
 		snap[i] = m.apps[id]
@@ -102,17 +106,7 @@ func (m *Memory) ListApps(ctx context.Context) ([]StoredApp, error) {
 	return out, brokenErr(broken)
 }
 
-func (m *Memory) PutApp(ctx context.Context, app *appspec.App, expect Revision) (StoredApp, error) {
-	return m.PutAppConfig(ctx, app, expect, "")
-}
-
-func (m *Memory) PutAppConfig(ctx context.Context, app *appspec.App, expect Revision, configVersion string) (StoredApp, error) {
-	if err := ctx.Err(); err != nil {
-		return StoredApp{}, fmt.Errorf("store: put app: %w", err)
-	}
-	if app == nil {
-		return StoredApp{}, fmt.Errorf("store: put app: app is nil")
-	}
+func (m *memStore) PutAppConfig(ctx context.Context, app *appspec.App, expect Revision, configVersion string) (StoredApp, error) {
 	id := appspec.CanonicalID(app.ID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -163,11 +157,7 @@ func checkExpect(id string, exists bool, cur, expect Revision) error {
 	return nil
 }
 
-func (m *Memory) DeleteApp(ctx context.Context, id string, expect Revision) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: delete app %s: %w", id, err)
-	}
-	id = appspec.CanonicalID(id)
+func (m *memStore) DeleteApp(ctx context.Context, id string, expect Revision) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur, exists := m.apps[id]
@@ -185,11 +175,7 @@ func (m *Memory) DeleteApp(ctx context.Context, id string, expect Revision) erro
 	return nil
 }
 
-func (m *Memory) ListVersions(ctx context.Context, id string) ([]string, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("store: list versions of %s: %w", id, err)
-	}
-	id = appspec.CanonicalID(id)
+func (m *memStore) ListVersions(ctx context.Context, id string) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	hist, ok := m.versions[id]
@@ -203,11 +189,7 @@ func (m *Memory) ListVersions(ctx context.Context, id string) ([]string, error) 
 	return out, nil
 }
 
-func (m *Memory) GetVersion(ctx context.Context, id, version string) (*appspec.App, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("store: get version of %s: %w", id, err)
-	}
-	id = appspec.CanonicalID(id)
+func (m *memStore) GetVersion(ctx context.Context, id, version string) (*appspec.App, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, v := range m.versions[id] {
@@ -230,16 +212,7 @@ func encodeNode(kind, name string, v any) ([]byte, error) {
 	return b, nil
 }
 
-func (m *Memory) PutDeployment(ctx context.Context, d *Deployment) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: put deployment: %w", err)
-	}
-	if d == nil {
-		return fmt.Errorf("store: put deployment: deployment is nil")
-	}
-	if err := checkName("deployment id", d.ID); err != nil {
-		return err
-	}
+func (m *memStore) PutDeployment(ctx context.Context, d *Deployment) error {
 	b, err := encodeNode("deployment", d.ID, d)
 	if err != nil {
 		return err
@@ -268,10 +241,7 @@ func decodeDeployments(nodes map[string][]byte) ([]*Deployment, error) {
 	return out, brokenErr(broken)
 }
 
-func (m *Memory) GetDeployment(ctx context.Context, id string) (*Deployment, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("store: get deployment %s: %w", id, err)
-	}
+func (m *memStore) GetDeployment(ctx context.Context, id string) (*Deployment, error) {
 	m.mu.Lock()
 	b, ok := m.deployments[id]
 	m.mu.Unlock()
@@ -281,25 +251,19 @@ func (m *Memory) GetDeployment(ctx context.Context, id string) (*Deployment, err
 	return decodeDeployment(b)
 }
 
-func (m *Memory) ListDeployments(ctx context.Context) ([]*Deployment, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("store: list deployments: %w", err)
-	}
+func (m *memStore) ListDeployments(ctx context.Context) ([]*Deployment, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return decodeDeployments(m.deployments)
 }
 
-func (m *Memory) DeleteDeployment(ctx context.Context, id string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: delete deployment %s: %w", id, err)
-	}
+func (m *memStore) DeleteDeployment(ctx context.Context, id string) error {
 	return m.deleteNode(m.deployments, "deployment", id)
 }
 
 // deleteNode removes one entry of nodes (a map of m's, never reassigned),
 // as ZooKeeper deletes one node.
-func (m *Memory) deleteNode(nodes map[string][]byte, kind, key string) error {
+func (m *memStore) deleteNode(nodes map[string][]byte, kind, key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := nodes[key]; !ok {
@@ -309,14 +273,8 @@ func (m *Memory) deleteNode(nodes map[string][]byte, kind, key string) error {
 	return nil
 }
 
-func (m *Memory) PutGroup(ctx context.Context, g StoredGroup) (StoredGroup, error) {
-	if err := ctx.Err(); err != nil {
-		return StoredGroup{}, fmt.Errorf("store: put group %s: %w", g.ID, err)
-	}
-	id, err := checkGroupID(g.ID)
-	if err != nil {
-		return StoredGroup{}, fmt.Errorf("store: put group %q: %w", g.ID, err)
-	}
+func (m *memStore) PutGroup(ctx context.Context, g StoredGroup) (StoredGroup, error) {
+	id := g.ID
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, b, err := prepareGroup(id, g, nextVersion(m.clock.Now(), groupVersion(m.groups[id])))
@@ -327,10 +285,7 @@ func (m *Memory) PutGroup(ctx context.Context, g StoredGroup) (StoredGroup, erro
 	return c, nil
 }
 
-func (m *Memory) ListGroups(ctx context.Context) ([]StoredGroup, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("store: list groups: %w", err)
-	}
+func (m *memStore) ListGroups(ctx context.Context) ([]StoredGroup, error) {
 	m.mu.Lock()
 	nodes := make(map[string][]byte, len(m.groups))
 	for id, b := range m.groups {
@@ -340,47 +295,27 @@ func (m *Memory) ListGroups(ctx context.Context) ([]StoredGroup, error) {
 	return decodeGroups(nodes)
 }
 
-func (m *Memory) DeleteGroup(ctx context.Context, id string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: delete group %s: %w", id, err)
-	}
-	c, err := checkGroupID(id)
-	if err != nil {
-		return fmt.Errorf("store: delete group %q: %w", id, err)
-	}
-	return m.deleteNode(m.groups, "group", c)
+func (m *memStore) DeleteGroup(ctx context.Context, id string) error {
+	return m.deleteNode(m.groups, "group", id)
 }
 
-func (m *Memory) FrameworkID(ctx context.Context) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", fmt.Errorf("store: framework id: %w", err)
-	}
+func (m *memStore) FrameworkID(ctx context.Context) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.frameworkID, nil
 }
 
-func (m *Memory) SetFrameworkID(ctx context.Context, id string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: set framework id: %w", err)
-	}
+func (m *memStore) SetFrameworkID(ctx context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.frameworkID = id
 	return nil
 }
 
-func (m *Memory) PutTask(ctx context.Context, t TaskRecord) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: put task %s: %w", t.TaskID, err)
-	}
-	if err := checkTask(t); err != nil {
-		return err
-	}
+func (m *memStore) PutTask(ctx context.Context, t TaskRecord) error {
 	if _, err := encodeNode("task", t.TaskID, t); err != nil {
 		return err
 	}
-	t.AppID = appspec.CanonicalID(t.AppID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.tasks[t.AppID] == nil {
@@ -390,11 +325,7 @@ func (m *Memory) PutTask(ctx context.Context, t TaskRecord) error {
 	return nil
 }
 
-func (m *Memory) DeleteTask(ctx context.Context, appID, taskID string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: delete task %s: %w", taskID, err)
-	}
-	appID = appspec.CanonicalID(appID)
+func (m *memStore) DeleteTask(ctx context.Context, appID, taskID string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.tasks[appID][taskID]; !ok {
@@ -407,40 +338,24 @@ func (m *Memory) DeleteTask(ctx context.Context, appID, taskID string) error {
 	return nil
 }
 
-func (m *Memory) ListTasks(ctx context.Context, appID string) ([]TaskRecord, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("store: list tasks of %s: %w", appID, err)
-	}
-	appID = appspec.CanonicalID(appID)
+func (m *memStore) ListTasks(ctx context.Context, appID string) ([]TaskRecord, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := []TaskRecord{}
-	for _, id := range sortedKeys(m.tasks[appID]) {
+	for _, id := range slices.Sorted(maps.Keys(m.tasks[appID])) {
 		out = append(out, m.tasks[appID][id])
 	}
 	return out, nil
 }
 
-func (m *Memory) ListAllTasks(ctx context.Context) ([]TaskRecord, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("store: list tasks: %w", err)
-	}
+func (m *memStore) ListAllTasks(ctx context.Context) ([]TaskRecord, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := []TaskRecord{}
-	for _, app := range sortedKeys(m.tasks) {
-		for _, id := range sortedKeys(m.tasks[app]) {
+	for _, app := range slices.Sorted(maps.Keys(m.tasks)) {
+		for _, id := range slices.Sorted(maps.Keys(m.tasks[app])) {
 			out = append(out, m.tasks[app][id])
 		}
 	}
 	return out, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -8,10 +8,7 @@ import (
 
 var _ GroupVersions = (*Memory)(nil)
 
-func (m *Memory) PutGroupVersion(ctx context.Context, gv GroupVersion) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: put group version: %w", err)
-	}
+func (m *memStore) PutGroupVersion(ctx context.Context, gv GroupVersion) error {
 	id, b, err := prepareGroupVersion(gv)
 	if err != nil {
 		return err
@@ -40,14 +37,8 @@ func (m *Memory) PutGroupVersion(ctx context.Context, gv GroupVersion) error {
 	return nil
 }
 
-func (m *Memory) ListGroupVersions(ctx context.Context, id string) ([]string, error) {
-	c, err := checkGroupID(id)
-	if err != nil {
-		return nil, fmt.Errorf("store: versions of group %q: %w", id, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("store: versions of group %s: %w", c, err)
-	}
+func (m *memStore) ListGroupVersions(ctx context.Context, id string) ([]string, error) {
+	c := id // canonical: checked
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	vs := m.groupVersions[c]
@@ -61,14 +52,8 @@ func (m *Memory) ListGroupVersions(ctx context.Context, id string) ([]string, er
 	return newestFirst(out), nil
 }
 
-func (m *Memory) GetGroupVersion(ctx context.Context, id, version string) (GroupVersion, error) {
-	c, err := checkGroupID(id)
-	if err != nil {
-		return GroupVersion{}, fmt.Errorf("store: group %q version %s: %w", id, version, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return GroupVersion{}, fmt.Errorf("store: group %s version %s: %w", c, version, err)
-	}
+func (m *memStore) GetGroupVersion(ctx context.Context, id, version string) (GroupVersion, error) {
+	c := id // canonical: checked
 	m.mu.Lock()
 	b, ok := m.groupVersions[c][version]
 	m.mu.Unlock()
@@ -78,14 +63,8 @@ func (m *Memory) GetGroupVersion(ctx context.Context, id, version string) (Group
 	return decodeGroupVersion(b)
 }
 
-func (m *Memory) DeleteGroupVersions(ctx context.Context, id string) error {
-	c, err := checkGroupID(id)
-	if err != nil {
-		return fmt.Errorf("store: delete versions of group %q: %w", id, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: delete versions of group %s: %w", c, err)
-	}
+func (m *memStore) DeleteGroupVersions(ctx context.Context, id string) error {
+	c := id // canonical: checked
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.groupVersions, c)

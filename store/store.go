@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -408,7 +410,7 @@ func decodeGroups(nodes map[string][]byte) ([]StoredGroup, error) {
 func decodeNodes[T any](kind string, nodes map[string][]byte, decode func([]byte) (T, error)) ([]T, []Broken) {
 	out := []T{}
 	var broken []Broken
-	for _, n := range sortedKeys(nodes) {
+	for _, n := range slices.Sorted(maps.Keys(nodes)) {
 		v, err := decode(nodes[n])
 		if err != nil {
 			broken = append(broken, Broken{Kind: kind, Key: n, Err: err})

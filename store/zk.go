@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -60,6 +62,12 @@ type ZKConfig struct {
 // starts a new session by itself, and calls made meanwhile fail with their
 // ctx deadline. Nodes are created with the open ACL (world:anyone).
 type ZK struct {
+	checked
+	z *zkStore
+}
+
+// zkStore is ZK's backend.
+type zkStore struct {
 	conn      *zk.Conn
 	root      string
 	history   int
@@ -68,7 +76,10 @@ type ZK struct {
 	log       *logrus.Entry
 }
 
-var _ Store = (*ZK)(nil)
+var (
+	_ Store   = (*ZK)(nil)
+	_ backend = (*zkStore)(nil)
+)
 
 type zkLogger struct{ l *logrus.Entry }
 
@@ -107,7 +118,7 @@ func NewZK(ctx context.Context, cfg ZKConfig) (*ZK, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: connect to ZooKeeper %v: %w", cfg.Servers, err)
 	}
-	s := &ZK{conn: conn, root: cfg.Root, history: cfg.History, opTimeout: cfg.OpTimeout, clock: cfg.Clock, log: log}
+	s := &zkStore{conn: conn, root: cfg.Root, history: cfg.History, opTimeout: cfg.OpTimeout, clock: cfg.Clock, log: log}
 	if err := waitSession(ctx, events); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("store: no ZooKeeper session with %v: %w", cfg.Servers, err)
@@ -117,7 +128,7 @@ func NewZK(ctx context.Context, cfg ZKConfig) (*ZK, error) {
 		return nil, err
 	}
 	log.WithField("servers", cfg.Servers).Info("connected to ZooKeeper")
-	return s, nil
+	return &ZK{checked{s}, s}, nil
 }
 
 func waitSession(ctx context.Context, events <-chan zk.Event) error {
@@ -137,16 +148,16 @@ func waitSession(ctx context.Context, events <-chan zk.Event) error {
 }
 
 // Close ends the ZooKeeper session.
-func (s *ZK) Close() { s.conn.Close() }
+func (s *ZK) Close() { s.z.conn.Close() }
 
-func (s *ZK) p(parts ...string) string { return path.Join(append([]string{s.root}, parts...)...) }
+func (s *zkStore) p(parts ...string) string { return path.Join(append([]string{s.root}, parts...)...) }
 
 // appKey escapes a canonical app id into one node name.
 func appKey(id string) string { return strings.ReplaceAll(strings.TrimPrefix(id, "/"), "/", "_") }
 
 func keyApp(key string) string { return "/" + strings.ReplaceAll(key, "_", "/") }
 
-func (s *ZK) ensureBase(ctx context.Context) error {
+func (s *zkStore) ensureBase(ctx context.Context) error {
 	paths := []string{}
 	for p := s.root; p != "/"; p = path.Dir(p) {
 		paths = append([]string{p}, paths...)
@@ -167,7 +178,7 @@ func (s *ZK) ensureBase(ctx context.Context) error {
 // call runs one ZooKeeper exchange under ctx (or OpTimeout when ctx has no
 // deadline). go-zookeeper's calls take no context, so the call runs in a
 // goroutine and is abandoned, not cancelled, when ctx ends.
-func (s *ZK) call(ctx context.Context, fn func() error) error {
+func (s *zkStore) call(ctx context.Context, fn func() error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.opTimeout)
@@ -201,8 +212,7 @@ func multiErr(res []zk.MultiResponse, err error) (int, error) {
 
 const putRetries = 8
 
-func (s *ZK) GetApp(ctx context.Context, id string) (StoredApp, error) {
-	id = appspec.CanonicalID(id)
+func (s *zkStore) GetApp(ctx context.Context, id string) (StoredApp, error) {
 	var data []byte
 	var st *zk.Stat
 	err := s.call(ctx, func() (err error) {
@@ -227,7 +237,7 @@ func (s *ZK) GetApp(ctx context.Context, id string) (StoredApp, error) {
 // one connection, so a list of N apps costs about N/listParallel round trips.
 const listParallel = 64
 
-func (s *ZK) ListApps(ctx context.Context) ([]StoredApp, error) {
+func (s *zkStore) ListApps(ctx context.Context) ([]StoredApp, error) {
 	var out []StoredApp
 	var broken []Broken
 	err := s.call(ctx, func() error {
@@ -285,17 +295,7 @@ func (s *ZK) ListApps(ctx context.Context) ([]StoredApp, error) {
 	return out, brokenErr(broken)
 }
 
-func (s *ZK) PutApp(ctx context.Context, app *appspec.App, expect Revision) (StoredApp, error) {
-	return s.PutAppConfig(ctx, app, expect, "")
-}
-
-func (s *ZK) PutAppConfig(ctx context.Context, app *appspec.App, expect Revision, configVersion string) (StoredApp, error) {
-	if app == nil {
-		return StoredApp{}, fmt.Errorf("store: put app: app is nil")
-	}
-	if err := appspec.CheckID(app.ID); err != nil {
-		return StoredApp{}, fmt.Errorf("store: put app: %w", err)
-	}
+func (s *zkStore) PutAppConfig(ctx context.Context, app *appspec.App, expect Revision, configVersion string) (StoredApp, error) {
 	id := appspec.CanonicalID(app.ID)
 	for attempt := 0; ; attempt++ {
 		stored, retry, err := s.putOnce(ctx, app, id, expect, configVersion)
@@ -311,7 +311,7 @@ func (s *ZK) PutAppConfig(ctx context.Context, app *appspec.App, expect Revision
 // readCurrent reads what a write of an app must know first: whether its
 // node exists (and its stat), whether its history node exists, and the
 // versions kept there.
-func (s *ZK) readCurrent(ctx context.Context, appPath, verDir string) (exists bool, st *zk.Stat, history []string, hasDir bool, err error) {
+func (s *zkStore) readCurrent(ctx context.Context, appPath, verDir string) (exists bool, st *zk.Stat, history []string, hasDir bool, err error) {
 	err = s.call(ctx, func() (err error) {
 		if exists, st, err = s.conn.Exists(appPath); err != nil {
 			return err
@@ -327,7 +327,7 @@ func (s *ZK) readCurrent(ctx context.Context, appPath, verDir string) (exists bo
 	return exists, st, history, hasDir, err
 }
 
-func (s *ZK) putOnce(ctx context.Context, app *appspec.App, id string, expect Revision, configVersion string) (StoredApp, bool, error) {
+func (s *zkStore) putOnce(ctx context.Context, app *appspec.App, id string, expect Revision, configVersion string) (StoredApp, bool, error) {
 	appPath, verDir := s.p("apps", appKey(id)), s.p("versions", appKey(id))
 	exists, st, history, hasDir, err := s.readCurrent(ctx, appPath, verDir)
 	if err != nil {
@@ -400,8 +400,7 @@ func (s *ZK) putOnce(ctx context.Context, app *appspec.App, id string, expect Re
 	return StoredApp{}, false, fmt.Errorf("store: put app %s: %w", id, opErr)
 }
 
-func (s *ZK) DeleteApp(ctx context.Context, id string, expect Revision) error {
-	id = appspec.CanonicalID(id)
+func (s *zkStore) DeleteApp(ctx context.Context, id string, expect Revision) error {
 	for attempt := 0; ; attempt++ {
 		retry, err := s.deleteOnce(ctx, id, expect)
 		if !retry || attempt == putRetries {
@@ -410,7 +409,7 @@ func (s *ZK) DeleteApp(ctx context.Context, id string, expect Revision) error {
 	}
 }
 
-func (s *ZK) deleteOnce(ctx context.Context, id string, expect Revision) (bool, error) {
+func (s *zkStore) deleteOnce(ctx context.Context, id string, expect Revision) (bool, error) {
 	appPath, verDir := s.p("apps", appKey(id)), s.p("versions", appKey(id))
 	exists, st, history, hasDir, err := s.readCurrent(ctx, appPath, verDir)
 	if err != nil {
@@ -439,8 +438,8 @@ func (s *ZK) deleteOnce(ctx context.Context, id string, expect Revision) (bool, 
 	})
 	if err == nil {
 		// Task records outlive the app until the framework has killed its
-		// tasks; the empty parent goes when the last one does.
-		_ = s.call(ctx, func() error { return s.conn.Delete(s.p("tasks", appKey(id)), -1) })
+		// tasks; the empty parent goes now or when the last one does.
+		s.dropTaskDir(ctx, id)
 		return false, nil
 	}
 	if ctx.Err() != nil {
@@ -459,8 +458,7 @@ func (s *ZK) deleteOnce(ctx context.Context, id string, expect Revision) (bool, 
 	return false, fmt.Errorf("store: delete app %s: %w", id, opErr)
 }
 
-func (s *ZK) ListVersions(ctx context.Context, id string) ([]string, error) {
-	id = appspec.CanonicalID(id)
+func (s *zkStore) ListVersions(ctx context.Context, id string) ([]string, error) {
 	var vs []string
 	err := s.call(ctx, func() (err error) {
 		vs, _, err = s.conn.Children(s.p("versions", appKey(id)))
@@ -476,11 +474,7 @@ func (s *ZK) ListVersions(ctx context.Context, id string) ([]string, error) {
 	return vs, nil
 }
 
-func (s *ZK) GetVersion(ctx context.Context, id, version string) (*appspec.App, error) {
-	id = appspec.CanonicalID(id)
-	if err := checkName("version", version); err != nil {
-		return nil, err
-	}
+func (s *zkStore) GetVersion(ctx context.Context, id, version string) (*appspec.App, error) {
 	var data []byte
 	err := s.call(ctx, func() (err error) {
 		data, _, err = s.conn.Get(s.p("versions", appKey(id), version))
@@ -497,7 +491,7 @@ func (s *ZK) GetVersion(ctx context.Context, id, version string) (*appspec.App, 
 }
 
 // put creates or replaces one node.
-func (s *ZK) put(ctx context.Context, p string, data []byte) error {
+func (s *zkStore) put(ctx context.Context, p string, data []byte) error {
 	return s.call(ctx, func() error {
 		_, err := s.conn.Set(p, data, -1)
 		if errors.Is(err, zk.ErrNoNode) {
@@ -510,13 +504,7 @@ func (s *ZK) put(ctx context.Context, p string, data []byte) error {
 	})
 }
 
-func (s *ZK) PutDeployment(ctx context.Context, d *Deployment) error {
-	if d == nil {
-		return fmt.Errorf("store: put deployment: deployment is nil")
-	}
-	if err := checkName("deployment id", d.ID); err != nil {
-		return err
-	}
+func (s *zkStore) PutDeployment(ctx context.Context, d *Deployment) error {
 	b, err := encodeNode("deployment", d.ID, d)
 	if err != nil {
 		return err
@@ -527,10 +515,7 @@ func (s *ZK) PutDeployment(ctx context.Context, d *Deployment) error {
 	return nil
 }
 
-func (s *ZK) GetDeployment(ctx context.Context, id string) (*Deployment, error) {
-	if err := checkName("deployment id", id); err != nil {
-		return nil, err
-	}
+func (s *zkStore) GetDeployment(ctx context.Context, id string) (*Deployment, error) {
 	var data []byte
 	err := s.call(ctx, func() (err error) {
 		data, _, err = s.conn.Get(s.p("deployments", id))
@@ -547,7 +532,7 @@ func (s *ZK) GetDeployment(ctx context.Context, id string) (*Deployment, error) 
 
 // getChildren reads every child of dir (pipelined) and returns their
 // data by name; children deleted meanwhile are left out.
-func (s *ZK) getChildren(ctx context.Context, dir string) (map[string][]byte, error) {
+func (s *zkStore) getChildren(ctx context.Context, dir string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	err := s.call(ctx, func() error {
 		names, _, err := s.conn.Children(dir)
@@ -582,7 +567,7 @@ func (s *ZK) getChildren(ctx context.Context, dir string) (map[string][]byte, er
 	return out, err
 }
 
-func (s *ZK) ListDeployments(ctx context.Context) ([]*Deployment, error) {
+func (s *zkStore) ListDeployments(ctx context.Context) ([]*Deployment, error) {
 	nodes, err := s.getChildren(ctx, s.p("deployments"))
 	if err != nil {
 		return nil, fmt.Errorf("store: list deployments: %w", err)
@@ -590,10 +575,7 @@ func (s *ZK) ListDeployments(ctx context.Context) ([]*Deployment, error) {
 	return decodeDeployments(nodes)
 }
 
-func (s *ZK) DeleteDeployment(ctx context.Context, id string) error {
-	if err := checkName("deployment id", id); err != nil {
-		return err
-	}
+func (s *zkStore) DeleteDeployment(ctx context.Context, id string) error {
 	err := s.call(ctx, func() error { return s.conn.Delete(s.p("deployments", id), -1) })
 	if errors.Is(err, zk.ErrNoNode) {
 		return fmt.Errorf("store: delete deployment %s: %w", id, ErrNotFound)
@@ -607,11 +589,8 @@ func (s *ZK) DeleteDeployment(ctx context.Context, id string) error {
 // PutGroup reads the record first to move its version past the stored
 // one, and writes only if the node is still the one read (retrying
 // otherwise), so concurrent puts never stamp equal or decreasing versions.
-func (s *ZK) PutGroup(ctx context.Context, g StoredGroup) (StoredGroup, error) {
-	id, err := checkGroupID(g.ID)
-	if err != nil {
-		return StoredGroup{}, fmt.Errorf("store: put group %q: %w", g.ID, err)
-	}
+func (s *zkStore) PutGroup(ctx context.Context, g StoredGroup) (StoredGroup, error) {
+	id := g.ID
 	p := s.p("groups", groupKey(id))
 	for attempt := 0; ; attempt++ {
 		c, raced, err := s.putGroupOnce(ctx, p, id, g)
@@ -624,7 +603,7 @@ func (s *ZK) PutGroup(ctx context.Context, g StoredGroup) (StoredGroup, error) {
 
 // putGroupOnce reports raced when the node changed (or appeared, or went)
 // between its read and its write.
-func (s *ZK) putGroupOnce(ctx context.Context, p, id string, g StoredGroup) (StoredGroup, bool, error) {
+func (s *zkStore) putGroupOnce(ctx context.Context, p, id string, g StoredGroup) (StoredGroup, bool, error) {
 	var prev []byte
 	var st *zk.Stat
 	err := s.call(ctx, func() (err error) {
@@ -654,7 +633,7 @@ func (s *ZK) putGroupOnce(ctx context.Context, p, id string, g StoredGroup) (Sto
 	return c, false, nil
 }
 
-func (s *ZK) ListGroups(ctx context.Context) ([]StoredGroup, error) {
+func (s *zkStore) ListGroups(ctx context.Context) ([]StoredGroup, error) {
 	nodes, err := s.getChildren(ctx, s.p("groups"))
 	if err != nil {
 		return nil, fmt.Errorf("store: list groups: %w", err)
@@ -662,22 +641,18 @@ func (s *ZK) ListGroups(ctx context.Context) ([]StoredGroup, error) {
 	return decodeGroups(nodes)
 }
 
-func (s *ZK) DeleteGroup(ctx context.Context, id string) error {
-	c, err := checkGroupID(id)
-	if err != nil {
-		return fmt.Errorf("store: delete group %q: %w", id, err)
-	}
-	err = s.call(ctx, func() error { return s.conn.Delete(s.p("groups", groupKey(c)), -1) })
+func (s *zkStore) DeleteGroup(ctx context.Context, id string) error {
+	err := s.call(ctx, func() error { return s.conn.Delete(s.p("groups", groupKey(id)), -1) })
 	if errors.Is(err, zk.ErrNoNode) {
-		return fmt.Errorf("store: delete group %s: %w", c, ErrNotFound)
+		return fmt.Errorf("store: delete group %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("store: delete group %s: %w", c, err)
+		return fmt.Errorf("store: delete group %s: %w", id, err)
 	}
 	return nil
 }
 
-func (s *ZK) FrameworkID(ctx context.Context) (string, error) {
+func (s *zkStore) FrameworkID(ctx context.Context) (string, error) {
 	var data []byte
 	err := s.call(ctx, func() (err error) {
 		data, _, err = s.conn.Get(s.p("frameworkid"))
@@ -692,18 +667,14 @@ func (s *ZK) FrameworkID(ctx context.Context) (string, error) {
 	return string(data), nil
 }
 
-func (s *ZK) SetFrameworkID(ctx context.Context, id string) error {
+func (s *zkStore) SetFrameworkID(ctx context.Context, id string) error {
 	if err := s.put(ctx, s.p("frameworkid"), []byte(id)); err != nil {
 		return fmt.Errorf("store: set framework id: %w", err)
 	}
 	return nil
 }
 
-func (s *ZK) PutTask(ctx context.Context, t TaskRecord) error {
-	if err := checkTask(t); err != nil {
-		return err
-	}
-	t.AppID = appspec.CanonicalID(t.AppID)
+func (s *zkStore) PutTask(ctx context.Context, t TaskRecord) error {
 	b, err := encodeNode("task", t.TaskID, t)
 	if err != nil {
 		return err
@@ -728,11 +699,7 @@ func (s *ZK) PutTask(ctx context.Context, t TaskRecord) error {
 	return nil
 }
 
-func (s *ZK) DeleteTask(ctx context.Context, appID, taskID string) error {
-	if err := checkName("task id", taskID); err != nil {
-		return err
-	}
-	appID = appspec.CanonicalID(appID)
+func (s *zkStore) DeleteTask(ctx context.Context, appID, taskID string) error {
 	dir := s.p("tasks", appKey(appID))
 	err := s.call(ctx, func() error { return s.conn.Delete(dir+"/"+taskID, -1) })
 	if errors.Is(err, zk.ErrNoNode) {
@@ -744,9 +711,20 @@ func (s *ZK) DeleteTask(ctx context.Context, appID, taskID string) error {
 	// Drop the app's task directory once empty, unless the app still
 	// exists (it will get tasks again); failures here are harmless.
 	if _, err := s.GetApp(ctx, appID); errors.Is(err, ErrNotFound) {
-		_ = s.call(ctx, func() error { return s.conn.Delete(dir, -1) })
+		s.dropTaskDir(ctx, appID)
 	}
 	return nil
+}
+
+// dropTaskDir deletes the task record node of a deleted app if it is
+// empty. Records still there (ErrNotEmpty) or no node at all are the
+// expected answers; any other failure leaves an empty node behind, which
+// costs a znode and nothing else, and is logged.
+func (s *zkStore) dropTaskDir(ctx context.Context, appID string) {
+	err := s.call(ctx, func() error { return s.conn.Delete(s.p("tasks", appKey(appID)), -1) })
+	if err != nil && !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrNotEmpty) {
+		s.log.WithError(err).WithField("app", appID).Warn("could not delete the empty task record node of a deleted app; it stays")
+	}
 }
 
 // decodeTasks decodes one app's task record nodes; undecodable ones (or
@@ -754,7 +732,7 @@ func (s *ZK) DeleteTask(ctx context.Context, appID, taskID string) error {
 func decodeTasks(appKey string, nodes map[string][]byte) ([]TaskRecord, []Broken) {
 	out := []TaskRecord{}
 	var broken []Broken
-	for _, n := range sortedKeys(nodes) {
+	for _, n := range slices.Sorted(maps.Keys(nodes)) {
 		var t TaskRecord
 		err := json.Unmarshal(nodes[n], &t)
 		if err == nil {
@@ -769,8 +747,7 @@ func decodeTasks(appKey string, nodes map[string][]byte) ([]TaskRecord, []Broken
 	return out, broken
 }
 
-func (s *ZK) ListTasks(ctx context.Context, appID string) ([]TaskRecord, error) {
-	appID = appspec.CanonicalID(appID)
+func (s *zkStore) ListTasks(ctx context.Context, appID string) ([]TaskRecord, error) {
 	nodes, err := s.getChildren(ctx, s.p("tasks", appKey(appID)))
 	if errors.Is(err, zk.ErrNoNode) {
 		return []TaskRecord{}, nil
@@ -782,7 +759,7 @@ func (s *ZK) ListTasks(ctx context.Context, appID string) ([]TaskRecord, error) 
 	return out, brokenErr(broken)
 }
 
-func (s *ZK) ListAllTasks(ctx context.Context) ([]TaskRecord, error) {
+func (s *zkStore) ListAllTasks(ctx context.Context) ([]TaskRecord, error) {
 	var keys []string
 	err := s.call(ctx, func() (err error) {
 		keys, _, err = s.conn.Children(s.p("tasks"))

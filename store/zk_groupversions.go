@@ -14,7 +14,7 @@ import (
 
 var _ GroupVersions = (*ZK)(nil)
 
-func (s *ZK) PutGroupVersion(ctx context.Context, gv GroupVersion) error {
+func (s *zkStore) PutGroupVersion(ctx context.Context, gv GroupVersion) error {
 	id, b, err := prepareGroupVersion(gv)
 	if err != nil {
 		return err
@@ -50,13 +50,10 @@ func (s *ZK) PutGroupVersion(ctx context.Context, gv GroupVersion) error {
 	return nil
 }
 
-func (s *ZK) ListGroupVersions(ctx context.Context, id string) ([]string, error) {
-	c, err := checkGroupID(id)
-	if err != nil {
-		return nil, fmt.Errorf("store: versions of group %q: %w", id, err)
-	}
+func (s *zkStore) ListGroupVersions(ctx context.Context, id string) ([]string, error) {
+	c := id // canonical: checked
 	var vs []string
-	err = s.call(ctx, func() (err error) {
+	err := s.call(ctx, func() (err error) {
 		vs, _, err = s.conn.Children(s.p("groupversions", groupKey(c)))
 		return err
 	})
@@ -69,16 +66,10 @@ func (s *ZK) ListGroupVersions(ctx context.Context, id string) ([]string, error)
 	return newestFirst(vs), nil
 }
 
-func (s *ZK) GetGroupVersion(ctx context.Context, id, version string) (GroupVersion, error) {
-	c, err := checkGroupID(id)
-	if err != nil {
-		return GroupVersion{}, fmt.Errorf("store: group %q version %s: %w", id, version, err)
-	}
-	if err := checkName("version", version); err != nil {
-		return GroupVersion{}, fmt.Errorf("store: group %s: %w", c, err)
-	}
+func (s *zkStore) GetGroupVersion(ctx context.Context, id, version string) (GroupVersion, error) {
+	c := id // canonical: checked
 	var data []byte
-	err = s.call(ctx, func() (err error) {
+	err := s.call(ctx, func() (err error) {
 		data, _, err = s.conn.Get(s.p("groupversions", groupKey(c), version))
 		return err
 	})
@@ -91,14 +82,11 @@ func (s *ZK) GetGroupVersion(ctx context.Context, id, version string) (GroupVers
 	return decodeGroupVersion(data)
 }
 
-func (s *ZK) DeleteGroupVersions(ctx context.Context, id string) error {
-	c, err := checkGroupID(id)
-	if err != nil {
-		return fmt.Errorf("store: delete versions of group %q: %w", id, err)
-	}
+func (s *zkStore) DeleteGroupVersions(ctx context.Context, id string) error {
+	c := id // canonical: checked
 	dir := s.p("groupversions", groupKey(c))
 	var names []string
-	err = s.call(ctx, func() (err error) {
+	err := s.call(ctx, func() (err error) {
 		names, _, err = s.conn.Children(dir)
 		return err
 	})

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -272,7 +273,7 @@ func TestZKTreeHoldsSecretReferencesOnly(t *testing.T) {
 	}
 }
 
-func keys(m map[string]string) []string { return sortedKeys(m) }
+func keys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
 
 func discardEntry() *logrus.Entry { return logging.Component(logging.Discard(), "test") }
 

@@ -83,7 +83,8 @@ function connectEvents() {
   es.onerror = () => { live.textContent = 'reconnecting…'; live.className = 'live off'; };
   const mark = () => { dirty = true; };
   for (const t of ['status_update_event', 'health_status_changed_event', 'deployment_info', 'deployment_success', 'deployment_failed',
-    'deployment_step_success', 'deployment_step_failure', 'api_post_event', 'app_terminated_event', 'autoscale_decision', 'event_stream_lagged']) {
+    'deployment_step_success', 'deployment_step_failure', 'api_post_event', 'app_terminated_event', 'autoscale_decision', 'event_stream_lagged',
+    'pod_created_event', 'pod_updated_event', 'pod_deleted_event', 'instance_changed_event']) {
     es.addEventListener(t, mark);
   }
 }
@@ -164,7 +165,8 @@ async function appsPage() {
       const a = r.app, c = counts(a);
       const ext = a.exposure && a.exposure.mode === 'external';
       name.append(h('span', { class: 'caret', 'aria-hidden': 'true' }), a.id);
-      row = h('a', { ...common, class: 'vrow grid', href: '#/app' + a.id, 'data-app': a.id },
+      if (a.pod) name.append(' ', h('span', { class: 'tag' }, 'pod'));
+      row = h('a', { ...common, class: 'vrow grid', href: (a.pod ? '#/pod' : '#/app') + a.id, 'data-app': a.id },
         name, h('span', {}, `${c.healthy}/${a.instances}`), healthBar(a),
         h('span', { class: 'hide-sm' }, a.cpus), h('span', { class: 'hide-sm' }, `${a.mem} MiB`),
         h('span', { class: 'hide-sm' }, h('span', { class: 'tag' + (ext ? ' external' : '') }, ext ? 'external' : 'internal')),
@@ -600,7 +602,46 @@ async function clusterPage() {
   await refresh();
 }
 
-// ---- routing by hash: #/, #/app/<id>, #/edit/<id>, #/new, #/cluster.
+// ---- a pod: its instances and their containers (GET ::status), scale,
+// delete, its definition. Live like the other pages.
+async function podPage(id) {
+  const path = '/v2/pods' + id;
+  const msg = h('p', { id: 'action-msg', role: 'status', class: 'muted' });
+  const act = async (what, method, url, body) => {
+    try { await api(method, url, body); msg.textContent = `${what}: accepted`; dirty = true; } catch (e) { msg.replaceChildren(errorBox(e)); }
+  };
+  const draw = async () => {
+    const st = await api('GET', path + '::status');
+    const spec = st.spec || {};
+    const stable = st.instances.filter(i => i.status === 'STABLE').length;
+    const scale = h('input', { type: 'number', min: 0, value: (spec.scaling || {}).instances || 0, 'aria-label': 'Instances', id: 'pod-scale' });
+    const rows = [];
+    for (const inst of st.instances) {
+      inst.containers.forEach((c, k) => {
+        const healthy = (c.conditions || []).find(x => x.name === 'healthy');
+        rows.push(h('tr', {},
+          h('td', {}, k === 0 ? inst.id : ''), h('td', {}, k === 0 ? inst.status : ''), h('td', {}, k === 0 ? inst.agentHostname || '' : ''),
+          h('td', {}, c.name), h('td', {}, c.status), h('td', {}, healthy ? healthy.value : '–'),
+          h('td', {}, (c.endpoints || []).map(e => `${e.name}:${e.allocatedHostPort || '–'}`).join(', '))));
+      });
+    }
+    main.replaceChildren(
+      h('h1', {}, id, ' ', h('span', { class: 'tag' }, 'pod')),
+      h('p', { id: 'pod-status' }, `${st.status} · ${stable} stable of ${(spec.scaling || {}).instances || 0}`, st.message ? ` · ${st.message}` : ''),
+      h('div', { class: 'toolbar' }, scale,
+        h('button', { onclick: () => { const body = JSON.parse(JSON.stringify(spec)); delete body.version; body.scaling = { ...(body.scaling || {}), instances: Number(scale.value) }; act('Scale', 'PUT', path, body); } }, 'Scale'),
+        h('button', { onclick: () => act('Delete', 'DELETE', path) }, 'Delete')),
+      msg,
+      h('h2', {}, 'Instances'),
+      h('table', { id: 'pod-instances' }, h('thead', {}, h('tr', {}, ['Instance', 'Status', 'Agent', 'Container', 'State', 'Healthy', 'Endpoints'].map(x => h('th', {}, x)))), h('tbody', {}, rows)),
+      h('h2', {}, 'Definition'), h('pre', { id: 'pod-spec' }, JSON.stringify(spec, null, 2)));
+    main.dataset.ready = '1';
+  };
+  refresh = draw;
+  await draw();
+}
+
+// ---- routing by hash: #/, #/app/<id>, #/pod/<id>, #/edit/<id>, #/new, #/cluster.
 let leave = null;
 async function route() {
   if (leave) { leave(); leave = null; }
@@ -610,6 +651,7 @@ async function route() {
   for (const a of document.querySelectorAll('[data-nav]')) a.classList.toggle('active', hash === '/' ? a.dataset.nav === 'apps' : hash.startsWith('/' + a.dataset.nav));
   try {
     if (hash.startsWith('/app/')) leave = await appPage(hash.slice(4));
+    else if (hash.startsWith('/pod/')) await podPage(hash.slice(4));
     else if (hash.startsWith('/edit/')) await editPage(hash.slice(5));
     else if (hash === '/new') await editPage(null);
     else if (hash === '/cluster') await clusterPage();

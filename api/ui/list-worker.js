@@ -9,7 +9,12 @@
 self.onmessage = async ev => {
   const seq = ev.data;
   try {
-    const res = await fetch('/v2/groups?embed=group.groups&embed=group.apps', { credentials: 'same-origin' });
+    const [res, pres] = await Promise.all([fetch('/v2/groups?embed=group.groups&embed=group.apps', { credentials: 'same-origin' }),
+      fetch('/v2/pods/::status', { credentials: 'same-origin' })]);
+    // Pods' rows count their instances from their status; without it
+    // (an older server) they show none running.
+    pods = new Map();
+    if (pres.ok) for (const st of await pres.json()) pods.set(st.id, st);
     const text = await res.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch { data = { message: text }; }
@@ -26,6 +31,26 @@ self.onmessage = async ev => {
 // node is a group cut down: its apps with a row's fields, its groups, and
 // the totals of everything inside (instances, the health bar's four
 // counts, CPU and memory of all instances, the number of apps).
+let pods = new Map();
+
+// podRow is a pod as a row: its instances counted from its status (a
+// STABLE instance is running and healthy, STAGING staged, DEGRADED
+// running but not healthy), its resources per instance with the
+// executor's.
+function podRow(p) {
+  const st = pods.get(p.id) || { instances: [] };
+  const n = s => st.instances.filter(i => i.status === s).length;
+  const res = [...(p.containers || []).map(c => c.resources || {}), p.executorResources || {}];
+  const sum = k => res.reduce((t, r) => t + (r[k] || 0), 0);
+  const checked = (p.containers || []).some(c => c.healthCheck);
+  const external = (p.containers || []).some(c => (c.endpoints || []).some(e => /(^|,)external(,|$)/.test((e.labels || {}).HAPROXY_GROUP || '')));
+  return {
+    id: p.id, pod: true, instances: (p.scaling || {}).instances || 0, cpus: Math.round(sum('cpus') * 1000) / 1000, mem: sum('mem'),
+    tasksRunning: n('STABLE') + n('DEGRADED'), tasksHealthy: n('STABLE'), tasksUnhealthy: checked ? n('DEGRADED') : 0, tasksStaged: n('STAGING'),
+    healthChecks: checked ? [{}] : [], exposure: { mode: external ? 'external' : 'internal' },
+  };
+}
+
 function node(g) {
   const apps = (g.apps || []).map(a => ({
     id: a.id, instances: a.instances, cpus: a.cpus, mem: a.mem,
@@ -34,6 +59,7 @@ function node(g) {
     healthChecks: a.healthChecks && a.healthChecks.length ? [{}] : [],
     exposure: a.exposure ? { mode: a.exposure.mode } : undefined,
   }));
+  for (const p of g.pods || []) apps.push(podRow(p));
   const groups = (g.groups || []).map(node);
   const total = { apps: 0, instances: 0, healthy: 0, unhealthy: 0, staged: 0, waiting: 0, cpus: 0, mem: 0 };
   for (const a of apps) {

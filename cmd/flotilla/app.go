@@ -57,6 +57,9 @@ type appCLI struct {
 	tail        int
 	out, errOut io.Writer
 	http        *http.Client
+	// deploymentID is the last answer's Marathon-Deployment-Id header
+	// (pod writes answer with the pod, the id only there).
+	deploymentID string
 }
 
 func (c *appCLI) flags(name string, env func(string) string) *flag.FlagSet {
@@ -93,31 +96,10 @@ func runAppIO(ctx context.Context, args []string, out, errOut io.Writer, env fun
 	c := &appCLI{out: out, errOut: errOut, http: &http.Client{}}
 	fs := c.flags("flotilla app", env)
 	args = logsFollowFlag(args)
-	// Flags may come before or after the command and its arguments.
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				printAppUsage(errOut, fs)
-				return nil
-			}
-			printAppUsage(errOut, fs)
-			return fmt.Errorf("%w; see the usage above", err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := c.parse(fs, args, func() { printAppUsage(errOut, fs) })
+	if err != nil || pos == nil {
+		return err
 	}
-	if len(pos) == 0 {
-		printAppUsage(errOut, fs)
-		return errors.New("no command given; see the usage above")
-	}
-	if _, err := url.ParseRequestURI(c.api); err != nil || !strings.HasPrefix(c.api, "http") {
-		return fmt.Errorf("--api %q is not an http(s) URL; use e.g. http://127.0.0.1:8080", c.api)
-	}
-	c.api = strings.TrimSuffix(c.api, "/")
 	cmd, rest := pos[0], pos[1:]
 	want := func(n int, usage string) error {
 		if len(rest) != n {
@@ -181,6 +163,36 @@ func runAppIO(ctx context.Context, args []string, out, errOut io.Writer, env fun
 	}
 	printAppUsage(errOut, fs)
 	return fmt.Errorf("unknown command %q; see the usage above", cmd)
+}
+
+// parse reads flags and positional arguments, in any order (flags may
+// come before or after the command and its arguments), and checks --api.
+// usage prints the command's usage; nil pos and nil error mean -h was
+// answered.
+func (c *appCLI) parse(fs *flag.FlagSet, args []string, usage func()) (pos []string, err error) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			usage()
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("%w; see the usage above", err)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) == 0 {
+		usage()
+		return nil, errors.New("no command given; see the usage above")
+	}
+	if _, err := url.ParseRequestURI(c.api); err != nil || !strings.HasPrefix(c.api, "http") {
+		return nil, fmt.Errorf("--api %q is not an http(s) URL; use e.g. http://127.0.0.1:8080", c.api)
+	}
+	c.api = strings.TrimSuffix(c.api, "/")
+	return pos, nil
 }
 
 func printAppUsage(w io.Writer, fs *flag.FlagSet) {
@@ -248,6 +260,7 @@ func (c *appCLI) call(ctx context.Context, method, path, body string, out any) (
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
+	c.deploymentID = res.Header.Get("Marathon-Deployment-Id")
 	if res.StatusCode >= 300 {
 		ae := &apiError{Status: res.StatusCode}
 		if json.Unmarshal(b, ae) != nil || ae.Message == "" {
@@ -493,8 +506,19 @@ func (c *appCLI) deployments(ctx context.Context) error {
 }
 
 func (c *appCLI) deploy(ctx context.Context, stdin io.Reader) error {
+	b, id, err := c.definition(stdin, "app")
+	if err != nil {
+		return err
+	}
+	// partialUpdate=false: the file is the whole app, as with a create.
+	return c.change(ctx, "PUT", appPath(id)+"?partialUpdate=false", string(b))
+}
+
+// definition reads the --f file (- for stdin) of an app or pod
+// definition and its id.
+func (c *appCLI) definition(stdin io.Reader, what string) ([]byte, string, error) {
 	if c.file == "" {
-		return errors.New("deploy needs the app definition: flotilla app deploy -f app.json (or -f - for stdin)")
+		return nil, "", fmt.Errorf("deploy needs the %[1]s definition: flotilla %[1]s deploy -f %[1]s.json (or -f - for stdin)", what)
 	}
 	var (
 		b   []byte
@@ -506,19 +530,18 @@ func (c *appCLI) deploy(ctx context.Context, stdin io.Reader) error {
 		b, err = os.ReadFile(c.file)
 	}
 	if err != nil {
-		return fmt.Errorf("read the app definition: %w", err)
+		return nil, "", fmt.Errorf("read the %s definition: %w", what, err)
 	}
 	var probe struct {
 		ID string `json:"id"`
 	}
 	if err := json.Unmarshal(b, &probe); err != nil {
-		return fmt.Errorf("%s is not JSON: %w; the API's validation explains more once it parses", c.file, err)
+		return nil, "", fmt.Errorf("%s is not JSON: %w; the API's validation explains more once it parses", c.file, err)
 	}
 	if strings.Trim(probe.ID, "/ ") == "" {
-		return fmt.Errorf("%s has no \"id\"; give the app an id such as /prod/shop/web", c.file)
+		return nil, "", fmt.Errorf("%s has no \"id\"; give the %s an id such as /prod/shop/web", c.file, what)
 	}
-	// partialUpdate=false: the file is the whole app, as with a create.
-	return c.change(ctx, "PUT", appPath(probe.ID)+"?partialUpdate=false", string(b))
+	return b, probe.ID, nil
 }
 
 // change makes one change and follows its deployment unless --detach.
@@ -550,9 +573,20 @@ func (c *appCLI) change(ctx context.Context, method, path, body string) error {
 		return err
 	}
 	if c.jsonOut {
+		if len(b) == 0 {
+			return nil // a pod's DELETE answers 202 without a body
+		}
 		return c.printJSON(b)
 	}
-	fmt.Fprintf(c.out, "deployment %s started (version %s)\n", res.DeploymentID, res.Version)
+	if res.DeploymentID == "" {
+		// Pod writes answer with the pod; the id is in the header.
+		res.DeploymentID = c.deploymentID
+	}
+	if res.Version != "" {
+		fmt.Fprintf(c.out, "deployment %s started (version %s)\n", res.DeploymentID, res.Version)
+	} else {
+		fmt.Fprintf(c.out, "deployment %s started\n", res.DeploymentID) // a pod's DELETE names no version
+	}
 	if c.detach || res.DeploymentID == "" {
 		return nil
 	}

@@ -66,6 +66,9 @@ type devOpts struct {
 	roles        roleConfig             // --mesos-user, --enable-features…
 	agents       []localmesos.AgentSpec // nil: devAgents(3) with the ports range
 	workDir      string                 // the agents' sandboxes; "": a t.TempDir
+	// noServicePorts keeps the gateway from binding service ports, for
+	// tests whose apps ask for fixed ones outside the test's port range.
+	noServicePorts bool
 }
 
 // logTail keeps the last logTailMax bytes written to it.
@@ -169,7 +172,8 @@ func startPlatform(t *testing.T, o devOpts, master string, log *logrus.Logger) (
 		DNSAddr: "127.0.0.1:0", DNSDomain: "mesos", DNSUpstreams: []string{o.upstream}, ZK: o.zk,
 		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0", SecretEnvType: o.secretEnvType, SecretPoll: o.secretPoll,
 		MaxInstances: o.maxInstances, Auth: o.auth, GatewayGroups: o.gatewayGroups, APIClientLimits: o.clientLimits,
-		ServicePorts: appspec.PortRange{Min: o.servicePorts[0], Max: o.servicePorts[1]},
+		ServicePorts:   appspec.PortRange{Min: o.servicePorts[0], Max: o.servicePorts[1]},
+		GatewayClients: gateway.Config{DisableServicePorts: o.noServicePorts},
 		Getenv: func(k string) string {
 			switch k {
 			case "VAULT_ADDR":
@@ -498,7 +502,10 @@ func TestDevGatewayAndDeployments(t *testing.T) {
 		}
 		return true
 	})
-	time.Sleep(500 * time.Millisecond) // load on the replacement too
+	// Load on the replacement too: 100 more requests after it became
+	// healthy (spread over the three tasks).
+	mark := ok.Load()
+	waitFor(t, 30*time.Second, "100 requests served after the replacement", func() bool { return ok.Load() >= mark+100 || failed.Load() != 0 })
 	close(stop)
 	wg.Wait()
 	if failed.Load() != 0 || ok.Load() == 0 {

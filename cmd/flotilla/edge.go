@@ -129,13 +129,13 @@ func (e *edge) run(ctx context.Context) error {
 		if err := e.dns.Start(); err != nil {
 			return fmt.Errorf("dns: %w", err)
 		}
-		defer e.dns.Shutdown(context.Background())
+		defer shutdown(e.log, "dns", e.dns.Shutdown)
 	}
 	if e.gateway != nil {
 		if err := e.gateway.Start(); err != nil {
 			return fmt.Errorf("gateway: %w", err)
 		}
-		defer e.gateway.Shutdown(context.Background())
+		defer shutdown(e.log, "gateway", e.gateway.Shutdown)
 	}
 	go e.feed.Run(ctx)
 	go e.follower.Run(ctx)

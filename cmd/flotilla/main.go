@@ -2,6 +2,7 @@
 //
 //	flotilla serve --master zk://127.0.0.1:2181/mesos --zk zk://127.0.0.1:2181/flotilla
 //	flotilla dev        # the whole platform on one machine, with localmesos
+//	flotilla migrate --from marathon-export.json --dry-run
 //	flotilla edge --api http://replica:8080 --gateway-addr :80 --gateway-groups external
 //	flotilla version
 package main
@@ -21,6 +22,8 @@ commands:
   dev       run the whole platform on this machine (localmesos, framework, API, DNS, gateway)
   edge      serve DNS and/or the gateway on a non-replica host, following the leader (like marathon-lb)
   app       manage apps through the API: list, show, deploy, scale, restart, rm, tasks, deployments
+  pod       manage pods through the API: list, show, status, deploy, scale, kill, rm
+  migrate   move a Marathon export (/v2/groups or /v2/apps) into Flotilla, with a per-app report (--dry-run)
   version   print the version
 `
 
@@ -39,6 +42,10 @@ func main() {
 		err = runDev(os.Args[2:])
 	case "app":
 		err = runApp(os.Args[2:])
+	case "pod":
+		err = runPod(os.Args[2:])
+	case "migrate":
+		err = runMigrate(os.Args[2:])
 	case "edge":
 		err = runEdge(os.Args[2:])
 	case "help", "-h", "--help":

@@ -26,6 +26,7 @@ import (
 	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/discovery"
 	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/framework/mesosconn"
 	"github.com/flotilla-sched/flotilla/gateway"
 	"github.com/flotilla-sched/flotilla/health"
 	"github.com/flotilla-sched/flotilla/internal/clock"
@@ -129,12 +130,12 @@ type platform struct {
 	resolver *secrets.Resolver
 	vault    *secrets.Vault
 	sched    *framework.Scheduler
-	replica  *framework.Replica
+	replica  *mesosconn.Replica
 	api      *api.Server
 	deploy   *deploy.Service
 	registry *prometheus.Registry
 	ln       net.Listener
-	detector framework.Detector
+	detector mesosconn.Detector
 	dns      *mesosdns.Server
 	gateway  *gateway.Gateway
 	feed     *discovery.Feed
@@ -169,7 +170,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	clk := clock.Real{}
 	seed := time.Now().UnixNano()
 
-	var election framework.ElectionConfig
+	var election mesosconn.ElectionConfig
 	if cfg.ZK != "" {
 		servers, root, err := parseZK(cfg.ZK)
 		if err != nil {
@@ -180,13 +181,13 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 			return nil, fmt.Errorf("store: %w", err)
 		}
 		p.store = zs
-		election = framework.ElectionConfig{Servers: servers, Path: root + "/leader", Address: cfg.Advertise, SessionTimeout: cfg.ZKSessionTimeout,
+		election = mesosconn.ElectionConfig{Servers: servers, Path: root + "/leader", Address: cfg.Advertise, SessionTimeout: cfg.ZKSessionTimeout,
 			Clock: clk, Logger: logging.Component(log, "election")}
 	} else {
 		p.store = store.NewMemory(clk, 0)
 		// No election: this replica always leads, and /v2/leader and
 		// /v2/info name it by its advertised address.
-		election = framework.ElectionConfig{Address: cfg.Advertise}
+		election = mesosconn.ElectionConfig{Address: cfg.Advertise}
 	}
 
 	// Secrets: with VAULT_ADDR set, references resolve at launch; without,
@@ -218,7 +219,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 		Clock: clk, Rand: rand.New(rand.NewSource(seed)), Log: logging.Component(log, "framework"),
 		Role: cfg.Role, AcceptedRolesDefault: acceptDefault, ResolveEnv: secretEnv(p.resolver, cfg.SecretEnvType), Tasks: p.store,
 	})
-	det, err := framework.NewDetector(framework.DetectorConfig{Master: cfg.Master, Clock: clk, Logger: logging.Component(log, "detector")})
+	det, err := mesosconn.NewDetector(mesosconn.DetectorConfig{Master: cfg.Master, Clock: clk, Logger: logging.Component(log, "detector")})
 	if err != nil {
 		return nil, err
 	}
@@ -227,9 +228,9 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 	if cfg.Role != "" {
 		roles = []string{cfg.Role}
 	}
-	p.replica, err = framework.NewReplica(framework.ReplicaConfig{
+	p.replica, err = mesosconn.NewReplica(mesosconn.ReplicaConfig{
 		Election: election,
-		Conn: framework.ConnConfig{Detector: det, FrameworkIDs: p.store, Name: cfg.FrameworkName, Roles: roles,
+		Conn: mesosconn.ConnConfig{Detector: det, FrameworkIDs: p.store, Name: cfg.FrameworkName, Roles: roles,
 			User: cfg.Roles.MesosUser, GPUResources: cfg.Roles.GPUResources,
 			FailoverTimeout: cfg.FailoverTimeout, Hostname: cfg.Hostname, WebUIURL: cfg.Advertise},
 		Core:   termCore{p},
@@ -413,13 +414,13 @@ func (p *platform) run(ctx context.Context) error {
 		if err := p.dns.Start(); err != nil {
 			return fmt.Errorf("dns: %w", err)
 		}
-		defer p.dns.Shutdown(context.Background())
+		defer shutdown(p.log, "dns", p.dns.Shutdown)
 	}
 	if p.gateway != nil {
 		if err := p.gateway.Start(); err != nil {
 			return fmt.Errorf("gateway: %w", err)
 		}
-		defer p.gateway.Shutdown(context.Background())
+		defer shutdown(p.log, "gateway", p.gateway.Shutdown)
 	}
 	if p.feed != nil {
 		go p.feed.Run(ctx)
@@ -447,10 +448,14 @@ func (p *platform) run(ctx context.Context) error {
 	cancel()
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
-	srv.Shutdown(sctx)
+	if err := srv.Shutdown(sctx); err != nil {
+		p.log.WithError(err).Warn("api: requests still running after 5 s were cut off")
+	}
 	p.detector.Close()
 	if c, ok := p.store.(interface{ Close() error }); ok {
-		c.Close()
+		if err := c.Close(); err != nil {
+			p.log.WithError(err).Warn("store: close")
+		}
 	}
 	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, context.Canceled) {
 		err = nil
@@ -530,7 +535,7 @@ func (p *platform) autoscaleLog(w http.ResponseWriter, r *http.Request, appID st
 // masterRecord gives the DNS leader./master. records: the master the
 // detector follows, for an http:// master and a zk:// one alike. A master
 // not known yet, or known by a name rather than an IP, has no records.
-func masterRecord(det framework.Detector) func() (mesosdns.Master, bool) {
+func masterRecord(det mesosconn.Detector) func() (mesosdns.Master, bool) {
 	return func() (mesosdns.Master, bool) {
 		now, cancel := context.WithCancel(context.Background())
 		cancel() // only what is known: never wait for a master here
@@ -596,5 +601,13 @@ func secretEnv(r *secrets.Resolver, kind string) framework.EnvResolver {
 			})
 		}
 		return out, nil
+	}
+}
+
+// shutdown stops one listener (DNS, gateway) and logs what did not stop
+// cleanly: connections it cut off, sockets that failed to close.
+func shutdown(log *logrus.Logger, what string, stop func(context.Context) error) {
+	if err := stop(context.Background()); err != nil {
+		log.WithError(err).WithField("component", what).Warn("shutdown was not clean")
 	}
 }

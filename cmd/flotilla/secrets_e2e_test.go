@@ -169,7 +169,12 @@ func TestDevSecretCanary(t *testing.T) {
 			seen.Write(b)
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // let the event stream catch up
+	// The event stream has caught up once it carries an event caused after
+	// everything above: the creation of a marker app that runs nothing.
+	if code, b := env.do(t, "POST", "/v2/apps", `{"id":"/marker","cmd":"sleep 100","instances":0,"cpus":0.01,"mem":8}`); code != http.StatusCreated {
+		t.Fatalf("create the marker app: %d %s", code, b)
+	}
+	waitFor(t, 20*time.Second, "the event stream to carry the marker app", func() bool { return strings.Contains(events.String(), "/marker") })
 	dump := zkDump(t, zkAddr, root)
 	if !strings.Contains(dump, "secret/"+path+"#password") {
 		t.Fatalf("the ZooKeeper tree does not hold the app's secret reference; is the dump real?\n%.2000s", dump)

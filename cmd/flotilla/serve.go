@@ -17,7 +17,7 @@ import (
 
 	"github.com/flotilla-sched/flotilla/api"
 	"github.com/flotilla-sched/flotilla/appspec"
-	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/framework/mesosconn"
 	"github.com/flotilla-sched/flotilla/gateway"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
@@ -42,7 +42,7 @@ func commonFlags(fs *flag.FlagSet, c *platformConfig, apiAddr string) (level, fo
 	fs.StringVar(&c.FrameworkName, "framework-name", "flotilla", "Mesos framework name")
 	fs.StringVar(&c.Role, "role", "*", "Mesos role to run tasks under (same as --mesos-role)")
 	roleFlags(fs, c)
-	fs.DurationVar(&c.FailoverTimeout, "failover-timeout", framework.DefaultFailoverTimeout, "how long Mesos keeps tasks running while no Flotilla is subscribed")
+	fs.DurationVar(&c.FailoverTimeout, "failover-timeout", mesosconn.DefaultFailoverTimeout, "how long Mesos keeps tasks running while no Flotilla is subscribed")
 	fs.StringVar(&c.Hostname, "hostname", "", "hostname announced to Mesos (default: the machine's)")
 	fs.StringVar(&c.Auth.Username, "auth-user", os.Getenv("FLOTILLA_AUTH_USER"), "HTTP basic user required by the API (with --auth-password)")
 	fs.StringVar(&c.Auth.Password, "auth-password", os.Getenv("FLOTILLA_AUTH_PASSWORD"), "HTTP basic password required by the API")

@@ -30,6 +30,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -37,6 +38,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -47,7 +49,11 @@ func main() {
 	readyAfter := flag.Duration("ready-after", 0, "answer /ready with 503 until this long after start")
 	tcpEcho := flag.String("tcp-echo", os.Getenv("TCP_ECHO_PORT"), "also echo TCP on this port (default $TCP_ECHO_PORT; empty: off)")
 	udpEcho := flag.String("udp-echo", os.Getenv("UDP_ECHO_PORT"), "also echo UDP on this port (default $UDP_ECHO_PORT; empty: off)")
+	upstream := flag.String("upstream", os.Getenv("UPSTREAM"), "a sidecar's app, e.g. http://127.0.0.1:8080: /upstream relays its /, and /health passes only while its /health does (default $UPSTREAM; empty: off)")
 	flag.Parse()
+	// Commands run without a shell (a pod container's argv) cannot
+	// expand $ENDPOINT_HTTP themselves: the flags do it.
+	*port, *upstream = os.ExpandEnv(*port), os.ExpandEnv(*upstream)
 	if *port == "" {
 		*port = "8080"
 	}
@@ -62,7 +68,7 @@ func main() {
 	if err != nil {
 		log.Fatalf("testapp: listen on port %s: %v", *port, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: withSidecar(mux, *upstream), ReadHeaderTimeout: 10 * time.Second}
 	log.Printf("testapp: task %q listening on %s", taskID, ln.Addr())
 	if *tcpEcho != "" {
 		el, err := net.Listen("tcp", net.JoinHostPort("", *tcpEcho))
@@ -186,4 +192,32 @@ func burn(mc int, d time.Duration) {
 			}
 		}()
 	}
+}
+
+// withSidecar adds what a pod's sidecar needs in tests: /pid (to kill the
+// process from outside) and, with an upstream, /upstream relaying the
+// app's / and a /health that reads the app's.
+func withSidecar(mux *http.ServeMux, upstream string) http.Handler {
+	outer := http.NewServeMux()
+	outer.Handle("/", mux)
+	outer.HandleFunc("/pid", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, os.Getpid())
+	})
+	if upstream == "" {
+		return outer
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	relay := func(w http.ResponseWriter, r *http.Request, path string) {
+		resp, err := client.Get(strings.TrimSuffix(upstream, "/") + path)
+		if err != nil {
+			http.Error(w, "upstream: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body) // the client's loss alone
+	}
+	outer.HandleFunc("/upstream", func(w http.ResponseWriter, r *http.Request) { relay(w, r, "/") })
+	outer.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) { relay(w, r, "/health") })
+	return outer
 }

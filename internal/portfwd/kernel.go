@@ -200,8 +200,16 @@ func sweepStale(ctx context.Context, c KernelConfig) {
 			continue
 		}
 		if c.run(ctx, "", nil, "ip", "link", "add", ifc, "type", "veth", "peer", "name", ifc+"p") == nil {
-			_ = c.run(ctx, "", nil, "nft", "delete", "table", "ip", table)
-			_ = c.run(ctx, "", nil, "ip", "link", "del", ifc)
+			if c.run(ctx, "", nil, "nft", "delete", "table", "ip", table) != nil {
+				// The stale DNAT stays (this package has no logger to say
+				// so): keep the block claimed, here and, through its link,
+				// for every process, so no task is set up behind it. What
+				// is lost is one of the 4,096 blocks.
+				continue
+			}
+			if c.run(ctx, "", nil, "ip", "link", "del", ifc) != nil {
+				continue // the link still claims the block: lost, as above
+			}
 		}
 		releaseBlock(int(b))
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,11 +88,15 @@ type Docker struct {
 	// unused executor (engine down) does not wait on the engine.
 	used  bool
 	tasks map[string]*dockerTask
-	wg    sync.WaitGroup
+	// groups are the network namespaces of task groups on a network of
+	// their own, by executor id (docker_group.go).
+	groups map[string]*dockerGroup
+	wg     sync.WaitGroup
 }
 
 type dockerTask struct {
 	id        string
+	group     string // the task group whose network this task's container holds; "" if none
 	container string // id
 	name      string
 	cpus      float64
@@ -196,47 +201,57 @@ func dockerCommand(ci *mesos.CommandInfo) (entrypoint, cmd []string, err error) 
 	return nil, cmd, nil
 }
 
-func (d *Docker) fail(id string, report Report, reason mesos.TaskStatus_Reason, err error) error {
-	r := reason
-	report(id, Status{State: mesos.TASK_FAILED, Reason: &r, Message: err.Error()})
-	return err
-}
-
 // Launch creates and starts the task's container and returns once
 // TASK_RUNNING is reported; on failure (missing image included) it reports
 // TASK_FAILED and returns the same error.
 func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
-	id := t.Info.TaskID.Value
-	if id == "" || report == nil {
-		return errors.New("executor: docker launch: empty task id or nil report")
+	if !t.Group.networked() {
+		return d.launch(ctx, t, report, nil)
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("executor: docker launch %s: %w", id, err)
+	g := d.group(t.Group.ID)
+	if !t.Group.Leader {
+		return d.launch(ctx, t, report, g)
 	}
+	t.name = "mesos-" + newUUID()
+	err := d.launch(ctx, t, report, g)
+	g.settle(t.name, err)
+	return err
+}
+
+// launch is Launch of one task; g is its group's network, if it has one.
+func (d *Docker) launch(ctx context.Context, t Task, report Report, g *dockerGroup) error {
+	id, err := launchCheck(ctx, "docker", &t, report)
+	if err != nil {
+		return err
+	}
+	t.Info = asDockerTask(t.Info)
 	ci := t.Info.Command
 	di := t.Info.GetContainer().GetDocker()
 	switch {
 	case ci == nil:
-		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: task has no command", id))
+		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: task has no command", id))
 	case di == nil || di.GetImage() == "":
-		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: task has no docker image", id))
+		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: task has no docker image", id))
 	}
 	if err := ValidateHealthCheck(t.Info.HealthCheck); err != nil {
-		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
 	}
-	nw, err := planDockerNetwork(&t.Info)
+	nw, err := d.planNetwork(ctx, &t, g)
 	if err != nil {
-		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: Failed to create docker run options: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: Failed to create docker run options: %w", id, err))
 	}
 	entrypoint, cmd, err := dockerCommand(ci)
 	if err != nil {
-		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
 	}
 	taskEnv, err := commandEnv(ci)
 	if err != nil {
-		return d.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: docker launch %s: %w", id, err))
 	}
-	name := "mesos-" + newUUID()
+	name := t.name
+	if name == "" {
+		name = "mesos-" + newUUID()
+	}
 	env := append(append(mesosEnv(t, DockerSandbox), "MESOS_CONTAINER_NAME="+name), taskEnv...)
 	log := d.log.WithFields(logrus.Fields{"task": id, "container": name, "image": di.GetImage(), "network": di.GetNetwork().String()})
 
@@ -251,31 +266,31 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 		if cerrdefs.IsNotFound(err) {
 			err = fmt.Errorf("image %s not found on this agent and there is no registry to pull from", di.GetImage())
 		}
-		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
 	}
 	if err := checkUserNetwork(nw, t.Networks); err != nil {
 		unreserve()
-		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
 	}
-	binds, err := dockerBinds(t.Info.Container)
+	binds, err := dockerBinds(t.Info.Container, t.Sandbox, t.ParentSandbox)
 	if err != nil {
 		unreserve()
-		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: %w", id, err))
 	}
 	if len(ci.URIs) > 0 {
 		if t.Sandbox == "" {
 			unreserve()
-			return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: the task has uris to fetch but this agent keeps no sandbox", id))
+			return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: the task has uris to fetch but this agent keeps no sandbox", id))
 		}
 		if err := Fetch(ctx, t.Sandbox, ci.URIs, http.DefaultClient); err != nil {
 			unreserve()
-			return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: %w", id, err))
+			return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: %w", id, err))
 		}
 	}
 	fwd, err := d.bindPorts(t, nw, log)
 	if err != nil {
 		unreserve()
-		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
 	}
 
 	cpus, mem := taskLimits(t.Info)
@@ -310,13 +325,13 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 	if err != nil {
 		closeNetwork(fwd, nil, nil, log)
 		unreserve()
-		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to create container: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to create container: %w", id, err))
 	}
 	if err := d.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		closeNetwork(fwd, nil, nil, log)
 		d.remove(created.ID, log)
 		unreserve()
-		return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to start container: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to start container: %w", id, err))
 	}
 	var ns *portfwd.NetNS
 	var kern *portfwd.Kernel
@@ -326,7 +341,7 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 			closeNetwork(fwd, nil, nil, log)
 			d.remove(created.ID, log)
 			unreserve()
-			return d.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
+			return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: docker launch %s: failed to launch container: %w", id, err))
 		}
 		kern = d.forward(ctx, t, nw, fwd, ns, log)
 	}
@@ -335,6 +350,9 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 	dt := &dockerTask{
 		id: id, container: created.ID, name: name, cpus: cpus, mem: mem, grace: killGrace(t.Info),
 		sandbox: t.Sandbox, fwd: fwd, kern: kern, ns: ns, done: make(chan struct{}), cancel: cancel, report: report,
+	}
+	if g != nil && t.Group.Leader {
+		dt.group = t.Group.ID
 	}
 	if t.Sandbox != "" {
 		lctx, stop := context.WithCancel(context.Background())
@@ -378,7 +396,7 @@ func (d *Docker) Launch(ctx context.Context, t Task, report Report) error {
 			defer d.wg.Done()
 			defer func() {
 				if r := recover(); r != nil {
-					log.WithField("panic", r).Error("health checker panicked")
+					log.WithField("panic", r).WithField("stack", string(debug.Stack())).Error("health checker panicked")
 				}
 			}()
 			h := &healthChecker{
@@ -404,7 +422,7 @@ func (d *Docker) wait(ctx context.Context, dt *dockerTask, log *logrus.Entry) {
 	defer d.wg.Done()
 	defer func() {
 		if r := recover(); r != nil {
-			log.WithField("panic", r).Error("docker waiter panicked")
+			log.WithField("panic", r).WithField("stack", string(debug.Stack())).Error("docker waiter panicked")
 		}
 	}()
 	var st Status
@@ -419,6 +437,7 @@ func (d *Docker) wait(ctx context.Context, dt *dockerTask, log *logrus.Entry) {
 	// Before the terminal status: once a scheduler hears of the end, the
 	// host ports may be offered and bound again.
 	closeNetwork(dt.fwd, dt.kern, dt.ns, log)
+	d.forget(dt.group)
 	close(dt.done)
 	d.drainLogs(dt, log)
 	d.remove(dt.container, log)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -29,7 +30,7 @@ func (d *Docker) followLogs(ctx context.Context, dt *dockerTask, log *logrus.Ent
 	defer close(dt.logsDone)
 	defer func() {
 		if r := recover(); r != nil {
-			log.WithField("panic", r).Error("docker log follower panicked")
+			log.WithField("panic", r).WithField("stack", string(debug.Stack())).Error("docker log follower panicked")
 		}
 	}()
 	out, err1 := os.OpenFile(filepath.Join(dt.sandbox, "stdout"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

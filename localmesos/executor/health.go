@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -196,7 +197,7 @@ func (h *healthChecker) once(ctx context.Context) (err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			h.log.WithField("panic", r).Error("health check probe panicked")
+			h.log.WithField("panic", r).WithField("stack", string(debug.Stack())).Error("health check probe panicked")
 			err = fmt.Errorf("executor: health check probe panicked: %v", r)
 		}
 	}()

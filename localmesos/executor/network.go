@@ -137,6 +137,16 @@ func refuseNamespaced(kind, id string, info *mesos.TaskInfo, report Report) erro
 	return err
 }
 
+// refuseGroupNetwork is the process and simulated executors' answer to a
+// task of a group with a network of its own (a pod on container/bridge):
+// TASK_ERROR, as refuseNamespaced.
+func refuseGroupNetwork(kind, id string, report Report) error {
+	err := fmt.Errorf("executor: %s launch %s: a task group on a network of its own (a pod on container/bridge networking) needs the docker executor; this agent runs tasks as %s", kind, id, kindNoun[kind])
+	r := mesos.REASON_TASK_INVALID
+	report(id, Status{State: mesos.TASK_ERROR, Reason: &r, Message: err.Error()})
+	return err
+}
+
 var kindNoun = map[string]string{"process": "processes", "simulated": "simulations"}
 
 func taskPorts(info *mesos.TaskInfo) []mesos.Value_Range {

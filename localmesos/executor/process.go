@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,40 +102,33 @@ func NewProcess(cfg ProcessConfig) *Process {
 	}
 }
 
-func (p *Process) fail(id string, report Report, reason mesos.TaskStatus_Reason, err error) error {
-	r := reason
-	report(id, Status{State: mesos.TASK_FAILED, Reason: &r, Message: err.Error()})
-	return err
-}
-
 // Launch starts the task's command and returns once TASK_RUNNING is
 // reported; on failure it reports TASK_FAILED and returns the same error.
 func (p *Process) Launch(ctx context.Context, t Task, report Report) error {
-	id := t.Info.TaskID.Value
-	if id == "" || report == nil {
-		return errors.New("executor: process launch: empty task id or nil report")
+	id, err := launchCheck(ctx, "process", &t, report)
+	if err != nil {
+		return err
 	}
 	log := p.log.WithField("task", id)
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("executor: process launch %s: %w", id, err)
-	}
 	ci := t.Info.Command
 	switch {
 	case needsNamespace(&t.Info):
 		return refuseNamespaced("process", id, &t.Info, report)
+	case t.Group.networked():
+		return refuseGroupNetwork("process", id, report)
 	case ci == nil:
-		return p.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: process launch %s: task has no command", id))
+		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: process launch %s: task has no command", id))
 	case t.Info.Container != nil && t.Info.Container.GetType() == mesos.ContainerInfo_DOCKER:
-		return p.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: docker containers need the docker executor", id))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: docker containers need the docker executor", id))
 	case t.Sandbox == "":
-		return p.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: no sandbox directory", id))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: no sandbox directory", id))
 	}
 	if err := ValidateHealthCheck(t.Info.HealthCheck); err != nil {
-		return p.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: process launch %s: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: process launch %s: %w", id, err))
 	}
 	taskEnv, err := commandEnv(ci)
 	if err != nil {
-		return p.fail(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: process launch %s: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_TASK_INVALID, fmt.Errorf("executor: process launch %s: %w", id, err))
 	}
 	env := append(append(append([]string(nil), p.env...), mesosEnv(t, t.Sandbox)...), taskEnv...)
 
@@ -145,11 +139,11 @@ func (p *Process) Launch(ctx context.Context, t Task, report Report) error {
 
 	if err := Fetch(ctx, t.Sandbox, ci.URIs, http.DefaultClient); err != nil {
 		unreserve()
-		return p.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: %w", id, err))
 	}
-	if err := linkVolumes(t.Info.Container, t.Sandbox); err != nil {
+	if err := linkVolumes(t.Info.Container, t.Sandbox, t.ParentSandbox); err != nil {
 		unreserve()
-		return p.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: %w", id, err))
 	}
 	report(id, Status{State: mesos.TASK_STARTING})
 	cmd, err := commandFor(ci, t.Sandbox, env)
@@ -164,7 +158,7 @@ func (p *Process) Launch(ctx context.Context, t Task, report Report) error {
 	}
 	if err != nil {
 		unreserve()
-		return p.fail(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: failed to launch command: %w", id, err))
+		return launchFailed(id, report, mesos.REASON_CONTAINER_LAUNCH_FAILED, fmt.Errorf("executor: process launch %s: failed to launch command: %w", id, err))
 	}
 	cpus, mem := taskLimits(t.Info)
 	pt := &procTask{
@@ -269,7 +263,7 @@ func (p *Process) wait(pt *procTask, log *logrus.Entry) {
 	defer p.wg.Done()
 	defer func() {
 		if r := recover(); r != nil {
-			log.WithField("panic", r).Error("process waiter panicked")
+			log.WithField("panic", r).WithField("stack", string(debug.Stack())).Error("process waiter panicked")
 		}
 	}()
 	err := pt.cmd.Wait()
@@ -376,7 +370,7 @@ func (p *Process) kill(pt *procTask, grace time.Duration, byHealth bool) {
 func (p *Process) healthLoop(ctx context.Context, pt *procTask, hc *mesos.HealthCheck, pr probe, log *logrus.Entry) {
 	defer func() {
 		if r := recover(); r != nil {
-			log.WithField("panic", r).Error("health checker panicked")
+			log.WithField("panic", r).WithField("stack", string(debug.Stack())).Error("health checker panicked")
 		}
 	}()
 	h := &healthChecker{

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,7 +187,7 @@ func TestProcessKill(t *testing.T) {
 			p.mu.Lock()
 			pgid := p.tasks["k"].pgid
 			p.mu.Unlock()
-			time.Sleep(50 * time.Millisecond) // let the shell start its children
+			waitGroupRuns(t, pgid, "sleep") // the shell started its children
 			if err := p.Kill(context.Background(), "k", tc.grace); err != nil {
 				t.Fatal(err)
 			}
@@ -233,7 +234,12 @@ func TestProcessKillGraceUsesClock(t *testing.T) {
 	if err := p.Kill(context.Background(), "g", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// SIGTERM sent (and ignored); the SIGKILL waits on the fake clock.
+	for deadline := time.Now().Add(10 * time.Second); c.Waiters() != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no grace timer on the clock after 10 s (%d timers)", c.Waiters())
+		}
+	}
 	if got := states(rec.statuses("g")); len(got) != 2 {
 		t.Fatalf("task ended inside the grace period: %v", got)
 	}
@@ -257,14 +263,19 @@ func TestProcessStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
-	second, err := p.Stats(ctx, "busy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	used := second.GetCPUsUserTimeSecs() + second.GetCPUsSystemTimeSecs() - first.GetCPUsUserTimeSecs() - first.GetCPUsSystemTimeSecs()
-	if used <= 0 {
-		t.Errorf("cpu time did not grow: %v then %v", first, second)
+	// CPU time grows (in clock ticks of 10 ms): poll until it has.
+	var second *mesos.ResourceStatistics
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if second, err = p.Stats(ctx, "busy"); err != nil {
+			t.Fatal(err)
+		}
+		used := second.GetCPUsUserTimeSecs() + second.GetCPUsSystemTimeSecs() - first.GetCPUsUserTimeSecs() - first.GetCPUsSystemTimeSecs()
+		if used > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cpu time did not grow in 10 s: %v then %v", first, second)
+		}
 	}
 	if second.GetProcesses() < 2 || second.GetThreads() < 2 {
 		t.Errorf("processes=%d threads=%d, want at least 2 each", second.GetProcesses(), second.GetThreads())
@@ -465,5 +476,34 @@ func TestProcessTCPCheckFailsAndKills(t *testing.T) {
 	st := rec.waitTerminal(t, "tcp-dead", 10*time.Second)
 	if st.State != mesos.TASK_KILLED || st.Healthy == nil || *st.Healthy {
 		t.Fatalf("terminal = %s healthy=%v, want TASK_KILLED healthy=false", st.State, st.Healthy)
+	}
+}
+
+// waitGroupRuns waits until a process of group pgid runs the command name
+// (/proc/<pid>/comm), failing with the group's members after 10 s.
+func waitGroupRuns(t *testing.T, pgid int, name string) {
+	t.Helper()
+	var seen []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		seen = seen[:0]
+		dirs, _ := os.ReadDir("/proc")
+		for _, d := range dirs {
+			pid, err := strconv.Atoi(d.Name())
+			if err != nil {
+				continue
+			}
+			if g, err := syscall.Getpgid(pid); err != nil || g != pgid {
+				continue
+			}
+			comm, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "comm"))
+			c := strings.TrimSpace(string(comm))
+			if c == name {
+				return
+			}
+			seen = append(seen, c)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in process group %d after 10 s; it holds %v", name, pgid, seen)
+		}
 	}
 }

@@ -46,18 +46,15 @@ func NewSimulated(c clock.Clock) *Simulated {
 
 // Launch reports TASK_STARTING then TASK_RUNNING before returning.
 func (s *Simulated) Launch(ctx context.Context, t Task, report Report) error {
-	id := t.Info.TaskID.Value
-	if id == "" {
-		return fmt.Errorf("executor: simulated launch: empty task id")
-	}
-	if report == nil {
-		return fmt.Errorf("executor: simulated launch %s: nil report", id)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("executor: simulated launch %s: %w", id, err)
+	id, err := launchCheck(ctx, "simulated", &t, report)
+	if err != nil {
+		return err
 	}
 	if needsNamespace(&t.Info) {
 		return refuseNamespaced("simulated", id, &t.Info, report)
+	}
+	if t.Group.networked() {
+		return refuseGroupNetwork("simulated", t.Info.TaskID.Value, report)
 	}
 	cpus, mem := taskLimits(t.Info)
 	st := &simTask{report: report, cpusLimit: cpus, memLimit: mem, since: s.clock.Now()}

@@ -83,3 +83,76 @@ func TestProcessVolumes(t *testing.T) {
 		}
 	}
 }
+
+// TestProcessGroupEphemeralVolume: two tasks of a group share an
+// ephemeral volume (SANDBOX_PATH of type PARENT, a directory of the
+// executor's sandbox), as a pod's containers do: what one writes the
+// other reads, each under its own mount path.
+func TestProcessGroupEphemeralVolume(t *testing.T) {
+	t.Parallel()
+	p := newTestProcess(t)
+	parent := t.TempDir()
+	vol := func(cp string) mesos.Volume {
+		st, typ := mesos.Volume_Source_SANDBOX_PATH, mesos.Volume_Source_SandboxPath_PARENT
+		return mesos.Volume{ContainerPath: cp, Mode: mesos.RW.Enum(),
+			Source: &mesos.Volume_Source{Type: st, SandboxPath: &mesos.Volume_Source_SandboxPath{Type: typ, Path: "volumes/v1"}}}
+	}
+	task := func(id, cmd, cp string) Task {
+		tk := processTask(t, id, shellCmd(cmd))
+		tk.Sandbox = filepath.Join(parent, "tasks", id)
+		if err := os.MkdirAll(tk.Sandbox, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		tk.ParentSandbox = parent
+		tk.Info.Container = &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), Volumes: []mesos.Volume{vol(cp)}}
+		return tk
+	}
+	rec := newRecorder()
+	if err := p.Launch(context.Background(), task("writer", "echo shared > jdef-v1/clock", "jdef-v1"), rec.report); err != nil {
+		t.Fatal(err)
+	}
+	if st := rec.waitTerminal(t, "writer", 20*time.Second); st.State != mesos.TASK_FINISHED {
+		t.Fatalf("writer %s %q", st.State, st.Message)
+	}
+	if err := p.Launch(context.Background(), task("reader", "test \"$(cat etc/clock)\" = shared", "etc"), rec.report); err != nil {
+		t.Fatal(err)
+	}
+	if st := rec.waitTerminal(t, "reader", 20*time.Second); st.State != mesos.TASK_FINISHED {
+		t.Fatalf("reader %s %q: it did not read what the writer wrote", st.State, st.Message)
+	}
+	if b, err := os.ReadFile(filepath.Join(parent, "volumes", "v1", "clock")); err != nil || string(b) != "shared\n" {
+		t.Fatalf("the volume lives in the executor's sandbox: %q %v", b, err)
+	}
+	// Without a group there is no parent sandbox to share.
+	lone := task("lone", "true", "x")
+	lone.ParentSandbox = ""
+	_ = p.Launch(context.Background(), lone, rec.report)
+	if st := rec.waitTerminal(t, "lone", 20*time.Second); st.State != mesos.TASK_FAILED || !strings.Contains(st.Message, "PARENT") {
+		t.Fatalf("lone %s %q, want TASK_FAILED naming PARENT", st.State, st.Message)
+	}
+}
+
+// TestAsDockerTask: the docker executor runs a Mesos-containerizer task
+// with a Docker image (a pod's container) as a Docker container of that
+// image on the host's network; volumes, command and everything else stay.
+func TestAsDockerTask(t *testing.T) {
+	t.Parallel()
+	it, cached := mesos.Image_DOCKER, false
+	info := taskInfo("c", 0.1, 32)
+	info.Container = &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(),
+		Mesos:   &mesos.ContainerInfo_MesosInfo{Image: &mesos.Image{Type: &it, Docker: &mesos.Image_Docker{Name: "flotilla/testapp:dev"}, Cached: &cached}},
+		Volumes: []mesos.Volume{hostVolume("data", "/tmp", mesos.RW)}}
+	got := asDockerTask(info)
+	c := got.GetContainer()
+	if c.GetType() != mesos.ContainerInfo_DOCKER || c.GetDocker().GetImage() != "flotilla/testapp:dev" ||
+		c.GetDocker().GetNetwork() != mesos.ContainerInfo_DockerInfo_HOST || !c.GetDocker().GetForcePullImage() || len(c.Volumes) != 1 || c.Mesos != nil {
+		t.Fatalf("converted container %+v", c)
+	}
+	if info.GetContainer().GetType() != mesos.ContainerInfo_MESOS {
+		t.Fatal("the task's own ContainerInfo was changed")
+	}
+	plain := taskInfo("p", 0.1, 32)
+	if out := asDockerTask(plain); out.Container != nil {
+		t.Fatalf("a task without a container got %+v", out.Container)
+	}
+}
