@@ -90,7 +90,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request, id string) error
 	e, unknown := parseEmbed(r.URL.Query()["embed"])
 	s.unknownEmbeds(r, unknown)
 	b := []byte(`{"app":`)
-	b = s.appendApp(b, m, s.sched.Snapshot().TasksOf(id), e.or(embed{tasks: true, lastTaskFailure: true}), s.depIDFor(id))
+	b = s.appendApp(b, m, s.sched.SnapshotByApp().TasksOf(id), e.or(embed{tasks: true, lastTaskFailure: true}), s.depIDFor(id))
 	b = append(b, '}')
 	writeRaw(w, http.StatusOK, b)
 	return nil
@@ -250,7 +250,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", "/v2/apps"+res.Record.App.ID)
 	w.Header().Set("Marathon-Deployment-Id", res.Deployment.ID)
-	writeRaw(w, http.StatusCreated, s.renderApp(res.Record, s.sched.Snapshot(), embed{}))
+	writeRaw(w, http.StatusCreated, s.renderApp(res.Record, s.sched.SnapshotByApp(), embed{}))
 	return nil
 }
 
@@ -392,7 +392,7 @@ func (s *Server) appTasks(w http.ResponseWriter, r *http.Request, id string) err
 	if m == nil {
 		return notFoundApp(id)
 	}
-	ts := s.sched.Snapshot().TasksOf(id)
+	ts := s.sched.SnapshotByApp().TasksOf(id)
 	b := []byte(`{"tasks":[`)
 	for i := range ts {
 		if i > 0 {
@@ -416,7 +416,7 @@ func (s *Server) killTasks(w http.ResponseWriter, r *http.Request, id string, id
 		return notFoundApp(id)
 	}
 	single := ids != nil
-	ts := s.sched.Snapshot().TasksOf(id)
+	ts := s.sched.SnapshotByApp().TasksOf(id)
 	var killed []framework.Task
 	if single {
 		for _, t := range ts {
