@@ -38,6 +38,7 @@ type Scheduler struct {
 	acksPending sync.WaitGroup
 	persist     *persister // set by Run when Config.Tasks is; used by its goroutine only
 	full        atomic.Pointer[fullSnapshot]
+	fullMu      sync.Mutex // one builder of full at a time
 }
 
 func (cfg Config) withDefaults() Config {
@@ -501,10 +502,18 @@ func (s *Scheduler) Snapshot() *Snapshot {
 	if f := s.full.Load(); f != nil && f.byApp == snap {
 		return f.full
 	}
-	// The flat task list is built outside the lock (snapshot.go), once
-	// per generation; two readers racing may both build it.
+	// The flat task list is built outside the scheduler's lock
+	// (snapshot.go), once per generation: readers arriving together wait
+	// for one of them rather than each copying every task.
+	s.fullMu.Lock()
+	defer s.fullMu.Unlock()
+	if f := s.full.Load(); f != nil && f.byApp == snap {
+		return f.full
+	}
 	f := &fullSnapshot{byApp: snap, full: snap.withTasks()}
-	s.full.Store(f)
+	if cur := s.full.Load(); cur == nil || cur.byApp.Generation <= snap.Generation {
+		s.full.Store(f) // a reader late with an older generation keeps the newer one
+	}
 	return f.full
 }
 
