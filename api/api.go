@@ -28,6 +28,9 @@ import (
 // no desired state (package deploy makes every change that does).
 type Scheduler interface {
 	Snapshot() *framework.Snapshot
+	// SnapshotByApp is Snapshot without its flat task list (Tasks nil;
+	// TasksOf works): what the app lists read.
+	SnapshotByApp() *framework.Snapshot
 	Subscribe(buffer int) *framework.Subscription
 	KillTasks(appID string, taskIDs []string) error
 	ResetDelay(appID string) error
@@ -149,7 +152,7 @@ type Server struct {
 	clk     clock.Clock
 	secrets SecretChecker
 
-	tix             atomic.Pointer[taskIndex]
+	frags           fragments // fragments.go: apps as lists render them
 	lsnap           atomic.Pointer[agedSnapshot]
 	lsnapRefreshing atomic.Bool
 	hub             hub
@@ -162,6 +165,9 @@ type Server struct {
 	// noFragments turns kept fragments off (fragments.go): the benchmark's
 	// A/B of one run.
 	noFragments atomic.Bool
+	// flatSnapshots makes the app lists read Snapshot (with its flat task
+	// list) instead of SnapshotByApp: the benchmark's A/B of one run.
+	flatSnapshots atomic.Bool
 	// loggedEmbeds are the unknown embeds already logged (render_embed.go).
 	loggedEmbeds  sync.Map
 	loggedEmbedsN atomic.Int64
@@ -239,6 +245,17 @@ type agedSnapshot struct {
 	at   time.Time
 }
 
+// appsSnapshot is the snapshot the app lists (GET /v2/apps, the group
+// tree) render: without the flat task list, which they do not read (each
+// app's tasks come from TasksOf), so a fresh one costs only the apps that
+// changed since the last. With ListSnapshotMaxAge, the aged one.
+func (s *Server) appsSnapshot() *framework.Snapshot {
+	if s.cfg.ListSnapshotMaxAge > 0 || s.flatSnapshots.Load() {
+		return s.listSnapshot()
+	}
+	return s.sched.SnapshotByApp()
+}
+
 // listSnapshot is the snapshot list endpoints render (ListSnapshotMaxAge).
 func (s *Server) listSnapshot() *framework.Snapshot {
 	if s.cfg.ListSnapshotMaxAge <= 0 {
@@ -264,7 +281,6 @@ func (s *Server) listSnapshot() *framework.Snapshot {
 			defer s.recoverLoop("refresh list snapshot")
 			at := s.now()
 			s.lsnap.Store(&agedSnapshot{snap: s.sched.Snapshot(), at: at})
-			s.taskIndex(s.lsnap.Load().snap)
 		}()
 	}
 	return cur.snap

@@ -35,7 +35,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{Status: http.StatusBadRequest, Message: "Invalid label selector",
 			Details: []appspec.Detail{{Path: "label", Errors: []string{err.Error()}}}}
 	}
-	ti := s.taskIndex(s.listSnapshot())
+	tasks := s.appsSnapshot().Cursor() // metas are sorted by id
 	metas := s.dep.Apps()
 	deps := s.dep.DeploymentsByApp()
 
@@ -44,7 +44,6 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 	_, _ = bw.WriteString(`{"apps":[`)
 	buf := make([]byte, 0, 8<<10)
 	first := true
-	keep := ti.frags.keep(e)
 	for _, m := range metas {
 		if m.App.Pod != nil {
 			continue // pods.go: /v2/pods
@@ -67,10 +66,9 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 			depID = deps[m.App.ID]
 		}
 		// A kept fragment is written as it is (fragments.go).
-		f, tf := s.keptFragment(ti, m, e, depID)
-		if f == nil {
-			buf = s.renderListed(buf[:0], ti, m, e, depID, tf, keep)
-			f = buf
+		f, rendered := s.listedApp(buf, tasks, m, e, depID)
+		if rendered {
+			buf = f
 		}
 		if _, err := bw.Write(f); err != nil {
 			return nil // the client went away; nothing more can be said to it
@@ -92,7 +90,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request, id string) error
 	e, unknown := parseEmbed(r.URL.Query()["embed"])
 	s.unknownEmbeds(r, unknown)
 	b := []byte(`{"app":`)
-	b = s.appendApp(b, m, s.sched.Snapshot().TasksOf(id), e.or(embed{tasks: true, lastTaskFailure: true}), s.depIDFor(id))
+	b = s.appendApp(b, m, s.sched.SnapshotByApp().TasksOf(id), e.or(embed{tasks: true, lastTaskFailure: true}), s.depIDFor(id))
 	b = append(b, '}')
 	writeRaw(w, http.StatusOK, b)
 	return nil
@@ -252,7 +250,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", "/v2/apps"+res.Record.App.ID)
 	w.Header().Set("Marathon-Deployment-Id", res.Deployment.ID)
-	writeRaw(w, http.StatusCreated, s.renderApp(res.Record, s.sched.Snapshot(), embed{}))
+	writeRaw(w, http.StatusCreated, s.renderApp(res.Record, s.sched.SnapshotByApp(), embed{}))
 	return nil
 }
 
@@ -394,7 +392,7 @@ func (s *Server) appTasks(w http.ResponseWriter, r *http.Request, id string) err
 	if m == nil {
 		return notFoundApp(id)
 	}
-	ts := s.sched.Snapshot().TasksOf(id)
+	ts := s.sched.SnapshotByApp().TasksOf(id)
 	b := []byte(`{"tasks":[`)
 	for i := range ts {
 		if i > 0 {
@@ -418,7 +416,7 @@ func (s *Server) killTasks(w http.ResponseWriter, r *http.Request, id string, id
 		return notFoundApp(id)
 	}
 	single := ids != nil
-	ts := s.sched.Snapshot().TasksOf(id)
+	ts := s.sched.SnapshotByApp().TasksOf(id)
 	var killed []framework.Task
 	if single {
 		for _, t := range ts {

@@ -202,7 +202,8 @@ func percentile(lat []time.Duration, p float64) float64 {
 
 // BenchmarkListApps is GET /v2/apps with 10,000 apps and 100,000 tasks,
 // over loopback HTTP, body read whole by the client. Reports p50/p99
-// latency, response size and the process's RSS. Run it alone:
+// latency, response size and the process's RSS, the last variant while
+// one status update per 10 ms reaches the scheduler. Run it alone:
 //
 //	go test -run '^$' -bench ListApps -benchtime 200x ./api/
 func BenchmarkListApps(b *testing.B) {
@@ -216,8 +217,14 @@ func BenchmarkListApps(b *testing.B) {
 		{"labelFilter", "/v2/apps?label=team==7"},
 		// The group tree of the same apps (100 groups), with their tasks.
 		{"groupsEmbedTasks", "/v2/groups?embed=group.groups&embed=group.apps.tasks"},
+		// The plain list while one status update every 10 ms reaches the
+		// scheduler: nearly every request sees a new snapshot.
+		{"churn", "/v2/apps"},
 	} {
 		b.Run(q.name, func(b *testing.B) {
+			if q.name == "churn" {
+				defer bs.churn()()
+			}
 			client := &http.Client{}
 			lat := make([]time.Duration, 0, b.N)
 			var size int64
@@ -234,6 +241,7 @@ func BenchmarkListApps(b *testing.B) {
 			b.ReportMetric(float64(size)/(1<<20), "MiB/resp")
 			b.ReportMetric(rss, "rss-MiB")
 			b.ReportMetric(hwm, "peak-rss-MiB")
+			b.ReportMetric(loadAvg(), "load1")
 		})
 	}
 }
@@ -264,63 +272,116 @@ func BenchmarkGroupsFragmentsAB(b *testing.B) {
 		without = append(without, d)
 	}
 	b.StopTimer()
-	b.ReportMetric(percentile(with, 0.5), "A-p50-ms")
-	b.ReportMetric(percentile(with, 0.99), "A-p99-ms")
-	b.ReportMetric(percentile(without, 0.5), "B-p50-ms")
-	b.ReportMetric(percentile(without, 0.99), "B-p99-ms")
-	b.ReportMetric(percentile(with, 0.5)/percentile(without, 0.5), "A/B-p50")
-	b.ReportMetric(percentile(with, 0.99)/percentile(without, 0.99), "A/B-p99")
+	reportAB(b, with, without)
 }
 
-// BenchmarkListAppsChurn is the same list while the scheduler keeps
-// changing (one status update every 10 ms), so every request may see a
-// new snapshot: what the framework's Snapshot costs with 100,000 tasks
-// shows up here.
-func BenchmarkListAppsChurn(b *testing.B) {
-	const apps, perApp = 10000, 10
-	bs := setupBench(b, apps, perApp)
-	defer bs.stop()
+// reportAB reports p50/p99 of the A and B latencies of one run and their
+// ratios.
+func reportAB(b *testing.B, a, old []time.Duration) {
+	b.ReportMetric(percentile(a, 0.5), "A-p50-ms")
+	b.ReportMetric(percentile(a, 0.99), "A-p99-ms")
+	b.ReportMetric(percentile(old, 0.5), "B-p50-ms")
+	b.ReportMetric(percentile(old, 0.99), "B-p99-ms")
+	b.ReportMetric(percentile(a, 0.5)/percentile(old, 0.5), "A/B-p50")
+	b.ReportMetric(percentile(a, 0.99)/percentile(old, 0.99), "A/B-p99")
+}
+
+// churn sends one status update every 10 ms (a task's health flipping,
+// round robin over all tasks) until stop is called, which returns how
+// many were sent. Each update is a new scheduler generation.
+func (bs *benchState) churn() (stop func() int) {
 	ids := bs.sched.Snapshot().Tasks
-	stop := make(chan struct{})
-	done := make(chan struct{})
+	quit := make(chan struct{})
+	done := make(chan int)
 	go func() {
-		defer close(done)
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		healthy := []bool{true, false}
 		for i := 0; ; i++ {
 			select {
-			case <-stop:
+			case <-quit:
+				done <- i
 				return
 			case <-tick.C:
 				t := ids[i%len(ids)]
 				st := framework.TestStatus(t.ID, t.AgentID, mesos.TASK_RUNNING, false)
-				st.Healthy = &healthy[i%2]
+				st.Healthy = &healthy[(i/len(ids))%2]
 				bs.in <- framework.UpdateInput(st)
 			}
 		}
 	}()
-	for _, v := range []struct {
-		name   string
-		maxAge time.Duration
-	}{{"fresh", 0}, {"maxAge1s", time.Second}} {
-		b.Run(v.name, func(b *testing.B) {
-			bs.srv.cfg.ListSnapshotMaxAge = v.maxAge
-			client := &http.Client{}
-			lat := make([]time.Duration, 0, b.N)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				d, _ := timedGet(b, client, bs.url+"/v2/apps")
-				lat = append(lat, d)
-			}
-			b.StopTimer()
-			b.ReportMetric(percentile(lat, 0.5), "p50-ms")
-			b.ReportMetric(percentile(lat, 0.99), "p99-ms")
-			rss, hwm := rssMiB()
-			b.ReportMetric(rss, "rss-MiB")
-			b.ReportMetric(hwm, "peak-rss-MiB")
-		})
+	return func() int { close(quit); return <-done }
+}
+
+// loadAvg is the machine's 1-minute load average (/proc/loadavg), so a
+// figure can be read beside how busy the shared machine was.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
 	}
-	close(stop)
-	<-done
+	f, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
+	return f
+}
+
+// BenchmarkListAppsChurn is GET /v2/apps (10,000 apps, 100,000 tasks)
+// while the scheduler keeps changing (one status update every 10 ms), so
+// nearly every request sees a new snapshot. A (what serve runs): the
+// list reads SnapshotByApp, whose task parts are rebuilt only for the
+// apps an update touched, and copies every other app's kept fragment. B:
+// the list reads Snapshot (every task copied into one flat list per
+// generation) and renders every app. Requests alternate A and B, so both
+// see the same load; p50/p99 of each and the ratios are reported, and
+// the fresh list without churn (A) beside them. Run it alone:
+//
+//	FLOTILLA_BENCH_UPDATE_BUDGET=20s go test -run '^$' -bench 'ListAppsChurn' -benchtime 300x -timeout 30m -v ./api/
+func BenchmarkListAppsChurn(b *testing.B) {
+	const apps, perApp = 10000, 10
+	bs := setupBench(b, apps, perApp)
+	defer bs.stop()
+	defer bs.srv.noFragments.Store(false)
+	defer bs.srv.flatSnapshots.Store(false)
+	client := &http.Client{}
+	url := bs.url + "/v2/apps"
+	b.Run("noChurn", func(b *testing.B) {
+		var lat []time.Duration
+		for i := 0; i < b.N; i++ {
+			d, _ := timedGet(b, client, url)
+			lat = append(lat, d)
+		}
+		b.ReportMetric(percentile(lat, 0.5), "p50-ms")
+		b.ReportMetric(percentile(lat, 0.99), "p99-ms")
+		b.ReportMetric(loadAvg(), "load1")
+	})
+	b.Run("churnAB", func(b *testing.B) {
+		gen0 := bs.sched.SnapshotByApp().Generation
+		stop := bs.churn()
+		var a, old []time.Duration
+		var gensA int
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			bs.srv.noFragments.Store(false)
+			bs.srv.flatSnapshots.Store(false)
+			g := bs.sched.SnapshotByApp().Generation
+			d, _ := timedGet(b, client, url)
+			a = append(a, d)
+			if bs.sched.SnapshotByApp().Generation != g {
+				gensA++
+			}
+			bs.srv.noFragments.Store(true)
+			bs.srv.flatSnapshots.Store(true)
+			d, _ = timedGet(b, client, url)
+			old = append(old, d)
+		}
+		b.StopTimer()
+		sent := stop()
+		gens := bs.sched.SnapshotByApp().Generation - gen0
+		if b.N >= 20 && (sent == 0 || gens == 0) { // make bench's 1x may end before the first tick
+			b.Fatalf("no churn: %d updates sent, %d new generations", sent, gens)
+		}
+		b.Logf("churn: %d updates sent, %d generations; the state changed during %d of %d A lists; load average %.1f",
+			sent, gens, gensA, b.N, loadAvg())
+		reportAB(b, a, old)
+		b.ReportMetric(loadAvg(), "load1")
+	})
 }

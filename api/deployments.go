@@ -50,7 +50,7 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) error {
 	var snapHealth func(*deploy.Deployment) string
 	readiness := func(string) []readinessResult { return []readinessResult{} }
 	if len(ds) > 0 {
-		snap := s.sched.Snapshot()
+		snap := s.sched.SnapshotByApp()
 		readiness = func(appID string) []readinessResult { return readinessResults(s.dep.App(appID), snap.TasksOf(appID)) }
 		snapHealth = func(d *deploy.Deployment) string {
 			m := s.dep.App(d.AppID)

@@ -5,28 +5,31 @@ import (
 	"sync/atomic"
 
 	"github.com/flotilla-sched/flotilla/deploy"
+	"github.com/flotilla-sched/flotilla/framework"
 )
 
-// Rendered apps are kept per snapshot, so that repeated lists of the same
-// state — GET /v2/apps and the group tree GET /v2/groups, which show the
-// same apps — copy bytes instead of encoding 100,000 tasks again (28 ms
-// of a 60 ms answer for 10,000 apps, measured under load). A fragment
-// belongs to one task index (one snapshot): when tasks change, the index
-// and its fragments are replaced whole. Within it, a fragment is used
-// only while the app's record, its deployment and its last failure are
-// the ones it was rendered from. taskStats is never kept: its life times
-// move with the clock.
+// Rendered apps are kept, so that lists — GET /v2/apps and the group tree
+// GET /v2/groups, which show the same apps — copy bytes instead of
+// encoding 100,000 tasks again (28 ms of a 60 ms answer for 10,000 apps,
+// measured under load). A fragment is used only while the app's record,
+// its deployment, its last failure and its tasks are the ones it was
+// rendered from. The tasks are compared by identity: the scheduler's
+// snapshots share an app's task part until one of its tasks changes
+// (framework.SameTasks), so under churn — a new snapshot for nearly
+// every list — only the apps whose tasks changed are rendered again.
+// taskStats is never kept: its life times move with the clock.
 //
-// A snapshot listed once is not kept (under churn every list sees a new
-// snapshot, and copying would only cost): fragments are stored from the
-// second list of a snapshot on, up to maxFragmentBytes per snapshot.
+// Fragments of removed apps are not looked for: when the kept bytes pass
+// maxFragmentBytes, every fragment is dropped and the next lists keep
+// what they render again.
 const maxFragmentBytes = 96 << 20
 
 type fragments struct {
-	m     sync.Map // fragKey → *fragment
+	// A plain map under a lock, not a sync.Map: boxing the key for a
+	// sync.Map allocated once per app per list.
+	mu    sync.RWMutex
+	m     map[fragKey]*fragment
 	bytes atomic.Int64
-	mu    sync.Mutex
-	lists map[embed]int // lists rendered per embed
 }
 
 type fragKey struct {
@@ -38,54 +41,71 @@ type fragment struct {
 	rec   *deploy.Record
 	depID string
 	tf    []byte
+	ts    []framework.Task
 	b     []byte
 }
 
-// keep reports whether lists with e should store their fragments, and
-// counts this list.
-func (f *fragments) keep(e embed) bool {
-	if e.taskStats {
-		return false
-	}
+// store keeps f for k.
+func (f *fragments) store(k fragKey, fr *fragment) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.lists == nil {
-		f.lists = map[embed]int{}
+	if f.m == nil || f.bytes.Load() > maxFragmentBytes {
+		f.m = map[fragKey]*fragment{}
+		f.bytes.Store(0)
 	}
-	f.lists[e]++
-	return f.lists[e] > 1 && f.bytes.Load() < maxFragmentBytes
+	if old := f.m[k]; old != nil {
+		f.bytes.Add(-int64(len(old.b)))
+	}
+	f.m[k] = fr
+	f.bytes.Add(int64(len(fr.b)))
+}
+
+func (f *fragments) load(k fragKey) *fragment {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.m[k]
 }
 
 func sameBytes(a, b []byte) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
-// keptFragment is m's kept fragment when it is current; otherwise nil,
-// and the last failure to render m with.
-func (s *Server) keptFragment(ti *taskIndex, m *deploy.Record, e embed, depID string) (frag, tf []byte) {
+// keptFragment is m's kept fragment when it is current for the tasks ts;
+// otherwise nil, and the last failure to render m with.
+func (s *Server) keptFragment(m *deploy.Record, ts []framework.Task, e embed, depID string) (frag, tf []byte) {
 	if e.lastTaskFailure {
 		tf = s.lastTF.get(m.App.ID)
 	}
 	if e.taskStats || s.noFragments.Load() {
 		return nil, tf
 	}
-	if v, ok := ti.frags.m.Load(fragKey{m.App.ID, e}); ok {
-		if f := v.(*fragment); f.rec == m && f.depID == depID && sameBytes(f.tf, tf) {
+	if f := s.frags.load(fragKey{m.App.ID, e}); f != nil {
+		if f.rec == m && f.depID == depID && sameBytes(f.tf, tf) && framework.SameTasks(f.ts, ts) {
 			return f.b, tf
 		}
 	}
 	return nil, tf
 }
 
-// renderListed renders m with its last failure tf and keeps the result
-// when store says so.
-func (s *Server) renderListed(b []byte, ti *taskIndex, m *deploy.Record, e embed, depID string, tf []byte, store bool) []byte {
+// renderListed renders m with its tasks ts and last failure tf, and keeps
+// the result.
+func (s *Server) renderListed(b []byte, m *deploy.Record, ts []framework.Task, e embed, depID string, tf []byte) []byte {
 	start := len(b)
-	b = s.appendAppFailure(b, m, ti.byApp[m.App.ID], e, depID, tf)
-	if store && !e.taskStats && !s.noFragments.Load() {
-		f := &fragment{rec: m, depID: depID, tf: tf, b: append([]byte(nil), b[start:]...)}
-		ti.frags.m.Store(fragKey{m.App.ID, e}, f)
-		ti.frags.bytes.Add(int64(len(f.b)))
+	b = s.appendAppFailure(b, m, ts, e, depID, tf)
+	if !e.taskStats && !s.noFragments.Load() {
+		s.frags.store(fragKey{m.App.ID, e}, &fragment{rec: m, depID: depID, tf: tf, ts: ts, b: append([]byte(nil), b[start:]...)})
 	}
 	return b
+}
+
+// listedApp is m as a list shows it: its kept fragment when current
+// (rendered false), else rendered into buf[:0] and kept (rendered true:
+// the result is buf, perhaps grown, to be reused for the next app).
+func (s *Server) listedApp(buf []byte, tasks *framework.TaskCursor, m *deploy.Record, e embed, depID string) (b []byte, rendered bool) {
+	ts := tasks.TasksOf(m.App.ID)
+	f, tf := s.keptFragment(m, ts, e, depID)
+	if f != nil {
+		return f, false
+	}
+	return s.renderListed(buf[:0], m, ts, e, depID, tf), true
 }

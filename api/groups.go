@@ -12,6 +12,7 @@ import (
 
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/deploy"
+	"github.com/flotilla-sched/flotilla/framework"
 )
 
 // groupNode is one group of the tree GET /v2/groups answers: the groups
@@ -104,14 +105,13 @@ func parseGroupEmbed(values []string) (groupEmbed, []string) {
 // buffer and written out, so the answer for 10,000 apps and their tasks is
 // never built whole in memory (as GET /v2/apps does).
 type groupWriter struct {
-	s    *Server
-	bw   *bufio.Writer
-	buf  []byte
-	e    groupEmbed
-	ti   *taskIndex
-	keep bool // store the fragments rendered (fragments.go)
-	deps map[string]string
-	err  error
+	s     *Server
+	bw    *bufio.Writer
+	buf   []byte
+	e     groupEmbed
+	tasks *framework.TaskCursor
+	deps  map[string]string
+	err   error
 }
 
 var comma = []byte{','}
@@ -155,9 +155,8 @@ func (gw *groupWriter) group(n *groupNode) {
 			// the UI's tree shows them. A kept fragment is written as it
 			// is, not copied first.
 			depID := gw.deps[r.App.ID]
-			f, tf := gw.s.keptFragment(gw.ti, r, gw.e.app, depID)
-			if f == nil {
-				f = gw.s.renderListed(gw.buf[:0], gw.ti, r, gw.e.app, depID, tf, gw.keep)
+			f, rendered := gw.s.listedApp(gw.buf, gw.tasks, r, gw.e.app, depID)
+			if rendered {
 				gw.buf = f
 			}
 			gw.write(f)
@@ -191,8 +190,7 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) err
 	s.unknownEmbeds(r, unknown)
 	gw := &groupWriter{s: s, e: ge, deps: s.dep.DeploymentsByApp(), buf: make([]byte, 0, 8<<10)}
 	if gw.e.apps {
-		gw.ti = s.taskIndex(s.listSnapshot())
-		gw.keep = gw.ti.frags.keep(gw.e.app)
+		gw.tasks = s.appsSnapshot().Cursor()
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)

@@ -74,7 +74,7 @@ func (s *Server) findLogTask(appID, taskID, stream string) (*logTarget, error) {
 		return nil, errorf(http.StatusBadRequest, "stream must be stdout or stderr, got %q", stream)
 	}
 	t := &logTarget{appID: appID, taskID: taskID}
-	for _, task := range s.sched.Snapshot().TasksOf(appID) {
+	for _, task := range s.sched.SnapshotByApp().TasksOf(appID) {
 		if task.ID == taskID {
 			t.agentID, t.active = task.AgentID, task.Active()
 			break
@@ -332,7 +332,7 @@ func (s *Server) taskLogs(w http.ResponseWriter, r *http.Request, appID, taskID 
 // taskActive reports whether the task is still in the scheduler's view
 // and not terminal.
 func (s *Server) taskActive(appID, taskID string) bool {
-	for _, t := range s.sched.Snapshot().TasksOf(appID) {
+	for _, t := range s.sched.SnapshotByApp().TasksOf(appID) {
 		if t.ID == taskID {
 			return t.Active()
 		}

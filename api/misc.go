@@ -53,7 +53,7 @@ func reasons(s offers.Summary) []reasonJSON {
 
 // queue serves GET /v2/queue from the scheduler's snapshot.
 func (s *Server) queue(w http.ResponseWriter, r *http.Request) error {
-	snap := s.sched.Snapshot()
+	snap := s.sched.SnapshotByApp()
 	now := s.now()
 	out := make([]queueEntryJSON, 0, len(snap.Queue))
 	for _, q := range snap.Queue {

@@ -16,39 +16,6 @@ import (
 	"github.com/flotilla-sched/flotilla/store"
 )
 
-// taskIndex maps each app to its tasks in one snapshot, built in one
-// pass over the tasks and shared by every list request that sees the
-// same snapshot (the scheduler republishes only on change).
-type taskIndex struct {
-	snap  *framework.Snapshot
-	byApp map[string][]framework.Task
-	frags fragments // fragments.go: apps rendered from this snapshot
-}
-
-func (s *Server) taskIndex(snap *framework.Snapshot) *taskIndex {
-	if ti := s.tix.Load(); ti != nil && ti.snap == snap {
-		return ti
-	}
-	ti := &taskIndex{snap: snap, byApp: make(map[string][]framework.Task, len(snap.Apps))}
-	ts := snap.Tasks
-	for i := 0; i < len(ts); {
-		j := i + 1
-		for j < len(ts) && ts[j].AppID == ts[i].AppID {
-			j++
-		}
-		if prev, ok := ti.byApp[ts[i].AppID]; ok {
-			// Not contiguous (ids outside Flotilla's scheme): copy, never
-			// append into the snapshot's array.
-			ti.byApp[ts[i].AppID] = append(append([]framework.Task(nil), prev...), ts[i:j]...)
-		} else {
-			ti.byApp[ts[i].AppID] = ts[i:j:j]
-		}
-		i = j
-	}
-	s.tix.Store(ti)
-	return ti
-}
-
 // counts are Marathon's tasksStaged, tasksRunning, tasksHealthy, tasksUnhealthy.
 type counts struct{ staged, running, healthy, unhealthy int }
 

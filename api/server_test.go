@@ -333,7 +333,8 @@ func TestZooKeeperStore(t *testing.T) {
 
 type panickySched struct{ *framework.Scheduler }
 
-func (panickySched) Snapshot() *framework.Snapshot { panic("snapshot exploded") }
+func (panickySched) Snapshot() *framework.Snapshot      { panic("snapshot exploded") }
+func (panickySched) SnapshotByApp() *framework.Snapshot { panic("snapshot exploded") }
 
 // A panic in a handler is answered with a 500 and logged with its stack,
 // and the server keeps serving.

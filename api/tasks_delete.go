@@ -72,7 +72,7 @@ func (s *Server) deleteTasks(w http.ResponseWriter, r *http.Request) error {
 		apps = append(apps, a)
 	}
 	sort.Strings(apps)
-	snap := s.sched.Snapshot()
+	snap := s.sched.SnapshotByApp()
 	// Every id is checked before anything is killed: nothing half-done.
 	for _, a := range apps {
 		known := map[string]bool{}

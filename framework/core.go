@@ -81,6 +81,7 @@ type core struct {
 	gen     uint64 // bumped on every visible change
 	snapGen uint64
 	snap    *Snapshot
+	parts   snapParts // snapshot.go: what the next snapshot reuses
 }
 
 type agentInfo struct {
@@ -199,6 +200,7 @@ func (c *core) putApp(now time.Time, app *appspec.App) {
 		as = &appState{id: app.ID, tasks: map[string]*taskState{}}
 		c.apps[app.ID] = as
 		c.appList = append(c.appList, as)
+		c.appSetChanged()
 	}
 	if as.app == nil || as.app.Version != app.Version {
 		// A new version starts with a clean backoff, as Marathon does.
@@ -242,6 +244,7 @@ func (c *core) setTask(as *appState, ts *taskState, t Task) {
 		c.recOps = append(c.recOps, recordOp{rec: recordOf(t)})
 	}
 	ts.t = t
+	c.touch(t.AppID)
 }
 
 // recordAdded persists a task the scheduler just launched or adopted.
@@ -278,6 +281,7 @@ func (c *core) dropAppIfDone(as *appState) {
 	if as.app == nil && len(as.tasks) == 0 {
 		delete(c.apps, as.id)
 		as.gone, c.appsGone = true, true
+		c.appSetChanged()
 	}
 }
 
@@ -686,6 +690,7 @@ func backoffDelay(app *appspec.App, n int, globalCap time.Duration) time.Duratio
 func (c *core) addTask(as *appState, ts *taskState) {
 	c.tasks[ts.t.ID] = ts
 	as.tasks[ts.t.ID] = ts
+	c.touch(ts.t.AppID)
 	as.counts = as.counts.add(countsOf(as.app, ts.t), 1)
 	as.statusChanged = true
 	as.dirty = true
@@ -703,6 +708,7 @@ func (c *core) removeTask(now time.Time, ts *taskState) {
 	delete(c.recon.pending, id)
 	c.placedValid = false
 	c.gen++
+	c.touch(ts.t.AppID)
 	if as := c.apps[ts.t.AppID]; as != nil {
 		delete(as.tasks, id)
 		as.counts = as.counts.add(countsOf(as.app, ts.t), -1)
@@ -1081,35 +1087,39 @@ func (c *core) nextWake() time.Time {
 func (c *core) nextWakeWhy() (time.Time, string) {
 	var next time.Time
 	var why string
-	add := func(t time.Time, name string) {
+	var whyApp *appState // the name is built for the winner only: this runs every step, for every app
+	add := func(t time.Time, name string, as *appState) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
-			next, why = t, name
+			next, why, whyApp = t, name, as
 		}
 	}
-	add(c.nextUnreach, "unreachable deadline")
-	add(c.reviveAt, "throttled revive")
+	add(c.nextUnreach, "unreachable deadline", nil)
+	add(c.reviveAt, "throttled revive", nil)
 	if c.connected {
-		add(c.nextKill, "kill retry")
+		add(c.nextKill, "kill retry", nil)
 		if len(c.recon.pending) > 0 {
-			add(c.recon.next, "explicit reconciliation retry")
+			add(c.recon.next, "explicit reconciliation retry", nil)
 		}
-		add(c.recon.nextImplicit, "implicit reconciliation")
+		add(c.recon.nextImplicit, "implicit reconciliation", nil)
 		if len(c.unreachable) > 0 {
-			add(c.nextUnreachRecon, "unreachable reconciliation")
+			add(c.nextUnreachRecon, "unreachable reconciliation", nil)
 		}
 	}
-	add(c.settleUntil, "reconciliation settle")
+	add(c.settleUntil, "reconciliation settle", nil)
 	for _, as := range c.appList {
 		if as.gone {
 			continue
 		}
-		add(as.next, "app "+as.id+": decision")
+		add(as.next, "decision", as)
 		if as.need > 0 {
-			add(as.backoffUntil, "app "+as.id+": backoff")
+			add(as.backoffUntil, "backoff", as)
 		}
 		if as.failures > 0 {
-			add(as.resetAt, "app "+as.id+": backoff reset")
+			add(as.resetAt, "backoff reset", as)
 		}
+	}
+	if whyApp != nil {
+		why = "app " + whyApp.id + ": " + why
 	}
 	return next, why
 }
@@ -1133,6 +1143,7 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 				t := ts.t
 				t.Host = ai.host
 				ts.t = t
+				c.touch(t.AppID)
 				ts.attrs = ai.attrs
 				c.placedValid = false
 			}
@@ -1312,33 +1323,6 @@ func (c *core) launched(appID string) {
 		as.reason = ""
 		c.gen++
 	}
-}
-
-// ---- snapshot ----
-
-func (c *core) snapshot(now time.Time) *Snapshot {
-	if c.snap != nil && c.snapGen == c.gen {
-		return c.snap
-	}
-	s := &Snapshot{At: now, Connected: c.connected, Suppressed: c.suppressed, Generation: c.gen,
-		Settled: c.connected && c.settleUntil.IsZero()}
-	for _, id := range slices.Sorted(maps.Keys(c.apps)) {
-		as := c.apps[id]
-		if as.app != nil {
-			s.Apps = append(s.Apps, as.app)
-			s.Status = append(s.Status, statusOf(as))
-		}
-		if q := c.queueEntry(now, as); q.Count > 0 {
-			s.Queue = append(s.Queue, q)
-		}
-	}
-	s.Tasks = make([]Task, 0, len(c.tasks))
-	for _, ts := range c.tasks {
-		s.Tasks = append(s.Tasks, ts.t)
-	}
-	sort.Slice(s.Tasks, func(i, j int) bool { return s.Tasks[i].ID < s.Tasks[j].ID })
-	c.snap, c.snapGen = s, c.gen
-	return s
 }
 
 // agentURL turns an offer's agent URL into http(s)://host:port, preferring

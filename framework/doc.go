@@ -33,7 +33,13 @@
 // HTTP round trip per status update would otherwise bound the loop.
 //
 // Readers never touch that state: Snapshot returns an immutable copy and
-// Subscribe an event stream that never blocks the loop.
+// Subscribe an event stream that never blocks the loop. Snapshots are
+// built incrementally (snapshot.go): each app's tasks are an immutable
+// part shared with the previous snapshot until one of them changes, so a
+// new generation costs the apps a step touched, not every task.
+// SnapshotByApp skips the flat list of every task (read each app's with
+// TasksOf or a Cursor); SameTasks tells a reader an app's tasks did not
+// change between two snapshots.
 //
 // A new app version rolls (decideApp, rollDecision): old tasks are killed
 // and new ones launched within upgradeStrategy's healthy minimum and

@@ -111,6 +111,13 @@ type Snapshot struct {
 	// reused by one scheduler), so a reader can ask "anything newer than
 	// G?" — how standbys follow the leader's view.
 	Generation uint64
+
+	// byApp is every app's tasks, set by the scheduler (snapshot.go);
+	// nil in snapshots built by hand or decoded. It answers TasksOf only
+	// while Tasks is the slice it was built with (tasksOf): a copy whose
+	// Tasks was replaced is searched in Tasks.
+	byApp   []appTasks
+	tasksOf []Task
 }
 
 // App returns the app with the given id, or nil.
@@ -131,12 +138,18 @@ func (s *Snapshot) StatusOf(appID string) (AppStatus, bool) {
 	return AppStatus{}, false
 }
 
-// TasksOf returns the tasks of one app: a window of Tasks, found by the
+// TasksOf returns the tasks of one app, sorted by id. In a snapshot of
+// Scheduler.SnapshotByApp (whose Tasks is nil) it is the only way to read
+// them. Otherwise it is a window of Tasks, found by the
 // app's task id prefix (ids are sorted, and an app's ids share the
 // prefix), so it is read-only like the rest of the snapshot. Snapshots
 // built by hand must keep both properties (ids of NewTaskID's scheme,
 // sorted) for it to find them.
 func (s *Snapshot) TasksOf(appID string) []Task {
+	if s.byApp != nil && SameTasks(s.Tasks, s.tasksOf) {
+		ts, _ := s.part(appID)
+		return ts[:len(ts):len(ts)]
+	}
 	prefix := TaskIDPrefix(appID) + instanceSep
 	ts := s.Tasks
 	i := sort.Search(len(ts), func(i int) bool { return ts[i].ID >= prefix })

@@ -190,6 +190,7 @@ func (c *core) podUpdate(now time.Time, st *mesos.TaskStatus, p *plan) bool {
 		t := ts.t
 		t.Containers = append([]ContainerStatus(nil), pi.containers...)
 		ts.t = t
+		c.touch(t.AppID)
 		return false
 	}
 	cs.heard = true
@@ -223,6 +224,7 @@ func (c *core) podUpdate(now time.Time, st *mesos.TaskStatus, p *plan) bool {
 	t := ts.t
 	t.Containers = append([]ContainerStatus(nil), pi.containers...)
 	ts.t = t
+	c.touch(t.AppID)
 	*st = agg
 	return true
 }

@@ -37,6 +37,8 @@ type Scheduler struct {
 	ackCh       chan ackOp // set by Run, used by its goroutine only
 	acksPending sync.WaitGroup
 	persist     *persister // set by Run when Config.Tasks is; used by its goroutine only
+	full        atomic.Pointer[fullSnapshot]
+	fullMu      sync.Mutex // one builder of full at a time
 }
 
 func (cfg Config) withDefaults() Config {
@@ -496,10 +498,37 @@ func (s *Scheduler) SetReadiness(taskID string, ready bool) error {
 // before and between Runs. It reflects every desired-state call that
 // returned before it, and task state as of the loop's last step.
 func (s *Scheduler) Snapshot() *Snapshot {
+	snap := s.SnapshotByApp()
+	if f := s.full.Load(); f != nil && f.byApp == snap {
+		return f.full
+	}
+	// The flat task list is built outside the scheduler's lock
+	// (snapshot.go), once per generation: readers arriving together wait
+	// for one of them rather than each copying every task.
+	s.fullMu.Lock()
+	defer s.fullMu.Unlock()
+	if f := s.full.Load(); f != nil && f.byApp == snap {
+		return f.full
+	}
+	f := &fullSnapshot{byApp: snap, full: snap.withTasks()}
+	if cur := s.full.Load(); cur == nil || cur.byApp.Generation <= snap.Generation {
+		s.full.Store(f) // a reader late with an older generation keeps the newer one
+	}
+	return f.full
+}
+
+// SnapshotByApp is Snapshot without the flat task list: Tasks is nil and
+// each app's tasks are read with TasksOf. It costs only what changed
+// since the last one (the apps a step touched), where Snapshot also
+// copies every task once per generation; the API's lists read it.
+func (s *Scheduler) SnapshotByApp() *Snapshot {
 	var snap *Snapshot
 	s.locked(func(c *core, now time.Time) { snap = c.snapshot(now) })
 	return snap
 }
+
+// fullSnapshot is the last Snapshot and the SnapshotByApp it was built from.
+type fullSnapshot struct{ byApp, full *Snapshot }
 
 // Sync waits until the running loop has handled every input received and
 // every call made before it, performed the resulting actions, and stepped

@@ -169,6 +169,7 @@ func runDev(args []string) error {
 	fs.StringVar(&c.DNSAddr, "dns-addr", "127.0.0.1:8600", "address of the DNS server (UDP and TCP); empty: no DNS")
 	fs.StringVar(&c.GatewayAddr, "gateway-addr", "127.0.0.1:8000", "external gateway listener (only apps marked external); empty: none")
 	fs.StringVar(&c.InternalGWAddr, "internal-gateway-addr", "127.0.0.1:8001", "internal gateway listener (every app, by its DNS name); empty: none")
+	pprofAddr := fs.String("pprof-addr", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty: off")
 	shape := devShapeFlags(fs)
 	level, format := commonFlags(fs, &c, "127.0.0.1:8080")
 	if err := fs.Parse(args); err != nil {
@@ -187,6 +188,13 @@ func runDev(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *pprofAddr != "" {
+		stopPprof, err := servePprof(*pprofAddr, logging.Component(log, "pprof"))
+		if err != nil {
+			return fmt.Errorf("--pprof-addr: %w", err)
+		}
+		defer stopPprof()
+	}
 
 	name, factory, err := localmesos.ExecutorByName(ctx, *execName, "", log)
 	if err != nil {
