@@ -29,6 +29,13 @@
 //		perform(plan)        // ACKNOWLEDGE, KILL, ACCEPT, DECLINE, RECONCILE …
 //	}
 //
+// The core's files follow the loop: core.go holds its state and the plan
+// a turn produces; desired.go the API side (PutApp, Scale, KillTasks);
+// inputs.go what the connection hands in and reconciliation; updates.go
+// status updates and a task's life (adoption, health, backoff,
+// unreachable); step.go the time-driven step and the next wake-up;
+// launch.go offers and launches; decide.go the pure per-app decisions.
+//
 // Acknowledgements alone go out on a few worker goroutines, since one
 // HTTP round trip per status update would otherwise bound the loop.
 //

@@ -1,0 +1,236 @@
+package framework
+
+import (
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+
+	"github.com/flotilla-sched/flotilla/appspec"
+	"github.com/flotilla-sched/flotilla/offers"
+)
+
+// ---- offers ----
+
+func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
+	if len(mos) == 0 {
+		return
+	}
+	ofs := make([]offers.Offer, len(mos))
+	for i := range mos {
+		ofs[i] = offers.FromMesos(&mos[i])
+		c.largest.Grow(&ofs[i])
+		c.agents[ofs[i].AgentID] = agentInfo{host: ofs[i].Hostname, attrs: ofs[i].Attributes, url: agentURL(mos[i].URL)}
+	}
+	for _, ts := range c.tasks {
+		// Adopted tasks learn their host from the first offer of their agent.
+		if ts.t.Host == "" {
+			if ai, ok := c.agents[ts.t.AgentID]; ok {
+				t := ts.t
+				t.Host = ai.host
+				ts.t = t
+				c.touch(t.AppID)
+				ts.attrs = ai.attrs
+				c.placedValid = false
+			}
+		}
+	}
+
+	var reqs []offers.Request
+	var reqApp []*appState
+	if !now.Before(c.settleUntil) {
+		for _, id := range slices.Sorted(maps.Keys(c.apps)) {
+			as := c.apps[id]
+			if as.app == nil || as.need <= 0 || as.constraintsErr != nil || now.Before(as.backoffUntil) {
+				continue
+			}
+			base := requestFor(as.app, as.constraints, &c.cfg)
+			// Waiting instances stay a count: only as many requests as the
+			// offers could hold are built, plus one that cannot fit, so an
+			// app that keeps waiting gets its rejection summary. 10^9
+			// instances on three agents cost what fits on three agents.
+			n := min(as.need, offers.Fits(ofs, &base)+1)
+			for i := 0; i < n; i++ {
+				r := base
+				r.ID = strconv.Itoa(len(reqs))
+				reqs = append(reqs, r)
+				reqApp = append(reqApp, as)
+			}
+		}
+	}
+	if len(reqs) == 0 {
+		ids := make([]string, len(ofs))
+		for i, o := range ofs {
+			ids[i] = o.ID
+		}
+		p.declines = append(p.declines, declineOp{offerIDs: ids, refuse: c.refuse(now)})
+		return
+	}
+	res := offers.Place(ofs, reqs, c.placedTasks(), c.cfg.Placement)
+
+	byOffer := map[string]int{}
+	for _, pl := range res.Placements {
+		i, _ := strconv.Atoi(pl.Request.ID)
+		as := reqApp[i]
+		if as.app.Pod != nil {
+			c.launchPod(now, as, pl, p, byOffer)
+			continue
+		}
+		id := NewTaskID(as.id, c.rand)
+		if as.tmplFor != as.app {
+			as.tmpl, as.tmplFor = newTaskTmpl(as.app), as.app
+		}
+		ports := portsByIndex(as.tmpl.ports, pl.Ports)
+		ts := &taskState{t: Task{
+			ID: id, AppID: as.id, AppVersion: as.app.Version, AgentID: pl.AgentID, Host: pl.Hostname,
+			Ports: ports, State: mesos.TASK_STAGING, StagedAt: now,
+		}, attrs: c.agents[pl.AgentID].attrs}
+		if len(as.app.ReadinessChecks) > 0 {
+			ts.t.Ready = new(bool)
+		}
+		ts.healthChecks(as.app, &ts.t)
+		c.addTask(as, ts)
+		c.recordAdded(ts)
+		as.need--
+		as.rejection = offers.Summary{}
+		ti := buildTaskInfo(as.app, launchSpec{TaskID: id, AgentID: pl.AgentID, Host: pl.Hostname,
+			Ports: ports, Resources: pl.Resources, KillGrace: c.killGrace(as.app), Tmpl: as.tmpl})
+		l := p.launchFor(pl.OfferID, byOffer)
+		l.tasks = append(l.tasks, ti)
+		l.apps = append(l.apps, as.app)
+		c.pub(Event{Type: EventTask, At: now, Task: taskPtr(ts.t)})
+	}
+	for rid, sum := range res.Unplaced {
+		i, err := strconv.Atoi(rid)
+		if err != nil || i < 0 || i >= len(reqApp) {
+			continue
+		}
+		reqApp[i].rejection = sum
+	}
+	if len(res.UnusedOffers) > 0 {
+		p.declines = append(p.declines, declineOp{offerIDs: res.UnusedOffers, refuse: c.refuse(now)})
+	}
+	c.prevLaunchable = c.launchable(now)
+	c.publishQueues(now)
+	if len(res.Placements) > 0 {
+		c.log.WithFields(logrus.Fields{"launched": len(res.Placements), "offers": len(ofs), "unused": len(res.UnusedOffers)}).Debug("offers used")
+	}
+}
+
+// refuse is how long declined offers stay away: briefly while something
+// waits (new capacity may fit it), long when nothing does.
+func (c *core) refuse(now time.Time) time.Duration {
+	if c.launchable(now) > 0 || now.Before(c.settleUntil) {
+		return c.cfg.DeclineRefuseWaiting
+	}
+	return c.cfg.DeclineRefuse
+}
+
+func (c *core) placedTasks() []offers.Placed {
+	if c.placedValid {
+		return c.placed
+	}
+	c.placed = c.placed[:0]
+	for _, ts := range c.tasks {
+		if !ts.t.Active() || ts.t.AgentID == "" {
+			continue
+		}
+		c.placed = append(c.placed, offers.Placed{App: ts.t.AppID, AgentID: ts.t.AgentID, Hostname: ts.t.Host, Attributes: ts.attrs})
+	}
+	c.placedValid = true
+	return c.placed
+}
+
+func requestFor(app *appspec.App, cs []offers.Constraint, cfg *Config) offers.Request {
+	r := offers.Request{App: app.ID, CPUs: app.CPUs, Mem: app.Mem, Disk: app.Disk, GPUs: app.GPUs, Role: cfg.Role, Constraints: cs,
+		AcceptedRoles: acceptedRoles(app, cfg.Role, cfg.AcceptedRolesDefault)}
+	for _, p := range app.PortList() {
+		if p.HostPort != 0 {
+			r.HostPorts = append(r.HostPorts, uint64(p.HostPort))
+		} else {
+			r.Ports++
+		}
+	}
+	return r
+}
+
+// portsByIndex puts a placement's ports (the fixed host ports first, then
+// the dynamic ones, offers.Placement's order) in the app's port index
+// order, so PORT<i> and port mapping i get the port asked for at index i.
+func portsByIndex(ps []appspec.Port, placed []uint64) []uint64 {
+	fixed := 0
+	for _, p := range ps {
+		if p.HostPort != 0 {
+			fixed++
+		}
+	}
+	if fixed == 0 || fixed == len(ps) || len(placed) != len(ps) {
+		return placed
+	}
+	out := make([]uint64, len(ps))
+	f, d := 0, fixed
+	for i, p := range ps {
+		if p.HostPort != 0 {
+			out[i] = placed[f]
+			f++
+		} else {
+			out[i] = placed[d]
+			d++
+		}
+	}
+	return out
+}
+
+// launchFailed drops a task that was placed but not launched (its
+// secrets did not resolve, or ACCEPT failed): it is forgotten and its app
+// waits again, with backoff when the app is to blame.
+func (c *core) launchFailed(now time.Time, taskID string, reason string, appFault bool) {
+	ts := c.tasks[taskID]
+	if ts == nil {
+		return
+	}
+	as := c.apps[ts.t.AppID]
+	if as != nil && as.app != nil {
+		as.reason = reason
+		if appFault {
+			c.fail(now, as)
+		}
+	}
+	t := ts.t
+	t.State = mesos.TASK_DROPPED
+	t.Message = reason
+	c.setTask(as, ts, t)
+	c.removeTask(now, ts)
+}
+
+// launched clears a launch problem once a launch of the app went out.
+func (c *core) launched(appID string) {
+	if as := c.apps[appID]; as != nil && as.reason != "" {
+		as.reason = ""
+		c.gen++
+	}
+}
+
+// agentURL turns an offer's agent URL into http(s)://host:port, preferring
+// the IP Mesos reports over the hostname.
+func agentURL(u *mesos.URL) string {
+	if u == nil {
+		return ""
+	}
+	host := u.Address.GetIP()
+	if host == "" {
+		host = u.Address.GetHostname()
+	}
+	if host == "" || u.Address.Port == 0 {
+		return ""
+	}
+	scheme := u.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(int(u.Address.Port)))
+}
