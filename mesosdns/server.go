@@ -41,6 +41,8 @@ type Server struct {
 	updateMu sync.Mutex // serialises Update: serials and freshness diffs
 	inflight atomic.Int64
 	metrics  *metrics
+	// msgPathOnly turns the wire path off (tests compare the two paths).
+	msgPathOnly bool
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -407,13 +409,22 @@ func (s *Server) udpWorker(pc *net.UDPConn) {
 // holds an in-flight slot and answers through later. out is scratch space
 // for packing the reply.
 func (s *Server) handlePacket(pkt []byte, from net.Addr, out []byte, reply, later func([]byte)) {
-	r := new(dns.Msg)
+	var r *dns.Msg
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.WithField("panic", p).WithField("stack", string(debug.Stack())).Error("dns packet panic")
-			s.writeRcode(r, dns.RcodeServerFailure, out, reply)
+			if r != nil { // a panic in the wire path has no message to answer
+				s.writeRcode(r, dns.RcodeServerFailure, out, reply)
+			}
 		}
 	}()
+	if !s.msgPathOnly {
+		if b, ok := s.wireReply(pkt, out); ok {
+			reply(b)
+			return
+		}
+	}
+	r = new(dns.Msg)
 	if err := r.Unpack(pkt); err != nil {
 		// Answer FORMERR when the header is readable and a query, as
 		// miekg/dns's server does; anything else is dropped silently.

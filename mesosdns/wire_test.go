@@ -1,0 +1,261 @@
+package mesosdns
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/flotilla-sched/flotilla/internal/clock"
+)
+
+// wireZone is a generated cluster: apps with 1 to 40 instances (the big ones
+// do not fit 512 bytes), IPv4, IPv6 and dual-stack agents, tcp, udp and
+// named ports, masters. gen changes addresses, ports and membership so that
+// successive snapshots differ.
+func wireZone(gen int) ([]Task, Master, []Master) {
+	rng := rand.New(rand.NewPCG(uint64(gen), 7))
+	var tasks []Task
+	for a := 0; a < 24; a++ {
+		inst := 1 + a%6
+		if a%8 == 7 {
+			inst = 40
+		}
+		for i := 0; i < inst; i++ {
+			if rng.IntN(10) == 0 {
+				continue // some instances come and go between generations
+			}
+			agent := rng.IntN(30)
+			var ips []net.IP
+			switch a % 3 {
+			case 0:
+				ips = []net.IP{net.IPv4(127, 5, byte(agent), byte(gen+1))}
+			case 1:
+				ips = []net.IP{net.ParseIP(fmt.Sprintf("fd00::%x:%x", agent, gen+1))}
+			default:
+				ips = []net.IP{net.IPv4(127, 6, byte(agent), 1), net.ParseIP(fmt.Sprintf("fd00::6:%x", agent))}
+			}
+			ports := []Port{{Number: uint32(31000 + rng.IntN(1000))}}
+			if a%4 == 1 {
+				ports = append(ports, Port{Number: uint32(32000 + i), Protocol: "udp", Name: "Metrics"})
+			}
+			tasks = append(tasks, Task{ID: fmt.Sprintf("app%d.%d.g%d", a, i, gen), Name: fmt.Sprintf("App-%d", a),
+				AgentHost: fmt.Sprintf("agent%d", agent), IPs: ips, Ports: ports, Published: true})
+		}
+	}
+	leader := Master{Host: "m1", IP: net.IPv4(127, 0, 0, 10), Port: 5050}
+	return tasks, leader, []Master{leader, {Host: "m2", IP: net.IPv4(127, 0, 0, 11), Port: 5050}}
+}
+
+// oddCase upper-cases every other letter of name, starting with the first.
+func oddCase(name string) string {
+	b := []byte(name)
+	up := true
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			if up {
+				b[i] = c - 'a' + 'A'
+			}
+			up = !up
+		}
+	}
+	return string(b)
+}
+
+// lowerOwners lower-cases the owner names of every record: the wire path
+// writes answer owners as pointers to the question, so they echo its case
+// (as Knot and BIND do), where the dns.Msg path writes them lower-case.
+// DNS names compare case-insensitively (RFC 4343); everything else must be
+// the same.
+func lowerOwners(m *dns.Msg) {
+	for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range sec {
+			rr.Header().Name = strings.ToLower(rr.Header().Name)
+		}
+	}
+}
+
+// TestWirePathMatchesSlowPath asks two servers with the same seed the same
+// queries, one with the wire path and one with the dns.Msg path only, for
+// every name and type of a generated zone in three generations of records
+// (the wire server's packed answers are warm when the records change), in
+// lower and odd case, with and without EDNS0 at several sizes, and checks
+// that the replies say the same thing: same header, question (the client's
+// case), records in the same order (the shuffle draws are the same), same
+// truncation. It also checks that the wire path did answer the queries it is
+// for, and that its replies fit the client's size.
+func TestWirePathMatchesSlowPath(t *testing.T) {
+	t.Parallel()
+	wire, slow := newTestServer(t, testConfig()), newTestServer(t, testConfig())
+	slow.msgPathOnly = true
+	out := make([]byte, dns.MaxMsgSize)
+	ask := func(s *Server, pkt []byte) *dns.Msg {
+		var got [][]byte
+		keep := func(b []byte) { got = append(got, append([]byte(nil), b...)) }
+		s.handlePacket(pkt, loopbackClient, out, keep, keep)
+		if len(got) != 1 {
+			t.Fatalf("%d replies, want 1", len(got))
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(got[0]); err != nil {
+			t.Fatalf("reply does not unpack: %v", err)
+		}
+		return m
+	}
+	type ednsCase struct {
+		size uint16 // 0: no EDNS
+		do   bool
+	}
+	ednsCases := []ednsCase{{0, false}, {512, false}, {1232, true}, {4096, false}, {65535, true}, {100, false}}
+	types := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT, dns.TypeSOA, dns.TypeNS, dns.TypeANY}
+	for gen := 0; gen < 3; gen++ {
+		for _, s := range []*Server{wire, slow} {
+			tasks, leader, masters := wireZone(gen)
+			if err := s.Update(tasks, leader, masters); err != nil {
+				t.Fatal(err)
+			}
+			// Both servers stamp serials from their own fake clocks, which
+			// start equal; moving them keeps the SOA changing with the
+			// records.
+			s.cfg.Clock.(*clock.Fake).Step(time.Hour)
+		}
+		var names []string
+		for name := range wire.Records().names {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		names = append(names, "nope.flotilla.mesos.", "app-1-zzzzz.flotilla.slave.mesos.", "a.b.c.mesos.")
+		var asked, byWire, truncated int
+		for _, name := range names {
+			for _, qname := range []string{name, oddCase(name)} {
+				for _, qtype := range types {
+					for _, e := range ednsCases {
+						q := new(dns.Msg).SetQuestion(qname, qtype)
+						q.Id = uint16(asked)
+						q.CheckingDisabled = asked%3 == 0
+						q.RecursionDesired = asked%2 == 0
+						if e.size != 0 {
+							q.SetEdns0(e.size, e.do)
+						}
+						pkt, err := q.Pack()
+						if err != nil {
+							t.Fatal(err)
+						}
+						asked++
+						label := fmt.Sprintf("gen %d, %s %s, edns %d do %v", gen, qname, dns.TypeToString[qtype], e.size, e.do)
+						if _, ok := wire.wireReply(pkt, make([]byte, dns.MaxMsgSize)); ok {
+							byWire++
+							// wireReply shuffles; keep the slow server's draws in step.
+							if n := len(wire.Records().names[strings.ToLower(qname)].answers(qtype)); n > 1 {
+								slow.rng.Shuffle(n, func(int, int) {})
+							}
+						}
+						got, want := ask(wire, pkt), ask(slow, pkt)
+						limit := dns.MinMsgSize
+						if e.size != 0 {
+							limit = min(max(int(e.size), dns.MinMsgSize), maxUDPReply)
+						}
+						got.Compress = true
+						if l := got.Len(); l > limit {
+							t.Errorf("%s: reply is %d bytes, over the client's %d", label, l, limit)
+						}
+						if want.Truncated {
+							truncated++
+						}
+						lowerOwners(got)
+						lowerOwners(want)
+						got.Compress, want.Compress = false, false
+						if !reflect.DeepEqual(got, want) {
+							t.Fatalf("%s: wire path and dns.Msg path differ\nwire:\n%s\nmsg:\n%s", label, got, want)
+						}
+						if got.Question[0].Name != qname {
+							t.Fatalf("%s: question echoed as %q", label, got.Question[0].Name)
+						}
+					}
+				}
+			}
+		}
+		// The wire path must carry the A/AAAA/SRV queries that fit and all
+		// NXDOMAINs that fit: about half of this mix.
+		if byWire < asked/3 || truncated == 0 {
+			t.Fatalf("gen %d: %d of %d queries took the wire path, %d truncated by the dns.Msg path: the test no longer covers both paths", gen, byWire, asked, truncated)
+		}
+		t.Logf("gen %d: %d queries, %d by the wire path, %d truncated", gen, asked, byWire, truncated)
+	}
+}
+
+// answers is the answer records of n for qtype, for the tests.
+func (n *node) answers(qtype uint16) []dns.RR {
+	if n == nil {
+		return nil
+	}
+	switch qtype {
+	case dns.TypeA:
+		return n.a
+	case dns.TypeAAAA:
+		return n.aaaa
+	case dns.TypeSRV:
+		return n.srv
+	}
+	return nil
+}
+
+// TestWirePathOverUDP asks a started server over a real socket: an odd-case
+// query is answered from the packed records with the question echoed, the
+// owner pointing at it, the SRV glue pointing at the targets; after Update
+// the new records are served, not the packed old ones.
+func TestWirePathOverUDP(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, testConfig())
+	tasks, leader, masters := fixture()
+	if err := s.Update(tasks, leader, masters); err != nil {
+		t.Fatal(err)
+	}
+	startServer(t, s)
+	c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
+	addr := s.UDPAddr().String()
+	q := new(dns.Msg).SetQuestion("_WEB._Tcp.FlotillA.mesos.", dns.TypeSRV)
+	resp, _, err := c.Exchange(q, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Answer) != 2 || len(resp.Extra) != 2 || !resp.Authoritative || resp.Rcode != dns.RcodeSuccess {
+		t.Fatalf("want 2 SRV and 2 glue, authoritative NOERROR, got:\n%s", resp)
+	}
+	for _, rr := range resp.Answer {
+		if rr.Header().Name != "_WEB._Tcp.FlotillA.mesos." {
+			t.Errorf("answer owner %q, want the question's spelling", rr.Header().Name)
+		}
+	}
+	targets := map[string]bool{}
+	for _, rr := range resp.Answer {
+		targets[rr.(*dns.SRV).Target] = true
+	}
+	for _, rr := range resp.Extra {
+		if !targets[rr.Header().Name] {
+			t.Errorf("glue %s is not for a target of %v", rr, targets)
+		}
+	}
+	// Warm the web A answer, change web's address, ask again.
+	a := new(dns.Msg).SetQuestion("web.flotilla.mesos.", dns.TypeA)
+	if resp, _, err = c.Exchange(a, addr); err != nil || len(resp.Answer) != 2 {
+		t.Fatalf("web A before the change: %v\n%v", err, resp)
+	}
+	tasks[0].IPs = []net.IP{net.ParseIP("127.0.0.99")}
+	tasks[1].Published = false
+	if err := s.Update(tasks, leader, masters); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _, err = c.Exchange(a, addr); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Answer) != 1 || resp.Answer[0].(*dns.A).A.String() != "127.0.0.99" {
+		t.Fatalf("after the update want only 127.0.0.99, got:\n%s", resp)
+	}
+}
