@@ -49,7 +49,8 @@ type Server struct {
 
 	mu        sync.Mutex
 	upstreams []string
-	pc        net.PacketConn
+	pc        net.PacketConn   // the first of pcs
+	pcs       []net.PacketConn // UDPSockets sockets on one port
 	tcp       *dns.Server
 	tcpLn     net.Listener
 	workers   sync.WaitGroup
@@ -159,15 +160,19 @@ func (s *Server) Start() error {
 	if s.started {
 		return errors.New("mesosdns: already started")
 	}
-	pc, ln, err := listenBoth(s.cfg.Addr)
+	pcs, ln, err := listenBoth(s.cfg.Addr, s.cfg.UDPSockets)
 	if err != nil {
 		return err
 	}
-	s.pc, s.tcpLn = pc, ln
-	// A larger receive buffer absorbs bursts while the fixed workers catch
-	// up; beyond it the kernel drops, which is the overload behaviour we want.
-	if err := pc.(*net.UDPConn).SetReadBuffer(4 << 20); err != nil {
-		s.log.WithError(err).Debug("udp read buffer")
+	pc := pcs[0]
+	s.pcs, s.pc, s.tcpLn = pcs, pc, ln
+	for _, c := range pcs {
+		// A larger receive buffer absorbs bursts while the fixed workers
+		// catch up; beyond it the kernel drops, which is the overload
+		// behaviour we want.
+		if err := c.(*net.UDPConn).SetReadBuffer(4 << 20); err != nil {
+			s.log.WithError(err).Debug("udp read buffer")
+		}
 	}
 	// Recomputed now that the bound address is known, so forwarding never
 	// loops back to this server; on failure New's list stays, said aloud.
@@ -198,7 +203,7 @@ func (s *Server) Start() error {
 	}()
 	for i := 0; i < s.cfg.UDPWorkers; i++ {
 		s.workers.Add(1)
-		go s.udpWorker(pc.(*net.UDPConn))
+		go s.udpWorker(pcs[i%len(pcs)].(*net.UDPConn))
 	}
 	select {
 	case <-started:
@@ -212,7 +217,15 @@ func (s *Server) Start() error {
 
 // listenBoth binds UDP first and then TCP on the same port; with port 0 it
 // retries when another process owns the TCP side of the chosen port.
-func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+//
+// With udpSockets > 1 the port's UDP side is then re-bound as that many
+// SO_REUSEPORT sockets. The first bind is a plain socket all the same: a
+// port-0 bind with SO_REUSEPORT may be given a port that another such socket
+// of the same user already holds (Linux counts it as free), and on a fixed
+// port a second server would silently share the port instead of failing.
+// The plain socket is held until the TCP side is bound, and the TCP side
+// stays ours, so two servers can never end up sharing a port.
+func listenBoth(addr string, udpSockets int) ([]net.PacketConn, net.Listener, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mesosdns: listen %q: %w", addr, err)
@@ -223,21 +236,48 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("mesosdns: listen udp %s: %w", addr, err)
 		}
-		p := port
-		if p == "0" {
-			p = strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)
+		hp := net.JoinHostPort(host, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port))
+		ln, err := net.Listen("tcp", hp)
+		if err != nil {
+			pc.Close()
+			lastErr = fmt.Errorf("mesosdns: listen tcp %s: %w", hp, err)
+			if port != "0" {
+				break
+			}
+			continue
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, p))
-		if err == nil {
-			return pc, ln, nil
+		if udpSockets <= 1 {
+			return []net.PacketConn{pc}, ln, nil
 		}
 		pc.Close()
+		pcs, err := listenReusePort(hp, udpSockets)
+		if err == nil {
+			return pcs, ln, nil
+		}
+		ln.Close()
 		lastErr = err
 		if port != "0" {
 			break
 		}
 	}
-	return nil, nil, fmt.Errorf("mesosdns: listen tcp %s: %w", addr, lastErr)
+	return nil, nil, lastErr
+}
+
+// listenReusePort binds n UDP sockets on addr with SO_REUSEPORT.
+func listenReusePort(addr string, n int) ([]net.PacketConn, error) {
+	lc := net.ListenConfig{Control: reusePort}
+	pcs := make([]net.PacketConn, 0, n)
+	for len(pcs) < n {
+		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+		if err != nil {
+			for _, c := range pcs {
+				c.Close()
+			}
+			return nil, fmt.Errorf("mesosdns: listen udp %s (SO_REUSEPORT socket %d of %d): %w", addr, len(pcs)+1, n, err)
+		}
+		pcs = append(pcs, pc)
+	}
+	return pcs, nil
 }
 
 // UDPAddr is the bound UDP address (after Start).
@@ -271,8 +311,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closed = true
 	s.stop()
 	var errs []error
-	if s.pc != nil {
-		errs = append(errs, s.pc.Close())
+	for _, pc := range s.pcs {
+		errs = append(errs, pc.Close())
 	}
 	tcp := s.tcp
 	s.mu.Unlock()

@@ -45,8 +45,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
+declare -A PID
 "$OUT/dnsbench" serve -addr "127.0.0.1:$FPORT" -apps "$APPS" -instances "$INST" -out "$OUT" >"$OUT/flotilla.log" 2>&1 &
-pids+=($!)
+pids+=($!) PID[flotilla]=$!
 for _ in $(seq 100); do [[ -s "$OUT/queries.txt" ]] && grep -q serving "$OUT/flotilla.log" && break; sleep 0.1; done
 grep -q serving "$OUT/flotilla.log" || { cat "$OUT/flotilla.log"; exit 1; }
 
@@ -57,7 +58,7 @@ mesos:$CPORT {
 }
 CF
 "$COREDNS" -conf "$OUT/Corefile" -quiet >"$OUT/coredns.log" 2>&1 &
-pids+=($!)
+pids+=($!) PID[coredns]=$!
 
 # Knot: one UDP worker per core (each its own SO_REUSEPORT socket), the zone
 # loaded once from the file, no journal or zone-file writes while serving.
@@ -86,10 +87,13 @@ zone:
     file: $OUT/mesos.zone
 KC
 knotd -c "$OUT/knot.conf" >"$OUT/knot.log" 2>&1 &
-pids+=($!)
+pids+=($!) PID[knot]=$!
 
 # NSD: one server process per core, SO_REUSEPORT so each has its own socket
-# (without it the processes contend on one socket), no database file.
+# (without it the processes contend on one socket), no database file, and
+# response rate limiting off: Debian's NSD limits each /24 to 200 answers/s
+# by default, which with dnsperf on 127.0.0.1 measured 4.8k qps and 600
+# lost per 5 s.
 mkdir -p "$OUT/nsd"
 cat >"$OUT/nsd.conf" <<NC
 server:
@@ -107,6 +111,8 @@ server:
     logfile: "$OUT/nsd.log"
     verbosity: 0
     hide-version: yes
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
 remote-control:
     control-enable: no
 zone:
@@ -114,7 +120,7 @@ zone:
     zonefile: "$OUT/mesos.zone"
 NC
 nsd -d -c "$OUT/nsd.conf" >>"$OUT/nsd.log" 2>&1 &
-pids+=($!)
+pids+=($!) PID[nsd]=$!
 
 declare -A PORT=([flotilla]=$FPORT [knot]=$KPORT [nsd]=$NPORT [coredns]=$CPORT)
 SERVERS=(flotilla knot nsd coredns)
@@ -123,12 +129,17 @@ for s in "${SERVERS[@]}"; do
   dig +short +time=1 +tries=1 @127.0.0.1 -p "${PORT[$s]}" mesos SOA | grep -q . || { echo "$s does not answer on ${PORT[$s]}:"; cat "$OUT/$s.log"; exit 1; }
 done
 
-# Same answers from every server before measuring anything: records (order
-# aside), rcode, and over UDP without EDNS (what dnsperf sends) the TC bit and
-# the reply size.
+# Same answers from every server before measuring anything: rcode, TC bit,
+# and the records of every section (order aside) except NS records in the
+# authority section and the address of ns1.mesos. in the additional one,
+# which NSD adds to every answer (its minimal-responses option would also
+# drop the SRV glue the others send). Then over UDP
+# without EDNS (what dnsperf sends) the same records again and each reply's
+# size.
 answer() { # port name type [dig options] → rcode, flags tc, sorted records
   dig +noall +comments +answer +authority +additional @127.0.0.1 -p "$1" "$2" "$3" "${@:4}" |
-    awk '/status:/ {sub(",", "", $6); print "status", $6} /flags:/ {print ($0 ~ / tc[ ;]/) ? "tc" : "no-tc"} /^[^;]/ && NF {print tolower($1), $2, $4, $5, $6, $7, $8}' | sort
+    awk '/status:/ {sub(",", "", $6); print "status", $6} /^;; flags:/ {print ($0 ~ / tc[ ;]/) ? "tc" : "no-tc"}
+         /^[^;]/ && NF && $4 != "NS" && tolower($1) != "ns1.mesos." {print tolower($1), $2, $4, $5, $6, $7, $8}' | sort
 }
 size() { dig +noedns +ignore @127.0.0.1 -p "$1" "$2" "$3" | awk '/MSG SIZE/ {print $NF}'; }
 for q in "app0001.flotilla.mesos A" "_app0002._tcp.flotilla.mesos SRV" "nope.flotilla.mesos A" "APP0003.Flotilla.MESOS A" "app0001.flotilla.slave.mesos A"; do
@@ -150,38 +161,55 @@ for q in "app0001.flotilla.mesos A" "_app0002._tcp.flotilla.mesos SRV" "nope.flo
 done
 echo "records: $(grep -c . "$OUT/mesos.zone") zone lines, $(wc -l <"$OUT/queries.txt") queries in the mix; $WORKERS workers for knot and nsd; load $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
 
-perf() { # server round → "qps lost"
-  local f="$OUT/perf.$1.$2"
+# CPU time of a server (all its processes and threads), in clock ticks: with
+# the machine shared, CPU per answered query is the figure that load moves
+# least (qps also depends on how much CPU the scheduler gives each server).
+descendants() { local p; for p in "$@"; do echo "$p"; descendants $(pgrep -P "$p"); done; }
+cputicks() {
+  local t=0 q v
+  for q in $(descendants "${PID[$1]}"); do
+    v=$(sed 's/^.*) //' "/proc/$q/stat" 2>/dev/null | awk '{print $12 + $13}') && t=$((t + ${v:-0}))
+  done
+  echo "$t"
+}
+TICK=$(getconf CLK_TCK)
+perf() { # server round → "qps lost µs-CPU-per-query"
+  local f="$OUT/perf.$1.$2" c0 c1
+  c0=$(cputicks "$1")
   dnsperf -s 127.0.0.1 -p "${PORT[$1]}" -d "$OUT/queries.txt" -l "$DUR" -c "$CLIENTS" -q "$OUTSTANDING" -t 2 >"$f" 2>&1
-  echo "$(awk '/Queries per second/ {print $4}' "$f") $(awk '/Queries lost/ {print $3}' "$f")"
+  c1=$(cputicks "$1")
+  echo "$(awk '/Queries per second/ {print $4}' "$f") $(awk '/Queries lost/ {print $3}' "$f")" \
+    "$(awk -v c=$((c1 - c0)) -v t="$TICK" '/Queries completed/ {printf "%.2f", c / t * 1e6 / $3}' "$f")"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a/b : 0}'; }
 # The machine may be shared, so load changes between runs: each round
 # measures every server back to back (order rotating) and the ratios are
 # taken within the round; the medians and the worst round are the headline.
-declare -A Q L
+declare -A Q L U
 RK=() RN=() RC=()
 for r in $(seq "$ROUNDS"); do
   order=("${SERVERS[@]:$(((r - 1) % 4))}" "${SERVERS[@]:0:$(((r - 1) % 4))}")
   load0=$(cut -d' ' -f1 /proc/loadavg)
-  for s in "${order[@]}"; do read -r Q[$s,$r] L[$s,$r] < <(perf "$s" "$r"); done
+  for s in "${order[@]}"; do read -r Q[$s,$r] L[$s,$r] U[$s,$r] < <(perf "$s" "$r"); done
   f=${Q[flotilla,$r]}
   RK+=("$(ratio "$f" "${Q[knot,$r]}")"); RN+=("$(ratio "$f" "${Q[nsd,$r]}")"); RC+=("$(ratio "$f" "${Q[coredns,$r]}")")
   line="round $r (order ${order[*]}; load ${load0}→$(cut -d' ' -f1 /proc/loadavg)):"
-  for s in "${SERVERS[@]}"; do line+=" $s $(printf '%.0f' "${Q[$s,$r]}") qps (lost ${L[$s,$r]}),"; done
+  for s in "${SERVERS[@]}"; do line+=" $s $(printf '%.0f' "${Q[$s,$r]}") qps (lost ${L[$s,$r]}, ${U[$s,$r]} µs CPU/query),"; done
   echo "$line flotilla/knot ${RK[-1]}x, flotilla/nsd ${RN[-1]}x, flotilla/coredns ${RC[-1]}x"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 minimum() { printf '%s\n' "$@" | sort -g | head -1; }
 line="median:"
 for s in "${SERVERS[@]}"; do
-  v=(); lost=0
-  for r in $(seq "$ROUNDS"); do v+=("${Q[$s,$r]}"); lost=$((lost + L[$s,$r])); done
-  line+=" $s $(printf '%.0f' "$(median "${v[@]}")") qps (lost $lost in all rounds),"
+  v=(); u=(); lost=0
+  for r in $(seq "$ROUNDS"); do v+=("${Q[$s,$r]}"); u+=("${U[$s,$r]}"); lost=$((lost + L[$s,$r])); done
+  line+=" $s $(printf '%.0f' "$(median "${v[@]}")") qps, $(median "${u[@]}") µs CPU/query (lost $lost in all rounds),"
 done
 echo "$line"
 echo "per-round ratio flotilla/knot: median $(median "${RK[@]}")x, worst $(minimum "${RK[@]}")x (goal >= 1.0x every round)"
 echo "per-round ratio flotilla/nsd: median $(median "${RN[@]}")x, worst $(minimum "${RN[@]}")x"
+cpu=(); for r in $(seq "$ROUNDS"); do cpu+=("$(ratio "${U[knot,$r]}" "${U[flotilla,$r]}")"); done
+echo "CPU per query, knot/flotilla (above 1: flotilla cheaper): median $(median "${cpu[@]}")x, worst $(minimum "${cpu[@]}")x"
 echo "per-round ratio flotilla/coredns: median $(median "${RC[@]}")x, worst $(minimum "${RC[@]}")x (goal >= 4x)"
 cleanup; pids=()
 
