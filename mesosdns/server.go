@@ -11,13 +11,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/sirupsen/logrus"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 
 	"github.com/flotilla-sched/flotilla/internal/connlimit"
 )
@@ -386,24 +383,18 @@ const udpBatch = 32
 // answers go over TCP. It also bounds the workers' buffers.
 const maxUDPReply = 4096
 
-// batchConn is what ipv4.PacketConn and ipv6.PacketConn share.
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
 // udpWorker reads and answers UDP packets until the socket is closed.
+// Answers from the packed records (wire.go) are made in place; other
+// queries take handlePacket with the client's address made for them.
 func (s *Server) udpWorker(pc *net.UDPConn) {
 	defer s.workers.Done()
-	var bc batchConn = ipv4.NewPacketConn(pc)
-	if a, ok := pc.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
-		bc = ipv6.NewPacketConn(pc)
+	batch, err := newRawBatch(pc, udpBatch, maxUDPReply)
+	if err != nil {
+		s.log.WithError(err).Warn("raw udp batches unavailable; using golang.org/x/net batches")
+		batch = newXNetBatch(pc, udpBatch, maxUDPReply)
 	}
-	in := make([]ipv4.Message, udpBatch)
 	outBufs := make([][]byte, udpBatch)
-	replies := make([]ipv4.Message, 0, udpBatch)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, maxUDPReply)}
+	for i := range outBufs {
 		outBufs[i] = make([]byte, maxUDPReply)
 	}
 	later := func(to net.Addr) func([]byte) {
@@ -414,7 +405,7 @@ func (s *Server) udpWorker(pc *net.UDPConn) {
 		}
 	}
 	for {
-		n, err := bc.ReadBatch(in, 0)
+		n, err := batch.read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -422,26 +413,38 @@ func (s *Server) udpWorker(pc *net.UDPConn) {
 			s.log.WithError(err).Debug("udp read")
 			continue
 		}
-		replies = replies[:0]
 		for i := 0; i < n; i++ {
-			m := &in[i]
-			if m.Flags&syscall.MSG_TRUNC != 0 {
+			pkt, truncated := batch.packet(i)
+			if truncated {
 				continue // a query larger than any DNS client sends over UDP
 			}
-			from := m.Addr
-			s.handlePacket(m.Buffers[0][:m.N], from, outBufs[i], func(b []byte) {
-				replies = append(replies, ipv4.Message{Buffers: [][]byte{b}, Addr: from})
-			}, later(from))
-		}
-		for sent := 0; sent < len(replies); {
-			k, err := bc.WriteBatch(replies[sent:], 0)
-			if err != nil {
-				s.log.WithError(err).Debug("udp write")
-				break
+			if b, ok := s.wireReplySafe(pkt, outBufs[i]); ok {
+				batch.reply(i, b)
+				continue
 			}
-			sent += k
+			from := batch.from(i)
+			s.msgPacket(pkt, from, outBufs[i], func(b []byte) { batch.reply(i, b) }, later(from))
+		}
+		if err := batch.flush(); err != nil {
+			s.log.WithError(err).Debug("udp write")
 		}
 	}
+}
+
+// wireReplySafe is wireReply with a panic turned into "not answered": the
+// query then takes the dns.Msg path, which answers SERVFAIL if it panics
+// too.
+func (s *Server) wireReplySafe(pkt, out []byte) (b []byte, ok bool) {
+	if s.msgPathOnly {
+		return nil, false
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.WithField("panic", p).WithField("stack", string(debug.Stack())).Error("dns wire path panic")
+			b, ok = nil, false
+		}
+	}()
+	return s.wireReply(pkt, out)
 }
 
 // handlePacket answers one raw UDP query. Answers from our own records go to
@@ -449,22 +452,23 @@ func (s *Server) udpWorker(pc *net.UDPConn) {
 // holds an in-flight slot and answers through later. out is scratch space
 // for packing the reply.
 func (s *Server) handlePacket(pkt []byte, from net.Addr, out []byte, reply, later func([]byte)) {
-	var r *dns.Msg
+	if b, ok := s.wireReplySafe(pkt, out); ok {
+		reply(b)
+		return
+	}
+	s.msgPacket(pkt, from, out, reply, later)
+}
+
+// msgPacket is handlePacket's dns.Msg path: the reference for what the wire
+// path answers and the only path for everything else.
+func (s *Server) msgPacket(pkt []byte, from net.Addr, out []byte, reply, later func([]byte)) {
+	r := new(dns.Msg)
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.WithField("panic", p).WithField("stack", string(debug.Stack())).Error("dns packet panic")
-			if r != nil { // a panic in the wire path has no message to answer
-				s.writeRcode(r, dns.RcodeServerFailure, out, reply)
-			}
+			s.writeRcode(r, dns.RcodeServerFailure, out, reply)
 		}
 	}()
-	if !s.msgPathOnly {
-		if b, ok := s.wireReply(pkt, out); ok {
-			reply(b)
-			return
-		}
-	}
-	r = new(dns.Msg)
 	if err := r.Unpack(pkt); err != nil {
 		// Answer FORMERR when the header is readable and a query, as
 		// miekg/dns's server does; anything else is dropped silently.

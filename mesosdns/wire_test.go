@@ -1,6 +1,7 @@
 package mesosdns
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -257,5 +258,66 @@ func TestWirePathOverUDP(t *testing.T) {
 	}
 	if len(resp.Answer) != 1 || resp.Answer[0].(*dns.A).A.String() != "127.0.0.99" {
 		t.Fatalf("after the update want only 127.0.0.99, got:\n%s", resp)
+	}
+}
+
+// TestUDPSocketsShareOnePort starts a server with four SO_REUSEPORT sockets:
+// they share one port, queries from many client sockets (spread over them
+// by the kernel) are all answered on both paths (A from the packed records,
+// ANY by the dns.Msg path, which needs the client's address made from the
+// raw one), and a second server asking for the same port is refused, with
+// one socket or several: SO_REUSEPORT never lets two servers share it.
+func TestUDPSocketsShareOnePort(t *testing.T) {
+	t.Parallel()
+	if !reusePortSupported {
+		t.Skip("SO_REUSEPORT sockets are only used on Linux")
+	}
+	cfg := testConfig()
+	cfg.UDPSockets, cfg.UDPWorkers = 4, 4
+	s := newTestServer(t, cfg)
+	tasks, leader, masters := fixture()
+	if err := s.Update(tasks, leader, masters); err != nil {
+		t.Fatal(err)
+	}
+	addr := startServer(t, s)
+	if len(s.pcs) != 4 {
+		t.Fatalf("%d UDP sockets, want 4", len(s.pcs))
+	}
+	for _, pc := range s.pcs {
+		if pc.LocalAddr().String() != addr {
+			t.Fatalf("socket on %s, want all on %s", pc.LocalAddr(), addr)
+		}
+	}
+	errs := make(chan error, 64)
+	for i := 0; i < 32; i++ {
+		go func() {
+			// A client socket of its own, so the kernel's hash spreads them.
+			c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
+			for _, q := range []uint16{dns.TypeA, dns.TypeANY} {
+				resp, _, err := c.Exchange(new(dns.Msg).SetQuestion("web.flotilla.mesos.", q), addr)
+				switch {
+				case err != nil:
+					errs <- err
+				case len(resp.Answer) < 2:
+					errs <- fmt.Errorf("%s: %d answers, want at least 2:\n%s", dns.TypeToString[q], len(resp.Answer), resp)
+				default:
+					errs <- nil
+				}
+			}
+		}()
+	}
+	for i := 0; i < 64; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	for _, sockets := range []int{1, 4} {
+		cfg := testConfig()
+		cfg.Addr, cfg.UDPSockets, cfg.UDPWorkers = addr, sockets, 4
+		other := newTestServer(t, cfg)
+		if err := other.Start(); err == nil {
+			_ = other.Shutdown(context.Background())
+			t.Errorf("a second server with %d sockets started on %s, want address in use", sockets, addr)
+		}
 	}
 }
