@@ -6,12 +6,15 @@
 #     zone file is written from mesosdns's own records) and answer the same
 #     dnsperf query file, one after the other, ROUNDS times each, the order
 #     rotating every round so background load hits all of them. Each round
-#     prints qps and lost queries per server and Flotilla's ratio to each peer
-#     within that round; the last lines give the medians and the worst round.
+#     prints the load average, qps, lost queries and CPU per answered query
+#     per server and Flotilla's ratio to each peer within that round; the
+#     last lines give the medians and the worst round.
 #  2. freshness: ./bench/dns churn applies 1,000 task changes to a serving
 #     mesosdns and reports p50/p99 from event to swap.
 # Loopback only. Peers run with one worker per core (UDP workers/server-count
-# = nproc), each with SO_REUSEPORT sockets as they do by default.
+# = nproc), each with SO_REUSEPORT sockets as they do by default. Needs root
+# or sudo only to install dnsperf/knot/nsd when they are missing; the
+# servers themselves run as the calling user on unprivileged ports.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
