@@ -2,6 +2,7 @@ package mesosdns
 
 import (
 	"encoding/binary"
+	"strings"
 
 	"github.com/miekg/dns"
 )
@@ -131,18 +132,81 @@ func packOne(rr dns.RR) ([]byte, int, error) {
 
 // soaWire is a set's SOA for the authority section of NXDOMAIN and NODATA,
 // packed with its owner left out: the owner is the origin, written as a
-// pointer to the origin's place at the end of the question name.
+// pointer to the origin's place at the end of the question name. Its names
+// are compressed as Knot and BIND do (ns1.mesos. as "ns1" and a pointer to
+// the origin, root.ns1.mesos. as "root" and a pointer to ns1.mesos.); the
+// pointers depend on where the question's origin and the SOA land, so
+// patches says where in rest to write them.
 type soaWire struct {
 	rest      []byte
 	originLen int // wire length of the origin name
+	patches   []soaPatch
 }
 
+// soaPatch is a pointer to write into soaWire.rest at at: to the origin in
+// the question, or to the SOA's mname (which starts right after the fixed
+// fields).
+type soaPatch struct {
+	at       int
+	toOrigin bool
+}
+
+// soaMnameOff is where the mname starts in an SOA record whose owner is a
+// pointer: owner (2), type, class, TTL, rdlength (10).
+const soaMnameOff = 12
+
 func packSOA(soa *dns.SOA) (soaWire, error) {
-	b, ownerLen, err := packOne(soa)
+	origin := strings.ToLower(soa.Hdr.Name)
+	originLen, err := dns.PackDomainName(origin, make([]byte, 256), 0, nil, false)
 	if err != nil {
 		return soaWire{}, err
 	}
-	return soaWire{rest: b[ownerLen:], originLen: ownerLen}, nil
+	w := soaWire{originLen: originLen, rest: make([]byte, 10, 64)}
+	// name appends name, compressed against the origin or the mname.
+	name := func(n, mname string) error {
+		n = strings.ToLower(n)
+		for _, suffix := range []struct {
+			name     string
+			toOrigin bool
+		}{{mname, false}, {origin, true}} {
+			if suffix.name == "" || !strings.HasSuffix(n, suffix.name) ||
+				(len(n) > len(suffix.name) && n[len(n)-len(suffix.name)-1] != '.') {
+				continue
+			}
+			if prefix := n[:len(n)-len(suffix.name)]; prefix != "" {
+				buf := make([]byte, 256)
+				l, err := dns.PackDomainName(prefix, buf, 0, nil, false)
+				if err != nil {
+					return err
+				}
+				w.rest = append(w.rest, buf[:l-1]...) // without the root label
+			}
+			w.patches = append(w.patches, soaPatch{at: len(w.rest), toOrigin: suffix.toOrigin})
+			w.rest = append(w.rest, 0xC0, 0)
+			return nil
+		}
+		buf := make([]byte, 256)
+		l, err := dns.PackDomainName(n, buf, 0, nil, false)
+		if err != nil {
+			return err
+		}
+		w.rest = append(w.rest, buf[:l]...)
+		return nil
+	}
+	if err := name(soa.Ns, ""); err != nil {
+		return soaWire{}, err
+	}
+	if err := name(soa.Mbox, strings.ToLower(soa.Ns)); err != nil {
+		return soaWire{}, err
+	}
+	for _, v := range []uint32{soa.Serial, soa.Refresh, soa.Retry, soa.Expire, soa.Minttl} {
+		w.rest = binary.BigEndian.AppendUint32(w.rest, v)
+	}
+	binary.BigEndian.PutUint16(w.rest[0:], dns.TypeSOA)
+	binary.BigEndian.PutUint16(w.rest[2:], soa.Hdr.Class)
+	binary.BigEndian.PutUint32(w.rest[4:], soa.Hdr.Ttl)
+	binary.BigEndian.PutUint16(w.rest[8:], uint16(len(w.rest)-10))
+	return w, nil
 }
 
 // wireQuery is what the wire path needs of a query.
@@ -299,9 +363,17 @@ func (s *Server) wireReply(pkt, out []byte) ([]byte, bool) {
 	b = append(b, q.question...)
 	if set == nil {
 		ns = 1
-		ptr := 0xC000 | uint16(12+q.nameLen-rs.soaWire.originLen)
-		b = append(b, byte(ptr>>8), byte(ptr))
+		soa := len(b)
+		originAt := 0xC000 | uint16(12+q.nameLen-rs.soaWire.originLen)
+		b = binary.BigEndian.AppendUint16(b, originAt)
 		b = append(b, rs.soaWire.rest...)
+		for _, p := range rs.soaWire.patches {
+			ptr := originAt
+			if !p.toOrigin {
+				ptr = 0xC000 | uint16(soa+soaMnameOff)
+			}
+			binary.BigEndian.PutUint16(b[soa+2+p.at:], ptr)
+		}
 	} else {
 		an = len(set.ans)
 		var permBuf, posBuf [16]int
