@@ -17,7 +17,7 @@ import (
 //
 // The packed forms hang off the immutable nodes and RecordSet, so a record
 // change (a new set, new nodes) is a new cache: nothing is invalidated.
-// Anything unusual (another opcode or class, EDNS options or version, a name
+// Anything unusual (another opcode or class, EDNS options other than cookies and padding, another EDNS version, a name
 // with characters other than letters, digits, '-' and '_', a reply that
 // would not fit the client's size, a name outside the zone, a set not yet
 // ready) goes to the dns.Msg path, which stays the reference:
@@ -223,8 +223,9 @@ type wireQuery struct {
 // parseWireQuery accepts a plain query: QR clear, opcode QUERY, one question
 // of class IN whose name is letters, digits, '-' and '_' only (a name
 // needing escapes in text form goes the slow way), no answer or authority
-// records, and at most an EDNS0 version 0 OPT without options. It writes the
-// lower-cased text form of the name into text and returns its length.
+// records, and at most an EDNS0 version 0 OPT whose options are only
+// cookies and padding (ignorableOptions). It writes the lower-cased text
+// form of the name into text and returns its length.
 func parseWireQuery(pkt []byte, text *[256]byte) (q wireQuery, textLen int, ok bool) {
 	if len(pkt) < 12+1+4 {
 		return q, 0, false
@@ -278,20 +279,44 @@ func parseWireQuery(pkt []byte, text *[256]byte) (q wireQuery, textLen int, ok b
 	q.question = pkt[12:off]
 	if ar == 1 {
 		// OPT: root name, type 41, class = UDP size, TTL = extended rcode,
-		// version, flags; rdlength 0 (options go the slow way).
-		if off+11 != len(pkt) || pkt[off] != 0 || binary.BigEndian.Uint16(pkt[off+1:]) != dns.TypeOPT ||
-			pkt[off+6] != 0 || binary.BigEndian.Uint16(pkt[off+9:]) != 0 {
+		// version, flags; rdlength and options.
+		if off+11 > len(pkt) || pkt[off] != 0 || binary.BigEndian.Uint16(pkt[off+1:]) != dns.TypeOPT ||
+			pkt[off+6] != 0 || off+11+int(binary.BigEndian.Uint16(pkt[off+9:])) != len(pkt) ||
+			!ignorableOptions(pkt[off+11:]) {
 			return q, 0, false
 		}
 		q.edns = true
 		q.udpSize = int(binary.BigEndian.Uint16(pkt[off+3:]))
 		q.do = pkt[off+7]&0x80 != 0
-		off += 11
+		off = len(pkt)
 	}
 	if off != len(pkt) {
 		return q, 0, false
 	}
 	return q, textLen, true
+}
+
+// ignorableOptions says whether EDNS options are only ones the server
+// ignores and the dns.Msg path reads without error: a cookie (RFC 7873; dig
+// sends one by default; the server does not answer with one) and padding
+// (RFC 7830). Anything else, or a malformed list, goes the slow way.
+func ignorableOptions(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return false
+		}
+		code, l := binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:]))
+		if 4+l > len(b) {
+			return false
+		}
+		switch code {
+		case dns.EDNS0COOKIE, dns.EDNS0PADDING:
+		default:
+			return false
+		}
+		b = b[4+l:]
+	}
+	return true
 }
 
 // wireReply answers pkt into out from the packed records, or reports false

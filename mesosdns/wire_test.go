@@ -131,8 +131,13 @@ func wirePathMatchesSlowPath(t *testing.T, wire, slow *Server) {
 	type ednsCase struct {
 		size uint16 // 0: no EDNS
 		do   bool
+		opts []dns.EDNS0
 	}
-	ednsCases := []ednsCase{{0, false}, {512, false}, {1232, true}, {4096, false}, {65535, true}, {100, false}}
+	cookie := &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0123456789abcdef"}
+	padding := &dns.EDNS0_PADDING{Padding: make([]byte, 13)}
+	nsid := &dns.EDNS0_NSID{Code: dns.EDNS0NSID}
+	ednsCases := []ednsCase{{0, false, nil}, {512, false, nil}, {1232, true, nil}, {4096, false, nil}, {65535, true, nil}, {100, false, nil},
+		{1232, false, []dns.EDNS0{cookie}}, {4096, true, []dns.EDNS0{cookie, padding}}, {1232, false, []dns.EDNS0{nsid}}}
 	types := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT, dns.TypeSOA, dns.TypeNS, dns.TypeANY}
 	for gen := 0; gen < 3; gen++ {
 		for _, s := range []*Server{wire, slow} {
@@ -164,13 +169,15 @@ func wirePathMatchesSlowPath(t *testing.T, wire, slow *Server) {
 						q.AuthenticatedData, q.Zero, q.Truncated = asked%5 == 0, asked%7 == 0, asked%11 == 0
 						if e.size != 0 {
 							q.SetEdns0(e.size, e.do)
+							opt := q.IsEdns0()
+							opt.Option = e.opts
 						}
 						pkt, err := q.Pack()
 						if err != nil {
 							t.Fatal(err)
 						}
 						asked++
-						label := fmt.Sprintf("gen %d, %s %s, edns %d do %v", gen, qname, dns.TypeToString[qtype], e.size, e.do)
+						label := fmt.Sprintf("gen %d, %s %s, edns %d do %v options %v", gen, qname, dns.TypeToString[qtype], e.size, e.do, e.opts)
 						if _, ok := wire.wireReply(pkt, make([]byte, dns.MaxMsgSize)); ok {
 							byWire++
 							// wireReply shuffles; keep the slow server's draws in step.
