@@ -9,6 +9,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -89,7 +90,7 @@ func serve(args []string) error {
 			return err
 		}
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+			return errors.Join(err, f.Close())
 		}
 		defer func() {
 			pprof.StopCPUProfile()
