@@ -28,6 +28,15 @@
 //	leader.{domain}, master.{domain}, masterN.{domain}, _leader._tcp.{domain}
 //	{domain} SOA and NS (ns1.{domain})
 //
+// UDP is served by a fixed pool of workers on Config.UDPSockets
+// SO_REUSEPORT sockets (one per core by default), reading and writing in
+// batches with recvmmsg/sendmmsg issued as raw system calls (batch_linux.go).
+// The common queries (A, AAAA and SRV of a name in the zone, NXDOMAIN) are
+// answered on the wire path (wire.go) from records kept packed per name,
+// with only the header and the question copied from the query; every other
+// query, and any reply that would not fit, takes the dns.Msg path, which
+// TestWirePathMatchesSlowPath holds the wire path to.
+//
 // Names outside the domain are forwarded to upstream resolvers only for
 // clients that Config.AllowForward accepts (loopback by default); others get
 // REFUSED, so the server is never an open resolver.

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -68,6 +69,7 @@ type RecordSet struct {
 	mbox    string
 	serial  uint32
 	soa     *dns.SOA
+	soaWire soaWire          // soa packed for the wire path; rest is nil if it could not be
 	names   map[string]*node // every owner name, including empty non-terminals
 	skipped []Skipped
 	// published maps the id of every served task to its Observed time, so an
@@ -92,6 +94,10 @@ type node struct {
 	// apex records, set only on the zone's origin.
 	ns     []dns.RR
 	nsGlue []dns.RR
+	// wire is the packed form of the answers, built on first use by the
+	// UDP wire path (wire.go); the records above never change once the
+	// node is published, so neither does it.
+	wire atomic.Pointer[nodeWire]
 }
 
 // Serial is the SOA serial of the set.
@@ -568,6 +574,9 @@ func (rs *RecordSet) setSerial(serial uint32) {
 		Expire:  86400,
 		Minttl:  rs.ttl,
 	}
+	// Packing a well-formed SOA does not fail; if it ever did, the wire
+	// path would decline every query and the dns.Msg path would answer.
+	rs.soaWire, _ = packSOA(rs.soa)
 }
 
 func parent(name string) string {

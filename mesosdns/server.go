@@ -11,13 +11,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/sirupsen/logrus"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 
 	"github.com/flotilla-sched/flotilla/internal/connlimit"
 )
@@ -41,13 +38,16 @@ type Server struct {
 	updateMu sync.Mutex // serialises Update: serials and freshness diffs
 	inflight atomic.Int64
 	metrics  *metrics
+	// msgPathOnly turns the wire path off (tests compare the two paths).
+	msgPathOnly bool
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
 	mu        sync.Mutex
 	upstreams []string
-	pc        net.PacketConn
+	pc        net.PacketConn   // the first of pcs
+	pcs       []net.PacketConn // UDPSockets sockets on one port
 	tcp       *dns.Server
 	tcpLn     net.Listener
 	workers   sync.WaitGroup
@@ -157,15 +157,19 @@ func (s *Server) Start() error {
 	if s.started {
 		return errors.New("mesosdns: already started")
 	}
-	pc, ln, err := listenBoth(s.cfg.Addr)
+	pcs, ln, err := listenBoth(s.cfg.Addr, s.cfg.UDPSockets)
 	if err != nil {
 		return err
 	}
-	s.pc, s.tcpLn = pc, ln
-	// A larger receive buffer absorbs bursts while the fixed workers catch
-	// up; beyond it the kernel drops, which is the overload behaviour we want.
-	if err := pc.(*net.UDPConn).SetReadBuffer(4 << 20); err != nil {
-		s.log.WithError(err).Debug("udp read buffer")
+	pc := pcs[0]
+	s.pcs, s.pc, s.tcpLn = pcs, pc, ln
+	for _, c := range pcs {
+		// A larger receive buffer absorbs bursts while the fixed workers
+		// catch up; beyond it the kernel drops, which is the overload
+		// behaviour we want.
+		if err := c.(*net.UDPConn).SetReadBuffer(4 << 20); err != nil {
+			s.log.WithError(err).Debug("udp read buffer")
+		}
 	}
 	// Recomputed now that the bound address is known, so forwarding never
 	// loops back to this server; on failure New's list stays, said aloud.
@@ -196,7 +200,7 @@ func (s *Server) Start() error {
 	}()
 	for i := 0; i < s.cfg.UDPWorkers; i++ {
 		s.workers.Add(1)
-		go s.udpWorker(pc.(*net.UDPConn))
+		go s.udpWorker(pcs[i%len(pcs)].(*net.UDPConn))
 	}
 	select {
 	case <-started:
@@ -210,7 +214,15 @@ func (s *Server) Start() error {
 
 // listenBoth binds UDP first and then TCP on the same port; with port 0 it
 // retries when another process owns the TCP side of the chosen port.
-func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+//
+// With udpSockets > 1 the port's UDP side is then re-bound as that many
+// SO_REUSEPORT sockets. The first bind is a plain socket all the same: a
+// port-0 bind with SO_REUSEPORT may be given a port that another such socket
+// of the same user already holds (Linux counts it as free), and on a fixed
+// port a second server would silently share the port instead of failing.
+// The plain socket is held until the TCP side is bound, and the TCP side
+// stays ours, so two servers can never end up sharing a port.
+func listenBoth(addr string, udpSockets int) ([]net.PacketConn, net.Listener, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mesosdns: listen %q: %w", addr, err)
@@ -221,21 +233,48 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("mesosdns: listen udp %s: %w", addr, err)
 		}
-		p := port
-		if p == "0" {
-			p = strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)
+		hp := net.JoinHostPort(host, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port))
+		ln, err := net.Listen("tcp", hp)
+		if err != nil {
+			pc.Close()
+			lastErr = fmt.Errorf("mesosdns: listen tcp %s: %w", hp, err)
+			if port != "0" {
+				break
+			}
+			continue
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, p))
-		if err == nil {
-			return pc, ln, nil
+		if udpSockets <= 1 {
+			return []net.PacketConn{pc}, ln, nil
 		}
 		pc.Close()
+		pcs, err := listenReusePort(hp, udpSockets)
+		if err == nil {
+			return pcs, ln, nil
+		}
+		ln.Close()
 		lastErr = err
 		if port != "0" {
 			break
 		}
 	}
-	return nil, nil, fmt.Errorf("mesosdns: listen tcp %s: %w", addr, lastErr)
+	return nil, nil, lastErr
+}
+
+// listenReusePort binds n UDP sockets on addr with SO_REUSEPORT.
+func listenReusePort(addr string, n int) ([]net.PacketConn, error) {
+	lc := net.ListenConfig{Control: reusePort}
+	pcs := make([]net.PacketConn, 0, n)
+	for len(pcs) < n {
+		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+		if err != nil {
+			for _, c := range pcs {
+				c.Close()
+			}
+			return nil, fmt.Errorf("mesosdns: listen udp %s (SO_REUSEPORT socket %d of %d): %w", addr, len(pcs)+1, n, err)
+		}
+		pcs = append(pcs, pc)
+	}
+	return pcs, nil
 }
 
 // UDPAddr is the bound UDP address (after Start).
@@ -269,8 +308,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closed = true
 	s.stop()
 	var errs []error
-	if s.pc != nil {
-		errs = append(errs, s.pc.Close())
+	for _, pc := range s.pcs {
+		errs = append(errs, pc.Close())
 	}
 	tcp := s.tcp
 	s.mu.Unlock()
@@ -348,24 +387,18 @@ const udpBatch = 32
 // answers go over TCP. It also bounds the workers' buffers.
 const maxUDPReply = 4096
 
-// batchConn is what ipv4.PacketConn and ipv6.PacketConn share.
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
 // udpWorker reads and answers UDP packets until the socket is closed.
+// Answers from the packed records (wire.go) are made in place; other
+// queries take handlePacket with the client's address made for them.
 func (s *Server) udpWorker(pc *net.UDPConn) {
 	defer s.workers.Done()
-	var bc batchConn = ipv4.NewPacketConn(pc)
-	if a, ok := pc.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
-		bc = ipv6.NewPacketConn(pc)
+	batch, err := newRawBatch(pc, udpBatch, maxUDPReply)
+	if err != nil {
+		s.log.WithError(err).Warn("raw udp batches unavailable; using golang.org/x/net batches")
+		batch = newXNetBatch(pc, udpBatch, maxUDPReply)
 	}
-	in := make([]ipv4.Message, udpBatch)
 	outBufs := make([][]byte, udpBatch)
-	replies := make([]ipv4.Message, 0, udpBatch)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, maxUDPReply)}
+	for i := range outBufs {
 		outBufs[i] = make([]byte, maxUDPReply)
 	}
 	later := func(to net.Addr) func([]byte) {
@@ -376,7 +409,7 @@ func (s *Server) udpWorker(pc *net.UDPConn) {
 		}
 	}
 	for {
-		n, err := bc.ReadBatch(in, 0)
+		n, err := batch.read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -384,26 +417,38 @@ func (s *Server) udpWorker(pc *net.UDPConn) {
 			s.log.WithError(err).Debug("udp read")
 			continue
 		}
-		replies = replies[:0]
 		for i := 0; i < n; i++ {
-			m := &in[i]
-			if m.Flags&syscall.MSG_TRUNC != 0 {
+			pkt, truncated := batch.packet(i)
+			if truncated {
 				continue // a query larger than any DNS client sends over UDP
 			}
-			from := m.Addr
-			s.handlePacket(m.Buffers[0][:m.N], from, outBufs[i], func(b []byte) {
-				replies = append(replies, ipv4.Message{Buffers: [][]byte{b}, Addr: from})
-			}, later(from))
-		}
-		for sent := 0; sent < len(replies); {
-			k, err := bc.WriteBatch(replies[sent:], 0)
-			if err != nil {
-				s.log.WithError(err).Debug("udp write")
-				break
+			if b, ok := s.wireReplySafe(pkt, outBufs[i]); ok {
+				batch.reply(i, b)
+				continue
 			}
-			sent += k
+			from := batch.from(i)
+			s.msgPacket(pkt, from, outBufs[i], func(b []byte) { batch.reply(i, b) }, later(from))
+		}
+		if err := batch.flush(); err != nil {
+			s.log.WithError(err).Debug("udp write")
 		}
 	}
+}
+
+// wireReplySafe is wireReply with a panic turned into "not answered": the
+// query then takes the dns.Msg path, which answers SERVFAIL if it panics
+// too.
+func (s *Server) wireReplySafe(pkt, out []byte) (b []byte, ok bool) {
+	if s.msgPathOnly {
+		return nil, false
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.WithField("panic", p).WithField("stack", string(debug.Stack())).Error("dns wire path panic")
+			b, ok = nil, false
+		}
+	}()
+	return s.wireReply(pkt, out)
 }
 
 // handlePacket answers one raw UDP query. Answers from our own records go to
@@ -411,6 +456,16 @@ func (s *Server) udpWorker(pc *net.UDPConn) {
 // holds an in-flight slot and answers through later. out is scratch space
 // for packing the reply.
 func (s *Server) handlePacket(pkt []byte, from net.Addr, out []byte, reply, later func([]byte)) {
+	if b, ok := s.wireReplySafe(pkt, out); ok {
+		reply(b)
+		return
+	}
+	s.msgPacket(pkt, from, out, reply, later)
+}
+
+// msgPacket is handlePacket's dns.Msg path: the reference for what the wire
+// path answers and the only path for everything else.
+func (s *Server) msgPacket(pkt []byte, from net.Addr, out []byte, reply, later func([]byte)) {
 	r := new(dns.Msg)
 	defer func() {
 		if p := recover(); p != nil {

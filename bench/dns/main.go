@@ -9,6 +9,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -78,9 +80,28 @@ func serve(args []string) error {
 	apps := fs.Int("apps", 200, "apps")
 	inst := fs.Int("instances", 5, "instances per app")
 	out := fs.String("out", os.TempDir(), "directory for mesos.zone and queries.txt")
+	workers := fs.Int("udp-workers", 0, "mesosdns Config.UDPWorkers (0: its default)")
+	sockets := fs.Int("udp-sockets", 0, "mesosdns Config.UDPSockets (0: its default)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole serve run to this file")
 	_ = fs.Parse(args)
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return errors.Join(err, f.Close())
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "dnsbench: cpu profile:", err)
+			}
+		}()
+	}
 
 	srv, err := mesosdns.New(mesosdns.Config{Addr: *addr, Upstreams: []string{"127.0.0.1:1"}, Seed: 1,
+		UDPWorkers: *workers, UDPSockets: *sockets,
 		Log: logging.Component(logging.Discard(), "mesosdns")})
 	if err != nil {
 		return err
