@@ -94,28 +94,7 @@ func buildTaskGroup(app *appspec.App, inst string, ls launchSpec) groupLaunch {
 	inside := hostPort
 	var mappings []mesos.NetworkInfo_PortMapping
 	if bridge {
-		inside = map[string]uint64{}
-		for _, ct := range pod.Containers {
-			for _, e := range ct.Endpoints {
-				if e.ContainerPort != nil {
-					inside[e.Name] = uint64(*e.ContainerPort)
-				}
-			}
-		}
-		for _, e := range eps {
-			hp, ok := hostPort[e.Endpoint.Name]
-			if !ok || e.Endpoint.ContainerPort == nil {
-				continue
-			}
-			protos := e.Endpoint.Protocol
-			if len(protos) == 0 {
-				protos = []string{"tcp"}
-			}
-			for _, proto := range protos {
-				proto := proto
-				mappings = append(mappings, mesos.NetworkInfo_PortMapping{HostPort: uint32(hp), ContainerPort: *e.Endpoint.ContainerPort, Protocol: &proto})
-			}
-		}
+		inside, mappings = bridgePorts(pod, eps, hostPort)
 	}
 	g := groupLaunch{instance: inst, app: app}
 	for ci, ct := range pod.Containers {
@@ -193,6 +172,36 @@ func buildTaskGroup(app *appspec.App, inst string, ls launchSpec) groupLaunch {
 		g.executor.Container.NetworkInfos = []mesos.NetworkInfo{{Name: &name, PortMappings: mappings}}
 	}
 	return g
+}
+
+// bridgePorts are a bridged pod instance's endpoint ports as its
+// containers see them (the container ports, in the instance's own
+// namespace) and the port mappings that forward the endpoints' host ports
+// there, one per protocol.
+func bridgePorts(pod *appspec.Pod, eps []appspec.EndpointRef, hostPort map[string]uint64) (map[string]uint64, []mesos.NetworkInfo_PortMapping) {
+	inside := map[string]uint64{}
+	for _, ct := range pod.Containers {
+		for _, e := range ct.Endpoints {
+			if e.ContainerPort != nil {
+				inside[e.Name] = uint64(*e.ContainerPort)
+			}
+		}
+	}
+	var mappings []mesos.NetworkInfo_PortMapping
+	for _, e := range eps {
+		hp, ok := hostPort[e.Endpoint.Name]
+		if !ok || e.Endpoint.ContainerPort == nil {
+			continue
+		}
+		protos := e.Endpoint.Protocol
+		if len(protos) == 0 {
+			protos = []string{"tcp"}
+		}
+		for _, proto := range protos {
+			mappings = append(mappings, mesos.NetworkInfo_PortMapping{HostPort: uint32(hp), ContainerPort: *e.Endpoint.ContainerPort, Protocol: &proto})
+		}
+	}
+	return inside, mappings
 }
 
 func podCommand(ct appspec.PodContainer) *mesos.CommandInfo {

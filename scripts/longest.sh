@@ -20,6 +20,8 @@ for f in $files; do
 		over=1
 	fi
 done
+# $files is a list of paths without spaces (git ls-files of Go files), split on purpose.
+# shellcheck disable=SC2086
 funcs=$(awk -v max="$FUNC_MAX" '
 	/^func / { name = $0; sub(/[ \t]*\{[ \t]*$/, "", name); start = FNR; next }
 	/^}/ && start { n = FNR - start + 1; if (n > max) printf "%d\t%s:%d\t%s\n", n, FILENAME, start, name; start = 0 }
