@@ -127,9 +127,9 @@ func runAppIO(ctx context.Context, args []string, out, errOut io.Writer, env fun
 		if err := want(2, "scale ID N"); err != nil {
 			return err
 		}
-		n, err := strconv.Atoi(rest[1])
-		if err != nil || n < 0 {
-			return fmt.Errorf("scale: %q is not a number of instances (0 or more)", rest[1])
+		n, err := instancesArg(rest[1])
+		if err != nil {
+			return err
 		}
 		return c.change(ctx, "PUT", appPath(rest[0]), fmt.Sprintf(`{"instances": %d}`, n))
 	case "restart":
@@ -708,4 +708,13 @@ func (c *appCLI) follow(ctx context.Context, id string, events <-chan cliEvent) 
 			}
 		}
 	}
+}
+
+// instancesArg reads the N of "scale ID N" (apps and pods).
+func instancesArg(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("scale: %q is not a number of instances (0 or more)", s)
+	}
+	return n, nil
 }

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 )
@@ -88,9 +87,9 @@ func runPodIO(ctx context.Context, args []string, out, errOut io.Writer, env fun
 		if err := want(2, "scale ID N"); err != nil {
 			return err
 		}
-		n, err := strconv.Atoi(rest[1])
-		if err != nil || n < 0 {
-			return fmt.Errorf("scale: %q is not a number of instances (0 or more)", rest[1])
+		n, err := instancesArg(rest[1])
+		if err != nil {
+			return err
 		}
 		var pod map[string]any
 		if _, err := c.call(ctx, "GET", podPath(rest[0]), "", &pod); err != nil {
