@@ -151,11 +151,6 @@ func (p *Pod) Validate() error {
 			v.add(cp+"/lifecycle/killGracePeriodSeconds", "must be more than 0")
 		}
 		checkPodEnv(v, cp+"/environment", c.Environment, p.Secrets)
-		for _, k := range slices.Sorted(maps.Keys(c.Environment)) {
-			if c.Environment[k].Secret != "" {
-				v.add(cp+"/environment/"+pointerToken(k), "secrets in a container's environment are not supported yet: reference the secret in the pod's environment, which every container gets")
-			}
-		}
 	}
 	for i, vol := range p.Volumes {
 		if !mounted[vol.Name] {

@@ -122,7 +122,9 @@ func buildTaskGroup(app *appspec.App, inst string, ls launchSpec) groupLaunch {
 		}
 		add("MESOS_CONTAINER_NAME", ct.Name)
 		for _, k := range slices.Sorted(maps.Keys(ct.Environment)) {
-			add(k, ct.Environment[k].Value)
+			if ct.Environment[k].Secret == "" { // secrets are added at launch (groupOps)
+				add(k, ct.Environment[k].Value)
+			}
 		}
 		ti := mesos.TaskInfo{
 			Name:      ct.Name,
@@ -387,28 +389,12 @@ func (c *carver) rest() []mesos.Resource {
 // instance waits again, with backoff).
 func (s *Scheduler) groupOps(ctx context.Context, l launchOp) (ops []mesos.Offer_Operation, ids []string) {
 	for _, g := range l.groups {
-		tasks := g.tasks
-		if s.cfg.ResolveEnv != nil && hasSecrets(g.app) {
-			var vars []mesos.Environment_Variable
-			err := s.callWith(ctx, "resolve env", logrus.Fields{"app": g.app.ID, "task": g.instance}, func(ctx context.Context) error {
-				var err error
-				vars, err = s.cfg.ResolveEnv(ctx, g.app, g.instance)
-				return err
-			})
-			if err != nil {
-				reason := fmt.Sprintf("framework: resolving the environment of pod %s: %v", g.app.ID, err)
-				s.locked(func(c *core, now time.Time) { c.launchFailed(now, g.instance, reason, true) })
-				s.wake()
-				continue
-			}
-			tasks = make([]mesos.TaskInfo, len(g.tasks))
-			for i, ti := range g.tasks {
-				env := &mesos.Environment{Variables: append(append([]mesos.Environment_Variable(nil), ti.Command.Environment.GetVariables()...), vars...)}
-				cmd := *ti.Command
-				cmd.Environment = env
-				ti.Command = &cmd
-				tasks[i] = ti
-			}
+		tasks, err := s.groupSecrets(ctx, g)
+		if err != nil {
+			reason := fmt.Sprintf("framework: resolving the environment of pod %s: %v", g.app.ID, err)
+			s.locked(func(c *core, now time.Time) { c.launchFailed(now, g.instance, reason, true) })
+			s.wake()
+			continue
 		}
 		ex := g.executor
 		ops = append(ops, mesos.Offer_Operation{Type: mesos.Offer_Operation_LAUNCH_GROUP, LaunchGroup: &mesos.Offer_Operation_LaunchGroup{
@@ -417,6 +403,51 @@ func (s *Scheduler) groupOps(ctx context.Context, l launchOp) (ops []mesos.Offer
 		ids = append(ids, g.instance)
 	}
 	return ops, ids
+}
+
+// groupSecrets adds the resolved secrets to a group's tasks: the pod's
+// (its environment, every container) and then each container's own, so a
+// container's variable wins over the pod's of the same name. Nothing is
+// resolved without a resolver or a secret.
+func (s *Scheduler) groupSecrets(ctx context.Context, g groupLaunch) ([]mesos.TaskInfo, error) {
+	if s.cfg.ResolveEnv == nil || !hasSecrets(g.app) {
+		return g.tasks, nil
+	}
+	resolve := func(app *appspec.App) ([]mesos.Environment_Variable, error) {
+		var vars []mesos.Environment_Variable
+		err := s.callWith(ctx, "resolve env", logrus.Fields{"app": g.app.ID, "task": g.instance}, func(ctx context.Context) error {
+			var err error
+			vars, err = s.cfg.ResolveEnv(ctx, app, g.instance)
+			return err
+		})
+		return vars, err
+	}
+	var podVars []mesos.Environment_Variable
+	if envHasSecrets(g.app.Env) {
+		var err error
+		if podVars, err = resolve(g.app); err != nil {
+			return nil, err
+		}
+	}
+	tasks := make([]mesos.TaskInfo, len(g.tasks))
+	for i, ti := range g.tasks {
+		vars := append(append([]mesos.Environment_Variable(nil), ti.Command.Environment.GetVariables()...), podVars...)
+		if i < len(g.app.Pod.Containers) {
+			if own := g.app.Pod.Containers[i].Environment; envHasSecrets(own) {
+				// The container's secrets alone, under the pod's declarations.
+				cv, err := resolve(&appspec.App{ID: g.app.ID, Version: g.app.Version, Env: own, Secrets: g.app.Secrets})
+				if err != nil {
+					return nil, err
+				}
+				vars = append(vars, cv...)
+			}
+		}
+		cmd := *ti.Command
+		cmd.Environment = &mesos.Environment{Variables: vars}
+		ti.Command = &cmd
+		tasks[i] = ti
+	}
+	return tasks, nil
 }
 
 // fetchURIs are Marathon's fetch entries (an app's fetch, a pod

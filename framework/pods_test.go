@@ -323,13 +323,23 @@ func TestPodSecrets(t *testing.T) {
 			if fail {
 				return nil, errors.New("vault sealed")
 			}
-			v := "s3cr3t"
-			return []mesos.Environment_Variable{{Name: "DB_PASSWORD", Value: &v}}, nil
+			// What a resolver gives: each variable of the app's env that
+			// names a secret, with that secret's value.
+			var out []mesos.Environment_Variable
+			for k, e := range app.Env {
+				if e.Secret != "" {
+					v := "s3cr3t-" + e.Secret
+					out = append(out, mesos.Environment_Variable{Name: k, Value: &v})
+				}
+			}
+			return out, nil
 		}
 	})
 	app := testPod(t, "/web", 1)
 	app.Env = map[string]appspec.EnvValue{"DB_PASSWORD": {Secret: "db"}}
-	app.Secrets = map[string]appspec.Secret{"db": {Source: "secret/db#password"}}
+	app.Secrets = map[string]appspec.Secret{"db": {Source: "secret/db#password"}, "api": {Source: "secret/api#key"}}
+	// The sidecar's own secret: in its environment only.
+	app.Pod.Containers[1].Environment["API_KEY"] = appspec.EnvValue{Secret: "api"}
 	h.s.PutApp(app)
 	h.subscribe()
 	calls := h.offer("h1")
@@ -347,8 +357,14 @@ func TestPodSecrets(t *testing.T) {
 		t.Fatalf("launched %d groups after the secret resolved", len(groups))
 	}
 	for _, ti := range groups[0].g.TaskGroup.Tasks {
-		if envOf(ti)["DB_PASSWORD"] != "s3cr3t" {
-			t.Errorf("container %s lacks the resolved secret", ti.Name) // never print the value
+		env := envOf(ti)
+		if env["DB_PASSWORD"] != "s3cr3t-db" {
+			t.Errorf("container %s lacks the pod's resolved secret", ti.Name) // never print the value
+		}
+		if _, has := env["API_KEY"]; has != (ti.Name == "sidecar") {
+			t.Errorf("container %s has API_KEY: %v; want it in the sidecar only", ti.Name, has)
+		} else if has && env["API_KEY"] != "s3cr3t-api" {
+			t.Errorf("the sidecar's API_KEY is not its resolved secret")
 		}
 	}
 	if last := asked[len(asked)-1]; last != strings.TrimPrefix(groups[0].g.Executor.ExecutorID.Value, "instance-") {

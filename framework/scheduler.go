@@ -324,7 +324,21 @@ func refuseFilter(d time.Duration) *mesos.Filters {
 
 // hasSecrets says whether an app needs the EnvResolver at all.
 func hasSecrets(app *appspec.App) bool {
-	for _, v := range app.Env {
+	if envHasSecrets(app.Env) {
+		return true
+	}
+	if app.Pod != nil {
+		for _, c := range app.Pod.Containers {
+			if envHasSecrets(c.Environment) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func envHasSecrets(env map[string]appspec.EnvValue) bool {
+	for _, v := range env {
 		if v.Secret != "" {
 			return true
 		}
