@@ -82,6 +82,9 @@ func TestClientLimits(t *testing.T) {
 	})
 
 	t.Run("connections over the cap get 503 at once", func(t *testing.T) {
+		// The 431's connection counts until the gateway has closed it; held
+		// beside it, the third of these would be the one refused.
+		waitFor(t, "the previous subtest's connection closed", func() bool { return g.OpenConns(External) == 0 })
 		abuse.Hold(t, "127.0.0.4", addr, 3)
 		waitFor(t, "three connections held", func() bool { return g.OpenConns(External) == 3 })
 		got, err := abuse.Exchange("127.0.0.5", addr, "GET / HTTP/1.1\r\nHost: "+shopHost+"\r\n\r\n")
