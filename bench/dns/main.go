@@ -9,7 +9,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -17,7 +16,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -26,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flotilla-sched/flotilla/internal/clock"
+	"github.com/flotilla-sched/flotilla/internal/cpuprof"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 	"github.com/flotilla-sched/flotilla/mesosdns"
 )
@@ -84,21 +83,15 @@ func serve(args []string) error {
 	sockets := fs.Int("udp-sockets", 0, "mesosdns Config.UDPSockets (0: its default)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole serve run to this file")
 	_ = fs.Parse(args)
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return errors.Join(err, f.Close())
-		}
-		defer func() {
-			pprof.StopCPUProfile()
-			if err := f.Close(); err != nil {
-				fmt.Fprintln(os.Stderr, "dnsbench: cpu profile:", err)
-			}
-		}()
+	stopProfile, err := cpuprof.Start(*cpuprofile)
+	if err != nil {
+		return err
 	}
+	defer func() {
+		if err := stopProfile(); err != nil {
+			fmt.Fprintln(os.Stderr, "dnsbench:", err)
+		}
+	}()
 
 	srv, err := mesosdns.New(mesosdns.Config{Addr: *addr, Upstreams: []string{"127.0.0.1:1"}, Seed: 1,
 		UDPWorkers: *workers, UDPSockets: *sockets,

@@ -16,7 +16,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/gateway"
+	"github.com/flotilla-sched/flotilla/internal/cpuprof"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 )
 
@@ -112,16 +112,15 @@ func serve(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cpuprof.Start(*cpuprofile)
+	if err != nil {
+		return err
 	}
+	defer func() {
+		if err := stopProfile(); err != nil {
+			fmt.Fprintln(os.Stderr, "gateway-tcp:", err)
+		}
+	}()
 	var bs []gateway.Backend
 	for i, a := range strings.Split(*backends, ",") {
 		host, p, err := net.SplitHostPort(a)

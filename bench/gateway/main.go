@@ -24,7 +24,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +34,7 @@ import (
 
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/gateway"
+	"github.com/flotilla-sched/flotilla/internal/cpuprof"
 	"github.com/flotilla-sched/flotilla/internal/logging"
 )
 
@@ -86,17 +86,15 @@ func serve(ctx context.Context, args []string) error {
 	balance := fs.String("balance", gateway.RoundRobin, "round-robin or least-conn")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.Parse(args)
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cpuprof.Start(*cpuprofile)
+	if err != nil {
+		return err
 	}
+	defer func() {
+		if err := stopProfile(); err != nil {
+			log.Print(err)
+		}
+	}()
 
 	app := gateway.App{
 		ID:       "/bench",
