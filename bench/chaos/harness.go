@@ -139,9 +139,12 @@ type harness struct {
 	runningMu    sync.Mutex
 	runningSince map[string]time.Time
 	twoSince     map[string]time.Time // the same for at least 2 tasks
-	edge         *edgeNode
-	http         httpStats
-	phase        atomic.Value // string: what the run is doing, for HTTPFailedIn
+	// polled is closed (and replaced) each time watchMaster has looked at
+	// the master, so a judgment can wait for a look taken after an answer.
+	polled chan struct{}
+	edge   *edgeNode
+	http   httpStats
+	phase  atomic.Value // string: what the run is doing, for HTTPFailedIn
 
 	dnsAsked, dnsBad, dnsExcused atomic.Int64
 	badMu                        sync.Mutex
@@ -580,9 +583,16 @@ func (h *harness) hammerDNS(addr string, apps int, stop <-chan struct{}) {
 		case len(resp.Answer) == 0:
 			why = "empty"
 		}
-		if (why == "NXDOMAIN" || why == "empty") && !h.ranFor(n%apps, dnsGrace) {
-			h.dnsExcused.Add(1)
-			return
+		if why == "NXDOMAIN" || why == "empty" {
+			// The replicas learn of lost tasks from the scheduler, maybe
+			// before the watcher's last look at the master did: judge by
+			// the looks taken after the answer (two, since one may have
+			// been under way), up to a second if the master stops answering.
+			h.afterPolls(2, time.Second)
+			if !h.ranFor(n%apps, dnsGrace) {
+				h.dnsExcused.Add(1)
+				return
+			}
 		}
 		if _, starting := h.starting.Load(addr); (why == "SERVFAIL" || why == "error") && starting {
 			return // a replica not yet listening, or with no view yet (SERVFAIL, not cacheable): resolvers try the next
@@ -632,6 +642,7 @@ func (h *harness) watchMaster(apps []string, stop <-chan struct{}) {
 		}
 		tasks := masterTasks("http://" + h.master)
 		if tasks == nil {
+			h.signalPoll()
 			continue // the master did not answer: keep what is known
 		}
 		now := time.Now()
@@ -663,6 +674,36 @@ func (h *harness) watchMaster(apps []string, stop <-chan struct{}) {
 			}
 		}
 		h.runningMu.Unlock()
+		h.signalPoll()
+	}
+}
+
+// signalPoll wakes whoever waits for the watcher's next look.
+func (h *harness) signalPoll() {
+	h.runningMu.Lock()
+	defer h.runningMu.Unlock()
+	if h.polled != nil {
+		close(h.polled)
+	}
+	h.polled = make(chan struct{})
+}
+
+// afterPolls waits until the watcher has looked at the master n more
+// times, or for at most limit (the watcher stopped, or the master is slow).
+func (h *harness) afterPolls(n int, limit time.Duration) {
+	timeout := time.After(limit)
+	for range n {
+		h.runningMu.Lock()
+		if h.polled == nil {
+			h.polled = make(chan struct{})
+		}
+		ch := h.polled
+		h.runningMu.Unlock()
+		select {
+		case <-ch:
+		case <-timeout:
+			return
+		}
 	}
 }
 
