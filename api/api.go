@@ -152,7 +152,8 @@ type Server struct {
 	clk     clock.Clock
 	secrets SecretChecker
 
-	frags           fragments // fragments.go: apps as lists render them
+	frags           fragments  // fragments.go: apps as lists render them
+	gtree           groupCache // grouptree.go: GET /v2/groups from kept bytes
 	lsnap           atomic.Pointer[agedSnapshot]
 	lsnapRefreshing atomic.Bool
 	hub             hub

@@ -13,6 +13,7 @@ import (
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/deploy"
 	"github.com/flotilla-sched/flotilla/framework"
+	"github.com/flotilla-sched/flotilla/store"
 )
 
 // groupNode is one group of the tree GET /v2/groups answers: the groups
@@ -27,9 +28,16 @@ type groupNode struct {
 }
 
 // groupTree builds the tree under root from deploy's apps and group
-// records. Every ancestor of an app is a group (Marathon's implicit
-// groups); empty groups exist only by their record.
+// records.
 func (s *Server) groupTree() map[string]*groupNode {
+	groups := s.dep.Groups()
+	return groupTreeOf(groups, s.dep.Apps(), s.dep.GroupVersions())
+}
+
+// groupTreeOf builds the tree of the group records groups, the apps recs
+// and the groups' versions. Every ancestor of an app is a group
+// (Marathon's implicit groups); empty groups exist only by their record.
+func groupTreeOf(groups map[string]store.StoredGroup, recs []*deploy.Record, versions map[string]string) map[string]*groupNode {
 	nodes := map[string]*groupNode{}
 	var node func(id string) *groupNode
 	node = func(id string) *groupNode {
@@ -45,10 +53,10 @@ func (s *Server) groupTree() map[string]*groupNode {
 		return n
 	}
 	node("/")
-	for id, g := range s.dep.Groups() {
+	for id, g := range groups {
 		node(id).deps = g.Dependencies
 	}
-	for _, r := range s.dep.Apps() {
+	for _, r := range recs {
 		n := node(appspec.ParentID(r.App.ID))
 		if r.App.Pod != nil {
 			n.pods = append(n.pods, r)
@@ -57,7 +65,7 @@ func (s *Server) groupTree() map[string]*groupNode {
 		}
 	}
 	// deploy decides what a group's version is (the newest change in it).
-	for id, v := range s.dep.GroupVersions() {
+	for id, v := range versions {
 		if n := nodes[id]; n != nil {
 			n.version = v
 		}
@@ -123,27 +131,11 @@ func (gw *groupWriter) write(b []byte) {
 }
 
 func (gw *groupWriter) group(n *groupNode) {
-	b := gw.buf[:0]
-	b = append(b, `{"id":`...)
-	b = appendString(b, n.id)
-	b = append(b, `,"dependencies":`...)
-	dj, _ := json.Marshal(append([]string{}, n.deps...)) // strings always encode
-	b = append(b, dj...)
-	b = append(b, `,"version":`...)
-	b = appendString(b, n.version)
-	b = append(b, `,"enforceRole":false,"pods":[`...)
-	for i, r := range n.pods {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		pj, err := json.Marshal(r.App.PodSpec())
-		if err != nil {
-			gw.err = fmt.Errorf("api: encode pod %s: %w", r.App.ID, err)
-			return
-		}
-		b = append(b, pj...)
+	b, err := appendGroupHead(gw.buf[:0], n)
+	if err != nil {
+		gw.err = err
+		return
 	}
-	b = append(b, `],"apps":[`...)
 	gw.write(b)
 	if gw.e.apps {
 		for i, r := range n.apps {
@@ -179,9 +171,36 @@ func (gw *groupWriter) group(n *groupNode) {
 	gw.write([]byte("]}"))
 }
 
+// appendGroupHead appends a group's JSON up to its apps:
+// {"id":…,"pods":[…],"apps":[
+func appendGroupHead(b []byte, n *groupNode) ([]byte, error) {
+	b = append(b, `{"id":`...)
+	b = appendString(b, n.id)
+	b = append(b, `,"dependencies":`...)
+	dj, _ := json.Marshal(append([]string{}, n.deps...)) // strings always encode
+	b = append(b, dj...)
+	b = append(b, `,"version":`...)
+	b = appendString(b, n.version)
+	b = append(b, `,"enforceRole":false,"pods":[`...)
+	for i, r := range n.pods {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		pj, err := json.Marshal(r.App.PodSpec())
+		if err != nil {
+			return b, fmt.Errorf("api: encode pod %s: %w", r.App.ID, err)
+		}
+		b = append(b, pj...)
+	}
+	return append(b, `],"apps":[`...), nil
+}
+
 // getGroup serves GET /v2/groups and GET /v2/groups/{id}.
 func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) error {
 	id = appspec.CanonicalID(id)
+	if done, err := s.getKeptGroup(w, r, id); done {
+		return err
+	}
 	n := s.groupTree()[id]
 	if n == nil {
 		return errorf(http.StatusNotFound, "Group '%s' does not exist; list the groups with GET /v2/groups", id)
