@@ -383,3 +383,59 @@ func TestOperationValidation(t *testing.T) {
 		t.Fatalf("after a dropped UNRESERVE and a good RESERVE offered %q, want %q", got, want)
 	}
 }
+
+// TestReservationKeys: the accounting key is the resource's identity as
+// Mesos compares it: either format of the same reservation and labels in
+// any order give one key; another label, principal, persistence id or
+// container path gives another; the offer renders the key back in the
+// framework's format.
+func TestReservationKeys(t *testing.T) {
+	t.Parallel()
+	key := func(r mesos.Resource) string {
+		t.Helper()
+		p, err := parseResource(&r)
+		if err != nil {
+			t.Fatalf("parse %v: %v", r, err)
+		}
+		return p.key
+	}
+	legacy := dyn(scalar("cpus", 1), "web", "a", "1", "b", "2")
+	swapped := dyn(scalar("cpus", 1), "web", "b", "2", "a", "1")
+	refined := scalar("cpus", 1)
+	refined.Reservations = []mesos.Resource_ReservationInfo{{Type: mesos.Resource_ReservationInfo_DYNAMIC.Enum(), Role: strPtr("web"),
+		Principal: strPtr("flotilla"), Labels: legacy.Reservation.Labels}}
+	if key(legacy) != key(swapped) || key(legacy) != key(refined) {
+		t.Fatalf("one reservation, three keys: %q %q %q", key(legacy), key(swapped), key(refined))
+	}
+	other := []mesos.Resource{dyn(scalar("cpus", 1), "web", "a", "1"), dyn(scalar("cpus", 1), "web", "a", "1", "b", "3"),
+		func() mesos.Resource {
+			r := dyn(scalar("cpus", 1), "web", "a", "1", "b", "2")
+			r.Reservation.Principal = strPtr("x")
+			return r
+		}(),
+		withRole(scalar("cpus", 1), "web"), scalar("cpus", 1)}
+	for _, r := range other {
+		if key(r) == key(legacy) {
+			t.Errorf("%v has the key of %v", r, legacy)
+		}
+	}
+	disk := dyn(scalar("disk", 5), "web")
+	if key(pvol(disk, "v", "data", mesos.RW)) == key(pvol(disk, "v", "other", mesos.RW)) || key(pvol(disk, "v", "data", mesos.RW)) == key(pvol(disk, "w", "data", mesos.RW)) {
+		t.Errorf("volumes with another container path or id share a key")
+	}
+	s, err := fromMesos([]mesos.Resource{pvol(disk, "v", "data", mesos.RW)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, refine := range []bool{false, true} {
+		rs := s.toMesos("web", refine)
+		if len(rs) != 1 || rs[0].GetDisk().GetPersistence().GetID() != "v" || reservationRole(&rs[0]) != "web" ||
+			(refine != (len(rs[0].Reservations) == 1)) || (!refine && rs[0].GetReservation().GetPrincipal() != "flotilla") {
+			t.Errorf("refinement %v: rendered %v", refine, rs)
+		}
+		back, err := fromMesos(rs)
+		if err != nil || !back.contains(s) || !s.contains(back) {
+			t.Errorf("refinement %v: the offer's resource does not account as the key it came from: %v", refine, err)
+		}
+	}
+}
