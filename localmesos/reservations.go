@@ -1,3 +1,5 @@
+//lint:file-ignore ST1005 resource validation messages are Mesos's own, word for word (common/resources.cpp, master/validation.cpp), so frameworks see the same text
+
 package localmesos
 
 import (

@@ -1,6 +1,7 @@
 package localmesos
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -131,6 +132,18 @@ func persistentVolumeLifecycle(t *testing.T, kind string, factory ExecutorFactor
 		if !strings.Contains(full, want) {
 			t.Fatalf("reserved_resources_full lacks %s: %s", want, full)
 		}
+	}
+
+	// The agent's own /state shows them too.
+	var ast struct {
+		ID           string                       `json:"id"`
+		ReservedFull map[string][]json.RawMessage `json:"reserved_resources_full"`
+	}
+	if err := json.Unmarshal([]byte(getBody(t, m.Agents()[0].URL+"/slave(1)/state")), &ast); err != nil {
+		t.Fatal(err)
+	}
+	if ast.ID != agentID || len(ast.ReservedFull["web"]) != 3 || !strings.Contains(string(ast.ReservedFull["web"][1]), `"app#data#1"`) {
+		t.Fatalf("agent /state: id %s, reserved_resources_full %s", ast.ID, ast.ReservedFull)
 	}
 
 	// The next offer has the reservation and the volume, as Marathon
@@ -291,6 +304,17 @@ func TestDynamicReservationOnlyToItsRole(t *testing.T) {
 	o = web.offers(10 * time.Second)[0]
 	if got, want := summary(o), "cpus(*):1 cpus(web):1 disk(*):100 mem(*):256 mem(web):256"; got != want {
 		t.Fatalf("web is offered %q, want %q", got, want)
+	}
+	// Reservations belong to the agent and the role, not to the master
+	// or the framework: they survive a master failover (Mesos's agents
+	// checkpoint them and report them when they re-register) and the
+	// framework's removal.
+	if err := m.Failover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	o = waitOffer(t, web, func(o mesos.Offer) bool { return strings.HasPrefix(o.ID.Value, m.ID()+"-O") }, nil)
+	if got, want := summary(o), "cpus(*):1 cpus(web):1 disk(*):100 mem(*):256 mem(web):256"; got != want {
+		t.Fatalf("after a master failover web is offered %q, want %q", got, want)
 	}
 	web.stop()
 	other := startFramework(t, m, fwOpts{info: multiRole("other", []string{"other"})})
