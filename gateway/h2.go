@@ -136,7 +136,12 @@ type h2Server struct {
 }
 
 func (g *Gateway) newH2Server(l Listener) *h2Server {
-	s := &h2Server{g: g, l: l, srv: &http2.Server{IdleTimeout: g.cfg.IdleTimeout},
+	s := &h2Server{g: g, l: l, srv: &http2.Server{
+		IdleTimeout: g.cfg.IdleTimeout,
+		// nginx's http2_max_concurrent_streams: each stream holds a
+		// goroutine and a request's buffers.
+		MaxConcurrentStreams: 128,
+	},
 		log: fasthttpLogger{g.log.WithField("listener", l.String())}}
 	s.base = &http.Server{
 		MaxHeaderBytes: g.cfg.MaxHeaderBytes,
