@@ -373,3 +373,32 @@ func TestHTTP2ShutdownIsGraceful(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+// An HTTP/1.1 request whose first bytes arrive alone and look like the
+// start of the HTTP/2 preface is still HTTP/1.1.
+func TestHTTP1StartingLikePreface(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, Config{})
+	web := startBackend(t, "web.1", nil)
+	g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{web.Backend}}})
+	front := g.front(t, Internal)
+	for _, split := range []int{1, 2, 3} {
+		c, err := net.DialTimeout("tcp", hostOf(front), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		req := "POST /p HTTP/1.1\r\nHost: " + webDNS + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+		if _, err := io.WriteString(c, req[:split]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, req[split:]); err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || !bytes.HasPrefix(b, []byte("HTTP/1.1 200 ")) || !bytes.Contains(b, []byte(`"Task":"web.1"`)) {
+			t.Fatalf("request split after %d bytes: %v\n%s", split, err, b)
+		}
+	}
+}
