@@ -402,3 +402,51 @@ func TestHTTP1StartingLikePreface(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkProxyHTTP2 is BenchmarkProxy's 6-byte GET over h2c: the
+// x/net/http2 client and server are in the figures (they allocate per
+// request), so compare it with itself, and with nginx in
+// bench/gateway/run-h2.sh.
+func BenchmarkProxyHTTP2(b *testing.B) {
+	backend := startBackend(b, "web.1", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "6")
+		io.WriteString(w, "hello\n")
+	})
+	g := newTestGateway(b, Config{})
+	g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{backend.Backend}}})
+	if err := g.Start(); err != nil {
+		b.Fatal(err)
+	}
+	tr := &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequest("GET", "http://"+g.Addr(Internal).String()+"/", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Host = webDNS
+	buf := make([]byte, 64)
+	do := func() {
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.ReadFull(resp.Body, buf[:6])
+		resp.Body.Close()
+		if resp.StatusCode != 200 || n != 6 || resp.ProtoMajor != 2 {
+			b.Fatalf("%s %d, %d bytes", resp.Proto, resp.StatusCode, n)
+		}
+	}
+	for range 100 {
+		do()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		do()
+	}
+}
