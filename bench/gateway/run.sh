@@ -136,6 +136,7 @@ declare -A RPS P99 P50 CPU
 echo "wrk ${DUR}s per throughput run at $CONNS connections; latency: $LAT requests per target, one at a time, targets interleaved; $ROUNDS rounds; load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 printf '%-6s %-8s %14s %16s %12s %12s\n' round target "req/s(c=$CONNS)" "CPU µs/req" "p50 ms" "p99 ms"
 for r in $(seq "$ROUNDS"); do
+  echo "round $r load average $(cut -d' ' -f1-3 /proc/loadavg)"
   for t in direct gateway nginx; do
     case $t in direct) addr=${BACKENDS[0]} ;; gateway) addr=$GW ;; nginx) addr=$NGX ;; esac
     read -r rps _ _ cpu <<<"$(bench "$t" "$addr" "$CONNS")"
