@@ -70,6 +70,9 @@ mkdir -p "$OUT/nginx"
   echo "events { worker_connections 4096; }"
   echo "http {"
   echo "  access_log off;"
+  # nginx ends an HTTP/2 connection after 1000 requests by default
+  # (GOAWAY), and h2load does not reconnect: the run would stop short.
+  echo "  keepalive_requests 100000000;"
   for d in client_body proxy fastcgi uwsgi scgi; do echo "  ${d}_temp_path $OUT/nginx/$d;"; done
   echo "  upstream backends {"
   for a in "${BACKENDS[@]}"; do echo "    server $a;"; done
