@@ -74,8 +74,11 @@
 // HTTP/2 (h2.go): fasthttp speaks HTTP/1.1 only, so a connection that
 // opens with the HTTP/2 preface — h2c with prior knowledge on either
 // listener, or h2 negotiated by ALPN on the TLS one — is recognised on
-// fasthttp's first read of it and handed to golang.org/x/net/http2's
-// server. Each stream becomes a fasthttp.RequestCtx (its header block
+// fasthttp's first read of it (by ALPN on TLS, by its preface in h2c)
+// and handed to net/http's own HTTP/2 server (Go's bundled copy of
+// golang.org/x/net/http2, whose standalone server API is deprecated in
+// its favour), on a listener of its own that only those connections
+// reach. Each stream becomes a fasthttp.RequestCtx (its header block
 // written out as HTTP/1.1 and parsed by fasthttp) and goes through the
 // same serve as an HTTP/1.1 request: the same tables, exposure rules,
 // X-Forwarded-* rewrites, balancing, metrics and backend pool (backends

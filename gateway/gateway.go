@@ -420,6 +420,7 @@ func (g *Gateway) Start() error {
 			ln = tls.NewListener(ln, c)
 		}
 		ln = &sniffListener{Listener: ln, h2: g.h2[b.l]} // HTTP/2 connections go to h2.go
+		g.h2[b.l].start()
 		srv := g.newServer(b.l, nil)
 		g.servers = append(g.servers, srv)
 		go func() {

@@ -7,29 +7,30 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/valyala/fasthttp"
-	"golang.org/x/net/http2"
 )
 
 // HTTP/2 on both listeners. fasthttp speaks HTTP/1.1 only, so an HTTP/2
-// connection is handed to golang.org/x/net/http2's server, whose handler
+// connection is handed to net/http's HTTP/2 server, whose handler
 // turns each stream into a fasthttp.RequestCtx and runs the very same
 // routing and proxying as an HTTP/1.1 request (serve): one route table,
 // one set of exposure rules and X-Forwarded-* rewrites, one backend pool.
 //
-// A connection is recognised by its first bytes, the HTTP/2 preface, on
-// fasthttp's own first read of it (sniffConn): no peek and no goroutine
-// per accepted connection, and after that first read an HTTP/1.1
-// connection costs one comparison per read. That covers h2c with prior
-// knowledge on a plain listener and h2 negotiated by ALPN on the TLS one
-// (the client sends the same preface once the handshake is done). h2c by
+// A connection is recognised on fasthttp's own first read of it
+// (sniffConn): on TLS by the protocol ALPN chose, on a plain listener by
+// its first bytes, the HTTP/2 preface (h2c with prior knowledge). No peek
+// and no goroutine per accepted connection; after that first read an
+// HTTP/1.1 connection costs one comparison per read. h2c by
 // Upgrade (RFC 7540's "Upgrade: h2c", dropped by RFC 9113) is not
 // offered: such a request is passed on to the backend like any other
 // Upgrade.
@@ -80,6 +81,21 @@ func (c *sniffConn) Read(p []byte) (int, error) {
 	case sniffedHTTP2:
 		return 0, io.EOF
 	}
+	if tc, ok := c.Conn.(*tls.Conn); ok {
+		// On TLS, ALPN decides, and nothing need be read: the HTTP/2
+		// server gets the connection as it is.
+		if err := tc.Handshake(); err != nil {
+			c.state.Store(sniffedHTTP1) // fasthttp reports it
+			return 0, err
+		}
+		if tc.ConnectionState().NegotiatedProtocol != "h2" {
+			c.state.Store(sniffedHTTP1)
+			return c.Conn.Read(p)
+		}
+		c.state.Store(sniffedHTTP2)
+		c.h2.ln.push(tc)
+		return 0, io.EOF
+	}
 	n, err := c.Conn.Read(p)
 	// A preface split over reads is read whole before deciding.
 	for err == nil && n < len(h2Preface) && n < len(p) && string(p[:n]) == h2Preface[:n] {
@@ -92,12 +108,7 @@ func (c *sniffConn) Read(p []byte) (int, error) {
 		return n, err
 	}
 	c.state.Store(sniffedHTTP2)
-	var state *tls.ConnectionState
-	if tc, ok := c.Conn.(*tls.Conn); ok {
-		cs := tc.ConnectionState()
-		state = &cs
-	}
-	go c.h2.serve(&prefacedConn{Conn: c.Conn, pre: bytes.Clone(p[:n])}, state)
+	c.h2.ln.push(&prefacedConn{Conn: c.Conn, pre: bytes.Clone(p[:n])})
 	return 0, io.EOF
 }
 
@@ -121,99 +132,100 @@ type sniffTLSConn struct {
 func (c *sniffTLSConn) Handshake() error                     { return c.tc.Handshake() }
 func (c *sniffTLSConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
-// h2Server serves the HTTP/2 connections of one listener.
+// h2Server serves the HTTP/2 connections of one listener: net/http's
+// server (its HTTP/2 side only) on a listener fed by sniffConn.
 type h2Server struct {
-	g    *Gateway
-	l    Listener
-	base *http.Server // carries limits and graceful shutdown to srv
-	srv  *http2.Server
-	log  fasthttp.Logger
-
-	mu      sync.Mutex
-	conns   int           // being served
-	closing bool          // shutdown has begun: no new connections
-	idle    chan struct{} // closed when conns drops to 0, if shutdown waits
+	g   *Gateway
+	l   Listener
+	srv *http.Server
+	ln  *chanListener
+	log fasthttp.Logger
 }
 
+// h2ConnKey is where ConnContext leaves a stream's connection, for its
+// addresses.
+type h2ConnKey struct{}
+
 func (g *Gateway) newH2Server(l Listener) *h2Server {
-	s := &h2Server{g: g, l: l, srv: &http2.Server{
-		IdleTimeout: g.cfg.IdleTimeout,
+	s := &h2Server{g: g, l: l, ln: newChanListener(), log: fasthttpLogger{g.log.WithField("listener", l.String())}}
+	var p http.Protocols
+	p.SetHTTP2(true)            // on TLS, by ALPN
+	p.SetUnencryptedHTTP2(true) // h2c with prior knowledge
+	s.srv = &http.Server{
+		Handler:   s,
+		Protocols: &p,
+		// The preface (h2c) must come within the header time, as an
+		// HTTP/1.1 request's header must.
+		ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
+		IdleTimeout:       g.cfg.IdleTimeout,
+		MaxHeaderBytes:    g.cfg.MaxHeaderBytes,
 		// nginx's http2_max_concurrent_streams: each stream holds a
 		// goroutine and a request's buffers.
-		MaxConcurrentStreams: 128,
-	},
-		log: fasthttpLogger{g.log.WithField("listener", l.String())}}
-	s.base = &http.Server{
-		MaxHeaderBytes: g.cfg.MaxHeaderBytes,
-		IdleTimeout:    g.cfg.IdleTimeout,
-		ErrorLog:       nil,
-	}
-	// Registers srv's GOAWAY with base.Shutdown; it cannot fail for a
-	// server without a TLS config of its own.
-	if err := http2.ConfigureServer(s.base, s.srv); err != nil {
-		g.log.WithError(err).Error("HTTP/2 server not configured")
+		HTTP2:       &http.HTTP2Config{MaxConcurrentStreams: 128},
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, h2ConnKey{}, c) },
+		ErrorLog:    stdlog.New(debugWriter{g.log.WithField("listener", l.String())}, "", 0),
 	}
 	return s
 }
 
-// serve serves one HTTP/2 connection until it ends; state is its TLS
-// state, nil for h2c.
-func (s *h2Server) serve(c net.Conn, state *tls.ConnectionState) {
-	if !s.enter() {
-		c.Close() // shutting down
-		return
-	}
-	defer s.leave()
-	// fasthttp's header deadline no longer applies: HTTP/2 has its own
-	// idle timeout.
-	c.SetDeadline(time.Time{})
-	h := &h2Handler{s: s, laddr: c.LocalAddr(), raddr: c.RemoteAddr(), tls: state}
-	if state != nil {
-		c = &prefacedTLSConn{prefacedConn: c.(*prefacedConn), state: state}
-	}
-	s.srv.ServeConn(c, &http2.ServeConnOpts{BaseConfig: s.base, Handler: h})
+// start serves the connections handed over, until shutdown.
+func (s *h2Server) start() {
+	go func() {
+		if err := s.srv.Serve(s.ln); err != nil && err != http.ErrServerClosed {
+			s.g.log.WithError(err).WithField("listener", s.l.String()).Error("gateway HTTP/2 server stopped")
+		}
+	}()
 }
 
-// shutdown sends GOAWAY on every HTTP/2 connection and waits for them to
-// end (their streams done) or for ctx.
+// shutdown sends GOAWAY on every HTTP/2 connection and waits for their
+// streams to end, or for ctx.
 func (s *h2Server) shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	s.mu.Unlock()
-	err := s.base.Shutdown(ctx)
-	s.mu.Lock()
-	if s.conns == 0 {
-		s.mu.Unlock()
-		return err
-	}
-	s.idle = make(chan struct{})
-	idle := s.idle
-	s.mu.Unlock()
+	return s.srv.Shutdown(ctx)
+}
+
+// chanListener is the HTTP/2 server's listener: its connections are the
+// ones sniffConn hands over.
+type chanListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newChanListener() *chanListener {
+	return &chanListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) push(c net.Conn) {
 	select {
-	case <-idle:
-		return err
-	case <-ctx.Done():
-		return errors.Join(err, ctx.Err())
+	case l.conns <- c:
+	case <-l.done:
+		c.Close() // shutting down
 	}
 }
 
-func (s *h2Server) enter() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
 	}
-	s.conns++
-	return true
 }
 
-func (s *h2Server) leave() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conns--; s.conns == 0 && s.idle != nil {
-		close(s.idle)
-		s.idle = nil
-	}
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// debugWriter sends net/http's log lines (TLS and protocol errors of
+// clients) to the debug log, as fasthttpLogger does.
+type debugWriter struct{ e *logrus.Entry }
+
+func (w debugWriter) Write(p []byte) (int, error) {
+	w.e.Debug(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 // prefacedConn gives back the preface bytes fasthttp already consumed
@@ -230,22 +242,6 @@ func (c *prefacedConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
-}
-
-// prefacedTLSConn lets the HTTP/2 server see the TLS state (it refuses
-// weak TLS, and fills Request.TLS).
-type prefacedTLSConn struct {
-	*prefacedConn
-	state *tls.ConnectionState
-}
-
-func (c *prefacedTLSConn) ConnectionState() tls.ConnectionState { return *c.state }
-
-// h2Handler serves the streams of one HTTP/2 connection.
-type h2Handler struct {
-	s            *h2Server
-	laddr, raddr net.Addr
-	tls          *tls.ConnectionState // nil on a plain connection
 }
 
 // h2Request is one stream's fasthttp request context and what it takes to
@@ -266,8 +262,8 @@ var h2Requests = sync.Pool{New: func() any {
 	return r
 }}
 
-func (h *h2Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	g := h.s.g
+func (s *h2Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g := s.g
 	if r.Method == http.MethodConnect {
 		// Extended CONNECT (WebSockets over HTTP/2) is not offered, and a
 		// plain CONNECT has no route.
@@ -276,25 +272,29 @@ func (h *h2Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	hr := h2Requests.Get().(*h2Request)
 	st := &hr.plain
-	if h.tls != nil {
+	if r.TLS != nil {
 		st = &hr.secure.h2Stream
 	}
 	st.w, st.f, st.done = w, w.(http.Flusher), r.Context().Done()
-	st.laddr, st.raddr = h.laddr, h.raddr
+	if c, ok := r.Context().Value(h2ConnKey{}).(net.Conn); ok {
+		st.laddr, st.raddr = c.LocalAddr(), c.RemoteAddr()
+	} else {
+		st.laddr, st.raddr = nil, nil // fasthttp reads them as 0.0.0.0:0
+	}
 	st.drain()
 	ctx := &hr.ctx
-	if h.tls != nil {
-		hr.secure.state = h.tls
-		ctx.Init2(&hr.secure, h.s.log, false)
+	if r.TLS != nil {
+		hr.secure.state = r.TLS
+		ctx.Init2(&hr.secure, s.log, false)
 	} else {
-		ctx.Init2(&hr.plain, h.s.log, false)
+		ctx.Init2(&hr.plain, s.log, false)
 	}
 	if err := hr.readRequest(r, g.cfg.MaxHeaderBytes); err != nil {
 		h2Release(hr)
 		http.Error(w, "flotilla gateway: bad request: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	g.serve(h.s.l, ctx)
+	g.serve(s.l, ctx)
 	resp := &ctx.Response
 	if ctx.Hijacked() || resp.ConnectionClose() {
 		// The backend's answer broke off after its head, or the client is

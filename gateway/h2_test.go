@@ -13,20 +13,15 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
-// h2cClient speaks HTTP/2 with prior knowledge over plain TCP, one
-// connection per host as http2.Transport keeps them.
+// h2cClient speaks HTTP/2 with prior knowledge over plain TCP (net/http's
+// own HTTP/2 client).
 func h2cClient(t *testing.T) *http.Client {
 	t.Helper()
-	tr := &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-	}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &p}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
@@ -140,7 +135,9 @@ func TestHTTP2OverTLS(t *testing.T) {
 		{ID: adminID, DNSName: "admin-ops.flotilla.mesos", Exposure: internal([]string{"admin.example.com"}), Backends: []Backend{admin.Backend}},
 	})
 	url := "https://" + g.Addr(External).String() + "/p"
-	tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "shop.example.com"}}
+	var p http.Protocols
+	p.SetHTTP2(true)
+	tr := &http.Transport{Protocols: &p, TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "shop.example.com"}}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 
@@ -404,7 +401,7 @@ func TestHTTP1StartingLikePreface(t *testing.T) {
 }
 
 // BenchmarkProxyHTTP2 is BenchmarkProxy's 6-byte GET over h2c: the
-// x/net/http2 client and server are in the figures (they allocate per
+// HTTP/2 client and server of net/http are in the figures (they allocate per
 // request), so compare it with itself, and with nginx in
 // bench/gateway/run-h2.sh.
 func BenchmarkProxyHTTP2(b *testing.B) {
@@ -417,12 +414,9 @@ func BenchmarkProxyHTTP2(b *testing.B) {
 	if err := g.Start(); err != nil {
 		b.Fatal(err)
 	}
-	tr := &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-	}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &p}
 	defer tr.CloseIdleConnections()
 	req, err := http.NewRequest("GET", "http://"+g.Addr(Internal).String()+"/", nil)
 	if err != nil {

@@ -20,7 +20,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -36,7 +35,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/http2"
 
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/gateway"
@@ -182,13 +180,9 @@ func latency(ctx context.Context, args []string) error {
 		}
 		var tr http.RoundTripper = &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
 		if *h2c {
-			tr = &http2.Transport{
-				AllowHTTP:          true,
-				DisableCompression: true,
-				DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-					return (&net.Dialer{}).DialContext(ctx, network, addr)
-				},
-			}
+			var p http.Protocols
+			p.SetUnencryptedHTTP2(true)
+			tr = &http.Transport{Protocols: &p, MaxIdleConnsPerHost: 1, DisableCompression: true}
 		}
 		defer tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
 		ts = append(ts, &target{name: name, url: "http://" + addr + "/", client: &http.Client{Transport: tr, Timeout: 10 * time.Second}})
