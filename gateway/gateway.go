@@ -208,6 +208,7 @@ type Gateway struct {
 	servers []*fasthttp.Server
 	addrs   [2]net.Addr
 	conns   [2]atomic.Pointer[connlimit.Listener] // per listener, once started
+	h2      [2]*h2Server                          // per listener: its HTTP/2 connections
 }
 
 // snapshot is what one request sees from start to end: a route table and
@@ -263,6 +264,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.tcpDialer = &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: -1}
 	for _, l := range []Listener{Internal, External} {
 		g.unrouted[l] = g.m.unrouted.WithLabelValues(l.String())
+		g.h2[l] = g.newH2Server(l)
 	}
 	empty, _ := buildRoutes(nil, nil)
 	g.cur.Store(&snapshot{table: empty, pools: map[string]*pool{}})
@@ -414,9 +416,11 @@ func (g *Gateway) Start() error {
 		tlsOn := b.l == External && g.tlsConfig != nil
 		if tlsOn {
 			c := g.tlsConfig.Clone()
-			c.NextProtos = []string{"http/1.1"} // fasthttp speaks nothing else
+			c.NextProtos = []string{"h2", "http/1.1"} // h2 is recognised by its preface (h2.go)
 			ln = tls.NewListener(ln, c)
 		}
+		ln = &sniffListener{Listener: ln, h2: g.h2[b.l]} // HTTP/2 connections go to h2.go
+		g.h2[b.l].start()
 		srv := g.newServer(b.l, nil)
 		g.servers = append(g.servers, srv)
 		go func() {
@@ -463,7 +467,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	servers = append(servers, g.shutdownServices()...)
 	// Both at once: a listener still accepting while the other drains
 	// would take new requests during the whole wait.
-	errs := make([]error, len(servers))
+	errs := make([]error, len(servers)+len(g.h2))
 	var wg sync.WaitGroup
 	for i, s := range servers {
 		wg.Add(1)
@@ -471,6 +475,15 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			defer wg.Done()
 			if err := s.ShutdownWithContext(ctx); err != nil {
 				errs[i] = fmt.Errorf("gateway: shutdown: %w", err)
+			}
+		}()
+	}
+	for i, s := range g.h2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.shutdown(ctx); err != nil {
+				errs[len(servers)+i] = fmt.Errorf("gateway: HTTP/2 shutdown: %w", err)
 			}
 		}()
 	}
