@@ -2,6 +2,7 @@ package mesosdns
 
 import (
 	"encoding/binary"
+	"math/rand/v2"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -324,6 +325,36 @@ func ignorableOptions(b []byte) bool {
 // generator calls as answer, so both paths give the same order for the
 // same seed.
 func (s *Server) wireReply(pkt, out []byte) ([]byte, bool) {
+	return s.wireAnswer(pkt, out, nil)
+}
+
+// wireWorker is a UDP worker's own shuffling source and answer counts: the
+// server's shared generator (behind a mutex) and Prometheus counters (one
+// atomic add per query) put a cache line in both cores' way on every query.
+// The counts go to the metrics once per batch (addTo).
+type wireWorker struct {
+	rng               *rand.Rand
+	noError, nxDomain uint64
+}
+
+func newWireWorker(seed uint64, worker int) *wireWorker {
+	return &wireWorker{rng: rand.New(rand.NewPCG(seed^uint64(worker+1)*0x9e3779b97f4a7c15, seed))}
+}
+
+func (w *wireWorker) addTo(m *metrics) {
+	if w.noError > 0 {
+		m.byRcode[dns.RcodeSuccess].Add(float64(w.noError))
+		w.noError = 0
+	}
+	if w.nxDomain > 0 {
+		m.byRcode[dns.RcodeNameError].Add(float64(w.nxDomain))
+		w.nxDomain = 0
+	}
+}
+
+// wireAnswer is wireReply with w's generator and counts, or the server's
+// when w is nil (the order the dns.Msg path gives for the same seed).
+func (s *Server) wireAnswer(pkt, out []byte, w *wireWorker) ([]byte, bool) {
 	if !s.ready.Load() {
 		return nil, false
 	}
@@ -411,9 +442,14 @@ func (s *Server) wireReply(pkt, out []byte) ([]byte, bool) {
 		}
 		pos = pos[:an]
 		if an > 1 {
-			s.rngMu.Lock()
-			s.rng.Shuffle(an, func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
-			s.rngMu.Unlock()
+			swap := func(i, j int) { perm[i], perm[j] = perm[j], perm[i] }
+			if w != nil {
+				w.rng.Shuffle(an, swap)
+			} else {
+				s.rngMu.Lock()
+				s.rng.Shuffle(an, swap)
+				s.rngMu.Unlock()
+			}
 		}
 		for _, i := range perm {
 			pos[i] = len(b)
@@ -440,6 +476,13 @@ func (s *Server) wireReply(pkt, out []byte) ([]byte, bool) {
 	binary.BigEndian.PutUint16(b[6:], uint16(an))
 	binary.BigEndian.PutUint16(b[8:], uint16(ns))
 	binary.BigEndian.PutUint16(b[10:], uint16(ar))
-	s.metrics.count(rcode)
+	switch {
+	case w == nil:
+		s.metrics.count(rcode)
+	case rcode == dns.RcodeSuccess:
+		w.noError++
+	default:
+		w.nxDomain++
+	}
 	return b, true
 }
