@@ -456,38 +456,8 @@ func (s *Server) wireAnswer(pkt, out []byte, w *wireWorker) ([]byte, bool) {
 			binary.BigEndian.PutUint16(b[soa+2+p.at:], ptr)
 		}
 	} else {
-		an = set.count()
-		var permBuf, posBuf [16]int
-		perm, pos := permBuf[:0], posBuf[:0]
-		if an > len(permBuf) {
-			perm, pos = make([]int, 0, an), make([]int, 0, an)
-		}
-		for i := range an {
-			perm = append(perm, i)
-		}
-		pos = pos[:an]
-		if an > 1 {
-			swap := func(i, j int) { perm[i], perm[j] = perm[j], perm[i] }
-			if w != nil {
-				w.rng.Shuffle(an, swap)
-			} else {
-				s.rngMu.Lock()
-				s.rng.Shuffle(an, swap)
-				s.rngMu.Unlock()
-			}
-		}
-		for _, i := range perm {
-			pos[i] = len(b)
-			b = append(b, buf[set.ans[i]:set.ans[i+1]]...)
-		}
-		for _, g := range set.glue {
-			if g.target >= 0 {
-				ptr := 0xC000 | uint16(pos[g.target]+srvTargetOff)
-				b = append(b, byte(ptr>>8), byte(ptr))
-			}
-			b = append(b, buf[g.from:g.to]...)
-		}
-		ar = len(set.glue)
+		an, ar = set.count(), len(set.glue)
+		b = s.appendSet(b, buf, set, w)
 	}
 	if q.edns {
 		ar++
@@ -510,4 +480,42 @@ func (s *Server) wireAnswer(pkt, out []byte, w *wireWorker) ([]byte, bool) {
 		w.nxDomain++
 	}
 	return b, true
+}
+
+// appendSet appends set's answers, shuffled (with w's generator, or the
+// server's when w is nil), and its glue, each glue owner a pointer to its
+// SRV's target.
+func (s *Server) appendSet(b, buf []byte, set *rrsetWire, w *wireWorker) []byte {
+	an := set.count()
+	var permBuf, posBuf [16]int
+	perm, pos := permBuf[:0], posBuf[:0]
+	if an > len(permBuf) {
+		perm, pos = make([]int, 0, an), make([]int, 0, an)
+	}
+	for i := range an {
+		perm = append(perm, i)
+	}
+	pos = pos[:an]
+	if an > 1 {
+		swap := func(i, j int) { perm[i], perm[j] = perm[j], perm[i] }
+		if w != nil {
+			w.rng.Shuffle(an, swap)
+		} else {
+			s.rngMu.Lock()
+			s.rng.Shuffle(an, swap)
+			s.rngMu.Unlock()
+		}
+	}
+	for _, i := range perm {
+		pos[i] = len(b)
+		b = append(b, buf[set.ans[i]:set.ans[i+1]]...)
+	}
+	for _, g := range set.glue {
+		if g.target >= 0 {
+			ptr := 0xC000 | uint16(pos[g.target]+srvTargetOff)
+			b = append(b, byte(ptr>>8), byte(ptr))
+		}
+		b = append(b, buf[g.from:g.to]...)
+	}
+	return b
 }
