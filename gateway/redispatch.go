@@ -47,13 +47,22 @@ func (g *Gateway) awaitRoutes(st *reqState) bool {
 		return false
 	}
 	key := poolKey(st.pool.app.id, st.pool.index)
+	// newer: a table with a backend of the app in rotation. Every Update
+	// builds new pools, also when only another app changed, and every
+	// backend this request tried is ejected.
 	newer := func() bool {
 		p := g.cur.Load().pools[key]
 		if p == nil || p == st.pool || p.app != st.pool.app {
 			return false
 		}
-		st.pool = p
-		return true
+		now := g.clock.Now().UnixNano()
+		for _, b := range p.backends {
+			if b.ejectedUntil.Load() <= now {
+				st.pool = p
+				return true
+			}
+		}
+		return false
 	}
 	changed := g.routesChanged()
 	if newer() {

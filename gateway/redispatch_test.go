@@ -45,6 +45,16 @@ func TestRouteWait(t *testing.T) {
 	// New routes arrive while the request waits: the replacement serves it.
 	got := ask("GET", nil)
 	waiting("the GET to wait for newer routes")
+	// An update that brings nothing to try (another app changed) does
+	// not end the wait.
+	other := startBackend(t, "other.1", nil)
+	g.Update([]App{{ID: webID, DNSName: webDNS, Exposure: ext([]string{"shop.example.com"}), Backends: dead},
+		{ID: "/other", DNSName: "other.marathon.mesos", Backends: []Backend{other.Backend}}})
+	select {
+	case a := <-got:
+		t.Fatalf("answered %d %q after an update that left only the refusing backends", a.status, a.body)
+	case <-time.After(50 * time.Millisecond):
+	}
 	live := startBackend(t, "web.3", nil)
 	g.Update([]App{{ID: webID, DNSName: webDNS, Exposure: ext([]string{"shop.example.com"}), Backends: append(dead, live.Backend)}})
 	select {
