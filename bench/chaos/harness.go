@@ -63,16 +63,16 @@ type Config struct {
 // Result is what a run measured. Every field is filled as far as the run
 // got, also when Run returns an error.
 type Result struct {
-	Failovers   []time.Duration // kill to a replica accepting a write
+	Failovers []time.Duration // kill to a replica accepting a write
 	// ZKExpiry: kill to the killed leader's znode deleted (ZooKeeper's
 	// part); Takeover: from then to a write accepted (Flotilla's).
 	ZKExpiry, Takeover []time.Duration
-	Completions []time.Duration // then to the deployment done and the master running exactly the instances
-	MaxOver     int             // most tasks running above the apps' instances
-	Replaced    int             // tasks of apps not deployed in a round that vanished over its failover
-	Lost        int             // apps gone at the end
-	DNSAsked    int64
-	DNSBad      int64 // failed, NXDOMAIN or empty answers (replica killed or starting excluded)
+	Completions        []time.Duration // then to the deployment done and the master running exactly the instances
+	MaxOver            int             // most tasks running above the apps' instances
+	Replaced           int             // tasks of apps not deployed in a round that vanished over its failover
+	Lost               int             // apps gone at the end
+	DNSAsked           int64
+	DNSBad             int64 // failed, NXDOMAIN or empty answers (replica killed or starting excluded)
 	// DNSExcused: NXDOMAIN or empty answers for an app the master had run
 	// no healthy task of for the last dnsGrace (every serving instance lost
 	// with an agent): the honest answer, not counted as bad.
@@ -133,9 +133,9 @@ type harness struct {
 
 	zk         *zkServer
 	candidates *leaderWatch // nil: not watched
-	zkProxy *proxy // the replicas' way to zk, cut by the zkcut fault
-	vault   *proxy
-	secret  string
+	zkProxy    *proxy       // the replicas' way to zk, cut by the zkcut fault
+	vault      *proxy
+	secret     string
 
 	// runningSince: per app (DNS name), since when the master has run at
 	// least one of its tasks, healthy where checked, without a break;
