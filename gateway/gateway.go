@@ -85,6 +85,10 @@ type Config struct {
 	EjectFor time.Duration
 	// MaxAttempts bounds the backends one idempotent request tries.
 	MaxAttempts int
+	// RouteWait is how long such a request, having found every backend of
+	// its app failing, waits for newer routes to try (redispatch.go);
+	// 0: DefaultRouteWait, < 0: it does not wait.
+	RouteWait time.Duration
 	// MaxIdleConnsPerHost bounds the idle keep-alive connections kept per
 	// backend; it should cover the requests a backend serves at once, or
 	// a busy gateway reconnects all the time.
@@ -171,6 +175,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = DefaultMaxAttempts
 	}
+	if c.RouteWait == 0 {
+		c.RouteWait = DefaultRouteWait
+	}
 	if c.MaxIdleConnsPerHost <= 0 {
 		c.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
 	}
@@ -194,7 +201,10 @@ type Gateway struct {
 	m         *metrics
 	unrouted  [2]prometheus.Counter // per listener, resolved once
 
-	cur atomic.Pointer[snapshot]
+	cur      atomic.Pointer[snapshot]
+	routesCh atomic.Pointer[chan struct{}] // closed at the next Update (redispatch.go)
+	// routeWaits counts requests that waited for newer routes.
+	routeWaits atomic.Int64
 
 	mu       sync.Mutex // serialises Update
 	apps     map[string]*appState
@@ -340,6 +350,7 @@ func (g *Gateway) Update(apps []App) {
 		pools[key] = p
 	}
 	g.cur.Store(&snapshot{table: t, pools: pools, routed: true})
+	g.routesUpdated()
 	g.m.updates.Inc()
 	g.syncServices(t)
 }
