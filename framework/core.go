@@ -62,6 +62,9 @@ type core struct {
 	lastRevive     time.Time
 	reviveAt       time.Time // a throttled revive is due then
 	settleUntil    time.Time
+	// killsHeld: a decision wanted kills while they were held
+	// (holdingKills); every app is decided again when the hold ends.
+	killsHeld bool
 
 	recon reconState
 

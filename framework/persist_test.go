@@ -296,3 +296,77 @@ func TestPersisterDeleteOfMissingRecord(t *testing.T) {
 		t.Errorf("logged %s %q %v", e.Level, e.Message, e.Data)
 	}
 }
+
+// TestNewLeaderHoldsKillsUntilSettled: a new leader that restores an
+// interrupted roll kills nothing until reconciliation has settled. Its
+// restored tasks' health is unknown until the master answers, and the
+// other replicas and edge nodes still serve the old leader's view until
+// they find the new one: a roll's kill sent at SUBSCRIBED (as before)
+// took the only backends those views had (bench/chaos saw every
+// follower's gateway answer 503 for the app right after the election).
+// Once settled, the roll goes on from the reconciled state.
+func TestNewLeaderHoldsKillsUntilSettled(t *testing.T) {
+	t.Parallel()
+	st := store.NewMemory(nil, 0)
+	app := rollApp(4, 0.5, 0.5, true)
+	app.Version = "v2"
+	ctx := context.Background()
+	staged := coreT0.Add(-time.Minute)
+	// The old leader's last records: four v1 tasks, two of which it killed
+	// just before it died (their terminal updates never recorded), and the
+	// two v2 tasks it launched.
+	recs := map[string]string{"web.instance-a._app.1": "v1", "web.instance-b._app.1": "v1", "web.instance-c._app.1": "v1",
+		"web.instance-d._app.1": "v1", "web.instance-e._app.1": "v2", "web.instance-f._app.1": "v2"}
+	port := uint64(31000)
+	for id, v := range recs {
+		port++
+		if err := st.PutTask(ctx, store.TaskRecord{TaskID: id, AppID: app.ID, AgentID: "a-h1", AppVersion: v, State: "TASK_RUNNING",
+			Host: "h1", Ports: []uint64{port}, StagedAt: staged, StartedAt: staged}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := newHarness(t, func(c *Config) { c.Tasks = st; c.ReconcileSettle = 2 * time.Second })
+	h.s.PutApp(app)
+	if n, err := h.s.Restore(ctx); err != nil || n != len(recs) {
+		t.Fatalf("restore: %d, %v; want %d tasks", n, err, len(recs))
+	}
+	h.subscribe()
+	killing := func() []string {
+		var out []string
+		for _, tk := range h.tasks(app.ID) {
+			if tk.Killing {
+				out = append(out, tk.ID)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	if k, ids := h.rec.Of(CallKill), killing(); len(k) != 0 || len(ids) != 0 {
+		t.Fatalf("at SUBSCRIBED: %d KILL calls, tasks marked killing %v; want none before reconciliation settles", len(k), ids)
+	}
+	// The master answers: a and b are gone, the rest run, all healthy.
+	for id := range recs {
+		s := TestStatus(id, "a-h1", mesos.TASK_RUNNING, false)
+		s.Healthy = boolPtr(true)
+		if id == "web.instance-a._app.1" || id == "web.instance-b._app.1" {
+			s = TestStatus(id, "a-h1", mesos.TASK_KILLED, false)
+		}
+		h.send(UpdateInput(s))
+	}
+	h.step(time.Second)
+	if k, ids := h.rec.Of(CallKill), killing(); len(k) != 0 || len(ids) != 0 {
+		t.Fatalf("1 s into the settle: %d KILL calls, tasks marked killing %v; want none", len(k), ids)
+	}
+	h.step(time.Second)
+	if ids, want := killing(), []string{"web.instance-c._app.1", "web.instance-d._app.1"}; !slices.Equal(ids, want) {
+		t.Errorf("settled: killing %v, want the two v1 tasks still running %v", ids, want)
+	}
+	var sent []string
+	for _, c := range h.rec.Of(CallKill) {
+		sent = append(sent, c.TaskID)
+	}
+	slices.Sort(sent)
+	if want := []string{"web.instance-c._app.1", "web.instance-d._app.1"}; !slices.Equal(sent, want) {
+		t.Errorf("settled: KILL sent for %v, want %v", sent, want)
+	}
+}

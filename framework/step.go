@@ -30,6 +30,12 @@ func (c *core) step(now time.Time, p *plan) {
 		c.settleUntil = time.Time{}
 		c.gen++
 	}
+	if c.killsHeld && !c.holdingKills(now) {
+		c.killsHeld = false
+		for _, as := range c.appList {
+			as.dirty = true
+		}
+	}
 	if !c.nextUnreach.IsZero() && !now.Before(c.nextUnreach) {
 		c.scanUnreachable(now)
 	}
@@ -149,6 +155,13 @@ func (c *core) maybeResetBackoff(now time.Time, as *appState) {
 func (c *core) decide(now time.Time, as *appState) {
 	as.dirty = false
 	d := decideApp(as.app, as.tasks, c.killWanted, c.cfg.StagingTimeout, now)
+	if len(d.kill) > 0 && c.holdingKills(now) {
+		if !c.killsHeld {
+			c.log.WithField("app", as.id).Info("kills held until reconciliation has settled")
+		}
+		c.killsHeld = true
+		d.kill = nil
+	}
 	for _, id := range d.kill {
 		ts := as.tasks[id]
 		t := ts.t
@@ -183,6 +196,18 @@ func (c *core) sendKills(now time.Time, p *plan) {
 		}
 	}
 	sort.Slice(p.kills, func(i, j int) bool { return p.kills[i].taskID < p.kills[j].taskID })
+}
+
+// holdingKills: kills wait until this term's scheduler is subscribed and
+// reconciliation has settled (Config.ReconcileSettle), as launches do.
+// Before that, restored tasks' health is unknown (a kill decided then
+// rests on guesses), and the replicas and edge nodes still serve the
+// previous leader's view — the only one they have until they find this
+// leader — whose backends would be killed under them: a new leader's
+// first kill of a roll removed an app's last published tasks from every
+// follower for as long as it took them to find the new leader.
+func (c *core) holdingKills(now time.Time) bool {
+	return !c.connected || now.Before(c.settleUntil)
 }
 
 // launchable counts instances that would launch if offers came now.

@@ -64,13 +64,34 @@
 // request. net/http's server side alone cost about as much CPU per request
 // as nginx spends on the whole proxying (bench/RESULTS.md, ## gateway);
 // with fasthttp the common request, GET or HEAD without a body, allocates
-// nothing in the gateway (BenchmarkProxy). The price: HTTP/1.1 only (the
-// TLS listener used to offer HTTP/2 through net/http; clients now
-// negotiate HTTP/1.1), request headers up to Config.MaxHeaderBytes,
+// nothing in the gateway (BenchmarkProxy). The price: HTTP/2 takes a
+// path of its own (below), request headers up to Config.MaxHeaderBytes,
 // 16 KiB by default (431 beyond; nginx allows 32 KiB, net/http allowed
 // 1 MiB), and interim 1xx answers such as
 // 103 Early Hints are dropped, since fasthttp cannot send them ahead of
 // the real answer.
+//
+// HTTP/2 (h2.go): fasthttp speaks HTTP/1.1 only, so a connection that
+// opens with the HTTP/2 preface — h2c with prior knowledge on either
+// listener, or h2 negotiated by ALPN on the TLS one — is recognised on
+// fasthttp's first read of it (by ALPN on TLS, by its preface in h2c)
+// and handed to net/http's own HTTP/2 server (Go's bundled copy of
+// golang.org/x/net/http2, whose standalone server API is deprecated in
+// its favour), on a listener of its own that only those connections
+// reach. Each stream becomes a fasthttp.RequestCtx (its header block
+// written out as HTTP/1.1 and parsed by fasthttp) and goes through the
+// same serve as an HTTP/1.1 request: the same tables, exposure rules,
+// X-Forwarded-* rewrites, balancing, metrics and backend pool (backends
+// are always spoken to in HTTP/1.1). A separate net/http server with its
+// own proxy would have doubled all of that; a fasthttp HTTP/2 server
+// (there is no well-kept one) would have replaced the HTTP/1.1 path that
+// the benchmarks measure. A stream reset by the client ends the backend
+// request as a closed connection does (499). Not offered over HTTP/2:
+// h2c by Upgrade (dropped by RFC 9113; such a request goes to the
+// backend like any Upgrade), WebSockets (extended CONNECT; they work over
+// HTTP/1.1 on the same listener), response trailers, and a per-request
+// header deadline (an HTTP/2 connection is bounded by IdleTimeout, and
+// its header list by MaxHeaderBytes).
 //
 // The backend side (backend.go) is the gateway's own keep-alive pool per
 // backend, written and read on the goroutine serving the request with

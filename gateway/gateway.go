@@ -85,6 +85,10 @@ type Config struct {
 	EjectFor time.Duration
 	// MaxAttempts bounds the backends one idempotent request tries.
 	MaxAttempts int
+	// RouteWait is how long such a request, having found every backend of
+	// its app failing, waits for newer routes to try (redispatch.go);
+	// 0: DefaultRouteWait, < 0: it does not wait.
+	RouteWait time.Duration
 	// MaxIdleConnsPerHost bounds the idle keep-alive connections kept per
 	// backend; it should cover the requests a backend serves at once, or
 	// a busy gateway reconnects all the time.
@@ -171,6 +175,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = DefaultMaxAttempts
 	}
+	if c.RouteWait == 0 {
+		c.RouteWait = DefaultRouteWait
+	}
 	if c.MaxIdleConnsPerHost <= 0 {
 		c.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
 	}
@@ -194,7 +201,10 @@ type Gateway struct {
 	m         *metrics
 	unrouted  [2]prometheus.Counter // per listener, resolved once
 
-	cur atomic.Pointer[snapshot]
+	cur      atomic.Pointer[snapshot]
+	routesCh atomic.Pointer[chan struct{}] // closed at the next Update (redispatch.go)
+	// routeWaits counts requests that waited for newer routes.
+	routeWaits atomic.Int64
 
 	mu       sync.Mutex // serialises Update
 	apps     map[string]*appState
@@ -208,6 +218,7 @@ type Gateway struct {
 	servers []*fasthttp.Server
 	addrs   [2]net.Addr
 	conns   [2]atomic.Pointer[connlimit.Listener] // per listener, once started
+	h2      [2]*h2Server                          // per listener: its HTTP/2 connections
 }
 
 // snapshot is what one request sees from start to end: a route table and
@@ -263,6 +274,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.tcpDialer = &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: -1}
 	for _, l := range []Listener{Internal, External} {
 		g.unrouted[l] = g.m.unrouted.WithLabelValues(l.String())
+		g.h2[l] = g.newH2Server(l)
 	}
 	empty, _ := buildRoutes(nil, nil)
 	g.cur.Store(&snapshot{table: empty, pools: map[string]*pool{}})
@@ -338,6 +350,7 @@ func (g *Gateway) Update(apps []App) {
 		pools[key] = p
 	}
 	g.cur.Store(&snapshot{table: t, pools: pools, routed: true})
+	g.routesUpdated()
 	g.m.updates.Inc()
 	g.syncServices(t)
 }
@@ -414,9 +427,11 @@ func (g *Gateway) Start() error {
 		tlsOn := b.l == External && g.tlsConfig != nil
 		if tlsOn {
 			c := g.tlsConfig.Clone()
-			c.NextProtos = []string{"http/1.1"} // fasthttp speaks nothing else
+			c.NextProtos = []string{"h2", "http/1.1"} // h2 is recognised by its preface (h2.go)
 			ln = tls.NewListener(ln, c)
 		}
+		ln = &sniffListener{Listener: ln, h2: g.h2[b.l]} // HTTP/2 connections go to h2.go
+		g.h2[b.l].start()
 		srv := g.newServer(b.l, nil)
 		g.servers = append(g.servers, srv)
 		go func() {
@@ -463,7 +478,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	servers = append(servers, g.shutdownServices()...)
 	// Both at once: a listener still accepting while the other drains
 	// would take new requests during the whole wait.
-	errs := make([]error, len(servers))
+	errs := make([]error, len(servers)+len(g.h2))
 	var wg sync.WaitGroup
 	for i, s := range servers {
 		wg.Add(1)
@@ -471,6 +486,15 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			defer wg.Done()
 			if err := s.ShutdownWithContext(ctx); err != nil {
 				errs[i] = fmt.Errorf("gateway: shutdown: %w", err)
+			}
+		}()
+	}
+	for i, s := range g.h2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.shutdown(ctx); err != nil {
+				errs[len(servers)+i] = fmt.Errorf("gateway: HTTP/2 shutdown: %w", err)
 			}
 		}()
 	}

@@ -344,7 +344,8 @@ func TestNoHealthyBackend(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			g := newTestGateway(t, Config{})
+			// Without waiting for newer routes (TestRouteWait: with it).
+			g := newTestGateway(t, Config{RouteWait: -1})
 			g.Update([]App{{ID: webID, DNSName: webDNS, Exposure: ext([]string{"shop.example.com"}), Backends: tc.backends(t)}})
 			for _, l := range []Listener{External, Internal} {
 				front := g.front(t, l)

@@ -204,12 +204,17 @@ func (g *Gateway) proxy(st *reqState) {
 	var triedBuf [DefaultMaxAttempts]*backendState
 	tried := triedBuf[:0]
 	now := st.start
+	awaited := false // newer routes were waited for once (redispatch.go)
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
+		if attempt > 0 || awaited {
 			now = g.clock.Now()
 		}
 		b := st.pick(g.cfg.Balance, now.UnixNano(), tried)
 		if b == nil {
+			if retryable && !awaited && !st.watch.isGone() && g.awaitRoutes(st) {
+				awaited, attempt = true, -1
+				continue
+			}
 			g.fail(st, errNoHealthyBackend)
 			return
 		}
@@ -228,9 +233,16 @@ func (g *Gateway) proxy(st *reqState) {
 		}
 		g.eject(st.pool.app, b, now.UnixNano(), err)
 		tried = append(tried, b)
-		if !retryable || attempt+1 >= g.cfg.MaxAttempts || st.watch.isGone() {
+		if !retryable || st.watch.isGone() {
 			g.fail(st, err)
 			return
+		}
+		if attempt+1 >= g.cfg.MaxAttempts {
+			if awaited || !g.awaitRoutes(st) {
+				g.fail(st, err)
+				return
+			}
+			awaited, attempt = true, -1
 		}
 	}
 }

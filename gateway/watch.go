@@ -46,18 +46,27 @@ func (w *watch) start(ctx *fasthttp.RequestCtx, bc *backendConn) {
 		return
 	}
 	c := ctx.Conn()
+	if sc, ok := c.(interface{ netConn() net.Conn }); ok {
+		c = sc.netConn() // sniffConn (h2.go)
+	}
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
-	rc := rawConn(c)
-	if rc == nil {
+	var closed func() bool
+	if s, ok := c.(*h2Stream); ok {
+		closed = s.waitClosed // an HTTP/2 stream (h2.go), not a socket
+	} else if s, ok := c.(*h2TLSStream); ok {
+		closed = s.waitClosed
+	} else if rc := rawConn(c); rc != nil {
+		closed = func() bool { return waitClosed(rc) }
+	} else {
 		return
 	}
 	// The listener's header deadline must not end the watch.
 	c.SetReadDeadline(time.Time{})
 	w.running, w.client = true, c
 	go func() {
-		if waitClosed(rc) {
+		if closed() {
 			w.mu.Lock()
 			w.gone.Store(true)
 			if w.bc != nil {

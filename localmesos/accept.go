@@ -132,8 +132,10 @@ func (m *Master) acceptLocked(fw *framework, acc *scheduler.Call_Accept, log *lo
 			}
 			avail = trial
 			m.launchGroupLocked(fw, a, lg, groupExecRes, resList, ids)
+		case mesos.Offer_Operation_RESERVE, mesos.Offer_Operation_UNRESERVE, mesos.Offer_Operation_CREATE, mesos.Offer_Operation_DESTROY:
+			avail = m.operationLocked(fw, a, offs[0].role, &op, avail, log)
 		default:
-			log.WithField("operation", op.Type.String()).Warn("offer operation not supported by localmesos; ignored")
+			m.dropOperation(fw, &op, "operation "+op.Type.String()+" is not supported by localmesos", log)
 		}
 	}
 	m.addFilterLocked(fw, a, avail, acc.Filters)
@@ -269,7 +271,7 @@ func (m *Master) launchLocked(fw *framework, a *agent, ti mesos.TaskInfo, res rs
 			sandbox = filepath.Join(sandbox, "tasks", t.id)
 		}
 	}
-	et := executor.Task{Info: ti, FrameworkID: fw.id, AgentID: a.id, Hostname: a.hostname, Sandbox: sandbox, Networks: m.cfg.Networks, GPUs: t.gpus}
+	et := executor.Task{Info: a.volumeMounts(ti, res), FrameworkID: fw.id, AgentID: a.id, Hostname: a.hostname, Sandbox: sandbox, Networks: m.cfg.Networks, GPUs: t.gpus}
 	if sandbox != "" && executorID != t.id {
 		et.ParentSandbox = filepath.Dir(filepath.Dir(sandbox))
 	}

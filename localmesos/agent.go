@@ -512,6 +512,9 @@ func (a *agent) serveHTTP() error {
 	mux.HandleFunc("/monitor/statistics.json", a.handleStatistics)
 	mux.HandleFunc("/slave(1)/monitor/statistics", a.handleStatistics)
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	for _, p := range []string{"/state", "/state.json", "/slave(1)/state", "/slave(1)/state.json"} {
+		mux.HandleFunc(p, a.handleAgentState)
+	}
 	a.filesRoutes(mux)
 	a.srv = &http.Server{Handler: a.m.recoverer(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {

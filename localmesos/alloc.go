@@ -80,7 +80,7 @@ func (m *Master) allocate() {
 		if chosen == nil {
 			continue
 		}
-		o := &offer{id: fmt.Sprintf("%s-O%d", m.id, m.offerSeq), fw: chosen, agent: a, res: res}
+		o := &offer{id: fmt.Sprintf("%s-O%d", m.id, m.offerSeq), fw: chosen, agent: a, res: res, role: role}
 		m.offerSeq++
 		a.offer = o
 		chosen.offers[o.id] = o

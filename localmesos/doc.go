@@ -44,6 +44,12 @@
 // are older than Config.SandboxMaxAge or the agent's finished sandboxes
 // pass Config.SandboxMaxBytes, as the agent's GC keeps them for
 // --gc_delay.
+// Reservations: RESERVE, UNRESERVE, CREATE and DESTROY in an ACCEPT work
+// as on a Mesos agent without RESERVATION_REFINEMENT (operations.go,
+// reservations.go); a persistent volume is the directory
+// <agent work dir>/volumes/roles/<role>/<id>, given to the tasks that use
+// it at their container path, kept until DESTROY.
+//
 // localmesos/CONFORMANCE.md maps every rule of MESOS.md to its test.
 //
 // Docker networking: the engine on these machines runs without a bridge and

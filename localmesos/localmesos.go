@@ -118,6 +118,9 @@ type AgentInfo struct {
 	URL string
 	// State is "active", "unreachable" or "gone".
 	State string
+	// WorkDir is the agent's work directory, holding its sandboxes and
+	// persistent volumes (volumes/roles/<role>/<id>); "" with NoSandbox.
+	WorkDir string
 }
 
 // Faults perturb the reliable status update path. Counts are consumed as
@@ -353,7 +356,7 @@ func (m *Master) Agents() []AgentInfo {
 	defer m.mu.Unlock()
 	out := make([]AgentInfo, 0, len(m.agentList))
 	for _, a := range m.agentList {
-		out = append(out, AgentInfo{ID: a.id, Hostname: a.hostname, URL: a.url(), State: a.stateName()})
+		out = append(out, AgentInfo{ID: a.id, Hostname: a.hostname, URL: a.url(), State: a.stateName(), WorkDir: a.workDir})
 	}
 	return out
 }

@@ -81,7 +81,11 @@ func fromMesos(rs []mesos.Resource) (rset, error) {
 		if r.Name == "" {
 			return s, fmt.Errorf("resource has no name")
 		}
-		key := resKey(r.Name, reservationRole(r))
+		pr, err := parseResource(r)
+		if err != nil {
+			return s, err
+		}
+		key := pr.key
 		if r.Type == nil {
 			return s, fmt.Errorf("resource %q has no type", r.Name)
 		}
@@ -280,6 +284,7 @@ func (s rset) toMesos(allocRole string, refinement bool) []mesos.Resource {
 				r.Reservations = []mesos.Resource_ReservationInfo{{Type: mesos.Resource_ReservationInfo_STATIC.Enum(), Role: strPtr(role)}}
 			}
 		}
+		withIdentity(&r, n, refinement)
 		if allocRole != "" {
 			r.AllocationInfo = &mesos.Resource_AllocationInfo{Role: strPtr(allocRole)}
 		}
@@ -340,10 +345,10 @@ func (s rset) String() string {
 			for i, r := range rs {
 				rp[i] = fmt.Sprintf("%d-%d", r.Begin, r.End)
 			}
-			parts = append(parts, n+":["+strings.Join(rp, ", ")+"]")
+			parts = append(parts, keyString(n)+":["+strings.Join(rp, ", ")+"]")
 			continue
 		}
-		parts = append(parts, fmt.Sprintf("%s:%v", n, round3(s.scalars[n])))
+		parts = append(parts, fmt.Sprintf("%s:%v", keyString(n), round3(s.scalars[n])))
 	}
 	return strings.Join(parts, "; ")
 }

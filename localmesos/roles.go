@@ -26,6 +26,7 @@ func resKey(name, role string) string {
 
 // splitKey undoes resKey: the resource name and its role ("*" when unreserved).
 func splitKey(k string) (name, role string) {
+	k = stripMeta(k)
 	if i := strings.IndexByte(k, '('); i > 0 && strings.HasSuffix(k, ")") {
 		return k[:i], k[i+1 : len(k)-1]
 	}

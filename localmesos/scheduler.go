@@ -48,6 +48,7 @@ type offer struct {
 	fw    *framework
 	agent *agent
 	res   rset
+	role  string // the role the offer is allocated to
 }
 
 type task struct {

@@ -127,16 +127,17 @@ func (m *Master) stateLocked() map[string]any {
 			attrs[at.Name] = at.GetText().GetValue()
 		}
 		e := map[string]any{
-			"id":                   a.id,
-			"hostname":             a.hostname,
-			"pid":                  "slave(1)@127.0.0.1:0",
-			"active":               a.state == agentActive,
-			"resources":            a.total.stateJSON(),
-			"unreserved_resources": a.total.forRole("*").stateJSON(),
-			"reserved_resources":   reservedJSON(a.total),
-			"used_resources":       used.stateJSON(),
-			"attributes":           attrs,
-			"version":              Version,
+			"id":                      a.id,
+			"hostname":                a.hostname,
+			"pid":                     "slave(1)@127.0.0.1:0",
+			"active":                  a.state == agentActive,
+			"resources":               a.total.stateJSON(),
+			"unreserved_resources":    a.total.forRole("*").stateJSON(),
+			"reserved_resources":      reservedJSON(a.total),
+			"reserved_resources_full": reservedFull(a.total),
+			"used_resources":          used.stateJSON(),
+			"attributes":              attrs,
+			"version":                 Version,
 		}
 		if a.ln != nil {
 			e["pid"] = "slave(1)@" + a.ln.Addr().String()

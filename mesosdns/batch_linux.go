@@ -18,9 +18,16 @@ import (
 // Knot's threads switch nothing. The calls never block (MSG_DONTWAIT), so
 // holding the P costs other goroutines at most one batch's time.
 //
+// Waiting in recvmmsg itself instead (a blocking socket, syscall.Syscall6,
+// as Knot's threads wait) was measured and is worse in Go: while a worker
+// is blocked in a system call the runtime keeps another thread polling the
+// network for it, 4 epoll_pwait and 3 context switches per batch (perf stat
+// under dnsperf: 9.5 µs of CPU per query against 5.4 µs here).
+//
 // Client addresses stay as the kernel wrote them and go back unparsed as the
 // replies' destinations; a net.Addr is made only for the queries that take
-// the dns.Msg path.
+// the dns.Msg path. Nothing here allocates per batch: the functions handed
+// to RawConn are made once and keep their results in the batch.
 type rawBatch struct {
 	rc    syscall.RawConn
 	hdrs  []mmsghdr
@@ -31,6 +38,10 @@ type rawBatch struct {
 
 	out     []mmsghdr
 	outIovs []unix.Iovec
+
+	readFn, writeFn func(fd uintptr) bool
+	sent, res       int // flush's progress; the last call's result
+	errno           syscall.Errno
 }
 
 // mmsghdr is struct mmsghdr: a msghdr and the byte count the kernel returns.
@@ -50,6 +61,7 @@ func newRawBatch(pc *net.UDPConn, size, bufSize int) (packetBatch, error) {
 	for i := range b.bufs {
 		b.bufs[i] = make([]byte, bufSize)
 	}
+	b.readFn, b.writeFn = b.recv, b.send
 	return b, nil
 }
 
@@ -61,25 +73,26 @@ func (b *rawBatch) read() (int, error) {
 		*h = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&b.names[i])), Namelen: uint32(unsafe.Sizeof(b.names[i])), Iov: &b.iovs[i]}
 		h.SetIovlen(1)
 	}
-	var n int
-	var errno syscall.Errno
-	err := b.rc.Read(func(fd uintptr) bool {
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN || e == unix.EINTR {
-			return false // wait for the socket in the netpoller
-		}
-		n, errno = int(r), e
-		return true
-	})
-	if err != nil {
+	b.n = 0
+	b.out = b.out[:0]
+	if err := b.rc.Read(b.readFn); err != nil {
 		return 0, err
 	}
-	if errno != 0 {
-		return 0, errno
+	if b.errno != 0 {
+		return 0, b.errno
 	}
-	b.n = n
-	b.out = b.out[:0]
-	return n, nil
+	b.n = b.res
+	return b.n, nil
+}
+
+// recv takes what the socket holds, or asks to wait in the netpoller.
+func (b *rawBatch) recv(fd uintptr) bool {
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false // wait for the socket in the netpoller
+	}
+	b.res, b.errno = int(r), e
+	return true
 }
 
 func (b *rawBatch) packet(i int) ([]byte, bool) {
@@ -120,30 +133,30 @@ func (b *rawBatch) reply(i int, msg []byte) {
 
 func (b *rawBatch) flush() error {
 	var firstErr error
-	for sent := 0; sent < len(b.out); {
-		var n int
-		var errno syscall.Errno
-		err := b.rc.Write(func(fd uintptr) bool {
-			r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[sent])), uintptr(len(b.out)-sent), unix.MSG_DONTWAIT, 0, 0)
-			if e == unix.EAGAIN || e == unix.EINTR {
-				return false // send buffer full: wait until writable
-			}
-			n, errno = int(r), e
-			return true
-		})
-		if err != nil {
+	for b.sent = 0; b.sent < len(b.out); {
+		if err := b.rc.Write(b.writeFn); err != nil {
 			return err
 		}
-		if errno != 0 {
+		if b.errno != 0 {
 			// The first message failed (sendmmsg reports a later
 			// failure as a short count): drop it and go on.
 			if firstErr == nil {
-				firstErr = errno
+				firstErr = b.errno
 			}
-			sent++
+			b.sent++
 			continue
 		}
-		sent += n
+		b.sent += b.res
 	}
 	return firstErr
+}
+
+// send hands the queued replies from b.sent on to sendmmsg.
+func (b *rawBatch) send(fd uintptr) bool {
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[b.sent])), uintptr(len(b.out)-b.sent), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false // send buffer full: wait until writable
+	}
+	b.res, b.errno = int(r), e
+	return true
 }

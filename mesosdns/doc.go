@@ -29,7 +29,7 @@
 //	{domain} SOA and NS (ns1.{domain})
 //
 // UDP is served by a fixed pool of workers on Config.UDPSockets
-// SO_REUSEPORT sockets (one per core by default), reading and writing in
+// SO_REUSEPORT sockets (one per two cores by default), reading and writing in
 // batches with recvmmsg/sendmmsg issued as raw system calls (batch_linux.go).
 // The common queries (A, AAAA and SRV of a name in the zone, NXDOMAIN) are
 // answered on the wire path (wire.go) from records kept packed per name,

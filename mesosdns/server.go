@@ -200,7 +200,7 @@ func (s *Server) Start() error {
 	}()
 	for i := 0; i < s.cfg.UDPWorkers; i++ {
 		s.workers.Add(1)
-		go s.udpWorker(pcs[i%len(pcs)].(*net.UDPConn))
+		go s.udpWorker(pcs[i%len(pcs)].(*net.UDPConn), i)
 	}
 	select {
 	case <-started:
@@ -390,8 +390,9 @@ const maxUDPReply = 4096
 // udpWorker reads and answers UDP packets until the socket is closed.
 // Answers from the packed records (wire.go) are made in place; other
 // queries take handlePacket with the client's address made for them.
-func (s *Server) udpWorker(pc *net.UDPConn) {
+func (s *Server) udpWorker(pc *net.UDPConn, worker int) {
 	defer s.workers.Done()
+	ww := newWireWorker(s.cfg.Seed, worker)
 	batch, err := newRawBatch(pc, udpBatch, maxUDPReply)
 	if err != nil {
 		s.log.WithError(err).Warn("raw udp batches unavailable; using golang.org/x/net batches")
@@ -422,7 +423,7 @@ func (s *Server) udpWorker(pc *net.UDPConn) {
 			if truncated {
 				continue // a query larger than any DNS client sends over UDP
 			}
-			if b, ok := s.wireReplySafe(pkt, outBufs[i]); ok {
+			if b, ok := s.wireReplySafe(pkt, outBufs[i], ww); ok {
 				batch.reply(i, b)
 				continue
 			}
@@ -432,13 +433,14 @@ func (s *Server) udpWorker(pc *net.UDPConn) {
 		if err := batch.flush(); err != nil {
 			s.log.WithError(err).Debug("udp write")
 		}
+		ww.addTo(s.metrics)
 	}
 }
 
 // wireReplySafe is wireReply with a panic turned into "not answered": the
 // query then takes the dns.Msg path, which answers SERVFAIL if it panics
 // too.
-func (s *Server) wireReplySafe(pkt, out []byte) (b []byte, ok bool) {
+func (s *Server) wireReplySafe(pkt, out []byte, w *wireWorker) (b []byte, ok bool) {
 	if s.msgPathOnly {
 		return nil, false
 	}
@@ -448,7 +450,7 @@ func (s *Server) wireReplySafe(pkt, out []byte) (b []byte, ok bool) {
 			b, ok = nil, false
 		}
 	}()
-	return s.wireReply(pkt, out)
+	return s.wireAnswer(pkt, out, w)
 }
 
 // handlePacket answers one raw UDP query. Answers from our own records go to
@@ -456,7 +458,7 @@ func (s *Server) wireReplySafe(pkt, out []byte) (b []byte, ok bool) {
 // holds an in-flight slot and answers through later. out is scratch space
 // for packing the reply.
 func (s *Server) handlePacket(pkt []byte, from net.Addr, out []byte, reply, later func([]byte)) {
-	if b, ok := s.wireReplySafe(pkt, out); ok {
+	if b, ok := s.wireReplySafe(pkt, out, nil); ok {
 		reply(b)
 		return
 	}

@@ -104,28 +104,25 @@ func TestChaosShort(t *testing.T) {
 	if res.HTTPAsked < 1000 {
 		t.Errorf("only %d HTTP requests were made through the gateways", res.HTTPAsked)
 	}
-	// Requests and lookups still fail in short windows: when a new leader
-	// replaces an app's last old tasks with ones it adopted without their
-	// ports (filled in from the master within a second), right after a new
-	// leader takes over during a roll, and on a loaded machine while a
-	// follower's view lags the leader's kills. Counted during the leader
-	// kills and the agent and Vault faults; while ZooKeeper is down or cut
+	// Issue 16's goal: no failed request for apps with ≥ 2 healthy
+	// instances and no bad DNS answer for running apps, during the leader
+	// kills and the agent and Vault faults. (While ZooKeeper is down or cut
 	// no leader exists and replicas serve their last view, and after a
-	// master failover the leader re-subscribes: those phases are reported
-	// (bench/RESULTS.md), not bounded here.
-	// Bounded here as a guard against regressions to before the handover
-	// fixes (6.7% of requests failed during the kills then, and standbys
-	// answered NXDOMAIN for every app): at most 5% of requests and 1% of
-	// DNS answers. Issue 16's goal is 0 for both, still missed in short
-	// windows around a failover (bench/RESULTS.md); FLOTILLA_CHAOS_STRICT=1
-	// asserts that goal.
-	httpLimit, dnsLimit := res.HTTPAsked*5/100, res.DNSAsked/100
-	if os.Getenv("FLOTILLA_CHAOS_STRICT") == "1" {
-		httpLimit, dnsLimit = 0, 0
+	// master failover the leader re-subscribes: those phases are reported,
+	// bench/RESULTS.md, not asserted.) Before a new leader held its kills
+	// until it had settled, followers looked for it every 200 ms and the
+	// gateways waited for newer routes when every backend failed, short
+	// windows right after each election failed requests (1.7%) and DNS
+	// answers; FLOTILLA_CHAOS_STRICT=0 relaxes the bar to the regression
+	// guard used then (5% of requests, 1% of DNS answers), for a machine
+	// too loaded for the goal.
+	httpLimit, dnsLimit := int64(0), int64(0)
+	if os.Getenv("FLOTILLA_CHAOS_STRICT") == "0" {
+		httpLimit, dnsLimit = res.HTTPAsked*5/100, res.DNSAsked/100
 	}
 	failed := res.HTTPFailedIn["kills"] + res.HTTPFailedIn["agent"] + res.HTTPFailedIn["vault"]
 	if failed > httpLimit {
-		t.Errorf("%d of %d HTTP requests through the gateways failed for apps with ≥ 2 running tasks during leader kills and the agent and Vault faults (more than %d): by phase %v, %v, first: %v",
+		t.Errorf("%d of %d HTTP requests through the gateways failed for apps with ≥ 2 healthy running tasks during leader kills and the agent and Vault faults (more than %d): by phase %v, %v, first: %v",
 			failed, res.HTTPAsked, httpLimit, res.HTTPFailedIn, res.HTTPSeen, res.HTTPLog)
 	} else if failed > 0 {
 		t.Logf("%d of %d HTTP requests failed during leader kills and the agent and Vault faults (issue 16's goal: 0): by phase %v", failed, res.HTTPAsked, res.HTTPFailedIn)

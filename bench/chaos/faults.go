@@ -337,7 +337,12 @@ func startZK(dir string, port int) (*zkServer, error) {
 	if err := os.MkdirAll(filepath.Join(z.dir, "data"), 0o755); err != nil {
 		return nil, err
 	}
-	cfg := fmt.Sprintf("tickTime=1000\ndataDir=%s/data\nclientPort=%d\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\nmaxSessionTimeout=60000\n", z.dir, port)
+	// ZooKeeper expires a session in its tickTime's buckets: up to one
+	// tick after the session timeout. 500 ms keeps that under the issue's
+	// bar (failover < session timeout + 1 s, Flotilla's own takeover being
+	// ~0.1 s); ZooKeeper's default 2 s alone would break it
+	// (docs/operating.md).
+	cfg := fmt.Sprintf("tickTime=500\ndataDir=%s/data\nclientPort=%d\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\nmaxSessionTimeout=60000\n", z.dir, port)
 	if err := os.WriteFile(filepath.Join(z.dir, "zoo.cfg"), []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}

@@ -63,13 +63,16 @@ type Config struct {
 // Result is what a run measured. Every field is filled as far as the run
 // got, also when Run returns an error.
 type Result struct {
-	Failovers   []time.Duration // kill to a replica accepting a write
-	Completions []time.Duration // then to the deployment done and the master running exactly the instances
-	MaxOver     int             // most tasks running above the apps' instances
-	Replaced    int             // tasks of apps not deployed in a round that vanished over its failover
-	Lost        int             // apps gone at the end
-	DNSAsked    int64
-	DNSBad      int64 // failed, NXDOMAIN or empty answers (replica killed or starting excluded)
+	Failovers []time.Duration // kill to a replica accepting a write
+	// ZKExpiry: kill to the killed leader's znode deleted (ZooKeeper's
+	// part); Takeover: from then to a write accepted (Flotilla's).
+	ZKExpiry, Takeover []time.Duration
+	Completions        []time.Duration // then to the deployment done and the master running exactly the instances
+	MaxOver            int             // most tasks running above the apps' instances
+	Replaced           int             // tasks of apps not deployed in a round that vanished over its failover
+	Lost               int             // apps gone at the end
+	DNSAsked           int64
+	DNSBad             int64 // failed, NXDOMAIN or empty answers (replica killed or starting excluded)
 	// DNSExcused: NXDOMAIN or empty answers for an app the master had run
 	// no healthy task of for the last dnsGrace (every serving instance lost
 	// with an agent): the honest answer, not counted as bad.
@@ -128,10 +131,11 @@ type harness struct {
 	// honest answer before its first view).
 	down, starting sync.Map
 
-	zk      *zkServer
-	zkProxy *proxy // the replicas' way to zk, cut by the zkcut fault
-	vault   *proxy
-	secret  string
+	zk         *zkServer
+	candidates *leaderWatch // nil: not watched
+	zkProxy    *proxy       // the replicas' way to zk, cut by the zkcut fault
+	vault      *proxy
+	secret     string
 
 	// runningSince: per app (DNS name), since when the master has run at
 	// least one of its tasks, healthy where checked, without a break;
@@ -274,6 +278,9 @@ func (h *harness) close() {
 		stop(h.masterProc)
 		h.masterProc = nil
 	}
+	if h.candidates != nil {
+		h.candidates.close()
+	}
 	if h.zk != nil {
 		h.zk.stop()
 	}
@@ -318,6 +325,9 @@ func (h *harness) run() error {
 	leader, err := waitLeader(reps, 60*time.Second)
 	if err != nil {
 		return err
+	}
+	if h.candidates, err = watchCandidates(h.cfg.ZK, h.root+"/flotilla/leader"); err != nil {
+		return fmt.Errorf("watching the election: %w", err)
 	}
 	apps := make([]string, cfg.Apps)
 	for i := range apps {
@@ -423,6 +433,7 @@ func (h *harness) run() error {
 			return fmt.Errorf("round %d: %w", round, err)
 		}
 		res.Failovers = append(res.Failovers, time.Since(t0))
+		h.splitOf(t0, res.Failovers[len(res.Failovers)-1])
 		t1 := time.Now()
 		// Watch the task count while the deployment completes.
 		deadline := time.Now().Add(90 * time.Second)
@@ -740,6 +751,12 @@ func (res *Result) Print(w io.Writer, cfg Config) {
 	if len(failovers) > 0 {
 		fmt.Fprintf(w, "time to a new leader answering writes: p50 %v, max %v\n",
 			failovers[len(failovers)/2].Round(time.Millisecond), failovers[len(failovers)-1].Round(time.Millisecond))
+	}
+	if len(res.ZKExpiry) > 0 {
+		e50, emax := p50max(res.ZKExpiry)
+		t50, tmax := p50max(res.Takeover)
+		fmt.Fprintf(w, "of which kill to the leader's znode deleted (ZooKeeper): p50 %v, max %v; then to a write accepted (Flotilla): p50 %v, max %v\n",
+			e50.Round(time.Millisecond), emax.Round(time.Millisecond), t50.Round(time.Millisecond), tmax.Round(time.Millisecond))
 	}
 	completions := append([]time.Duration(nil), res.Completions...)
 	sort.Slice(completions, func(i, j int) bool { return completions[i] < completions[j] })

@@ -176,37 +176,41 @@ cputicks() {
   echo "$t"
 }
 TICK=$(getconf CLK_TCK)
-perf() { # server round → "qps lost µs-CPU-per-query"
-  local f="$OUT/perf.$1.$2" c0 c1
+# dnsperf's own CPU per answered query is printed too: it shares the two
+# cores with the server, so what a server makes its client spend (how its
+# replies arrive: in bursts or one by one) moves the qps as well.
+perf() { # server round → "qps lost µs-CPU-per-query dnsperf-µs-CPU-per-query"
+  local f="$OUT/perf.$1.$2" c0 c1 TIMEFORMAT='%U %S'
   c0=$(cputicks "$1")
-  dnsperf -s 127.0.0.1 -p "${PORT[$1]}" -d "$OUT/queries.txt" -l "$DUR" -c "$CLIENTS" -q "$OUTSTANDING" -t 2 >"$f" 2>&1
+  { time dnsperf -s 127.0.0.1 -p "${PORT[$1]}" -d "$OUT/queries.txt" -l "$DUR" -c "$CLIENTS" -q "$OUTSTANDING" -t 2 >"$f" 2>&1; } 2>"$f.time"
   c1=$(cputicks "$1")
   echo "$(awk '/Queries per second/ {print $4}' "$f") $(awk '/Queries lost/ {print $3}' "$f")" \
-    "$(awk -v c=$((c1 - c0)) -v t="$TICK" '/Queries completed/ {printf "%.2f", c / t * 1e6 / $3}' "$f")"
+    "$(awk -v c=$((c1 - c0)) -v t="$TICK" '/Queries completed/ {printf "%.2f", c / t * 1e6 / $3}' "$f")" \
+    "$(read -r u s <"$f.time"; awk -v c="$u" -v s="$s" '/Queries completed/ {printf "%.2f", (c + s) * 1e6 / $3}' "$f")"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a/b : 0}'; }
 # The machine may be shared, so load changes between runs: each round
 # measures every server back to back (order rotating) and the ratios are
 # taken within the round; the medians and the worst round are the headline.
-declare -A Q L U
+declare -A Q L U D
 RK=() RN=() RC=()
 for r in $(seq "$ROUNDS"); do
   order=("${SERVERS[@]:$(((r - 1) % 4))}" "${SERVERS[@]:0:$(((r - 1) % 4))}")
   load0=$(cut -d' ' -f1 /proc/loadavg)
-  for s in "${order[@]}"; do read -r Q[$s,$r] L[$s,$r] U[$s,$r] < <(perf "$s" "$r"); done
+  for s in "${order[@]}"; do read -r Q[$s,$r] L[$s,$r] U[$s,$r] D[$s,$r] < <(perf "$s" "$r"); done
   f=${Q[flotilla,$r]}
   RK+=("$(ratio "$f" "${Q[knot,$r]}")"); RN+=("$(ratio "$f" "${Q[nsd,$r]}")"); RC+=("$(ratio "$f" "${Q[coredns,$r]}")")
   line="round $r (order ${order[*]}; load ${load0}→$(cut -d' ' -f1 /proc/loadavg)):"
-  for s in "${SERVERS[@]}"; do line+=" $s $(printf '%.0f' "${Q[$s,$r]}") qps (lost ${L[$s,$r]}, ${U[$s,$r]} µs CPU/query),"; done
+  for s in "${SERVERS[@]}"; do line+=" $s $(printf '%.0f' "${Q[$s,$r]}") qps (lost ${L[$s,$r]}, ${U[$s,$r]} µs CPU/query, dnsperf ${D[$s,$r]}),"; done
   echo "$line flotilla/knot ${RK[-1]}x, flotilla/nsd ${RN[-1]}x, flotilla/coredns ${RC[-1]}x"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 minimum() { printf '%s\n' "$@" | sort -g | head -1; }
 line="median:"
 for s in "${SERVERS[@]}"; do
-  v=(); u=(); lost=0
-  for r in $(seq "$ROUNDS"); do v+=("${Q[$s,$r]}"); u+=("${U[$s,$r]}"); lost=$((lost + L[$s,$r])); done
-  line+=" $s $(printf '%.0f' "$(median "${v[@]}")") qps, $(median "${u[@]}") µs CPU/query (lost $lost in all rounds),"
+  v=(); u=(); d=(); lost=0
+  for r in $(seq "$ROUNDS"); do v+=("${Q[$s,$r]}"); u+=("${U[$s,$r]}"); d+=("${D[$s,$r]}"); lost=$((lost + L[$s,$r])); done
+  line+=" $s $(printf '%.0f' "$(median "${v[@]}")") qps, $(median "${u[@]}") µs CPU/query, dnsperf $(median "${d[@]}") (lost $lost in all rounds),"
 done
 echo "$line"
 echo "per-round ratio flotilla/knot: median $(median "${RK[@]}")x, worst $(minimum "${RK[@]}")x (goal >= 1.0x every round)"

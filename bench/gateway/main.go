@@ -4,6 +4,7 @@
 //	gateway serve -external 127.0.0.1:19080 -internal 127.0.0.1:19082 \
 //	        -backends 127.0.0.1:19101,127.0.0.1:19102,127.0.0.1:19103
 //	gateway latency -n 20000 -targets direct=127.0.0.1:19101,gateway=127.0.0.1:19080
+//	gateway latency -h2c -n 20000 -targets gateway=127.0.0.1:19082,nginx=127.0.0.1:19083
 //
 // "backend" is a tiny keep-alive HTTP server answering "<id>\n"; "serve"
 // runs Flotilla's gateway, with metrics on, routing one external app
@@ -11,7 +12,10 @@
 // Both listen on loopback only and stop on SIGINT or SIGTERM. "latency"
 // sends one request at a time to each target in turn, over one kept-alive
 // connection per target, so background load on a shared machine falls on
-// all targets alike, and prints their latency percentiles.
+// all targets alike, and prints their latency percentiles; -h2c asks over
+// HTTP/2 with prior knowledge (bench/gateway/run-h2.sh). "serve" with
+// -tls-cert and -tls-key puts TLS on the external listener, where clients
+// negotiate h2 or HTTP/1.1 by ALPN.
 package main
 
 import (
@@ -85,6 +89,8 @@ func serve(ctx context.Context, args []string) error {
 	backends := fs.String("backends", "127.0.0.1:19101", "comma-separated backend host:port list")
 	balance := fs.String("balance", gateway.RoundRobin, "round-robin or least-conn")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	tlsCert := fs.String("tls-cert", "", "certificate file: TLS (h2 by ALPN, and HTTP/1.1) on the external listener")
+	tlsKey := fs.String("tls-key", "", "key file of -tls-cert")
 	fs.Parse(args)
 	stopProfile, err := cpuprof.Start(*cpuprofile)
 	if err != nil {
@@ -116,6 +122,8 @@ func serve(ctx context.Context, args []string) error {
 		ExternalAddr: *external,
 		InternalAddr: *internal,
 		Balance:      *balance,
+		TLSCertFile:  *tlsCert,
+		TLSKeyFile:   *tlsKey,
 		Log:          logging.Component(logging.Discard(), "gateway"),
 		Registerer:   prometheus.NewRegistry(),
 	})
@@ -157,6 +165,7 @@ func latency(ctx context.Context, args []string) error {
 	n := fs.Int("n", 20000, "requests per target")
 	targets := fs.String("targets", "", "comma-separated name=host:port list; the first is the baseline")
 	host := fs.String("host", "bench.example.com", "Host header")
+	h2c := fs.Bool("h2c", false, "speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1")
 	fs.Parse(args)
 	type target struct {
 		name, url string
@@ -169,8 +178,13 @@ func latency(ctx context.Context, args []string) error {
 		if !ok {
 			return fmt.Errorf("target %q: want name=host:port", t)
 		}
-		tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
-		defer tr.CloseIdleConnections()
+		var tr http.RoundTripper = &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
+		if *h2c {
+			var p http.Protocols
+			p.SetUnencryptedHTTP2(true)
+			tr = &http.Transport{Protocols: &p, MaxIdleConnsPerHost: 1, DisableCompression: true}
+		}
+		defer tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
 		ts = append(ts, &target{name: name, url: "http://" + addr + "/", client: &http.Client{Transport: tr, Timeout: 10 * time.Second}})
 	}
 	if len(ts) == 0 {
@@ -192,6 +206,9 @@ func latency(ctx context.Context, args []string) error {
 			resp.Body.Close()
 			if err != nil || resp.StatusCode != 200 {
 				return fmt.Errorf("%s: status %d, %v", t.name, resp.StatusCode, err)
+			}
+			if *h2c && resp.ProtoMajor != 2 {
+				return fmt.Errorf("%s: answered over %s, not HTTP/2", t.name, resp.Proto)
 			}
 			if i >= *n/20 { // the first 5% warm connections and caches
 				t.samples = append(t.samples, time.Since(start))

@@ -15,6 +15,7 @@ cd "$(dirname "$0")/../.."
 
 DUR=${DUR:-10}          # seconds per wrk run
 # GATEWAY_FLAGS          extra flags for `bench/gateway serve`, e.g. "-balance least-conn"
+# GATEWAY_ENV            environment for the gateway alone, e.g. "GOMAXPROCS=1"
 ROUNDS=${ROUNDS:-2}
 CONNS=${CONNS:-64}      # connections of the throughput runs
 THREADS=${THREADS:-2}
@@ -47,7 +48,8 @@ done
 GW=127.0.0.1:$((BASE + 80))
 NGX=127.0.0.1:$((BASE + 81))
 # shellcheck disable=SC2086 # GATEWAY_FLAGS is a list, e.g. "-balance least-conn"
-nice "$OUT/gwbench" serve -external "$GW" -internal "127.0.0.1:$((BASE + 82))" ${GATEWAY_FLAGS:-} \
+# shellcheck disable=SC2086 # GATEWAY_ENV is a list of NAME=value
+env ${GATEWAY_ENV:-} nice "$OUT/gwbench" serve -external "$GW" -internal "127.0.0.1:$((BASE + 82))" ${GATEWAY_FLAGS:-} \
   -backends "$(IFS=,; echo "${BACKENDS[*]}")" >"$OUT/gateway.log" 2>&1 &
 GWPID=$!
 pids+=("$GWPID")
@@ -130,9 +132,11 @@ for addr in "$GW" "$NGX"; do
 done
 
 declare -A RPS P99 P50 CPU
+[[ -n ${GATEWAY_ENV:-} ]] && echo "gateway environment: $GATEWAY_ENV"
 echo "wrk ${DUR}s per throughput run at $CONNS connections; latency: $LAT requests per target, one at a time, targets interleaved; $ROUNDS rounds; load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 printf '%-6s %-8s %14s %16s %12s %12s\n' round target "req/s(c=$CONNS)" "CPU µs/req" "p50 ms" "p99 ms"
 for r in $(seq "$ROUNDS"); do
+  echo "round $r load average $(cut -d' ' -f1-3 /proc/loadavg)"
   for t in direct gateway nginx; do
     case $t in direct) addr=${BACKENDS[0]} ;; gateway) addr=$GW ;; nginx) addr=$NGX ;; esac
     read -r rps _ _ cpu <<<"$(bench "$t" "$addr" "$CONNS")"
