@@ -60,8 +60,18 @@ fuzz-api: build
 	$(GO) build -o $(BIN)/fuzzapi ./bench/fuzzapi
 	nice -n 19 ./$(BIN)/fuzzapi -flotilla $(BIN)/flotilla -duration $(FUZZAPI_TIME) $(FUZZAPI_FLAGS)
 
-bench: testbed
+# Every benchmark the issues name: the Go benchmarks once each, then the
+# scripts that measure against a peer in the same run (each installs its
+# peer when missing: Knot, NSD and CoreDNS; nginx and h2load; HAProxy) and
+# the idle leader. Figures go to bench/RESULTS.md by hand, with the command.
+bench: testbed build
 	$(TESTENV) $(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	$(TESTENV) bench/dns/run.sh
+	$(TESTENV) bench/gateway/run.sh
+	$(TESTENV) bench/gateway/run-h2.sh
+	$(TESTENV) bench/gateway-tcp/run.sh
+	$(TESTENV) bench/forward/run.sh
+	$(TESTENV) bench/idle/run.sh 1000 20
 
 # Real replicas (flotilla serve) and a real localmesos in a ZooKeeper of
 # the harness's own; the leader SIGKILLed during deployments and
