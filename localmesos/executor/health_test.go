@@ -10,6 +10,8 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/internal/logging"
@@ -169,12 +171,22 @@ func TestHealthCheckTimeoutUsesClock(t *testing.T) {
 	}
 }
 
+// A probe that panics is a failed check, logged with the panic and the
+// stack that led to it (the stack was not logged: nothing said where).
 func TestHealthCheckProbePanicIsAFailure(t *testing.T) {
 	t.Parallel()
+	l, hook := logtest.NewNullLogger()
 	h := &healthChecker{clock: clock.Real{}, def: &mesos.HealthCheck{TimeoutSeconds: ptrF(1)},
-		log: logging.Component(logging.Discard(), "test"), probe: func(context.Context) error { panic("boom") }}
+		log: l.WithField("component", "test"), probe: func(context.Context) error { panic("boom") }}
 	if err := h.once(context.Background()); err == nil || !contains(err.Error(), "panicked") {
 		t.Fatalf("err = %v, want a panic failure", err)
+	}
+	e := hook.LastEntry()
+	if e == nil || e.Level != logrus.ErrorLevel || e.Data["panic"] != "boom" {
+		t.Fatalf("logged %+v, want an error with the panic", e)
+	}
+	if stack, _ := e.Data["stack"].(string); !contains(stack, "TestHealthCheckProbePanicIsAFailure") {
+		t.Errorf("stack field %q does not lead back to the probe's caller", stack)
 	}
 }
 
