@@ -35,6 +35,7 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 			c.touch(t.AppID)
 			ts.attrs = ai.attrs
 			c.placedValid = false
+			c.gen++ // a visible change: snapshots (DNS, routes) show the host
 			delete(c.hostless, id)
 		}
 	}
