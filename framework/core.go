@@ -48,6 +48,9 @@ type core struct {
 	// Sets kept so that time-driven work scans only what is due.
 	killing     map[string]*taskState
 	unreachable map[string]*taskState
+	// hostless are tasks adopted before an offer of their agent told its
+	// host: every OFFERS event looks only at these, not at every task.
+	hostless    map[string]*taskState
 	nextKill    time.Time // earliest kill retry; zero: none
 	nextUnreach time.Time // earliest inactive/expunge deadline; zero: none
 	// nextUnreachRecon is when unreachable tasks are next reconciled
@@ -146,6 +149,7 @@ func newCore(cfg Config, pub func(Event)) *core {
 		agents:      map[string]agentInfo{},
 		killing:     map[string]*taskState{},
 		unreachable: map[string]*taskState{},
+		hostless:    map[string]*taskState{},
 		recon:       reconState{pending: map[string]string{}},
 	}
 }

@@ -26,17 +26,17 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 		c.largest.Grow(&ofs[i])
 		c.agents[ofs[i].AgentID] = agentInfo{host: ofs[i].Hostname, attrs: ofs[i].Attributes, url: agentURL(mos[i].URL)}
 	}
-	for _, ts := range c.tasks {
+	for id, ts := range c.hostless {
 		// Adopted tasks learn their host from the first offer of their agent.
-		if ts.t.Host == "" {
-			if ai, ok := c.agents[ts.t.AgentID]; ok {
-				t := ts.t
-				t.Host = ai.host
-				ts.t = t
-				c.touch(t.AppID)
-				ts.attrs = ai.attrs
-				c.placedValid = false
-			}
+		if ai, ok := c.agents[ts.t.AgentID]; ok && ai.host != "" {
+			t := ts.t
+			t.Host = ai.host
+			ts.t = t
+			c.touch(t.AppID)
+			ts.attrs = ai.attrs
+			c.placedValid = false
+			c.gen++ // a visible change: snapshots (DNS, routes) show the host
+			delete(c.hostless, id)
 		}
 	}
 

@@ -370,3 +370,61 @@ func TestNewLeaderHoldsKillsUntilSettled(t *testing.T) {
 		t.Errorf("settled: KILL sent for %v, want %v", sent, want)
 	}
 }
+
+// deadlineStore records how much of its ctx's deadline each write had;
+// the write of "slow" waits until its ctx ends.
+type deadlineStore struct {
+	mu   sync.Mutex
+	left map[string]time.Duration
+	errs map[string]error
+}
+
+func (d *deadlineStore) PutTask(ctx context.Context, r store.TaskRecord) error {
+	dl, ok := ctx.Deadline()
+	d.mu.Lock()
+	d.left[r.TaskID] = -1
+	if ok {
+		d.left[r.TaskID] = time.Until(dl)
+	}
+	d.mu.Unlock()
+	if r.TaskID == "slow" {
+		<-ctx.Done()
+	}
+	d.mu.Lock()
+	d.errs[r.TaskID] = ctx.Err()
+	d.mu.Unlock()
+	return ctx.Err()
+}
+
+func (d *deadlineStore) DeleteTask(context.Context, string, string) error { return nil }
+func (d *deadlineStore) ListAllTasks(context.Context) ([]store.TaskRecord, error) {
+	return nil, nil
+}
+
+// TestPersisterSharedDeadline: writes of a share share a deadline, but a
+// write that used it up does not leave the next ones without time: each
+// starts with at least half the timeout and at most all of it.
+func TestPersisterSharedDeadline(t *testing.T) {
+	t.Parallel()
+	const timeout = 2 * time.Second
+	ds := &deadlineStore{left: map[string]time.Duration{}, errs: map[string]error{}}
+	p := newPersister(ds, logging.Component(logging.Discard(), "test"), timeout)
+	var ops []recordOp
+	for _, id := range []string{"a", "slow", "b", "c"} {
+		ops = append(ops, recordOp{rec: store.TaskRecord{TaskID: id, AppID: "/app"}})
+	}
+	p.writeShare(context.Background(), ops)
+	for _, id := range []string{"a", "slow", "b", "c"} {
+		if l := ds.left[id]; l <= 0 || l > timeout {
+			t.Errorf("write %s had %v of its deadline left, want within (0, %v]", id, l, timeout)
+		}
+	}
+	if !errors.Is(ds.errs["slow"], context.DeadlineExceeded) {
+		t.Errorf("the slow write ended with %v, want its deadline exceeded", ds.errs["slow"])
+	}
+	for _, id := range []string{"b", "c"} {
+		if ds.errs[id] != nil {
+			t.Errorf("write %s after the slow one failed with %v: it was given a spent deadline", id, ds.errs[id])
+		}
+	}
+}

@@ -37,8 +37,12 @@ type Scheduler struct {
 	ackCh       chan ackOp // set by Run, used by its goroutine only
 	acksPending sync.WaitGroup
 	persist     *persister // set by Run when Config.Tasks is; used by its goroutine only
-	full        atomic.Pointer[fullSnapshot]
-	fullMu      sync.Mutex // one builder of full at a time
+	// recSpare is the record slice of the previous turn, handed back to
+	// the core once the persister copied it out: regrowing c.recOps each
+	// turn showed in the allocation profile. Run's goroutine only.
+	recSpare []recordOp
+	full     atomic.Pointer[fullSnapshot]
+	fullMu   sync.Mutex // one builder of full at a time
 }
 
 func (cfg Config) withDefaults() Config {
@@ -195,10 +199,17 @@ func (s *Scheduler) iterate(ctx context.Context, act Actions, in *Input) {
 			c.handleInput(now, *in, &p)
 		}
 		c.step(now, &p)
-		p.records, c.recOps = c.recOps, nil
+		p.records, c.recOps = c.recOps, s.recSpare
 	})
+	s.recSpare = nil
 	if !p.empty() {
 		s.perform(ctx, act, &p)
+	}
+	if cap(p.records) <= persistKeep {
+		// perform's enqueue copied every op (the persister keeps its own
+		// map), so the slice is free again; a burst's is let go.
+		clear(p.records)
+		s.recSpare = p.records[:0]
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand"
 	"runtime"
 	"slices"
 	"strings"
@@ -1013,4 +1014,43 @@ func TestQueueSaysNoAgentEverFits(t *testing.T) {
 	if q := h.s.Snapshot().Queue; len(q) != 0 && (q[0].Count != 0 || q[0].Reason != "") {
 		t.Errorf("queue %+v after every instance launched", q)
 	}
+}
+
+// TestAdoptedTaskLearnsHostFromOffer: a task adopted before any offer of
+// its agent has no host; the first offer of that agent gives it one (the
+// OFFERS handler looks only at such tasks, not at every task).
+func TestAdoptedTaskLearnsHostFromOffer(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.s.PutApp(testApp("/web", 1))
+	h.subscribe()
+	id := NewTaskID("/web", rand.New(rand.NewSource(7)))
+	h.send(UpdateInput(TestStatus(id, "a-h9", mesos.TASK_RUNNING, true)))
+	h.sync()
+	var adopted *Task
+	for _, tk := range h.tasks("/web") {
+		if tk.ID == id {
+			adopted = &tk
+		}
+	}
+	if adopted == nil || !adopted.Adopted || adopted.Host != "" {
+		t.Fatalf("after an update from an unknown agent: task %+v, want adopted with no host", adopted)
+	}
+	h.offer("h1") // another agent's offer tells nothing about a-h9
+	for _, tk := range h.tasks("/web") {
+		if tk.ID == id && tk.Host != "" {
+			t.Fatalf("host %q from another agent's offer", tk.Host)
+		}
+	}
+	h.offer("h9")
+	for _, tk := range h.tasks("/web") {
+		if tk.ID == id && tk.Host != "h9" {
+			t.Fatalf("after an offer of its agent: host %q, want h9", tk.Host)
+		}
+	}
+	h.s.locked(func(c *core, _ time.Time) {
+		if len(c.hostless) != 0 {
+			t.Errorf("hostless set still holds %d tasks after their agent offered", len(c.hostless))
+		}
+	})
 }

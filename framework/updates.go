@@ -240,6 +240,9 @@ func backoffDelay(app *appspec.App, n int, globalCap time.Duration) time.Duratio
 func (c *core) addTask(as *appState, ts *taskState) {
 	c.tasks[ts.t.ID] = ts
 	as.tasks[ts.t.ID] = ts
+	if ts.t.Host == "" {
+		c.hostless[ts.t.ID] = ts
+	}
 	c.touch(ts.t.AppID)
 	as.counts = as.counts.add(countsOf(as.app, ts.t), 1)
 	as.statusChanged = true
@@ -254,6 +257,7 @@ func (c *core) removeTask(now time.Time, ts *taskState) {
 	delete(c.pods, id)
 	delete(c.killing, id)
 	delete(c.unreachable, id)
+	delete(c.hostless, id)
 	delete(c.killWanted, id)
 	delete(c.recon.pending, id)
 	c.placedValid = false

@@ -73,7 +73,13 @@ func runLaunchBench(b *testing.B, codecName string, agents, total, perOffer int)
 		codec = codecs.ByMediaType[codecs.MediaTypeProtobuf]
 	}
 	cli := httpcli.New(httpcli.Endpoint(url), httpcli.Codec(codec),
-		httpcli.Do(httpcli.With(httpcli.Transport(func(t *http.Transport) { t.MaxIdleConnsPerHost = 64 }))))
+		httpcli.Do(httpcli.With(httpcli.Transport(func(t *http.Transport) {
+			t.MaxIdleConnsPerHost = 64
+			// mesos-go's 5 s for response headers fails the run on a loaded
+			// machine (calls wait on a busy master); the run's own 5 min
+			// deadline bounds it instead, as Flotilla's calls are bounded.
+			t.ResponseHeaderTimeout = time.Minute
+		}))))
 	caller := httpsched.NewCaller(cli)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

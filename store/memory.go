@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/internal/clock"
@@ -201,6 +202,25 @@ func (m *memStore) GetVersion(ctx context.Context, id, version string) (*appspec
 	return nil, fmt.Errorf("store: app %s version %s: %w", id, version, ErrNotFound)
 }
 
+// taskFitsNode says that t's JSON encoding surely succeeds within
+// MaxNodeBytes: its times have four-digit years and whole-hour-or-less
+// zones JSON can write, and a bound on its size (every string byte
+// escaped to six, every port at its longest, the keys and times at
+// theirs) is under the limit. False means "encode to know".
+func taskFitsNode(t *TaskRecord) bool {
+	for _, tm := range []time.Time{t.StagedAt, t.StartedAt} {
+		if y := tm.Year(); y < 0 || y > 9999 {
+			return false
+		}
+		if _, off := tm.Zone(); off%60 != 0 || off <= -24*3600 || off >= 24*3600 {
+			return false
+		}
+	}
+	strs := len(t.TaskID) + len(t.AppID) + len(t.AgentID) + len(t.AppVersion) + len(t.State) + len(t.Host)
+	const fixed = 256 // keys, quotes, commas and two RFC 3339 times with nanoseconds and zone
+	return fixed+6*strs+21*len(t.Ports) < MaxNodeBytes
+}
+
 func encodeNode(kind, name string, v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -313,8 +333,13 @@ func (m *memStore) SetFrameworkID(ctx context.Context, id string) error {
 }
 
 func (m *memStore) PutTask(ctx context.Context, t TaskRecord) error {
-	if _, err := encodeNode("task", t.TaskID, t); err != nil {
-		return err
+	if !taskFitsNode(&t) {
+		// Encoded only to apply ZooKeeper's rules (size, encodable
+		// times) when the record could break them: JSON per record was
+		// most of this store's cost per task.
+		if _, err := encodeNode("task", t.TaskID, t); err != nil {
+			return err
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Memory of a leading `flotilla serve` (in-memory state, task records on)
+# with APPS apps × INSTANCES instances running on a localmesos master of
+# simulated agents in its own process, so the RSS is Flotilla's alone
+# (issue 21: 10,000 apps and 100,000 tasks, < 500 MiB steady, < 1 GiB peak).
+# Prints RSS after setup, every 10 s over STEADY seconds, and VmHWM (peak).
+# Usage: bench/memory/run.sh [apps] [instances] [steady-seconds]
+# Ports: MEM_PORT_BASE (default 20150): master +0, API +30.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+apps=${1:-10000}
+inst=${2:-10}
+steady=${3:-60}
+base=${MEM_PORT_BASE:-20150}
+master=127.0.0.1:$base
+apiaddr=127.0.0.1:$((base + 30))
+api=http://$apiaddr
+want=$((apps * inst))
+agents=$(((want + 5999) / 6000)) # 64 cpus each at 0.01 per task, with room
+go build -o bin/ ./cmd/flotilla ./cmd/localmesos
+dir=$(mktemp -d)
+bin/localmesos --listen "$master" --agents "$agents" --executor simulated --same-ports --no-agent-http \
+	--resources 'cpus:64;mem:1048576;disk:1048576;ports:[31000-32000]' --log-level warn >"$dir/mesos.log" 2>&1 &
+mpid=$!
+bin/flotilla serve --master "http://$master" --api-addr "$apiaddr" --dns-addr "" --gateway-addr "" \
+	--internal-gateway-addr "" --max-instances 100000 --log-level warn >"$dir/flotilla.log" 2>&1 &
+pid=$!
+trap 'kill $pid $mpid 2>/dev/null; wait $pid $mpid 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 600); do curl -fs "$api/ping" >/dev/null 2>&1 && break; sleep 0.1; done
+kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$pid/status"; }
+mib() { echo $(( $(kib "$1") / 1024 )); }
+echo "load $(cut -d' ' -f1-3 /proc/loadavg); idle RSS $(mib VmRSS) MiB; $agents agents"
+t0=$(date +%s)
+go run ./bench/memory -api "$api" -apps "$apps" -instances "$inst"
+echo "apps put in $(($(date +%s) - t0)) s; RSS $(mib VmRSS) MiB"
+running() { curl -s "http://$master/master/state" | grep -o '"state":"TASK_RUNNING","statuses"' | wc -l; }
+for _ in $(seq 900); do
+	n=$(running)
+	[ "$n" -ge "$want" ] && break
+	sleep 5
+done
+echo "running $n of $want after $(($(date +%s) - t0)) s; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "after setup: RSS $(mib VmRSS) MiB, peak (VmHWM) $(mib VmHWM) MiB"
+for i in $(seq 10 10 "$steady"); do
+	sleep 10
+	echo "steady +${i}s: RSS $(mib VmRSS) MiB"
+done
+echo "peak (VmHWM) $(mib VmHWM) MiB; load $(cut -d' ' -f1-3 /proc/loadavg)"
+grep -ciE 'level=(error|fatal)' "$dir/flotilla.log" | sed 's/^/flotilla log errors: /' || true
