@@ -67,6 +67,9 @@ type Election struct {
 	cfg    ElectionConfig
 	log    *logrus.Entry
 	leader atomic.Bool
+	// disconnected: the session is disconnected now; a leader still
+	// leads until FenceAfter or the expiry, but holds its kills (replica.go).
+	disconnected atomic.Bool
 
 	mu  sync.Mutex
 	cur *electionTerm // the live session, nil between sessions
@@ -125,6 +128,12 @@ func NewElection(cfg ElectionConfig) (*Election, error) {
 
 // IsLeader reports whether this replica leads now.
 func (e *Election) IsLeader() bool { return e.leader.Load() }
+
+// SessionDisconnected reports whether this replica's ZooKeeper session is
+// disconnected now: a leader in that state may already have been replaced
+// (its session expires on the server while it cannot hear of it), and
+// leads on only until FenceAfter.
+func (e *Election) SessionDisconnected() bool { return e.disconnected.Load() }
 
 // Run contends until ctx ends, then returns nil after lead has returned.
 // Each time this replica wins, lead runs with a context that is cancelled
@@ -206,12 +215,16 @@ func (e *Election) watchSession(ctx context.Context, events <-chan zk.Event) *se
 				}
 				switch ev.State {
 				case zk.StateHasSession:
+					e.disconnected.Store(false)
 					stopFence()
 					if !hadReady {
 						hadReady = true
 						close(w.ready)
 					}
 				case zk.StateDisconnected, zk.StateConnecting:
+					if hadReady {
+						e.disconnected.Store(true)
+					}
 					if hadReady && fence == nil {
 						fence = e.cfg.Clock.NewTimer(e.cfg.FenceAfter)
 						fenceC = fence.C()

@@ -395,6 +395,14 @@ func TestElectionSessionLossFences(t *testing.T) {
 			}
 			haWait(t, b.began, 20*time.Second, "b elected after a's session expired")
 			if !tc.beforeTakeover {
+				// Leading on, cut off: its kills are held (replica.go).
+				deadline := time.Now().Add(10 * time.Second)
+				for !a.e.SessionDisconnected() {
+					if time.Now().After(deadline) {
+						t.Fatalf("a cut from ZooKeeper for 10 s, still leading (%v), but SessionDisconnected is false", a.e.IsLeader())
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
 				select {
 				case <-a.ended:
 					t.Fatal("a fenced while partitioned with a one-hour FenceAfter; what told it?")
@@ -417,6 +425,9 @@ func TestElectionSessionLossFences(t *testing.T) {
 			}
 			if a.e.IsLeader() || !b.e.IsLeader() {
 				t.Fatalf("after rejoin a leads=%v b leads=%v, want only b", a.e.IsLeader(), b.e.IsLeader())
+			}
+			if a.e.SessionDisconnected() {
+				t.Fatal("a rejoined with a new session but SessionDisconnected is still true")
 			}
 			a.mu.Lock()
 			n := len(a.terms)

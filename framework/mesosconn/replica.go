@@ -20,6 +20,11 @@ import (
 // ErrFenced is returned by the leader's Actions once leadership is lost.
 var ErrFenced = errors.New("mesosconn: leadership lost; call refused")
 
+// ErrKillHeld is returned by the leader's Kill while its ZooKeeper session
+// is disconnected; the core sends the KILL again after its KillRetry if
+// this replica still leads then.
+var ErrKillHeld = errors.New("mesosconn: kill held while disconnected from zookeeper (this term may be over; the next leader decides)")
+
 // Core is what a replica runs while it leads: the scheduler core
 // (*Scheduler). Run is called once per leadership term, never concurrently,
 // and must return soon after ctx ends.
@@ -214,7 +219,7 @@ func (r *Replica) lead(ctx context.Context) {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	in := make(chan framework.Input, r.cfg.InputBuffer)
-	act := &fencedActions{fence: ctx, next: conn.Driver()}
+	act := &fencedActions{fence: ctx, next: conn.Driver(), holdKills: r.sessionDisconnected}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -245,11 +250,24 @@ func (r *Replica) recoverLoop(what string) {
 	}
 }
 
+// sessionDisconnected: this replica's ZooKeeper session is disconnected.
+func (r *Replica) sessionDisconnected() bool {
+	return r.election != nil && r.election.SessionDisconnected()
+}
+
 // fencedActions refuses calls once its fence (the leadership term) ends,
-// and aborts calls in flight at that moment.
+// and aborts calls in flight at that moment. It also holds KILLs while
+// holdKills says so (the session is disconnected): a leader cut from
+// ZooKeeper leads on until FenceAfter, and a kill it sends then (the last
+// old tasks of a roll) reaches no follower — their long polls of its view
+// end, and while ZooKeeper is away they cannot find another — so they
+// route to killed tasks until a new leader publishes (the chaos suite's
+// zk fault: every follower answered 503 for a few seconds). Launches go
+// on: a task too many is harmless, and the next leader adopts it.
 type fencedActions struct {
-	fence context.Context
-	next  framework.Actions
+	fence     context.Context
+	next      framework.Actions
+	holdKills func() bool
 }
 
 var _ framework.Actions = (*fencedActions)(nil)
@@ -277,6 +295,9 @@ func (f *fencedActions) Decline(ctx context.Context, offerIDs []mesos.OfferID, f
 }
 
 func (f *fencedActions) Kill(ctx context.Context, taskID mesos.TaskID, agentID *mesos.AgentID, policy *mesos.KillPolicy) error {
+	if f.holdKills != nil && f.holdKills() && f.fence.Err() == nil {
+		return ErrKillHeld
+	}
 	return f.guard(ctx, func(ctx context.Context) error { return f.next.Kill(ctx, taskID, agentID, policy) })
 }
 
