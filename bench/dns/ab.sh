@@ -12,8 +12,9 @@ set -uo pipefail
 DUR=$1 ROUNDS=$2
 shift 2
 BASEPORT=${BASEPORT:-25510}
+# shellcheck source=bench/dns/knot.sh
+source "$(dirname "$0")/knot.sh"
 OUT=$(mktemp -d /tmp/dnsab.XXXXXX)
-mkdir -p "$OUT/knot"
 declare -A PORT PID
 port=$BASEPORT
 cleanup() { for p in "${PID[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$OUT"; }
@@ -27,29 +28,7 @@ for spec in "$@"; do
   port=$((port + 1))
 done
 for _ in $(seq 100); do [[ -s "$OUT/queries.txt" && -s "$OUT/mesos.zone" ]] && break; sleep 0.1; done
-cat >"$OUT/knot.conf" <<KC
-server:
-    listen: 127.0.0.1@$((BASEPORT + 20))
-    rundir: $OUT/knot
-    udp-workers: $(nproc)
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: $OUT/knot
-log:
-  - target: stderr
-    any: warning
-template:
-  - id: default
-    storage: $OUT
-    zonefile-sync: -1
-    zonefile-load: whole
-    journal-content: none
-    semantic-checks: off
-zone:
-  - domain: mesos
-    file: $OUT/mesos.zone
-KC
+knot_conf "$OUT" "$((BASEPORT + 20))" "$(nproc)"
 knotd -c "$OUT/knot.conf" >"$OUT/knot.log" 2>&1 &
 PID[knot]=$! PORT[knot]=$((BASEPORT + 20))
 for s in "${!PORT[@]}"; do

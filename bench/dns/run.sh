@@ -17,6 +17,8 @@
 # servers themselves run as the calling user on unprivileged ports.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=bench/dns/knot.sh
+source bench/dns/knot.sh
 
 DUR=${DUR:-10}              # seconds per dnsperf run
 ROUNDS=${ROUNDS:-5}         # runs per server
@@ -65,30 +67,7 @@ pids+=($!) PID[coredns]=$!
 
 # Knot: one UDP worker per core (each its own SO_REUSEPORT socket), the zone
 # loaded once from the file, no journal or zone-file writes while serving.
-mkdir -p "$OUT/knot"
-cat >"$OUT/knot.conf" <<KC
-server:
-    listen: 127.0.0.1@$KPORT
-    rundir: $OUT/knot
-    udp-workers: $WORKERS
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: $OUT/knot
-log:
-  - target: stderr
-    any: warning
-template:
-  - id: default
-    storage: $OUT
-    zonefile-sync: -1
-    zonefile-load: whole
-    journal-content: none
-    semantic-checks: off
-zone:
-  - domain: mesos
-    file: $OUT/mesos.zone
-KC
+knot_conf "$OUT" "$KPORT" "$WORKERS"
 knotd -c "$OUT/knot.conf" >"$OUT/knot.log" 2>&1 &
 pids+=($!) PID[knot]=$!
 
