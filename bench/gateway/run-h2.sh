@@ -16,6 +16,8 @@
 # Loopback only. Installs nginx and nghttp2-client (h2load) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=bench/gateway/nginx.sh
+source bench/gateway/nginx.sh
 
 DUR=${DUR:-5}           # seconds per h2load run
 ROUNDS=${ROUNDS:-3}
@@ -64,36 +66,11 @@ nice "$OUT/gwbench" serve -external "$GWTLS" -internal "$GWH2C" -tls-cert "$OUT/
 GWPID=$!
 pids+=("$GWPID")
 
-mkdir -p "$OUT/nginx"
-{
-  echo "daemon off; worker_processes auto; pid $OUT/nginx.pid; error_log $OUT/nginx.err warn;"
-  echo "events { worker_connections 4096; }"
-  echo "http {"
-  echo "  access_log off;"
-  # nginx ends an HTTP/2 connection after 1000 requests by default
-  # (GOAWAY), and h2load does not reconnect: the run would stop short.
-  echo "  keepalive_requests 100000000;"
-  for d in client_body proxy fastcgi uwsgi scgi; do echo "  ${d}_temp_path $OUT/nginx/$d;"; done
-  echo "  upstream backends {"
-  for a in "${BACKENDS[@]}"; do echo "    server $a;"; done
-  echo "    keepalive 128;"
-  echo "  }"
-  echo "  server {"
-  echo "    listen $NGXH2C http2;"
-  echo "    listen $NGXTLS ssl http2;"
-  echo "    ssl_certificate $OUT/cert.pem; ssl_certificate_key $OUT/key.pem;"
-  echo "    location / {"
-  echo "      proxy_pass http://backends;"
-  echo "      proxy_http_version 1.1;"
-  echo '      proxy_set_header Connection "";'
-  echo '      proxy_set_header Host $host;'
-  echo '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;'
-  echo '      proxy_set_header X-Forwarded-Proto $scheme;'
-  echo '      proxy_set_header X-Forwarded-Host $host;'
-  echo "    }"
-  echo "  }"
-  echo "}"
-} >"$OUT/nginx.conf"
+# nginx ends an HTTP/2 connection after 1000 requests by default (GOAWAY),
+# and h2load does not reconnect: the run would stop short.
+nginx_conf "$OUT" "  keepalive_requests 100000000;" "    listen $NGXH2C http2;
+    listen $NGXTLS ssl http2;
+    ssl_certificate $OUT/cert.pem; ssl_certificate_key $OUT/key.pem;" "${BACKENDS[@]}"
 nice nginx -p "$OUT/nginx" -c "$OUT/nginx.conf" >"$OUT/nginx.log" 2>&1 &
 pids+=($!)
 

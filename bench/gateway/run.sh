@@ -12,6 +12,8 @@
 # Loopback only. Needs nginx and wrk (apt-get install -y nginx wrk).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=bench/gateway/nginx.sh
+source bench/gateway/nginx.sh
 
 DUR=${DUR:-10}          # seconds per wrk run
 # GATEWAY_FLAGS          extra flags for `bench/gateway serve`, e.g. "-balance least-conn"
@@ -54,31 +56,7 @@ env ${GATEWAY_ENV:-} nice "$OUT/gwbench" serve -external "$GW" -internal "127.0.
 GWPID=$!
 pids+=("$GWPID")
 
-mkdir -p "$OUT/nginx"
-{
-  echo "daemon off; worker_processes auto; pid $OUT/nginx.pid; error_log $OUT/nginx.err warn;"
-  echo "events { worker_connections 4096; }"
-  echo "http {"
-  echo "  access_log off;"
-  for d in client_body proxy fastcgi uwsgi scgi; do echo "  ${d}_temp_path $OUT/nginx/$d;"; done
-  echo "  upstream backends {"
-  for a in "${BACKENDS[@]}"; do echo "    server $a;"; done
-  echo "    keepalive 128;"
-  echo "  }"
-  echo "  server {"
-  echo "    listen $NGX;"
-  echo "    location / {"
-  echo "      proxy_pass http://backends;"
-  echo "      proxy_http_version 1.1;"
-  echo '      proxy_set_header Connection "";'
-  echo '      proxy_set_header Host $host;'
-  echo '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;'
-  echo '      proxy_set_header X-Forwarded-Proto $scheme;'
-  echo '      proxy_set_header X-Forwarded-Host $host;'
-  echo "    }"
-  echo "  }"
-  echo "}"
-} >"$OUT/nginx.conf"
+nginx_conf "$OUT" "" "    listen $NGX;" "${BACKENDS[@]}"
 nice nginx -p "$OUT/nginx" -c "$OUT/nginx.conf" >"$OUT/nginx.log" 2>&1 &
 pids+=($!)
 
