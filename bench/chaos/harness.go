@@ -156,7 +156,7 @@ type harness struct {
 	phase  atomic.Value // string: what the run is doing, for HTTPFailedIn
 
 	dnsAsked, dnsBad, dnsExcused, dnsRetried atomic.Int64
-	badMu                        sync.Mutex
+	badMu                                    sync.Mutex
 }
 
 func (c Config) withDefaults() Config {
