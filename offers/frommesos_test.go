@@ -10,7 +10,8 @@ import (
 
 // offerJSON is an offer as the master sends it in an OFFERS event (the
 // shape in MESOS.md), with a second ports entry, a dynamic reservation in
-// the refined format, and resources a plain task cannot use.
+// the refined format, and resources a plain task cannot use (revocable,
+// a persistent volume, reservations labelled for a resident instance).
 const offerJSON = `{
   "id":{"value":"M1-O7"},"framework_id":{"value":"M1-0000"},"agent_id":{"value":"M1-S1"},
   "hostname":"h1","allocation_info":{"role":"web"},
@@ -22,6 +23,10 @@ const offerJSON = `{
     {"name":"ports","type":"RANGES","ranges":{"range":[{"begin":20000,"end":20001}]},"role":"*"},
     {"name":"cpus","type":"SCALAR","scalar":{"value":2},"allocation_info":{"role":"web"},
      "reservations":[{"type":"DYNAMIC","role":"web","principal":"ops"}]},
+    {"name":"cpus","type":"SCALAR","scalar":{"value":16},"allocation_info":{"role":"web"},
+     "reservations":[{"type":"DYNAMIC","role":"web","principal":"flotilla","labels":{"labels":[{"key":"marathon_task_id","value":"web.resident-1"}]}}]},
+    {"name":"mem","type":"SCALAR","scalar":{"value":4096},"role":"web","allocation_info":{"role":"web"},
+     "reservation":{"principal":"flotilla","labels":{"labels":[{"key":"marathon_task_id","value":"web.resident-1"}]}}},
     {"name":"cpus","type":"SCALAR","scalar":{"value":8},"revocable":{}},
     {"name":"disk","type":"SCALAR","scalar":{"value":500},"disk":{"persistence":{"id":"v1"},"volume":{"container_path":"data","mode":"RW"}},
      "reservations":[{"type":"DYNAMIC","role":"web"}]},
@@ -58,7 +63,9 @@ func TestFromMesos(t *testing.T) {
 		{"unreserved", [6]any{got.Resources[0].Role, got.Resources[0].AllocationRole, got.Resources[0].CPUs, got.Resources[0].Mem, got.Resources[0].Disk, got.Resources[0].GPUs},
 			[6]any{"*", "web", 4.0, 8192.0, 10000.0, 1}},
 		{"ports sorted and merged", got.Resources[0].Ports, []Range{{20000, 20001}, {31000, 32000}}},
-		{"reserved", [3]any{got.Resources[1].Role, got.Resources[1].AllocationRole, got.Resources[1].CPUs}, [3]any{"web", "web", 2.0}},
+		// Labelled reservations (refined or legacy) belong to a resident
+		// instance (Marathon's marathon_task_id): not for plain tasks.
+		{"reserved", [4]any{got.Resources[1].Role, got.Resources[1].AllocationRole, got.Resources[1].CPUs, got.Resources[1].Mem}, [4]any{"web", "web", 2.0, 0.0}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -87,6 +87,9 @@ func FromMesos(o *mesos.Offer) Offer {
 		if r.Disk != nil && (r.Disk.Source != nil || r.Disk.Persistence != nil) {
 			continue
 		}
+		if labelledReservation(r) {
+			continue
+		}
 		role, key, resv := reservationOf(r)
 		alloc := offerAlloc
 		if r.AllocationInfo != nil && r.AllocationInfo.Role != nil {
@@ -121,6 +124,22 @@ func FromMesos(o *mesos.Offer) Offer {
 		out.Resources[i].Ports = normalizeRanges(out.Resources[i].Ports)
 	}
 	return out
+}
+
+// labelledReservation: r is dynamically reserved with labels, which is how
+// a resident instance's reservation is marked (Marathon's
+// marathon_framework_id/marathon_task_id): only that instance may use it,
+// so plain tasks leave it alone, as Marathon's ResourceSelector.any does.
+func labelledReservation(r *mesos.Resource) bool {
+	if r.Reservation != nil && len(r.Reservation.GetLabels().GetLabels()) > 0 {
+		return true
+	}
+	for i := range r.Reservations {
+		if len(r.Reservations[i].GetLabels().GetLabels()) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // reservationOf returns the role a resource is reserved to ("*" if none), a
