@@ -57,13 +57,39 @@ func (b *Browser) RecordBodies() { b.withBodies.Store(true) }
 // the test.
 func NewBrowser(t testing.TB, width, height int) *Browser {
 	t.Helper()
+	profile, err := os.MkdirTemp("", "flotilla-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(Chromium(t)), chromedp.NoSandbox,
 		chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.WindowSize(width, height),
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()))
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(profile))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
+	t.Cleanup(func() {
+		// chromedp.Cancel waits for the browser process; its helpers may
+		// still write the profile a moment after (a clean-clone make test
+		// failed t.TempDir's removal once: "Default: directory not
+		// empty"), so the profile is removed here until it is gone.
+		if err := chromedp.Cancel(ctx); err != nil {
+			t.Logf("closing the browser: %v", err)
+		}
+		cancel()
+		cancelAlloc()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			err := os.RemoveAll(profile)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("the browser's profile %s is still there 30 s after the browser closed: %v", profile, err)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 	b := &Browser{Ctx: ctx}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch e := ev.(type) {
