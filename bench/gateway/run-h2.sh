@@ -16,8 +16,8 @@
 # Loopback only. Installs nginx and nghttp2-client (h2load) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# shellcheck source=bench/gateway/nginx.sh
-source bench/gateway/nginx.sh
+# shellcheck source=bench/gateway/lib.sh
+source bench/gateway/lib.sh
 
 DUR=${DUR:-5}           # seconds per h2load run
 ROUNDS=${ROUNDS:-3}
@@ -42,21 +42,8 @@ go build -o "$OUT/gwbench" ./bench/gateway
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench.example.com \
   -keyout "$OUT/key.pem" -out "$OUT/cert.pem" >/dev/null 2>&1
 
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [[ -s "$OUT/nginx.pid" ]]; then kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true; fi
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-BACKENDS=()
-for i in 1 2 3; do
-  addr=127.0.0.1:$((BASE + i))
-  nice "$OUT/gwbench" backend -addr "$addr" -id "bench.$i" >"$OUT/backend$i.log" 2>&1 &
-  pids+=($!)
-  BACKENDS+=("$addr")
-done
+trap gw_cleanup EXIT
+start_backends
 GWTLS=127.0.0.1:$((BASE + 80))
 GWH2C=127.0.0.1:$((BASE + 82))
 NGXH2C=127.0.0.1:$((BASE + 83))

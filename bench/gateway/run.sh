@@ -12,8 +12,8 @@
 # Loopback only. Needs nginx and wrk (apt-get install -y nginx wrk).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# shellcheck source=bench/gateway/nginx.sh
-source bench/gateway/nginx.sh
+# shellcheck source=bench/gateway/lib.sh
+source bench/gateway/lib.sh
 
 DUR=${DUR:-10}          # seconds per wrk run
 # GATEWAY_FLAGS          extra flags for `bench/gateway serve`, e.g. "-balance least-conn"
@@ -31,22 +31,8 @@ done
 OUT=$(mktemp -d /tmp/gwbench.XXXXXX)
 go build -o "$OUT/gwbench" ./bench/gateway
 
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [[ -s "$OUT/nginx.pid" ]]; then kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true; fi
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-BACKENDS=()
-for i in 1 2 3; do
-  addr=127.0.0.1:$((BASE + i))
-  nice "$OUT/gwbench" backend -addr "$addr" -id "bench.$i" >"$OUT/backend$i.log" 2>&1 &
-  pids+=($!)
-  [[ $i == 1 ]] && BPID=$!
-  BACKENDS+=("$addr")
-done
+trap gw_cleanup EXIT
+start_backends
 GW=127.0.0.1:$((BASE + 80))
 NGX=127.0.0.1:$((BASE + 81))
 # shellcheck disable=SC2086 # GATEWAY_FLAGS is a list, e.g. "-balance least-conn"

@@ -1,7 +1,31 @@
 # shellcheck shell=bash
-# Sourced by bench/gateway/run.sh and run-h2.sh: nginx configured the same
-# way in both (workers per core, upstream keepalive, the X-Forwarded-* work
-# the gateway does), so the HTTP/1.1 and HTTP/2 figures compare.
+# Sourced by bench/gateway/run.sh and run-h2.sh: the same backends, the
+# same cleanup and nginx configured the same way in both (workers per core,
+# upstream keepalive, the X-Forwarded-* work the gateway does), so the
+# HTTP/1.1 and HTTP/2 figures compare.
+
+pids=()
+# gw_cleanup kills what the run started (pids, nginx); the EXIT trap.
+gw_cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [[ -s "$OUT/nginx.pid" ]]; then kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true; fi
+  wait 2>/dev/null || true
+}
+
+# start_backends starts the three bench backends on BASE+1..BASE+3 (from
+# OUT/gwbench): their addresses in BACKENDS, the first one's pid in BPID.
+start_backends() {
+  local i addr
+  BACKENDS=()
+  for i in 1 2 3; do
+    addr=127.0.0.1:$((BASE + i))
+    nice "$OUT/gwbench" backend -addr "$addr" -id "bench.$i" >"$OUT/backend$i.log" 2>&1 &
+    pids+=($!)
+    # shellcheck disable=SC2034 # read by run.sh
+    if [[ $i == 1 ]]; then BPID=$!; fi
+    BACKENDS+=("$addr")
+  done
+}
 #
 # nginx_conf OUT HTTP_EXTRA SERVER_LINES BACKEND... writes OUT/nginx.conf:
 # HTTP_EXTRA goes into the http block, SERVER_LINES (listen and TLS lines)
