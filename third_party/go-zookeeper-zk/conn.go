@@ -346,6 +346,16 @@ func (c *Conn) setTimeouts(sessionTimeoutMs int32) {
 	c.pingInterval = c.recvTimeout / 2
 }
 
+// handshakeTimeout is the Java client's connect timeout: the session
+// timeout divided by the number of servers (FLOTILLA PATCH).
+func (c *Conn) handshakeTimeout() time.Duration {
+	n := c.hostProvider.Len()
+	if n < 1 {
+		n = 1
+	}
+	return time.Duration(c.sessionTimeoutMs) * time.Millisecond / time.Duration(n)
+}
+
 func (c *Conn) setState(state State) {
 	atomic.StoreInt32((*int32)(&c.state), int32(state))
 	c.sendEvent(Event{Type: EventSession, State: state, Server: c.Server()})
@@ -672,17 +682,23 @@ func (c *Conn) authenticate() error {
 
 	binary.BigEndian.PutUint32(buf[:4], uint32(n))
 
-	c.conn.SetWriteDeadline(time.Now().Add(c.recvTimeout * 10))
+	// FLOTILLA PATCH: the whole handshake (connect request and response)
+	// is bounded by the Java client's connect timeout, the session timeout
+	// divided by the number of servers (ClientCnxn), instead of upstream's
+	// 10 × recvTimeout (6.7 × the session timeout) on each read and write.
+	// A server that accepts the connection but never answers (one still
+	// starting after a restart) held the client in StateConnected for 66 s
+	// with a 10 s session; now the client moves on to the next attempt as
+	// the Java client does.
+	c.conn.SetDeadline(time.Now().Add(c.handshakeTimeout()))
+	defer c.conn.SetDeadline(time.Time{})
 	_, err = c.conn.Write(buf[:n+4])
-	c.conn.SetWriteDeadline(time.Time{})
 	if err != nil {
 		return err
 	}
 
 	// Receive and decode a connect response.
-	c.conn.SetReadDeadline(time.Now().Add(c.recvTimeout * 10))
 	_, err = io.ReadFull(c.conn, buf[:4])
-	c.conn.SetReadDeadline(time.Time{})
 	if err != nil {
 		return err
 	}
