@@ -73,6 +73,15 @@ func TestChaosShort(t *testing.T) {
 		}
 		t.Logf("progress:\n%s%s", log.String(), sum.String())
 		if t.Failed() {
+			// t.TempDir goes with the test: keep the logs of a failed run,
+			// they are what explains it.
+			if kept, err := os.MkdirTemp("", "flotilla-chaos-failed-"); err != nil {
+				t.Logf("keeping the logs: %v", err)
+			} else if err := os.CopyFS(kept, os.DirFS(cfg.LogDir)); err != nil {
+				t.Logf("keeping the logs in %s: %v", kept, err)
+			} else {
+				t.Logf("the processes' logs are kept in %s", kept)
+			}
 			for _, name := range []string{"flotilla-0", "flotilla-1", "flotilla-2", "localmesos", "zookeeper", "edge"} {
 				if b, err := os.ReadFile(filepath.Join(cfg.LogDir, name+".log")); err == nil {
 					t.Logf("%s.log (last 40 lines):\n%s", name, tail(string(b), 40))
