@@ -14,7 +14,7 @@
 # (near 0 for host and kernel: the agent process does nothing for them).
 # Loopback and the veth's link-local addresses only. Needs root, the Docker
 # engine and the test image (scripts/testbed.sh images), ip and nft
-# (iproute2, nftables) and wrk (apt-get install -y wrk).
+# (iproute2, nftables) and wrk (installed when missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -26,7 +26,9 @@ HOSTPORT=${HOSTPORT:-29401}
 KERNELPORT=${KERNELPORT:-29402}
 USERLANDPORT=${USERLANDPORT:-29403}
 
-command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 1; }
+# shellcheck source=bench/install.sh
+source bench/install.sh
+install_missing wrk:wrk
 OUT=$(mktemp -d /tmp/fwdbench.XXXXXX)
 go build -o "$OUT/forward" ./bench/forward
 "$OUT/forward" -host-port "$HOSTPORT" -kernel-port "$KERNELPORT" -userland-port "$USERLANDPORT" >"$OUT/forward.out" 2>"$OUT/forward.err" &

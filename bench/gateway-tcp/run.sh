@@ -8,7 +8,7 @@
 # CONNS clients) then bytes (STREAMS long streams read for DUR seconds).
 # Targets alternate within each round; medians over ROUNDS.
 # Goal: gateway ≥ 0.9× haproxy on both. Loopback only.
-# Needs haproxy (apt-get install -y haproxy).
+# Needs haproxy (installed when missing, Debian package).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -18,7 +18,9 @@ CONNS=${CONNS:-32}
 STREAMS=${STREAMS:-8}
 BASE=${BASE:-19200}   # backends BASE+1..3, gateway BASE+80, haproxy BASE+81
 
-command -v haproxy >/dev/null || { echo "haproxy not found: apt-get install -y haproxy" >&2; exit 1; }
+# shellcheck source=bench/install.sh
+source bench/install.sh
+install_missing haproxy:haproxy
 OUT=$(mktemp -d /tmp/gwtcpbench.XXXXXX)
 go build -o "$OUT/bench" ./bench/gateway-tcp
 

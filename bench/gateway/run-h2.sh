@@ -28,15 +28,9 @@ LAT=${LAT:-10000}       # requests per target in each latency run
 WARM=${WARM:-2}         # seconds of unmeasured load per target before the rounds
 BASE=${BASE:-27100}     # backends BASE+1..3; gateway BASE+80 (TLS) and +82 (h2c); nginx +83 (h2c), +84 (TLS)
 
-need=()
-command -v nginx >/dev/null || need+=(nginx)
-command -v h2load >/dev/null || need+=(nghttp2-client)
-command -v openssl >/dev/null || need+=(openssl)
-if ((${#need[@]})); then
-  echo "installing ${need[*]}" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null ||
-    { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null; }
-fi
+# shellcheck source=bench/install.sh
+source bench/install.sh
+install_missing nginx:nginx h2load:nghttp2-client openssl:openssl
 OUT=$(mktemp -d /tmp/gwbench-h2.XXXXXX)
 go build -o "$OUT/gwbench" ./bench/gateway
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench.example.com \

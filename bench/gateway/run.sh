@@ -9,7 +9,7 @@
 # target, one at a time, targets interleaved, so p99 is the proxy's own cost
 # and not queueing or another process's spike). Medians over ROUNDS.
 # Goals: gateway ≥ 0.8× nginx requests/s, added p99 vs direct < 1 ms.
-# Loopback only. Needs nginx and wrk (apt-get install -y nginx wrk).
+# Loopback only. Needs nginx and wrk (installed when missing, Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=bench/gateway/lib.sh
@@ -25,9 +25,9 @@ LAT=${LAT:-20000}       # requests per target in each latency run
 WARM=${WARM:-2}         # seconds of unmeasured wrk load per proxy before the rounds
 BASE=${BASE:-19100}     # backends BASE+1..3, gateway BASE+80 (+82 internal), nginx BASE+81
 
-for tool in nginx wrk; do
-  command -v "$tool" >/dev/null || { echo "$tool not found: apt-get install -y nginx wrk" >&2; exit 1; }
-done
+# shellcheck source=bench/install.sh
+source bench/install.sh
+install_missing nginx:nginx wrk:wrk
 OUT=$(mktemp -d /tmp/gwbench.XXXXXX)
 go build -o "$OUT/gwbench" ./bench/gateway
 
