@@ -32,16 +32,9 @@ CLIENTS=${CLIENTS:-4}
 OUTSTANDING=${OUTSTANDING:-200}
 WORKERS=${WORKERS:-$(nproc)} # Knot UDP workers and NSD server processes
 
-need=()
-command -v dnsperf >/dev/null || need+=(dnsperf)
-command -v knotd >/dev/null || need+=(knot)
-command -v nsd >/dev/null || need+=(nsd)
-command -v dig >/dev/null || need+=(bind9-dnsutils)
-if ((${#need[@]})); then
-  echo "installing ${need[*]}" >&2
-  SUDO=; ((EUID)) && SUDO=sudo
-  $SUDO apt-get install -y "${need[@]}" >&2
-fi
+# shellcheck source=bench/install.sh
+source bench/install.sh
+install_missing dnsperf:dnsperf knotd:knot nsd:nsd dig:bind9-dnsutils
 OUT=$(mktemp -d /tmp/dnsbench.XXXXXX)
 COREDNS=$(bench/dns/build-coredns.sh)
 go build -o "$OUT/dnsbench" ./bench/dns
