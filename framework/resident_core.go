@@ -269,3 +269,15 @@ func (c *core) restoreReservation(as *appState, r store.TaskRecord) bool {
 	}
 	return true
 }
+
+// teardownsDue counts reservations waiting for an offer to be destroyed
+// and unreserved: offers must not be suppressed while there are any.
+func (c *core) teardownsDue() int {
+	n := 0
+	for _, r := range c.resv {
+		if r.wipe && !c.busy(r) {
+			n++
+		}
+	}
+	return n
+}

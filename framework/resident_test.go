@@ -281,6 +281,10 @@ func TestResidentLifecycle(t *testing.T) {
 	}
 	h.sync()
 	h.update(third.TaskID.Value, mesos.TASK_KILLED)
+	h.step(2e9) // past the revive throttle
+	if h.s.Snapshot().Suppressed {
+		t.Fatal("offers suppressed while a reservation waits to be torn down: no offer would come")
+	}
 	calls = h.sendOffer(reservedOffer("o-r4", "a-h1", "h1", first))
 	if got := fmt.Sprint(acceptOps(calls)); got != "[DESTROY UNRESERVE]" {
 		t.Fatalf("after delete: %s, want [DESTROY UNRESERVE]", got)

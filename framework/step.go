@@ -215,7 +215,9 @@ func (c *core) launchable(now time.Time) int {
 	if now.Before(c.settleUntil) {
 		return 0
 	}
-	n := 0
+	// Reservations to tear down need an offer of their agent as much as
+	// waiting instances do.
+	n := c.teardownsDue()
 	for _, as := range c.appList {
 		if as.gone {
 			continue

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flotilla-sched/flotilla/internal/testbed"
+)
+
+// residentSpec is Marathon's stateful app (persistent-volumes.md) on the
+// Mesos containerizer: each task copies what the volume holds into its
+// sandbox (seen), then appends its own task id to the volume.
+const residentSpec = `{"id":"/stateful","cpus":0.1,"mem":32,"disk":0,"instances":1,
+ "cmd":"cat data/log > seen 2>/dev/null; touch seen; echo $MESOS_TASK_ID >> data/log; sleep 1000",
+ "container":{"type":"MESOS","volumes":[{"containerPath":"data","mode":"RW","persistent":{"type":"root","size":10}}]},
+ "residency":{"taskLostBehavior":"WAIT_FOREVER"}}`
+
+// masterReservations is every agent's reserved_resources_full in the
+// master's /master/state, by agent hostname (agents without any left out).
+func masterReservations(t *testing.T, env *devEnv) map[string]string {
+	t.Helper()
+	resp, err := http.Get(env.mesos + "/master/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Slaves []struct {
+			Hostname string                     `json:"hostname"`
+			Full     map[string]json.RawMessage `json:"reserved_resources_full"`
+		} `json:"slaves"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, s := range st.Slaves {
+		if len(s.Full) > 0 {
+			b, _ := json.Marshal(s.Full)
+			out[s.Hostname] = string(b)
+		}
+	}
+	return out
+}
+
+type residentTask struct{ id, host string }
+
+// runningTask waits until app runs exactly one task, none of not
+// (ids already seen), and returns it.
+func runningTask(t *testing.T, env *devEnv, id string, not map[string]bool) residentTask {
+	t.Helper()
+	var got residentTask
+	waitFor(t, 60*time.Second, id+" to run a new task", func() bool {
+		a := env.app(t, id)
+		n := 0
+		for _, tk := range a.Tasks {
+			if tk.State == "TASK_RUNNING" && !not[tk.ID] {
+				got = residentTask{tk.ID, tk.Host}
+				n++
+			}
+		}
+		return n == 1 && len(a.Tasks) == 1
+	})
+	return got
+}
+
+// seenBy waits for the file a task wrote into its sandbox, naming the
+// tasks it found in its volume.
+func seenBy(t *testing.T, work, taskID string) string {
+	t.Helper()
+	var out string
+	waitFor(t, 30*time.Second, "task "+taskID+" to copy its volume's log into its sandbox", func() bool {
+		matches, _ := filepath.Glob(filepath.Join(work, "localmesos-*", "slaves", "*", "frameworks", "*", "executors", taskID, "runs", "latest", "seen"))
+		for _, f := range matches {
+			if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
+				b, err := os.ReadFile(f)
+				if err == nil {
+					out = strings.TrimSpace(string(b))
+					return true
+				}
+			}
+		}
+		return false
+	})
+	return out
+}
+
+// TestResidentApp: a resident app on flotilla dev (process executor,
+// --mesos-role stateful). The first task reserves and creates its volume
+// and writes into it; killed, it is relaunched on the same agent and
+// reservation (._app.2) and reads what its predecessor wrote; scaled to 0
+// the reservation is kept (Marathon's suspended instance) and scaling up
+// brings the instance back on it with its data; deleting the app destroys
+// the volume and unreserves: the master shows no reservation any more.
+func TestResidentApp(t *testing.T) {
+	t.Parallel()
+	work := testbed.OpenTempDir(t)
+	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t), role: "stateful", workDir: work,
+		ports: [2]uint64{23300, 23399}, servicePorts: [2]uint32{23400, 23499}})
+
+	env.deploy(t, residentSpec)
+	seen := map[string]bool{}
+	first := runningTask(t, env, "/stateful", seen)
+	seen[first.id] = true
+	if !strings.HasSuffix(first.id, "._app.1") {
+		t.Fatalf("first task id %s, want incarnation 1", first.id)
+	}
+	instance := strings.TrimSuffix(first.id, "._app.1")
+	if got := seenBy(t, work, first.id); got != "" {
+		t.Fatalf("the new volume held %q, want nothing", got)
+	}
+	res := masterReservations(t, env)
+	if len(res) != 1 || !strings.Contains(res[first.host], instance) || !strings.Contains(res[first.host], `"stateful#data#`) {
+		t.Fatalf("master's reservations %v: want the instance's on %s, with its volume", res, first.host)
+	}
+
+	// Killed: relaunched on the same agent and reservation, and the
+	// volume holds what the first task wrote.
+	if code, b := env.do(t, "DELETE", "/v2/apps/stateful/tasks/"+first.id, ""); code != http.StatusOK {
+		t.Fatalf("kill: %d %s", code, b)
+	}
+	second := runningTask(t, env, "/stateful", seen)
+	seen[second.id] = true
+	if second.id != instance+"._app.2" || second.host != first.host {
+		t.Fatalf("relaunch: %+v, want %s._app.2 on %s", second, instance, first.host)
+	}
+	if got := seenBy(t, work, second.id); got != first.id {
+		t.Fatalf("the relaunched task found %q in its volume, want %q", got, first.id)
+	}
+
+	// Scaled to 0: the reservation and volume stay; scaled up, the same
+	// instance returns on them.
+	if code, b := env.do(t, "PUT", "/v2/apps/stateful", `{"instances":0}`); code != http.StatusOK {
+		t.Fatalf("scale to 0: %d %s", code, b)
+	}
+	waitFor(t, 30*time.Second, "the task to be killed", func() bool { return len(env.app(t, "/stateful").Tasks) == 0 })
+	if res := masterReservations(t, env); !strings.Contains(res[first.host], instance) {
+		t.Fatalf("scaled to 0, the master's reservations are %v: want the instance's kept", res)
+	}
+	if code, b := env.do(t, "PUT", "/v2/apps/stateful", `{"instances":1}`); code != http.StatusOK {
+		t.Fatalf("scale to 1: %d %s", code, b)
+	}
+	third := runningTask(t, env, "/stateful", seen)
+	if third.id != instance+"._app.3" || third.host != first.host {
+		t.Fatalf("scale up: %+v, want %s._app.3 on %s", third, instance, first.host)
+	}
+	if got := seenBy(t, work, third.id); got != first.id+"\n"+second.id {
+		t.Fatalf("after scaling up the volume held %q, want both earlier tasks", got)
+	}
+
+	// Deleted: the volume is destroyed and the resources unreserved.
+	if code, b := env.do(t, "DELETE", "/v2/apps/stateful", ""); code != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", code, b)
+	}
+	waitFor(t, 60*time.Second, "the master to hold no reservation", func() bool { return len(masterReservations(t, env)) == 0 })
+	waitFor(t, 30*time.Second, "the volume's directory to be deleted", func() bool {
+		vols, _ := filepath.Glob(filepath.Join(work, "localmesos-*", "volumes", "roles", "stateful", "*"))
+		return len(vols) == 0
+	})
+}
