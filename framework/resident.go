@@ -178,7 +178,7 @@ func planReservation(app *appspec.App, placed []mesos.Resource, role, principal 
 		d := scalar(*disk, v.Persistent.Size)
 		nr.reserve = append(nr.reserve, d)
 		vol := d
-		id := TaskIDPrefix(app.ID) + "#" + v.ContainerPath + "#" + uuid
+		id := volumeID(app.ID, v.ContainerPath, uuid)
 		mode := mesos.RW
 		vol.Disk = &mesos.Resource_DiskInfo{
 			Persistence: &mesos.Resource_DiskInfo_Persistence{ID: id, Principal: resv.Principal},
@@ -298,4 +298,32 @@ func planOffer(o *mesos.Offer, known map[string]reservationView, wants map[strin
 		}
 	}
 	return out
+}
+
+// LocalVolume is one persistent volume of a resident instance, as
+// Marathon's task JSON shows it (localVolumes).
+type LocalVolume struct {
+	ContainerPath string
+	PersistenceID string
+}
+
+// LocalVolumes are the persistent volumes of the instance of taskID (a
+// task of app, or the last task of a suspended instance): their ids are
+// Marathon's, <app>#<containerPath>#<instance uuid>, as planReservation
+// makes them. Nil for apps without persistent volumes.
+func LocalVolumes(app *appspec.App, taskID string) []LocalVolume {
+	inst, _, ok := splitTaskID(taskID)
+	if !ok || app == nil {
+		return nil
+	}
+	uuid := inst[strings.Index(inst, instanceSep)+len(instanceSep):]
+	var out []LocalVolume
+	for _, v := range app.PersistentVolumes() {
+		out = append(out, LocalVolume{ContainerPath: v.ContainerPath, PersistenceID: volumeID(app.ID, v.ContainerPath, uuid)})
+	}
+	return out
+}
+
+func volumeID(appID, containerPath, uuid string) string {
+	return TaskIDPrefix(appID) + "#" + containerPath + "#" + uuid
 }

@@ -1,11 +1,15 @@
 package framework
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/appspec"
 	"github.com/flotilla-sched/flotilla/offers"
 	"github.com/flotilla-sched/flotilla/store"
 )
@@ -280,4 +284,61 @@ func (c *core) teardownsDue() int {
 		}
 	}
 	return n
+}
+
+// wipeTasks marks the reservations of the instances of taskIDs (tasks of
+// appID, or the last task of a suspended instance) to be torn down.
+func (c *core) wipeTasks(appID string, taskIDs []string) error {
+	as := c.apps[appID]
+	if as == nil || as.app == nil {
+		return fmt.Errorf("%w %q", ErrUnknownApp, appID)
+	}
+	var marks []*reservation
+	for _, id := range taskIDs {
+		inst, _, ok := splitTaskID(id)
+		r := c.resv[inst]
+		switch {
+		case ok && r != nil && r.appID == appID && (r.last == id || as.tasks[id] != nil):
+			marks = append(marks, r)
+		case as.tasks[id] != nil:
+			// A task without a reservation: wiping it is killing it.
+		default:
+			return fmt.Errorf("%w %q of app %q", ErrUnknownTask, id, appID)
+		}
+	}
+	for _, r := range marks {
+		if !r.wipe {
+			c.log.WithFields(logrus.Fields{"instance": r.id, "agent": r.agentID}).Info("wiping a resident instance: its volumes are destroyed once its task ended")
+		}
+		r.wipe = true
+	}
+	as.dirty = true
+	c.gen++
+	return nil
+}
+
+// Suspended is a resident instance without a task: its reservation and
+// volumes wait on its agent (Marathon's reserved instance, shown among
+// an app's tasks without a state; scaling up relaunches it, wiping its
+// last task id gives it up).
+type Suspended struct {
+	TaskID  string // the instance's last task id
+	AppID   string
+	AgentID string
+	Host    string
+}
+
+// SuspendedOf lists an app's suspended instances, sorted by task id.
+func (s *Scheduler) SuspendedOf(appID string) []Suspended {
+	appID = appspec.CanonicalID(appID)
+	var out []Suspended
+	s.locked(func(c *core, _ time.Time) {
+		for _, r := range c.resv {
+			if r.appID == appID && !r.wipe && !c.busy(r) {
+				out = append(out, Suspended{TaskID: r.last, AppID: r.appID, AgentID: r.agentID, Host: r.host})
+			}
+		}
+	})
+	slices.SortFunc(out, func(a, b Suspended) int { return strings.Compare(a.TaskID, b.TaskID) })
+	return out
 }

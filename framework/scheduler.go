@@ -501,6 +501,21 @@ func (s *Scheduler) killTasks(appID string, taskIDs []string, instances int) err
 	return err
 }
 
+// WipeTasks gives up the reservations and persistent volumes of the
+// instances of these tasks (Marathon's wipe=true): once a task ended they
+// are destroyed and unreserved at the next offer of their agent, and the
+// instance, if still wanted, comes back as a new one elsewhere. It kills
+// nothing: the caller kills the running tasks (KillTasks, KillAndScale).
+// An id may also be the last task id of a suspended instance (SuspendedOf).
+// Tasks of apps without persistent volumes have nothing to wipe. Unknown
+// ids fail the whole call with ErrUnknownTask and change nothing.
+func (s *Scheduler) WipeTasks(appID string, taskIDs []string) error {
+	var err error
+	s.locked(func(c *core, now time.Time) { err = c.wipeTasks(appspec.CanonicalID(appID), taskIDs) })
+	s.wake()
+	return err
+}
+
 // ResetDelay clears an app's launch backoff (Marathon's DELETE
 // /v2/queue/{id}/delay): waiting instances launch on the next offers.
 func (s *Scheduler) ResetDelay(appID string) error {

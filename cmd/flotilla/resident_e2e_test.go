@@ -13,10 +13,11 @@ import (
 )
 
 // residentSpec is Marathon's stateful app (persistent-volumes.md) on the
-// Mesos containerizer: each task copies what the volume holds into its
-// sandbox (seen), then appends its own task id to the volume.
+// Mesos containerizer: each task copies what the volume holds, appends
+// its own task id to the volume, and only then shows the copy in its
+// sandbox (seen), so a test that read seen may kill it.
 const residentSpec = `{"id":"/stateful","cpus":0.1,"mem":32,"disk":0,"instances":1,
- "cmd":"cat data/log > seen 2>/dev/null; touch seen; echo $MESOS_TASK_ID >> data/log; sleep 1000",
+ "cmd":"cat data/log > seen.tmp 2>/dev/null; echo $MESOS_TASK_ID >> data/log && mv seen.tmp seen; sleep 1000",
  "container":{"type":"MESOS","volumes":[{"containerPath":"data","mode":"RW","persistent":{"type":"root","size":10}}]},
  "residency":{"taskLostBehavior":"WAIT_FOREVER"}}`
 
@@ -95,8 +96,11 @@ func seenBy(t *testing.T, work, taskID string) string {
 // and writes into it; killed, it is relaunched on the same agent and
 // reservation (._app.2) and reads what its predecessor wrote; scaled to 0
 // the reservation is kept (Marathon's suspended instance) and scaling up
-// brings the instance back on it with its data; deleting the app destroys
-// the volume and unreserves: the master shows no reservation any more.
+// brings the instance back on it with its data; a kill with wipe=true
+// destroys the volume (the replacement is a new instance), a suspended
+// instance is listed with its volumes and wiped by its id, and deleting
+// the app destroys the volume and unreserves: the master shows no
+// reservation any more.
 func TestResidentApp(t *testing.T) {
 	t.Parallel()
 	work := testbed.OpenTempDir(t)
@@ -153,12 +157,70 @@ func TestResidentApp(t *testing.T) {
 		t.Fatalf("after scaling up the volume held %q, want both earlier tasks", got)
 	}
 
+	seen[third.id] = true
+
+	// Wiped: the instance's volume is destroyed and its reservation freed;
+	// its replacement is a new instance with a new, empty volume.
+	if code, b := env.do(t, "DELETE", "/v2/apps/stateful/tasks/"+third.id+"?wipe=true", ""); code != http.StatusOK {
+		t.Fatalf("kill with wipe: %d %s", code, b)
+	}
+	fresh := runningTask(t, env, "/stateful", seen)
+	seen[fresh.id] = true
+	if strings.HasPrefix(fresh.id, instance) || !strings.HasSuffix(fresh.id, "._app.1") {
+		t.Fatalf("after a wipe the app runs %s, want a new instance", fresh.id)
+	}
+	if got := seenBy(t, work, fresh.id); got != "" {
+		t.Fatalf("the new instance's volume held %q, want nothing", got)
+	}
+	waitFor(t, 30*time.Second, "the wiped instance's reservation to go", func() bool {
+		all := ""
+		for _, r := range masterReservations(t, env) {
+			all += r
+		}
+		return !strings.Contains(all, instance) && strings.Contains(all, strings.TrimSuffix(fresh.id, "._app.1"))
+	})
+
+	// Scaled to 0, the instance is listed as Marathon lists a suspended
+	// one (no state, its volumes), and a wipe by its id frees it.
+	if code, b := env.do(t, "PUT", "/v2/apps/stateful", `{"instances":0}`); code != http.StatusOK {
+		t.Fatalf("scale to 0: %d %s", code, b)
+	}
+	waitFor(t, 30*time.Second, "the task to be killed", func() bool { return len(env.app(t, "/stateful").Tasks) == 0 })
+	code, b := env.do(t, "GET", "/v2/apps/stateful/tasks", "")
+	var list struct {
+		Tasks []struct {
+			ID           string `json:"id"`
+			State        string `json:"state"`
+			Host         string `json:"host"`
+			LocalVolumes []struct {
+				ContainerPath string `json:"containerPath"`
+				PersistenceID string `json:"persistenceId"`
+			} `json:"localVolumes"`
+		} `json:"tasks"`
+	}
+	if err := json.Unmarshal(b, &list); code != http.StatusOK || err != nil || len(list.Tasks) != 1 || list.Tasks[0].ID != fresh.id ||
+		list.Tasks[0].State != "" || len(list.Tasks[0].LocalVolumes) != 1 || list.Tasks[0].LocalVolumes[0].ContainerPath != "data" ||
+		!strings.HasPrefix(list.Tasks[0].LocalVolumes[0].PersistenceID, "stateful#data#") {
+		t.Fatalf("GET tasks of the scaled-down app: %d %s, want the suspended instance %s with its volume", code, b, fresh.id)
+	}
+	if code, b := env.do(t, "POST", "/v2/tasks/delete?wipe=true", `{"ids":["`+fresh.id+`"]}`); code != http.StatusOK {
+		t.Fatalf("wipe of the suspended instance: %d %s", code, b)
+	}
+	waitFor(t, 60*time.Second, "the master to hold no reservation after the wipe", func() bool { return len(masterReservations(t, env)) == 0 })
+
 	// Deleted: the volume is destroyed and the resources unreserved.
+	if code, b := env.do(t, "PUT", "/v2/apps/stateful", `{"instances":1}`); code != http.StatusOK {
+		t.Fatalf("scale to 1: %d %s", code, b)
+	}
+	last := runningTask(t, env, "/stateful", seen)
+	waitFor(t, 30*time.Second, "the new instance's reservation", func() bool {
+		return strings.Contains(masterReservations(t, env)[last.host], strings.TrimSuffix(last.id, "._app.1"))
+	})
 	if code, b := env.do(t, "DELETE", "/v2/apps/stateful", ""); code != http.StatusOK {
 		t.Fatalf("DELETE: %d %s", code, b)
 	}
 	waitFor(t, 60*time.Second, "the master to hold no reservation", func() bool { return len(masterReservations(t, env)) == 0 })
-	waitFor(t, 30*time.Second, "the volume's directory to be deleted", func() bool {
+	waitFor(t, 30*time.Second, "the volumes' directories to be deleted", func() bool {
 		vols, _ := filepath.Glob(filepath.Join(work, "localmesos-*", "volumes", "roles", "stateful", "*"))
 		return len(vols) == 0
 	})
