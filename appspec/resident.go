@@ -66,6 +66,9 @@ func (a *App) PersistentVolumes() []Volume {
 // JSON tells an absent field from one given with the general default.
 func (a *App) residentDefaults(b []byte) {
 	if !a.IsResident() {
+		if a.Residency != nil && *a.Residency == (Residency{}) {
+			a.Residency = nil // {} as an export carries it: nothing asked
+		}
 		return
 	}
 	var given map[string]json.RawMessage

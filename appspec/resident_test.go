@@ -41,6 +41,16 @@ func TestResidentDefaults(t *testing.T) {
 	if c.IsResident() || c.Residency != nil || c.UpgradeStrategy != (UpgradeStrategy{1, 1}) {
 		t.Fatalf("plain app: resident %v residency %v upgrade %+v", c.IsResident(), c.Residency, c.UpgradeStrategy)
 	}
+	// An empty residency (as exports carry it) asks for nothing.
+	for _, body := range []string{`{"id":"/plain","cmd":"sleep 1","residency":{}}`, `{"id":"/plain","cmd":"sleep 1","residency":null}`} {
+		d, err := Decode(strings.NewReader(body))
+		if err == nil {
+			err = d.Validate()
+		}
+		if err != nil || d.Residency != nil {
+			t.Fatalf("%s: %v, residency %v", body, err, d.Residency)
+		}
+	}
 }
 
 func TestResidentRefusals(t *testing.T) {
