@@ -105,7 +105,7 @@ func TestResidentApp(t *testing.T) {
 	t.Parallel()
 	work := testbed.OpenTempDir(t)
 	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t), role: "stateful", workDir: work,
-		ports: [2]uint64{23300, 23399}, servicePorts: [2]uint32{23400, 23499}})
+		ports: [2]uint64{23300, 23399}, noServicePorts: true})
 
 	env.deploy(t, residentSpec)
 	seen := map[string]bool{}
@@ -225,3 +225,71 @@ func TestResidentApp(t *testing.T) {
 		return len(vols) == 0
 	})
 }
+
+// TestResidentFailover: the reservation of a resident instance survives
+// leader changes through ZooKeeper's task records. Replica A launches the
+// instance; replica B adopts its task, and when it is killed relaunches it
+// on the same reservation, which finds A's data; B scales to 0 and stops;
+// replica C, knowing the suspended instance only from the store, scales up
+// onto the same reservation, and deleting the app frees it.
+func TestResidentFailover(t *testing.T) {
+	t.Parallel()
+	zkAddr := testbed.ZooKeeper(t)
+	work := testbed.OpenTempDir(t)
+	o := devOpts{executor: "process", upstream: fakeUpstream(t), role: "stateful", workDir: work, zk: "zk://" + zkAddr + "/flotilla-e2e-" + randomString(t),
+		ports: [2]uint64{23400, 23499}, noServicePorts: true}
+	log := testLog(t, nil)
+	m := startMaster(t, o, log)
+
+	a, stopA := startPlatform(t, o, m.URL(), log)
+	waitLeading(t, a)
+	a.deploy(t, residentSpec)
+	seen := map[string]bool{}
+	first := runningTask(t, a, "/stateful", seen)
+	seen[first.id] = true
+	instance := strings.TrimSuffix(first.id, "._app.1")
+	seenBy(t, work, first.id)
+	stopA()
+
+	b, stopB := startPlatform(t, o, m.URL(), log)
+	waitLeading(t, b)
+	settled(t, b, "/probe-b")
+	if got := runningTask(t, b, "/stateful", nil); got.id != first.id {
+		t.Fatalf("the new leader runs %s, want the adopted %s", got.id, first.id)
+	}
+	if code, body := b.do(t, "DELETE", "/v2/apps/stateful/tasks/"+first.id, ""); code != http.StatusOK {
+		t.Fatalf("kill: %d %s", code, body)
+	}
+	second := runningTask(t, b, "/stateful", seen)
+	seen[second.id] = true
+	if second.id != instance+"._app.2" || second.host != first.host {
+		t.Fatalf("relaunch after failover: %+v, want %s._app.2 on %s", second, instance, first.host)
+	}
+	if got := seenBy(t, work, second.id); got != first.id {
+		t.Fatalf("after failover the relaunched task found %q in its volume, want %q", got, first.id)
+	}
+	if code, body := b.do(t, "PUT", "/v2/apps/stateful", `{"instances":0}`); code != http.StatusOK {
+		t.Fatalf("scale to 0: %d %s", code, body)
+	}
+	waitFor(t, 30*time.Second, "the task to be killed", func() bool { return len(b.app(t, "/stateful").Tasks) <= 1 && len(runningTasks(t, b, "/stateful")) == 0 })
+	stopB()
+
+	c, _ := startPlatform(t, o, m.URL(), log)
+	waitLeading(t, c)
+	settled(t, c, "/probe-c")
+	if code, body := c.do(t, "PUT", "/v2/apps/stateful", `{"instances":1}`); code != http.StatusOK {
+		t.Fatalf("scale to 1: %d %s", code, body)
+	}
+	third := runningTask(t, c, "/stateful", seen)
+	if third.id != instance+"._app.3" || third.host != first.host {
+		t.Fatalf("scale up after failover: %+v, want %s._app.3 on %s", third, instance, first.host)
+	}
+	if got := seenBy(t, work, third.id); got != first.id+"\n"+second.id {
+		t.Fatalf("after two failovers the volume held %q, want both earlier tasks", got)
+	}
+	if code, body := c.do(t, "DELETE", "/v2/apps/stateful", ""); code != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	waitFor(t, 60*time.Second, "the master to hold no reservation", func() bool { return len(masterReservations(t, c)) == 0 })
+}
+
