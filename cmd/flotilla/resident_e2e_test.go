@@ -292,4 +292,3 @@ func TestResidentFailover(t *testing.T) {
 	}
 	waitFor(t, 60*time.Second, "the master to hold no reservation", func() bool { return len(masterReservations(t, c)) == 0 })
 }
-
