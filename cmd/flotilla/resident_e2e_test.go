@@ -91,6 +91,25 @@ func seenBy(t *testing.T, work, taskID string) string {
 	return out
 }
 
+// killAndRelaunch kills the first task of /stateful and checks that its
+// instance is relaunched as ._app.2 on the same agent, finding in its
+// volume what the first task wrote.
+func killAndRelaunch(t *testing.T, env *devEnv, work string, first residentTask, seen map[string]bool) residentTask {
+	t.Helper()
+	if code, b := env.do(t, "DELETE", "/v2/apps/stateful/tasks/"+first.id, ""); code != http.StatusOK {
+		t.Fatalf("kill: %d %s", code, b)
+	}
+	second := runningTask(t, env, "/stateful", seen)
+	seen[second.id] = true
+	if want := strings.TrimSuffix(first.id, "._app.1") + "._app.2"; second.id != want || second.host != first.host {
+		t.Fatalf("relaunch: %+v, want %s on %s", second, want, first.host)
+	}
+	if got := seenBy(t, work, second.id); got != first.id {
+		t.Fatalf("the relaunched task found %q in its volume, want %q", got, first.id)
+	}
+	return second
+}
+
 // TestResidentApp: a resident app on flotilla dev (process executor,
 // --mesos-role stateful). The first task reserves and creates its volume
 // and writes into it; killed, it is relaunched on the same agent and
@@ -125,17 +144,7 @@ func TestResidentApp(t *testing.T) {
 
 	// Killed: relaunched on the same agent and reservation, and the
 	// volume holds what the first task wrote.
-	if code, b := env.do(t, "DELETE", "/v2/apps/stateful/tasks/"+first.id, ""); code != http.StatusOK {
-		t.Fatalf("kill: %d %s", code, b)
-	}
-	second := runningTask(t, env, "/stateful", seen)
-	seen[second.id] = true
-	if second.id != instance+"._app.2" || second.host != first.host {
-		t.Fatalf("relaunch: %+v, want %s._app.2 on %s", second, instance, first.host)
-	}
-	if got := seenBy(t, work, second.id); got != first.id {
-		t.Fatalf("the relaunched task found %q in its volume, want %q", got, first.id)
-	}
+	second := killAndRelaunch(t, env, work, first, seen)
 
 	// Scaled to 0: the reservation and volume stay; scaled up, the same
 	// instance returns on them.
@@ -257,17 +266,7 @@ func TestResidentFailover(t *testing.T) {
 	if got := runningTask(t, b, "/stateful", nil); got.id != first.id {
 		t.Fatalf("the new leader runs %s, want the adopted %s", got.id, first.id)
 	}
-	if code, body := b.do(t, "DELETE", "/v2/apps/stateful/tasks/"+first.id, ""); code != http.StatusOK {
-		t.Fatalf("kill: %d %s", code, body)
-	}
-	second := runningTask(t, b, "/stateful", seen)
-	seen[second.id] = true
-	if second.id != instance+"._app.2" || second.host != first.host {
-		t.Fatalf("relaunch after failover: %+v, want %s._app.2 on %s", second, instance, first.host)
-	}
-	if got := seenBy(t, work, second.id); got != first.id {
-		t.Fatalf("after failover the relaunched task found %q in its volume, want %q", got, first.id)
-	}
+	second := killAndRelaunch(t, b, work, first, seen)
 	if code, body := b.do(t, "PUT", "/v2/apps/stateful", `{"instances":0}`); code != http.StatusOK {
 		t.Fatalf("scale to 0: %d %s", code, body)
 	}
