@@ -199,17 +199,24 @@ func acceptOps(calls []Call) []mesos.Offer_Operation_Type {
 	return out
 }
 
+// residentHarness is a subscribed scheduler of role stateful, recording
+// its tasks in a memory store, running residentApp /db.
+func residentHarness(t *testing.T, instances int) (*harness, *store.Memory, appspec.App) {
+	mem := store.NewMemory(clock.NewFake(coreT0), 10)
+	h := newHarness(t, func(c *Config) { c.Role = "stateful"; c.Tasks = mem })
+	h.subscribe()
+	app := residentApp("/db", instances)
+	h.s.PutApp(app)
+	h.sync()
+	return h, mem, app
+}
+
 // TestResidentLifecycle: a resident instance reserves and creates its
 // volume with its first launch, relaunches only on its reservation (the
 // same agent), keeps it while scaled down, relaunches there when scaled
 // up, and destroys and unreserves once its app is deleted.
 func TestResidentLifecycle(t *testing.T) {
-	mem := store.NewMemory(clock.NewFake(coreT0), 10)
-	h := newHarness(t, func(c *Config) { c.Role = "stateful"; c.Tasks = mem })
-	h.subscribe()
-	app := residentApp("/db", 1)
-	h.s.PutApp(app)
-	h.sync()
+	h, mem, _ := residentHarness(t, 1)
 	calls := h.offer("h1")
 	if got := fmt.Sprint(acceptOps(calls)); got != "[RESERVE CREATE LAUNCH]" {
 		t.Fatalf("first launch ops %s, want [RESERVE CREATE LAUNCH]: %v", got, calls)
@@ -300,12 +307,7 @@ func TestResidentLifecycle(t *testing.T) {
 // TestResidentRestore: a new leader reads the reservation from the task
 // records and relaunches the instance on it, counting incarnations on.
 func TestResidentRestore(t *testing.T) {
-	mem := store.NewMemory(clock.NewFake(coreT0), 10)
-	h := newHarness(t, func(c *Config) { c.Role = "stateful"; c.Tasks = mem })
-	h.subscribe()
-	app := residentApp("/db", 2)
-	h.s.PutApp(app)
-	h.sync()
+	h, mem, app := residentHarness(t, 2)
 	calls := h.offer("h1", "h2")
 	var tasks []mesos.TaskInfo
 	for _, c := range calls {
