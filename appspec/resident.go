@@ -148,3 +148,52 @@ func (a *App) validateResident(v *ValidationError, l Limits) {
 		v.addf("/id", "an app with persistent volumes has an id of at most %d characters (got %d): its relaunched tasks count incarnations in their ids (._app.<n>)", MaxResidentIDLength, len(a.ID))
 	}
 }
+
+// ResidentUpdate checks a change of an app that is resident before or
+// after it as Marathon does (AppDefinition.residentUpdateIsValid): every
+// instance's reservation holds its volumes and resources, and a relaunch
+// runs on exactly those, so neither may change. Delete the app (or wipe
+// its instances) to start over with others. An app cannot become resident
+// or stop being resident either: the scheduler takes every task of a
+// resident app for one that holds a reservation (a new leader adopting
+// it keeps its instance's reservation). Nil when prev is nil (a new app)
+// or neither is resident.
+func ResidentUpdate(prev, next *App) error {
+	if prev == nil || next == nil || (!prev.IsResident() && !next.IsResident()) {
+		return nil
+	}
+	v := &ValidationError{}
+	if prev.IsResident() != next.IsResident() {
+		v.add("/container/volumes", "an app cannot gain or lose persistent volumes: its tasks would not match their reservations; create a new app (or delete this one, which destroys its volumes)")
+		return v
+	}
+	pv, nv := prev.PersistentVolumes(), next.PersistentVolumes()
+	same := len(pv) == len(nv)
+	for i := 0; same && i < len(pv); i++ {
+		a, b := pv[i], nv[i]
+		same = a.ContainerPath == b.ContainerPath && a.Mode == b.Mode && *a.Persistent == *b.Persistent
+	}
+	if !same {
+		v.add("/container/volumes", "Persistent volumes can not be changed! Each instance's volumes were created on its agent; delete the app or wipe its tasks to have others")
+	}
+	if prev.CPUs != next.CPUs || prev.Mem != next.Mem || prev.Disk != next.Disk || prev.GPUs != next.GPUs || !samePorts(prev.PortList(), next.PortList()) {
+		v.add("/", "Resident Tasks may not change resource requirements! cpus, mem, disk, gpus and ports are reserved for each instance as they were")
+	}
+	if len(v.Details) == 0 {
+		return nil
+	}
+	return v
+}
+
+// samePorts: as many ports, the same fixed host ports.
+func samePorts(a, b []Port) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].HostPort != b[i].HostPort {
+			return false
+		}
+	}
+	return true
+}

@@ -94,3 +94,47 @@ func TestResidentRefusals(t *testing.T) {
 		}
 	}
 }
+
+func TestResidentUpdate(t *testing.T) {
+	prev, err := Decode(strings.NewReader(residentJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	change := func(f func(a *App)) *App {
+		b, _ := Decode(strings.NewReader(residentJSON))
+		f(b)
+		return b
+	}
+	for name, tc := range map[string]struct {
+		next *App
+		path string
+	}{
+		"cmd":          {change(func(a *App) { a.Cmd = "other" }), ""},
+		"instances":    {change(func(a *App) { a.Instances = 3 }), ""},
+		"cpus":         {change(func(a *App) { a.CPUs = 2 }), "/"},
+		"ports":        {change(func(a *App) { a.PortDefinitions = append(a.PortDefinitions, PortDefinition{}) }), "/"},
+		"volume size":  {change(func(a *App) { a.Container.Volumes[0].Persistent.Size = 20 }), "/container/volumes"},
+		"volume gone":  {change(func(a *App) { a.Container.Volumes = nil }), "/container/volumes"},
+		"volume added": {change(func(a *App) { a.Container.Volumes = append(a.Container.Volumes, a.Container.Volumes[0]) }), "/container/volumes"},
+	} {
+		err := ResidentUpdate(prev, tc.next)
+		var ve *ValidationError
+		switch {
+		case tc.path == "" && err != nil:
+			t.Errorf("%s: %v, want allowed", name, err)
+		case tc.path != "" && (!errors.As(err, &ve) || ve.Details[0].Path != tc.path):
+			t.Errorf("%s: %v, want refused at %s", name, err, tc.path)
+		}
+	}
+	// Nor can an app become resident or stop being so.
+	plain, _ := Decode(strings.NewReader(`{"id":"/stateful","cmd":"x"}`))
+	for _, pair := range [][2]*App{{plain, prev}, {prev, plain}} {
+		var ve *ValidationError
+		if err := ResidentUpdate(pair[0], pair[1]); !errors.As(err, &ve) || ve.Details[0].Path != "/container/volumes" {
+			t.Errorf("resident %v to %v: %v, want refused at /container/volumes", pair[0].IsResident(), pair[1].IsResident(), err)
+		}
+	}
+	if err := ResidentUpdate(nil, prev); err != nil {
+		t.Errorf("a new resident app: %v", err)
+	}
+}

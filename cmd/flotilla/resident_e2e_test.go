@@ -142,6 +142,16 @@ func TestResidentApp(t *testing.T) {
 		t.Fatalf("master's reservations %v: want the instance's on %s, with its volume", res, first.host)
 	}
 
+	// Its reservation holds its resources and volume: they cannot change.
+	for body, want := range map[string]string{
+		`{"cpus":0.2}`: "Resident Tasks may not change resource requirements!",
+		`{"container":{"type":"MESOS","volumes":[{"containerPath":"data","mode":"RW","persistent":{"size":20}}]}}`: "Persistent volumes can not be changed!",
+	} {
+		if code, b := env.do(t, "PUT", "/v2/apps/stateful", body); code != http.StatusUnprocessableEntity || !strings.Contains(string(b), want) {
+			t.Fatalf("PUT %s to a resident app: %d %s, want 422 %s", body, code, b, want)
+		}
+	}
+
 	// Killed: relaunched on the same agent and reservation, and the
 	// volume holds what the first task wrote.
 	second := killAndRelaunch(t, env, work, first, seen)
