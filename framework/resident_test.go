@@ -394,3 +394,30 @@ func (h *harness) syncStore(mem *store.Memory, taskID, state string) {
 	}
 	h.t.Fatalf("no record of %s in %+v", taskID, recs)
 }
+
+// TestResidentRoll: a new version of a one-instance resident app kills
+// the old task first (Marathon's restart strategy for resident apps: one
+// below minimumHealthCapacity, never an extra instance) and relaunches the
+// instance on its reservation with the new version.
+func TestResidentRoll(t *testing.T) {
+	h, _, app := residentHarness(t, 1)
+	calls := h.offer("h1")
+	first := calls[0].Launched()[0]
+	h.update(first.TaskID.Value, mesos.TASK_RUNNING)
+	app.Version, app.Cmd = "v2", "new"
+	h.s.PutApp(app)
+	h.sync()
+	if k := h.rec.Killed(); len(k) != 1 || k[0] != first.TaskID.Value {
+		t.Fatalf("killed %v, want the old task %s", k, first.TaskID.Value)
+	}
+	if got := launchedIDs(h.offer("h2")); len(got) != 0 {
+		t.Fatalf("the roll launched %v beside the old task: a new instance, not the old one's reservation", got)
+	}
+	h.update(first.TaskID.Value, mesos.TASK_KILLED)
+	calls = h.sendOffer(reservedOffer("o-r1", "a-h1", "h1", first))
+	inst, _, _ := splitTaskID(first.TaskID.Value)
+	got := launchedIDs(calls)
+	if len(got) != 1 || got[0] != taskIDOf(inst, 2) || calls[0].Launched()[0].GetCommand().GetValue() != "new" {
+		t.Fatalf("after the kill launched %v, want %s of version v2", got, taskIDOf(inst, 2))
+	}
+}
