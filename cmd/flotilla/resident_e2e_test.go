@@ -115,7 +115,8 @@ func killAndRelaunch(t *testing.T, env *devEnv, work string, first residentTask,
 // and writes into it; killed, it is relaunched on the same agent and
 // reservation (._app.2) and reads what its predecessor wrote; scaled to 0
 // the reservation is kept (Marathon's suspended instance) and scaling up
-// brings the instance back on it with its data; a kill with wipe=true
+// brings the instance back on it with its data, as does a restart (a new
+// version); updates of its resources or volume are refused; a kill with wipe=true
 // destroys the volume (the replacement is a new instance), a suspended
 // instance is listed with its volumes and wiped by its id, and deleting
 // the app destroys the volume and unreserves: the master shows no
@@ -178,9 +179,23 @@ func TestResidentApp(t *testing.T) {
 
 	seen[third.id] = true
 
+	// Restarted (a new version): the old task is killed first and the
+	// instance comes back on its reservation, data kept.
+	if code, b := env.do(t, "POST", "/v2/apps/stateful/restart", ""); code != http.StatusOK {
+		t.Fatalf("restart: %d %s", code, b)
+	}
+	fourth := runningTask(t, env, "/stateful", seen)
+	seen[fourth.id] = true
+	if fourth.id != instance+"._app.4" || fourth.host != first.host {
+		t.Fatalf("restart: %+v, want %s._app.4 on %s", fourth, instance, first.host)
+	}
+	if got := seenBy(t, work, fourth.id); got != first.id+"\n"+second.id+"\n"+third.id {
+		t.Fatalf("after a restart the volume held %q, want the three earlier tasks", got)
+	}
+
 	// Wiped: the instance's volume is destroyed and its reservation freed;
 	// its replacement is a new instance with a new, empty volume.
-	if code, b := env.do(t, "DELETE", "/v2/apps/stateful/tasks/"+third.id+"?wipe=true", ""); code != http.StatusOK {
+	if code, b := env.do(t, "DELETE", "/v2/apps/stateful/tasks/"+fourth.id+"?wipe=true", ""); code != http.StatusOK {
 		t.Fatalf("kill with wipe: %d %s", code, b)
 	}
 	fresh := runningTask(t, env, "/stateful", seen)
