@@ -195,7 +195,9 @@ func (c *core) residentTaskEnded(t Task) (keep bool) {
 		delete(c.resv, r.id)
 		return false
 	}
-	return true
+	// A wiped instance's record goes now: should this leader not live to
+	// tear the reservation down, the next takes it for an orphan.
+	return !r.wipe
 }
 
 // reservedRecord is the record a reservation keeps while no task runs.
@@ -223,8 +225,20 @@ func (c *core) residentStarted(taskID string, state mesos.TaskState) {
 func (c *core) wipeApp(appID string) {
 	for _, r := range c.resv {
 		if r.appID == appID {
-			r.wipe = true
+			c.markWipe(r)
 		}
+	}
+}
+
+// markWipe marks a reservation to be torn down. Its record goes at once
+// (or when its task ends: residentTaskEnded): the teardown waits for an
+// offer of the agent, which may come only after a failover, and a new
+// leader must then take the reservation for an orphan, not for a
+// suspended instance to relaunch.
+func (c *core) markWipe(r *reservation) {
+	r.wipe = true
+	if !c.busy(r) {
+		c.recordGone(r)
 	}
 }
 
@@ -310,7 +324,7 @@ func (c *core) wipeTasks(appID string, taskIDs []string) error {
 		if !r.wipe {
 			c.log.WithFields(logrus.Fields{"instance": r.id, "agent": r.agentID}).Info("wiping a resident instance: its volumes are destroyed once its task ended")
 		}
-		r.wipe = true
+		c.markWipe(r)
 	}
 	as.dirty = true
 	c.gen++

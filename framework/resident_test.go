@@ -2,7 +2,9 @@ package framework
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand"
 	"slices"
 	"strings"
 	"testing"
@@ -419,5 +421,49 @@ func TestResidentRoll(t *testing.T) {
 	got := launchedIDs(calls)
 	if len(got) != 1 || got[0] != taskIDOf(inst, 2) || calls[0].Launched()[0].GetCommand().GetValue() != "new" {
 		t.Fatalf("after the kill launched %v, want %s of version v2", got, taskIDOf(inst, 2))
+	}
+}
+
+// TestResidentWipeSurvivesFailover: a wiped suspended instance whose agent
+// has not offered yet loses its record at once, so a new leader tears the
+// reservation down as an orphan instead of relaunching it.
+func TestResidentWipeSurvivesFailover(t *testing.T) {
+	h, mem, app := residentHarness(t, 1)
+	first := h.offer("h1")[0].Launched()[0]
+	h.update(first.TaskID.Value, mesos.TASK_RUNNING)
+	if err := h.s.Scale("/db", 0); err != nil {
+		t.Fatal(err)
+	}
+	h.sync()
+	h.update(first.TaskID.Value, mesos.TASK_KILLED)
+	sp := h.s.SuspendedOf("/db")
+	if len(sp) != 1 || sp[0].TaskID != first.TaskID.Value || sp[0].AgentID != "a-h1" {
+		t.Fatalf("suspended %+v, want %s on a-h1", sp, first.TaskID.Value)
+	}
+	h.syncStore(mem, first.TaskID.Value, stateReserved)
+	if err := h.s.WipeTasks("/db", []string{sp[0].TaskID}); err != nil {
+		t.Fatal(err)
+	}
+	h.syncStore(mem, "", "")
+	if sp := h.s.SuspendedOf("/db"); len(sp) != 0 {
+		t.Fatalf("still suspended after the wipe: %+v", sp)
+	}
+	if err := h.s.WipeTasks("/db", []string{"db.instance-00000000-0000-4000-8000-000000000000._app.1"}); !errors.Is(err, ErrUnknownTask) {
+		t.Fatalf("wipe of an unknown instance: %v, want ErrUnknownTask", err)
+	}
+
+	app.Instances = 1
+	h2 := newHarness(t, func(c *Config) { c.Role = "stateful"; c.Tasks = mem; c.Rand = rand.New(rand.NewSource(2)) })
+	h2.s.PutApp(app)
+	if _, err := h2.s.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h2.subscribe()
+	calls := h2.sendOffer(reservedOffer("o-r1", "a-h1", "h1", first))
+	if got := fmt.Sprint(acceptOps(calls)); got != "[DESTROY UNRESERVE RESERVE CREATE LAUNCH]" {
+		t.Fatalf("new leader on the wiped reservation's offer: %s, want it torn down and a new instance made", got)
+	}
+	if got := launchedIDs(calls); len(got) != 1 || strings.HasPrefix(got[0], mustInstance(first.TaskID.Value)) {
+		t.Fatalf("launched %v, want a new instance", got)
 	}
 }
