@@ -152,6 +152,10 @@ func TestResidentApp(t *testing.T) {
 			t.Fatalf("PUT %s to a resident app: %d %s, want 422 %s", body, code, b, want)
 		}
 	}
+	group := `{"id":"/","apps":[` + strings.Replace(residentSpec, `"cpus":0.1`, `"cpus":0.2`, 1) + `]}`
+	if code, b := env.do(t, "PUT", "/v2/groups/", group); code != http.StatusUnprocessableEntity || !strings.Contains(string(b), "Resident Tasks may not change resource requirements!") {
+		t.Fatalf("group PUT changing the resident app's cpus: %d %s, want 422", code, b)
+	}
 
 	// Killed: relaunched on the same agent and reservation, and the
 	// volume holds what the first task wrote.
