@@ -245,6 +245,9 @@ func TestResidentLifecycle(t *testing.T) {
 			t.Fatalf("offer of %s without the reservation launched %v", host, got)
 		}
 	}
+	if q := h.s.Snapshot().Queue; len(q) != 1 || q[0].Count != 1 || !strings.Contains(q[0].Reason, "wait for an offer of their agent") {
+		t.Fatalf("queue %+v: want the instance waiting for its agent, saying so", q)
+	}
 	calls = h.sendOffer(reservedOffer("o-r1", "a-h1", "h1", first))
 	launched := launchedIDs(calls)
 	if want := taskIDOf(inst, 2); len(launched) != 1 || launched[0] != want || fmt.Sprint(acceptOps(calls)) != "[LAUNCH]" {
