@@ -351,10 +351,7 @@ func TestResidentRestore(t *testing.T) {
 // confirmed its reservation (the RESERVE refused, TASK_ERROR) gives the
 // instance up, so it is placed anew rather than waiting forever.
 func TestResidentReservationRefused(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.Role = "stateful" })
-	h.subscribe()
-	h.s.PutApp(residentApp("/db", 1))
-	h.sync()
+	h, _, _ := residentHarness(t, 1)
 	first := launchedIDs(h.offer("h1"))
 	if len(first) != 1 {
 		t.Fatalf("launched %v", first)

@@ -110,6 +110,24 @@ func killAndRelaunch(t *testing.T, env *devEnv, work string, first residentTask,
 	return second
 }
 
+// scaleUpOnto scales the suspended /stateful to 1 and checks that its
+// instance comes back as ._app.3 on its agent, finding in its volume what
+// the two tasks before wrote.
+func scaleUpOnto(t *testing.T, env *devEnv, work string, first, second residentTask, seen map[string]bool) residentTask {
+	t.Helper()
+	if code, b := env.do(t, "PUT", "/v2/apps/stateful", `{"instances":1}`); code != http.StatusOK {
+		t.Fatalf("scale to 1: %d %s", code, b)
+	}
+	third := runningTask(t, env, "/stateful", seen)
+	if want := strings.TrimSuffix(first.id, "._app.1") + "._app.3"; third.id != want || third.host != first.host {
+		t.Fatalf("scale up: %+v, want %s on %s", third, want, first.host)
+	}
+	if got := seenBy(t, work, third.id); got != first.id+"\n"+second.id {
+		t.Fatalf("after scaling up the volume held %q, want both earlier tasks", got)
+	}
+	return third
+}
+
 // TestResidentApp: a resident app on flotilla dev (process executor,
 // --mesos-role stateful). The first task reserves and creates its volume
 // and writes into it; killed, it is relaunched on the same agent and
@@ -170,16 +188,7 @@ func TestResidentApp(t *testing.T) {
 	if res := masterReservations(t, env); !strings.Contains(res[first.host], instance) {
 		t.Fatalf("scaled to 0, the master's reservations are %v: want the instance's kept", res)
 	}
-	if code, b := env.do(t, "PUT", "/v2/apps/stateful", `{"instances":1}`); code != http.StatusOK {
-		t.Fatalf("scale to 1: %d %s", code, b)
-	}
-	third := runningTask(t, env, "/stateful", seen)
-	if third.id != instance+"._app.3" || third.host != first.host {
-		t.Fatalf("scale up: %+v, want %s._app.3 on %s", third, instance, first.host)
-	}
-	if got := seenBy(t, work, third.id); got != first.id+"\n"+second.id {
-		t.Fatalf("after scaling up the volume held %q, want both earlier tasks", got)
-	}
+	third := scaleUpOnto(t, env, work, first, second, seen)
 
 	seen[third.id] = true
 
@@ -285,7 +294,6 @@ func TestResidentFailover(t *testing.T) {
 	seen := map[string]bool{}
 	first := runningTask(t, a, "/stateful", seen)
 	seen[first.id] = true
-	instance := strings.TrimSuffix(first.id, "._app.1")
 	seenBy(t, work, first.id)
 	stopA()
 
@@ -305,16 +313,7 @@ func TestResidentFailover(t *testing.T) {
 	c, _ := startPlatform(t, o, m.URL(), log)
 	waitLeading(t, c)
 	settled(t, c, "/probe-c")
-	if code, body := c.do(t, "PUT", "/v2/apps/stateful", `{"instances":1}`); code != http.StatusOK {
-		t.Fatalf("scale to 1: %d %s", code, body)
-	}
-	third := runningTask(t, c, "/stateful", seen)
-	if third.id != instance+"._app.3" || third.host != first.host {
-		t.Fatalf("scale up after failover: %+v, want %s._app.3 on %s", third, instance, first.host)
-	}
-	if got := seenBy(t, work, third.id); got != first.id+"\n"+second.id {
-		t.Fatalf("after two failovers the volume held %q, want both earlier tasks", got)
-	}
+	scaleUpOnto(t, c, work, first, second, seen)
 	if code, body := c.do(t, "DELETE", "/v2/apps/stateful", ""); code != http.StatusOK {
 		t.Fatalf("DELETE: %d %s", code, body)
 	}
