@@ -43,12 +43,20 @@ func (c *core) busy(r *reservation) bool {
 	return ts != nil && ts.t.Active()
 }
 
-// freeReservations counts an app's reservations that wait for their
-// agent's offer to relaunch: those placement must not make anew.
+// freeReservations counts an app's reservations that wait to relaunch
+// their instance: free ones (waiting for their agent's offer) and those
+// whose task is being killed (free once it ended). Placement must not
+// make these instances anew: a task being replaced (killed, restarted,
+// rolled) still holds its reservation until Mesos says it ended, and an
+// offer arriving meanwhile would otherwise start a new instance with an
+// empty volume.
 func (c *core) freeReservations(appID string) int {
 	n := 0
 	for _, r := range c.resv {
-		if r.appID == appID && !r.wipe && !c.busy(r) {
+		if r.appID != appID || r.wipe {
+			continue
+		}
+		if ts := c.tasks[r.last]; ts == nil || !ts.t.Active() || ts.t.Killing {
 			n++
 		}
 	}

@@ -467,3 +467,26 @@ func TestResidentWipeSurvivesFailover(t *testing.T) {
 		t.Fatalf("launched %v, want a new instance", got)
 	}
 }
+
+// TestResidentKillPending: an offer that comes while the killed task of an
+// instance is still being killed starts no new instance: the instance
+// waits for its reservation to be free.
+func TestResidentKillPending(t *testing.T) {
+	h, _, _ := residentHarness(t, 1)
+	first := h.offer("h1")[0].Launched()[0]
+	h.update(first.TaskID.Value, mesos.TASK_RUNNING)
+	if err := h.s.KillTasks("/db", []string{first.TaskID.Value}); err != nil {
+		t.Fatal(err)
+	}
+	h.sync()
+	h.update(first.TaskID.Value, mesos.TASK_KILLING)
+	if got := launchedIDs(h.offer("h2")); len(got) != 0 {
+		t.Fatalf("while the old task was being killed an offer launched %v: a new instance beside the one being replaced", got)
+	}
+	h.update(first.TaskID.Value, mesos.TASK_KILLED)
+	h.step(10e9)
+	inst, _, _ := splitTaskID(first.TaskID.Value)
+	if got := launchedIDs(h.sendOffer(reservedOffer("o-r1", "a-h1", "h1", first))); len(got) != 1 || got[0] != taskIDOf(inst, 2) {
+		t.Fatalf("after the kill launched %v, want %s", got, taskIDOf(inst, 2))
+	}
+}

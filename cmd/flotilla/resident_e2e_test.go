@@ -13,11 +13,12 @@ import (
 )
 
 // residentSpec is Marathon's stateful app (persistent-volumes.md) on the
-// Mesos containerizer: each task copies what the volume holds, appends
-// its own task id to the volume, and only then shows the copy in its
-// sandbox (seen), so a test that read seen may kill it.
+// Mesos containerizer: each task copies what the volume holds into its
+// sandbox (seen), appends its own task id to the volume, and only then
+// writes done, so a test that saw done may kill it. Only busybox's
+// applets the test image has (sh, cat, echo, sleep).
 const residentSpec = `{"id":"/stateful","cpus":0.1,"mem":32,"disk":0,"instances":1,
- "cmd":"cat data/log > seen.tmp 2>/dev/null; echo $MESOS_TASK_ID >> data/log && mv seen.tmp seen; sleep 1000",
+ "cmd":"cat data/log > seen 2>/dev/null; echo $MESOS_TASK_ID >> data/log && echo ok > done; sleep 1000",
  "container":{"type":"MESOS","volumes":[{"containerPath":"data","mode":"RW","persistent":{"type":"root","size":10}}]},
  "residency":{"taskLostBehavior":"WAIT_FOREVER"}}`
 
@@ -76,14 +77,12 @@ func seenBy(t *testing.T, work, taskID string) string {
 	t.Helper()
 	var out string
 	waitFor(t, 30*time.Second, "task "+taskID+" to copy its volume's log into its sandbox", func() bool {
-		matches, _ := filepath.Glob(filepath.Join(work, "localmesos-*", "slaves", "*", "frameworks", "*", "executors", taskID, "runs", "latest", "seen"))
+		matches, _ := filepath.Glob(filepath.Join(work, "localmesos-*", "slaves", "*", "frameworks", "*", "executors", taskID, "runs", "latest", "done"))
 		for _, f := range matches {
-			if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
-				b, err := os.ReadFile(f)
-				if err == nil {
-					out = strings.TrimSpace(string(b))
-					return true
-				}
+			b, err := os.ReadFile(filepath.Join(filepath.Dir(f), "seen"))
+			if err == nil {
+				out = strings.TrimSpace(string(b))
+				return true
 			}
 		}
 		return false
@@ -143,7 +142,7 @@ func TestResidentApp(t *testing.T) {
 	t.Parallel()
 	work := testbed.OpenTempDir(t)
 	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t), role: "stateful", workDir: work,
-		ports: [2]uint64{23300, 23399}, noServicePorts: true})
+		ports: [2]uint64{23300, 23349}, noServicePorts: true})
 
 	env.deploy(t, residentSpec)
 	seen := map[string]bool{}
@@ -318,4 +317,26 @@ func TestResidentFailover(t *testing.T) {
 		t.Fatalf("DELETE: %d %s", code, body)
 	}
 	waitFor(t, 60*time.Second, "the master to hold no reservation", func() bool { return len(masterReservations(t, c)) == 0 })
+}
+
+// TestResidentAppDocker: the same volume on the Docker executor (a DOCKER
+// container, as Marathon's postgres example runs): bound into the
+// container's sandbox, its data outlives the container killed.
+func TestResidentAppDocker(t *testing.T) {
+	t.Parallel()
+	work := testbed.OpenTempDir(t)
+	env := startDev(t, devOpts{executor: "docker", upstream: fakeUpstream(t), role: "stateful", workDir: work,
+		ports: [2]uint64{23350, 23399}, noServicePorts: true})
+	env.deploy(t, strings.Replace(residentSpec, `"type":"MESOS"`, `"type":"DOCKER","docker":{"image":"flotilla/busybox:dev"}`, 1))
+	seen := map[string]bool{}
+	first := runningTask(t, env, "/stateful", seen)
+	seen[first.id] = true
+	if got := seenBy(t, work, first.id); got != "" {
+		t.Fatalf("the new volume held %q, want nothing", got)
+	}
+	killAndRelaunch(t, env, work, first, seen)
+	if code, b := env.do(t, "DELETE", "/v2/apps/stateful", ""); code != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", code, b)
+	}
+	waitFor(t, 60*time.Second, "the master to hold no reservation", func() bool { return len(masterReservations(t, env)) == 0 })
 }
