@@ -33,6 +33,10 @@ type Scheduler interface {
 	SnapshotByApp() *framework.Snapshot
 	Subscribe(buffer int) *framework.Subscription
 	KillTasks(appID string, taskIDs []string) error
+	// WipeTasks and SuspendedOf are resident instances' (wipe=true, and
+	// the instances a scale down left with their volumes).
+	WipeTasks(appID string, taskIDs []string) error
+	SuspendedOf(appID string) []framework.Suspended
 	ResetDelay(appID string) error
 }
 

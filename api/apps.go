@@ -400,6 +400,14 @@ func (s *Server) appTasks(w http.ResponseWriter, r *http.Request, id string) err
 		}
 		b = appendTask(b, &ts[i], m)
 	}
+	if m.App.IsResident() {
+		for i, sp := range s.sched.SuspendedOf(id) {
+			if i > 0 || len(ts) > 0 {
+				b = append(b, ',')
+			}
+			b = appendSuspended(b, sp, m.App)
+		}
+	}
 	b = append(b, "]}"...)
 	writeRaw(w, http.StatusOK, b)
 	return nil
@@ -416,6 +424,7 @@ func (s *Server) killTasks(w http.ResponseWriter, r *http.Request, id string, id
 		return notFoundApp(id)
 	}
 	single := ids != nil
+	wipe := r.URL.Query().Get("wipe") == "true"
 	ts := s.sched.SnapshotByApp().TasksOf(id)
 	var killed []framework.Task
 	if single {
@@ -423,6 +432,9 @@ func (s *Server) killTasks(w http.ResponseWriter, r *http.Request, id string, id
 			if t.ID == ids[0] {
 				killed = append(killed, t)
 			}
+		}
+		if len(killed) == 0 && wipe {
+			return s.wipeSuspended(w, id, ids[0])
 		}
 		if len(killed) == 0 {
 			return errorf(http.StatusNotFound, "Task '%s' does not exist in app %s; list its tasks with GET /v2/apps%s/tasks", ids[0], id, id)
@@ -434,6 +446,16 @@ func (s *Server) killTasks(w http.ResponseWriter, r *http.Request, id string, id
 				killed = append(killed, t)
 				ids = append(ids, t.ID)
 			}
+		}
+	}
+	if wipe && len(ids) > 0 {
+		// Marked first, killed below: the reservations go once the tasks
+		// ended, and their replacements (unless scaled) are new instances.
+		if err := s.sched.WipeTasks(id, ids); err != nil {
+			if errors.Is(err, framework.ErrUnknownTask) {
+				return errorf(http.StatusNotFound, "%v; the task ended meanwhile, list the tasks again", err)
+			}
+			return fmt.Errorf("api: wipe tasks of %s: %w", id, err)
 		}
 	}
 	if r.URL.Query().Get("scale") == "true" {

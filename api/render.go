@@ -251,6 +251,9 @@ func appendTask(b []byte, t *framework.Task, m *deploy.Record) []byte {
 		b = appendHealthResults(b, t) // health.go
 	}
 	b = append(b, ']')
+	if m != nil && m.App != nil && m.App.IsResident() {
+		b = appendLocalVolumes(b, m.App, t.ID) // resident.go
+	}
 	if t.Message != "" {
 		b = append(b, `,"message":`...)
 		b = appendString(b, t.Message)

@@ -34,14 +34,12 @@ func (s *Server) resetDelay(w http.ResponseWriter, r *http.Request, id string) e
 // deleteTasks serves POST /v2/tasks/delete {"ids": [...]}: the tasks are
 // killed, grouped by app; with scale=true each app's instances shrink by
 // as many, as one scale deployment per app (force=true overrides a
-// deployment in progress). Marathon's wipe=true forgets a resident task's
-// reservation; Flotilla has no resident tasks, so it is refused rather
-// than ignored.
+// deployment in progress). With wipe=true the tasks' resident instances
+// give up their reservations and volumes (framework.WipeTasks); the ids
+// may then also name suspended instances, which are wiped, not killed.
 func (s *Server) deleteTasks(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	if q.Get("wipe") == "true" {
-		return invalid("/wipe", "not supported by Flotilla: wipe forgets the reservations of resident tasks, and Flotilla has no resident tasks")
-	}
+	wipe := q.Get("wipe") == "true"
 	var body struct {
 		IDs []string `json:"ids"`
 	}
@@ -74,15 +72,26 @@ func (s *Server) deleteTasks(w http.ResponseWriter, r *http.Request) error {
 	sort.Strings(apps)
 	snap := s.sched.SnapshotByApp()
 	// Every id is checked before anything is killed: nothing half-done.
+	suspended := map[string]bool{} // wiped, not killed
 	for _, a := range apps {
 		known := map[string]bool{}
 		for _, t := range snap.TasksOf(a) {
 			known[t.ID] = true
 		}
+		if wipe {
+			for _, sp := range s.sched.SuspendedOf(a) {
+				suspended[sp.TaskID] = true
+			}
+		}
 		for _, id := range byApp[a] {
-			if !known[id] {
+			if !known[id] && !suspended[id] {
 				return errorf(http.StatusNotFound, "Task '%s' does not exist in app %s; list its tasks with GET /v2/apps%s/tasks", id, a, a)
 			}
+		}
+	}
+	if wipe {
+		if err := s.wipeThenKillOnly(apps, byApp, suspended); err != nil {
+			return err
 		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
@@ -90,6 +99,9 @@ func (s *Server) deleteTasks(w http.ResponseWriter, r *http.Request) error {
 	if q.Get("scale") == "true" {
 		var last *deploy.Deployment
 		for _, a := range apps {
+			if len(byApp[a]) == 0 {
+				continue // only suspended instances: wiped, nothing to kill
+			}
 			res, err := s.dep.Apply(ctx, deploy.Op{Kind: deploy.OpKillScale, ID: a, TaskIDs: byApp[a], Force: forced(r), URI: r.URL.Path, ClientIP: clientIP(r)})
 			if err != nil {
 				return err
@@ -104,6 +116,9 @@ func (s *Server) deleteTasks(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	for _, a := range apps {
+		if len(byApp[a]) == 0 {
+			continue
+		}
 		if err := s.sched.KillTasks(a, byApp[a]); err != nil {
 			if errors.Is(err, framework.ErrUnknownTask) {
 				return errorf(http.StatusNotFound, "%v; the task ended meanwhile, list the tasks again", err)

@@ -12,7 +12,7 @@ import (
 
 // TestTasksDelete: POST /v2/tasks/delete kills the listed tasks (replaced),
 // or with scale=true shrinks the app by as many; a list naming an unknown
-// task kills nothing; wipe is refused by name.
+// task kills nothing, with wipe=true too (resident wipes: TestResidentApp).
 func TestTasksDelete(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -34,8 +34,12 @@ func TestTasksDelete(t *testing.T) {
 	if r := e.do("POST", "/v2/tasks/delete", `{"ids": ["nonsense"]}`); r.status != 422 || !strings.Contains(string(r.body), `"/ids/0"`) {
 		t.Fatalf("a foreign id: %d %s", r.status, r.body)
 	}
-	if r := e.do("POST", "/v2/tasks/delete?wipe=true", fmt.Sprintf(`{"ids": [%q]}`, ids[0])); r.status != 422 || !strings.Contains(string(r.body), "resident") {
-		t.Fatalf("wipe: %d %s", r.status, r.body)
+	if r := e.do("POST", "/v2/tasks/delete?wipe=true", fmt.Sprintf(`{"ids": [%q, "prod_shop_web.instance-00000000-0000-4000-8000-000000000000._app.2"]}`, ids[0])); r.status != 404 {
+		t.Fatalf("wipe of an unknown instance: %d %s", r.status, r.body)
+	}
+	e.sync()
+	if k := e.rec.Killed(); len(k) != 0 {
+		t.Fatalf("a refused wipe killed %v", k)
 	}
 
 	r = e.mustDo("POST", "/v2/tasks/delete", fmt.Sprintf(`{"ids": [%q]}`, ids[0]), 200)

@@ -62,8 +62,12 @@ type App struct {
 	AcceptedResourceRoles []string `json:"acceptedResourceRoles,omitempty"`
 	// User runs the task as this user on the agent (CommandInfo.user);
 	// "" leaves it to Mesos (the framework's user, --mesos-user).
-	User    string `json:"user,omitempty"`
-	Version string `json:"version,omitempty"`
+	User string `json:"user,omitempty"`
+	// Residency is Marathon's residency object: set (or defaulted by
+	// Decode) on apps with persistent volumes, whose instances are
+	// resident (resident.go).
+	Residency *Residency `json:"residency,omitempty"`
+	Version   string     `json:"version,omitempty"`
 
 	// Flotilla's fields.
 	Exposure  *Exposure  `json:"exposure,omitempty"`
@@ -82,16 +86,20 @@ type Container struct {
 	Docker       *Docker       `json:"docker,omitempty"`
 	PortMappings []PortMapping `json:"portMappings,omitempty"`
 	// Volumes are host paths mounted into the container (Marathon's
-	// host volumes); persistent, external and secret volumes are refused
+	// host volumes) and local persistent volumes (Persistent set: the app
+	// is resident, resident.go); external and secret volumes are refused
 	// by name.
 	Volumes []Volume `json:"volumes,omitempty"`
 }
 
-// Volume is a host path mounted into the task's container.
+// Volume is a host path mounted into the task's container, or (Persistent
+// set) a local persistent volume the scheduler reserves and creates on the
+// agent of the instance's first launch.
 type Volume struct {
-	ContainerPath string `json:"containerPath"`
-	HostPath      string `json:"hostPath"`
-	Mode          string `json:"mode"` // RW or RO
+	ContainerPath string            `json:"containerPath"`
+	HostPath      string            `json:"hostPath,omitempty"`
+	Mode          string            `json:"mode"` // RW or RO
+	Persistent    *PersistentVolume `json:"persistent,omitempty"`
 }
 
 // Docker is Marathon's container.docker object.

@@ -31,6 +31,7 @@ var (
 	typeOfUnreachable = reflect.TypeOf(UnreachableStrategy{})
 	typeOfContainer   = reflect.TypeOf(Container{})
 	typeOfVolume      = reflect.TypeOf(Volume{})
+	typeOfPersistent  = reflect.TypeOf(PersistentVolume{})
 	typeOfDocker      = reflect.TypeOf(Docker{})
 	typeOfHealthCheck = reflect.TypeOf(HealthCheck{})
 )
@@ -48,7 +49,6 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 	typeOfApp: {
 		"storeUrls":    {hint: "Flotilla has no artifact store"},
 		"dependencies": {hint: "Flotilla deploys each app on its own; order deployments in your pipeline"},
-		"residency":    {hint: "Flotilla has no resident instances (tasks pinned to the agent of their reservation and persistent volume)"},
 		"ipAddress":    {hint: "the pre-1.5 ipAddress field is not read; use networks: [{\"mode\": \"container\", \"name\": …}] with container.portMappings"},
 		"executor":     {hint: "only the default executor is supported", allowed: func(v any) bool { return v == "//cmd" }},
 		"tty":          {hint: "tasks get no TTY"},
@@ -67,9 +67,13 @@ var unsupportedFields = map[reflect.Type]map[string]unsupported{
 		"pullConfig": {hint: "registry credentials are configured on the agents"},
 	},
 	typeOfVolume: {
-		"persistent": {hint: "local persistent volumes need resident instances (Marathon's RESERVE and CREATE, relaunch on the same agent, wipe), which Flotilla's scheduler does not have; use a host path (hostPath) or keep state outside the task"},
-		"external":   {hint: "external volumes (DVDI/REX-Ray) are not supported; use a host path (hostPath)"},
-		"secret":     {hint: "file-based secrets are not supported; reference the secret in env ({\"secret\": …})"},
+		"external": {hint: "external volumes (DVDI/REX-Ray) are not supported; use a host path (hostPath)"},
+		"secret":   {hint: "file-based secrets are not supported; reference the secret in env ({\"secret\": …})"},
+	},
+	typeOfPersistent: {
+		"maxSize":     {hint: "maxSize selects among mount disks, which Flotilla's agents do not offer; only root volumes of a fixed size are supported"},
+		"constraints": {hint: "persistent volume constraints select among path and mount disks, which Flotilla's agents do not offer; only root volumes are supported"},
+		"profileName": {hint: "disk profiles (CSI) are not supported; only root volumes are supported"},
 	},
 	typeOfGroup: {
 		"pods": {hint: "pods are written through /v2/pods and are read-only in a group (as in Marathon); leave pods out of the group body"},
@@ -172,6 +176,7 @@ func decode(b []byte) (*App, error) {
 		return nil, &ValidationError{Message: "Object is not valid", Details: []Detail{{Path: "/pod", Errors: []string{"unknown field; pods are written through /v2/pods"}}}}
 	}
 	app.Normalize()
+	app.residentDefaults(b)
 	return app, nil
 }
 

@@ -37,9 +37,9 @@ func TestDecodeStrict(t *testing.T) {
 			want: []Detail{{"/env/A", []string{`expected a string or {"secret": "<name>"}, got an object`}}}},
 		{name: "null env value", body: `{"id":"/a","cmd":"x","env":{"A":null}}`, malformed: true,
 			want: []Detail{{"/env/A", []string{`expected a string or {"secret": "<name>"}, got null`}}}},
-		{name: "unsupported fields are named", body: `{"id":"/a","cmd":"x","residency":{"taskLostBehavior":"WAIT_FOREVER"}}`,
+		{name: "unsupported fields are named", body: `{"id":"/a","cmd":"x","storeUrls":["http://x/a.tgz"]}`,
 			want: []Detail{
-				{"/residency", []string{"not supported by Flotilla: Flotilla has no resident instances (tasks pinned to the agent of their reservation and persistent volume)"}},
+				{"/storeUrls", []string{"not supported by Flotilla: Flotilla has no artifact store"}},
 			}},
 		{name: "unreachableStrategy other string", body: `{"id":"/a","cmd":"x","unreachableStrategy":"never"}`, malformed: true,
 			want: []Detail{{"/unreachableStrategy", []string{`expected "disabled" or an object, got the string "never"`}}}},

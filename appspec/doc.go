@@ -22,8 +22,11 @@
 // carry the server's role and features (roles.go): role,
 // acceptedResourceRoles and gpus are judged against them.
 //
-// Marathon fields Flotilla does not support (storeUrls, residency,
-// ipAddress, persistent and external volumes, …) are refused naming the
+// Persistent volumes and residency (resident.go) make an app resident;
+// ResidentUpdate keeps its resources and volumes as reserved.
+//
+// Marathon fields Flotilla does not support (storeUrls, ipAddress,
+// external volumes, a pod's persistent volumes, …) are refused naming the
 // field, unless empty: Marathon's own
 // GET output carries them as [] or {} and must round-trip. Status fields of
 // that output (tasksRunning, versionInfo, …) are accepted and dropped.

@@ -230,7 +230,6 @@ func TestVolumes(t *testing.T) {
 		t.Fatalf("host volumes: %v %+v", err, a.Container)
 	}
 	for body, path := range map[string]string{
-		`{"id":"a","container":{"docker":{"image":"i"},"volumes":[{"containerPath":"d","persistent":{"size":10},"mode":"RW"}]}}`: "/container/volumes/0/persistent",
 		`{"id":"a","container":{"docker":{"image":"i"},"volumes":[{"containerPath":"/d","hostPath":"rel","mode":"RW"}]}}`:        "/container/volumes/0/hostPath",
 		`{"id":"a","container":{"docker":{"image":"i"},"volumes":[{"containerPath":"/d","hostPath":"/h","mode":"WO"}]}}`:         "/container/volumes/0/mode",
 		`{"id":"a","container":{"docker":{"image":"i"},"volumes":[{"containerPath":"../d","hostPath":"/h","mode":"RW"}]}}`:       "/container/volumes/0/containerPath",

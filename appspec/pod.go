@@ -227,7 +227,7 @@ func init() {
 		"linuxInfo":      {hint: "Linux capabilities and seccomp settings are not supported"},
 	}
 	unsupportedFields[typeOfPodVolume] = map[string]unsupported{
-		"persistent": {hint: "local persistent volumes need reservations, which Flotilla does not support; use a host volume (host) or an ephemeral one (name only)"},
+		"persistent": {hint: "pods have no resident instances in Flotilla (apps do: container.volumes[].persistent); use a host volume (host) or an ephemeral one (name only)"},
 		"secret":     {hint: "file-based secrets are not supported; reference the secret in environment ({\"secret\": …})"},
 	}
 	unsupportedFields[typeOfPodImage] = map[string]unsupported{

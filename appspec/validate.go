@@ -156,6 +156,7 @@ func (a *App) ValidateWith(l Limits) error {
 	a.validateDependencies(v)
 	a.validateFetch(v)
 	a.validateVolumes(v)
+	a.validateResident(v, l)
 	a.validatePorts(v)
 	a.validateEnv(v)
 	a.validateConstraints(v)
@@ -374,6 +375,15 @@ func (a *App) validateVolumes(v *ValidationError) {
 	seen := map[string]int{}
 	for i, vol := range a.Container.Volumes {
 		p := fmt.Sprintf("/container/volumes/%d", i)
+		if vol.Persistent != nil {
+			// validateResident judges it; only the duplicate check is shared.
+			if j, dup := seen[vol.ContainerPath]; dup {
+				v.addf(p+"/containerPath", "%s is mounted twice: by /container/volumes/%d and here", vol.ContainerPath, j)
+			} else {
+				seen[vol.ContainerPath] = i
+			}
+			continue
+		}
 		if strings.TrimSpace(vol.ContainerPath) == "" {
 			v.add(p+"/containerPath", "must not be empty")
 		} else if strings.Contains("/"+vol.ContainerPath+"/", "/../") {

@@ -119,6 +119,9 @@ func (s *Service) applyLocked(ctx context.Context, op Op) (Result, error) {
 		if err := appspec.AssignServicePorts(op.App, prev, holder, s.cfg.ServicePorts); err != nil {
 			return Result{}, err
 		}
+		if err := appspec.ResidentUpdate(prev, op.App); err != nil {
+			return Result{}, err
+		}
 	}
 	var action string
 	switch op.Kind {

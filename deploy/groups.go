@@ -365,6 +365,10 @@ func (s *Service) applyGroupLocked(ctx context.Context, op GroupOp) (*GroupPlan,
 			if err := appspec.AssignServicePorts(c.App, cur[c.ID], holder, s.cfg.ServicePorts); err != nil {
 				return nil, prefixDetails(err, c.ID)
 			}
+			// Refused here, with the whole change, not at its step.
+			if err := appspec.ResidentUpdate(cur[c.ID], c.App); err != nil {
+				return nil, prefixDetails(err, c.ID)
+			}
 			for _, sp := range c.App.ServicePorts() {
 				held[sp] = c.ID
 			}

@@ -40,6 +40,11 @@ type Config struct {
 	// Role is the framework's role: resources are asked for under it, and
 	// REVIVE/SUPPRESS name it. Default "*".
 	Role string
+	// Principal goes into the reservations of resident instances
+	// (ReservationInfo.principal, as Marathon's
+	// --mesos_authentication_principal); "" leaves it out, which a Mesos
+	// master without authentication accepts.
+	Principal string
 	// AcceptedRolesDefault is which resources an app without
 	// acceptedResourceRoles takes: AcceptAny (default), AcceptUnreserved
 	// or AcceptReserved.

@@ -31,7 +31,10 @@ type core struct {
 	appsGone bool
 	tasks    map[string]*taskState
 	// pods are the containers of each pod instance in tasks (pods.go).
-	pods       map[string]*podInstance
+	pods map[string]*podInstance
+	// resv are resident instances' reservations by instance id
+	// (resident_core.go).
+	resv       map[string]*reservation
 	killWanted map[string]bool // desired: tasks the API asked to kill
 	// holdUnknown: the desired state was not read completely (a store
 	// item this version cannot decode, or the store unreachable), so a
@@ -144,6 +147,7 @@ func newCore(cfg Config, pub func(Event)) *core {
 		apps:        map[string]*appState{},
 		tasks:       map[string]*taskState{},
 		pods:        map[string]*podInstance{},
+		resv:        map[string]*reservation{},
 		killWanted:  map[string]bool{},
 		held:        map[string]bool{},
 		agents:      map[string]agentInfo{},
@@ -182,6 +186,16 @@ type launchOp struct {
 	tasks   []mesos.TaskInfo
 	apps    []*appspec.App
 	groups  []groupLaunch // pod instances, one LAUNCH_GROUP each
+	// resident are operations on reservations, before the LAUNCH: a new
+	// instance's RESERVE and CREATE (dropped with its task, should that
+	// not launch), a teardown's DESTROY and UNRESERVE (taskID "").
+	resident []residentOps
+}
+
+// residentOps are operations for one resident instance.
+type residentOps struct {
+	taskID string
+	ops    []mesos.Offer_Operation
 }
 
 type declineOp struct {

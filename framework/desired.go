@@ -85,6 +85,8 @@ func (c *core) removeApp(now time.Time, id string) error {
 	}
 	last := as.app
 	as.app = nil
+	// A deleted app's volumes go with it, as in Marathon.
+	c.wipeApp(id)
 	c.retally(as)
 	as.dirty = true
 	c.gen++

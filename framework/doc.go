@@ -68,6 +68,12 @@
 // reconciliation and adopts them rather than launching duplicates
 // (launches are held for Config.ReconcileSettle after SUBSCRIBED).
 //
+// An app with persistent volumes has resident instances (resident.go,
+// resident_core.go): the first launch reserves and creates the volumes on
+// the agent it lands on, every later task of the instance is launched on
+// that reservation only; scale down keeps it, a wipe or the app's deletion
+// destroys and unreserves it.
+//
 // A pod (appspec.Pod) is an app whose App.Pod is set; each of its
 // instances is one Task here and one LAUNCH_GROUP at Mesos (pods.go,
 // pods_launch.go): its containers' updates are folded into the instance,

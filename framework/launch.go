@@ -42,18 +42,27 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 
 	var reqs []offers.Request
 	var reqApp []*appState
+	byOffer := map[string]int{}
+	var used map[string]bool // offers with operations on reservations
 	if !now.Before(c.settleUntil) {
+		used = c.residentOffers(now, mos, p, byOffer)
 		for _, id := range slices.Sorted(maps.Keys(c.apps)) {
 			as := c.apps[id]
 			if as.app == nil || as.need <= 0 || as.constraintsErr != nil || now.Before(as.backoffUntil) {
 				continue
 			}
 			base := requestFor(as.app, as.constraints, &c.cfg)
+			need := as.need
+			if as.app.IsResident() {
+				// Instances with a reservation wait for their agent's
+				// offer (residentOffers); only the others are placed.
+				need -= c.freeReservations(as.id)
+			}
 			// Waiting instances stay a count: only as many requests as the
 			// offers could hold are built, plus one that cannot fit, so an
 			// app that keeps waiting gets its rejection summary. 10^9
 			// instances on three agents cost what fits on three agents.
-			n := min(as.need, offers.Fits(ofs, &base)+1)
+			n := min(need, offers.Fits(ofs, &base)+1)
 			for i := 0; i < n; i++ {
 				r := base
 				r.ID = strconv.Itoa(len(reqs))
@@ -63,16 +72,19 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 		}
 	}
 	if len(reqs) == 0 {
-		ids := make([]string, len(ofs))
-		for i, o := range ofs {
-			ids[i] = o.ID
+		ids := make([]string, 0, len(ofs))
+		for _, o := range ofs {
+			if !used[o.ID] {
+				ids = append(ids, o.ID)
+			}
 		}
-		p.declines = append(p.declines, declineOp{offerIDs: ids, refuse: c.refuse(now)})
+		if len(ids) > 0 {
+			p.declines = append(p.declines, declineOp{offerIDs: ids, refuse: c.refuse(now)})
+		}
 		return
 	}
 	res := offers.Place(ofs, reqs, c.placedTasks(), c.cfg.Placement)
 
-	byOffer := map[string]int{}
 	for _, pl := range res.Placements {
 		i, _ := strconv.Atoi(pl.Request.ID)
 		as := reqApp[i]
@@ -81,28 +93,27 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 			continue
 		}
 		id := NewTaskID(as.id, c.rand)
+		resources := pl.Resources
+		l := p.launchFor(pl.OfferID, byOffer)
+		if as.app.IsResident() {
+			inst, _, _ := splitTaskID(id)
+			nr, _ := c.reserveNew(as, inst, pl, frameworkOf(mos, pl.OfferID))
+			resources = nr.task
+			ops := []mesos.Offer_Operation{{Type: mesos.Offer_Operation_RESERVE, Reserve: &mesos.Offer_Operation_Reserve{Resources: nr.reserve}}}
+			if len(nr.volumes) > 0 {
+				ops = append(ops, mesos.Offer_Operation{Type: mesos.Offer_Operation_CREATE, Create: &mesos.Offer_Operation_Create{Volumes: nr.volumes}})
+			}
+			l.resident = append(l.resident, residentOps{taskID: id, ops: ops})
+		}
 		if as.tmplFor != as.app {
 			as.tmpl, as.tmplFor = newTaskTmpl(as.app), as.app
 		}
 		ports := portsByIndex(as.tmpl.ports, pl.Ports)
-		ts := &taskState{t: Task{
-			ID: id, AppID: as.id, AppVersion: as.app.Version, AgentID: pl.AgentID, Host: pl.Hostname,
-			Ports: ports, State: mesos.TASK_STAGING, StagedAt: now,
-		}, attrs: c.agents[pl.AgentID].attrs}
-		if len(as.app.ReadinessChecks) > 0 {
-			ts.t.Ready = new(bool)
-		}
-		ts.healthChecks(as.app, &ts.t)
-		c.addTask(as, ts)
-		c.recordAdded(ts)
-		as.need--
-		as.rejection = offers.Summary{}
+		c.startTask(now, as, id, pl.AgentID, pl.Hostname, ports)
 		ti := buildTaskInfo(as.app, launchSpec{TaskID: id, AgentID: pl.AgentID, Host: pl.Hostname,
-			Ports: ports, Resources: pl.Resources, KillGrace: c.killGrace(as.app), Tmpl: as.tmpl})
-		l := p.launchFor(pl.OfferID, byOffer)
+			Ports: ports, Resources: resources, KillGrace: c.killGrace(as.app), Tmpl: as.tmpl})
 		l.tasks = append(l.tasks, ti)
 		l.apps = append(l.apps, as.app)
-		c.pub(Event{Type: EventTask, At: now, Task: taskPtr(ts.t)})
 	}
 	for rid, sum := range res.Unplaced {
 		i, err := strconv.Atoi(rid)
@@ -111,8 +122,12 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 		}
 		reqApp[i].rejection = sum
 	}
-	if len(res.UnusedOffers) > 0 {
-		p.declines = append(p.declines, declineOp{offerIDs: res.UnusedOffers, refuse: c.refuse(now)})
+	unused := res.UnusedOffers
+	if len(used) > 0 {
+		unused = slices.DeleteFunc(slices.Clone(unused), func(id string) bool { return used[id] })
+	}
+	if len(unused) > 0 {
+		p.declines = append(p.declines, declineOp{offerIDs: unused, refuse: c.refuse(now)})
 	}
 	c.prevLaunchable = c.launchable(now)
 	c.publishQueues(now)
@@ -148,6 +163,12 @@ func (c *core) placedTasks() []offers.Placed {
 func requestFor(app *appspec.App, cs []offers.Constraint, cfg *Config) offers.Request {
 	r := offers.Request{App: app.ID, CPUs: app.CPUs, Mem: app.Mem, Disk: app.Disk, GPUs: app.GPUs, Role: cfg.Role, Constraints: cs,
 		AcceptedRoles: acceptedRoles(app, cfg.Role, cfg.AcceptedRolesDefault)}
+	if app.IsResident() {
+		// A new instance reserves what it takes, and only unreserved
+		// resources can be reserved; its disk holds its volumes too.
+		r.Disk = residentRequestDisk(app)
+		r.AcceptedRoles = []string{appspec.Unreserved}
+	}
 	for _, p := range app.PortList() {
 		if p.HostPort != 0 {
 			r.HostPorts = append(r.HostPorts, uint64(p.HostPort))
@@ -233,4 +254,14 @@ func agentURL(u *mesos.URL) string {
 		scheme = "http"
 	}
 	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(int(u.Address.Port)))
+}
+
+// frameworkOf is the framework id an offer was made to.
+func frameworkOf(mos []mesos.Offer, offerID string) string {
+	for i := range mos {
+		if mos[i].ID.Value == offerID {
+			return mos[i].FrameworkID.Value
+		}
+	}
+	return ""
 }

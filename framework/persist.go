@@ -270,9 +270,15 @@ func (c *core) restore(now time.Time, recs []store.TaskRecord) (n int, stale []s
 		if c.tasks[r.TaskID] != nil {
 			continue // already known: what the loop saw is newer
 		}
+		as := c.apps[r.AppID]
+		if r.State == stateReserved {
+			if !c.restoreReservation(as, r) {
+				stale = append(stale, r)
+			}
+			continue
+		}
 		v, ok := mesos.TaskState_value[r.State]
 		state := mesos.TaskState(v)
-		as := c.apps[r.AppID]
 		if ok && !isTerminal(state) && (as == nil || as.app == nil) && c.holdUnknown {
 			// Its app may be one the store could not give: keep the record.
 			c.log.WithFields(logrus.Fields{"task": r.TaskID, "app": r.AppID}).Warn("keeping the record of a task of an app this leader does not know")
@@ -308,6 +314,7 @@ func (c *core) restore(now time.Time, recs []store.TaskRecord) (n int, stale []s
 			ts.t.Healthy = podStartHealth(pod)
 		}
 		c.addTask(as, ts)
+		c.adoptReservation(ts, state != mesos.TASK_STAGING)
 		if c.connected {
 			// Restored while leading: the SUBSCRIBED round is over, so
 			// reconcile these at the next retry.

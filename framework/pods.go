@@ -56,7 +56,7 @@ func NewInstanceID(podID string, r *rand.Rand) string {
 // id and container name; ok is false for any other id.
 func PodTaskID(taskID string) (instance, podID, container string, ok bool) {
 	i := strings.Index(taskID, instanceSep)
-	if i <= 0 || strings.HasSuffix(taskID, appSuffix) {
+	if _, _, app := splitTaskID(taskID); i <= 0 || app {
 		return "", "", "", false
 	}
 	rest := taskID[i+len(instanceSep):]

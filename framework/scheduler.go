@@ -391,8 +391,9 @@ func (s *Scheduler) launch(ctx context.Context, act Actions, l launchOp) {
 		}
 	}
 	ops, groups := s.groupOps(ctx, l)
+	pre := residentPre(l.resident, tasks)
 	offer := []mesos.OfferID{{Value: l.offerID}}
-	if len(tasks) == 0 && len(ops) == 0 {
+	if len(tasks) == 0 && len(ops) == 0 && len(pre) == 0 {
 		// Every task of this offer was dropped; hand the offer back.
 		_ = s.call(ctx, "decline", func(ctx context.Context) error {
 			return act.Decline(ctx, offer, refuseFilter(s.cfg.DeclineRefuseWaiting))
@@ -403,6 +404,8 @@ func (s *Scheduler) launch(ctx context.Context, act Actions, l launchOp) {
 		op := mesos.Offer_Operation{Type: mesos.Offer_Operation_LAUNCH, Launch: &mesos.Offer_Operation_Launch{TaskInfos: tasks}}
 		ops = append([]mesos.Offer_Operation{op}, ops...)
 	}
+	// Reservations and volumes first: the LAUNCH uses what they make.
+	ops = append(pre, ops...)
 	err := s.callWith(ctx, "accept", logrus.Fields{"offer": l.offerID, "tasks": len(tasks), "groups": len(groups)}, func(ctx context.Context) error {
 		return act.Accept(ctx, offer, ops, refuseFilter(s.cfg.DeclineRefuseWaiting))
 	})
@@ -494,6 +497,21 @@ func (s *Scheduler) KillAndScale(appID string, taskIDs []string, instances int) 
 func (s *Scheduler) killTasks(appID string, taskIDs []string, instances int) error {
 	var err error
 	s.locked(func(c *core, now time.Time) { err = c.killTasks(now, appspec.CanonicalID(appID), taskIDs, instances) })
+	s.wake()
+	return err
+}
+
+// WipeTasks gives up the reservations and persistent volumes of the
+// instances of these tasks (Marathon's wipe=true): once a task ended they
+// are destroyed and unreserved at the next offer of their agent, and the
+// instance, if still wanted, comes back as a new one elsewhere. It kills
+// nothing: the caller kills the running tasks (KillTasks, KillAndScale).
+// An id may also be the last task id of a suspended instance (SuspendedOf).
+// Tasks of apps without persistent volumes have nothing to wipe. Unknown
+// ids fail the whole call with ErrUnknownTask and change nothing.
+func (s *Scheduler) WipeTasks(appID string, taskIDs []string) error {
+	var err error
+	s.locked(func(c *core, now time.Time) { err = c.wipeTasks(appspec.CanonicalID(appID), taskIDs) })
 	s.wake()
 	return err
 }
@@ -593,4 +611,21 @@ func (s *Scheduler) AgentURL(agentID string) (url string, ok bool) {
 		url, ok = ai.url, found && ai.url != ""
 	})
 	return url, ok
+}
+
+// residentPre are the reservation operations that go before a launch: a
+// teardown's, and a new instance's only when its task is still launched
+// (a task dropped for its secrets must not leave a reservation behind).
+func residentPre(rs []residentOps, tasks []mesos.TaskInfo) []mesos.Offer_Operation {
+	var out []mesos.Offer_Operation
+	for _, r := range rs {
+		keep := r.taskID == ""
+		for i := 0; !keep && i < len(tasks); i++ {
+			keep = tasks[i].TaskID.Value == r.taskID
+		}
+		if keep {
+			out = append(out, r.ops...)
+		}
+	}
+	return out
 }

@@ -118,6 +118,12 @@ func upgradeBounds(app *appspec.App) (minHealthy, maxTotal int) {
 	minHealthy = int(math.Ceil(float64(n)*m - eps))
 	maxTotal = n + int(math.Floor(float64(n)*o+eps))
 	if n > 0 && minHealthy >= maxTotal {
+		if app.IsResident() {
+			// A resident app's new task can only take over an old one's
+			// reservation: Marathon kills one below the minimum rather
+			// than start an extra instance (computeRestartStrategy).
+			return maxTotal - 1, maxTotal
+		}
 		maxTotal = minHealthy + 1
 	}
 	return minHealthy, maxTotal

@@ -215,7 +215,9 @@ func (c *core) launchable(now time.Time) int {
 	if now.Before(c.settleUntil) {
 		return 0
 	}
-	n := 0
+	// Reservations to tear down need an offer of their agent as much as
+	// waiting instances do.
+	n := c.teardownsDue()
 	for _, as := range c.appList {
 		if as.gone {
 			continue
@@ -289,6 +291,8 @@ func (c *core) queueEntry(now time.Time, as *appState) QueueEntry {
 		q.Reason = as.constraintsErr.Error()
 	} else if q.Reason == "" && q.Count > 0 && now.Before(c.settleUntil) {
 		q.Reason = "launches held until reconciliation after subscribing settles"
+	} else if q.Reason == "" && q.Count > 0 && as.app != nil && as.app.IsResident() && c.freeReservations(as.id) >= q.Count {
+		q.Reason = "resident instances wait for an offer of their agent holding their reservation and volumes (wipe a task to give its volume up)"
 	} else if q.Reason == "" && q.Count > 0 && as.app != nil && as.rejection.ProcessedOffers > 0 {
 		r := requestFor(as.app, nil, &c.cfg)
 		if lack := c.largest.Lacks(&r); lack != "" {

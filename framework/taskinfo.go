@@ -22,8 +22,8 @@ import (
 // e.g. /prod/shop/web → prod_shop_web.instance-0b1c…._app.1. Marathon app
 // ids cannot contain "_", so the app id is recovered from the task id
 // alone; reconciliation relies on that to adopt tasks a previous leader
-// launched. Flotilla never restarts a task in place, so the incarnation is
-// always 1.
+// launched. The incarnation is 1, except for the relaunches of a resident
+// instance on its reservation (2, 3, …, resident.go), as in Marathon.
 const (
 	instanceSep = ".instance-"
 	appSuffix   = "._app.1"
@@ -53,7 +53,7 @@ func NewTaskID(appID string, r *rand.Rand) string {
 // belongs to, or "" and false when the id is not of that scheme.
 func AppIDFromTaskID(taskID string) (string, bool) {
 	i := strings.Index(taskID, instanceSep)
-	if i <= 0 || !strings.HasSuffix(taskID, appSuffix) {
+	if _, _, ok := splitTaskID(taskID); i <= 0 || !ok {
 		return "", false
 	}
 	return "/" + strings.ReplaceAll(taskID[:i], "_", "/"), true
@@ -232,6 +232,11 @@ func volumes(app *appspec.App) []mesos.Volume {
 	}
 	var out []mesos.Volume
 	for _, v := range app.Container.Volumes {
+		if v.Persistent != nil {
+			// Mounted by Mesos from the task's resources (the volume's
+			// disk.volume), not from ContainerInfo.
+			continue
+		}
 		mode := mesos.RW
 		if v.Mode == "RO" {
 			mode = mesos.RO

@@ -35,7 +35,11 @@ func TestTaskIDRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"", "web", "web.1234", ".instance-x._app.1", "web.instance-x._app.2"} {
+	// Incarnations above 1 are a resident instance's relaunches (resident.go).
+	if got, ok := AppIDFromTaskID("web.instance-x._app.2"); !ok || got != "/web" {
+		t.Errorf("AppIDFromTaskID of a relaunched resident task = %q, %v", got, ok)
+	}
+	for _, bad := range []string{"", "web", "web.1234", ".instance-x._app.1", "web.instance-x._app.0", "web.instance-x._app.02", "web.instance-x._app."} {
 		if _, ok := AppIDFromTaskID(bad); ok {
 			t.Errorf("AppIDFromTaskID(%q) accepted a foreign id", bad)
 		}

@@ -59,6 +59,7 @@ func (c *core) handleUpdate(now time.Time, st mesos.TaskStatus, p *plan) {
 	if ts == nil {
 		return
 	}
+	c.residentStarted(id, state)
 	as := c.apps[ts.t.AppID]
 	t := ts.t // copy: published Tasks are never written
 	prevState, prevHealthy := t.State, t.IsHealthy()
@@ -167,6 +168,7 @@ func (c *core) updatedTask(now time.Time, id, agent string, state mesos.TaskStat
 	log().WithField("app", appID).Info("adopting a running task")
 	c.addTask(as, ts)
 	c.recordAdded(ts)
+	c.adoptReservation(ts, true)
 	return ts, true
 }
 
@@ -270,8 +272,13 @@ func (c *core) removeTask(now time.Time, ts *taskState) {
 		as.dirty = true
 		c.dropAppIfDone(as)
 	}
+	keep := c.residentTaskEnded(ts.t)
 	if c.cfg.Tasks != nil {
-		c.recOps = append(c.recOps, recordOp{rec: recordOf(ts.t), del: true})
+		if keep {
+			c.recOps = append(c.recOps, recordOp{rec: reservedRecord(c.resv[mustInstance(id)], ts.t)})
+		} else {
+			c.recOps = append(c.recOps, recordOp{rec: recordOf(ts.t), del: true})
+		}
 	}
 	c.pub(Event{Type: EventTaskRemoved, At: now, Task: taskPtr(ts.t)})
 }
