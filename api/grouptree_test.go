@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -68,8 +71,9 @@ func settle(e *env) {
 	e.waitNoDeployments()
 }
 
-// sameOnBothPaths GETs each query from the kept tree (twice: built, then
-// reused) and from the per-request path, and fails unless all answer the
+// sameOnBothPaths GETs each query from the kept tree (twice: built and
+// written as one net.Buffers, then reused and written a piece at a time)
+// and from the per-request path, and fails unless all answer the
 // same bytes. The API's loop records last failures on its own goroutine,
 // so a pair that differs is asked again until the deadline: a stale
 // chunk stays stale, a race does not.
@@ -79,7 +83,12 @@ func sameOnBothPaths(t *testing.T, e *env, round string) {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			e.srv.gtree.off.Store(false)
-			kept1, kept2 := e.do("GET", q, ""), e.do("GET", q, "")
+			kept1 := e.do("GET", q, "")
+			// The second one written a Write per piece, the first as one
+			// net.Buffers (writeTo): both must be the same bytes.
+			e.srv.gtree.segWrites.Store(true)
+			kept2 := e.do("GET", q, "")
+			e.srv.gtree.segWrites.Store(false)
 			e.srv.gtree.off.Store(true)
 			slow := e.do("GET", q, "")
 			e.srv.gtree.off.Store(false)
@@ -243,5 +252,31 @@ func TestGroupTreeChunksReused(t *testing.T) {
 	}
 	if bytes.Contains(f, []byte(`"tasksUnhealthy":0`)) {
 		t.Errorf("%s's fragment does not show its task unhealthy: %s", app, f)
+	}
+}
+
+// TestReaderFromThroughStatusWriter: on a real connection the kept answer
+// reaches net/http's ReadFrom (which hands a net.Buffers to the socket as
+// writev) through the API's statusWriter; a writer without one (a
+// recorder) gets the Write per piece.
+func TestReaderFromThroughStatusWriter(t *testing.T) {
+	t.Parallel()
+	found := make(chan bool, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rf := readerFrom(&statusWriter{ResponseWriter: w})
+		inner, ok := w.(io.ReaderFrom)
+		found <- ok && rf == inner
+	}))
+	defer hs.Close()
+	res, err := http.Get(hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if !<-found {
+		t.Error("readerFrom did not find net/http's ReadFrom through statusWriter")
+	}
+	if rf := readerFrom(&statusWriter{ResponseWriter: httptest.NewRecorder()}); rf != nil {
+		t.Errorf("readerFrom found %T in a recorder, which has no ReadFrom", rf)
 	}
 }
