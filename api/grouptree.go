@@ -1,12 +1,10 @@
 package api
 
 import (
-	"io"
 	"net"
 	"net/http"
 	"reflect"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -32,7 +30,7 @@ import (
 // the snapshot in a loop of comparisons, builds again only the chunks
 // whose apps changed (from the apps' kept fragments, rendering only the
 // changed apps), knows the answer's length before it writes, and writes
-// each chunk straight to the connection. The apps' kept fragments are
+// the chunks as they are (pieces.go). The apps' kept fragments are
 // then slices of the chunks, so the bytes are kept once.
 //
 // Chunks keep a change to one app from copying a whole large group again:
@@ -189,7 +187,6 @@ type treeAnswer struct {
 	in    chunkInputs
 	small []byte
 	segs  []segment
-	n     int
 }
 
 // segment is a kept chunk (b), or small[off:end] when b is nil.
@@ -201,7 +198,6 @@ type segment struct {
 func (a *treeAnswer) addSmall(p []byte) {
 	off := len(a.small)
 	a.small = append(a.small, p...)
-	a.n += len(p)
 	if k := len(a.segs) - 1; k >= 0 && a.segs[k].b == nil && a.segs[k].end == off {
 		a.segs[k].end = len(a.small)
 		return
@@ -211,7 +207,6 @@ func (a *treeAnswer) addSmall(p []byte) {
 
 func (a *treeAnswer) addKept(b []byte) {
 	a.segs = append(a.segs, segment{b: b})
-	a.n += len(b)
 }
 
 func (a *treeAnswer) group(n *treeNode) {
@@ -324,55 +319,15 @@ func (s *Server) getKeptGroup(w http.ResponseWriter, r *http.Request, id string)
 	}
 	a.group(n)
 	a.addSmall([]byte("\n"))
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	// The length is known: the client reads the body without chunked
-	// framing.
-	w.Header().Set("Content-Length", strconv.Itoa(a.n))
-	w.WriteHeader(http.StatusOK)
-	// An error here is the client gone; nothing more can be said to it.
-	_ = a.writeTo(w, s.gtree.segWrites.Load())
-	return true, nil
-}
-
-// writeTo writes the answer's pieces. They go to the connection as one
-// net.Buffers through the response's ReadFrom, which net/http hands to
-// the socket when it can (a *net.TCPConn, Content-Length known): writev
-// of up to 1,024 pieces per call instead of a write per piece, and no
-// copy of the small pieces into net/http's buffers between the chunks.
-// One Write per piece (perPiece, the benchmark's A/B) is what net/http
-// does otherwise.
-func (a *treeAnswer) writeTo(w http.ResponseWriter, perPiece bool) error {
-	bufs := make(net.Buffers, 0, len(a.segs))
+	p := pieces{bufs: make(net.Buffers, 0, len(a.segs))}
 	for _, sg := range a.segs {
 		b := sg.b
 		if b == nil {
 			b = a.small[sg.off:sg.end]
 		}
-		bufs = append(bufs, b)
+		p.add(b)
 	}
-	if rf := readerFrom(w); rf != nil && !perPiece {
-		_, err := rf.ReadFrom(&bufs)
-		return err
-	}
-	for _, b := range bufs {
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// readerFrom is w's io.ReaderFrom, looking through wrappers that have
-// Unwrap (statusWriter) and nothing else to do on a write.
-func readerFrom(w http.ResponseWriter) io.ReaderFrom {
-	for {
-		if rf, ok := w.(io.ReaderFrom); ok {
-			return rf
-		}
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return nil
-		}
-		w = u.Unwrap()
-	}
+	// An error here is the client gone; nothing more can be said to it.
+	_ = p.write(w, s.gtree.segWrites.Load())
+	return true, nil
 }

@@ -12,76 +12,67 @@ import (
 )
 
 // BenchmarkGroupTreeAB is GET /v2/groups?embed=group.groups&embed=
-// group.apps.tasks with 10,000 apps in 100 groups and 100,000 tasks,
-// requests alternating between variants so that all see the same load:
+// group.apps.tasks (76 MiB) and GET /v2/apps (9 MiB) with 10,000 apps in
+// 100 groups and 100,000 tasks, requests alternating between variants so
+// that all see the same load:
 //
-//   - new: the kept tree and chunks (grouptree.go) written as one
-//     net.Buffers (writev), the body read in 1 MiB pieces (readBufSize);
-//   - old: the kept path written a Write per piece, the body read with
-//     io.Copy into io.Discard (8 KiB reads): what main served and measured
-//     before;
-//   - write1m: old's server, new's client (what the writev path alone
-//     does); read8k: new's server, old's client (what the client alone
-//     does);
-//   - perReq: the per-request path (the tree built and every app's kept
-//     fragment looked up and copied), new's client.
+//   - new: the answer written from its kept pieces as one net.Buffers
+//     (pieces.go: writev), the body read in 1 MiB pieces (readBufSize);
+//   - old: what main served and measured before: the group tree's kept
+//     pieces a Write each, the app list through a 64 KiB bufio.Writer,
+//     chunked; the body read with io.Copy into io.Discard (8 KiB reads);
+//   - write1m: old's server, new's client (what the client alone does);
+//     read8k: new's server, old's client (what the server alone does);
+//   - perReq (group tree): the per-request path (the tree built and every
+//     app's kept fragment looked up and copied), new's client.
 //
 // Before the timed requests each variant's answer is read whole once and
-// must be valid JSON; in "fresh" (nothing changes) every variant's answer
-// must be the same bytes, and every timed answer the same length. "churn":
-// one status update every 10 ms reaches the scheduler. Run it alone:
+// must be valid JSON; with nothing changing every variant's answer must
+// be the same bytes, and every timed answer the same length. The churn
+// variants: one status update every 10 ms reaches the scheduler. Run it
+// alone:
 //
-//	FLOTILLA_BENCH_UPDATE_BUDGET=120s go test -run '^$' -bench GroupTreeAB -benchtime 100x -timeout 30m -v ./api/
+//	FLOTILLA_BENCH_UPDATE_BUDGET=150s go test -run '^$' -bench GroupTreeAB -benchtime 100x -timeout 30m -v ./api/
 func BenchmarkGroupTreeAB(b *testing.B) {
 	const apps, perApp = 10000, 10
 	bs := setupBench(b, apps, perApp)
 	defer bs.stop()
-	g := &bs.srv.gtree
-	defer g.off.Store(false)
-	defer g.segWrites.Store(false)
+	srv := bs.srv
+	defer srv.gtree.off.Store(false)
+	defer srv.gtree.segWrites.Store(false)
+	defer srv.streamedLists.Store(false)
 	buf := make([]byte, readBufSize)
-	type variant struct {
-		name           string
-		perReq, perSeg bool
-		readBuf        []byte
-		lat            []time.Duration
-	}
 	client := &http.Client{}
-	url := bs.url + "/v2/groups?embed=group.groups&embed=group.apps.tasks"
-	for _, churn := range []bool{false, true} {
-		name := "fresh"
-		if churn {
-			name = "churn"
-		}
-		b.Run(name, func(b *testing.B) {
-			if churn {
+	groups := bs.url + "/v2/groups?embed=group.groups&embed=group.apps.tasks"
+	groupOld := func(v *abVariant) { srv.gtree.off.Store(v.perReq); srv.gtree.segWrites.Store(v.old) }
+	appsOld := func(v *abVariant) { srv.streamedLists.Store(v.old) }
+	for _, c := range []struct {
+		name, url string
+		churn     bool
+		set       func(*abVariant)
+	}{
+		{"fresh", groups, false, groupOld},
+		{"churn", groups, true, groupOld},
+		{"appsFresh", bs.url + "/v2/apps", false, appsOld},
+		{"appsChurn", bs.url + "/v2/apps", true, appsOld},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			if c.churn {
 				defer bs.churn()()
 			}
-			vs := []*variant{{name: "new", readBuf: buf}, {name: "old", perSeg: true},
-				{name: "write1m", perSeg: true, readBuf: buf}, {name: "read8k"}, {name: "perReq", perReq: true, readBuf: buf}}
-			set := func(v *variant) { g.off.Store(v.perReq); g.segWrites.Store(v.perSeg) }
-			var first []byte
-			for _, v := range vs {
-				set(v)
-				body := getWhole(b, client, url)
-				if !json.Valid(body) {
-					b.Fatalf("%s: the answer (%d bytes) is not valid JSON", v.name, len(body))
-				}
-				if first == nil {
-					first = body
-				} else if !churn && !bytes.Equal(body, first) {
-					b.Fatalf("%s: the answer (%d bytes) differs from %s's (%d bytes)", v.name, len(body), vs[0].name, len(first))
-				}
+			vs := []*abVariant{{name: "new", readBuf: buf}, {name: "old", old: true},
+				{name: "write1m", old: true, readBuf: buf}, {name: "read8k"}}
+			if c.url == groups {
+				vs = append(vs, &abVariant{name: "perReq", perReq: true, readBuf: buf})
 			}
-			size := int64(len(first))
-			first = nil
+			size := sameAnswers(b, client, c.url, vs, c.set, !c.churn)
 			runtime.GC()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				for _, v := range vs {
-					set(v)
-					d, n := timedGetBuf(b, client, url, v.readBuf)
-					if !churn && n != size {
+					c.set(v)
+					d, n := timedGetBuf(b, client, c.url, v.readBuf)
+					if !c.churn && n != size {
 						b.Fatalf("%s: %d bytes, want %d", v.name, n, size)
 					}
 					v.lat = append(v.lat, d)
@@ -98,6 +89,34 @@ func BenchmarkGroupTreeAB(b *testing.B) {
 			b.ReportMetric(loadAvg(), "load1")
 		})
 	}
+}
+
+// abVariant is one server path and client of BenchmarkGroupTreeAB.
+type abVariant struct {
+	name        string
+	old, perReq bool   // the server's old path; the per-request path
+	readBuf     []byte // nil: 8 KiB reads
+	lat         []time.Duration
+}
+
+// sameAnswers reads url's answer whole once per variant; each must be
+// valid JSON and, when equal is set (nothing changes meanwhile), the same
+// bytes. It returns the first answer's length.
+func sameAnswers(b *testing.B, client *http.Client, url string, vs []*abVariant, set func(*abVariant), equal bool) int64 {
+	var first []byte
+	for _, v := range vs {
+		set(v)
+		body := getWhole(b, client, url)
+		if !json.Valid(body) {
+			b.Fatalf("%s: the answer (%d bytes) is not valid JSON", v.name, len(body))
+		}
+		if first == nil {
+			first = body
+		} else if equal && !bytes.Equal(body, first) {
+			b.Fatalf("%s: the answer (%d bytes) differs from %s's (%d bytes) at byte %d", v.name, len(body), vs[0].name, len(first), firstDiff(body, first))
+		}
+	}
+	return int64(len(first))
 }
 
 // getWhole GETs url and returns its body, failing on anything but a 200.

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -252,31 +249,5 @@ func TestGroupTreeChunksReused(t *testing.T) {
 	}
 	if bytes.Contains(f, []byte(`"tasksUnhealthy":0`)) {
 		t.Errorf("%s's fragment does not show its task unhealthy: %s", app, f)
-	}
-}
-
-// TestReaderFromThroughStatusWriter: on a real connection the kept answer
-// reaches net/http's ReadFrom (which hands a net.Buffers to the socket as
-// writev) through the API's statusWriter; a writer without one (a
-// recorder) gets the Write per piece.
-func TestReaderFromThroughStatusWriter(t *testing.T) {
-	t.Parallel()
-	found := make(chan bool, 1)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rf := readerFrom(&statusWriter{ResponseWriter: w})
-		inner, ok := w.(io.ReaderFrom)
-		found <- ok && rf == inner
-	}))
-	defer hs.Close()
-	res, err := http.Get(hs.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if !<-found {
-		t.Error("readerFrom did not find net/http's ReadFrom through statusWriter")
-	}
-	if rf := readerFrom(&statusWriter{ResponseWriter: httptest.NewRecorder()}); rf != nil {
-		t.Errorf("readerFrom found %T in a recorder, which has no ReadFrom", rf)
 	}
 }
