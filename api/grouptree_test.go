@@ -126,17 +126,24 @@ func tail(a, b []byte) []byte {
 // last failure), a scale (record and deployment), an app added to and
 // removed from the large group (chunk boundaries move), a new group.
 func TestGroupTreeKeptEqualsRendered(t *testing.T) {
+	seededChanges(t, []int64{17, 1717, 4242}, 16, sameOnBothPaths)
+}
+
+// seededChanges runs check on a seeded random tree (seedGroupTree) and
+// after each of rounds seeded changes (changeGroupTree), one parallel
+// subtest per seed.
+func seededChanges(t *testing.T, seeds []int64, rounds int, check func(t *testing.T, e *env, round string)) {
 	t.Parallel()
-	for _, seed := range []int64{17, 1717, 4242} {
+	for _, seed := range seeds {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			rng := rand.New(rand.NewSource(seed))
 			seedGroupTree(e, rng)
-			sameOnBothPaths(t, e, "seeded tree")
-			for round := 0; round < 16; round++ {
+			check(t, e, "seeded tree")
+			for round := 0; round < rounds; round++ {
 				what := changeGroupTree(t, e, rng)
-				sameOnBothPaths(t, e, fmt.Sprintf("round %d (%s)", round, what))
+				check(t, e, fmt.Sprintf("round %d (%s)", round, what))
 			}
 		})
 	}

@@ -2,9 +2,7 @@ package api
 
 import (
 	"bytes"
-	"fmt"
 	"io"
-	"math/rand"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -29,20 +27,7 @@ var appListQueries = []string{
 // random trees and after each of a seeded series of changes (those of
 // TestGroupTreeKeptEqualsRendered).
 func TestAppListKeptEqualsRendered(t *testing.T) {
-	t.Parallel()
-	for _, seed := range []int64{21, 2121} {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t)
-			rng := rand.New(rand.NewSource(seed))
-			seedGroupTree(e, rng)
-			sameListOnAllPaths(t, e, "seeded tree")
-			for round := 0; round < 12; round++ {
-				what := changeGroupTree(t, e, rng)
-				sameListOnAllPaths(t, e, fmt.Sprintf("round %d (%s)", round, what))
-			}
-		})
-	}
+	seededChanges(t, []int64{21, 2121}, 12, sameListOnAllPaths)
 }
 
 // sameListOnAllPaths GETs each app list from the kept fragments (as
