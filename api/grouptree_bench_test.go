@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -25,6 +26,9 @@ import (
 //     read8k: new's server, old's client (what the server alone does);
 //   - perReq (group tree): the per-request path (the tree built and every
 //     app's kept fragment looked up and copied), new's client.
+//
+// Each variant's p50 and p99 latency and median CPU time per request
+// (cpu-ms: the whole process, server and client) are reported.
 //
 // Before the timed requests each variant's answer is read whole once and
 // must be valid JSON; with nothing changing every variant's answer must
@@ -71,7 +75,9 @@ func BenchmarkGroupTreeAB(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				for _, v := range vs {
 					c.set(v)
+					cpu0 := processCPU(b)
 					d, n := timedGetBuf(b, client, c.url, v.readBuf)
+					v.cpu = append(v.cpu, processCPU(b)-cpu0)
 					if !c.churn && n != size {
 						b.Fatalf("%s: %d bytes, want %d", v.name, n, size)
 					}
@@ -82,6 +88,7 @@ func BenchmarkGroupTreeAB(b *testing.B) {
 			for _, v := range vs {
 				b.ReportMetric(percentile(v.lat, 0.5), v.name+"-p50-ms")
 				b.ReportMetric(percentile(v.lat, 0.99), v.name+"-p99-ms")
+				b.ReportMetric(percentile(v.cpu, 0.5), v.name+"-cpu-ms")
 			}
 			b.ReportMetric(percentile(vs[0].lat, 0.5)/percentile(vs[1].lat, 0.5), "new/old-p50")
 			b.ReportMetric(percentile(vs[0].lat, 0.99)/percentile(vs[1].lat, 0.99), "new/old-p99")
@@ -97,6 +104,20 @@ type abVariant struct {
 	old, perReq bool   // the server's old path; the per-request path
 	readBuf     []byte // nil: 8 KiB reads
 	lat         []time.Duration
+	// cpu is the process's CPU time (user and system, all threads) over
+	// each request: server and client, which share the process, and in
+	// the churn variants the scheduler's work meanwhile. Less moved by
+	// the other processes on the machine than the latency.
+	cpu []time.Duration
+}
+
+// processCPU is the CPU time the process has used so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // sameAnswers reads url's answer whole once per variant; each must be
