@@ -189,8 +189,9 @@ func timedGet(b *testing.B, client *http.Client, url string) (time.Duration, int
 // a 76 MiB answer in 8 KiB reads is ~9,700 read calls (strace -c), each
 // a system call and often a wait in the poller for the next segment; in
 // 1 MiB reads it is ~100. A client that wants the whole answer can read
-// it so (curl's buffer goes up to 512 KiB; a JSON decoder grows its
-// buffer to the value's size).
+// it so: encoding/json's Decoder (go-marathon's) doubles its buffer as a
+// value grows and reads into all that is free of it; curl's read buffer
+// is 16 KiB unless set larger (CURLOPT_BUFFERSIZE).
 const readBufSize = 1 << 20
 
 // timedGetBuf is timedGet reading the body into buf, reused from request
