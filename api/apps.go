@@ -48,6 +48,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 		// Every app's fragment is kept (or rendered and kept): the answer
 		// is written from them as they are (pieces.go).
 		p := pieces{bufs: make(net.Buffers, 0, 2*len(metas)+2)}
+		var scratch []byte
 		p.add([]byte(`{"apps":[`))
 		for _, m := range metas {
 			if !listed(m) {
@@ -56,7 +57,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 			if len(p.bufs) > 1 {
 				p.add(comma)
 			}
-			p.add(s.keptListed(tasks, m, e, deps[m.App.ID]))
+			p.add(s.keptListed(&scratch, tasks, m, e, deps[m.App.ID]))
 		}
 		p.add([]byte("]}\n"))
 		_ = p.write(w, false) // an error is the client gone; nothing more can be said to it

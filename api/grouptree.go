@@ -47,7 +47,7 @@ type groupCache struct {
 	// benchmark's A/B and the test that both answer the same.
 	off atomic.Bool
 	// segWrites writes the kept answer a Write per piece instead of as
-	// one net.Buffers (writeTo): the benchmark's A/B.
+	// one net.Buffers (pieces.write): the benchmark's A/B.
 	segWrites atomic.Bool
 	tree      atomic.Pointer[keptTree]
 
