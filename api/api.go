@@ -173,6 +173,10 @@ type Server struct {
 	// flatSnapshots makes the app lists read Snapshot (with its flat task
 	// list) instead of SnapshotByApp: the benchmark's A/B of one run.
 	flatSnapshots atomic.Bool
+	// streamedLists writes GET /v2/apps through a 64 KiB bufio.Writer,
+	// chunked, as every list with taskStats is, instead of from its kept
+	// fragments with its length known (pieces.go): the benchmark's A/B.
+	streamedLists atomic.Bool
 	// loggedEmbeds are the unknown embeds already logged (render_embed.go).
 	loggedEmbeds  sync.Map
 	loggedEmbedsN atomic.Int64

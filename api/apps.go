@@ -38,6 +38,31 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 	tasks := s.appsSnapshot().Cursor() // metas are sorted by id
 	metas := s.dep.Apps()
 	deps := s.dep.DeploymentsByApp()
+	listed := func(m *deploy.Record) bool {
+		return m.App.Pod == nil && // pods.go: /v2/pods
+			(idFilter == "" || strings.Contains(m.App.ID, idFilter)) &&
+			(cmdFilter == "" || strings.Contains(m.App.Cmd, cmdFilter)) &&
+			sel.matches(m.App.Labels)
+	}
+	if !e.taskStats && !s.noFragments.Load() && !s.streamedLists.Load() {
+		// Every app's fragment is kept (or rendered and kept): the answer
+		// is written from them as they are (pieces.go).
+		p := pieces{bufs: make(net.Buffers, 0, 2*len(metas)+2)}
+		var scratch []byte
+		p.add([]byte(`{"apps":[`))
+		for _, m := range metas {
+			if !listed(m) {
+				continue
+			}
+			if len(p.bufs) > 1 {
+				p.add(comma)
+			}
+			p.add(s.keptListed(&scratch, tasks, m, e, deps[m.App.ID]))
+		}
+		p.add([]byte("]}\n"))
+		_ = p.write(w, false) // an error is the client gone; nothing more can be said to it
+		return nil
+	}
 
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	bw := bufio.NewWriterSize(w, 64<<10)
@@ -45,16 +70,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 	buf := make([]byte, 0, 8<<10)
 	first := true
 	for _, m := range metas {
-		if m.App.Pod != nil {
-			continue // pods.go: /v2/pods
-		}
-		if idFilter != "" && !strings.Contains(m.App.ID, idFilter) {
-			continue
-		}
-		if cmdFilter != "" && !strings.Contains(m.App.Cmd, cmdFilter) {
-			continue
-		}
-		if !sel.matches(m.App.Labels) {
+		if !listed(m) {
 			continue
 		}
 		if !first {

@@ -109,3 +109,18 @@ func (s *Server) listedApp(buf []byte, tasks *framework.TaskCursor, m *deploy.Re
 	}
 	return s.renderListed(buf[:0], m, ts, e, depID, tf), true
 }
+
+// keptListed is m as a list shows it, as a kept fragment: the current one,
+// else rendered (in scratch, reused from app to app) and kept as an
+// exact-size copy. Nothing appends to it: it is written as it is.
+func (s *Server) keptListed(scratch *[]byte, tasks *framework.TaskCursor, m *deploy.Record, e embed, depID string) []byte {
+	ts := tasks.TasksOf(m.App.ID)
+	f, tf := s.keptFragment(m, ts, e, depID)
+	if f != nil {
+		return f
+	}
+	*scratch = s.appendAppFailure((*scratch)[:0], m, ts, e, depID, tf)
+	f = append([]byte(nil), *scratch...)
+	s.frags.store(fragKey{m.App.ID, e}, &fragment{rec: m, depID: depID, tf: tf, ts: ts, b: f})
+	return f
+}

@@ -1,10 +1,10 @@
 package api
 
 import (
+	"net"
 	"net/http"
 	"reflect"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -30,7 +30,7 @@ import (
 // the snapshot in a loop of comparisons, builds again only the chunks
 // whose apps changed (from the apps' kept fragments, rendering only the
 // changed apps), knows the answer's length before it writes, and writes
-// each chunk straight to the connection. The apps' kept fragments are
+// the chunks as they are (pieces.go). The apps' kept fragments are
 // then slices of the chunks, so the bytes are kept once.
 //
 // Chunks keep a change to one app from copying a whole large group again:
@@ -45,8 +45,11 @@ const maxChunkBytes = 160 << 20
 type groupCache struct {
 	// off sends GET /v2/groups down the per-request path (groupWriter): the
 	// benchmark's A/B and the test that both answer the same.
-	off  atomic.Bool
-	tree atomic.Pointer[keptTree]
+	off atomic.Bool
+	// segWrites writes the kept answer a Write per piece instead of as
+	// one net.Buffers (pieces.write): the benchmark's A/B.
+	segWrites atomic.Bool
+	tree      atomic.Pointer[keptTree]
 
 	mu     sync.Mutex
 	chunks map[chunkKey]*appChunk
@@ -184,7 +187,6 @@ type treeAnswer struct {
 	in    chunkInputs
 	small []byte
 	segs  []segment
-	n     int
 }
 
 // segment is a kept chunk (b), or small[off:end] when b is nil.
@@ -196,7 +198,6 @@ type segment struct {
 func (a *treeAnswer) addSmall(p []byte) {
 	off := len(a.small)
 	a.small = append(a.small, p...)
-	a.n += len(p)
 	if k := len(a.segs) - 1; k >= 0 && a.segs[k].b == nil && a.segs[k].end == off {
 		a.segs[k].end = len(a.small)
 		return
@@ -206,7 +207,6 @@ func (a *treeAnswer) addSmall(p []byte) {
 
 func (a *treeAnswer) addKept(b []byte) {
 	a.segs = append(a.segs, segment{b: b})
-	a.n += len(b)
 }
 
 func (a *treeAnswer) group(n *treeNode) {
@@ -319,19 +319,15 @@ func (s *Server) getKeptGroup(w http.ResponseWriter, r *http.Request, id string)
 	}
 	a.group(n)
 	a.addSmall([]byte("\n"))
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	// The length is known: the client reads the body without chunked
-	// framing.
-	w.Header().Set("Content-Length", strconv.Itoa(a.n))
-	w.WriteHeader(http.StatusOK)
+	p := pieces{bufs: make(net.Buffers, 0, len(a.segs))}
 	for _, sg := range a.segs {
 		b := sg.b
 		if b == nil {
 			b = a.small[sg.off:sg.end]
 		}
-		if _, err := w.Write(b); err != nil {
-			break // the client went away; nothing more can be said to it
-		}
+		p.add(b)
 	}
+	// An error here is the client gone; nothing more can be said to it.
+	_ = p.write(w, s.gtree.segWrites.Load())
 	return true, nil
 }

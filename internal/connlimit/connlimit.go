@@ -2,6 +2,7 @@ package connlimit
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -221,4 +222,15 @@ func (c *conn) CloseWrite() error {
 		return errors.New("connlimit: the connection cannot half-close")
 	}
 	return cw.CloseWrite()
+}
+
+// ReadFrom keeps the socket's own ReadFrom reachable through the wrapper:
+// net/http hands a response body to the connection's ReadFrom when it has
+// one (the API's group tree, a net.Buffers of kept pieces, then goes out
+// as writev instead of a write per piece; a file as sendfile).
+func (c *conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }

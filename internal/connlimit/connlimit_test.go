@@ -1,9 +1,12 @@
 package connlimit
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -173,3 +176,55 @@ type syscallErr struct{ errno syscall.Errno }
 
 func (e *syscallErr) Error() string { return "accept4: " + e.errno.Error() }
 func (e *syscallErr) Unwrap() error { return e.errno }
+
+// TestReadFromReachesTheSocket: an accepted connection has ReadFrom (so
+// net/http's response uses it), and what it is given arrives whole and in
+// order, a net.Buffers as a file would.
+func TestReadFromReachesTheSocket(t *testing.T) {
+	l := listen(t, Config{})
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- c
+	}()
+	client := dialFrom(t, "127.0.0.1", l.Addr())
+	c := <-accepted
+	if c == nil {
+		t.Fatal("no connection accepted")
+	}
+	rf, ok := c.(io.ReaderFrom)
+	if !ok {
+		t.Fatalf("the accepted %T has no ReadFrom", c)
+	}
+	var want []byte
+	bufs := net.Buffers{}
+	for i := 0; i < 300; i++ {
+		b := []byte(strings.Repeat(string(rune('a'+i%26)), 1+i*37))
+		bufs = append(bufs, b)
+		want = append(want, b...)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		n, err := rf.ReadFrom(&bufs)
+		if err == nil && n != int64(len(want)) {
+			err = fmt.Errorf("ReadFrom wrote %d bytes, want %d", n, len(want))
+		}
+		errc <- errors.Join(err, c.Close())
+	}()
+	if err := client.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, want %d; they differ", len(got), len(want))
+	}
+}
