@@ -207,12 +207,7 @@ func TestPodEvents(t *testing.T) {
 	e.eventually("the stream attached", func() bool { return e.srv.hub.count() == 1 })
 	next := func(typ string) sseEv {
 		t.Helper()
-		for {
-			ev := waitEv(t, evs)
-			if ev.typ == typ {
-				return ev
-			}
-		}
+		return waitEvOfType(t, evs, typ)
 	}
 	e.mustDo("POST", "/v2/pods", podJSON, http.StatusCreated)
 	if ev := next(eventPodCreated); ev.data["uri"] != "/v2/pods/shop/web" || ev.data["clientIp"] == nil {
@@ -236,6 +231,7 @@ func TestPodEvents(t *testing.T) {
 	e.mustDo("PUT", "/v2/pods/shop/web", strings.Replace(podJSON, `"instances": 1`, `"instances": 0`, 1), http.StatusOK)
 	next(eventPodUpdated)
 	e.confirmKills()
+	e.waitNoDeployments() // the scale to 0 ends at the deploy loop's next check; until then the pod is locked
 	e.mustDo("DELETE", "/v2/pods/shop/web", "", http.StatusAccepted)
 	if ev := next(eventPodDeleted); ev.data["uri"] != "/v2/pods/shop/web" {
 		t.Fatalf("pod_deleted_event %v", ev.data)

@@ -80,6 +80,27 @@ func waitEv(t *testing.T, ch <-chan sseEv) sseEv {
 	return sseEv{}
 }
 
+// waitEvOfType reads events until one of type typ and fails, naming the
+// types it skipped, if none arrives within 15 s of the last one.
+func waitEvOfType(t *testing.T, ch <-chan sseEv, typ string) sseEv {
+	t.Helper()
+	var skipped []string
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("stream ended waiting for %s (skipped %v)", typ, skipped)
+			}
+			if ev.typ == typ {
+				return ev
+			}
+			skipped = append(skipped, ev.typ)
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no %s event within 15 s (skipped %v)", typ, skipped)
+		}
+	}
+}
+
 // The event stream over a real HTTP connection: Marathon's event types and
 // fields, and the event_type filter.
 func TestEventStream(t *testing.T) {
