@@ -1,10 +1,10 @@
 package framework
 
 import (
-	"maps"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -43,11 +43,17 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 	var reqs []offers.Request
 	var reqApp []*appState
 	if !now.Before(c.settleUntil) {
-		for _, id := range slices.Sorted(maps.Keys(c.apps)) {
-			as := c.apps[id]
+		// The waiting apps by id, as offers are matched in that order;
+		// only queued apps can wait (due.go), not every app.
+		waiting := c.offerSpare[:0]
+		for _, as := range c.queuedApps() {
 			if as.app == nil || as.need <= 0 || as.constraintsErr != nil || now.Before(as.backoffUntil) {
 				continue
 			}
+			waiting = append(waiting, as)
+		}
+		slices.SortFunc(waiting, func(a, b *appState) int { return strings.Compare(a.id, b.id) })
+		for _, as := range waiting {
 			base := requestFor(as.app, as.constraints, &c.cfg)
 			// Waiting instances stay a count: only as many requests as the
 			// offers could hold are built, plus one that cannot fit, so an
@@ -61,6 +67,8 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 				reqApp = append(reqApp, as)
 			}
 		}
+		clear(waiting)
+		c.offerSpare = waiting[:0]
 	}
 	if len(reqs) == 0 {
 		ids := make([]string, len(ofs))
