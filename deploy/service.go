@@ -27,6 +27,9 @@ type Scheduler interface {
 	RemoveApp(id string) error
 	KillAndScale(appID string, taskIDs []string, instances int) error
 	Snapshot() *framework.Snapshot
+	// SnapshotByApp: Snapshot without the flat task list, for judging
+	// deployments app by app.
+	SnapshotByApp() *framework.Snapshot
 	Subscribe(buffer int) *framework.Subscription
 	// HoldUnknown: see framework.Scheduler.HoldUnknown. Restore holds
 	// until the store was read completely.
