@@ -17,7 +17,7 @@ func (c *core) putApp(now time.Time, app *appspec.App) {
 		as = &appState{id: app.ID, seq: c.nextSeq, tasks: map[string]*taskState{}}
 		c.apps[app.ID] = as
 		c.appList = append(c.appList, as)
-		c.appSetChanged()
+		c.appSetChanged(as)
 	}
 	if as.app == nil || as.app.Version != app.Version {
 		// A new version starts with a clean backoff, as Marathon does.
@@ -100,7 +100,7 @@ func (c *core) dropAppIfDone(as *appState) {
 		delete(c.apps, as.id)
 		as.gone, c.appsGone = true, true
 		c.setWake(as)
-		c.appSetChanged()
+		c.appSetChanged(as)
 	}
 }
 

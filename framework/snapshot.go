@@ -33,8 +33,8 @@ type appTasks struct {
 
 // snapParts is what the core keeps between two snapshots.
 type snapParts struct {
-	// order is every app state sorted by id; nil after an app state was
-	// added or dropped (rebuilt at the next snapshot).
+	// order is every app state sorted by id (appSetChanged keeps it);
+	// nil before the first snapshot.
 	order []*appState
 	// dirty holds the app ids whose task part must be rebuilt.
 	dirty map[string]struct{}
@@ -52,9 +52,25 @@ func (c *core) touch(appID string) {
 	c.parts.dirty[appID] = struct{}{}
 }
 
-// appSetChanged notes that an app state was added to or dropped from
-// c.apps, so the sorted order is rebuilt.
-func (c *core) appSetChanged() { c.parts.order = nil }
+// appSetChanged notes that as was added to or dropped from c.apps
+// (as.gone): it is put into or taken out of the sorted order at its
+// place, where re-sorting every app for each new one made 10,000 PUTs
+// sort 10,000 ids each.
+func (c *core) appSetChanged(as *appState) {
+	if c.parts.order == nil {
+		return // built at the next snapshot
+	}
+	cmpID := func(a *appState, id string) int { return strings.Compare(a.id, id) }
+	i, found := slices.BinarySearchFunc(c.parts.order, as.id, cmpID)
+	switch {
+	case as.gone && found && c.parts.order[i] == as:
+		c.parts.order = slices.Delete(c.parts.order, i, i+1)
+	case !as.gone && !found:
+		c.parts.order = slices.Insert(c.parts.order, i, as)
+	default:
+		c.parts.order = nil // not as expected: rebuilt
+	}
+}
 
 func (c *core) snapshot(now time.Time) *Snapshot {
 	if c.snap != nil && c.snapGen == c.gen {
