@@ -38,6 +38,7 @@ type core struct {
 	queued       []*appState
 	queuedSorted bool
 	offerSpare   []*appState
+	snapSpare    []*appState
 
 	tasks map[string]*taskState
 	// pods are the containers of each pod instance in tasks (pods.go).

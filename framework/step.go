@@ -111,7 +111,8 @@ func (c *core) publishStatuses(now time.Time) {
 		if st != as.status {
 			as.status = st
 			c.gen++
-			c.pub(Event{Type: EventDeployment, At: now, Status: &st})
+			pst := st // as in publishQueues: only a published status escapes
+			c.pub(Event{Type: EventDeployment, At: now, Status: &pst})
 		}
 	}
 	clear(list)
@@ -317,7 +318,8 @@ func (c *core) publishQueues(now time.Time) {
 		if !queueEqual(q, as.queue) {
 			as.queue = q
 			c.gen++
-			c.pub(Event{Type: EventQueue, At: now, Queue: &q})
+			pq := q // only a published entry escapes: q itself stays on the stack
+			c.pub(Event{Type: EventQueue, At: now, Queue: &pq})
 		}
 	}
 }
