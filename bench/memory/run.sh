@@ -45,11 +45,17 @@ for i in $(seq 900); do
 done
 t2=$(date +%s)
 echo "running $n of $want after $((t2 - t0)) s ($((t2 - t1)) s after the last PUT); load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "after setup: RSS $(mib VmRSS) MiB, peak (VmHWM) $(mib VmHWM) MiB"
+# Deployments must have succeeded, not run into their progress deadline
+# (then they roll back and the tasks go again).
+deps() { curl -s "$api/metrics" | awk '/^flotilla_api_deployments_ended_total/ {printf "%s ", $0} /^flotilla_api_deployments / {printf "running %s", $2}'; echo; }
+heap() { curl -s "$api/metrics" | awk '/^go_memstats_heap_inuse_bytes/ {printf "%d MiB", $2 / 1048576}'; }
+echo "deployments: $(deps)"
+echo "after setup: RSS $(mib VmRSS) MiB (heap in use $(heap)), peak (VmHWM) $(mib VmHWM) MiB"
 for i in $(seq 10 10 "$steady"); do
 	sleep 10
-	echo "steady +${i}s: RSS $(mib VmRSS) MiB"
+	echo "steady +${i}s: RSS $(mib VmRSS) MiB (heap in use $(heap))"
 done
+echo "deployments: $(deps)"
 echo "peak (VmHWM) $(mib VmHWM) MiB; load $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -n "${MEM_PROFILE_DIR:-}" ]; then
 	curl -fs "http://$pprofaddr/debug/pprof/heap" -o "$MEM_PROFILE_DIR/heap.pb.gz" && echo "heap profile: $MEM_PROFILE_DIR/heap.pb.gz"
