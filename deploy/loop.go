@@ -118,7 +118,7 @@ func (s *Service) checkDeployments(ctx context.Context, touched map[string]struc
 	if len(ds) == 0 && s.plans.count() == 0 {
 		return
 	}
-	snap := s.sched.SnapshotByApp()
+	snap := s.judgeSnapshot(ds, all)
 	for _, d := range ds {
 		health := false
 		if r := s.idx.get(d.AppID); r != nil {
@@ -139,6 +139,19 @@ func (s *Service) checkDeployments(ctx context.Context, touched map[string]struc
 		s.checkPlansLocked(ctx)
 		s.mu.Unlock()
 	}
+}
+
+// judgeSnapshot is what ds are judged from: their apps only
+// (SnapshotOf), or every app when all of them are judged.
+func (s *Service) judgeSnapshot(ds []*Deployment, all bool) *framework.Snapshot {
+	if all || len(ds) > 1000 {
+		return s.sched.SnapshotByApp()
+	}
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.AppID
+	}
+	return s.sched.SnapshotOf(ids)
 }
 
 // finishLocked ends a deployment (caller holds mu): forgotten, removed

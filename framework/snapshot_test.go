@@ -142,10 +142,17 @@ func (o *randomOps) do() bool {
 
 func checkSnapshot(t *testing.T, s *Scheduler, step int) {
 	t.Helper()
-	var inc, ref *Snapshot
+	var inc, ref, of *Snapshot
 	s.locked(func(c *core, now time.Time) {
 		inc = c.snapshot(now)
 		ref = c.fullSnapshotRef(inc.At)
+		// SnapshotOf every app (and one unknown, twice): the same as the
+		// full one, app by app.
+		ids := []string{"/none", "/none"}
+		for id := range c.apps {
+			ids = append(ids, id)
+		}
+		of = c.snapshotOf(inc.At, ids)
 	})
 	full := s.Snapshot()
 	if full.Generation != inc.Generation {
@@ -161,6 +168,9 @@ func checkSnapshot(t *testing.T, s *Scheduler, step int) {
 		{"apps", inc.Apps, ref.Apps},
 		{"status", inc.Status, ref.Status},
 		{"queue", inc.Queue, ref.Queue},
+		{"SnapshotOf apps", of.Apps, ref.Apps},
+		{"SnapshotOf status", of.Status, ref.Status},
+		{"SnapshotOf queue", of.Queue, ref.Queue},
 		{"tasks", full.Tasks, ref.Tasks},
 		{"flags", []any{inc.Connected, inc.Suppressed, inc.Settled, inc.Generation},
 			[]any{ref.Connected, ref.Suppressed, ref.Settled, ref.Generation}},
@@ -196,7 +206,7 @@ func checkSnapshot(t *testing.T, s *Scheduler, step int) {
 	}
 	for id := range appIDs {
 		want := ref.TasksOf(id) // hand-built: binary search of the flat list
-		for name, got := range map[string][]Task{"SnapshotByApp": inc.TasksOf(id), "Snapshot": full.TasksOf(id)} {
+		for name, got := range map[string][]Task{"SnapshotByApp": inc.TasksOf(id), "Snapshot": full.TasksOf(id), "SnapshotOf": of.TasksOf(id)} {
 			if len(got) != len(want) || (len(want) > 0 && !reflect.DeepEqual(got, want)) {
 				t.Fatalf("step %d: %s.TasksOf(%s) = %d tasks %+v, a full rebuild has %d %+v", step, name, id, len(got), got, len(want), want)
 			}
