@@ -47,7 +47,7 @@ t2=$(date +%s)
 echo "running $n of $want after $((t2 - t0)) s ($((t2 - t1)) s after the last PUT); load $(cut -d' ' -f1-3 /proc/loadavg)"
 # Deployments must have succeeded, not run into their progress deadline
 # (then they roll back and the tasks go again).
-deps() { curl -s "$api/metrics" | awk '/^flotilla_api_deployments_ended_total/ {printf "%s ", $0} /^flotilla_api_deployments / {printf "running %s", $2}'; echo; }
+deps() { curl -s "$api/metrics" | awk '/^flotilla_api_deployments_ended_total/ {sub(/^flotilla_api_deployments_ended_total/, "ended"); printf "%s; ", $0} /^flotilla_api_deployments / {printf "running %s", $2}'; echo; }
 heap() { curl -s "$api/metrics" | awk '/^go_memstats_heap_inuse_bytes/ {printf "%d MiB", $2 / 1048576}'; }
 echo "deployments: $(deps)"
 echo "after setup: RSS $(mib VmRSS) MiB (heap in use $(heap)), peak (VmHWM) $(mib VmHWM) MiB"
