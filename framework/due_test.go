@@ -9,7 +9,7 @@ import (
 )
 
 // nextWakeFullRef is nextWakeWhy as it was before the wake-up heap: every
-// app scanned.
+// app scanned (the other wake-ups are the same code).
 func (c *core) nextWakeFullRef() (time.Time, string) {
 	var next time.Time
 	var why string
@@ -19,19 +19,7 @@ func (c *core) nextWakeFullRef() (time.Time, string) {
 			next, why, whyApp = t, name, as
 		}
 	}
-	add(c.nextUnreach, "unreachable deadline", nil)
-	add(c.reviveAt, "throttled revive", nil)
-	if c.connected {
-		add(c.nextKill, "kill retry", nil)
-		if len(c.recon.pending) > 0 {
-			add(c.recon.next, "explicit reconciliation retry", nil)
-		}
-		add(c.recon.nextImplicit, "implicit reconciliation", nil)
-		if len(c.unreachable) > 0 {
-			add(c.nextUnreachRecon, "unreachable reconciliation", nil)
-		}
-	}
-	add(c.settleUntil, "reconciliation settle", nil)
+	c.addCoreWakes(add)
 	for _, as := range c.appList {
 		if as.gone {
 			continue

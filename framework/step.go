@@ -355,12 +355,29 @@ func (c *core) nextWake() time.Time {
 func (c *core) nextWakeWhy() (time.Time, string) {
 	var next time.Time
 	var why string
-	var whyApp *appState // the name is built for the winner only: this runs every step, for every app
+	var whyApp *appState // the name is built for the winner only: this runs every step
 	add := func(t time.Time, name string, as *appState) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next, why, whyApp = t, name, as
 		}
 	}
+	c.addCoreWakes(add)
+	if len(c.wakes) > 0 {
+		// The earliest app wake-up (setWake keeps the heap); appWake
+		// names it.
+		as := c.wakes[0]
+		at, name := appWake(as)
+		add(at, name, as)
+	}
+	if whyApp != nil {
+		why = "app " + whyApp.id + ": " + why
+	}
+	return next, why
+}
+
+// addCoreWakes offers add the wake-ups that are not an app's, first, so
+// that of equal times theirs wins as before.
+func (c *core) addCoreWakes(add func(t time.Time, name string, as *appState)) {
 	add(c.nextUnreach, "unreachable deadline", nil)
 	add(c.reviveAt, "throttled revive", nil)
 	if c.connected {
@@ -374,15 +391,4 @@ func (c *core) nextWakeWhy() (time.Time, string) {
 		}
 	}
 	add(c.settleUntil, "reconciliation settle", nil)
-	if len(c.wakes) > 0 {
-		// The earliest app wake-up (setWake keeps the heap); appWake
-		// names it.
-		as := c.wakes[0]
-		at, name := appWake(as)
-		add(at, name, as)
-	}
-	if whyApp != nil {
-		why = "app " + whyApp.id + ": " + why
-	}
-	return next, why
 }
