@@ -31,6 +31,8 @@ type Scheduler interface {
 	// SnapshotByApp is Snapshot without its flat task list (Tasks nil;
 	// TasksOf works): what the app lists read.
 	SnapshotByApp() *framework.Snapshot
+	// SnapshotOf: the named apps only (framework.Scheduler.SnapshotOf).
+	SnapshotOf(appIDs []string) *framework.Snapshot
 	Subscribe(buffer int) *framework.Subscription
 	KillTasks(appID string, taskIDs []string) error
 	// WipeTasks and SuspendedOf are resident instances' (wipe=true, and

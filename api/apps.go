@@ -266,7 +266,9 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", "/v2/apps"+res.Record.App.ID)
 	w.Header().Set("Marathon-Deployment-Id", res.Deployment.ID)
-	writeRaw(w, http.StatusCreated, s.renderApp(res.Record, s.sched.SnapshotByApp(), embed{}))
+	// The new app's tasks only: a snapshot of every app per POST held the
+	// scheduler's lock for a third of its time while 10,000 apps were put.
+	writeRaw(w, http.StatusCreated, s.renderApp(res.Record, s.sched.SnapshotOf([]string{res.Record.App.ID}), embed{}))
 	return nil
 }
 

@@ -55,7 +55,10 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 
 func newEnvWithStore(t testing.TB, st store.Store, opts ...envOpt) *env {
 	t.Helper()
-	return newEnvFor(t, st, 60*time.Second, opts...)
+	// An upper bound, not a timing: the loops stop at cleanup. 60 s
+	// expired under go test -race -count=4 on a loaded 2-core machine
+	// (TestScaleAndAppHandlers took 79 s: "context deadline exceeded").
+	return newEnvFor(t, st, 5*time.Minute, opts...)
 }
 
 // newEnvFor is newEnvWithStore whose scheduler and API loops run for

@@ -15,7 +15,7 @@
 //	mem, _ := autoscale.NewAgentSource(appspec.AutoscaleMem, agentURL, nil, 0)
 //	r, err := autoscale.NewRunner(autoscale.RunnerConfig{
 //		Clock:    clock.Real{},
-//		Snapshot: sched.Snapshot,
+//		Snapshot: sched.SnapshotByApp,
 //		Scaler:   deployScaler, // Scale(ctx, appID, n) error: deploy.Service.Scale
 //		Sources: map[string]autoscale.Source{
 //			appspec.AutoscaleCPU: cpu, appspec.AutoscaleMem: mem,

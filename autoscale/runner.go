@@ -20,8 +20,10 @@ import (
 // required.
 type RunnerConfig struct {
 	Clock clock.Clock
-	// Snapshot gives the scheduler's current state (framework.Scheduler's
-	// Snapshot method).
+	// Snapshot gives the scheduler's current state: framework.Scheduler's
+	// SnapshotByApp (the runner reads tasks app by app with TasksOf; a
+	// Snapshot per evaluation copied every task, 22% of all bytes the
+	// leader allocated with 100,000 tasks).
 	Snapshot func() *framework.Snapshot
 	// Scaler is the API's scale path.
 	Scaler Scaler

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"container/heap"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -95,10 +96,17 @@ type deployments struct {
 	byID  map[string]*Deployment
 	byApp map[string]*Deployment
 	poke  chan struct{}
+	// For toJudge (due.go): apps whose deployment started since the last
+	// check, every deployment by deadline, and "judge all" after a
+	// restore.
+	fresh      map[string]struct{}
+	byDeadline deadlineHeap
+	all        bool
 }
 
 func newDeployments() *deployments {
-	return &deployments{byID: map[string]*Deployment{}, byApp: map[string]*Deployment{}, poke: make(chan struct{}, 1)}
+	return &deployments{byID: map[string]*Deployment{}, byApp: map[string]*Deployment{}, poke: make(chan struct{}, 1),
+		fresh: map[string]struct{}{}}
 }
 
 func (ds *deployments) wake() {
@@ -113,6 +121,8 @@ func (ds *deployments) add(d *Deployment) {
 	defer ds.mu.Unlock()
 	ds.byID[d.ID] = d
 	ds.byApp[d.AppID] = d
+	ds.fresh[d.AppID] = struct{}{}
+	heap.Push(&ds.byDeadline, d)
 }
 
 func (ds *deployments) remove(d *Deployment) {
@@ -129,10 +139,14 @@ func (ds *deployments) replaceAll(list []*Deployment) {
 	defer ds.mu.Unlock()
 	ds.byID = map[string]*Deployment{}
 	ds.byApp = map[string]*Deployment{}
+	ds.byDeadline = make(deadlineHeap, 0, len(list))
 	for _, d := range list {
 		ds.byID[d.ID] = d
 		ds.byApp[d.AppID] = d
+		ds.byDeadline = append(ds.byDeadline, d)
 	}
+	heap.Init(&ds.byDeadline)
+	ds.all = true
 }
 
 func (ds *deployments) get(id string) *Deployment {
@@ -175,15 +189,15 @@ func (ds *deployments) count() int {
 }
 
 func (ds *deployments) nextDeadline() time.Time {
-	ds.mu.RLock()
-	defer ds.mu.RUnlock()
-	var next time.Time
-	for _, d := range ds.byID {
-		if next.IsZero() || d.Deadline.Before(next) {
-			next = d.Deadline
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	for len(ds.byDeadline) > 0 {
+		if d := ds.byDeadline[0]; ds.byID[d.ID] == d {
+			return d.Deadline
 		}
+		heap.Pop(&ds.byDeadline) // ended
 	}
-	return next
+	return time.Time{}
 }
 
 // Progress is how far a deployment got: tasks of the target version that

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/flotilla-sched/flotilla/framework"
 	"github.com/flotilla-sched/flotilla/internal/clock"
 	"github.com/flotilla-sched/flotilla/store"
 )
@@ -32,7 +33,20 @@ func (s *Service) Run(ctx context.Context) error {
 	sub := s.sched.Subscribe(eventBuffer)
 	defer sub.Close()
 	defer s.loaded.Store(false) // the next term restores again
-	s.safeCheck(ctx)
+	// touched: the apps named by events since the last check; all: judge
+	// every deployment (the first check, and after lost events).
+	touched, all := map[string]struct{}{}, true
+	note := func(ev framework.Event) {
+		s.events().SchedulerEvent(ev)
+		if ev.Type == framework.EventLagged {
+			all = true
+		} else if id := appOfEvent(ev); id != "" {
+			touched[id] = struct{}{}
+		}
+	}
+	s.safeCheck(ctx, touched, all)
+	clear(touched)
+	all = false
 	for {
 		var (
 			timer clock.Timer
@@ -51,7 +65,7 @@ func (s *Service) Run(ctx context.Context) error {
 				stopTimer(timer)
 				return errors.New("deploy: the scheduler closed the event subscription")
 			}
-			s.events().SchedulerEvent(ev)
+			note(ev)
 		drain:
 			for i := 0; i < maxEventsPerCheck; i++ {
 				select {
@@ -59,7 +73,7 @@ func (s *Service) Run(ctx context.Context) error {
 					if !ok {
 						break drain
 					}
-					s.events().SchedulerEvent(ev)
+					note(ev)
 				default:
 					break drain
 				}
@@ -68,7 +82,9 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-tc:
 		}
 		stopTimer(timer)
-		s.safeCheck(ctx)
+		s.safeCheck(ctx, touched, all)
+		clear(touched)
+		all = false
 	}
 }
 
@@ -78,9 +94,9 @@ func stopTimer(t clock.Timer) {
 	}
 }
 
-func (s *Service) safeCheck(ctx context.Context) {
+func (s *Service) safeCheck(ctx context.Context, touched map[string]struct{}, all bool) {
 	defer s.recoverLoop("check deployments")
-	s.checkDeployments(ctx)
+	s.checkDeployments(ctx, touched, all)
 }
 
 // Progress is how far d got, judged from the scheduler's current state.
@@ -93,14 +109,16 @@ func (s *Service) Progress(d *Deployment) Progress {
 }
 
 // checkDeployments finishes the deployments that reached their target
-// and fails (and rolls back) those past their deadline.
-func (s *Service) checkDeployments(ctx context.Context) {
-	ds := s.deps.list()
+// and fails (and rolls back) those past their deadline, of those that
+// can have changed (toJudge), judged from a snapshot by app: the flat
+// copy of every task is not needed.
+func (s *Service) checkDeployments(ctx context.Context, touched map[string]struct{}, all bool) {
+	now := s.now()
+	ds := s.deps.toJudge(now, touched, all)
 	if len(ds) == 0 && s.plans.count() == 0 {
 		return
 	}
-	snap := s.sched.Snapshot()
-	now := s.now()
+	snap := s.judgeSnapshot(ds, all)
 	for _, d := range ds {
 		health := false
 		if r := s.idx.get(d.AppID); r != nil {
@@ -121,6 +139,19 @@ func (s *Service) checkDeployments(ctx context.Context) {
 		s.checkPlansLocked(ctx)
 		s.mu.Unlock()
 	}
+}
+
+// judgeSnapshot is what ds are judged from: their apps only
+// (SnapshotOf), or every app when all of them are judged.
+func (s *Service) judgeSnapshot(ds []*Deployment, all bool) *framework.Snapshot {
+	if all || len(ds) > 1000 {
+		return s.sched.SnapshotByApp()
+	}
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.AppID
+	}
+	return s.sched.SnapshotOf(ids)
 }
 
 // finishLocked ends a deployment (caller holds mu): forgotten, removed

@@ -27,6 +27,12 @@ type Scheduler interface {
 	RemoveApp(id string) error
 	KillAndScale(appID string, taskIDs []string, instances int) error
 	Snapshot() *framework.Snapshot
+	// SnapshotByApp: Snapshot without the flat task list, for judging
+	// deployments app by app.
+	SnapshotByApp() *framework.Snapshot
+	// SnapshotOf: the named apps only, for judging the few deployments
+	// an event batch touched.
+	SnapshotOf(appIDs []string) *framework.Snapshot
 	Subscribe(buffer int) *framework.Subscription
 	// HoldUnknown: see framework.Scheduler.HoldUnknown. Restore holds
 	// until the store was read completely.

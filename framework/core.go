@@ -29,7 +29,18 @@ type core struct {
 	// start of the next step, so removal during a scan is safe.
 	appList  []*appState
 	appsGone bool
-	tasks    map[string]*taskState
+	// What a step visits instead of every app (due.go).
+	nextSeq      uint64
+	dirtyList    []*appState
+	dueSpare     []*appState
+	statusList   []*appState
+	wakes        wakeHeap
+	queued       []*appState
+	queuedSorted bool
+	offerSpare   []*appState
+	snapSpare    []*appState
+
+	tasks map[string]*taskState
 	// pods are the containers of each pod instance in tasks (pods.go).
 	pods map[string]*podInstance
 	// resv are resident instances' reservations by instance id
@@ -103,6 +114,7 @@ type reconState struct {
 type appState struct {
 	gone  bool // removed from apps; dropped from appList at the next step
 	id    string
+	seq   uint64       // creation order, which is appList's
 	app   *appspec.App // nil once removed; the state lives on until its tasks are gone
 	tasks map[string]*taskState
 
@@ -118,14 +130,19 @@ type appState struct {
 	tmpl           *taskTmpl // for tmplFor; rebuilt when app changes
 	tmplFor        *appspec.App
 
-	need  int       // instances to launch, from the last decision
-	next  time.Time // the app's next time-driven decision
-	dirty bool
+	need  int        // instances to launch, from the last decision
+	next  time.Time  // the app's next time-driven decision
+	dirty bool       // set by markDirty only: it also lists the app
 	queue QueueEntry // last published
+	// wake and wakeIdx (index+1 in core.wakes, 0: not in it) are
+	// setWake's; queued says the app is in core.queued (due.go).
+	wake    time.Time
+	wakeIdx int
+	queued  bool
 
 	counts        taskCounts // sums of countsOf over tasks; see setTask
 	status        AppStatus  // last published
-	statusChanged bool
+	statusChanged bool       // set by markStatus only: it also lists the app
 }
 
 type taskState struct {

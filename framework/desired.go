@@ -13,10 +13,11 @@ import (
 func (c *core) putApp(now time.Time, app *appspec.App) {
 	as := c.apps[app.ID]
 	if as == nil {
-		as = &appState{id: app.ID, tasks: map[string]*taskState{}}
+		c.nextSeq++
+		as = &appState{id: app.ID, seq: c.nextSeq, tasks: map[string]*taskState{}}
 		c.apps[app.ID] = as
 		c.appList = append(c.appList, as)
-		c.appSetChanged()
+		c.appSetChanged(as)
 	}
 	if as.app == nil || as.app.Version != app.Version {
 		// A new version starts with a clean backoff, as Marathon does.
@@ -26,7 +27,8 @@ func (c *core) putApp(now time.Time, app *appspec.App) {
 	as.app = app
 	as.constraints, as.constraintsErr = parseConstraints(app.Constraints)
 	c.retally(as)
-	as.dirty = true
+	c.markDirty(as)
+	c.setWake(as)
 	c.gen++
 	c.pub(Event{Type: EventApp, At: now, App: app})
 }
@@ -38,7 +40,7 @@ func (c *core) retally(as *appState) {
 	for _, ts := range as.tasks {
 		as.counts = as.counts.add(countsOf(as.app, ts.t), 1)
 	}
-	as.statusChanged = true
+	c.markStatus(as)
 }
 
 // setTask replaces a task's published value and keeps its app's counts
@@ -49,9 +51,9 @@ func (c *core) setTask(as *appState, ts *taskState, t Task) {
 		before, after := countsOf(as.app, ts.t), countsOf(as.app, t)
 		if before != after {
 			as.counts = as.counts.add(before, -1).add(after, 1)
-			as.statusChanged = true
+			c.markStatus(as)
 			if as.counts.old > 0 || before.old > 0 {
-				as.dirty = true
+				c.markDirty(as)
 			}
 		}
 	}
@@ -88,7 +90,7 @@ func (c *core) removeApp(now time.Time, id string) error {
 	// A deleted app's volumes go with it, as in Marathon.
 	c.wipeApp(id)
 	c.retally(as)
-	as.dirty = true
+	c.markDirty(as)
 	c.gen++
 	c.pub(Event{Type: EventAppRemoved, At: now, App: last})
 	c.dropAppIfDone(as)
@@ -99,7 +101,8 @@ func (c *core) dropAppIfDone(as *appState) {
 	if as.app == nil && len(as.tasks) == 0 {
 		delete(c.apps, as.id)
 		as.gone, c.appsGone = true, true
-		c.appSetChanged()
+		c.setWake(as)
+		c.appSetChanged(as)
 	}
 }
 
@@ -114,8 +117,8 @@ func (c *core) scale(now time.Time, id string, n int) error {
 	a := cloneApp(as.app)
 	a.Instances = n
 	as.app = a
-	as.statusChanged = true
-	as.dirty = true
+	c.markStatus(as)
+	c.markDirty(as)
 	c.gen++
 	c.pub(Event{Type: EventApp, At: now, App: a})
 	return nil
@@ -175,10 +178,10 @@ func (c *core) killTasks(now time.Time, appID string, ids []string, instances in
 		a := cloneApp(as.app)
 		a.Instances = instances
 		as.app = a
-		as.statusChanged = true
+		c.markStatus(as)
 		c.pub(Event{Type: EventApp, At: now, App: a})
 	}
-	as.dirty = true
+	c.markDirty(as)
 	c.gen++
 	return nil
 }
@@ -192,7 +195,9 @@ func (c *core) resetDelay(now time.Time, appID string) error {
 		c.log.WithField("app", appID).Info("launch backoff reset on request")
 	}
 	as.failures, as.delay, as.backoffUntil, as.resetAt = 0, 0, time.Time{}, time.Time{}
-	as.statusChanged, as.dirty = true, true
+	c.markStatus(as)
+	c.markDirty(as)
+	c.setWake(as)
 	c.gen++
 	return nil
 }

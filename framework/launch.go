@@ -1,10 +1,10 @@
 package framework
 
 import (
-	"maps"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -40,36 +40,13 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 		}
 	}
 
-	var reqs []offers.Request
-	var reqApp []*appState
 	byOffer := map[string]int{}
 	var used map[string]bool // offers with operations on reservations
+	var reqs []offers.Request
+	var reqApp []*appState
 	if !now.Before(c.settleUntil) {
 		used = c.residentOffers(now, mos, p, byOffer)
-		for _, id := range slices.Sorted(maps.Keys(c.apps)) {
-			as := c.apps[id]
-			if as.app == nil || as.need <= 0 || as.constraintsErr != nil || now.Before(as.backoffUntil) {
-				continue
-			}
-			base := requestFor(as.app, as.constraints, &c.cfg)
-			need := as.need
-			if as.app.IsResident() {
-				// Instances with a reservation wait for their agent's
-				// offer (residentOffers); only the others are placed.
-				need -= c.freeReservations(as.id)
-			}
-			// Waiting instances stay a count: only as many requests as the
-			// offers could hold are built, plus one that cannot fit, so an
-			// app that keeps waiting gets its rejection summary. 10^9
-			// instances on three agents cost what fits on three agents.
-			n := min(need, offers.Fits(ofs, &base)+1)
-			for i := 0; i < n; i++ {
-				r := base
-				r.ID = strconv.Itoa(len(reqs))
-				reqs = append(reqs, r)
-				reqApp = append(reqApp, as)
-			}
-		}
+		reqs, reqApp = c.offerRequests(now, ofs)
 	}
 	if len(reqs) == 0 {
 		ids := make([]string, 0, len(ofs))
@@ -134,6 +111,43 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 	if len(res.Placements) > 0 {
 		c.log.WithFields(logrus.Fields{"launched": len(res.Placements), "offers": len(ofs), "unused": len(res.UnusedOffers)}).Debug("offers used")
 	}
+}
+
+// offerRequests builds the placement requests of the waiting apps, by app
+// id as offers are matched in that order; only queued apps can wait
+// (due.go), not every app. reqApp[i] is the app of reqs[i].
+func (c *core) offerRequests(now time.Time, ofs []offers.Offer) (reqs []offers.Request, reqApp []*appState) {
+	waiting := c.offerSpare[:0]
+	for _, as := range c.queuedApps() {
+		if as.app == nil || as.need <= 0 || as.constraintsErr != nil || now.Before(as.backoffUntil) {
+			continue
+		}
+		waiting = append(waiting, as)
+	}
+	slices.SortFunc(waiting, func(a, b *appState) int { return strings.Compare(a.id, b.id) })
+	for _, as := range waiting {
+		base := requestFor(as.app, as.constraints, &c.cfg)
+		need := as.need
+		if as.app.IsResident() {
+			// Instances with a reservation wait for their agent's
+			// offer (residentOffers); only the others are placed.
+			need -= c.freeReservations(as.id)
+		}
+		// Waiting instances stay a count: only as many requests as the
+		// offers could hold are built, plus one that cannot fit, so an
+		// app that keeps waiting gets its rejection summary. 10^9
+		// instances on three agents cost what fits on three agents.
+		n := min(need, offers.Fits(ofs, &base)+1)
+		for i := 0; i < n; i++ {
+			r := base
+			r.ID = strconv.Itoa(len(reqs))
+			reqs = append(reqs, r)
+			reqApp = append(reqApp, as)
+		}
+	}
+	clear(waiting)
+	c.offerSpare = waiting[:0]
+	return reqs, reqApp
 }
 
 // refuse is how long declined offers stay away: briefly while something

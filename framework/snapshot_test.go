@@ -49,55 +49,12 @@ func TestSnapshotIncrementalEqualsFull(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, nil)
 			r := rand.New(rand.NewSource(seed))
-			// Ids with dots and a shared prefix: their task ids share a
-			// prefix too, and must not mix in TasksOf or in the order.
-			ids := []string{"/a", "/a/b", "/a/b.c", "/a-b", "/z/y", "/b.instance", "/c", "/pod"}
-			version := 0
+			ops := newRandomOps(t, h, r)
 			checks := 0
 			h.subscribe()
 			for i := 0; i < 400; i++ {
-				op := r.Intn(10)
-				switch op {
-				case 0, 1:
-					version++
-					app := testApp(ids[r.Intn(len(ids))], r.Intn(4))
-					if r.Intn(4) == 0 {
-						// A pod: its instances' tasks change with their
-						// containers' updates (pods.go).
-						app = testPod(t, "/pod", r.Intn(3))
-					}
-					if r.Intn(2) == 0 {
-						app.Version = fmt.Sprint("v", version)
-					}
-					h.s.PutApp(app)
-				case 2:
-					_ = h.s.Scale(ids[r.Intn(len(ids))], r.Intn(5)) // unknown apps fail: nothing changes
-				case 3:
-					_ = h.s.RemoveApp(ids[r.Intn(len(ids))])
-				case 4:
-					h.offer(fmt.Sprint("h", r.Intn(5)))
-				case 5, 6, 7:
-					snap := h.s.Snapshot()
-					if len(snap.Tasks) == 0 {
-						continue
-					}
-					tk := snap.Tasks[r.Intn(len(snap.Tasks))]
-					states := []mesos.TaskState{mesos.TASK_RUNNING, mesos.TASK_RUNNING, mesos.TASK_STARTING,
-						mesos.TASK_FAILED, mesos.TASK_KILLED, mesos.TASK_UNREACHABLE, mesos.TASK_LOST}
-					healthy := r.Intn(2) == 0
-					id := tk.ID
-					if len(tk.Containers) > 0 {
-						id = tk.Containers[r.Intn(len(tk.Containers))].TaskID
-					}
-					h.update(id, states[r.Intn(len(states))], func(st *mesos.TaskStatus) { st.Healthy = &healthy })
-				case 8:
-					snap := h.s.Snapshot()
-					if len(snap.Tasks) > 0 {
-						tk := snap.Tasks[r.Intn(len(snap.Tasks))]
-						_ = h.s.KillTasks(tk.AppID, []string{tk.ID})
-					}
-				case 9:
-					h.step(time.Duration(r.Intn(5000)) * time.Millisecond)
+				if !ops.do() {
+					continue
 				}
 				h.sync()
 				if r.Intn(3) > 0 {
@@ -117,12 +74,85 @@ func TestSnapshotIncrementalEqualsFull(t *testing.T) {
 	}
 }
 
+// randomOps drives a harness through seeded random steps: apps and a pod
+// put, scaled and removed, offers, status updates of every kind, kills,
+// time passing. The checks of incremental state run between them.
+type randomOps struct {
+	t       *testing.T
+	h       *harness
+	r       *rand.Rand
+	ids     []string
+	version int
+}
+
+func newRandomOps(t *testing.T, h *harness, r *rand.Rand) *randomOps {
+	// Ids with dots and a shared prefix: their task ids share a prefix
+	// too, and must not mix in TasksOf or in the order.
+	return &randomOps{t: t, h: h, r: r, ids: []string{"/a", "/a/b", "/a/b.c", "/a-b", "/z/y", "/b.instance", "/c", "/pod"}}
+}
+
+// do makes one random step; false when it did nothing (no task to
+// update), in which case the loop was not even asked.
+func (o *randomOps) do() bool {
+	h, r, ids := o.h, o.r, o.ids
+	switch r.Intn(10) {
+	case 0, 1:
+		o.version++
+		app := testApp(ids[r.Intn(len(ids))], r.Intn(4))
+		if r.Intn(4) == 0 {
+			// A pod: its instances' tasks change with their containers'
+			// updates (pods.go).
+			app = testPod(o.t, "/pod", r.Intn(3))
+		}
+		if r.Intn(2) == 0 {
+			app.Version = fmt.Sprint("v", o.version)
+		}
+		h.s.PutApp(app)
+	case 2:
+		_ = h.s.Scale(ids[r.Intn(len(ids))], r.Intn(5)) // unknown apps fail: nothing changes
+	case 3:
+		_ = h.s.RemoveApp(ids[r.Intn(len(ids))])
+	case 4:
+		h.offer(fmt.Sprint("h", r.Intn(5)))
+	case 5, 6, 7:
+		snap := h.s.Snapshot()
+		if len(snap.Tasks) == 0 {
+			return false
+		}
+		tk := snap.Tasks[r.Intn(len(snap.Tasks))]
+		states := []mesos.TaskState{mesos.TASK_RUNNING, mesos.TASK_RUNNING, mesos.TASK_STARTING,
+			mesos.TASK_FAILED, mesos.TASK_KILLED, mesos.TASK_UNREACHABLE, mesos.TASK_LOST}
+		healthy := r.Intn(2) == 0
+		id := tk.ID
+		if len(tk.Containers) > 0 {
+			id = tk.Containers[r.Intn(len(tk.Containers))].TaskID
+		}
+		h.update(id, states[r.Intn(len(states))], func(st *mesos.TaskStatus) { st.Healthy = &healthy })
+	case 8:
+		snap := h.s.Snapshot()
+		if len(snap.Tasks) > 0 {
+			tk := snap.Tasks[r.Intn(len(snap.Tasks))]
+			_ = h.s.KillTasks(tk.AppID, []string{tk.ID})
+		}
+	case 9:
+		h.step(time.Duration(r.Intn(5000)) * time.Millisecond)
+	}
+	return true
+}
+
 func checkSnapshot(t *testing.T, s *Scheduler, step int) {
 	t.Helper()
-	var inc, ref *Snapshot
+	var inc, ref, of *Snapshot
 	s.locked(func(c *core, now time.Time) {
 		inc = c.snapshot(now)
 		ref = c.fullSnapshotRef(inc.At)
+		// SnapshotOf every app (and one unknown, twice): the same as the
+		// full one, app by app.
+		ids := []string{"/none", "/none"}
+		for id := range c.apps {
+			ids = append(ids, id)
+		}
+		of = c.snapshotOf(inc.At, ids)
 	})
 	full := s.Snapshot()
 	if full.Generation != inc.Generation {
@@ -138,6 +168,9 @@ func checkSnapshot(t *testing.T, s *Scheduler, step int) {
 		{"apps", inc.Apps, ref.Apps},
 		{"status", inc.Status, ref.Status},
 		{"queue", inc.Queue, ref.Queue},
+		{"SnapshotOf apps", of.Apps, ref.Apps},
+		{"SnapshotOf status", of.Status, ref.Status},
+		{"SnapshotOf queue", of.Queue, ref.Queue},
 		{"tasks", full.Tasks, ref.Tasks},
 		{"flags", []any{inc.Connected, inc.Suppressed, inc.Settled, inc.Generation},
 			[]any{ref.Connected, ref.Suppressed, ref.Settled, ref.Generation}},
@@ -173,7 +206,7 @@ func checkSnapshot(t *testing.T, s *Scheduler, step int) {
 	}
 	for id := range appIDs {
 		want := ref.TasksOf(id) // hand-built: binary search of the flat list
-		for name, got := range map[string][]Task{"SnapshotByApp": inc.TasksOf(id), "Snapshot": full.TasksOf(id)} {
+		for name, got := range map[string][]Task{"SnapshotByApp": inc.TasksOf(id), "Snapshot": full.TasksOf(id), "SnapshotOf": of.TasksOf(id)} {
 			if len(got) != len(want) || (len(want) > 0 && !reflect.DeepEqual(got, want)) {
 				t.Fatalf("step %d: %s.TasksOf(%s) = %d tasks %+v, a full rebuild has %d %+v", step, name, id, len(got), got, len(want), want)
 			}

@@ -1,6 +1,8 @@
 package framework
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 	"time"
 
@@ -33,7 +35,7 @@ func (c *core) step(now time.Time, p *plan) {
 	if c.killsHeld && !c.holdingKills(now) {
 		c.killsHeld = false
 		for _, as := range c.appList {
-			as.dirty = true
+			c.markDirty(as)
 		}
 	}
 	if !c.nextUnreach.IsZero() && !now.Before(c.nextUnreach) {
@@ -61,7 +63,8 @@ func (c *core) step(now time.Time, p *plan) {
 			c.recon.nextImplicit = now.Add(c.cfg.ReconcileInterval)
 		}
 	}
-	for _, as := range c.appList {
+	due := c.dueApps(now) // the apps this loop's conditions can hold for
+	for _, as := range due {
 		if as.gone {
 			continue
 		}
@@ -69,7 +72,7 @@ func (c *core) step(now time.Time, p *plan) {
 			c.maybeResetBackoff(now, as)
 		}
 		if !as.next.IsZero() && !now.Before(as.next) {
-			as.dirty = true
+			c.markDirty(as)
 		}
 		if as.need > 0 && !as.backoffUntil.IsZero() && !now.Before(as.backoffUntil) {
 			as.backoffUntil = time.Time{}
@@ -78,7 +81,10 @@ func (c *core) step(now time.Time, p *plan) {
 		if as.dirty {
 			c.decide(now, as)
 		}
+		c.setWake(as)
 	}
+	clear(due)
+	c.dueSpare = due[:0]
 	if c.connected && !c.nextKill.IsZero() && !now.Before(c.nextKill) {
 		c.sendKills(now, p)
 	}
@@ -90,21 +96,27 @@ func (c *core) step(now time.Time, p *plan) {
 // publishStatuses publishes the AppStatus of every app whose counts or
 // instances changed since the last step, if the status itself changed.
 func (c *core) publishStatuses(now time.Time) {
-	for _, as := range c.appList {
-		if as.gone {
-			continue
-		}
-		if !as.statusChanged || as.app == nil {
-			continue
-		}
+	if len(c.statusList) == 0 {
+		return
+	}
+	list := c.statusList
+	slices.SortFunc(list, func(a, b *appState) int { return cmp.Compare(a.seq, b.seq) })
+	for _, as := range list {
+		// A removed app's mark is dropped: putApp marks it again.
 		as.statusChanged = false
+		if as.gone || as.app == nil {
+			continue
+		}
 		st := statusOf(as)
 		if st != as.status {
 			as.status = st
 			c.gen++
-			c.pub(Event{Type: EventDeployment, At: now, Status: &st})
+			pst := st // as in publishQueues: only a published status escapes
+			c.pub(Event{Type: EventDeployment, At: now, Status: &pst})
 		}
 	}
+	clear(list)
+	c.statusList = list[:0]
 }
 
 func (c *core) scanUnreachable(now time.Time) {
@@ -120,7 +132,7 @@ func (c *core) scanUnreachable(now time.Time) {
 			continue
 		}
 		if len(ds) == 2 && !now.Before(ds[0]) {
-			as.dirty = true // inactive: the decision stops counting it
+			c.markDirty(as) // inactive: the decision stops counting it
 		}
 		for _, at := range ds {
 			if at.After(now) && (c.nextUnreach.IsZero() || at.Before(c.nextUnreach)) {
@@ -140,7 +152,7 @@ func (c *core) maybeResetBackoff(now time.Time, as *appState) {
 		if !now.Before(at) {
 			c.log.WithField("app", as.id).Info("task ran healthy; resetting launch backoff")
 			as.failures, as.delay, as.backoffUntil, as.resetAt = 0, 0, time.Time{}, time.Time{}
-			as.dirty = true
+			c.markDirty(as)
 			c.gen++
 			return
 		}
@@ -179,6 +191,8 @@ func (c *core) decide(now time.Time, as *appState) {
 	}
 	as.need = d.need
 	as.next = d.next
+	c.putQueued(as)
+	c.setWake(as)
 	c.dropAppIfDone(as)
 }
 
@@ -218,10 +232,7 @@ func (c *core) launchable(now time.Time) int {
 	// Reservations to tear down need an offer of their agent as much as
 	// waiting instances do.
 	n := c.teardownsDue()
-	for _, as := range c.appList {
-		if as.gone {
-			continue
-		}
+	for _, as := range c.queuedApps() {
 		if as.app != nil && as.need > 0 && as.constraintsErr == nil && !now.Before(as.backoffUntil) {
 			n += as.need
 		}
@@ -235,10 +246,7 @@ func (c *core) holdingWithDemand(now time.Time) bool {
 	if !now.Before(c.settleUntil) {
 		return false
 	}
-	for _, as := range c.appList {
-		if as.gone {
-			continue
-		}
+	for _, as := range c.queuedApps() {
 		if as.app != nil && as.need > 0 {
 			return true
 		}
@@ -306,22 +314,16 @@ func (c *core) queueEntry(now time.Time, as *appState) QueueEntry {
 }
 
 func (c *core) publishQueues(now time.Time) {
-	for _, as := range c.appList {
-		if as.gone {
-			continue
-		}
-		// An app with nothing queued before or now has nothing to say: its
-		// entry would be a zero count either way. Skipping it keeps a step's
-		// cost in the apps that wait, not in every app (10,000 apps made
-		// this loop 40% of the scheduler's CPU).
-		if as.need == 0 && as.queue.Count == 0 {
-			continue
-		}
+	// Only queued apps: one with nothing queued before or now has nothing
+	// to say, its entry would be a zero count either way (10,000 apps
+	// made a loop over every app 40% of the scheduler's CPU).
+	for _, as := range c.queuedApps() {
 		q := c.queueEntry(now, as)
 		if !queueEqual(q, as.queue) {
 			as.queue = q
 			c.gen++
-			c.pub(Event{Type: EventQueue, At: now, Queue: &q})
+			pq := q // only a published entry escapes: q itself stays on the stack
+			c.pub(Event{Type: EventQueue, At: now, Queue: &pq})
 		}
 	}
 }
@@ -357,12 +359,29 @@ func (c *core) nextWake() time.Time {
 func (c *core) nextWakeWhy() (time.Time, string) {
 	var next time.Time
 	var why string
-	var whyApp *appState // the name is built for the winner only: this runs every step, for every app
+	var whyApp *appState // the name is built for the winner only: this runs every step
 	add := func(t time.Time, name string, as *appState) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next, why, whyApp = t, name, as
 		}
 	}
+	c.addCoreWakes(add)
+	if len(c.wakes) > 0 {
+		// The earliest app wake-up (setWake keeps the heap); appWake
+		// names it.
+		as := c.wakes[0]
+		at, name := appWake(as)
+		add(at, name, as)
+	}
+	if whyApp != nil {
+		why = "app " + whyApp.id + ": " + why
+	}
+	return next, why
+}
+
+// addCoreWakes offers add the wake-ups that are not an app's, first, so
+// that of equal times theirs wins as before.
+func (c *core) addCoreWakes(add func(t time.Time, name string, as *appState)) {
 	add(c.nextUnreach, "unreachable deadline", nil)
 	add(c.reviveAt, "throttled revive", nil)
 	if c.connected {
@@ -376,20 +395,4 @@ func (c *core) nextWakeWhy() (time.Time, string) {
 		}
 	}
 	add(c.settleUntil, "reconciliation settle", nil)
-	for _, as := range c.appList {
-		if as.gone {
-			continue
-		}
-		add(as.next, "decision", as)
-		if as.need > 0 {
-			add(as.backoffUntil, "backoff", as)
-		}
-		if as.failures > 0 {
-			add(as.resetAt, "backoff reset", as)
-		}
-	}
-	if whyApp != nil {
-		why = "app " + whyApp.id + ": " + why
-	}
-	return next, why
 }

@@ -106,7 +106,7 @@ func (c *core) handleUpdate(now time.Time, st mesos.TaskStatus, p *plan) {
 		} else {
 			delete(c.unreachable, id)
 		}
-		as.dirty = true
+		c.markDirty(as)
 	}
 	c.healthChanged(now, as, ts, prevHealthy)
 	c.gen++
@@ -185,6 +185,7 @@ func (c *core) healthChanged(now time.Time, as *appState, ts *taskState, prevHea
 			at := now.Add(c.cfg.BackoffResetAfter)
 			if as.resetAt.IsZero() || at.Before(as.resetAt) {
 				as.resetAt = at
+				c.setWake(as)
 			}
 		}
 	} else {
@@ -195,7 +196,7 @@ func (c *core) healthChanged(now time.Time, as *appState, ts *taskState, prevHea
 	// surplus), unless a roll is on: an old task's health is part of
 	// its healthy minimum.
 	if as.counts.old > 0 {
-		as.dirty = true
+		c.markDirty(as)
 	}
 }
 
@@ -207,7 +208,8 @@ func (c *core) fail(now time.Time, as *appState) {
 	as.failures++
 	as.delay = backoffDelay(as.app, as.failures, c.cfg.MaxLaunchDelay)
 	as.backoffUntil = now.Add(as.delay)
-	as.dirty = true
+	c.markDirty(as)
+	c.setWake(as)
 }
 
 // backoffDelay is the launch delay after n consecutive failures. Zero or
@@ -247,8 +249,8 @@ func (c *core) addTask(as *appState, ts *taskState) {
 	}
 	c.touch(ts.t.AppID)
 	as.counts = as.counts.add(countsOf(as.app, ts.t), 1)
-	as.statusChanged = true
-	as.dirty = true
+	c.markStatus(as)
+	c.markDirty(as)
 	c.placedValid = false
 	c.gen++
 }
@@ -268,8 +270,8 @@ func (c *core) removeTask(now time.Time, ts *taskState) {
 	if as := c.apps[ts.t.AppID]; as != nil {
 		delete(as.tasks, id)
 		as.counts = as.counts.add(countsOf(as.app, ts.t), -1)
-		as.statusChanged = true
-		as.dirty = true
+		c.markStatus(as)
+		c.markDirty(as)
 		c.dropAppIfDone(as)
 	}
 	keep := c.residentTaskEnded(ts.t)

@@ -516,7 +516,7 @@ func (p *platform) rotator() *secrets.Rotator {
 	return &secrets.Rotator{
 		Backend: p.vault, Resolver: p.resolver, Interval: interval, Clock: clock.Real{},
 		Log:  logging.Component(p.log, "rotation"),
-		Apps: func() []*appspec.App { return p.sched.Snapshot().Apps },
+		Apps: func() []*appspec.App { return p.sched.SnapshotByApp().Apps },
 		Restart: func(ctx context.Context, appID string) error {
 			// As POST /v2/apps/{id}/restart does: a new version, every
 			// task replaced; refused while a deployment of the app runs.
@@ -545,7 +545,7 @@ func (p *platform) newAutoscaler(clk clock.Clock, log *logrus.Logger) error {
 	if p.gateway != nil {
 		sources[appspec.AutoscaleRPS] = autoscale.RPSSource{Rates: p.gateway}
 	}
-	p.scaler, err = autoscale.NewRunner(autoscale.RunnerConfig{Clock: clk, Snapshot: p.sched.Snapshot,
+	p.scaler, err = autoscale.NewRunner(autoscale.RunnerConfig{Clock: clk, Snapshot: p.sched.SnapshotByApp,
 		Scaler: deployScaler{p}, Sources: sources, Leading: p.replica.IsLeader, Log: logging.Component(log, "autoscale"),
 		OnDecision: func(d autoscale.Decision) {
 			if (d.Scaled || d.Error != "") && p.api != nil {

@@ -12,7 +12,7 @@ import (
 
 // servePprof serves Go's profiles (/debug/pprof/) on their own listener,
 // never on the API's: a profile shows the process's internals, so it is
-// opt-in (dev's --pprof-addr) and meant for loopback. bench/idle/run.sh
+// opt-in (--pprof-addr of dev and serve) and meant for loopback. bench/idle/run.sh
 // profiles an idle leader through it. It returns once the listener is
 // bound; serving errors are logged.
 func servePprof(addr string, log *logrus.Entry) (stop func(), err error) {

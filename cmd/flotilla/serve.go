@@ -142,6 +142,7 @@ func runServe(args []string) error {
 	fs.StringVar(&c.DNSAddr, "dns-addr", "", "address of the DNS server (UDP and TCP), e.g. 10.0.0.5:53; empty: no DNS")
 	fs.StringVar(&c.GatewayAddr, "gateway-addr", "", "external gateway listener (only apps marked external), e.g. 0.0.0.0:80; empty: none")
 	fs.StringVar(&c.InternalGWAddr, "internal-gateway-addr", "", "internal gateway listener (every app, by its DNS name); empty: none")
+	pprofAddr := fs.String("pprof-addr", "", "serve Go's profiles (/debug/pprof/) on this address, for loopback only (bench/memory/run.sh takes a heap profile); empty: off")
 	level, format := commonFlags(fs, &c, "127.0.0.1:8080")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -152,6 +153,13 @@ func runServe(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *pprofAddr != "" {
+		stopPprof, err := servePprof(*pprofAddr, logging.Component(log, "pprof"))
+		if err != nil {
+			return fmt.Errorf("--pprof-addr: %w", err)
+		}
+		defer stopPprof()
+	}
 	p, err := newPlatform(ctx, c, log)
 	if err != nil {
 		return err
