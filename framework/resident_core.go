@@ -171,7 +171,7 @@ func (c *core) dropReservation(r *reservation) {
 		c.recordGone(r)
 	}
 	if as := c.apps[r.appID]; as != nil {
-		as.dirty = true
+		c.markDirty(as)
 	}
 	c.gen++
 }
@@ -196,7 +196,7 @@ func (c *core) residentTaskEnded(t Task) (keep bool) {
 		return false
 	}
 	if as := c.apps[r.appID]; as != nil {
-		as.dirty = true
+		c.markDirty(as)
 	}
 	if !r.confirmed {
 		c.log.WithFields(logrus.Fields{"instance": r.id, "state": t.State.String()}).Warn("a resident instance's first task ended before its reservation was confirmed; giving the reservation up")
@@ -291,7 +291,7 @@ func (c *core) restoreReservation(as *appState, r store.TaskRecord) bool {
 	}
 	if c.resv[inst] == nil {
 		c.resv[inst] = &reservation{id: inst, appID: r.AppID, agentID: r.AgentID, host: r.Host, last: r.TaskID, confirmed: true}
-		as.dirty = true
+		c.markDirty(as)
 	}
 	return true
 }
@@ -334,7 +334,7 @@ func (c *core) wipeTasks(appID string, taskIDs []string) error {
 		}
 		c.markWipe(r)
 	}
-	as.dirty = true
+	c.markDirty(as)
 	c.gen++
 	return nil
 }
