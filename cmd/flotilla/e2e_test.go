@@ -155,6 +155,7 @@ func startMaster(t *testing.T, o devOpts, log *logrus.Logger) *localmesos.Master
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		logTaskStderr(t, work)
 		cancel()
 		m.Close()
 	})
