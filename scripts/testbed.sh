@@ -189,6 +189,15 @@ status() {
 
 mkdir -p "$STATE" "$CACHE"
 case "${1:-}" in
+  up | zk | docker | vault | images)
+    # One at a time: two clones' make test and make bench start the same
+    # test bed side by side, and two docker imports of one image at once
+    # made one of them fail.
+    exec 8>"$STATE/up.lock"
+    flock 8
+    ;;
+esac
+case "${1:-}" in
   up)
     t0=$(now)
     install_packages
