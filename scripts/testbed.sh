@@ -43,6 +43,15 @@ wait_for() {
 
 tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# spawn LOG COMMAND...: start a daemon in the background with the locks'
+# descriptors closed. A daemon that inherited fd 8 would hold up.lock for
+# its whole life, and the next `up` (make test runs one after .ci/run's)
+# would wait on it forever.
+spawn() {
+  local out=$1; shift
+  nohup "$@" >"$out" 2>&1 8>&- 9>&- &
+}
+
 install_packages() {
   local want=()
   for p in "${PACKAGES[@]}"; do
@@ -74,8 +83,8 @@ admin.enableServer=false
 maxSessionTimeout=60000
 CFG
   cp /etc/zookeeper/conf/log4j.properties "$dir/" 2>/dev/null || true
-  nohup java -Dzookeeper.log.dir="$dir" -cp "$dir:/etc/zookeeper/conf:/usr/share/java/zookeeper.jar" \
-    org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" >"$dir/zk.log" 2>&1 &
+  spawn "$dir/zk.log" java -Dzookeeper.log.dir="$dir" -cp "$dir:/etc/zookeeper/conf:/usr/share/java/zookeeper.jar" \
+    org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg"
   echo $! >"$STATE/zk.pid"
   wait_for "ZooKeeper on 127.0.0.1:$ZK_PORT" 60 tcp_open "$ZK_PORT" || die "ZooKeeper did not start (see $dir/zk.log)"
 }
@@ -87,8 +96,7 @@ docker_up() {
   command -v dockerd >/dev/null || die "dockerd (Debian package docker.io) not found"
   # No bridge, no iptables: tasks use host networking and nothing touches
   # private address ranges.
-  nohup dockerd --bridge=none --iptables=false --ip-masq=false --host "unix://$DOCKER_SOCK" \
-    >"$STATE/dockerd.log" 2>&1 &
+  spawn "$STATE/dockerd.log" dockerd --bridge=none --iptables=false --ip-masq=false --host "unix://$DOCKER_SOCK"
   echo $! >"$STATE/dockerd.pid"
   wait_for "Docker engine" 60 docker_ok || die "dockerd did not start (see $STATE/dockerd.log)"
 }
@@ -117,7 +125,7 @@ vault_build() {
   log "Vault built in $(( $(now) - t0 ))s"
 }
 
-vault_ok() { curl -fsS "http://127.0.0.1:$VAULT_PORT/v1/sys/health" >/dev/null; }
+vault_ok() { curl -fsS "http://127.0.0.1:$VAULT_PORT/v1/sys/health" >/dev/null 2>&1; }
 
 vault_up() {
   if vault_ok; then log "Vault already answers on 127.0.0.1:$VAULT_PORT"; return; fi
@@ -127,9 +135,8 @@ vault_up() {
     flock 9
     vault_build
   )
-  GODEBUG=x509negativeserial=1 nohup "$VAULT_BIN" server -dev \
-    -dev-listen-address="127.0.0.1:$VAULT_PORT" -dev-root-token-id="$VAULT_TOKEN" \
-    >"$STATE/vault.log" 2>&1 &
+  spawn "$STATE/vault.log" env GODEBUG=x509negativeserial=1 "$VAULT_BIN" server -dev \
+    -dev-listen-address="127.0.0.1:$VAULT_PORT" -dev-root-token-id="$VAULT_TOKEN"
   echo $! >"$STATE/vault.pid"
   wait_for "Vault on 127.0.0.1:$VAULT_PORT" 60 vault_ok || die "Vault did not start (see $STATE/vault.log)"
 }
@@ -187,6 +194,18 @@ status() {
   return $rc
 }
 
+# lock_holders FILE: the processes holding FILE open, for the message of a
+# wait that lasts.
+lock_holders() {
+  local f out=""
+  for f in /proc/[0-9]*/fd/*; do
+    [ "$(readlink "$f" 2>/dev/null)" = "$1" ] || continue
+    f=${f#/proc/}; f=${f%%/*}
+    out+="$f($(tr '\0' ' ' <"/proc/$f/cmdline" 2>/dev/null | cut -c1-60)) "
+  done
+  printf '%s' "${out:-none}"
+}
+
 mkdir -p "$STATE" "$CACHE"
 case "${1:-}" in
   up | zk | docker | vault | images)
@@ -194,7 +213,11 @@ case "${1:-}" in
     # test bed side by side, and two docker imports of one image at once
     # made one of them fail.
     exec 8>"$STATE/up.lock"
-    flock 8
+    if ! flock -n 8; then
+      log "waiting for another test bed start (holders of $STATE/up.lock: $(lock_holders "$STATE/up.lock"))"
+      # Generous: the holder may be building Vault for the first time.
+      flock -w 3600 8 || die "$STATE/up.lock still held after an hour by: $(lock_holders "$STATE/up.lock")"
+    fi
     ;;
 esac
 case "${1:-}" in
