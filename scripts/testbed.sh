@@ -194,14 +194,23 @@ status() {
   return $rc
 }
 
+# holds PID FILE: whether process PID has FILE open.
+holds() {
+  local f
+  for f in /proc/"$1"/fd/*; do
+    [ "$(readlink "$f" 2>/dev/null)" = "$2" ] && return 0
+  done
+  return 1
+}
+
 # lock_holders FILE: the processes holding FILE open, for the message of a
 # wait that lasts.
 lock_holders() {
-  local f out=""
-  for f in /proc/[0-9]*/fd/*; do
-    [ "$(readlink "$f" 2>/dev/null)" = "$1" ] || continue
-    f=${f#/proc/}; f=${f%%/*}
-    out+="$f($(tr '\0' ' ' <"/proc/$f/cmdline" 2>/dev/null | cut -c1-60)) "
+  local p out=""
+  for p in /proc/[0-9]*; do
+    p=${p#/proc/}
+    holds "$p" "$1" || continue
+    out+="$p($(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-60)) "
   done
   printf '%s' "${out:-none}"
 }
@@ -214,6 +223,11 @@ case "${1:-}" in
     # made one of them fail.
     exec 8>"$STATE/up.lock"
     if ! flock -n 8; then
+      for d in zk dockerd vault; do
+        # A daemon of ours holding the lock never lets go: fail now, not in an hour.
+        [ -f "$STATE/$d.pid" ] && holds "$(cat "$STATE/$d.pid")" "$STATE/up.lock" \
+          && die "$d (pid $(cat "$STATE/$d.pid")) holds $STATE/up.lock; restart it with: $0 down && $0 up"
+      done
       log "waiting for another test bed start (holders of $STATE/up.lock: $(lock_holders "$STATE/up.lock"))"
       # Generous: the holder may be building Vault for the first time.
       flock -w 3600 8 || die "$STATE/up.lock still held after an hour by: $(lock_holders "$STATE/up.lock")"
