@@ -283,6 +283,7 @@ func (m *Master) subscribe(w http.ResponseWriter, r *http.Request, call *schedul
 		for _, ev := range rescinds {
 			s.send(ev)
 		}
+		m.resumeUpdatesLocked(fw)
 		log = log.WithFields(logrus.Fields{"framework": fw.id, "name": fi.Name, "stream": streamID})
 	}
 	m.mu.Unlock()
@@ -309,6 +310,27 @@ func (m *Master) subscribe(w http.ResponseWriter, r *http.Request, call *schedul
 	log.Info("framework subscribed")
 	m.kickAllocator()
 	m.serveStream(w, r, s, log)
+}
+
+// resumeUpdatesLocked re-sends, now, the oldest unacknowledged update of
+// each of fw's tasks, its retry back at the shortest interval. Mesos does
+// this when a framework fails over: the master sends UpdateFrameworkMessage
+// to the agents and each agent's Slave::updateFramework resumes its status
+// update manager ("immediately resend any pending updates"). Without it a
+// new leader waits for each agent's retry, 10 s doubling per attempt: a
+// task launched just before the old leader died showed STARTING for 40 s
+// to the next one, and a roll that needed it healthy waited as long.
+func (m *Master) resumeUpdatesLocked(fw *framework) {
+	for _, t := range fw.tasks {
+		a := t.agent
+		if a == nil || a.state != agentActive {
+			continue
+		}
+		if q := a.pending[t.id]; q != nil && len(q.items) > 0 {
+			q.attempts = 0
+			m.sendUpdateLocked(a, t, q)
+		}
+	}
 }
 
 // streamGone marks the stream's framework disconnected: its offers go back

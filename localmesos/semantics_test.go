@@ -366,6 +366,30 @@ func TestReliableUpdates(t *testing.T) {
 	})
 }
 
+// TestFailoverResendsPendingUpdates: when a framework fails over, each
+// task's unacknowledged update is sent again at once on the new stream
+// (Mesos: UpdateFrameworkMessage, then the agent's status update manager
+// resumes), not at the agent's next retry. The fake clock never moves, so
+// only the failover can bring the update.
+func TestFailoverResendsPendingUpdates(t *testing.T) {
+	t.Parallel()
+	fc := clock.NewFake(time.Unix(1700000000, 0))
+	m, _ := startMaster(t, Config{Clock: fc, Agents: 1})
+	old := subscribeRaw(t, m, paInfo)
+	o := old.offer("")
+	old.call(acceptJSON(o.ID.Value, 0, taskJSON("t", o.AgentID.Value)))
+	first := old.updateIn("t", mesos.TASK_STARTING) // never acknowledged: the old leader dies
+	info := strings.Replace(paInfo, `{"user"`, `{"id":{"value":"`+old.id+`"},"user"`, 1)
+	nw := subscribeRaw(t, m, info)
+	again := nw.updateIn("t", mesos.TASK_STARTING)
+	if string(again.UUID) != string(first.UUID) {
+		t.Fatalf("after the failover got STARTING %x, want the pending update %x again", again.UUID, first.UUID)
+	}
+	// The stream goes on from there: RUNNING follows the acknowledgement.
+	nw.ack(again)
+	nw.updateIn("t", mesos.TASK_RUNNING)
+}
+
 func TestDelayedUpdatesAndAcks(t *testing.T) {
 	t.Parallel()
 	fc := clock.NewFake(time.Unix(1700000000, 0))
