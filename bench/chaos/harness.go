@@ -442,7 +442,14 @@ func (h *harness) run() error {
 		t1 := wrote
 		// Watch the task count while the deployment completes.
 		deadline := time.Now().Add(90 * time.Second)
+		dumped := false
 		for {
+			if !dumped && time.Since(t1) > slowCompletion {
+				// Past the bar: say what the deployment waits for
+				// while it still waits (its tasks as the leader sees them).
+				dumped = true
+				h.logf("round %d: %s of %s not done %v after the new leader answered writes; %s", round, kind, app, slowCompletion, waitingFor(newLeader, app))
+			}
 			running := masterRunning("http://" + h.master)
 			want := wantInstances(newLeader, apps)
 			if over := len(running) - want; over > res.MaxOver {

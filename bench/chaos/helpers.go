@@ -227,3 +227,32 @@ func masterRunning(master string) map[string]bool {
 	}
 	return out
 }
+
+// slowCompletion is issue 16's bar for an interrupted deployment: done
+// within 5 s of the new leader.
+const slowCompletion = 5 * time.Second
+
+// waitingFor describes app's deployment and tasks as leader sees them:
+// each task's state, version and health, for a deployment that is slow.
+func waitingFor(leader, app string) string {
+	_, deps := call(leader, "GET", "/v2/deployments", "")
+	code, body := call(leader, "GET", "/v2/apps"+app+"/tasks", "")
+	var v struct {
+		Tasks []struct {
+			ID, State, Version string
+			HealthCheckResults []struct{ Alive bool } `json:"healthCheckResults"`
+		} `json:"tasks"`
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &v) != nil {
+		return fmt.Sprintf("deployments %s; tasks: %d %.200s", deps, code, body)
+	}
+	var b strings.Builder
+	for _, t := range v.Tasks {
+		health := "no result"
+		if len(t.HealthCheckResults) > 0 {
+			health = fmt.Sprintf("alive %v", t.HealthCheckResults[0].Alive)
+		}
+		fmt.Fprintf(&b, " [%s %s %s %s]", t.ID, t.State, t.Version, health)
+	}
+	return fmt.Sprintf("deployments %s; tasks:%s", deps, b.String())
+}
