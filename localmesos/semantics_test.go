@@ -305,17 +305,24 @@ func TestLaunchGroup(t *testing.T) {
 	}
 }
 
-// TestReliableUpdates: one update in flight per task, re-sent after 10 s,
-// then 20 s, until acknowledged; dropped updates and acks are recovered
-// the same way.
-func TestReliableUpdates(t *testing.T) {
-	t.Parallel()
+// pendingStarting launches task "t" on a master with a fake clock and
+// returns the framework with the task's STARTING update unacknowledged.
+func pendingStarting(t *testing.T) (*clock.Fake, *Master, *rawFW, mesos.TaskStatus) {
+	t.Helper()
 	fc := clock.NewFake(time.Unix(1700000000, 0))
 	m, _ := startMaster(t, Config{Clock: fc, Agents: 1})
 	f := subscribeRaw(t, m, paInfo)
 	o := f.offer("")
 	f.call(acceptJSON(o.ID.Value, 0, taskJSON("t", o.AgentID.Value)))
-	first := f.updateIn("t", mesos.TASK_STARTING)
+	return fc, m, f, f.updateIn("t", mesos.TASK_STARTING)
+}
+
+// TestReliableUpdates: one update in flight per task, re-sent after 10 s,
+// then 20 s, until acknowledged; dropped updates and acks are recovered
+// the same way.
+func TestReliableUpdates(t *testing.T) {
+	t.Parallel()
+	fc, m, f, first := pendingStarting(t)
 	if len(first.UUID) != 16 {
 		t.Fatalf("uuid %x is not 16 bytes", first.UUID)
 	}
@@ -373,12 +380,7 @@ func TestReliableUpdates(t *testing.T) {
 // only the failover can bring the update.
 func TestFailoverResendsPendingUpdates(t *testing.T) {
 	t.Parallel()
-	fc := clock.NewFake(time.Unix(1700000000, 0))
-	m, _ := startMaster(t, Config{Clock: fc, Agents: 1})
-	old := subscribeRaw(t, m, paInfo)
-	o := old.offer("")
-	old.call(acceptJSON(o.ID.Value, 0, taskJSON("t", o.AgentID.Value)))
-	first := old.updateIn("t", mesos.TASK_STARTING) // never acknowledged: the old leader dies
+	_, m, old, first := pendingStarting(t) // never acknowledged: the old leader dies
 	info := strings.Replace(paInfo, `{"user"`, `{"id":{"value":"`+old.id+`"},"user"`, 1)
 	nw := subscribeRaw(t, m, info)
 	again := nw.updateIn("t", mesos.TASK_STARTING)
