@@ -91,6 +91,10 @@ func newEnvFor(t testing.TB, st store.Store, life time.Duration, opts ...envOpt)
 	ctx, cancel := context.WithTimeout(context.Background(), life)
 	e := &env{t: t, clk: clk, sched: sched, rec: &framework.Recorder{}, st: st, srv: srv, dep: dep, in: make(chan framework.Input),
 		ctx: ctx, killed: map[string]bool{}}
+	// Subscribed before any goroutine runs, as Restore does on a replica:
+	// a write and a task's failure can come before dep.Run's goroutine
+	// starts (TestResetDelay once waited 15 s for a failure it never saw).
+	dep.Attach()
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); _ = sched.Run(ctx, e.in, e.rec) }()

@@ -29,5 +29,7 @@
 // Restore reads the store when this replica starts leading. Items the
 // store cannot decode are reported (Broken) and never lost: the app is
 // neither scheduled nor deleted, and unknown tasks are not killed while
-// any app is unreadable.
+// any app is unreadable. It also subscribes to the scheduler's events for
+// the term's Run (Attach), so that nothing published before Run's
+// goroutine starts is missed.
 package deploy

@@ -30,7 +30,10 @@ const (
 // first), writes and deadlines on the injected clock. It returns when ctx ends; the next leadership term
 // calls Restore again.
 func (s *Service) Run(ctx context.Context) error {
-	sub := s.sched.Subscribe(eventBuffer)
+	sub := s.attached.Swap(nil)
+	if sub == nil {
+		sub = s.sched.Subscribe(eventBuffer)
+	}
 	defer sub.Close()
 	defer s.loaded.Store(false) // the next term restores again
 	// touched: the apps named by events since the last check; all: judge
@@ -85,6 +88,18 @@ func (s *Service) Run(ctx context.Context) error {
 		s.safeCheck(ctx, touched, all)
 		clear(touched)
 		all = false
+	}
+}
+
+// Attach subscribes to the scheduler's events now, for the Run that
+// follows: what the scheduler publishes in between waits in the
+// subscription. Run started on its own goroutine subscribed whenever that
+// goroutine got to it, and a task that failed first (its removal event)
+// never reached the event stream or the queue's last-failure reason.
+// Restore attaches; so can a caller that runs no Restore.
+func (s *Service) Attach() {
+	if old := s.attached.Swap(s.sched.Subscribe(eventBuffer)); old != nil {
+		old.Close() // a term's that never ran
 	}
 }
 

@@ -121,6 +121,7 @@ func checkStored(a store.StoredApp, l appspec.Limits) error {
 // scheduler kills no task it does not know. Loaded is true afterwards,
 // failed or not: the platform goes on with what it knows.
 func (s *Service) Restore(ctx context.Context) error {
+	s.Attach() // before any write is accepted and before the scheduler runs
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.loaded.Store(true)

@@ -116,6 +116,8 @@ type Service struct {
 	broken brokenSet
 	// loaded: this leadership term's Restore has run.
 	loaded atomic.Bool
+	// attached: the subscription Attach made for the Run that follows.
+	attached atomic.Pointer[framework.Subscription]
 
 	randMu sync.Mutex
 	rand   *rand.Rand
