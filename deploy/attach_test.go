@@ -14,11 +14,13 @@ import (
 	"github.com/flotilla-sched/flotilla/store"
 )
 
-// schedulerEvents is a Publisher that keeps the scheduler events Run
-// passed on; the rest it ignores.
+// schedulerEvents is a Publisher that keeps the types of the scheduler
+// events Run passed on and closes launched at the first task event of
+// /web; the rest it ignores.
 type schedulerEvents struct {
-	mu   sync.Mutex
-	seen []framework.Event
+	mu       sync.Mutex
+	seen     []framework.EventType
+	launched chan struct{}
 }
 
 func (p *schedulerEvents) Deployment(string, *Deployment, string) {}
@@ -29,7 +31,11 @@ func (p *schedulerEvents) GroupChange(string, string, string)     {}
 func (p *schedulerEvents) SchedulerEvent(ev framework.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.seen = append(p.seen, ev)
+	p.seen = append(p.seen, ev.Type)
+	if ev.Type == framework.EventTask && ev.Task != nil && ev.Task.AppID == "/web" && p.launched != nil {
+		close(p.launched)
+		p.launched = nil
+	}
 }
 
 // TestRunGetsTheEventsBeforeItStarted: the events the scheduler publishes
@@ -47,7 +53,8 @@ func TestRunGetsTheEventsBeforeItStarted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := &schedulerEvents{}
+	launched := make(chan struct{})
+	pub := &schedulerEvents{launched: launched}
 	s.SetEvents(pub)
 	if err := s.Restore(ctx); err != nil {
 		t.Fatal(err)
@@ -64,22 +71,11 @@ func TestRunGetsTheEventsBeforeItStarted(t *testing.T) {
 	}
 	// Only now does the deploy loop start.
 	go func() { _ = s.Run(ctx) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	select {
+	case <-launched:
+	case <-ctx.Done():
 		pub.mu.Lock()
-		var types []framework.EventType
-		launched := false
-		for _, ev := range pub.seen {
-			types = append(types, ev.Type)
-			launched = launched || (ev.Type == framework.EventTask && ev.Task != nil && ev.Task.AppID == "/web")
-		}
-		pub.mu.Unlock()
-		if launched {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Run passed on %v, never the launch of /web's task that happened before it started", types)
-		}
-		time.Sleep(5 * time.Millisecond)
+		defer pub.mu.Unlock()
+		t.Fatalf("Run passed on %v, never the launch of /web's task that happened before it started", pub.seen)
 	}
 }
