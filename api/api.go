@@ -160,6 +160,7 @@ type Server struct {
 
 	frags           fragments  // fragments.go: apps as lists render them
 	gtree           groupCache // grouptree.go: GET /v2/groups from kept bytes
+	lists           chunkCache // chunks.go: GET /v2/apps from kept chunks
 	lsnap           atomic.Pointer[agedSnapshot]
 	lsnapRefreshing atomic.Bool
 	hub             hub

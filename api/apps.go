@@ -46,7 +46,12 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !e.taskStats && !s.noFragments.Load() && !s.streamedLists.Load() {
 		// Every app's fragment is kept (or rendered and kept): the answer
-		// is written from them as they are (pieces.go).
+		// is written from them as they are (pieces.go); unfiltered, from
+		// the kept chunks of 64 apps (chunks.go).
+		if idFilter == "" && cmdFilter == "" && len(sel) == 0 && !s.lists.off.Load() {
+			s.listChunked(w, metas, tasks, deps, e)
+			return nil
+		}
 		p := pieces{bufs: make(net.Buffers, 0, 2*len(metas)+2)}
 		var scratch []byte
 		p.add([]byte(`{"apps":[`))
@@ -93,6 +98,30 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) error {
 	_, _ = bw.WriteString("]}\n")
 	_ = bw.Flush()
 	return nil
+}
+
+// listChunked writes every app of metas but the pods (/v2/pods) from the
+// kept chunks of the app list.
+func (s *Server) listChunked(w http.ResponseWriter, metas []*deploy.Record, tasks *framework.TaskCursor, deps map[string]string, e embed) {
+	apps := metas[:0] // metas is the caller's own copy
+	for _, m := range metas {
+		if m.App.Pod == nil {
+			apps = append(apps, m)
+		}
+	}
+	n := (len(apps) + chunkApps - 1) / chunkApps
+	p := pieces{bufs: make(net.Buffers, 0, 2*n+2)}
+	p.add([]byte(`{"apps":[`))
+	var in chunkInputs
+	for i := range n {
+		if i > 0 {
+			p.add(comma)
+		}
+		p.add(s.keptChunk(&s.lists, chunkKey{listChunks, i, e}, apps[i*chunkApps:min(len(apps), (i+1)*chunkApps)], tasks, deps, &in))
+	}
+	s.lists.dropFrom(listChunks, e, n)
+	p.add([]byte("]}\n"))
+	_ = p.write(w, false) // an error is the client gone; nothing more can be said to it
 }
 
 func (s *Server) getApp(w http.ResponseWriter, r *http.Request, id string) error {

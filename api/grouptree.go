@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
-	"sync"
 	"sync/atomic"
 
 	"github.com/flotilla-sched/flotilla/deploy"
@@ -24,36 +23,19 @@ import (
 //
 // Here the tree is kept while deploy's apps and group records are the same
 // (compared by identity: a record is replaced, never changed), and the
-// apps of each group are kept joined, in chunks of chunkApps apps, with
-// what each app was rendered from (record, deployment, last failure, task
-// part: the rules of keptFragment). A request checks each chunk against
-// the snapshot in a loop of comparisons, builds again only the chunks
-// whose apps changed (from the apps' kept fragments, rendering only the
-// changed apps), knows the answer's length before it writes, and writes
-// the chunks as they are (pieces.go). The apps' kept fragments are
-// then slices of the chunks, so the bytes are kept once.
-//
-// Chunks keep a change to one app from copying a whole large group again:
-// under churn (a status update every 10 ms) a list rebuilds the few chunks
-// whose tasks changed.
-const chunkApps = 64
+// apps of each group are kept joined in chunks (chunks.go). A request
+// builds again only the chunks whose apps changed, knows the answer's
+// length before it writes, and writes the chunks as they are (pieces.go).
 
-// maxChunkBytes bounds the kept chunks as maxFragmentBytes bounds the
-// fragments: past it, every chunk is dropped and built again when asked.
-const maxChunkBytes = 160 << 20
-
+// groupCache is the kept tree and its chunks (chunkCache.off sends
+// GET /v2/groups down the per-request path, groupWriter: the benchmark's
+// A/B and the test that both answer the same).
 type groupCache struct {
-	// off sends GET /v2/groups down the per-request path (groupWriter): the
-	// benchmark's A/B and the test that both answer the same.
-	off atomic.Bool
+	chunkCache
 	// segWrites writes the kept answer a Write per piece instead of as
 	// one net.Buffers (pieces.write): the benchmark's A/B.
 	segWrites atomic.Bool
 	tree      atomic.Pointer[keptTree]
-
-	mu     sync.Mutex
-	chunks map[chunkKey]*appChunk
-	bytes  int
 }
 
 // keptTree is the group tree of one state of deploy's apps and groups.
@@ -67,43 +49,6 @@ type treeNode struct {
 	*groupNode
 	head []byte      // appendGroupHead
 	kids []*treeNode // by id
-}
-
-type chunkKey struct {
-	group string
-	i     int
-	e     embed
-}
-
-// appChunk is chunk i of a group's apps, joined by commas, with what each
-// was rendered from.
-type appChunk struct {
-	recs []*deploy.Record
-	deps []string
-	tfs  [][]byte
-	ts   [][]framework.Task
-	b    []byte
-}
-
-func (c *appChunk) current(in *chunkInputs) bool {
-	if len(c.recs) != len(in.recs) {
-		return false
-	}
-	for j, r := range in.recs {
-		if c.recs[j] != r || c.deps[j] != in.deps[j] || !sameBytes(c.tfs[j], in.tfs[j]) || !framework.SameTasks(c.ts[j], in.ts[j]) {
-			return false
-		}
-	}
-	return true
-}
-
-// chunkInputs is what the apps of a chunk are rendered from now; one per
-// request, reused from chunk to chunk.
-type chunkInputs struct {
-	recs []*deploy.Record
-	deps []string
-	tfs  [][]byte
-	ts   [][]framework.Task
 }
 
 // keptGroupTree is the tree of deploy's current apps and groups, built
@@ -156,25 +101,6 @@ func (c *groupCache) prune(t *keptTree) {
 			c.bytes -= len(ch.b)
 		}
 	}
-}
-
-func (c *groupCache) load(k chunkKey) *appChunk {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.chunks[k]
-}
-
-func (c *groupCache) store(k chunkKey, ch *appChunk) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.chunks == nil || c.bytes > maxChunkBytes {
-		c.chunks, c.bytes = map[chunkKey]*appChunk{}, 0
-	}
-	if old := c.chunks[k]; old != nil {
-		c.bytes -= len(old.b)
-	}
-	c.chunks[k] = ch
-	c.bytes += len(ch.b)
 }
 
 // treeAnswer is a group answer as the pieces it is written from: kept
@@ -231,67 +157,10 @@ func (a *treeAnswer) group(n *treeNode) {
 	a.addSmall([]byte("]}"))
 }
 
-// chunk is chunk i of n's apps as they are now: the kept one when
-// current, else built and kept.
+// chunk is chunk i of n's apps as they are now (keptChunk).
 func (a *treeAnswer) chunk(n *treeNode, i int) []byte {
 	apps := n.apps[i*chunkApps : min(len(n.apps), (i+1)*chunkApps)]
-	in := &a.in
-	in.recs, in.deps, in.tfs, in.ts = apps, in.deps[:0], in.tfs[:0], in.ts[:0]
-	for _, r := range apps {
-		// The counts (tasksRunning, …) come from the tasks whether or not
-		// they are embedded, as in GET /v2/apps.
-		in.ts = append(in.ts, a.tasks.TasksOf(r.App.ID))
-		depID := ""
-		if len(a.deps) > 0 {
-			depID = a.deps[r.App.ID]
-		}
-		in.deps = append(in.deps, depID)
-		var tf []byte
-		if a.e.app.lastTaskFailure {
-			tf = a.s.lastTF.get(r.App.ID)
-		}
-		in.tfs = append(in.tfs, tf)
-	}
-	k := chunkKey{n.id, i, a.e.app}
-	old := a.s.gtree.load(k)
-	if old != nil && old.current(in) {
-		return old.b
-	}
-	return a.s.buildChunk(k, in, old)
-}
-
-// buildChunk joins the apps of in from their kept fragments, rendering
-// those that have none, keeps the result, and makes each app's kept
-// fragment a slice of it.
-func (s *Server) buildChunk(k chunkKey, in *chunkInputs, old *appChunk) []byte {
-	var b []byte
-	if old != nil {
-		b = make([]byte, 0, len(old.b)+len(old.b)/4)
-	}
-	ends := make([]int, len(in.recs))
-	for j, r := range in.recs {
-		if j > 0 {
-			b = append(b, ',')
-		}
-		f, tf := s.keptFragment(r, in.ts[j], k.e, in.deps[j])
-		in.tfs[j] = tf
-		if f != nil {
-			b = append(b, f...)
-		} else {
-			b = s.appendAppFailure(b, r, in.ts[j], k.e, in.deps[j], tf)
-		}
-		ends[j] = len(b)
-	}
-	c := &appChunk{recs: append([]*deploy.Record(nil), in.recs...), deps: append([]string(nil), in.deps...),
-		tfs: append([][]byte(nil), in.tfs...), ts: append([][]framework.Task(nil), in.ts...), b: b}
-	s.gtree.store(k, c)
-	start := 0
-	for j, r := range in.recs {
-		// The full slice expression: nothing may append into the next app.
-		s.frags.store(fragKey{r.App.ID, k.e}, &fragment{rec: r, depID: c.deps[j], tf: c.tfs[j], ts: c.ts[j], b: b[start:ends[j]:ends[j]]})
-		start = ends[j] + 1
-	}
-	return b
+	return a.s.keptChunk(&a.s.gtree.chunkCache, chunkKey{n.id, i, a.e.app}, apps, a.tasks, a.deps, &a.in)
 }
 
 // getKeptGroup serves GET /v2/groups[/{id}] from the kept tree and chunks

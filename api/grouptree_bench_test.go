@@ -24,8 +24,10 @@ import (
 //     chunked; the body read with io.Copy into io.Discard (8 KiB reads);
 //   - write1m: old's server, new's client (what the client alone does);
 //     read8k: new's server, old's client (what the server alone does);
-//   - perReq (group tree): the per-request path (the tree built and every
-//     app's kept fragment looked up and copied), new's client.
+//   - perReq: for the group tree the per-request path (the tree built and
+//     every app's kept fragment looked up and copied); for the app list
+//     the pieces app by app, each app's kept fragment looked up (no
+//     chunks); new's client.
 //
 // Each variant's p50 and p99 latency and median CPU time per request
 // (cpu-ms: the whole process, server and client) are reported.
@@ -45,11 +47,12 @@ func BenchmarkGroupTreeAB(b *testing.B) {
 	defer srv.gtree.off.Store(false)
 	defer srv.gtree.segWrites.Store(false)
 	defer srv.streamedLists.Store(false)
+	defer srv.lists.off.Store(false)
 	buf := make([]byte, readBufSize)
 	client := &http.Client{}
 	groups := bs.url + "/v2/groups?embed=group.groups&embed=group.apps.tasks"
 	groupOld := func(v *abVariant) { srv.gtree.off.Store(v.perReq); srv.gtree.segWrites.Store(v.old) }
-	appsOld := func(v *abVariant) { srv.streamedLists.Store(v.old) }
+	appsOld := func(v *abVariant) { srv.streamedLists.Store(v.old); srv.lists.off.Store(v.perReq) }
 	for _, c := range []struct {
 		name, url string
 		churn     bool
@@ -66,9 +69,7 @@ func BenchmarkGroupTreeAB(b *testing.B) {
 			}
 			vs := []*abVariant{{name: "new", readBuf: buf}, {name: "old", old: true},
 				{name: "write1m", old: true, readBuf: buf}, {name: "read8k"}}
-			if c.url == groups {
-				vs = append(vs, &abVariant{name: "perReq", perReq: true, readBuf: buf})
-			}
+			vs = append(vs, &abVariant{name: "perReq", perReq: true, readBuf: buf})
 			size := sameAnswers(b, client, c.url, vs, c.set, !c.churn)
 			runtime.GC()
 			b.ResetTimer()

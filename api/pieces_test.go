@@ -2,7 +2,9 @@ package api
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"math/rand"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -21,7 +23,8 @@ var appListQueries = []string{
 }
 
 // TestAppListKeptEqualsRendered: GET /v2/apps written from the apps' kept
-// fragments with its length known (pieces.go) answers byte for byte what
+// fragments with its length known (pieces.go), from kept chunks of apps
+// when unfiltered (chunks.go) and app by app, answers byte for byte what
 // the same fragments streamed through a bufio.Writer answer, and what a
 // fresh rendering of every app (no kept fragments) answers, for seeded
 // random trees and after each of a seeded series of changes (those of
@@ -41,6 +44,9 @@ func sameListOnAllPaths(t *testing.T, e *env, round string) {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			kept := e.do("GET", q, "")
+			e.srv.lists.off.Store(true)
+			perApp := e.do("GET", q, "")
+			e.srv.lists.off.Store(false)
 			e.srv.streamedLists.Store(true)
 			streamed := e.do("GET", q, "")
 			e.srv.streamedLists.Store(false)
@@ -53,15 +59,51 @@ func sameListOnAllPaths(t *testing.T, e *env, round string) {
 				t.Fatalf("%s: GET %s: Content-Length %q from the kept path, %q streamed (%d bytes); want a length, then none",
 					round, q, kept.header.Get("Content-Length"), streamed.header.Get("Content-Length"), len(streamed.body))
 			}
-			if kept.status == 200 && bytes.Equal(kept.body, fresh.body) && bytes.Equal(streamed.body, fresh.body) {
+			if kept.status == 200 && bytes.Equal(kept.body, fresh.body) && bytes.Equal(perApp.body, fresh.body) && bytes.Equal(streamed.body, fresh.body) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: GET %s: kept (status %d, %d bytes) and streamed (%d bytes) differ from the fresh rendering (status %d, %d bytes) at byte %d / %d:\nkept: %.600s\nfresh: %.600s",
-					round, q, kept.status, len(kept.body), len(streamed.body), fresh.status, len(fresh.body),
-					firstDiff(kept.body, fresh.body), firstDiff(streamed.body, fresh.body), tail(kept.body, fresh.body), tail(fresh.body, kept.body))
+				t.Fatalf("%s: GET %s: kept (status %d, %d bytes), kept app by app (%d bytes) and streamed (%d bytes) differ from the fresh rendering (status %d, %d bytes) at byte %d / %d / %d:\nkept: %.600s\nfresh: %.600s",
+					round, q, kept.status, len(kept.body), len(perApp.body), len(streamed.body), fresh.status, len(fresh.body),
+					firstDiff(kept.body, fresh.body), firstDiff(perApp.body, fresh.body), firstDiff(streamed.body, fresh.body), tail(kept.body, fresh.body), tail(fresh.body, kept.body))
 			}
 			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// TestAppListChunks: the unfiltered app list from kept chunks leaves the
+// pods out (they are /v2/pods's), reuses an unchanged chunk, and when the
+// list gets shorter by more than a chunk keeps no chunk past its end.
+func TestAppListChunks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	seedGroupTree(e, rand.New(rand.NewSource(7)))
+	e.mustDo("POST", "/v2/pods", `{"id": "/apod", "containers": [{"name": "c", "resources": {"cpus": 0.01, "mem": 1}, "exec": {"command": {"shell": "sleep 1000"}}}]}`, http.StatusCreated)
+	sameListOnAllPaths(t, e, "with a pod")
+	if b := e.do("GET", "/v2/apps", "").body; bytes.Contains(b, []byte(`"/apod"`)) {
+		t.Fatalf("GET /v2/apps lists the pod /apod: %.300s", b)
+	}
+	first := e.srv.lists.load(chunkKey{listChunks, 0, embed{}})
+	e.do("GET", "/v2/apps", "")
+	if again := e.srv.lists.load(chunkKey{listChunks, 0, embed{}}); first == nil || again != first {
+		t.Fatalf("an unchanged list built its first chunk again (%p, then %p)", first, again)
+	}
+	n := len(e.srv.dep.Apps()) - 1 // the pod
+	for i := 0; i < 2*chunkApps; i++ {
+		e.do("DELETE", fmt.Sprintf("/v2/apps/big/app%d", i), "")
+	}
+	e.confirmKills()
+	sameListOnAllPaths(t, e, "the list shorter by two chunks")
+	left := len(e.srv.dep.Apps()) - 1
+	if left > n-2*chunkApps {
+		t.Fatalf("%d apps left of %d after removing %d", left, n, 2*chunkApps)
+	}
+	e.srv.lists.mu.Lock()
+	defer e.srv.lists.mu.Unlock()
+	for k := range e.srv.lists.chunks {
+		if k.i*chunkApps >= left {
+			t.Errorf("chunk %d (apps from %d) is kept for a list of %d apps", k.i, k.i*chunkApps, left)
 		}
 	}
 }
