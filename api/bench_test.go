@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"runtime"
 	"sort"
 	"strconv"
@@ -227,6 +228,25 @@ func timedGetBuf(b *testing.B, client *http.Client, url string, buf []byte) (tim
 	return time.Since(start), n
 }
 
+// timedCurl is GET url by curl: its time_total (connect to last byte,
+// without the process's start) and the bytes it read.
+func timedCurl(b *testing.B, url string) (time.Duration, int64) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		b.Skip("curl is not installed: the curl variants need it")
+	}
+	out, err := exec.Command("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total} %{size_download}", url).Output()
+	if err != nil {
+		b.Fatalf("curl %s: %v", url, err)
+	}
+	var code int
+	var secs float64
+	var n int64
+	if _, err := fmt.Sscan(string(out), &code, &secs, &n); err != nil || code != http.StatusOK {
+		b.Fatalf("curl %s: %q (%v)", url, out, err)
+	}
+	return time.Duration(secs * float64(time.Second)), n
+}
+
 // percentile is the p-th (0–1) of lat in milliseconds; it sorts lat.
 func percentile(lat []time.Duration, p float64) float64 {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
@@ -235,7 +255,8 @@ func percentile(lat []time.Duration, p float64) float64 {
 
 // BenchmarkListApps is GET /v2/apps with 10,000 apps and 100,000 tasks,
 // over loopback HTTP, body read whole by the client (8 KiB reads; the
-// Read1MiB variants in 1 MiB reads). Reports p50/p99
+// Read1MiB variants in 1 MiB reads; the Curl variants by curl, which is
+// skipped when curl is not installed). Reports p50/p99
 // latency, response size and the process's RSS, the last variant while
 // one status update per 10 ms reaches the scheduler. Run it alone:
 //
@@ -261,17 +282,24 @@ func BenchmarkListApps(b *testing.B) {
 		// The large answers again, read in 1 MiB pieces (readBufSize).
 		{"plainRead1MiB", "/v2/apps", buf},
 		{"groupsEmbedTasksRead1MiB", "/v2/groups?embed=group.groups&embed=group.apps.tasks", buf},
+		// And by curl, a client that is not ours (its own time_total).
+		{"plainCurl", "/v2/apps", nil},
+		{"groupsEmbedTasksCurl", "/v2/groups?embed=group.groups&embed=group.apps.tasks", nil},
 	} {
+		client := &http.Client{}
 		b.Run(q.name, func(b *testing.B) {
+			get := func() (time.Duration, int64) { return timedGetBuf(b, client, bs.url+q.query, q.buf) }
+			if strings.HasSuffix(q.name, "Curl") {
+				get = func() (time.Duration, int64) { return timedCurl(b, bs.url+q.query) }
+			}
 			if q.name == "churn" {
 				defer bs.churn()()
 			}
-			client := &http.Client{}
 			lat := make([]time.Duration, 0, b.N)
 			var size int64
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				d, n := timedGetBuf(b, client, bs.url+q.query, q.buf)
+				d, n := get()
 				lat = append(lat, d)
 				size = n
 			}
