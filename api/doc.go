@@ -21,7 +21,9 @@
 // immutable snapshot for tasks. The store is read here only by the
 // versions endpoints. The large answers (GET /v2/apps, GET /v2/groups
 // with tasks: 76 MiB for 100,000 tasks) are written from kept bytes
-// (fragments.go, grouptree.go) with their length known, as one
+// (fragments.go; chunks.go: apps joined 64 at a time, which the group tree
+// of grouptree.go and the unfiltered app list share) with their length
+// known, as one
 // net.Buffers that net/http hands to the socket as writev (pieces.go;
 // internal/connlimit's connections keep the socket's ReadFrom for it).
 //
