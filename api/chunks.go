@@ -16,7 +16,10 @@ import (
 // comparisons, instead of a locked map lookup per app, and builds again
 // only the chunks whose apps changed, from the apps' kept fragments,
 // rendering only the changed apps. The apps' kept fragments then become
-// slices of the chunks, so the bytes are kept once.
+// slices of the chunks, so within one cache the bytes are kept once. The
+// two caches can each hold the same apps with the same embed (GET
+// /v2/apps?embed=apps.tasks and the group tree with group.apps.tasks):
+// up to twice the bytes, each cache bounded by maxChunkBytes.
 //
 // Chunks keep a change to one app from copying a whole large list again:
 // under churn (a status update every 10 ms) a list rebuilds the few chunks
