@@ -63,12 +63,18 @@ fuzz-api: build
 	$(GO) build -o $(BIN)/fuzzapi ./bench/fuzzapi
 	nice -n 19 ./$(BIN)/fuzzapi -flotilla $(BIN)/flotilla -duration $(FUZZAPI_TIME) $(FUZZAPI_FLAGS)
 
-# Every benchmark the issues name: the Go benchmarks once each, then the
-# scripts that measure against a peer in the same run (each installs its
+# Every benchmark the issues name: the Go benchmarks once each (that they
+# run), then the scripts that give the issues' figures with their goals:
+# the API's large answers over three rounds, the framework against a bare
+# mesos-go framework (alternating, three rounds), memory with 10,000 apps,
+# those that measure against a peer in the same run (each installs its
 # peer when missing: Knot, NSD and CoreDNS; nginx and h2load; HAProxy) and
 # the idle leader. Figures go to bench/RESULTS.md by hand, with the command.
 bench: testbed build
 	$(TESTENV) $(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	$(TESTENV) bench/api/run.sh
+	$(TESTENV) bench/framework/run.sh
+	$(TESTENV) bench/memory/run.sh 10000 10 90
 	$(TESTENV) bench/dns/run.sh
 	$(TESTENV) bench/gateway/run.sh
 	$(TESTENV) bench/gateway/run-h2.sh
