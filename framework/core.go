@@ -38,6 +38,9 @@ type core struct {
 	queued       []*appState
 	queuedSorted bool
 	offerSpare   []*appState
+	countSpare   []int            // offerRequests: requests per waiting app
+	baseSpare    []offers.Request // offerRequests: each waiting app's request
+	reqIDs       []string         // requestID: "0", "1", … kept across offer rounds
 	snapSpare    []*appState
 
 	tasks map[string]*taskState

@@ -61,6 +61,10 @@ func (c *core) handleOffers(now time.Time, mos []mesos.Offer, p *plan) {
 		return
 	}
 	res := offers.Place(ofs, reqs, c.placedTasks(), c.cfg.Placement)
+	if c.cfg.Tasks != nil {
+		// One record per launch (recordAdded): grown once, not by append.
+		c.recOps = slices.Grow(c.recOps, len(res.Placements))
+	}
 
 	for _, pl := range res.Placements {
 		i, _ := strconv.Atoi(pl.Request.ID)
@@ -125,6 +129,12 @@ func (c *core) offerRequests(now time.Time, ofs []offers.Offer) (reqs []offers.R
 		waiting = append(waiting, as)
 	}
 	slices.SortFunc(waiting, func(a, b *appState) int { return strings.Compare(a.id, b.id) })
+	// How many requests each app gets is counted first, so that the
+	// requests are one allocation of their final size: with 100,000
+	// instances waiting, growing them by append copied every request (and
+	// its pointers, under write barriers) a dozen times per offer round.
+	counts, bases := c.countSpare[:0], c.baseSpare[:0]
+	total := 0
 	for _, as := range waiting {
 		base := requestFor(as.app, as.constraints, &c.cfg)
 		need := as.need
@@ -137,17 +147,34 @@ func (c *core) offerRequests(now time.Time, ofs []offers.Offer) (reqs []offers.R
 		// offers could hold are built, plus one that cannot fit, so an
 		// app that keeps waiting gets its rejection summary. 10^9
 		// instances on three agents cost what fits on three agents.
-		n := min(need, offers.Fits(ofs, &base)+1)
-		for i := 0; i < n; i++ {
-			r := base
-			r.ID = strconv.Itoa(len(reqs))
+		n := max(0, min(need, offers.Fits(ofs, &base)+1))
+		counts, bases = append(counts, n), append(bases, base)
+		total += n
+	}
+	reqs = make([]offers.Request, 0, total)
+	reqApp = make([]*appState, 0, total)
+	for j, as := range waiting {
+		for i := 0; i < counts[j]; i++ {
+			r := bases[j]
+			r.ID = c.requestID(len(reqs))
 			reqs = append(reqs, r)
 			reqApp = append(reqApp, as)
 		}
 	}
+	clear(bases)
+	c.countSpare, c.baseSpare = counts[:0], bases[:0]
 	clear(waiting)
 	c.offerSpare = waiting[:0]
 	return reqs, reqApp
+}
+
+// requestID is the id of the i-th request of an offer round, kept from
+// round to round: strconv.Itoa allocates for every i past 99.
+func (c *core) requestID(i int) string {
+	for len(c.reqIDs) <= i {
+		c.reqIDs = append(c.reqIDs, strconv.Itoa(len(c.reqIDs)))
+	}
+	return c.reqIDs[i]
 }
 
 // refuse is how long declined offers stay away: briefly while something
