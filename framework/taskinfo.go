@@ -1,7 +1,7 @@
 package framework
 
 import (
-	"fmt"
+	"encoding/hex"
 	"maps"
 	"math"
 	"math/rand"
@@ -46,7 +46,18 @@ func NewTaskID(appID string, r *rand.Rand) string {
 	}
 	b[6] = b[6]&0x0f | 0x40 // version 4
 	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
-	return fmt.Sprintf("%s%s%x-%x-%x-%x-%x%s", TaskIDPrefix(appID), instanceSep, b[0:4], b[4:6], b[6:8], b[8:10], b[10:16], appSuffix)
+	// Appended by hand, not fmt.Sprintf: one id per launch (Sprintf was
+	// 1% of the CPU of launching 100,000 tasks).
+	prefix := TaskIDPrefix(appID)
+	out := make([]byte, 0, len(prefix)+len(instanceSep)+36+len(appSuffix))
+	out = append(append(out, prefix...), instanceSep...)
+	for i, part := range [][]byte{b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]} {
+		if i > 0 {
+			out = append(out, '-')
+		}
+		out = hex.AppendEncode(out, part)
+	}
+	return string(append(out, appSuffix...))
 }
 
 // AppIDFromTaskID returns the app id a task id of Flotilla's scheme

@@ -1,6 +1,8 @@
 package framework
 
 import (
+	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand"
 	"regexp"
@@ -47,6 +49,28 @@ func TestTaskIDRoundTrip(t *testing.T) {
 	a, b := NewTaskID("/x", rand.New(rand.NewSource(1))), NewTaskID("/x", rand.New(rand.NewSource(1)))
 	if a != b {
 		t.Errorf("task ids not reproducible from the seed: %s vs %s", a, b)
+	}
+}
+
+// TestNewTaskIDAsSprintf: the ids appended by hand are the ones
+// fmt.Sprintf gave (the same seed, the same ids), so ids of tasks launched
+// before the change and after it follow one scheme.
+func TestNewTaskIDAsSprintf(t *testing.T) {
+	t.Parallel()
+	ours, theirs := rand.New(rand.NewSource(17)), rand.New(rand.NewSource(17))
+	for i, app := range []string{"/web", "/prod/shop/web", "/a.b/c-d", "/x"} {
+		for range 1000 {
+			var b [16]byte
+			for k := 0; k < 16; k += 8 {
+				binary.LittleEndian.PutUint64(b[k:], theirs.Uint64())
+			}
+			b[6] = b[6]&0x0f | 0x40
+			b[8] = b[8]&0x3f | 0x80
+			want := fmt.Sprintf("%s%s%x-%x-%x-%x-%x%s", TaskIDPrefix(app), instanceSep, b[0:4], b[4:6], b[6:8], b[8:10], b[10:16], appSuffix)
+			if got := NewTaskID(app, ours); got != want {
+				t.Fatalf("app %d (%s): NewTaskID = %q, Sprintf gave %q", i, app, got, want)
+			}
+		}
 	}
 }
 
@@ -234,5 +258,13 @@ func TestHealthCheckNeverKill(t *testing.T) {
 	app.HealthChecks[0].MaxConsecutiveFailures = 5
 	if got := buildTaskInfo(&app, launchSpec{TaskID: "t", AgentID: "a", Host: "h", Ports: []uint64{31000}}).HealthCheck.GetConsecutiveFailures(); got != 5 {
 		t.Errorf("consecutive_failures %d, want 5", got)
+	}
+}
+
+// BenchmarkNewTaskID is one task id (one per launch).
+func BenchmarkNewTaskID(b *testing.B) {
+	r := rand.New(rand.NewSource(1))
+	for b.Loop() {
+		_ = NewTaskID("/prod/shop/web", r)
 	}
 }
