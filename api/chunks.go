@@ -104,10 +104,15 @@ func (c *chunkCache) store(k chunkKey, ch *appChunk) {
 // dropFrom drops group g's chunks for embed e from index i on: those past
 // the end of a list that got shorter, which no request asks for again.
 func (c *chunkCache) dropFrom(g string, e embed, i int) {
+	c.dropIf(func(k chunkKey) bool { return k.group == g && k.e == e && k.i >= i })
+}
+
+// dropIf drops the chunks whose keys drop reports.
+func (c *chunkCache) dropIf(drop func(chunkKey) bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, ch := range c.chunks {
-		if k.group == g && k.e == e && k.i >= i {
+		if drop(k) {
 			delete(c.chunks, k)
 			c.bytes -= len(ch.b)
 		}

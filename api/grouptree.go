@@ -93,14 +93,10 @@ func sameRecords(a, b []*deploy.Record) bool {
 // prune drops the chunks of groups t does not have, and those past the
 // end of a group's apps.
 func (c *groupCache) prune(t *keptTree) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, ch := range c.chunks {
-		if n := t.nodes[k.group]; n == nil || k.i*chunkApps >= len(n.apps) {
-			delete(c.chunks, k)
-			c.bytes -= len(ch.b)
-		}
-	}
+	c.dropIf(func(k chunkKey) bool {
+		n := t.nodes[k.group]
+		return n == nil || k.i*chunkApps >= len(n.apps)
+	})
 }
 
 // treeAnswer is a group answer as the pieces it is written from: kept
