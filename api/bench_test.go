@@ -257,14 +257,18 @@ func percentile(lat []time.Duration, p float64) float64 {
 // over loopback HTTP, body read whole by the client (8 KiB reads; the
 // Read1MiB variants in 1 MiB reads; the Curl variants by curl, which is
 // skipped when curl is not installed). Reports p50/p99
-// latency, response size and the process's RSS, the last variant while
-// one status update per 10 ms reaches the scheduler. Run it alone:
+// latency, response size and the process's RSS, the churn variant while
+// one status update per 10 ms reaches the scheduler. With a static peer
+// (staticPeerFromEnv; bench/api/run.sh starts nginx) every variant but
+// churn also times the same client reading the same bytes from the peer,
+// request after request, as peer-p50-ms and peer-p99-ms. Run it alone:
 //
 //	go test -run '^$' -bench ListApps -benchtime 200x ./api/
 func BenchmarkListApps(b *testing.B) {
 	const apps, perApp = 10000, 10
 	bs := setupBench(b, apps, perApp)
 	defer bs.stop()
+	peer := staticPeerFromEnv(b)
 	runtime.GC()
 	buf := make([]byte, readBufSize)
 	for _, q := range []struct {
@@ -286,33 +290,97 @@ func BenchmarkListApps(b *testing.B) {
 		{"plainCurl", "/v2/apps", nil},
 		{"groupsEmbedTasksCurl", "/v2/groups?embed=group.groups&embed=group.apps.tasks", nil},
 	} {
-		client := &http.Client{}
+		client, peerClient := &http.Client{}, &http.Client{}
 		b.Run(q.name, func(b *testing.B) {
-			get := func() (time.Duration, int64) { return timedGetBuf(b, client, bs.url+q.query, q.buf) }
-			if strings.HasSuffix(q.name, "Curl") {
-				get = func() (time.Duration, int64) { return timedCurl(b, bs.url+q.query) }
+			getter := func(c *http.Client, url string) func() (time.Duration, int64) {
+				if strings.HasSuffix(q.name, "Curl") {
+					return func() (time.Duration, int64) { return timedCurl(b, url) }
+				}
+				return func() (time.Duration, int64) { return timedGetBuf(b, c, url, q.buf) }
+			}
+			get := getter(client, bs.url+q.query)
+			var getPeer func() (time.Duration, int64)
+			if peer != nil && q.name != "churn" {
+				getPeer = getter(peerClient, peer.serve(b, client, bs.url+q.query, q.name))
+				runtime.GC() // serve's two copies of the answer are garbage now
 			}
 			if q.name == "churn" {
 				defer bs.churn()()
 			}
 			lat := make([]time.Duration, 0, b.N)
+			var peerLat []time.Duration
 			var size int64
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				d, n := get()
 				lat = append(lat, d)
 				size = n
+				if getPeer != nil {
+					d, _ = getPeer()
+					peerLat = append(peerLat, d)
+				}
 			}
 			b.StopTimer()
 			rss, hwm := rssMiB()
 			b.ReportMetric(percentile(lat, 0.5), "p50-ms")
 			b.ReportMetric(percentile(lat, 0.99), "p99-ms")
+			if peerLat != nil {
+				b.ReportMetric(percentile(peerLat, 0.5), "peer-p50-ms")
+				b.ReportMetric(percentile(peerLat, 0.99), "peer-p99-ms")
+			}
 			b.ReportMetric(float64(size)/(1<<20), "MiB/resp")
 			b.ReportMetric(rss, "rss-MiB")
 			b.ReportMetric(hwm, "peak-rss-MiB")
 			b.ReportMetric(loadAvg(), "load1")
 		})
 	}
+}
+
+// staticPeer is a static file server (bench/api/run.sh starts nginx with
+// sendfile) that serves, from dir, the very bytes of each answer the
+// benchmark times. The same client reads both, one request after the other,
+// so the peer's figure is the floor that client and machine put under any
+// server's: nginx does no work per request but send a file.
+type staticPeer struct{ url, dir string }
+
+// staticPeerFromEnv is the peer FLOTILLA_BENCH_PEER_URL (its base URL) and
+// FLOTILLA_BENCH_PEER_DIR (the directory it serves) name, or nil.
+func staticPeerFromEnv(b *testing.B) *staticPeer {
+	url, dir := os.Getenv("FLOTILLA_BENCH_PEER_URL"), os.Getenv("FLOTILLA_BENCH_PEER_DIR")
+	if url == "" && dir == "" {
+		return nil
+	}
+	if url == "" || dir == "" {
+		b.Fatalf("FLOTILLA_BENCH_PEER_URL (%q) and FLOTILLA_BENCH_PEER_DIR (%q) go together", url, dir)
+	}
+	return &staticPeer{url: strings.TrimSuffix(url, "/"), dir: dir}
+}
+
+// serve writes the answer to GET from (read through client) into the
+// peer's directory as name.json and returns the peer's URL for it, after
+// checking that the peer answers it with the same number of bytes.
+func (p *staticPeer) serve(b *testing.B, client *http.Client, from, name string) string {
+	get := func(url string) []byte {
+		res, err := client.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		if err != nil || res.StatusCode != http.StatusOK {
+			b.Fatalf("GET %s: status %d: %v", url, res.StatusCode, err)
+		}
+		return body
+	}
+	body := get(from)
+	if err := os.WriteFile(p.dir+"/"+name+".json", body, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	url := p.url + "/" + name + ".json"
+	if got := get(url); len(got) != len(body) {
+		b.Fatalf("the peer answers %s with %d bytes, not the %d written", url, len(got), len(body))
+	}
+	return url
 }
 
 // BenchmarkGroupsFragmentsAB is GET /v2/groups?embed=group.groups&
