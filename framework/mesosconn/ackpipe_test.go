@@ -2,12 +2,14 @@ package mesosconn
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -216,4 +218,85 @@ func TestAckPipeOnlyForPlainHTTP(t *testing.T) {
 	if p := newAckPipe("http://m/api/v1/scheduler", js, "s", time.Second); p == nil || p.addr != "m:80" {
 		t.Errorf("pipe for http://m: %+v", p)
 	}
+}
+
+// acceptedSamples are answers to an ACKNOWLEDGE: what localmesos's net/http
+// server and a real Mesos master send, and the variants readAccepted must
+// either read exactly as net/http does or leave to it.
+var acceptedSamples = []string{
+	"HTTP/1.1 202 Accepted\r\nDate: Mon, 07 Dec 2026 16:00:00 GMT\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+	"HTTP/1.1 202 Accepted\r\ncontent-length:0\r\nconnection: Keep-Alive, CLOSE\r\n\r\n",
+	"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
+	"HTTP/1.1 202 \r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 202 Accepted\r\n\r\n",                                           // no length: the body runs to the close
+	"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok",                    // a body
+	"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n", // twice
+	"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n X-Folded: yes\r\n\r\n",
+	"HTTP/1.1 202 Accepted\r\nBad Name: x\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 202 Accepted\r\nX: a\x01b\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n", // header not whole
+	"HTTP/1.0 202 Accepted\r\nContent-Length: 0\r\n\r\n",
+	"HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\nbad request",
+	"HTTP/1.1 2020 Accepted\r\nContent-Length: 0\r\n\r\n",
+	"garbage\r\n\r\n",
+	"",
+}
+
+// readAccepted reads exactly what net/http's ReadResponse reads, with the
+// same meaning (a 202, no body, the same Close), or reads nothing.
+func checkReadAccepted(t *testing.T, in []byte) {
+	const next = "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
+	in = append(in[:len(in):len(in)], next...)
+	br := bufio.NewReader(bytes.NewReader(in))
+	closes, ok := readAccepted(br)
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		if !bytes.Equal(rest, in) {
+			t.Fatalf("%q: declined but consumed %d bytes", in, len(in)-len(rest))
+		}
+		return
+	}
+	ref := bufio.NewReader(bytes.NewReader(in))
+	resp, err := http.ReadResponse(ref, nil)
+	if err != nil {
+		t.Fatalf("%q: taken as a 202 but net/http fails it: %v", in, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || len(body) != 0 || resp.StatusCode != http.StatusAccepted || resp.Close != closes {
+		t.Fatalf("%q: taken as a 202 with no body, close=%v; net/http: %d, body %q (%v), close=%v",
+			in, closes, resp.StatusCode, body, err, resp.Close)
+	}
+	refRest, err := io.ReadAll(ref)
+	if err != nil || !bytes.Equal(rest, refRest) {
+		t.Fatalf("%q: left %q, net/http left %q (%v)", in, rest, refRest, err)
+	}
+}
+
+func TestReadAcceptedAgreesWithNetHTTP(t *testing.T) {
+	took := 0
+	for _, s := range acceptedSamples {
+		checkReadAccepted(t, []byte(s))
+		if _, ok := readAccepted(bufio.NewReader(strings.NewReader(s))); ok {
+			took++
+		}
+	}
+	// The first five are the plain answers: a fast path that declines
+	// everything would pass the check above.
+	if took != 5 {
+		t.Fatalf("readAccepted took %d of the samples, want the 5 plain ones", took)
+	}
+}
+
+// FuzzReadAccepted: on any input, readAccepted agrees with net/http or
+// leaves the answer to it (checkReadAccepted).
+func FuzzReadAccepted(f *testing.F) {
+	for _, s := range acceptedSamples {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) { checkReadAccepted(t, in) })
 }
