@@ -29,8 +29,8 @@ import (
 // BenchmarkLaunch100k is the scale benchmark: 1,000 agents with the
 // simulated executor and a bare mesos-go framework (httpsched +
 // controller) launching 100,000 tasks and acknowledging every update until
-// all are TASK_RUNNING. It reports tasks/s from the first offer to the
-// last RUNNING.
+// all are TASK_RUNNING. It reports tasks/s from the first offer until the
+// last RUNNING is seen and every update so far acknowledged.
 //
 //	go test -run '^$' -bench BenchmarkLaunch100k -benchtime 1x ./localmesos/
 func BenchmarkLaunch100k(b *testing.B) {
@@ -88,6 +88,8 @@ func runLaunchBench(b *testing.B, codecName string, agents, total, perOffer int)
 		fwID     atomic.Value
 		launched int
 		running  atomic.Int64
+		queued   atomic.Int64 // acknowledgements handed to the workers
+		acked    atomic.Int64 // and answered by the master
 		start    time.Time
 		startMu  sync.Once
 		done     = make(chan struct{})
@@ -106,6 +108,9 @@ func runLaunchBench(b *testing.B, codecName string, agents, total, perOffer int)
 				c.FrameworkID = &mesos.FrameworkID{Value: fwID.Load().(string)}
 				if err := calls.CallNoData(ctx, caller, c); err != nil && ctx.Err() == nil {
 					b.Errorf("call %s: %v", c.Type, err)
+				}
+				if c.Type == scheduler.Call_ACKNOWLEDGE {
+					acked.Add(1)
 				}
 			}
 		}()
@@ -138,6 +143,7 @@ func runLaunchBench(b *testing.B, codecName string, agents, total, perOffer int)
 		case scheduler.Event_UPDATE:
 			st := e.Update.Status
 			if len(st.UUID) > 0 {
+				queued.Add(1)
 				work <- calls.Acknowledge(st.GetAgentID().GetValue(), st.TaskID.Value, st.UUID)
 			}
 			switch st.GetState() {
@@ -165,6 +171,18 @@ func runLaunchBench(b *testing.B, codecName string, agents, total, perOffer int)
 	case <-time.After(5 * time.Minute):
 		b.Fatalf("only %d of %d tasks RUNNING after 5 minutes", running.Load(), total)
 	}
+	atRunning, unackedAtRunning := time.Since(start), queued.Load()-acked.Load()
+	// Done when every update is acknowledged too, as Flotilla's
+	// BenchmarkE2ESimulated ends when the master holds no unacknowledged
+	// update: stopping the clock at the last RUNNING left the
+	// acknowledgements of ~99,000 RUNNING updates queued, outside the
+	// figures, while Flotilla had sent all but ~1,000 of its own. The
+	// figures at the last RUNNING are reported beside (@running).
+	for until := time.Now().Add(5 * time.Minute); acked.Load() < queued.Load(); time.Sleep(100 * time.Microsecond) {
+		if time.Now().After(until) {
+			b.Fatalf("%d of %d acknowledgements answered after 5 minutes", acked.Load(), queued.Load())
+		}
+	}
 	elapsed := time.Since(start)
 	b.StopTimer()
 	var ru1 syscall.Rusage
@@ -172,6 +190,8 @@ func runLaunchBench(b *testing.B, codecName string, agents, total, perOffer int)
 	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "tasks/s")
 	b.ReportMetric(elapsed.Seconds(), "s/run")
+	b.ReportMetric(float64(total)/atRunning.Seconds(), "tasks/s@running")
+	b.ReportMetric(float64(unackedAtRunning), "unacked@running")
 	// CPU of this process per task (master and framework together unless
 	// the master runs apart): a figure the machine's other load does not
 	// change as much as tasks/s.

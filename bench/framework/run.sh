@@ -7,6 +7,13 @@
 # (a bare mesos-go framework that accepts and acknowledges, no placement and
 # no records: 1,000 agents, 100,000 tasks). Both run the master and the
 # agents in their own process, so the CPU per task is the whole process's.
+# Both are timed from the start until every task is RUNNING and every status
+# update acknowledged (the master holds none unacknowledged): a framework
+# that has not acknowledged its updates has not finished, and the bare
+# framework's acknowledgements of the RUNNING updates, queued behind its
+# handler, used to fall outside its figures. The figures at the last
+# RUNNING are printed beside (@running, with how many updates were still
+# unacknowledged then).
 # Per round: tasks/s and CPU-µs per task of each, their ratio and the load
 # average; then the median and worst ratio against the goal (>= 0.9x).
 #   bench/framework/run.sh [ROUNDS]
@@ -22,7 +29,7 @@ go test -c -o "$dir/localmesos.test" ./localmesos/
 metric() { # file unit → the value printed before unit on the Benchmark line
   awk -v u="$2" '/^Benchmark/ {for (i = 2; i <= NF; i++) if ($i == u) print $(i - 1)}' "$1"
 }
-ratios=()
+ratios=() rratios=()
 for r in $(seq "$rounds"); do
   load=$(cut -d' ' -f1 /proc/loadavg)
   (cd framework/mesosconn && FLOTILLA_BENCH_E2E=$shape "$dir/mesosconn.test" -test.run '^$' \
@@ -33,13 +40,19 @@ for r in $(seq "$rounds"); do
   f=$(metric "$dir/flotilla.$r" tasks/s) fc=$(metric "$dir/flotilla.$r" cpu-µs/tasks)
   b=$(metric "$dir/bare.$r" tasks/s) bc=$(metric "$dir/bare.$r" cpu-µs/task)
   [[ -n $f && -n $b ]] || { echo "round $r: no figure"; cat "$dir/flotilla.$r" "$dir/bare.$r"; exit 1; }
+  fr=$(metric "$dir/flotilla.$r" tasks/s@running) br=$(metric "$dir/bare.$r" tasks/s@running)
+  fu=$(metric "$dir/flotilla.$r" unacked@running) bu=$(metric "$dir/bare.$r" unacked@running)
   ratio=$(awk -v a="$f" -v b="$b" 'BEGIN {printf "%.2f", a / b}')
+  rratio=$(awk -v a="$fr" -v b="$br" 'BEGIN {printf "%.2f", a / b}')
   ratios+=("$ratio")
+  rratios+=("$rratio")
   echo "round $r (load $load): flotilla $f tasks/s ($fc CPU-µs/task), bare $b tasks/s ($bc CPU-µs/task):" \
-    "ratio ${ratio}x, CPU $(awk -v a="$fc" -v b="$bc" 'BEGIN {printf "%.2f", a / b}')x"
+    "ratio ${ratio}x, CPU $(awk -v a="$fc" -v b="$bc" 'BEGIN {printf "%.2f", a / b}')x;" \
+    "at the last RUNNING: flotilla $fr, bare $br tasks/s, ratio ${rratio}x (unacknowledged then: $fu and $bu)"
 done
-sorted=$(printf '%s\n' "${ratios[@]}" | sort -n)
-median=$(sed -n "$(((rounds + 1) / 2))p" <<<"$sorted")
-worst=$(head -1 <<<"$sorted")
+median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
+worst() { printf '%s\n' "$@" | sort -n | head -1; }
 verdict() { awk -v v="$1" 'BEGIN {print (v >= 0.9) ? "met" : "NOT met"}'; }
-echo "flotilla/bare tasks/s: median ${median}x ($(verdict "$median")), worst ${worst}x ($(verdict "$worst")); goal >= 0.9x"
+median=$(median "${ratios[@]}") worst=$(worst "${ratios[@]}")
+echo "flotilla/bare tasks/s, every update acknowledged: median ${median}x ($(verdict "$median")), worst ${worst}x ($(verdict "$worst")); goal >= 0.9x"
+echo "flotilla/bare tasks/s at the last RUNNING: median $(median "${rratios[@]}")x, worst $(worst "${rratios[@]}")x"
