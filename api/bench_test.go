@@ -360,24 +360,12 @@ func staticPeerFromEnv(b *testing.B) *staticPeer {
 // peer's directory as name.json and returns the peer's URL for it, after
 // checking that the peer answers it with the same number of bytes.
 func (p *staticPeer) serve(b *testing.B, client *http.Client, from, name string) string {
-	get := func(url string) []byte {
-		res, err := client.Get(url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer res.Body.Close()
-		body, err := io.ReadAll(res.Body)
-		if err != nil || res.StatusCode != http.StatusOK {
-			b.Fatalf("GET %s: status %d: %v", url, res.StatusCode, err)
-		}
-		return body
-	}
-	body := get(from)
+	body := getWhole(b, client, from)
 	if err := os.WriteFile(p.dir+"/"+name+".json", body, 0o644); err != nil {
 		b.Fatal(err)
 	}
 	url := p.url + "/" + name + ".json"
-	if got := get(url); len(got) != len(body) {
+	if got := getWhole(b, client, url); len(got) != len(body) {
 		b.Fatalf("the peer answers %s with %d bytes, not the %d written", url, len(got), len(body))
 	}
 	return url

@@ -244,8 +244,9 @@ var acceptedSamples = []string{
 	"",
 }
 
-// readAccepted reads exactly what net/http's ReadResponse reads, with the
-// same meaning (a 202, no body, the same Close), or reads nothing.
+// checkReadAccepted fails t unless readAccepted, on in followed by a plain
+// answer, reads exactly what net/http's ReadResponse reads, with the same
+// meaning (a 202, no body, the same Close), or reads nothing.
 func checkReadAccepted(t *testing.T, in []byte) {
 	const next = "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
 	in = append(in[:len(in):len(in)], next...)
