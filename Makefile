@@ -48,7 +48,7 @@ test-loaded: testbed
 # Go's native fuzzing, one target after another (`make test` runs only
 # their seed corpora, testdata/fuzz/<Target>). FUZZTIME per target.
 FUZZTIME ?= 10m
-FUZZ_TARGETS := appspec:FuzzDecode api:FuzzQuery framework/mesosconn:FuzzMasterStream gateway:FuzzGatewayRequest mesosdns:FuzzServeDNS
+FUZZ_TARGETS := appspec:FuzzDecode api:FuzzQuery framework/mesosconn:FuzzMasterStream framework/mesosconn:FuzzReadAccepted gateway:FuzzGatewayRequest mesosdns:FuzzServeDNS
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== $${t##*:} (./$${t%%:*}) for $(FUZZTIME)"; \
