@@ -358,8 +358,13 @@ func (m *Master) runSafely(f func()) {
 	f()
 }
 
-// after runs f under the master lock once d has passed on the clock.
+// after runs f under the master lock once d has passed on the clock. The
+// caller holds the lock; once Close has begun nothing is scheduled, so
+// the WaitGroup's Add never races Close's Wait.
 func (m *Master) after(d time.Duration, f func()) {
+	if m.closed {
+		return
+	}
 	tm := m.clock.NewTimer(d)
 	m.wg.Add(1)
 	go func() {

@@ -44,7 +44,12 @@ type Browser struct {
 	mu      sync.Mutex
 	urls    []string
 	traffic []string
-	bodies  sync.WaitGroup
+	// pending counts response bodies being fetched; bodiesDone (on mu)
+	// wakes Traffic when it falls to zero. Not a WaitGroup: a response
+	// may finish while Traffic waits, and a WaitGroup's Add from zero
+	// racing its Wait is a data race (CI's race detector caught it).
+	pending    int
+	bodiesDone *sync.Cond
 	// withBodies turns on the recording of response bodies, which costs
 	// a protocol round trip per response (RecordBodies).
 	withBodies atomic.Bool
@@ -91,6 +96,7 @@ func NewBrowser(t testing.TB, width, height int) *Browser {
 		}
 	})
 	b := &Browser{Ctx: ctx}
+	b.bodiesDone = sync.NewCond(&b.mu)
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch e := ev.(type) {
 		case *network.EventRequestWillBeSent:
@@ -114,9 +120,16 @@ func NewBrowser(t testing.TB, width, height int) *Browser {
 			}
 			// The body is fetched off the listener: the listener must not
 			// block on the protocol it is called from.
-			b.bodies.Add(1)
+			b.mu.Lock()
+			b.pending++
+			b.mu.Unlock()
 			go func() {
-				defer b.bodies.Done()
+				defer func() {
+					b.mu.Lock()
+					b.pending--
+					b.bodiesDone.Broadcast()
+					b.mu.Unlock()
+				}()
 				_ = chromedp.Run(ctx, chromedp.ActionFunc(func(ctx context.Context) error {
 					body, err := network.GetResponseBody(e.RequestID).Do(ctx)
 					if err != nil {
@@ -146,9 +159,11 @@ func (b *Browser) record(url, content string) {
 // Traffic is everything recorded so far: URLs, request bodies, response
 // bodies, event-stream messages and streamed chunks, base64 ones decoded.
 func (b *Browser) Traffic() []string {
-	b.bodies.Wait()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	for b.pending > 0 {
+		b.bodiesDone.Wait()
+	}
 	out := make([]string, 0, len(b.traffic))
 	for _, c := range b.traffic {
 		for _, p := range []string{"request body (base64) ", "chunk (base64) "} {

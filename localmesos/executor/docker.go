@@ -354,12 +354,6 @@ func (d *Docker) launch(ctx context.Context, t Task, report Report, g *dockerGro
 	if g != nil && t.Group.Leader {
 		dt.group = t.Group.ID
 	}
-	if t.Sandbox != "" {
-		lctx, stop := context.WithCancel(context.Background())
-		dt.logsDone, dt.stopLogs = make(chan struct{}), stop
-		d.wg.Add(1)
-		go d.followLogs(lctx, dt, log)
-	}
 	dt.mu.Lock()
 	d.mu.Lock()
 	if d.closed {
@@ -367,15 +361,20 @@ func (d *Docker) launch(ctx context.Context, t Task, report Report, g *dockerGro
 		d.mu.Unlock()
 		dt.mu.Unlock()
 		cancel()
-		if dt.stopLogs != nil {
-			dt.stopLogs()
-		}
 		closeNetwork(fwd, kern, ns, log)
 		d.remove(created.ID, log)
 		return fmt.Errorf("executor: docker launch %s: %w", id, ErrClosed)
 	}
 	d.tasks[id] = dt
-	d.wg.Add(1)
+	d.wg.Add(1) // the waiter, started below
+	if t.Sandbox != "" {
+		// Under d.mu with the task stored, so Close waits for it; the
+		// engine's log stream starts at the container's first line.
+		lctx, stop := context.WithCancel(context.Background())
+		dt.logsDone, dt.stopLogs = make(chan struct{}), stop
+		d.wg.Add(1)
+		go d.followLogs(lctx, dt, log)
+	}
 	d.mu.Unlock()
 	report(id, Status{State: mesos.TASK_RUNNING})
 	dt.mu.Unlock()
@@ -391,9 +390,8 @@ func (d *Docker) launch(ctx context.Context, t Task, report Report, g *dockerGro
 		if pr == nil {
 			pr = d.execProbe(created.ID, hc.Command)
 		}
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
+		// Not started once Close has begun: Close stops the container.
+		spawn(&d.mu, &d.closed, &d.wg, func() {
 			defer func() {
 				if r := recover(); r != nil {
 					log.WithField("panic", r).WithField("stack", string(debug.Stack())).Error("health checker panicked")
@@ -411,7 +409,7 @@ func (d *Docker) launch(ctx context.Context, t Task, report Report, g *dockerGro
 				kill: func() { d.kill(dt, dt.grace, true, log) },
 			}
 			h.run(wctx)
-		}()
+		})
 	}
 	return nil
 }
@@ -534,16 +532,18 @@ func (d *Docker) kill(dt *dockerTask, grace time.Duration, byHealth bool, log *l
 		return signal("SIGKILL")
 	}
 	t := d.clock.NewTimer(grace)
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
+	// After Close has begun there is no grace to time: Close removes the
+	// container by force.
+	if !spawn(&d.mu, &d.closed, &d.wg, func() {
 		defer t.Stop()
 		select {
 		case <-t.C():
 			_ = signal("SIGKILL")
 		case <-dt.done:
 		}
-	}()
+	}) {
+		t.Stop()
+	}
 	return nil
 }
 

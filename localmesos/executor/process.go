@@ -170,8 +170,18 @@ func (p *Process) Launch(ctx context.Context, t Task, report Report) error {
 
 	pt.mu.Lock()
 	p.mu.Lock()
+	if p.closed {
+		// Close ran while we were starting it: it could not see this one.
+		p.mu.Unlock()
+		pt.mu.Unlock()
+		cancel()
+		_ = syscall.Kill(-pt.pgid, syscall.SIGKILL)
+		waitErr := cmd.Wait() // reaps it; killed, so it exits now
+		unreserve()
+		return fmt.Errorf("executor: process launch %s: %w (the started process was killed: %v)", id, ErrClosed, waitErr)
+	}
 	p.tasks[id] = pt
-	p.wg.Add(1)
+	p.wg.Add(1) // the waiter, started below
 	p.mu.Unlock()
 	report(id, Status{State: mesos.TASK_RUNNING})
 	pt.mu.Unlock()
@@ -183,11 +193,8 @@ func (p *Process) Launch(ctx context.Context, t Task, report Report) error {
 		if pr == nil {
 			pr = p.commandProbe(hc.Command, t.Sandbox, env)
 		}
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			p.healthLoop(hctx, pt, hc, pr, log)
-		}()
+		// Not started once Close has begun: Close kills the task.
+		spawn(&p.mu, &p.closed, &p.wg, func() { p.healthLoop(hctx, pt, hc, pr, log) })
 	}
 	return nil
 }
@@ -355,16 +362,18 @@ func (p *Process) kill(pt *procTask, grace time.Duration, byHealth bool) {
 		return
 	}
 	t := p.clock.NewTimer(grace)
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
+	// After Close has begun there is no grace to time: Close kills every
+	// task's group at once.
+	if !spawn(&p.mu, &p.closed, &p.wg, func() {
 		defer t.Stop()
 		select {
 		case <-t.C():
 			_ = syscall.Kill(-pt.pgid, syscall.SIGKILL)
 		case <-pt.done:
 		}
-	}()
+	}) {
+		t.Stop()
+	}
 }
 
 func (p *Process) healthLoop(ctx context.Context, pt *procTask, hc *mesos.HealthCheck, pr probe, log *logrus.Entry) {
