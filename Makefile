@@ -68,8 +68,9 @@ fuzz-api: build
 # the API's large answers over three rounds, the framework against a bare
 # mesos-go framework (alternating, three rounds), memory with 10,000 apps,
 # those that measure against a peer in the same run (each installs its
-# peer when missing: Knot, NSD and CoreDNS; nginx and h2load; HAProxy) and
-# the idle leader. Figures go to bench/RESULTS.md by hand, with the command.
+# peer when missing: Knot, NSD and CoreDNS; nginx and h2load, quiet and
+# beside two busy loops; HAProxy) and the idle leader. Figures go to
+# bench/RESULTS.md by hand, with the command.
 bench: testbed build
 	$(TESTENV) $(GO) test -run '^$$' -bench . -benchtime 1x ./...
 	$(TESTENV) bench/api/run.sh
@@ -77,6 +78,7 @@ bench: testbed build
 	$(TESTENV) bench/memory/run.sh 10000 10 90
 	$(TESTENV) bench/dns/run.sh
 	$(TESTENV) bench/gateway/run.sh
+	$(TESTENV) BURN=2 bench/gateway/run.sh
 	$(TESTENV) bench/gateway/run-h2.sh
 	$(TESTENV) bench/gateway-tcp/run.sh
 	$(TESTENV) bench/forward/run.sh
