@@ -156,14 +156,12 @@ func TestClientLimits(t *testing.T) {
 	})
 
 	t.Run("connections over the cap get 503 at once", func(t *testing.T) {
-		waitOpen := func(what string, ok func(n float64) bool) {
+		waitOpen := func(what string, ok func(n int) bool) {
 			t.Helper()
-			deadline := time.Now().Add(15 * time.Second)
-			for n := e.srv.openConns(); !ok(n); n = e.srv.openConns() {
-				if time.Now().After(deadline) {
-					t.Fatalf("after 15 s the API holds %v connections, want %s", n, what)
-				}
-				time.Sleep(2 * time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			if n, err := e.srv.conns.Load().WaitOpen(ctx, ok); err != nil {
+				t.Fatalf("after 15 s the API holds %d connections, want %s", n, what)
 			}
 		}
 		// The two streams hold two of the 6 slots; the normal client's
@@ -171,10 +169,10 @@ func TestClientLimits(t *testing.T) {
 		// The 408's connection gives its slot back just after the client
 		// saw it close: until then a held connection could be refused in
 		// its place, and the slot freed after would take the one below.
-		waitOpen("at most 3 (the 408's connection given back)", func(n float64) bool { return n <= 3 })
+		waitOpen("at most 3 (the 408's connection given back)", func(n int) bool { return n <= 3 })
 		abuse.Hold(t, "127.0.0.4", addr, 4)
 		// The server accepts the held connections on its own time.
-		waitOpen("6, the cap", func(n float64) bool { return n == 6 })
+		waitOpen("6, the cap", func(n int) bool { return n == 6 })
 		got, err := abuse.Exchange("127.0.0.5", addr, "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
 		if !strings.HasPrefix(got, "HTTP/1.1 503") || !strings.Contains(got, "--api-max-conns") {
 			t.Fatalf("got %q (%v), want a 503 naming --api-max-conns", got, err)

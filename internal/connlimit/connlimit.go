@@ -1,6 +1,7 @@
 package connlimit
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -55,6 +56,9 @@ type Listener struct {
 	mu    sync.Mutex
 	open  int
 	perIP map[netip.Addr]int
+	// changed (on mu) wakes WaitOpen when open moves; a Broadcast with
+	// nobody waiting is an atomic load.
+	changed *sync.Cond
 
 	refused, accepted atomic.Uint64
 }
@@ -66,7 +70,9 @@ func New(ln net.Listener, cfg Config) *Listener {
 		l.Out = discard{}
 		cfg.Log = logrus.NewEntry(l)
 	}
-	return &Listener{Listener: ln, cfg: cfg, done: make(chan struct{}), perIP: map[netip.Addr]int{}}
+	l := &Listener{Listener: ln, cfg: cfg, done: make(chan struct{}), perIP: map[netip.Addr]int{}}
+	l.changed = sync.NewCond(&l.mu)
+	return l
 }
 
 type discard struct{}
@@ -78,6 +84,34 @@ func (l *Listener) Open() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.open
+}
+
+// WaitOpen waits until ok holds for the number of open connections, or
+// ctx ends (an error, even if ok holds by then); it returns the number it
+// last saw. A slot comes back when the
+// server closes a connection, which its client may notice first, so a
+// caller that counts on the slots waits here rather than polling Open.
+func (l *Listener) WaitOpen(ctx context.Context, ok func(open int) bool) (int, error) {
+	stop := context.AfterFunc(ctx, func() {
+		l.mu.Lock()
+		l.changed.Broadcast()
+		l.mu.Unlock()
+	})
+	defer stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for !ok(l.open) {
+		if err := ctx.Err(); err != nil {
+			return l.open, err
+		}
+		l.changed.Wait()
+		if err := ctx.Err(); err != nil {
+			// Woken by the context's end: a count reached only now came
+			// without the wake-up that should have said so.
+			return l.open, err
+		}
+	}
+	return l.open, nil
 }
 
 // Accepted is the number of connections handed out so far.
@@ -140,6 +174,7 @@ func (l *Listener) admit(ip netip.Addr) (Reason, bool) {
 		return PerIP, false
 	}
 	l.open++
+	l.changed.Broadcast()
 	if ip.IsValid() && l.cfg.MaxPerIP > 0 {
 		l.perIP[ip]++
 	}
@@ -150,6 +185,7 @@ func (l *Listener) release(ip netip.Addr) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.open--
+	l.changed.Broadcast()
 	if ip.IsValid() && l.cfg.MaxPerIP > 0 {
 		if l.perIP[ip]--; l.perIP[ip] <= 0 {
 			delete(l.perIP, ip)

@@ -2,6 +2,7 @@ package connlimit
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -226,5 +227,35 @@ func TestReadFromReachesTheSocket(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("read %d bytes, want %d; they differ", len(got), len(want))
+	}
+}
+
+// WaitOpen returns once the count it waits for is reached, however late
+// the server's side gives a slot back, and says the count it saw when its
+// context ends first.
+func TestWaitOpen(t *testing.T) {
+	t.Parallel()
+	l := listen(t, Config{})
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	dialFrom(t, "127.0.0.2", l.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if n, err := l.WaitOpen(ctx, func(n int) bool { return n == 1 }); err != nil || n != 1 {
+		t.Fatalf("waiting for the accepted connection: %d, %v", n, err)
+	}
+	s := <-accepted
+	go s.Close() // the slot comes back on another goroutine
+	if n, err := l.WaitOpen(ctx, func(n int) bool { return n == 0 }); err != nil || n != 0 {
+		t.Fatalf("waiting for the slot to come back: %d, %v", n, err)
+	}
+	short, cancelShort := context.WithCancel(context.Background())
+	cancelShort()
+	if n, err := l.WaitOpen(short, func(n int) bool { return n == 5 }); !errors.Is(err, context.Canceled) || n != 0 {
+		t.Fatalf("an ended context: %d, %v; want 0 and context.Canceled", n, err)
 	}
 }
