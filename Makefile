@@ -26,9 +26,12 @@ testbed:
 # Test binaries are built in parallel, then run one package at a time:
 # tasks of several packages' end-to-end tests listen on this machine's
 # ports, and packages running side by side would hand out the same ones.
+# The gateway's suite runs a second time on its event loops
+# (--gateway-event-loop), which must pass all of it too.
 test: testbed
 	$(GO) test -race -count=1 -run '^$$' ./... >/dev/null
 	$(TESTENV) $(GO) test -race -count=1 -p 1 -timeout 40m ./...
+	$(TESTENV) export FLOTILLA_GATEWAY_EVENT_LOOP=1; $(GO) test -race -count=1 -timeout 10m ./gateway/
 
 # The suite with a CPU burner on every core beside it: tests must hold on a
 # busy machine (they wait on conditions with generous deadlines, never on
@@ -43,7 +46,8 @@ test-loaded: testbed
 	@pids=""; for i in $$(seq $$(nproc)); do sh -c 'while :; do :; done' & pids="$$pids $$!"; done; \
 	trap 'kill $$pids' EXIT INT TERM; \
 	echo "test-loaded: $$(nproc) CPU burners ($$pids)"; \
-	$(TESTENV) export FLOTILLA_CHAOS_STRICT=0; $(GO) test -race -count=1 -p 1 -timeout 60m $(LOADED_PKGS)
+	$(TESTENV) export FLOTILLA_CHAOS_STRICT=0; $(GO) test -race -count=1 -p 1 -timeout 60m $(LOADED_PKGS) && \
+	FLOTILLA_GATEWAY_EVENT_LOOP=1 $(GO) test -race -count=1 -timeout 10m ./gateway/
 
 # Go's native fuzzing, one target after another (`make test` runs only
 # their seed corpora, testdata/fuzz/<Target>). FUZZTIME per target.

@@ -13,7 +13,7 @@ import (
 // limitListener puts listener l's connection caps in front of its server
 // (fasthttp has caps of its own, but counts only one kind of refusal and
 // stops serving on EMFILE; connlimit backs off).
-func (g *Gateway) limitListener(l Listener, ln net.Listener) net.Listener {
+func (g *Gateway) limitListener(l Listener, ln net.Listener) *connlimit.Listener {
 	name := l.String()
 	refusals := map[connlimit.Reason][]byte{
 		connlimit.Total: refusal(fasthttp.StatusServiceUnavailable, fmt.Sprintf(

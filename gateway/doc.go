@@ -121,6 +121,47 @@
 // written to it, and bytes copied both ways until either side closes.
 // Shutdown waits for requests in flight, not for such pipes.
 //
+// # Event loops
+//
+// With Config.EventLoop (--gateway-event-loop, Linux), the plain (non-TLS)
+// listeners are served by epoll event loops instead (loop_linux.go): one
+// per P, each holding its thread, all accepting on the listener's socket
+// (EPOLLEXCLUSIVE), each with its own kept-alive backend connections,
+// every socket registered once, edge-triggered, and read and written
+// with raw system calls. This is nginx's shape. The goroutine path costs a
+// read that finds nothing (EAGAIN) before every wait, on each side, and a
+// runtime wake-up per wait; bench/RESULTS.md has the figures (CPU per
+// request 1.12× nginx's on the loops against 1.40× on the goroutine path,
+// in one run).
+//
+// A loop serves the common request whole: no body, no Upgrade, Expect or
+// CONNECT, a backend given by IP address, and an answer with at most 64
+// KiB of body (or none). It uses the same pieces as the goroutine path:
+// the tables, balancing and ejection, the X-Forwarded-* rewrites, the
+// metrics and the answers of fail. Anything else leaves the loop with its
+// connection and goes to the listener's fasthttp server (ServeConn), which
+// serves that connection from then on, counted by reason in
+// flotilla_gateway_loop_handoffs_total:
+//
+//   - before any backend has seen the request (a body or an Upgrade,
+//     HTTP/2, a header fasthttp must refuse, a backend host to resolve, no
+//     backend left to try): the connection's bytes go along, and fasthttp
+//     reads the request as if it had come straight to it; that path also
+//     waits for newer routes (redispatch.go);
+//   - an answer whose body streams: the backend connection goes along too,
+//     with the head already read, and respond passes it on as it does
+//     every streamed answer (resume).
+//
+// Deadlines are the same: ReadHeaderTimeout (408), IdleTimeout,
+// DialTimeout (a connect failure), ResponseHeaderTimeout (504), kept in a
+// heap per loop. A client that leaves while its answer is awaited is
+// noticed by its socket's hang-up, counted 499 and its backend connection
+// closed. A panic costs its request (500), not the loop. Shutdown refuses
+// new connections at once, closes idle ones, and lets requests in flight
+// finish. The whole gateway suite passes on the loops
+// (FLOTILLA_GATEWAY_EVENT_LOOP=1, which make test runs); it is off by
+// default while it is new.
+//
 // Slow and abusive clients (clients.go): a request header must arrive
 // within Config.ReadHeaderTimeout of the connection's start (not per
 // byte), an idle kept-alive connection closes after IdleTimeout, and each

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,6 +113,12 @@ type Config struct {
 	// (429 beyond), so one client cannot take all of MaxConns. -1: no cap
 	// (behind a load balancer every client has its address).
 	MaxConnsPerIP int
+	// EventLoop serves the plain (non-TLS) listeners from epoll event
+	// loops, one per P, instead of a goroutine per connection
+	// (--gateway-event-loop; Linux only). Requests the loops do not
+	// serve themselves go to the same fasthttp path as without it; see
+	// "Event loops" in the package doc.
+	EventLoop bool
 	// Window is the sliding window of RequestRate and Latency, in whole
 	// seconds.
 	Window time.Duration
@@ -124,6 +131,9 @@ type Config struct {
 }
 
 func (c Config) withDefaults() (Config, error) {
+	if c.EventLoop && !eventLoopSupported {
+		return c, fmt.Errorf("%w: the event loop (EventLoop) needs Linux", ErrBadConfig)
+	}
 	for _, a := range []string{c.ExternalAddr, c.InternalAddr} {
 		if a == "" {
 			continue
@@ -219,6 +229,7 @@ type Gateway struct {
 	addrs   [2]net.Addr
 	conns   [2]atomic.Pointer[connlimit.Listener] // per listener, once started
 	h2      [2]*h2Server                          // per listener: its HTTP/2 connections
+	loops   *loops                                // EventLoop's, once started
 }
 
 // snapshot is what one request sees from start to end: a route table and
@@ -410,6 +421,7 @@ func (g *Gateway) Start() error {
 		addr string
 	}
 	var lns []net.Listener
+	var loopLns []loopListener
 	for _, b := range []bind{{External, g.cfg.ExternalAddr}, {Internal, g.cfg.InternalAddr}} {
 		if b.addr == "" {
 			continue // an empty address is no listener
@@ -423,23 +435,40 @@ func (g *Gateway) Start() error {
 		}
 		lns = append(lns, ln)
 		g.addrs[b.l] = ln.Addr()
-		ln = g.limitListener(b.l, ln) // below TLS: a refusal costs no handshake
+		lim := g.limitListener(b.l, ln) // below TLS: a refusal costs no handshake
 		tlsOn := b.l == External && g.tlsConfig != nil
+		srv := g.newServer(b.l, nil)
+		g.servers = append(g.servers, srv)
+		g.h2[b.l].start()
+		if g.cfg.EventLoop && !tlsOn {
+			fd, err := takeListener(ln)
+			if err != nil {
+				return fmt.Errorf("gateway: %s listener on %s: %w", b.l, b.addr, err)
+			}
+			loopLns = append(loopLns, loopListener{fd: fd, l: b.l, lim: lim, srv: srv})
+			g.log.WithFields(logrus.Fields{"listener": b.l.String(), "addr": g.addrs[b.l].String(), "event_loop": true}).Info("gateway serving")
+			continue
+		}
+		var sl net.Listener = lim
 		if tlsOn {
 			c := g.tlsConfig.Clone()
 			c.NextProtos = []string{"h2", "http/1.1"} // h2 is recognised by its preface (h2.go)
-			ln = tls.NewListener(ln, c)
+			sl = tls.NewListener(sl, c)
 		}
-		ln = &sniffListener{Listener: ln, h2: g.h2[b.l]} // HTTP/2 connections go to h2.go
-		g.h2[b.l].start()
-		srv := g.newServer(b.l, nil)
-		g.servers = append(g.servers, srv)
+		sl = &sniffListener{Listener: sl, h2: g.h2[b.l]} // HTTP/2 connections go to h2.go
 		go func() {
-			if err := srv.Serve(ln); err != nil {
+			if err := srv.Serve(sl); err != nil {
 				g.log.WithError(err).WithField("listener", b.l.String()).Error("gateway listener stopped")
 			}
 		}()
-		g.log.WithFields(logrus.Fields{"listener": b.l.String(), "addr": ln.Addr().String(), "tls": tlsOn}).Info("gateway serving")
+		g.log.WithFields(logrus.Fields{"listener": b.l.String(), "addr": sl.Addr().String(), "tls": tlsOn}).Info("gateway serving")
+	}
+	if len(loopLns) > 0 {
+		ls, err := g.startLoops(loopLns, runtime.GOMAXPROCS(0))
+		if err != nil {
+			return fmt.Errorf("gateway: event loops: %w", err)
+		}
+		g.loops = ls
 	}
 	if g.servers == nil {
 		g.servers = []*fasthttp.Server{} // started, with no listener of its own
@@ -470,6 +499,7 @@ func (g *Gateway) Addr(l Listener) net.Addr {
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.srvMu.Lock()
 	servers := append([]*fasthttp.Server(nil), g.servers...)
+	ls := g.loops
 	if g.stopRetry != nil {
 		close(g.stopRetry)
 		g.stopRetry = nil
@@ -478,7 +508,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	servers = append(servers, g.shutdownServices()...)
 	// Both at once: a listener still accepting while the other drains
 	// would take new requests during the whole wait.
-	errs := make([]error, len(servers)+len(g.h2))
+	errs := make([]error, len(servers)+len(g.h2)+1)
 	var wg sync.WaitGroup
 	for i, s := range servers {
 		wg.Add(1)
@@ -486,6 +516,15 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			defer wg.Done()
 			if err := s.ShutdownWithContext(ctx); err != nil {
 				errs[i] = fmt.Errorf("gateway: shutdown: %w", err)
+			}
+		}()
+	}
+	if ls != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ls.shutdown(ctx.Done()); err != nil {
+				errs[len(errs)-1] = err
 			}
 		}()
 	}

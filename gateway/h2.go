@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -228,11 +229,21 @@ func (w debugWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// prefacedConn gives back the preface bytes fasthttp already consumed
-// before the rest of the connection.
+// prefacedConn gives back bytes already read from the connection before
+// the rest of it: the preface fasthttp consumed (HTTP/2), or what an event
+// loop had read before handing the connection over (loop_linux.go).
 type prefacedConn struct {
 	net.Conn
 	pre []byte
+}
+
+// SyscallConn keeps the socket reachable (the client watch peeks at it).
+func (c *prefacedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("gateway: the connection has no file descriptor")
+	}
+	return sc.SyscallConn()
 }
 
 func (c *prefacedConn) Read(p []byte) (int, error) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,11 @@ type testGW struct {
 	fronts    [2]*front
 }
 
+// loopMode runs every test's gateway on the event loops
+// (FLOTILLA_GATEWAY_EVENT_LOOP=1): the loops must pass what the goroutine
+// path passes.
+var loopMode = os.Getenv("FLOTILLA_GATEWAY_EVENT_LOOP") == "1"
+
 // newTestGateway builds a gateway on a fake clock with its own registry;
 // its listeners go on free loopback ports when a test first asks for one.
 func newTestGateway(t testing.TB, cfg Config) *testGW {
@@ -50,6 +56,9 @@ func newTestGateway(t testing.TB, cfg Config) *testGW {
 	}
 	if cfg.InternalAddr == "" {
 		cfg.InternalAddr = "127.0.0.1:0"
+	}
+	if loopMode {
+		cfg.EventLoop = true
 	}
 	g, err := New(cfg)
 	if err != nil {

@@ -21,6 +21,7 @@ type metrics struct {
 	skipped   prometheus.Gauge
 	updates   prometheus.Counter
 	refused   *prometheus.CounterVec
+	handoffs  *prometheus.CounterVec
 	// service ports
 	svcConns      *prometheus.CounterVec
 	svcBytes      *prometheus.CounterVec
@@ -81,6 +82,10 @@ func newMetrics() *metrics {
 			Name: "flotilla_gateway_service_bind_errors_total",
 			Help: "Failed attempts to bind a service port (in use, not permitted, bad certificate), by port and app; each is retried every --gateway-bind-retry.",
 		}, []string{"port", "app"}),
+		handoffs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flotilla_gateway_loop_handoffs_total",
+			Help: "Client connections an event loop (--gateway-event-loop) handed to the goroutine path, by listener and reason; they are served there from then on.",
+		}, []string{"listener", "reason"}),
 		svcListeners: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "flotilla_gateway_service_listeners",
 			Help: "Service-port listeners open.",
@@ -89,7 +94,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.requests, m.duration, m.inFlight, m.ejections, m.unrouted, m.skipped, m.updates, m.refused,
+	return []prometheus.Collector{m.requests, m.duration, m.inFlight, m.ejections, m.unrouted, m.skipped, m.updates, m.refused, m.handoffs,
 		m.svcConns, m.svcBytes, m.svcOpen, m.svcBindErrors, m.svcListeners}
 }
 

@@ -126,6 +126,11 @@ func plainAnswer(ctx *fasthttp.RequestCtx, status int, body string) {
 }
 
 func (g *Gateway) serve(l Listener, ctx *fasthttp.RequestCtx) {
+	if p := pendingOf(ctx); p != nil {
+		// An event loop began this answer and handed it over (loop_linux.go).
+		g.resume(ctx, p)
+		return
+	}
 	// One load: the table and pools stay this request's even if Update
 	// swaps them while it runs.
 	snap := g.cur.Load()
@@ -152,29 +157,34 @@ func (g *Gateway) serveRoute(l Listener, ctx *fasthttp.RequestCtx, ar *appRoute,
 	}
 	st := g.acquireState(ctx, l, p)
 	st.pool.app.inFlight.Inc()
-	defer func() {
-		if rec := recover(); rec != nil {
-			g.log.WithFields(logrus.Fields{"app": ar.id, "panic": fmt.Sprint(rec), "stack": string(debug.Stack())}).Error("gateway handler panicked")
-			st.status = fasthttp.StatusInternalServerError
-			// A streamed body is dropped with the response, which ends the
-			// request (Close) and recycles st.
-			owned := !st.streaming
-			st.hijacked = false
-			ctx.Hijack(nil)
-			plainAnswer(ctx, fasthttp.StatusInternalServerError, "flotilla gateway: internal error\n")
-			if owned {
-				g.finish(st)
-				releaseState(st)
-			}
-			return
-		}
-		if !st.streaming && !st.hijacked {
+	defer func() { g.handlerDone(st, ar.id, recover()) }()
+	st.start = g.clock.Now()
+	g.proxy(st)
+}
+
+// handlerDone ends a request when its handler returns (rec: the panic it
+// ended with, answered 500), unless its answer streams or its connection
+// was hijacked: those end it themselves.
+func (g *Gateway) handlerDone(st *reqState, app string, rec any) {
+	if rec != nil {
+		g.log.WithFields(logrus.Fields{"app": app, "panic": fmt.Sprint(rec), "stack": string(debug.Stack())}).Error("gateway handler panicked")
+		st.status = fasthttp.StatusInternalServerError
+		// A streamed body is dropped with the response, which ends the
+		// request (Close) and recycles st.
+		owned := !st.streaming
+		st.hijacked = false
+		st.ctx.Hijack(nil)
+		plainAnswer(st.ctx, fasthttp.StatusInternalServerError, "flotilla gateway: internal error\n")
+		if owned {
 			g.finish(st)
 			releaseState(st)
 		}
-	}()
-	st.start = g.clock.Now()
-	g.proxy(st)
+		return
+	}
+	if !st.streaming && !st.hijacked {
+		g.finish(st)
+		releaseState(st)
+	}
 }
 
 // proxy picks a backend for each attempt. A connection that cannot be made
@@ -289,15 +299,7 @@ func (g *Gateway) respond(st *reqState, head, http10 bool) {
 	st.status = resp.StatusCode()
 	st.keep = !resp.Header.ConnectionClose()
 	switching := st.status == fasthttp.StatusSwitchingProtocols
-	st.tmp = stripResponseHeaders(&resp.Header, st.tmp, switching)
-	if o := &st.pool.opts; o.UseHSTS || o.Sticky {
-		if o.UseHSTS {
-			resp.Header.Set("Strict-Transport-Security", hstsValue)
-		}
-		if o.Sticky && string(st.ctx.Request.Header.Cookie(stickyCookie)) != st.served.cookie {
-			resp.Header.Add("Set-Cookie", stickyCookie+"="+st.served.cookie+"; Path=/")
-		}
-	}
+	st.answerHeaders(switching)
 	if switching {
 		g.tunnel(st)
 		return
@@ -336,6 +338,21 @@ func (g *Gateway) respond(st *reqState, head, http10 bool) {
 		return
 	}
 	g.releaseConn(st, true)
+}
+
+// answerHeaders makes the backend's response head the client's: its
+// hop-by-hop headers dropped, and the port's HSTS and sticky cookie added.
+func (st *reqState) answerHeaders(switching bool) {
+	h := &st.ctx.Response.Header
+	st.tmp = stripResponseHeaders(h, st.tmp, switching)
+	if o := &st.pool.opts; o.UseHSTS || o.Sticky {
+		if o.UseHSTS {
+			h.Set("Strict-Transport-Security", hstsValue)
+		}
+		if o.Sticky && string(st.ctx.Request.Header.Cookie(stickyCookie)) != st.served.cookie {
+			h.Add("Set-Cookie", stickyCookie+"="+st.served.cookie+"; Path=/")
+		}
+	}
 }
 
 // Read, WriteTo and Close make reqState the streamed body fasthttp writes

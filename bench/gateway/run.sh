@@ -3,6 +3,8 @@
 # In one run, against the same 3 backends (bench/gateway backend):
 #   direct  wrk straight at one backend (the baseline)
 #   gateway Flotilla's gateway (bench/gateway serve), round robin, metrics on
+#   loop    the same on its event loops (serve -event-loop,
+#           --gateway-event-loop), a second process
 #   nginx   Debian nginx, upstream keepalive on, the same X-Forwarded-* work
 # Each round: a throughput run per target (wrk -c CONNS, with the proxy's CPU
 # per request), then a latency run (bench/gateway latency: LAT requests per
@@ -24,7 +26,7 @@ CONNS=${CONNS:-64}      # connections of the throughput runs
 THREADS=${THREADS:-2}
 LAT=${LAT:-20000}       # requests per target in each latency run
 WARM=${WARM:-2}         # seconds of unmeasured wrk load per proxy before the rounds
-BASE=${BASE:-19100}     # backends BASE+1..3, gateway BASE+80 (+82 internal), nginx BASE+81
+BASE=${BASE:-19100}     # backends BASE+1..3, gateway BASE+80 (+82 internal), nginx BASE+81, loop BASE+83 (+84)
 # BURN=N runs N busy loops beside the rounds, at the niceness of everything
 # measured here: "the same background load for both" of the loaded goal,
 # repeatable (a shared machine's load is not). 0: a quiet run.
@@ -46,13 +48,19 @@ env ${GATEWAY_ENV:-} nice "$OUT/gwbench" serve -external "$GW" -internal "127.0.
   -backends "$(IFS=,; echo "${BACKENDS[*]}")" >"$OUT/gateway.log" 2>&1 &
 GWPID=$!
 pids+=("$GWPID")
+LOOP=127.0.0.1:$((BASE + 83))
+# shellcheck disable=SC2086
+env ${GATEWAY_ENV:-} nice "$OUT/gwbench" serve -event-loop -external "$LOOP" -internal "127.0.0.1:$((BASE + 84))" ${GATEWAY_FLAGS:-} \
+  -backends "$(IFS=,; echo "${BACKENDS[*]}")" >"$OUT/loop.log" 2>&1 &
+LOOPPID=$!
+pids+=("$LOOPPID")
 
 nginx_conf "$OUT" "" "    listen $NGX;" "${BACKENDS[@]}"
 nice nginx -p "$OUT/nginx" -c "$OUT/nginx.conf" >"$OUT/nginx.log" 2>&1 &
 pids+=($!)
 
 # Same answers from all three before measuring anything.
-for target in "${BACKENDS[0]}" "$GW" "$NGX"; do
+for target in "${BACKENDS[0]}" "$GW" "$LOOP" "$NGX"; do
   ok=
   for _ in $(seq 100); do
     if curl -sf -H 'Host: bench.example.com' "http://$target/" | grep -q '^bench\.[123]$'; then ok=1; break; fi
@@ -69,6 +77,7 @@ ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/pr
 procs() { # name → pids whose CPU a run is charged to (the proxy, not the backends)
   case $1 in
     gateway) echo "$GWPID" ;;
+    loop) echo "$LOOPPID" ;;
     nginx) echo "$(cat "$OUT/nginx.pid") $(pgrep -P "$(cat "$OUT/nginx.pid")" | tr '\n' ' ')" ;;
     *) echo "$BPID" ;;
   esac
@@ -96,7 +105,7 @@ bench() { # name target conns → "rps p50 p99 cpu-µs-per-request"
 
 # Warm both proxies alike (connection pools, the Go heap's pacing) so the
 # first round does not measure start-up.
-for addr in "$GW" "$NGX"; do
+for addr in "$GW" "$LOOP" "$NGX"; do
   nice wrk -t "$THREADS" -c "$CONNS" -d "${WARM}s" -H 'Host: bench.example.com' "http://$addr/" >/dev/null 2>&1
 done
 
@@ -107,20 +116,21 @@ done
 [[ $BURN -gt 0 ]] && echo "background load: $BURN busy loops (nice, like the proxies, wrk and the backends)"
 
 declare -A RPS P99 P50 CPU
+TARGETS=(direct gateway loop nginx)
 [[ -n ${GATEWAY_ENV:-} ]] && echo "gateway environment: $GATEWAY_ENV"
 echo "wrk ${DUR}s per throughput run at $CONNS connections; latency: $LAT requests per target, one at a time, targets interleaved; $ROUNDS rounds; load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 printf '%-6s %-8s %14s %16s %12s %12s\n' round target "req/s(c=$CONNS)" "CPU µs/req" "p50 ms" "p99 ms"
 for r in $(seq "$ROUNDS"); do
   echo "round $r load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  for t in direct gateway nginx; do
-    case $t in direct) addr=${BACKENDS[0]} ;; gateway) addr=$GW ;; nginx) addr=$NGX ;; esac
+  for t in "${TARGETS[@]}"; do
+    case $t in direct) addr=${BACKENDS[0]} ;; gateway) addr=$GW ;; loop) addr=$LOOP ;; nginx) addr=$NGX ;; esac
     read -r rps _ _ cpu <<<"$(bench "$t" "$addr" "$CONNS")"
     RPS[$t]="${RPS[$t]:-} $rps"; CPU[$t]="${CPU[$t]:-} $cpu"
   done
   # Interleaved single requests: a load spike on the shared machine hits
   # all three alike, so their p99s can be compared where wrk's cannot.
-  nice "$OUT/gwbench" latency -n "$LAT" -targets "direct=${BACKENDS[0]},gateway=$GW,nginx=$NGX" >"$OUT/latency.$r"
-  for t in direct gateway nginx; do
+  nice "$OUT/gwbench" latency -n "$LAT" -targets "direct=${BACKENDS[0]},gateway=$GW,loop=$LOOP,nginx=$NGX" >"$OUT/latency.$r"
+  for t in "${TARGETS[@]}"; do
     read -r p50 p99 <<<"$(awk -v t="$t" '$1 == t {print $3, $7}' "$OUT/latency.$r")"
     P50[$t]="${P50[$t]:-} $p50"; P99[$t]="${P99[$t]:-} $p99"
     printf '%-6s %-8s %14s %16s %12s %12s\n' "$r" "$t" "$(awk '{print $NF}' <<<"${RPS[$t]}")" "$(awk '{print $NF}' <<<"${CPU[$t]}")" "$p50" "$p99"
@@ -129,21 +139,24 @@ done
 
 # Medians, because a shared machine's background load spikes single runs.
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-for t in direct gateway nginx; do
+for t in "${TARGETS[@]}"; do
   printf 'median %-8s req/s %10.0f  CPU %5.1f µs/req  p50 %.3f ms  p99 %.3f ms\n' "$t" \
     "$(median "${RPS[$t]}")" "$(median "${CPU[$t]}")" "$(median "${P50[$t]}")" "$(median "${P99[$t]}")"
 done
-# Round by round, since the goal is every round, not the median.
-paste -d' ' <(tr ' ' '\n' <<<"${RPS[gateway]}" | grep .) <(tr ' ' '\n' <<<"${RPS[nginx]}" | grep .) | awk -v burn="$BURN" '
-  { r = $1 / $2; rs = rs sprintf(" %.2f", r); if (NR == 1 || r < w) w = r }
-  END { printf "gateway/nginx requests/s by round:%s; worst %.2fx: %s\n", rs, w,
-    (burn > 0 ? "loaded goal (>= 0.9x) " : "quiet goal (>= 1.0x) ") ((burn > 0 ? w >= 0.9 : w >= 1.0) ? "met" : "NOT met") }'
-awk -v g="$(median "${RPS[gateway]}")" -v n="$(median "${RPS[nginx]}")" \
-  'BEGIN { printf "gateway/nginx requests/s, median: %.2fx\n", g / n }'
-awk -v gc="$(median "${CPU[gateway]}")" -v nc="$(median "${CPU[nginx]}")" \
-  'BEGIN { printf "proxy CPU per request: gateway %.1f µs, nginx %.1f µs (%.2fx)\n", gc, nc, gc / nc }'
-awk -v g5="$(median "${P50[gateway]}")" -v n5="$(median "${P50[nginx]}")" -v d5="$(median "${P50[direct]}")" \
-    -v g9="$(median "${P99[gateway]}")" -v n9="$(median "${P99[nginx]}")" -v d9="$(median "${P99[direct]}")" 'BEGIN {
-  printf "added latency vs direct: p50 gateway %+.3f ms, nginx %+.3f ms; p99 gateway %+.3f ms (goal < 0.2 ms): %s, nginx %+.3f ms\n",
-    g5 - d5, n5 - d5, g9 - d9, (g9 - d9 < 0.2 ? "met" : "NOT met"), n9 - d9 }'
+# Round by round, since the goal is every round, not the median; for the
+# goroutine path (gateway) and the event loops (loop) alike.
+for g in gateway loop; do
+  paste -d' ' <(tr ' ' '\n' <<<"${RPS[$g]}" | grep .) <(tr ' ' '\n' <<<"${RPS[nginx]}" | grep .) | awk -v burn="$BURN" -v g="$g" '
+    { r = $1 / $2; rs = rs sprintf(" %.2f", r); if (NR == 1 || r < w) w = r }
+    END { printf "%s/nginx requests/s by round:%s; worst %.2fx: %s\n", g, rs, w,
+      (burn > 0 ? "loaded goal (>= 0.9x) " : "quiet goal (>= 1.0x) ") ((burn > 0 ? w >= 0.9 : w >= 1.0) ? "met" : "NOT met") }'
+  awk -v g="$(median "${RPS[$g]}")" -v n="$(median "${RPS[nginx]}")" -v name="$g" \
+    'BEGIN { printf "%s/nginx requests/s, median: %.2fx\n", name, g / n }'
+  awk -v gc="$(median "${CPU[$g]}")" -v nc="$(median "${CPU[nginx]}")" -v name="$g" \
+    'BEGIN { printf "proxy CPU per request: %s %.1f µs, nginx %.1f µs (%.2fx)\n", name, gc, nc, gc / nc }'
+  awk -v g5="$(median "${P50[$g]}")" -v n5="$(median "${P50[nginx]}")" -v d5="$(median "${P50[direct]}")" \
+      -v g9="$(median "${P99[$g]}")" -v n9="$(median "${P99[nginx]}")" -v d9="$(median "${P99[direct]}")" -v name="$g" 'BEGIN {
+    printf "added latency vs direct: p50 %s %+.3f ms, nginx %+.3f ms; p99 %s %+.3f ms (goal < 0.2 ms): %s, nginx %+.3f ms\n",
+      name, g5 - d5, n5 - d5, name, g9 - d9, (g9 - d9 < 0.2 ? "met" : "NOT met"), n9 - d9 }'
+done
 echo "logs and wrk output: $OUT"

@@ -90,7 +90,8 @@ func newEdge(cfg edgeConfig, log *logrus.Logger) (*edge, error) {
 		e.gateway, err = gateway.New(gateway.Config{ExternalAddr: cfg.GatewayAddr, InternalAddr: cfg.InternalGWAddr,
 			TLSCertFile: cfg.GatewayTLSCert, TLSKeyFile: cfg.GatewayTLSKey, Clock: clk,
 			Log: logging.Component(log, "gateway"), Registerer: e.registry,
-			DisableServicePorts: cfg.GatewayServices.DisableServicePorts, BindRetry: cfg.GatewayServices.BindRetry})
+			DisableServicePorts: cfg.GatewayServices.DisableServicePorts, BindRetry: cfg.GatewayServices.BindRetry,
+			EventLoop: cfg.GatewayServices.EventLoop})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}

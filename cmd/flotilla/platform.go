@@ -301,7 +301,7 @@ func newPlatform(ctx context.Context, cfg platformConfig, log *logrus.Logger) (*
 			Log: logging.Component(log, "gateway"), Registerer: p.registry,
 			ReadHeaderTimeout: gc.ReadHeaderTimeout, IdleTimeout: gc.IdleTimeout, MaxHeaderBytes: gc.MaxHeaderBytes,
 			MaxConns: gc.MaxConns, MaxConnsPerIP: gc.MaxConnsPerIP,
-			DisableServicePorts: gc.DisableServicePorts, BindRetry: gc.BindRetry})
+			DisableServicePorts: gc.DisableServicePorts, BindRetry: gc.BindRetry, EventLoop: gc.EventLoop})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}

@@ -164,6 +164,36 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
+// Admit takes a slot for a connection from ip that was accepted by other
+// means than Accept (the gateway's event loops accept on the socket
+// themselves). ok: the caller gives the slot back with Release when the
+// connection closes. Not ok: the refusal is counted (OnRefuse too), and
+// the caller writes Refusal(why), if any, and closes the connection.
+func (l *Listener) Admit(ip netip.Addr) (Reason, bool) {
+	why, ok := l.admit(ip)
+	if !ok {
+		l.refused.Add(1)
+		if l.cfg.OnRefuse != nil {
+			l.cfg.OnRefuse(why)
+		}
+		return why, false
+	}
+	l.accepted.Add(1)
+	return "", true
+}
+
+// Release gives back a slot Admit took.
+func (l *Listener) Release(ip netip.Addr) { l.release(ip) }
+
+// Refusal is the answer for a connection turned away for why; nil when
+// the Config has none.
+func (l *Listener) Refusal(why Reason) []byte {
+	if l.cfg.Refusal == nil {
+		return nil
+	}
+	return l.cfg.Refusal(why)
+}
+
 func (l *Listener) admit(ip netip.Addr) (Reason, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

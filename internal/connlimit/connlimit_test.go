@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -257,5 +258,39 @@ func TestWaitOpen(t *testing.T) {
 	cancelShort()
 	if n, err := l.WaitOpen(short, func(n int) bool { return n == 5 }); !errors.Is(err, context.Canceled) || n != 0 {
 		t.Fatalf("an ended context: %d, %v; want 0 and context.Canceled", n, err)
+	}
+}
+
+// Admit and Release count a connection accepted elsewhere (the gateway's
+// event loops accept on the socket themselves) against the same caps, and
+// a refusal is counted and has its answer.
+func TestAdmitRelease(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var refusedFor []Reason
+	l := New(ln, Config{Max: 3, MaxPerIP: 2,
+		Refusal:  func(r Reason) []byte { return []byte("no: " + string(r)) },
+		OnRefuse: func(r Reason) { refusedFor = append(refusedFor, r) }})
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	for i, tc := range []struct {
+		ip   netip.Addr
+		ok   bool
+		why  Reason
+		open int
+	}{{a, true, "", 1}, {a, true, "", 2}, {a, false, PerIP, 2}, {b, true, "", 3}, {b, false, Total, 3}} {
+		why, ok := l.Admit(tc.ip)
+		if ok != tc.ok || why != tc.why || l.Open() != tc.open {
+			t.Fatalf("admit %d (%v): %v %q, %d open; want %v %q, %d", i, tc.ip, ok, why, l.Open(), tc.ok, tc.why, tc.open)
+		}
+	}
+	if l.Accepted() != 3 || l.Refused() != 2 || len(refusedFor) != 2 || string(l.Refusal(PerIP)) != "no: max_conns_per_ip" {
+		t.Fatalf("accepted %d refused %d (%v), refusal %q", l.Accepted(), l.Refused(), refusedFor, l.Refusal(PerIP))
+	}
+	l.Release(a)
+	if why, ok := l.Admit(a); !ok || l.Open() != 3 {
+		t.Fatalf("after a release: %v %q, %d open", ok, why, l.Open())
 	}
 }

@@ -1,0 +1,112 @@
+//go:build linux
+
+package gateway
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The event loops serve the common request themselves, pipelined ones in
+// order, and hand what they do not do to the goroutine path, which answers
+// it as it would without them. The whole gateway suite also runs on the
+// loops (FLOTILLA_GATEWAY_EVENT_LOOP=1, make test); this test shows which
+// path served what, by the handoff counter.
+func TestEventLoopServesAndHandsOver(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, Config{EventLoop: true})
+	big := strings.Repeat("x", 200<<10) // streams: longer than inlineBody
+	web := startBackend(t, "web.1", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/big":
+			io.WriteString(w, big)
+		case "/post":
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "got %q", b)
+		default:
+			fmt.Fprintf(w, "%s %s xff=%s", r.Method, r.URL.Path, r.Header.Get("X-Forwarded-For"))
+		}
+	})
+	g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{web.Backend}}})
+	front := g.front(t, Internal)
+	handoffs := func(reason string) float64 {
+		v, _ := metric(t, g.reg, "flotilla_gateway_loop_handoffs_total", map[string]string{"listener": "internal", "reason": reason})
+		return v
+	}
+
+	// Three pipelined requests in one write, then three more one by one,
+	// on one connection: all answered in order by the loop.
+	c, err := net.DialTimeout("tcp", hostOf(front), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	req := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: " + webDNS + "\r\n\r\n" }
+	if _, err := io.WriteString(c, req("/a")+req("/b")+req("/c")); err != nil {
+		t.Fatal(err)
+	}
+	read := func(want string) {
+		t.Helper()
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("reading the answer to %s: %v", want, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || string(b) != want {
+			t.Fatalf("answer %d %q (%v); want 200 %q", resp.StatusCode, b, err, want)
+		}
+	}
+	for _, p := range []string{"/a", "/b", "/c"} {
+		read("GET " + p + " xff=127.0.0.1")
+	}
+	for _, p := range []string{"/d", "/e", "/f"} {
+		io.WriteString(c, req(p))
+		read("GET " + p + " xff=127.0.0.1")
+	}
+	for _, r := range []string{handoffRequest, handoffStream, handoffHTTP2, handoffMalformed, handoffNoBackend, handoffBackendName} {
+		if v := handoffs(r); v != 0 {
+			t.Fatalf("handoffs{%s} = %v after plain GETs; the loop should have served them", r, v)
+		}
+	}
+
+	// A body goes to the goroutine path with the connection, which then
+	// serves what comes next on it too.
+	io.WriteString(c, "POST /post HTTP/1.1\r\nHost: "+webDNS+"\r\nContent-Length: 5\r\n\r\nhello")
+	read(`got "hello"`)
+	io.WriteString(c, req("/g"))
+	read("GET /g xff=127.0.0.1")
+	if v := handoffs(handoffRequest); v != 1 {
+		t.Fatalf("handoffs{request} = %v; want 1", v)
+	}
+
+	// A long answer streams on the goroutine path, from where the loop
+	// left it (the head read), whole.
+	status, body := do(t, front, "GET", webDNS, "/big", nil)
+	if status != 200 || body != big {
+		t.Fatalf("/big: %d, %d bytes; want 200, %d", status, len(body), len(big))
+	}
+	if v := handoffs(handoffStream); v != 1 {
+		t.Fatalf("handoffs{stream} = %v; want 1", v)
+	}
+
+	// A backend known by name is dialled by the goroutine path.
+	named := web.Backend
+	named.Host, named.TaskID = "localhost", "web.named"
+	g.Update([]App{{ID: webID, DNSName: webDNS, Backends: []Backend{named}}})
+	// (A new connection: the client's kept-alive ones were handed over.)
+	if got := string(raw(t, hostOf(front), "GET /n HTTP/1.1\r\nHost: "+webDNS+"\r\nConnection: close\r\n\r\n")); !strings.HasPrefix(got, "HTTP/1.1 200 ") || !strings.HasSuffix(got, "GET /n xff=127.0.0.1") {
+		t.Fatalf("named backend: %q", got)
+	}
+	if v := handoffs(handoffBackendName); v != 1 {
+		t.Fatalf("handoffs{backend_name} = %v; want 1", v)
+	}
+}
