@@ -445,7 +445,7 @@ func (lp *evLoop) upData(u *upConn) {
 	lp.g.finish(st)
 	releaseState(st)
 	lp.writeAnswer(c, resp, body, true) // copies body out of u.in
-	u.in = u.in[:0]
+	u.in = trim(u.in)
 	if keep {
 		lp.putIdle(u)
 	} else {
@@ -671,7 +671,7 @@ func (lp *evLoop) flush(c *clientConn) bool {
 		}
 		c.pend = c.pend[n:]
 	}
-	c.pend = c.pend[:0]
+	c.pend = trim(c.pend)
 	if c.closeAfter || (c.hup && len(c.in) == 0 && !c.unread) {
 		lp.closeClient(c)
 		return false
@@ -774,4 +774,13 @@ func (lp *evLoop) upTimeout(u *upConn) {
 	}
 	c.st.served = b
 	lp.failRequest(c, errResponseHeaderTimeout)
+}
+
+// trim empties a connection's buffer for reuse, or lets it go when a long
+// answer grew it: thousands of idle connections must not each keep 64 KiB.
+func trim(b []byte) []byte {
+	if cap(b) > 32<<10 {
+		return nil
+	}
+	return b[:0]
 }

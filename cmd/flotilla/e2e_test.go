@@ -73,6 +73,10 @@ type devOpts struct {
 	gatewayEventLoop bool
 }
 
+// gatewayLoopsEverywhere runs every dev test's gateway on its event loops
+// (FLOTILLA_GATEWAY_EVENT_LOOP=1), not only TestDevGatewayAndDeployments'.
+var gatewayLoopsEverywhere = os.Getenv("FLOTILLA_GATEWAY_EVENT_LOOP") == "1"
+
 // logTail keeps the last logTailMax bytes written to it.
 type logTail struct {
 	mu  sync.Mutex
@@ -176,7 +180,7 @@ func startPlatform(t *testing.T, o devOpts, master string, log *logrus.Logger) (
 		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0", SecretEnvType: o.secretEnvType, SecretPoll: o.secretPoll,
 		MaxInstances: o.maxInstances, Auth: o.auth, GatewayGroups: o.gatewayGroups, APIClientLimits: o.clientLimits,
 		ServicePorts:   appspec.PortRange{Min: o.servicePorts[0], Max: o.servicePorts[1]},
-		GatewayClients: gateway.Config{DisableServicePorts: o.noServicePorts, EventLoop: o.gatewayEventLoop},
+		GatewayClients: gateway.Config{DisableServicePorts: o.noServicePorts, EventLoop: o.gatewayEventLoop || gatewayLoopsEverywhere},
 		Getenv: func(k string) string {
 			switch k {
 			case "VAULT_ADDR":
