@@ -156,7 +156,9 @@
 // DialTimeout (a connect failure), ResponseHeaderTimeout (504), kept in a
 // heap per loop. A client that leaves while its answer is awaited is
 // noticed by its socket's hang-up, counted 499 and its backend connection
-// closed. A panic costs its request (500), not the loop. Shutdown refuses
+// closed. A panic costs its request (500), not the loop. A loop that runs
+// out of file descriptors stops accepting for a back-off (5 ms to 1 s)
+// rather than spin on its listener, and says so once. Shutdown refuses
 // new connections at once, closes idle ones, and lets requests in flight
 // finish. The whole gateway suite passes on the loops
 // (FLOTILLA_GATEWAY_EVENT_LOOP=1, which make test runs); it is off by

@@ -35,7 +35,10 @@ type loops struct {
 	done chan struct{} // closed when every loop has ended
 	// closing: Shutdown has begun; force: its context ended too.
 	closing, force atomic.Bool
-	wg             sync.WaitGroup
+	// outOfFDs counts loops backing off from accept (pauseAccept), so
+	// that the gateway logs the trouble once and its end once.
+	outOfFDs atomic.Int32
+	wg       sync.WaitGroup
 }
 
 // loopListener is one listening socket, shared by every loop's epoll
@@ -154,12 +157,17 @@ type evLoop struct {
 	idle  map[*backendState][]*upConn
 	tq    timerQueue
 	// parsing: a bufio.Reader over the bytes a connection has read
-	src     bytes.Reader
-	br      *bufio.Reader
-	buf     []byte // read scratch
-	out     []byte // request heads to backends
-	open    int    // client connections
-	stopped bool   // listeners removed (Shutdown)
+	src bytes.Reader
+	br  *bufio.Reader
+	buf []byte // read scratch
+	out []byte // request heads to backends
+	// acceptBackoff > 0: accepting failed for want of descriptors, and the
+	// listeners are out of this loop until resumeAccept fires.
+	acceptBackoff time.Duration
+	acceptPaused  bool
+	resumeAccept  timer
+	open          int  // client connections
+	stopped       bool // listeners removed (Shutdown)
 	// now is read once per epoll_wait: deadlines are seconds long, so
 	// the time the events came is near enough for all of them.
 	now    time.Time
@@ -184,7 +192,7 @@ func newEvLoop(ls *loops) (*evLoop, error) {
 		return nil, fmt.Errorf("gateway: eventfd: %w", err)
 	}
 	lp := &evLoop{ls: ls, g: ls.g, ep: ep, wake: wake, idle: map[*backendState][]*upConn{},
-		addrs: map[*backendState]unix.Sockaddr{}, logger: fasthttpLogger{ls.g.log},
+		addrs: map[*backendState]unix.Sockaddr{}, logger: fasthttpLogger{ls.g.log}, resumeAccept: timer{idx: -1, fd: -1},
 		br: bufio.NewReaderSize(nil, ls.g.cfg.MaxHeaderBytes+backendReadBuffer), buf: make([]byte, backendReadBuffer)}
 	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
 		lp.closeFDs()
@@ -291,6 +299,9 @@ func (lp *evLoop) forget(fd int) {
 func (lp *evLoop) stop() {
 	lp.stopped = true
 	for _, l := range lp.ls.lns {
+		if lp.acceptPaused {
+			break // already out
+		}
 		if err := unix.EpollCtl(lp.ep, unix.EPOLL_CTL_DEL, l.fd, nil); err != nil {
 			lp.g.log.WithError(err).Debug("gateway loop: removing a listener")
 		}
@@ -319,18 +330,77 @@ func (lp *evLoop) closeAll() {
 	}
 }
 
+// pauseAccept takes the listeners out of this loop for a while when
+// accepting fails for want of descriptors: they stay readable, and the
+// loop would spin on them. As connlimit's Accept does, it backs off from
+// 5 ms to 1 s and says so once.
+func (lp *evLoop) pauseAccept(err error) {
+	if lp.acceptBackoff == 0 {
+		lp.acceptBackoff = 5 * time.Millisecond
+		if lp.ls.outOfFDs.Add(1) == 1 { // the first loop to find out says so
+			lp.g.log.WithError(err).Warn("gateway loop: accepting connections fails for want of file descriptors; backing off (raise the open-files limit, or lower the connection caps)")
+		}
+	} else {
+		lp.acceptBackoff = min(2*lp.acceptBackoff, time.Second)
+	}
+	for _, l := range lp.ls.lns {
+		if err := unix.EpollCtl(lp.ep, unix.EPOLL_CTL_DEL, l.fd, nil); err != nil {
+			lp.g.log.WithError(err).Debug("gateway loop: pausing a listener")
+		}
+	}
+	lp.acceptPaused = true
+	lp.tq.set(&lp.resumeAccept, lp.now.Add(lp.acceptBackoff))
+}
+
+// acceptWorks ends a back-off: accept took a connection, or found none
+// waiting without running out of descriptors.
+func (lp *evLoop) acceptWorks() {
+	if lp.acceptBackoff == 0 {
+		return
+	}
+	lp.acceptBackoff = 0
+	if lp.ls.outOfFDs.Add(-1) == 0 { // the last loop to recover says so
+		lp.g.log.Info("gateway loop: accepting connections again")
+	}
+}
+
+// unpauseAccept puts the listeners back after pauseAccept's wait, and
+// tries them at once (their connections may all have come already, and
+// an exclusive wake-up may go to another loop).
+func (lp *evLoop) unpauseAccept() {
+	if !lp.acceptPaused || lp.stopped {
+		return
+	}
+	lp.acceptPaused = false
+	for _, l := range lp.ls.lns {
+		ev := &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(l.fd)}
+		if err := unix.EpollCtl(lp.ep, unix.EPOLL_CTL_ADD, l.fd, ev); err != nil {
+			lp.g.log.WithError(err).Error("gateway loop: resuming a listener")
+		}
+	}
+	for i := range lp.ls.lns {
+		if !lp.acceptPaused {
+			lp.accept(&lp.ls.lns[i])
+		}
+	}
+}
+
 // accept takes what the listener has queued, within its connection caps.
 func (lp *evLoop) accept(l *loopListener) {
 	for {
 		fd, sa, err := unix.Accept4(l.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err != nil {
-			if err != unix.EAGAIN && err != unix.EINTR && err != unix.ECONNABORTED && !(err == unix.EINVAL && lp.ls.closing.Load()) {
-				// Out of descriptors and the like: the listener stays
-				// readable, so the next epoll_wait tries again.
+			switch {
+			case err == unix.EMFILE || err == unix.ENFILE || err == unix.ENOBUFS || err == unix.ENOMEM:
+				lp.pauseAccept(err)
+			case err == unix.EAGAIN:
+				lp.acceptWorks()
+			case err != unix.EINTR && err != unix.ECONNABORTED && !(err == unix.EINVAL && lp.ls.closing.Load()):
 				lp.g.log.WithError(err).Warn("gateway loop: accept")
 			}
 			return
 		}
+		lp.acceptWorks()
 		addr := sockaddrTCP(sa)
 		ip, _ := netip.AddrFromSlice(addr.IP)
 		ip = ip.Unmap()
@@ -532,6 +602,10 @@ func (h *timerQueue) fire(now time.Time, lp *evLoop) {
 			continue
 		}
 		t.at = time.Time{}
+		if t == &lp.resumeAccept {
+			lp.unpauseAccept()
+			continue
+		}
 		if t.fd >= len(lp.conns) {
 			continue
 		}

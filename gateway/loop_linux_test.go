@@ -8,9 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	logtest "github.com/sirupsen/logrus/hooks/test"
+	"golang.org/x/sys/unix"
 )
 
 // The event loops serve the common request themselves, pipelined ones in
@@ -108,5 +113,93 @@ func TestEventLoopServesAndHandsOver(t *testing.T) {
 	}
 	if v := handoffs(handoffBackendName); v != 1 {
 		t.Fatalf("handoffs{backend_name} = %v; want 1", v)
+	}
+}
+
+// A loop out of file descriptors backs off instead of spinning on the
+// listener (which stays readable), says so once, and accepts again once
+// descriptors are free. It lowers the open-files limit, so it runs in a
+// process of its own.
+func TestEventLoopOutOfDescriptors(t *testing.T) {
+	if os.Getenv("FLOTILLA_LOOP_EMFILE_CHILD") != "1" {
+		t.Parallel()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestEventLoopOutOfDescriptors$", "-test.v")
+		cmd.Env = append(os.Environ(), "FLOTILLA_LOOP_EMFILE_CHILD=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestEventLoopOutOfDescriptors") {
+			t.Fatalf("the child test: %v\n%s", err, out)
+		}
+		return
+	}
+	logger, hook := logtest.NewNullLogger()
+	g := newTestGateway(t, Config{EventLoop: true, Log: logger.WithField("component", "gateway")})
+	g.Update(nil) // every request is the loop's own 404
+	front := g.front(t, Internal)
+	addr := g.Addr(Internal).(*net.TCPAddr)
+	var sa unix.SockaddrInet4
+	copy(sa.Addr[:], addr.IP.To4())
+	sa.Port = addr.Port
+
+	// Client sockets first, while there are descriptors for them; then a
+	// limit that leaves the gateway room for two connections.
+	var clients []int
+	for i := 0; i < 8; i++ {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, fd)
+	}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	open, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = uint64(len(open)) + 1 // ReadDir's own descriptor is closed again
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range clients {
+		if err := unix.Connect(fd, &sa); err != nil { // the kernel's backlog takes them
+			t.Fatal(err)
+		}
+	}
+	backingOff := func() int {
+		n := 0
+		for _, e := range hook.AllEntries() {
+			if strings.Contains(e.Message, "backing off") {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "the loop to back off", func() bool { return backingOff() > 0 })
+
+	// Descriptors back: the clients close and the limit is raised; the
+	// queued connections are accepted (and end), and a new request is
+	// answered.
+	for _, fd := range clients {
+		unix.Close(fd)
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the loop to accept again", func() bool {
+		for _, e := range hook.AllEntries() {
+			if e.Message == "gateway loop: accepting connections again" {
+				return true
+			}
+		}
+		return false
+	})
+	if got := string(raw(t, hostOf(front), "GET / HTTP/1.1\r\nHost: x.example.com\r\nConnection: close\r\n\r\n")); !strings.HasPrefix(got, "HTTP/1.1 404 ") {
+		t.Fatalf("after the back-off: %q", got)
+	}
+	if n := backingOff(); n != 1 {
+		t.Fatalf("the back-off was logged %d times; want once (a loop spinning on its listener logs on every try)", n)
 	}
 }
