@@ -38,7 +38,11 @@ type loops struct {
 	// outOfFDs counts loops backing off from accept (pauseAccept), so
 	// that the gateway logs the trouble once and its end once.
 	outOfFDs atomic.Int32
-	wg       sync.WaitGroup
+	// fdMu: the loops' epoll and eventfd descriptors are open while
+	// fdsClosed is false.
+	fdMu      sync.Mutex
+	fdsClosed bool
+	wg        sync.WaitGroup
 }
 
 // loopListener is one listening socket, shared by every loop's epoll
@@ -68,7 +72,20 @@ func (g *Gateway) startLoops(lns []loopListener, n int) (*loops, error) {
 		ls.wg.Add(1)
 		go lp.run()
 	}
-	go func() { ls.wg.Wait(); close(ls.done) }()
+	go func() {
+		ls.wg.Wait()
+		// The loops' own descriptors close only now, under fdMu: a
+		// descriptor closed while wakeAll might still write to it could
+		// be another connection's by then (a client once got the
+		// eventfd's 8 bytes in front of its answer).
+		ls.fdMu.Lock()
+		for _, lp := range ls.all {
+			lp.closeFDs()
+		}
+		ls.fdsClosed = true
+		ls.fdMu.Unlock()
+		close(ls.done)
+	}()
 	return ls, nil
 }
 
@@ -139,6 +156,11 @@ func (ls *loops) shutdown(deadline <-chan struct{}) error {
 
 func (ls *loops) wakeAll() {
 	var one = [8]byte{1}
+	ls.fdMu.Lock()
+	defer ls.fdMu.Unlock()
+	if ls.fdsClosed {
+		return
+	}
 	for _, lp := range ls.all {
 		if _, err := rawWrite(lp.wake, one[:]); err != nil {
 			ls.g.log.WithError(err).Warn("waking a gateway loop")
@@ -218,7 +240,6 @@ func (lp *evLoop) closeFDs() {
 func (lp *evLoop) run() {
 	runtime.LockOSThread()
 	defer lp.ls.wg.Done()
-	defer lp.closeFDs()
 	evs := make([]unix.EpollEvent, 128)
 	for {
 		if lp.ls.closing.Load() && !lp.stopped {
@@ -294,8 +315,8 @@ func (lp *evLoop) forget(fd int) {
 	lp.conns[fd] = evConn{}
 }
 
-// stop removes the listeners and closes the idle clients; the others close
-// after their answer.
+// stop removes the listeners and closes the clients with no request under
+// way; the others close after their answer.
 func (lp *evLoop) stop() {
 	lp.stopped = true
 	for _, l := range lp.ls.lns {
@@ -308,7 +329,10 @@ func (lp *evLoop) stop() {
 	}
 	for _, e := range lp.conns {
 		if c := e.c; c != nil {
-			if c.st == nil && len(c.pend) == 0 && len(c.in) == 0 {
+			// A connection with no request under way closes now, even
+			// one halfway through sending a header: nothing of it was
+			// taken on yet, and a slow sender must not hold Shutdown.
+			if c.st == nil && len(c.pend) == 0 {
 				lp.closeClient(c)
 			} else {
 				c.closeAfter = true
