@@ -61,6 +61,9 @@ func TestFailoverKeepsScaledAndPoisoned(t *testing.T) {
 	a.deploy(t, `{"id":"/shop/web","cmd":"sleep 100000","cpus":0.01,"mem":8,"instances":2,"portDefinitions":[{"port":0,"name":"http"}]}`)
 	a.deploy(t, `{"id":"/other","cmd":"sleep 100000","cpus":0.01,"mem":8,"instances":1}`)
 	waitFor(t, 30*time.Second, "2 running tasks of /shop/web", func() bool { return len(runningTasks(t, a, "/shop/web")) == 2 })
+	// The deployment ends just after its tasks run; a scale before that is
+	// refused (409, the app is locked), as Marathon refuses it.
+	waitFor(t, 30*time.Second, "/shop/web's deployment to end", func() bool { return len(a.app(t, "/shop/web").Deployments) == 0 })
 	if code, b := a.do(t, "PUT", "/v2/apps/shop/web", `{"instances":4}`); code != http.StatusOK {
 		t.Fatalf("scale: %d %s", code, b)
 	}
