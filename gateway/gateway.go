@@ -431,18 +431,28 @@ func (g *Gateway) Start() error {
 			for _, l := range lns {
 				l.Close()
 			}
+			closeLoopListeners(loopLns)
 			return fmt.Errorf("gateway: %s listener on %s: %w", b.l, b.addr, err)
 		}
 		lns = append(lns, ln)
 		g.addrs[b.l] = ln.Addr()
 		lim := g.limitListener(b.l, ln) // below TLS: a refusal costs no handshake
 		tlsOn := b.l == External && g.tlsConfig != nil
-		srv := g.newServer(b.l, nil)
+		loop := g.cfg.EventLoop && !tlsOn
+		var h fasthttp.RequestHandler
+		if loop {
+			h = g.handoffHandler(b.l)
+		}
+		srv := g.newServer(b.l, h)
 		g.servers = append(g.servers, srv)
 		g.h2[b.l].start()
-		if g.cfg.EventLoop && !tlsOn {
+		if loop {
 			fd, err := takeListener(ln)
 			if err != nil {
+				for _, l := range lns {
+					l.Close()
+				}
+				closeLoopListeners(loopLns)
 				return fmt.Errorf("gateway: %s listener on %s: %w", b.l, b.addr, err)
 			}
 			loopLns = append(loopLns, loopListener{fd: fd, l: b.l, lim: lim, srv: srv})
@@ -466,6 +476,7 @@ func (g *Gateway) Start() error {
 	if len(loopLns) > 0 {
 		ls, err := g.startLoops(loopLns, runtime.GOMAXPROCS(0))
 		if err != nil {
+			closeLoopListeners(loopLns)
 			return fmt.Errorf("gateway: event loops: %w", err)
 		}
 		g.loops = ls

@@ -33,10 +33,7 @@ const (
 // a backend answer in progress for its first request (resume).
 func (lp *evLoop) handoff(c *clientConn, p *pendingAnswer, why string) {
 	lp.g.m.handoffs.WithLabelValues(c.ln.l.String(), why).Inc()
-	c.closed = true
-	lp.forget(c.fd)
-	lp.tq.remove(&c.timer)
-	lp.open--
+	lp.detach(c)
 	nc, err := fdConn(c.fd)
 	if err != nil {
 		lp.g.log.WithError(err).Warn("gateway loop: handing a connection over failed; it is closed")
@@ -101,17 +98,15 @@ type pendingAnswer struct {
 	st   *reqState
 	bc   *backendConn
 	head fasthttp.ResponseHeader
-	once sync.Once
 }
 
-// abandon ends the request when the client connection could not be
-// handed over.
+// abandon ends the request when no request of the client came to take
+// the answer (handoff failed, or the connection closed first); it runs at
+// most once, since take hands the answer out once.
 func (p *pendingAnswer) abandon() {
-	p.once.Do(func() {
-		p.bc.Close()
-		p.g.finish(p.st)
-		releaseState(p.st)
-	})
+	p.bc.Close()
+	p.g.finish(p.st)
+	releaseState(p.st)
 }
 
 // handoffConn is a client connection handed from a loop to fasthttp: its

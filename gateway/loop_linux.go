@@ -120,6 +120,14 @@ func takeListener(ln net.Listener) (int, error) {
 	return fd, nil
 }
 
+// closeLoopListeners closes sockets takeListener took, when Start fails
+// before loops own them.
+func closeLoopListeners(lns []loopListener) {
+	for _, l := range lns {
+		unix.Close(l.fd)
+	}
+}
+
 // shutdown stops accepting, lets requests in flight finish (their
 // connections close after the answer) and ends the loops; when ctx's
 // deadline passes first, force closes what is left.
@@ -194,7 +202,6 @@ type evLoop struct {
 	// the time the events came is near enough for all of them.
 	now    time.Time
 	logger fasthttp.Logger
-	addrs  map[*backendState]unix.Sockaddr // nil: a name
 }
 
 // evConn is a registered descriptor: a client or a backend connection.
@@ -214,17 +221,15 @@ func newEvLoop(ls *loops) (*evLoop, error) {
 		return nil, fmt.Errorf("gateway: eventfd: %w", err)
 	}
 	lp := &evLoop{ls: ls, g: ls.g, ep: ep, wake: wake, idle: map[*backendState][]*upConn{},
-		addrs: map[*backendState]unix.Sockaddr{}, logger: fasthttpLogger{ls.g.log}, resumeAccept: timer{idx: -1, fd: -1},
+		logger: fasthttpLogger{ls.g.log}, resumeAccept: timer{idx: -1, fd: -1},
 		br: bufio.NewReaderSize(nil, ls.g.cfg.MaxHeaderBytes+backendReadBuffer), buf: make([]byte, backendReadBuffer)}
 	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
 		lp.closeFDs()
 		return nil, err
 	}
-	for _, l := range ls.lns {
-		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, l.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(l.fd)}); err != nil {
-			lp.closeFDs()
-			return nil, err
-		}
+	if err := lp.addListeners(); err != nil {
+		lp.closeFDs()
+		return nil, err
 	}
 	return lp, nil
 }
@@ -319,13 +324,8 @@ func (lp *evLoop) forget(fd int) {
 // way; the others close after their answer.
 func (lp *evLoop) stop() {
 	lp.stopped = true
-	for _, l := range lp.ls.lns {
-		if lp.acceptPaused {
-			break // already out
-		}
-		if err := unix.EpollCtl(lp.ep, unix.EPOLL_CTL_DEL, l.fd, nil); err != nil {
-			lp.g.log.WithError(err).Debug("gateway loop: removing a listener")
-		}
+	if !lp.acceptPaused { // else they are out already
+		lp.removeListeners()
 	}
 	for _, e := range lp.conns {
 		if c := e.c; c != nil {
@@ -356,24 +356,35 @@ func (lp *evLoop) closeAll() {
 
 // pauseAccept takes the listeners out of this loop for a while when
 // accepting fails for want of descriptors: they stay readable, and the
-// loop would spin on them. As connlimit's Accept does, it backs off from
-// 5 ms to 1 s and says so once.
+// loop would spin on them. It backs off as connlimit's Accept does, and
+// says so once.
 func (lp *evLoop) pauseAccept(err error) {
-	if lp.acceptBackoff == 0 {
-		lp.acceptBackoff = 5 * time.Millisecond
-		if lp.ls.outOfFDs.Add(1) == 1 { // the first loop to find out says so
-			lp.g.log.WithError(err).Warn("gateway loop: accepting connections fails for want of file descriptors; backing off (raise the open-files limit, or lower the connection caps)")
-		}
-	} else {
-		lp.acceptBackoff = min(2*lp.acceptBackoff, time.Second)
+	if lp.acceptBackoff == 0 && lp.ls.outOfFDs.Add(1) == 1 { // the first loop to find out says so
+		lp.g.log.WithError(err).Warn("gateway loop: accepting connections fails for want of file descriptors; backing off (raise the open-files limit, or lower the connection caps)")
 	}
-	for _, l := range lp.ls.lns {
-		if err := unix.EpollCtl(lp.ep, unix.EPOLL_CTL_DEL, l.fd, nil); err != nil {
-			lp.g.log.WithError(err).Debug("gateway loop: pausing a listener")
-		}
-	}
+	lp.acceptBackoff = connlimit.Backoff(lp.acceptBackoff)
+	lp.removeListeners()
 	lp.acceptPaused = true
 	lp.tq.set(&lp.resumeAccept, lp.now.Add(lp.acceptBackoff))
+}
+
+// addListeners puts the listening sockets in this loop's epoll; one
+// connection wakes one loop (EPOLLEXCLUSIVE).
+func (lp *evLoop) addListeners() error {
+	for _, l := range lp.ls.lns {
+		if err := unix.EpollCtl(lp.ep, unix.EPOLL_CTL_ADD, l.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(l.fd)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (lp *evLoop) removeListeners() {
+	for _, l := range lp.ls.lns {
+		if err := unix.EpollCtl(lp.ep, unix.EPOLL_CTL_DEL, l.fd, nil); err != nil {
+			lp.g.log.WithError(err).Debug("gateway loop: taking a listener out")
+		}
+	}
 }
 
 // acceptWorks ends a back-off: accept took a connection, or found none
@@ -396,11 +407,8 @@ func (lp *evLoop) unpauseAccept() {
 		return
 	}
 	lp.acceptPaused = false
-	for _, l := range lp.ls.lns {
-		ev := &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(l.fd)}
-		if err := unix.EpollCtl(lp.ep, unix.EPOLL_CTL_ADD, l.fd, ev); err != nil {
-			lp.g.log.WithError(err).Error("gateway loop: resuming a listener")
-		}
+	if err := lp.addListeners(); err != nil {
+		lp.g.log.WithError(err).Error("gateway loop: resuming a listener")
 	}
 	for i := range lp.ls.lns {
 		if !lp.acceptPaused {
@@ -415,7 +423,7 @@ func (lp *evLoop) accept(l *loopListener) {
 		fd, sa, err := unix.Accept4(l.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err != nil {
 			switch {
-			case err == unix.EMFILE || err == unix.ENFILE || err == unix.ENOBUFS || err == unix.ENOMEM:
+			case connlimit.OutOfDescriptors(err):
 				lp.pauseAccept(err)
 			case err == unix.EAGAIN:
 				lp.acceptWorks()
@@ -435,7 +443,7 @@ func (lp *evLoop) accept(l *loopListener) {
 			continue
 		}
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		c := &clientConn{fd: fd, ln: l, ip: ip, remote: addr, since: lp.now, timer: timer{idx: -1, fd: fd}}
+		c := &clientConn{fd: fd, ln: l, ip: ip, timer: timer{idx: -1, fd: fd}}
 		c.ctx = &fasthttp.RequestCtx{}
 		c.addrs = &loopAddrs{remote: addr, local: lp.localAddr(fd)}
 		c.ctx.Init2(c.addrs, lp.logger, false)
@@ -446,8 +454,10 @@ func (lp *evLoop) accept(l *loopListener) {
 			continue
 		}
 		lp.open++
-		c.reqStart = c.since
-		lp.setDeadline(c, c.since.Add(lp.g.cfg.ReadHeaderTimeout))
+		// The first request's header deadline counts from the
+		// connection's start.
+		c.reading = true
+		lp.setDeadline(c, lp.now.Add(lp.g.cfg.ReadHeaderTimeout))
 	}
 }
 
@@ -486,18 +496,16 @@ var errLoopConn = errors.New("gateway: a loop connection is not read through net
 
 // clientConn is a client connection served by the loop.
 type clientConn struct {
-	fd     int
-	ln     *loopListener
-	ip     netip.Addr
-	remote *net.TCPAddr
-	addrs  *loopAddrs
-	ctx    *fasthttp.RequestCtx
-	since  time.Time
-	// reqStart is when the request being read began (its header deadline
-	// counts from it); zero while idle between requests.
-	reqStart time.Time
-	in       []byte // read and not yet answered: the request in progress, and any pipelined after it
-	pend     []byte // answer bytes the socket did not take yet
+	fd    int
+	ln    *loopListener
+	ip    netip.Addr
+	addrs *loopAddrs
+	ctx   *fasthttp.RequestCtx
+	// reading: a request is arriving and its header deadline runs; false
+	// while idle between requests (the idle deadline runs then).
+	reading bool
+	in      []byte // read and not yet answered: the request in progress, and any pipelined after it
+	pend    []byte // answer bytes the socket did not take yet
 	// st is the request in progress (nil when idle); up its backend
 	// connection; reqLen the bytes of in it takes.
 	st     *reqState
@@ -520,9 +528,7 @@ type clientConn struct {
 // loopReq is what the loop keeps of a request across its attempts.
 type loopReq struct {
 	head, http10, retryable, resend bool
-	tried                           [DefaultMaxAttempts]*backendState
-	ntried                          int
-	attempt                         int
+	tried                           []*backendState // refused to connect; as many attempts
 }
 
 // upConn is a connection to a backend.

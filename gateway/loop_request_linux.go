@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"runtime/debug"
-	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/valyala/fasthttp"
@@ -75,9 +73,9 @@ func (lp *evLoop) readClient(c *clientConn) bool {
 		if n <= 0 {
 			return false
 		}
-		if len(c.in) == 0 && c.reqStart.IsZero() {
-			c.reqStart = lp.now
-			lp.setDeadline(c, c.reqStart.Add(lp.g.cfg.ReadHeaderTimeout))
+		if !c.reading {
+			c.reading = true
+			lp.setDeadline(c, lp.now.Add(lp.g.cfg.ReadHeaderTimeout))
 		}
 		c.in = append(c.in, lp.buf[:n]...)
 		if n < want {
@@ -99,9 +97,6 @@ func (lp *evLoop) serveNext(c *clientConn) {
 		}
 		if len(c.in) == 0 {
 			return
-		}
-		if lp.ls.closing.Load() {
-			c.closeAfter = true
 		}
 		if len(c.in) >= 4 && string(c.in[:4]) == h2Preface[:4] {
 			lp.handoff(c, nil, handoffHTTP2) // HTTP/2 with prior knowledge (h2.go)
@@ -130,12 +125,15 @@ func (lp *evLoop) startRequest(c *clientConn, n int) {
 		lp.handoff(c, nil, handoffMalformed) // fasthttp answers what is wrong with it
 		return
 	}
-	// What the loop does not do goes to fasthttp whole: a body, an
-	// Upgrade, Expect, CONNECT.
+	// What the loop does not do goes to fasthttp whole: a body (a
+	// length, or chunks: fasthttp refuses any other transfer coding), an
+	// Upgrade, Expect, CONNECT. One pass over the header block finds the
+	// rare headers, for this and for the rewrites.
+	hs := scanRequestHeaders(h.RawHeaders())
 	length := h.ContentLength()
 	m := h.Method()
-	if (length != 0 && length != -2) || len(h.Peek(fasthttp.HeaderUpgrade)) > 0 || len(h.Peek(fasthttp.HeaderExpect)) > 0 ||
-		string(m) == fasthttp.MethodConnect || len(h.Peek(fasthttp.HeaderTransferEncoding)) > 0 {
+	if (length != 0 && length != -2) || hs.expect || (hs.hop && len(h.Peek(fasthttp.HeaderUpgrade)) > 0) ||
+		string(m) == fasthttp.MethodConnect {
 		lp.handoff(c, nil, handoffRequest)
 		return
 	}
@@ -147,7 +145,7 @@ func (lp *evLoop) startRequest(c *clientConn, n int) {
 		resend:    get || head || string(m) == fasthttp.MethodOptions || string(m) == fasthttp.MethodTrace,
 	}
 	c.reqLen = n
-	c.reqStart = time.Time{}
+	c.reading = false
 	lp.clearDeadline(c)
 	c.closeAfter = c.closeAfter || h.ConnectionClose()
 	l := c.ln.l
@@ -174,7 +172,7 @@ func (lp *evLoop) startRequest(c *clientConn, n int) {
 	st.pool.app.inFlight.Inc()
 	c.st = st
 	st.start = lp.g.clock.Now()
-	st.rewriteRequest(scanRequestHeaders(h.RawHeaders()))
+	st.rewriteRequest(hs)
 	lp.attempt(c)
 }
 
@@ -185,21 +183,26 @@ func (lp *evLoop) startRequest(c *clientConn, n int) {
 func (lp *evLoop) attempt(c *clientConn) {
 	st := c.st
 	now := st.start
-	if c.req.attempt > 0 {
+	if len(c.req.tried) > 0 {
 		now = lp.g.clock.Now()
 	}
-	b := st.pick(lp.g.cfg.Balance, now.UnixNano(), c.req.tried[:c.req.ntried])
+	b := st.pick(lp.g.cfg.Balance, now.UnixNano(), c.req.tried)
 	switch {
-	case b == nil || c.req.attempt >= lp.g.cfg.MaxAttempts:
+	case b == nil || len(c.req.tried) >= lp.g.cfg.MaxAttempts:
 		lp.replay(c, handoffNoBackend)
 		return
-	case lp.sockaddr(b) == nil:
+	case !b.ap.IsValid(): // a name: resolving it would block the loop
 		lp.replay(c, handoffBackendName)
 		return
 	}
+	lp.use(c, b, lp.idleConn(b))
+}
+
+// use sends c's request to b on u, a kept-alive connection, or on a new
+// one when u is nil; b holds the request from now on.
+func (lp *evLoop) use(c *clientConn, b *backendState, u *upConn) {
 	b.inFlight.Add(1)
-	st.held = b
-	u := lp.idleConn(b)
+	c.st.held = b
 	if u == nil {
 		var err error
 		if u, err = lp.dial(b); err != nil {
@@ -243,32 +246,12 @@ func (lp *evLoop) idleConn(b *backendState) *upConn {
 	}
 }
 
-// sockaddr is b's address for a non-blocking connect, or nil when its
-// host is a name (resolving would block the loop).
-func (lp *evLoop) sockaddr(b *backendState) unix.Sockaddr {
-	if sa, ok := lp.addrs[b]; ok {
-		return sa
-	}
-	var sa unix.Sockaddr
-	if ap, err := netip.ParseAddrPort(b.addr); err == nil {
-		if a := ap.Addr().Unmap(); a.Is4() {
-			sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
-		} else {
-			sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
-		}
-	}
-	if len(lp.addrs) > 4096 {
-		clear(lp.addrs) // backends come and go; this is only a cache
-	}
-	lp.addrs[b] = sa
-	return sa
-}
-
+// dial starts a non-blocking connect to b, whose address is an IP.
 func (lp *evLoop) dial(b *backendState) (*upConn, error) {
-	sa := lp.sockaddr(b)
+	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(b.ap.Port()), Addr: b.ap.Addr().As4()}
 	family := unix.AF_INET
-	if _, ok := sa.(*unix.SockaddrInet6); ok {
-		family = unix.AF_INET6
+	if !b.ap.Addr().Is4() {
+		sa, family = &unix.SockaddrInet6{Port: int(b.ap.Port()), Addr: b.ap.Addr().As16()}, unix.AF_INET6
 	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -431,8 +414,6 @@ func (lp *evLoop) upData(u *upConn) {
 	if len(u.in) < u.want {
 		return
 	}
-	lp.clearUpDeadline(u)
-	st.status = resp.StatusCode()
 	keep := !resp.Header.ConnectionClose() && len(u.in) == u.want
 	st.answerHeaders(false) // st.served is set: the head came from it
 	body := u.in[u.head:u.want]
@@ -484,7 +465,7 @@ func (lp *evLoop) upFailed(u *upConn, err error) {
 		if reused && c.req.resend {
 			b.inFlight.Add(-1)
 			c.st.held = nil
-			lp.retrySame(c, b)
+			lp.use(c, b, nil) // the same backend, on a new connection
 			return
 		}
 		if !reused {
@@ -496,22 +477,6 @@ func (lp *evLoop) upFailed(u *upConn, err error) {
 	lp.failRequest(c, err)
 }
 
-// retrySame sends a request again on a new connection to the same backend,
-// after a kept-alive one turned out closed.
-func (lp *evLoop) retrySame(c *clientConn, b *backendState) {
-	b.inFlight.Add(1)
-	c.st.held = b
-	u, err := lp.dial(b)
-	if err != nil {
-		lp.connectFailed(c, b, err)
-		return
-	}
-	u.c, c.up = c, u
-	if u.connected {
-		lp.send(u)
-	}
-}
-
 // connectFailed ejects b and tries another backend, as the goroutine path
 // does.
 func (lp *evLoop) connectFailed(c *clientConn, b *backendState, err error) {
@@ -519,9 +484,7 @@ func (lp *evLoop) connectFailed(c *clientConn, b *backendState, err error) {
 	b.inFlight.Add(-1)
 	st.held = nil
 	lp.g.eject(st.pool.app, b, lp.g.clock.Now().UnixNano(), err)
-	c.req.tried[c.req.ntried] = b
-	c.req.ntried++
-	c.req.attempt++
+	c.req.tried = append(c.req.tried, b)
 	if !c.req.retryable {
 		st.served = b
 		lp.failRequest(c, err)
@@ -575,12 +538,7 @@ func (lp *evLoop) recovered(fd int, rec any) {
 			lp.g.log.WithField("panic", fmt.Sprint(rec)).Error("gateway loop: answering a panicked request panicked too; its connection is dropped")
 			c.st, c.up = nil, nil
 			if !c.closed {
-				c.closed = true
-				lp.forget(c.fd)
-				lp.tq.remove(&c.timer)
-				unix.Close(c.fd)
-				c.ln.lim.Release(c.ip)
-				lp.open--
+				lp.drop(c)
 			}
 		}
 	}()
@@ -679,8 +637,8 @@ func (lp *evLoop) flush(c *clientConn) bool {
 	if len(c.in) == 0 && !c.unread {
 		lp.setDeadline(c, lp.now.Add(lp.g.cfg.IdleTimeout))
 	} else {
-		c.reqStart = lp.now
-		lp.setDeadline(c, c.reqStart.Add(lp.g.cfg.ReadHeaderTimeout))
+		c.reading = true // a pipelined request, from now
+		lp.setDeadline(c, lp.now.Add(lp.g.cfg.ReadHeaderTimeout))
 	}
 	return true
 }
@@ -689,7 +647,6 @@ func (lp *evLoop) closeClient(c *clientConn) {
 	if c.closed {
 		return
 	}
-	c.closed = true
 	if c.up != nil {
 		lp.closeUp(c.up)
 		c.up = nil
@@ -700,13 +657,24 @@ func (lp *evLoop) closeClient(c *clientConn) {
 		lp.g.finish(st)
 		releaseState(st)
 	}
+	lp.drop(c)
+}
+
+// detach takes c out of the loop, its descriptor still open.
+func (lp *evLoop) detach(c *clientConn) {
+	c.closed = true
 	lp.forget(c.fd)
 	lp.tq.remove(&c.timer)
+	lp.open--
+}
+
+// drop detaches c, closes it and gives its connection slot back.
+func (lp *evLoop) drop(c *clientConn) {
+	lp.detach(c)
 	if err := unix.Close(c.fd); err != nil {
 		lp.g.log.WithError(err).Debug("gateway loop: closing a client connection")
 	}
 	c.ln.lim.Release(c.ip)
-	lp.open--
 }
 
 func (lp *evLoop) closeUp(u *upConn) {
@@ -742,14 +710,10 @@ func (lp *evLoop) clientTimeout(c *clientConn) {
 		lp.closeClient(c)
 		return
 	}
-	resp := &c.ctx.Response
-	resp.Reset()
-	resp.SetStatusCode(fasthttp.StatusRequestTimeout)
-	resp.Header.SetContentType("text/plain; charset=utf-8")
-	resp.SetBodyString("Request timeout")
+	c.ctx.Error("Request timeout", fasthttp.StatusRequestTimeout) // fasthttp's own answer
 	c.closeAfter = true
 	c.reqLen = len(c.in)
-	lp.writeAnswer(c, resp, resp.Body(), false)
+	lp.writeAnswer(c, &c.ctx.Response, c.ctx.Response.Body(), false)
 }
 
 // upTimeout: no connection within DialTimeout is a connect failure; no

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,7 @@ func (g *Gateway) newAppState(id string) *appState {
 type backendState struct {
 	Backend
 	addr     string
+	ap       netip.AddrPort // valid when the host is an IP address: the event loops dial only those
 	since    time.Time
 	inFlight atomic.Int64
 	// ejectedUntil is a UnixNano on the gateway clock; 0 or past means in
@@ -81,6 +83,9 @@ func (g *Gateway) newBackendState(app string, b Backend, now time.Time) *backend
 		since:   now,
 		rate:    newRateWindow(int(g.cfg.Window / time.Second)),
 		conns:   &connPool{max: g.cfg.MaxIdleConnsPerHost},
+	}
+	if ap, err := netip.ParseAddrPort(bs.addr); err == nil && ap.Addr().Zone() == "" {
+		bs.ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	for i, c := range codeClasses {
 		bs.requests[i] = g.m.requests.WithLabelValues(app, b.TaskID, c)

@@ -125,12 +125,20 @@ func plainAnswer(ctx *fasthttp.RequestCtx, status int, body string) {
 	resp.SetBodyString(body)
 }
 
-func (g *Gateway) serve(l Listener, ctx *fasthttp.RequestCtx) {
-	if p := pendingOf(ctx); p != nil {
-		// An event loop began this answer and handed it over (loop_linux.go).
-		g.resume(ctx, p)
-		return
+// handoffHandler serves the connections listener l's event loops hand
+// over: a request whose answer a loop began is resumed, the others are
+// served as always. Only these servers pay for the check.
+func (g *Gateway) handoffHandler(l Listener) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		if p := pendingOf(ctx); p != nil {
+			g.resume(ctx, p)
+			return
+		}
+		g.serve(l, ctx)
 	}
+}
+
+func (g *Gateway) serve(l Listener, ctx *fasthttp.RequestCtx) {
 	// One load: the table and pools stay this request's even if Update
 	// swaps them while it runs.
 	snap := g.cur.Load()

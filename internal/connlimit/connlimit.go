@@ -39,8 +39,8 @@ type Config struct {
 
 // Backoff bounds for accept errors, as net/http's own Serve uses.
 const (
-	minBackoff = 5 * time.Millisecond
-	maxBackoff = time.Second
+	MinBackoff = 5 * time.Millisecond
+	MaxBackoff = time.Second
 	// refusalWrite bounds writing a refusal: Accept is one goroutine for
 	// the whole listener, so a client that does not read cannot hold it.
 	refusalWrite = 100 * time.Millisecond
@@ -132,15 +132,13 @@ func (l *Listener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			if !outOfDescriptors(err) {
+			if !OutOfDescriptors(err) {
 				return nil, err
 			}
 			if delay == 0 {
-				delay = minBackoff
 				l.cfg.Log.WithError(err).Warn("accepting connections fails for want of file descriptors; backing off (raise the open-files limit, or lower the connection caps)")
-			} else {
-				delay = min(2*delay, maxBackoff)
 			}
+			delay = Backoff(delay)
 			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
@@ -155,20 +153,19 @@ func (l *Listener) Accept() (net.Conn, error) {
 			l.cfg.Log.Info("accepting connections again")
 		}
 		ip := addrOf(c.RemoteAddr())
-		if why, ok := l.admit(ip); !ok {
+		if why, ok := l.Admit(ip); !ok {
 			l.refuse(c, why)
 			continue
 		}
-		l.accepted.Add(1)
 		return &conn{Conn: c, l: l, ip: ip}, nil
 	}
 }
 
-// Admit takes a slot for a connection from ip that was accepted by other
-// means than Accept (the gateway's event loops accept on the socket
-// themselves). ok: the caller gives the slot back with Release when the
-// connection closes. Not ok: the refusal is counted (OnRefuse too), and
-// the caller writes Refusal(why), if any, and closes the connection.
+// Admit takes a slot for a connection from ip, and counts it as accepted
+// or refused (OnRefuse too). Accept uses it, and so can a server that
+// accepts on the socket itself (the gateway's event loops). ok: the slot
+// goes back with Release when the connection closes. Not ok: the caller
+// writes Refusal(why), if any, and closes the connection.
 func (l *Listener) Admit(ip netip.Addr) (Reason, bool) {
 	why, ok := l.admit(ip)
 	if !ok {
@@ -223,11 +220,8 @@ func (l *Listener) release(ip netip.Addr) {
 	}
 }
 
+// refuse answers and closes a connection Admit turned away.
 func (l *Listener) refuse(c net.Conn, why Reason) {
-	l.refused.Add(1)
-	if l.cfg.OnRefuse != nil {
-		l.cfg.OnRefuse(why)
-	}
 	if l.cfg.Refusal != nil {
 		// A fresh socket's send buffer takes a short answer without
 		// waiting; the deadline is for a peer that shrank its window to 0.
@@ -241,9 +235,18 @@ func (l *Listener) refuse(c net.Conn, why Reason) {
 	}
 }
 
-// outOfDescriptors reports the accept errors that pass once connections
+// Backoff is the next wait after an accept that failed for want of
+// descriptors: MinBackoff first (prev 0), then doubling up to MaxBackoff.
+func Backoff(prev time.Duration) time.Duration {
+	if prev == 0 {
+		return MinBackoff
+	}
+	return min(2*prev, MaxBackoff)
+}
+
+// OutOfDescriptors reports the accept errors that pass once connections
 // close; anything else ends Accept as before.
-func outOfDescriptors(err error) bool {
+func OutOfDescriptors(err error) bool {
 	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
 		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
