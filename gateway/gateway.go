@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -474,7 +473,7 @@ func (g *Gateway) Start() error {
 		g.log.WithFields(logrus.Fields{"listener": b.l.String(), "addr": sl.Addr().String(), "tls": tlsOn}).Info("gateway serving")
 	}
 	if len(loopLns) > 0 {
-		ls, err := g.startLoops(loopLns, runtime.GOMAXPROCS(0))
+		ls, err := g.startLoops(loopLns)
 		if err != nil {
 			closeLoopListeners(loopLns)
 			return fmt.Errorf("gateway: event loops: %w", err)

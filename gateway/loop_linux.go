@@ -54,16 +54,58 @@ type loopListener struct {
 	srv *fasthttp.Server // what a handed-off connection goes to
 }
 
+// spareP is the P the loops leave free. A loop waits in epoll_wait as a
+// goroutine in a system call; when every P is in one, the runtime's
+// monitor (sysmon) takes each P away after 20 µs, wakes a thread to hold
+// it, and keeps polling every 20 µs, so each wait costs thread hand-offs
+// (0.93 context switches and 0.28 nanosleeps per request measured, with
+// 2 loops on GOMAXPROCS=2). With one P idle the monitor leaves a waiting
+// P alone and backs off (0.38 and 0.05; bench/RESULTS.md). So the loops
+// raise GOMAXPROCS by one while any run: the spare P also runs what the
+// loops hand off, the rest of the process and the garbage collector.
+var spareP struct {
+	sync.Mutex
+	users int // gateways whose loops run
+	base  int // GOMAXPROCS before the first of them: the loops' count
+}
+
+// reserveProcs returns how many loops to run (GOMAXPROCS as it was) and
+// adds the spare P for the first gateway to start loops.
+func reserveProcs() int {
+	spareP.Lock()
+	defer spareP.Unlock()
+	if spareP.users == 0 {
+		spareP.base = runtime.GOMAXPROCS(0)
+		runtime.GOMAXPROCS(spareP.base + 1)
+	}
+	spareP.users++
+	return spareP.base
+}
+
+// releaseProcs gives the spare P back when the last loops end, unless
+// someone set GOMAXPROCS since.
+func releaseProcs() {
+	spareP.Lock()
+	defer spareP.Unlock()
+	spareP.users--
+	if spareP.users == 0 && runtime.GOMAXPROCS(0) == spareP.base+1 {
+		runtime.GOMAXPROCS(spareP.base)
+	}
+}
+
 // startLoops serves the given listeners (their sockets taken over from
-// net.Listen, so addresses resolve as they always did) on n loops.
-func (g *Gateway) startLoops(lns []loopListener, n int) (*loops, error) {
+// net.Listen, so addresses resolve as they always did) on one loop per P,
+// with one P to spare (spareP).
+func (g *Gateway) startLoops(lns []loopListener) (*loops, error) {
 	ls := &loops{g: g, lns: lns, done: make(chan struct{})}
+	n := reserveProcs()
 	for i := 0; i < n; i++ {
 		lp, err := newEvLoop(ls)
 		if err != nil {
 			for _, o := range ls.all {
 				o.closeFDs()
 			}
+			releaseProcs()
 			return nil, err
 		}
 		ls.all = append(ls.all, lp)
@@ -84,6 +126,7 @@ func (g *Gateway) startLoops(lns []loopListener, n int) (*loops, error) {
 		}
 		ls.fdsClosed = true
 		ls.fdMu.Unlock()
+		releaseProcs()
 		close(ls.done)
 	}()
 	return ls, nil
@@ -191,6 +234,9 @@ type evLoop struct {
 	br  *bufio.Reader
 	buf []byte // read scratch
 	out []byte // request heads to backends
+	// big holds buffers of bigBuf bytes that long answers used, for the
+	// next long answer (room, trim).
+	big [][]byte
 	// acceptBackoff > 0: accepting failed for want of descriptors, and the
 	// listeners are out of this loop until resumeAccept fires.
 	acceptBackoff time.Duration
@@ -505,7 +551,12 @@ type clientConn struct {
 	// while idle between requests (the idle deadline runs then).
 	reading bool
 	in      []byte // read and not yet answered: the request in progress, and any pipelined after it
-	pend    []byte // answer bytes the socket did not take yet
+	// pend is the answer being written, pend[sent:] what the socket has
+	// not taken yet; pend keeps its start so that the next answer reuses
+	// the buffer (advancing the slice instead cost two allocations per
+	// request).
+	pend []byte
+	sent int
 	// st is the request in progress (nil when idle); up its backend
 	// connection; reqLen the bytes of in it takes.
 	st     *reqState

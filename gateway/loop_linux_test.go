@@ -4,12 +4,15 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,10 +30,18 @@ func TestEventLoopServesAndHandsOver(t *testing.T) {
 	t.Parallel()
 	g := newTestGateway(t, Config{EventLoop: true})
 	big := strings.Repeat("x", 200<<10) // streams: longer than inlineBody
+	// Answered whole by the loop, from its buffers for long answers
+	// (room, trim): each one different, so a buffer reused too early
+	// shows.
+	mid := func(s string) string { return strings.Repeat(s, 40<<10+len(s)*1000) }
 	web := startBackend(t, "web.1", func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/big":
 			io.WriteString(w, big)
+		case "/mid/a", "/mid/b", "/mid/c":
+			b := mid(r.URL.Path[5:])
+			w.Header().Set("Content-Length", strconv.Itoa(len(b))) // else net/http streams it chunked
+			io.WriteString(w, b)
 		case "/post":
 			b, _ := io.ReadAll(r.Body)
 			fmt.Fprintf(w, "got %q", b)
@@ -76,6 +87,17 @@ func TestEventLoopServesAndHandsOver(t *testing.T) {
 	for _, p := range []string{"/d", "/e", "/f"} {
 		io.WriteString(c, req(p))
 		read("GET " + p + " xff=127.0.0.1")
+	}
+	// Long answers (40 KiB), pipelined among short ones.
+	io.WriteString(c, req("/mid/a")+req("/s1")+req("/mid/bb")+req("/mid/b")+req("/mid/c"))
+	read(mid("a"))
+	read("GET /s1 xff=127.0.0.1")
+	read("GET /mid/bb xff=127.0.0.1")
+	read(mid("b"))
+	read(mid("c"))
+	for _, p := range []string{"/mid/c", "/mid/a", "/mid/b"} {
+		io.WriteString(c, req(p))
+		read(mid(p[5:]))
 	}
 	for _, r := range []string{handoffRequest, handoffStream, handoffHTTP2, handoffMalformed, handoffNoBackend, handoffBackendName} {
 		if v := handoffs(r); v != 0 {
@@ -201,5 +223,40 @@ func TestEventLoopOutOfDescriptors(t *testing.T) {
 	}
 	if n := backingOff(); n != 1 {
 		t.Fatalf("the back-off was logged %d times; want once (a loop spinning on its listener logs on every try)", n)
+	}
+}
+
+// The loops run one per P and keep one P more, so that the runtime does
+// not take a waiting loop's P away (spareP); the P is given back when the
+// last loops end. Not parallel: GOMAXPROCS is the process's.
+func TestEventLoopSpareP(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	g := newTestGateway(t, Config{EventLoop: true})
+	g.front(t, Internal) // starts it
+	if got := runtime.GOMAXPROCS(0); got != before+1 {
+		t.Fatalf("GOMAXPROCS with the loops running = %d, want %d (one spare over %d)", got, before+1, before)
+	}
+	if n := len(g.loops.all); n != before {
+		t.Fatalf("%d loops, want one per P as it was (%d)", n, before)
+	}
+	second := newTestGateway(t, Config{EventLoop: true})
+	second.front(t, Internal)
+	if got := runtime.GOMAXPROCS(0); got != before+1 || len(second.loops.all) != before {
+		t.Fatalf("a second gateway's loops: GOMAXPROCS %d, %d loops; want %d and %d", got, len(second.loops.all), before+1, before)
+	}
+	for i, gw := range []*testGW{g, second} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := gw.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		want := before + 1
+		if i == 1 {
+			want = before
+		}
+		if got := runtime.GOMAXPROCS(0); got != want {
+			t.Fatalf("GOMAXPROCS after %d of 2 gateways shut down = %d, want %d", i+1, got, want)
+		}
 	}
 }

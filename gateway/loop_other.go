@@ -25,10 +25,10 @@ type loopListener struct {
 
 var errNoLoop = errors.New("gateway: the event loop needs Linux")
 
-func (g *Gateway) startLoops([]loopListener, int) (*loops, error) { return nil, errNoLoop }
-func takeListener(net.Listener) (int, error)                      { return -1, errNoLoop }
-func (ls *loops) shutdown(<-chan struct{}) error                  { return nil }
-func closeLoopListeners([]loopListener)                           {}
+func (g *Gateway) startLoops([]loopListener) (*loops, error) { return nil, errNoLoop }
+func takeListener(net.Listener) (int, error)                 { return -1, errNoLoop }
+func (ls *loops) shutdown(<-chan struct{}) error             { return nil }
+func closeLoopListeners([]loopListener)                      {}
 
 type pendingAnswer struct{}
 

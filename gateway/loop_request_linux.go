@@ -355,7 +355,7 @@ func (lp *evLoop) upEvent(u *upConn, ev uint32) {
 			return
 		}
 		u.got = true
-		u.in = append(u.in, lp.buf[:n]...)
+		u.in = append(lp.room(u.in, n), lp.buf[:n]...)
 		// A short read drained the socket, unless the peer's end of
 		// stream came with it: no edge announces that again.
 		short := n < len(lp.buf) && !hup
@@ -426,7 +426,7 @@ func (lp *evLoop) upData(u *upConn) {
 	lp.g.finish(st)
 	releaseState(st)
 	lp.writeAnswer(c, resp, body, true) // copies body out of u.in
-	u.in = trim(u.in)
+	u.in = lp.trim(u.in)
 	if keep {
 		lp.putIdle(u)
 	} else {
@@ -602,7 +602,9 @@ func (lp *evLoop) writeAnswer(c *clientConn, resp *fasthttp.Response, body []byt
 	if !fromBackend {
 		resp.Header.SetContentLength(len(body))
 	}
-	c.pend = resp.Header.AppendBytes(c.pend[:0])
+	// The head's length is not known before it is written; 4 KiB is
+	// more than most.
+	c.pend = resp.Header.AppendBytes(lp.room(c.pend[:0], 4<<10+len(body)))
 	if !resp.SkipBody {
 		c.pend = append(c.pend, body...)
 	}
@@ -615,8 +617,8 @@ func (lp *evLoop) writeAnswer(c *clientConn, resp *fasthttp.Response, body []byt
 // flush writes c.pend; false when the connection closed or the rest waits
 // for the socket to take it (an EPOLLOUT edge).
 func (lp *evLoop) flush(c *clientConn) bool {
-	for len(c.pend) > 0 {
-		n, err := rawWrite(c.fd, c.pend)
+	for c.sent < len(c.pend) {
+		n, err := rawWrite(c.fd, c.pend[c.sent:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -627,9 +629,9 @@ func (lp *evLoop) flush(c *clientConn) bool {
 			lp.closeClient(c)
 			return false
 		}
-		c.pend = c.pend[n:]
+		c.sent += n
 	}
-	c.pend = trim(c.pend)
+	c.pend, c.sent = lp.trim(c.pend), 0
 	if c.closeAfter || (c.hup && len(c.in) == 0 && !c.unread) {
 		lp.closeClient(c)
 		return false
@@ -740,11 +742,43 @@ func (lp *evLoop) upTimeout(u *upConn) {
 	lp.failRequest(c, errResponseHeaderTimeout)
 }
 
-// trim empties a connection's buffer for reuse, or lets it go when a long
-// answer grew it: thousands of idle connections must not each keep 64 KiB.
-func trim(b []byte) []byte {
-	if cap(b) > 32<<10 {
-		return nil
+// Buffers for long answers. A connection's buffer that a long answer grew
+// does not stay with it (thousands of idle connections must not each keep
+// 64 KiB): trim gives it to the loop, which keeps a few (maxBig) for the
+// next long answer, so an answer between 32 and 64 KiB costs no
+// allocation. bigBuf holds the longest inline answer: its head, its body
+// and one read's overshoot.
+const (
+	smallBuf = 32 << 10 // what a connection's buffer may keep
+	bigBuf   = inlineBody + 2*backendReadBuffer
+	maxBig   = 16
+)
+
+// room returns b with space for n more bytes, from the loop's big
+// buffers when b is too small for a long answer that fits one.
+func (lp *evLoop) room(b []byte, n int) []byte {
+	if need := len(b) + n; cap(b) >= need || need <= smallBuf || need > bigBuf {
+		return b // append grows it as needed, as anywhere
 	}
-	return b[:0]
+	var nb []byte
+	if k := len(lp.big); k > 0 {
+		nb, lp.big = lp.big[k-1][:len(b)], lp.big[:k-1]
+	} else {
+		nb = make([]byte, len(b), bigBuf)
+	}
+	copy(nb, b)
+	lp.trim(b)
+	return nb
+}
+
+// trim empties a connection's buffer for reuse, or takes it from the
+// connection when a long answer grew it.
+func (lp *evLoop) trim(b []byte) []byte {
+	if cap(b) <= smallBuf {
+		return b[:0]
+	}
+	if cap(b) == bigBuf && len(lp.big) < maxBig {
+		lp.big = append(lp.big, b[:0])
+	}
+	return nil
 }
