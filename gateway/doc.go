@@ -123,16 +123,20 @@
 //
 // # Event loops
 //
-// With Config.EventLoop (--gateway-event-loop, Linux), the plain (non-TLS)
-// listeners are served by epoll event loops instead (loop_linux.go): one
-// per P, each holding its thread, all accepting on the listener's socket
-// (EPOLLEXCLUSIVE), each with its own kept-alive backend connections,
-// every socket registered once, edge-triggered, and read and written
-// with raw system calls. This is nginx's shape. The goroutine path costs a
-// read that finds nothing (EAGAIN) before every wait, on each side, and a
-// runtime wake-up per wait; bench/RESULTS.md has the figures (CPU per
-// request 1.12× nginx's on the loops against 1.40× on the goroutine path,
-// in one run).
+// With Config.EventLoop (--gateway-event-loop, on by default in the
+// command on Linux; Config's zero value is the goroutine path), the plain
+// (non-TLS) listeners are served by epoll event loops instead
+// (loop_linux.go): one per P, each holding its thread, all accepting on
+// the listener's socket (EPOLLEXCLUSIVE), each with its own kept-alive
+// backend connections, every socket registered once, edge-triggered, and
+// read and written with raw system calls. This is nginx's shape. The
+// goroutine path costs a read that finds nothing (EAGAIN) before every
+// wait, on each side, and a runtime wake-up per wait. While loops run,
+// GOMAXPROCS is one more than their count (spareP): with every P waiting
+// in epoll_wait the runtime takes each P away after 20 µs and polls every
+// 20 µs, which cost more than the loops saved. bench/RESULTS.md has the
+// figures (CPU per request 0.88–0.99× nginx's on the loops against
+// 1.45–1.49× on the goroutine path).
 //
 // A loop serves the common request whole: no body, no Upgrade, Expect or
 // CONNECT, a backend given by IP address, and an answer with at most 64
@@ -161,8 +165,8 @@
 // rather than spin on its listener, and says so once. Shutdown refuses
 // new connections at once, closes idle ones, and lets requests in flight
 // finish. The whole gateway suite passes on the loops
-// (FLOTILLA_GATEWAY_EVENT_LOOP=1, which make test runs); it is off by
-// default while it is new.
+// (FLOTILLA_GATEWAY_EVENT_LOOP=1, which make test runs), and on the
+// goroutine path.
 //
 // Slow and abusive clients (clients.go): a request header must arrive
 // within Config.ReadHeaderTimeout of the connection's start (not per

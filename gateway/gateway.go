@@ -113,8 +113,9 @@ type Config struct {
 	// (behind a load balancer every client has its address).
 	MaxConnsPerIP int
 	// EventLoop serves the plain (non-TLS) listeners from epoll event
-	// loops, one per P, instead of a goroutine per connection
-	// (--gateway-event-loop; Linux only). Requests the loops do not
+	// loops, one per P (and GOMAXPROCS one higher while they run),
+	// instead of a goroutine per connection (--gateway-event-loop, the
+	// command's default on Linux; Linux only). Requests the loops do not
 	// serve themselves go to the same fasthttp path as without it; see
 	// "Event loops" in the package doc.
 	EventLoop bool
@@ -130,7 +131,7 @@ type Config struct {
 }
 
 func (c Config) withDefaults() (Config, error) {
-	if c.EventLoop && !eventLoopSupported {
+	if c.EventLoop && !EventLoopSupported {
 		return c, fmt.Errorf("%w: the event loop (EventLoop) needs Linux", ErrBadConfig)
 	}
 	for _, a := range []string{c.ExternalAddr, c.InternalAddr} {

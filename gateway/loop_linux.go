@@ -23,7 +23,9 @@ import (
 	"github.com/flotilla-sched/flotilla/internal/connlimit"
 )
 
-const eventLoopSupported = true
+// EventLoopSupported says whether Config.EventLoop can be had here (epoll:
+// Linux); the command turns the loops on by default where it is true.
+const EventLoopSupported = true
 
 // loops is the event-loop engine of the plain listeners (doc.go, "Event
 // loops", says why and what it serves): one loop per P, each on its own
@@ -63,6 +65,9 @@ type loopListener struct {
 // P alone and backs off (0.38 and 0.05; bench/RESULTS.md). So the loops
 // raise GOMAXPROCS by one while any run: the spare P also runs what the
 // loops hand off, the rest of the process and the garbage collector.
+// (Setting GOMAXPROCS ends the runtime's own updates of it when the
+// container's CPU limit changes; the loops' count is fixed at start
+// anyway.)
 var spareP struct {
 	sync.Mutex
 	users int // gateways whose loops run

@@ -12,7 +12,7 @@ import (
 )
 
 // The event loop is epoll's; elsewhere Config.EventLoop is refused.
-const eventLoopSupported = false
+const EventLoopSupported = false
 
 type loops struct{}
 

@@ -91,7 +91,7 @@ func serve(ctx context.Context, args []string) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	tlsCert := fs.String("tls-cert", "", "certificate file: TLS (h2 by ALPN, and HTTP/1.1) on the external listener")
 	tlsKey := fs.String("tls-key", "", "key file of -tls-cert")
-	eventLoop := fs.Bool("event-loop", false, "serve the plain listeners from epoll event loops (gateway.Config.EventLoop)")
+	eventLoop := fs.Bool("event-loop", gateway.EventLoopSupported, "serve the plain listeners from epoll event loops (gateway.Config.EventLoop), as flotilla does by default; false: the goroutine path")
 	fs.Parse(args)
 	stopProfile, err := cpuprof.Start(*cpuprofile)
 	if err != nil {

@@ -2,9 +2,11 @@
 # Gateway benchmark for issue 8, recorded in bench/RESULTS.md (## gateway).
 # In one run, against the same 3 backends (bench/gateway backend):
 #   direct  wrk straight at one backend (the baseline)
-#   gateway Flotilla's gateway (bench/gateway serve), round robin, metrics on
-#   loop    the same on its event loops (serve -event-loop,
-#           --gateway-event-loop), a second process
+#   gateway Flotilla's gateway on its goroutine path (bench/gateway serve
+#           -event-loop=false, --gateway-event-loop=false), round robin,
+#           metrics on
+#   loop    the same on its event loops, flotilla's default (serve
+#           -event-loop, --gateway-event-loop), a second process
 #   nginx   Debian nginx, upstream keepalive on, the same X-Forwarded-* work
 # Each round: a throughput run per target (wrk -c CONNS, with the proxy's CPU
 # per request), then a latency run (bench/gateway latency: LAT requests per
@@ -44,7 +46,7 @@ GW=127.0.0.1:$((BASE + 80))
 NGX=127.0.0.1:$((BASE + 81))
 # shellcheck disable=SC2086 # GATEWAY_FLAGS is a list, e.g. "-balance least-conn"
 # shellcheck disable=SC2086 # GATEWAY_ENV is a list of NAME=value
-env ${GATEWAY_ENV:-} nice "$OUT/gwbench" serve -external "$GW" -internal "127.0.0.1:$((BASE + 82))" ${GATEWAY_FLAGS:-} \
+env ${GATEWAY_ENV:-} nice "$OUT/gwbench" serve -event-loop=false -external "$GW" -internal "127.0.0.1:$((BASE + 82))" ${GATEWAY_FLAGS:-} \
   -backends "$(IFS=,; echo "${BACKENDS[*]}")" >"$OUT/gateway.log" 2>&1 &
 GWPID=$!
 pids+=("$GWPID")
@@ -122,7 +124,10 @@ echo "wrk ${DUR}s per throughput run at $CONNS connections; latency: $LAT reques
 printf '%-6s %-8s %14s %16s %12s %12s\n' round target "req/s(c=$CONNS)" "CPU µs/req" "p50 ms" "p99 ms"
 for r in $(seq "$ROUNDS"); do
   echo "round $r load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  for t in "${TARGETS[@]}"; do
+  # Each round starts one target later, so that no target always runs
+  # right after the same one (its closing connections, its heap's work).
+  k=$(( (r - 1) % ${#TARGETS[@]} ))
+  for t in "${TARGETS[@]:k}" "${TARGETS[@]:0:k}"; do
     case $t in direct) addr=${BACKENDS[0]} ;; gateway) addr=$GW ;; loop) addr=$LOOP ;; nginx) addr=$NGX ;; esac
     read -r rps _ _ cpu <<<"$(bench "$t" "$addr" "$CONNS")"
     RPS[$t]="${RPS[$t]:-} $rps"; CPU[$t]="${CPU[$t]:-} $cpu"

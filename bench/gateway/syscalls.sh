@@ -19,8 +19,8 @@ until grep -q '^round 1' "$OUT/run.log" 2>/dev/null; do
   kill -0 "$run" 2>/dev/null || { cat "$OUT/run.log"; exit 1; }
   sleep 0.2
 done
-gw=$(pgrep -f 'gwbench serve -external' | head -1)
-loop=$(pgrep -f 'gwbench serve -event-loop' | head -1)
+gw=$(pgrep -f 'gwbench serve -event-loop=false' | head -1)
+loop=$(pgrep -f 'gwbench serve -event-loop -' | head -1)
 ngx=$(pgrep -f 'nginx: worker' | paste -sd,)
 ev=syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_recvfrom,syscalls:sys_enter_writev
 ev+=,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,context-switches,cpu-clock

@@ -69,13 +69,17 @@ type devOpts struct {
 	// noServicePorts keeps the gateway from binding service ports, for
 	// tests whose apps ask for fixed ones outside the test's port range.
 	noServicePorts bool
-	// gatewayEventLoop: --gateway-event-loop.
-	gatewayEventLoop bool
+	// goroutineGateway: --gateway-event-loop=false.
+	goroutineGateway bool
 }
 
-// gatewayLoopsEverywhere runs every dev test's gateway on its event loops
-// (FLOTILLA_GATEWAY_EVENT_LOOP=1), not only TestDevGatewayAndDeployments'.
-var gatewayLoopsEverywhere = os.Getenv("FLOTILLA_GATEWAY_EVENT_LOOP") == "1"
+// gatewayLoops says whether a dev test's gateway runs on its event loops:
+// as the command's default (--gateway-event-loop) does, unless the test
+// asks for the goroutine path or FLOTILLA_GATEWAY_EVENT_LOOP=0 asks it of
+// every test.
+func (o devOpts) gatewayLoops() bool {
+	return gateway.EventLoopSupported && !o.goroutineGateway && os.Getenv("FLOTILLA_GATEWAY_EVENT_LOOP") != "0"
+}
 
 // logTail keeps the last logTailMax bytes written to it.
 type logTail struct {
@@ -180,7 +184,7 @@ func startPlatform(t *testing.T, o devOpts, master string, log *logrus.Logger) (
 		GatewayAddr: "127.0.0.1:0", InternalGWAddr: "127.0.0.1:0", SecretEnvType: o.secretEnvType, SecretPoll: o.secretPoll,
 		MaxInstances: o.maxInstances, Auth: o.auth, GatewayGroups: o.gatewayGroups, APIClientLimits: o.clientLimits,
 		ServicePorts:   appspec.PortRange{Min: o.servicePorts[0], Max: o.servicePorts[1]},
-		GatewayClients: gateway.Config{DisableServicePorts: o.noServicePorts, EventLoop: o.gatewayEventLoop || gatewayLoopsEverywhere},
+		GatewayClients: gateway.Config{DisableServicePorts: o.noServicePorts, EventLoop: o.gatewayLoops()},
 		Getenv: func(k string) string {
 			switch k {
 			case "VAULT_ADDR":
@@ -423,12 +427,12 @@ func webSpec(bin, env, healthPath string, deadline int) string {
 // under steady load loses no request; a new version rolls without ever
 // going under 2 healthy instances (minimumHealthCapacity 0.5, read from
 // the event stream); a version whose health check fails is rolled back
-// when its progress deadline passes. The gateway runs on its event loops
-// here (--gateway-event-loop); the other dev tests use the goroutine path.
+// when its progress deadline passes. The gateway runs on its event loops,
+// the command's default.
 func TestDevGatewayAndDeployments(t *testing.T) {
 	t.Parallel()
 	bin := testappBinary(t)
-	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t), ports: [2]uint64{30000, 30299}, gatewayEventLoop: true})
+	env := startDev(t, devOpts{executor: "process", upstream: fakeUpstream(t), ports: [2]uint64{30000, 30299}})
 	env.deploy(t, webSpec(bin, "1", "/health", 600))
 	env.deploy(t, fmt.Sprintf(`{"id":"/api","cmd":%q,"instances":1,"cpus":0.05,"mem":32,"portDefinitions":[{"port":0}]}`, bin))
 	waitFor(t, 60*time.Second, "3 healthy web tasks and a running api task", func() bool {

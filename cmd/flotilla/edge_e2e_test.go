@@ -27,7 +27,7 @@ func TestEdgeFollowsTheLeader(t *testing.T) {
 	dead := "http://127.0.0.1:1"
 	e, err := newEdge(edgeConfig{APIs: []string{dead, env.api}, HTTPAddr: "127.0.0.1:0", DNSAddr: "127.0.0.1:0",
 		DNSDomain: "mesos", DNSUpstreams: []string{o.upstream}, FrameworkName: "flotilla",
-		GatewayAddr: "127.0.0.1:0", Groups: []string{"external"}}, log)
+		GatewayAddr: "127.0.0.1:0", Groups: []string{"external"}, GatewayServices: gateway.Config{EventLoop: o.gatewayLoops()}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

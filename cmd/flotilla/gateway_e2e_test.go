@@ -12,7 +12,7 @@ import (
 func TestDevGatewayGroups(t *testing.T) {
 	t.Parallel()
 	env := startDev(t, devOpts{executor: "simulated", upstream: fakeUpstream(t), ports: [2]uint64{28500, 28599},
-		gatewayGroups: []string{"external"}})
+		gatewayGroups: []string{"external"}, goroutineGateway: true}) // the one dev test on --gateway-event-loop=false
 	env.deploy(t, `{"id":"/pub","cmd":"sleep 100000","cpus":0.01,"mem":8,"instances":1,"portDefinitions":[{"port":0}],"labels":{"HAPROXY_GROUP":"external","HAPROXY_0_VHOST":"pub.example.com"}}`)
 	env.deploy(t, `{"id":"/priv","cmd":"sleep 100000","cpus":0.01,"mem":8,"instances":1,"portDefinitions":[{"port":0}],"labels":{"HAPROXY_GROUP":"internal","HAPROXY_0_VHOST":"priv.example.com"}}`)
 	// Simulated backends do not listen: a routed app answers 502 or 503

@@ -114,7 +114,7 @@ func gatewayServiceFlags(fs *flag.FlagSet, c *gateway.Config, groups *[]string) 
 		return nil
 	})
 	fs.DurationVar(&c.BindRetry, "gateway-bind-retry", gateway.DefaultBindRetry, "how often a service port that could not be bound (in use, bad certificate) is tried again")
-	fs.BoolVar(&c.EventLoop, "gateway-event-loop", false, "serve the plain (non-TLS) gateway listeners from epoll event loops, one per core, instead of a goroutine per connection (Linux only; what the loops do not serve themselves goes the usual way)")
+	fs.BoolVar(&c.EventLoop, "gateway-event-loop", gateway.EventLoopSupported, "serve the plain (non-TLS) gateway listeners from epoll event loops, one per core (Linux only; what the loops do not serve themselves goes to the goroutine path); false: a goroutine per connection")
 }
 
 // capFlag registers a cap where 0 means none (stored as -1, which the
