@@ -126,7 +126,7 @@
 // With Config.EventLoop (--gateway-event-loop, on by default in the
 // command on Linux; Config's zero value is the goroutine path), the plain
 // (non-TLS) listeners are served by epoll event loops instead
-// (loop_linux.go): one per P, each holding its thread, all accepting on
+// (loop_linux.go): one per P, each waiting in epoll_wait, all accepting on
 // the listener's socket (EPOLLEXCLUSIVE), each with its own kept-alive
 // backend connections, every socket registered once, edge-triggered, and
 // read and written with raw system calls. This is nginx's shape. The
@@ -134,9 +134,9 @@
 // wait, on each side, and a runtime wake-up per wait. While loops run,
 // GOMAXPROCS is one more than their count (spareP): with every P waiting
 // in epoll_wait the runtime takes each P away after 20 µs and polls every
-// 20 µs, which cost more than the loops saved. bench/RESULTS.md has the
-// figures (CPU per request 0.88–0.99× nginx's on the loops against
-// 1.45–1.49× on the goroutine path).
+// 20 µs, which cost more than the loops saved; and a loop yields every 2
+// ms, so that the runtime never has to preempt it (run).
+// bench/RESULTS.md has the figures.
 //
 // A loop serves the common request whole: no body, no Upgrade, Expect or
 // CONNECT, a backend given by IP address, and an answer with at most 64
