@@ -333,8 +333,9 @@ func (lp *evLoop) run() {
 	}
 }
 
-// yieldEvery is well under the runtime's 10 ms (forcePreemptNS); 2 ms
-// measured a little cheaper than 5 (bench/RESULTS.md).
+// yieldEvery is well under the runtime's 10 ms (forcePreemptNS), with
+// room for a long round of events; 2, 5 and 8 ms measured alike within
+// the noise (bench/RESULTS.md).
 const yieldEvery = 2 * time.Millisecond
 
 // dispatch handles one event; a panic is logged and costs only the
