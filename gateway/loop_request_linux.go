@@ -745,8 +745,8 @@ func (lp *evLoop) upTimeout(u *upConn) {
 // Buffers for long answers. A connection's buffer that a long answer grew
 // does not stay with it (thousands of idle connections must not each keep
 // 64 KiB): trim gives it to the loop, which keeps a few (maxBig) for the
-// next long answer, so an answer between 32 and 64 KiB costs no
-// allocation. bigBuf holds the longest inline answer: its head, its body
+// next long answer, so long answers do not allocate their buffers anew
+// each time. bigBuf holds the longest inline answer: its head, its body
 // and one read's overshoot.
 const (
 	smallBuf = 32 << 10 // what a connection's buffer may keep
@@ -766,8 +766,7 @@ func (lp *evLoop) room(b []byte, n int) []byte {
 	} else {
 		nb = make([]byte, len(b), bigBuf)
 	}
-	copy(nb, b)
-	lp.trim(b)
+	copy(nb, b) // b, smaller than need, is never a kept big buffer
 	return nb
 }
 

@@ -39,8 +39,8 @@ type Config struct {
 
 // Backoff bounds for accept errors, as net/http's own Serve uses.
 const (
-	MinBackoff = 5 * time.Millisecond
-	MaxBackoff = time.Second
+	minBackoff = 5 * time.Millisecond
+	maxBackoff = time.Second
 	// refusalWrite bounds writing a refusal: Accept is one goroutine for
 	// the whole listener, so a client that does not read cannot hold it.
 	refusalWrite = 100 * time.Millisecond
@@ -236,12 +236,12 @@ func (l *Listener) refuse(c net.Conn, why Reason) {
 }
 
 // Backoff is the next wait after an accept that failed for want of
-// descriptors: MinBackoff first (prev 0), then doubling up to MaxBackoff.
+// descriptors: minBackoff first (prev 0), then doubling up to maxBackoff.
 func Backoff(prev time.Duration) time.Duration {
 	if prev == 0 {
-		return MinBackoff
+		return minBackoff
 	}
-	return min(2*prev, MaxBackoff)
+	return min(2*prev, maxBackoff)
 }
 
 // OutOfDescriptors reports the accept errors that pass once connections
